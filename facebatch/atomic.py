@@ -1,0 +1,60 @@
+"""Atomic artifact writes: a temp file beside the target, then one rename.
+
+A failed run never leaves a half-written file where a good one stood, and never a
+temp file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from facebatch.errors import OutputError
+
+
+def ensure_writable_dir(directory: Path) -> Path:
+    """Create ``directory`` if needed and prove we can write into it."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output directory {directory}: {exc.strerror}; pass a writable --out") from exc
+    if not directory.is_dir():
+        raise OutputError(f"output path {directory} exists and is not a directory; pass a directory to --out")
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".facebatch-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"output directory {directory} is not writable ({exc.strerror}); pass a writable --out") from exc
+    return directory
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temp path beside ``target``; on success rename it over ``target``.
+
+    On any exception the temp file is removed and ``target`` is left untouched.
+    """
+    target = Path(target)
+    ensure_writable_dir(target.parent)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes_atomic(target: Path, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(target: Path, text: str) -> None:
+    write_bytes_atomic(target, text.encode("utf-8"))
