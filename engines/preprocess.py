@@ -1,0 +1,78 @@
+"""Image loading and SCRFD preprocessing, exactly as insightface's SCRFD.detect (facts §4.2).
+
+Plus ``proof_frames``: distinct frames (real photos first, then seeded structured noise)
+for parity and batch-independence checks. Never identical copies: they hide bugs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facebatch.configs.spec import Normalize
+from facebatch.errors import SpecError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def load_image(path: Path) -> np.ndarray:
+    """HWC uint8 BGR; a missing or unreadable file is a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"image {path} does not exist")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SpecError(f"image {path} cannot be decoded; pass a JPEG or PNG file")
+    return image
+
+
+def image_files(directory: Path) -> list[Path]:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise SpecError(f"image directory {directory} does not exist")
+    return sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def letterbox(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, float]:
+    """Keep-ratio resize into a zero canvas at the top-left; returns (canvas, scale)."""
+    im_ratio = image.shape[0] / image.shape[1]
+    if im_ratio > height / width:
+        new_h, new_w = height, int(height / im_ratio)
+    else:
+        new_w, new_h = width, int(width * im_ratio)
+    scale = new_h / image.shape[0]
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h))
+    return canvas, scale
+
+
+def detector_blob(images: Sequence[np.ndarray], height: int, width: int, normalize: Normalize) -> np.ndarray:
+    """Letterboxed, normalised NCHW float32 batch."""
+    return np.stack([normalize.apply(letterbox(img, height, width)[0]) for img in images])
+
+
+def noise_image(height: int, width: int, seed: int) -> np.ndarray:
+    """Seeded structured noise: coarse colour blobs plus fine grain, so that activations look
+    more like a photo's than white noise does."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (max(1, height // 16), max(1, width // 16), 3), dtype=np.uint8)
+    image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+    image += rng.integers(-24, 25, (height, width, 3), dtype=np.int16)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def proof_frames(
+    count: int,
+    height: int,
+    width: int,
+    normalize: Normalize,
+    photos: Sequence[Path] = (),
+    seed: int = 0,
+) -> np.ndarray:
+    """``count`` distinct preprocessed frames: the photos (cycled never; each once), then noise."""
+    images = [load_image(p) for p in list(photos)[:count]]
+    images += [noise_image(height, width, seed + i) for i in range(count - len(images))]
+    return detector_blob(images, height, width, normalize)

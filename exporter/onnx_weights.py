@@ -1,0 +1,286 @@
+"""Populate a PyTorch model from an ONNX graph by Conv topology, not by initializer names.
+
+Exported graphs give folded weights numeric names and may share initializers between
+nodes (facts §1.5, §3.3), so names prove nothing. Instead: the model's Conv2d modules in
+forward-call order are matched one-to-one with the graph's Conv nodes in graph order,
+every shape and attribute is checked, and the norm after each conv is recovered from
+what the exporter left behind:
+
+* folded BN (the conv has a bias, no norm node): BN ← (γ=1, β=bias, μ=0, σ²=1−ε), exact;
+* a BatchNormalization node after the conv: its four tensors;
+* GroupNorm as Reshape → InstanceNormalization → Reshape → Mul(γ) → Add(β), or a
+  GroupNormalization node: γ and β.
+
+Modules called more than once (SCRFD heads whose strides share weights) must receive the
+same values every time; a disagreement is an error, not a silent overwrite.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from facebatch.errors import WeightsError
+
+SAME_VALUE_ATOL = 1e-6
+
+
+def load_onnx(path: Path) -> onnx.ModelProto:
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise WeightsError(f"{path} is not a readable ONNX file ({type(exc).__name__}); is it truncated?") from exc
+    if not model.graph.node:
+        raise WeightsError(f"{path} holds no graph nodes; is it truncated or not an ONNX model?")
+    return model
+
+
+class GraphView:
+    """Constants (initializers, Constant nodes, through Identity) and producer/consumer maps."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model = model
+        self.nodes = list(model.graph.node)
+        self.constants: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+        for node in self.nodes:
+            if node.op_type == "Constant":
+                for attr in node.attribute:
+                    if attr.name == "value":
+                        self.constants[node.output[0]] = numpy_helper.to_array(attr.t)
+            elif node.op_type == "Identity" and node.input[0] in self.constants:
+                self.constants[node.output[0]] = self.constants[node.input[0]]
+            for name in node.input:
+                self.consumers[name].append(node)
+        self.outputs = {o.name for o in model.graph.output}
+
+    def const(self, name: str) -> np.ndarray | None:
+        return self.constants.get(name) if name else None
+
+    def only_consumer(self, tensor: str) -> onnx.NodeProto | None:
+        users = self.consumers.get(tensor, [])
+        return users[0] if len(users) == 1 and tensor not in self.outputs else None
+
+    def count(self, op_type: str) -> int:
+        return sum(n.op_type == op_type for n in self.nodes)
+
+
+def _attr(node: onnx.NodeProto, name: str, default):  # noqa: ANN001, ANN202 - onnx attribute values vary
+    for attr in node.attribute:
+        if attr.name == name:
+            return onnx.helper.get_attribute_value(attr)
+    return default
+
+
+@dataclass(frozen=True)
+class GraphConv:
+    index: int
+    node: onnx.NodeProto
+    weight: np.ndarray
+    bias: np.ndarray | None
+    stride: tuple[int, ...]
+    groups: int
+
+    @property
+    def signature(self) -> tuple:
+        return (tuple(self.weight.shape), self.stride, self.groups)
+
+    def describe(self) -> str:
+        return f"Conv #{self.index} ({self.node.name or self.node.output[0]}) weight {list(self.weight.shape)} stride {list(self.stride)} group {self.groups}"
+
+
+def graph_convs(view: GraphView) -> list[GraphConv]:
+    convs = []
+    for node in view.nodes:
+        if node.op_type != "Conv":
+            continue
+        weight = view.const(node.input[1])
+        if weight is None:
+            raise WeightsError(f"Conv node {node.name or node.output[0]} has a weight that is not a constant; cannot import")
+        bias = view.const(node.input[2]) if len(node.input) > 2 else None
+        stride = tuple(_attr(node, "strides", [1] * (weight.ndim - 2)))
+        convs.append(GraphConv(len(convs), node, weight.astype(np.float32), bias, stride, int(_attr(node, "group", 1))))
+    return convs
+
+
+def conv_call_order(model: nn.Module, example: torch.Tensor) -> list[str]:
+    """Names of the model's Conv2d modules in forward-call order (repeats for shared modules)."""
+    names = {module: name for name, module in model.named_modules()}
+    calls: list[str] = []
+    hooks = [
+        m.register_forward_hook(lambda mod, _i, _o: calls.append(names[mod]))
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return calls
+
+
+def module_signature(conv: nn.Conv2d) -> tuple:
+    return (tuple(conv.weight.shape), tuple(conv.stride), conv.groups)
+
+
+def norm_after(modules: dict[str, nn.Module], conv_name: str) -> tuple[str, nn.Module] | None:
+    """The norm that directly follows a conv in the checkpoint naming conventions:
+    ``x.conv → x.bn|x.gn``, ``convK → bnK``, Sequential index ``i → i+1``."""
+    parent, _, leaf = conv_name.rpartition(".")
+    prefix = f"{parent}." if parent else ""
+    candidates: list[str] = []
+    if leaf == "conv":
+        candidates = [f"{prefix}bn", f"{prefix}gn"]
+    elif leaf.startswith("conv") and leaf[4:].isdigit():
+        candidates = [f"{prefix}bn{leaf[4:]}"]
+    elif leaf.isdigit():
+        candidates = [f"{prefix}{int(leaf) + 1}"]
+    for name in candidates:
+        module = modules.get(name)
+        if isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+            return name, module
+    return None
+
+
+@dataclass
+class Assignment:
+    """Values gathered for the model's tensors, checked for consistency, then loaded once."""
+
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def set(self, name: str, value: np.ndarray, source: str) -> None:
+        value = np.asarray(value, dtype=np.float32)
+        if name in self.values:
+            previous = self.values[name]
+            if previous.shape != value.shape or not np.allclose(previous, value, atol=SAME_VALUE_ATOL, rtol=0):
+                raise WeightsError(
+                    f"{name} is used at several places in the model but the graph gives it different values "
+                    f"({self.sources[name]} vs {source}); the graph does not fit this architecture"
+                )
+            return
+        self.values[name] = value
+        self.sources[name] = source
+
+    def load_into(self, model: nn.Module, optional: tuple[str, ...] = ()) -> None:
+        state = model.state_dict()
+        missing = sorted(
+            k for k in state
+            if k not in self.values and not k.endswith("num_batches_tracked") and not any(k.endswith(o) for o in optional)
+        )  # fmt: skip
+        if missing:
+            raise WeightsError(f"the graph left {len(missing)} model tensors unset: {', '.join(missing[:8])}")
+        for name, value in self.values.items():
+            target = state[name]
+            if tuple(target.shape) != value.shape:
+                value = value.reshape(tuple(target.shape))
+            state[name] = torch.from_numpy(value.copy()).to(target.dtype)
+        model.load_state_dict(state, strict=True)
+
+
+def _walk_single(view: GraphView, tensor: str, through: tuple[str, ...], limit: int = 6) -> list[onnx.NodeProto]:
+    chain = []
+    for _ in range(limit):
+        node = view.only_consumer(tensor)
+        if node is None or node.op_type not in through:
+            break
+        chain.append(node)
+        tensor = node.output[0]
+    return chain
+
+
+def _affine_param(view: GraphView, node: onnx.NodeProto, channels: int) -> np.ndarray | None:
+    for name in node.input:
+        value = view.const(name)
+        if value is not None and value.size == channels:
+            return value.reshape(channels)
+    return None
+
+
+def _set_norm(view: GraphView, gc: GraphConv, norm_name: str, norm: nn.Module, out: Assignment) -> None:
+    channels = gc.weight.shape[0]
+    src = gc.describe()
+    consumer = view.only_consumer(gc.node.output[0])
+    if isinstance(norm, nn.BatchNorm2d):
+        if consumer is not None and consumer.op_type == "BatchNormalization":
+            gamma, beta, mean, var = (view.const(n) for n in consumer.input[1:5])
+            if any(v is None for v in (gamma, beta, mean, var)):
+                raise WeightsError(f"BatchNormalization after {src} has non-constant parameters")
+            eps = float(_attr(consumer, "epsilon", 1e-5))
+            var = var + (eps - norm.eps)  # same denominator under the model's own eps
+            if gc.bias is not None:
+                mean = mean - gc.bias  # conv bias folded into the BN mean
+        else:  # folded into the conv (facts §3.3)
+            gamma, mean = np.ones(channels), np.zeros(channels)
+            beta = gc.bias if gc.bias is not None else np.zeros(channels)
+            var = np.full(channels, 1.0 - norm.eps)
+        for key, value in (("weight", gamma), ("bias", beta), ("running_mean", mean), ("running_var", var)):
+            out.set(f"{norm_name}.{key}", value, src)
+        return
+    # GroupNorm: the exporter cannot fold it; find its affine parameters downstream.
+    if consumer is not None and consumer.op_type == "GroupNormalization":
+        gamma, beta = _affine_param(view, consumer, channels), view.const(consumer.input[2])
+        beta = beta.reshape(channels) if beta is not None and beta.size == channels else None
+    else:
+        chain = _walk_single(view, gc.node.output[0], ("Reshape", "InstanceNormalization", "Reshape", "Mul", "Add"))
+        ops = [n.op_type for n in chain]
+        if "InstanceNormalization" not in ops or "Mul" not in ops or "Add" not in ops:
+            raise WeightsError(f"{src} should be followed by GroupNorm ({norm_name}) but the graph has {ops or 'nothing'}")
+        gamma = _affine_param(view, chain[ops.index("Mul", ops.index("InstanceNormalization"))], channels)
+        beta = _affine_param(view, chain[ops.index("Add", ops.index("InstanceNormalization"))], channels)
+    if gamma is None or beta is None:
+        raise WeightsError(f"GroupNorm after {src}: cannot find its per-channel scale and shift")
+    if gc.bias is not None and np.any(gc.bias != 0):
+        raise WeightsError(f"{src} has a bias before GroupNorm {norm_name}; the checkpoint layout has none")
+    out.set(f"{norm_name}.weight", gamma, src)
+    out.set(f"{norm_name}.bias", beta, src)
+
+
+def assign_convs(model: nn.Module, view: GraphView, convs: list[GraphConv], calls: list[str]) -> Assignment:
+    """Match graph convs to conv calls one-to-one and gather conv + norm values."""
+    modules = dict(model.named_modules())
+    if len(convs) != len(calls):
+        raise WeightsError(f"the graph has {len(convs)} Conv nodes, the model calls {len(calls)} convs")
+    out = Assignment()
+    for gc, name in zip(convs, calls):
+        conv = modules[name]
+        assert isinstance(conv, nn.Conv2d)
+        if gc.signature != module_signature(conv):
+            raise WeightsError(
+                f"{gc.describe()} does not fit {name} (weight {list(conv.weight.shape)} "
+                f"stride {list(conv.stride)} group {conv.groups})"
+            )
+        out.set(f"{name}.weight", gc.weight, gc.describe())
+        norm = norm_after(modules, name)
+        if norm is not None:
+            _set_norm(view, gc, norm[0], norm[1], out)
+        elif conv.bias is not None:
+            bias = gc.bias if gc.bias is not None else np.zeros(gc.weight.shape[0], dtype=np.float32)
+            out.set(f"{name}.bias", bias, gc.describe())
+        elif gc.bias is not None and np.any(gc.bias != 0):
+            raise WeightsError(f"{gc.describe()} has a bias but {name} has neither bias nor norm")
+    return out
+
+
+def scalar_multiplier(view: GraphView, tensor: str) -> float | None:
+    """The scalar a tensor is multiplied by right after it is produced (mmcv Scale), if any."""
+    node = view.only_consumer(tensor)
+    if node is None or node.op_type != "Mul":
+        return None
+    for name in node.input:
+        value = view.const(name)
+        if value is not None and value.size == 1:
+            return float(value.reshape(()))
+    return None

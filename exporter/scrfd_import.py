@@ -1,0 +1,159 @@
+"""SCRFD weights from ONNX files: official model-pack layout or batch-keeping re-exports.
+
+The variant is inferred from the graph (Conv signature, norm kind, landmarks) unless
+named; the populated model is then *proven* against the source file on real frames.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from facebatch.configs.scrfd import SCRFD_CONFIGS, HeadLayout, scrfd_spec
+from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.engines.scrfd_layout import canonical_outputs
+from facebatch.errors import WeightsError
+from facebatch.exporter.onnx_weights import (
+    GraphView,
+    assign_convs,
+    conv_call_order,
+    graph_convs,
+    load_onnx,
+    module_signature,
+    scalar_multiplier,
+)
+from facebatch.exporter.scrfd import SCRFD, build_scrfd
+from facebatch.verify.parity import ParityReport, compare_outputs
+
+SIGNATURE_INPUT = 64  # smallest size that reaches stride 32 with a 2×2 map
+IMPORT_ATOL = 1e-4
+
+
+def _example() -> torch.Tensor:
+    return torch.zeros(1, 3, SIGNATURE_INPUT, SIGNATURE_INPUT)
+
+
+def _call_signature(model: SCRFD) -> tuple[list[str], tuple]:
+    modules = dict(model.named_modules())
+    calls = conv_call_order(model, _example())
+    return calls, tuple(module_signature(modules[c]) for c in calls)
+
+
+@lru_cache(maxsize=None)
+def variant_signature(variant: str) -> tuple:
+    return _call_signature(build_scrfd(**SCRFD_CONFIGS[variant]))[1]
+
+
+def _uses_groupnorm(model_cfg: dict[str, Any]) -> bool:
+    return model_cfg["bbox_head"].get("norm_cfg", {}).get("type") == "GN"
+
+
+def _first_difference(graph_sig: tuple, model_sig: tuple) -> str:
+    if len(graph_sig) != len(model_sig):
+        return f"the graph has {len(graph_sig)} Conv nodes, the variant has {len(model_sig)}"
+    for i, (g, m) in enumerate(zip(graph_sig, model_sig)):
+        if g != m:
+            return f"Conv #{i} has weight {list(g[0])} stride {list(g[1])} group {g[2]}, the variant expects {list(m[0])} stride {list(m[1])} group {m[2]}"
+    return "convs match but norms or landmark outputs do not"
+
+
+def infer_scrfd_variant(view: GraphView, source: str) -> str:
+    """The one released config whose conv calls, norm kind and outputs fit the graph."""
+    graph_sig = tuple(gc.signature for gc in graph_convs(view))
+    if not graph_sig:
+        raise WeightsError(f"{source} has no Conv nodes; it is not an SCRFD detector")
+    has_gn = view.count("InstanceNormalization") + view.count("GroupNormalization") > 0
+    n_outputs = len(view.model.graph.output)
+    matches = [
+        v
+        for v, cfg in SCRFD_CONFIGS.items()
+        if variant_signature(v) == graph_sig
+        and _uses_groupnorm(cfg) == has_gn
+        and len(HeadLayout.from_config(cfg).output_names()) == n_outputs
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise WeightsError(f"{source} fits several SCRFD variants ({', '.join(matches)}); name one with --variant")
+    def agreement(v: str) -> tuple[int, int]:
+        sig = variant_signature(v)
+        return sum(g == m for g, m in zip(graph_sig, sig)), -abs(len(sig) - len(graph_sig))
+
+    closest = max(SCRFD_CONFIGS, key=agreement)
+    raise WeightsError(
+        f"{source} is not an SCRFD detector this tool knows ({len(graph_sig)} Conv nodes, {n_outputs} outputs); "
+        f"closest is {closest}: {_first_difference(graph_sig, variant_signature(closest))}. "
+        "For a custom-trained SCRFD pass its config with --config"
+    )
+
+
+def scrfd_from_onnx(
+    path: Path,
+    variant: str | None = None,
+    model_cfg: dict[str, Any] | None = None,
+) -> tuple[SCRFD, str]:
+    """Build the variant (named, from a config, or inferred) and populate it from ``path``."""
+    path = Path(path)
+    view = GraphView(load_onnx(path))
+    convs = graph_convs(view)
+    if model_cfg is None:
+        variant = variant or infer_scrfd_variant(view, path.name)
+        model_cfg = SCRFD_CONFIGS[variant]
+    variant = variant or path.stem
+    model = build_scrfd(**model_cfg)
+    calls, model_sig = _call_signature(model)
+    graph_sig = tuple(gc.signature for gc in convs)
+    if graph_sig != model_sig:
+        try:
+            looks_like = f"; it looks like {infer_scrfd_variant(view, path.name)}"
+        except WeightsError:
+            looks_like = ""
+        raise WeightsError(f"{path.name} does not fit {variant}: {_first_difference(graph_sig, model_sig)}{looks_like}")
+    assignment = assign_convs(model, view, convs, calls)
+    if model.bbox_head.use_scale:
+        reg_calls = [i for i, name in enumerate(calls) if name.startswith("bbox_head.stride_reg.")]
+        for level, call_index in enumerate(reg_calls):
+            # No Mul after the regression conv means the scale was folded into it (or is 1).
+            factor = scalar_multiplier(view, convs[call_index].node.output[0])
+            assignment.set(f"bbox_head.scales.{level}.scale", np.float32(1.0 if factor is None else factor), "Mul")
+    assignment.load_into(model, optional=("integral.project",))
+    return model.eval(), variant
+
+
+def _source_input(model: onnx.ModelProto) -> tuple[str, list[int | str]]:
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise WeightsError(f"expected one graph input, found {len(inputs)}")
+    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in inputs[0].type.tensor_type.shape.dim]
+    return inputs[0].name, dims
+
+
+def source_input_size(path: Path, default: int = 640) -> tuple[int, int]:
+    """The fixed H, W of a source graph, or ``default`` when they are symbolic."""
+    _, dims = _source_input(onnx.load(str(path), load_external_data=False))
+    h, w = (dims[2], dims[3]) if len(dims) == 4 else (default, default)
+    return (h if isinstance(h, int) and h > 0 else default, w if isinstance(w, int) and w > 0 else default)
+
+
+def prove_scrfd_import(model: SCRFD, path: Path, frames: np.ndarray, label: str | None = None) -> ParityReport:
+    """Run the source file frame by frame (its batch is fixed to 1) and the torch model on the
+    same frames; compare every output after mapping the source layout to [N, rows, C]."""
+    path = Path(path)
+    height, width = frames.shape[2:]
+    input_name, _ = _source_input(onnx.load(str(path), load_external_data=False))
+    spec = scrfd_spec("import", {"bbox_head": {"use_kps": model.layout.use_kps}}, height, width)
+    with OnnxRuntimeRunner(path) as runner:
+        per_frame = []
+        for frame in frames:
+            raw = runner.infer({input_name: frame[None]})
+            per_frame.append(canonical_outputs(list(raw.values()), model.layout, height, width, batch=1))
+    source = {name: np.concatenate([f[name] for f in per_frame]) for name in spec.output_names}
+    with torch.no_grad():
+        ours = dict(zip(model.layout.output_names(), (t.numpy() for t in model(torch.from_numpy(frames)))))
+    return compare_outputs(label or f"import proof vs {path.name}", ours, source, spec.outputs, atol=IMPORT_ATOL)

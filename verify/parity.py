@@ -1,0 +1,88 @@
+"""Compare named outputs against a reference within per-output tolerances from the spec.
+
+Every output is compared before anything is decided (optimum's ``_run_validation``), so a
+report lists all failures, not only the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from facebatch.configs.spec import TensorSpec
+
+
+@dataclass(frozen=True)
+class OutputDiff:
+    name: str
+    max_abs_diff: float
+    atol: float
+    worst_index: tuple[int, ...]
+    min_cosine: float | None = None
+    cosine_floor: float | None = None
+
+    @property
+    def passed(self) -> bool:
+        if not np.isfinite(self.max_abs_diff) or self.max_abs_diff > self.atol:
+            return False
+        return self.cosine_floor is None or (self.min_cosine is not None and self.min_cosine >= self.cosine_floor)
+
+
+@dataclass
+class ParityReport:
+    label: str
+    diffs: list[OutputDiff] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.diffs) and all(d.passed for d in self.diffs)
+
+    @property
+    def max_abs_diff(self) -> float:
+        return max((d.max_abs_diff for d in self.diffs), default=float("nan"))
+
+    def failures(self) -> list[OutputDiff]:
+        return [d for d in self.diffs if not d.passed]
+
+    def summary(self) -> str:
+        bad = self.failures()
+        if not bad:
+            return f"{self.label}: max abs diff {self.max_abs_diff:.3g} over {len(self.diffs)} outputs"
+        parts = [f"{d.name} {d.max_abs_diff:.3g} > {d.atol:g} at {list(d.worst_index)}" for d in bad]
+        return f"{self.label}: {len(bad)} of {len(self.diffs)} outputs differ: " + "; ".join(parts)
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "passed": self.passed, "outputs": [asdict(d) | {"passed": d.passed} for d in self.diffs]}
+
+
+def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a2, b2 = a.reshape(a.shape[0], -1).astype(np.float64), b.reshape(b.shape[0], -1).astype(np.float64)
+    norms = np.linalg.norm(a2, axis=1) * np.linalg.norm(b2, axis=1)
+    return np.sum(a2 * b2, axis=1) / np.maximum(norms, 1e-30)
+
+
+def compare_outputs(
+    label: str,
+    actual: Mapping[str, np.ndarray],
+    expected: Mapping[str, np.ndarray],
+    specs: Sequence[TensorSpec],
+    atol: float | None = None,
+) -> ParityReport:
+    """One ``OutputDiff`` per spec'd output; a missing or misshapen output is an infinite diff."""
+    report = ParityReport(label)
+    for spec in specs:
+        tol = spec.atol if atol is None else atol
+        a, e = actual.get(spec.name), expected.get(spec.name)
+        if a is None or e is None or a.shape != e.shape:
+            report.diffs.append(OutputDiff(spec.name, float("inf"), tol, ()))
+            continue
+        diff = np.abs(a.astype(np.float64) - e.astype(np.float64))
+        worst = tuple(int(i) for i in np.unravel_index(int(np.nanargmax(diff)), diff.shape)) if diff.size else ()
+        max_diff = float(np.max(diff)) if diff.size else 0.0
+        if np.isnan(diff).any():
+            max_diff = float("nan")
+        min_cos = float(np.min(_row_cosines(a, e))) if spec.min_cosine is not None else None
+        report.diffs.append(OutputDiff(spec.name, max_diff, tol, worst, min_cos, spec.min_cosine))
+    return report
