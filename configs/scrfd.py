@@ -209,6 +209,7 @@ def scrfd_spec(
         default_filename=f"{artifact_stem(variant, layout.use_kps)}_{size_tag}_batch.onnx",
         details={
             "input_size": [height, width],
+            "size_multiple": max(layout.strides),
             "dynamic_size": dynamic_size,
             "strides": list(layout.strides),
             "anchors_per_location": layout.anchors_per_location,

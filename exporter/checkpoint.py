@@ -1,0 +1,72 @@
+"""PyTorch checkpoints: mmdet ``.pth`` (``{"meta", "state_dict"[, "optimizer"]}``) or a bare
+state dict (arcface_torch ``backbone.pth``), loaded with ``weights_only=True`` and strictly.
+
+Any mismatch is listed in the error (missing keys, unexpected keys, shape mismatches),
+so a wrong variant or a wrong file is obvious from one line.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from facebatch.errors import WeightsError
+
+OPTIONAL_KEYS = ("integral.project", "num_batches_tracked")  # buffers some checkpoints lack
+LISTED = 6
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
+    try:
+        payload = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported objects"
+        raise WeightsError(
+            f"{path} holds objects that are not plain tensors, refused as an untrusted pickle ({reason}); "
+            "re-save it with torch.save(model.state_dict(), ...)"
+        ) from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise WeightsError(f"{path} cannot be read as a PyTorch checkpoint (truncated or corrupt?): {exc}") from exc
+    state = payload.get("state_dict", payload) if isinstance(payload, Mapping) else None
+    if not isinstance(state, Mapping) or not state:
+        raise WeightsError(f"{path} holds no state dict (expected a dict with 'state_dict' or a bare state dict)")
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if len(tensors) != len(state):
+        raise WeightsError(f"{path}: state dict has non-tensor entries: {', '.join(sorted(set(state) - set(tensors))[:LISTED])}")
+    if all(k.startswith("module.") for k in tensors):  # saved from DataParallel / DDP
+        tensors = {k[len("module.") :]: v for k, v in tensors.items()}
+    return tensors
+
+
+def _listing(label: str, names: list[str]) -> str:
+    shown = ", ".join(names[:LISTED]) + (f" … (+{len(names) - LISTED})" if len(names) > LISTED else "")
+    return f"{len(names)} {label}: {shown}"
+
+
+def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load every tensor; refuse with a full account when keys or shapes do not match."""
+    expected = model.state_dict()
+    missing = sorted(k for k in expected if k not in state and not k.endswith(OPTIONAL_KEYS))
+    unexpected = sorted(k for k in state if k not in expected)
+    mismatched = sorted(
+        f"{k} {list(state[k].shape)} vs {list(expected[k].shape)}"
+        for k in expected
+        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    )
+    problems = [
+        _listing(label, names)
+        for label, names in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches (file vs model)", mismatched))
+        if names
+    ]
+    if problems:
+        raise WeightsError(f"{source} does not fit the model: " + "; ".join(problems))
+    merged = {k: state.get(k, v) for k, v in expected.items()}
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in merged.items()}, strict=True)

@@ -1,0 +1,60 @@
+"""Static facts about a graph's I/O axes: is the batch symbolic everywhere, and is every
+symbol used for one meaning only? Shared by export (to prove the artifact) and verify."""
+
+from __future__ import annotations
+
+import onnx
+
+from facebatch.configs.spec import BATCH, ModelSpec
+
+DimValue = int | str | None
+
+
+def io_dims(model: onnx.ModelProto) -> dict[str, list[DimValue]]:
+    """Graph inputs (minus initializers) and outputs → dims (int, symbol, or None if unnamed)."""
+    initializers = {i.name for i in model.graph.initializer}
+    result: dict[str, list[DimValue]] = {}
+    for value in list(model.graph.input) + list(model.graph.output):
+        if value.name in initializers:
+            continue
+        dims: list[DimValue] = []
+        for d in value.type.tensor_type.shape.dim:
+            dims.append(d.dim_value if d.HasField("dim_value") else (d.dim_param or None))
+        result[value.name] = dims
+    return result
+
+
+def axis_problems(model: onnx.ModelProto, spec: ModelSpec) -> list[str]:
+    """Every way the graph's I/O disagrees with the spec's axes, in words."""
+    problems: list[str] = []
+    dims = io_dims(model)
+    for tensor in spec.inputs + spec.outputs:
+        graph = dims.get(tensor.name)
+        if graph is None:
+            problems.append(f"graph has no input/output named {tensor.name!r}")
+            continue
+        if len(graph) != len(tensor.dims):
+            problems.append(f"{tensor.name} has rank {len(graph)}, spec says {len(tensor.dims)} ({list(tensor.dims)})")
+            continue
+        for axis, (want, have) in enumerate(zip(tensor.dims, graph)):
+            if isinstance(want, str) and have != want:
+                what = f"fixed to {have}" if isinstance(have, int) else f"named {have!r}"
+                problems.append(f"{tensor.name} axis {axis} should be symbolic {want!r} but is {what}")
+            elif isinstance(want, int) and have != want:
+                problems.append(f"{tensor.name} axis {axis} should be {want} but is {have!r}")
+    extra = sorted(set(dims) - set(spec.input_names) - set(spec.output_names))
+    if extra:
+        problems.append(f"graph has inputs/outputs the spec does not name: {', '.join(extra)}")
+    problems += symbol_reuse_problems(model)
+    return problems
+
+
+def symbol_reuse_problems(model: onnx.ModelProto) -> list[str]:
+    """The batch symbol must mean the batch only: never on a non-leading axis anywhere."""
+    problems = []
+    values = list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info)
+    for value in values:
+        for axis, d in enumerate(value.type.tensor_type.shape.dim):
+            if axis > 0 and d.dim_param == BATCH:
+                problems.append(f"{value.name} uses the symbol {BATCH!r} on axis {axis}, not only for the batch")
+    return problems
