@@ -6,6 +6,7 @@ named; the populated model is then *proven* against the source file on real fram
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -114,15 +115,43 @@ def scrfd_from_onnx(
         except WeightsError:
             looks_like = ""
         raise WeightsError(f"{path.name} does not fit {variant}: {_first_difference(graph_sig, model_sig)}{looks_like}")
-    assignment = assign_convs(model, view, convs, calls)
+    scales: list[float] = []
     if model.bbox_head.use_scale:
-        reg_calls = [i for i, name in enumerate(calls) if name.startswith("bbox_head.stride_reg.")]
-        for level, call_index in enumerate(reg_calls):
-            # No Mul after the regression conv means the scale was folded into it (or is 1).
-            factor = scalar_multiplier(view, convs[call_index].node.output[0])
-            assignment.set(f"bbox_head.scales.{level}.scale", np.float32(1.0 if factor is None else factor), "Mul")
+        convs, scales = _unfold_scales(view, convs, calls)
+    assignment = assign_convs(model, view, convs, calls)
+    for level, factor in enumerate(scales):
+        assignment.set(f"bbox_head.scales.{level}.scale", np.float32(factor), "Mul")
     assignment.load_into(model, optional=("integral.project",))
     return model.eval(), variant
+
+
+def _unfold_scales(view: GraphView, convs: list, calls: list[str]) -> tuple[list, list[float]]:
+    """Per-level bbox Scale factors. A Mul after the regression conv carries it; without one
+    the exporter folded it into the conv (W·s, b·s). When strides share that conv, the
+    folded copies must be proportional: recover W from the first and s_i from the ratios."""
+    reg_calls = [i for i, name in enumerate(calls) if name.startswith("bbox_head.stride_reg.")]
+    scales = []
+    first: dict[str, tuple[np.ndarray, float]] = {}
+    convs = list(convs)
+    for call_index in reg_calls:
+        gc = convs[call_index]
+        factor = scalar_multiplier(view, gc.node.output[0])
+        if factor is not None:
+            scales.append(factor)
+            continue
+        name = calls[call_index]
+        if name not in first:  # the first use defines the shared weights; its scale stays folded
+            first[name] = (gc.weight, 1.0)
+            scales.append(1.0)
+            continue
+        base = first[name][0]
+        ratio = float(np.vdot(gc.weight, base) / np.vdot(base, base))
+        if not np.allclose(gc.weight, ratio * base, rtol=1e-4, atol=1e-6):
+            raise WeightsError(f"{gc.describe()} shares {name} but its weights are not a scaled copy of the first use")
+        bias = None if gc.bias is None else (gc.bias / ratio).astype(np.float32)
+        convs[call_index] = replace(gc, weight=(gc.weight / ratio).astype(np.float32), bias=bias)
+        scales.append(ratio)
+    return convs, scales
 
 
 def _source_input(model: onnx.ModelProto) -> tuple[str, list[int | str]]:

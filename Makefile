@@ -1,0 +1,48 @@
+# facebatch — every target bootstraps .venv (torch==2.13.0 CPU build first, then the package).
+PYTHON      ?= python3
+VENV        := .venv
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.installed
+BUILD       ?= build
+FIXTURES    ?= ../shared/fixtures
+
+DETECTOR         ?= scrfd_10g_bnkps
+DETECTOR_SIZE    ?= 320
+DETECTOR_WEIGHTS ?=
+# Real photos make the parity proof stronger; used when the fixtures are present.
+PROOF_IMAGES     ?= $(wildcard $(FIXTURES)/images)
+
+.DEFAULT_GOAL := help
+.PHONY: help venv export verify bench test clean
+
+help: ## list the targets
+	@echo "facebatch — make targets:"
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-8s %s\n", $$1, $$2}'
+	@echo "variables: DETECTOR=$(DETECTOR) DETECTOR_SIZE=$(DETECTOR_SIZE) DETECTOR_WEIGHTS=$(DETECTOR_WEIGHTS) BUILD=$(BUILD)"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## create or refresh .venv
+	@$(BIN)/facebatch --version
+
+export: $(STAMP) ## export the default detector: build/onnx/scrfd_10g_320_batch.onnx (+ .json)
+	$(BIN)/facebatch export $(DETECTOR) --size $(DETECTOR_SIZE) --out $(BUILD)/onnx \
+		$(if $(DETECTOR_WEIGHTS),--weights $(DETECTOR_WEIGHTS)) $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES))
+
+verify: $(STAMP) ## verify the exported artifacts (arrives with issue #4)
+	@echo "make verify: the release gate 'facebatch verify' arrives with issue #4; today 'make export'"
+	@echo "already proves parity torch vs onnxruntime at batch 1,2,7,32 and writes it to the sidecar .json."
+
+bench: $(STAMP) ## benchmark throughput per batch size (arrives with its issue)
+	@echo "make bench: benchmarking arrives with its own issue; nothing is measured yet."
+
+test: $(STAMP) ## run the test suite (real fixtures from $(FIXTURES) when present)
+	$(BIN)/python -m pytest
+
+clean: ## remove build outputs (keeps .venv)
+	rm -rf $(BUILD) .pytest_cache

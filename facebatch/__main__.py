@@ -1,0 +1,5 @@
+import sys
+
+from facebatch.cli import main
+
+sys.exit(main())
