@@ -18,12 +18,12 @@ from facebatch.errors import OutputError
 def ensure_writable_dir(directory: Path) -> Path:
     """Create ``directory`` if needed and prove we can write into it."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(f"output path {directory} exists and is not a directory; pass a directory to --out")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output directory {directory}: {exc.strerror}; pass a writable --out") from exc
-    if not directory.is_dir():
-        raise OutputError(f"output path {directory} exists and is not a directory; pass a directory to --out")
     try:
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".facebatch-probe-"):
             pass

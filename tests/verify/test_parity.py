@@ -1,0 +1,30 @@
+import numpy as np
+
+from facebatch.configs.spec import TensorSpec
+from facebatch.verify.parity import compare_outputs
+
+SPECS = (TensorSpec("a", ("batch", 4)), TensorSpec("b", ("batch", 4)), TensorSpec("c", ("batch", 4)))
+
+
+def test_all_failures_are_collected_before_deciding():
+    ref = {n: np.zeros((2, 4), np.float32) for n in "abc"}
+    got = {"a": ref["a"] + 5e-5, "b": ref["b"].copy(), "c": ref["c"].copy()}
+    got["b"][1, 2] = 1e-3
+    got["c"][0, 0] = np.nan
+    report = compare_outputs("t", got, ref, SPECS)
+    assert [d.passed for d in report.diffs] == [True, False, False]
+    assert report.diffs[1].worst_index == (1, 2)
+    assert not report.passed and "2 of 3 outputs differ" in report.summary()
+
+
+def test_missing_or_misshapen_outputs_fail():
+    ref = {n: np.zeros((2, 4), np.float32) for n in "abc"}
+    report = compare_outputs("t", {"a": ref["a"], "b": np.zeros((1, 4), np.float32)}, ref, SPECS)
+    assert [d.passed for d in report.diffs] == [True, False, False]
+
+
+def test_cosine_floor_for_embeddings():
+    spec = (TensorSpec("e", ("batch", 3), atol=10.0, min_cosine=0.999),)
+    ref = {"e": np.array([[1.0, 0.0, 0.0]], np.float32)}
+    assert compare_outputs("t", {"e": np.array([[2.0, 0.0, 0.0]], np.float32)}, ref, spec).passed
+    assert not compare_outputs("t", {"e": np.array([[0.0, 1.0, 0.0]], np.float32)}, ref, spec).passed
