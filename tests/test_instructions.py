@@ -1,0 +1,25 @@
+"""SCRFD_320_EXPORT_INSTRUCTIONS.md: every fenced bash block runs, in order, as written."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import PROJECT
+
+DOC = PROJECT / "SCRFD_320_EXPORT_INSTRUCTIONS.md"
+
+
+def test_every_command_in_the_instructions_runs(tmp_path: Path):
+    blocks = re.findall(r"```bash\n(.*?)```", DOC.read_text(), flags=re.S)
+    assert len(blocks) >= 3
+    work = tmp_path / "project"
+    work.mkdir()
+    (work / ".venv").symlink_to(Path(sys.prefix))  # the environment running these tests
+    for block in blocks:
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"block failed:\n{block}\n--- stderr ---\n{done.stderr[-2000:]}"
+    shapes = done.stdout
+    assert "'score_8': (32, 3200, 1)" in shapes
+    diff = float(re.search(r"in the batch: ([0-9.e+-]+)", shapes).group(1))
+    assert diff < 1e-5
