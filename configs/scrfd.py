@@ -144,12 +144,15 @@ class HeadLayout:
     use_kps: bool
 
     @classmethod
+    def from_head(cls, anchor_generator: dict[str, Any], use_kps: bool) -> HeadLayout:
+        strides = tuple(int(s[0] if isinstance(s, (list, tuple)) else s) for s in anchor_generator.get("strides", STRIDES))
+        per_location = len(anchor_generator.get("ratios", [1.0])) * len(anchor_generator.get("scales", [1, 2]))
+        return cls(strides=strides, anchors_per_location=per_location, use_kps=bool(use_kps))
+
+    @classmethod
     def from_config(cls, model_cfg: dict[str, Any]) -> HeadLayout:
         head = model_cfg["bbox_head"]
-        anchors = head.get("anchor_generator", {})
-        strides = tuple(int(s[0] if isinstance(s, (list, tuple)) else s) for s in anchors.get("strides", STRIDES))
-        per_location = len(anchors.get("ratios", [1.0])) * len(anchors.get("scales", [1, 2]))
-        return cls(strides=strides, anchors_per_location=per_location, use_kps=bool(head.get("use_kps", False)))
+        return cls.from_head(head.get("anchor_generator", {}), head.get("use_kps", False))
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -182,7 +185,7 @@ def artifact_stem(variant: str, use_kps: bool) -> str:
 
 def scrfd_spec(
     variant: str,
-    model_cfg: dict[str, Any],
+    layout: HeadLayout,
     height: int,
     width: int,
     *,
@@ -191,7 +194,6 @@ def scrfd_spec(
     """The spec of an exported detector: input ``input.1`` [batch,3,H,W] and one [batch, rows, C]
     output per kind and stride, named ``score_8`` … ``kps_32``."""
     check_input_size(height, width)
-    layout = HeadLayout.from_config(model_cfg)
     h_dim: int | str = "height" if dynamic_size else height
     w_dim: int | str = "width" if dynamic_size else width
     outputs = []

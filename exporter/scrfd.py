@@ -192,7 +192,7 @@ class SCRFDHead(nn.Module):
             raise SpecError("SCRFD heads with DFL (loss_dfl) cannot be exported; every released model has loss_dfl=False")
         if norm_cfg is None:
             norm_cfg = dict(type="GN", num_groups=32)
-        self.layout = HeadLayout.from_config({"bbox_head": dict(anchor_generator=anchor_generator, use_kps=use_kps)})
+        self.layout = HeadLayout.from_head(anchor_generator, use_kps)
         self.cls_out_channels = num_classes
         self.num_anchors = self.layout.anchors_per_location
         self.strides_share = strides_share

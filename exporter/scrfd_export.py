@@ -111,8 +111,7 @@ def export_scrfd(request: ScrfdExportRequest) -> ScrfdExportResult:
         raise SpecError("parity batch sizes must be positive integers")
     out_dir = ensure_writable_dir(Path(request.out_dir))  # fail before the slow work
     model, variant, weights = scrfd_model_with_weights(request)
-    spec_cfg = {"bbox_head": {"use_kps": model.layout.use_kps, "anchor_generator": {"strides": list(model.layout.strides)}}}
-    spec = scrfd_spec(variant, spec_cfg, request.height, request.width, dynamic_size=request.dynamic_size)
+    spec = scrfd_spec(variant, model.layout, request.height, request.width, dynamic_size=request.dynamic_size)
     name = request.name or spec.default_filename
     if not name.endswith(".onnx"):
         name += ".onnx"

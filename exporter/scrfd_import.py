@@ -176,7 +176,7 @@ def prove_scrfd_import(model: SCRFD, path: Path, frames: np.ndarray, label: str 
     path = Path(path)
     height, width = frames.shape[2:]
     input_name, _ = _source_input(onnx.load(str(path), load_external_data=False))
-    spec = scrfd_spec("import", {"bbox_head": {"use_kps": model.layout.use_kps}}, height, width)
+    spec = scrfd_spec("import", model.layout, height, width)
     with OnnxRuntimeRunner(path) as runner:
         per_frame = []
         for frame in frames:
