@@ -29,6 +29,7 @@ from facebatch.exporter.onnx_weights import (
     scalar_multiplier,
 )
 from facebatch.exporter.scrfd import SCRFD, build_scrfd
+from facebatch.verify.layout import io_dims
 from facebatch.verify.parity import ParityReport, compare_outputs
 
 SIGNATURE_INPUT = 64  # smallest size that reaches stride 32 with a 2×2 map
@@ -154,18 +155,14 @@ def _unfold_scales(view: GraphView, convs: list, calls: list[str]) -> tuple[list
     return convs, scales
 
 
-def _source_input(model: onnx.ModelProto) -> tuple[str, list[int | str]]:
-    initializers = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initializers]
-    if len(inputs) != 1:
-        raise WeightsError(f"expected one graph input, found {len(inputs)}")
-    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in inputs[0].type.tensor_type.shape.dim]
-    return inputs[0].name, dims
-
-
 def source_input_size(path: Path, default: int = 640) -> tuple[int, int]:
     """The fixed H, W of a source graph, or ``default`` when they are symbolic."""
-    _, dims = _source_input(onnx.load(str(path), load_external_data=False))
+    graph = onnx.load(str(path), load_external_data=False)
+    output_names = {o.name for o in graph.graph.output}
+    inputs = [dims for name, dims in io_dims(graph).items() if name not in output_names]
+    if len(inputs) != 1:
+        raise WeightsError(f"{Path(path).name}: expected one graph input, found {len(inputs)}")
+    dims = inputs[0]
     h, w = (dims[2], dims[3]) if len(dims) == 4 else (default, default)
     return (h if isinstance(h, int) and h > 0 else default, w if isinstance(w, int) and w > 0 else default)
 
@@ -175,9 +172,9 @@ def prove_scrfd_import(model: SCRFD, path: Path, frames: np.ndarray, label: str 
     same frames; compare every output after mapping the source layout to [N, rows, C]."""
     path = Path(path)
     height, width = frames.shape[2:]
-    input_name, _ = _source_input(onnx.load(str(path), load_external_data=False))
     spec = scrfd_spec("import", model.layout, height, width)
     with OnnxRuntimeRunner(path) as runner:
+        (input_name,) = runner.input_shapes()  # source detectors have one input
         per_frame = []
         for frame in frames:
             raw = runner.infer({input_name: frame[None]})
