@@ -18,6 +18,7 @@ from torch import nn
 from facebatch.configs.scrfd import HeadLayout, scrfd_config
 from facebatch.errors import SpecError
 from facebatch.exporter.scrfd_backbones import MobileNetV1, ResNetV1e
+from facebatch.exporter.seeded import seeded_weights
 
 # Config keys that only matter for training; accepted and ignored.
 TRAINING_ONLY_KEYS = frozenset(
@@ -329,36 +330,6 @@ PREDICTION_PREFIXES = ("bbox_head.stride_cls.", "bbox_head.stride_reg.", "bbox_h
 
 
 def seeded_init(model: nn.Module, seed: int = 0, calibration_size: int = 128) -> nn.Module:
-    """Deterministic weights for verification and benchmarks, with activations of a sane size.
-
-    Random conv weights, then BatchNorm statistics measured on seeded noise frames (as
-    training would have left them), so every normalised activation is O(1). Prediction
-    convs get LeCun scale instead of He scale, which puts bbox/kps outputs in the range a
-    trained SCRFD produces (|x| up to ~10 stride units) rather than several times larger.
-
-    A random ReLU network is still far less well-conditioned than a trained one (fp32
-    rounding compounds layer by layer), which is why parity on seeded weights is judged
-    against the model's own fp32 error (``verify.torch_parity.intrinsic_fp32_error``).
-    """
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if not tensor.is_floating_point() or name.endswith(("integral.project", "running_mean", "running_var")):
-                continue
-            if name.endswith(".bias"):
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.05)
-            elif tensor.dim() >= 2:
-                gain = 1.0 if name.startswith(PREDICTION_PREFIXES) else 2.0
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * (gain / tensor[0].numel()) ** 0.5)
-            else:  # norm weights, scales
-                tensor.copy_(1.0 + 0.1 * torch.randn(tensor.shape, generator=generator))
-        norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-        for bn in norms:
-            bn.reset_running_stats()
-            bn.momentum = None  # cumulative average over the calibration pass
-            bn.train()
-        model(torch.randn(4, 3, calibration_size, calibration_size, generator=generator))
-        for bn in norms:
-            bn.momentum = 0.1
-            bn.num_batches_tracked.zero_()
-    return model.eval()
+    """Seeded SCRFD weights (``exporter.seeded``); prediction convs get LeCun scale, which puts
+    bbox/kps outputs in the range a trained SCRFD produces (|x| up to ~10 stride units)."""
+    return seeded_weights(model, (4, 3, calibration_size, calibration_size), seed, lecun_prefixes=PREDICTION_PREFIXES)
