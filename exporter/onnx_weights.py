@@ -75,7 +75,7 @@ class GraphView:
         return sum(n.op_type == op_type for n in self.nodes)
 
 
-def _attr(node: onnx.NodeProto, name: str, default):  # noqa: ANN001, ANN202 - onnx attribute values vary
+def attribute(node: onnx.NodeProto, name: str, default):  # noqa: ANN001, ANN202 - onnx attribute values vary
     for attr in node.attribute:
         if attr.name == name:
             return onnx.helper.get_attribute_value(attr)
@@ -108,50 +108,76 @@ def graph_convs(view: GraphView) -> list[GraphConv]:
         if weight is None:
             raise WeightsError(f"Conv node {node.name or node.output[0]} has a weight that is not a constant; cannot import")
         bias = view.const(node.input[2]) if len(node.input) > 2 else None
-        stride = tuple(_attr(node, "strides", [1] * (weight.ndim - 2)))
-        convs.append(GraphConv(len(convs), node, weight.astype(np.float32), bias, stride, int(_attr(node, "group", 1))))
+        stride = tuple(attribute(node, "strides", [1] * (weight.ndim - 2)))
+        convs.append(GraphConv(len(convs), node, weight.astype(np.float32), bias, stride, int(attribute(node, "group", 1))))
     return convs
 
 
-def conv_call_order(model: nn.Module, example: torch.Tensor) -> list[str]:
-    """Names of the model's Conv2d modules in forward-call order (repeats for shared modules)."""
+NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)
+
+
+@dataclass
+class CallTrace:
+    """What one forward pass called, in order. Shared modules appear once per call.
+
+    ``conv_norms[i]`` / ``linear_norms[i]`` name the norm applied directly to the output of
+    conv call ``i`` / linear call ``i`` (found by data flow, so naming conventions such as
+    IResNet's ``conv1 → bn2`` need no rules), or None.
+    """
+
+    convs: list[str] = field(default_factory=list)
+    conv_norms: list[str | None] = field(default_factory=list)
+    linears: list[str] = field(default_factory=list)
+    linear_norms: list[str | None] = field(default_factory=list)
+    prelus: list[str] = field(default_factory=list)
+    norms: list[str] = field(default_factory=list)
+
+    def free_norms(self) -> list[str]:
+        """Norm calls that follow neither a conv nor a linear (e.g. pre-activation BNs)."""
+        attached = {n for n in self.conv_norms + self.linear_norms if n is not None}
+        return [n for n in self.norms if n not in attached]
+
+
+def trace_calls(model: nn.Module, example: torch.Tensor) -> CallTrace:
     names = {module: name for name, module in model.named_modules()}
-    calls: list[str] = []
-    hooks = [
-        m.register_forward_hook(lambda mod, _i, _o: calls.append(names[mod]))
-        for m in model.modules()
-        if isinstance(m, nn.Conv2d)
-    ]
+    trace = CallTrace()
+    producers: dict[int, tuple[str, int]] = {}  # id(output tensor) -> ("conv"|"linear", call index)
+    alive: list[torch.Tensor] = []  # keep outputs alive so their ids stay unique during the pass
+
+    def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        name = names[module]
+        if isinstance(module, nn.Conv2d):
+            producers[id(output)] = ("conv", len(trace.convs))
+            trace.convs.append(name)
+            trace.conv_norms.append(None)
+        elif isinstance(module, nn.Linear):
+            producers[id(output)] = ("linear", len(trace.linears))
+            trace.linears.append(name)
+            trace.linear_norms.append(None)
+        elif isinstance(module, nn.PReLU):
+            trace.prelus.append(name)
+        else:
+            trace.norms.append(name)
+            kind, index = producers.get(id(inputs[0]), (None, -1))
+            if kind == "conv":
+                trace.conv_norms[index] = name
+            elif kind == "linear":
+                trace.linear_norms[index] = name
+        alive.append(output)
+
+    traced = (nn.Conv2d, nn.Linear, nn.PReLU) + NORM_TYPES
+    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, traced)]
     try:
         with torch.no_grad():
             model(example)
     finally:
         for hook in hooks:
             hook.remove()
-    return calls
+    return trace
 
 
 def module_signature(conv: nn.Conv2d) -> tuple:
     return (tuple(conv.weight.shape), tuple(conv.stride), conv.groups)
-
-
-def norm_after(modules: dict[str, nn.Module], conv_name: str) -> tuple[str, nn.Module] | None:
-    """The norm that directly follows a conv in the checkpoint naming conventions:
-    ``x.conv → x.bn|x.gn``, ``convK → bnK``, Sequential index ``i → i+1``."""
-    parent, _, leaf = conv_name.rpartition(".")
-    prefix = f"{parent}." if parent else ""
-    candidates: list[str] = []
-    if leaf == "conv":
-        candidates = [f"{prefix}bn", f"{prefix}gn"]
-    elif leaf.startswith("conv") and leaf[4:].isdigit():
-        candidates = [f"{prefix}bn{leaf[4:]}"]
-    elif leaf.isdigit():
-        candidates = [f"{prefix}{int(leaf) + 1}"]
-    for name in candidates:
-        module = modules.get(name)
-        if isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
-            return name, module
-    return None
 
 
 @dataclass
@@ -218,7 +244,7 @@ def _set_norm(view: GraphView, gc: GraphConv, norm_name: str, norm: nn.Module, o
             gamma, beta, mean, var = (view.const(n) for n in consumer.input[1:5])
             if any(v is None for v in (gamma, beta, mean, var)):
                 raise WeightsError(f"BatchNormalization after {src} has non-constant parameters")
-            eps = float(_attr(consumer, "epsilon", 1e-5))
+            eps = float(attribute(consumer, "epsilon", 1e-5))
             var = var + (eps - norm.eps)  # same denominator under the model's own eps
             if gc.bias is not None:
                 mean = mean - gc.bias  # conv bias folded into the BN mean
@@ -248,13 +274,13 @@ def _set_norm(view: GraphView, gc: GraphConv, norm_name: str, norm: nn.Module, o
     out.set(f"{norm_name}.bias", beta, src)
 
 
-def assign_convs(model: nn.Module, view: GraphView, convs: list[GraphConv], calls: list[str]) -> Assignment:
+def assign_convs(model: nn.Module, view: GraphView, convs: list[GraphConv], trace: CallTrace) -> Assignment:
     """Match graph convs to conv calls one-to-one and gather conv + norm values."""
     modules = dict(model.named_modules())
-    if len(convs) != len(calls):
-        raise WeightsError(f"the graph has {len(convs)} Conv nodes, the model calls {len(calls)} convs")
+    if len(convs) != len(trace.convs):
+        raise WeightsError(f"the graph has {len(convs)} Conv nodes, the model calls {len(trace.convs)} convs")
     out = Assignment()
-    for gc, name in zip(convs, calls):
+    for gc, name, norm_name in zip(convs, trace.convs, trace.conv_norms):
         conv = modules[name]
         assert isinstance(conv, nn.Conv2d)
         if gc.signature != module_signature(conv):
@@ -263,9 +289,8 @@ def assign_convs(model: nn.Module, view: GraphView, convs: list[GraphConv], call
                 f"stride {list(conv.stride)} group {conv.groups})"
             )
         out.set(f"{name}.weight", gc.weight, gc.describe())
-        norm = norm_after(modules, name)
-        if norm is not None:
-            _set_norm(view, gc, norm[0], norm[1], out)
+        if norm_name is not None:
+            _set_norm(view, gc, norm_name, modules[norm_name], out)
         elif conv.bias is not None:
             bias = gc.bias if gc.bias is not None else np.zeros(gc.weight.shape[0], dtype=np.float32)
             out.set(f"{name}.bias", bias, gc.describe())

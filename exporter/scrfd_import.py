@@ -20,13 +20,14 @@ from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.scrfd_layout import canonical_outputs
 from facebatch.errors import WeightsError
 from facebatch.exporter.onnx_weights import (
+    CallTrace,
     GraphView,
     assign_convs,
-    conv_call_order,
     graph_convs,
     load_onnx,
     module_signature,
     scalar_multiplier,
+    trace_calls,
 )
 from facebatch.exporter.scrfd import SCRFD, build_scrfd
 from facebatch.verify.layout import io_dims
@@ -40,10 +41,10 @@ def _example() -> torch.Tensor:
     return torch.zeros(1, 3, SIGNATURE_INPUT, SIGNATURE_INPUT)
 
 
-def _call_signature(model: SCRFD) -> tuple[list[str], tuple]:
+def _call_signature(model: SCRFD) -> tuple[CallTrace, tuple]:
     modules = dict(model.named_modules())
-    calls = conv_call_order(model, _example())
-    return calls, tuple(module_signature(modules[c]) for c in calls)
+    trace = trace_calls(model, _example())
+    return trace, tuple(module_signature(modules[c]) for c in trace.convs)
 
 
 @lru_cache(maxsize=None)
@@ -108,7 +109,7 @@ def scrfd_from_onnx(
         model_cfg = SCRFD_CONFIGS[variant]
     variant = variant or path.stem
     model = build_scrfd(**model_cfg)
-    calls, model_sig = _call_signature(model)
+    trace, model_sig = _call_signature(model)
     graph_sig = tuple(gc.signature for gc in convs)
     if graph_sig != model_sig:
         try:
@@ -118,8 +119,8 @@ def scrfd_from_onnx(
         raise WeightsError(f"{path.name} does not fit {variant}: {_first_difference(graph_sig, model_sig)}{looks_like}")
     scales: list[float] = []
     if model.bbox_head.use_scale:
-        convs, scales = _unfold_scales(view, convs, calls)
-    assignment = assign_convs(model, view, convs, calls)
+        convs, scales = _unfold_scales(view, convs, trace.convs)
+    assignment = assign_convs(model, view, convs, trace)
     for level, factor in enumerate(scales):
         assignment.set(f"bbox_head.scales.{level}.scale", np.float32(factor), "Mul")
     assignment.load_into(model, optional=("integral.project",))
