@@ -54,6 +54,15 @@ def detector_blob(images: Sequence[np.ndarray], height: int, width: int, normali
     return np.stack([normalize.apply(letterbox(img, height, width)[0]) for img in images])
 
 
+def center_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The largest centred crop with the target's aspect ratio, resized to it (embedder inputs
+    when no landmarks are at hand: the face usually sits near the middle of a portrait)."""
+    h, w = image.shape[:2]
+    crop_h, crop_w = (h, max(1, round(h * width / height))) if w * height > h * width else (max(1, round(w * height / width)), w)
+    top, left = (h - crop_h) // 2, (w - crop_w) // 2
+    return cv2.resize(image[top : top + crop_h, left : left + crop_w], (width, height), interpolation=cv2.INTER_AREA)
+
+
 def noise_image(height: int, width: int, seed: int) -> np.ndarray:
     """Seeded structured noise: coarse colour blobs plus fine grain, so that activations look
     more like a photo's than white noise does."""
@@ -71,8 +80,14 @@ def proof_frames(
     normalize: Normalize,
     photos: Sequence[Path] = (),
     seed: int = 0,
+    fit: str = "letterbox",
 ) -> np.ndarray:
-    """``count`` distinct preprocessed frames: the photos (cycled never; each once), then noise."""
+    """``count`` distinct preprocessed frames: the photos (cycled never; each once), then noise.
+    ``fit``: "letterbox" (detectors) or "center" (embedders: a centred crop)."""
     images = [load_image(p) for p in list(photos)[:count]]
     images += [noise_image(height, width, seed + i) for i in range(count - len(images))]
+    if fit == "center":
+        return np.stack([normalize.apply(center_crop(img, height, width)) for img in images])
+    if fit != "letterbox":
+        raise SpecError(f"unknown frame fit {fit!r}; use 'letterbox' or 'center'")
     return detector_blob(images, height, width, normalize)

@@ -19,7 +19,20 @@ from facebatch.configs.spec import ModelSpec
 from facebatch.configs.spec_io import spec_to_dict
 from facebatch.verify.parity import ParityReport
 
-SEEDED_WARNING = "seeded random weights: for verification and benchmarking only, detects nothing"
+SEEDED_WARNING = "seeded random weights: for verification and benchmarking only, detects or recognises nothing"
+DETAIL_PROPS = (
+    "input_size", "strides", "anchors_per_location", "use_kps", "output_layout", "letterbox",
+    "network", "embedding_size", "alignment_template", "alignment",
+)  # fmt: skip
+
+
+def _prop_value(value: Any) -> str:
+    """Flat lists as "a,b"; nested ones (the alignment template) as JSON."""
+    if isinstance(value, (list, tuple)):
+        if any(isinstance(v, (list, tuple)) for v in value):
+            return json.dumps(value)
+        return ",".join(map(str, value))
+    return str(value)
 
 
 @dataclass
@@ -71,10 +84,9 @@ class ArtifactRecord:
             "weights_sha256": self.weights.sha256 or "",
             "spec": json.dumps(spec_to_dict(spec), sort_keys=True),
         }
-        for key in ("input_size", "strides", "anchors_per_location", "use_kps", "output_layout", "letterbox"):
+        for key in DETAIL_PROPS:
             if key in details:
-                value = details[key]
-                props[key] = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+                props[key] = _prop_value(details[key])
         if self.weights.kind == "seeded":
             props["warning"] = SEEDED_WARNING
         return props

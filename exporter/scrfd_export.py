@@ -1,43 +1,28 @@
-"""The SCRFD export job: weights → torch model → ONNX → simplified, proven, stamped artifact.
-
-Stages are the ``*_from_*`` functions of this package; this module only sequences them,
-shows progress, and writes the two artifacts (``.onnx`` + sidecar ``.json``) atomically:
-both are produced in a temp directory beside the target and renamed into place only
-after every proof passed.
-"""
+"""The SCRFD export job: variant/config + weights → populated torch model; the rest
+(ONNX, simplification, proofs, atomic artifacts) is the shared ``export_job``."""
 
 from __future__ import annotations
 
-import json
-import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import onnx
-
-from facebatch.atomic import ensure_writable_dir, write_text_atomic
+from facebatch.atomic import ensure_writable_dir
 from facebatch.configs.mmdet_config import read_scrfd_model_config
 from facebatch.configs.scrfd import SCRFD_NORMALIZE, check_input_size, scrfd_config, scrfd_spec
-from facebatch.configs.spec import ModelSpec
 from facebatch.engines.preprocess import proof_frames
-from facebatch.environment import environment, file_sha256
-from facebatch.errors import ExportError, SpecError, WeightsError
+from facebatch.environment import file_sha256
+from facebatch.errors import SpecError, WeightsError
 from facebatch.exporter.checkpoint import load_state_dict_strict, read_state_dict
-from facebatch.exporter.metadata import SEEDED_WARNING, ArtifactRecord, WeightsInfo
+from facebatch.exporter.export_job import PARITY_BATCH_SIZES, ExportResult, check_parity_batch_sizes, export_artifact
+from facebatch.exporter.metadata import SEEDED_WARNING, WeightsInfo
 from facebatch.exporter.scrfd import SCRFD, build_scrfd, seeded_init
 from facebatch.exporter.scrfd_import import prove_scrfd_import, scrfd_from_onnx, source_input_size
-from facebatch.exporter.simplify import simplify_onnx
-from facebatch.exporter.torch_to_onnx import DEFAULT_OPSET, onnx_from_torch
+from facebatch.exporter.torch_to_onnx import DEFAULT_OPSET
 from facebatch.progress import step, warn
-from facebatch.verify.parity import ParityReport
-from facebatch.verify.torch_parity import intrinsic_fp32_error, torch_vs_onnx
 
-PARITY_BATCH_SIZES = (1, 2, 7, 32)
 IMPORT_PROOF_FRAMES = 4
-CONDITIONING_FRAMES = 4
-SEEDED_MARGIN = 4.0  # seeded weights: parity gate = max(spec atol, margin × the model's own fp32 error)
 
 
 @dataclass
@@ -54,20 +39,6 @@ class ScrfdExportRequest:
     parity_batch_sizes: Sequence[int] = PARITY_BATCH_SIZES
     photos: Sequence[Path] = ()
     seed: int = 0
-
-
-@dataclass
-class ScrfdExportResult:
-    onnx_path: Path
-    sidecar_path: Path
-    spec: ModelSpec
-    weights: WeightsInfo
-    parity: list[ParityReport] = field(default_factory=list)
-    parity_atol: float | None = None  # None: the spec's per-output tolerances
-
-    @property
-    def max_parity_diff(self) -> float:
-        return max(r.max_abs_diff for r in self.parity)
 
 
 def _model_config(request: ScrfdExportRequest) -> tuple[str | None, dict[str, Any] | None]:
@@ -105,50 +76,13 @@ def scrfd_model_with_weights(request: ScrfdExportRequest) -> tuple[SCRFD, str, W
     return model.eval(), variant, WeightsInfo("checkpoint", str(weights), file_sha256(Path(weights)))
 
 
-def export_scrfd(request: ScrfdExportRequest) -> ScrfdExportResult:
+def export_scrfd(request: ScrfdExportRequest) -> ExportResult:
     check_input_size(request.height, request.width)
-    if not request.parity_batch_sizes or min(request.parity_batch_sizes) < 1:
-        raise SpecError("parity batch sizes must be positive integers")
+    check_parity_batch_sizes(request.parity_batch_sizes)
     out_dir = ensure_writable_dir(Path(request.out_dir))  # fail before the slow work
     model, variant, weights = scrfd_model_with_weights(request)
     spec = scrfd_spec(variant, model.layout, request.height, request.width, dynamic_size=request.dynamic_size)
-    name = request.name or spec.default_filename
-    if not name.endswith(".onnx"):
-        name += ".onnx"
-    target = out_dir / name
-    sidecar_target = target.with_suffix(".json")
-
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".facebatch-export-") as tmp:
-        work = Path(tmp)
-        with step(f"export {variant} to ONNX (opset {request.opset}, batch symbolic)"):
-            raw = onnx_from_torch(model, spec, work / "raw.onnx", request.opset)
-        with step("simplify with onnxsim and prove the batch axis stayed symbolic"):
-            simple = simplify_onnx(raw, work / "simplified.onnx", spec)
-        frames = proof_frames(
-            max(request.parity_batch_sizes), request.height, request.width, SCRFD_NORMALIZE, request.photos, request.seed
-        )
-        parity_atol = None
-        if weights.kind == "seeded":
-            with step("measure the seeded model's own fp32 error (fp32 vs fp64 torch)"):
-                own_error = intrinsic_fp32_error(model, frames[:CONDITIONING_FRAMES])
-            spec_atol = max(t.atol for t in spec.outputs)
-            parity_atol = max(spec_atol, SEEDED_MARGIN * own_error)
-            weights.parity_note = (
-                f"seeded weights: parity gate {parity_atol:.3g} = max(spec atol {spec_atol:g}, "
-                f"{SEEDED_MARGIN:g} x the torch model's own fp32-vs-fp64 error {own_error:.3g}); "
-                "real weights are held to the spec atol"
-            )
-            warn(weights.parity_note)
-        with step(f"parity torch vs onnxruntime at batch {', '.join(map(str, request.parity_batch_sizes))}"):
-            parity = torch_vs_onnx(model, simple, spec, frames, request.parity_batch_sizes, parity_atol)
-        failed = [r for r in parity if not r.passed]
-        if failed:
-            raise ExportError("exported ONNX disagrees with the torch model: " + " | ".join(r.summary() for r in failed))
-        record = ArtifactRecord(spec, weights, request.opset, parity)
-        final = work / name
-        onnx.save(record.stamp(onnx.load(str(simple))), str(final))
-        sidecar = record.sidecar(target, file_sha256(final), environment())
-        final.replace(target)  # same filesystem: one atomic rename
-    # The sidecar names the ONNX file's hash, so it is written once the ONNX stands.
-    write_text_atomic(sidecar_target, json.dumps(sidecar, indent=2) + "\n")
-    return ScrfdExportResult(target, sidecar_target, spec, weights, parity, parity_atol)
+    frames = proof_frames(
+        max(request.parity_batch_sizes), request.height, request.width, SCRFD_NORMALIZE, request.photos, request.seed
+    )
+    return export_artifact(model, spec, weights, out_dir, request.name, request.opset, frames, request.parity_batch_sizes)

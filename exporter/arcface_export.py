@@ -1,0 +1,83 @@
+"""The ArcFace export job: network + weights (arcface_torch ``backbone.pth``, a recognition
+ONNX file, or seeded) → populated torch model; the rest is the shared ``export_job``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facebatch.atomic import ensure_writable_dir
+from facebatch.configs.arcface import (
+    ARCFACE_INPUT_SIZE,
+    ARCFACE_NORMALIZE,
+    DEFAULT_ARCFACE,
+    EMBEDDING_SIZE,
+    arcface_network,
+    arcface_spec,
+)
+from facebatch.engines.preprocess import proof_frames
+from facebatch.environment import file_sha256
+from facebatch.errors import WeightsError
+from facebatch.exporter.arcface import ArcFaceBackbone, build_arcface, seeded_arcface
+from facebatch.exporter.arcface_import import arcface_from_onnx, prove_arcface_import
+from facebatch.exporter.checkpoint import load_state_dict_strict, read_state_dict
+from facebatch.exporter.export_job import PARITY_BATCH_SIZES, ExportResult, check_parity_batch_sizes, export_artifact
+from facebatch.exporter.metadata import SEEDED_WARNING, WeightsInfo
+from facebatch.exporter.torch_to_onnx import DEFAULT_OPSET
+from facebatch.progress import step, warn
+
+IMPORT_PROOF_FRAMES = 8
+
+
+@dataclass
+class ArcFaceExportRequest:
+    network: str | None = DEFAULT_ARCFACE  # arcface_r50 / r50 …; inferred from ONNX weights if None
+    weights: Path | None = None
+    embedding_size: int = EMBEDDING_SIZE  # checkpoints and seeded models; ONNX weights carry their own
+    out_dir: Path = Path("build/onnx")
+    name: str | None = None
+    opset: int = DEFAULT_OPSET
+    parity_batch_sizes: Sequence[int] = PARITY_BATCH_SIZES
+    photos: Sequence[Path] = ()
+    seed: int = 0
+
+
+def _frames(count: int, request: ArcFaceExportRequest) -> np.ndarray:
+    size = ARCFACE_INPUT_SIZE
+    return proof_frames(count, size, size, ARCFACE_NORMALIZE, request.photos, request.seed, fit="center")
+
+
+def arcface_model_with_weights(request: ArcFaceExportRequest) -> tuple[ArcFaceBackbone, str, WeightsInfo]:
+    """Resolve network and weights into a populated eval-mode model."""
+    network = arcface_network(request.network) if request.network else None
+    weights = Path(request.weights) if request.weights is not None else None
+    if weights is not None and not weights.is_file():
+        raise WeightsError(f"weights file {weights} does not exist")
+    if weights is not None and weights.suffix.lower() == ".onnx":
+        with step(f"import weights from {weights.name}"):
+            model, network = arcface_from_onnx(weights, network)
+        with step(f"prove the import reproduces {weights.name}"):
+            proof = prove_arcface_import(model, weights, _frames(IMPORT_PROOF_FRAMES, request))
+        if not proof.passed:
+            raise WeightsError(f"imported weights do not reproduce {weights.name}: {proof.summary()}")
+        return model, network, WeightsInfo("onnx", str(weights), file_sha256(weights), proof=proof)
+    network = network or arcface_network(DEFAULT_ARCFACE)
+    model = build_arcface(network, request.embedding_size)
+    if weights is None:
+        warn(f"no --weights given: {SEEDED_WARNING}")
+        return seeded_arcface(model, request.seed), network, WeightsInfo("seeded", seed=request.seed)
+    with step(f"load checkpoint {weights.name}"):
+        load_state_dict_strict(model, read_state_dict(weights), weights.name)
+    return model.eval(), network, WeightsInfo("checkpoint", str(weights), file_sha256(weights))
+
+
+def export_arcface(request: ArcFaceExportRequest) -> ExportResult:
+    check_parity_batch_sizes(request.parity_batch_sizes)
+    out_dir = ensure_writable_dir(Path(request.out_dir))  # fail before the slow work
+    model, network, weights = arcface_model_with_weights(request)
+    spec = arcface_spec(network, model.embedding_size)
+    frames = _frames(max(request.parity_batch_sizes), request)
+    return export_artifact(model, spec, weights, out_dir, request.name, request.opset, frames, request.parity_batch_sizes)
