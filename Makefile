@@ -9,6 +9,8 @@ FIXTURES    ?= ../shared/fixtures
 DETECTOR         ?= scrfd_10g_bnkps
 DETECTOR_SIZE    ?= 320
 DETECTOR_WEIGHTS ?=
+EMBEDDER         ?= arcface_r50
+EMBEDDER_WEIGHTS ?=
 # Real photos make the parity proof stronger; used when the fixtures are present.
 PROOF_IMAGES     ?= $(wildcard $(FIXTURES)/images)
 
@@ -18,7 +20,8 @@ PROOF_IMAGES     ?= $(wildcard $(FIXTURES)/images)
 help: ## list the targets
 	@echo "facebatch — make targets:"
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-8s %s\n", $$1, $$2}'
-	@echo "variables: DETECTOR=$(DETECTOR) DETECTOR_SIZE=$(DETECTOR_SIZE) DETECTOR_WEIGHTS=$(DETECTOR_WEIGHTS) BUILD=$(BUILD)"
+	@echo "variables: DETECTOR=$(DETECTOR) DETECTOR_SIZE=$(DETECTOR_SIZE) DETECTOR_WEIGHTS=$(DETECTOR_WEIGHTS)"
+	@echo "           EMBEDDER=$(EMBEDDER) EMBEDDER_WEIGHTS=$(EMBEDDER_WEIGHTS) BUILD=$(BUILD)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,9 +33,11 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## create or refresh .venv
 	@$(BIN)/facebatch --version
 
-export: $(STAMP) ## export the default detector: build/onnx/scrfd_10g_320_batch.onnx (+ .json)
+export: $(STAMP) ## export both defaults: build/onnx/scrfd_10g_320_batch.onnx, arcface_w600k_r50_batch.onnx (+ .json)
 	$(BIN)/facebatch export $(DETECTOR) --size $(DETECTOR_SIZE) --out $(BUILD)/onnx \
 		$(if $(DETECTOR_WEIGHTS),--weights $(DETECTOR_WEIGHTS)) $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES))
+	$(BIN)/facebatch export $(EMBEDDER) --out $(BUILD)/onnx \
+		$(if $(EMBEDDER_WEIGHTS),--weights $(EMBEDDER_WEIGHTS)) $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES))
 
 verify: $(STAMP) ## verify the exported artifacts (arrives with issue #4)
 	@echo "make verify: the release gate 'facebatch verify' arrives with issue #4; today 'make export'"

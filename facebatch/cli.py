@@ -14,7 +14,7 @@ from rich.table import Table
 from facebatch import __version__
 from facebatch.errors import FacebatchError, SpecError
 
-out = Console(highlight=False)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)  # pipes and CI logs: no truncation
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -51,10 +51,55 @@ def _photos(directory: Path | None) -> list[Path]:
     return photos
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def _onnx_family(path: Path) -> str:
+    """"scrfd" or "arcface" for ONNX weights given without a model name: detectors have a
+    score/bbox(/kps) output per stride, embedders one output."""
+    from facebatch.exporter.onnx_weights import load_onnx
+
+    return "arcface" if len(load_onnx(path).graph.output) == 1 else "scrfd"
+
+
+def _export_family(args: argparse.Namespace) -> str:
+    from facebatch.configs.arcface import is_arcface_name
+
+    if args.model is not None:
+        return "arcface" if is_arcface_name(args.model) else "scrfd"
+    if args.config is not None:
+        return "scrfd"
+    if args.weights is not None and args.weights.suffix.lower() == ".onnx" and args.weights.is_file():
+        return _onnx_family(args.weights)
+    raise SpecError("name a model (see 'facebatch models'), or pass --config FILE.py or ONNX --weights")
+
+
+def _export_arcface(args: argparse.Namespace):  # noqa: ANN202 - ExportResult, imported lazily
+    from facebatch.configs.arcface import ARCFACE_INPUT_SIZE
+    from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
+
+    if args.size is not None and args.size != (ARCFACE_INPUT_SIZE, ARCFACE_INPUT_SIZE):
+        raise SpecError(f"ArcFace networks take {ARCFACE_INPUT_SIZE}x{ARCFACE_INPUT_SIZE} (their fc expects a 7x7 grid); drop --size")
+    if args.config is not None or args.dynamic_size:
+        raise SpecError("--config and --dynamic-size apply to SCRFD detectors only")
+    request = ArcFaceExportRequest(
+        network=args.model,
+        weights=args.weights,
+        embedding_size=args.embedding_size,
+        out_dir=args.out,
+        name=args.name,
+        opset=args.opset,
+        parity_batch_sizes=args.parity_batch_sizes,
+        photos=_photos(args.images),
+        seed=args.seed,
+    )
+    return export_arcface(request)
+
+
+def _export_scrfd(args: argparse.Namespace):  # noqa: ANN202 - ExportResult, imported lazily
+    from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE
     from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
 
-    height, width = args.size
+    if args.embedding_size != 512:
+        raise SpecError("--embedding-size applies to ArcFace networks only")
+    height, width = args.size or (DEFAULT_SCRFD_SIZE, DEFAULT_SCRFD_SIZE)
     request = ScrfdExportRequest(
         variant=args.model,
         config=args.config,
@@ -69,9 +114,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         photos=_photos(args.images),
         seed=args.seed,
     )
-    if request.variant is None and request.config is None and request.weights is None:
-        raise SpecError("name a model (see 'facebatch models'), or pass --config FILE.py or ONNX --weights")
-    result = export_scrfd(request)
+    return export_scrfd(request)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    family = _export_family(args)
+    result = _export_arcface(args) if family == "arcface" else _export_scrfd(args)
 
     table = Table(title=f"exported {result.spec.name}", show_header=False, title_justify="left")
     table.add_row("artifact", str(result.onnx_path))
@@ -82,7 +130,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     if result.weights.proof is not None:
         table.add_row("import proof", result.weights.proof.summary())
     gate = f"≤ {result.parity_atol:.3g} (seeded)" if result.parity_atol else "≤ spec atol 1e-4"
-    table.add_row(f"parity torch vs ORT {gate}", "; ".join(f"{r.label}: {r.max_abs_diff:.2e}" for r in result.parity))
+    rows = []
+    for report in result.parity:
+        cosines = [d.min_cosine for d in report.diffs if d.min_cosine is not None]
+        cosine = f", cos ≥ {min(cosines):.7f}" if cosines else ""
+        rows.append(f"{report.label}: {report.max_abs_diff:.2e}{cosine}")
+    table.add_row(f"parity torch vs ORT {gate}", "; ".join(rows))
     out.print(table)
     return 0
 
@@ -105,39 +158,126 @@ def cmd_models(args: argparse.Namespace) -> int:
             f"{params / 1e6:.3f}M",
         )
     out.print(table)
+
+    from facebatch.configs.arcface import ARCFACE_CONFIGS, IResNetConfig, arcface_spec
+    from facebatch.exporter.arcface import build_arcface
+
+    table = Table(title="ArcFace networks (arcface_torch backbones; 112x112 input)")
+    for column in ("model", "backbone", "layers", "embedding", "params", "default artifact"):
+        table.add_column(column)
+    for network, config in ARCFACE_CONFIGS.items():
+        params = sum(p.numel() for p in build_arcface(network).parameters())
+        spec = arcface_spec(network)
+        layers = config.layers if isinstance(config, IResNetConfig) else config.blocks
+        table.add_row(spec.name, type(config).__name__.removesuffix("Config"), "-".join(map(str, layers)),
+                      str(spec.details["embedding_size"]), f"{params / 1e6:.2f}M", spec.default_filename)  # fmt: skip
+    out.print(table)
+    return 0
+
+
+def add_embedder_arguments(parser: argparse.ArgumentParser) -> None:
+    """Describe a foreign embedder: a YAML spec, and/or single values that override it."""
+    group = parser.add_argument_group("foreign embedder (any ONNX with an [N,3,H,W] input)")
+    group.add_argument("--embedder-spec", type=Path, metavar="FILE.yaml",
+                       help="YAML with input_size, mean, std, color_order, embedding_size (see 'facebatch describe')")  # fmt: skip
+    group.add_argument("--input-size", type=parse_size, metavar="N|HxW", help="input height x width")
+    group.add_argument("--mean", type=_floats, metavar="M|R,G,B", help="pixel mean (default 127.5)")
+    group.add_argument("--std", type=_floats, metavar="S|R,G,B", help="pixel std (default 127.5)")
+    group.add_argument("--color-order", choices=("RGB", "BGR"), type=str.upper, help="channel order the model wants (default RGB)")
+    group.add_argument("--embedding-size", dest="embedder_embedding_size", type=int, metavar="N",
+                       help="values per frame in the embedding output")  # fmt: skip
+    group.add_argument("--input", dest="embedder_input", metavar="NAME", help="graph input, when there are several")
+    group.add_argument("--output", dest="embedder_output", metavar="NAME", help="embedding output, when there are several")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or R,G,B numbers") from None
+    if len(values) not in (1, 3):
+        raise argparse.ArgumentTypeError(f"{text!r}: give one number or three (R,G,B)")
+    return values
+
+
+def embedder_description_from_args(args: argparse.Namespace):  # noqa: ANN201 - EmbedderDescription, lazy
+    from facebatch.configs.embedder import EmbedderDescription, read_embedder_description
+
+    base = read_embedder_description(args.embedder_spec) if args.embedder_spec else EmbedderDescription()
+    mapping = base.to_mapping()
+    overrides = {
+        "input_size": list(args.input_size) if args.input_size else None,
+        "mean": list(args.mean) if args.mean else None,
+        "std": list(args.std) if args.std else None,
+        "color_order": args.color_order,
+        "embedding_size": args.embedder_embedding_size,
+        "input": args.embedder_input,
+        "output": args.embedder_output,
+    }
+    mapping.update({k: v for k, v in overrides.items() if v is not None})
+    return EmbedderDescription.from_mapping(mapping, "command line")
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    import yaml
+
+    from facebatch.atomic import write_text_atomic
+    from facebatch.configs.embedder import embedder_spec
+    from facebatch.exporter.onnx_weights import load_onnx
+
+    description = embedder_description_from_args(args)
+    spec = embedder_spec(load_onnx(args.model_file), description, args.model_file.name)
+    resolved = description.with_overrides(
+        name=description.name or spec.name,
+        input_size=tuple(spec.details["input_size"]),
+        embedding_size=spec.details["embedding_size"],
+        input=spec.input.name,
+        output=spec.outputs[0].name,
+    )
+    text = f"# embedder spec for {args.model_file.name}, checked against its graph by facebatch\n"
+    text += yaml.safe_dump(resolved.to_mapping(), sort_keys=False, default_flow_style=None)
+    if args.output_file is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(args.output_file, text)
+        out.print(f"wrote {args.output_file}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facebatch",
-        description="Batch-safe ONNX re-exports of InsightFace SCRFD face detectors, proven before they are written.",
+        description="Batch-safe ONNX re-exports of InsightFace SCRFD face detectors and ArcFace embedders, proven before they are written.",
     )
     parser.add_argument("--version", action="version", version=f"facebatch {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     export = commands.add_parser(
         "export",
-        help="rebuild an SCRFD detector in PyTorch and export a batch-safe ONNX",
-        description="Rebuild an SCRFD detector in PyTorch, load its weights, export ONNX with a symbolic "
-        "batch axis, simplify it, prove parity with the torch model at several batch sizes, and write "
-        "the .onnx with a sidecar .json. Without --weights the weights are seeded random (for "
-        "verification and benchmarking only).",
+        help="rebuild an SCRFD detector or ArcFace embedder in PyTorch and export a batch-safe ONNX",
+        description="Rebuild an SCRFD detector or an ArcFace embedder in PyTorch, load its weights, export "
+        "ONNX with a symbolic batch axis, simplify it, prove parity with the torch model at several batch "
+        "sizes, and write the .onnx with a sidecar .json. Without --weights the weights are seeded random "
+        "(for verification and benchmarking only).",
     )
-    export.add_argument("model", nargs="?", help="variant, e.g. scrfd_10g_bnkps (see 'facebatch models'); "
+    export.add_argument("model", nargs="?", help="e.g. scrfd_10g_bnkps or arcface_r50 (see 'facebatch models'); "
                         "optional with ONNX --weights (inferred) or --config")  # fmt: skip
-    export.add_argument("--size", type=parse_size, default=(320, 320), metavar="N|HxW",
-                        help="input size, multiples of 32 (default 320)")  # fmt: skip
+    export.add_argument("--size", type=parse_size, default=None, metavar="N|HxW",
+                        help="SCRFD input size, multiples of 32 (default 320); ArcFace is always 112")  # fmt: skip
     export.add_argument("--dynamic-size", action="store_true",
                         help="make height and width symbolic too (parity is still checked at --size)")  # fmt: skip
     export.add_argument("--weights", type=Path, metavar="FILE",
-                        help="mmdet .pth checkpoint (weights_only) or an SCRFD ONNX file (official model-pack "
-                        "layout or a batch-keeping re-export)")  # fmt: skip
+                        help="SCRFD: mmdet .pth checkpoint or SCRFD ONNX (official model-pack layout or a "
+                        "batch-keeping re-export); ArcFace: arcface_torch backbone.pth or a recognition ONNX "
+                        "(w600k_r50.onnx, w600k_mbf.onnx, glintr100.onnx). .pth files load with weights_only")  # fmt: skip
+    export.add_argument("--embedding-size", type=int, default=512, metavar="N",
+                        help="ArcFace embedding size for checkpoints and seeded weights (default 512)")  # fmt: skip
     export.add_argument("--config", type=Path, metavar="FILE.py",
                         help="insightface SCRFD config file, for custom-trained detectors")  # fmt: skip
     export.add_argument("--out", type=Path, default=Path("build/onnx"), metavar="DIR",
                         help="output directory (default build/onnx)")  # fmt: skip
-    export.add_argument("--name", metavar="FILE.onnx", help="output file name (default e.g. scrfd_10g_320_batch.onnx)")
+    export.add_argument("--name", metavar="FILE.onnx",
+                        help="output file name (default e.g. scrfd_10g_320_batch.onnx, arcface_w600k_r50_batch.onnx)")  # fmt: skip
     export.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     export.add_argument("--images", type=Path, metavar="DIR",
                         help="photos for the parity and import proofs (seeded noise frames fill the rest)")  # fmt: skip
@@ -146,8 +286,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--seed", type=int, default=0, help="seed for random weights and noise frames (default 0)")
     export.set_defaults(handler=cmd_export)
 
-    models = commands.add_parser("models", help="list the SCRFD variants", description="List the SCRFD variants.")
+    models = commands.add_parser("models", help="list the SCRFD variants and ArcFace networks",
+                                 description="List the SCRFD variants and ArcFace networks with their parameter counts.")  # fmt: skip
     models.set_defaults(handler=cmd_models)
+
+    describe = commands.add_parser(
+        "describe",
+        help="write the spec of a foreign ONNX face embedder (YAML) for verify and bench",
+        description="Describe any ONNX face embedder with an [N,3,H,W] input (e.g. mobilefacenet_128d.onnx): "
+        "the values you give (or a YAML you started) are checked against the graph, the rest is read from it, "
+        "and the result is printed or written as YAML for --embedder-spec.",
+    )
+    describe.add_argument("model_file", type=Path, metavar="MODEL.onnx")
+    describe.add_argument("-o", "--out", dest="output_file", type=Path, metavar="FILE.yaml", help="write here instead of printing")
+    add_embedder_arguments(describe)
+    describe.set_defaults(handler=cmd_describe)
     return parser
 
 
