@@ -7,7 +7,7 @@ import pytest
 from facebatch.cli import build_parser, main
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["export", "--help"], ["models", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["export", "--help"], ["models", "--help"], ["describe", "--help"]])
 def test_help_on_every_command(argv, capsys):
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -18,7 +18,7 @@ def test_help_on_every_command(argv, capsys):
 def test_every_subcommand_documents_itself():
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command")
-    assert set(commands.choices) == {"export", "models"}
+    assert set(commands.choices) == {"export", "models", "describe"}
     for sub in commands.choices.values():
         assert sub.description
 
@@ -39,9 +39,9 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert len(err_lines) == 1 and message in err_lines[0]
 
 
-def test_not_an_scrfd_and_truncated_onnx(models_dir: Path, tmp_path: Path, capsys):
+def test_foreign_embedder_and_truncated_onnx(models_dir: Path, tmp_path: Path, capsys):
     assert main(["export", "--weights", str(models_dir / "mobilefacenet_128d.onnx"), "--out", str(tmp_path)]) == 2
-    assert "not an SCRFD detector" in capsys.readouterr().err
+    assert "not an ArcFace network this tool knows" in capsys.readouterr().err
     cut = tmp_path / "cut.onnx"
     cut.write_bytes((models_dir / "det_2.5g.onnx").read_bytes()[:4096])
     assert main(["export", "--weights", str(cut), "--out", str(tmp_path)]) == 2
@@ -63,3 +63,4 @@ def test_models_lists_every_variant(capsys):
     assert main(["models"]) == 0
     shown = capsys.readouterr().out
     assert "scrfd_34g" in shown and "9.803M" in shown
+    assert "arcface_r200" in shown and "118.83M" in shown and "arcface_w600k_r50_batch.onnx" in shown
