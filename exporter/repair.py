@@ -1,0 +1,182 @@
+"""``facebatch fix``: make batch-1 graphs batch-keeping by graph surgery, without PyTorch.
+
+* the official SCRFD head, ``Transpose(perm=[2,3,0,1]) → Reshape([-1, K])`` (facts §2.2),
+  becomes ``Transpose(perm=[0,2,3,1]) → Reshape([0, -1, K])``: rows stay in (y, x, anchor)
+  order per frame, and the batch stays on axis 0;
+* a Reshape whose constant shape fixes dim 0 to the exported batch of 1 (``[1, -1]`` before a
+  recognition head, ``[1, G, -1]`` of a GroupNorm exported at batch 1) copies dim 0 instead;
+* the input's batch axis becomes the symbol ``batch`` (and a symbolic height/width that
+  shared one name with it get their own), outputs are re-inferred with ``batch`` on axis 0;
+* SCRFD outputs are renamed to the ``score_8 … kps_32`` convention.
+
+Then the repair is *proven*: on distinct frames, each frame's outputs from the repaired
+graph run as one batch equal the original graph's single-frame outputs (≤ 1e-5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from facebatch.atomic import atomic_path
+from facebatch.configs.scrfd import OUTPUT_CHANNELS
+from facebatch.configs.spec import BATCH
+from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.errors import VerificationFailed
+from facebatch.exporter.onnx_weights import GraphView, attribute
+from facebatch.verify.lint import inferred_shapes, lint_graph, node_label, relaxed_batch
+from facebatch.verify.target import VerifyTarget, target_from_onnx
+
+FOLDING_PERM = [2, 3, 0, 1]
+KEEPING_PERM = [0, 2, 3, 1]
+REPAIR_ATOL = 1e-5
+PROOF_FRAMES = 4
+
+
+@dataclass
+class FixResult:
+    path: Path
+    changes: list[str] = field(default_factory=list)
+    renamed: dict[str, str] = field(default_factory=dict)
+    proof_max_diff: float = float("nan")
+
+
+def _set_const(model: onnx.ModelProto, view: GraphView, tensor: str, value: np.ndarray, node: onnx.NodeProto) -> None:
+    """Give ``node`` its own constant (the original may be shared with nodes we do not touch)."""
+    name = f"{tensor}__facebatch_fixed_{node_label(node)}"
+    model.graph.initializer.append(numpy_helper.from_array(value.astype(np.int64), name))
+    node.input[1] = name
+
+
+def _fix_nodes(model: onnx.ModelProto) -> list[str]:
+    view = GraphView(model)
+    shapes = inferred_shapes(model)
+    producers = {out: n for n in view.nodes for out in n.output}
+    changes = []
+    for node in view.nodes:
+        if node.op_type != "Reshape":
+            continue
+        target = view.const(node.input[1])
+        if target is None or target.ndim != 1 or target.size == 0:
+            continue
+        before = producers.get(node.input[0])
+        if before is not None and before.op_type == "Transpose" and list(attribute(before, "perm", [])) == FOLDING_PERM and target[0] == -1:
+            for attr in before.attribute:
+                if attr.name == "perm":
+                    attr.ints[:] = KEEPING_PERM
+            _set_const(model, view, node.input[1], np.concatenate([[0, -1], target[1:]]), node)
+            changes.append(f"{node_label(before)} perm {FOLDING_PERM} → {KEEPING_PERM} and {node_label(node)} "
+                           f"shape {target.tolist()} → {[0, -1, *target[1:].tolist()]}: the head keeps the batch")  # fmt: skip
+        elif target[0] == 1 and (shapes.get(node.input[0]) or [None])[0] == BATCH:
+            fixed = target.copy()
+            fixed[0] = 0
+            _set_const(model, view, node.input[1], fixed, node)
+            changes.append(f"{node_label(node)} shape {target.tolist()} → {fixed.tolist()}: dim 0 copies the batch")
+    return changes
+
+
+def _scrfd_names(model: onnx.ModelProto, shapes: dict[str, list]) -> dict[str, str]:
+    """Official order (facts §2.1): scores s8/16/32, bboxes, then kps; checked by channels."""
+    outputs = [o.name for o in model.graph.output]
+    if len(outputs) not in (6, 9):
+        return {}
+    kinds = ["score", "bbox", "kps"][: len(outputs) // 3]
+    names = [f"{k}_{s}" for k in kinds for s in (8, 16, 32)]
+    for old, new in zip(outputs, names):
+        channels = (shapes.get(old) or [None])[-1]
+        if channels != OUTPUT_CHANNELS[new.split("_")[0]]:
+            return {}
+    return {old: new for old, new in zip(outputs, names) if old != new}
+
+
+def _rename(model: onnx.ModelProto, renames: dict[str, str]) -> None:
+    for node in model.graph.node:
+        node.output[:] = [renames.get(o, o) for o in node.output]
+        node.input[:] = [renames.get(i, i) for i in node.input]
+    for value in model.graph.output:
+        value.name = renames.get(value.name, value.name)
+
+
+def _declare_outputs(model: onnx.ModelProto) -> None:
+    """Re-infer output shapes; dim 0 is ``batch``, other unknown dims get their own names."""
+    shapes = inferred_shapes(model)
+    for value in model.graph.output:
+        dims = shapes.get(value.name)
+        value.type.tensor_type.ClearField("shape")
+        if dims is None:
+            continue
+        shape = value.type.tensor_type.shape
+        for axis, dim in enumerate(dims):
+            entry = shape.dim.add()
+            if axis == 0:
+                entry.dim_param = BATCH
+            elif isinstance(dim, int) and dim > 0:
+                entry.dim_value = dim
+            elif axis == 1 and value.name.split("_")[0] in OUTPUT_CHANNELS:
+                entry.dim_param = f"rows_{value.name.split('_')[-1]}"  # score_8 and bbox_8 share their row count
+            else:
+                entry.dim_param = f"{value.name}_dim{axis}"
+
+
+def _name_spatial_axes(model: onnx.ModelProto) -> None:
+    initializers = {i.name for i in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            if axis >= 2 and not dim.HasField("dim_value"):
+                dim.dim_param = ("height", "width")[axis - 2] if axis < 4 else f"axis{axis}"
+
+
+def prove_repair(original: VerifyTarget, repaired: Path, renames: dict[str, str], frames: np.ndarray) -> float:
+    """Max abs diff between the repaired graph's per-frame outputs (one batch) and the
+    original's single-frame outputs, output by output."""
+    input_name = original.spec.input.name
+    with OnnxRuntimeRunner(original.path) as runner:
+        names = runner.output_names()
+        singles = [runner.session.run(None, {input_name: f[None]}) for f in frames]
+    with OnnxRuntimeRunner(repaired) as runner:
+        batched = runner.infer({input_name: frames})
+    worst = 0.0
+    for i, name in enumerate(names):
+        ours = batched[renames.get(name, name)]
+        for j, single in enumerate(singles):
+            theirs = single[i].reshape(ours.shape[1:])  # [rows, C] official → [rows, C] per frame
+            worst = max(worst, float(np.max(np.abs(ours[j].astype(np.float64) - theirs))))
+    return worst
+
+
+def fix_onnx(source: Path, target: Path, frames: np.ndarray | None = None) -> FixResult:
+    from facebatch.verify.verify_job import verification_frames
+
+    original = target_from_onnx(source)
+    model = relaxed_batch(original.model)
+    _name_spatial_axes(model)
+    changes = _fix_nodes(model)
+    renames = _scrfd_names(original.model, inferred_shapes(relaxed_batch(original.model))) if original.family == "scrfd" else {}
+    _rename(model, renames)
+    _declare_outputs(model)
+    remaining = [f for f in lint_graph(model) if f.check == "lint"]
+    if remaining:
+        raise VerificationFailed(
+            f"{Path(source).name}: {len(remaining)} batch problem(s) facebatch cannot repair by surgery; first: "
+            f"{remaining[0].op_type} {remaining[0].node}: {remaining[0].message}"
+        )
+    onnx.checker.check_model(model)
+    model.producer_name = "facebatch fix"
+    result = FixResult(Path(target), changes, renames)
+    frames = frames if frames is not None else verification_frames(original, PROOF_FRAMES, (), seed=0)
+    with atomic_path(Path(target)) as tmp:
+        onnx.save(model, str(tmp))
+        result.proof_max_diff = prove_repair(original, tmp, renames, frames)
+        if not result.proof_max_diff <= REPAIR_ATOL:
+            raise VerificationFailed(
+                f"the repaired graph's per-frame outputs differ from the original's single-frame outputs by "
+                f"{result.proof_max_diff:.3g} (> {REPAIR_ATOL:g}); nothing was written"
+            )
+    return result
+

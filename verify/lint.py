@@ -1,0 +1,221 @@
+"""Static checks, before anything runs: where does the batch axis go through the graph?
+
+The batch starts on axis 0 of the input. Walking the nodes in order, each tensor records
+where its batch axis is, or which node folded it away. A Transpose that moves the batch, a
+Reshape/Flatten whose constant shape fixes or folds it, a reduction over it, and any
+normalisation computed on a tensor whose batch was folded are explained in words
+(check 6); graph outputs that do not carry the batch on axis 0, batch axes fixed to a
+number and symbols reused for different axes are layout findings (check 2).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from facebatch.configs.spec import BATCH
+from facebatch.exporter.onnx_weights import GraphView, attribute
+from facebatch.verify.layout import io_dims
+
+STATISTICS_OPS = {"InstanceNormalization", "GroupNormalization", "LayerNormalization", "Softmax", "LogSoftmax",
+                  "LpNormalization", "MeanVarianceNormalization"}  # fmt: skip
+REDUCE_OPS = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+              "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin"}  # fmt: skip
+SELECT_OPS = {"Gather", "Slice", "Split", "Concat"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str  # "layout" (check 2) or "lint" (check 6)
+    message: str
+    node: str | None = None
+    op_type: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"check": self.check, "node": self.node, "op_type": self.op_type, "message": self.message}
+
+
+@dataclass(frozen=True)
+class BatchState:
+    axis: int | None  # where the batch is; None once folded or mixed
+    cause: str | None = None  # the node that folded/mixed it, in words
+
+
+def node_label(node: onnx.NodeProto) -> str:
+    return node.name or node.output[0]
+
+
+def relaxed_batch(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose graph inputs carry the symbolic batch on axis 0, with the outputs'
+    and intermediate shapes cleared so that inference recomputes them (what people do
+    when they "make the batch dynamic" by hand)."""
+    model = copy.deepcopy(model)
+    initializers = {i.name for i in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if dims:
+            dims[0].Clear()
+            dims[0].dim_param = BATCH
+    for value in model.graph.output:
+        value.type.tensor_type.ClearField("shape")
+    del model.graph.value_info[:]
+    return model
+
+
+def inferred_shapes(model: onnx.ModelProto) -> dict[str, list[int | str | None]]:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # inference is a help, not a requirement
+        inferred = model
+    shapes: dict[str, list[int | str | None]] = {}
+    for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        if value.type.tensor_type.HasField("shape"):
+            shapes[value.name] = [
+                d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in value.type.tensor_type.shape.dim
+            ]
+    return shapes
+
+
+def io_findings(model: onnx.ModelProto) -> list[Finding]:
+    """Check 2, static: fixed batch axes and one symbol used for several meanings."""
+    findings = []
+    dims = io_dims(model)
+    output_names = {o.name for o in model.graph.output}
+    for name, shape in dims.items():
+        kind = "output" if name in output_names else "input"
+        if shape and isinstance(shape[0], int):
+            findings.append(Finding("layout", f"{kind} {name} has its batch axis fixed to {shape[0]} ({shape})"))
+    uses: dict[str, set[int]] = {}
+    for shape in dims.values():
+        for axis, dim in enumerate(shape):
+            if isinstance(dim, str):
+                uses.setdefault(dim, set()).add(axis)
+    for symbol, axes in sorted(uses.items()):
+        if 0 in axes and len(axes) > 1:
+            findings.append(
+                Finding("layout", f"symbol {symbol!r} names the batch and also axes {sorted(axes - {0})}: one symbol "
+                        "means one value in the whole graph, so runtimes may tie the batch to the image size")  # fmt: skip
+            )
+    return findings
+
+
+def _shape_text(values: np.ndarray) -> str:
+    return "[" + ", ".join(str(int(v)) for v in values.reshape(-1)) + "]"
+
+
+def _reshape_keeps_batch(shape: np.ndarray, in_shape: list | None) -> bool:
+    if shape.size == 0:
+        return False
+    if shape[0] == 0:
+        return True
+    if shape[0] != -1 or in_shape is None or len(in_shape) < 1:
+        return False
+    rest_in = in_shape[1:]
+    if not all(isinstance(d, int) and d > 0 for d in rest_in):
+        return False
+    rest = [in_shape[i + 1] if v == 0 and i + 1 < len(in_shape) else int(v) for i, v in enumerate(shape[1:])]
+    return all(isinstance(v, int) and v > 0 for v in rest) and math.prod(rest) == math.prod(rest_in)
+
+
+def _axes(view: GraphView, node: onnx.NodeProto) -> list[int] | None:
+    axes = attribute(node, "axes", None)
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        const = view.const(node.input[1])
+        axes = None if const is None else [int(a) for a in const.reshape(-1)]
+    return None if axes is None else list(axes)
+
+
+def lint_graph(model: onnx.ModelProto) -> list[Finding]:
+    """Check 6 (and output placement for check 2): follow the batch axis node by node."""
+    relaxed = relaxed_batch(model)
+    shapes = inferred_shapes(relaxed)
+    view = GraphView(relaxed)
+    initializers = {i.name for i in relaxed.graph.initializer}
+    states: dict[str, BatchState] = {v.name: BatchState(0) for v in relaxed.graph.input if v.name not in initializers}
+    findings: list[Finding] = []
+    producer_of: dict[str, onnx.NodeProto] = {}
+
+    def flag(node: onnx.NodeProto, message: str) -> str:
+        findings.append(Finding("lint", message, node_label(node), node.op_type))
+        return f"{node.op_type} {node_label(node)}"
+
+    for node in view.nodes:
+        for out in node.output:
+            producer_of[out] = node
+        carried = [states[i] for i in node.input if i in states]
+        if not carried or node.op_type in ("Shape", "Size"):
+            continue
+        state = carried[0]
+        new = state
+        if state.axis is None:
+            if node.op_type in STATISTICS_OPS:
+                flag(node, f"{node.op_type} computes statistics over a tensor whose batch was folded by {state.cause}: "
+                     "the normalisation mixes frames (a norm exported at batch 1, e.g. GroupNorm as Reshape(1, G, -1))")  # fmt: skip
+        elif node.op_type == "Transpose":
+            perm = list(attribute(node, "perm", list(range(len(shapes.get(node.input[0], [])) or 0))[::-1]))
+            axis = perm.index(state.axis) if state.axis in perm else None
+            if axis != state.axis and state.axis == 0:
+                flag(node, f"Transpose(perm={perm}) moves the batch from axis 0 to axis {axis}")
+            new = BatchState(axis, state.cause)
+        elif node.op_type == "Reshape":
+            target = view.const(node.input[1])
+            if target is not None:
+                in_shape = shapes.get(node.input[0])
+                if state.axis == 0 and _reshape_keeps_batch(target, in_shape):
+                    new = BatchState(0)
+                else:
+                    text = _shape_text(target)
+                    before = producer_of.get(node.input[0])
+                    if state.axis != 0 and before is not None and before.op_type == "Transpose":
+                        perm = list(attribute(before, "perm", []))
+                        message = f"Reshape to {text} after Transpose(perm={perm}) folds the batch into the rows"
+                    elif target.size and target[0] > 0:
+                        message = (f"Reshape to constant {text} fixes dim 0 to {int(target[0])}: with a batch of N "
+                                   "the frames are folded into the other axes")  # fmt: skip
+                    else:
+                        message = f"Reshape to {text} folds the batch (axis {state.axis}) into other axes"
+                    new = BatchState(None, flag(node, message))
+        elif node.op_type == "Flatten":
+            axis = int(attribute(node, "axis", 1))
+            if not (state.axis == 0 and axis >= 1):
+                new = BatchState(None, flag(node, f"Flatten(axis={axis}) folds the batch into the rows"))
+        elif node.op_type == "Squeeze":
+            axes = _axes(view, node)
+            if axes is None or state.axis in [a % max(1, len(shapes.get(node.input[0], [0]))) for a in axes]:
+                new = BatchState(None, flag(node, "Squeeze removes the batch axis (it was 1 at export)"))
+        elif node.op_type in REDUCE_OPS:
+            axes = _axes(view, node)
+            rank = len(shapes.get(node.input[0], [])) or 1
+            if axes is None or state.axis in [a % rank for a in axes]:
+                new = BatchState(None, flag(node, f"{node.op_type} over axis {state.axis} (the batch) combines frames"))
+        elif node.op_type in SELECT_OPS:
+            axis = int(attribute(node, "axis", 0))
+            if node.op_type == "Slice":
+                axes = _axes(view, node) if len(node.input) > 3 and node.input[3] else None
+                hits = axes is None or state.axis in axes
+            else:
+                hits = axis == state.axis
+            if hits and node.op_type != "Concat":
+                new = BatchState(None, flag(node, f"{node.op_type} on the batch axis picks fixed frames"))
+        elif node.op_type in STATISTICS_OPS and node.op_type != "InstanceNormalization":
+            axis = int(attribute(node, "axis", -1))
+            if node.op_type in ("LayerNormalization",) and axis == 0:
+                flag(node, "LayerNormalization from axis 0 computes statistics across frames")
+        for out in node.output:
+            states[out] = new
+
+    for value in relaxed.graph.output:
+        state = states.get(value.name)
+        if state is None:
+            findings.append(Finding("layout", f"output {value.name} does not depend on the input batch"))
+        elif state.axis is None:
+            findings.append(Finding("layout", f"output {value.name} has lost the batch axis ({state.cause} folded it)"))
+        elif state.axis != 0:
+            findings.append(Finding("layout", f"output {value.name} carries the batch on axis {state.axis}, not 0"))
+    return findings

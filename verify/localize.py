@@ -1,0 +1,142 @@
+"""Check 5: when frames mix, name the first node that does it.
+
+Every float tensor of the graph is exposed as an output; a few distinct frames run
+together and one at a time, and the tensors are compared node by node in graph order:
+
+* batch on axis 0 both ways → compare per-frame slices;
+* same number of values but another arrangement (the batch moved or folded into rows) →
+  compare the *sorted* values: equal means the frames were only rearranged (a layout
+  fold), different means values were combined (frames mixed);
+* anything else (e.g. the batch reduced away) → frames mixed.
+
+The first node that mixes values is the contamination; the first that only folds is the
+layout culprit. Hints come from the static lint for the same node when it has one.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.verify.lint import Finding, node_label, relaxed_batch
+
+LOCALISATION_FRAMES = 3
+FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
+
+GENERIC_HINTS = {
+    "InstanceNormalization": "normalisation statistics are computed across frames",
+    "ReduceMean": "a mean over the batch axis combines frames",
+    "Transpose": "the batch axis is moved off axis 0",
+    "Reshape": "the reshape folds the batch into other axes",
+    "Flatten": "the flatten folds the batch into the rows",
+}
+
+
+@dataclass(frozen=True)
+class Culprit:
+    node: str
+    op_type: str
+    kind: str  # "mixes" (values combined across frames) | "folds" (frames rearranged off axis 0)
+    detail: str
+    hint: str
+
+    def describe(self) -> str:
+        verb = "mixes frames" if self.kind == "mixes" else "folds the batch"
+        return f"{self.op_type} {self.node} {verb}: {self.hint} ({self.detail})"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _float_tensors(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    infos = {v.name: v for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    return {name: v for name, v in infos.items() if v.type.tensor_type.elem_type in FLOAT_TYPES}
+
+
+def exposed_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+    """A copy with the symbolic batch and every float node output as a graph output."""
+    exposed = relaxed_batch(model)
+    floats = _float_tensors(exposed)
+    existing = {o.name for o in exposed.graph.output}
+    names = []
+    for node in exposed.graph.node:
+        for out in node.output:
+            if out in floats and out not in existing:
+                value = copy.deepcopy(floats[out])
+                value.type.tensor_type.ClearField("shape")
+                exposed.graph.output.append(value)
+                names.append(out)
+            elif out in existing:
+                names.append(out)
+    return exposed, names
+
+
+def _compare(batched: np.ndarray, alone: list[np.ndarray], atol: float) -> tuple[str, str] | None:
+    """None if the tensor is per-frame clean; else (kind, detail)."""
+    n = len(alone)
+    if all(a.shape == batched.shape for a in alone) and all(np.array_equal(a, batched) for a in alone):
+        return None  # does not depend on the frames (a computed constant)
+    if batched.ndim and batched.shape[0] == n and all(a.ndim and a.shape[0] == 1 and a.shape[1:] == batched.shape[1:] for a in alone):
+        diff = max(float(np.max(np.abs(batched[i : i + 1].astype(np.float64) - a))) if a.size else 0.0 for i, a in enumerate(alone))
+        return None if diff < atol else ("mixes", f"per-frame slices differ by {diff:.3g}")
+    together = np.sort(np.concatenate([a.reshape(-1) for a in alone]).astype(np.float64))
+    if batched.size == together.size:
+        diff = float(np.max(np.abs(np.sort(batched.reshape(-1).astype(np.float64)) - together))) if together.size else 0.0
+        if diff < atol:
+            return "folds", f"shape {list(batched.shape)} for a batch of {n}: the frames' values are all there, rearranged"
+        return "mixes", f"shape {list(batched.shape)}; values differ from the frames' own by up to {diff:.3g}"
+    return "mixes", f"shape {list(batched.shape)} for a batch of {n} vs {list(alone[0].shape)} per frame: the batch was reduced away"
+
+
+def localise(
+    model: onnx.ModelProto,
+    input_name: str,
+    frames: np.ndarray,
+    lint: list[Finding],
+    atol: float = 1e-5,
+) -> tuple[Culprit | None, Culprit | None]:
+    """(first node that mixes values, first node that folds the batch); either may be None."""
+    exposed, names = exposed_model(model)
+    frames = frames[:LOCALISATION_FRAMES]
+    lint_by_node = {f.node: f.message for f in lint if f.node}
+    producers = {out: node for node in exposed.graph.node for out in node.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in exposed.graph.node:
+        for tensor in node.input:
+            consumers.setdefault(tensor, []).append(node)
+    with tempfile.TemporaryDirectory(prefix="facebatch-localise-") as tmp:
+        path = Path(tmp) / "exposed.onnx"
+        onnx.save(exposed, str(path))
+        with OnnxRuntimeRunner(path) as runner:
+            outputs = runner.output_names()
+            batched = dict(zip(outputs, runner.session.run(None, {input_name: frames})))
+            alone = [dict(zip(outputs, runner.session.run(None, {input_name: frames[i : i + 1]}))) for i in range(len(frames))]
+    mixes: Culprit | None = None
+    folds: Culprit | None = None
+    for name in names:
+        verdict = _compare(batched[name], [a[name] for a in alone], atol)
+        if verdict is None:
+            continue
+        kind, detail = verdict
+        node = producers[name]
+        label = node_label(node)
+        hint = lint_by_node.get(label, GENERIC_HINTS.get(node.op_type, f"{node.op_type} combines values of different frames"))
+        if node.op_type == "Transpose":  # the fold itself usually happens in the Reshape right after
+            after = [lint_by_node[node_label(c)] for c in consumers.get(name, []) if node_label(c) in lint_by_node]
+            hint = "; ".join([hint, *after])
+        culprit = Culprit(label, node.op_type, kind, detail, hint)
+        if kind == "mixes" and mixes is None:
+            mixes = culprit
+        if kind == "folds" and folds is None:
+            folds = culprit
+        if mixes is not None:
+            break
+    return mixes, folds
+

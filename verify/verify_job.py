@@ -1,0 +1,157 @@
+"""``verify_model``: every check on one ONNX file, collected into a ``VerifyReport``.
+
+Order: static checks first (6 lint, 2 layout), then batch independence (1) on distinct
+frames, then localisation (5) when frames mixed. A file whose batch is fixed to 1 is
+judged as users would batch it: the checks run on a copy with the batch made symbolic,
+and check 2 fails for the fixed axis itself.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from facebatch.configs.embedder import EmbedderDescription
+from facebatch.engines.preprocess import proof_frames
+from facebatch.environment import environment, file_sha256
+from facebatch.errors import SpecError
+from facebatch.progress import step
+from facebatch.verify.independence import DEFAULT_BATCH_SIZES, INDEPENDENCE_ATOL, IndependenceReport, verify_batch_independence
+from facebatch.verify.lint import Finding, io_findings, lint_graph, relaxed_batch
+from facebatch.verify.localize import localise
+from facebatch.verify.report import FAIL, PASS, SKIP, CheckResult, VerifyReport
+from facebatch.verify.target import VerifyTarget, target_from_onnx
+
+MAX_LISTED = 12
+
+
+@dataclass
+class VerifyOptions:
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES
+    photos: Sequence[Path] = ()
+    seed: int = 0
+    embedder: EmbedderDescription | None = None
+    size: tuple[int, int] | None = None
+    atol: float = INDEPENDENCE_ATOL
+
+
+def verification_frames(target: VerifyTarget, count: int, photos: Sequence[Path], seed: int) -> np.ndarray:
+    h, w = target.input_size
+    fit = "letterbox" if target.family == "scrfd" else "center"
+    return proof_frames(count, h, w, target.spec.normalize, photos, seed, fit=fit)
+
+
+def _listed(lines: list[str]) -> list[str]:
+    return lines[:MAX_LISTED] + ([f"… and {len(lines) - MAX_LISTED} more"] if len(lines) > MAX_LISTED else [])
+
+
+def _lint_check(findings: list[Finding]) -> CheckResult:
+    lint = [f for f in findings if f.check == "lint"]
+    if not lint:
+        return CheckResult(6, "static lint", PASS, "no Reshape/Transpose/Flatten/reduction folds, moves or fixes the batch")
+    first = lint[0]
+    return CheckResult(
+        6, "static lint", FAIL, f"{len(lint)} finding(s); first: {first.op_type} {first.node}: {first.message}",
+        _listed([f"{f.op_type} {f.node}: {f.message}" for f in lint]), {"findings": [f.to_dict() for f in lint]},
+    )  # fmt: skip
+
+
+def _layout_check(findings: list[Finding], independence: IndependenceReport) -> CheckResult:
+    static = [f.message for f in findings if f.check == "layout"]
+    dynamic = [d.describe() for d in independence.layout_failures()]
+    problems = static + dynamic
+    data = {"static": static, "dynamic": [d.describe() for d in independence.layout_failures()]}
+    if not problems:
+        sizes = ", ".join(map(str, independence.batch_sizes))
+        return CheckResult(2, "layout", PASS, f"every output's dim 0 equals N for N = {sizes}; batch symbolic; no symbol reused", data=data)
+    return CheckResult(2, "layout", FAIL, f"{len(problems)} problem(s); first: {problems[0]}", _listed(problems), data)
+
+
+def _independence_check(report: IndependenceReport, relaxed: bool) -> CheckResult:
+    how = " (run with the batch made symbolic, as users do)" if relaxed else ""
+    data = report.to_dict()
+    if report.error:
+        return CheckResult(1, "batch independence", FAIL, report.error + how, data=data)
+    values = report.value_failures()
+    layouts = report.layout_failures()
+    worst = report.worst()
+    worst_text = f"max diff {worst.max_abs_diff:.3g} ({worst.output} @ batch {worst.batch})" if worst else "nothing comparable"
+    details = _listed([d.describe() for d in values + layouts])
+    if not values and not layouts:
+        summary = f"every frame equals its single-frame run: {worst_text} < {report.atol:g}{how}"
+        return CheckResult(1, "batch independence", PASS, summary, [d.describe() for d in _per_batch_maxima(report)], data)
+    reason = []
+    if values:
+        v = max(values, key=lambda d: d.max_abs_diff)
+        reason.append(f"frames differ from their single runs by up to {v.max_abs_diff:.3g} ({v.output} @ batch {v.batch}, frame {v.frame})")
+    if layouts:
+        reason.append(f"{len(layouts)} output/batch pairs cannot be sliced per frame ({layouts[-1].describe()})")
+    return CheckResult(1, "batch independence", FAIL, "; ".join(reason) + how, details, data)
+
+
+def _per_batch_maxima(report: IndependenceReport) -> list:
+    best: dict[int, object] = {}
+    for d in report.diffs:
+        if d.batch not in best or d.max_abs_diff > best[d.batch].max_abs_diff:  # type: ignore[attr-defined]
+            best[d.batch] = d
+    return [best[n] for n in sorted(best)]
+
+
+def verify_model(path: Path, options: VerifyOptions | None = None) -> VerifyReport:
+    options = options or VerifyOptions()
+    if not options.batch_sizes or min(options.batch_sizes) < 1:
+        raise SpecError("batch sizes must be positive integers, e.g. 1,2,7,32")
+    started = time.perf_counter()
+    path = Path(path)
+    target = target_from_onnx(path, options.embedder, options.size)
+    report = VerifyReport(
+        model=path.name, sha256=file_sha256(path), family=target.family, spec_source=target.source,
+        input=f"{target.spec.input.name} {list(target.spec.input.dims)}", notes=list(target.notes),
+    )  # fmt: skip
+    with step("lint the graph: where does the batch axis go?"):
+        findings = io_findings(target.model) + lint_graph(target.model)
+    frames = verification_frames(target, max(max(options.batch_sizes), 3), options.photos, options.seed)
+    input_name = target.spec.input.name
+    input_fixed = any(f.check == "layout" and f.message.startswith(f"input {input_name} has its batch axis fixed") for f in findings)
+    with tempfile.TemporaryDirectory(prefix="facebatch-verify-") as tmp:
+        run_path = path
+        runnable = target.model
+        if input_fixed:
+            runnable = relaxed_batch(target.model)
+            run_path = Path(tmp) / "relaxed.onnx"
+            onnx.save(runnable, str(run_path))
+        independence = verify_batch_independence(run_path, input_name, frames, options.batch_sizes, options.atol)
+        report.checks.append(_independence_check(independence, input_fixed))
+        report.checks.append(_layout_check(findings, independence))
+        if independence.passed:
+            report.checks.append(CheckResult(5, "localisation", SKIP, "frames do not mix: nothing to localise"))
+        else:
+            with step("localise: compare every intermediate tensor per frame"):
+                try:
+                    mixes, folds = localise(runnable, input_name, frames, findings, options.atol)
+                except Exception as exc:  # the graph may not run at batch > 1 at all
+                    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+                    report.checks.append(CheckResult(5, "localisation", FAIL, f"could not run the graph at batch 3: {first}"))
+                    mixes = folds = None
+                else:
+                    report.checks.append(_localisation_check(mixes, folds))
+    report.checks.append(_lint_check(findings))
+    report.checks.sort(key=lambda c: c.number)
+    report.environment = environment()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _localisation_check(mixes, folds) -> CheckResult:  # noqa: ANN001 - Culprit | None
+    found = [c for c in (mixes, folds) if c is not None]
+    if not found:
+        return CheckResult(5, "localisation", FAIL, "frames differ at the outputs but no single node could be named")
+    main = mixes or folds
+    details = [c.describe() for c in found]
+    return CheckResult(5, "localisation", FAIL, f"first node: {main.describe()}", details, {"culprits": [c.to_dict() for c in found]})
