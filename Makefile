@@ -22,6 +22,7 @@ help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-8s %s\n", $$1, $$2}'
 	@echo "variables: DETECTOR=$(DETECTOR) DETECTOR_SIZE=$(DETECTOR_SIZE) DETECTOR_WEIGHTS=$(DETECTOR_WEIGHTS)"
 	@echo "           EMBEDDER=$(EMBEDDER) EMBEDDER_WEIGHTS=$(EMBEDDER_WEIGHTS) BUILD=$(BUILD)"
+	@echo "           ARTIFACTS=$(ARTIFACTS) (what make verify checks)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,9 +40,17 @@ export: $(STAMP) ## export both defaults: build/onnx/scrfd_10g_320_batch.onnx, a
 	$(BIN)/facebatch export $(EMBEDDER) --out $(BUILD)/onnx \
 		$(if $(EMBEDDER_WEIGHTS),--weights $(EMBEDDER_WEIGHTS)) $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES))
 
-verify: $(STAMP) ## verify the exported artifacts (arrives with issue #4)
-	@echo "make verify: the release gate 'facebatch verify' arrives with issue #4; today 'make export'"
-	@echo "already proves parity torch vs onnxruntime at batch 1,2,7,32 and writes it to the sidecar .json."
+ARTIFACTS ?= $(BUILD)/onnx/scrfd_10g_320_batch.onnx $(BUILD)/onnx/arcface_w600k_r50_batch.onnx
+
+verify: $(STAMP) ## verify the default artifacts (batch independence, layout, localisation, lint) → build/reports/
+	@mkdir -p $(BUILD)/reports
+	@for model in $(ARTIFACTS); do \
+		test -f $$model || { echo "make verify: $$model is missing; run 'make export' first"; exit 2; }; \
+		stem=$$(basename $$model .onnx); \
+		$(BIN)/facebatch verify $$model $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES)) \
+			--json $(BUILD)/reports/$$stem.verify.json --markdown $(BUILD)/reports/$$stem.verify.md \
+			--junit $(BUILD)/reports/$$stem.verify.xml || exit $$?; \
+	done
 
 bench: $(STAMP) ## benchmark throughput per batch size (arrives with its issue)
 	@echo "make bench: benchmarking arrives with its own issue; nothing is measured yet."

@@ -1,0 +1,175 @@
+"""The release gate catches real bugs and passes what our exporter writes.
+
+* the official detectors with only their batch dimension made symbolic fail, and the
+  localisation names a head Transpose/Reshape; after ``fix`` they pass;
+* a GroupNorm-head SCRFD exported at batch 1 whose Reshape(1, G, -1) survived fails check 1
+  and the localisation names the normalisation;
+* a graph with correct shapes that mixes a little of the batch mean into every frame fails
+  check 1 and is localised;
+* our exported artifacts pass every check; reports and exit codes follow the contract.
+"""
+
+import json
+import warnings
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from facebatch.cli import main
+from facebatch.errors import SpecError, VerificationFailed
+from facebatch.exporter.onnx_weights import GraphView
+from facebatch.exporter.repair import fix_onnx
+from facebatch.exporter.scrfd import scrfd_from_variant, seeded_init
+from facebatch.verify.verify_job import VerifyOptions, verify_model
+
+QUICK = VerifyOptions(batch_sizes=(1, 2, 3), size=(320, 320))
+
+
+def with_symbolic_batch(source: Path, target: Path) -> Path:
+    """What people do to batch an official file: rename dim 0 of the input, nothing else."""
+    model = onnx.load(str(source))
+    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    dim.Clear()
+    dim.dim_param = "N"
+    onnx.save(model, str(target))
+    return target
+
+
+def statuses(report) -> dict[int, str]:
+    return {c.number: c.status for c in report.checks}
+
+
+@pytest.mark.parametrize("name", ["det_500m.onnx", "det_2.5g.onnx"])
+def test_official_detectors_made_dynamic_fail_and_the_head_is_named(models_dir: Path, tmp_path: Path, name: str):
+    naive = with_symbolic_batch(models_dir / name, tmp_path / name)
+    report = verify_model(naive, QUICK)
+    assert not report.passed
+    assert statuses(report)[1] == "fail" and statuses(report)[2] == "fail"
+    localisation = next(c for c in report.checks if c.number == 5)
+    culprit = localisation.data["culprits"][0]
+    assert culprit["op_type"] in ("Transpose", "Reshape")
+    assert "folds the batch into the rows" in culprit["hint"]
+    lint = next(c for c in report.checks if c.number == 6)
+    assert "Reshape to [-1, 1] after Transpose(perm=[2, 3, 0, 1]) folds the batch into the rows" in "\n".join(lint.details)
+
+    fixed = fix_onnx(naive, tmp_path / "fixed.onnx")
+    assert fixed.proof_max_diff <= 1e-5
+    assert list(fixed.renamed.values())[:3] == ["score_8", "score_16", "score_32"]
+    after = verify_model(fixed.path, QUICK)
+    assert after.passed, [c.summary for c in after.checks]
+
+
+def test_groupnorm_exported_at_batch_1_is_caught_at_the_normalisation(tmp_path: Path):
+    path = tmp_path / "scrfd_500m_gn_b1.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(seeded_init(scrfd_from_variant("scrfd_500m")), torch.randn(1, 3, 320, 320), str(path),
+                          dynamo=False, opset_version=11, input_names=["input.1"],
+                          training=torch.onnx.TrainingMode.EVAL)  # fmt: skip
+    model = onnx.load(str(path))
+    view = GraphView(model)
+    patched = 0
+    for node in model.graph.node:  # the constants an exporter that folded shapes at batch 1 leaves behind
+        target = view.const(node.input[1]) if node.op_type == "Reshape" else None
+        if target is not None and target.size == 3 and target[0] == 0 and view.consumers[node.output[0]][0].op_type == "InstanceNormalization":
+            name = f"{node.name}_batch1_shape"
+            model.graph.initializer.append(numpy_helper.from_array(np.array([1, *target[1:]], np.int64), name))
+            node.input[1] = name
+            patched += 1
+    assert patched == 12  # facts §2.2: 12 InstanceNormalization nodes in scrfd_500m
+    onnx.save(model, str(path))
+    path = with_symbolic_batch(path, path)
+    report = verify_model(path, QUICK)
+    assert statuses(report)[1] == "fail"
+    independence = next(c for c in report.checks if c.number == 1)
+    assert "frames differ from their single runs" in independence.summary
+    culprit = next(c for c in report.checks if c.number == 5).data["culprits"][0]
+    assert culprit["op_type"] == "InstanceNormalization" and culprit["kind"] == "mixes"
+    assert "statistics" in culprit["hint"]
+
+
+def batch_mean_leak(path: Path) -> Path:
+    """Conv → y + 0.01·mean over the batch: every shape right, every frame slightly contaminated."""
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    scale = numpy_helper.from_array(np.array(0.01, np.float32), "leak")
+    nodes = [
+        helper.make_node("Conv", ["input.1", "w"], ["y"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("ReduceMean", ["y"], ["batch_mean"], name="batch_mean", axes=[0], keepdims=1),
+        helper.make_node("Mul", ["batch_mean", "leak"], ["small"], name="scale"),
+        helper.make_node("Add", ["y", "small"], ["embedding"], name="leak_add"),
+    ]
+    graph = helper.make_graph(
+        nodes, "leak",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["batch", 3, 112, 112])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 4, 112, 112])],
+        [weight, scale],
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
+    return path
+
+
+def test_a_graph_that_leaks_the_batch_mean_is_caught_and_localised(tmp_path: Path):
+    path = batch_mean_leak(tmp_path / "leak.onnx")
+    options = VerifyOptions(batch_sizes=(1, 2, 3), embedder=None)
+    from facebatch.configs.embedder import EmbedderDescription
+
+    options.embedder = EmbedderDescription(embedding_size=4 * 112 * 112)
+    report = verify_model(path, options)
+    assert statuses(report) == {1: "fail", 2: "pass", 5: "fail", 6: "fail"}
+    culprit = next(c for c in report.checks if c.number == 5).data["culprits"][0]
+    assert culprit["node"] == "batch_mean" and culprit["kind"] == "mixes"
+    worst = max((r for r in report.checks[0].data["results"]), key=lambda r: r["max_abs_diff"])
+    assert worst["max_abs_diff"] > 1e-5 and worst["frame"] is not None
+
+
+@pytest.mark.parametrize("name", ["det_500m.onnx", "mobilefacenet_128d.onnx"])
+def test_fix_repairs_batch_1_graphs_and_proves_it(models_dir: Path, tmp_path: Path, name: str):
+    before = verify_model(models_dir / name, QUICK if name.startswith("det") else VerifyOptions(batch_sizes=(1, 2, 3)))
+    assert not before.passed
+    result = fix_onnx(models_dir / name, tmp_path / "fixed.onnx")
+    assert result.changes and result.proof_max_diff <= 1e-5
+    assert verify_model(result.path, QUICK if name.startswith("det") else VerifyOptions(batch_sizes=(1, 2, 3))).passed
+
+
+def test_our_artifacts_pass_every_check(tmp_path: Path):
+    from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
+    from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
+
+    detector = export_scrfd(ScrfdExportRequest(variant="scrfd_500m", height=160, width=160, out_dir=tmp_path,
+                                               parity_batch_sizes=(1, 2)))  # fmt: skip
+    embedder = export_arcface(ArcFaceExportRequest(network="arcface_mbf", out_dir=tmp_path, parity_batch_sizes=(1, 2)))
+    for artifact in (detector.onnx_path, embedder.onnx_path):
+        report = verify_model(artifact)
+        assert report.passed, [c.summary for c in report.checks]
+        assert report.spec_source == "facebatch metadata"
+        assert [c.number for c in report.checks] == [1, 2, 5, 6]
+
+
+def test_cli_reports_and_exit_codes(models_dir: Path, tmp_path: Path, capsys):
+    argv = ["verify", str(models_dir / "det_500m.onnx"), "--batch-sizes", "1,2", "--input-size", "320",
+            "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"), "--junit", str(tmp_path / "r.xml")]  # fmt: skip
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "FAIL" in captured.out and "facebatch: error: det_500m.onnx fails check(s) 1 batch independence" in captured.err
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["passed"] is False and data["checks"][0]["name"] == "batch independence"
+    assert "| 5 | localisation | FAIL |" in (tmp_path / "r.md").read_text()
+    suite = ET.parse(tmp_path / "r.xml").getroot().find("testsuite")
+    assert suite.get("tests") == "4" and suite.get("failures") == "4"
+    assert main(["verify", str(tmp_path / "missing.onnx")]) == 2
+    assert main(["verify", str(models_dir / "det_500m.onnx"), "--input-size", "300"]) == 2
+    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("facebatch: error:")]
+    assert len(errors) == 2 and "does not exist" in errors[0] and "multiple of 32" in errors[1]
+
+
+def test_fix_refuses_to_overwrite_its_input(models_dir: Path, capsys):
+    assert main(["fix", str(models_dir / "det_500m.onnx"), "-o", str(models_dir / "det_500m.onnx")]) == 2
+    assert "never overwrites its input" in capsys.readouterr().err
+    with pytest.raises(SpecError):
+        verify_model(models_dir / "det_500m.onnx", VerifyOptions(batch_sizes=()))
+    assert VerificationFailed.exit_code == 1
