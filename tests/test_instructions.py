@@ -16,10 +16,14 @@ def test_every_command_in_the_instructions_runs(tmp_path: Path):
     work = tmp_path / "project"
     work.mkdir()
     (work / ".venv").symlink_to(Path(sys.prefix))  # the environment running these tests
+    printed = ""
     for block in blocks:
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"block failed:\n{block}\n--- stderr ---\n{done.stderr[-2000:]}"
-    shapes = done.stdout
+        printed += done.stdout
+    shapes = printed
+    assert "facebatch verify scrfd_10g_320_batch.onnx: PASS" in printed
+    assert (work / "build/reports/scrfd_10g_320.verify.xml").is_file()
     assert "'score_8': (32, 3200, 1)" in shapes
     diff = float(re.search(r"in the batch: ([0-9.e+-]+)", shapes).group(1))
     assert diff < 1e-5
