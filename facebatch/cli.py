@@ -176,6 +176,20 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_verify_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the verifier runs on and where its reports go (verify, and fix after its repair)."""
+    from facebatch.verify.independence import DEFAULT_BATCH_SIZES
+
+    sizes = ",".join(map(str, DEFAULT_BATCH_SIZES))
+    parser.add_argument("--batch-sizes", type=parse_batch_sizes, default=DEFAULT_BATCH_SIZES, metavar="LIST",
+                        help=f"batch sizes the verifier tests (default {sizes})")  # fmt: skip
+    parser.add_argument("--images", type=Path, metavar="DIR", help="photos used as frames (seeded noise frames fill the rest)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the noise frames (default 0)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the full verify report as JSON")
+    parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the verify report as Markdown")
+    parser.add_argument("--junit", type=Path, metavar="FILE", help="write the verify report as JUnit XML, one testcase per check")
+
+
 def add_embedder_arguments(parser: argparse.ArgumentParser) -> None:
     """Describe a foreign embedder: a YAML spec, and/or single values that override it."""
     group = parser.add_argument_group("foreign embedder (any ONNX with an [N,3,H,W] input)")
@@ -246,20 +260,23 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_report_targets(args: argparse.Namespace) -> None:
+    """Refuse unwritable --json/--markdown/--junit paths before the slow work."""
+    from facebatch.atomic import ensure_writable_dir
+
+    for target in (args.json, args.markdown, args.junit):
+        if target is not None:
+            ensure_writable_dir(target.parent if str(target.parent) else Path("."))
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    from facebatch.atomic import write_text_atomic
-    from facebatch.errors import VerificationFailed
     from facebatch.verify.verify_job import VerifyOptions, verify_model
 
     embedder = None
     if any(getattr(args, k) is not None for k in ("embedder_spec", "mean", "std", "color_order", "embedder_embedding_size",
                                                    "embedder_input", "embedder_output")):  # fmt: skip
         embedder = embedder_description_from_args(args)
-    for target in (args.json, args.markdown, args.junit):
-        if target is not None:
-            from facebatch.atomic import ensure_writable_dir
-
-            ensure_writable_dir(target.parent if str(target.parent) else Path("."))
+    _check_report_targets(args)
     options = VerifyOptions(
         batch_sizes=args.batch_sizes, photos=_photos(args.images), seed=args.seed, embedder=embedder, size=args.input_size
     )
@@ -301,6 +318,7 @@ def cmd_fix(args: argparse.Namespace) -> int:
 
     if args.output_file.resolve() == args.model_file.resolve():
         raise SpecError("-o must name a new file; facebatch fix never overwrites its input")
+    _check_report_targets(args)
     with step(f"repair {args.model_file.name} by graph surgery and prove it frame by frame"):
         result = fix_onnx(args.model_file, args.output_file)
     for change in result.changes:
@@ -369,13 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Reshape/Transpose/Flatten/reductions. Exit 0 only when every check passes, 1 when one fails, 2 for bad input.",
     )
     verify.add_argument("model_file", type=Path, metavar="MODEL.onnx")
-    verify.add_argument("--batch-sizes", type=parse_batch_sizes, default=(1, 2, 3, 4, 7, 8, 15, 16, 31, 32), metavar="LIST",
-                        help="batch sizes to test (default 1,2,3,4,7,8,15,16,31,32)")  # fmt: skip
-    verify.add_argument("--images", type=Path, metavar="DIR", help="photos used as frames (seeded noise frames fill the rest)")
-    verify.add_argument("--seed", type=int, default=0, help="seed for the noise frames (default 0)")
-    verify.add_argument("--json", type=Path, metavar="FILE", help="write the full report as JSON")
-    verify.add_argument("--markdown", type=Path, metavar="FILE", help="write the report as Markdown")
-    verify.add_argument("--junit", type=Path, metavar="FILE", help="write one JUnit testcase per check")
+    add_verify_run_arguments(verify)
     add_embedder_arguments(verify)
     verify.set_defaults(handler=cmd_verify)
 
@@ -389,13 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fix.add_argument("model_file", type=Path, metavar="MODEL.onnx")
     fix.add_argument("-o", "--out", dest="output_file", type=Path, required=True, metavar="OUT.onnx")
-    fix.add_argument("--batch-sizes", type=parse_batch_sizes, default=(1, 2, 3, 4, 7, 8, 15, 16, 31, 32), metavar="LIST",
-                     help="batch sizes the verifier tests afterwards")  # fmt: skip
-    fix.add_argument("--images", type=Path, metavar="DIR", help="photos used as frames by the verifier")
-    fix.add_argument("--seed", type=int, default=0, help="seed for the noise frames (default 0)")
-    fix.add_argument("--json", type=Path, metavar="FILE", help="write the verify report as JSON")
-    fix.add_argument("--markdown", type=Path, metavar="FILE", help="write the verify report as Markdown")
-    fix.add_argument("--junit", type=Path, metavar="FILE", help="write the verify report as JUnit XML")
+    add_verify_run_arguments(fix)
     fix.set_defaults(handler=cmd_fix)
 
     describe = commands.add_parser(
