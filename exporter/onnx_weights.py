@@ -27,21 +27,22 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from facebatch.errors import WeightsError
+from facebatch.errors import FacebatchError, WeightsError
 
 SAME_VALUE_ATOL = 1e-6
 
 
-def load_onnx(path: Path) -> onnx.ModelProto:
+def load_onnx(path: Path, role: str = "weights file", error: type[FacebatchError] = WeightsError) -> onnx.ModelProto:
+    """Read an ONNX file or fail in one line; ``role``/``error`` say what the file was for."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist")
+        raise error(f"{role} {path} does not exist")
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # protobuf DecodeError and friends
-        raise WeightsError(f"{path} is not a readable ONNX file ({type(exc).__name__}); is it truncated?") from exc
+        raise error(f"{path} is not a readable ONNX file ({type(exc).__name__}); is it truncated?") from exc
     if not model.graph.node:
-        raise WeightsError(f"{path} holds no graph nodes; is it truncated or not an ONNX model?")
+        raise error(f"{path} holds no graph nodes; is it truncated or not an ONNX model?")
     return model
 
 

@@ -45,7 +45,7 @@ class FixResult:
     proof_max_diff: float = float("nan")
 
 
-def _set_const(model: onnx.ModelProto, view: GraphView, tensor: str, value: np.ndarray, node: onnx.NodeProto) -> None:
+def _set_const(model: onnx.ModelProto, tensor: str, value: np.ndarray, node: onnx.NodeProto) -> None:
     """Give ``node`` its own constant (the original may be shared with nodes we do not touch)."""
     name = f"{tensor}__facebatch_fixed_{node_label(node)}"
     model.graph.initializer.append(numpy_helper.from_array(value.astype(np.int64), name))
@@ -68,13 +68,13 @@ def _fix_nodes(model: onnx.ModelProto) -> list[str]:
             for attr in before.attribute:
                 if attr.name == "perm":
                     attr.ints[:] = KEEPING_PERM
-            _set_const(model, view, node.input[1], np.concatenate([[0, -1], target[1:]]), node)
+            _set_const(model, node.input[1], np.concatenate([[0, -1], target[1:]]), node)
             changes.append(f"{node_label(before)} perm {FOLDING_PERM} → {KEEPING_PERM} and {node_label(node)} "
                            f"shape {target.tolist()} → {[0, -1, *target[1:].tolist()]}: the head keeps the batch")  # fmt: skip
         elif target[0] == 1 and (shapes.get(node.input[0]) or [None])[0] == BATCH:
             fixed = target.copy()
             fixed[0] = 0
-            _set_const(model, view, node.input[1], fixed, node)
+            _set_const(model, node.input[1], fixed, node)
             changes.append(f"{node_label(node)} shape {target.tolist()} → {fixed.tolist()}: dim 0 copies the batch")
     return changes
 

@@ -242,7 +242,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     from facebatch.exporter.onnx_weights import load_onnx
 
     description = embedder_description_from_args(args)
-    spec = embedder_spec(load_onnx(args.model_file), description, args.model_file.name)
+    spec = embedder_spec(load_onnx(args.model_file, "model file", SpecError), description, args.model_file.name)
     resolved = description.with_overrides(
         name=description.name or spec.name,
         input_size=tuple(spec.details["input_size"]),

@@ -20,6 +20,7 @@ from facebatch.configs.scrfd import OUTPUT_CHANNELS, SCRFD_NORMALIZE, HeadLayout
 from facebatch.configs.spec import BATCH, ModelSpec, TensorSpec
 from facebatch.configs.spec_io import spec_from_dict
 from facebatch.errors import SpecError
+from facebatch.exporter.onnx_weights import load_onnx
 from facebatch.verify.layout import io_dims
 
 DEFAULT_DETECTOR_SIZE = 640
@@ -46,15 +47,9 @@ class VerifyTarget:
 
 
 def load_model(path: Path) -> onnx.ModelProto:
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"model file {path} does not exist")
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # protobuf DecodeError and friends
-        raise SpecError(f"{path} is not a readable ONNX file ({type(exc).__name__}); is it truncated?") from exc
-    if not model.graph.node or not model.graph.output:
-        raise SpecError(f"{path} holds no graph; is it truncated or not an ONNX model?")
+    model = load_onnx(path, "model file", SpecError)
+    if not model.graph.output:
+        raise SpecError(f"{path} holds a graph without outputs; is it truncated or not an ONNX model?")
     return model
 
 

@@ -23,6 +23,7 @@ from facebatch.environment import environment, file_sha256
 from facebatch.errors import SpecError
 from facebatch.progress import step
 from facebatch.verify.independence import DEFAULT_BATCH_SIZES, INDEPENDENCE_ATOL, IndependenceReport, verify_batch_independence
+from facebatch.verify.layout import io_dims
 from facebatch.verify.lint import Finding, io_findings, lint_graph, relaxed_batch
 from facebatch.verify.localize import localise
 from facebatch.verify.report import FAIL, PASS, SKIP, CheckResult, VerifyReport
@@ -118,7 +119,7 @@ def verify_model(path: Path, options: VerifyOptions | None = None) -> VerifyRepo
         findings = io_findings(target.model) + lint_graph(target.model)
     frames = verification_frames(target, max(max(options.batch_sizes), 3), options.photos, options.seed)
     input_name = target.spec.input.name
-    input_fixed = any(f.check == "layout" and f.message.startswith(f"input {input_name} has its batch axis fixed") for f in findings)
+    input_fixed = isinstance(io_dims(target.model)[input_name][0], int)
     with tempfile.TemporaryDirectory(prefix="facebatch-verify-") as tmp:
         run_path = path
         runnable = target.model
