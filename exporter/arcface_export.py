@@ -3,7 +3,6 @@ ONNX file, or seeded) → populated torch model; the rest is the shared ``export
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,25 +23,18 @@ from facebatch.errors import WeightsError
 from facebatch.exporter.arcface import ArcFaceBackbone, build_arcface, seeded_arcface
 from facebatch.exporter.arcface_import import arcface_from_onnx, prove_arcface_import
 from facebatch.exporter.checkpoint import load_state_dict_strict, read_state_dict
-from facebatch.exporter.export_job import PARITY_BATCH_SIZES, ExportResult, check_parity_batch_sizes, export_artifact
+from facebatch.exporter.export_job import ExportResult, ExportSettings, check_parity_batch_sizes, export_artifact
 from facebatch.exporter.metadata import SEEDED_WARNING, WeightsInfo
-from facebatch.exporter.torch_to_onnx import DEFAULT_OPSET
 from facebatch.progress import step, warn
 
 IMPORT_PROOF_FRAMES = 8
 
 
 @dataclass
-class ArcFaceExportRequest:
+class ArcFaceExportRequest(ExportSettings):
     network: str | None = DEFAULT_ARCFACE  # arcface_r50 / r50 …; inferred from ONNX weights if None
     weights: Path | None = None
     embedding_size: int = EMBEDDING_SIZE  # checkpoints and seeded models; ONNX weights carry their own
-    out_dir: Path = Path("build/onnx")
-    name: str | None = None
-    opset: int = DEFAULT_OPSET
-    parity_batch_sizes: Sequence[int] = PARITY_BATCH_SIZES
-    photos: Sequence[Path] = ()
-    seed: int = 0
 
 
 def _frames(count: int, request: ArcFaceExportRequest) -> np.ndarray:

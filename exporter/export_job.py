@@ -23,7 +23,7 @@ from facebatch.environment import environment, file_sha256
 from facebatch.errors import ExportError, SpecError
 from facebatch.exporter.metadata import ArtifactRecord, WeightsInfo
 from facebatch.exporter.simplify import simplify_onnx
-from facebatch.exporter.torch_to_onnx import onnx_from_torch
+from facebatch.exporter.torch_to_onnx import DEFAULT_OPSET, onnx_from_torch
 from facebatch.progress import step, warn
 from facebatch.verify.parity import ParityReport
 from facebatch.verify.torch_parity import intrinsic_fp32_error, torch_vs_onnx
@@ -31,6 +31,18 @@ from facebatch.verify.torch_parity import intrinsic_fp32_error, torch_vs_onnx
 PARITY_BATCH_SIZES = (1, 2, 7, 32)
 CONDITIONING_FRAMES = 4
 SEEDED_MARGIN = 4.0  # seeded weights: parity gate = max(spec atol, margin × the model's own fp32 error)
+
+
+@dataclass
+class ExportSettings:
+    """What every export request has, whatever the model family."""
+
+    out_dir: Path = Path("build/onnx")
+    name: str | None = None
+    opset: int = DEFAULT_OPSET
+    parity_batch_sizes: Sequence[int] = PARITY_BATCH_SIZES
+    photos: Sequence[Path] = ()  # real frames for the proofs; seeded noise fills the rest
+    seed: int = 0
 
 
 @dataclass

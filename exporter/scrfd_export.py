@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,30 +14,23 @@ from facebatch.engines.preprocess import proof_frames
 from facebatch.environment import file_sha256
 from facebatch.errors import SpecError, WeightsError
 from facebatch.exporter.checkpoint import load_state_dict_strict, read_state_dict
-from facebatch.exporter.export_job import PARITY_BATCH_SIZES, ExportResult, check_parity_batch_sizes, export_artifact
+from facebatch.exporter.export_job import ExportResult, ExportSettings, check_parity_batch_sizes, export_artifact
 from facebatch.exporter.metadata import SEEDED_WARNING, WeightsInfo
 from facebatch.exporter.scrfd import SCRFD, build_scrfd, seeded_init
 from facebatch.exporter.scrfd_import import prove_scrfd_import, scrfd_from_onnx, source_input_size
-from facebatch.exporter.torch_to_onnx import DEFAULT_OPSET
 from facebatch.progress import step, warn
 
 IMPORT_PROOF_FRAMES = 4
 
 
 @dataclass
-class ScrfdExportRequest:
+class ScrfdExportRequest(ExportSettings):
     variant: str | None = None  # a released config name; inferred from ONNX weights if None
     config: Path | None = None  # an insightface SCRFD config .py (custom-trained models)
     height: int = 320
     width: int = 320
     dynamic_size: bool = False
     weights: Path | None = None
-    out_dir: Path = Path("build/onnx")
-    name: str | None = None
-    opset: int = DEFAULT_OPSET
-    parity_batch_sizes: Sequence[int] = PARITY_BATCH_SIZES
-    photos: Sequence[Path] = ()
-    seed: int = 0
 
 
 def _model_config(request: ScrfdExportRequest) -> tuple[str | None, dict[str, Any] | None]:

@@ -72,6 +72,12 @@ def _export_family(args: argparse.Namespace) -> str:
     raise SpecError("name a model (see 'facebatch models'), or pass --config FILE.py or ONNX --weights")
 
 
+def _export_settings(args: argparse.Namespace) -> dict:
+    """The ``ExportSettings`` fields, common to every family's request."""
+    return dict(out_dir=args.out, name=args.name, opset=args.opset, parity_batch_sizes=args.parity_batch_sizes,
+                photos=_photos(args.images), seed=args.seed)  # fmt: skip
+
+
 def _export_arcface(args: argparse.Namespace):  # noqa: ANN202 - ExportResult, imported lazily
     from facebatch.configs.arcface import ARCFACE_INPUT_SIZE
     from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
@@ -84,12 +90,7 @@ def _export_arcface(args: argparse.Namespace):  # noqa: ANN202 - ExportResult, i
         network=args.model,
         weights=args.weights,
         embedding_size=args.embedding_size,
-        out_dir=args.out,
-        name=args.name,
-        opset=args.opset,
-        parity_batch_sizes=args.parity_batch_sizes,
-        photos=_photos(args.images),
-        seed=args.seed,
+        **_export_settings(args),
     )
     return export_arcface(request)
 
@@ -108,12 +109,7 @@ def _export_scrfd(args: argparse.Namespace):  # noqa: ANN202 - ExportResult, imp
         width=width,
         dynamic_size=args.dynamic_size,
         weights=args.weights,
-        out_dir=args.out,
-        name=args.name,
-        opset=args.opset,
-        parity_batch_sizes=args.parity_batch_sizes,
-        photos=_photos(args.images),
-        seed=args.seed,
+        **_export_settings(args),
     )
     return export_scrfd(request)
 
