@@ -22,7 +22,13 @@ from facebatch.engines.preprocess import proof_frames
 from facebatch.environment import environment, file_sha256
 from facebatch.errors import SpecError
 from facebatch.progress import step
-from facebatch.verify.independence import DEFAULT_BATCH_SIZES, INDEPENDENCE_ATOL, IndependenceReport, verify_batch_independence
+from facebatch.verify.independence import (
+    DEFAULT_BATCH_SIZES,
+    INDEPENDENCE_ATOL,
+    IndependenceReport,
+    SliceDiff,
+    verify_batch_independence,
+)
 from facebatch.verify.layout import io_dims
 from facebatch.verify.lint import Finding, io_findings, lint_graph, relaxed_batch
 from facebatch.verify.localize import localise
@@ -96,10 +102,10 @@ def _independence_check(report: IndependenceReport, relaxed: bool) -> CheckResul
     return CheckResult(1, "batch independence", FAIL, "; ".join(reason) + how, details, data)
 
 
-def _per_batch_maxima(report: IndependenceReport) -> list:
-    best: dict[int, object] = {}
+def _per_batch_maxima(report: IndependenceReport) -> list[SliceDiff]:
+    best: dict[int, SliceDiff] = {}
     for d in report.diffs:
-        if d.batch not in best or d.max_abs_diff > best[d.batch].max_abs_diff:  # type: ignore[attr-defined]
+        if d.batch not in best or d.max_abs_diff > best[d.batch].max_abs_diff:
             best[d.batch] = d
     return [best[n] for n in sorted(best)]
 
