@@ -203,7 +203,7 @@ def lint_graph(model: onnx.ModelProto) -> list[Finding]:
                 hits = axis == state.axis
             if hits and node.op_type != "Concat":
                 new = BatchState(None, flag(node, f"{node.op_type} on the batch axis picks fixed frames"))
-        elif node.op_type == "LayerNormalization" and int(attribute(node, "axis", -1)) == state.axis == 0:
+        elif node.op_type == "LayerNormalization" and int(attribute(node, "axis", -1)) == 0:  # normalises every axis
             flag(node, "LayerNormalization from axis 0 computes statistics across frames")
         for out in node.output:
             states[out] = new
