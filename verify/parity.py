@@ -1,7 +1,9 @@
 """Compare named outputs against a reference within per-output tolerances from the spec.
 
 Every output is compared before anything is decided (optimum's ``_run_validation``), so a
-report lists all failures, not only the first.
+report lists all failures, not only the first. An element passes when
+``|actual - expected| <= atol + rtol * |expected|`` (numpy's ``isclose``); embeddings must
+also keep every row's cosine similarity at or above ``min_cosine``.
 """
 
 from __future__ import annotations
@@ -22,10 +24,24 @@ class OutputDiff:
     worst_index: tuple[int, ...]
     min_cosine: float | None = None
     cosine_floor: float | None = None
+    rtol: float = 0.0
+    outside: int = 0  # elements beyond atol + rtol·|expected|
+
+    def failure_text(self) -> str:
+        """Why this output failed, in words."""
+        if not np.isfinite(self.max_abs_diff) and not self.worst_index:
+            return f"{self.name} missing or misshapen"
+        parts = []
+        if self.outside or not np.isfinite(self.max_abs_diff):
+            limit = f"{self.atol:g}" if not self.rtol else f"{self.atol:g} + {self.rtol:g}·|ref|"
+            parts.append(f"{self.max_abs_diff:.3g} > {limit} at {list(self.worst_index)} ({self.outside} elements)")
+        if self.cosine_floor is not None and (self.min_cosine is None or self.min_cosine < self.cosine_floor):
+            parts.append(f"cosine {self.min_cosine:.9f} < {self.cosine_floor}")
+        return f"{self.name} " + ", ".join(parts)
 
     @property
     def passed(self) -> bool:
-        if not np.isfinite(self.max_abs_diff) or self.max_abs_diff > self.atol:
+        if not np.isfinite(self.max_abs_diff) or self.outside:
             return False
         return self.cosine_floor is None or (self.min_cosine is not None and self.min_cosine >= self.cosine_floor)
 
@@ -50,7 +66,7 @@ class ParityReport:
         bad = self.failures()
         if not bad:
             return f"{self.label}: max abs diff {self.max_abs_diff:.3g} over {len(self.diffs)} outputs"
-        parts = [f"{d.name} {d.max_abs_diff:.3g} > {d.atol:g} at {list(d.worst_index)}" for d in bad]
+        parts = [d.failure_text() for d in bad]
         return f"{self.label}: {len(bad)} of {len(self.diffs)} outputs differ: " + "; ".join(parts)
 
     def to_dict(self) -> dict:
@@ -76,13 +92,14 @@ def compare_outputs(
         tol = spec.atol if atol is None else atol
         a, e = actual.get(spec.name), expected.get(spec.name)
         if a is None or e is None or a.shape != e.shape:
-            report.diffs.append(OutputDiff(spec.name, float("inf"), tol, ()))
+            report.diffs.append(OutputDiff(spec.name, float("inf"), tol, (), rtol=spec.rtol))
             continue
         diff = np.abs(a.astype(np.float64) - e.astype(np.float64))
+        outside = int(np.count_nonzero(~(diff <= tol + spec.rtol * np.abs(e.astype(np.float64)))))  # NaN counts
         worst = tuple(int(i) for i in np.unravel_index(int(np.nanargmax(diff)), diff.shape)) if diff.size else ()
         max_diff = float(np.max(diff)) if diff.size else 0.0
         if np.isnan(diff).any():
             max_diff = float("nan")
         min_cos = float(np.min(_row_cosines(a, e))) if spec.min_cosine is not None else None
-        report.diffs.append(OutputDiff(spec.name, max_diff, tol, worst, min_cos, spec.min_cosine))
+        report.diffs.append(OutputDiff(spec.name, max_diff, tol, worst, min_cos, spec.min_cosine, spec.rtol, outside))
     return report

@@ -28,3 +28,21 @@ def test_cosine_floor_for_embeddings():
     ref = {"e": np.array([[1.0, 0.0, 0.0]], np.float32)}
     assert compare_outputs("t", {"e": np.array([[2.0, 0.0, 0.0]], np.float32)}, ref, spec).passed
     assert not compare_outputs("t", {"e": np.array([[0.0, 1.0, 0.0]], np.float32)}, ref, spec).passed
+
+
+def test_rtol_widens_the_limit_with_the_reference_magnitude():
+    spec = (TensorSpec("a", ("batch", 2), atol=1e-4, rtol=1e-3),)
+    ref = {"a": np.array([[1000.0, 0.0]], np.float32)}
+    assert compare_outputs("t", {"a": np.array([[1000.5, 5e-5]], np.float32)}, ref, spec).passed  # 0.5 <= 1e-4 + 1.0
+    report = compare_outputs("t", {"a": np.array([[1000.5, 5e-4]], np.float32)}, ref, spec)  # 5e-4 > 1e-4 + 0
+    assert not report.passed and report.diffs[0].outside == 1
+    assert "1e-4" not in report.summary() and "0.0001 + 0.001·|ref|" in report.summary()
+
+
+def test_failure_text_names_what_failed():
+    spec = (TensorSpec("e", ("batch", 3), atol=10.0, min_cosine=0.999),)
+    ref = {"e": np.array([[1.0, 0.0, 0.0]], np.float32)}
+    report = compare_outputs("t", {"e": np.array([[0.0, 1.0, 0.0]], np.float32)}, ref, spec)
+    assert "cosine 0.000000000 < 0.999" in report.summary() and ">" not in report.summary().split("cosine")[0]
+    missing = compare_outputs("t", {}, ref, spec)
+    assert "e missing or misshapen" in missing.summary()
