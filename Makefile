@@ -13,6 +13,8 @@ EMBEDDER         ?= arcface_r50
 EMBEDDER_WEIGHTS ?=
 # Real photos make the parity proof stronger; used when the fixtures are present.
 PROOF_IMAGES     ?= $(wildcard $(FIXTURES)/images)
+# Check 4 of make verify: 'torch' rebuilds each artifact's torch model; a path compares with that ONNX file.
+REFERENCE        ?= torch
 
 .DEFAULT_GOAL := help
 .PHONY: help venv export verify bench test clean
@@ -23,6 +25,7 @@ help: ## list the targets
 	@echo "variables: DETECTOR=$(DETECTOR) DETECTOR_SIZE=$(DETECTOR_SIZE) DETECTOR_WEIGHTS=$(DETECTOR_WEIGHTS)"
 	@echo "           EMBEDDER=$(EMBEDDER) EMBEDDER_WEIGHTS=$(EMBEDDER_WEIGHTS) BUILD=$(BUILD)"
 	@echo "           ARTIFACTS=$(ARTIFACTS) (what make verify checks)"
+	@echo "           REFERENCE=$(REFERENCE) (make verify's check-4 reference: torch, or an ONNX file)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,12 +45,12 @@ export: $(STAMP) ## export both defaults: build/onnx/scrfd_10g_320_batch.onnx, a
 
 ARTIFACTS ?= $(BUILD)/onnx/scrfd_10g_320_batch.onnx $(BUILD)/onnx/arcface_w600k_r50_batch.onnx
 
-verify: $(STAMP) ## verify the default artifacts (batch independence, layout, localisation, lint) → build/reports/
+verify: $(STAMP) ## verify the default artifacts (all six checks, parity vs torch included) → build/reports/
 	@mkdir -p $(BUILD)/reports
 	@for model in $(ARTIFACTS); do \
 		test -f $$model || { echo "make verify: $$model is missing; run 'make export' first"; exit 2; }; \
 		stem=$$(basename $$model .onnx); \
-		$(BIN)/facebatch verify $$model $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES)) \
+		$(BIN)/facebatch verify $$model $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES)) $(if $(REFERENCE),--reference $(REFERENCE)) \
 			--json $(BUILD)/reports/$$stem.verify.json --markdown $(BUILD)/reports/$$stem.verify.md \
 			--junit $(BUILD)/reports/$$stem.verify.xml || exit $$?; \
 	done

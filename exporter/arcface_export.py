@@ -59,7 +59,6 @@ def arcface_model_with_weights(request: ArcFaceExportRequest) -> tuple[ArcFaceBa
     network = network or arcface_network(DEFAULT_ARCFACE)
     model = build_arcface(network, request.embedding_size)
     if weights is None:
-        warn(f"no --weights given: {SEEDED_WARNING}")
         return seeded_arcface(model, request.seed), network, WeightsInfo("seeded", seed=request.seed)
     with step(f"load checkpoint {weights.name}"):
         load_state_dict_strict(model, read_state_dict(weights), weights.name)
@@ -70,6 +69,8 @@ def export_arcface(request: ArcFaceExportRequest) -> ExportResult:
     check_parity_batch_sizes(request.parity_batch_sizes)
     out_dir = ensure_writable_dir(Path(request.out_dir))  # fail before the slow work
     model, network, weights = arcface_model_with_weights(request)
+    if weights.kind == "seeded":
+        warn(f"no --weights given: {SEEDED_WARNING}")
     spec = arcface_spec(network, model.embedding_size)
     frames = _frames(max(request.parity_batch_sizes), request)
     return export_artifact(model, spec, weights, out_dir, request.name, request.opset, frames, request.parity_batch_sizes)

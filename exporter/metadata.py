@@ -89,6 +89,7 @@ class ArtifactRecord:
                 props[key] = _prop_value(details[key])
         if self.weights.kind == "seeded":
             props["warning"] = SEEDED_WARNING
+            props["weights_seed"] = str(self.weights.seed)  # lets verify --reference torch rebuild the model
         return props
 
     def stamp(self, model: onnx.ModelProto) -> onnx.ModelProto:

@@ -61,7 +61,6 @@ def scrfd_model_with_weights(request: ScrfdExportRequest) -> tuple[SCRFD, str, W
         raise SpecError("name a variant (e.g. scrfd_10g_bnkps) or pass --config; only ONNX weights can reveal it")
     model = build_scrfd(**model_cfg)
     if weights is None:
-        warn(f"no --weights given: {SEEDED_WARNING}")
         return seeded_init(model, request.seed).eval(), variant, WeightsInfo("seeded", seed=request.seed)
     with step(f"load checkpoint {Path(weights).name}"):
         load_state_dict_strict(model, read_state_dict(Path(weights)), Path(weights).name)
@@ -73,6 +72,8 @@ def export_scrfd(request: ScrfdExportRequest) -> ExportResult:
     check_parity_batch_sizes(request.parity_batch_sizes)
     out_dir = ensure_writable_dir(Path(request.out_dir))  # fail before the slow work
     model, variant, weights = scrfd_model_with_weights(request)
+    if weights.kind == "seeded":
+        warn(f"no --weights given: {SEEDED_WARNING}")
     spec = scrfd_spec(variant, model.layout, request.height, request.width, dynamic_size=request.dynamic_size)
     frames = proof_frames(
         max(request.parity_batch_sizes), request.height, request.width, SCRFD_NORMALIZE, request.photos, request.seed

@@ -41,6 +41,16 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def parse_fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text}")
+    return value
+
+
 def _photos(directory: Path | None) -> list[Path]:
     if directory is None:
         return []
@@ -181,9 +191,35 @@ def add_verify_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"batch sizes the verifier tests (default {sizes})")  # fmt: skip
     parser.add_argument("--images", type=Path, metavar="DIR", help="photos used as frames (seeded noise frames fill the rest)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the noise frames (default 0)")
+    parser.add_argument("--det-thresh", type=parse_fraction, default=0.5, metavar="P",
+                        help="check 3 (SCRFD): score threshold of the decoded detections (default 0.5, as insightface)")  # fmt: skip
+    parser.add_argument("--nms-thresh", type=parse_fraction, default=0.4, metavar="IOU",
+                        help="check 3 (SCRFD): NMS IoU threshold (default 0.4, as insightface)")  # fmt: skip
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the full verify report as JSON")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the verify report as Markdown")
     parser.add_argument("--junit", type=Path, metavar="FILE", help="write the verify report as JUnit XML, one testcase per check")
+
+
+def add_reference_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reference", metavar="torch|FILE.onnx",
+                        help="check 4: compare with the torch model this artifact was exported from ('torch': rebuilt "
+                        "from its metadata and weights), or with another ONNX file run one frame at a time (e.g. the "
+                        "official batch-1 model; its 2-D head layout is unfolded)")  # fmt: skip
+    parser.add_argument("--reference-weights", type=Path, metavar="FILE",
+                        help="with --reference torch: the weights the artifact was exported from, when its sidecar "
+                        ".json does not name them (checked against the recorded sha256)")  # fmt: skip
+    parser.add_argument("--reference-config", type=Path, metavar="FILE.py",
+                        help="with --reference torch: the SCRFD config .py of a custom-trained detector")  # fmt: skip
+
+
+def _reference_request(args: argparse.Namespace):  # noqa: ANN202 - ReferenceRequest | None, imported lazily
+    from facebatch.verify.reference import ReferenceRequest
+
+    if args.reference is None:
+        if args.reference_weights is not None or args.reference_config is not None:
+            raise SpecError("--reference-weights and --reference-config need --reference torch")
+        return None
+    return ReferenceRequest(args.reference, args.reference_weights, args.reference_config)
 
 
 def add_embedder_arguments(parser: argparse.ArgumentParser) -> None:
@@ -274,8 +310,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         embedder = embedder_description_from_args(args)
     _check_report_targets(args)
     options = VerifyOptions(
-        batch_sizes=args.batch_sizes, photos=_photos(args.images), seed=args.seed, embedder=embedder, size=args.input_size
-    )
+        batch_sizes=args.batch_sizes, photos=_photos(args.images), seed=args.seed, embedder=embedder, size=args.input_size,
+        reference=_reference_request(args), det_thresh=args.det_thresh, nms_thresh=args.nms_thresh,
+    )  # fmt: skip
     report = verify_model(args.model_file, options)
     _show_and_write_report(report, args)
     return 0
@@ -310,6 +347,7 @@ def _show_and_write_report(report, args: argparse.Namespace) -> None:  # noqa: A
 
 def cmd_fix(args: argparse.Namespace) -> int:
     from facebatch.exporter.repair import fix_onnx
+    from facebatch.verify.reference import ReferenceRequest
     from facebatch.verify.verify_job import VerifyOptions, verify_model
 
     if args.output_file.resolve() == args.model_file.resolve():
@@ -323,7 +361,10 @@ def cmd_fix(args: argparse.Namespace) -> int:
         out.print("renamed outputs: " + ", ".join(f"{a} → {b}" for a, b in result.renamed.items()))
     out.print(f"proof: repaired per-frame outputs vs original single-frame outputs, max abs diff {result.proof_max_diff:.3g} (≤ 1e-5)")
     out.print(f"wrote {result.path}")
-    options = VerifyOptions(batch_sizes=args.batch_sizes, photos=_photos(args.images), seed=args.seed)
+    # check 4 compares the repaired file with the original, one frame at a time
+    options = VerifyOptions(batch_sizes=args.batch_sizes, photos=_photos(args.images), seed=args.seed,
+                            reference=ReferenceRequest(str(args.model_file)), det_thresh=args.det_thresh,
+                            nms_thresh=args.nms_thresh)  # fmt: skip
     _show_and_write_report(verify_model(result.path, options), args)
     return 0
 
@@ -379,11 +420,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="prove an SCRFD or embedder ONNX keeps frames independent (the release gate)",
         description="Verify any SCRFD detector or face embedder ONNX, ours or someone else's: (1) batch "
         "independence on distinct frames at every --batch-sizes (max abs diff < 1e-5), (2) layout of every "
-        "output and axis, (5) the first node that mixes or folds frames when (1) fails, (6) a static lint of "
-        "Reshape/Transpose/Flatten/reductions. Exit 0 only when every check passes, 1 when one fails, 2 for bad input.",
+        "output and axis, (3) SCRFD: each frame's decoded faces (decode + NMS) alone equal those inside a batch, "
+        "(4) parity with --reference (torch or another ONNX) within the spec's tolerances, (5) the first node that "
+        "mixes or folds frames when (1) or (3) fails, (6) a static lint of Reshape/Transpose/Flatten/reductions. "
+        "Exit 0 only when every check passes, 1 when one fails, 2 for bad input.",
     )
     verify.add_argument("model_file", type=Path, metavar="MODEL.onnx")
     add_verify_run_arguments(verify)
+    add_reference_arguments(verify)
     add_embedder_arguments(verify)
     verify.set_defaults(handler=cmd_verify)
 
@@ -393,7 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Graph surgery without PyTorch: the official SCRFD head (Transpose perm [2,3,0,1] → Reshape "
         "[-1,K]) keeps the batch, Reshape constants that fix dim 0 to 1 copy it instead, the input batch becomes "
         "symbolic, SCRFD outputs are renamed score_8 … kps_32. The repair is proven (each frame's outputs equal the "
-        "original's single-frame outputs, ≤ 1e-5), written atomically, then verified like 'facebatch verify'.",
+        "original's single-frame outputs, ≤ 1e-5), written atomically, then verified like 'facebatch verify' with the "
+        "original as the check-4 reference.",
     )
     fix.add_argument("model_file", type=Path, metavar="MODEL.onnx")
     fix.add_argument("-o", "--out", dest="output_file", type=Path, required=True, metavar="OUT.onnx")

@@ -8,7 +8,7 @@ An output whose dim 0 is not N cannot be sliced per frame: that is a layout fail
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +18,8 @@ from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.progress import step
 
 INDEPENDENCE_ATOL = 1e-5  # FP32 on onnxruntime CPU
+# Sees every batch that ran: (N, each frame's single-run outputs, the batch's outputs by name).
+BatchObserver = Callable[[int, Sequence[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]], None]
 DEFAULT_BATCH_SIZES = (1, 2, 3, 4, 7, 8, 15, 16, 31, 32)
 
 
@@ -84,8 +86,10 @@ def verify_batch_independence(
     frames: np.ndarray,
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     atol: float = INDEPENDENCE_ATOL,
+    on_batch: BatchObserver | None = None,
 ) -> IndependenceReport:
-    """``frames`` must be distinct and at least max(batch_sizes) many."""
+    """``frames`` must be distinct and at least max(batch_sizes) many. ``on_batch`` lets
+    another check (decoded detections) reuse the same runs instead of repeating them."""
     sizes = tuple(batch_sizes)
     report = IndependenceReport(atol, sizes)
     count = max(sizes)
@@ -114,4 +118,6 @@ def verify_batch_independence(
                     where = np.unravel_index(flat, diff.shape)
                     worst = float("nan") if np.isnan(diff).any() else float(diff.reshape(-1)[flat])
                     report.diffs.append(SliceDiff(name, n, worst, int(where[0]), tuple(int(i) for i in where[1:])))
+                if on_batch is not None:
+                    on_batch(n, alone, dict(zip(runner.output_names(), batched)))
     return report

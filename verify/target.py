@@ -63,7 +63,7 @@ def _stored_spec(model: onnx.ModelProto) -> ModelSpec | None:
         raise SpecError(f"the facebatch spec in this file's metadata is unreadable ({exc}); re-export it") from exc
 
 
-def _graph_input(model: onnx.ModelProto) -> tuple[str, list]:
+def graph_input(model: onnx.ModelProto) -> tuple[str, list]:
     outputs = {o.name for o in model.graph.output}
     inputs = [(n, d) for n, d in io_dims(model).items() if n not in outputs]
     if len(inputs) != 1:
@@ -78,7 +78,7 @@ def _looks_like_scrfd(model: onnx.ModelProto) -> bool:
 
 
 def _detector_target(path: Path, model: onnx.ModelProto, size: tuple[int, int] | None) -> VerifyTarget:
-    input_name, dims = _graph_input(model)
+    input_name, dims = graph_input(model)
     graph_hw = [d if isinstance(d, int) and d > 0 else None for d in dims[2:4]] if len(dims) == 4 else [None, None]
     notes = []
     if size is None:

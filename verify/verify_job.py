@@ -1,9 +1,10 @@
 """``verify_model``: every check on one ONNX file, collected into a ``VerifyReport``.
 
-Order: static checks first (6 lint, 2 layout), then batch independence (1) on distinct
-frames, then localisation (5) when frames mixed. A file whose batch is fixed to 1 is
-judged as users would batch it: the checks run on a copy with the batch made symbolic,
-and check 2 fails for the fixed axis itself.
+Order: static checks first (6 lint, 2 layout), then parity against a reference (4, so a bad
+reference fails fast), then batch independence (1) on distinct frames, with the decoded
+detections of the same runs (3), then localisation (5) when frames mixed. A file whose batch
+is fixed to 1 is judged as users would batch it: the checks run on a copy with the batch
+made symbolic, and check 2 fails for the fixed axis itself.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import onnx
 
 from facebatch.configs.embedder import EmbedderDescription
 from facebatch.engines.preprocess import proof_frames
+from facebatch.engines.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.environment import environment, file_sha256
 from facebatch.errors import SpecError
 from facebatch.progress import step
+from facebatch.verify.decoded import DecodedIndependence
 from facebatch.verify.independence import (
     DEFAULT_BATCH_SIZES,
     INDEPENDENCE_ATOL,
@@ -32,6 +35,7 @@ from facebatch.verify.independence import (
 from facebatch.verify.layout import io_dims
 from facebatch.verify.lint import Finding, io_findings, lint_graph, relaxed_batch
 from facebatch.verify.localize import localise
+from facebatch.verify.reference import ReferenceRequest, ReferenceResult, compare_with_reference
 from facebatch.verify.report import FAIL, PASS, SKIP, CheckResult, VerifyReport
 from facebatch.verify.target import VerifyTarget, target_from_onnx
 
@@ -46,6 +50,9 @@ class VerifyOptions:
     embedder: EmbedderDescription | None = None
     size: tuple[int, int] | None = None
     atol: float = INDEPENDENCE_ATOL
+    reference: ReferenceRequest | None = None  # check 4; None skips it
+    det_thresh: float = DET_THRESH  # check 3 (SCRFD): the reference pipeline's thresholds
+    nms_thresh: float = NMS_THRESH
 
 
 def verification_frames(target: VerifyTarget, count: int, photos: Sequence[Path], seed: int) -> np.ndarray:
@@ -102,6 +109,48 @@ def _independence_check(report: IndependenceReport, relaxed: bool) -> CheckResul
     return CheckResult(1, "batch independence", FAIL, "; ".join(reason) + how, details, data)
 
 
+def _decoded_check(decoded: DecodedIndependence | None, target: VerifyTarget) -> CheckResult:
+    name = "decoded independence"
+    if decoded is None:
+        return CheckResult(3, name, SKIP, f"{target.family} model: no decode step (raw outputs are check 1)")
+    data = decoded.to_dict()
+    if decoded.error:
+        return CheckResult(3, name, FAIL, f"detections cannot be read per frame: {decoded.error}", data=data)
+    if not decoded.batches:
+        return CheckResult(3, name, FAIL, "no batch ran, so no detections could be compared (see check 1)", data=data)
+    thresholds = f"det_thresh {decoded.det_thresh:g}, NMS {decoded.nms_thresh:g}"
+    mismatches = [m for b in decoded.batches for m in b.mismatches]
+    if mismatches:
+        worst = max(decoded.batches, key=lambda b: len(b.mismatches))
+        summary = f"{len(mismatches)} frame/batch pair(s) decode differently inside a batch; worst batch {worst.batch}: {worst.mismatches[0].reason}"
+        return CheckResult(3, name, FAIL, summary, _listed([m.describe() for m in mismatches]), data)
+    compared = sum(b.faces for b in decoded.batches)
+    if not decoded.faces_alone:
+        return CheckResult(3, name, SKIP, f"no frame has a face at {thresholds}: nothing to compare "
+                           "(pass --images with faces or lower --det-thresh)", data=data)  # fmt: skip
+    box = max(b.max_box_diff for b in decoded.batches)
+    lm = max(b.max_landmark_diff for b in decoded.batches)
+    summary = (f"every frame's faces are the same alone and in a batch: {compared} faces compared, {thresholds}; "
+               f"max box diff {box:.3g} px, landmarks {lm:.3g} px")  # fmt: skip
+    return CheckResult(3, name, PASS, summary, [b.describe() for b in decoded.batches], data)
+
+
+def _reference_check(result: ReferenceResult | None) -> CheckResult:
+    name = "reference parity"
+    if result is None:
+        return CheckResult(4, name, SKIP, "no reference given (--reference torch for our artifacts, or --reference FILE)")
+    data = {"reference": result.description, "notes": result.notes, "reports": [r.to_dict() for r in result.reports]}
+    details = [r.summary() for r in result.reports] + result.notes
+    failed = [r for r in result.reports if not r.passed]
+    if failed:
+        return CheckResult(4, name, FAIL, f"differs from {result.description}: {failed[0].summary()}", _listed(details), data)
+    worst = max(r.max_abs_diff for r in result.reports)
+    sizes = ", ".join(r.label for r in result.reports)
+    cosines = [d.min_cosine for r in result.reports for d in r.diffs if d.min_cosine is not None]
+    cosine = f", min cosine {min(cosines):.9f}" if cosines else ""
+    return CheckResult(4, name, PASS, f"matches {result.description} at {sizes}: max abs diff {worst:.3g}{cosine}", details, data)
+
+
 def _per_batch_maxima(report: IndependenceReport) -> list[SliceDiff]:
     best: dict[int, SliceDiff] = {}
     for d in report.diffs:
@@ -133,10 +182,19 @@ def verify_model(path: Path, options: VerifyOptions | None = None) -> VerifyRepo
             runnable = relaxed_batch(target.model)
             run_path = Path(tmp) / "relaxed.onnx"
             onnx.save(runnable, str(run_path))
-        independence = verify_batch_independence(run_path, input_name, frames, options.batch_sizes, options.atol)
+        reference = None
+        if options.reference is not None:
+            reference = compare_with_reference(target, run_path, frames, options.reference, options.batch_sizes, options.photos)
+        report.checks.append(_reference_check(reference))
+        decoded = None
+        if target.family == "scrfd" and target.layout is not None:
+            decoded = DecodedIndependence(target.layout, target.input_size, options.atol, options.det_thresh, options.nms_thresh)
+        independence = verify_batch_independence(run_path, input_name, frames, options.batch_sizes, options.atol, decoded)
         report.checks.append(_independence_check(independence, input_fixed))
         report.checks.append(_layout_check(findings, independence))
-        if independence.passed:
+        decoded_check = _decoded_check(decoded, target)
+        report.checks.append(decoded_check)
+        if independence.passed and not decoded_check.failed:
             report.checks.append(CheckResult(5, "localisation", SKIP, "frames do not mix: nothing to localise"))
         else:
             with step("localise: compare every intermediate tensor per frame"):

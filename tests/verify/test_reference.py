@@ -1,0 +1,87 @@
+"""Check 4: parity against torch (rebuilt from the artifact's metadata and weights) or
+against another ONNX file (the official batch-1 layout unfolded), every failure collected."""
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from facebatch.cli import main
+from facebatch.errors import SpecError, WeightsError
+from facebatch.exporter.repair import fix_onnx
+from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
+from facebatch.verify.reference import ReferenceRequest
+from facebatch.verify.verify_job import VerifyOptions, verify_model
+
+OPTIONS = VerifyOptions(batch_sizes=(1, 3), size=(320, 320))
+
+
+def check(report, number: int):
+    return next(c for c in report.checks if c.number == number)
+
+
+@pytest.fixture(scope="module")
+def imported_500m(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Our export of the real SCRFD-500M weights, imported from the official-layout file."""
+    out = tmp_path_factory.mktemp("imported")
+    request = ScrfdExportRequest(weights=models_dir / "det_500m.onnx", height=320, width=320, out_dir=out, parity_batch_sizes=(1, 2))
+    return export_scrfd(request).onnx_path
+
+
+def test_our_export_matches_the_official_file_and_torch(imported_500m: Path, models_dir: Path, photos: list[Path]):
+    options = replace(OPTIONS, photos=photos[:3], size=None)
+    official = verify_model(imported_500m, replace(options, reference=ReferenceRequest(str(models_dir / "det_500m.onnx"))))
+    assert official.passed, [c.summary for c in official.checks]
+    parity = check(official, 4)
+    assert [r["label"] for r in parity.data["reports"]] == ["batch 1", "batch 3"]
+    assert all(o["max_abs_diff"] < 1e-4 for r in parity.data["reports"] for o in r["outputs"])
+    assert len(parity.data["reports"][0]["outputs"]) == 9  # score/bbox/kps × 3 strides, by shared names
+
+    torch_ref = verify_model(imported_500m, replace(options, reference=ReferenceRequest("torch")))  # weights from the sidecar
+    assert check(torch_ref, 4).status == "pass", check(torch_ref, 4).summary
+    assert "torch scrfd_500m_bnkps (onnx det_500m.onnx)" in check(torch_ref, 4).summary
+
+
+def test_torch_reference_needs_the_right_weights(imported_500m: Path, models_dir: Path, tmp_path: Path):
+    moved = tmp_path / imported_500m.name  # without its sidecar, the weights path is unknown
+    shutil.copy(imported_500m, moved)
+    with pytest.raises(WeightsError, match="pass --reference-weights: the onnx file .* sha256 77a721d9"):
+        verify_model(moved, replace(OPTIONS, size=None, reference=ReferenceRequest("torch")))
+    wrong = ReferenceRequest("torch", weights=models_dir / "det_2.5g.onnx")
+    with pytest.raises(WeightsError, match="det_2.5g.onnx is not the file .* was exported from"):
+        verify_model(moved, replace(OPTIONS, size=None, reference=wrong))
+    right = ReferenceRequest("torch", weights=models_dir / "det_500m.onnx")
+    assert check(verify_model(moved, replace(OPTIONS, size=None, reference=right)), 4).status == "pass"
+
+
+def test_a_different_model_fails_with_every_output_listed(models_dir: Path, tmp_path: Path):
+    fixed = fix_onnx(models_dir / "det_2.5g.onnx", tmp_path / "det_2.5g_fixed.onnx").path
+    report = verify_model(fixed, replace(OPTIONS, reference=ReferenceRequest(str(models_dir / "det_500m.onnx"))))
+    parity = check(report, 4)
+    assert parity.status == "fail" and not report.passed
+    assert [len([o for o in r["outputs"] if not o["passed"]]) for r in parity.data["reports"]] == [9, 9]
+    assert "9 of 9 outputs differ" in parity.summary
+    assert {c.number: c.status for c in report.checks}[1] == "pass"  # independent, just not the same model
+
+
+def test_repaired_embedder_matches_its_batch_1_original_by_cosine_too(models_dir: Path, tmp_path: Path):
+    original = models_dir / "mobilefacenet_128d.onnx"
+    fixed = fix_onnx(original, tmp_path / "mfn_fixed.onnx").path
+    report = verify_model(fixed, VerifyOptions(batch_sizes=(1, 4), reference=ReferenceRequest(str(original))))
+    parity = check(report, 4)
+    assert report.passed and parity.status == "pass", parity.summary
+    assert "min cosine 1.000000000" in parity.summary
+
+
+def test_bad_references_are_refused_with_one_line(models_dir: Path, tmp_path: Path, capsys):
+    det = str(models_dir / "det_500m.onnx")
+    with pytest.raises(SpecError, match="--reference torch needs a facebatch artifact"):
+        verify_model(models_dir / "det_500m.onnx", replace(OPTIONS, reference=ReferenceRequest("torch")))
+    fixed_size = fix_onnx(models_dir / "mobilefacenet_128d.onnx", tmp_path / "mfn.onnx").path
+    with pytest.raises(SpecError, match="fixed to height 112; the model under test takes 320"):
+        verify_model(models_dir / "det_500m.onnx", replace(OPTIONS, reference=ReferenceRequest(str(fixed_size))))
+    assert main(["verify", det, "--input-size", "320", "--reference", str(tmp_path / "none.onnx")]) == 2
+    assert main(["verify", det, "--reference-weights", det]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("facebatch: error:")]
+    assert "does not exist" in errors[0] and "need --reference torch" in errors[1]
