@@ -38,10 +38,10 @@ class FrameMismatch:
 
 @dataclass
 class BatchDecoded:
-    """One batch size: how many faces were compared and the largest differences."""
+    """One batch size: how many detections were compared and the largest differences."""
 
     batch: int
-    faces: int = 0
+    detections: int = 0
     max_box_diff: float = 0.0
     max_score_diff: float = 0.0
     max_landmark_diff: float = 0.0
@@ -50,7 +50,7 @@ class BatchDecoded:
     def describe(self) -> str:
         diffs = f"box {self.max_box_diff:.3g} px, score {self.max_score_diff:.3g}, landmarks {self.max_landmark_diff:.3g} px"
         if not self.mismatches:
-            return f"batch {self.batch}: {self.faces} faces identical ({diffs})"
+            return f"batch {self.batch}: {self.detections} detections identical ({diffs})"
         return f"batch {self.batch}: {len(self.mismatches)} frame(s) differ; first: {self.mismatches[0].reason}"
 
 
@@ -115,22 +115,22 @@ class DecodedIndependence:
 
     def _compare(self, result: BatchDecoded, frame: int, alone: Detections, batched: Detections) -> None:
         if len(alone) != len(batched):
-            reason = f"{len(alone)} face(s) alone, {len(batched)} inside the batch"
+            reason = f"{len(alone)} detection(s) alone, {len(batched)} inside the batch"
             result.mismatches.append(FrameMismatch(result.batch, frame, len(alone), len(batched), reason))
             return
-        result.faces += len(alone)
+        result.detections += len(alone)
         box, score = _diff(alone.boxes, batched.boxes), _diff(alone.scores, batched.scores)
         landmark = _diff(alone.landmarks, batched.landmarks)
         result.max_box_diff = max(result.max_box_diff, box)
         result.max_score_diff = max(result.max_score_diff, score)
         result.max_landmark_diff = max(result.max_landmark_diff, landmark)
         if box > self.coord_atol or landmark > self.coord_atol or score > self.score_atol:
-            reason = (f"same {len(alone)} face(s) but box {box:.3g} px, landmarks {landmark:.3g} px "
+            reason = (f"same {len(alone)} detection(s) but box {box:.3g} px, landmarks {landmark:.3g} px "
                       f"(limit {self.coord_atol:.3g}), score {score:.3g} (limit {self.score_atol:g})")  # fmt: skip
             result.mismatches.append(FrameMismatch(result.batch, frame, len(alone), len(batched), reason))
 
     @property
-    def faces_alone(self) -> int:
+    def detections_alone(self) -> int:
         return sum(len(d) for d in self._alone.values())
 
     @property
@@ -140,7 +140,7 @@ class DecodedIndependence:
     def to_dict(self) -> dict:
         return {
             "passed": self.passed, "error": self.error, "det_thresh": self.det_thresh, "nms_thresh": self.nms_thresh,
-            "coordinate_atol_px": self.coord_atol, "score_atol": self.score_atol, "faces_alone": self.faces_alone,
-            "faces_per_frame_alone": [len(self._alone[i]) for i in sorted(self._alone)],
+            "coordinate_atol_px": self.coord_atol, "score_atol": self.score_atol, "detections_alone": self.detections_alone,
+            "detections_per_frame_alone": [len(self._alone[i]) for i in sorted(self._alone)],
             "batches": [asdict(b) for b in self.batches],
         }  # fmt: skip

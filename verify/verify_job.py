@@ -124,13 +124,13 @@ def _decoded_check(decoded: DecodedIndependence | None, target: VerifyTarget) ->
         worst = max(decoded.batches, key=lambda b: len(b.mismatches))
         summary = f"{len(mismatches)} frame/batch pair(s) decode differently inside a batch; worst batch {worst.batch}: {worst.mismatches[0].reason}"
         return CheckResult(3, name, FAIL, summary, _listed([m.describe() for m in mismatches]), data)
-    compared = sum(b.faces for b in decoded.batches)
-    if not decoded.faces_alone:
+    compared = sum(b.detections for b in decoded.batches)
+    if not decoded.detections_alone:
         return CheckResult(3, name, SKIP, f"no frame has a face at {thresholds}: nothing to compare "
                            "(pass --images with faces or lower --det-thresh)", data=data)  # fmt: skip
     box = max(b.max_box_diff for b in decoded.batches)
     lm = max(b.max_landmark_diff for b in decoded.batches)
-    summary = (f"every frame's faces are the same alone and in a batch: {compared} faces compared, {thresholds}; "
+    summary = (f"every frame's detections are the same alone and in a batch: {compared} compared, {thresholds}; "
                f"max box diff {box:.3g} px, landmarks {lm:.3g} px")  # fmt: skip
     return CheckResult(3, name, PASS, summary, [b.describe() for b in decoded.batches], data)
 

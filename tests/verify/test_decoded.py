@@ -35,7 +35,7 @@ def test_identical_frames_pass_and_faces_are_counted():
     frames = [frame_outputs(i) for i in range(3)]
     check = DecodedIndependence(LAYOUT, SIZE, atol=1e-5)
     check(3, alone(frames), batched(frames))
-    assert check.passed and check.faces_alone == sum(len(check._alone[i]) for i in range(3)) > 0
+    assert check.passed and check.detections_alone == sum(len(check._alone[i]) for i in range(3)) > 0
     assert check.batches[0].max_box_diff == 0.0
 
 
@@ -48,7 +48,7 @@ def test_a_face_lost_or_moved_inside_the_batch_is_reported():
     check(3, alone(frames), batched(inside))
     reasons = {m.frame: m.reason for m in check.batches[0].mismatches}
     assert not check.passed and set(reasons) == {1, 2}
-    assert "face(s) alone" in reasons[1] and "inside the batch" in reasons[1]
+    assert "detection(s) alone" in reasons[1] and "inside the batch" in reasons[1]
     assert "box 0.008 px" in reasons[2]
 
 

@@ -57,7 +57,7 @@ def test_official_detectors_made_dynamic_fail_and_the_head_is_named(models_dir: 
     assert not report.passed
     assert statuses(report)[1] == "fail" and statuses(report)[2] == "fail" and statuses(report)[3] == "fail"
     decoded = next(c for c in report.checks if c.number == 3)
-    assert decoded.data["faces_per_frame_alone"] == [1, 1, 1]
+    assert decoded.data["detections_per_frame_alone"] == [1, 1, 1]
     assert any("alone" in line and "inside the batch" in line for line in decoded.details)
     localisation = next(c for c in report.checks if c.number == 5)
     culprit = localisation.data["culprits"][0]
@@ -73,7 +73,7 @@ def test_official_detectors_made_dynamic_fail_and_the_head_is_named(models_dir: 
     assert after.passed, [c.summary for c in after.checks]
     assert statuses(after) == {1: "pass", 2: "pass", 3: "pass", 4: "pass", 5: "skip", 6: "pass"}
     decoded = next(c for c in after.checks if c.number == 3)
-    assert decoded.data["faces_alone"] == 3 and "max box diff 0 px" in decoded.summary
+    assert decoded.data["detections_alone"] == 3 and "max box diff 0 px" in decoded.summary
 
 
 def test_groupnorm_exported_at_batch_1_is_caught_at_the_normalisation(tmp_path: Path):
