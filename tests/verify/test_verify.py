@@ -192,3 +192,17 @@ def test_fix_refuses_to_overwrite_its_input(models_dir: Path, capsys):
     with pytest.raises(SpecError):
         verify_model(models_dir / "det_500m.onnx", VerifyOptions(batch_sizes=()))
     assert VerificationFailed.exit_code == 1
+
+
+def test_fix_cli_verifies_the_repair_against_its_original(models_dir: Path, photos: list[Path], tmp_path: Path, capsys):
+    out = tmp_path / "det_500m_batch.onnx"
+    argv = ["fix", str(models_dir / "det_500m.onnx"), "-o", str(out), "--batch-sizes", "1,3",
+            "--images", str(photos[0].parent), "--json", str(tmp_path / "fix.json")]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "fix.json").read_text())
+    checks = {c["number"]: c for c in report["checks"]}
+    assert report["passed"] and checks[4]["status"] == "pass" and "det_500m.onnx (run one frame at a time" in checks[4]["summary"]
+    assert checks[3]["status"] == "pass" and checks[3]["data"]["detections_per_frame_alone"][:3] == [1, 1, 1]
+    with pytest.raises(SystemExit) as refused:  # argparse: one usage line, exit 2
+        main(["fix", str(models_dir / "det_500m.onnx"), "-o", str(tmp_path / "x.onnx"), "--det-thresh", "1.5"])
+    assert refused.value.code == 2 and "expected a number in (0, 1], got 1.5" in capsys.readouterr().err
