@@ -85,3 +85,22 @@ def test_bad_references_are_refused_with_one_line(models_dir: Path, tmp_path: Pa
     assert main(["verify", det, "--reference-weights", det]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("facebatch: error:")]
     assert "does not exist" in errors[0] and "need --reference torch" in errors[1]
+
+
+def test_torch_reference_from_a_checkpoint_named_by_the_sidecar(tmp_path: Path):
+    import torch
+
+    from facebatch.exporter.arcface import build_arcface, seeded_arcface
+    from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
+
+    checkpoint = tmp_path / "backbone.pth"
+    torch.save(seeded_arcface(build_arcface("mbf", 128), seed=7).state_dict(), checkpoint)
+    request = ArcFaceExportRequest(network="mbf", weights=checkpoint, embedding_size=128, out_dir=tmp_path, parity_batch_sizes=(1, 2))
+    artifact = export_arcface(request).onnx_path
+    report = verify_model(artifact, VerifyOptions(batch_sizes=(1, 4), reference=ReferenceRequest("torch")))
+    parity = check(report, 4)
+    assert report.passed and "torch arcface_mbf (checkpoint backbone.pth)" in parity.summary, parity.summary
+    assert [o["atol"] for r in parity.data["reports"] for o in r["outputs"]] == [1e-4, 1e-4]  # the spec's, not a seeded gate
+    torch.save(seeded_arcface(build_arcface("mbf", 128), seed=8).state_dict(), checkpoint)  # overwritten since export
+    with pytest.raises(WeightsError, match="backbone.pth is not the file .* was exported from"):
+        verify_model(artifact, VerifyOptions(batch_sizes=(1,), reference=ReferenceRequest("torch")))
