@@ -104,3 +104,17 @@ def test_torch_reference_from_a_checkpoint_named_by_the_sidecar(tmp_path: Path):
     torch.save(seeded_arcface(build_arcface("mbf", 128), seed=8).state_dict(), checkpoint)  # overwritten since export
     with pytest.raises(WeightsError, match="backbone.pth is not the file .* was exported from"):
         verify_model(artifact, VerifyOptions(batch_sizes=(1,), reference=ReferenceRequest("torch")))
+
+
+def test_custom_config_detectors_need_their_config_for_torch(tmp_path: Path):
+    from tests.configs.test_mmdet_config import CONFIG_TEXT
+
+    config = tmp_path / "my_scrfd.py"
+    config.write_text(CONFIG_TEXT)
+    request = ScrfdExportRequest(config=config, height=160, width=160, out_dir=tmp_path, parity_batch_sizes=(1, 2))
+    artifact = export_scrfd(request).onnx_path
+    options = VerifyOptions(batch_sizes=(1, 2))
+    with pytest.raises(SpecError, match="my_scrfd is not a released SCRFD config; pass --reference-config"):
+        verify_model(artifact, replace(options, reference=ReferenceRequest("torch")))
+    report = verify_model(artifact, replace(options, reference=ReferenceRequest("torch", config=config)))
+    assert check(report, 4).status == "pass", check(report, 4).summary
