@@ -43,20 +43,6 @@ class Detections:
         landmarks = None if self.landmarks is None else self.landmarks / np.float32(det_scale)
         return Detections(self.boxes / np.float32(det_scale), self.scores, landmarks)
 
-    def to_dict(self) -> dict:
-        faces = []
-        for i in range(len(self)):
-            face = {"box": [round(float(v), 3) for v in self.boxes[i]], "score": round(float(self.scores[i]), 6)}
-            if self.landmarks is not None:
-                face["landmarks"] = [[round(float(x), 3), round(float(y), 3)] for x, y in self.landmarks[i]]
-            faces.append(face)
-        return {"count": len(self), "faces": faces}
-
-
-def empty_detections(use_kps: bool) -> Detections:
-    landmarks = np.zeros((0, LANDMARKS, 2), np.float32) if use_kps else None
-    return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), landmarks)
-
 
 @lru_cache(maxsize=64)
 def anchor_centers(grid_h: int, grid_w: int, stride: int, anchors: int) -> np.ndarray:
