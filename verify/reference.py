@@ -49,10 +49,6 @@ class ReferenceResult:
     reports: list[ParityReport] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def passed(self) -> bool:
-        return bool(self.reports) and all(r.passed for r in self.reports)
-
 
 def parity_batch_sizes(batch_sizes: Sequence[int]) -> tuple[int, ...]:
     """The smallest and the largest tested batch: check 1 already ties every size in between
@@ -79,7 +75,7 @@ def _reference_weights(target: VerifyTarget, request: ReferenceRequest) -> tuple
     """(weights file or None for seeded, seed) for rebuilding the artifact's torch model."""
     props = {p.key: p.value for p in target.model.metadata_props}
     kind = props.get("weights_source")
-    recorded = _sidecar_weights(target.path, file_sha256(target.path))
+    recorded = _sidecar_weights(target.path, target.sha256)
     if kind == "seeded":
         if request.weights is not None:
             raise SpecError(f"{target.path.name} was exported with seeded weights; drop --reference-weights")
@@ -175,8 +171,9 @@ def _named(raw: Sequence[np.ndarray], target: VerifyTarget, batch: int, source: 
 
 
 def _comparison_specs(target: VerifyTarget) -> list[TensorSpec]:
-    """The spec's tolerances under the shared names (SCRFD specs of foreign files use the
-    graph's own output names, so tolerances are matched by position of kind/stride)."""
+    """The spec's tolerances under the shared names. SCRFD specs of foreign files name their
+    outputs as the graph does, so a shared name they lack takes the first output's tolerances
+    (every SCRFD output has the same ones)."""
     specs = list(target.spec.outputs)
     if target.family != "scrfd":
         return specs

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import onnx
@@ -19,6 +20,7 @@ from facebatch.configs.embedder import EmbedderDescription, embedder_spec
 from facebatch.configs.scrfd import OUTPUT_CHANNELS, SCRFD_NORMALIZE, HeadLayout, check_input_size
 from facebatch.configs.spec import BATCH, ModelSpec, TensorSpec
 from facebatch.configs.spec_io import spec_from_dict
+from facebatch.environment import file_sha256
 from facebatch.errors import SpecError
 from facebatch.exporter.onnx_weights import load_onnx
 from facebatch.verify.layout import io_dims
@@ -35,6 +37,11 @@ class VerifyTarget:
     source: str  # where the spec came from, in words
     layout: HeadLayout | None = None  # SCRFD only
     notes: list[str] = field(default_factory=list)
+
+    @cached_property
+    def sha256(self) -> str:
+        """Hashed once: the report and the torch reference's sidecar check both need it."""
+        return file_sha256(self.path)
 
     @property
     def family(self) -> str:

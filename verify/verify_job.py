@@ -21,7 +21,7 @@ import onnx
 from facebatch.configs.embedder import EmbedderDescription
 from facebatch.engines.preprocess import proof_frames
 from facebatch.engines.scrfd_decode import DET_THRESH, NMS_THRESH
-from facebatch.environment import environment, file_sha256
+from facebatch.environment import environment
 from facebatch.errors import SpecError
 from facebatch.progress import step
 from facebatch.verify.decoded import DecodedIndependence
@@ -167,7 +167,7 @@ def verify_model(path: Path, options: VerifyOptions | None = None) -> VerifyRepo
     path = Path(path)
     target = target_from_onnx(path, options.embedder, options.size)
     report = VerifyReport(
-        model=path.name, sha256=file_sha256(path), family=target.family, spec_source=target.source,
+        model=path.name, sha256=target.sha256, family=target.family, spec_source=target.source,
         input=f"{target.spec.input.name} {list(target.spec.input.dims)}", notes=list(target.notes),
     )  # fmt: skip
     with step("lint the graph: where does the batch axis go?"):
