@@ -24,8 +24,8 @@ from facebatch.exporter.arcface import ArcFaceBackbone, build_arcface, seeded_ar
 from facebatch.exporter.arcface_import import arcface_from_onnx, prove_arcface_import
 from facebatch.exporter.checkpoint import load_state_dict_strict, read_state_dict
 from facebatch.exporter.export_job import ExportResult, ExportSettings, check_parity_batch_sizes, export_artifact
-from facebatch.exporter.metadata import SEEDED_WARNING, WeightsInfo
-from facebatch.progress import step, warn
+from facebatch.exporter.metadata import WeightsInfo
+from facebatch.progress import step
 
 IMPORT_PROOF_FRAMES = 8
 
@@ -69,8 +69,6 @@ def export_arcface(request: ArcFaceExportRequest) -> ExportResult:
     check_parity_batch_sizes(request.parity_batch_sizes)
     out_dir = ensure_writable_dir(Path(request.out_dir))  # fail before the slow work
     model, network, weights = arcface_model_with_weights(request)
-    if weights.kind == "seeded":
-        warn(f"no --weights given: {SEEDED_WARNING}")
     spec = arcface_spec(network, model.embedding_size)
     frames = _frames(max(request.parity_batch_sizes), request)
     return export_artifact(model, spec, weights, out_dir, request.name, request.opset, frames, request.parity_batch_sizes)

@@ -21,7 +21,7 @@ from facebatch.atomic import write_text_atomic
 from facebatch.configs.spec import ModelSpec
 from facebatch.environment import environment, file_sha256
 from facebatch.errors import ExportError, SpecError
-from facebatch.exporter.metadata import ArtifactRecord, WeightsInfo
+from facebatch.exporter.metadata import SEEDED_WARNING, ArtifactRecord, WeightsInfo
 from facebatch.exporter.simplify import simplify_onnx
 from facebatch.exporter.torch_to_onnx import DEFAULT_OPSET, onnx_from_torch
 from facebatch.progress import step, warn
@@ -98,6 +98,8 @@ def export_artifact(
     """Export ``model`` (eval mode, weights loaded), prove it on ``frames`` (distinct,
     preprocessed, at least max(parity_batch_sizes) of them), write both artifacts."""
     check_parity_batch_sizes(parity_batch_sizes)
+    if weights.kind == "seeded":
+        warn(f"no --weights given: {SEEDED_WARNING}")
     target = Path(out_dir) / artifact_name(spec, name)
     sidecar_target = target.with_suffix(".json")
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".facebatch-export-") as tmp:

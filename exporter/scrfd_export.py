@@ -15,10 +15,10 @@ from facebatch.environment import file_sha256
 from facebatch.errors import SpecError, WeightsError
 from facebatch.exporter.checkpoint import load_state_dict_strict, read_state_dict
 from facebatch.exporter.export_job import ExportResult, ExportSettings, check_parity_batch_sizes, export_artifact
-from facebatch.exporter.metadata import SEEDED_WARNING, WeightsInfo
+from facebatch.exporter.metadata import WeightsInfo
 from facebatch.exporter.scrfd import SCRFD, build_scrfd, seeded_init
 from facebatch.exporter.scrfd_import import prove_scrfd_import, scrfd_from_onnx, source_input_size
-from facebatch.progress import step, warn
+from facebatch.progress import step
 
 IMPORT_PROOF_FRAMES = 4
 
@@ -72,8 +72,6 @@ def export_scrfd(request: ScrfdExportRequest) -> ExportResult:
     check_parity_batch_sizes(request.parity_batch_sizes)
     out_dir = ensure_writable_dir(Path(request.out_dir))  # fail before the slow work
     model, variant, weights = scrfd_model_with_weights(request)
-    if weights.kind == "seeded":
-        warn(f"no --weights given: {SEEDED_WARNING}")
     spec = scrfd_spec(variant, model.layout, request.height, request.width, dynamic_size=request.dynamic_size)
     frames = proof_frames(
         max(request.parity_batch_sizes), request.height, request.width, SCRFD_NORMALIZE, request.photos, request.seed
