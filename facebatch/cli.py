@@ -184,6 +184,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def add_verify_run_arguments(parser: argparse.ArgumentParser) -> None:
     """What the verifier runs on and where its reports go (verify, and fix after its repair)."""
+    from facebatch.engines.scrfd_decode import DET_THRESH, NMS_THRESH
     from facebatch.verify.independence import DEFAULT_BATCH_SIZES
 
     sizes = ",".join(map(str, DEFAULT_BATCH_SIZES))
@@ -191,10 +192,10 @@ def add_verify_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"batch sizes the verifier tests (default {sizes})")  # fmt: skip
     parser.add_argument("--images", type=Path, metavar="DIR", help="photos used as frames (seeded noise frames fill the rest)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the noise frames (default 0)")
-    parser.add_argument("--det-thresh", type=parse_fraction, default=0.5, metavar="P",
-                        help="check 3 (SCRFD): score threshold of the decoded detections (default 0.5, as insightface)")  # fmt: skip
-    parser.add_argument("--nms-thresh", type=parse_fraction, default=0.4, metavar="IOU",
-                        help="check 3 (SCRFD): NMS IoU threshold (default 0.4, as insightface)")  # fmt: skip
+    parser.add_argument("--det-thresh", type=parse_fraction, default=DET_THRESH, metavar="P",
+                        help=f"check 3 (SCRFD): score threshold of the decoded detections (default {DET_THRESH:g}, as insightface)")  # fmt: skip
+    parser.add_argument("--nms-thresh", type=parse_fraction, default=NMS_THRESH, metavar="IOU",
+                        help=f"check 3 (SCRFD): NMS IoU threshold (default {NMS_THRESH:g}, as insightface)")  # fmt: skip
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the full verify report as JSON")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the verify report as Markdown")
     parser.add_argument("--junit", type=Path, metavar="FILE", help="write the verify report as JUnit XML, one testcase per check")
