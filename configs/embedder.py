@@ -35,7 +35,7 @@ from facebatch.configs.arcface import (
 )
 from facebatch.configs.spec import BATCH, ModelSpec, Normalize, TensorSpec
 from facebatch.errors import SpecError
-from facebatch.verify.layout import io_dims
+from facebatch.onnx_graph import io_dims
 
 COLOR_ORDERS = ("RGB", "BGR")
 

@@ -26,7 +26,8 @@ from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.errors import WeightsError
 from facebatch.exporter.arcface import ArcFaceBackbone, build_arcface
 from facebatch.exporter.onnx_layers import assign_dense, assign_free_norms, assign_prelus, graph_dense
-from facebatch.exporter.onnx_weights import GraphView, assign_convs, graph_convs, load_onnx, module_signature, trace_calls
+from facebatch.exporter.onnx_weights import assign_convs, graph_convs, module_signature, trace_calls
+from facebatch.onnx_graph import GraphView, load_onnx
 from facebatch.verify.parity import ParityReport, compare_outputs
 
 IMPORT_ATOL = 1e-4
@@ -77,7 +78,7 @@ def embedding_size_of(view: GraphView, source: str) -> int:
 def arcface_from_onnx(path: Path, network: str | None = None) -> tuple[ArcFaceBackbone, str]:
     """Build the network (named or inferred) and populate every tensor from ``path``."""
     path = Path(path)
-    view = GraphView(load_onnx(path))
+    view = GraphView(load_onnx(path, "weights file", WeightsError))
     inferred = infer_arcface_network(view, path.name)
     if network is not None and arcface_network(network) != inferred:
         raise WeightsError(f"{path.name} does not fit {arcface_network(network)}; it looks like {inferred}")

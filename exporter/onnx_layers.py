@@ -17,7 +17,8 @@ import onnx
 from torch import nn
 
 from facebatch.errors import WeightsError
-from facebatch.exporter.onnx_weights import Assignment, CallTrace, GraphView, attribute
+from facebatch.exporter.onnx_weights import Assignment, CallTrace
+from facebatch.onnx_graph import GraphView, attribute
 
 DENSE_OPS = ("Gemm", "MatMul")
 

@@ -17,70 +17,17 @@ same values every time; a disagreement is an error, not a silent overwrite.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
-from onnx import numpy_helper
 from torch import nn
 
-from facebatch.errors import FacebatchError, WeightsError
+from facebatch.errors import WeightsError
+from facebatch.onnx_graph import GraphView, attribute
 
 SAME_VALUE_ATOL = 1e-6
-
-
-def load_onnx(path: Path, role: str = "weights file", error: type[FacebatchError] = WeightsError) -> onnx.ModelProto:
-    """Read an ONNX file or fail in one line; ``role``/``error`` say what the file was for."""
-    path = Path(path)
-    if not path.is_file():
-        raise error(f"{role} {path} does not exist")
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # protobuf DecodeError and friends
-        raise error(f"{path} is not a readable ONNX file ({type(exc).__name__}); is it truncated?") from exc
-    if not model.graph.node:
-        raise error(f"{path} holds no graph nodes; is it truncated or not an ONNX model?")
-    return model
-
-
-class GraphView:
-    """Constants (initializers, Constant nodes, through Identity) and producer/consumer maps."""
-
-    def __init__(self, model: onnx.ModelProto) -> None:
-        self.model = model
-        self.nodes = list(model.graph.node)
-        self.constants: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-        self.consumers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-        for node in self.nodes:
-            if node.op_type == "Constant":
-                for attr in node.attribute:
-                    if attr.name == "value":
-                        self.constants[node.output[0]] = numpy_helper.to_array(attr.t)
-            elif node.op_type == "Identity" and node.input[0] in self.constants:
-                self.constants[node.output[0]] = self.constants[node.input[0]]
-            for name in node.input:
-                self.consumers[name].append(node)
-        self.outputs = {o.name for o in model.graph.output}
-
-    def const(self, name: str) -> np.ndarray | None:
-        return self.constants.get(name) if name else None
-
-    def only_consumer(self, tensor: str) -> onnx.NodeProto | None:
-        users = self.consumers.get(tensor, [])
-        return users[0] if len(users) == 1 and tensor not in self.outputs else None
-
-    def count(self, op_type: str) -> int:
-        return sum(n.op_type == op_type for n in self.nodes)
-
-
-def attribute(node: onnx.NodeProto, name: str, default):  # noqa: ANN001, ANN202 - onnx attribute values vary
-    for attr in node.attribute:
-        if attr.name == name:
-            return onnx.helper.get_attribute_value(attr)
-    return default
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from facebatch.configs.scrfd import OUTPUT_CHANNELS
 from facebatch.configs.spec import BATCH
 from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.errors import VerificationFailed
-from facebatch.exporter.onnx_weights import GraphView, attribute
-from facebatch.verify.lint import inferred_shapes, lint_graph, node_label, relaxed_batch
+from facebatch.onnx_graph import GraphView, attribute, inferred_shapes, node_label
+from facebatch.verify.lint import lint_graph, relaxed_batch
 from facebatch.verify.target import VerifyTarget, target_from_onnx
 
 FOLDING_PERM = [2, 3, 0, 1]

@@ -50,7 +50,7 @@ def scrfd_model_with_weights(request: ScrfdExportRequest) -> tuple[SCRFD, str, W
     if weights is not None and Path(weights).suffix.lower() == ".onnx":
         with step(f"import weights from {Path(weights).name}"):
             model, variant = scrfd_from_onnx(Path(weights), variant=variant, model_cfg=model_cfg)
-        h, w = source_input_size(Path(weights), default=request.height)
+        h, w = source_input_size(Path(weights), fallback=(request.height, request.width))
         frames = proof_frames(IMPORT_PROOF_FRAMES, h, w, SCRFD_NORMALIZE, request.photos, seed=request.seed)
         with step(f"prove the import reproduces {Path(weights).name} at {h}x{w}"):
             proof = prove_scrfd_import(model, Path(weights), frames)

@@ -19,18 +19,9 @@ from facebatch.configs.scrfd import SCRFD_CONFIGS, HeadLayout, scrfd_spec
 from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.scrfd_layout import canonical_outputs
 from facebatch.errors import WeightsError
-from facebatch.exporter.onnx_weights import (
-    CallTrace,
-    GraphView,
-    assign_convs,
-    graph_convs,
-    load_onnx,
-    module_signature,
-    scalar_multiplier,
-    trace_calls,
-)
+from facebatch.exporter.onnx_weights import CallTrace, assign_convs, graph_convs, module_signature, scalar_multiplier, trace_calls
 from facebatch.exporter.scrfd import SCRFD, build_scrfd
-from facebatch.verify.layout import io_dims
+from facebatch.onnx_graph import GraphView, graph_input, load_onnx
 from facebatch.verify.parity import ParityReport, compare_outputs
 
 SIGNATURE_INPUT = 64  # smallest size that reaches stride 32 with a 2×2 map
@@ -102,7 +93,7 @@ def scrfd_from_onnx(
 ) -> tuple[SCRFD, str]:
     """Build the variant (named, from a config, or inferred) and populate it from ``path``."""
     path = Path(path)
-    view = GraphView(load_onnx(path))
+    view = GraphView(load_onnx(path, "weights file", WeightsError))
     convs = graph_convs(view)
     if model_cfg is None:
         variant = variant or infer_scrfd_variant(view, path.name)
@@ -156,16 +147,11 @@ def _unfold_scales(view: GraphView, convs: list, calls: list[str]) -> tuple[list
     return convs, scales
 
 
-def source_input_size(path: Path, default: int = 640) -> tuple[int, int]:
-    """The fixed H, W of a source graph, or ``default`` when they are symbolic."""
-    graph = onnx.load(str(path), load_external_data=False)
-    output_names = {o.name for o in graph.graph.output}
-    inputs = [dims for name, dims in io_dims(graph).items() if name not in output_names]
-    if len(inputs) != 1:
-        raise WeightsError(f"{Path(path).name}: expected one graph input, found {len(inputs)}")
-    dims = inputs[0]
-    h, w = (dims[2], dims[3]) if len(dims) == 4 else (default, default)
-    return (h if isinstance(h, int) and h > 0 else default, w if isinstance(w, int) and w > 0 else default)
+def source_input_size(path: Path, fallback: tuple[int, int]) -> tuple[int, int]:
+    """The fixed H, W of a source graph; ``fallback`` for the dims that are symbolic."""
+    _, dims = graph_input(onnx.load(str(path), load_external_data=False), WeightsError)
+    graph_hw = dims[2:4] if len(dims) == 4 else [None, None]
+    return tuple(d if isinstance(d, int) and d > 0 else f for d, f in zip(graph_hw, fallback))  # type: ignore[return-value]
 
 
 def prove_scrfd_import(model: SCRFD, path: Path, frames: np.ndarray, label: str | None = None) -> ParityReport:

@@ -65,9 +65,10 @@ def _photos(directory: Path | None) -> list[Path]:
 def _onnx_family(path: Path) -> str:
     """"scrfd" or "arcface" for ONNX weights given without a model name: detectors have a
     score/bbox(/kps) output per stride, embedders one output."""
-    from facebatch.exporter.onnx_weights import load_onnx
+    from facebatch.errors import WeightsError
+    from facebatch.onnx_graph import load_onnx
 
-    return "arcface" if len(load_onnx(path).graph.output) == 1 else "scrfd"
+    return "arcface" if len(load_onnx(path, "weights file", WeightsError).graph.output) == 1 else "scrfd"
 
 
 def _export_family(args: argparse.Namespace) -> str:
@@ -272,7 +273,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
     from facebatch.atomic import write_text_atomic
     from facebatch.configs.embedder import embedder_spec
-    from facebatch.exporter.onnx_weights import load_onnx
+    from facebatch.onnx_graph import load_onnx
 
     description = embedder_description_from_args(args)
     spec = embedder_spec(load_onnx(args.model_file, "model file", SpecError), description, args.model_file.name)

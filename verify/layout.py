@@ -6,22 +6,7 @@ from __future__ import annotations
 import onnx
 
 from facebatch.configs.spec import BATCH, ModelSpec
-
-DimValue = int | str | None
-
-
-def io_dims(model: onnx.ModelProto) -> dict[str, list[DimValue]]:
-    """Graph inputs (minus initializers) and outputs → dims (int, symbol, or None if unnamed)."""
-    initializers = {i.name for i in model.graph.initializer}
-    result: dict[str, list[DimValue]] = {}
-    for value in list(model.graph.input) + list(model.graph.output):
-        if value.name in initializers:
-            continue
-        dims: list[DimValue] = []
-        for d in value.type.tensor_type.shape.dim:
-            dims.append(d.dim_value if d.HasField("dim_value") else (d.dim_param or None))
-        result[value.name] = dims
-    return result
+from facebatch.onnx_graph import io_dims
 
 
 def axis_problems(model: onnx.ModelProto, spec: ModelSpec) -> list[str]:

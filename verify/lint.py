@@ -18,8 +18,7 @@ import numpy as np
 import onnx
 
 from facebatch.configs.spec import BATCH
-from facebatch.exporter.onnx_weights import GraphView, attribute
-from facebatch.verify.layout import io_dims
+from facebatch.onnx_graph import GraphView, attribute, inferred_shapes, io_dims, node_label
 
 STATISTICS_OPS = {"InstanceNormalization", "GroupNormalization", "LayerNormalization", "Softmax", "LogSoftmax",
                   "LpNormalization", "MeanVarianceNormalization"}  # fmt: skip
@@ -45,10 +44,6 @@ class BatchState:
     cause: str | None = None  # the node that folded/mixed it, in words
 
 
-def node_label(node: onnx.NodeProto) -> str:
-    return node.name or node.output[0]
-
-
 def relaxed_batch(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy whose graph inputs carry the symbolic batch on axis 0, with the outputs'
     and intermediate shapes cleared so that inference recomputes them (what people do
@@ -66,20 +61,6 @@ def relaxed_batch(model: onnx.ModelProto) -> onnx.ModelProto:
         value.type.tensor_type.ClearField("shape")
     del model.graph.value_info[:]
     return model
-
-
-def inferred_shapes(model: onnx.ModelProto) -> dict[str, list[int | str | None]]:
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception:  # inference is a help, not a requirement
-        inferred = model
-    shapes: dict[str, list[int | str | None]] = {}
-    for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-        if value.type.tensor_type.HasField("shape"):
-            shapes[value.name] = [
-                d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in value.type.tensor_type.shape.dim
-            ]
-    return shapes
 
 
 def io_findings(model: onnx.ModelProto) -> list[Finding]:

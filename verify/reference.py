@@ -27,7 +27,8 @@ from facebatch.environment import file_sha256
 from facebatch.errors import SpecError, WeightsError
 from facebatch.progress import step
 from facebatch.verify.parity import ParityReport, compare_outputs
-from facebatch.verify.target import VerifyTarget, graph_input, load_model
+from facebatch.onnx_graph import graph_input
+from facebatch.verify.target import VerifyTarget, load_model
 
 TORCH = "torch"
 
@@ -146,7 +147,7 @@ def compare_with_torch(
 
 def _reference_input(path: Path, input_size: tuple[int, int]) -> str:
     try:
-        name, dims = graph_input(load_model(path))
+        name, dims = graph_input(load_model(path), SpecError)
     except SpecError as exc:
         raise SpecError(f"reference {path.name}: {exc}") from exc
     if len(dims) != 4:

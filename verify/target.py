@@ -22,8 +22,7 @@ from facebatch.configs.spec import BATCH, ModelSpec, TensorSpec
 from facebatch.configs.spec_io import spec_from_dict
 from facebatch.environment import file_sha256
 from facebatch.errors import SpecError
-from facebatch.exporter.onnx_weights import load_onnx
-from facebatch.verify.layout import io_dims
+from facebatch.onnx_graph import graph_input, io_dims, load_onnx
 
 DEFAULT_DETECTOR_SIZE = 640
 SCRFD_OUTPUT_COUNTS = {6: False, 9: True}  # outputs → landmarks
@@ -70,14 +69,6 @@ def _stored_spec(model: onnx.ModelProto) -> ModelSpec | None:
         raise SpecError(f"the facebatch spec in this file's metadata is unreadable ({exc}); re-export it") from exc
 
 
-def graph_input(model: onnx.ModelProto) -> tuple[str, list]:
-    outputs = {o.name for o in model.graph.output}
-    inputs = [(n, d) for n, d in io_dims(model).items() if n not in outputs]
-    if len(inputs) != 1:
-        raise SpecError(f"expected one graph input, found {len(inputs)}: {', '.join(n for n, _ in inputs)}")
-    return inputs[0]
-
-
 def _looks_like_scrfd(model: onnx.ModelProto) -> bool:
     dims = io_dims(model)
     channels = [dims[o.name][-1] if dims[o.name] else None for o in model.graph.output]
@@ -85,7 +76,7 @@ def _looks_like_scrfd(model: onnx.ModelProto) -> bool:
 
 
 def _detector_target(path: Path, model: onnx.ModelProto, size: tuple[int, int] | None) -> VerifyTarget:
-    input_name, dims = graph_input(model)
+    input_name, dims = graph_input(model, SpecError)
     graph_hw = [d if isinstance(d, int) and d > 0 else None for d in dims[2:4]] if len(dims) == 4 else [None, None]
     notes = []
     if size is None:

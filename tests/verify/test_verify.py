@@ -26,7 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from facebatch.cli import main
 from facebatch.errors import SpecError, VerificationFailed
-from facebatch.exporter.onnx_weights import GraphView
+from facebatch.onnx_graph import GraphView
 from facebatch.exporter.repair import fix_onnx
 from facebatch.exporter.scrfd import scrfd_from_variant, seeded_init
 from facebatch.verify.reference import ReferenceRequest
