@@ -24,7 +24,7 @@ help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-8s %s\n", $$1, $$2}'
 	@echo "variables: DETECTOR=$(DETECTOR) DETECTOR_SIZE=$(DETECTOR_SIZE) DETECTOR_WEIGHTS=$(DETECTOR_WEIGHTS)"
 	@echo "           EMBEDDER=$(EMBEDDER) EMBEDDER_WEIGHTS=$(EMBEDDER_WEIGHTS) BUILD=$(BUILD)"
-	@echo "           ARTIFACTS=$(ARTIFACTS) (what make verify checks)"
+	@echo "           ARTIFACTS=$(ARTIFACTS) (what make verify checks; empty: every .onnx in $(BUILD)/onnx)"
 	@echo "           REFERENCE=$(REFERENCE) (make verify's check-4 reference: torch, or an ONNX file)"
 
 $(STAMP): pyproject.toml
@@ -37,20 +37,23 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## create or refresh .venv
 	@$(BIN)/facebatch --version
 
-export: $(STAMP) ## export both defaults: build/onnx/scrfd_10g_320_batch.onnx, arcface_w600k_r50_batch.onnx (+ .json)
+export: $(STAMP) ## export both defaults to build/onnx (+ .json): scrfd_10g_320_batch, arcface_w600k_r50_batch; _seeded_ without weights
 	$(BIN)/facebatch export $(DETECTOR) --size $(DETECTOR_SIZE) --out $(BUILD)/onnx \
 		$(if $(DETECTOR_WEIGHTS),--weights $(DETECTOR_WEIGHTS)) $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES))
 	$(BIN)/facebatch export $(EMBEDDER) --out $(BUILD)/onnx \
 		$(if $(EMBEDDER_WEIGHTS),--weights $(EMBEDDER_WEIGHTS)) $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES))
 
-ARTIFACTS ?= $(BUILD)/onnx/scrfd_10g_320_batch.onnx $(BUILD)/onnx/arcface_w600k_r50_batch.onnx
+# Empty: every artifact in $(BUILD)/onnx, listed when the recipe runs (after 'make export').
+ARTIFACTS ?=
 
-verify: $(STAMP) ## verify the default artifacts (all six checks, parity vs torch included) → build/reports/
+verify: $(STAMP) ## the release gate on every artifact in build/onnx: all six checks, parity vs torch, --strict → build/reports/
 	@mkdir -p $(BUILD)/reports
-	@for model in $(ARTIFACTS); do \
+	@models="$(or $(ARTIFACTS),$$(ls $(BUILD)/onnx/*.onnx 2>/dev/null))"; \
+	test -n "$$models" || { echo "make verify: no artifact in $(BUILD)/onnx; run 'make export' first"; exit 2; }; \
+	for model in $$models; do \
 		test -f $$model || { echo "make verify: $$model is missing; run 'make export' first"; exit 2; }; \
 		stem=$$(basename $$model .onnx); \
-		$(BIN)/facebatch verify $$model $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES)) $(if $(REFERENCE),--reference $(REFERENCE)) \
+		$(BIN)/facebatch verify $$model --strict $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES)) $(if $(REFERENCE),--reference $(REFERENCE)) \
 			--json $(BUILD)/reports/$$stem.verify.json --markdown $(BUILD)/reports/$$stem.verify.md \
 			--junit $(BUILD)/reports/$$stem.verify.xml || exit $$?; \
 	done

@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from facebatch.configs.spec import BATCH, ModelSpec, Normalize, TensorSpec
+from facebatch.configs.spec import BATCH, SEEDED_TAG, Family, ModelSpec, Normalize, TensorSpec
 from facebatch.errors import SpecError
 
 ARCFACE_NORMALIZE = Normalize(mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5), rgb=True)
@@ -79,29 +79,33 @@ def embedder_outputs(name: str, embedding_size: int) -> tuple[TensorSpec, ...]:
     return (TensorSpec(name, (BATCH, embedding_size), atol=EMBEDDING_ATOL, min_cosine=EMBEDDING_MIN_COSINE),)
 
 
-def arcface_spec(network: str, embedding_size: int = EMBEDDING_SIZE) -> ModelSpec:
+ALIGNMENT_DESCRIPTION = "5-point similarity transform (Umeyama) onto alignment_template, warpAffine, black border"
+EMBEDDER_DESCRIPTIONS = {
+    "alignment": ALIGNMENT_DESCRIPTION,
+    "output_layout": "[batch, embedding_size] unnormalised; L2-normalise for cosine similarity",
+}
+
+
+def arcface_spec(network: str, embedding_size: int = EMBEDDING_SIZE, seeded: bool = False) -> ModelSpec:
     """Input ``input.1`` [batch,3,112,112] → ``embedding`` [batch, embedding_size] (unnormalised;
-    L2-normalise for cosine similarity)."""
+    L2-normalise for cosine similarity). The default file name carries the release the network
+    is known by (w600k_r50) only for real weights of the released size; ``seeded`` weights are
+    named so."""
     network = arcface_network(network)
     if embedding_size < 1:
         raise SpecError(f"embedding size must be positive, got {embedding_size}")
-    release = RELEASES.get(network) if embedding_size == EMBEDDING_SIZE else None
+    release = RELEASES.get(network) if embedding_size == EMBEDDING_SIZE and not seeded else None
     stem = f"arcface_{release}_{network}" if release else f"arcface_{network}"
     size = ARCFACE_INPUT_SIZE
     return ModelSpec(
         name=MODEL_PREFIX + network,
-        family="arcface",
+        family=Family.ARCFACE,
         inputs=(TensorSpec(INPUT_NAME, (BATCH, 3, size, size)),),
         outputs=embedder_outputs(EMBEDDING_NAME, embedding_size),
         normalize=ARCFACE_NORMALIZE,
-        default_filename=f"{stem}_batch.onnx",
-        details={
-            "input_size": [size, size],
-            "network": network,
-            "embedding_size": embedding_size,
-            "alignment_template": [list(p) for p in ALIGNMENT_TEMPLATE_112],
-            "alignment": "5-point similarity transform (Umeyama) onto alignment_template, warpAffine "
-            f"{size}x{size}, black border",
-            "output_layout": "[batch, embedding_size] unnormalised; L2-normalise for cosine similarity",
-        },
+        input_size=(size, size),
+        default_filename=f"{stem}{SEEDED_TAG if seeded else ''}_batch.onnx",
+        embedding_size=embedding_size,
+        alignment_template=ALIGNMENT_TEMPLATE_112,
+        descriptions=EMBEDDER_DESCRIPTIONS,
     )

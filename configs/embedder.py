@@ -28,12 +28,13 @@ import onnx
 import yaml
 
 from facebatch.configs.arcface import (
+    ALIGNMENT_DESCRIPTION,
     ALIGNMENT_TEMPLATE_112,
     ARCFACE_INPUT_SIZE,
     ARCFACE_NORMALIZE,
     embedder_outputs,
 )
-from facebatch.configs.spec import BATCH, ModelSpec, Normalize, TensorSpec
+from facebatch.configs.spec import BATCH, Family, ModelSpec, Normalize, TensorSpec
 from facebatch.errors import SpecError
 from facebatch.onnx_graph import io_dims
 
@@ -113,7 +114,8 @@ class EmbedderDescription:
         return replace(self, **given) if given else self
 
 
-def read_embedder_description(path: Path) -> EmbedderDescription:
+def read_embedder_mapping(path: Path) -> dict[str, Any]:
+    """The keys an embedder spec file states, as written."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"embedder spec {path} does not exist")
@@ -125,7 +127,36 @@ def read_embedder_description(path: Path) -> EmbedderDescription:
         raise SpecError(f"embedder spec {path} is not valid YAML{line}") from exc
     if not isinstance(data, dict):
         raise SpecError(f"embedder spec {path} must be a mapping of keys (input_size, mean, std, …)")
-    return EmbedderDescription.from_mapping(data, str(path))
+    return data
+
+
+def read_embedder_description(path: Path) -> EmbedderDescription:
+    return EmbedderDescription.from_mapping(read_embedder_mapping(path), str(path))
+
+
+READ_FROM_GRAPH = ("input_size", "embedding_size", "input", "output")
+ASSUMED_PREPROCESSING = ("mean", "std", "color_order")
+
+
+def embedder_yaml(resolved: EmbedderDescription, stated: set[str], source: str) -> str:
+    """The spec file ``facebatch describe`` writes: every value, each marked as given (by the
+    user), read from the graph, or assumed (a default the graph cannot confirm)."""
+    lines = [f"# embedder spec for {source}, checked against its graph by facebatch",
+             "# each value says where it came from; an assumed one is a default the graph cannot confirm: check it"]  # fmt: skip
+    for key, value in resolved.to_mapping().items():
+        if key == "family":
+            why = ""
+        elif key in stated:
+            why = "given"
+        elif key in READ_FROM_GRAPH:
+            why = "read from the graph"
+        elif key in ASSUMED_PREPROCESSING:
+            why = f"assumed: ArcFace preprocessing; state --{key.replace('_', '-')} if your model differs"
+        else:  # the name
+            why = "assumed: the file's name"
+        value_text = yaml.safe_dump([value], default_flow_style=True, width=1000).strip()[1:-1]  # one line, quoted if needed
+        lines.append(f"{key}: {value_text}" + (f"  # {why}" if why else ""))
+    return "\n".join(lines) + "\n"
 
 
 def _pick(names: list[str], wanted: str | None, kind: str, source: str) -> str:
@@ -168,15 +199,15 @@ def embedder_spec(model: onnx.ModelProto, description: EmbedderDescription, sour
     if len(trailing) > 1:  # e.g. [N, 512, 1, 1]: compare the tensor as it is
         outputs = (replace(outputs[0], dims=(BATCH, *trailing)),)
     name = description.name or Path(source).stem
-    details: dict[str, Any] = {"input_size": list(size), "embedding_size": graph_size}
-    if size == (ARCFACE_INPUT_SIZE, ARCFACE_INPUT_SIZE):
-        details["alignment_template"] = [list(p) for p in ALIGNMENT_TEMPLATE_112]
     return ModelSpec(
         name=name,
-        family="embedder",
+        family=Family.EMBEDDER,
         inputs=(TensorSpec(input_name, (BATCH, 3, size[0], size[1])),),
         outputs=outputs,
         normalize=Normalize(description.mean, description.std, rgb=description.color_order == "RGB"),
+        input_size=size,
         default_filename=f"{name}_batch.onnx",
-        details=details,
+        embedding_size=graph_size,
+        alignment_template=ALIGNMENT_TEMPLATE_112 if size == (ARCFACE_INPUT_SIZE, ARCFACE_INPUT_SIZE) else None,
+        descriptions={"alignment": ALIGNMENT_DESCRIPTION} if size == (ARCFACE_INPUT_SIZE, ARCFACE_INPUT_SIZE) else {},
     )

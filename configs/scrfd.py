@@ -8,10 +8,9 @@ A custom-trained SCRFD is described the same way, by reading its config file
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from typing import Any
 
-from facebatch.configs.spec import BATCH, ModelSpec, Normalize, TensorSpec
+from facebatch.configs.spec import BATCH, HEIGHT, SEEDED_TAG, WIDTH, Family, HeadLayout, ModelSpec, Normalize, TensorSpec
 from facebatch.errors import SpecError
 
 STRIDES = (8, 16, 32)
@@ -123,7 +122,10 @@ SCRFD_CONFIGS: dict[str, dict[str, Any]] = {
 # fmt: on
 
 DEFAULT_SCRFD = "scrfd_10g_bnkps"
-DEFAULT_SCRFD_SIZE = 320
+DEFAULT_SCRFD_SIZE = 320  # the size facebatch exports detectors at unless told otherwise
+INSIGHTFACE_DET_SIZE = 640  # the size insightface runs detectors at (facts §4): foreign files with a symbolic size are checked there
+ANCHORS_PER_LOCATION = 2  # ratios [1.0] × scales [1, 2] in every released config (facts §1.1)
+SCRFD_SPEC_ATOL = 1e-4
 
 
 def scrfd_config(variant: str) -> dict[str, Any]:
@@ -135,43 +137,31 @@ def scrfd_config(variant: str) -> dict[str, Any]:
     raise SpecError(f"unknown SCRFD variant {variant!r}; {hint}known: {', '.join(SCRFD_CONFIGS)}")
 
 
-@dataclass(frozen=True)
-class HeadLayout:
-    """What the detector head emits, read off a model dict."""
-
-    strides: tuple[int, ...]
-    anchors_per_location: int
-    use_kps: bool
-
-    @classmethod
-    def from_head(cls, anchor_generator: dict[str, Any], use_kps: bool) -> HeadLayout:
-        strides = tuple(int(s[0] if isinstance(s, (list, tuple)) else s) for s in anchor_generator.get("strides", STRIDES))
-        per_location = len(anchor_generator.get("ratios", [1.0])) * len(anchor_generator.get("scales", [1, 2]))
-        return cls(strides=strides, anchors_per_location=per_location, use_kps=bool(use_kps))
-
-    @classmethod
-    def from_config(cls, model_cfg: dict[str, Any]) -> HeadLayout:
-        head = model_cfg["bbox_head"]
-        return cls.from_head(head.get("anchor_generator", {}), head.get("use_kps", False))
-
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        return ("score", "bbox", "kps") if self.use_kps else ("score", "bbox")
-
-    def output_names(self) -> list[str]:
-        """Official order (facts §2.1): scores s8/16/32, bboxes s8/16/32, then kps."""
-        return [f"{kind}_{stride}" for kind in self.kinds for stride in self.strides]
-
-    def rows(self, stride: int, height: int, width: int) -> int:
-        return (height // stride) * (width // stride) * self.anchors_per_location
+def head_layout_from_head(anchor_generator: dict[str, Any], use_kps: bool) -> HeadLayout:
+    """What a ``bbox_head`` with this anchor generator emits."""
+    strides = tuple(int(s[0] if isinstance(s, (list, tuple)) else s) for s in anchor_generator.get("strides", STRIDES))
+    per_location = len(anchor_generator.get("ratios", [1.0])) * len(anchor_generator.get("scales", [1, 2]))
+    return HeadLayout(strides=strides, anchors_per_location=per_location, use_kps=bool(use_kps))
 
 
-def check_input_size(height: int, width: int) -> None:
+def head_layout(model_cfg: dict[str, Any]) -> HeadLayout:
+    """What the detector of an mmdet-style model dict emits."""
+    head = model_cfg["bbox_head"]
+    return head_layout_from_head(head.get("anchor_generator", {}), head.get("use_kps", False))
+
+
+def released_head_layout(use_kps: bool) -> HeadLayout:
+    """The head of every released SCRFD (strides 8/16/32, 2 anchors): what a foreign detector
+    file is assumed to have when only its outputs are known."""
+    return HeadLayout(STRIDES, ANCHORS_PER_LOCATION, use_kps)
+
+
+def check_input_size(height: int, width: int, multiple: int = max(STRIDES)) -> None:
     for label, value in (("height", height), ("width", width)):
-        if value <= 0 or value % 32:
+        if value <= 0 or value % multiple:
             raise SpecError(
-                f"input {label} {value} is not a positive multiple of 32 (SCRFD's coarsest stride); "
-                f"use e.g. {max(32, round(value / 32) * 32)}"
+                f"input {label} {value} is not a positive multiple of {multiple} (SCRFD's coarsest stride); "
+                f"use e.g. {max(multiple, round(value / multiple) * multiple)}"
             )
 
 
@@ -183,6 +173,17 @@ def artifact_stem(variant: str, use_kps: bool) -> str:
     return variant if use_kps else f"{variant}_nokps"
 
 
+def size_tag(height: int, width: int, dynamic_size: bool) -> str:
+    return "dyn" if dynamic_size else (str(height) if height == width else f"{height}x{width}")
+
+
+SCRFD_DESCRIPTIONS = {
+    "output_layout": "[batch, (y*W + x)*anchors + a, C]; score sigmoid-ed; bbox (l,t,r,b) and kps "
+    "(x0,y0..x4,y4) in units of the stride, relative to anchor centre (x*stride, y*stride)",
+    "letterbox": "top-left, zero padding, keep aspect ratio",
+}
+
+
 def scrfd_spec(
     variant: str,
     layout: HeadLayout,
@@ -190,34 +191,29 @@ def scrfd_spec(
     width: int,
     *,
     dynamic_size: bool = False,
+    seeded: bool = False,
 ) -> ModelSpec:
     """The spec of an exported detector: input ``input.1`` [batch,3,H,W] and one [batch, rows, C]
-    output per kind and stride, named ``score_8`` … ``kps_32``."""
-    check_input_size(height, width)
-    h_dim: int | str = "height" if dynamic_size else height
-    w_dim: int | str = "width" if dynamic_size else width
+    output per kind and stride, named ``score_8`` … ``kps_32``. ``seeded``: its weights are
+    seeded random ones, and its default file name says so."""
+    check_input_size(height, width, layout.size_multiple)
+    h_dim: int | str = HEIGHT if dynamic_size else height
+    w_dim: int | str = WIDTH if dynamic_size else width
     outputs = []
     for kind in layout.kinds:
         for stride in layout.strides:
             rows: int | str = f"rows_{stride}" if dynamic_size else layout.rows(stride, height, width)
-            outputs.append(TensorSpec(f"{kind}_{stride}", (BATCH, rows, OUTPUT_CHANNELS[kind]), atol=1e-4))
-    size_tag = "dyn" if dynamic_size else (str(height) if height == width else f"{height}x{width}")
+            outputs.append(TensorSpec(f"{kind}_{stride}", (BATCH, rows, OUTPUT_CHANNELS[kind]), atol=SCRFD_SPEC_ATOL))
+    stem = f"{artifact_stem(variant, layout.use_kps)}_{size_tag(height, width, dynamic_size)}"
     return ModelSpec(
         name=variant,
-        family="scrfd",
+        family=Family.SCRFD,
         inputs=(TensorSpec("input.1", (BATCH, 3, h_dim, w_dim)),),
         outputs=tuple(outputs),
         normalize=SCRFD_NORMALIZE,
-        default_filename=f"{artifact_stem(variant, layout.use_kps)}_{size_tag}_batch.onnx",
-        details={
-            "input_size": [height, width],
-            "size_multiple": max(layout.strides),
-            "dynamic_size": dynamic_size,
-            "strides": list(layout.strides),
-            "anchors_per_location": layout.anchors_per_location,
-            "use_kps": layout.use_kps,
-            "output_layout": "[batch, (y*W + x)*anchors + a, C]; score sigmoid-ed; bbox (l,t,r,b) and kps "
-            "(x0,y0..x4,y4) in units of the stride, relative to anchor centre (x*stride, y*stride)",
-            "letterbox": "top-left, zero padding, keep aspect ratio",
-        },
+        input_size=(height, width),
+        default_filename=f"{stem}{SEEDED_TAG if seeded else ''}_batch.onnx",
+        dynamic_size=dynamic_size,
+        head=layout,
+        descriptions=SCRFD_DESCRIPTIONS,
     )

@@ -1,13 +1,16 @@
-"""Model specs as values: tensors, axes, preprocessing and tolerances in one place.
+"""Model specs as values: tensors, axes, preprocessing, tolerances and what the outputs
+mean, in one place, as typed fields.
 
 ONNX dynamic axes, symbolic dim names and (later) TensorRT profiles are derived from a
-``ModelSpec``; nothing downstream writes them a second time.
+``ModelSpec``; nothing downstream writes them a second time, and nothing reads a spec by
+string key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Union
 
 import numpy as np
@@ -16,6 +19,46 @@ from facebatch.errors import SpecError
 
 Dim = Union[int, str]
 BATCH = "batch"
+HEIGHT, WIDTH = "height", "width"  # the symbols of a symbolic input size
+SEEDED_TAG = "_seeded"  # in default file names of artifacts with seeded random weights
+
+
+class Family(str, Enum):
+    """What kind of model a spec describes; the value is what files and reports say."""
+
+    SCRFD = "scrfd"  # an SCRFD face detector (ours or anyone's)
+    ARCFACE = "arcface"  # an ArcFace embedder exported by facebatch (rebuildable in torch)
+    EMBEDDER = "embedder"  # any other face embedder, described by a spec
+
+    @property
+    def is_embedder(self) -> bool:
+        return self is not Family.SCRFD
+
+
+@dataclass(frozen=True)
+class HeadLayout:
+    """What an SCRFD head emits: one score/bbox(/kps) output per stride, ``anchors_per_location``
+    rows per grid cell, rows in (y, x, anchor) order."""
+
+    strides: tuple[int, ...]
+    anchors_per_location: int
+    use_kps: bool
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return ("score", "bbox", "kps") if self.use_kps else ("score", "bbox")
+
+    def output_names(self) -> list[str]:
+        """Official order (facts §2.1): scores s8/16/32, bboxes s8/16/32, then kps."""
+        return [f"{kind}_{stride}" for kind in self.kinds for stride in self.strides]
+
+    def rows(self, stride: int, height: int, width: int) -> int:
+        return (height // stride) * (width // stride) * self.anchors_per_location
+
+    @property
+    def size_multiple(self) -> int:
+        """Input sizes must be multiples of the coarsest stride."""
+        return max(self.strides)
 
 
 @dataclass(frozen=True)
@@ -81,16 +124,23 @@ class TensorSpec:
 class ModelSpec:
     """Everything a runner, verifier or engine builder needs to know about one artifact."""
 
-    name: str  # variant, e.g. "scrfd_10g_bnkps"
-    family: str  # "scrfd" | "arcface" | "embedder"
+    name: str  # variant or network, e.g. "scrfd_10g_bnkps", "arcface_r50"
+    family: Family
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     normalize: Normalize
+    input_size: tuple[int, int]  # height, width the artifact was made (or is checked) at
     batch: ShapeRange = ShapeRange(1, 16, 32)
     default_filename: str = ""
-    details: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    dynamic_size: bool = False  # height and width symbolic too
+    head: HeadLayout | None = None  # SCRFD detectors
+    embedding_size: int | None = None  # embedders: values per frame
+    alignment_template: tuple[tuple[float, float], ...] | None = None  # embedders: 5 points (x, y)
+    # Free text for people reading the metadata (output layout, letterbox, alignment); code never reads it.
+    descriptions: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "family", Family(self.family))
         names = [t.name for t in self.inputs + self.outputs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -98,6 +148,17 @@ class ModelSpec:
         for tensor in self.inputs + self.outputs:
             if not tensor.dims or tensor.dims[0] != BATCH:
                 raise SpecError(f"spec {self.name}: tensor {tensor.name!r} must have {BATCH!r} as dim 0, got {tensor.dims}")
+        if len(self.input_size) != 2 or min(self.input_size) < 1:
+            raise SpecError(f"spec {self.name}: input size must be two positive numbers (height, width), got {self.input_size}")
+        if (self.family is Family.SCRFD) != (self.head is not None):
+            raise SpecError(f"spec {self.name}: an SCRFD detector has a head layout and nothing else does")
+        if self.family.is_embedder and not self.embedding_size:
+            raise SpecError(f"spec {self.name}: an embedder spec needs its embedding size")
+
+    @property
+    def size_multiple(self) -> int:
+        """What every input height and width must be a multiple of (SCRFD: its coarsest stride)."""
+        return self.head.size_multiple if self.head is not None else 1
 
     @property
     def input(self) -> TensorSpec:

@@ -17,14 +17,15 @@ from facebatch.configs.arcface import (
     arcface_network,
     arcface_spec,
 )
-from facebatch.engines.preprocess import proof_frames
+from facebatch.engines.pipeline.preprocess import proof_frames
 from facebatch.environment import file_sha256
 from facebatch.errors import WeightsError
 from facebatch.exporter.arcface import ArcFaceBackbone, build_arcface, seeded_arcface
 from facebatch.exporter.arcface_import import arcface_from_onnx, prove_arcface_import
 from facebatch.exporter.checkpoint import load_state_dict_strict, read_state_dict
-from facebatch.exporter.export_job import ExportResult, ExportSettings, check_parity_batch_sizes, export_artifact
+from facebatch.exporter.export_job import ExportResult, export_artifact
 from facebatch.exporter.metadata import WeightsInfo
+from facebatch.exporter.settings import ExportSettings
 from facebatch.progress import step
 
 IMPORT_PROOF_FRAMES = 8
@@ -66,9 +67,9 @@ def arcface_model_with_weights(request: ArcFaceExportRequest) -> tuple[ArcFaceBa
 
 
 def export_arcface(request: ArcFaceExportRequest) -> ExportResult:
-    check_parity_batch_sizes(request.parity_batch_sizes)
+    request.check()
     out_dir = ensure_writable_dir(Path(request.out_dir))  # fail before the slow work
     model, network, weights = arcface_model_with_weights(request)
-    spec = arcface_spec(network, model.embedding_size)
+    spec = arcface_spec(network, model.embedding_size, seeded=weights.kind == "seeded")
     frames = _frames(max(request.parity_batch_sizes), request)
     return export_artifact(model, spec, weights, out_dir, request.name, request.opset, frames, request.parity_batch_sizes)

@@ -17,12 +17,15 @@ import torch
 from facebatch.configs.arcface import (
     ARCFACE_CONFIGS,
     ARCFACE_INPUT_SIZE,
+    EMBEDDING_NAME,
+    INPUT_NAME,
     IResNetConfig,
     MobileFaceNetConfig,
     arcface_network,
     embedder_outputs,
 )
-from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.engines.runners.torch_runner import TorchRunner
 from facebatch.errors import WeightsError
 from facebatch.exporter.arcface import ArcFaceBackbone, build_arcface
 from facebatch.exporter.onnx_layers import assign_dense, assign_free_norms, assign_prelus, graph_dense
@@ -97,10 +100,10 @@ def prove_arcface_import(model: ArcFaceBackbone, path: Path, frames: np.ndarray,
     torch model on the same frames; compare embeddings (max abs diff and per-row cosine)."""
     path = Path(path)
     with OnnxRuntimeRunner(path) as runner:
-        (input_name,) = runner.input_shapes()
+        (input_name,) = runner.input_names
         source = np.concatenate([next(iter(runner.infer({input_name: f[None]}).values())).reshape(1, -1) for f in frames])
-    with torch.no_grad():
-        ours = model(torch.from_numpy(np.ascontiguousarray(frames))).numpy()
-    outputs = embedder_outputs("embedding", source.shape[1])
-    return compare_outputs(label or f"import proof vs {path.name}", {"embedding": ours}, {"embedding": source}, outputs, atol=IMPORT_ATOL)
+    outputs = embedder_outputs(EMBEDDING_NAME, source.shape[1])
+    with TorchRunner.single_input(model, INPUT_NAME, [EMBEDDING_NAME], f"torch {type(model).__name__}") as torch_model:
+        ours = torch_model.infer({INPUT_NAME: frames})
+    return compare_outputs(label or f"import proof vs {path.name}", ours, {EMBEDDING_NAME: source}, outputs, atol=IMPORT_ATOL)
 

@@ -8,6 +8,7 @@ so a wrong variant or a wrong file is obvious from one line.
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,12 +22,38 @@ OPTIONAL_KEYS = ("integral.project", "num_batches_tracked")  # buffers some chec
 LISTED = 6
 
 
+# What a file starts with, for files that are plainly not a checkpoint.
+NOT_CHECKPOINTS = {
+    b"\xff\xd8\xff": "a JPEG image", b"\x89PNG": "a PNG image", b"GIF8": "a GIF image", b"%PDF": "a PDF document",
+    b"\x1f\x8b": "a gzip archive", b"\x08": "an ONNX model or another protobuf (ONNX weights take a .onnx name)",
+}  # fmt: skip
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format
+PICKLE_PROTO = b"\x80"  # torch's legacy format and plain pickles start with a protocol opcode
+
+
+def _not_a_checkpoint(path: Path) -> str | None:
+    """What the file is instead, if it plainly is not a PyTorch checkpoint."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith((ZIP_MAGIC, PICKLE_PROTO)):
+        return None
+    for magic, what in NOT_CHECKPOINTS.items():
+        if head.startswith(magic):
+            return what
+    return "not a zip archive or a pickle" if head else "empty"
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist")
+    instead = _not_a_checkpoint(path)
+    if instead is not None:
+        raise WeightsError(f"{path} is not a PyTorch checkpoint (it is {instead}); pass the .pth that torch.save wrote")
     try:
-        payload = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols it then refuses anyway
+            warnings.simplefilter("ignore")
+            payload = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported objects"
         raise WeightsError(

@@ -1,8 +1,11 @@
 """The shared second half of every export: populated torch model + spec → ONNX →
 simplified, proven, stamped artifact (``.onnx`` + sidecar ``.json``), written atomically.
 
-Both files are produced in a temp directory beside the target and renamed into place only
-after every proof passed, so a failed run never replaces a good artifact.
+Both files are written in a temp directory beside the target and renamed into place only
+after every proof passed, so a failed run never replaces a good artifact. The two renames
+are two steps, ONNX first and sidecar last: a crash between them leaves the new ONNX beside
+the previous sidecar, and since every sidecar records the sha256 of the ONNX it describes,
+readers (``verify --reference torch``) recognise that sidecar as not this file's.
 """
 
 from __future__ import annotations
@@ -17,32 +20,18 @@ import numpy as np
 import onnx
 from torch import nn
 
-from facebatch.atomic import write_text_atomic
 from facebatch.configs.spec import ModelSpec
+from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.engines.runners.torch_runner import TorchRunner
 from facebatch.environment import environment, file_sha256
-from facebatch.errors import ExportError, SpecError
+from facebatch.errors import ExportError
 from facebatch.exporter.metadata import SEEDED_WARNING, ArtifactRecord, WeightsInfo
+from facebatch.exporter.seeded import ParityGate, seeded_parity_gate
+from facebatch.exporter.settings import PARITY_BATCH_SIZES, check_parity_batch_sizes
 from facebatch.exporter.simplify import simplify_onnx
-from facebatch.exporter.torch_to_onnx import DEFAULT_OPSET, onnx_from_torch
+from facebatch.exporter.torch_to_onnx import onnx_from_torch
 from facebatch.progress import step, warn
-from facebatch.verify.parity import ParityReport
-from facebatch.verify.torch_parity import intrinsic_fp32_error, torch_vs_onnx
-
-PARITY_BATCH_SIZES = (1, 2, 7, 32)
-CONDITIONING_FRAMES = 4
-SEEDED_MARGIN = 4.0  # seeded weights: parity gate = max(spec atol, margin × the model's own fp32 error)
-
-
-@dataclass
-class ExportSettings:
-    """What every export request has, whatever the model family."""
-
-    out_dir: Path = Path("build/onnx")
-    name: str | None = None
-    opset: int = DEFAULT_OPSET
-    parity_batch_sizes: Sequence[int] = PARITY_BATCH_SIZES
-    photos: Sequence[Path] = ()  # real frames for the proofs; seeded noise fills the rest
-    seed: int = 0
+from facebatch.verify.parity import ParityReport, runner_parity
 
 
 @dataclass
@@ -52,37 +41,20 @@ class ExportResult:
     spec: ModelSpec
     weights: WeightsInfo
     parity: list[ParityReport] = field(default_factory=list)
-    parity_atol: float | None = None  # None: the spec's per-output tolerances
+    parity_gate: ParityGate | None = None  # seeded weights; None: the spec's per-output tolerances
+
+    @property
+    def parity_atol(self) -> float | None:
+        return None if self.parity_gate is None else self.parity_gate.atol
 
     @property
     def max_parity_diff(self) -> float:
         return max(r.max_abs_diff for r in self.parity)
 
 
-def check_parity_batch_sizes(sizes: Sequence[int]) -> None:
-    if not sizes or min(sizes) < 1:
-        raise SpecError("parity batch sizes must be positive integers")
-
-
 def artifact_name(spec: ModelSpec, name: str | None) -> str:
     name = name or spec.default_filename
     return name if name.endswith(".onnx") else name + ".onnx"
-
-
-def seeded_parity_gate(model: nn.Module, spec: ModelSpec, frames: np.ndarray, weights: WeightsInfo) -> float:
-    """Seeded weights only: a random net loses more fp32 precision than a trained one, so the
-    gate is max(spec atol, margin × the torch model's own fp32-vs-fp64 error), and says so."""
-    with step("measure the seeded model's own fp32 error (fp32 vs fp64 torch)"):
-        own_error = intrinsic_fp32_error(model, frames[:CONDITIONING_FRAMES])
-    spec_atol = max(t.atol for t in spec.outputs)
-    gate = max(spec_atol, SEEDED_MARGIN * own_error)
-    weights.parity_note = (
-        f"seeded weights: parity gate {gate:.3g} = max(spec atol {spec_atol:g}, "
-        f"{SEEDED_MARGIN:g} x the torch model's own fp32-vs-fp64 error {own_error:.3g}); "
-        "real weights are held to the spec atol"
-    )
-    warn(weights.parity_note)
-    return gate
 
 
 def export_artifact(
@@ -102,23 +74,27 @@ def export_artifact(
         warn(f"no --weights given: {SEEDED_WARNING}")
     target = Path(out_dir) / artifact_name(spec, name)
     sidecar_target = target.with_suffix(".json")
+    if target.exists():
+        warn(f"{target} exists; it is replaced if this export passes its proofs (and kept if not)")
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".facebatch-export-") as tmp:
         work = Path(tmp)
         with step(f"export {spec.name} to ONNX (opset {opset}, batch symbolic)"):
             raw = onnx_from_torch(model, spec, work / "raw.onnx", opset)
         with step("simplify with onnxsim and prove the batch axis stayed symbolic"):
             simple = simplify_onnx(raw, work / "simplified.onnx", spec)
-        parity_atol = seeded_parity_gate(model, spec, frames, weights) if weights.kind == "seeded" else None
+        gate = seeded_parity_gate(model, spec, frames) if weights.kind == "seeded" else None
+        atol = None if gate is None else gate.atol
         with step(f"parity torch vs onnxruntime at batch {', '.join(map(str, parity_batch_sizes))}"):
-            parity = torch_vs_onnx(model, simple, spec, frames, parity_batch_sizes, parity_atol)
+            with OnnxRuntimeRunner(simple) as exported, TorchRunner.from_spec(model, spec) as reference:
+                parity = runner_parity(exported, reference, spec, frames, parity_batch_sizes, atol)
         failed = [r for r in parity if not r.passed]
         if failed:
             raise ExportError("exported ONNX disagrees with the torch model: " + " | ".join(r.summary() for r in failed))
-        record = ArtifactRecord(spec, weights, opset, parity)
-        final = work / target.name
+        record = ArtifactRecord(spec, weights, opset, parity, gate)
+        final, final_sidecar = work / target.name, work / sidecar_target.name
         onnx.save(record.stamp(onnx.load(str(simple))), str(final))
         sidecar = record.sidecar(target, file_sha256(final), environment())
-        final.replace(target)  # same filesystem: one atomic rename
-    # The sidecar names the ONNX file's hash, so it is written once the ONNX stands.
-    write_text_atomic(sidecar_target, json.dumps(sidecar, indent=2) + "\n")
-    return ExportResult(target, sidecar_target, spec, weights, parity, parity_atol)
+        final_sidecar.write_text(json.dumps(sidecar, indent=2) + "\n")
+        final.replace(target)  # same filesystem: atomic renames, ONNX first,
+        final_sidecar.replace(sidecar_target)  # then the sidecar that names its sha256
+    return ExportResult(target, sidecar_target, spec, weights, parity, gate)

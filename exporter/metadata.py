@@ -15,24 +15,33 @@ from typing import Any
 import onnx
 
 import facebatch
-from facebatch.configs.spec import ModelSpec
-from facebatch.configs.spec_io import spec_to_dict
+from facebatch.configs.arcface import arcface_network
+from facebatch.configs.spec import Family, ModelSpec
+from facebatch.configs.spec_io import SPEC_PROP, spec_to_dict
+from facebatch.exporter.seeded import ParityGate
 from facebatch.verify.parity import ParityReport
 
 SEEDED_WARNING = "seeded random weights: for verification and benchmarking only, detects or recognises nothing"
-DETAIL_PROPS = (
-    "input_size", "strides", "anchors_per_location", "use_kps", "output_layout", "letterbox",
-    "network", "embedding_size", "alignment_template", "alignment",
-)  # fmt: skip
 
 
-def _prop_value(value: Any) -> str:
-    """Flat lists as "a,b"; nested ones (the alignment template) as JSON."""
-    if isinstance(value, (list, tuple)):
-        if any(isinstance(v, (list, tuple)) for v in value):
-            return json.dumps(value)
-        return ",".join(map(str, value))
-    return str(value)
+def _joined(values: Any) -> str:
+    return ",".join(map(str, values))
+
+
+def readable_props(spec: ModelSpec) -> dict[str, str]:
+    """The spec's facts as flat strings for people and tools that read metadata_props (the
+    full spec is there too, as JSON, for facebatch itself)."""
+    props = {"input_size": _joined(spec.input_size), **spec.descriptions}
+    if spec.head is not None:
+        props |= {"strides": _joined(spec.head.strides), "anchors_per_location": str(spec.head.anchors_per_location),
+                  "use_kps": str(spec.head.use_kps)}  # fmt: skip
+    if spec.family is Family.ARCFACE:
+        props["network"] = arcface_network(spec.name)
+    if spec.embedding_size is not None:
+        props["embedding_size"] = str(spec.embedding_size)
+    if spec.alignment_template is not None:
+        props["alignment_template"] = json.dumps([list(p) for p in spec.alignment_template])
+    return props
 
 
 @dataclass
@@ -42,7 +51,6 @@ class WeightsInfo:
     sha256: str | None = None
     seed: int | None = None
     proof: ParityReport | None = None
-    parity_note: str | None = None
 
     def describe(self) -> str:
         if self.kind == "seeded":
@@ -55,8 +63,6 @@ class WeightsInfo:
             data["warning"] = SEEDED_WARNING
         if self.proof is not None:
             data["import_proof"] = self.proof.to_dict()
-        if self.parity_note:
-            data["parity_note"] = self.parity_note
         return data
 
 
@@ -66,13 +72,13 @@ class ArtifactRecord:
     weights: WeightsInfo
     opset: int
     parity: list[ParityReport] = field(default_factory=list)
+    parity_gate: ParityGate | None = None
 
     def metadata_props(self) -> dict[str, str]:
         spec = self.spec
-        details = spec.details
         props = {
             "facebatch_version": facebatch.__version__,
-            "model_family": spec.family,
+            "model_family": spec.family.value,
             "variant": spec.name,
             "input_name": spec.input.name,
             "input_dims": json.dumps(list(spec.input.dims)),
@@ -82,11 +88,9 @@ class ArtifactRecord:
             "color_order": "RGB" if spec.normalize.rgb else "BGR",
             "weights_source": self.weights.kind,
             "weights_sha256": self.weights.sha256 or "",
-            "spec": json.dumps(spec_to_dict(spec), sort_keys=True),
+            SPEC_PROP: json.dumps(spec_to_dict(spec), sort_keys=True),
+            **readable_props(spec),
         }
-        for key in DETAIL_PROPS:
-            if key in details:
-                props[key] = _prop_value(details[key])
         if self.weights.kind == "seeded":
             props["warning"] = SEEDED_WARNING
             props["weights_seed"] = str(self.weights.seed)  # lets verify --reference torch rebuild the model
@@ -106,7 +110,7 @@ class ArtifactRecord:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "opset": self.opset,
             "spec": spec_to_dict(self.spec),
-            "weights": self.weights.to_dict(),
+            "weights": self.weights.to_dict() | ({"parity_note": self.parity_gate.note} if self.parity_gate else {}),
             "parity_torch_vs_onnxruntime": [r.to_dict() for r in self.parity],
             "environment": environment,
         }

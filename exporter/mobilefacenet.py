@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from facebatch.configs.arcface import EMBEDDING_SIZE, MobileFaceNetConfig
+from facebatch.errors import SpecError
 
 
 class ConvBlock(nn.Module):
@@ -86,7 +87,7 @@ class MobileFaceNet(nn.Module):
     def __init__(self, num_features: int = EMBEDDING_SIZE, blocks: tuple[int, ...] = (1, 4, 6, 2), scale: int = 2) -> None:
         super().__init__()
         if blocks[0] != 1:
-            raise ValueError("only blocks[0] == 1 (mbf) is reproduced; mbf_large is not")
+            raise SpecError(f"MobileFaceNet blocks {tuple(blocks)}: only blocks[0] == 1 (mbf) is reproduced, not mbf_large; use arcface_mbf")
         self.embedding_size = num_features
         w = 64 * scale  # 128 for mbf
         self.layers = nn.ModuleList(

@@ -23,13 +23,16 @@ import onnx
 from onnx import numpy_helper
 
 from facebatch.atomic import atomic_path
-from facebatch.configs.scrfd import OUTPUT_CHANNELS
-from facebatch.configs.spec import BATCH
-from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.configs.family import scrfd_landmarks
+from facebatch.configs.scrfd import OUTPUT_CHANNELS, released_head_layout
+from facebatch.configs.spec import BATCH, HEIGHT, WIDTH
+from facebatch.engines.runners.base import Runner
+from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.errors import VerificationFailed
 from facebatch.onnx_graph import GraphView, attribute, inferred_shapes, node_label
-from facebatch.verify.lint import lint_graph, relaxed_batch
-from facebatch.verify.target import VerifyTarget, target_from_onnx
+from facebatch.verify.lint import Finding, lint_graph, relaxed_batch
+from facebatch.verify.target import load_model, target_from_onnx
+from facebatch.verify.verify_job import verification_frames
 
 FOLDING_PERM = [2, 3, 0, 1]
 KEEPING_PERM = [0, 2, 3, 1]
@@ -81,15 +84,15 @@ def _fix_nodes(model: onnx.ModelProto) -> list[str]:
 
 def _scrfd_names(model: onnx.ModelProto, shapes: dict[str, list]) -> dict[str, str]:
     """Official order (facts §2.1): scores s8/16/32, bboxes, then kps; checked by channels."""
-    outputs = [o.name for o in model.graph.output]
-    if len(outputs) not in (6, 9):
+    use_kps = scrfd_landmarks(model)
+    if use_kps is None:
         return {}
-    kinds = ["score", "bbox", "kps"][: len(outputs) // 3]
-    names = [f"{k}_{s}" for k in kinds for s in (8, 16, 32)]
+    outputs = [o.name for o in model.graph.output]
+    names = released_head_layout(use_kps).output_names()
     for old, new in zip(outputs, names):
-        channels = (shapes.get(old) or [None])[-1]
-        if channels != OUTPUT_CHANNELS[new.split("_")[0]]:
-            return {}
+        kind = new.split("_")[0]
+        if (shapes.get(old) or [None])[-1] != OUTPUT_CHANNELS[kind]:
+            return {}  # not in the official order: keep the names
     return {old: new for old, new in zip(outputs, names) if old != new}
 
 
@@ -129,54 +132,85 @@ def _name_spatial_axes(model: onnx.ModelProto) -> None:
             continue
         for axis, dim in enumerate(value.type.tensor_type.shape.dim):
             if axis >= 2 and not dim.HasField("dim_value"):
-                dim.dim_param = ("height", "width")[axis - 2] if axis < 4 else f"axis{axis}"
+                dim.dim_param = (HEIGHT, WIDTH)[axis - 2] if axis < 4 else f"axis{axis}"
 
 
-def prove_repair(original: VerifyTarget, repaired: Path, renames: dict[str, str], frames: np.ndarray) -> float:
+@dataclass
+class RepairPlan:
+    """The repaired graph in memory, what changed, and what surgery could not repair."""
+
+    model: onnx.ModelProto
+    changes: list[str]
+    renamed: dict[str, str]
+    remaining: list[Finding]
+
+    @property
+    def repairs_everything(self) -> bool:
+        return bool(self.changes or self.renamed) and not self.remaining
+
+
+def plan_repair(original: onnx.ModelProto) -> RepairPlan:
+    """Graph surgery on a copy; nothing is run or written."""
+    model = relaxed_batch(original)
+    _name_spatial_axes(model)
+    changes = _fix_nodes(model)
+    renames = _scrfd_names(original, inferred_shapes(relaxed_batch(original)))
+    _rename(model, renames)
+    _declare_outputs(model)
+    remaining = [f for f in lint_graph(model) if f.check == "lint"]
+    model.producer_name = "facebatch fix"
+    return RepairPlan(model, changes, renames, remaining)
+
+
+def prove_repair(original: Runner, repaired: Runner, renames: dict[str, str], frames: np.ndarray) -> float:
     """Max abs diff between the repaired graph's per-frame outputs (one batch) and the
-    original's single-frame outputs, output by output."""
-    input_name = original.spec.input.name
-    with OnnxRuntimeRunner(original.path) as runner:
-        names = runner.output_names()
-        singles = [runner.session.run(None, {input_name: f[None]}) for f in frames]
-    with OnnxRuntimeRunner(repaired) as runner:
-        batched = runner.infer({input_name: frames})
+    original's single-frame outputs, output by output (both runners active)."""
+    (source,) = original.inputs
+    singles = [original.infer({source.name: f[None]}) for f in frames]
+    batched = repaired.infer({source.name: frames})
     worst = 0.0
-    for i, name in enumerate(names):
+    for name in original.output_names:
         ours = batched[renames.get(name, name)]
+        if ours.ndim == 0 or ours.shape[0] != len(frames):
+            return float("inf")  # the repaired graph still loses or folds the batch
         for j, single in enumerate(singles):
-            theirs = single[i].reshape(ours.shape[1:])  # [rows, C] official → [rows, C] per frame
+            theirs = single[name].reshape(ours.shape[1:])  # [rows, C] official → [rows, C] per frame
             worst = max(worst, float(np.max(np.abs(ours[j].astype(np.float64) - theirs))))
     return worst
 
 
-def fix_onnx(source: Path, target: Path, frames: np.ndarray | None = None) -> FixResult:
-    from facebatch.verify.verify_job import verification_frames
-
-    original = target_from_onnx(source)
-    model = relaxed_batch(original.model)
-    _name_spatial_axes(model)
-    changes = _fix_nodes(model)
-    renames = _scrfd_names(original.model, inferred_shapes(relaxed_batch(original.model))) if original.family == "scrfd" else {}
-    _rename(model, renames)
-    _declare_outputs(model)
-    remaining = [f for f in lint_graph(model) if f.check == "lint"]
-    if remaining:
+def fix_onnx(source: Path, target: Path, size: tuple[int, int] | None = None, frames: np.ndarray | None = None) -> FixResult:
+    """Repair ``source`` into ``target``; proven on ``frames`` (default: seeded frames at
+    ``size`` or the model's own size) before anything is written."""
+    original = target_from_onnx(source, size=size)
+    plan = plan_repair(original.model)
+    if plan.remaining:
+        first = plan.remaining[0]
         raise VerificationFailed(
-            f"{Path(source).name}: {len(remaining)} batch problem(s) facebatch cannot repair by surgery; first: "
-            f"{remaining[0].op_type} {remaining[0].node}: {remaining[0].message}"
+            f"{Path(source).name}: {len(plan.remaining)} batch problem(s) facebatch cannot repair by surgery; first: "
+            f"{first.op_type} {first.node}: {first.message}"
         )
-    onnx.checker.check_model(model)
-    model.producer_name = "facebatch fix"
-    result = FixResult(Path(target), changes, renames)
-    frames = frames if frames is not None else verification_frames(original, PROOF_FRAMES, (), seed=0)
+    onnx.checker.check_model(plan.model)
+    result = FixResult(Path(target), plan.changes, plan.renamed)
+    if frames is None:
+        frames = verification_frames(original, original.spec.input_size, PROOF_FRAMES, (), seed=0)
+    with OnnxRuntimeRunner(original.path) as before, OnnxRuntimeRunner(plan.model, label=Path(target).name) as after:
+        result.proof_max_diff = prove_repair(before, after, plan.renamed, frames)
+    if not result.proof_max_diff <= REPAIR_ATOL:
+        raise VerificationFailed(
+            f"the repaired graph's per-frame outputs differ from the original's single-frame outputs by "
+            f"{result.proof_max_diff:.3g} (> {REPAIR_ATOL:g}); nothing was written"
+        )
     with atomic_path(Path(target)) as tmp:
-        onnx.save(model, str(tmp))
-        result.proof_max_diff = prove_repair(original, tmp, renames, frames)
-        if not result.proof_max_diff <= REPAIR_ATOL:
-            raise VerificationFailed(
-                f"the repaired graph's per-frame outputs differ from the original's single-frame outputs by "
-                f"{result.proof_max_diff:.3g} (> {REPAIR_ATOL:g}); nothing was written"
-            )
+        onnx.save(plan.model, str(tmp))
     return result
 
+
+def repair_hint(path: Path) -> str | None:
+    """A sentence for a failing verify of a file whose every batch problem ``fix`` repairs."""
+    plan = plan_repair(load_model(path))
+    if not plan.repairs_everything:
+        return None
+    repaired = Path(path).with_name(f"{Path(path).stem}_batch.onnx")
+    return (f"facebatch fix {path} -o {repaired} repairs this graph by surgery ({len(plan.changes)} change(s)) "
+            "and proves each frame's repaired outputs equal the original's")  # fmt: skip

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facebatch.configs.scrfd import HeadLayout, scrfd_config
+from facebatch.configs.scrfd import head_layout_from_head, scrfd_config
+from facebatch.configs.spec import HeadLayout
 from facebatch.errors import SpecError
 from facebatch.exporter.scrfd_backbones import MobileNetV1, ResNetV1e
 from facebatch.exporter.seeded import seeded_weights
@@ -193,7 +194,7 @@ class SCRFDHead(nn.Module):
             raise SpecError("SCRFD heads with DFL (loss_dfl) cannot be exported; every released model has loss_dfl=False")
         if norm_cfg is None:
             norm_cfg = dict(type="GN", num_groups=32)
-        self.layout = HeadLayout.from_head(anchor_generator, use_kps)
+        self.layout = head_layout_from_head(anchor_generator, use_kps)
         self.cls_out_channels = num_classes
         self.num_anchors = self.layout.anchors_per_location
         self.strides_share = strides_share

@@ -9,15 +9,16 @@ from typing import Any
 
 from facebatch.atomic import ensure_writable_dir
 from facebatch.configs.mmdet_config import read_scrfd_model_config
-from facebatch.configs.scrfd import SCRFD_NORMALIZE, check_input_size, scrfd_config, scrfd_spec
-from facebatch.engines.preprocess import proof_frames
+from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE, SCRFD_NORMALIZE, check_input_size, scrfd_config, scrfd_spec
+from facebatch.engines.pipeline.preprocess import proof_frames
 from facebatch.environment import file_sha256
 from facebatch.errors import SpecError, WeightsError
 from facebatch.exporter.checkpoint import load_state_dict_strict, read_state_dict
-from facebatch.exporter.export_job import ExportResult, ExportSettings, check_parity_batch_sizes, export_artifact
+from facebatch.exporter.export_job import ExportResult, export_artifact
 from facebatch.exporter.metadata import WeightsInfo
 from facebatch.exporter.scrfd import SCRFD, build_scrfd, seeded_init
 from facebatch.exporter.scrfd_import import prove_scrfd_import, scrfd_from_onnx, source_input_size
+from facebatch.exporter.settings import ExportSettings
 from facebatch.progress import step
 
 IMPORT_PROOF_FRAMES = 4
@@ -27,8 +28,8 @@ IMPORT_PROOF_FRAMES = 4
 class ScrfdExportRequest(ExportSettings):
     variant: str | None = None  # a released config name; inferred from ONNX weights if None
     config: Path | None = None  # an insightface SCRFD config .py (custom-trained models)
-    height: int = 320
-    width: int = 320
+    height: int = DEFAULT_SCRFD_SIZE
+    width: int = DEFAULT_SCRFD_SIZE
     dynamic_size: bool = False
     weights: Path | None = None
 
@@ -69,10 +70,10 @@ def scrfd_model_with_weights(request: ScrfdExportRequest) -> tuple[SCRFD, str, W
 
 def export_scrfd(request: ScrfdExportRequest) -> ExportResult:
     check_input_size(request.height, request.width)
-    check_parity_batch_sizes(request.parity_batch_sizes)
+    request.check()
     out_dir = ensure_writable_dir(Path(request.out_dir))  # fail before the slow work
     model, variant, weights = scrfd_model_with_weights(request)
-    spec = scrfd_spec(variant, model.layout, request.height, request.width, dynamic_size=request.dynamic_size)
+    spec = scrfd_spec(variant, model.layout, request.height, request.width, dynamic_size=request.dynamic_size, seeded=weights.kind == "seeded")
     frames = proof_frames(
         max(request.parity_batch_sizes), request.height, request.width, SCRFD_NORMALIZE, request.photos, request.seed
     )

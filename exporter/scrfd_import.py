@@ -15,9 +15,10 @@ import numpy as np
 import onnx
 import torch
 
-from facebatch.configs.scrfd import SCRFD_CONFIGS, HeadLayout, scrfd_spec
-from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.engines.scrfd_layout import canonical_outputs
+from facebatch.configs.scrfd import SCRFD_CONFIGS, head_layout, scrfd_spec
+from facebatch.engines.pipeline.scrfd_layout import canonical_outputs
+from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.engines.runners.torch_runner import TorchRunner
 from facebatch.errors import WeightsError
 from facebatch.exporter.onnx_weights import CallTrace, assign_convs, graph_convs, module_signature, scalar_multiplier, trace_calls
 from facebatch.exporter.scrfd import SCRFD, build_scrfd
@@ -68,7 +69,7 @@ def infer_scrfd_variant(view: GraphView, source: str) -> str:
         for v, cfg in SCRFD_CONFIGS.items()
         if variant_signature(v) == graph_sig
         and _uses_groupnorm(cfg) == has_gn
-        and len(HeadLayout.from_config(cfg).output_names()) == n_outputs
+        and len(head_layout(cfg).output_names()) == n_outputs
     ]
     if len(matches) == 1:
         return matches[0]
@@ -161,12 +162,12 @@ def prove_scrfd_import(model: SCRFD, path: Path, frames: np.ndarray, label: str 
     height, width = frames.shape[2:]
     spec = scrfd_spec("import", model.layout, height, width)
     with OnnxRuntimeRunner(path) as runner:
-        (input_name,) = runner.input_shapes()  # source detectors have one input
+        (input_name,) = runner.input_names  # source detectors have one input
         per_frame = []
         for frame in frames:
             raw = runner.infer({input_name: frame[None]})
             per_frame.append(canonical_outputs(list(raw.values()), model.layout, height, width, batch=1))
     source = {name: np.concatenate([f[name] for f in per_frame]) for name in spec.output_names}
-    with torch.no_grad():
-        ours = dict(zip(model.layout.output_names(), (t.numpy() for t in model(torch.from_numpy(frames)))))
+    with TorchRunner.from_spec(model, spec) as torch_model:
+        ours = torch_model.infer({spec.input.name: frames})
     return compare_outputs(label or f"import proof vs {path.name}", ours, source, spec.outputs, atol=IMPORT_ATOL)

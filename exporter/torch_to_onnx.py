@@ -19,11 +19,11 @@ import onnx
 import torch
 from torch import nn
 
-from facebatch.configs.spec import BATCH, ModelSpec
+from facebatch.configs.spec import BATCH, HEIGHT, WIDTH, ModelSpec
 from facebatch.errors import ExportError
+from facebatch.exporter.settings import DEFAULT_OPSET, check_opset
 from facebatch.verify.layout import axis_problems
 
-DEFAULT_OPSET = 17
 MAX_SYMBOLIC_BATCH = 4096
 MAX_SPATIAL_BLOCKS = 256  # spatial dims up to 256 × granularity
 
@@ -31,7 +31,7 @@ MAX_SPATIAL_BLOCKS = 256  # spatial dims up to 256 × granularity
 def dynamic_shapes_from_spec(spec: ModelSpec) -> tuple[dict[int, object], ...]:
     from torch.export import Dim
 
-    granularity = int(spec.details.get("size_multiple", 1))
+    granularity = spec.size_multiple
     shapes = []
     for tensor in spec.inputs:
         axes: dict[int, object] = {}
@@ -46,9 +46,8 @@ def dynamic_shapes_from_spec(spec: ModelSpec) -> tuple[dict[int, object], ...]:
 
 def example_inputs(spec: ModelSpec, batch: int = 2) -> tuple[torch.Tensor, ...]:
     """Batch 2, not 1: torch.export specialises size-1 dims."""
-    defaults = {BATCH: batch}
-    h, w = spec.details.get("input_size", (0, 0))
-    defaults.update({"height": h, "width": w})
+    h, w = spec.input_size
+    defaults = {BATCH: batch, HEIGHT: h, WIDTH: w}
     return tuple(torch.randn(t.concrete_shape(defaults)) for t in spec.inputs)
 
 
@@ -83,8 +82,7 @@ def prove_axes(model: onnx.ModelProto, spec: ModelSpec, stage: str) -> None:
 
 def onnx_from_torch(model: nn.Module, spec: ModelSpec, path: Path, opset: int = DEFAULT_OPSET) -> Path:
     """Export ``model`` to ``path`` with the spec's names and symbolic axes, proven."""
-    if not 13 <= opset <= 23:
-        raise ExportError(f"opset {opset} is outside the supported range 13–23")
+    check_opset(opset)
     model = model.eval()
     captured = io.StringIO()
     torch_logger = logging.getLogger("torch.onnx")

@@ -15,31 +15,32 @@ from pathlib import Path
 from facebatch.errors import OutputError
 
 
-def ensure_writable_dir(directory: Path) -> Path:
-    """Create ``directory`` if needed and prove we can write into it."""
+def ensure_writable_dir(directory: Path, flag: str = "--out") -> Path:
+    """Create ``directory`` if needed and prove we can write into it; ``flag`` is the option
+    that named it, so the message says what to change."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
-        raise OutputError(f"output path {directory} exists and is not a directory; pass a directory to --out")
+        raise OutputError(f"output path {directory} exists and is not a directory; change {flag}")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create output directory {directory}: {exc.strerror}; pass a writable --out") from exc
+        raise OutputError(f"cannot create output directory {directory}: {exc.strerror}; pass a writable {flag}") from exc
     try:
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".facebatch-probe-"):
             pass
     except OSError as exc:
-        raise OutputError(f"output directory {directory} is not writable ({exc.strerror}); pass a writable --out") from exc
+        raise OutputError(f"output directory {directory} is not writable ({exc.strerror}); pass a writable {flag}") from exc
     return directory
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
+def atomic_path(target: Path, flag: str = "--out") -> Iterator[Path]:
     """Yield a temp path beside ``target``; on success rename it over ``target``.
 
     On any exception the temp file is removed and ``target`` is left untouched.
     """
     target = Path(target)
-    ensure_writable_dir(target.parent)
+    ensure_writable_dir(target.parent, flag)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
@@ -58,10 +59,10 @@ def _umask() -> int:
     return mask
 
 
-def write_bytes_atomic(target: Path, data: bytes) -> None:
-    with atomic_path(target) as tmp:
+def write_bytes_atomic(target: Path, data: bytes, flag: str = "--out") -> None:
+    with atomic_path(target, flag) as tmp:
         tmp.write_bytes(data)
 
 
-def write_text_atomic(target: Path, text: str) -> None:
-    write_bytes_atomic(target, text.encode("utf-8"))
+def write_text_atomic(target: Path, text: str, flag: str = "--out") -> None:
+    write_bytes_atomic(target, text.encode("utf-8"), flag)

@@ -26,7 +26,7 @@ def models_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def photos() -> list[Path]:
-    from facebatch.engines.preprocess import image_files
+    from facebatch.engines.pipeline.preprocess import image_files
 
     return image_files(_require(FIXTURES / "images"))
 

@@ -22,7 +22,7 @@ def test_every_command_in_the_instructions_runs(tmp_path: Path):
         assert done.returncode == 0, f"block failed:\n{block}\n--- stderr ---\n{done.stderr[-2000:]}"
         printed += done.stdout
     shapes = printed
-    assert "facebatch verify scrfd_10g_320_batch.onnx: PASS" in printed
+    assert "facebatch verify scrfd_10g_320_seeded_batch.onnx: PASS (strict)" in printed
     assert (work / "build/reports/scrfd_10g_320.verify.xml").is_file()
     assert "'score_8': (32, 3200, 1)" in shapes
     diff = float(re.search(r"in the batch: ([0-9.e+-]+)", shapes).group(1))

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.engines.runners.base import Runner
+from facebatch.errors import EngineError
 from facebatch.progress import step
 
 INDEPENDENCE_ATOL = 1e-5  # FP32 on onnxruntime CPU
@@ -81,43 +81,44 @@ def _layout_problem(batched: np.ndarray, alone: np.ndarray, n: int) -> str | Non
 
 
 def verify_batch_independence(
-    path: Path,
-    input_name: str,
+    runner: Runner,
     frames: np.ndarray,
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     atol: float = INDEPENDENCE_ATOL,
     on_batch: BatchObserver | None = None,
 ) -> IndependenceReport:
-    """``frames`` must be distinct and at least max(batch_sizes) many. ``on_batch`` lets
-    another check (decoded detections) reuse the same runs instead of repeating them."""
+    """Run through an active single-input ``runner``. ``frames`` must be distinct and at least
+    max(batch_sizes) many. ``on_batch`` lets another check (decoded detections) reuse the same
+    runs instead of repeating them."""
     sizes = tuple(batch_sizes)
     report = IndependenceReport(atol, sizes)
     count = max(sizes)
-    with OnnxRuntimeRunner(path) as runner:
-        with step(f"run {count} frames one at a time"):
-            alone = [runner.infer({input_name: frames[i : i + 1]}) for i in range(count)]
-        with step(f"run batches of {', '.join(map(str, sizes))} and compare every frame"):
-            for n in sizes:
-                try:
-                    batched = runner.session.run(None, {input_name: np.ascontiguousarray(frames[:n])})
-                except Exception as exc:  # onnxruntime refuses: a fixed or inconsistent batch
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                    report.error = f"batch {n} does not run: {first[:300]}"
-                    return report
-                for name, out in zip(runner.output_names(), batched):
-                    problem = _layout_problem(out, alone[0][name], n)
-                    if problem:
-                        report.diffs.append(SliceDiff(name, n, float("inf"), layout_problem=problem))
-                        continue
-                    single = np.concatenate([alone[i][name] for i in range(n)])
-                    diff = np.abs(out.astype(np.float64) - single.astype(np.float64))
-                    if diff.size == 0:
-                        report.diffs.append(SliceDiff(name, n, 0.0))
-                        continue
-                    flat = int(np.nanargmax(diff)) if not np.isnan(diff).all() else 0
-                    where = np.unravel_index(flat, diff.shape)
-                    worst = float("nan") if np.isnan(diff).any() else float(diff.reshape(-1)[flat])
-                    report.diffs.append(SliceDiff(name, n, worst, int(where[0]), tuple(int(i) for i in where[1:])))
-                if on_batch is not None:
-                    on_batch(n, alone, dict(zip(runner.output_names(), batched)))
+    (source,) = runner.inputs
+    with step(f"run {count} frames one at a time"):
+        alone = [runner.infer({source.name: frames[i : i + 1]}) for i in range(count)]
+    with step(f"run batches of {', '.join(map(str, sizes))} and compare every frame"):
+        for n in sizes:
+            try:
+                batched = runner.infer({source.name: frames[:n]})
+            except EngineError as exc:  # the runtime refuses: a fixed or inconsistent batch
+                report.error = f"batch {n} does not run: {exc}"
+                return report
+            for name, out in batched.items():
+                report.diffs.append(_slice_diff(name, n, out, [alone[i][name] for i in range(n)]))
+            if on_batch is not None:
+                on_batch(n, alone, batched)
     return report
+
+
+def _slice_diff(name: str, n: int, batched: np.ndarray, alone: Sequence[np.ndarray]) -> SliceDiff:
+    """One output at batch ``n``: its per-frame slices against each frame's single run."""
+    problem = _layout_problem(batched, alone[0], n)
+    if problem:
+        return SliceDiff(name, n, float("inf"), layout_problem=problem)
+    diff = np.abs(batched.astype(np.float64) - np.concatenate(alone).astype(np.float64))
+    if diff.size == 0:
+        return SliceDiff(name, n, 0.0)
+    flat = int(np.nanargmax(diff)) if not np.isnan(diff).all() else 0
+    where = np.unravel_index(flat, diff.shape)
+    worst = float("nan") if np.isnan(diff).any() else float(diff.reshape(-1)[flat])
+    return SliceDiff(name, n, worst, int(where[0]), tuple(int(i) for i in where[1:]))

@@ -15,19 +15,17 @@ layout culprit. Hints come from the static lint for the same node when it has on
 
 from __future__ import annotations
 
-import copy
-import tempfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import onnx
 
-from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.verify.lint import Finding, node_label, relaxed_batch
+from facebatch.engines.runners.base import IntermediateTensors, Runner
+from facebatch.errors import EngineError
+from facebatch.onnx_graph import GraphView, node_label
+from facebatch.verify.lint import Finding
 
 LOCALISATION_FRAMES = 3
-FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
 
 GENERIC_HINTS = {
     "InstanceNormalization": "normalisation statistics are computed across frames",
@@ -54,30 +52,6 @@ class Culprit:
         return asdict(self)
 
 
-def _float_tensors(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
-    inferred = onnx.shape_inference.infer_shapes(model)
-    infos = {v.name: v for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
-    return {name: v for name, v in infos.items() if v.type.tensor_type.elem_type in FLOAT_TYPES}
-
-
-def exposed_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
-    """A copy with the symbolic batch and every float node output as a graph output."""
-    exposed = relaxed_batch(model)
-    floats = _float_tensors(exposed)
-    existing = {o.name for o in exposed.graph.output}
-    names = []
-    for node in exposed.graph.node:
-        for out in node.output:
-            if out in floats and out not in existing:
-                value = copy.deepcopy(floats[out])
-                value.type.tensor_type.ClearField("shape")
-                exposed.graph.output.append(value)
-                names.append(out)
-            elif out in existing:
-                names.append(out)
-    return exposed, names
-
-
 def _compare(batched: np.ndarray, alone: list[np.ndarray], atol: float) -> tuple[str, str] | None:
     """None if the tensor is per-frame clean; else (kind, detail)."""
     n = len(alone)
@@ -96,40 +70,35 @@ def _compare(batched: np.ndarray, alone: list[np.ndarray], atol: float) -> tuple
 
 
 def localise(
+    runner: Runner,
     model: onnx.ModelProto,
-    input_name: str,
     frames: np.ndarray,
     lint: list[Finding],
     atol: float = 1e-5,
 ) -> tuple[Culprit | None, Culprit | None]:
-    """(first node that mixes values, first node that folds the batch); either may be None."""
-    exposed, names = exposed_model(model)
+    """(first node that mixes values, first node that folds the batch); either may be None.
+
+    ``runner`` is active, runs ``model`` and has the ``IntermediateTensors`` capability."""
+    if not isinstance(runner, IntermediateTensors):
+        raise EngineError(f"{type(runner).__name__} cannot expose intermediate tensors; localisation needs a runner that can")
     frames = frames[:LOCALISATION_FRAMES]
     lint_by_node = {f.node: f.message for f in lint if f.node}
-    producers = {out: node for node in exposed.graph.node for out in node.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in exposed.graph.node:
-        for tensor in node.input:
-            consumers.setdefault(tensor, []).append(node)
-    with tempfile.TemporaryDirectory(prefix="facebatch-localise-") as tmp:
-        path = Path(tmp) / "exposed.onnx"
-        onnx.save(exposed, str(path))
-        with OnnxRuntimeRunner(path) as runner:
-            outputs = runner.output_names()
-            batched = dict(zip(outputs, runner.session.run(None, {input_name: frames})))
-            alone = [dict(zip(outputs, runner.session.run(None, {input_name: frames[i : i + 1]}))) for i in range(len(frames))]
+    view = GraphView(model)
+    (source,) = runner.inputs
+    batched = runner.infer_intermediates({source.name: frames})
+    alone = [runner.infer_intermediates({source.name: frames[i : i + 1]}) for i in range(len(frames))]
     mixes: Culprit | None = None
     folds: Culprit | None = None
-    for name in names:
+    for name in runner.intermediate_names:
         verdict = _compare(batched[name], [a[name] for a in alone], atol)
         if verdict is None:
             continue
         kind, detail = verdict
-        node = producers[name]
+        node = view.producers[name]
         label = node_label(node)
         hint = lint_by_node.get(label, GENERIC_HINTS.get(node.op_type, f"{node.op_type} combines values of different frames"))
         if node.op_type == "Transpose":  # the fold itself usually happens in the Reshape right after
-            after = [lint_by_node[node_label(c)] for c in consumers.get(name, []) if node_label(c) in lint_by_node]
+            after = [lint_by_node[node_label(c)] for c in view.consumers.get(name, []) if node_label(c) in lint_by_node]
             hint = "; ".join([hint, *after])
         culprit = Culprit(label, node.op_type, kind, detail, hint)
         if kind == "mixes" and mixes is None:
@@ -139,4 +108,3 @@ def localise(
         if mixes is not None:
             break
     return mixes, folds
-

@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from facebatch.configs.spec import TensorSpec
+from facebatch.configs.spec import ModelSpec, TensorSpec
+from facebatch.engines.runners.base import Runner
+from facebatch.errors import SpecError
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,8 @@ class OutputDiff:
             limit = f"{self.atol:g}" if not self.rtol else f"{self.atol:g} + {self.rtol:g}·|ref|"
             parts.append(f"{self.max_abs_diff:.3g} > {limit} at {list(self.worst_index)} ({self.outside} elements)")
         if self.cosine_floor is not None and (self.min_cosine is None or self.min_cosine < self.cosine_floor):
-            parts.append(f"cosine {self.min_cosine:.9f} < {self.cosine_floor}")
+            cosine = "not computable" if self.min_cosine is None else f"{self.min_cosine:.9f}"
+            parts.append(f"cosine {cosine} < {self.cosine_floor}")
         return f"{self.name} " + ", ".join(parts)
 
     @property
@@ -103,3 +106,22 @@ def compare_outputs(
         min_cos = float(np.min(_row_cosines(a, e))) if spec.min_cosine is not None else None
         report.diffs.append(OutputDiff(spec.name, max_diff, tol, worst, min_cos, spec.min_cosine, spec.rtol, outside))
     return report
+
+
+def runner_parity(
+    actual: Runner,
+    expected: Runner,
+    spec: ModelSpec,
+    frames: np.ndarray,
+    batch_sizes: Sequence[int],
+    atol: float | None = None,
+) -> list[ParityReport]:
+    """Two active runners on the first N of ``frames`` (distinct) for each batch size N, one
+    report each. ``atol`` replaces the spec's per-output tolerance (seeded weights only)."""
+    if max(batch_sizes) > len(frames):
+        raise SpecError(f"{len(frames)} frames cannot fill batch size {max(batch_sizes)}")
+    reports = []
+    for n in batch_sizes:
+        feed = {spec.input.name: frames[:n]}
+        reports.append(compare_outputs(f"batch {n}", actual.infer(feed), expected.infer(feed), spec.outputs, atol))
+    return reports

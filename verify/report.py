@@ -1,5 +1,12 @@
-"""The verify report: one ``CheckResult`` per check, rendered as a terminal table, JSON,
-Markdown and JUnit XML (one testcase per check, so CI dashboards show which one failed)."""
+"""The verify report: one ``CheckResult`` per check (per input size for the checks that run
+the model), rendered as JSON, Markdown and JUnit XML (one testcase per check, so CI
+dashboards show which one failed).
+
+Statuses: ``pass``, ``fail``, ``skip`` (the check could have run but did not: no reference
+given, no face in any frame) and ``n/a`` (it does not apply: an embedder has no decode step,
+nothing mixed so nothing to localise). ``passed`` is derived from the checks, the one source
+of truth; in strict mode (the release gate) a skipped check fails it too, with its reason.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +15,31 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-PASS, FAIL, SKIP = "pass", "fail", "skip"
+PASS, FAIL, SKIP, NA = "pass", "fail", "skip", "n/a"
+
+
+def size_text(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
 
 
 @dataclass
 class CheckResult:
     number: int
     name: str
-    status: str  # pass | fail | skip
+    status: str  # pass | fail | skip | n/a
     summary: str
     details: list[str] = field(default_factory=list)  # one line each, for the reader
     data: dict[str, Any] = field(default_factory=dict)  # everything, for machines
+    size: tuple[int, int] | None = None  # the input size it ran at, when several were checked
 
     @property
     def failed(self) -> bool:
         return self.status == FAIL
+
+    @property
+    def label(self) -> str:
+        at = f" @ {size_text(self.size)}" if self.size else ""
+        return f"{self.number}. {self.name}{at}"
 
 
 @dataclass
@@ -32,59 +49,111 @@ class VerifyReport:
     family: str
     spec_source: str
     input: str
+    sizes: list[str] = field(default_factory=list)  # input sizes checked, e.g. ["320x320", "320x480"]
+    frames: list[str] = field(default_factory=list)  # frame index → the photo (or noise seed) it is
+    options: dict[str, Any] = field(default_factory=dict)  # what the checks ran with
+    command: str | None = None  # the command line, when the CLI made the report
+    strict: bool = False  # skipped checks fail the gate
     notes: list[str] = field(default_factory=list)
     checks: list[CheckResult] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
+    def gate_failures(self) -> list[str]:
+        """Why the gate fails, one line per check: failed checks, and in strict mode skipped ones."""
+        lines = [f"{c.label} failed" for c in self.checks if c.failed]
+        if self.strict:
+            lines += [f"{c.label} skipped ({c.summary}); --strict fails skipped checks" for c in self.checks if c.status == SKIP]
+        return lines
+
     @property
     def passed(self) -> bool:
-        return bool(self.checks) and not any(c.failed for c in self.checks)
+        return bool(self.checks) and not self.gate_failures()
+
+    def failure_line(self) -> str:
+        """Why the gate failed, in one line (the CLI's error line)."""
+
+        def named(c: CheckResult) -> str:
+            return f"{c.number} {c.name}" + (f" @ {size_text(c.size)}" if c.size else "")
+
+        failed = [named(c) for c in self.checks if c.failed]
+        parts = [f"fails check(s) {', '.join(failed)}"] if failed else []
+        if self.strict:
+            skipped = [f"{named(c)} ({c.summary})" for c in self.checks if c.status == SKIP]
+            if skipped:
+                parts.append(f"skipped under --strict: {'; '.join(skipped)}")
+        if not self.checks:
+            parts.append("ran no check")
+        return f"{self.model} " + "; ".join(parts)
 
     @property
     def verdict(self) -> str:
         return "PASS" if self.passed else "FAIL"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"passed": self.passed}
+        return asdict(self) | {"passed": self.passed, "gate_failures": self.gate_failures()}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
 
-    def to_markdown(self) -> str:
+    def environment_lines(self) -> list[str]:
+        env = self.environment
+        if not env:
+            return []
         lines = [
-            f"# facebatch verify: `{self.model}` — **{self.verdict}**",
+            f"facebatch {env.get('facebatch')} (git {env.get('git_commit') or 'unknown'}), Python {env.get('python')}",
+            f"{env.get('platform')}, CPU {env.get('cpu')}",
+        ]
+        packages = env.get("packages", {})
+        if packages:
+            lines.append(", ".join(f"{name} {version}" for name, version in packages.items()))
+        return lines
+
+    def to_markdown(self) -> str:
+        mode = " (strict: skipped checks fail)" if self.strict else ""
+        lines = [
+            f"# facebatch verify: `{self.model}` — **{self.verdict}**{mode}",
             "",
             f"- family: {self.family} (spec from {self.spec_source}); input `{self.input}`",
             f"- sha256: `{self.sha256}`",
-            f"- took {self.seconds:.1f} s",
+            f"- checked at {', '.join(self.sizes)}; took {self.seconds:.1f} s",
         ]
+        if self.command:
+            lines.append(f"- command: `{self.command}`")
         lines += [f"- note: {n}" for n in self.notes]
-        lines += ["", "| # | check | result | summary |", "|---|---|---|---|"]
+        lines += [f"- gate: {line}" for line in self.gate_failures()]
+        several = len(self.sizes) > 1
+        lines += ["", "| # | check |" + (" size |" if several else "") + " result | summary |",
+                  "|---|---|" + ("---|" if several else "") + "---|---|"]  # fmt: skip
         for c in self.checks:
-            lines.append(f"| {c.number} | {c.name} | {c.status.upper()} | {c.summary.replace('|', '/')} |")
+            size = f" {size_text(c.size) if c.size else 'all'} |" if several else ""
+            lines.append(f"| {c.number} | {c.name} |{size} {c.status.upper()} | {c.summary.replace('|', '/')} |")
         for c in self.checks:
             if c.details:
-                lines += ["", f"## {c.number}. {c.name}", ""] + [f"- {d}" for d in c.details]
-        env = ", ".join(f"{k} {v}" for k, v in self.environment.get("versions", {}).items())
-        if env:
-            lines += ["", f"Environment: {env}"]
+                lines += ["", f"## {c.label}", ""] + [f"- {d}" for d in c.details]
+        if self.frames:
+            lines += ["", "## Frames", ""] + [f"- {i}: {source}" for i, source in enumerate(self.frames)]
+        environment = self.environment_lines()
+        if environment:
+            lines += ["", "## Environment", ""] + [f"- {line}" for line in environment]
         return "\n".join(lines) + "\n"
 
     def to_junit(self) -> str:
-        failures = sum(c.failed for c in self.checks)
-        skipped = sum(c.status == SKIP for c in self.checks)
+        strict_skips = self.strict
+        failures = sum(c.failed or (strict_skips and c.status == SKIP) for c in self.checks)
+        skipped = sum(c.status == NA or (not strict_skips and c.status == SKIP) for c in self.checks)
         suite = ET.Element(
             "testsuite", name=f"facebatch verify {self.model}", tests=str(len(self.checks)),
             failures=str(failures), errors="0", skipped=str(skipped), time=f"{self.seconds:.3f}",
         )  # fmt: skip
         for c in self.checks:
-            case = ET.SubElement(suite, "testcase", classname=f"facebatch.verify.{self.model}", name=f"{c.number}. {c.name}")
+            case = ET.SubElement(suite, "testcase", classname=f"facebatch.verify.{self.model}", name=c.label)
             if c.failed:
-                failure = ET.SubElement(case, "failure", message=c.summary)
-                failure.text = "\n".join(c.details)
-            elif c.status == SKIP:
-                ET.SubElement(case, "skipped", message=c.summary)
+                ET.SubElement(case, "failure", message=c.summary).text = "\n".join(c.details)
+            elif c.status == SKIP and strict_skips:
+                ET.SubElement(case, "failure", message=f"skipped, and --strict fails skipped checks: {c.summary}")
+            elif c.status in (SKIP, NA):
+                ET.SubElement(case, "skipped", message=("not applicable: " if c.status == NA else "") + c.summary)
             else:
                 ET.SubElement(case, "system-out").text = "\n".join([c.summary, *c.details])
         suites = ET.Element("testsuites")

@@ -1,15 +1,16 @@
 """What is this ONNX file? A ``VerifyTarget`` carries the spec every check works from.
 
-* our artifacts: the spec stored in ``metadata_props`` by the exporter;
-* other SCRFD detectors (6 or 9 outputs of 1/4/10 channels): a spec over the graph's own
-  output names, with the input size from the graph or ``--size``;
+* our artifacts: the spec stored in ``metadata_props`` by the exporter; flags that describe
+  a model are refused, since the file describes itself;
+* other SCRFD detectors (``detect_family``): a spec over the graph's own output names, the
+  head every released SCRFD has, and the input size from the graph, ``--size``, or
+  insightface's 640 when the graph leaves it symbolic;
 * other embedders (one output): a spec from ``--embedder-spec``/flags, else ArcFace's
   preprocessing with a note that it was assumed.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -17,15 +18,15 @@ from pathlib import Path
 import onnx
 
 from facebatch.configs.embedder import EmbedderDescription, embedder_spec
-from facebatch.configs.scrfd import OUTPUT_CHANNELS, SCRFD_NORMALIZE, HeadLayout, check_input_size
-from facebatch.configs.spec import BATCH, ModelSpec, TensorSpec
-from facebatch.configs.spec_io import spec_from_dict
+from facebatch.configs.family import describe_family, detect_family, scrfd_landmarks
+from facebatch.configs.scrfd import INSIGHTFACE_DET_SIZE, SCRFD_NORMALIZE, SCRFD_SPEC_ATOL, check_input_size, released_head_layout
+from facebatch.configs.spec import BATCH, Family, ModelSpec, TensorSpec
+from facebatch.configs.spec_io import stored_spec
 from facebatch.environment import file_sha256
 from facebatch.errors import SpecError
 from facebatch.onnx_graph import graph_input, io_dims, load_onnx
 
-DEFAULT_DETECTOR_SIZE = 640
-SCRFD_OUTPUT_COUNTS = {6: False, 9: True}  # outputs → landmarks
+OUR_SPEC = "facebatch metadata"
 
 
 @dataclass
@@ -34,7 +35,7 @@ class VerifyTarget:
     model: onnx.ModelProto
     spec: ModelSpec
     source: str  # where the spec came from, in words
-    layout: HeadLayout | None = None  # SCRFD only
+    fixed_size: bool  # the graph runs at spec.input_size only
     notes: list[str] = field(default_factory=list)
 
     @cached_property
@@ -43,13 +44,12 @@ class VerifyTarget:
         return file_sha256(self.path)
 
     @property
-    def family(self) -> str:
+    def family(self) -> Family:
         return self.spec.family
 
     @property
-    def input_size(self) -> tuple[int, int]:
-        h, w = self.spec.details["input_size"]
-        return int(h), int(w)
+    def is_ours(self) -> bool:
+        return self.source == OUR_SPEC
 
 
 def load_model(path: Path) -> onnx.ModelProto:
@@ -59,20 +59,8 @@ def load_model(path: Path) -> onnx.ModelProto:
     return model
 
 
-def _stored_spec(model: onnx.ModelProto) -> ModelSpec | None:
-    props = {p.key: p.value for p in model.metadata_props}
-    if "spec" not in props:
-        return None
-    try:
-        return spec_from_dict(json.loads(props["spec"]))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SpecError(f"the facebatch spec in this file's metadata is unreadable ({exc}); re-export it") from exc
-
-
-def _looks_like_scrfd(model: onnx.ModelProto) -> bool:
-    dims = io_dims(model)
-    channels = [dims[o.name][-1] if dims[o.name] else None for o in model.graph.output]
-    return len(channels) in SCRFD_OUTPUT_COUNTS and all(c in OUTPUT_CHANNELS.values() for c in channels)
+def _symbolic_hw(dims: list) -> bool:
+    return len(dims) == 4 and any(not (isinstance(d, int) and d > 0) for d in dims[2:4])
 
 
 def _detector_target(path: Path, model: onnx.ModelProto, size: tuple[int, int] | None) -> VerifyTarget:
@@ -81,28 +69,35 @@ def _detector_target(path: Path, model: onnx.ModelProto, size: tuple[int, int] |
     notes = []
     if size is None:
         if None in graph_hw:
-            size = (DEFAULT_DETECTOR_SIZE, DEFAULT_DETECTOR_SIZE)
-            notes.append(f"input size is symbolic; checking at {size[0]}x{size[1]} (change with --size)")
+            size = (INSIGHTFACE_DET_SIZE, INSIGHTFACE_DET_SIZE)
+            notes.append(f"input size is symbolic; checking at {size[0]}x{size[1]}, insightface's detection size (change with --size)")
         else:
             size = (graph_hw[0], graph_hw[1])
-    check_input_size(*size)
+    head = released_head_layout(bool(scrfd_landmarks(model)))
+    check_input_size(*size, head.size_multiple)
     for label, have, want in zip(("height", "width"), graph_hw, size):
         if have is not None and have != want:
             raise SpecError(f"{path.name} is fixed to {label} {have}; --size {want} cannot run")
-    layout = HeadLayout(strides=(8, 16, 32), anchors_per_location=2, use_kps=SCRFD_OUTPUT_COUNTS[len(model.graph.output)])
     out_dims = io_dims(model)
-    outputs = []
-    for o in model.graph.output:
-        outputs.append(TensorSpec(o.name, (BATCH, f"rows_{o.name}", out_dims[o.name][-1]), atol=1e-4))
+    outputs = tuple(TensorSpec(o.name, (BATCH, f"rows_{o.name}", out_dims[o.name][-1]), atol=SCRFD_SPEC_ATOL) for o in model.graph.output)
     spec = ModelSpec(
         name=path.stem,
-        family="scrfd",
+        family=Family.SCRFD,
         inputs=(TensorSpec(input_name, (BATCH, 3, size[0], size[1])),),
-        outputs=tuple(outputs),
+        outputs=outputs,
         normalize=SCRFD_NORMALIZE,
-        details={"input_size": list(size), "strides": list(layout.strides), "anchors_per_location": 2, "use_kps": layout.use_kps},
+        input_size=size,
+        head=head,
     )
-    return VerifyTarget(path, model, spec, "inferred: SCRFD detector (by its outputs)", layout, notes)
+    return VerifyTarget(path, model, spec, "inferred: SCRFD detector (by its outputs)", not _symbolic_hw(dims), notes)
+
+
+def _our_target(path: Path, model: onnx.ModelProto, spec: ModelSpec, size: tuple[int, int] | None) -> VerifyTarget:
+    if size is not None and not spec.dynamic_size and tuple(size) != spec.input_size:
+        h, w = spec.input_size
+        raise SpecError(f"{path.name} was exported for {h}x{w} and runs at that size only; drop --size "
+                        "(export with --dynamic-size for an artifact that takes other sizes)")  # fmt: skip
+    return VerifyTarget(path, model, spec, OUR_SPEC, not spec.dynamic_size)
 
 
 def target_from_onnx(
@@ -110,20 +105,21 @@ def target_from_onnx(
     embedder: EmbedderDescription | None = None,
     size: tuple[int, int] | None = None,
 ) -> VerifyTarget:
+    """``embedder``: what the user stated about a foreign embedder (flags or YAML), refused
+    for anything else; ``size``: the input size to check at when the graph allows a choice."""
     path = Path(path)
     model = load_model(path)
-    stored = _stored_spec(model)
+    family = detect_family(model)
+    stored = stored_spec(model)
+    if embedder is not None and (stored is not None or family is not Family.EMBEDDER):
+        what = "carries its own facebatch spec" if stored is not None else f"is {describe_family(family)}"
+        raise SpecError(f"{path.name} {what}; drop --embedder-spec/--mean/--std/--color-order/--embedding-size/--input/--output "
+                        "(they describe a foreign embedder)")  # fmt: skip
     if stored is not None:
-        layout = None
-        if stored.family == "scrfd":
-            d = stored.details
-            layout = HeadLayout(tuple(d["strides"]), int(d["anchors_per_location"]), bool(d["use_kps"]))
-        if size is not None and tuple(stored.details.get("input_size", ())) != tuple(size):
-            raise SpecError(f"{path.name} was exported for input {stored.details.get('input_size')}; drop --size")
-        return VerifyTarget(path, model, stored, "facebatch metadata", layout)
-    if _looks_like_scrfd(model) and embedder is None:
+        return _our_target(path, model, stored, size)
+    if family is Family.SCRFD:
         return _detector_target(path, model, size)
-    if len(model.graph.output) == 1 or embedder is not None:
+    if family is Family.EMBEDDER:
         notes = []
         if embedder is None:
             embedder = EmbedderDescription()
@@ -131,8 +127,6 @@ def target_from_onnx(
         if size is not None:
             embedder = embedder.with_overrides(input_size=size)
         spec = embedder_spec(model, embedder, path.name)
-        return VerifyTarget(path, model, spec, "embedder spec" if not notes else "inferred: embedder (one output)", None, notes)
-    raise SpecError(
-        f"{path.name} is neither an SCRFD detector (6 or 9 outputs of 1/4/10 channels) nor an embedder (one output); "
-        "describe an embedder with --embedder-spec"
-    )
+        source = "embedder spec" if not notes else "inferred: embedder (one output)"
+        return VerifyTarget(path, model, spec, source, True, notes)
+    raise SpecError(f"{path.name} is {describe_family(family)}; describe an embedder with --embedder-spec")

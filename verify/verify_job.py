@@ -1,28 +1,33 @@
 """``verify_model``: every check on one ONNX file, collected into a ``VerifyReport``.
 
-Order: static checks first (6 lint, 2 layout), then parity against a reference (4, so a bad
-reference fails fast), then batch independence (1) on distinct frames, with the decoded
-detections of the same runs (3), then localisation (5) when frames mixed. A file whose batch
-is fixed to 1 is judged as users would batch it: the checks run on a copy with the batch
-made symbolic, and check 2 fails for the fixed axis itself.
+Order: static checks first (6 lint, the static half of 2 layout), then for each input size:
+parity against a reference (4, so a bad reference fails fast), batch independence (1) on
+distinct frames with the decoded detections of the same runs (3) and the dynamic half of 2,
+then localisation (5) when frames mixed. A file whose batch is fixed to 1 is judged as users
+would batch it: the checks run on a copy with the batch made symbolic, and check 2 fails for
+the fixed axis itself. A graph with a symbolic input size is checked at its export (or
+given) size and at a non-square one, since people run it at both.
 """
 
 from __future__ import annotations
 
-import tempfile
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from facebatch.configs.embedder import EmbedderDescription
-from facebatch.engines.preprocess import proof_frames
-from facebatch.engines.scrfd_decode import DET_THRESH, NMS_THRESH
+from facebatch.configs.scrfd import check_input_size
+from facebatch.engines.pipeline.preprocess import frame_sources, proof_frames
+from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
+from facebatch.engines.runners.base import Runner
+from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeIntermediateRunner, OnnxRuntimeRunner
 from facebatch.environment import environment
-from facebatch.errors import SpecError
+from facebatch.errors import EngineError, SpecError
+from facebatch.onnx_graph import io_dims
 from facebatch.progress import step
 from facebatch.verify.decoded import DecodedIndependence
 from facebatch.verify.independence import (
@@ -32,11 +37,10 @@ from facebatch.verify.independence import (
     SliceDiff,
     verify_batch_independence,
 )
-from facebatch.verify.layout import io_dims
 from facebatch.verify.lint import Finding, io_findings, lint_graph, relaxed_batch
-from facebatch.verify.localize import localise
-from facebatch.verify.reference import ReferenceRequest, ReferenceResult, compare_with_reference
-from facebatch.verify.report import FAIL, PASS, SKIP, CheckResult, VerifyReport
+from facebatch.verify.localize import LOCALISATION_FRAMES, Culprit, localise
+from facebatch.verify.reference import Reference, ReferenceFactory, ReferenceResult, compare_with_reference
+from facebatch.verify.report import FAIL, NA, PASS, SKIP, CheckResult, VerifyReport, size_text
 from facebatch.verify.target import VerifyTarget, target_from_onnx
 
 MAX_LISTED = 12
@@ -48,17 +52,50 @@ class VerifyOptions:
     photos: Sequence[Path] = ()
     seed: int = 0
     embedder: EmbedderDescription | None = None
-    size: tuple[int, int] | None = None
+    sizes: Sequence[tuple[int, int]] | None = None  # None: the target's own (two for a symbolic size)
     atol: float = INDEPENDENCE_ATOL
-    reference: ReferenceRequest | None = None  # check 4; None skips it
+    reference: ReferenceFactory | None = None  # check 4; None skips it
     det_thresh: float = DET_THRESH  # check 3 (SCRFD): the reference pipeline's thresholds
     nms_thresh: float = NMS_THRESH
+    strict: bool = False  # the release gate: a skipped check fails
+
+    def check(self) -> None:
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise SpecError("batch sizes must be positive integers, e.g. 1,2,7,32")
+        if max(self.batch_sizes) < 2:
+            raise SpecError("check 1 compares each frame alone with the same frame inside a batch: "
+                            "give at least one batch size of 2 or more, e.g. 1,2,7,32")  # fmt: skip
 
 
-def verification_frames(target: VerifyTarget, count: int, photos: Sequence[Path], seed: int) -> np.ndarray:
-    h, w = target.input_size
-    fit = "letterbox" if target.family == "scrfd" else "center"
-    return proof_frames(count, h, w, target.spec.normalize, photos, seed, fit=fit)
+def verification_frames(target: VerifyTarget, size: tuple[int, int], count: int, photos: Sequence[Path], seed: int) -> np.ndarray:
+    fit = "center" if target.family.is_embedder else "letterbox"
+    return proof_frames(count, size[0], size[1], target.spec.normalize, photos, seed, fit=fit)
+
+
+def non_square_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
+    """A second size for graphs with a symbolic input size: 320x320 → 320x480; a non-square
+    size is turned around."""
+    height, width = size
+    if height != width:
+        return width, height
+    return height, math.ceil(width * 1.5 / multiple) * multiple
+
+
+def check_sizes(target: VerifyTarget, sizes: Sequence[tuple[int, int]] | None) -> list[tuple[int, int]]:
+    spec = target.spec
+    if sizes is None:
+        if target.fixed_size or spec.family.is_embedder:
+            return [spec.input_size]
+        return [spec.input_size, non_square_size(spec.input_size, spec.size_multiple)]
+    sizes = list(dict.fromkeys(tuple(s) for s in sizes))
+    if spec.family.is_embedder and len(sizes) > 1:
+        raise SpecError(f"{target.path.name} is an embedder: it takes one input size, got {', '.join(map(size_text, sizes))}")
+    for size in sizes:
+        if target.fixed_size and size != spec.input_size:
+            raise SpecError(f"{target.path.name} runs at {size_text(spec.input_size)} only; drop --size {size_text(size)}")
+        if spec.head is not None:
+            check_input_size(*size, spec.size_multiple)
+    return sizes
 
 
 def _listed(lines: list[str]) -> list[str]:
@@ -80,7 +117,7 @@ def _layout_check(findings: list[Finding], independence: IndependenceReport) -> 
     static = [f.message for f in findings if f.check == "layout"]
     dynamic = [d.describe() for d in independence.layout_failures()]
     problems = static + dynamic
-    data = {"static": static, "dynamic": [d.describe() for d in independence.layout_failures()]}
+    data = {"static": static, "dynamic": dynamic}
     if not problems:
         sizes = ", ".join(map(str, independence.batch_sizes))
         return CheckResult(2, "layout", PASS, f"every output's dim 0 equals N for N = {sizes}; batch symbolic; no symbol reused", data=data)
@@ -88,48 +125,50 @@ def _layout_check(findings: list[Finding], independence: IndependenceReport) -> 
 
 
 def _independence_check(report: IndependenceReport, relaxed: bool) -> CheckResult:
+    """The status is the report's own verdict; the summary says why. Outputs that cannot be
+    sliced per frame are counted here and listed by check 2 (layout), not twice."""
     how = " (run with the batch made symbolic, as users do)" if relaxed else ""
-    data = report.to_dict()
+    name, data = "batch independence", report.to_dict()
+    if report.passed:
+        worst = report.worst()
+        assert worst is not None
+        summary = f"every frame equals its single-frame run: max diff {worst.max_abs_diff:.3g} ({worst.output} @ batch {worst.batch}) < {report.atol:g}{how}"
+        return CheckResult(1, name, PASS, summary, [d.describe() for d in _per_batch_maxima(report)], data)
     if report.error:
-        return CheckResult(1, "batch independence", FAIL, report.error + how, data=data)
-    values = report.value_failures()
-    layouts = report.layout_failures()
-    worst = report.worst()
-    worst_text = f"max diff {worst.max_abs_diff:.3g} ({worst.output} @ batch {worst.batch})" if worst else "nothing comparable"
-    details = _listed([d.describe() for d in values + layouts])
-    if not values and not layouts:
-        summary = f"every frame equals its single-frame run: {worst_text} < {report.atol:g}{how}"
-        return CheckResult(1, "batch independence", PASS, summary, [d.describe() for d in _per_batch_maxima(report)], data)
+        return CheckResult(1, name, FAIL, report.error + how, data=data)
+    values, layouts = report.value_failures(), report.layout_failures()
     reason = []
     if values:
         v = max(values, key=lambda d: d.max_abs_diff)
         reason.append(f"frames differ from their single runs by up to {v.max_abs_diff:.3g} ({v.output} @ batch {v.batch}, frame {v.frame})")
     if layouts:
-        reason.append(f"{len(layouts)} output/batch pairs cannot be sliced per frame ({layouts[-1].describe()})")
-    return CheckResult(1, "batch independence", FAIL, "; ".join(reason) + how, details, data)
+        reason.append(f"{len(layouts)} output/batch pairs cannot be sliced per frame (check 2 lists them)")
+    if not reason:
+        reason.append("nothing was compared: the model produced no output to slice per frame")
+    return CheckResult(1, name, FAIL, "; ".join(reason) + how, _listed([d.describe() for d in values]), data)
 
 
 def _decoded_check(decoded: DecodedIndependence | None, target: VerifyTarget) -> CheckResult:
     name = "decoded independence"
     if decoded is None:
-        return CheckResult(3, name, SKIP, f"{target.family} model: no decode step (raw outputs are check 1)")
+        return CheckResult(3, name, NA, f"{target.family.value} model: no decode step (raw outputs are check 1)")
     data = decoded.to_dict()
-    if decoded.error:
-        return CheckResult(3, name, FAIL, f"detections cannot be read per frame: {decoded.error}", data=data)
-    if not decoded.batches:
-        return CheckResult(3, name, FAIL, "no batch ran, so no detections could be compared (see check 1)", data=data)
-    thresholds = f"det_thresh {decoded.det_thresh:g}, NMS {decoded.nms_thresh:g}"
-    mismatches = [m for b in decoded.batches for m in b.mismatches]
-    if mismatches:
+    if not decoded.passed:
+        if decoded.error:
+            return CheckResult(3, name, FAIL, f"detections cannot be read per frame: {decoded.error}", data=data)
+        mismatches = [m for b in decoded.batches for m in b.mismatches]
+        if not mismatches:
+            return CheckResult(3, name, FAIL, "no batch ran, so no detections could be compared (see check 1)", data=data)
         worst = max(decoded.batches, key=lambda b: len(b.mismatches))
         summary = f"{len(mismatches)} frame/batch pair(s) decode differently inside a batch; worst batch {worst.batch}: {worst.mismatches[0].reason}"
         return CheckResult(3, name, FAIL, summary, _listed([m.describe() for m in mismatches]), data)
-    compared = sum(b.detections for b in decoded.batches)
+    thresholds = f"det_thresh {decoded.det_thresh:g}, NMS {decoded.nms_thresh:g}"
     if not decoded.detections_alone:
-        return CheckResult(3, name, SKIP, f"no frame has a face at {thresholds}: nothing to compare "
+        return CheckResult(3, name, SKIP, f"no frame has a detection at {thresholds}: nothing to compare "
                            "(pass --images with faces or lower --det-thresh)", data=data)  # fmt: skip
     box = max(b.max_box_diff for b in decoded.batches)
     lm = max(b.max_landmark_diff for b in decoded.batches)
+    compared = sum(b.detections for b in decoded.batches)
     summary = (f"every frame's detections are the same alone and in a batch: {compared} compared, {thresholds}; "
                f"max box diff {box:.3g} px, landmarks {lm:.3g} px")  # fmt: skip
     return CheckResult(3, name, PASS, summary, [b.describe() for b in decoded.batches], data)
@@ -141,14 +180,23 @@ def _reference_check(result: ReferenceResult | None) -> CheckResult:
         return CheckResult(4, name, SKIP, "no reference given (--reference torch for our artifacts, or --reference FILE)")
     data = {"reference": result.description, "notes": result.notes, "reports": [r.to_dict() for r in result.reports]}
     details = [r.summary() for r in result.reports] + result.notes
-    failed = [r for r in result.reports if not r.passed]
-    if failed:
-        return CheckResult(4, name, FAIL, f"differs from {result.description}: {failed[0].summary()}", _listed(details), data)
+    if not result.passed:
+        failed = [r for r in result.reports if not r.passed]
+        why = failed[0].summary() if failed else "nothing was compared"
+        return CheckResult(4, name, FAIL, f"differs from {result.description}: {why}", _listed(details), data)
     worst = max(r.max_abs_diff for r in result.reports)
     sizes = ", ".join(r.label for r in result.reports)
     cosines = [d.min_cosine for r in result.reports for d in r.diffs if d.min_cosine is not None]
     cosine = f", min cosine {min(cosines):.9f}" if cosines else ""
     return CheckResult(4, name, PASS, f"matches {result.description} at {sizes}: max abs diff {worst:.3g}{cosine}", details, data)
+
+
+def _localisation_check(culprits: tuple[Culprit | None, Culprit | None]) -> CheckResult:
+    found = [c for c in culprits if c is not None]
+    if not found:
+        return CheckResult(5, "localisation", FAIL, "frames differ at the outputs but no single node could be named")
+    details = [c.describe() for c in found]
+    return CheckResult(5, "localisation", FAIL, f"first node: {found[0].describe()}", details, {"culprits": [c.to_dict() for c in found]})
 
 
 def _per_batch_maxima(report: IndependenceReport) -> list[SliceDiff]:
@@ -159,64 +207,69 @@ def _per_batch_maxima(report: IndependenceReport) -> list[SliceDiff]:
     return [best[n] for n in sorted(best)]
 
 
+def _checks_at(
+    target: VerifyTarget, runner: Runner, size: tuple[int, int], reference: Reference | None,
+    findings: list[Finding], options: VerifyOptions, relaxed: bool,
+) -> list[CheckResult]:  # fmt: skip
+    """Checks 1–5 at one input size."""
+    count = max(max(options.batch_sizes), LOCALISATION_FRAMES)
+    frames = verification_frames(target, size, count, options.photos, options.seed)
+    checks = []
+    result = None
+    if reference is not None:
+        result = compare_with_reference(target, runner, frames, reference, options.batch_sizes, size)
+    checks.append(_reference_check(result))
+    head = target.spec.head
+    decoded = None if head is None else DecodedIndependence(head, size, options.atol, options.det_thresh, options.nms_thresh)
+    independence = verify_batch_independence(runner, frames, options.batch_sizes, options.atol, decoded)
+    checks.append(_independence_check(independence, relaxed))
+    checks.append(_layout_check(findings, independence))
+    decoded_check = _decoded_check(decoded, target)
+    checks.append(decoded_check)
+    if independence.passed and not decoded_check.failed:
+        checks.append(CheckResult(5, "localisation", NA, "frames do not mix: nothing to localise"))
+        return checks
+    with step("localise: compare every intermediate tensor per frame"):
+        try:
+            with OnnxRuntimeIntermediateRunner(relaxed_batch(target.model), label=target.path.name) as exposed:
+                culprits = localise(exposed, target.model, frames, findings, options.atol)
+        except EngineError as exc:  # the graph may not run at batch > 1 at all
+            checks.append(CheckResult(5, "localisation", FAIL, f"could not run the graph at batch {LOCALISATION_FRAMES}: {exc}"))
+        else:
+            checks.append(_localisation_check(culprits))
+    return checks
+
+
 def verify_model(path: Path, options: VerifyOptions | None = None) -> VerifyReport:
     options = options or VerifyOptions()
-    if not options.batch_sizes or min(options.batch_sizes) < 1:
-        raise SpecError("batch sizes must be positive integers, e.g. 1,2,7,32")
+    options.check()
     started = time.perf_counter()
     path = Path(path)
-    target = target_from_onnx(path, options.embedder, options.size)
+    target = target_from_onnx(path, options.embedder, options.sizes[0] if options.sizes else None)
+    sizes = check_sizes(target, options.sizes)
+    count = max(max(options.batch_sizes), LOCALISATION_FRAMES)
+    reference = options.reference(target, options.photos) if options.reference is not None else None
     report = VerifyReport(
-        model=path.name, sha256=target.sha256, family=target.family, spec_source=target.source,
-        input=f"{target.spec.input.name} {list(target.spec.input.dims)}", notes=list(target.notes),
+        model=path.name, sha256=target.sha256, family=target.family.value, spec_source=target.source,
+        input=f"{target.spec.input.name} {list(target.spec.input.dims)}", sizes=[size_text(s) for s in sizes],
+        frames=frame_sources(count, options.photos, options.seed), strict=options.strict, notes=list(target.notes),
+        options={"batch_sizes": list(options.batch_sizes), "sizes": [list(s) for s in sizes], "seed": options.seed,
+                 "photos": [str(p) for p in options.photos], "atol": options.atol, "det_thresh": options.det_thresh,
+                 "nms_thresh": options.nms_thresh, "strict": options.strict,
+                 "reference": reference.description if reference is not None else None},
     )  # fmt: skip
     with step("lint the graph: where does the batch axis go?"):
         findings = io_findings(target.model) + lint_graph(target.model)
-    frames = verification_frames(target, max(max(options.batch_sizes), 3), options.photos, options.seed)
-    input_name = target.spec.input.name
-    input_fixed = isinstance(io_dims(target.model)[input_name][0], int)
-    with tempfile.TemporaryDirectory(prefix="facebatch-verify-") as tmp:
-        run_path = path
-        runnable = target.model
-        if input_fixed:
-            runnable = relaxed_batch(target.model)
-            run_path = Path(tmp) / "relaxed.onnx"
-            onnx.save(runnable, str(run_path))
-        reference = None
-        if options.reference is not None:
-            reference = compare_with_reference(target, run_path, frames, options.reference, options.batch_sizes, options.photos)
-        report.checks.append(_reference_check(reference))
-        decoded = None
-        if target.family == "scrfd" and target.layout is not None:
-            decoded = DecodedIndependence(target.layout, target.input_size, options.atol, options.det_thresh, options.nms_thresh)
-        independence = verify_batch_independence(run_path, input_name, frames, options.batch_sizes, options.atol, decoded)
-        report.checks.append(_independence_check(independence, input_fixed))
-        report.checks.append(_layout_check(findings, independence))
-        decoded_check = _decoded_check(decoded, target)
-        report.checks.append(decoded_check)
-        if independence.passed and not decoded_check.failed:
-            report.checks.append(CheckResult(5, "localisation", SKIP, "frames do not mix: nothing to localise"))
-        else:
-            with step("localise: compare every intermediate tensor per frame"):
-                try:
-                    mixes, folds = localise(runnable, input_name, frames, findings, options.atol)
-                except Exception as exc:  # the graph may not run at batch > 1 at all
-                    first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-                    report.checks.append(CheckResult(5, "localisation", FAIL, f"could not run the graph at batch 3: {first}"))
-                    mixes = folds = None
-                else:
-                    report.checks.append(_localisation_check(mixes, folds))
+    relaxed = isinstance(io_dims(target.model)[target.spec.input.name][0], int)
+    runnable = relaxed_batch(target.model) if relaxed else path
+    with OnnxRuntimeRunner(runnable, label=path.name) as runner:
+        for size in sizes:
+            checks = _checks_at(target, runner, size, reference, findings, options, relaxed)
+            for check in checks:
+                check.size = size if len(sizes) > 1 else None
+            report.checks += checks
     report.checks.append(_lint_check(findings))
     report.checks.sort(key=lambda c: c.number)
     report.environment = environment()
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _localisation_check(mixes, folds) -> CheckResult:  # noqa: ANN001 - Culprit | None
-    found = [c for c in (mixes, folds) if c is not None]
-    if not found:
-        return CheckResult(5, "localisation", FAIL, "frames differ at the outputs but no single node could be named")
-    main = mixes or folds
-    details = [c.describe() for c in found]
-    return CheckResult(5, "localisation", FAIL, f"first node: {main.describe()}", details, {"culprits": [c.to_dict() for c in found]})

@@ -27,6 +27,7 @@ def test_release_names_and_unknown_networks():
     assert arcface_spec("arcface_r50").default_filename == "arcface_w600k_r50_batch.onnx"
     assert arcface_spec("r100").default_filename == "arcface_glint360k_r100_batch.onnx"
     assert arcface_spec("r50", embedding_size=256).default_filename == "arcface_r50_batch.onnx"
+    assert arcface_spec("r50", seeded=True).default_filename == "arcface_r50_seeded_batch.onnx"  # not the w600k model's name
     assert arcface_network("arcface_mbf") == "mbf"
     with pytest.raises(SpecError, match="did you mean arcface_r100"):
         arcface_network("arcface_r10")

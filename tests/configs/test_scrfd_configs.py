@@ -1,6 +1,6 @@
 import pytest
 
-from facebatch.configs.scrfd import SCRFD_CONFIGS, HeadLayout, check_input_size, scrfd_config, scrfd_spec
+from facebatch.configs.scrfd import SCRFD_CONFIGS, check_input_size, head_layout, scrfd_config, scrfd_spec
 from facebatch.errors import SpecError
 
 # Parameter counts of the insightface configs (facts §1.8; README table for the GN models).
@@ -33,17 +33,20 @@ def test_sizes_must_be_multiples_of_32(size):
 
 
 def test_spec_of_default_detector():
-    spec = scrfd_spec("scrfd_10g_bnkps", HeadLayout.from_config(SCRFD_CONFIGS["scrfd_10g_bnkps"]), 320, 320)
+    spec = scrfd_spec("scrfd_10g_bnkps", head_layout(SCRFD_CONFIGS["scrfd_10g_bnkps"]), 320, 320)
     assert spec.default_filename == "scrfd_10g_320_batch.onnx"
     assert spec.input.name == "input.1" and spec.input.dims == ("batch", 3, 320, 320)
     assert spec.output_names == [f"{k}_{s}" for k in ("score", "bbox", "kps") for s in (8, 16, 32)]
     assert spec.output("bbox_8").dims == ("batch", 40 * 40 * 2, 4)
     assert spec.output("kps_32").dims == ("batch", 10 * 10 * 2, 10)
-    assert spec.details["strides"] == [8, 16, 32] and spec.details["anchors_per_location"] == 2
+    assert spec.head is not None and spec.head.strides == (8, 16, 32) and spec.head.anchors_per_location == 2
+    assert spec.input_size == (320, 320) and not spec.dynamic_size and spec.size_multiple == 32
+    seeded = scrfd_spec("scrfd_10g_bnkps", head_layout(SCRFD_CONFIGS["scrfd_10g_bnkps"]), 320, 320, seeded=True)
+    assert seeded.default_filename == "scrfd_10g_320_seeded_batch.onnx"  # seeded weights are never named like real ones
 
 
 def test_spec_without_landmarks_and_with_dynamic_size():
-    spec = scrfd_spec("scrfd_500m", HeadLayout.from_config(SCRFD_CONFIGS["scrfd_500m"]), 640, 480, dynamic_size=True)
+    spec = scrfd_spec("scrfd_500m", head_layout(SCRFD_CONFIGS["scrfd_500m"]), 640, 480, dynamic_size=True)
     assert spec.output_names == ["score_8", "score_16", "score_32", "bbox_8", "bbox_16", "bbox_32"]
     assert spec.input.dims == ("batch", 3, "height", "width")
     assert spec.output("score_16").dims == ("batch", "rows_16", 1)

@@ -12,11 +12,11 @@ import torch
 
 from facebatch.cli import main
 from facebatch.configs.arcface import ALIGNMENT_TEMPLATE_112
-from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.exporter.arcface import build_arcface, seeded_arcface
 from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
-from facebatch.verify.layout import io_dims
-from tests.exporter.official_layout import export_official_layout
+from facebatch.onnx_graph import io_dims
+from tests.data.official_layout import export_official_layout
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def r50_export(photos, tmp_path_factory):
 
 
 def test_default_artifact_name_and_io(r50_export):
-    assert r50_export.onnx_path.name == "arcface_w600k_r50_batch.onnx"
+    assert r50_export.onnx_path.name == "arcface_r50_seeded_batch.onnx"  # seeded: not named like the real w600k model
     model = onnx.load(str(r50_export.onnx_path))
     onnx.checker.check_model(model, full_check=True)
     assert io_dims(model) == {"input.1": ["batch", 3, 112, 112], "embedding": ["batch", 512]}
@@ -48,13 +48,13 @@ def test_metadata_records_preprocessing_alignment_and_embedding(r50_export):
     assert json.loads(props["alignment_template"]) == [list(p) for p in ALIGNMENT_TEMPLATE_112]
     assert props["model_family"] == "arcface" and props["network"] == "r50"
     sidecar = json.loads(r50_export.sidecar_path.read_text())
-    assert sidecar["spec"]["details"]["embedding_size"] == 512
+    assert sidecar["spec"]["embedding_size"] == 512 and sidecar["spec"]["family"] == "arcface"
     assert sidecar["weights"]["kind"] == "seeded" and "warning" in sidecar["weights"]
 
 
 def test_a_frame_alone_equals_the_frame_inside_a_batch(r50_export, photos):
     from facebatch.configs.arcface import ARCFACE_NORMALIZE
-    from facebatch.engines.preprocess import proof_frames
+    from facebatch.engines.pipeline.preprocess import proof_frames
 
     frames = proof_frames(6, 112, 112, ARCFACE_NORMALIZE, photos[:4], fit="center")
     with OnnxRuntimeRunner(r50_export.onnx_path) as runner:

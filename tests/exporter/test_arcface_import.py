@@ -10,12 +10,12 @@ import onnx
 import pytest
 
 from facebatch.configs.arcface import ARCFACE_NORMALIZE
-from facebatch.engines.preprocess import proof_frames
+from facebatch.engines.pipeline.preprocess import proof_frames
 from facebatch.errors import WeightsError
 from facebatch.exporter.arcface import build_arcface, seeded_arcface
 from facebatch.exporter.arcface_import import arcface_from_onnx, conv_count, prove_arcface_import
 from facebatch.verify.layout import io_dims
-from tests.exporter.official_layout import export_official_layout
+from tests.data.official_layout import export_official_layout
 
 # facts §5.6: what torch2onnx leaves in the graph (verified by re-export there)
 OFFICIAL_OPS = {

@@ -8,10 +8,10 @@ import numpy as np
 import onnx
 import pytest
 
-from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.errors import OutputError, SpecError, WeightsError
 from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
-from facebatch.verify.layout import io_dims
+from facebatch.onnx_graph import io_dims
 
 NAMES_KPS = ["score_8", "score_16", "score_32", "bbox_8", "bbox_16", "bbox_32", "kps_8", "kps_16", "kps_32"]
 
@@ -63,7 +63,7 @@ def test_metadata_and_sidecar_record_the_spec(det_500m_export, models_dir: Path)
 def test_batched_run_equals_single_frame_runs(det_500m_export, photos):
     """The artifact does not mix frames: each frame alone == the same frame inside a batch."""
     from facebatch.configs.scrfd import SCRFD_NORMALIZE
-    from facebatch.engines.preprocess import proof_frames
+    from facebatch.engines.pipeline.preprocess import proof_frames
 
     frames = proof_frames(5, 320, 320, SCRFD_NORMALIZE, photos[:5])
     with OnnxRuntimeRunner(det_500m_export.onnx_path) as runner:
@@ -112,7 +112,7 @@ def test_keepbatch_reexport_checkpoint_and_dynamic_size(models_dir: Path, photos
 def test_default_detector_seeded(tmp_path: Path, photos):
     """What 'make export' produces: scrfd_10g_bnkps at 320 with seeded weights, marked as such."""
     result = export_scrfd(ScrfdExportRequest(variant="scrfd_10g_bnkps", out_dir=tmp_path, photos=photos))
-    assert result.onnx_path.name == "scrfd_10g_320_batch.onnx"
+    assert result.onnx_path.name == "scrfd_10g_320_seeded_batch.onnx"
     props = {p.key: p.value for p in onnx.load(str(result.onnx_path)).metadata_props}
     assert props["weights_source"] == "seeded" and "verification and benchmarking only" in props["warning"]
     assert "seeded weights" in json.loads(result.sidecar_path.read_text())["weights"]["parity_note"]

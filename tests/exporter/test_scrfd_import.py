@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from facebatch.configs.scrfd import SCRFD_NORMALIZE
-from facebatch.engines.preprocess import proof_frames
+from facebatch.engines.pipeline.preprocess import proof_frames
 from facebatch.errors import WeightsError
 from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
 from facebatch.exporter.scrfd_import import prove_scrfd_import, scrfd_from_onnx, source_input_size

@@ -5,14 +5,15 @@ from pathlib import Path
 
 import onnx
 
-from facebatch.configs.scrfd import SCRFD_CONFIGS, HeadLayout, scrfd_spec
-from facebatch.verify.layout import axis_problems, io_dims
+from facebatch.configs.scrfd import SCRFD_CONFIGS, head_layout, scrfd_spec
+from facebatch.onnx_graph import io_dims
+from facebatch.verify.layout import axis_problems
 
 
 def test_official_file_fails_the_spec_axes(models_dir: Path):
     model = onnx.load(str(models_dir / "det_500m.onnx"))
     assert io_dims(model)["input.1"][:2] == [1, 3]
-    spec = scrfd_spec("scrfd_500m_bnkps", HeadLayout.from_config(SCRFD_CONFIGS["scrfd_500m_bnkps"]), 640, 640)
+    spec = scrfd_spec("scrfd_500m_bnkps", head_layout(SCRFD_CONFIGS["scrfd_500m_bnkps"]), 640, 640)
     problems = axis_problems(model, spec)
     assert any("input.1 axis 0 should be symbolic 'batch' but is fixed to 1" in p for p in problems)
     assert any("graph has no input/output named 'score_8'" in p for p in problems)

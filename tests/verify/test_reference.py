@@ -11,10 +11,12 @@ from facebatch.cli import main
 from facebatch.errors import SpecError, WeightsError
 from facebatch.exporter.repair import fix_onnx
 from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
-from facebatch.verify.reference import ReferenceRequest
+from facebatch.exporter.torch_reference import torch_reference
+from facebatch.verify.reference import onnx_reference
 from facebatch.verify.verify_job import VerifyOptions, verify_model
+from tests.data.scrfd_config import CONFIG_TEXT
 
-OPTIONS = VerifyOptions(batch_sizes=(1, 3), size=(320, 320))
+OPTIONS = VerifyOptions(batch_sizes=(1, 3), sizes=((320, 320),))
 
 
 def check(report, number: int):
@@ -30,15 +32,15 @@ def imported_500m(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def test_our_export_matches_the_official_file_and_torch(imported_500m: Path, models_dir: Path, photos: list[Path]):
-    options = replace(OPTIONS, photos=photos[:3], size=None)
-    official = verify_model(imported_500m, replace(options, reference=ReferenceRequest(str(models_dir / "det_500m.onnx"))))
+    options = replace(OPTIONS, photos=photos[:3], sizes=None)
+    official = verify_model(imported_500m, replace(options, reference=onnx_reference(models_dir / "det_500m.onnx")))
     assert official.passed, [c.summary for c in official.checks]
     parity = check(official, 4)
     assert [r["label"] for r in parity.data["reports"]] == ["batch 1", "batch 3"]
     assert all(o["max_abs_diff"] < 1e-4 for r in parity.data["reports"] for o in r["outputs"])
     assert len(parity.data["reports"][0]["outputs"]) == 9  # score/bbox/kps × 3 strides, by shared names
 
-    torch_ref = verify_model(imported_500m, replace(options, reference=ReferenceRequest("torch")))  # weights from the sidecar
+    torch_ref = verify_model(imported_500m, replace(options, reference=torch_reference()))  # weights from the sidecar
     assert check(torch_ref, 4).status == "pass", check(torch_ref, 4).summary
     assert "torch scrfd_500m_bnkps (onnx det_500m.onnx)" in check(torch_ref, 4).summary
 
@@ -47,17 +49,17 @@ def test_torch_reference_needs_the_right_weights(imported_500m: Path, models_dir
     moved = tmp_path / imported_500m.name  # without its sidecar, the weights path is unknown
     shutil.copy(imported_500m, moved)
     with pytest.raises(WeightsError, match="pass --reference-weights: the onnx file .* sha256 77a721d9"):
-        verify_model(moved, replace(OPTIONS, size=None, reference=ReferenceRequest("torch")))
-    wrong = ReferenceRequest("torch", weights=models_dir / "det_2.5g.onnx")
+        verify_model(moved, replace(OPTIONS, sizes=None, reference=torch_reference()))
+    wrong = torch_reference(weights=models_dir / "det_2.5g.onnx")
     with pytest.raises(WeightsError, match="det_2.5g.onnx is not the file .* was exported from"):
-        verify_model(moved, replace(OPTIONS, size=None, reference=wrong))
-    right = ReferenceRequest("torch", weights=models_dir / "det_500m.onnx")
-    assert check(verify_model(moved, replace(OPTIONS, size=None, reference=right)), 4).status == "pass"
+        verify_model(moved, replace(OPTIONS, sizes=None, reference=wrong))
+    right = torch_reference(weights=models_dir / "det_500m.onnx")
+    assert check(verify_model(moved, replace(OPTIONS, sizes=None, reference=right)), 4).status == "pass"
 
 
 def test_a_different_model_fails_with_every_output_listed(models_dir: Path, tmp_path: Path):
     fixed = fix_onnx(models_dir / "det_2.5g.onnx", tmp_path / "det_2.5g_fixed.onnx").path
-    report = verify_model(fixed, replace(OPTIONS, reference=ReferenceRequest(str(models_dir / "det_500m.onnx"))))
+    report = verify_model(fixed, replace(OPTIONS, reference=onnx_reference(models_dir / "det_500m.onnx")))
     parity = check(report, 4)
     assert parity.status == "fail" and not report.passed
     assert [len([o for o in r["outputs"] if not o["passed"]]) for r in parity.data["reports"]] == [9, 9]
@@ -68,7 +70,7 @@ def test_a_different_model_fails_with_every_output_listed(models_dir: Path, tmp_
 def test_repaired_embedder_matches_its_batch_1_original_by_cosine_too(models_dir: Path, tmp_path: Path):
     original = models_dir / "mobilefacenet_128d.onnx"
     fixed = fix_onnx(original, tmp_path / "mfn_fixed.onnx").path
-    report = verify_model(fixed, VerifyOptions(batch_sizes=(1, 4), reference=ReferenceRequest(str(original))))
+    report = verify_model(fixed, VerifyOptions(batch_sizes=(1, 4), reference=onnx_reference(original)))
     parity = check(report, 4)
     assert report.passed and parity.status == "pass", parity.summary
     assert "min cosine 1.000000000" in parity.summary
@@ -77,11 +79,11 @@ def test_repaired_embedder_matches_its_batch_1_original_by_cosine_too(models_dir
 def test_bad_references_are_refused_with_one_line(models_dir: Path, tmp_path: Path, capsys):
     det = str(models_dir / "det_500m.onnx")
     with pytest.raises(SpecError, match="--reference torch needs a facebatch artifact"):
-        verify_model(models_dir / "det_500m.onnx", replace(OPTIONS, reference=ReferenceRequest("torch")))
+        verify_model(models_dir / "det_500m.onnx", replace(OPTIONS, reference=torch_reference()))
     fixed_size = fix_onnx(models_dir / "mobilefacenet_128d.onnx", tmp_path / "mfn.onnx").path
     with pytest.raises(SpecError, match="fixed to height 112; the model under test takes 320"):
-        verify_model(models_dir / "det_500m.onnx", replace(OPTIONS, reference=ReferenceRequest(str(fixed_size))))
-    assert main(["verify", det, "--input-size", "320", "--reference", str(tmp_path / "none.onnx")]) == 2
+        verify_model(models_dir / "det_500m.onnx", replace(OPTIONS, reference=onnx_reference(fixed_size)))
+    assert main(["verify", det, "--size", "320", "--reference", str(tmp_path / "none.onnx")]) == 2
     assert main(["verify", det, "--reference-weights", det]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("facebatch: error:")]
     assert "does not exist" in errors[0] and "need --reference torch" in errors[1]
@@ -97,24 +99,22 @@ def test_torch_reference_from_a_checkpoint_named_by_the_sidecar(tmp_path: Path):
     torch.save(seeded_arcface(build_arcface("mbf", 128), seed=7).state_dict(), checkpoint)
     request = ArcFaceExportRequest(network="mbf", weights=checkpoint, embedding_size=128, out_dir=tmp_path, parity_batch_sizes=(1, 2))
     artifact = export_arcface(request).onnx_path
-    report = verify_model(artifact, VerifyOptions(batch_sizes=(1, 4), reference=ReferenceRequest("torch")))
+    report = verify_model(artifact, VerifyOptions(batch_sizes=(1, 4), reference=torch_reference()))
     parity = check(report, 4)
     assert report.passed and "torch arcface_mbf (checkpoint backbone.pth)" in parity.summary, parity.summary
     assert [o["atol"] for r in parity.data["reports"] for o in r["outputs"]] == [1e-4, 1e-4]  # the spec's, not a seeded gate
     torch.save(seeded_arcface(build_arcface("mbf", 128), seed=8).state_dict(), checkpoint)  # overwritten since export
     with pytest.raises(WeightsError, match="backbone.pth is not the file .* was exported from"):
-        verify_model(artifact, VerifyOptions(batch_sizes=(1,), reference=ReferenceRequest("torch")))
+        verify_model(artifact, VerifyOptions(batch_sizes=(1, 2), reference=torch_reference()))
 
 
 def test_custom_config_detectors_need_their_config_for_torch(tmp_path: Path):
-    from tests.configs.test_mmdet_config import CONFIG_TEXT
-
     config = tmp_path / "my_scrfd.py"
     config.write_text(CONFIG_TEXT)
     request = ScrfdExportRequest(config=config, height=160, width=160, out_dir=tmp_path, parity_batch_sizes=(1, 2))
     artifact = export_scrfd(request).onnx_path
     options = VerifyOptions(batch_sizes=(1, 2))
     with pytest.raises(SpecError, match="my_scrfd is not a released SCRFD config; pass --reference-config"):
-        verify_model(artifact, replace(options, reference=ReferenceRequest("torch")))
-    report = verify_model(artifact, replace(options, reference=ReferenceRequest("torch", config=config)))
+        verify_model(artifact, replace(options, reference=torch_reference()))
+    report = verify_model(artifact, replace(options, reference=torch_reference(config=config)))
     assert check(report, 4).status == "pass", check(report, 4).summary

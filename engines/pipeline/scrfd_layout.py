@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from facebatch.configs.scrfd import OUTPUT_CHANNELS, HeadLayout
+from facebatch.configs.scrfd import OUTPUT_CHANNELS
+from facebatch.configs.spec import HeadLayout
 from facebatch.errors import SpecError
 
 KIND_BY_CHANNELS = {channels: kind for kind, channels in OUTPUT_CHANNELS.items()}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from facebatch.configs.scrfd import SCRFD_NORMALIZE
-from facebatch.engines.preprocess import letterbox, load_image, noise_image, proof_frames
+from facebatch.engines.pipeline.preprocess import letterbox, load_image, noise_image, proof_frames
 from facebatch.errors import SpecError
 
 

@@ -11,12 +11,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from facebatch.configs.scrfd import SCRFD_NORMALIZE, HeadLayout
-from facebatch.configs.spec import Normalize
-from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.engines.preprocess import letterbox
-from facebatch.engines.scrfd_decode import DET_THRESH, NMS_THRESH, Detections, decode_frame, limit_faces
-from facebatch.engines.scrfd_layout import canonical_outputs
+from facebatch.configs.scrfd import SCRFD_NORMALIZE
+from facebatch.configs.spec import HeadLayout, Normalize
+from facebatch.engines.pipeline.preprocess import letterbox
+from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH, Detections, decode_frame, limit_faces
+from facebatch.engines.pipeline.scrfd_layout import canonical_outputs
+from facebatch.engines.runners.base import Runner
 
 
 def per_frame(named: Mapping[str, np.ndarray], frame: int) -> dict[str, np.ndarray]:
@@ -25,7 +25,7 @@ def per_frame(named: Mapping[str, np.ndarray], frame: int) -> dict[str, np.ndarr
 
 
 def detect_faces(
-    runner: OnnxRuntimeRunner,
+    runner: Runner,
     images: Sequence[np.ndarray],
     layout: HeadLayout,
     input_size: tuple[int, int],
@@ -36,15 +36,15 @@ def detect_faces(
 ) -> list[Detections]:
     """BGR uint8 images → one ``Detections`` per image, in that image's pixels."""
     height, width = input_size
-    input_name, input_shape = next(iter(runner.input_shapes().items()))
+    (source,) = runner.inputs  # a detector has one input
     boxed = [letterbox(image, height, width) for image in images]
     blob = np.stack([normalize.apply(canvas) for canvas, _ in boxed])
-    batch_fixed_to_one = isinstance(input_shape[0], int) and input_shape[0] == 1
+    batch_fixed_to_one = source.shape[0] == 1
     chunks = [blob[i : i + 1] for i in range(len(blob))] if batch_fixed_to_one else [blob]
     named: list[dict[str, np.ndarray]] = []
     for chunk in chunks:
-        raw = runner.session.run(None, {input_name: chunk})
-        outputs = canonical_outputs(raw, layout, height, width, len(chunk))
+        raw = runner.infer({source.name: chunk})
+        outputs = canonical_outputs(list(raw.values()), layout, height, width, len(chunk))
         named += [per_frame(outputs, i) for i in range(len(chunk))]
     faces = []
     for image, (_, scale), outputs in zip(images, boxed, named):

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from facebatch.configs.scrfd import HeadLayout
-from facebatch.engines.face_detect import detect_faces
-from facebatch.engines.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.engines.preprocess import load_image
-from facebatch.engines.scrfd_decode import (
+from facebatch.engines.pipeline.face_detect import detect_faces
+from facebatch.engines.pipeline.preprocess import load_image
+from facebatch.engines.pipeline.scrfd_decode import (
     Detections,
     anchor_centers,
     candidates,
@@ -21,6 +20,7 @@ from facebatch.engines.scrfd_decode import (
     limit_faces,
     nms,
 )
+from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.errors import SpecError
 
 KPS = HeadLayout((8, 16, 32), 2, True)

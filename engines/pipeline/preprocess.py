@@ -29,11 +29,16 @@ def load_image(path: Path) -> np.ndarray:
     return image
 
 
-def image_files(directory: Path) -> list[Path]:
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise SpecError(f"image directory {directory} does not exist")
-    return sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+def image_files(path: Path) -> list[Path]:
+    """The photos a path names: the file itself, or a folder's images in name order."""
+    path = Path(path)
+    if path.is_file():
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise SpecError(f"{path} is not an image file ({', '.join(IMAGE_SUFFIXES)}); pass a photo or a folder of photos")
+        return [path]
+    if not path.is_dir():
+        raise SpecError(f"{path} does not exist; pass a photo or a folder of photos")
+    return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def letterbox(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, float]:
@@ -71,6 +76,12 @@ def noise_image(height: int, width: int, seed: int) -> np.ndarray:
     image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.int16)
     image += rng.integers(-24, 25, (height, width, 3), dtype=np.int16)
     return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def frame_sources(count: int, photos: Sequence[Path] = (), seed: int = 0) -> list[str]:
+    """What each of ``proof_frames``' frames is, by index: a photo's name or a noise seed."""
+    named = [Path(p).name for p in list(photos)[:count]]
+    return named + [f"noise (seed {seed + i})" for i in range(count - len(named))]
 
 
 def proof_frames(

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from facebatch.configs.scrfd import HeadLayout
+from facebatch.configs.spec import HeadLayout
 from facebatch.errors import SpecError
 
 DET_THRESH = 0.5  # insightface SCRFD.det_thresh

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from facebatch.configs.scrfd import SCRFD_CONFIGS, HeadLayout
-from facebatch.engines.scrfd_layout import canonical_outputs, unfold_official_rows
+from facebatch.configs.scrfd import SCRFD_CONFIGS, head_layout
+from facebatch.engines.pipeline.scrfd_layout import canonical_outputs, unfold_official_rows
 from facebatch.errors import SpecError
 
 
@@ -17,7 +17,7 @@ def test_unfold_inverts_the_batch_folding_head():
 
 
 def test_outputs_are_named_by_shape_whatever_their_order():
-    layout = HeadLayout.from_config(SCRFD_CONFIGS["scrfd_500m_bnkps"])
+    layout = head_layout(SCRFD_CONFIGS["scrfd_500m_bnkps"])
     raw = [np.zeros((1, rows, c), np.float32) for c in (10, 1, 4) for rows in (12800, 800, 3200)]
     named = canonical_outputs(raw, layout, 640, 640, batch=1)
     assert sorted(named) == sorted(layout.output_names())

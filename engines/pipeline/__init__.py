@@ -1,0 +1,1 @@
+"""The reference face pipeline: preprocessing, SCRFD output layout and decode, detection."""

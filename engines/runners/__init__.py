@@ -1,0 +1,1 @@
+"""Runners: one protocol (``base.Runner``) for every runtime; each runtime one module."""

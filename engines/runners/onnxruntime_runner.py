@@ -1,0 +1,140 @@
+"""onnxruntime behind the runner protocol; onnxruntime itself is imported on activation.
+
+A model is a file or an in-memory ``onnx.ModelProto`` (verify runs edited copies, such as a
+graph with its batch made symbolic, without writing them to disk).
+``OnnxRuntimeIntermediateRunner`` adds the intermediate-tensor capability.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from facebatch.engines.runners.base import Runner, TensorMeta, first_line
+from facebatch.errors import EngineError, SpecError
+
+CPU = "CPUExecutionProvider"
+# onnxruntime's type strings → numpy dtypes
+ORT_DTYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}  # fmt: skip
+FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
+
+
+def _meta(arg) -> TensorMeta:  # noqa: ANN001 - onnxruntime NodeArg
+    dtype = ORT_DTYPES.get(arg.type)
+    if dtype is None:
+        raise EngineError(f"tensor {arg.name} has type {arg.type}, which facebatch does not feed or read")
+    shape = tuple(d if isinstance(d, (int, str)) else None for d in arg.shape)
+    return TensorMeta(arg.name, np.dtype(dtype), shape)
+
+
+class OnnxRuntimeRunner(Runner):
+    """``with OnnxRuntimeRunner(path) as runner: outputs = runner.infer({"input.1": x})``."""
+
+    def __init__(
+        self,
+        model: Path | onnx.ModelProto,
+        providers: Sequence[str] = (CPU,),
+        intra_op_threads: int | None = None,
+        label: str | None = None,
+    ) -> None:
+        self.model = model if isinstance(model, onnx.ModelProto) else Path(model)
+        default_label = self.model.name if isinstance(self.model, Path) else (model.graph.name or "in-memory graph")  # type: ignore[union-attr]
+        super().__init__(label or default_label)
+        self.providers = tuple(providers)
+        self.intra_op_threads = intra_op_threads
+        self._session = None
+
+    def _model_source(self) -> str | bytes:
+        if isinstance(self.model, Path):
+            if not self.model.is_file():
+                raise SpecError(f"ONNX file {self.model} does not exist")
+            return str(self.model)
+        return self.model.SerializeToString()
+
+    def _activate(self) -> tuple[Sequence[TensorMeta], Sequence[TensorMeta], str]:
+        import onnxruntime as ort  # heavy; imported on use
+
+        source = self._model_source()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if self.intra_op_threads:
+            options.intra_op_num_threads = self.intra_op_threads
+        try:
+            self._session = ort.InferenceSession(source, options, providers=list(self.providers))
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise EngineError(f"onnxruntime cannot load {self.label}: {first_line(exc)}") from exc
+        session = self._session
+        inputs = [_meta(a) for a in session.get_inputs()]
+        outputs = [_meta(a) for a in session.get_outputs()]
+        return inputs, outputs, session.get_providers()[0]
+
+    def _deactivate(self) -> None:
+        self._session = None
+
+    def _infer(self, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        assert self._session is not None
+        try:
+            return self._session.run(None, dict(feed))
+        except Exception as exc:  # a shape the graph cannot take, a fixed batch, …
+            raise EngineError(f"onnxruntime cannot run {self.label}: {first_line(exc)}") from exc
+
+
+def every_tensor_as_output(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+    """A copy whose graph outputs are its own outputs plus every float tensor a node
+    computes (their shapes left open, so any batch runs); and those tensors' names in the
+    order the nodes compute them."""
+    exposed = copy.deepcopy(model)
+    inferred = onnx.shape_inference.infer_shapes(exposed)
+    floats = {
+        v.name: v for v in list(inferred.graph.value_info) + list(inferred.graph.output)
+        if v.type.tensor_type.elem_type in FLOAT_TYPES
+    }  # fmt: skip
+    existing = {o.name for o in exposed.graph.output}
+    names = []
+    for node in exposed.graph.node:
+        for out in node.output:
+            if out in existing:
+                names.append(out)
+            elif out in floats:
+                value = copy.deepcopy(floats[out])
+                value.type.tensor_type.ClearField("shape")
+                exposed.graph.output.append(value)
+                names.append(out)
+    return exposed, names
+
+
+class OnnxRuntimeIntermediateRunner(OnnxRuntimeRunner):
+    """An onnxruntime runner that can also return every intermediate float tensor.
+
+    ``infer`` keeps the protocol (the graph's own outputs only); ``infer_intermediates``
+    returns every tensor in ``intermediate_names``, in the order the graph computes them.
+    """
+
+    def __init__(self, model: onnx.ModelProto, providers: Sequence[str] = (CPU,), label: str | None = None) -> None:
+        self._graph_outputs = [o.name for o in model.graph.output]
+        exposed, self.intermediate_names = every_tensor_as_output(model)
+        super().__init__(exposed, providers, label=label or model.graph.name or "in-memory graph")
+
+    def _activate(self) -> tuple[Sequence[TensorMeta], Sequence[TensorMeta], str]:
+        inputs, outputs, provider = super()._activate()
+        self._all_outputs = [m.name for m in outputs]
+        return inputs, [m for m in outputs if m.name in self._graph_outputs], provider
+
+    def _run_all(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self._all_outputs, super()._infer(feed)))
+
+    def _infer(self, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        every = self._run_all(feed)
+        return [every[name] for name in self.output_names]
+
+    def infer_intermediates(self, feed: Mapping[str, np.ndarray], check_inputs: bool = True) -> dict[str, np.ndarray]:
+        every = self._checked_and_timed(self._run_all, feed, check_inputs)
+        return {name: every[name] for name in self.intermediate_names}

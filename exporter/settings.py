@@ -1,0 +1,44 @@
+"""What every export request has, whatever the model family, with its defaults and checks.
+
+Kept free of torch and onnx so that the command line can build its parser (and say these
+defaults and ranges in ``--help``) without paying for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from facebatch.errors import SpecError
+
+DEFAULT_OPSET = 17
+OPSET_RANGE = (13, 23)  # what torch's dynamo exporter writes and onnxruntime runs
+PARITY_BATCH_SIZES = (1, 2, 7, 32)
+DEFAULT_OUT_DIR = Path("build/onnx")
+
+
+def check_opset(opset: int) -> None:
+    low, high = OPSET_RANGE
+    if not low <= opset <= high:
+        raise SpecError(f"opset {opset} is outside the supported range {low}–{high}; e.g. --opset {DEFAULT_OPSET}")
+
+
+def check_parity_batch_sizes(sizes: Sequence[int]) -> None:
+    if not sizes or min(sizes) < 1:
+        raise SpecError("parity batch sizes must be positive integers, e.g. 1,2,7,32")
+
+
+@dataclass
+class ExportSettings:
+    out_dir: Path = DEFAULT_OUT_DIR
+    name: str | None = None  # file name; default: the spec's (seeded weights say so in it)
+    opset: int = DEFAULT_OPSET
+    parity_batch_sizes: Sequence[int] = PARITY_BATCH_SIZES
+    photos: Sequence[Path] = ()  # real frames for the proofs; seeded noise fills the rest
+    seed: int = 0
+
+    def check(self) -> None:
+        """Everything that can be refused before the slow work starts."""
+        check_opset(self.opset)
+        check_parity_batch_sizes(self.parity_batch_sizes)

@@ -1,0 +1,132 @@
+"""``verify --reference torch``: rebuild the PyTorch model an artifact was exported from,
+as a check-4 reference.
+
+The model comes from the artifact's metadata (variant or network, size) and its weights:
+the seed stored for seeded exports, else the weights file its sidecar names or
+``--reference-weights``, whose sha256 must be the one the artifact records. Seeded weights
+get the export's documented parity gate. This lives in the exporter, which owns the model
+definitions and loaders; verify only runs the reference it is handed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from facebatch.configs.scrfd import SCRFD_CONFIGS
+from facebatch.configs.spec import Family, ModelSpec
+from facebatch.engines.runners.base import Runner
+from facebatch.engines.runners.torch_runner import TorchRunner
+from facebatch.environment import file_sha256
+from facebatch.errors import SpecError, WeightsError
+from facebatch.exporter.arcface_export import ArcFaceExportRequest, arcface_model_with_weights
+from facebatch.exporter.metadata import WeightsInfo
+from facebatch.exporter.scrfd_export import ScrfdExportRequest, scrfd_model_with_weights
+from facebatch.exporter.seeded import seeded_parity_gate
+from facebatch.progress import step
+from facebatch.verify.reference import Reference, ReferenceFactory, onnx_reference
+from facebatch.verify.target import VerifyTarget
+
+TORCH = "torch"
+
+
+class TorchReference(Reference):
+    def __init__(self, model: nn.Module, spec: ModelSpec, weights: WeightsInfo) -> None:
+        self.model, self.spec, self.weights = model, spec, weights
+        source = f"seeded weights, seed {weights.seed}" if weights.kind == "seeded" else f"{weights.kind} {Path(weights.path or '').name}"
+        self.description = f"torch {spec.name} ({source})"
+
+    def runner(self) -> Runner:
+        return TorchRunner.from_spec(self.model, self.spec)
+
+    def gate(self, frames: np.ndarray) -> tuple[float | None, str | None]:
+        if self.weights.kind != "seeded":
+            return None, None
+        gate = seeded_parity_gate(self.model, self.spec, frames)
+        return gate.atol, gate.note
+
+
+def _sidecar_weights(path: Path, sha256: str) -> dict:
+    """The sidecar's weights record, if a sidecar for exactly this file lies beside it."""
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        data = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data.get("weights", {}) if isinstance(data, dict) and data.get("sha256") == sha256 else {}
+
+
+def _weights_of(target: VerifyTarget, weights: Path | None) -> tuple[Path | None, int]:
+    """(weights file or None for seeded, seed) the artifact was exported from."""
+    props = {p.key: p.value for p in target.model.metadata_props}
+    kind = props.get("weights_source")
+    recorded = _sidecar_weights(target.path, target.sha256)
+    if kind == "seeded":
+        if weights is not None:
+            raise SpecError(f"{target.path.name} was exported with seeded weights; drop --reference-weights")
+        seed = props.get("weights_seed", recorded.get("seed"))
+        if seed is None:
+            raise SpecError(f"{target.path.name} records seeded weights but not the seed; re-export it to verify against torch")
+        return None, int(seed)
+    expected_sha = props.get("weights_sha256") or recorded.get("sha256")
+    weights = weights or (Path(recorded["path"]) if recorded.get("path") else None)
+    if weights is None or not weights.is_file():
+        where = f" (the sidecar names {weights}, which is not there)" if weights is not None else ""
+        raise WeightsError(f"pass --reference-weights: the {kind} file {target.path.name} was exported from, sha256 {expected_sha}{where}")
+    if expected_sha and file_sha256(weights) != expected_sha:
+        raise WeightsError(f"{weights} is not the file {target.path.name} was exported from (sha256 {expected_sha}); pass that one")
+    return weights, 0
+
+
+def rebuild_torch_model(
+    target: VerifyTarget, weights: Path | None, config: Path | None, photos: Sequence[Path]
+) -> tuple[nn.Module, WeightsInfo]:
+    """The populated torch model of one of our artifacts."""
+    if target.source != "facebatch metadata":
+        raise SpecError(f"--reference torch needs a facebatch artifact ({target.path.name} carries no facebatch spec); "
+                        "compare with another ONNX file: --reference FILE")  # fmt: skip
+    weights, seed = _weights_of(target, weights)
+    spec = target.spec
+    if spec.family is Family.SCRFD:
+        onnx_weights = weights is not None and weights.suffix.lower() == ".onnx"
+        if spec.name not in SCRFD_CONFIGS and config is None and not onnx_weights:
+            raise SpecError(f"{spec.name} is not a released SCRFD config; pass --reference-config with the config .py it was exported from")
+        h, w = spec.input_size
+        request = ScrfdExportRequest(variant=spec.name, config=config, height=h, width=w, weights=weights, seed=seed, photos=photos)
+        model, _, info = scrfd_model_with_weights(request)
+        return model, info
+    if spec.family is Family.ARCFACE:
+        build = ArcFaceExportRequest(network=spec.name, weights=weights, embedding_size=spec.embedding_size, seed=seed, photos=photos)
+        model, _, info = arcface_model_with_weights(build)
+        return model, info
+    raise SpecError(f"--reference torch rebuilds SCRFD and ArcFace artifacts, not {spec.family.value} models; use --reference FILE")
+
+
+def torch_reference(weights: Path | None = None, config: Path | None = None) -> ReferenceFactory:
+    """The check-4 reference of our artifacts: their torch model, rebuilt."""
+
+    def build(target: VerifyTarget, photos: Sequence[Path]) -> Reference:
+        with step("rebuild the torch model this file was exported from"):
+            model, info = rebuild_torch_model(target, weights, config, photos)
+        return TorchReference(model, target.spec, info)
+
+    return build
+
+
+def reference_from_argument(source: str, weights: Path | None = None, config: Path | None = None) -> ReferenceFactory:
+    """``--reference torch|FILE.onnx`` (with ``--reference-weights``/``--reference-config``)."""
+    if source == TORCH:
+        return torch_reference(weights, config)
+    if weights is not None or config is not None:
+        raise SpecError("--reference-weights and --reference-config belong to --reference torch")
+    path = Path(source)
+    if not path.exists() and difflib.get_close_matches(source, [TORCH], n=1, cutoff=0.6):
+        raise SpecError(f"--reference {source!r} is neither 'torch' nor an existing file; did you mean torch?")
+    return onnx_reference(path)

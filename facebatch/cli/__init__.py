@@ -1,0 +1,49 @@
+"""``facebatch`` command line: one module per command, shared argument groups in
+``arguments``, rendering in ``render``; the domain logic lives in the packages.
+
+Library errors become one line on stderr and a non-zero exit: 2 for bad input (files,
+names, sizes, weights), 1 when a check or an export proof fails. Heavy libraries (torch,
+onnx, runtimes) are imported by the commands that need them, so start-up stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+
+from facebatch import __version__
+from facebatch.cli import describe, export, fix, models, verify
+from facebatch.errors import FacebatchError
+
+COMMANDS = (export, models, verify, fix, describe)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facebatch",
+        description="Batch-safe ONNX re-exports of InsightFace SCRFD face detectors and ArcFace embedders, proven before they are written.",
+    )
+    parser.add_argument("--version", action="version", version=f"facebatch {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv  # reports record the command line
+    try:
+        with warnings.catch_warnings():
+            if not sys.warnoptions:  # libraries' warnings would come before our one error line; -W shows them
+                warnings.simplefilter("ignore")
+            return int(args.handler(args))
+    except FacebatchError as exc:
+        print(f"facebatch: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("facebatch: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,219 @@
+"""Argument parsing shared by the commands: value parsers, and the argument groups several
+commands take (input size, frames, reports, reference, foreign embedder, the verifier's
+run). Defaults are imported from the modules that own them, never repeated here; only
+light modules are imported at parser-building time (no torch, onnx or runtimes)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from facebatch.configs.arcface import EMBEDDING_SIZE
+from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
+from facebatch.errors import SpecError
+from facebatch.exporter.settings import OPSET_RANGE, check_opset
+from facebatch.verify.independence import DEFAULT_BATCH_SIZES, INDEPENDENCE_ATOL
+
+STDOUT = Path("-")  # a report target that means standard output
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'320' → (320, 320); '480x640' → (480, 640) as height x width."""
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r} is not N or HxW (e.g. 320 or 480x640)") from None
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"size {text!r} is not N or HxW of positive numbers (e.g. 320 or 480x640)")
+    return parts[0], parts[-1]
+
+
+def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    """'320,320x480' → ((320, 320), (320, 480))."""
+    return tuple(parse_size(part) for part in text.split(",") if part.strip())
+
+
+def parse_batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"batch sizes {text!r} are not comma-separated integers") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("batch sizes must be positive integers, e.g. 1,2,7,32")
+    return sizes
+
+
+def parse_fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text}")
+    return value
+
+
+def parse_floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or R,G,B numbers") from None
+    if len(values) not in (1, 3):
+        raise argparse.ArgumentTypeError(f"{text!r}: give one number or three (R,G,B)")
+    return values
+
+
+def parse_opset(text: str) -> int:
+    try:
+        opset = int(text)
+        check_opset(opset)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"opset {text!r} is not a number") from None
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return opset
+
+
+OPSET_HELP = f"supported {OPSET_RANGE[0]}–{OPSET_RANGE[1]}"
+
+
+def add_sizes_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup, several: bool) -> None:
+    """``--size``: the model's input size, one name in every command."""
+    if several:
+        parser.add_argument("--size", dest="sizes", type=parse_sizes, metavar="N|HxW[,…]",
+                            help="input size(s) to check at, e.g. 640 or 320,320x480 (default: the artifact's own; "
+                            "a graph with a symbolic size is checked at its size and a non-square one)")  # fmt: skip
+    else:
+        parser.add_argument("--size", type=parse_size, metavar="N|HxW", help="input size, N or HxW")
+
+
+def add_embedding_size_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """One flag, one meaning: how many values one frame's embedding has."""
+    parser.add_argument("--embedding-size", type=int, metavar="N",
+                        help=f"values in one frame's embedding: the size an ArcFace network is built with (checkpoints, "
+                        f"seeded weights; default {EMBEDDING_SIZE}), or the size a foreign embedder's output is checked against")  # fmt: skip
+
+
+def add_frames_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:
+    parser.add_argument("--images", type=Path, metavar="PATH", help=f"a photo or a folder of photos used as frames for {purpose} "
+                        "(seeded noise frames fill the rest)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="seed for the noise frames (default 0)")
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the full report as JSON ('-': standard output)")
+    parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the report as Markdown ('-': standard output)")
+    parser.add_argument("--junit", type=Path, metavar="FILE", help="write the report as JUnit XML, one testcase per check ('-': standard output)")
+
+
+def add_verify_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the verifier runs (verify, and fix after its repair)."""
+    sizes = ",".join(map(str, DEFAULT_BATCH_SIZES))
+    parser.add_argument("--batch-sizes", type=parse_batch_sizes, default=DEFAULT_BATCH_SIZES, metavar="LIST",
+                        help=f"batch sizes the verifier tests, at least one of 2 or more (default {sizes})")  # fmt: skip
+    parser.add_argument("--det-thresh", type=parse_fraction, default=DET_THRESH, metavar="P",
+                        help=f"check 3 (SCRFD): score threshold of the decoded detections (default {DET_THRESH:g}, as insightface)")  # fmt: skip
+    parser.add_argument("--nms-thresh", type=parse_fraction, default=NMS_THRESH, metavar="IOU",
+                        help=f"check 3 (SCRFD): NMS IoU threshold (default {NMS_THRESH:g}, as insightface)")  # fmt: skip
+    parser.add_argument("--strict", action="store_true",
+                        help="the release gate: a skipped check (no reference, no face detected) fails, with its reason")  # fmt: skip
+    add_frames_arguments(parser, "the checks")
+    add_report_arguments(parser)
+
+
+def add_reference_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reference", metavar="torch|FILE.onnx",
+                        help="check 4: compare with the torch model this artifact was exported from ('torch': rebuilt "
+                        "from its metadata and weights), or with another ONNX file run one frame at a time (e.g. the "
+                        "official batch-1 model; its 2-D head layout is unfolded)")  # fmt: skip
+    parser.add_argument("--reference-weights", type=Path, metavar="FILE",
+                        help="with --reference torch: the weights the artifact was exported from, when its sidecar "
+                        ".json does not name them (checked against the recorded sha256)")  # fmt: skip
+    parser.add_argument("--reference-config", type=Path, metavar="FILE.py",
+                        help="with --reference torch: the SCRFD config .py of a custom-trained detector")  # fmt: skip
+
+
+EMBEDDER_FLAGS = ("embedder_spec", "mean", "std", "color_order", "embedding_size", "embedder_input", "embedder_output")
+
+
+def add_embedder_arguments(parser: argparse.ArgumentParser) -> None:
+    """Describe a foreign embedder: a YAML spec, and/or single values that override it
+    (its input size is ``--size``)."""
+    group = parser.add_argument_group("foreign embedder (any ONNX with an [N,3,H,W] input)")
+    group.add_argument("--embedder-spec", type=Path, metavar="FILE.yaml",
+                       help="YAML with input_size, mean, std, color_order, embedding_size (see 'facebatch describe')")  # fmt: skip
+    group.add_argument("--mean", type=parse_floats, metavar="M|R,G,B", help="pixel mean (default 127.5)")
+    group.add_argument("--std", type=parse_floats, metavar="S|R,G,B", help="pixel std (default 127.5)")
+    group.add_argument("--color-order", choices=("RGB", "BGR"), type=str.upper, help="channel order the model wants (default RGB)")
+    add_embedding_size_argument(group)
+    group.add_argument("--input", dest="embedder_input", metavar="NAME", help="graph input, when there are several")
+    group.add_argument("--output", dest="embedder_output", metavar="NAME", help="embedding output, when there are several")
+
+
+# ---- from parsed arguments to library values --------------------------------------------------
+
+
+def photos(args: argparse.Namespace) -> list[Path]:
+    if args.images is None:
+        return []
+    from facebatch.engines.pipeline.preprocess import image_files
+
+    try:
+        found = image_files(args.images)
+    except SpecError as exc:
+        raise SpecError(f"--images: {exc}") from None
+    if not found:
+        raise SpecError(f"--images {args.images} holds no .jpg/.png files")
+    return found
+
+
+def embedder_flags_given(args: argparse.Namespace) -> bool:
+    return any(getattr(args, k, None) is not None for k in EMBEDDER_FLAGS)
+
+
+def embedder_description(args: argparse.Namespace, size: tuple[int, int] | None):  # noqa: ANN201 - (EmbedderDescription, set)
+    """What the flags (over an ``--embedder-spec`` file) say about a foreign embedder, and
+    which keys were stated at all."""
+    from facebatch.configs.embedder import EmbedderDescription, read_embedder_mapping
+
+    stated_in_file = read_embedder_mapping(args.embedder_spec) if args.embedder_spec else {}
+    mapping = EmbedderDescription.from_mapping(stated_in_file, str(args.embedder_spec)).to_mapping()
+    overrides = {
+        "input_size": list(size) if size else None,
+        "mean": list(args.mean) if args.mean else None,
+        "std": list(args.std) if args.std else None,
+        "color_order": args.color_order,
+        "embedding_size": args.embedding_size,
+        "input": args.embedder_input,
+        "output": args.embedder_output,
+    }
+    given = {k: v for k, v in overrides.items() if v is not None}
+    mapping.update(given)
+    stated = {k for k, v in stated_in_file.items() if v is not None} | set(given)
+    return EmbedderDescription.from_mapping(mapping, "command line"), stated
+
+
+def reference_factory(args: argparse.Namespace):  # noqa: ANN201 - ReferenceFactory | None
+    if args.reference is None:
+        if args.reference_weights is not None or args.reference_config is not None:
+            raise SpecError("--reference-weights and --reference-config need --reference torch")
+        return None
+    from facebatch.exporter.torch_reference import reference_from_argument
+
+    return reference_from_argument(args.reference, args.reference_weights, args.reference_config)
+
+
+def check_report_targets(args: argparse.Namespace) -> None:
+    """Refuse unwritable --json/--markdown/--junit paths before the slow work."""
+    from facebatch.atomic import ensure_writable_dir
+
+    for flag, target in (("--json", args.json), ("--markdown", args.markdown), ("--junit", args.junit)):
+        if target is not None and target != STDOUT:
+            ensure_writable_dir(target.parent if str(target.parent) else Path("."), flag=flag)
+
+
+def reports_to_stdout(args: argparse.Namespace) -> bool:
+    return STDOUT in (getattr(args, "json", None), getattr(args, "markdown", None), getattr(args, "junit", None))
+
+
+INDEPENDENCE_ATOL_TEXT = f"{INDEPENDENCE_ATOL:g}"

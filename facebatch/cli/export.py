@@ -1,0 +1,85 @@
+"""``facebatch export``: rebuild an SCRFD detector or ArcFace embedder in PyTorch and write a
+batch-safe, proven ONNX artifact."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from facebatch.cli import arguments
+from facebatch.cli.render import console_for, show_export
+from facebatch.configs.arcface import ARCFACE_INPUT_SIZE, EMBEDDING_SIZE
+from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE
+from facebatch.errors import SpecError
+from facebatch.exporter.settings import DEFAULT_OPSET, DEFAULT_OUT_DIR, PARITY_BATCH_SIZES
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "export",
+        help="rebuild an SCRFD detector or ArcFace embedder in PyTorch and export a batch-safe ONNX",
+        description="Rebuild an SCRFD detector or an ArcFace embedder in PyTorch, load its weights, export "
+        "ONNX with a symbolic batch axis, simplify it, prove parity with the torch model at several batch "
+        "sizes, and write the .onnx with a sidecar .json. Without --weights the weights are seeded random "
+        "(for verification and benchmarking only) and the file name says '_seeded'.",
+    )
+    parser.add_argument("model", nargs="?", help="e.g. scrfd_10g_bnkps, arcface_r50 or r50 (see 'facebatch models'); "
+                        "optional with ONNX --weights (inferred) or --config")  # fmt: skip
+    parser.add_argument("--size", type=arguments.parse_size, metavar="N|HxW",
+                        help=f"SCRFD input size, multiples of 32 (default {DEFAULT_SCRFD_SIZE}); ArcFace is always {ARCFACE_INPUT_SIZE}")  # fmt: skip
+    parser.add_argument("--dynamic-size", action="store_true",
+                        help="make height and width symbolic too (parity is still checked at --size)")  # fmt: skip
+    parser.add_argument("--weights", type=Path, metavar="FILE",
+                        help="SCRFD: mmdet .pth checkpoint or SCRFD ONNX (official model-pack layout or a "
+                        "batch-keeping re-export); ArcFace: arcface_torch backbone.pth or a recognition ONNX "
+                        "(w600k_r50.onnx, w600k_mbf.onnx, glintr100.onnx). .pth files load with weights_only")  # fmt: skip
+    arguments.add_embedding_size_argument(parser)
+    parser.add_argument("--config", type=Path, metavar="FILE.py", help="insightface SCRFD config file, for custom-trained detectors")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR, metavar="DIR", help=f"output directory (default {DEFAULT_OUT_DIR})")
+    parser.add_argument("--name", metavar="FILE.onnx",
+                        help="output file name (default e.g. scrfd_10g_320_batch.onnx, arcface_w600k_r50_batch.onnx; "
+                        "seeded weights: scrfd_10g_320_seeded_batch.onnx)")  # fmt: skip
+    parser.add_argument("--opset", type=arguments.parse_opset, default=DEFAULT_OPSET, metavar="N",
+                        help=f"ONNX opset, {arguments.OPSET_HELP} (default {DEFAULT_OPSET})")  # fmt: skip
+    parser.add_argument("--parity-batch-sizes", type=arguments.parse_batch_sizes, default=PARITY_BATCH_SIZES, metavar="LIST",
+                        help=f"batch sizes of the torch-vs-onnxruntime parity check (default {','.join(map(str, PARITY_BATCH_SIZES))})")  # fmt: skip
+    arguments.add_frames_arguments(parser, "the parity and import proofs")
+    parser.set_defaults(handler=run)
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    """The ``ExportSettings`` fields, common to every family's request."""
+    return dict(out_dir=args.out, name=args.name, opset=args.opset, parity_batch_sizes=args.parity_batch_sizes,
+                photos=arguments.photos(args), seed=args.seed)  # fmt: skip
+
+
+def _arcface(args: argparse.Namespace):  # noqa: ANN202 - ExportResult, imported lazily
+    from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
+
+    if args.size is not None and args.size != (ARCFACE_INPUT_SIZE, ARCFACE_INPUT_SIZE):
+        raise SpecError(f"ArcFace networks take {ARCFACE_INPUT_SIZE}x{ARCFACE_INPUT_SIZE} (their fc expects a 7x7 grid); drop --size")
+    if args.config is not None or args.dynamic_size:
+        raise SpecError("--config and --dynamic-size apply to SCRFD detectors only")
+    embedding_size = args.embedding_size or EMBEDDING_SIZE
+    return export_arcface(ArcFaceExportRequest(network=args.model, weights=args.weights, embedding_size=embedding_size, **_settings(args)))
+
+
+def _scrfd(args: argparse.Namespace):  # noqa: ANN202 - ExportResult, imported lazily
+    from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
+
+    if args.embedding_size is not None:
+        raise SpecError("--embedding-size applies to ArcFace networks only")
+    height, width = args.size or (DEFAULT_SCRFD_SIZE, DEFAULT_SCRFD_SIZE)
+    request = ScrfdExportRequest(variant=args.model, config=args.config, height=height, width=width,
+                                 dynamic_size=args.dynamic_size, weights=args.weights, **_settings(args))  # fmt: skip
+    return export_scrfd(request)
+
+
+def run(args: argparse.Namespace) -> int:
+    from facebatch.configs.spec import Family
+    from facebatch.exporter.dispatch import export_family
+
+    family = export_family(args.model, args.config, args.weights)
+    result = _arcface(args) if family is Family.ARCFACE else _scrfd(args)
+    show_export(console_for(args), result)
+    return 0

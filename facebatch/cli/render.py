@@ -1,0 +1,103 @@
+"""How the commands show their results: rich tables on the terminal, reports written to
+files (or standard output for '-'). Nothing here decides anything."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from facebatch.cli.arguments import STDOUT, reports_to_stdout
+
+if TYPE_CHECKING:
+    from facebatch.exporter.catalog import ArcFaceEntry, ScrfdEntry
+    from facebatch.exporter.export_job import ExportResult
+    from facebatch.verify.report import VerifyReport
+
+STATUS_COLOURS = {"pass": "green", "fail": "red", "skip": "yellow", "n/a": "dim"}
+
+
+def console_for(args: argparse.Namespace) -> Console:
+    """Tables go to standard output, unless a report does (``--json -``): then to stderr."""
+    to_stderr = reports_to_stdout(args)
+    stream = sys.stderr if to_stderr else sys.stdout
+    return Console(file=stream, highlight=False, width=None if stream.isatty() else 120)  # pipes and CI logs: no truncation
+
+
+def show_export(console: Console, result: ExportResult) -> None:
+    spec = result.spec
+    table = Table(title=f"exported {spec.name}", show_header=False, title_justify="left")
+    table.add_row("artifact", str(result.onnx_path))
+    table.add_row("sidecar", str(result.sidecar_path))
+    table.add_row("input", f"{spec.input.name} {list(spec.input.dims)}")
+    table.add_row("outputs", ", ".join(f"{t.name} {list(t.dims)}" for t in spec.outputs))
+    table.add_row("weights", result.weights.describe())
+    if result.weights.proof is not None:
+        table.add_row("import proof", result.weights.proof.summary())
+    if result.parity_gate is not None:
+        gate = f"≤ {result.parity_gate.atol:.3g} (seeded)"
+    else:
+        gate = "≤ spec atol " + ", ".join(sorted({f"{t.atol:g}" for t in spec.outputs}))
+    rows = []
+    for report in result.parity:
+        cosines = [d.min_cosine for d in report.diffs if d.min_cosine is not None]
+        cosine = f", cos ≥ {min(cosines):.7f}" if cosines else ""
+        rows.append(f"{report.label}: {report.max_abs_diff:.2e}{cosine}")
+    table.add_row(f"parity torch vs ORT {gate}", "; ".join(rows))
+    console.print(table)
+
+
+def show_catalog(console: Console, scrfd: list[ScrfdEntry], arcface: list[ArcFaceEntry]) -> None:
+    table = Table(title="SCRFD variants (insightface configs/scrfd)")
+    for column in ("variant", "backbone", "head norm", "landmarks", "params", "default artifact"):
+        table.add_column(column)
+    for e in scrfd:
+        table.add_row(e.variant, e.backbone, e.head_norm, "yes" if e.landmarks else "no", f"{e.parameters / 1e6:.3f}M", e.default_artifact)
+    console.print(table)
+    table = Table(title="ArcFace networks (arcface_torch backbones; 112x112 input; the short name works too)")
+    for column in ("model", "short", "backbone", "layers", "embedding", "params", "default artifact"):
+        table.add_column(column)
+    for e in arcface:
+        table.add_row(e.model, e.short_name, e.backbone, "-".join(map(str, e.layers)), str(e.embedding_size),
+                      f"{e.parameters / 1e6:.2f}M", e.default_artifact)  # fmt: skip
+    console.print(table)
+    console.print("Artifacts with seeded weights (no --weights) are named with _seeded, e.g. scrfd_10g_320_seeded_batch.onnx.")
+
+
+def show_verify(console: Console, report: VerifyReport) -> None:
+    strict = " (strict)" if report.strict else ""
+    table = Table(title=f"facebatch verify {report.model}: {report.verdict}{strict}", title_justify="left")
+    several = len(report.sizes) > 1
+    for column in ("#", "check", *(["size"] if several else []), "result", "summary"):
+        table.add_column(column)
+    for check in report.checks:
+        size = [f"{check.size[0]}x{check.size[1]}" if check.size else "all"] if several else []
+        status = f"[{STATUS_COLOURS[check.status]}]{check.status.upper()}[/]"
+        table.add_row(str(check.number), check.name, *size, status, check.summary)
+    console.print(table)
+    for note in report.notes:
+        console.print(f"note: {note}")
+    for check in report.checks:
+        if check.failed and check.details:
+            console.print(f"[bold]{check.label}[/bold]")
+            for line in check.details:
+                console.print(f"  - {line}")
+
+
+def write_reports(console: Console, args: argparse.Namespace, report: Any) -> None:
+    """--json/--markdown/--junit, each written atomically, or to standard output for '-'."""
+    from facebatch.atomic import write_text_atomic
+
+    for flag, target, render in (("--json", args.json, report.to_json), ("--markdown", args.markdown, report.to_markdown),
+                                 ("--junit", args.junit, report.to_junit)):  # fmt: skip
+        if target is None:
+            continue
+        if target == STDOUT:
+            sys.stdout.write(render())
+            sys.stdout.flush()
+        else:
+            write_text_atomic(target, render(), flag)
+            console.print(f"wrote {target}")

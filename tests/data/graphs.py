@@ -1,0 +1,80 @@
+"""Small ONNX graphs built by hand for the verifier's and the repair's tests, and the edit
+people make to "batch" an official file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 13
+
+
+def with_symbolic_batch(source: Path, target: Path) -> Path:
+    """What people do to batch an official file: rename dim 0 of the input, nothing else."""
+    model = onnx.load(str(source))
+    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    dim.Clear()
+    dim.dim_param = "N"
+    onnx.save(model, str(target))
+    return target
+
+
+def make_model(nodes: list, inputs: list, outputs: list, initializers: dict[str, np.ndarray] | None = None) -> onnx.ModelProto:
+    """A checked opset-13 model from nodes and (name, dims) inputs/outputs of float32."""
+    graph = helper.make_graph(
+        nodes, "test",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, dims) for name, dims in inputs],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, dims) for name, dims in outputs],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in (initializers or {}).items()],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model
+
+
+def batch_mean_leak(path: Path) -> Path:
+    """Conv → y + 0.01·mean over the batch: every shape right, every frame slightly contaminated."""
+    weight = np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["input.1", "w"], ["y"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("ReduceMean", ["y"], ["batch_mean"], name="batch_mean", axes=[0], keepdims=1),
+        helper.make_node("Mul", ["batch_mean", "leak"], ["small"], name="scale"),
+        helper.make_node("Add", ["y", "small"], ["embedding"], name="leak_add"),
+    ]
+    model = make_model(nodes, [("input.1", ["batch", 3, 112, 112])], [("embedding", ["batch", 4, 112, 112])],
+                       {"w": weight, "leak": np.array(0.01, np.float32)})  # fmt: skip
+    onnx.save(model, str(path))
+    return path
+
+
+def folded_head(path: Path | None = None, batch: int | str = 1) -> onnx.ModelProto:
+    """The official SCRFD head in small: Conv → Transpose(2,3,0,1) → Reshape(-1, 2): a batch of
+    N comes out as [H·W·N·2... rows], frames interleaved."""
+    weight = np.random.default_rng(1).standard_normal((4, 3, 1, 1)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["input.1", "w"], ["y"], name="conv"),
+        helper.make_node("Transpose", ["y"], ["t"], name="head_transpose", perm=[2, 3, 0, 1]),
+        helper.make_node("Reshape", ["t", "shape"], ["rows"], name="head_reshape"),
+    ]
+    model = make_model(nodes, [("input.1", [batch, 3, 4, 4])], [("rows", [None, 2])],
+                       {"w": weight, "shape": np.array([-1, 2], np.int64)})  # fmt: skip
+    if path is not None:
+        onnx.save(model, str(path))
+    return model
+
+
+def fixed_size_resize(path: Path) -> Path:
+    """Constants a fixed-size TorchScript export writes: a Reshape to [1, C, H, W] (which fix
+    repairs) and, for ``F.interpolate(size=…)``, a Resize with constant ``sizes`` [1, C, H, W]:
+    with N frames that Resize squeezes the batch to one frame (issue #15's pattern)."""
+    nodes = [
+        helper.make_node("Reshape", ["input.1", "pinned"], ["x"], name="pin"),
+        helper.make_node("Resize", ["x", "", "", "sizes"], ["embedding"], name="upsample", mode="nearest"),
+    ]
+    model = make_model(nodes, [("input.1", [1, 3, 4, 4])], [("embedding", [1, 3, 8, 8])],
+                       {"pinned": np.array([1, 3, 4, 4], np.int64), "sizes": np.array([1, 3, 8, 8], np.int64)})  # fmt: skip
+    onnx.save(model, str(path))
+    return path

@@ -1,0 +1,101 @@
+"""``facebatch fix``: graph surgery that makes batch-1 graphs batch-keeping, proven frame by
+frame before anything is written, then verified against the original."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from facebatch.cli import main
+from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.errors import VerificationFailed
+from facebatch.exporter.repair import fix_onnx, plan_repair, repair_hint
+from facebatch.onnx_graph import io_dims
+from facebatch.verify.reference import onnx_reference
+from facebatch.verify.verify_job import VerifyOptions, verify_model
+from tests.data.graphs import batch_mean_leak, fixed_size_resize, folded_head, with_symbolic_batch
+
+QUICK = VerifyOptions(batch_sizes=(1, 2, 3), sizes=((320, 320),))
+
+
+def statuses(report) -> dict[int, str]:
+    return {c.number: c.status for c in report.checks}
+
+
+def test_the_folded_head_is_rewritten_to_keep_the_batch(tmp_path: Path):
+    plan = plan_repair(folded_head(batch=1))
+    assert plan.repairs_everything and not plan.remaining
+    assert "perm [2, 3, 0, 1] → [0, 2, 3, 1]" in plan.changes[0] and "[0, -1, 2]" in plan.changes[0]
+    assert io_dims(plan.model)["input.1"][0] == "batch" and io_dims(plan.model)["rows"][0] == "batch"
+    frames = np.random.default_rng(3).standard_normal((3, 3, 4, 4)).astype(np.float32)
+    with OnnxRuntimeRunner(plan.model) as repaired, OnnxRuntimeRunner(folded_head(batch=1)) as original:
+        together = repaired.infer({"input.1": frames})["rows"]
+        for i in range(3):  # each frame's rows, in the original's (y, x, anchor) order
+            np.testing.assert_allclose(together[i], original.infer({"input.1": frames[i : i + 1]})["rows"], atol=1e-6)
+
+
+def test_only_graphs_fix_can_repair_get_the_hint(tmp_path: Path):
+    leak = batch_mean_leak(tmp_path / "leak.onnx")  # mixes frames by value: no surgery repairs that
+    assert not plan_repair(onnx.load(str(leak))).repairs_everything
+    assert repair_hint(leak) is None
+    folded_head(tmp_path / "head.onnx", batch=1)
+    hint = repair_hint(tmp_path / "head.onnx")
+    assert hint is not None and hint.startswith(f"facebatch fix {tmp_path / 'head.onnx'} -o {tmp_path / 'head_batch.onnx'}")
+
+
+@pytest.mark.parametrize("name", ["det_500m.onnx", "det_2.5g.onnx"])
+def test_naively_batched_official_detectors_pass_after_fix(models_dir: Path, photos: list[Path], tmp_path: Path, name: str):
+    naive = with_symbolic_batch(models_dir / name, tmp_path / name)
+    with_faces = replace(QUICK, photos=photos[:3])  # biden_1, biden_2, gauss: one face each
+    assert not verify_model(naive, with_faces).passed
+    fixed = fix_onnx(naive, tmp_path / "fixed.onnx", size=(320, 320))
+    assert fixed.proof_max_diff <= 1e-5
+    assert list(fixed.renamed.values())[:3] == ["score_8", "score_16", "score_32"]
+    after = verify_model(fixed.path, replace(with_faces, reference=onnx_reference(models_dir / name), strict=True))
+    assert after.passed, [c.summary for c in after.checks]
+    assert statuses(after) == {1: "pass", 2: "pass", 3: "pass", 4: "pass", 5: "n/a", 6: "pass"}
+    decoded = next(c for c in after.checks if c.number == 3)
+    assert decoded.data["detections_alone"] == 3 and "max box diff 0 px" in decoded.summary
+
+
+@pytest.mark.parametrize("name", ["det_500m.onnx", "mobilefacenet_128d.onnx"])
+def test_fix_repairs_batch_1_graphs_and_proves_it(models_dir: Path, tmp_path: Path, name: str):
+    options = QUICK if name.startswith("det") else VerifyOptions(batch_sizes=(1, 2, 3))
+    before = verify_model(models_dir / name, options)
+    assert not before.passed
+    result = fix_onnx(models_dir / name, tmp_path / "fixed.onnx", size=options.sizes[0] if options.sizes else None)
+    assert result.changes and result.proof_max_diff <= 1e-5
+    assert verify_model(result.path, options).passed
+
+
+def test_a_repair_that_cannot_be_proven_writes_nothing(tmp_path: Path):
+    source = fixed_size_resize(tmp_path / "resize.onnx")  # the Reshape is repaired; the Resize still squeezes the batch
+    target = tmp_path / "out.onnx"
+    target.write_bytes(b"yesterday's good file")
+    with pytest.raises(VerificationFailed, match=r"outputs by inf \(> 1e-05\); nothing was written"):
+        fix_onnx(source, target)
+    assert target.read_bytes() == b"yesterday's good file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx", "resize.onnx"]
+
+
+def test_fix_refuses_to_overwrite_its_input(models_dir: Path, capsys):
+    assert main(["fix", str(models_dir / "det_500m.onnx"), "-o", str(models_dir / "det_500m.onnx")]) == 2
+    assert "never overwrites its input" in capsys.readouterr().err
+
+
+def test_fix_cli_verifies_the_repair_against_its_original(models_dir: Path, photos: list[Path], tmp_path: Path, capsys):
+    out = tmp_path / "det_500m_batch.onnx"
+    argv = ["fix", str(models_dir / "det_500m.onnx"), "-o", str(out), "--batch-sizes", "1,3", "--size", "320",
+            "--images", str(photos[0].parent), "--json", str(tmp_path / "fix.json"), "--strict"]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "fix.json").read_text())
+    checks = {c["number"]: c for c in report["checks"]}
+    assert report["passed"] and checks[4]["status"] == "pass" and "det_500m.onnx (run one frame at a time" in checks[4]["summary"]
+    assert checks[3]["status"] == "pass" and checks[3]["data"]["detections_per_frame_alone"][:3] == [1, 1, 1]
+    assert "(≤ 1e-05)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:  # argparse: one usage line, exit 2
+        main(["fix", str(models_dir / "det_500m.onnx"), "-o", str(tmp_path / "x.onnx"), "--det-thresh", "1.5"])
+    assert refused.value.code == 2 and "expected a number in (0, 1], got 1.5" in capsys.readouterr().err
