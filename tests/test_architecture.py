@@ -1,0 +1,116 @@
+"""The packages depend one way (ARCHITECTURE.md):
+
+    base (facebatch/: errors, atomic, progress, environment, onnx_graph)
+      ←  configs  ←  engines  ←  verify  ←  exporter  ←  cli (facebatch/cli, facebatch/__main__)
+
+A module may import from its own layer and the layers to its left, never to its right;
+imports inside functions count too (a lazy import does not make a wrong dependency right).
+The ONNX graph helpers import nothing else of ours. Runtimes are imported only by their
+runners, and torch only by the exporter and the torch runner.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT
+
+LAYERS = ["base", "configs", "engines", "verify", "exporter", "cli"]
+BASE_MODULES = {"facebatch", "facebatch.errors", "facebatch.atomic", "facebatch.progress", "facebatch.environment", "facebatch.onnx_graph"}
+FOLDERS = {"configs": "facebatch.configs", "engines": "facebatch.engines", "verify": "facebatch.verify", "exporter": "facebatch.exporter",
+           "facebatch": "facebatch"}  # fmt: skip
+RUNTIMES = ("onnxruntime", "openvino", "tensorrt", "polygraphy", "tritonclient")
+RUNNERS = "facebatch.engines.runners."
+
+
+def module_name(path: Path) -> str:
+    relative = path.relative_to(PROJECT).with_suffix("")
+    parts = [FOLDERS[relative.parts[0]], *relative.parts[1:]]
+    name = ".".join(parts).replace("facebatch.facebatch", "facebatch")
+    return name.removesuffix(".__init__")
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    if module == "facebatch.__main__" or parts[:2] == ["facebatch", "cli"]:
+        return "cli"
+    if len(parts) > 1 and parts[1] in LAYERS:
+        return parts[1]
+    if module in BASE_MODULES:
+        return "base"
+    raise AssertionError(f"{module} is in no layer: place it in ARCHITECTURE.md and in this test")
+
+
+def imported_modules(source: str, module: str) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import in ``source``, nested ones included;
+    ``from package import name`` counts the name too when it is one of our modules."""
+    found = []
+    package = module if module.endswith("__init__") else module.rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against the package
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            found.append((node.lineno, target))
+            found += [(node.lineno, f"{target}.{a.name}") for a in node.names if f"{target}.{a.name}" in MODULES]
+    return found
+
+
+def violations(source: str, module: str) -> list[str]:
+    problems = []
+    here = layer(module)
+    for line, target in imported_modules(source, module):
+        root = target.split(".")[0]
+        if target.startswith("facebatch"):
+            there = layer(target)
+            if LAYERS.index(there) > LAYERS.index(here):
+                problems.append(f"{module}:{line} imports {target} ({here} → {there}, against the direction)")
+            if module == "facebatch.onnx_graph":
+                problems.append(f"{module}:{line} imports {target}: the graph helpers import nothing else of ours")
+        elif root in RUNTIMES and not module.startswith(RUNNERS):
+            problems.append(f"{module}:{line} imports the runtime {root}: only engines/runners may")
+        elif root == "torch" and not (module.startswith("facebatch.exporter") or module == RUNNERS + "torch_runner"):
+            problems.append(f"{module}:{line} imports torch: only the exporter and the torch runner may")
+    return problems
+
+
+def source_files() -> list[Path]:
+    files = []
+    for folder in FOLDERS:
+        files += sorted((PROJECT / folder).rglob("*.py"))
+    return files
+
+
+MODULES = {module_name(p) for p in source_files()}
+
+
+def test_every_package_module_is_checked():
+    names = MODULES
+    assert {"facebatch.onnx_graph", "facebatch.cli", "facebatch.engines.runners.base", "facebatch.verify.verify_job",
+            "facebatch.exporter.repair", "facebatch.configs.spec"} <= names  # fmt: skip
+    assert {layer(n) for n in names} == set(LAYERS)
+
+
+@pytest.mark.parametrize("path", source_files(), ids=lambda p: str(p.relative_to(PROJECT)))
+def test_imports_follow_the_direction(path: Path):
+    assert violations(path.read_text(), module_name(path)) == []
+
+
+def test_the_checker_catches_what_it_forbids():
+    """A test that cannot fail proves nothing: each rule on a module that breaks it."""
+    assert violations("from facebatch.exporter.repair import fix_onnx\n", "facebatch.verify.target")
+    assert violations("def f():\n    from facebatch.verify import verify_job\n", "facebatch.configs.spec")  # lazy counts
+    assert violations("from facebatch.errors import SpecError\n", "facebatch.onnx_graph")
+    assert violations("import onnxruntime as ort\n", "facebatch.verify.independence")
+    assert violations("import torch\n", "facebatch.verify.parity")
+    assert violations("from . import verify_job\n", "facebatch.exporter.x") == []  # exporter → verify is allowed …
+    assert violations("from ..exporter import repair\n", "facebatch.verify.x")  # … relative imports resolve too
+    assert violations("import onnxruntime\n", "facebatch.engines.runners.onnxruntime_runner") == []
+    assert violations("from facebatch.verify.report import VerifyReport\n", "facebatch.cli.render") == []
