@@ -211,6 +211,6 @@ def repair_hint(path: Path) -> str | None:
     plan = plan_repair(load_model(path))
     if not plan.repairs_everything:
         return None
-    repaired = Path(path).with_name(f"{Path(path).stem}_batch.onnx")
+    repaired = f"{Path(path).stem}_batch.onnx"  # in the working folder: the input's may not be writable
     return (f"facebatch fix {path} -o {repaired} repairs this graph by surgery ({len(plan.changes)} change(s)) "
             "and proves each frame's repaired outputs equal the original's")  # fmt: skip

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from rich.console import Console
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)  # logs keep long paths on one line
 
 
 @contextlib.contextmanager

@@ -22,15 +22,17 @@ def with_symbolic_batch(source: Path, target: Path) -> Path:
     return target
 
 
-def make_model(nodes: list, inputs: list, outputs: list, initializers: dict[str, np.ndarray] | None = None) -> onnx.ModelProto:
-    """A checked opset-13 model from nodes and (name, dims) inputs/outputs of float32."""
+def make_model(
+    nodes: list, inputs: list, outputs: list, initializers: dict[str, np.ndarray] | None = None, opset: int = OPSET
+) -> onnx.ModelProto:
+    """A checked model from nodes and (name, dims) inputs/outputs of float32."""
     graph = helper.make_graph(
         nodes, "test",
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, dims) for name, dims in inputs],
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, dims) for name, dims in outputs],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in (initializers or {}).items()],
     )  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
     onnx.checker.check_model(model)
     return model
 
@@ -51,8 +53,9 @@ def batch_mean_leak(path: Path) -> Path:
 
 
 def folded_head(path: Path | None = None, batch: int | str = 1) -> onnx.ModelProto:
-    """The official SCRFD head in small: Conv → Transpose(2,3,0,1) → Reshape(-1, 2): a batch of
-    N comes out as [H·W·N·2... rows], frames interleaved."""
+    """The official SCRFD head in small: Conv (4 channels) → Transpose(2,3,0,1) → Reshape(-1, 2)
+    on a 4×4 input: one frame gives 32 rows of 2, a batch of N gives 32·N rows with the frames
+    interleaved (row order y, x, frame, anchor)."""
     weight = np.random.default_rng(1).standard_normal((4, 3, 1, 1)).astype(np.float32)
     nodes = [
         helper.make_node("Conv", ["input.1", "w"], ["y"], name="conv"),

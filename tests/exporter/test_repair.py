@@ -43,7 +43,7 @@ def test_only_graphs_fix_can_repair_get_the_hint(tmp_path: Path):
     assert repair_hint(leak) is None
     folded_head(tmp_path / "head.onnx", batch=1)
     hint = repair_hint(tmp_path / "head.onnx")
-    assert hint is not None and hint.startswith(f"facebatch fix {tmp_path / 'head.onnx'} -o {tmp_path / 'head_batch.onnx'}")
+    assert hint is not None and hint.startswith(f"facebatch fix {tmp_path / 'head.onnx'} -o head_batch.onnx repairs")
 
 
 @pytest.mark.parametrize("name", ["det_500m.onnx", "det_2.5g.onnx"])

@@ -64,3 +64,6 @@ def test_models_lists_every_variant(capsys):
     shown = capsys.readouterr().out
     assert "scrfd_34g" in shown and "9.803M" in shown
     assert "arcface_r200" in shown and "118.83M" in shown and "arcface_w600k_r50_batch.onnx" in shown
+    assert "scrfd_10g_320_batch.onnx" in shown and "scrfd_500m_nokps_320_batch.onnx" in shown  # default artifact per variant
+    rows = {line.split("│")[1].strip(): line for line in shown.splitlines() if line.count("│") > 3}
+    assert rows["arcface_r50"].split("│")[2].strip() == "r50" and rows["arcface_mbf"].split("│")[2].strip() == "mbf"  # short names
