@@ -29,11 +29,9 @@ from facebatch.engines.runners.torch_runner import TorchRunner
 from facebatch.errors import WeightsError
 from facebatch.exporter.arcface import ArcFaceBackbone, build_arcface
 from facebatch.exporter.onnx_layers import assign_dense, assign_free_norms, assign_prelus, graph_dense
-from facebatch.exporter.onnx_weights import assign_convs, graph_convs, module_signature, trace_calls
+from facebatch.exporter.onnx_weights import IMPORT_ATOL, assign_convs, graph_convs, module_signature, trace_calls
 from facebatch.onnx_graph import GraphView, load_onnx
 from facebatch.verify.parity import ParityReport, compare_outputs
-
-IMPORT_ATOL = 1e-4
 
 
 def _example() -> torch.Tensor:

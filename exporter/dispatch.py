@@ -12,31 +12,25 @@ from facebatch.errors import SpecError, WeightsError
 from facebatch.onnx_graph import load_onnx
 
 
-def _weights_family(weights: Path) -> Family | None:
-    family = detect_family(load_onnx(weights, "weights file", WeightsError))
-    return Family.ARCFACE if family is Family.EMBEDDER else family
-
-
 def export_family(model: str | None, config: Path | None, weights: Path | None) -> Family:
     """SCRFD or ARCFACE; a named model and ONNX weights of the other family are refused."""
     if weights is not None and not Path(weights).is_file():
         raise WeightsError(f"weights file {weights} does not exist")
-    onnx_weights = weights is not None and Path(weights).suffix.lower() == ".onnx"
     named = None
     if model is not None:
         named = Family.ARCFACE if is_arcface_name(model) else Family.SCRFD
     elif config is not None:
         named = Family.SCRFD
-    if not onnx_weights:
+    if weights is None or Path(weights).suffix.lower() != ".onnx":
         if named is None:
             raise SpecError("name a model (see 'facebatch models'), or pass --config FILE.py or ONNX --weights")
         return named
-    assert weights is not None
-    found = _weights_family(Path(weights))
+    found = detect_family(load_onnx(weights, "weights file", WeightsError))
     if found is None:
         raise WeightsError(f"{Path(weights).name} is {describe_family(None)}; it cannot be re-exported")
-    if named is not None and named is not found:
+    exported = Family.SCRFD if found is Family.SCRFD else Family.ARCFACE  # any embedder file is tried as ArcFace weights
+    if named is not None and named is not exported:
         wanted = "an ArcFace network" if named is Family.ARCFACE else "an SCRFD variant"
-        raise SpecError(f"{Path(weights).name} is {describe_family(found if found is Family.SCRFD else Family.EMBEDDER)}, "
-                        f"but {model or '--config'} names {wanted}; drop the name (it is inferred from the file)")  # fmt: skip
-    return found
+        raise SpecError(f"{Path(weights).name} is {describe_family(found)}, but {model or '--config'} names {wanted}; "
+                        "drop the name (it is inferred from the file)")  # fmt: skip
+    return exported

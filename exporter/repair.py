@@ -26,17 +26,19 @@ from facebatch.atomic import atomic_path
 from facebatch.configs.family import scrfd_landmarks
 from facebatch.configs.scrfd import OUTPUT_CHANNELS, released_head_layout
 from facebatch.configs.spec import BATCH, HEIGHT, WIDTH
+from facebatch.configs.spec_io import stored_spec
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.errors import VerificationFailed
 from facebatch.onnx_graph import GraphView, attribute, inferred_shapes, node_label
+from facebatch.verify.independence import INDEPENDENCE_ATOL
 from facebatch.verify.lint import Finding, lint_graph, relaxed_batch
 from facebatch.verify.target import load_model, target_from_onnx
-from facebatch.verify.verify_job import verification_frames
+from facebatch.verify.verify_job import check_sizes, verification_frames
 
 FOLDING_PERM = [2, 3, 0, 1]
 KEEPING_PERM = [0, 2, 3, 1]
-REPAIR_ATOL = 1e-5
+REPAIR_ATOL = INDEPENDENCE_ATOL  # the same gate as check 1: a frame inside a batch equals it alone
 PROOF_FRAMES = 4
 
 
@@ -183,6 +185,7 @@ def fix_onnx(source: Path, target: Path, size: tuple[int, int] | None = None, fr
     """Repair ``source`` into ``target``; proven on ``frames`` (default: seeded frames at
     ``size`` or the model's own size) before anything is written."""
     original = target_from_onnx(source, size=size)
+    (size,) = check_sizes(original, None if size is None else [size])[:1]
     plan = plan_repair(original.model)
     if plan.remaining:
         first = plan.remaining[0]
@@ -193,7 +196,7 @@ def fix_onnx(source: Path, target: Path, size: tuple[int, int] | None = None, fr
     onnx.checker.check_model(plan.model)
     result = FixResult(Path(target), plan.changes, plan.renamed)
     if frames is None:
-        frames = verification_frames(original, original.spec.input_size, PROOF_FRAMES, (), seed=0)
+        frames = verification_frames(original, size, PROOF_FRAMES, (), seed=0)
     with OnnxRuntimeRunner(original.path) as before, OnnxRuntimeRunner(plan.model, label=Path(target).name) as after:
         result.proof_max_diff = prove_repair(before, after, plan.renamed, frames)
     if not result.proof_max_diff <= REPAIR_ATOL:
@@ -207,8 +210,12 @@ def fix_onnx(source: Path, target: Path, size: tuple[int, int] | None = None, fr
 
 
 def repair_hint(path: Path) -> str | None:
-    """A sentence for a failing verify of a file whose every batch problem ``fix`` repairs."""
-    plan = plan_repair(load_model(path))
+    """A sentence for a failing verify of a file whose every batch problem ``fix`` repairs
+    (never for our own artifacts: those are re-exported, not patched)."""
+    model = load_model(path)
+    if stored_spec(model) is not None:
+        return None
+    plan = plan_repair(model)
     if not plan.repairs_everything:
         return None
     repaired = f"{Path(path).stem}_batch.onnx"  # in the working folder: the input's may not be writable

@@ -20,13 +20,20 @@ from facebatch.engines.pipeline.scrfd_layout import canonical_outputs
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.torch_runner import TorchRunner
 from facebatch.errors import WeightsError
-from facebatch.exporter.onnx_weights import CallTrace, assign_convs, graph_convs, module_signature, scalar_multiplier, trace_calls
+from facebatch.exporter.onnx_weights import (
+    IMPORT_ATOL,
+    CallTrace,
+    assign_convs,
+    graph_convs,
+    module_signature,
+    scalar_multiplier,
+    trace_calls,
+)
 from facebatch.exporter.scrfd import SCRFD, build_scrfd
 from facebatch.onnx_graph import GraphView, graph_input, load_onnx
 from facebatch.verify.parity import ParityReport, compare_outputs
 
 SIGNATURE_INPUT = 64  # smallest size that reaches stride 32 with a 2×2 map
-IMPORT_ATOL = 1e-4
 
 
 def _example() -> torch.Tensor:

@@ -23,6 +23,7 @@ import onnx
 from facebatch.engines.runners.base import IntermediateTensors, Runner
 from facebatch.errors import EngineError
 from facebatch.onnx_graph import GraphView, node_label
+from facebatch.verify.independence import INDEPENDENCE_ATOL
 from facebatch.verify.lint import Finding
 
 LOCALISATION_FRAMES = 3
@@ -74,7 +75,7 @@ def localise(
     model: onnx.ModelProto,
     frames: np.ndarray,
     lint: list[Finding],
-    atol: float = 1e-5,
+    atol: float = INDEPENDENCE_ATOL,
 ) -> tuple[Culprit | None, Culprit | None]:
     """(first node that mixes values, first node that folds the batch); either may be None.
 

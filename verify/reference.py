@@ -135,7 +135,7 @@ def compare_with_reference(
 ) -> ReferenceResult:
     """The artifact (active ``runner``) against ``reference`` at the smallest and largest
     batch size, on frames of ``size``."""
-    sizes = parity_batch_sizes(batch_sizes)
+    batches = parity_batch_sizes(batch_sizes)
     atol, why = reference.gate(frames)
     result = ReferenceResult(reference.description, notes=[why] if why else [])
     specs = _comparison_specs(target)
@@ -144,11 +144,11 @@ def compare_with_reference(
         ref_input = _reference_input(ref, size)
         expected: dict[str, np.ndarray] = {}
         if reference.one_frame_at_a_time:
-            with step(f"run the reference {ref.label} on {max(sizes)} frames, one at a time"):
-                singles = [_named(ref.infer({ref_input: frames[i : i + 1]}), target, size, 1, ref.label) for i in range(max(sizes))]
+            with step(f"run the reference {ref.label} on {max(batches)} frames, one at a time"):
+                singles = [_named(ref.infer({ref_input: frames[i : i + 1]}), target, size, 1, ref.label) for i in range(max(batches))]
             expected = {name: np.concatenate([s[name] for s in singles]) for name in singles[0]}
-        with step(f"parity vs {ref.label} at batch {', '.join(map(str, sizes))}"):
-            for n in sizes:
+        with step(f"parity vs {ref.label} at batch {', '.join(map(str, batches))}"):
+            for n in batches:
                 if reference.one_frame_at_a_time:
                     wanted = {name: array[:n] for name, array in expected.items()}
                 else:

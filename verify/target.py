@@ -66,18 +66,14 @@ def _symbolic_hw(dims: list) -> bool:
 def _detector_target(path: Path, model: onnx.ModelProto, size: tuple[int, int] | None) -> VerifyTarget:
     input_name, dims = graph_input(model, SpecError)
     graph_hw = [d if isinstance(d, int) and d > 0 else None for d in dims[2:4]] if len(dims) == 4 else [None, None]
-    notes = []
-    if size is None:
-        if None in graph_hw:
-            size = (INSIGHTFACE_DET_SIZE, INSIGHTFACE_DET_SIZE)
-            notes.append(f"input size is symbolic; checking at {size[0]}x{size[1]}, insightface's detection size (change with --size)")
-        else:
-            size = (graph_hw[0], graph_hw[1])
     head = released_head_layout(bool(scrfd_landmarks(model)))
+    notes = []
+    if None not in graph_hw:
+        size = (graph_hw[0], graph_hw[1])  # a fixed graph runs at its own size (verify_job.check_sizes refuses others)
+    elif size is None:
+        size = (INSIGHTFACE_DET_SIZE, INSIGHTFACE_DET_SIZE)
+        notes.append(f"input size is symbolic; checking at {size[0]}x{size[1]}, insightface's detection size (change with --size)")
     check_input_size(*size, head.size_multiple)
-    for label, have, want in zip(("height", "width"), graph_hw, size):
-        if have is not None and have != want:
-            raise SpecError(f"{path.name} is fixed to {label} {have}; --size {want} cannot run")
     out_dims = io_dims(model)
     outputs = tuple(TensorSpec(o.name, (BATCH, f"rows_{o.name}", out_dims[o.name][-1]), atol=SCRFD_SPEC_ATOL) for o in model.graph.output)
     spec = ModelSpec(
@@ -92,21 +88,14 @@ def _detector_target(path: Path, model: onnx.ModelProto, size: tuple[int, int] |
     return VerifyTarget(path, model, spec, "inferred: SCRFD detector (by its outputs)", not _symbolic_hw(dims), notes)
 
 
-def _our_target(path: Path, model: onnx.ModelProto, spec: ModelSpec, size: tuple[int, int] | None) -> VerifyTarget:
-    if size is not None and not spec.dynamic_size and tuple(size) != spec.input_size:
-        h, w = spec.input_size
-        raise SpecError(f"{path.name} was exported for {h}x{w} and runs at that size only; drop --size "
-                        "(export with --dynamic-size for an artifact that takes other sizes)")  # fmt: skip
-    return VerifyTarget(path, model, spec, OUR_SPEC, not spec.dynamic_size)
-
-
 def target_from_onnx(
     path: Path,
     embedder: EmbedderDescription | None = None,
     size: tuple[int, int] | None = None,
 ) -> VerifyTarget:
     """``embedder``: what the user stated about a foreign embedder (flags or YAML), refused
-    for anything else; ``size``: the input size to check at when the graph allows a choice."""
+    for anything else; ``size``: the input size to check at, where the graph leaves a choice
+    (``verify_job.check_sizes`` refuses sizes a graph cannot run)."""
     path = Path(path)
     model = load_model(path)
     family = detect_family(model)
@@ -116,7 +105,7 @@ def target_from_onnx(
         raise SpecError(f"{path.name} {what}; drop --embedder-spec/--mean/--std/--color-order/--embedding-size/--input/--output "
                         "(they describe a foreign embedder)")  # fmt: skip
     if stored is not None:
-        return _our_target(path, model, stored, size)
+        return VerifyTarget(path, model, stored, OUR_SPEC, not stored.dynamic_size)
     if family is Family.SCRFD:
         return _detector_target(path, model, size)
     if family is Family.EMBEDDER:
@@ -124,7 +113,7 @@ def target_from_onnx(
         if embedder is None:
             embedder = EmbedderDescription()
             notes.append("no embedder spec given: assuming ArcFace preprocessing (RGB, (x-127.5)/127.5)")
-        if size is not None:
+        if size is not None and embedder.input_size is None:
             embedder = embedder.with_overrides(input_size=size)
         spec = embedder_spec(model, embedder, path.name)
         source = "embedder spec" if not notes else "inferred: embedder (one output)"

@@ -82,6 +82,8 @@ def non_square_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
 
 
 def check_sizes(target: VerifyTarget, sizes: Sequence[tuple[int, int]] | None) -> list[tuple[int, int]]:
+    """The input sizes to check at: the given ones, each refused if the graph cannot run it;
+    by default the target's own, plus a non-square one for a symbolic size."""
     spec = target.spec
     if sizes is None:
         if target.fixed_size or spec.family.is_embedder:
@@ -92,7 +94,8 @@ def check_sizes(target: VerifyTarget, sizes: Sequence[tuple[int, int]] | None) -
         raise SpecError(f"{target.path.name} is an embedder: it takes one input size, got {', '.join(map(size_text, sizes))}")
     for size in sizes:
         if target.fixed_size and size != spec.input_size:
-            raise SpecError(f"{target.path.name} runs at {size_text(spec.input_size)} only; drop --size {size_text(size)}")
+            how = " (exported without --dynamic-size)" if target.is_ours else ""
+            raise SpecError(f"{target.path.name} runs at {size_text(spec.input_size)} only{how}; drop --size {size_text(size)}")
         if spec.head is not None:
             check_input_size(*size, spec.size_multiple)
     return sizes

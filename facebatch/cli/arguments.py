@@ -12,7 +12,7 @@ from facebatch.configs.arcface import EMBEDDING_SIZE
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.errors import SpecError
 from facebatch.exporter.settings import OPSET_RANGE, check_opset
-from facebatch.verify.independence import DEFAULT_BATCH_SIZES, INDEPENDENCE_ATOL
+from facebatch.verify.independence import DEFAULT_BATCH_SIZES
 
 STDOUT = Path("-")  # a report target that means standard output
 
@@ -215,5 +215,3 @@ def check_report_targets(args: argparse.Namespace) -> None:
 def reports_to_stdout(args: argparse.Namespace) -> bool:
     return STDOUT in (getattr(args, "json", None), getattr(args, "markdown", None), getattr(args, "junit", None))
 
-
-INDEPENDENCE_ATOL_TEXT = f"{INDEPENDENCE_ATOL:g}"

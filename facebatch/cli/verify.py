@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from facebatch.cli import arguments
 from facebatch.cli.render import console_for, show_verify, write_reports
+from facebatch.verify.independence import INDEPENDENCE_ATOL
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -21,7 +22,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "verify",
         help="prove an SCRFD or embedder ONNX keeps frames independent (the release gate)",
         description="Verify any SCRFD detector or face embedder ONNX, ours or someone else's: (1) batch "
-        f"independence on distinct frames at every --batch-sizes (max abs diff < {arguments.INDEPENDENCE_ATOL_TEXT}), "
+        f"independence on distinct frames at every --batch-sizes (max abs diff < {INDEPENDENCE_ATOL:g}), "
         "(2) layout of every output and axis, (3) SCRFD: each frame's decoded faces (decode + NMS) alone equal those "
         "inside a batch, (4) parity with --reference (torch or another ONNX) within the spec's tolerances, (5) the first "
         "node that mixes or folds frames when (1) or (3) fails, (6) a static lint of Reshape/Transpose/Flatten/reductions. "
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         reference=arguments.reference_factory(args), det_thresh=args.det_thresh, nms_thresh=args.nms_thresh, strict=args.strict,
     )  # fmt: skip
     report = verify_model(args.model_file, options)
-    if not report.passed and not report.spec_source.startswith("facebatch"):
+    if not report.passed:
         from facebatch.exporter.repair import repair_hint
 
         hint = repair_hint(args.model_file)

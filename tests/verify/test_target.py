@@ -51,12 +51,12 @@ def test_our_artifacts_describe_themselves(tmp_path: Path):
     path = ours(tmp_path / "det.onnx", scrfd_spec("scrfd_500m_bnkps", released_head_layout(True), 320, 320))
     target = target_from_onnx(path)
     assert target.is_ours and target.fixed_size and target.spec.input_size == (320, 320)
-    with pytest.raises(SpecError, match="exported for 320x320 and runs at that size only; drop --size"):
-        target_from_onnx(path, size=(640, 640))
+    with pytest.raises(SpecError, match=r"runs at 320x320 only \(exported without --dynamic-size\); drop --size 640x640"):
+        check_sizes(target, [(640, 640)])
     with pytest.raises(SpecError, match="carries its own facebatch spec; drop --embedder-spec/--mean"):
         target_from_onnx(path, EmbedderDescription(color_order="BGR"))
     dynamic = ours(tmp_path / "dyn.onnx", scrfd_spec("scrfd_500m_bnkps", released_head_layout(True), 320, 320, dynamic_size=True))
-    assert not target_from_onnx(dynamic, size=(736, 1280)).fixed_size
+    assert check_sizes(target_from_onnx(dynamic), [(736, 1280), (320, 480)]) == [(736, 1280), (320, 480)]
 
 
 def test_foreign_detectors_default_to_insightfaces_size_and_refuse_embedder_flags(models_dir: Path, tmp_path: Path):
@@ -68,8 +68,8 @@ def test_foreign_detectors_default_to_insightfaces_size_and_refuse_embedder_flag
         target_from_onnx(models_dir / "det_500m.onnx", EmbedderDescription(mean=(0.0, 0.0, 0.0)))
     fixed = target_from_onnx(models_dir / "scrfd_500m_bnkps_640_keepbatch.onnx")
     assert fixed.fixed_size and fixed.notes == []
-    with pytest.raises(SpecError, match="is fixed to height 640; --size 320 cannot run"):
-        target_from_onnx(models_dir / "scrfd_500m_bnkps_640_keepbatch.onnx", size=(320, 320))
+    with pytest.raises(SpecError, match="scrfd_500m_bnkps_640_keepbatch.onnx runs at 640x640 only; drop --size 320x320"):
+        check_sizes(target_from_onnx(models_dir / "scrfd_500m_bnkps_640_keepbatch.onnx", size=(320, 320)), [(320, 320)])
 
 
 def test_embedders_and_files_that_are_neither(models_dir: Path, tmp_path: Path):
