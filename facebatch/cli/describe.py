@@ -35,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.onnx_graph import load_onnx
 
     model = load_onnx(args.model_file, "model file", SpecError)
-    family = detect_family(model)
-    if family is not Family.EMBEDDER or stored_spec(model) is not None:
-        what = "carries its own facebatch spec" if stored_spec(model) is not None else f"is {describe_family(family)}"
+    ours, family = stored_spec(model) is not None, detect_family(model)
+    if ours or family is not Family.EMBEDDER:
+        what = "carries its own facebatch spec" if ours else f"is {describe_family(family)}"
         raise SpecError(f"{args.model_file.name} {what}; describe writes specs of foreign face embedders (verify reads "
                         "detectors by their outputs and our artifacts by their metadata)")  # fmt: skip
     description, stated = arguments.embedder_description(args, args.size)
