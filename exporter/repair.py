@@ -24,6 +24,7 @@ from onnx import numpy_helper
 
 from facebatch.atomic import atomic_path
 from facebatch.configs.family import scrfd_landmarks
+from facebatch.configs.model_file import load_model, read_model_file
 from facebatch.configs.scrfd import OUTPUT_CHANNELS, released_head_layout
 from facebatch.configs.spec import BATCH, HEIGHT, WIDTH
 from facebatch.configs.spec_io import stored_spec
@@ -33,7 +34,6 @@ from facebatch.errors import VerificationFailed
 from facebatch.onnx_graph import GraphView, attribute, inferred_shapes, node_label
 from facebatch.verify.independence import INDEPENDENCE_ATOL
 from facebatch.verify.lint import Finding, lint_graph, relaxed_batch
-from facebatch.verify.target import load_model, target_from_onnx
 from facebatch.verify.verify_job import check_sizes, verification_frames
 
 FOLDING_PERM = [2, 3, 0, 1]
@@ -184,7 +184,7 @@ def prove_repair(original: Runner, repaired: Runner, renames: dict[str, str], fr
 def fix_onnx(source: Path, target: Path, size: tuple[int, int] | None = None, frames: np.ndarray | None = None) -> FixResult:
     """Repair ``source`` into ``target``; proven on ``frames`` (default: seeded frames at
     ``size`` or the model's own size) before anything is written."""
-    original = target_from_onnx(source, size=size)
+    original = read_model_file(source, size=size)
     (size,) = check_sizes(original, None if size is None else [size])[:1]
     plan = plan_repair(original.model)
     if plan.remaining:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from facebatch.configs.model_file import ModelFile
 from facebatch.configs.scrfd import SCRFD_CONFIGS
 from facebatch.configs.spec import Family, ModelSpec
 from facebatch.engines.runners.base import Runner
@@ -30,7 +31,6 @@ from facebatch.exporter.scrfd_export import ScrfdExportRequest, scrfd_model_with
 from facebatch.exporter.seeded import seeded_parity_gate
 from facebatch.progress import step
 from facebatch.verify.reference import Reference, ReferenceFactory, onnx_reference
-from facebatch.verify.target import VerifyTarget
 
 TORCH = "torch"
 
@@ -63,7 +63,7 @@ def _sidecar_weights(path: Path, sha256: str) -> dict:
     return data.get("weights", {}) if isinstance(data, dict) and data.get("sha256") == sha256 else {}
 
 
-def _weights_of(target: VerifyTarget, weights: Path | None) -> tuple[Path | None, int]:
+def _weights_of(target: ModelFile, weights: Path | None) -> tuple[Path | None, int]:
     """(weights file or None for seeded, seed) the artifact was exported from."""
     props = {p.key: p.value for p in target.model.metadata_props}
     kind = props.get("weights_source")
@@ -86,7 +86,7 @@ def _weights_of(target: VerifyTarget, weights: Path | None) -> tuple[Path | None
 
 
 def rebuild_torch_model(
-    target: VerifyTarget, weights: Path | None, config: Path | None, photos: Sequence[Path]
+    target: ModelFile, weights: Path | None, config: Path | None, photos: Sequence[Path]
 ) -> tuple[nn.Module, WeightsInfo]:
     """The populated torch model of one of our artifacts."""
     if target.source != "facebatch metadata":
@@ -112,7 +112,7 @@ def rebuild_torch_model(
 def torch_reference(weights: Path | None = None, config: Path | None = None) -> ReferenceFactory:
     """The check-4 reference of our artifacts: their torch model, rebuilt."""
 
-    def build(target: VerifyTarget, photos: Sequence[Path]) -> Reference:
+    def build(target: ModelFile, photos: Sequence[Path]) -> Reference:
         with step("rebuild the torch model this file was exported from"):
             model, info = rebuild_torch_model(target, weights, config, photos)
         return TorchReference(model, target.spec, info)

@@ -105,7 +105,7 @@ def test_imports_follow_the_direction(path: Path):
 
 def test_the_checker_catches_what_it_forbids():
     """A test that cannot fail proves nothing: each rule on a module that breaks it."""
-    assert violations("from facebatch.exporter.repair import fix_onnx\n", "facebatch.verify.target")
+    assert violations("from facebatch.exporter.repair import fix_onnx\n", "facebatch.configs.model_file")
     assert violations("def f():\n    from facebatch.verify import verify_job\n", "facebatch.configs.spec")  # lazy counts
     assert violations("from facebatch.errors import SpecError\n", "facebatch.onnx_graph")
     assert violations("import onnxruntime as ort\n", "facebatch.verify.independence")

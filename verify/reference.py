@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facebatch.configs.model_file import ModelFile, load_model
 from facebatch.configs.spec import TensorSpec
 from facebatch.engines.pipeline.scrfd_layout import canonical_outputs
 from facebatch.engines.runners.base import Runner
@@ -30,7 +31,6 @@ from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.errors import SpecError
 from facebatch.progress import step
 from facebatch.verify.parity import ParityReport, compare_outputs
-from facebatch.verify.target import VerifyTarget, load_model
 
 
 class Reference(ABC):
@@ -49,7 +49,7 @@ class Reference(ABC):
 
 
 # Builds the reference of one target; the photos serve proofs a rebuild may need.
-ReferenceFactory = Callable[[VerifyTarget, Sequence[Path]], Reference]
+ReferenceFactory = Callable[[ModelFile, Sequence[Path]], Reference]
 
 
 @dataclass
@@ -105,7 +105,7 @@ def _reference_input(runner: Runner, size: tuple[int, int]) -> str:
     return source.name
 
 
-def _named(raw: Mapping[str, np.ndarray], target: VerifyTarget, size: tuple[int, int], batch: int, source: str) -> dict[str, np.ndarray]:
+def _named(raw: Mapping[str, np.ndarray], target: ModelFile, size: tuple[int, int], batch: int, source: str) -> dict[str, np.ndarray]:
     """Both sides in one vocabulary: SCRFD → score_8 … kps_32; an embedder → its spec name."""
     if target.spec.head is not None:
         return canonical_outputs(list(raw.values()), target.spec.head, size[0], size[1], batch)
@@ -114,7 +114,7 @@ def _named(raw: Mapping[str, np.ndarray], target: VerifyTarget, size: tuple[int,
     return {target.spec.outputs[0].name: next(iter(raw.values()))}
 
 
-def _comparison_specs(target: VerifyTarget) -> list[TensorSpec]:
+def _comparison_specs(target: ModelFile) -> list[TensorSpec]:
     """The spec's tolerances under the shared names. SCRFD specs of foreign files name their
     outputs as the graph does, so a shared name they lack takes the first output's tolerances
     (every SCRFD output has the same ones)."""
@@ -126,7 +126,7 @@ def _comparison_specs(target: VerifyTarget) -> list[TensorSpec]:
 
 
 def compare_with_reference(
-    target: VerifyTarget,
+    target: ModelFile,
     runner: Runner,
     frames: np.ndarray,
     reference: Reference,

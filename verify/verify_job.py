@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from facebatch.configs.embedder import EmbedderDescription
+from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.configs.scrfd import check_input_size
 from facebatch.engines.pipeline.preprocess import frame_sources, proof_frames
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
@@ -41,7 +42,6 @@ from facebatch.verify.lint import Finding, io_findings, lint_graph, relaxed_batc
 from facebatch.verify.localize import LOCALISATION_FRAMES, Culprit, localise
 from facebatch.verify.reference import Reference, ReferenceFactory, ReferenceResult, compare_with_reference
 from facebatch.verify.report import FAIL, NA, PASS, SKIP, CheckResult, VerifyReport, size_text
-from facebatch.verify.target import VerifyTarget, target_from_onnx
 
 MAX_LISTED = 12
 
@@ -67,7 +67,7 @@ class VerifyOptions:
                             "give at least one batch size of 2 or more, e.g. 1,2,7,32")  # fmt: skip
 
 
-def verification_frames(target: VerifyTarget, size: tuple[int, int], count: int, photos: Sequence[Path], seed: int) -> np.ndarray:
+def verification_frames(target: ModelFile, size: tuple[int, int], count: int, photos: Sequence[Path], seed: int) -> np.ndarray:
     fit = "center" if target.family.is_embedder else "letterbox"
     return proof_frames(count, size[0], size[1], target.spec.normalize, photos, seed, fit=fit)
 
@@ -81,7 +81,7 @@ def non_square_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
     return height, math.ceil(width * 1.5 / multiple) * multiple
 
 
-def check_sizes(target: VerifyTarget, sizes: Sequence[tuple[int, int]] | None) -> list[tuple[int, int]]:
+def check_sizes(target: ModelFile, sizes: Sequence[tuple[int, int]] | None) -> list[tuple[int, int]]:
     """The input sizes to check at: the given ones, each refused if the graph cannot run it;
     by default the target's own, plus a non-square one for a symbolic size."""
     spec = target.spec
@@ -151,7 +151,7 @@ def _independence_check(report: IndependenceReport, relaxed: bool) -> CheckResul
     return CheckResult(1, name, FAIL, "; ".join(reason) + how, _listed([d.describe() for d in values]), data)
 
 
-def _decoded_check(decoded: DecodedIndependence | None, target: VerifyTarget) -> CheckResult:
+def _decoded_check(decoded: DecodedIndependence | None, target: ModelFile) -> CheckResult:
     name = "decoded independence"
     if decoded is None:
         return CheckResult(3, name, NA, f"{target.family.value} model: no decode step (raw outputs are check 1)")
@@ -211,7 +211,7 @@ def _per_batch_maxima(report: IndependenceReport) -> list[SliceDiff]:
 
 
 def _checks_at(
-    target: VerifyTarget, runner: Runner, size: tuple[int, int], reference: Reference | None,
+    target: ModelFile, runner: Runner, size: tuple[int, int], reference: Reference | None,
     findings: list[Finding], options: VerifyOptions, relaxed: bool,
 ) -> list[CheckResult]:  # fmt: skip
     """Checks 1–5 at one input size."""
@@ -248,7 +248,7 @@ def verify_model(path: Path, options: VerifyOptions | None = None) -> VerifyRepo
     options.check()
     started = time.perf_counter()
     path = Path(path)
-    target = target_from_onnx(path, options.embedder, options.sizes[0] if options.sizes else None)
+    target = read_model_file(path, options.embedder, options.sizes[0] if options.sizes else None)
     sizes = check_sizes(target, options.sizes)
     count = max(max(options.batch_sizes), LOCALISATION_FRAMES)
     reference = options.reference(target, options.photos) if options.reference is not None else None

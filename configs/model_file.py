@@ -1,4 +1,5 @@
-"""What is this ONNX file? A ``VerifyTarget`` carries the spec every check works from.
+"""What is this ONNX file? A ``ModelFile`` carries the spec that verify, bench and the
+pipeline work from, whoever made the file.
 
 * our artifacts: the spec stored in ``metadata_props`` by the exporter; flags that describe
   a model are refused, since the file describes itself;
@@ -30,7 +31,7 @@ OUR_SPEC = "facebatch metadata"
 
 
 @dataclass
-class VerifyTarget:
+class ModelFile:
     path: Path
     model: onnx.ModelProto
     spec: ModelSpec
@@ -63,7 +64,7 @@ def _symbolic_hw(dims: list) -> bool:
     return len(dims) == 4 and any(not (isinstance(d, int) and d > 0) for d in dims[2:4])
 
 
-def _detector_target(path: Path, model: onnx.ModelProto, size: tuple[int, int] | None) -> VerifyTarget:
+def _detector_target(path: Path, model: onnx.ModelProto, size: tuple[int, int] | None) -> ModelFile:
     input_name, dims = graph_input(model, SpecError)
     graph_hw = [d if isinstance(d, int) and d > 0 else None for d in dims[2:4]] if len(dims) == 4 else [None, None]
     head = released_head_layout(bool(scrfd_landmarks(model)))
@@ -85,14 +86,14 @@ def _detector_target(path: Path, model: onnx.ModelProto, size: tuple[int, int] |
         input_size=size,
         head=head,
     )
-    return VerifyTarget(path, model, spec, "inferred: SCRFD detector (by its outputs)", not _symbolic_hw(dims), notes)
+    return ModelFile(path, model, spec, "inferred: SCRFD detector (by its outputs)", not _symbolic_hw(dims), notes)
 
 
-def target_from_onnx(
+def read_model_file(
     path: Path,
     embedder: EmbedderDescription | None = None,
     size: tuple[int, int] | None = None,
-) -> VerifyTarget:
+) -> ModelFile:
     """``embedder``: what the user stated about a foreign embedder (flags or YAML), refused
     for anything else; ``size``: the input size to check at, where the graph leaves a choice
     (``verify_job.check_sizes`` refuses sizes a graph cannot run)."""
@@ -105,7 +106,7 @@ def target_from_onnx(
         raise SpecError(f"{path.name} {what}; drop --embedder-spec/--mean/--std/--color-order/--embedding-size/--input/--output "
                         "(they describe a foreign embedder)")  # fmt: skip
     if stored is not None:
-        return VerifyTarget(path, model, stored, OUR_SPEC, not stored.dynamic_size)
+        return ModelFile(path, model, stored, OUR_SPEC, not stored.dynamic_size)
     if family is Family.SCRFD:
         return _detector_target(path, model, size)
     if family is Family.EMBEDDER:
@@ -117,5 +118,5 @@ def target_from_onnx(
             embedder = embedder.with_overrides(input_size=size)
         spec = embedder_spec(model, embedder, path.name)
         source = "embedder spec" if not notes else "inferred: embedder (one output)"
-        return VerifyTarget(path, model, spec, source, True, notes)
+        return ModelFile(path, model, spec, source, True, notes)
     raise SpecError(f"{path.name} is {describe_family(family)}; describe an embedder with --embedder-spec")

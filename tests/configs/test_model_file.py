@@ -12,11 +12,11 @@ from onnx import TensorProto, helper
 from facebatch.configs.arcface import arcface_spec
 from facebatch.configs.embedder import EmbedderDescription
 from facebatch.configs.family import detect_family, scrfd_landmarks
+from facebatch.configs.model_file import read_model_file
 from facebatch.configs.scrfd import released_head_layout, scrfd_spec
 from facebatch.configs.spec import Family
 from facebatch.configs.spec_io import SPEC_PROP, spec_to_dict
 from facebatch.errors import SpecError
-from facebatch.verify.target import target_from_onnx
 from facebatch.verify.verify_job import VerifyOptions, check_sizes, non_square_size, verify_model
 from tests.data.graphs import batch_mean_leak, folded_head
 
@@ -49,45 +49,45 @@ def test_one_family_rule(tmp_path: Path, models_dir: Path):
 
 def test_our_artifacts_describe_themselves(tmp_path: Path):
     path = ours(tmp_path / "det.onnx", scrfd_spec("scrfd_500m_bnkps", released_head_layout(True), 320, 320))
-    target = target_from_onnx(path)
+    target = read_model_file(path)
     assert target.is_ours and target.fixed_size and target.spec.input_size == (320, 320)
     with pytest.raises(SpecError, match=r"runs at 320x320 only \(exported without --dynamic-size\); drop --size 640x640"):
         check_sizes(target, [(640, 640)])
     with pytest.raises(SpecError, match="carries its own facebatch spec; drop --embedder-spec/--mean"):
-        target_from_onnx(path, EmbedderDescription(color_order="BGR"))
+        read_model_file(path, EmbedderDescription(color_order="BGR"))
     dynamic = ours(tmp_path / "dyn.onnx", scrfd_spec("scrfd_500m_bnkps", released_head_layout(True), 320, 320, dynamic_size=True))
-    assert check_sizes(target_from_onnx(dynamic), [(736, 1280), (320, 480)]) == [(736, 1280), (320, 480)]
+    assert check_sizes(read_model_file(dynamic), [(736, 1280), (320, 480)]) == [(736, 1280), (320, 480)]
 
 
 def test_foreign_detectors_default_to_insightfaces_size_and_refuse_embedder_flags(models_dir: Path, tmp_path: Path):
-    target = target_from_onnx(models_dir / "det_500m.onnx")
+    target = read_model_file(models_dir / "det_500m.onnx")
     assert target.spec.input_size == (640, 640) and not target.fixed_size and target.spec.head == released_head_layout(True)
     assert "checking at 640x640, insightface's detection size (change with --size)" in target.notes[0]
-    assert target_from_onnx(models_dir / "det_500m.onnx", size=(320, 480)).spec.input_size == (320, 480)
+    assert read_model_file(models_dir / "det_500m.onnx", size=(320, 480)).spec.input_size == (320, 480)
     with pytest.raises(SpecError, match="is an SCRFD face detector; drop --embedder-spec"):
-        target_from_onnx(models_dir / "det_500m.onnx", EmbedderDescription(mean=(0.0, 0.0, 0.0)))
-    fixed = target_from_onnx(models_dir / "scrfd_500m_bnkps_640_keepbatch.onnx")
+        read_model_file(models_dir / "det_500m.onnx", EmbedderDescription(mean=(0.0, 0.0, 0.0)))
+    fixed = read_model_file(models_dir / "scrfd_500m_bnkps_640_keepbatch.onnx")
     assert fixed.fixed_size and fixed.notes == []
     with pytest.raises(SpecError, match="scrfd_500m_bnkps_640_keepbatch.onnx runs at 640x640 only; drop --size 320x320"):
-        check_sizes(target_from_onnx(models_dir / "scrfd_500m_bnkps_640_keepbatch.onnx", size=(320, 320)), [(320, 320)])
+        check_sizes(read_model_file(models_dir / "scrfd_500m_bnkps_640_keepbatch.onnx", size=(320, 320)), [(320, 320)])
 
 
 def test_embedders_and_files_that_are_neither(models_dir: Path, tmp_path: Path):
-    assumed = target_from_onnx(models_dir / "mobilefacenet_128d.onnx")
+    assumed = read_model_file(models_dir / "mobilefacenet_128d.onnx")
     assert assumed.family is Family.EMBEDDER and assumed.spec.embedding_size == 128 and "assuming ArcFace preprocessing" in assumed.notes[0]
-    described = target_from_onnx(models_dir / "mobilefacenet_128d.onnx", EmbedderDescription(color_order="BGR"))
+    described = read_model_file(models_dir / "mobilefacenet_128d.onnx", EmbedderDescription(color_order="BGR"))
     assert described.notes == [] and not described.spec.normalize.rgb
     with pytest.raises(SpecError, match="is neither an SCRFD detector .* nor an embedder"):
-        target_from_onnx(heads_only(tmp_path / "odd.onnx", [1, 4]))
+        read_model_file(heads_only(tmp_path / "odd.onnx", [1, 4]))
 
 
 def test_check_sizes_and_the_batch_size_rule(models_dir: Path, tmp_path: Path):
     assert non_square_size((320, 320), 32) == (320, 480) and non_square_size((256, 320), 32) == (320, 256)
-    official = target_from_onnx(models_dir / "det_500m.onnx")
+    official = read_model_file(models_dir / "det_500m.onnx")
     assert check_sizes(official, None) == [(640, 640), (640, 960)]  # a symbolic size is checked at two sizes
     with pytest.raises(SpecError, match="not a positive multiple of 32"):
         check_sizes(official, [(640, 640), (300, 320)])
-    embedder = target_from_onnx(models_dir / "mobilefacenet_128d.onnx")
+    embedder = read_model_file(models_dir / "mobilefacenet_128d.onnx")
     assert check_sizes(embedder, None) == [(112, 112)]
     with pytest.raises(SpecError, match="runs at 112x112 only; drop --size 128x128"):
         check_sizes(embedder, [(128, 128)])
