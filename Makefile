@@ -24,14 +24,16 @@ help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-8s %s\n", $$1, $$2}'
 	@echo "variables: DETECTOR=$(DETECTOR) DETECTOR_SIZE=$(DETECTOR_SIZE) DETECTOR_WEIGHTS=$(DETECTOR_WEIGHTS)"
 	@echo "           EMBEDDER=$(EMBEDDER) EMBEDDER_WEIGHTS=$(EMBEDDER_WEIGHTS) BUILD=$(BUILD)"
-	@echo "           ARTIFACTS=$(ARTIFACTS) (what make verify checks; empty: every .onnx in $(BUILD)/onnx)"
+	@echo "           ARTIFACTS=$(ARTIFACTS) (what make verify and bench take; empty: every .onnx in $(BUILD)/onnx)"
 	@echo "           REFERENCE=$(REFERENCE) (make verify's check-4 reference: torch, or an ONNX file)"
+	@echo "           BENCH_BACKENDS=$(BENCH_BACKENDS) BENCH_ARGS='$(BENCH_ARGS)'"
+	@echo "           PUBLISHED=$(PUBLISHED) (the table make bench compares with)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,openvino,plot]'
 	touch $(STAMP)
 
 venv: $(STAMP) ## create or refresh .venv
@@ -45,11 +47,17 @@ export: $(STAMP) ## export both defaults to build/onnx (+ .json): scrfd_10g_320_
 
 # Empty: every artifact in $(BUILD)/onnx, listed when the recipe runs (after 'make export').
 ARTIFACTS ?=
+# Shell: $$models = the artifacts to check or time, or a clear stop when there are none.
+LIST_ARTIFACTS = models="$(or $(ARTIFACTS),$$(ls $(BUILD)/onnx/*.onnx 2>/dev/null))"; \
+	test -n "$$models" || { echo "make $@: no artifact in $(BUILD)/onnx; run 'make export' first"; exit 2; }
+# make bench: the CPU backends here; the published table it is set beside
+BENCH_BACKENDS ?= ort-cpu,openvino
+BENCH_ARGS     ?= --batch-sizes 1,2,4,8,16,32 --warmup 0.5 --seconds 1
+PUBLISHED      ?= configs/published/alonsorobots_rtx5090.yaml
 
 verify: $(STAMP) ## the release gate on every artifact in build/onnx: all six checks, parity vs torch, --strict → build/reports/
 	@mkdir -p $(BUILD)/reports
-	@models="$(or $(ARTIFACTS),$$(ls $(BUILD)/onnx/*.onnx 2>/dev/null))"; \
-	test -n "$$models" || { echo "make verify: no artifact in $(BUILD)/onnx; run 'make export' first"; exit 2; }; \
+	@$(LIST_ARTIFACTS); \
 	for model in $$models; do \
 		test -f $$model || { echo "make verify: $$model is missing; run 'make export' first"; exit 2; }; \
 		stem=$$(basename $$model .onnx); \
@@ -58,8 +66,15 @@ verify: $(STAMP) ## the release gate on every artifact in build/onnx: all six ch
 			--junit $(BUILD)/reports/$$stem.verify.xml || exit $$?; \
 	done
 
-bench: $(STAMP) ## benchmark throughput per batch size (arrives with its issue)
-	@echo "make bench: benchmarking arrives with its own issue; nothing is measured yet."
+bench: $(STAMP) ## throughput per batch size of every artifact in build/onnx on BENCH_BACKENDS, beside PUBLISHED → build/reports/bench_*
+	@mkdir -p $(BUILD)/reports
+	@$(LIST_ARTIFACTS); \
+	for model in $$models; do \
+		stem=$$(basename $$model .onnx); \
+		$(BIN)/facebatch bench $$model --backend $(BENCH_BACKENDS) $(BENCH_ARGS) $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES)) \
+			--compare $(PUBLISHED) --json $(BUILD)/reports/bench_$$stem.json --markdown $(BUILD)/reports/bench_$$stem.md \
+			--plot $(BUILD)/reports/bench_$$stem.png || exit $$?; \
+	done
 
 test: $(STAMP) ## run the test suite (real fixtures from $(FIXTURES) when present)
 	$(BIN)/python -m pytest

@@ -52,6 +52,19 @@ class ModelFile:
     def is_ours(self) -> bool:
         return self.source == OUR_SPEC
 
+    def checked_size(self, size: tuple[int, int] | None) -> tuple[int, int]:
+        """``size`` if this graph can run it (the spec's own size for None), else a one-line refusal."""
+        if size is None:
+            return self.spec.input_size
+        size = (int(size[0]), int(size[1]))
+        if self.fixed_size and size != self.spec.input_size:
+            how = " (exported without --dynamic-size)" if self.is_ours else ""
+            h, w = self.spec.input_size
+            raise SpecError(f"{self.path.name} runs at {h}x{w} only{how}; drop --size {size[0]}x{size[1]}")
+        if self.spec.head is not None:
+            check_input_size(*size, self.spec.size_multiple)
+        return size
+
 
 def load_model(path: Path) -> onnx.ModelProto:
     model = load_onnx(path, "model file", SpecError)

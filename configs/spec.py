@@ -160,6 +160,20 @@ class ModelSpec:
         """What every input height and width must be a multiple of (SCRFD: its coarsest stride)."""
         return self.head.size_multiple if self.head is not None else 1
 
+    def batch_profile(self, size: tuple[int, int] | None = None) -> dict[str, tuple[tuple[int, ...], ...]]:
+        """Per input, the (min, opt, max) shapes of an optimisation profile over the batch range
+        at ``size`` (default: the spec's): what TensorRT (engine or execution provider) is given."""
+        height, width = size or self.input_size
+        sizes = {HEIGHT: height, WIDTH: width}
+        return {
+            t.name: tuple(t.concrete_shape({**sizes, BATCH: n}) for n in (self.batch.min, self.batch.opt, self.batch.max))
+            for t in self.inputs
+        }
+
+    def check_batch(self, batch: int) -> None:
+        if not self.batch.min <= batch <= self.batch.max:
+            raise SpecError(f"batch size {batch} is outside {self.name}'s profile {self.batch.min}–{self.batch.max}")
+
     @property
     def input(self) -> TensorSpec:
         if len(self.inputs) != 1:

@@ -28,13 +28,14 @@ from facebatch.configs.model_file import load_model, read_model_file
 from facebatch.configs.scrfd import OUTPUT_CHANNELS, released_head_layout
 from facebatch.configs.spec import BATCH, HEIGHT, WIDTH
 from facebatch.configs.spec_io import stored_spec
+from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.errors import VerificationFailed
 from facebatch.onnx_graph import GraphView, attribute, inferred_shapes, node_label
 from facebatch.verify.independence import INDEPENDENCE_ATOL
 from facebatch.verify.lint import Finding, lint_graph, relaxed_batch
-from facebatch.verify.verify_job import check_sizes, verification_frames
+from facebatch.verify.verify_job import check_sizes
 
 FOLDING_PERM = [2, 3, 0, 1]
 KEEPING_PERM = [0, 2, 3, 1]
@@ -196,7 +197,7 @@ def fix_onnx(source: Path, target: Path, size: tuple[int, int] | None = None, fr
     onnx.checker.check_model(plan.model)
     result = FixResult(Path(target), plan.changes, plan.renamed)
     if frames is None:
-        frames = verification_frames(original, size, PROOF_FRAMES, (), seed=0)
+        frames = model_frames(original, size, PROOF_FRAMES)
     with OnnxRuntimeRunner(original.path) as before, OnnxRuntimeRunner(plan.model, label=Path(target).name) as after:
         result.proof_max_diff = prove_repair(before, after, plan.renamed, frames)
     if not result.proof_max_diff <= REPAIR_ATOL:

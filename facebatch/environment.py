@@ -1,16 +1,20 @@
-"""What a report must say about where it was produced: versions, machine, git commit."""
+"""What a report must say about where it was produced: versions, machine (CPU model and
+cores, GPUs), git commit. Read without importing torch or any runtime."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
+import shutil
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import facebatch
 
-PACKAGES = ("torch", "onnx", "onnxruntime", "onnxsim", "onnxscript", "numpy", "opencv-python-headless")
+PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "polygraphy", "onnxsim", "onnxscript",
+            "numpy", "opencv-python-headless", "matplotlib")  # fmt: skip
 
 
 def file_sha256(path: Path) -> str:
@@ -27,7 +31,8 @@ def package_versions() -> dict[str, str]:
         try:
             versions[name] = version(name)
         except PackageNotFoundError:
-            versions[name] = "not installed"
+            if name in ("torch", "onnx", "onnxruntime", "numpy"):  # required: say so when absent
+                versions[name] = "not installed"
     return versions
 
 
@@ -40,12 +45,82 @@ def git_commit() -> str | None:
         return None
 
 
+def usable_cpus() -> int:
+    """Logical CPUs this process may run on (its affinity, e.g. a container's limit)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def physical_cores() -> int:
+    """Distinct physical cores among the usable CPUs (hyper-threads counted once): the thread
+    count a CPU runtime is given by default."""
+    cores = set()
+    try:
+        cpus = os.sched_getaffinity(0)
+    except AttributeError:
+        return usable_cpus()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add((topology.joinpath("physical_package_id").read_text().strip(), topology.joinpath("core_id").read_text().strip()))
+        except OSError:
+            return len(cpus)
+    return len(cores) or len(cpus)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpus() -> list[dict[str, str]]:
+    """NVIDIA GPUs as nvidia-smi names them: name, driver, compute capability, memory."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    query = ["nvidia-smi", "--query-gpu=name,driver_version,compute_cap,memory.total", "--format=csv,noheader"]
+    try:
+        out = subprocess.run(query, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if out.returncode != 0:
+        return []
+    keys = ("name", "driver", "compute_capability", "memory")
+    return [dict(zip(keys, (field.strip() for field in line.split(",")))) for line in out.stdout.strip().splitlines() if line.strip()]
+
+
 def environment() -> dict[str, object]:
     return {
         "facebatch": facebatch.__version__,
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "physical_cores": physical_cores(),
+        "usable_cpus": usable_cpus(),
+        "gpus": gpus(),
         "packages": package_versions(),
     }
+
+
+def describe_environment(env: dict) -> list[str]:
+    """A captured environment as lines for people (reports)."""
+    if not env:
+        return []
+    cores = f", {env['physical_cores']} physical cores ({env['usable_cpus']} usable CPUs)" if "physical_cores" in env else ""
+    lines = [
+        f"facebatch {env.get('facebatch')} (git {env.get('git_commit') or 'unknown'}), Python {env.get('python')}",
+        f"{env.get('platform')}; CPU {env.get('cpu')}{cores}",
+    ]
+    for gpu in env.get("gpus") or []:
+        lines.append(f"GPU {gpu.get('name')}, driver {gpu.get('driver')}, compute capability {gpu.get('compute_capability')}, {gpu.get('memory')}")
+    packages = env.get("packages", {})
+    if packages:
+        lines.append(", ".join(f"{name} {version}" for name, version in packages.items()))
+    return lines

@@ -15,6 +15,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from facebatch.environment import describe_environment
+
 PASS, FAIL, SKIP, NA = "pass", "fail", "skip", "n/a"
 
 
@@ -96,19 +98,6 @@ class VerifyReport:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
 
-    def environment_lines(self) -> list[str]:
-        env = self.environment
-        if not env:
-            return []
-        lines = [
-            f"facebatch {env.get('facebatch')} (git {env.get('git_commit') or 'unknown'}), Python {env.get('python')}",
-            f"{env.get('platform')}, CPU {env.get('cpu')}",
-        ]
-        packages = env.get("packages", {})
-        if packages:
-            lines.append(", ".join(f"{name} {version}" for name, version in packages.items()))
-        return lines
-
     def to_markdown(self) -> str:
         mode = " (strict: skipped checks fail)" if self.strict else ""
         lines = [
@@ -133,7 +122,7 @@ class VerifyReport:
                 lines += ["", f"## {c.label}", ""] + [f"- {d}" for d in c.details]
         if self.frames:
             lines += ["", "## Frames", ""] + [f"- {i}: {source}" for i, source in enumerate(self.frames)]
-        environment = self.environment_lines()
+        environment = describe_environment(self.environment)
         if environment:
             lines += ["", "## Environment", ""] + [f"- {line}" for line in environment]
         return "\n".join(lines) + "\n"

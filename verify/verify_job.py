@@ -17,12 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from facebatch.configs.embedder import EmbedderDescription
 from facebatch.configs.model_file import ModelFile, read_model_file
-from facebatch.configs.scrfd import check_input_size
-from facebatch.engines.pipeline.preprocess import frame_sources, proof_frames
+from facebatch.engines.pipeline.preprocess import frame_sources, model_frames
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeIntermediateRunner, OnnxRuntimeRunner
@@ -67,11 +64,6 @@ class VerifyOptions:
                             "give at least one batch size of 2 or more, e.g. 1,2,7,32")  # fmt: skip
 
 
-def verification_frames(target: ModelFile, size: tuple[int, int], count: int, photos: Sequence[Path], seed: int) -> np.ndarray:
-    fit = "center" if target.family.is_embedder else "letterbox"
-    return proof_frames(count, size[0], size[1], target.spec.normalize, photos, seed, fit=fit)
-
-
 def non_square_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
     """A second size for graphs with a symbolic input size: 320x320 → 320x480; a non-square
     size is turned around."""
@@ -92,13 +84,7 @@ def check_sizes(target: ModelFile, sizes: Sequence[tuple[int, int]] | None) -> l
     sizes = list(dict.fromkeys(tuple(s) for s in sizes))
     if spec.family.is_embedder and len(sizes) > 1:
         raise SpecError(f"{target.path.name} is an embedder: it takes one input size, got {', '.join(map(size_text, sizes))}")
-    for size in sizes:
-        if target.fixed_size and size != spec.input_size:
-            how = " (exported without --dynamic-size)" if target.is_ours else ""
-            raise SpecError(f"{target.path.name} runs at {size_text(spec.input_size)} only{how}; drop --size {size_text(size)}")
-        if spec.head is not None:
-            check_input_size(*size, spec.size_multiple)
-    return sizes
+    return [target.checked_size(size) for size in sizes]
 
 
 def _listed(lines: list[str]) -> list[str]:
@@ -216,7 +202,7 @@ def _checks_at(
 ) -> list[CheckResult]:  # fmt: skip
     """Checks 1–5 at one input size."""
     count = max(max(options.batch_sizes), LOCALISATION_FRAMES)
-    frames = verification_frames(target, size, count, options.photos, options.seed)
+    frames = model_frames(target, size, count, options.photos, options.seed)
     checks = []
     result = None
     if reference is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facebatch.configs.model_file import ModelFile
 from facebatch.configs.spec import Normalize
 from facebatch.errors import SpecError
 
@@ -102,3 +103,10 @@ def proof_frames(
     if fit != "letterbox":
         raise SpecError(f"unknown frame fit {fit!r}; use 'letterbox' or 'center'")
     return detector_blob(images, height, width, normalize)
+
+
+def model_frames(model: ModelFile, size: tuple[int, int], count: int, photos: Sequence[Path] = (), seed: int = 0) -> np.ndarray:
+    """``count`` distinct frames the way ``model`` takes them at ``size``: photos letterboxed for
+    detectors or centre-cropped for embedders, then seeded noise."""
+    fit = "center" if model.family.is_embedder else "letterbox"
+    return proof_frames(count, size[0], size[1], model.spec.normalize, photos, seed, fit=fit)

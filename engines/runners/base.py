@@ -84,6 +84,8 @@ class Runner(ABC):
         self.inputs: tuple[TensorMeta, ...] = ()
         self.outputs: tuple[TensorMeta, ...] = ()
         self.provider = ""  # the device/provider that really runs, known once active
+        self.precision = "fp32"  # the arithmetic it runs in, as far as the runner decides it
+        self.threads: int | None = None  # CPU threads the runtime was set to, once active (None: its own default)
         self.last_inference_seconds: float | None = None
         self._active = False
 

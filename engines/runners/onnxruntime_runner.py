@@ -36,21 +36,49 @@ def _meta(arg) -> TensorMeta:  # noqa: ANN001 - onnxruntime NodeArg
 
 
 class OnnxRuntimeRunner(Runner):
-    """``with OnnxRuntimeRunner(path) as runner: outputs = runner.infer({"input.1": x})``."""
+    """``with OnnxRuntimeRunner(path) as runner: outputs = runner.infer({"input.1": x})``.
+
+    ``providers`` in order of preference, each a name or (name, options). The first one must
+    really run: if onnxruntime lacks it, or starts another instead, that is an ``EngineError``
+    saying what to install (``install_hint``), unless ``allow_fallback``; ``provider`` always
+    says what ran, and ``precision`` what it computes in (the graph's, unless the provider
+    that ran is told otherwise, e.g. TensorRT's fp16 mode)."""
 
     def __init__(
         self,
         model: Path | onnx.ModelProto,
-        providers: Sequence[str] = (CPU,),
+        providers: Sequence[str | tuple[str, dict[str, object]]] = (CPU,),
         intra_op_threads: int | None = None,
         label: str | None = None,
+        allow_fallback: bool = False,
+        install_hint: str = "",
+        precision: str = "fp32",
+        precision_by_provider: Mapping[str, str] | None = None,
+        spin_wait: bool = True,
     ) -> None:
         self.model = model if isinstance(model, onnx.ModelProto) else Path(model)
         default_label = self.model.name if isinstance(self.model, Path) else (model.graph.name or "in-memory graph")  # type: ignore[union-attr]
         super().__init__(label or default_label)
         self.providers = tuple(providers)
         self.intra_op_threads = intra_op_threads
+        self.allow_fallback = allow_fallback
+        self.install_hint = install_hint
+        self.graph_precision = precision  # what the graph computes in (fp16 artifacts: "fp16")
+        self.precision_by_provider = dict(precision_by_provider or {})  # e.g. TensorRT told to build fp16 kernels
+        self.spin_wait = spin_wait  # intra-op threads spin between calls: faster back-to-back, but two live sessions slow each other
         self._session = None
+
+    def _provider_names(self) -> list[str]:
+        return [p if isinstance(p, str) else p[0] for p in self.providers]
+
+    def _usable_providers(self, available: Sequence[str]) -> list:
+        wanted = self._provider_names()[0]
+        if wanted in available:
+            return list(self.providers)
+        if not self.allow_fallback:
+            raise EngineError(f"onnxruntime here has no {wanted} (it has {', '.join(available)}); {self.install_hint or 'install a build that has it'}, "
+                              "or allow the fallback to the CPU")  # fmt: skip
+        return [CPU]
 
     def _model_source(self) -> str | bytes:
         if isinstance(self.model, Path):
@@ -67,14 +95,22 @@ class OnnxRuntimeRunner(Runner):
         options.log_severity_level = 3
         if self.intra_op_threads:
             options.intra_op_num_threads = self.intra_op_threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin_wait else "0")
+        providers = self._usable_providers(ort.get_available_providers())
         try:
-            self._session = ort.InferenceSession(source, options, providers=list(self.providers))
+            self._session = ort.InferenceSession(source, options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise EngineError(f"onnxruntime cannot load {self.label}: {first_line(exc)}") from exc
         session = self._session
+        ran, wanted = session.get_providers()[0], self._provider_names()[0]
+        if ran != wanted and not self.allow_fallback:  # onnxruntime itself fell back (e.g. no CUDA device or libraries)
+            raise EngineError(f"onnxruntime could not start {wanted} for {self.label} and runs {ran} instead; "
+                              f"{self.install_hint or 'check the installation'}, or allow the fallback to the CPU")  # fmt: skip
+        self.precision = self.precision_by_provider.get(ran, self.graph_precision)
+        self.threads = self.intra_op_threads
         inputs = [_meta(a) for a in session.get_inputs()]
         outputs = [_meta(a) for a in session.get_outputs()]
-        return inputs, outputs, session.get_providers()[0]
+        return inputs, outputs, ran
 
     def _deactivate(self) -> None:
         self._session = None

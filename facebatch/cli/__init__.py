@@ -14,10 +14,10 @@ import warnings
 from collections.abc import Sequence
 
 from facebatch import __version__
-from facebatch.cli import describe, export, fix, models, verify
+from facebatch.cli import bench, describe, export, fix, models, verify
 from facebatch.errors import FacebatchError
 
-COMMANDS = (export, models, verify, fix, describe)
+COMMANDS = (export, models, verify, fix, bench, describe)
 
 
 def build_parser() -> argparse.ArgumentParser:

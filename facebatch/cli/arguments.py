@@ -6,6 +6,7 @@ light modules are imported at parser-building time (no torch, onnx or runtimes).
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from facebatch.configs.arcface import EMBEDDING_SIZE
@@ -210,6 +211,11 @@ def check_report_targets(args: argparse.Namespace) -> None:
     for flag, target in (("--json", args.json), ("--markdown", args.markdown), ("--junit", args.junit)):
         if target is not None and target != STDOUT:
             ensure_writable_dir(target.parent if str(target.parent) else Path("."), flag=flag)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command as typed, for reports."""
+    return shlex.join(["facebatch", *args.argv])
 
 
 def reports_to_stdout(args: argparse.Namespace) -> bool:

@@ -13,6 +13,7 @@ from rich.table import Table
 from facebatch.cli.arguments import STDOUT, reports_to_stdout
 
 if TYPE_CHECKING:
+    from facebatch.engines.bench.report import BenchReport
     from facebatch.exporter.catalog import ArcFaceEntry, ScrfdEntry
     from facebatch.exporter.export_job import ExportResult
     from facebatch.verify.report import VerifyReport
@@ -87,13 +88,35 @@ def show_verify(console: Console, report: VerifyReport) -> None:
                 console.print(f"  - {line}")
 
 
+def show_bench(console: Console, report: BenchReport) -> None:
+    for artifact in report.artifacts():
+        runs = report.runs_of(artifact)
+        h, w = runs[0].input_size
+        header, rows = report.combined_rows(artifact)
+        table = Table(title=f"{artifact} ({runs[0].model}, {h}x{w}): FPS = batch / median latency", title_justify="left")
+        for column in header:
+            table.add_column(column, justify="right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        for run in runs:
+            threads = f"{run.threads} threads" if run.threads else "its default threads"
+            console.print(f"  {run.backend}: {run.provider}, {run.precision}, {threads}; ms/frame "
+                          + ", ".join(f"{t.batch}: {t.ms_per_frame:.2f}" for t in run.timings))  # fmt: skip
+    for baseline in report.baselines:
+        console.print(baseline.line())
+    for comparison in report.comparisons:
+        for line in comparison.lines():
+            console.print(line)
+
+
 def write_reports(console: Console, args: argparse.Namespace, report: Any) -> None:
     """--json/--markdown/--junit, each written atomically, or to standard output for '-'."""
     from facebatch.atomic import write_text_atomic
 
     for flag, target, render in (("--json", args.json, report.to_json), ("--markdown", args.markdown, report.to_markdown),
-                                 ("--junit", args.junit, report.to_junit)):  # fmt: skip
-        if target is None:
+                                 ("--junit", args.junit, getattr(report, "to_junit", None))):  # fmt: skip
+        if target is None or render is None:
             continue
         if target == STDOUT:
             sys.stdout.write(render())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,15 +35,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def command_line(args: argparse.Namespace) -> str:
-    return shlex.join(["facebatch", *args.argv])
-
-
 def finish(console: Console, args: argparse.Namespace, report: VerifyReport) -> None:
     """Show, write and judge a verify report (verify, and fix after its repair)."""
     from facebatch.errors import VerificationFailed
 
-    report.command = command_line(args)
+    report.command = arguments.command_line(args)
     show_verify(console, report)
     write_reports(console, args, report)
     if not report.passed:

@@ -1,0 +1,1 @@
+"""Benchmarks: timing with raw samples, the measurement loop, published tables, reports."""

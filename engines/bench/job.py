@@ -1,0 +1,151 @@
+"""``bench_models``: every artifact on every backend at every batch size, in one run, with
+the file an artifact replaces (``baseline``) and a published table (``published``) beside it.
+
+Runners come from a factory the caller passes in: the ONNX backends are built here
+(``onnx_runner_factory``); the torch backend needs the exporter to rebuild the model, so the
+exporter's factory covers it (``facebatch.exporter.backends``). Everything that can be refused
+is refused before the first measurement.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from facebatch.configs.model_file import ModelFile, read_model_file
+from facebatch.engines.bench.measure import Budget, measure_alternating, measure_batch
+from facebatch.engines.bench.published import PublishedTable, compare
+from facebatch.engines.bench.report import Baseline, BenchReport, BenchRun
+from facebatch.engines.pipeline.preprocess import model_frames
+from facebatch.engines.runners.base import Runner
+from facebatch.engines.runners.registry import RunnerOptions, check_backend, onnx_runner
+from facebatch.environment import cpu_model, environment
+from facebatch.errors import SpecError
+from facebatch.onnx_graph import graph_input
+from facebatch.progress import progress_bar
+
+DEFAULT_BENCH_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
+DEFAULT_BACKENDS = ("ort-cpu",)
+# (backend, model, input size, options) → a runner, not yet active
+RunnerFactory = Callable[[str, ModelFile, tuple[int, int], RunnerOptions], Runner]
+
+
+@dataclass
+class BenchOptions:
+    backends: Sequence[str] = DEFAULT_BACKENDS
+    batch_sizes: Sequence[int] = DEFAULT_BENCH_BATCH_SIZES
+    budget: Budget = field(default_factory=Budget)
+    size: tuple[int, int] | None = None  # input size for artifacts that take several (default: each one's own)
+    photos: Sequence[Path] = ()  # letterboxed (detectors) or centre-cropped (embedders); seeded frames fill the rest
+    seed: int = 0
+    runner: RunnerOptions = field(default_factory=RunnerOptions)
+    baseline: Path | None = None  # the batch-1 file an artifact replaces, run at batch 1 beside it
+    published: PublishedTable | None = None
+
+    def to_dict(self) -> dict:
+        b = self.budget
+        return {"backends": list(self.backends), "batch_sizes": list(self.batch_sizes), "size": list(self.size) if self.size else None,
+                "budget": {"warmup": b.warmup, "seconds": b.seconds, "iters": b.iters}, "photos": [str(p) for p in self.photos],
+                "seed": self.seed, "threads": self.runner.thread_count, "allow_fallback": self.runner.allow_fallback,
+                "baseline": str(self.baseline) if self.baseline else None,
+                "published": str(self.published.path) if self.published else None}  # fmt: skip
+
+
+def make_onnx_runner(backend: str, model: ModelFile, size: tuple[int, int], options: RunnerOptions) -> Runner:
+    """The ``RunnerFactory`` of the ONNX backends."""
+    return onnx_runner(backend, model.path, model.spec, size, options)
+
+
+def backend_family(provider: str) -> str:
+    """What ran, in the words a published table uses (its ``backend``)."""
+    for marker, family in (("Tensorrt", "TensorRT (onnxruntime EP)"), ("CUDAExecutionProvider", "onnxruntime CUDA"),
+                           ("CPUExecutionProvider", "onnxruntime CPU"), ("OpenVINO", "OpenVINO"), ("torch-cuda", "torch CUDA"),
+                           ("torch-cpu", "torch CPU")):  # fmt: skip
+        if marker in provider:
+            return family
+    return provider
+
+
+def hardware(provider: str, env: dict) -> str:
+    on_gpu = any(marker in provider for marker in ("CUDA", "Tensorrt", "torch-cuda"))
+    gpus = env.get("gpus") or []
+    if on_gpu:
+        return gpus[0]["name"] if gpus else "a GPU"
+    return cpu_model()
+
+
+def check_batch_sizes(model: ModelFile, batch_sizes: Sequence[int]) -> None:
+    """Inside the artifact's profile; a graph whose batch is fixed runs at that batch only."""
+    for batch in batch_sizes:
+        model.spec.check_batch(batch)
+    _, dims = graph_input(model.model, SpecError)
+    fixed = dims[0] if dims and isinstance(dims[0], int) and dims[0] > 0 else None
+    if fixed is not None and any(b != fixed for b in batch_sizes):
+        raise SpecError(f"{model.path.name} takes batch {fixed} only (its batch axis is fixed): bench it with --batch-sizes {fixed}, "
+                        f"or repair it first ('facebatch fix {model.path.name} -o …')")  # fmt: skip
+
+
+def _baselines(models: Sequence[ModelFile], path: Path, size: tuple[int, int] | None) -> dict[str, ModelFile]:
+    """The baseline file read at each same-family artifact's size, by artifact name."""
+    pairs = {}
+    for model in models:
+        baseline = read_model_file(path, size=model.checked_size(size))
+        if baseline.family.is_embedder == model.family.is_embedder:
+            check_batch_sizes(baseline, (1,))
+            pairs[model.path.name] = baseline
+    if not pairs:
+        raise SpecError(f"--baseline {Path(path).name} is a {read_model_file(path).family.value} model; none of the artifacts is one")
+    return pairs
+
+
+def bench_models(models: Sequence[ModelFile], options: BenchOptions, make_runner: RunnerFactory) -> BenchReport:
+    started = time.perf_counter()
+    if not models:
+        raise SpecError("name at least one artifact to benchmark")
+    for backend in options.backends:
+        if backend != "torch":  # the torch runner is the exporter's; it says itself what it cannot rebuild
+            check_backend(backend, options.runner)
+    sizes = {model.path.name: model.checked_size(options.size) for model in models}
+    for model in models:
+        check_batch_sizes(model, options.batch_sizes)
+    if options.baseline is not None and 1 not in options.batch_sizes:
+        raise SpecError("--baseline compares at batch 1 (the file it names cannot batch): include 1 in --batch-sizes")
+    baselines = _baselines(models, options.baseline, options.size) if options.baseline is not None else {}
+    baseline_backends = [b for b in options.backends if b != "torch"]  # a foreign file has no torch model
+    env = environment()
+    report = BenchReport(options=options.to_dict(), environment=env)
+    cells = len(models) * len(options.backends) * len(options.batch_sizes) + len(baselines) * len(baseline_backends)
+    count = max(options.batch_sizes)
+    with progress_bar(cells, "bench") as advance:
+        for model in models:
+            size = sizes[model.path.name]
+            frames = model_frames(model, size, count, options.photos, options.seed)
+            for backend in options.backends:
+                with make_runner(backend, model, size, options.runner) as runner:
+                    run = BenchRun(model.path.name, model.spec.name, size, backend, runner.provider, runner.precision,
+                                   runner.threads, hardware(runner.provider, env))  # fmt: skip
+                    for batch in options.batch_sizes:
+                        run.timings.append(measure_batch(runner, frames, batch, options.budget))
+                        advance(f"{model.path.name} {backend} batch {batch}: {run.timings[-1].fps:.1f} FPS")
+                report.runs.append(run)
+            baseline = baselines.get(model.path.name)
+            if baseline is None:
+                continue
+            baseline_frames = model_frames(baseline, size, 1, options.photos, options.seed)
+            taking_turns = replace(options.runner, spin_wait=False)  # two spinning thread pools would slow each other
+            for backend in baseline_backends:
+                best = next(r for r in report.runs if r.artifact == model.path.name and r.backend == backend).best().batch
+                with make_runner(backend, model, size, taking_turns) as ours, make_runner(backend, baseline, size, taking_turns) as theirs:
+                    entries = [(theirs, baseline_frames, 1), (ours, frames, 1)] + ([(ours, frames, best)] if best != 1 else [])
+                    theirs_1, ours_1, *rest = measure_alternating(entries, options.budget)
+                    ours_best = rest[0] if rest else ours_1
+                advance(f"{baseline.path.name} {backend} batch 1: {theirs_1.fps:.1f} FPS (ours {ours_1.fps:.1f})")
+                report.baselines.append(Baseline(baseline.path.name, model.path.name, backend, theirs_1, ours_1, ours_best))
+    if options.published is not None:
+        for run in report.runs:
+            report.comparisons.append(compare(options.published, run.artifact, run.model, run.input_size, run.backend,
+                                              backend_family(run.provider), run.hardware, run.precision, run.fps_by_batch()))  # fmt: skip
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,91 @@
+"""The measurement loop for one runner and one batch size: fixed distinct inputs, a warm-up,
+then timed calls. Each call's time is the runner's own (``last_inference_seconds``: the
+runtime call alone, output copies included, which on a GPU waits for the device)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from facebatch.engines.bench.timing import BatchTiming, Latency
+from facebatch.engines.runners.base import Runner
+from facebatch.errors import SpecError
+
+MIN_CALLS = 3  # fewer timed calls than this make no median worth printing
+BLOCK = 4  # calls per runner per turn when runners are measured alternately
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long to measure: ``iters`` timed calls, or calls for ``seconds`` (at least MIN_CALLS),
+    after ``warmup`` seconds of untimed calls (at least one)."""
+
+    warmup: float = 1.0
+    seconds: float = 3.0
+    iters: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or self.seconds <= 0 or (self.iters is not None and self.iters < 1):
+            raise SpecError("--warmup must be 0 or more seconds, --seconds more than 0, --iters at least 1")
+
+
+def measure_batch(runner: Runner, frames: np.ndarray, batch: int, budget: Budget) -> BatchTiming:
+    """Time ``runner`` (active, one input) on the first ``batch`` of ``frames``."""
+    if batch > len(frames):
+        raise SpecError(f"{len(frames)} frames cannot fill batch size {batch}")
+    (source,) = runner.inputs
+    feed = {source.name: np.ascontiguousarray(frames[:batch])}
+    runner.infer(feed)  # checks the feed once and warms up
+    warmup_calls = 1
+    start = time.perf_counter()
+    while time.perf_counter() - start < budget.warmup:
+        runner.infer(feed, check_inputs=False)
+        warmup_calls += 1
+    samples: list[float] = []
+    start = time.perf_counter()
+    while True:
+        runner.infer(feed, check_inputs=False)
+        assert runner.last_inference_seconds is not None
+        samples.append(runner.last_inference_seconds)
+        if budget.iters is not None:
+            if len(samples) >= budget.iters:
+                break
+        elif len(samples) >= MIN_CALLS and time.perf_counter() - start >= budget.seconds:
+            break
+    return BatchTiming(batch, Latency(tuple(samples)), warmup_calls)
+
+
+def measure_alternating(entries: Sequence[tuple[Runner, np.ndarray, int]], budget: Budget) -> list[BatchTiming]:
+    """Several (runner, frames, batch size) measured in alternating blocks (a×4, b×4, a×4, …) so
+    that a machine whose speed drifts during the run slows them alike: how a re-export is set
+    against the file it replaces. Blocks, not single calls: a runtime's thread pool keeps
+    spinning for a moment after each call, and would slow the other runner's next call; the
+    first call of each block is that re-warm and is not timed."""
+    feeds = []
+    for runner, frames, batch in entries:
+        (source,) = runner.inputs
+        feed = {source.name: np.ascontiguousarray(frames[:batch])}
+        runner.infer(feed)  # checks each feed once
+        feeds.append((runner, feed))
+    warmups = [1] * len(feeds)
+    start = time.perf_counter()
+    while time.perf_counter() - start < budget.warmup:
+        for i, (runner, feed) in enumerate(feeds):
+            runner.infer(feed, check_inputs=False)
+            warmups[i] += 1
+    samples: list[list[float]] = [[] for _ in feeds]
+    wanted = budget.iters or MIN_CALLS
+    start = time.perf_counter()
+    while len(samples[0]) < wanted or (budget.iters is None and time.perf_counter() - start < budget.seconds):
+        for i, (runner, feed) in enumerate(feeds):
+            runner.infer(feed, check_inputs=False)  # the block's re-warm
+            for _ in range(BLOCK - 1):
+                runner.infer(feed, check_inputs=False)
+                assert runner.last_inference_seconds is not None
+                samples[i].append(runner.last_inference_seconds)
+    note = f"measured in alternating blocks of {BLOCK} calls (the first of each untimed) with the other runner of its comparison"
+    note += "; onnxruntime's spin-wait off for both"
+    return [BatchTiming(e[2], Latency(tuple(s)), w, [note]) for e, s, w in zip(entries, samples, warmups)]

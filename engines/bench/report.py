@@ -1,0 +1,160 @@
+"""The bench report: one run per artifact and backend, its timings per batch size (raw
+samples kept), the comparison with the file an artifact replaces (``--baseline``) and with a
+published table (``--compare``), and the environment. JSON keeps everything; Markdown uses
+the model card's layout (``| Batch | FPS | ms/frame |``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from facebatch.engines.bench.published import Comparison
+from facebatch.engines.bench.timing import BatchTiming
+from facebatch.environment import describe_environment
+
+
+@dataclass
+class BenchRun:
+    """One artifact on one backend."""
+
+    artifact: str  # file name
+    model: str  # the spec's name, e.g. scrfd_10g_bnkps
+    input_size: tuple[int, int]
+    backend: str  # what was asked for, e.g. ort-cpu
+    provider: str  # what really ran
+    precision: str
+    threads: int | None  # as the runtime was set (None: its own default)
+    hardware: str  # the CPU or GPU it ran on
+    timings: list[BatchTiming] = field(default_factory=list)
+
+    def timing(self, batch: int) -> BatchTiming | None:
+        return next((t for t in self.timings if t.batch == batch), None)
+
+    def best(self) -> BatchTiming:
+        return max(self.timings, key=lambda t: t.fps)
+
+    def fps_by_batch(self) -> dict[int, float]:
+        return {t.batch: t.fps for t in self.timings}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"artifact": self.artifact, "model": self.model, "input_size": list(self.input_size), "backend": self.backend,
+                "provider": self.provider, "precision": self.precision, "threads": self.threads, "hardware": self.hardware,
+                "timings": [t.to_dict() for t in self.timings]}  # fmt: skip
+
+
+@dataclass
+class Baseline:
+    """A re-export against the batch-1 file it replaces, on one backend, in the same run."""
+
+    baseline: str  # file name, e.g. det_2.5g.onnx
+    artifact: str
+    backend: str
+    baseline_timing: BatchTiming  # batch 1: it cannot batch
+    artifact_batch1: BatchTiming  # batch 1, measured in blocks alternating with the baseline's
+    artifact_best: BatchTiming  # at the batch size that was fastest in the artifact's run, measured alongside
+
+    @property
+    def artifact_batch1_fps(self) -> float:
+        return self.artifact_batch1.fps
+
+    @property
+    def ratio_batch1(self) -> float:
+        return self.artifact_batch1.fps / self.baseline_timing.fps
+
+    @property
+    def ratio_best(self) -> float:
+        return self.artifact_best.fps / self.baseline_timing.fps
+
+    def line(self) -> str:
+        return (f"{self.artifact} vs {self.baseline} on {self.backend}, batch 1 (alternating blocks): {self.artifact_batch1_fps:.1f} vs "
+                f"{self.baseline_timing.fps:.1f} FPS ({self.ratio_batch1:.3f}×); best batch {self.artifact_best.batch} "
+                f"{self.artifact_best.fps:.1f} FPS ({self.ratio_best:.3f}× the original at batch 1)")  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "artifact": self.artifact, "backend": self.backend, "baseline_batch1": self.baseline_timing.to_dict(),
+                "artifact_batch1": self.artifact_batch1.to_dict(), "artifact_best": self.artifact_best.to_dict(),
+                "ratio_batch1": self.ratio_batch1, "ratio_best": self.ratio_best}  # fmt: skip
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
+
+
+@dataclass
+class BenchReport:
+    runs: list[BenchRun] = field(default_factory=list)
+    baselines: list[Baseline] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    command: str | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def artifacts(self) -> list[str]:
+        return list(dict.fromkeys(r.artifact for r in self.runs))
+
+    def runs_of(self, artifact: str) -> list[BenchRun]:
+        return [r for r in self.runs if r.artifact == artifact]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": [r.to_dict() for r in self.runs], "baselines": [b.to_dict() for b in self.baselines],
+                "comparisons": [c.to_dict() for c in self.comparisons], "options": self.options, "command": self.command,
+                "environment": self.environment, "seconds": self.seconds}  # fmt: skip
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+
+    def combined_rows(self, artifact: str) -> tuple[list[str], list[list[str]]]:
+        """A column per backend (FPS) and the ratio of each to the first, per batch size."""
+        runs = self.runs_of(artifact)
+        header = ["Batch"] + [f"{r.backend} FPS" for r in runs] + [f"{r.backend} / {runs[0].backend}" for r in runs[1:]]
+        rows = []
+        for batch in sorted({t.batch for r in runs for t in r.timings}):
+            timings = [r.timing(batch) for r in runs]
+            cells = [str(batch)] + [_fmt(t.fps) if t else "–" for t in timings]
+            first = timings[0]
+            cells += [f"{t.fps / first.fps:.2f}×" if t and first else "–" for t in timings[1:]]
+            rows.append(cells)
+        return header, rows
+
+    def to_markdown(self) -> str:
+        lines = ["# facebatch bench", ""]
+        if self.command:
+            lines.append(f"- command: `{self.command}`")
+        budget = self.options.get("budget", {})
+        if budget:
+            how = f"{budget['iters']} timed calls" if budget.get("iters") else f"≥ {budget['seconds']:g} s and ≥ 3 timed calls"
+            lines.append(f"- per batch size: {budget['warmup']:g} s warm-up, then {how}; FPS = batch / median latency")
+        lines.append(f"- took {self.seconds:.1f} s")
+        for artifact in self.artifacts():
+            runs = self.runs_of(artifact)
+            h, w = runs[0].input_size
+            lines += ["", f"## {artifact} ({runs[0].model}, {h}x{w})", ""]
+            if len(runs) > 1:
+                header, rows = self.combined_rows(artifact)
+                lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                lines += ["| " + " | ".join(row) + " |" for row in rows] + [""]
+            for run in runs:
+                threads = f"{run.threads} threads" if run.threads else "its default threads"
+                lines += [f"### {run.backend}: {run.provider}, {run.precision}, {threads}", "",
+                          "| Batch | FPS | ms/frame |", "|---|---|---|"]  # fmt: skip
+                lines += [f"| {t.batch} | {_fmt(t.fps)} | {t.ms_per_frame:.2f} |" for t in run.timings]
+                lines += ["", "| Batch | p50 ms | p90 ms | p99 ms | min ms | max ms | calls |", "|---|---|---|---|---|---|---|"]
+                for t in run.timings:
+                    lat = t.latency
+                    lines.append(f"| {t.batch} | {1e3 * lat.p50:.2f} | {1e3 * lat.p90:.2f} | {1e3 * lat.p99:.2f} | {1e3 * lat.min:.2f} | "
+                                 f"{1e3 * lat.max:.2f} | {len(lat.samples)} |")  # fmt: skip
+                lines.append("")
+        if self.baselines:
+            lines += ["## Against the files they replace (batch 1 only: those cannot batch; measured in alternating blocks)", ""]
+            lines += [f"- {b.line()}" for b in self.baselines]
+            lines.append("")
+        if self.comparisons:
+            lines += ["## Against published figures", ""]
+            for comparison in self.comparisons:
+                lines += [f"    {line}" for line in comparison.lines()] + [""]
+        environment = describe_environment(self.environment)
+        if environment:
+            lines += ["## Environment", ""] + [f"- {line}" for line in environment]
+        return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,128 @@
+"""Backends by name: which runner runs an ONNX artifact, with which provider and options.
+
+    ort-cpu    onnxruntime, CPU execution provider
+    ort-cuda   onnxruntime, CUDA execution provider              (facebatch[gpu])
+    ort-trt    onnxruntime, TensorRT execution provider: fp16, engine cache, the spec's batch profile
+    openvino   OpenVINO on the CPU, f32                          (facebatch[openvino])
+    torch      the artifact's PyTorch model, rebuilt by the exporter (CUDA + FP16 autocast when present)
+    trt        a TensorRT engine built by ``facebatch build`` (issue #11)
+
+``check_backend`` refuses, before any work, a backend whose package is missing (naming what
+to install) unless the fallback to the CPU is allowed. Thread counts are explicit: the
+physical cores unless told otherwise, the same for onnxruntime and OpenVINO.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from facebatch.configs.spec import ModelSpec
+from facebatch.engines.runners.base import Runner
+from facebatch.engines.runners.onnxruntime_runner import CPU, OnnxRuntimeRunner
+from facebatch.environment import physical_cores
+from facebatch.errors import SpecError
+
+GPU_EXTRA = "pip install 'facebatch[gpu]' (onnxruntime-gpu, with CUDA and cuDNN)"
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    description: str
+    install: str  # what to install when it is missing; "" when it is always there
+
+
+BACKENDS = {
+    b.name: b
+    for b in (
+        Backend("ort-cpu", "onnxruntime, CPU execution provider", ""),
+        Backend("ort-cuda", "onnxruntime, CUDA execution provider", GPU_EXTRA),
+        Backend("ort-trt", "onnxruntime, TensorRT execution provider (fp16, engine cache, batch profile from the spec)",
+                f"{GPU_EXTRA} and the TensorRT libraries"),  # fmt: skip
+        Backend("openvino", "OpenVINO runtime on the CPU (f32)", "pip install 'facebatch[openvino]'"),
+        Backend("torch", "the artifact's PyTorch model rebuilt from its metadata and weights (CUDA with FP16 autocast when present)", ""),
+        Backend("trt", "a TensorRT engine (.plan) built by 'facebatch build'", "'facebatch build' (issue #11) and TensorRT"),
+    )
+}
+ORT_PROVIDERS = {"ort-cpu": CPU, "ort-cuda": "CUDAExecutionProvider", "ort-trt": "TensorrtExecutionProvider"}
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    threads: int | None = None  # None: the physical cores
+    allow_fallback: bool = False  # a missing GPU provider runs on the CPU instead (and says so)
+    trt_fp16: bool = True  # ort-trt: let TensorRT build fp16 kernels
+    trt_cache: Path | None = None  # ort-trt: engine cache folder
+    spin_wait: bool = True  # onnxruntime's threads spin between calls; off when two sessions take turns (they would slow each other)
+
+    @property
+    def thread_count(self) -> int:
+        return self.threads or physical_cores()
+
+
+def parse_backends(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise SpecError(f"no backend named; known: {', '.join(BACKENDS)}")
+    for name in names:
+        if name not in BACKENDS:
+            close = difflib.get_close_matches(name, list(BACKENDS), n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise SpecError(f"unknown backend {name!r}; {hint}known: {', '.join(BACKENDS)}")
+    return names
+
+
+def check_backend(name: str, options: RunnerOptions) -> None:
+    """Refuse a backend that cannot run here, naming what to install (unless a fallback is allowed)."""
+    backend = BACKENDS[name]
+    if name == "trt":
+        raise SpecError("the trt backend runs TensorRT engines (.plan), which 'facebatch build' makes (issue #11, not built yet); "
+                        "for TensorRT on an ONNX use --backend ort-trt")  # fmt: skip
+    if name == "openvino" and importlib.util.find_spec("openvino") is None:
+        raise SpecError(f"the openvino backend needs the OpenVINO runtime: {backend.install}")
+    if name in ("ort-cuda", "ort-trt") and not options.allow_fallback:
+        import onnxruntime as ort
+
+        if ORT_PROVIDERS[name] not in ort.get_available_providers():
+            raise SpecError(f"the {name} backend needs onnxruntime's {ORT_PROVIDERS[name]}, which this installation lacks: "
+                            f"{backend.install}; or pass --allow-fallback to run on the CPU")  # fmt: skip
+
+
+def _trt_options(spec: ModelSpec, size: tuple[int, int], options: RunnerOptions) -> dict[str, object]:
+    """TensorRT-EP options; the optimisation profile comes from the spec's batch range."""
+    profile = spec.batch_profile(size)
+
+    def shapes(which: int) -> str:
+        return ",".join(f"{name}:{'x'.join(map(str, shapes[which]))}" for name, shapes in profile.items())
+
+    trt: dict[str, object] = {"trt_fp16_enable": options.trt_fp16, "trt_profile_min_shapes": shapes(0),
+                              "trt_profile_opt_shapes": shapes(1), "trt_profile_max_shapes": shapes(2)}  # fmt: skip
+    if options.trt_cache is not None:
+        trt |= {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(options.trt_cache)}
+    return trt
+
+
+def onnx_runner(name: str, path: Path, spec: ModelSpec, size: tuple[int, int], options: RunnerOptions) -> Runner:
+    """A runner for an ONNX file on a backend that runs ONNX (every one but torch and trt)."""
+    check_backend(name, options)
+    threads = options.thread_count
+    if name == "openvino":
+        from facebatch.engines.runners.openvino_runner import OpenVinoRunner
+
+        return OpenVinoRunner(path, threads=threads)
+    if name not in ORT_PROVIDERS:
+        raise SpecError(f"the {name} backend does not run ONNX files directly")
+    providers: Sequence = [CPU]
+    by_provider = {}
+    if name == "ort-cuda":
+        providers = ["CUDAExecutionProvider", CPU]
+    elif name == "ort-trt":
+        providers = [("TensorrtExecutionProvider", _trt_options(spec, size, options)), "CUDAExecutionProvider", CPU]
+        if options.trt_fp16:
+            by_provider["TensorrtExecutionProvider"] = "fp16 (TensorRT)"
+    return OnnxRuntimeRunner(path, providers, intra_op_threads=threads, allow_fallback=options.allow_fallback,
+                             install_hint=BACKENDS[name].install, precision_by_provider=by_provider, spin_wait=options.spin_wait)  # fmt: skip

@@ -1,0 +1,83 @@
+"""``facebatch bench``: throughput per batch size of artifacts on backends, side by side,
+with the file an artifact replaces and a published table beside them."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from facebatch.cli import arguments
+from facebatch.cli.render import console_for, show_bench, write_reports
+from facebatch.engines.bench.job import DEFAULT_BACKENDS, DEFAULT_BENCH_BATCH_SIZES
+from facebatch.engines.bench.measure import Budget
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "bench",
+        help="throughput per batch size on every backend here, side by side with published tables",
+        description="Benchmark artifacts (ours, or any SCRFD or embedder ONNX described like verify describes it) on one "
+        "or more backends: per batch size fixed distinct frames, a warm-up, then timed calls; p50/p90/p99 latency, "
+        "FPS = batch / median latency, ms per frame, min and max, the raw samples in the JSON. --baseline runs the "
+        "batch-1 file an artifact replaces in the same run; --compare sets the results beside a published table. "
+        "Backends: ort-cpu, ort-cuda, ort-trt (onnxruntime providers), openvino, torch, trt.",
+    )
+    parser.add_argument("artifacts", nargs="+", type=Path, metavar="ARTIFACT.onnx")
+    parser.add_argument("--backend", default=",".join(DEFAULT_BACKENDS), metavar="B[,B…]",
+                        help=f"backends, compared in this order (default {','.join(DEFAULT_BACKENDS)}); 'ort-cpu,openvino' on this kind of machine")  # fmt: skip
+    parser.add_argument("--batch-sizes", type=arguments.parse_batch_sizes, default=DEFAULT_BENCH_BATCH_SIZES, metavar="LIST",
+                        help=f"batch sizes, inside the artifact's profile (default {','.join(map(str, DEFAULT_BENCH_BATCH_SIZES))})")  # fmt: skip
+    default = Budget()
+    parser.add_argument("--warmup", type=float, default=default.warmup, metavar="S", help=f"warm-up seconds per batch size (default {default.warmup:g})")
+    how_long = parser.add_mutually_exclusive_group()
+    how_long.add_argument("--seconds", type=float, default=default.seconds, metavar="S",
+                          help=f"timed seconds per batch size, at least 3 calls (default {default.seconds:g})")  # fmt: skip
+    how_long.add_argument("--iters", type=int, metavar="N", help="exactly N timed calls per batch size instead")
+    arguments.add_sizes_argument(parser, several=False)
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for onnxruntime, OpenVINO and torch (default: the physical cores)")
+    parser.add_argument("--allow-fallback", action="store_true", help="run on the CPU when a GPU backend's provider is missing (the report says so)")
+    parser.add_argument("--trt-fp16", action=argparse.BooleanOptionalAction, default=True, help="ort-trt: let TensorRT build fp16 kernels (default on)")
+    parser.add_argument("--trt-cache", type=Path, metavar="DIR", help="ort-trt: keep TensorRT engines in this folder between runs")
+    parser.add_argument("--baseline", type=Path, metavar="FILE.onnx",
+                        help="the batch-1 file an artifact replaces (e.g. det_2.5g.onnx), run at batch 1 on the same backends")  # fmt: skip
+    parser.add_argument("--compare", type=Path, metavar="TABLE.yaml",
+                        help="a published table, e.g. configs/published/alonsorobots_rtx5090.yaml, to set the results beside")  # fmt: skip
+    arguments.add_frames_arguments(parser, "the benchmark")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the report with every raw sample as JSON ('-': standard output)")
+    parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the report as Markdown, model-card tables ('-': standard output)")
+    parser.add_argument("--plot", type=Path, metavar="FILE.png", help="write FPS and ms/frame against batch size, a line per backend")
+    arguments.add_embedder_arguments(parser)
+    parser.set_defaults(handler=run, junit=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    from facebatch.atomic import ensure_writable_dir, write_bytes_atomic
+    from facebatch.configs.model_file import read_model_file
+    from facebatch.engines.bench.job import BenchOptions, bench_models
+    from facebatch.engines.bench.published import load_published
+    from facebatch.engines.runners.registry import RunnerOptions, parse_backends
+    from facebatch.exporter.backends import make_runner
+
+    arguments.check_report_targets(args)
+    if args.plot is not None:
+        ensure_writable_dir(args.plot.parent if str(args.plot.parent) else Path("."), flag="--plot")
+    backends = parse_backends(args.backend)
+    embedder = arguments.embedder_description(args, None)[0] if arguments.embedder_flags_given(args) else None
+    models = [read_model_file(path, embedder, args.size) for path in args.artifacts]
+    runner = RunnerOptions(threads=args.threads, allow_fallback=args.allow_fallback, trt_fp16=args.trt_fp16, trt_cache=args.trt_cache)
+    options = BenchOptions(
+        backends=backends, batch_sizes=args.batch_sizes, budget=Budget(args.warmup, args.seconds, args.iters), size=args.size,
+        photos=arguments.photos(args), seed=args.seed, runner=runner, baseline=args.baseline,
+        published=load_published(args.compare) if args.compare is not None else None,
+    )  # fmt: skip
+    report = bench_models(models, options, make_runner)
+    report.command = arguments.command_line(args)
+    console = console_for(args)
+    show_bench(console, report)
+    write_reports(console, args, report)
+    if args.plot is not None:
+        from facebatch.engines.bench.plot import plot_png
+
+        write_bytes_atomic(args.plot, plot_png(report), "--plot")
+        console.print(f"wrote {args.plot}")
+    return 0
