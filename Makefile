@@ -27,7 +27,7 @@ help: ## list the targets
 	@echo "           ARTIFACTS=$(ARTIFACTS) (what make verify and bench take; empty: every .onnx in $(BUILD)/onnx)"
 	@echo "           REFERENCE=$(REFERENCE) (make verify's check-4 reference: torch, or an ONNX file)"
 	@echo "           BENCH_BACKENDS=$(BENCH_BACKENDS) BENCH_ARGS='$(BENCH_ARGS)'"
-	@echo "           PUBLISHED=$(PUBLISHED) (the table make bench compares with)"
+	@echo "           PUBLISHED=$(PUBLISHED) (the table make bench compares with: a shipped name or a YAML file)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,7 +53,7 @@ LIST_ARTIFACTS = models="$(or $(ARTIFACTS),$$(ls $(BUILD)/onnx/*.onnx 2>/dev/nul
 # make bench: the CPU backends here; the published table it is set beside
 BENCH_BACKENDS ?= ort-cpu,openvino
 BENCH_ARGS     ?= --batch-sizes 1,2,4,8,16,32 --warmup 0.5 --seconds 1
-PUBLISHED      ?= configs/published/alonsorobots_rtx5090.yaml
+PUBLISHED      ?= alonsorobots_rtx5090
 
 verify: $(STAMP) ## the release gate on every artifact in build/onnx: all six checks, parity vs torch, --strict → build/reports/
 	@mkdir -p $(BUILD)/reports

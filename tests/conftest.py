@@ -34,3 +34,31 @@ def photos() -> list[Path]:
 @pytest.fixture(scope="session")
 def keys_dir() -> Path:
     return _require(REFERENCE / "scrfd_keys")
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` run where CUDA is, and skip with the reason elsewhere."""
+    if any("gpu" in item.keywords for item in items) and not cuda_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU; this machine has none (run them where `device` lends one)")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def small_detector(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real SCRFD-500M weights (from det_500m.onnx) re-exported at 64×64: a real artifact
+    of ours, small enough to run and time in a blink."""
+    from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
+
+    out = tmp_path_factory.mktemp("small_detector")
+    request = ScrfdExportRequest(weights=models_dir / "det_500m.onnx", height=64, width=64, out_dir=out, parity_batch_sizes=(1, 2))
+    return export_scrfd(request).onnx_path

@@ -89,14 +89,16 @@ def check_batch_sizes(model: ModelFile, batch_sizes: Sequence[int]) -> None:
 
 def _baselines(models: Sequence[ModelFile], path: Path, size: tuple[int, int] | None) -> dict[str, ModelFile]:
     """The baseline file read at each same-family artifact's size, by artifact name."""
+    embedder = read_model_file(path).family.is_embedder
     pairs = {}
     for model in models:
-        baseline = read_model_file(path, size=model.checked_size(size))
-        if baseline.family.is_embedder == model.family.is_embedder:
+        if model.family.is_embedder == embedder:
+            baseline = read_model_file(path, size=model.checked_size(size))
             check_batch_sizes(baseline, (1,))
             pairs[model.path.name] = baseline
     if not pairs:
-        raise SpecError(f"--baseline {Path(path).name} is a {read_model_file(path).family.value} model; none of the artifacts is one")
+        kind = "an embedder" if embedder else "a detector"
+        raise SpecError(f"--baseline {Path(path).name} is {kind}; none of the artifacts is")
     return pairs
 
 

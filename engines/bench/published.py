@@ -82,8 +82,12 @@ def _number(value: Any, where: str) -> float:
 
 
 def load_published(path: Path) -> PublishedTable:
-    """Read and check a published table; any schema problem is one line naming where."""
+    """Read and check a published table (a file, or a shipped table by name, e.g.
+    ``alonsorobots_rtx5090``); any schema problem is one line naming where."""
     path = Path(path)
+    shipped = {p.stem: p for p in shipped_tables()}
+    if not path.is_file() and path.stem in shipped and len(path.parts) == 1:
+        path = shipped[path.stem]
     if not path.is_file():
         raise SpecError(f"published table {path} does not exist (shipped: {', '.join(str(p) for p in shipped_tables())})")
     try:

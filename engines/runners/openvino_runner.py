@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from facebatch.engines.runners.base import Runner, TensorMeta, first_line
 from facebatch.errors import EngineError, SpecError
+from facebatch.onnx_graph import load_onnx
 
 INSTALL_HINT = "pip install 'facebatch[openvino]'"
 PRECISION = "f32"
@@ -42,7 +42,7 @@ class OpenVinoRunner(Runner):
             raise EngineError(f"the openvino backend needs the OpenVINO runtime: {INSTALL_HINT}") from None
         if not self.path.is_file():
             raise SpecError(f"ONNX file {self.path} does not exist")
-        graph_outputs = {o.name for o in onnx.load(str(self.path), load_external_data=False).graph.output}
+        graph_outputs = {o.name for o in load_onnx(self.path, "ONNX file", EngineError).graph.output}
         config: dict[str, object] = {"INFERENCE_PRECISION_HINT": PRECISION, "PERFORMANCE_HINT": "LATENCY"}
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = self.threads

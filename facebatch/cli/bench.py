@@ -41,7 +41,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--baseline", type=Path, metavar="FILE.onnx",
                         help="the batch-1 file an artifact replaces (e.g. det_2.5g.onnx), run at batch 1 on the same backends")  # fmt: skip
     parser.add_argument("--compare", type=Path, metavar="TABLE.yaml",
-                        help="a published table, e.g. configs/published/alonsorobots_rtx5090.yaml, to set the results beside")  # fmt: skip
+                        help="a published table to set the results beside: a YAML file, or a shipped one by name (alonsorobots_rtx5090)")  # fmt: skip
     arguments.add_frames_arguments(parser, "the benchmark")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the report with every raw sample as JSON ('-': standard output)")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the report as Markdown, model-card tables ('-': standard output)")

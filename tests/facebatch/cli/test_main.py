@@ -7,7 +7,7 @@ import pytest
 from facebatch.cli import build_parser, main
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["export", "--help"], ["models", "--help"], ["describe", "--help"], ["verify", "--help"], ["fix", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["export", "--help"], ["models", "--help"], ["describe", "--help"], ["verify", "--help"], ["fix", "--help"], ["bench", "--help"]])
 def test_help_on_every_command(argv, capsys):
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -18,7 +18,7 @@ def test_help_on_every_command(argv, capsys):
 def test_every_subcommand_documents_itself():
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command")
-    assert set(commands.choices) == {"export", "models", "describe", "verify", "fix"}
+    assert set(commands.choices) == {"export", "models", "describe", "verify", "fix", "bench"}
     for sub in commands.choices.values():
         assert sub.description
 

@@ -48,7 +48,7 @@ def test_opset_is_refused_before_anything_starts_and_its_range_is_in_help(capsys
 
 
 def test_one_size_flag_in_every_command(capsys):
-    for command in ("export", "verify", "fix", "describe"):
+    for command in ("export", "verify", "fix", "describe", "bench"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         shown = capsys.readouterr().out

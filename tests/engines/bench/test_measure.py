@@ -1,0 +1,48 @@
+"""The measurement loop on a real onnxruntime runner: warm-up, the call budget, the samples
+being the runner's own timings, and alternating blocks."""
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from facebatch.engines.bench.measure import BLOCK, MIN_CALLS, Budget, measure_alternating, measure_batch
+from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.errors import SpecError
+from tests.data.graphs import make_model
+
+FRAMES = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+
+
+def relu():
+    return make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", ["batch", 3, 8, 8])], [("y", ["batch", 3, 8, 8])])
+
+
+def test_iters_gives_exactly_that_many_timed_calls_after_a_warm_up():
+    with OnnxRuntimeRunner(relu()) as runner:
+        timing = measure_batch(runner, FRAMES, 4, Budget(warmup=0.0, iters=5))
+    assert timing.batch == 4 and len(timing.latency.samples) == 5 and timing.warmup_calls == 1
+    assert all(0 < s < 1 for s in timing.latency.samples) and timing.fps == pytest.approx(4 / timing.latency.p50)
+
+
+def test_a_time_budget_still_takes_at_least_the_minimum_calls():
+    with OnnxRuntimeRunner(relu()) as runner:
+        timing = measure_batch(runner, FRAMES, 2, Budget(warmup=0.05, seconds=1e-6))
+    assert len(timing.latency.samples) == MIN_CALLS and timing.warmup_calls >= 1
+
+
+def test_alternating_blocks_measure_each_entry_alike():
+    with OnnxRuntimeRunner(relu()) as a, OnnxRuntimeRunner(relu()) as b:
+        first, second, third = measure_alternating([(a, FRAMES, 1), (b, FRAMES, 1), (a, FRAMES, 4)], Budget(warmup=0.0, iters=3))
+    assert [t.batch for t in (first, second, third)] == [1, 1, 4]
+    for timing in (first, second, third):
+        assert len(timing.latency.samples) == BLOCK - 1  # one block: its first call untimed
+        assert "alternating blocks" in timing.notes[0]
+
+
+def test_bad_budgets_and_batches_are_refused():
+    with pytest.raises(SpecError, match="--warmup must be 0 or more"):
+        Budget(warmup=-1)
+    with pytest.raises(SpecError, match="--iters at least 1"):
+        Budget(iters=0)
+    with OnnxRuntimeRunner(relu()) as runner, pytest.raises(SpecError, match="4 frames cannot fill batch size 8"):
+        measure_batch(runner, FRAMES, 8, Budget(iters=1))

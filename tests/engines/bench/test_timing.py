@@ -1,0 +1,18 @@
+"""Latency keeps its raw samples; everything printed is derived from them."""
+
+import pytest
+
+from facebatch.engines.bench.timing import BatchTiming, Latency
+
+
+def test_percentiles_throughput_and_time_per_frame_come_from_the_samples():
+    timing = BatchTiming(8, Latency((0.2, 0.1, 0.4, 0.3, 0.5)), warmup_calls=2)
+    lat = timing.latency
+    assert (lat.p50, lat.min, lat.max, lat.mean) == (0.3, 0.1, 0.5, pytest.approx(0.3))
+    assert lat.p90 == pytest.approx(0.46) and lat.p99 == pytest.approx(0.496)  # numpy's linear interpolation
+    assert timing.fps == pytest.approx(8 / 0.3) and timing.ms_per_frame == pytest.approx(300 / 8)
+    data = timing.to_dict()
+    assert data["samples_s"] == [0.2, 0.1, 0.4, 0.3, 0.5] and data["calls"] == 5 and data["warmup_calls"] == 2
+    assert data["p50_ms"] == pytest.approx(300.0) and data["fps"] == pytest.approx(8 / 0.3)
+    with pytest.raises(ValueError):
+        Latency(())
