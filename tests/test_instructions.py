@@ -1,5 +1,6 @@
 """SCRFD_320_EXPORT_INSTRUCTIONS.md: every fenced bash block runs, in order, as written."""
 
+import json
 import re
 import subprocess
 import sys
@@ -27,3 +28,6 @@ def test_every_command_in_the_instructions_runs(tmp_path: Path):
     assert "'score_8': (32, 3200, 1)" in shapes
     diff = float(re.search(r"in the batch: ([0-9.e+-]+)", shapes).group(1))
     assert diff < 1e-5
+    bench = json.loads((work / "build/reports/bench_scrfd_10g_320.json").read_text())
+    assert [(r["backend"], [t["batch"] for t in r["timings"]]) for r in bench["runs"]] == [("ort-cpu", [1, 16, 32]), ("openvino", [1, 16, 32])]
+    assert "openvino / ort-cpu" in printed and "the ratio is for orientation only" in " ".join(printed.split())
