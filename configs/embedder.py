@@ -35,6 +35,7 @@ from facebatch.configs.arcface import (
     embedder_outputs,
 )
 from facebatch.configs.spec import BATCH, Family, ModelSpec, Normalize, TensorSpec
+from facebatch.configs.yaml_file import read_yaml
 from facebatch.errors import SpecError
 from facebatch.onnx_graph import io_dims
 
@@ -116,15 +117,7 @@ class EmbedderDescription:
 
 def read_embedder_mapping(path: Path) -> dict[str, Any]:
     """The keys an embedder spec file states, as written."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"embedder spec {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise SpecError(f"embedder spec {path} is not valid YAML{line}") from exc
+    data = read_yaml(path, "embedder spec")
     if not isinstance(data, dict):
         raise SpecError(f"embedder spec {path} must be a mapping of keys (input_size, mean, std, …)")
     return data

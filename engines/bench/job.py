@@ -87,15 +87,15 @@ def check_batch_sizes(model: ModelFile, batch_sizes: Sequence[int]) -> None:
                         f"or repair it first ('facebatch fix {model.path.name} -o …')")  # fmt: skip
 
 
-def _baselines(models: Sequence[ModelFile], path: Path, size: tuple[int, int] | None) -> dict[str, ModelFile]:
-    """The baseline file read at each same-family artifact's size, by artifact name."""
+def _baselines(models: Sequence[ModelFile], path: Path, size: tuple[int, int] | None) -> dict[Path, ModelFile]:
+    """The baseline file read at each same-family artifact's size, by artifact path."""
     embedder = read_model_file(path).family.is_embedder
     pairs = {}
     for model in models:
         if model.family.is_embedder == embedder:
             baseline = read_model_file(path, size=model.checked_size(size))
             check_batch_sizes(baseline, (1,))
-            pairs[model.path.name] = baseline
+            pairs[model.path] = baseline
     if not pairs:
         kind = "an embedder" if embedder else "a detector"
         raise SpecError(f"--baseline {Path(path).name} is {kind}; none of the artifacts is")
@@ -109,7 +109,7 @@ def bench_models(models: Sequence[ModelFile], options: BenchOptions, make_runner
     for backend in options.backends:
         if backend != "torch":  # the torch runner is the exporter's; it says itself what it cannot rebuild
             check_backend(backend, options.runner)
-    sizes = {model.path.name: model.checked_size(options.size) for model in models}
+    sizes = {model.path: model.checked_size(options.size) for model in models}
     for model in models:
         check_batch_sizes(model, options.batch_sizes)
     if options.baseline is not None and 1 not in options.batch_sizes:
@@ -122,7 +122,7 @@ def bench_models(models: Sequence[ModelFile], options: BenchOptions, make_runner
     count = max(options.batch_sizes)
     with progress_bar(cells, "bench") as advance:
         for model in models:
-            size = sizes[model.path.name]
+            size = sizes[model.path]
             frames = model_frames(model, size, count, options.photos, options.seed)
             for backend in options.backends:
                 with make_runner(backend, model, size, options.runner) as runner:
@@ -132,7 +132,7 @@ def bench_models(models: Sequence[ModelFile], options: BenchOptions, make_runner
                         run.timings.append(measure_batch(runner, frames, batch, options.budget))
                         advance(f"{model.path.name} {backend} batch {batch}: {run.timings[-1].fps:.1f} FPS")
                 report.runs.append(run)
-            baseline = baselines.get(model.path.name)
+            baseline = baselines.get(model.path)
             if baseline is None:
                 continue
             baseline_frames = model_frames(baseline, size, 1, options.photos, options.seed)

@@ -23,8 +23,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from facebatch.configs.yaml_file import read_yaml
 from facebatch.errors import SpecError
 
 TOP_KEYS = {"source", "hardware", "precision", "backend", "models"}
@@ -90,11 +89,7 @@ def load_published(path: Path) -> PublishedTable:
         path = shipped[path.stem]
     if not path.is_file():
         raise SpecError(f"published table {path} does not exist (shipped: {', '.join(str(p) for p in shipped_tables())})")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SpecError(f"{path} is not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from exc
+    data = read_yaml(path, "published table")
     top = _mapping(data, str(path), TOP_KEYS)
     for key in ("source", "hardware", "precision", "backend"):
         if not isinstance(top[key], str) or not top[key].strip():

@@ -96,11 +96,11 @@ def _trt_options(spec: ModelSpec, size: tuple[int, int], options: RunnerOptions)
     """TensorRT-EP options; the optimisation profile comes from the spec's batch range."""
     profile = spec.batch_profile(size)
 
-    def shapes(which: int) -> str:
-        return ",".join(f"{name}:{'x'.join(map(str, shapes[which]))}" for name, shapes in profile.items())
+    def shapes_at(which: int) -> str:  # 0 min, 1 opt, 2 max; "input.1:1x3x320x320"
+        return ",".join(f"{name}:{'x'.join(map(str, min_opt_max[which]))}" for name, min_opt_max in profile.items())
 
-    trt: dict[str, object] = {"trt_fp16_enable": options.trt_fp16, "trt_profile_min_shapes": shapes(0),
-                              "trt_profile_opt_shapes": shapes(1), "trt_profile_max_shapes": shapes(2)}  # fmt: skip
+    trt: dict[str, object] = {"trt_fp16_enable": options.trt_fp16, "trt_profile_min_shapes": shapes_at(0),
+                              "trt_profile_opt_shapes": shapes_at(1), "trt_profile_max_shapes": shapes_at(2)}  # fmt: skip
     if options.trt_cache is not None:
         trt |= {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(options.trt_cache)}
     return trt
