@@ -114,3 +114,15 @@ def test_the_checker_catches_what_it_forbids():
     assert violations("from ..exporter import repair\n", "facebatch.verify.x")  # … relative imports resolve too
     assert violations("import onnxruntime\n", "facebatch.engines.runners.onnxruntime_runner") == []
     assert violations("from facebatch.verify.report import VerifyReport\n", "facebatch.cli.render") == []
+
+
+def test_the_command_line_starts_without_heavy_libraries():
+    """DESIGN: start-up counts in every pipeline run; heavy libraries are imported by the
+    commands that need them, never by building the parser (facebatch --help)."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "onnx", "onnxruntime", "openvino", "cv2", "matplotlib", "onnxsim")
+    probe = f"import sys; from facebatch.cli import build_parser; build_parser(); print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

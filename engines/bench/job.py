@@ -18,6 +18,7 @@ from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.engines.bench.measure import Budget, measure_alternating, measure_batch
 from facebatch.engines.bench.published import PublishedTable, compare
 from facebatch.engines.bench.report import Baseline, BenchReport, BenchRun
+from facebatch.engines.bench.settings import DEFAULT_BACKENDS, DEFAULT_BENCH_BATCH_SIZES
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.registry import RunnerOptions, check_backend, onnx_runner
@@ -26,8 +27,6 @@ from facebatch.errors import SpecError
 from facebatch.onnx_graph import graph_input
 from facebatch.progress import progress_bar
 
-DEFAULT_BENCH_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
-DEFAULT_BACKENDS = ("ort-cpu",)
 # (backend, model, input size, options) → a runner, not yet active
 RunnerFactory = Callable[[str, ModelFile, tuple[int, int], RunnerOptions], Runner]
 

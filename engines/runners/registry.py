@@ -14,40 +14,18 @@ physical cores unless told otherwise, the same for onnxruntime and OpenVINO.
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from facebatch.configs.spec import ModelSpec
+from facebatch.engines.runners.backends import BACKENDS
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import CPU, OnnxRuntimeRunner
 from facebatch.environment import physical_cores
 from facebatch.errors import SpecError
 
-GPU_EXTRA = "pip install 'facebatch[gpu]' (onnxruntime-gpu, with CUDA and cuDNN)"
-
-
-@dataclass(frozen=True)
-class Backend:
-    name: str
-    description: str
-    install: str  # what to install when it is missing; "" when it is always there
-
-
-BACKENDS = {
-    b.name: b
-    for b in (
-        Backend("ort-cpu", "onnxruntime, CPU execution provider", ""),
-        Backend("ort-cuda", "onnxruntime, CUDA execution provider", GPU_EXTRA),
-        Backend("ort-trt", "onnxruntime, TensorRT execution provider (fp16, engine cache, batch profile from the spec)",
-                f"{GPU_EXTRA} and the TensorRT libraries"),  # fmt: skip
-        Backend("openvino", "OpenVINO runtime on the CPU (f32)", "pip install 'facebatch[openvino]'"),
-        Backend("torch", "the artifact's PyTorch model rebuilt from its metadata and weights (CUDA with FP16 autocast when present)", ""),
-        Backend("trt", "a TensorRT engine (.plan) built by 'facebatch build'", "'facebatch build' (issue #11) and TensorRT"),
-    )
-}
 ORT_PROVIDERS = {"ort-cpu": CPU, "ort-cuda": "CUDAExecutionProvider", "ort-trt": "TensorrtExecutionProvider"}
 
 
@@ -62,18 +40,6 @@ class RunnerOptions:
     @property
     def thread_count(self) -> int:
         return self.threads or physical_cores()
-
-
-def parse_backends(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    if not names:
-        raise SpecError(f"no backend named; known: {', '.join(BACKENDS)}")
-    for name in names:
-        if name not in BACKENDS:
-            close = difflib.get_close_matches(name, list(BACKENDS), n=1, cutoff=0.5)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise SpecError(f"unknown backend {name!r}; {hint}known: {', '.join(BACKENDS)}")
-    return names
 
 
 def check_backend(name: str, options: RunnerOptions) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from facebatch.cli import arguments
 from facebatch.cli.render import console_for, show_bench, write_reports
-from facebatch.engines.bench.job import DEFAULT_BACKENDS, DEFAULT_BENCH_BATCH_SIZES
 from facebatch.engines.bench.measure import Budget
+from facebatch.engines.bench.settings import DEFAULT_BACKENDS, DEFAULT_BENCH_BATCH_SIZES
+from facebatch.engines.runners.backends import BACKENDS
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -19,8 +20,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Benchmark artifacts (ours, or any SCRFD or embedder ONNX described like verify describes it) on one "
         "or more backends: per batch size fixed distinct frames, a warm-up, then timed calls; p50/p90/p99 latency, "
         "FPS = batch / median latency, ms per frame, min and max, the raw samples in the JSON. --baseline runs the "
-        "batch-1 file an artifact replaces in the same run; --compare sets the results beside a published table. "
-        "Backends: ort-cpu, ort-cuda, ort-trt (onnxruntime providers), openvino, torch, trt.",
+        "batch-1 file an artifact replaces in the same run; --compare sets the results beside a published table.",
+        epilog="backends:\n" + "\n".join(f"  {b.name:9} {b.description}" + (f" [{b.install}]" if b.install else "") for b in BACKENDS.values()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("artifacts", nargs="+", type=Path, metavar="ARTIFACT.onnx")
     parser.add_argument("--backend", default=",".join(DEFAULT_BACKENDS), metavar="B[,B…]",
@@ -55,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.configs.model_file import read_model_file
     from facebatch.engines.bench.job import BenchOptions, bench_models
     from facebatch.engines.bench.published import load_published
-    from facebatch.engines.runners.registry import RunnerOptions, parse_backends
+    from facebatch.engines.runners.backends import parse_backends
+    from facebatch.engines.runners.registry import RunnerOptions
     from facebatch.exporter.backends import make_runner
 
     arguments.check_report_targets(args)

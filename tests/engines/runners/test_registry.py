@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from facebatch.configs.scrfd import released_head_layout, scrfd_spec
-from facebatch.engines.runners.registry import BACKENDS, RunnerOptions, _trt_options, check_backend, onnx_runner, parse_backends
+from facebatch.engines.runners.backends import BACKENDS, parse_backends
+from facebatch.engines.runners.registry import RunnerOptions, _trt_options, check_backend, onnx_runner
 from facebatch.environment import physical_cores
 from facebatch.errors import SpecError
 

@@ -1,0 +1,4 @@
+"""What bench measures unless told otherwise; free of runtime imports (the CLI reads it)."""
+
+DEFAULT_BENCH_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
+DEFAULT_BACKENDS = ("ort-cpu",)

@@ -1,0 +1,45 @@
+"""The backends by name, what each runs and what it needs installed. Kept free of any
+runtime import, so that the command line can list them in ``--help`` without paying for
+them; ``registry`` builds the runners."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from facebatch.errors import SpecError
+
+GPU_EXTRA = "pip install 'facebatch[gpu]' (onnxruntime-gpu, with CUDA and cuDNN)"
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    description: str
+    install: str  # what to install when it is missing; "" when it is always there
+
+
+BACKENDS = {
+    b.name: b
+    for b in (
+        Backend("ort-cpu", "onnxruntime, CPU execution provider", ""),
+        Backend("ort-cuda", "onnxruntime, CUDA execution provider", GPU_EXTRA),
+        Backend("ort-trt", "onnxruntime, TensorRT execution provider (fp16, engine cache, batch profile from the spec)",
+                f"{GPU_EXTRA} and the TensorRT libraries"),  # fmt: skip
+        Backend("openvino", "OpenVINO runtime on the CPU (f32)", "pip install 'facebatch[openvino]'"),
+        Backend("torch", "the artifact's PyTorch model rebuilt from its metadata and weights (CUDA with FP16 autocast when present)", ""),
+        Backend("trt", "a TensorRT engine (.plan) built by 'facebatch build'", "'facebatch build' (issue #11) and TensorRT"),
+    )
+}
+
+
+def parse_backends(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise SpecError(f"no backend named; known: {', '.join(BACKENDS)}")
+    for name in names:
+        if name not in BACKENDS:
+            close = difflib.get_close_matches(name, list(BACKENDS), n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise SpecError(f"unknown backend {name!r}; {hint}known: {', '.join(BACKENDS)}")
+    return names
