@@ -35,7 +35,6 @@ from facebatch.errors import VerificationFailed
 from facebatch.onnx_graph import GraphView, attribute, inferred_shapes, node_label
 from facebatch.verify.independence import INDEPENDENCE_ATOL
 from facebatch.verify.lint import Finding, lint_graph, relaxed_batch
-from facebatch.verify.verify_job import check_sizes
 
 FOLDING_PERM = [2, 3, 0, 1]
 KEEPING_PERM = [0, 2, 3, 1]
@@ -186,7 +185,7 @@ def fix_onnx(source: Path, target: Path, size: tuple[int, int] | None = None, fr
     """Repair ``source`` into ``target``; proven on ``frames`` (default: seeded frames at
     ``size`` or the model's own size) before anything is written."""
     original = read_model_file(source, size=size)
-    (size,) = check_sizes(original, None if size is None else [size])[:1]
+    size = original.checked_size(size)
     plan = plan_repair(original.model)
     if plan.remaining:
         first = plan.remaining[0]

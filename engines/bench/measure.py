@@ -32,13 +32,20 @@ class Budget:
             raise SpecError("--warmup must be 0 or more seconds, --seconds more than 0, --iters at least 1")
 
 
-def measure_batch(runner: Runner, frames: np.ndarray, batch: int, budget: Budget) -> BatchTiming:
-    """Time ``runner`` (active, one input) on the first ``batch`` of ``frames``."""
+def _checked_feed(runner: Runner, frames: np.ndarray, batch: int) -> dict[str, np.ndarray]:
+    """The first ``batch`` of ``frames`` as the runner's (one) input, run once: the feed is
+    checked then, and only then (timed calls skip the check), and that call warms up."""
     if batch > len(frames):
         raise SpecError(f"{len(frames)} frames cannot fill batch size {batch}")
     (source,) = runner.inputs
     feed = {source.name: np.ascontiguousarray(frames[:batch])}
-    runner.infer(feed)  # checks the feed once and warms up
+    runner.infer(feed)
+    return feed
+
+
+def measure_batch(runner: Runner, frames: np.ndarray, batch: int, budget: Budget) -> BatchTiming:
+    """Time ``runner`` (active, one input) on the first ``batch`` of ``frames``."""
+    feed = _checked_feed(runner, frames, batch)
     warmup_calls = 1
     start = time.perf_counter()
     while time.perf_counter() - start < budget.warmup:
@@ -64,12 +71,7 @@ def measure_alternating(entries: Sequence[tuple[Runner, np.ndarray, int]], budge
     against the file it replaces. Blocks, not single calls: a runtime's thread pool keeps
     spinning for a moment after each call, and would slow the other runner's next call; the
     first call of each block is that re-warm and is not timed."""
-    feeds = []
-    for runner, frames, batch in entries:
-        (source,) = runner.inputs
-        feed = {source.name: np.ascontiguousarray(frames[:batch])}
-        runner.infer(feed)  # checks each feed once
-        feeds.append((runner, feed))
+    feeds = [(runner, _checked_feed(runner, frames, batch)) for runner, frames, batch in entries]
     warmups = [1] * len(feeds)
     start = time.perf_counter()
     while time.perf_counter() - start < budget.warmup:
