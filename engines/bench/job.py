@@ -22,7 +22,7 @@ from facebatch.engines.bench.settings import DEFAULT_BACKENDS, DEFAULT_BENCH_BAT
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.registry import RunnerOptions, check_backend, onnx_runner
-from facebatch.environment import cpu_model, environment
+from facebatch.environment import environment
 from facebatch.errors import SpecError
 from facebatch.onnx_graph import graph_input
 from facebatch.progress import progress_bar
@@ -72,7 +72,7 @@ def hardware(provider: str, env: dict) -> str:
     gpus = env.get("gpus") or []
     if on_gpu:
         return gpus[0]["name"] if gpus else "a GPU"
-    return cpu_model()
+    return str(env["cpu"])
 
 
 def check_batch_sizes(model: ModelFile, batch_sizes: Sequence[int]) -> None:
