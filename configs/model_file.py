@@ -28,6 +28,7 @@ from facebatch.errors import SpecError
 from facebatch.onnx_graph import graph_input, io_dims, load_onnx
 
 OUR_SPEC = "facebatch metadata"
+SEEDED_WEIGHTS = "seeded"  # metadata weights_source of artifacts exported without weights
 
 
 @dataclass
@@ -43,6 +44,15 @@ class ModelFile:
     def sha256(self) -> str:
         """Hashed once: the report and the torch reference's sidecar check both need it."""
         return file_sha256(self.path)
+
+    @cached_property
+    def props(self) -> dict[str, str]:
+        return {p.key: p.value for p in self.model.metadata_props}
+
+    @property
+    def seeded(self) -> bool:
+        """Exported with seeded random weights (verification and benchmarks only)."""
+        return self.props.get("weights_source") == SEEDED_WEIGHTS
 
     @property
     def family(self) -> Family:

@@ -9,12 +9,13 @@ string key.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Union
 
 import numpy as np
 
+from facebatch.configs.precision import Precision, fp16_tolerances, output_role
 from facebatch.errors import SpecError
 
 Dim = Union[int, str]
@@ -54,6 +55,19 @@ class HeadLayout:
 
     def rows(self, stride: int, height: int, width: int) -> int:
         return (height // stride) * (width // stride) * self.anchors_per_location
+
+    def at_fp16(self, seeded: bool = False) -> ModelSpec:
+        """This spec for the FP16 conversion of its graph: every output takes the FP16
+        tolerances of its role (configs.precision; wider for seeded weights), never tighter
+        than it had."""
+        if self.precision is not Precision.FP32:
+            raise SpecError(f"spec {self.name} is already {self.precision.value}; convert the FP32 artifact")
+        outputs = []
+        for tensor in self.outputs:
+            atol, rtol, cosine = fp16_tolerances(output_role(self.family.is_embedder, tensor.dims[-1]), seeded)
+            outputs.append(replace(tensor, atol=max(atol, tensor.atol), rtol=max(rtol, tensor.rtol),
+                                   min_cosine=None if tensor.min_cosine is None else cosine))  # fmt: skip
+        return replace(self, outputs=tuple(outputs), precision=Precision.FP16)
 
     @property
     def size_multiple(self) -> int:
@@ -136,11 +150,13 @@ class ModelSpec:
     head: HeadLayout | None = None  # SCRFD detectors
     embedding_size: int | None = None  # embedders: values per frame
     alignment_template: tuple[tuple[float, float], ...] | None = None  # embedders: 5 points (x, y)
+    precision: Precision = Precision.FP32  # what the graph computes in; its outputs' tolerances follow it
     # Free text for people reading the metadata (output layout, letterbox, alignment); code never reads it.
     descriptions: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "family", Family(self.family))
+        object.__setattr__(self, "precision", Precision(self.precision))
         names = [t.name for t in self.inputs + self.outputs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -154,6 +170,19 @@ class ModelSpec:
             raise SpecError(f"spec {self.name}: an SCRFD detector has a head layout and nothing else does")
         if self.family.is_embedder and not self.embedding_size:
             raise SpecError(f"spec {self.name}: an embedder spec needs its embedding size")
+
+    def at_fp16(self, seeded: bool = False) -> ModelSpec:
+        """This spec for the FP16 conversion of its graph: every output takes the FP16
+        tolerances of its role (configs.precision; wider for seeded weights), never tighter
+        than it had."""
+        if self.precision is not Precision.FP32:
+            raise SpecError(f"spec {self.name} is already {self.precision.value}; convert the FP32 artifact")
+        outputs = []
+        for tensor in self.outputs:
+            atol, rtol, cosine = fp16_tolerances(output_role(self.family.is_embedder, tensor.dims[-1]), seeded)
+            outputs.append(replace(tensor, atol=max(atol, tensor.atol), rtol=max(rtol, tensor.rtol),
+                                   min_cosine=None if tensor.min_cosine is None else cosine))  # fmt: skip
+        return replace(self, outputs=tuple(outputs), precision=Precision.FP16)
 
     @property
     def size_multiple(self) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 
 import onnx
 
+from facebatch.configs.precision import Precision
 from facebatch.configs.spec import Family, HeadLayout, ModelSpec, Normalize, ShapeRange, TensorSpec
 from facebatch.errors import SpecError
 
@@ -36,6 +37,7 @@ def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
         "embedding_size": spec.embedding_size,
         "alignment_template": None if spec.alignment_template is None else [list(p) for p in spec.alignment_template],
         "descriptions": dict(spec.descriptions),
+        "precision": spec.precision.value,
     }
 
 
@@ -62,6 +64,7 @@ def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
         embedding_size=data["embedding_size"],
         alignment_template=None if template is None else tuple((float(x), float(y)) for x, y in template),
         descriptions=data["descriptions"],
+        precision=Precision(data.get("precision", Precision.FP32.value)),  # absent before FP16 artifacts existed
     )
 
 

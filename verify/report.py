@@ -51,6 +51,7 @@ class VerifyReport:
     family: str
     spec_source: str
     input: str
+    precision: str = "fp32"  # what the graph computes in: its tolerances follow it
     sizes: list[str] = field(default_factory=list)  # input sizes checked, e.g. ["320x320", "320x480"]
     frames: list[str] = field(default_factory=list)  # frame index → the photo (or noise seed) it is
     options: dict[str, Any] = field(default_factory=dict)  # what the checks ran with
@@ -103,7 +104,7 @@ class VerifyReport:
         lines = [
             f"# facebatch verify: `{self.model}` — **{self.verdict}**{mode}",
             "",
-            f"- family: {self.family} (spec from {self.spec_source}); input `{self.input}`",
+            f"- family: {self.family} (spec from {self.spec_source}); precision {self.precision}; input `{self.input}`",
             f"- sha256: `{self.sha256}`",
             f"- checked at {', '.join(self.sizes)}; took {self.seconds:.1f} s",
         ]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from facebatch.configs.embedder import EmbedderDescription
 from facebatch.configs.model_file import ModelFile, read_model_file
+from facebatch.configs.precision import independence_atol
 from facebatch.engines.pipeline.preprocess import frame_sources, model_frames
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.engines.runners.base import Runner
@@ -30,7 +31,6 @@ from facebatch.progress import step
 from facebatch.verify.decoded import DecodedIndependence
 from facebatch.verify.independence import (
     DEFAULT_BATCH_SIZES,
-    INDEPENDENCE_ATOL,
     IndependenceReport,
     SliceDiff,
     verify_batch_independence,
@@ -50,11 +50,14 @@ class VerifyOptions:
     seed: int = 0
     embedder: EmbedderDescription | None = None
     sizes: Sequence[tuple[int, int]] | None = None  # None: the target's own (two for a symbolic size)
-    atol: float = INDEPENDENCE_ATOL
+    atol: float | None = None  # check 1; None: the artifact's precision's (configs.precision.independence_atol)
     reference: ReferenceFactory | None = None  # check 4; None skips it
     det_thresh: float = DET_THRESH  # check 3 (SCRFD): the reference pipeline's thresholds
     nms_thresh: float = NMS_THRESH
     strict: bool = False  # the release gate: a skipped check fails
+
+    def independence_atol(self, target: ModelFile) -> float:
+        return self.atol if self.atol is not None else independence_atol(target.spec.precision)
 
     def check(self) -> None:
         if not self.batch_sizes or min(self.batch_sizes) < 1:
@@ -167,17 +170,20 @@ def _reference_check(result: ReferenceResult | None) -> CheckResult:
     name = "reference parity"
     if result is None:
         return CheckResult(4, name, SKIP, "no reference given (--reference torch for our artifacts, or --reference FILE)")
-    data = {"reference": result.description, "notes": result.notes, "reports": [r.to_dict() for r in result.reports]}
-    details = [r.summary() for r in result.reports] + result.notes
+    data = {"reference": result.description, "notes": result.notes, "reports": [r.to_dict() for r in result.reports],
+            "decoded": [d.to_dict() for d in result.decoded]}  # fmt: skip
+    details = [r.summary() for r in result.reports] + [d.summary() for d in result.decoded] + result.notes
     if not result.passed:
-        failed = [r for r in result.reports if not r.passed]
-        why = failed[0].summary() if failed else "nothing was compared"
+        failed = [r.summary() for r in result.reports if not r.passed] + [d.summary() for d in result.decoded if not d.passed]
+        why = failed[0] if failed else "nothing was compared"
         return CheckResult(4, name, FAIL, f"differs from {result.description}: {why}", _listed(details), data)
     worst = max(r.max_abs_diff for r in result.reports)
     sizes = ", ".join(r.label for r in result.reports)
     cosines = [d.min_cosine for r in result.reports for d in r.diffs if d.min_cosine is not None]
     cosine = f", min cosine {min(cosines):.9f}" if cosines else ""
-    return CheckResult(4, name, PASS, f"matches {result.description} at {sizes}: max abs diff {worst:.3g}{cosine}", details, data)
+    faces = sum(f.matched for d in result.decoded for f in d.frames)
+    decoded = (f"; the same {faces} decoded faces" if faces else "; no decoded face on either side") if result.decoded else ""
+    return CheckResult(4, name, PASS, f"matches {result.description} at {sizes}: max abs diff {worst:.3g}{cosine}{decoded}", details, data)
 
 
 def _localisation_check(culprits: tuple[Culprit | None, Culprit | None]) -> CheckResult:
@@ -206,11 +212,12 @@ def _checks_at(
     checks = []
     result = None
     if reference is not None:
-        result = compare_with_reference(target, runner, frames, reference, options.batch_sizes, size)
+        result = compare_with_reference(target, runner, frames, reference, options.batch_sizes, size, options.det_thresh, options.nms_thresh)
     checks.append(_reference_check(result))
     head = target.spec.head
-    decoded = None if head is None else DecodedIndependence(head, size, options.atol, options.det_thresh, options.nms_thresh)
-    independence = verify_batch_independence(runner, frames, options.batch_sizes, options.atol, decoded)
+    atol = options.independence_atol(target)
+    decoded = None if head is None else DecodedIndependence(head, size, atol, options.det_thresh, options.nms_thresh)
+    independence = verify_batch_independence(runner, frames, options.batch_sizes, atol, decoded)
     checks.append(_independence_check(independence, relaxed))
     checks.append(_layout_check(findings, independence))
     decoded_check = _decoded_check(decoded, target)
@@ -221,7 +228,7 @@ def _checks_at(
     with step("localise: compare every intermediate tensor per frame"):
         try:
             with OnnxRuntimeIntermediateRunner(relaxed_batch(target.model), label=target.path.name) as exposed:
-                culprits = localise(exposed, target.model, frames, findings, options.atol)
+                culprits = localise(exposed, target.model, frames, findings, atol)
         except EngineError as exc:  # the graph may not run at batch > 1 at all
             checks.append(CheckResult(5, "localisation", FAIL, f"could not run the graph at batch {LOCALISATION_FRAMES}: {exc}"))
         else:
@@ -239,11 +246,11 @@ def verify_model(path: Path, options: VerifyOptions | None = None) -> VerifyRepo
     count = max(max(options.batch_sizes), LOCALISATION_FRAMES)
     reference = options.reference(target, options.photos) if options.reference is not None else None
     report = VerifyReport(
-        model=path.name, sha256=target.sha256, family=target.family.value, spec_source=target.source,
+        model=path.name, sha256=target.sha256, family=target.family.value, precision=target.spec.precision.value, spec_source=target.source,
         input=f"{target.spec.input.name} {list(target.spec.input.dims)}", sizes=[size_text(s) for s in sizes],
         frames=frame_sources(count, options.photos, options.seed), strict=options.strict, notes=list(target.notes),
         options={"batch_sizes": list(options.batch_sizes), "sizes": [list(s) for s in sizes], "seed": options.seed,
-                 "photos": [str(p) for p in options.photos], "atol": options.atol, "det_thresh": options.det_thresh,
+                 "photos": [str(p) for p in options.photos], "atol": options.independence_atol(target), "det_thresh": options.det_thresh,
                  "nms_thresh": options.nms_thresh, "strict": options.strict,
                  "reference": reference.description if reference is not None else None},
     )  # fmt: skip

@@ -70,7 +70,8 @@ def show_catalog(console: Console, scrfd: list[ScrfdEntry], arcface: list[ArcFac
 
 def show_verify(console: Console, report: VerifyReport) -> None:
     strict = " (strict)" if report.strict else ""
-    table = Table(title=f"facebatch verify {report.model}: {report.verdict}{strict}", title_justify="left")
+    precision = f" ({report.precision})" if report.precision != "fp32" else ""
+    table = Table(title=f"facebatch verify {report.model}{precision}: {report.verdict}{strict}", title_justify="left")
     several = len(report.sizes) > 1
     for column in ("#", "check", *(["size"] if several else []), "result", "summary"):
         table.add_column(column)

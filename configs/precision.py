@@ -1,0 +1,91 @@
+"""The arithmetic an artifact computes in, and what each precision is held to.
+
+FP32 artifacts keep the spec's tolerances (1e-4 against the reference, 1e-5 between a
+frame alone and inside a batch). An FP16 artifact carries FP16 tolerances in its own spec,
+set by ``fp16_tensor`` from each output's role, because FP16's error is a property of the
+number format and the network's depth, not of the batch:
+
+* FP16 keeps 11 significant bits: unit roundoff u = 2**-11 ≈ 4.9e-4. Measured on ONNX
+  converted by ``engines.build.fp16`` against its FP32 source (onnxruntime CPU, 32 frames:
+  the fixture photos, then noise), trained weights differ by at most 1e-3 in scores and
+  0.031 (SCRFD-2.5G at 640) to 0.065 (SCRFD-500M at 64, a background anchor) in stride
+  units in boxes and landmarks; seeded random weights, far less well conditioned, by 0.016
+  and 0.11 (SCRFD-10G); embeddings by 0.012 (ArcFace R50 seeded), cosine ≥ 0.999998.
+  docs/fp16.md has the tables.
+* Raw outputs pass when |fp16 − fp32| ≤ atol + rtol·|fp32|, with the tolerances below:
+  1.5 to 3 times the worst trained-weight error (ten times for scores), and
+  ``SEEDED_FP16_FACTOR`` times that for seeded weights (the margin FP32's seeded gate uses).
+* What users see is held by meaning rather than by element: decoded detections (the same
+  faces, IoU ≥ 0.95, scores within 1e-2, landmarks within 1 px) and embeddings (cosine ≥
+  0.999 per row). Seeded weights detect nothing (thousands of random boxes per frame that
+  tie in NMS), so for them only the raw tolerances judge.
+* A frame inside a batch must equal it alone to within ``FP16_INDEPENDENCE_ATOL``: FP16
+  kernels may differ per batch size on a GPU, while mixed frames differ by orders more.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from facebatch.errors import SpecError
+
+FP16_UNIT_ROUNDOFF = 2.0**-11
+
+
+class Precision(str, Enum):
+    """The value is what files, metadata and reports say."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+
+    @classmethod
+    def parse(cls, text: str) -> Precision:
+        try:
+            return cls(text.lower())
+        except ValueError:
+            raise SpecError(f"unknown precision {text!r}; known: {', '.join(p.value for p in cls)}") from None
+
+
+# Raw-output tolerances of FP16 artifacts by output role (see the module docstring).
+FP16_SCORE_ATOL = 0.01  # probabilities
+FP16_REGRESSION_ATOL = 0.1  # boxes and landmarks, in stride units
+FP16_RTOL = 0.008  # ≈ 16 u: large distances and embedding values
+FP16_EMBEDDING_ATOL = 0.03
+SEEDED_FP16_FACTOR = 4.0
+FP16_MIN_COSINE = 0.999
+FP32_INDEPENDENCE_ATOL = 1e-5  # a frame alone vs inside a batch, onnxruntime CPU
+FP16_INDEPENDENCE_ATOL = 1e-2
+
+# Decoded detections of a reduced-precision artifact against its FP32 reference.
+DECODED_MIN_IOU = 0.95
+DECODED_SCORE_ATOL = 1e-2
+DECODED_LANDMARK_ATOL_PX = 1.0
+
+
+def output_role(embedder: bool, channels: int | str) -> str:
+    """What an output holds: an embedder's one output is its embedding; an SCRFD output is
+    told by its channels (1 score, 4 box distances, 10 landmark offsets)."""
+    if embedder:
+        return "embedding"
+    roles = {1: "score", 4: "bbox", 10: "kps"}
+    if channels not in roles:
+        raise SpecError(f"an SCRFD output with {channels} channels has no known role (1 score, 4 bbox, 10 kps)")
+    return roles[channels]
+
+
+def fp16_tolerances(role: str, seeded: bool = False) -> tuple[float, float, float | None]:
+    """(atol, rtol, min_cosine) of an FP16 output by its role: score, bbox, kps or embedding;
+    seeded weights get ``SEEDED_FP16_FACTOR`` times the atol and rtol."""
+    factor = SEEDED_FP16_FACTOR if seeded else 1.0
+    if role == "score":
+        return factor * FP16_SCORE_ATOL, 0.0, None
+    if role in ("bbox", "kps"):
+        return factor * FP16_REGRESSION_ATOL, factor * FP16_RTOL, None
+    if role == "embedding":
+        return factor * FP16_EMBEDDING_ATOL, factor * FP16_RTOL, FP16_MIN_COSINE
+    raise SpecError(f"no FP16 tolerance for an output of role {role!r}")
+
+
+def independence_atol(precision: Precision) -> float:
+    """How far a frame inside a batch may be from the same frame alone (check 1)."""
+    return FP16_INDEPENDENCE_ATOL if precision is Precision.FP16 else FP32_INDEPENDENCE_ATOL

@@ -1,0 +1,1 @@
+"""Artifacts built from an exported ONNX: its FP16 conversion and TensorRT engines."""

@@ -1,0 +1,152 @@
+"""``facebatch convert --fp16``: an FP32 artifact → its FP16 ONNX, proven before it is written.
+
+The FP16 graph is saved to a temp file beside the target and verified there like
+``facebatch verify --strict`` with the FP32 source as the check-4 reference, at the FP16
+tolerances its spec now carries: raw outputs per role, decoded faces (detectors, trained
+weights), embedding cosine, batch independence at ``FP16_INDEPENDENCE_ATOL``, the static
+lint. Only a passing graph is renamed into place; the sidecar JSON (what was converted,
+how, and the verification figures) follows it, as export writes its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from facebatch.atomic import atomic_path, write_text_atomic
+from facebatch.configs.embedder import EmbedderDescription
+from facebatch.configs.model_file import ModelFile, read_model_file
+from facebatch.configs.spec_io import spec_to_dict
+from facebatch.engines.build.fp16 import Fp16Conversion, convert_to_fp16, stamp_fp16
+from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
+from facebatch.environment import environment, file_sha256
+from facebatch.errors import SpecError
+from facebatch.progress import step, warn
+from facebatch.verify.independence import DEFAULT_BATCH_SIZES
+from facebatch.verify.reference import onnx_reference
+from facebatch.verify.report import VerifyReport
+from facebatch.verify.verify_job import VerifyOptions, verify_model
+
+FP16_SUFFIX = "_fp16"
+
+
+@dataclass
+class ConvertOptions:
+    fp16_io: bool = False
+    photos: Sequence[Path] = ()
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES
+    seed: int = 0
+    size: tuple[int, int] | None = None  # foreign SCRFD files with a symbolic size
+    embedder: EmbedderDescription | None = None  # foreign embedders
+    det_thresh: float = DET_THRESH
+    nms_thresh: float = NMS_THRESH
+
+
+@dataclass
+class ConvertResult:
+    source: Path
+    path: Path  # where the FP16 artifact is (or would have been) written
+    conversion: Fp16Conversion
+    report: VerifyReport
+    written: bool  # False: the gate failed and nothing was written
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def sidecar(self) -> Path:
+        return self.path.with_suffix(".json")
+
+
+def default_fp16_path(source: Path) -> Path:
+    """``scrfd_10g_320_batch.onnx`` → ``scrfd_10g_320_batch_fp16.onnx`` beside it."""
+    return source.with_name(f"{source.stem}{FP16_SUFFIX}.onnx")
+
+
+def _source_weights(target: ModelFile) -> dict[str, Any]:
+    """The source sidecar's weights record, so ``verify --reference torch`` can rebuild the
+    model the FP16 artifact descends from."""
+    sidecar = target.path.with_suffix(".json")
+    try:
+        data = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return data.get("weights", {}) if isinstance(data, dict) and data.get("sha256") == target.sha256 else {}
+
+
+def _fp16_model(target: ModelFile, options: ConvertOptions) -> tuple[onnx.ModelProto, Fp16Conversion]:
+    with step(f"convert {target.path.name} to FP16"):
+        conversion = convert_to_fp16(target.model, target.spec, options.fp16_io, target.seeded)
+    if not target.is_ours:  # the FP16 file carries the spec it was checked with; a symbolic size stays symbolic
+        conversion.spec = replace(conversion.spec, dynamic_size=not target.fixed_size)
+    return stamp_fp16(conversion, target.props, target.path.name, target.sha256), conversion
+
+
+def sidecar_record(result: ConvertResult, sha256: str, weights: dict[str, Any]) -> dict[str, Any]:
+    conversion = result.conversion
+    return {
+        "artifact": result.path.name,
+        "sha256": sha256,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "precision": conversion.spec.precision.value,
+        "source": {"artifact": result.source.name, "sha256": result.report.options.get("reference_sha256")},
+        "conversion": {
+            "converter": "onnxconverter-common float16",
+            "fp16_io": conversion.fp16_io,
+            "op_block_list": list(conversion.op_block_list),
+            "kept_fp32_in_graph": [op for op in conversion.present_blocked if op != "none"],
+            "weights_raised_to_min_positive": conversion.flushed,
+            "weights_clamped_to_max_finite": conversion.clamped,
+        },
+        "tolerances": {t.name: {"atol": t.atol, "rtol": t.rtol, "min_cosine": t.min_cosine} for t in conversion.spec.outputs},
+        "spec": spec_to_dict(conversion.spec),
+        "weights": weights,
+        "verification": {"passed": result.report.passed, "checks": [
+            {"check": c.label, "status": c.status, "summary": c.summary} for c in result.report.checks]},  # fmt: skip
+        "environment": environment(),
+    }
+
+
+class _Discard(Exception):
+    """The gate failed: discard the temp file."""
+
+
+def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions | None = None) -> ConvertResult:
+    """Convert, verify in a temp file, and write only what passes (then its sidecar); a
+    graph that fails its gate comes back with ``written`` False and its report."""
+    options = options or ConvertOptions()
+    source = Path(source)
+    target = read_model_file(source, options.embedder, options.size)
+    out = Path(out) if out is not None else default_fp16_path(source)
+    if out.suffix != ".onnx":
+        raise SpecError(f"-o {out}: name an .onnx file")
+    if out.resolve() == source.resolve():
+        raise SpecError("-o must name a new file; convert never overwrites its source")
+    model, conversion = _fp16_model(target, options)
+    notes = [f"replaced the existing {out}"] if out.exists() else []
+    verify_options = VerifyOptions(batch_sizes=options.batch_sizes, photos=options.photos, seed=options.seed,
+                                   sizes=[options.size] if options.size else None, reference=onnx_reference(source),
+                                   det_thresh=options.det_thresh, nms_thresh=options.nms_thresh, strict=True)  # fmt: skip
+    try:
+        with atomic_path(out, "-o") as tmp:
+            with step(f"write the FP16 graph to a temp file beside {out.name}"):
+                onnx.save(model, tmp)
+            report = verify_model(tmp, verify_options)
+            report.model = out.name
+            report.options["reference_sha256"] = target.sha256
+            result = ConvertResult(source, out, conversion, report, report.passed, notes)
+            if not report.passed:
+                raise _Discard  # leaves the with-block: the temp file is removed, nothing is replaced
+            sha256 = file_sha256(tmp)
+    except _Discard:
+        return result
+    if notes:
+        warn(notes[0])
+    write_text_atomic(result.sidecar, json.dumps(sidecar_record(result, sha256, _source_weights(target)), indent=2) + "\n", "-o")
+    return result
+
+

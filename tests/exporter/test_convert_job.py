@@ -1,0 +1,95 @@
+"""convert --fp16: proven before it is written, at FP16 tolerances, with a sidecar; a graph
+that loses too much in FP16 leaves nothing behind."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from facebatch.configs.model_file import OUR_SPEC, read_model_file
+from facebatch.configs.precision import FP16_INDEPENDENCE_ATOL, Precision
+from facebatch.errors import SpecError
+from facebatch.exporter.convert_job import ConvertOptions, convert_fp16, default_fp16_path
+from facebatch.exporter.repair import fix_onnx
+from facebatch.verify.reference import onnx_reference
+from facebatch.verify.verify_job import VerifyOptions, verify_model
+
+
+@pytest.fixture(scope="module")
+def converted(small_detector: Path, photos, tmp_path_factory: pytest.TempPathFactory):
+    source = tmp_path_factory.mktemp("convert") / small_detector.name
+    source.write_bytes(small_detector.read_bytes())
+    source.with_suffix(".json").write_bytes(small_detector.with_suffix(".json").read_bytes())
+    return convert_fp16(source, options=ConvertOptions(photos=photos, batch_sizes=(1, 2, 8))), source
+
+
+def test_a_real_detector_converts_passes_its_gate_and_is_written_with_a_sidecar(converted):
+    result, source = converted
+    assert result.written and result.path == default_fp16_path(source) and result.path.is_file()
+    assert result.report.passed and result.report.precision == "fp16" and result.report.strict
+    check4 = next(c for c in result.report.checks if c.number == 4)
+    decoded = check4.data["decoded"]
+    assert decoded and decoded[0]["passed"] and "decoded faces" in check4.summary  # trained weights: faces compared
+    sidecar = json.loads(result.sidecar.read_text())
+    assert sidecar["precision"] == "fp16" and sidecar["source"]["sha256"] == read_model_file(source).sha256
+    assert sidecar["conversion"]["fp16_io"] is False and "Resize" in sidecar["conversion"]["kept_fp32_in_graph"]
+    assert sidecar["tolerances"]["score_8"]["atol"] == 0.01 and sidecar["verification"]["passed"]
+    assert sidecar["weights"]["kind"] == "onnx"  # carried over, so verify --reference torch can rebuild the model
+
+
+def test_verify_reads_the_precision_and_applies_the_fp16_gate(converted, photos):
+    result, source = converted
+    report = verify_model(result.path, VerifyOptions(batch_sizes=(1, 2), photos=photos[:2], reference=onnx_reference(source)))
+    assert report.passed and report.precision == "fp16" and report.options["atol"] == FP16_INDEPENDENCE_ATOL
+    fp32 = verify_model(source, VerifyOptions(batch_sizes=(1, 2), photos=photos[:2]))
+    assert fp32.precision == "fp32" and fp32.options["atol"] == 1e-5
+
+
+def test_a_foreign_batch1_embedder_is_refused_until_fixed_then_converts(models_dir: Path, photos, tmp_path: Path):
+    out = tmp_path / "mobilefacenet_fp16.onnx"
+    refused = convert_fp16(models_dir / "mobilefacenet_128d.onnx", out, ConvertOptions(batch_sizes=(1, 4)))
+    assert not refused.written and "2 layout" in refused.report.failure_line() and not out.exists()  # batch fixed to 1
+    fixed = fix_onnx(models_dir / "mobilefacenet_128d.onnx", tmp_path / "mobilefacenet_batch.onnx").path
+    result = convert_fp16(fixed, out, ConvertOptions(photos=photos, batch_sizes=(1, 4)))
+    assert result.written, result.report.failure_line()
+    check4 = next(c for c in result.report.checks if c.number == 4)
+    cosine = min(d["min_cosine"] for r in check4.data["reports"] for d in r["outputs"])
+    assert cosine >= 0.999
+    again = read_model_file(out)
+    assert again.source == OUR_SPEC and again.spec.precision is Precision.FP16 and again.spec.embedding_size == 128
+
+
+def overflowing_embedder(path: Path) -> Path:
+    """An 'embedder' whose first weight (5e4) FP16 clamps to 1e4: the embedding's direction changes."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 112, 112])
+    y = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 3])
+    nodes = [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]), helper.make_node("Flatten", ["pooled"], ["flat"]),
+             helper.make_node("Mul", ["flat", "w"], ["embedding"])]  # fmt: skip
+    weights = numpy_helper.from_array(np.array([5e4, 1e3, 1e3], np.float32), "w")
+    model = helper.make_model(helper.make_graph(nodes, "clamped", [x], [y], [weights]), opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, path)
+    return path
+
+
+def test_a_graph_that_loses_too_much_in_fp16_is_refused_and_nothing_is_replaced(tmp_path: Path):
+    source = overflowing_embedder(tmp_path / "clamped.onnx")
+    out = tmp_path / "clamped_fp16.onnx"
+    out.write_bytes(b"an earlier file")
+    result = convert_fp16(source, out, ConvertOptions(batch_sizes=(1, 2)))
+    assert not result.written and result.conversion.clamped == 1
+    assert "4 reference parity" in result.report.failure_line()
+    assert out.read_bytes() == b"an earlier file" and not result.sidecar.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clamped.onnx", "clamped_fp16.onnx"]  # no temp file left
+
+
+def test_convert_never_overwrites_its_source_and_refuses_fp16_input(converted):
+    result, source = converted
+    with pytest.raises(SpecError, match="never overwrites its source"):
+        convert_fp16(source, source)
+    with pytest.raises(SpecError, match="already fp16"):
+        convert_fp16(result.path, result.path.with_name("again.onnx"))
+    with pytest.raises(SpecError, match="name an .onnx file"):
+        convert_fp16(source, source.with_suffix(".plan"))

@@ -1,0 +1,151 @@
+"""Check 4, decoded: does a detector find the same faces as its reference on the same frames?
+
+Raw outputs are compared element by element (``parity``); this compares what users get
+after decode and NMS: per frame the same faces (matched by IoU ≥ ``DECODED_MIN_IOU``), scores
+within ``DECODED_SCORE_ATOL`` and landmarks within ``DECODED_LANDMARK_ATOL_PX`` pixels of the
+network input. An FP16 artifact against its FP32 source is judged here above all.
+
+A face whose score lies within the score tolerance of the threshold may fall on either side
+of it (0.501 vs 0.499): each side's faces are therefore looked for among the other side's
+faces decoded at ``det_thresh − score tolerance``, so only real disagreements count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from facebatch.configs.precision import DECODED_LANDMARK_ATOL_PX, DECODED_MIN_IOU, DECODED_SCORE_ATOL
+from facebatch.configs.spec import HeadLayout
+from facebatch.engines.pipeline.face_detect import per_frame
+from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH, Detections, decode_frame
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[n, 4] × [m, 4] boxes (x1, y1, x2, y2) → [n, m] IoU."""
+    a64, b64 = a.astype(np.float64)[:, None, :], b.astype(np.float64)[None, :, :]
+    inter_w = np.clip(np.minimum(a64[..., 2], b64[..., 2]) - np.maximum(a64[..., 0], b64[..., 0]), 0, None)
+    inter_h = np.clip(np.minimum(a64[..., 3], b64[..., 3]) - np.maximum(a64[..., 1], b64[..., 1]), 0, None)
+    inter = inter_w * inter_h
+    area_a = (a64[..., 2] - a64[..., 0]) * (a64[..., 3] - a64[..., 1])
+    area_b = (b64[..., 2] - b64[..., 0]) * (b64[..., 3] - b64[..., 1])
+    return inter / np.maximum(area_a + area_b - inter, 1e-12)
+
+
+@dataclass
+class FrameAgreement:
+    frame: int
+    faces: int  # detections of the reference at det_thresh
+    found: int  # detections of the model under test at det_thresh
+    matched: int = 0
+    min_iou: float = 1.0
+    max_score_diff: float = 0.0
+    max_landmark_diff_px: float = 0.0
+    missed: int = 0  # reference faces with no partner
+    extra: int = 0  # faces of the model under test with no partner
+
+    def problems(self, min_iou: float, score_atol: float, landmark_atol: float) -> list[str]:
+        found = []
+        if self.missed or self.extra:
+            found.append(f"{self.missed} face(s) of the reference not found, {self.extra} extra (of {self.faces} vs {self.found})")
+        if self.matched and self.min_iou < min_iou:
+            found.append(f"IoU {self.min_iou:.3f} < {min_iou}")
+        if self.max_score_diff > score_atol:
+            found.append(f"score diff {self.max_score_diff:.3g} > {score_atol:g}")
+        if self.max_landmark_diff_px > landmark_atol:
+            found.append(f"landmarks {self.max_landmark_diff_px:.3g} px > {landmark_atol:g} px")
+        return found
+
+
+@dataclass
+class DecodedAgreement:
+    label: str  # e.g. "batch 32"
+    det_thresh: float
+    nms_thresh: float
+    min_iou: float = DECODED_MIN_IOU
+    score_atol: float = DECODED_SCORE_ATOL
+    landmark_atol_px: float = DECODED_LANDMARK_ATOL_PX
+    frames: list[FrameAgreement] = field(default_factory=list)
+
+    @property
+    def faces(self) -> int:
+        return sum(f.faces for f in self.frames)
+
+    def failures(self) -> list[str]:
+        return [f"frame {f.frame}: " + "; ".join(p) for f in self.frames if (p := f.problems(self.min_iou, self.score_atol, self.landmark_atol_px))]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.frames) and not self.failures()
+
+    def summary(self) -> str:
+        if not self.passed:
+            bad = self.failures()
+            return f"{self.label} decoded: {len(bad)} frame(s) disagree; first: {bad[0]}" if bad else f"{self.label} decoded: no frame compared"
+        matched = [f for f in self.frames if f.matched]
+        if not matched:
+            return f"{self.label} decoded: no face at det_thresh {self.det_thresh:g} on either side ({len(self.frames)} frames)"
+        iou = min(f.min_iou for f in matched)
+        score = max(f.max_score_diff for f in matched)
+        landmarks = max(f.max_landmark_diff_px for f in matched)
+        return (f"{self.label} decoded: the same {sum(f.matched for f in matched)} faces in {len(self.frames)} frames, "
+                f"min IoU {iou:.4f}, scores within {score:.3g}, landmarks within {landmarks:.3g} px")  # fmt: skip
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "passed": self.passed, "det_thresh": self.det_thresh, "nms_thresh": self.nms_thresh,
+                "min_iou": self.min_iou, "score_atol": self.score_atol, "landmark_atol_px": self.landmark_atol_px,
+                "frames": [asdict(f) for f in self.frames], "failures": self.failures()}  # fmt: skip
+
+
+def _partners(these: Detections, others_low: Detections, min_iou: float) -> np.ndarray:
+    """For each of ``these``, the index of its best-overlapping partner among ``others_low``
+    with IoU ≥ min_iou (greedy, best score first, each partner used once), or −1."""
+    partner = np.full(len(these), -1, dtype=np.int64)
+    if not len(these) or not len(others_low):
+        return partner
+    iou = box_iou(these.boxes, others_low.boxes)
+    taken: set[int] = set()
+    for i in range(len(these)):  # best score first: Detections are ordered so
+        for j in np.argsort(-iou[i], kind="stable"):
+            if iou[i, j] < min_iou:
+                break
+            if int(j) not in taken:
+                partner[i] = int(j)
+                taken.add(int(j))
+                break
+    return partner
+
+
+def frame_agreement(frame: int, actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], layout: HeadLayout,
+                    size: tuple[int, int], det_thresh: float, nms_thresh: float, score_atol: float, min_iou: float) -> FrameAgreement:  # fmt: skip
+    """One frame's canonical outputs (``{"score_8": [rows, 1], …}``) of both sides."""
+    height, width = size
+    low = max(det_thresh - score_atol, 0.0)
+    ours, ref = decode_frame(actual, layout, height, width, det_thresh, nms_thresh), decode_frame(expected, layout, height, width, det_thresh, nms_thresh)
+    ours_low, ref_low = decode_frame(actual, layout, height, width, low, nms_thresh), decode_frame(expected, layout, height, width, low, nms_thresh)
+    result = FrameAgreement(frame, len(ref), len(ours))
+    ref_partner = _partners(ref, ours_low, min_iou)
+    result.missed = int(np.count_nonzero(ref_partner < 0))
+    result.extra = int(np.count_nonzero(_partners(ours, ref_low, min_iou) < 0))
+    pairs = [(i, int(j)) for i, j in enumerate(ref_partner) if j >= 0]
+    result.matched = len(pairs)
+    if pairs:
+        r, o = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        result.min_iou = float(np.min(np.diag(box_iou(ref.boxes[r], ours_low.boxes[o]))))
+        result.max_score_diff = float(np.max(np.abs(ref.scores[r].astype(np.float64) - ours_low.scores[o])))
+        if ref.landmarks is not None and ours_low.landmarks is not None:
+            result.max_landmark_diff_px = float(np.max(np.abs(ref.landmarks[r].astype(np.float64) - ours_low.landmarks[o])))
+    return result
+
+
+def decoded_agreement(label: str, actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], layout: HeadLayout,
+                      size: tuple[int, int], det_thresh: float = DET_THRESH, nms_thresh: float = NMS_THRESH) -> DecodedAgreement:  # fmt: skip
+    """Both sides' canonical batched outputs (``{"score_8": [N, rows, 1], …}``), frame by frame."""
+    report = DecodedAgreement(label, det_thresh, nms_thresh)
+    frames = next(iter(expected.values())).shape[0]
+    for i in range(frames):
+        report.frames.append(frame_agreement(i, per_frame(actual, i), per_frame(expected, i), layout, size, det_thresh, nms_thresh,
+                                             report.score_atol, report.min_iou))  # fmt: skip
+    return report
