@@ -24,6 +24,8 @@ FOLDERS = {"configs": "facebatch.configs", "engines": "facebatch.engines", "veri
            "facebatch": "facebatch"}  # fmt: skip
 RUNTIMES = ("onnxruntime", "openvino", "tensorrt", "polygraphy", "tritonclient")
 RUNNERS = "facebatch.engines.runners."
+BUILDERS = "facebatch.engines.build."
+BUILDER_RUNTIMES = ("tensorrt", "polygraphy")  # building an engine is not running a model: engines/build may
 
 
 def module_name(path: Path) -> str:
@@ -74,8 +76,8 @@ def violations(source: str, module: str) -> list[str]:
                 problems.append(f"{module}:{line} imports {target} ({here} → {there}, against the direction)")
             if module == "facebatch.onnx_graph":
                 problems.append(f"{module}:{line} imports {target}: the graph helpers import nothing else of ours")
-        elif root in RUNTIMES and not module.startswith(RUNNERS):
-            problems.append(f"{module}:{line} imports the runtime {root}: only engines/runners may")
+        elif root in RUNTIMES and not module.startswith(RUNNERS) and not (root in BUILDER_RUNTIMES and module.startswith(BUILDERS)):
+            problems.append(f"{module}:{line} imports the runtime {root}: only engines/runners may (and engines/build, TensorRT's builder)")
         elif root == "torch" and not (module.startswith("facebatch.exporter") or module == RUNNERS + "torch_runner"):
             problems.append(f"{module}:{line} imports torch: only the exporter and the torch runner may")
     return problems
@@ -113,6 +115,8 @@ def test_the_checker_catches_what_it_forbids():
     assert violations("from . import verify_job\n", "facebatch.exporter.x") == []  # exporter → verify is allowed …
     assert violations("from ..exporter import repair\n", "facebatch.verify.x")  # … relative imports resolve too
     assert violations("import onnxruntime\n", "facebatch.engines.runners.onnxruntime_runner") == []
+    assert violations("import tensorrt as trt\n", "facebatch.engines.build.tensorrt_engine") == []  # the builder …
+    assert violations("import onnxruntime\n", "facebatch.engines.build.tensorrt_engine")  # … runs nothing itself
     assert violations("from facebatch.verify.report import VerifyReport\n", "facebatch.cli.render") == []
 
 

@@ -28,7 +28,8 @@ BACKENDS = {
                 f"{GPU_EXTRA} and the TensorRT libraries"),  # fmt: skip
         Backend("openvino", "OpenVINO runtime on the CPU (f32)", "pip install 'facebatch[openvino]'"),
         Backend("torch", "the artifact's PyTorch model rebuilt from its metadata and weights (CUDA with FP16 autocast when present)", ""),
-        Backend("trt", "a TensorRT engine (.plan) built by 'facebatch build'", "'facebatch build' (issue #11) and TensorRT"),
+        Backend("trt", "the TensorRT engine 'facebatch build' made from the artifact (build/engines/NAME_fp16_b1-32.plan)",
+                "pip install 'facebatch[tensorrt]' on a CUDA machine, then 'facebatch build'"),  # fmt: skip
     )
 }
 

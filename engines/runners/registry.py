@@ -5,7 +5,7 @@
     ort-trt    onnxruntime, TensorRT execution provider: fp16, engine cache, the spec's batch profile
     openvino   OpenVINO on the CPU, f32                          (facebatch[openvino])
     torch      the artifact's PyTorch model, rebuilt by the exporter (CUDA + FP16 autocast when present)
-    trt        a TensorRT engine built by ``facebatch build`` (issue #11)
+    trt        the TensorRT engine ``facebatch build`` made from the artifact (fp16, batch 1-32)
 
 ``check_backend`` refuses, before any work, a backend whose package is missing (naming what
 to install) unless the fallback to the CPU is allowed. Thread counts are explicit: the
@@ -23,7 +23,7 @@ from facebatch.configs.spec import ModelSpec
 from facebatch.engines.runners.backends import BACKENDS
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import CPU, OnnxRuntimeRunner
-from facebatch.environment import physical_cores
+from facebatch.environment import file_sha256, physical_cores
 from facebatch.errors import SpecError
 
 ORT_PROVIDERS = {"ort-cpu": CPU, "ort-cuda": "CUDAExecutionProvider", "ort-trt": "TensorrtExecutionProvider"}
@@ -46,8 +46,10 @@ def check_backend(name: str, options: RunnerOptions) -> None:
     """Refuse a backend that cannot run here, naming what to install (unless a fallback is allowed)."""
     backend = BACKENDS[name]
     if name == "trt":
-        raise SpecError("the trt backend runs TensorRT engines (.plan), which 'facebatch build' makes (issue #11, not built yet); "
-                        "for TensorRT on an ONNX use --backend ort-trt")  # fmt: skip
+        from facebatch.engines.runners.tensorrt_runner import TENSORRT_HINT, tensorrt_available
+
+        if not tensorrt_available():
+            raise SpecError(f"the trt backend runs TensorRT engines, and TensorRT is not installed here: {TENSORRT_HINT}")
     if name == "openvino" and importlib.util.find_spec("openvino") is None:
         raise SpecError(f"the openvino backend needs the OpenVINO runtime: {backend.install}")
     if name in ("ort-cuda", "ort-trt") and not options.allow_fallback:
@@ -73,9 +75,15 @@ def _trt_options(spec: ModelSpec, size: tuple[int, int], options: RunnerOptions)
 
 
 def onnx_runner(name: str, path: Path, spec: ModelSpec, size: tuple[int, int], options: RunnerOptions) -> Runner:
-    """A runner for an ONNX file on a backend that runs ONNX (every one but torch and trt)."""
+    """A runner for an ONNX file on a backend that runs ONNX (every one but torch); trt runs
+    the engine ``facebatch build`` made from it."""
     check_backend(name, options)
     threads = options.thread_count
+    if name == "trt":
+        from facebatch.engines.build.engine_record import find_engine
+        from facebatch.engines.runners.tensorrt_runner import TensorRtRunner
+
+        return TensorRtRunner(find_engine(path, file_sha256(path), spec))
     if name == "openvino":
         from facebatch.engines.runners.openvino_runner import OpenVinoRunner
 

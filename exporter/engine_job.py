@@ -1,0 +1,161 @@
+"""``facebatch build``: a TensorRT engine with one batch profile (1/16/32 from the spec),
+compared with the FP32 ONNX before it is written.
+
+TensorRT 10 parses the FP32 artifact and may pick FP16 kernels (the FP16 flag); TensorRT
+≥ 11 parses the verified FP16 artifact as a strongly typed network, made here by
+``convert_fp16`` when it is not already beside the FP32 one. The built plan is loaded from
+a temp file, run at batch 1, the profile's opt and max against the FP32 ONNX on
+onnxruntime (the precision's tolerances; decoded faces for trained detectors) and checked
+for batch independence at the precision's tolerance. Only then are the plan and its
+sidecar renamed into place: a disagreeing engine leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from facebatch.atomic import atomic_path, write_text_atomic
+from facebatch.configs.model_file import ModelFile, read_model_file
+from facebatch.configs.precision import Precision, independence_atol
+from facebatch.engines.build.engine_record import (
+    DEFAULT_ENGINE_DIR,
+    EngineRecord,
+    build_recipe,
+    engine_filename,
+    engine_profile,
+    sidecar_path,
+)
+from facebatch.engines.build.tensorrt_engine import BuilderSettings, build_engine
+from facebatch.engines.pipeline.preprocess import model_frames
+from facebatch.engines.pipeline.scrfd_layout import canonical_outputs
+from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.engines.runners.tensorrt_runner import TENSORRT_HINT, TensorRtRunner, current_gpu, import_tensorrt, tensorrt_available
+from facebatch.environment import environment, file_sha256
+from facebatch.errors import SpecError, VerificationFailed
+from facebatch.exporter.convert_job import ConvertOptions, convert_fp16, default_fp16_path
+from facebatch.progress import step
+from facebatch.verify.decoded_parity import decoded_agreement
+from facebatch.verify.independence import verify_batch_independence
+from facebatch.verify.parity import runner_parity
+
+NO_TENSORRT = (f"TensorRT is not installed here ({TENSORRT_HINT}); 'facebatch convert --fp16 MODEL.onnx' makes the verified "
+               "FP16 ONNX on any machine, for TensorRT elsewhere or onnxruntime's CUDA and TensorRT providers")  # fmt: skip
+
+
+@dataclass
+class BuildOptions:
+    precision: Precision = Precision.FP16
+    size: tuple[int, int] | None = None  # required for --dynamic-size artifacts
+    batch_min: int | None = None
+    batch_opt: int | None = None
+    batch_max: int | None = None
+    settings: BuilderSettings = field(default_factory=BuilderSettings)
+    out: Path | None = None
+    photos: Sequence[Path] = ()
+    seed: int = 0
+
+
+@dataclass
+class EngineResult:
+    path: Path
+    record: EngineRecord
+    notes: list[str] = field(default_factory=list)
+
+
+def fp32_source(target: ModelFile) -> ModelFile:
+    """The FP32 artifact an engine is compared with: the file itself, or the source an FP16
+    artifact records (beside it, with the recorded sha256)."""
+    if target.spec.precision is Precision.FP32:
+        return target
+    name, sha = target.props.get("source_onnx"), target.props.get("source_sha256")
+    source = target.path.with_name(name) if name else None
+    if source is None or not source.is_file():
+        raise SpecError(f"{target.path.name} is FP16; build from its FP32 source ({name or 'not recorded'}), which is not beside it")
+    fp32 = read_model_file(source)
+    if fp32.sha256 != sha:
+        raise SpecError(f"{source.name} is not the file {target.path.name} was converted from (sha256 differs); build from that FP32 file")
+    return fp32
+
+
+def _fp16_artifact(fp32: ModelFile, photos: Sequence[Path], seed: int, notes: list[str]) -> Path:
+    """The verified FP16 conversion of ``fp32``: the one beside it when it descends from
+    exactly this file, else made now by ``convert_fp16``."""
+    path = default_fp16_path(fp32.path)
+    if path.is_file():
+        existing = read_model_file(path)
+        if existing.props.get("source_sha256") == fp32.sha256:
+            return path
+    result = convert_fp16(fp32.path, path, ConvertOptions(photos=photos, seed=seed))
+    if not result.written:
+        raise VerificationFailed(f"the FP16 ONNX TensorRT would build from fails its gate: {result.report.failure_line()}")
+    notes.append(f"made the FP16 ONNX {path.name} (TensorRT ≥ 11 builds strongly typed networks from it)")
+    return path
+
+
+def build_engine_job(model_path: Path, options: BuildOptions) -> EngineResult:
+    """The model and the profile are checked first, so bad input is named even where
+    TensorRT is missing; then the build, the comparison and the writes."""
+    fp32 = fp32_source(read_model_file(Path(model_path)))
+    profile = engine_profile(fp32.spec, options.size, options.batch_min, options.batch_opt, options.batch_max)
+    if not tensorrt_available():
+        raise SpecError(NO_TENSORRT)
+    trt = import_tensorrt()
+    recipe = build_recipe(trt.__version__, options.precision)
+    notes: list[str] = []
+    parsed = fp32.path if recipe.onnx_precision is Precision.FP32 else _fp16_artifact(fp32, options.photos, options.seed, notes)
+    out = options.out or DEFAULT_ENGINE_DIR / engine_filename(fp32.path.stem, options.precision, profile.batch)
+    spec = fp32.spec.at_fp16(fp32.seeded) if options.precision is Precision.FP16 else fp32.spec
+    with step(f"build a TensorRT {options.precision.value} engine from {parsed.name} ({recipe.describe()}), batch "
+              f"{profile.batch.min}/{profile.batch.opt}/{profile.batch.max}"):  # fmt: skip
+        built = build_engine(parsed, recipe, profile, options.settings)
+    record = EngineRecord(
+        engine=out.name, sha256="", precision=options.precision, tensorrt_version=built.tensorrt_version, gpu=current_gpu(),
+        profile=profile, recipe=recipe, spec=spec, source_onnx={"file": parsed.name, "sha256": file_sha256(parsed)},
+        reference_onnx={"file": fp32.path.name, "sha256": fp32.sha256}, builder=options.settings.to_dict(),
+        build_seconds=round(built.seconds, 2), environment=environment(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )  # fmt: skip
+    with atomic_path(out, "-o") as tmp:
+        tmp.write_bytes(built.data)
+        record.sha256 = file_sha256(tmp)
+        record.verification = _check_engine(tmp, record, fp32, options)
+        if not record.verification["passed"]:
+            raise VerificationFailed(f"the {out.name} engine disagrees with {fp32.path.name}: {record.verification['failures'][0]}; "
+                                     "nothing was written")  # fmt: skip
+    write_text_atomic(sidecar_path(out), record.to_json(), "-o")
+    return EngineResult(out, record, notes)
+
+
+def _check_engine(plan: Path, record: EngineRecord, fp32: ModelFile, options: BuildOptions) -> dict:
+    """The engine against the FP32 ONNX at batch 1, opt and max, and frame by frame."""
+    batch = record.profile.batch
+    batches = sorted({batch.min, batch.opt, batch.max})
+    frames = model_frames(fp32, record.profile.size, batch.max, options.photos, options.seed)
+    spec, head, size = record.spec, record.spec.head, record.profile.size
+    failures: list[str] = []
+    with TensorRtRunner(plan, record) as engine, OnnxRuntimeRunner(fp32.path) as reference:
+        with step(f"compare the engine with {fp32.path.name} on onnxruntime at batch {', '.join(map(str, batches))}"):
+            parity = runner_parity(engine, reference, spec, frames, batches)
+        failures += [r.summary() for r in parity if not r.passed]
+        decoded = None
+        if head is not None and not fp32.seeded:
+            feed = {spec.input.name: frames}
+            engine_out = canonical_outputs(list(engine.infer(feed).values()), head, size[0], size[1], batch.max)
+            reference_out = canonical_outputs(list(reference.infer(feed).values()), head, size[0], size[1], batch.max)
+            decoded = decoded_agreement(f"batch {batch.max}", engine_out, reference_out, head, size)
+            if not decoded.passed:
+                failures.append(decoded.summary())
+        atol = independence_atol(record.precision)
+        independence = verify_batch_independence(engine, frames, sorted({1, 2, *batches}), atol)
+        if not independence.passed:
+            worst = independence.worst()
+            failures.append(independence.error or f"frames inside a batch differ from their single runs by {worst.max_abs_diff:.3g} ≥ {atol:g}"
+                            if worst else "batch independence could not be checked")  # fmt: skip
+    return {
+        "passed": not failures, "failures": failures, "batch_sizes": batches,
+        "parity_vs_fp32_onnx": [r.to_dict() for r in parity], "decoded": decoded.to_dict() if decoded else None,
+        "independence": independence.to_dict(), "summary": [r.summary() for r in parity] + ([decoded.summary()] if decoded else []),
+    }  # fmt: skip

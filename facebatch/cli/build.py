@@ -1,0 +1,81 @@
+"""``facebatch build``: a TensorRT engine (.plan + sidecar) with the spec's batch profile,
+compared with the FP32 ONNX before it is written."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from facebatch.cli import arguments
+from facebatch.cli.render import console_for
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
+def _gib(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GiB") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"the workspace must be positive, got {value:g} GiB")
+    return value
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "build",
+        help="build a TensorRT engine (.plan) with a batch profile 1-32, compared with the FP32 ONNX before it is written",
+        description="Build a TensorRT engine through Polygraphy's TensorRT backend: TensorRT 10 builds the FP32 ONNX with "
+        "the FP16 flag, TensorRT 11 and later the verified FP16 ONNX ('facebatch convert --fp16', made when missing) as a "
+        "strongly typed network. One optimisation profile over the batch (default the spec's min/opt/max 1/16/32). The "
+        "engine is run at batch min, opt and max against the FP32 ONNX on onnxruntime and checked frame by frame; only "
+        "then are build/engines/NAME_fp16_b1-32.plan (a plain plan, as trtexec and Triton load it) and its sidecar .json "
+        "written. Without TensorRT: exit 2, and 'facebatch convert --fp16' works on any machine.",
+    )
+    parser.add_argument("model_file", type=Path, metavar="MODEL.onnx")
+    parser.add_argument("--precision", choices=("fp16", "fp32"), default="fp16", help="engine precision (default fp16)")
+    parser.add_argument("--min", dest="batch_min", type=_positive, metavar="N", help="smallest batch of the profile (default the spec's, 1)")
+    parser.add_argument("--opt", dest="batch_opt", type=_positive, metavar="N", help="batch TensorRT tunes for (default the spec's, 16)")
+    parser.add_argument("--max", dest="batch_max", type=_positive, metavar="N", help="largest batch of the profile (default the spec's, 32)")
+    parser.add_argument("--workspace-gib", type=_gib, metavar="N", help="builder workspace limit in GiB (default TensorRT's)")
+    parser.add_argument("--timing-cache", type=Path, metavar="FILE", help="TensorRT timing cache: read when present, updated after the build")
+    parser.add_argument("-o", "--out", dest="output_file", type=Path, metavar="OUT.plan",
+                        help="engine file (default build/engines/NAME_PRECISION_bMIN-MAX.plan)")  # fmt: skip
+    arguments.add_sizes_argument(parser, several=False)
+    arguments.add_frames_arguments(parser, "the comparison with the FP32 ONNX")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from facebatch.configs.precision import Precision
+    from facebatch.engines.build.tensorrt_engine import BuilderSettings
+    from facebatch.errors import SpecError
+    from facebatch.exporter.engine_job import BuildOptions, build_engine_job
+
+    if args.output_file is not None and args.output_file.suffix != ".plan":
+        raise SpecError(f"-o {args.output_file}: name a .plan file")
+    options = BuildOptions(
+        precision=Precision(args.precision), size=args.size, batch_min=args.batch_min, batch_opt=args.batch_opt,
+        batch_max=args.batch_max, settings=BuilderSettings(args.workspace_gib, args.timing_cache), out=args.output_file,
+        photos=arguments.photos(args), seed=args.seed,
+    )  # fmt: skip
+    result = build_engine_job(args.model_file, options)
+    console = console_for(args)
+    record = result.record
+    for note in result.notes:
+        console.print(f"note: {note}")
+    for line in record.verification["summary"]:
+        console.print(f"vs {record.reference_onnx['file']}: {line}")
+    console.print(f"TensorRT {record.tensorrt_version} on {record.gpu.name} (compute capability {record.gpu.compute_capability}), "
+                  f"{record.recipe.describe()}, built in {record.build_seconds:.1f} s")  # fmt: skip
+    console.print(f"wrote {result.path} and {result.path.with_suffix('.json').name}")
+    return 0
