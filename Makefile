@@ -15,15 +15,17 @@ EMBEDDER_WEIGHTS ?=
 PROOF_IMAGES     ?= $(wildcard $(FIXTURES)/images)
 # Check 4 of make verify: 'torch' rebuilds each artifact's torch model; a path compares with that ONNX file.
 REFERENCE        ?= torch
+ENGINES          ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv export verify bench test clean
+.PHONY: help venv export fp16 engines verify bench test clean
 
 help: ## list the targets
 	@echo "facebatch — make targets:"
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-8s %s\n", $$1, $$2}'
 	@echo "variables: DETECTOR=$(DETECTOR) DETECTOR_SIZE=$(DETECTOR_SIZE) DETECTOR_WEIGHTS=$(DETECTOR_WEIGHTS)"
 	@echo "           EMBEDDER=$(EMBEDDER) EMBEDDER_WEIGHTS=$(EMBEDDER_WEIGHTS) BUILD=$(BUILD)"
+	@echo "           ENGINES=$(ENGINES) (1: make export builds the TensorRT engines too, where TensorRT is installed)"
 	@echo "           ARTIFACTS=$(ARTIFACTS) (what make verify and bench take; empty: every .onnx in $(BUILD)/onnx)"
 	@echo "           REFERENCE=$(REFERENCE) (make verify's check-4 reference: torch, or an ONNX file)"
 	@echo "           BENCH_BACKENDS=$(BENCH_BACKENDS) BENCH_ARGS='$(BENCH_ARGS)'"
@@ -39,11 +41,32 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## create or refresh .venv
 	@$(BIN)/facebatch --version
 
-export: $(STAMP) ## export both defaults to build/onnx (+ .json): scrfd_10g_320_batch, arcface_w600k_r50_batch; _seeded_ without weights
+export: $(STAMP) ## export both defaults to build/onnx (+ .json) and their verified FP16 ONNX (*_fp16.onnx); ENGINES=1: TensorRT engines too
 	$(BIN)/facebatch export $(DETECTOR) --size $(DETECTOR_SIZE) --out $(BUILD)/onnx \
 		$(if $(DETECTOR_WEIGHTS),--weights $(DETECTOR_WEIGHTS)) $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES))
 	$(BIN)/facebatch export $(EMBEDDER) --out $(BUILD)/onnx \
 		$(if $(EMBEDDER_WEIGHTS),--weights $(EMBEDDER_WEIGHTS)) $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES))
+	@$(MAKE) --no-print-directory fp16 $(if $(ENGINES),engines)
+
+# Shell: $$sources = the FP32 artifacts in $(BUILD)/onnx (what FP16 files and engines are made from).
+LIST_SOURCES = sources="$$(ls $(BUILD)/onnx/*.onnx 2>/dev/null | grep -v '_fp16\.onnx$$')"; \
+	test -n "$$sources" || { echo "make $@: no FP32 artifact in $(BUILD)/onnx; run 'make export' first"; exit 2; }
+
+fp16: $(STAMP) ## convert every FP32 artifact in build/onnx to FP16 ONNX (*_fp16.onnx), each proven against its source first
+	@$(LIST_SOURCES); \
+	for model in $$sources; do \
+		$(BIN)/facebatch convert $$model --fp16 $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES)) || exit $$?; \
+	done
+
+engines: $(STAMP) ## TensorRT FP16 engines (batch 1/16/32) of every FP32 artifact → build/engines; says so and skips where TensorRT is missing
+	@$(LIST_SOURCES); \
+	if ! $(BIN)/python -c 'from facebatch.engines.runners.tensorrt_runner import tensorrt_available as ok; raise SystemExit(not ok())'; then \
+		echo "make engines: skipped: TensorRT is not installed here (pip install 'facebatch[tensorrt]' on a CUDA machine)."; \
+		echo "              The verified FP16 ONNX it builds from is in $(BUILD)/onnx (make fp16)."; exit 0; \
+	fi; \
+	for model in $$sources; do \
+		$(BIN)/facebatch build $$model $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES)) || exit $$?; \
+	done
 
 # Empty: every artifact in $(BUILD)/onnx, listed when the recipe runs (after 'make export').
 ARTIFACTS ?=

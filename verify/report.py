@@ -51,7 +51,6 @@ class VerifyReport:
     family: str
     spec_source: str
     input: str
-    precision: str = "fp32"  # what the graph computes in: its tolerances follow it
     sizes: list[str] = field(default_factory=list)  # input sizes checked, e.g. ["320x320", "320x480"]
     frames: list[str] = field(default_factory=list)  # frame index → the photo (or noise seed) it is
     options: dict[str, Any] = field(default_factory=dict)  # what the checks ran with
@@ -61,6 +60,7 @@ class VerifyReport:
     checks: list[CheckResult] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    precision: str = "fp32"  # what the graph computes in: its tolerances follow it
 
     def gate_failures(self) -> list[str]:
         """Why the gate fails, one line per check: failed checks, and in strict mode skipped ones."""

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from facebatch.configs.precision import Precision
 from facebatch.configs.spec import ModelSpec
 from facebatch.engines.runners.backends import BACKENDS
 from facebatch.engines.runners.base import Runner
@@ -84,10 +85,14 @@ def onnx_runner(name: str, path: Path, spec: ModelSpec, size: tuple[int, int], o
         from facebatch.engines.runners.tensorrt_runner import TensorRtRunner
 
         return TensorRtRunner(find_engine(path, file_sha256(path), spec))
+    fp16_graph = spec.precision is Precision.FP16
     if name == "openvino":
         from facebatch.engines.runners.openvino_runner import OpenVinoRunner
 
-        return OpenVinoRunner(path, threads=threads)
+        runner = OpenVinoRunner(path, threads=threads)
+        if fp16_graph:
+            runner.precision = "fp16 weights, f32 compute"  # inference precision is pinned to f32
+        return runner
     if name not in ORT_PROVIDERS:
         raise SpecError(f"the {name} backend does not run ONNX files directly")
     providers: Sequence = [CPU]
@@ -98,5 +103,8 @@ def onnx_runner(name: str, path: Path, spec: ModelSpec, size: tuple[int, int], o
         providers = [("TensorrtExecutionProvider", _trt_options(spec, size, options)), "CUDAExecutionProvider", CPU]
         if options.trt_fp16:
             by_provider["TensorrtExecutionProvider"] = "fp16 (TensorRT)"
+    if fp16_graph:  # the CPU provider has few FP16 kernels: it casts and computes in FP32 between FP16 weights
+        by_provider.setdefault(CPU, "fp16 weights, fp32 compute")
     return OnnxRuntimeRunner(path, providers, intra_op_threads=threads, allow_fallback=options.allow_fallback,
+                             precision=spec.precision.value,
                              install_hint=BACKENDS[name].install, precision_by_provider=by_provider, spin_wait=options.spin_wait)  # fmt: skip

@@ -57,7 +57,7 @@ def test_the_file_it_replaces_runs_beside_it_at_batch_1(small_detector: Path, mo
     "options, message",
     [
         (dict(batch_sizes=(1, 64)), "batch size 64 is outside scrfd_500m_bnkps's profile 1–32"),
-        (dict(backends=("trt",)), r"runs TensorRT engines \(\.plan\), which 'facebatch build' makes \(issue #11"),
+        (dict(backends=("trt",)), r"the trt backend runs TensorRT engines, and TensorRT is not installed here"),
         (dict(backends=("ort-cuda",)), "needs onnxruntime's CUDAExecutionProvider, which this installation lacks: pip install 'facebatch\\[gpu\\]'"),
         (dict(batch_sizes=(2,), baseline="det_500m.onnx"), "--baseline compares at batch 1"),
         (dict(baseline="mobilefacenet_128d.onnx"), "--baseline mobilefacenet_128d.onnx is an embedder; none of the artifacts is"),
