@@ -56,19 +56,6 @@ class HeadLayout:
     def rows(self, stride: int, height: int, width: int) -> int:
         return (height // stride) * (width // stride) * self.anchors_per_location
 
-    def at_fp16(self, seeded: bool = False) -> ModelSpec:
-        """This spec for the FP16 conversion of its graph: every output takes the FP16
-        tolerances of its role (configs.precision; wider for seeded weights), never tighter
-        than it had."""
-        if self.precision is not Precision.FP32:
-            raise SpecError(f"spec {self.name} is already {self.precision.value}; convert the FP32 artifact")
-        outputs = []
-        for tensor in self.outputs:
-            atol, rtol, cosine = fp16_tolerances(output_role(self.family.is_embedder, tensor.dims[-1]), seeded)
-            outputs.append(replace(tensor, atol=max(atol, tensor.atol), rtol=max(rtol, tensor.rtol),
-                                   min_cosine=None if tensor.min_cosine is None else cosine))  # fmt: skip
-        return replace(self, outputs=tuple(outputs), precision=Precision.FP16)
-
     @property
     def size_multiple(self) -> int:
         """Input sizes must be multiples of the coarsest stride."""

@@ -44,6 +44,13 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def parse_batch_size(text: str) -> int:
+    sizes = parse_batch_sizes(text)
+    if len(sizes) != 1:
+        raise argparse.ArgumentTypeError(f"give one batch size, got {text!r}")
+    return sizes[0]
+
+
 def parse_fraction(text: str) -> float:
     try:
         value = float(text)

@@ -10,16 +10,6 @@ from facebatch.cli import arguments
 from facebatch.cli.render import console_for
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
-
-
 def _gib(text: str) -> float:
     try:
         value = float(text)
@@ -43,9 +33,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model_file", type=Path, metavar="MODEL.onnx")
     parser.add_argument("--precision", choices=("fp16", "fp32"), default="fp16", help="engine precision (default fp16)")
-    parser.add_argument("--min", dest="batch_min", type=_positive, metavar="N", help="smallest batch of the profile (default the spec's, 1)")
-    parser.add_argument("--opt", dest="batch_opt", type=_positive, metavar="N", help="batch TensorRT tunes for (default the spec's, 16)")
-    parser.add_argument("--max", dest="batch_max", type=_positive, metavar="N", help="largest batch of the profile (default the spec's, 32)")
+    parser.add_argument("--min", dest="batch_min", type=arguments.parse_batch_size, metavar="N", help="smallest batch of the profile (default the spec's, 1)")
+    parser.add_argument("--opt", dest="batch_opt", type=arguments.parse_batch_size, metavar="N", help="batch TensorRT tunes for (default the spec's, 16)")
+    parser.add_argument("--max", dest="batch_max", type=arguments.parse_batch_size, metavar="N", help="largest batch of the profile (default the spec's, 32)")
     parser.add_argument("--workspace-gib", type=_gib, metavar="N", help="builder workspace limit in GiB (default TensorRT's)")
     parser.add_argument("--timing-cache", type=Path, metavar="FILE", help="TensorRT timing cache: read when present, updated after the build")
     parser.add_argument("-o", "--out", dest="output_file", type=Path, metavar="OUT.plan",
