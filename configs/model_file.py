@@ -12,6 +12,7 @@ pipeline work from, whoever made the file.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -48,6 +49,17 @@ class ModelFile:
     @cached_property
     def props(self) -> dict[str, str]:
         return {p.key: p.value for p in self.model.metadata_props}
+
+    @cached_property
+    def recorded_weights(self) -> dict:
+        """The weights record of the sidecar .json beside this file (export writes it), when
+        that sidecar describes exactly this file (its sha256); {} otherwise."""
+        sidecar = self.path.with_suffix(".json")
+        try:
+            data = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        except (OSError, ValueError):
+            return {}
+        return data.get("weights", {}) if isinstance(data, dict) and data.get("sha256") == self.sha256 else {}
 
     @property
     def seeded(self) -> bool:

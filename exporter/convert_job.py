@@ -67,17 +67,6 @@ def default_fp16_path(source: Path) -> Path:
     return source.with_name(f"{source.stem}{FP16_SUFFIX}.onnx")
 
 
-def _source_weights(target: ModelFile) -> dict[str, Any]:
-    """The source sidecar's weights record, so ``verify --reference torch`` can rebuild the
-    model the FP16 artifact descends from."""
-    sidecar = target.path.with_suffix(".json")
-    try:
-        data = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-    except (OSError, ValueError):
-        return {}
-    return data.get("weights", {}) if isinstance(data, dict) and data.get("sha256") == target.sha256 else {}
-
-
 def _fp16_model(target: ModelFile, options: ConvertOptions) -> tuple[onnx.ModelProto, Fp16Conversion]:
     with step(f"convert {target.path.name} to FP16"):
         conversion = convert_to_fp16(target.model, target.spec, options.fp16_io, target.seeded)
@@ -146,7 +135,7 @@ def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions 
         return result
     if notes:
         warn(notes[0])
-    write_text_atomic(result.sidecar, json.dumps(sidecar_record(result, sha256, _source_weights(target)), indent=2) + "\n", "-o")
+    write_text_atomic(result.sidecar, json.dumps(sidecar_record(result, sha256, target.recorded_weights), indent=2) + "\n", "-o")
     return result
 
 

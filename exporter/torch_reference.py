@@ -11,7 +11,6 @@ definitions and loaders; verify only runs the reference it is handed.
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,23 +50,11 @@ class TorchReference(Reference):
         return gate.atol, gate.note
 
 
-def _sidecar_weights(path: Path, sha256: str) -> dict:
-    """The sidecar's weights record, if a sidecar for exactly this file lies beside it."""
-    sidecar = path.with_suffix(".json")
-    if not sidecar.is_file():
-        return {}
-    try:
-        data = json.loads(sidecar.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data.get("weights", {}) if isinstance(data, dict) and data.get("sha256") == sha256 else {}
-
-
 def _weights_of(target: ModelFile, weights: Path | None) -> tuple[Path | None, int]:
     """(weights file or None for seeded, seed) the artifact was exported from."""
     props = {p.key: p.value for p in target.model.metadata_props}
     kind = props.get("weights_source")
-    recorded = _sidecar_weights(target.path, target.sha256)
+    recorded = target.recorded_weights
     if kind == "seeded":
         if weights is not None:
             raise SpecError(f"{target.path.name} was exported with seeded weights; drop --reference-weights")
