@@ -85,12 +85,11 @@ def onnx_runner(name: str, path: Path, spec: ModelSpec, size: tuple[int, int], o
         from facebatch.engines.runners.tensorrt_runner import TensorRtRunner
 
         return TensorRtRunner(find_engine(path, file_sha256(path), spec))
-    fp16_graph = spec.precision is Precision.FP16
     if name == "openvino":
         from facebatch.engines.runners.openvino_runner import OpenVinoRunner
 
         runner = OpenVinoRunner(path, threads=threads)
-        if fp16_graph:
+        if spec.precision is Precision.FP16:
             runner.precision = "fp16 weights, f32 compute"  # inference precision is pinned to f32
         return runner
     if name not in ORT_PROVIDERS:
@@ -103,7 +102,7 @@ def onnx_runner(name: str, path: Path, spec: ModelSpec, size: tuple[int, int], o
         providers = [("TensorrtExecutionProvider", _trt_options(spec, size, options)), "CUDAExecutionProvider", CPU]
         if options.trt_fp16:
             by_provider["TensorrtExecutionProvider"] = "fp16 (TensorRT)"
-    if fp16_graph:  # the CPU provider has few FP16 kernels: it casts and computes in FP32 between FP16 weights
+    if spec.precision is Precision.FP16:  # the CPU provider has few FP16 kernels: it casts and computes in FP32 between FP16 weights
         by_provider.setdefault(CPU, "fp16 weights, fp32 compute")
     return OnnxRuntimeRunner(path, providers, intra_op_threads=threads, allow_fallback=options.allow_fallback,
                              precision=spec.precision.value,
