@@ -75,14 +75,14 @@ def _fp16_model(target: ModelFile, options: ConvertOptions) -> tuple[onnx.ModelP
     return stamp_fp16(conversion, target.props, target.path.name, target.sha256), conversion
 
 
-def sidecar_record(result: ConvertResult, sha256: str, weights: dict[str, Any]) -> dict[str, Any]:
+def sidecar_record(result: ConvertResult, sha256: str, source: ModelFile) -> dict[str, Any]:
     conversion = result.conversion
     return {
         "artifact": result.path.name,
         "sha256": sha256,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "precision": conversion.spec.precision.value,
-        "source": {"artifact": result.source.name, "sha256": result.report.options.get("reference_sha256")},
+        "source": {"artifact": source.path.name, "sha256": source.sha256},
         "conversion": {
             "converter": "onnxconverter-common float16",
             "fp16_io": conversion.fp16_io,
@@ -93,7 +93,7 @@ def sidecar_record(result: ConvertResult, sha256: str, weights: dict[str, Any]) 
         },
         "tolerances": {t.name: {"atol": t.atol, "rtol": t.rtol, "min_cosine": t.min_cosine} for t in conversion.spec.outputs},
         "spec": spec_to_dict(conversion.spec),
-        "weights": weights,
+        "weights": source.recorded_weights,
         "verification": {"passed": result.report.passed, "checks": [
             {"check": c.label, "status": c.status, "summary": c.summary} for c in result.report.checks]},  # fmt: skip
         "environment": environment(),
@@ -126,7 +126,6 @@ def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions 
                 onnx.save(model, tmp)
             report = verify_model(tmp, verify_options)
             report.model = out.name
-            report.options["reference_sha256"] = target.sha256
             result = ConvertResult(source, out, conversion, report, report.passed, notes)
             if not report.passed:
                 raise _Discard  # leaves the with-block: the temp file is removed, nothing is replaced
@@ -135,7 +134,7 @@ def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions 
         return result
     if notes:
         warn(notes[0])
-    write_text_atomic(result.sidecar, json.dumps(sidecar_record(result, sha256, target.recorded_weights), indent=2) + "\n", "-o")
+    write_text_atomic(result.sidecar, json.dumps(sidecar_record(result, sha256, target), indent=2) + "\n", "-o")
     return result
 
 

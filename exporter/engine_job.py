@@ -13,7 +13,7 @@ sidecar renamed into place: a disagreeing engine leaves nothing behind.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,16 +30,13 @@ from facebatch.engines.build.engine_record import (
 )
 from facebatch.engines.build.tensorrt_engine import BuilderSettings, build_engine
 from facebatch.engines.pipeline.preprocess import model_frames
-from facebatch.engines.pipeline.scrfd_layout import canonical_outputs
-from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.tensorrt_runner import TENSORRT_HINT, TensorRtRunner, current_gpu, import_tensorrt, tensorrt_available
 from facebatch.environment import environment, file_sha256
 from facebatch.errors import SpecError, VerificationFailed
 from facebatch.exporter.convert_job import ConvertOptions, convert_fp16, default_fp16_path
 from facebatch.progress import step
-from facebatch.verify.decoded_parity import decoded_agreement
 from facebatch.verify.independence import verify_batch_independence
-from facebatch.verify.parity import runner_parity
+from facebatch.verify.reference import OnnxFileReference, compare_with_reference
 
 NO_TENSORRT = (f"TensorRT is not installed here ({TENSORRT_HINT}); 'facebatch convert --fp16 MODEL.onnx' makes the verified "
                "FP16 ONNX on any machine, for TensorRT elsewhere or onnxruntime's CUDA and TensorRT providers")  # fmt: skip
@@ -130,32 +127,24 @@ def build_engine_job(model_path: Path, options: BuildOptions) -> EngineResult:
 
 
 def _check_engine(plan: Path, record: EngineRecord, fp32: ModelFile, options: BuildOptions) -> dict:
-    """The engine against the FP32 ONNX at batch 1, opt and max, and frame by frame."""
+    """The engine against the FP32 ONNX at batch min, opt and max (check 4's comparison, at
+    the engine's tolerances), and frame by frame."""
     batch = record.profile.batch
     batches = sorted({batch.min, batch.opt, batch.max})
     frames = model_frames(fp32, record.profile.size, batch.max, options.photos, options.seed)
-    spec, head, size = record.spec, record.spec.head, record.profile.size
-    failures: list[str] = []
-    with TensorRtRunner(plan, record) as engine, OnnxRuntimeRunner(fp32.path) as reference:
+    at_engine_precision = replace(fp32, spec=record.spec)
+    with TensorRtRunner(plan, record) as engine:
         with step(f"compare the engine with {fp32.path.name} on onnxruntime at batch {', '.join(map(str, batches))}"):
-            parity = runner_parity(engine, reference, spec, frames, batches)
-        failures += [r.summary() for r in parity if not r.passed]
-        decoded = None
-        if head is not None and not fp32.seeded:
-            feed = {spec.input.name: frames}
-            engine_out = canonical_outputs(list(engine.infer(feed).values()), head, size[0], size[1], batch.max)
-            reference_out = canonical_outputs(list(reference.infer(feed).values()), head, size[0], size[1], batch.max)
-            decoded = decoded_agreement(f"batch {batch.max}", engine_out, reference_out, head, size)
-            if not decoded.passed:
-                failures.append(decoded.summary())
-        atol = independence_atol(record.precision)
-        independence = verify_batch_independence(engine, frames, sorted({1, 2, *batches}), atol)
-        if not independence.passed:
-            worst = independence.worst()
-            failures.append(independence.error or f"frames inside a batch differ from their single runs by {worst.max_abs_diff:.3g} ≥ {atol:g}"
-                            if worst else "batch independence could not be checked")  # fmt: skip
+            result = compare_with_reference(at_engine_precision, engine, frames, OnnxFileReference(fp32.path, fp32.model), batches,
+                                            record.profile.size)  # fmt: skip
+        independence = verify_batch_independence(engine, frames, sorted({1, 2, *batches}), independence_atol(record.precision))
+    failures = [r.summary() for r in result.reports if not r.passed] + [d.summary() for d in result.decoded if not d.passed]
+    if not independence.passed:
+        worst = independence.worst()
+        failures.append(independence.error or f"frames inside a batch differ from their single runs by up to {worst.max_abs_diff:.3g} "
+                        f"(limit {independence.atol:g})")  # fmt: skip
     return {
-        "passed": not failures, "failures": failures, "batch_sizes": batches,
-        "parity_vs_fp32_onnx": [r.to_dict() for r in parity], "decoded": decoded.to_dict() if decoded else None,
-        "independence": independence.to_dict(), "summary": [r.summary() for r in parity] + ([decoded.summary()] if decoded else []),
+        "passed": not failures, "failures": failures, "batch_sizes": batches, "notes": result.notes,
+        "parity_vs_fp32_onnx": [r.to_dict() for r in result.reports], "decoded": [d.to_dict() for d in result.decoded],
+        "independence": independence.to_dict(), "summary": [r.summary() for r in result.reports] + [d.summary() for d in result.decoded],
     }  # fmt: skip

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from facebatch.configs.model_file import ModelFile, load_model
 from facebatch.configs.spec import TensorSpec
@@ -71,9 +72,9 @@ class OnnxFileReference(Reference):
     """Another ONNX file on onnxruntime: batched when its batch axis is symbolic (e.g. the
     FP32 source of an FP16 artifact), one frame at a time when it is fixed (the official files)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, model: onnx.ModelProto | None = None) -> None:
         self.path = Path(path)
-        dims = graph_input(load_model(self.path), SpecError)[1]
+        dims = graph_input(model if model is not None else load_model(self.path), SpecError)[1]
         self.one_frame_at_a_time = not (dims and isinstance(dims[0], str))
         how = "one frame at a time" if self.one_frame_at_a_time else "batched"
         self.description = f"{self.path.name} (run {how} on the same preprocessed frames)"
@@ -86,10 +87,11 @@ def onnx_reference(path: Path) -> ReferenceFactory:
     """Another ONNX file as the reference; refused now if it cannot be read."""
     path = Path(path)
     try:
-        load_model(path)
+        model = load_model(path)
     except SpecError as exc:
         raise SpecError(f"reference {exc}") from exc
-    return lambda target, photos: OnnxFileReference(path)
+    reference = OnnxFileReference(path, model)
+    return lambda target, photos: reference
 
 
 def parity_batch_sizes(batch_sizes: Sequence[int]) -> tuple[int, ...]:
@@ -138,14 +140,15 @@ def compare_with_reference(
     runner: Runner,
     frames: np.ndarray,
     reference: Reference,
-    batch_sizes: Sequence[int],
+    batches: Sequence[int],
     size: tuple[int, int],
     det_thresh: float = DET_THRESH,
     nms_thresh: float = NMS_THRESH,
 ) -> ReferenceResult:
-    """The artifact (active ``runner``) against ``reference`` at the smallest and largest
-    batch size, on frames of ``size``; a detector's decoded faces too (at the largest)."""
-    batches = parity_batch_sizes(batch_sizes)
+    """The artifact (active ``runner``) against ``reference`` at each of ``batches`` (verify:
+    ``parity_batch_sizes``), on frames of ``size``; a detector's decoded faces too (at the
+    largest)."""
+    batches = tuple(sorted(set(batches)))
     atol, why = reference.gate(frames)
     result = ReferenceResult(reference.description, notes=[why] if why else [])
     specs = _comparison_specs(target)

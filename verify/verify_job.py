@@ -37,7 +37,7 @@ from facebatch.verify.independence import (
 )
 from facebatch.verify.lint import Finding, io_findings, lint_graph, relaxed_batch
 from facebatch.verify.localize import LOCALISATION_FRAMES, Culprit, localise
-from facebatch.verify.reference import Reference, ReferenceFactory, ReferenceResult, compare_with_reference
+from facebatch.verify.reference import Reference, ReferenceFactory, ReferenceResult, compare_with_reference, parity_batch_sizes
 from facebatch.verify.report import FAIL, NA, PASS, SKIP, CheckResult, VerifyReport, size_text
 
 MAX_LISTED = 12
@@ -212,7 +212,8 @@ def _checks_at(
     checks = []
     result = None
     if reference is not None:
-        result = compare_with_reference(target, runner, frames, reference, options.batch_sizes, size, options.det_thresh, options.nms_thresh)
+        batches = parity_batch_sizes(options.batch_sizes)
+        result = compare_with_reference(target, runner, frames, reference, batches, size, options.det_thresh, options.nms_thresh)
     checks.append(_reference_check(result))
     head = target.spec.head
     atol = options.independence_atol(target)

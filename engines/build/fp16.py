@@ -111,14 +111,13 @@ def convert_to_fp16(model: onnx.ModelProto, spec: ModelSpec, fp16_io: bool = Fal
     blocked = default_op_block_list()
     source = onnx.ModelProto()
     source.CopyFrom(model)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one warning per tensor with out-of-range values: counted per value below
         try:
             converted = float16.convert_float_to_float16(source, min_positive_val=MIN_POSITIVE, max_finite_val=MAX_FINITE,
                                                          keep_io_types=not fp16_io, op_block_list=list(blocked))  # fmt: skip
         except ValueError as exc:  # e.g. "The model is already converted to float16"
             raise SpecError(f"cannot convert {spec.name} to FP16: {str(exc).splitlines()[0]}") from None
-    del caught  # one warning per tensor with out-of-range values; counted per value instead
     flushed, clamped = out_of_range_weights(model)
     check_batch_kept(model, converted)
     try:
