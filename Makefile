@@ -35,7 +35,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test,openvino,plot]'
+	$(BIN)/python -m pip install --quiet -e '.[test,openvino,plot,compare]'
+	@# insightface (bench --pipeline's peer) asks for opencv-python, whose cv2 would replace opencv-python-headless's: no deps
+	$(BIN)/python -m pip install --quiet --no-deps 'insightface>=2.1'
 	touch $(STAMP)
 
 venv: $(STAMP) ## create or refresh .venv

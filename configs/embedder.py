@@ -127,6 +127,24 @@ def read_embedder_description(path: Path) -> EmbedderDescription:
     return EmbedderDescription.from_mapping(read_embedder_mapping(path), str(path))
 
 
+MODEL_KEY = "model"  # in a spec given as the embedder itself: its ONNX file, relative to the spec
+
+
+def read_embedder_file(path: Path) -> tuple[Path, EmbedderDescription]:
+    """A spec that stands for its model (``facebatch embed --embedder mobilefacenet.yaml``): the
+    ONNX file it names under ``model:`` and what it says about it."""
+    path = Path(path)
+    data = dict(read_embedder_mapping(path))
+    model = data.pop(MODEL_KEY, None)
+    if not isinstance(model, str) or not model:
+        raise SpecError(f"{path} does not name its ONNX file; add '{MODEL_KEY}: FILE.onnx' (relative to the spec), "
+                        "or pass the .onnx as --embedder and the spec as --embedder-spec")  # fmt: skip
+    model_path = Path(model) if Path(model).is_absolute() else path.parent / model
+    if not model_path.is_file():
+        raise SpecError(f"{path} names {MODEL_KEY} {model}, and {model_path} does not exist")
+    return model_path, EmbedderDescription.from_mapping(data, str(path))
+
+
 READ_FROM_GRAPH = ("input_size", "embedding_size", "input", "output")
 ASSUMED_PREPROCESSING = ("mean", "std", "color_order")
 

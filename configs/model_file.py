@@ -155,3 +155,35 @@ def read_model_file(
         source = "embedder spec" if not notes else "inferred: embedder (one output)"
         return ModelFile(path, model, spec, source, True, notes)
     raise SpecError(f"{path.name} is {describe_family(family)}; describe an embedder with --embedder-spec")
+
+
+DEFAULT_ARTIFACT_DIR = Path("build/onnx")
+
+
+def default_artifact(role: str, directory: Path = DEFAULT_ARTIFACT_DIR) -> Path:
+    """The artifact a pipeline command takes when none is named: the first FP32 artifact of
+    ``role`` ("detector" or "embedder") in ``directory`` exported with real weights, read from
+    the sidecars (cheap: the ONNX files are not opened). Seeded artifacts are never picked:
+    their random weights find and recognise nothing."""
+    flag = f"--{role}"
+    seeded = []
+    for onnx_path in sorted(Path(directory).glob("*.onnx")):
+        try:
+            sidecar = json.loads(onnx_path.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(sidecar, dict):
+            continue
+        spec = sidecar.get("spec") or {}
+        if sidecar.get("artifact") != onnx_path.name or sidecar.get("precision", "fp32") != "fp32":
+            continue
+        if (spec.get("family") == Family.SCRFD.value) != (role == "detector"):
+            continue
+        if (sidecar.get("weights") or {}).get("kind") == SEEDED_WEIGHTS:
+            seeded.append(onnx_path.name)
+            continue
+        return onnx_path
+    found = f"{directory} holds only {', '.join(seeded)}, exported with seeded random weights (they find nothing)" if seeded \
+        else f"no {role} artifact in {directory}"  # fmt: skip
+    example = "det_10g.onnx, or our re-export of it" if role == "detector" else "w600k_r50.onnx, or a described embedder's .yaml"
+    raise SpecError(f"{found}; pass {flag} FILE.onnx ({example}), or export one with real weights")

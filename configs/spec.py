@@ -85,11 +85,15 @@ class Normalize:
 
     def apply(self, image_bgr: np.ndarray) -> np.ndarray:
         """HWC uint8 BGR image -> CHW float32 normalised tensor."""
-        pixels = image_bgr[..., ::-1] if self.rgb else image_bgr
+        return self.apply_batch(image_bgr[None])[0]
+
+    def apply_batch(self, images_bgr: np.ndarray) -> np.ndarray:
+        """NHWC uint8 BGR images -> NCHW float32 normalised tensor, in one pass."""
+        pixels = images_bgr[..., ::-1] if self.rgb else images_bgr
         mean = np.asarray(self.mean, dtype=np.float32)
         std = np.asarray(self.std, dtype=np.float32)
-        chw = ((pixels.astype(np.float32) - mean) / std).transpose(2, 0, 1)
-        return np.ascontiguousarray(chw)
+        nchw = ((pixels.astype(np.float32) - mean) / std).transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(nchw)
 
     def to_dict(self) -> dict[str, Any]:
         return {"mean": list(self.mean), "std": list(self.std), "color_order": "RGB" if self.rgb else "BGR"}

@@ -62,3 +62,24 @@ def small_detector(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     out = tmp_path_factory.mktemp("small_detector")
     request = ScrfdExportRequest(weights=models_dir / "det_500m.onnx", height=64, width=64, out_dir=out, parity_batch_sizes=(1, 2))
     return export_scrfd(request).onnx_path
+
+
+@pytest.fixture(scope="session")
+def real_detector(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real SCRFD-2.5G weights (det_2.5g.onnx) re-exported by us at 640×640, batch 1–32:
+    what the face pipeline is tested with (insightface's detection size)."""
+    from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
+
+    out = tmp_path_factory.mktemp("real_detector")
+    request = ScrfdExportRequest(weights=models_dir / "det_2.5g.onnx", height=640, width=640, out_dir=out, parity_batch_sizes=(1, 2))
+    return export_scrfd(request).onnx_path
+
+
+@pytest.fixture(scope="session")
+def batch_embedder(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """mobilefacenet_128d.onnx (a real 128-d embedder, batch fixed to 1) repaired by
+    ``facebatch fix`` to take any batch."""
+    from facebatch.exporter.repair import fix_onnx
+
+    out = tmp_path_factory.mktemp("batch_embedder") / "mobilefacenet_128d_batch.onnx"
+    return fix_onnx(models_dir / "mobilefacenet_128d.onnx", out).path

@@ -2,3 +2,4 @@
 
 DEFAULT_BENCH_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 DEFAULT_BACKENDS = ("ort-cpu",)
+DEFAULT_PIPELINE_ROUNDS = 3  # bench --pipeline: timed passes over the folder per run, the runs taking turns

@@ -16,17 +16,31 @@ from facebatch.configs.model_file import ModelFile
 from facebatch.configs.spec import Normalize
 from facebatch.errors import SpecError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def decode_image(data: bytes | np.ndarray) -> np.ndarray | None:
+    """Encoded bytes → HWC uint8 BGR, or None when they are not a whole image. Converted the
+    way ``cv2.imread`` converts (insightface reads with it): grayscale → BGR, 16-bit → 8-bit,
+    alpha dropped, EXIF orientation applied. ``imdecode`` rather than ``imread``: it refuses a
+    truncated JPEG (``imread`` fills the rest with gray) and prints nothing."""
+    buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
+    if buffer.size == 0:
+        return None
+    return cv2.imdecode(buffer, cv2.IMREAD_COLOR)
 
 
 def load_image(path: Path) -> np.ndarray:
-    """HWC uint8 BGR; a missing or unreadable file is a clear error."""
+    """HWC uint8 BGR (see ``decode_image``); a missing or undecodable file is a clear error."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"image {path} does not exist")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        image = decode_image(np.fromfile(path, dtype=np.uint8))
+    except OSError as exc:
+        raise SpecError(f"image {path} cannot be read: {exc.strerror}") from None
     if image is None:
-        raise SpecError(f"image {path} cannot be decoded; pass a JPEG or PNG file")
+        raise SpecError(f"image {path} cannot be decoded (not an image, or truncated); pass a JPEG, PNG, BMP or WebP file")
     return image
 
 
@@ -39,7 +53,20 @@ def image_files(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise SpecError(f"{path} does not exist; pass a photo or a folder of photos")
-    return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def collect_images(paths: Sequence[Path]) -> list[Path]:
+    """Every photo the arguments name, in their order (a folder's in name order), each once;
+    a file named outright is taken whatever its suffix (if it does not decode, the pipeline
+    says so and goes on); refuses paths that do not exist and arguments that name nothing."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        found += [path] if path.is_file() else image_files(path)
+    if not found:
+        named = ", ".join(str(p) for p in paths)
+        raise SpecError(f"no images found in {named} ({', '.join(IMAGE_SUFFIXES)}); pass photos or folders of photos")
+    return list(dict.fromkeys(found))
 
 
 def letterbox(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, float]:
@@ -53,6 +80,20 @@ def letterbox(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, f
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
     canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h))
     return canvas, scale
+
+
+def blob_from_images(images: np.ndarray | Sequence[np.ndarray], normalize: Normalize) -> np.ndarray:
+    """HWC uint8 BGR images of one size → NCHW float32 ``(pixel - mean) / std`` in the model's
+    colour order. OpenCV's ``blobFromImages`` (what insightface calls) when one std serves all
+    channels: one pass in C++, several times faster than numpy, and the same numbers to an
+    ulp; ``Normalize.apply_batch`` otherwise."""
+    if len(images) == 0:
+        raise SpecError("no images to normalise")
+    if len(set(normalize.std)) != 1:
+        return normalize.apply_batch(np.stack(list(images)))
+    height, width = images[0].shape[:2]
+    blob = cv2.dnn.blobFromImages(list(images), 1.0 / normalize.std[0], (width, height), normalize.mean, swapRB=normalize.rgb, crop=False)
+    return np.ascontiguousarray(blob, dtype=np.float32)
 
 
 def detector_blob(images: Sequence[np.ndarray], height: int, width: int, normalize: Normalize) -> np.ndarray:

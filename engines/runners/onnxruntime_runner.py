@@ -35,6 +35,19 @@ def _meta(arg) -> TensorMeta:  # noqa: ANN001 - onnxruntime NodeArg
     return TensorMeta(arg.name, np.dtype(dtype), shape)
 
 
+def session_options(intra_op_threads: int | None, spin_wait: bool = True):  # noqa: ANN201 - onnxruntime.SessionOptions
+    """The session options every onnxruntime session of ours runs with (and a peer given the
+    same, so that a comparison differs in nothing else): quiet, the thread count, spinning."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if intra_op_threads:
+        options.intra_op_num_threads = intra_op_threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
+    return options
+
+
 class OnnxRuntimeRunner(Runner):
     """``with OnnxRuntimeRunner(path) as runner: outputs = runner.infer({"input.1": x})``.
 
@@ -91,11 +104,7 @@ class OnnxRuntimeRunner(Runner):
         import onnxruntime as ort  # heavy; imported on use
 
         source = self._model_source()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if self.intra_op_threads:
-            options.intra_op_num_threads = self.intra_op_threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin_wait else "0")
+        options = session_options(self.intra_op_threads, self.spin_wait)
         providers = self._usable_providers(ort.get_available_providers())
         try:
             self._session = ort.InferenceSession(source, options, providers=providers)

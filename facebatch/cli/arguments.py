@@ -158,6 +158,38 @@ def add_embedder_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--output", dest="embedder_output", metavar="NAME", help="embedding output, when there are several")
 
 
+def add_pipeline_arguments(parser: argparse.ArgumentParser, embed: bool) -> None:
+    """The face pipeline's models and how it runs (detect, embed, compare, bench --pipeline)."""
+    from facebatch.engines.pipeline.settings import DEFAULT_DETECT_BATCH, DEFAULT_EMBED_BATCH, DEFAULT_READ_WORKERS
+    from facebatch.engines.runners.backends import BACKENDS
+
+    group = parser.add_argument_group("models and runtime")
+    group.add_argument("--detector", type=Path, metavar="ONNX",
+                       help="an SCRFD detector: ours, or any SCRFD ONNX such as det_10g.onnx (default: the first detector "
+                       "with real weights in build/onnx)")  # fmt: skip
+    if embed:
+        group.add_argument("--embedder", type=Path, metavar="ONNX|SPEC.yaml",
+                           help="an embedder: our ArcFace artifact, any embedder ONNX, or a spec .yaml that names its ONNX "
+                           "under 'model:' (default: the first embedder with real weights in build/onnx)")  # fmt: skip
+        group.add_argument("--embedder-spec", type=Path, metavar="FILE.yaml",
+                           help="describe a foreign embedder ONNX given as --embedder (see 'facebatch describe')")  # fmt: skip
+    group.add_argument("--backend", default="ort-cpu", choices=[b for b in BACKENDS if b != "torch"], metavar="B",
+                       help="ort-cpu (default), ort-cuda, ort-trt, openvino or trt")  # fmt: skip
+    group.add_argument("--batch-size", type=parse_batch_size, default=DEFAULT_DETECT_BATCH, metavar="N",
+                       help=f"photos per detector call, up to the detector's profile max (default {DEFAULT_DETECT_BATCH})")  # fmt: skip
+    if embed:
+        group.add_argument("--embed-batch-size", type=parse_batch_size, default=DEFAULT_EMBED_BATCH, metavar="N",
+                           help=f"faces per embedder call, across photos (default {DEFAULT_EMBED_BATCH})")  # fmt: skip
+    group.add_argument("--workers", type=int, default=DEFAULT_READ_WORKERS, metavar="N",
+                       help=f"threads that read and letterbox photos ahead of the detector (default {DEFAULT_READ_WORKERS}; 0: none)")  # fmt: skip
+    group.add_argument("--threads", type=int, metavar="N", help="CPU threads per runtime (default: the physical cores)")
+    group.add_argument("--size", type=parse_size, metavar="N|HxW", help="detector input size, for a detector that takes several (default 640)")
+    group.add_argument("--det-thresh", type=parse_fraction, default=DET_THRESH, metavar="P", help=f"face score threshold (default {DET_THRESH:g})")
+    group.add_argument("--nms-thresh", type=parse_fraction, default=NMS_THRESH, metavar="IOU", help=f"NMS IoU threshold (default {NMS_THRESH:g})")
+    group.add_argument("--max-faces", type=int, default=0, metavar="N",
+                       help="keep the N largest, most central faces per photo, as insightface's max_num (default 0: all)")  # fmt: skip
+
+
 # ---- from parsed arguments to library values --------------------------------------------------
 
 
@@ -199,6 +231,36 @@ def embedder_description(args: argparse.Namespace, size: tuple[int, int] | None)
     mapping.update(given)
     stated = {k for k, v in stated_in_file.items() if v is not None} | set(given)
     return EmbedderDescription.from_mapping(mapping, "command line"), stated
+
+
+def pipeline_models(args: argparse.Namespace, embed: bool):  # noqa: ANN201 - (ModelFile, ModelFile | None)
+    """The detector (and embedder) the pipeline flags name, each checked to be what its flag says."""
+    from facebatch.configs.embedder import read_embedder_description, read_embedder_file
+    from facebatch.configs.family import Family, describe_family, detect_family
+    from facebatch.configs.model_file import default_artifact, load_model, read_model_file
+
+    detector = read_model_file(args.detector or default_artifact("detector"), size=args.size)
+    if detector.family.is_embedder:
+        raise SpecError(f"{detector.path.name} is an embedder; pass an SCRFD detector as --detector")
+    if not embed:
+        return detector, None
+    path, description = args.embedder or default_artifact("embedder"), None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        if args.embedder_spec is not None:
+            raise SpecError(f"--embedder {path.name} is a spec already; drop --embedder-spec")
+        path, description = read_embedder_file(path)
+    elif args.embedder_spec is not None:
+        description = read_embedder_description(args.embedder_spec)
+    if description is None and detect_family(load_model(path)) is Family.SCRFD:
+        raise SpecError(f"{path.name} is {describe_family(Family.SCRFD)}; pass an embedder as --embedder")
+    embedder = read_model_file(path, description)
+    return detector, embedder
+
+
+def pipeline_settings(args: argparse.Namespace):  # noqa: ANN201 - PipelineSettings
+    from facebatch.engines.pipeline.face_pipeline import PipelineSettings
+
+    return PipelineSettings(args.det_thresh, args.nms_thresh, args.max_faces, args.batch_size, getattr(args, "embed_batch_size", None), args.workers)
 
 
 def reference_factory(args: argparse.Namespace):  # noqa: ANN201 - ReferenceFactory | None

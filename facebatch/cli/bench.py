@@ -4,13 +4,16 @@ with the file an artifact replaces and a published table beside them."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from facebatch.cli import arguments
 from facebatch.cli.render import console_for, show_bench, write_reports
 from facebatch.engines.bench.measure import Budget
-from facebatch.engines.bench.settings import DEFAULT_BACKENDS, DEFAULT_BENCH_BATCH_SIZES
+from facebatch.engines.bench.settings import DEFAULT_BACKENDS, DEFAULT_BENCH_BATCH_SIZES, DEFAULT_PIPELINE_ROUNDS
+from facebatch.engines.pipeline.settings import DEFAULT_DETECT_BATCH, DEFAULT_EMBED_BATCH, DEFAULT_READ_WORKERS
 from facebatch.engines.runners.backends import BACKENDS
+from facebatch.errors import SpecError
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -24,7 +27,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog="backends:\n" + "\n".join(f"  {b.name:9} {b.description}" + (f" [{b.install}]" if b.install else "") for b in BACKENDS.values()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("artifacts", nargs="+", type=Path, metavar="ARTIFACT.onnx")
+    parser.add_argument("artifacts", nargs="*", type=Path, metavar="ARTIFACT.onnx")
     parser.add_argument("--backend", default=",".join(DEFAULT_BACKENDS), metavar="B[,B…]",
                         help=f"backends, compared in this order (default {','.join(DEFAULT_BACKENDS)}); 'ort-cpu,openvino' on this kind of machine")  # fmt: skip
     parser.add_argument("--batch-sizes", type=arguments.parse_batch_sizes, default=DEFAULT_BENCH_BATCH_SIZES, metavar="LIST",
@@ -49,6 +52,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the report as Markdown, model-card tables ('-': standard output)")
     parser.add_argument("--plot", type=Path, metavar="FILE.png", help="write FPS and ms/frame against batch size, a line per backend")
     arguments.add_embedder_arguments(parser)
+    pipeline = parser.add_argument_group("the face pipeline (--pipeline DIR): photos/s and faces/s against the per-image loop and insightface")
+    pipeline.add_argument("--pipeline", type=Path, metavar="DIR",
+                          help="time detect → align → embed over these photos instead of models alone (one backend)")  # fmt: skip
+    pipeline.add_argument("--detector", type=Path, metavar="ONNX", help="the SCRFD detector (default: the first with real weights in build/onnx)")
+    pipeline.add_argument("--embedder", type=Path, metavar="ONNX|SPEC.yaml", help="the embedder (default: the first with real weights in build/onnx)")
+    pipeline.add_argument("--detect-batch", type=arguments.parse_batch_size, default=DEFAULT_DETECT_BATCH, metavar="N",
+                          help=f"photos per detector call (default {DEFAULT_DETECT_BATCH})")  # fmt: skip
+    pipeline.add_argument("--embed-batch", type=arguments.parse_batch_size, default=DEFAULT_EMBED_BATCH, metavar="N",
+                          help=f"faces per embedder call (default {DEFAULT_EMBED_BATCH})")  # fmt: skip
+    pipeline.add_argument("--workers", type=int, default=DEFAULT_READ_WORKERS, metavar="N", help=f"reader threads (default {DEFAULT_READ_WORKERS})")
+    pipeline.add_argument("--rounds", type=int, default=DEFAULT_PIPELINE_ROUNDS, metavar="N",
+                          help=f"timed passes over the folder per run, the runs taking turns (default {DEFAULT_PIPELINE_ROUNDS})")  # fmt: skip
+    pipeline.add_argument("--insightface", action=argparse.BooleanOptionalAction, default=None,
+                          help="run insightface's FaceAnalysis on the same files too (default: when it is installed)")  # fmt: skip
     parser.set_defaults(handler=run, junit=None)
 
 
@@ -62,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.exporter.backends import make_runner
 
     arguments.check_report_targets(args)
+    if args.pipeline is not None:
+        return run_pipeline(args)
+    if not args.artifacts:
+        raise SpecError("name the artifacts to benchmark, or --pipeline DIR to time the face pipeline over photos")
     if args.plot is not None:
         ensure_writable_dir(args.plot.parent if str(args.plot.parent) else Path("."), flag="--plot")
     backends = parse_backends(args.backend)
@@ -83,4 +104,35 @@ def run(args: argparse.Namespace) -> int:
 
         write_bytes_atomic(args.plot, plot_png(report), "--plot")
         console.print(f"wrote {args.plot}")
+    return 0
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    from facebatch.cli.render import show_pipeline_bench
+    from facebatch.engines.bench.pipeline_bench import PipelineBenchOptions, bench_pipeline
+    from facebatch.engines.pipeline.face_pipeline import PipelineSettings
+    from facebatch.engines.pipeline.preprocess import collect_images
+    from facebatch.engines.runners.backends import parse_backends
+    from facebatch.engines.runners.registry import RunnerOptions
+
+    if args.artifacts:
+        raise SpecError("--pipeline times the detector and embedder it is given (--detector, --embedder); drop the artifact arguments")
+    backends = parse_backends(args.backend)
+    if len(backends) != 1 or args.plot is not None:
+        raise SpecError("--pipeline runs on one --backend and draws no --plot")
+    paths = collect_images([args.pipeline])
+    args.embedder_spec = getattr(args, "embedder_spec", None)
+    detector, embedder = arguments.pipeline_models(args, embed=True)
+    settings = PipelineSettings(batch_size=args.detect_batch, embed_batch_size=args.embed_batch, read_workers=args.workers)
+    options = PipelineBenchOptions(backend=backends[0], settings=settings, rounds=args.rounds, insightface=args.insightface,
+                                   runner=RunnerOptions(threads=args.threads, allow_fallback=args.allow_fallback, spin_wait=False),
+                                   detector_size=args.size)  # fmt: skip
+    report = bench_pipeline(detector, embedder, paths, options)
+    report.command = arguments.command_line(args)
+    console = console_for(args)
+    show_pipeline_bench(console, report)
+    write_reports(console, args, report)
+    if not report.passed:
+        print("facebatch: error: the runs did not find the same faces (see above)", file=sys.stderr)
+        return 1
     return 0

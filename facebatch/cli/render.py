@@ -13,7 +13,9 @@ from rich.table import Table
 from facebatch.cli.arguments import STDOUT, reports_to_stdout
 
 if TYPE_CHECKING:
+    from facebatch.engines.bench.pipeline_report import PipelineBenchReport
     from facebatch.engines.bench.report import BenchReport
+    from facebatch.engines.pipeline.face_pipeline import ImageFaces, StageTimes
     from facebatch.exporter.catalog import ArcFaceEntry, ScrfdEntry
     from facebatch.exporter.export_job import ExportResult
     from facebatch.verify.report import VerifyReport
@@ -109,6 +111,52 @@ def show_bench(console: Console, report: BenchReport) -> None:
     for comparison in report.comparisons:
         for line in comparison.lines():
             console.print(line)
+
+
+def show_faces(console: Console, results: list[ImageFaces], times: StageTimes) -> None:
+    """Per photo its faces (up to 40 rows; the JSON has all), then totals and stage times."""
+    table = Table(title="faces", title_justify="left")
+    for column in ("photo", "size", "faces", "best score", "best box x1,y1,x2,y2"):
+        table.add_column(column)
+    for result in results[:40]:
+        if not result.ok:
+            table.add_row(str(result.path.name), "", "[red]unreadable[/red]", "", "")
+            continue
+        assert result.image_size is not None and result.faces is not None
+        best = result.best_face()
+        box = ",".join(f"{v:.0f}" for v in result.faces.boxes[best]) if best is not None else ""
+        score = f"{result.faces.scores[best]:.3f}" if best is not None else ""
+        table.add_row(str(result.path.name), f"{result.image_size[1]}x{result.image_size[0]}", str(len(result)), score, box)
+    console.print(table)
+    if len(results) > 40:
+        console.print(f"… and {len(results) - 40} more photos")
+    rate = f", {times.images / times.wall:.2f} photos/s" if times.wall > 0 else ""
+    stages = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in times.seconds.items())
+    console.print(f"{times.faces} faces in {times.images} photos in {times.wall:.2f} s{rate} (busy per stage: {stages})")
+
+
+def show_pipeline_bench(console: Console, report: PipelineBenchReport) -> None:
+    table = Table(title=f"facebatch bench --pipeline: {report.detector} + {report.embedder} on {report.backend}", title_justify="left")
+    for column in report.HEADER:
+        table.add_column(column, justify="right")
+    for row in report.rows():
+        table.add_row(*row)
+    console.print(table)
+    bound = report.bound_images_per_second()
+    for model in report.models:
+        console.print(f"  {model.role} alone ({model.artifact}): " + ", ".join(f"batch {t.batch}: {t.fps:.1f} FPS" for t in model.timings))
+    if bound is not None:
+        console.print(f"  the models alone allow {bound:.2f} photos/s for this folder")
+    stage_rows = report.stage_rows()
+    if stage_rows:
+        console.print("  pipeline busy time per pass: " + ", ".join(f"{stage} {seconds}s ({share})" for stage, seconds, share, _ in stage_rows))
+    for agreement in report.agreements:
+        colour = "green" if agreement.passed else "red"
+        console.print(f"[{colour}]{agreement.summary()}[/{colour}]")
+        for problem in agreement.problems[:10]:
+            console.print(f"  - {problem}")
+    for note in report.notes:
+        console.print(f"note: {note}")
 
 
 def write_reports(console: Console, args: argparse.Namespace, report: Any) -> None:

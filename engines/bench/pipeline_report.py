@@ -1,0 +1,171 @@
+"""The report of ``facebatch bench --pipeline``: photos per second and faces per second of the
+batched pipeline, the per-image loop and insightface's ``FaceAnalysis`` over the same folder
+in one run, the ratios, where the pipeline's time goes, the models alone, and whether the
+runs found the same faces."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from facebatch.engines.bench.timing import BatchTiming
+from facebatch.engines.pipeline.agreement import Agreement
+from facebatch.engines.pipeline.face_pipeline import STAGE_WORDS, STAGES
+from facebatch.environment import describe_environment
+
+OURS = "facebatch pipeline"
+LOOP = "per-image loop"
+INSIGHTFACE = "insightface FaceAnalysis"
+
+
+@dataclass
+class Contender:
+    """One way of running the folder: the seconds of each timed pass over it."""
+
+    name: str
+    description: str
+    images: int  # photos per pass
+    faces: int  # faces found per pass
+    pass_seconds: list[float] = field(default_factory=list)
+    stages: dict[str, float] | None = None  # busy seconds per stage, per pass (the pipeline only)
+
+    @property
+    def median_seconds(self) -> float:
+        return statistics.median(self.pass_seconds)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.median_seconds
+
+    @property
+    def faces_per_second(self) -> float:
+        return self.faces / self.median_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "images": self.images, "faces": self.faces,
+                "pass_seconds": self.pass_seconds, "median_seconds": self.median_seconds,
+                "images_per_second": self.images_per_second, "faces_per_second": self.faces_per_second,
+                "stages_per_pass": self.stages}  # fmt: skip
+
+
+@dataclass
+class ModelOnly:
+    """One model alone on the same runner, at the batch size the pipeline gives it and at 1."""
+
+    role: str  # detector / embedder
+    artifact: str
+    timings: list[BatchTiming] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"role": self.role, "artifact": self.artifact, "timings": [t.to_dict() for t in self.timings]}
+
+
+@dataclass
+class PipelineBenchReport:
+    options: dict[str, Any]
+    environment: dict[str, Any]
+    detector: str
+    embedder: str
+    backend: str
+    provider: str
+    contenders: list[Contender] = field(default_factory=list)
+    models: list[ModelOnly] = field(default_factory=list)
+    agreements: list[Agreement] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    command: str = ""
+
+    def contender(self, name: str) -> Contender | None:
+        return next((c for c in self.contenders if c.name == name), None)
+
+    def ratio(self, name: str) -> float | None:
+        """The pipeline's photos per second over ``name``'s."""
+        ours, other = self.contender(OURS), self.contender(name)
+        if ours is None or other is None or other is ours:
+            return None
+        return ours.images_per_second / other.images_per_second
+
+    @property
+    def passed(self) -> bool:
+        return all(a.passed for a in self.agreements)
+
+    def bound_images_per_second(self) -> float | None:
+        """What the models alone allow: one detector frame plus the folder's faces per photo at
+        the embedder's batch, at the model-only speeds (the pipeline cannot beat this)."""
+        ours = self.contender(OURS)
+        by_role = {m.role: m for m in self.models}
+        if ours is None or "detector" not in by_role or "embedder" not in by_role or not by_role["detector"].timings:
+            return None
+        det, emb = by_role["detector"].timings[0], by_role["embedder"].timings[0]
+        seconds = 1.0 / det.fps + (ours.faces / ours.images) / emb.fps
+        return 1.0 / seconds
+
+    def rows(self) -> list[list[str]]:
+        rows = []
+        for c in self.contenders:
+            ratio = self.ratio(c.name)
+            rows.append([c.name, f"{c.images_per_second:.2f}", f"{c.faces_per_second:.1f}", f"{c.median_seconds:.2f}",
+                         f"{min(c.pass_seconds):.2f}–{max(c.pass_seconds):.2f}", "1.00×" if c.name == OURS else f"{ratio:.2f}×" if ratio else "–"])  # fmt: skip
+        return rows
+
+    HEADER = ["run", "images/s", "faces/s", "median pass s", "passes min–max s", "pipeline ×"]
+
+    def stage_rows(self) -> list[list[str]]:
+        ours = self.contender(OURS)
+        if ours is None or not ours.stages:
+            return []
+        wall = ours.median_seconds
+        return [[stage, f"{ours.stages[stage]:.3f}", f"{100 * ours.stages[stage] / wall:.0f} %", STAGE_WORDS[stage]] for stage in STAGES]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"detector": self.detector, "embedder": self.embedder, "backend": self.backend, "provider": self.provider,
+                "contenders": [c.to_dict() for c in self.contenders],
+                "ratios": {c.name: self.ratio(c.name) for c in self.contenders if c.name != OURS},
+                "model_only": [m.to_dict() for m in self.models], "bound_images_per_second": self.bound_images_per_second(),
+                "agreements": [a.to_dict() for a in self.agreements], "passed": self.passed, "notes": self.notes,
+                "options": self.options, "environment": self.environment, "seconds": self.seconds, "command": self.command}  # fmt: skip
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+
+    def to_markdown(self) -> str:
+        ours = self.contender(OURS)
+        lines = ["# facebatch bench --pipeline", ""]
+        if self.command:
+            lines.append(f"- command: `{self.command}`")
+        lines.append(f"- detector {self.detector}, embedder {self.embedder}, backend {self.backend} ({self.provider})")
+        if ours is not None:
+            lines.append(f"- {ours.images} photos and {ours.faces} faces per pass; {len(ours.pass_seconds)} timed passes per run, "
+                         "the runs taking turns; speeds from the median pass")  # fmt: skip
+        lines += [f"- took {self.seconds:.1f} s", "", "## Throughput", "", "| " + " | ".join(self.HEADER) + " |", "|" + "---|" * len(self.HEADER)]
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows()]
+        lines += [""] + [f"- **{c.name}**: {c.description}" for c in self.contenders]
+        bound = self.bound_images_per_second()
+        if self.models:
+            lines += ["", "## The models alone (same runners)", "", "| model | artifact | batch | FPS | ms/frame | p50 ms | p90 ms | p99 ms |",
+                      "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+            for m in self.models:
+                for t in m.timings:
+                    lat = t.latency
+                    lines.append(f"| {m.role} | {m.artifact} | {t.batch} | {t.fps:.1f} | {t.ms_per_frame:.2f} | {1e3 * lat.p50:.2f} | "
+                                 f"{1e3 * lat.p90:.2f} | {1e3 * lat.p99:.2f} |")  # fmt: skip
+            if bound is not None:
+                lines += ["", f"The models alone allow {bound:.2f} photos/s for this folder's faces per photo (one detector frame plus its "
+                          "faces through the embedder, at the batch sizes above)."]  # fmt: skip
+        stage_rows = self.stage_rows()
+        if stage_rows:
+            lines += ["", "## Where the pipeline's time goes (busy seconds per pass; the readers run beside the runtimes)", "",
+                      "| stage | s | of the wall time | what |", "|---|---|---|---|"]  # fmt: skip
+            lines += ["| " + " | ".join(row) + " |" for row in stage_rows]
+        if self.agreements:
+            lines += ["", "## Same faces?", ""] + [f"- {a.summary()}" for a in self.agreements]
+            for a in self.agreements:
+                lines += [f"  - {problem}" for problem in a.problems[:20]]
+        if self.notes:
+            lines += ["", "## Notes", ""] + [f"- {note}" for note in self.notes]
+        environment = describe_environment(self.environment)
+        if environment:
+            lines += ["", "## Environment", ""] + [f"- {line}" for line in environment]
+        return "\n".join(lines).rstrip() + "\n"

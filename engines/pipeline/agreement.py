@@ -1,0 +1,111 @@
+"""Do two runs of a face pipeline find the same faces? Per photo: the same number of faces,
+each matched to its counterpart by IoU, boxes and landmarks within a pixel tolerance, and
+embeddings of the same face in the same direction (cosine).
+
+Used to prove that the batched pipeline equals the per-image loop, and that it finds what
+insightface's own ``FaceAnalysis`` finds on the same ONNX files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from facebatch.engines.pipeline.face_pipeline import ImageFaces
+
+PIXEL_TOLERANCE = 1.0  # boxes and landmarks, in photo pixels
+MIN_COSINE = 0.999  # the same face's embedding from both runs
+MATCH_IOU = 0.5  # below this two faces are not the same face
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` [n, 4] with every box in ``b`` [m, 4] → [n, m]."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def match_faces(a: np.ndarray, b: np.ndarray) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching of boxes by IoU (highest first), pairs with IoU ≥ MATCH_IOU."""
+    if not len(a) or not len(b):
+        return []
+    iou = box_iou(a, b)
+    pairs = []
+    for flat in np.argsort(-iou, axis=None, kind="stable"):
+        i, j = divmod(int(flat), iou.shape[1])
+        if iou[i, j] < MATCH_IOU:
+            break
+        if all(i != p and j != q for p, q in pairs):
+            pairs.append((i, j))
+    return sorted(pairs)
+
+
+@dataclass
+class Agreement:
+    """How far two runs over the same photos are apart (worst case over every matched face)."""
+
+    label: str  # e.g. "facebatch pipeline vs insightface FaceAnalysis"
+    images: int = 0
+    faces: int = 0  # faces matched
+    box_px: float = 0.0
+    landmark_px: float = 0.0
+    min_cosine: float | None = None
+    problems: list[str] = field(default_factory=list)  # per photo: what differs beyond the tolerances
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        cosine = f", embedding cosine ≥ {self.min_cosine:.6f}" if self.min_cosine is not None else ""
+        verdict = "same faces" if self.passed else f"DIFFERENT on {len(self.problems)} photo(s)"
+        return (f"{self.label}: {verdict}: {self.faces} faces on {self.images} photos, boxes within {self.box_px:.3f} px, "
+                f"landmarks within {self.landmark_px:.3f} px{cosine}")  # fmt: skip
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "passed": self.passed, "images": self.images, "faces": self.faces, "box_px": self.box_px,
+                "landmark_px": self.landmark_px, "min_cosine": self.min_cosine, "problems": self.problems,
+                "tolerances": {"pixels": PIXEL_TOLERANCE, "min_cosine": MIN_COSINE}}  # fmt: skip
+
+
+def compare_runs(label: str, ours: Sequence[ImageFaces], theirs: Sequence[ImageFaces], pixels: float = PIXEL_TOLERANCE,
+                 min_cosine: float = MIN_COSINE) -> Agreement:  # fmt: skip
+    """``ours`` and ``theirs``: the same photos in the same order."""
+    result = Agreement(label)
+    for a, b in zip(ours, theirs, strict=True):
+        name = a.path.name
+        if not a.ok or not b.ok:
+            if a.ok != b.ok:
+                result.problems.append(f"{name}: read by one run only ({a.error or b.error})")
+            continue
+        result.images += 1
+        fa, fb = a.faces, b.faces
+        assert fa is not None and fb is not None
+        pairs = match_faces(fa.boxes, fb.boxes)
+        if len(fa) != len(fb) or len(pairs) != len(fa):
+            result.problems.append(f"{name}: {len(fa)} faces against {len(fb)} ({len(pairs)} matched)")
+        for i, j in pairs:
+            result.faces += 1
+            box = float(np.abs(fa.boxes[i] - fb.boxes[j]).max())
+            result.box_px = max(result.box_px, box)
+            marks = 0.0
+            if fa.landmarks is not None and fb.landmarks is not None:
+                marks = float(np.linalg.norm(fa.landmarks[i] - fb.landmarks[j], axis=-1).max())
+                result.landmark_px = max(result.landmark_px, marks)
+            cosine = None
+            if a.embeddings is not None and b.embeddings is not None:
+                va, vb = a.embeddings[i].astype(np.float64), b.embeddings[j].astype(np.float64)
+                cosine = float(va @ vb / (np.linalg.norm(va) * np.linalg.norm(vb)))
+                result.min_cosine = cosine if result.min_cosine is None else min(result.min_cosine, cosine)
+            if box > pixels or marks > pixels or (cosine is not None and cosine < min_cosine):
+                cos_text = f", cosine {cosine:.6f}" if cosine is not None else ""
+                result.problems.append(f"{name} face {i}: box {box:.2f} px, landmarks {marks:.2f} px{cos_text}")
+    return result

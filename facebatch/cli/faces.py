@@ -1,0 +1,108 @@
+"""What detect, embed and compare share: run the pipeline over the photos with a progress
+bar, name and skip photos that cannot be read, write the outputs atomically. The pipeline
+itself lives in ``engines/pipeline``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from facebatch.cli import arguments
+from facebatch.cli.render import console_for, show_faces
+from facebatch.errors import SpecError
+from facebatch.progress import progress_bar, warn
+
+
+def _about(args: argparse.Namespace, pipeline) -> dict:  # noqa: ANN001 - FacePipeline
+    about = {"command": arguments.command_line(args), "detector": str(pipeline.detector.label), "backend": args.backend,
+             "provider": pipeline.detector.provider, "det_thresh": args.det_thresh, "nms_thresh": args.nms_thresh}  # fmt: skip
+    if pipeline.embedder is not None:
+        about["embedder"] = str(pipeline.embedder.label)
+    return about
+
+
+def _check_targets(args: argparse.Namespace, embed: bool) -> None:
+    """Refuse unwritable outputs before the slow work."""
+    from facebatch.atomic import ensure_writable_dir
+
+    targets = [("--json", args.json)] + ([("--output", args.output)] if embed else [])
+    for flag, target in targets:
+        if target is not None and target != arguments.STDOUT:
+            ensure_writable_dir(target.parent if str(target.parent) else Path("."), flag=flag)
+    if getattr(args, "draw", None) is not None:
+        ensure_writable_dir(args.draw, flag="--draw")
+
+
+def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
+    from facebatch.atomic import write_bytes_atomic, write_text_atomic
+    from facebatch.engines.pipeline.face_pipeline import open_pipeline
+    from facebatch.engines.pipeline.preprocess import collect_images
+    from facebatch.engines.pipeline.results import detections_json, draw_faces, drawn_name, embeddings_index, embeddings_npz, encode_image
+    from facebatch.engines.runners.registry import RunnerOptions
+
+    _check_targets(args, embed)
+    paths = collect_images(args.images)
+    detector, embedder = arguments.pipeline_models(args, embed)
+    drawn: set[str] = set()
+    with open_pipeline(detector, embedder, args.backend, arguments.pipeline_settings(args), RunnerOptions(threads=args.threads, spin_wait=False)) as pipeline:
+        results = []
+        with progress_bar(len(paths), "embed" if embed else "detect") as advance:
+            for result in pipeline.run(paths):
+                results.append(result)
+                if not result.ok:
+                    warn(f"skipped {result.path}: {result.error}")
+                elif args.draw is not None:
+                    from facebatch.engines.pipeline.preprocess import load_image
+
+                    name = drawn_name(result.path, drawn)
+                    write_bytes_atomic(args.draw / name, encode_image(draw_faces(load_image(result.path), result), name), "--draw")
+                advance(f"{result.path.name}: {len(result)} faces" if result.ok else f"{result.path.name}: skipped")
+        about = _about(args, pipeline)
+        times = pipeline.times
+    console = console_for(args)
+    show_faces(console, results, times)
+    if embed:
+        write_bytes_atomic(args.output, embeddings_npz(results), "--output")
+        console.print(f"wrote {args.output} ({sum(len(r) for r in results)} embeddings)")
+        if args.json is not None:
+            write_text_atomic(args.json, embeddings_index(results, args.output.name, about), "--json")
+            console.print(f"wrote {args.json}")
+    elif args.json == arguments.STDOUT:
+        sys.stdout.write(detections_json(results, about))
+    elif args.json is not None:
+        write_text_atomic(args.json, detections_json(results, about), "--json")
+        console.print(f"wrote {args.json}")
+    if args.draw is not None:
+        console.print(f"wrote {len(drawn)} annotated copies to {args.draw}")
+    failed = [r for r in results if not r.ok]
+    if failed:
+        print(f"facebatch: error: {len(failed)} of {len(results)} photos could not be read: "
+              + ", ".join(str(r.path) for r in failed), file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from facebatch.atomic import write_text_atomic
+    from facebatch.engines.pipeline.face_pipeline import match_best_faces, open_pipeline
+    from facebatch.engines.runners.registry import RunnerOptions
+
+    _check_targets(args, embed=False)
+    for path in (args.first, args.second):
+        if not path.is_file():
+            raise SpecError(f"{path} is not a file; compare takes two photos")
+    detector, embedder = arguments.pipeline_models(args, embed=True)
+    with open_pipeline(detector, embedder, args.backend, arguments.pipeline_settings(args), RunnerOptions(threads=args.threads, spin_wait=False)) as pipeline:
+        first, second = pipeline.run([args.first, args.second])
+    match = match_best_faces(first, second, args.threshold)
+    console = console_for(args)
+    verdict = "same person" if match.same else "different people"
+    console.print(f"{args.first.name} ({len(first)} faces) vs {args.second.name} ({len(second)} faces), best face of each: "
+                  f"cosine {match.cosine:.4f} → {verdict} (threshold {args.threshold:g})")  # fmt: skip
+    if args.json == arguments.STDOUT:
+        sys.stdout.write(json.dumps(match.to_dict(), indent=2) + "\n")
+    elif args.json is not None:
+        write_text_atomic(args.json, json.dumps(match.to_dict(), indent=2) + "\n", "--json")
+    return 0
