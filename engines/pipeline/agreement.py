@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facebatch.engines.pipeline.face_pipeline import ImageFaces
+from facebatch.engines.pipeline.face_pipeline import ImageFaces, cosine_similarity
 
 PIXEL_TOLERANCE = 1.0  # boxes and landmarks, in photo pixels
 MIN_COSINE = 0.999  # the same face's embedding from both runs
@@ -102,8 +102,7 @@ def compare_runs(label: str, ours: Sequence[ImageFaces], theirs: Sequence[ImageF
                 result.landmark_px = max(result.landmark_px, marks)
             cosine = None
             if a.embeddings is not None and b.embeddings is not None:
-                va, vb = a.embeddings[i].astype(np.float64), b.embeddings[j].astype(np.float64)
-                cosine = float(va @ vb / (np.linalg.norm(va) * np.linalg.norm(vb)))
+                cosine = cosine_similarity(a.embeddings[i], b.embeddings[j])
                 result.min_cosine = cosine if result.min_cosine is None else min(result.min_cosine, cosine)
             if box > pixels or marks > pixels or (cosine is not None and cosine < min_cosine):
                 cos_text = f", cosine {cosine:.6f}" if cosine is not None else ""

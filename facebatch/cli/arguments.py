@@ -236,8 +236,8 @@ def embedder_description(args: argparse.Namespace, size: tuple[int, int] | None)
 def pipeline_models(args: argparse.Namespace, embed: bool):  # noqa: ANN201 - (ModelFile, ModelFile | None)
     """The detector (and embedder) the pipeline flags name, each checked to be what its flag says."""
     from facebatch.configs.embedder import read_embedder_description, read_embedder_file
-    from facebatch.configs.family import Family, describe_family, detect_family
-    from facebatch.configs.model_file import default_artifact, load_model, read_model_file
+    from facebatch.configs.family import describe_family
+    from facebatch.configs.model_file import default_artifact, read_model_file
 
     detector = read_model_file(args.detector or default_artifact("detector"), size=args.size)
     if detector.family.is_embedder:
@@ -251,9 +251,9 @@ def pipeline_models(args: argparse.Namespace, embed: bool):  # noqa: ANN201 - (M
         path, description = read_embedder_file(path)
     elif args.embedder_spec is not None:
         description = read_embedder_description(args.embedder_spec)
-    if description is None and detect_family(load_model(path)) is Family.SCRFD:
-        raise SpecError(f"{path.name} is {describe_family(Family.SCRFD)}; pass an embedder as --embedder")
     embedder = read_model_file(path, description)
+    if not embedder.family.is_embedder:
+        raise SpecError(f"{path.name} is {describe_family(embedder.family)}; pass an embedder as --embedder")
     return detector, embedder
 
 
