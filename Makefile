@@ -18,11 +18,11 @@ REFERENCE        ?= torch
 ENGINES          ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv export fp16 engines verify bench test clean
+.PHONY: help venv serve-env export fp16 engines verify bench triton serve test clean
 
 help: ## list the targets
 	@echo "facebatch — make targets:"
-	@grep -E '^[a-z0-9]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-9s %s\n", $$1, $$2}'
 	@echo "variables: DETECTOR=$(DETECTOR) DETECTOR_SIZE=$(DETECTOR_SIZE) DETECTOR_WEIGHTS=$(DETECTOR_WEIGHTS)"
 	@echo "           EMBEDDER=$(EMBEDDER) EMBEDDER_WEIGHTS=$(EMBEDDER_WEIGHTS) BUILD=$(BUILD)"
 	@echo "           ENGINES=$(ENGINES) (1: make export builds the TensorRT engines too, where TensorRT is installed)"
@@ -30,15 +30,37 @@ help: ## list the targets
 	@echo "           REFERENCE=$(REFERENCE) (make verify's check-4 reference: torch, or an ONNX file)"
 	@echo "           BENCH_BACKENDS=$(BENCH_BACKENDS) BENCH_ARGS='$(BENCH_ARGS)'"
 	@echo "           PUBLISHED=$(PUBLISHED) (the table make bench compares with: a shipped name or a YAML file)"
+	@echo "           TRITON_RUNTIME=$(TRITON_RUNTIME) TRITON_ARGS='$(TRITON_ARGS)' HTTP_PORT=$(HTTP_PORT) GRPC_PORT=$(GRPC_PORT) (make triton, make serve)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test,openvino,plot,compare]'
-	@# insightface (bench --pipeline's peer) asks for opencv-python, whose cv2 would replace opencv-python-headless's: no deps
-	$(BIN)/python -m pip install --quiet --no-deps 'insightface>=2.1'
+	$(BIN)/python -m pip install --quiet -e '.[test,openvino,plot,compare,serve]'
+	@# insightface (bench --pipeline's peer) asks for opencv-python, whose cv2 would replace opencv-python-headless's;
+	@# nvidia-pytriton (its tritonserver binary is what we use) pins numpy<2 for its own Python side: both without deps
+	$(BIN)/python -m pip install --quiet --no-deps 'insightface>=2.1' 'nvidia-pytriton>=0.7'
 	touch $(STAMP)
+
+# The python environment Triton's python-backend models run in ('facebatch serve --python-env'): the stub inside
+# nvidia-pytriton 0.7 was built for numpy 1 and misreads numpy 2 arrays, so numpy<2 here, with the same onnxruntime,
+# onnx and OpenCV as .venv (OpenCV without its numpy>=2 pin: the serving tests prove the results equal) and facebatch
+# itself (no torch: the served models never import it).
+SERVE_ENV   := .venv-serve
+SERVE_STAMP := $(SERVE_ENV)/.installed
+VERSION_OF   = $$($(BIN)/python -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' $(1))
+
+$(SERVE_STAMP): $(STAMP)
+	test -x $(SERVE_ENV)/bin/python || $(PYTHON) -m venv $(SERVE_ENV)
+	$(SERVE_ENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SERVE_ENV)/bin/python -m pip install --quiet 'numpy<2' "onnxruntime==$(call VERSION_OF,onnxruntime)" \
+		"onnx==$(call VERSION_OF,onnx)" pyyaml rich
+	$(SERVE_ENV)/bin/python -m pip install --quiet --no-deps "opencv-python-headless==$(call VERSION_OF,opencv-python-headless)"
+	$(SERVE_ENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $(SERVE_STAMP)
+
+serve-env: $(SERVE_STAMP) ## the python backend's environment for facebatch serve (.venv-serve: numpy<2, facebatch, onnxruntime)
+	@$(SERVE_ENV)/bin/python -c 'import numpy, facebatch.engines.triton.python_models; print("$(SERVE_ENV): numpy", numpy.__version__)'
 
 venv: $(STAMP) ## create or refresh .venv
 	@$(BIN)/facebatch --version
@@ -101,8 +123,21 @@ bench: $(STAMP) ## throughput per batch size of every artifact in build/onnx on 
 			--plot $(BUILD)/reports/bench_$$stem.png || exit $$?; \
 	done
 
-test: $(STAMP) ## run the test suite (real fixtures from $(FIXTURES) when present)
+# make triton / serve: the FP32 artifacts of build/onnx as a Triton repository with the face pipeline, and serving it
+TRITON_RUNTIME ?= python
+TRITON_ARGS    ?= --pipeline --instances 2
+HTTP_PORT      ?= 8000
+GRPC_PORT      ?= 8001
+
+triton: $(STAMP) ## a Triton model repository of the FP32 artifacts in build/onnx (TRITON_RUNTIME, + face_pipeline) → build/triton
+	@$(LIST_SOURCES); \
+	$(BIN)/facebatch triton $$sources --out $(BUILD)/triton --runtime $(TRITON_RUNTIME) $(TRITON_ARGS) --force
+
+serve: $(SERVE_STAMP) ## serve build/triton with tritonserver (nvidia-pytriton's) on HTTP_PORT/GRPC_PORT until Ctrl-C
+	$(BIN)/facebatch serve $(BUILD)/triton --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --python-env $(SERVE_ENV)
+
+test: $(STAMP) $(SERVE_STAMP) ## run the test suite (real fixtures from $(FIXTURES) when present; the Triton tests in .venv-serve)
 	$(BIN)/python -m pytest
 
-clean: ## remove build outputs (keeps .venv)
+clean: ## remove build outputs (keeps .venv and .venv-serve)
 	rm -rf $(BUILD) .pytest_cache

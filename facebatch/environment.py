@@ -14,7 +14,7 @@ from pathlib import Path
 import facebatch
 
 PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "polygraphy", "onnxsim", "onnxscript",
-            "numpy", "opencv-python-headless", "opencv-python", "matplotlib", "insightface")  # fmt: skip
+            "numpy", "opencv-python-headless", "opencv-python", "matplotlib", "insightface", "nvidia-pytriton", "tritonclient")  # fmt: skip
 
 
 def file_sha256(path: Path) -> str:

@@ -83,3 +83,20 @@ def batch_embedder(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
     out = tmp_path_factory.mktemp("batch_embedder") / "mobilefacenet_128d_batch.onnx"
     return fix_onnx(models_dir / "mobilefacenet_128d.onnx", out).path
+
+
+SERVE_ENV = PROJECT / ".venv-serve"  # 'make serve-env': the python backend's environment (numpy<2)
+
+
+@pytest.fixture(scope="session")
+def serve_env():
+    """The python environment Triton's python models run in: $FACEBATCH_SERVE_ENV or
+    .venv-serve ('make serve-env', which 'make test' runs first)."""
+    import os
+
+    from facebatch.engines.triton.server import python_env
+
+    prefix = Path(os.environ.get("FACEBATCH_SERVE_ENV", SERVE_ENV))
+    if not (prefix / "bin" / "python3").exists():
+        pytest.skip(f"{prefix} is absent: 'make serve-env' makes the python backend's environment (make test does)")
+    return python_env(prefix)

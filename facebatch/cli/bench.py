@@ -13,6 +13,7 @@ from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.settings import DEFAULT_BACKENDS, DEFAULT_BENCH_BATCH_SIZES, DEFAULT_PIPELINE_ROUNDS
 from facebatch.engines.pipeline.settings import DEFAULT_DETECT_BATCH, DEFAULT_EMBED_BATCH, DEFAULT_READ_WORKERS
 from facebatch.engines.runners.backends import BACKENDS
+from facebatch.engines.triton.settings import DEFAULT_CONCURRENCY
 from facebatch.errors import SpecError
 
 
@@ -66,6 +67,13 @@ def register(commands: argparse._SubParsersAction) -> None:
                           help=f"timed passes over the folder per run, the runs taking turns (default {DEFAULT_PIPELINE_ROUNDS})")  # fmt: skip
     pipeline.add_argument("--insightface", action=argparse.BooleanOptionalAction, default=None,
                           help="run insightface's FaceAnalysis on the same files too (default: when it is installed)")  # fmt: skip
+    served = parser.add_argument_group("a served model (--triton URL --model NAME): client-side throughput and latency per concurrency")
+    served.add_argument("--triton", metavar="URL", help="a running Triton server: host:port (HTTP), http://host:port or grpc://host:port")
+    served.add_argument("--model", metavar="NAME", help="the served model to time, e.g. face_pipeline")
+    served.add_argument("--concurrency", type=arguments.parse_batch_sizes, default=DEFAULT_CONCURRENCY, metavar="LIST",
+                        help=f"client threads per level, each sending requests back to back (default {','.join(map(str, DEFAULT_CONCURRENCY))})")  # fmt: skip
+    served.add_argument("--request-batch", type=arguments.parse_batch_size, default=1, metavar="N",
+                        help="photos or frames per request (default 1; Triton's batcher merges requests)")  # fmt: skip
     parser.set_defaults(handler=run, junit=None)
 
 
@@ -79,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.exporter.backends import make_runner
 
     arguments.check_report_targets(args)
+    if args.triton is not None or args.model is not None:
+        return run_triton(args)
     if args.pipeline is not None:
         return run_pipeline(args)
     if not args.artifacts:
@@ -135,4 +145,34 @@ def run_pipeline(args: argparse.Namespace) -> int:
     if not report.passed:
         print("facebatch: error: the runs did not find the same faces (see above)", file=sys.stderr)
         return 1
+    return 0
+
+
+def run_triton(args: argparse.Namespace) -> int:
+    from facebatch.cli.render import show_triton_bench
+    from facebatch.engines.bench.triton_bench import LocalPipelineOptions, TritonBenchOptions, bench_triton
+    from facebatch.engines.pipeline.face_pipeline import PipelineSettings
+    from facebatch.engines.runners.backends import parse_backends
+    from facebatch.engines.runners.registry import RunnerOptions
+
+    if args.triton is None or args.model is None:
+        raise SpecError("--triton URL and --model NAME go together: the server and the model on it to time")
+    if args.artifacts or args.pipeline is not None or args.plot is not None:
+        raise SpecError("--triton times a served model; drop the artifact arguments, --pipeline and --plot")
+    options = TritonBenchOptions(url=args.triton, model=args.model, concurrency=tuple(args.concurrency), request_batch=args.request_batch,
+                                 budget=Budget(args.warmup, args.seconds), photos=tuple(arguments.photos(args)), seed=args.seed)  # fmt: skip
+    local = None
+    if args.detector is not None or args.embedder is not None:  # the same photos through the local pipeline, for the ratio
+        backends = parse_backends(args.backend)
+        args.embedder_spec = getattr(args, "embedder_spec", None)
+        detector, embedder = arguments.pipeline_models(args, embed=True)
+        assert embedder is not None
+        local = LocalPipelineOptions(detector, embedder, backends[0],
+                                     PipelineSettings(batch_size=args.detect_batch, embed_batch_size=args.embed_batch, read_workers=args.workers),
+                                     RunnerOptions(threads=args.threads, spin_wait=False), rounds=args.rounds)  # fmt: skip
+    report = bench_triton(options, local)
+    report.command = arguments.command_line(args)
+    console = console_for(args)
+    show_triton_bench(console, report)
+    write_reports(console, args, report)
     return 0

@@ -15,7 +15,9 @@ from facebatch.cli.arguments import STDOUT, reports_to_stdout
 if TYPE_CHECKING:
     from facebatch.engines.bench.pipeline_report import PipelineBenchReport
     from facebatch.engines.bench.report import BenchReport
+    from facebatch.engines.bench.triton_report import TritonBenchReport
     from facebatch.engines.pipeline.face_pipeline import ImageFaces, StageTimes
+    from facebatch.engines.triton.repository import TritonRepository
     from facebatch.exporter.catalog import ArcFaceEntry, ScrfdEntry
     from facebatch.exporter.export_job import ExportResult
     from facebatch.verify.report import VerifyReport
@@ -155,6 +157,36 @@ def show_pipeline_bench(console: Console, report: PipelineBenchReport) -> None:
         console.print(f"[{colour}]{agreement.summary()}[/{colour}]")
         for problem in agreement.problems[:10]:
             console.print(f"  - {problem}")
+    for note in report.notes:
+        console.print(f"note: {note}")
+
+
+def show_repository(console: Console, repository: TritonRepository) -> None:
+    table = Table(title=f"Triton repository {repository.path} ({repository.runtime})", title_justify="left")
+    for column in ("model", "role", "runtime", "max batch", "preferred", "instances", "from"):
+        table.add_column(column)
+    for model in repository.models:
+        config = model.config
+        preferred = ", ".join(map(str, config.dynamic_batching.preferred_batch_sizes)) if config.dynamic_batching else "-"
+        table.add_row(model.name, model.role, f"{config.platform or config.backend} ({config.instance_kind})", str(config.max_batch_size),
+                      preferred, str(config.instance_count), model.source)  # fmt: skip
+    console.print(table)
+    console.print(f"wrote {len(repository.written)} files; {repository.path / 'README.md'} says how to serve and measure it "
+                  f"(facebatch serve {repository.path})")  # fmt: skip
+
+
+def show_triton_bench(console: Console, report: TritonBenchReport) -> None:
+    table = Table(title=f"facebatch bench --triton: {report.model} at {report.url}, {report.request_batch} row(s) per request",
+                  title_justify="left")  # fmt: skip
+    for column in report.HEADER:
+        table.add_column(column, justify="right")
+    for row in report.rows():
+        table.add_row(*row)
+    console.print(table)
+    if report.local is not None:
+        console.print(f"  local pipeline on the same photos: {report.local.images_per_second:.2f} photos/s ({report.local.backend})")
+    for result in report.results:
+        console.print(f"  concurrency {result.concurrency}: {result.batching()}")
     for note in report.notes:
         console.print(f"note: {note}")
 

@@ -1,0 +1,1 @@
+"""Triton Inference Server: the model repository writer, the python-backend models, server control."""

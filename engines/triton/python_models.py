@@ -1,0 +1,182 @@
+"""The python-backend models of a facebatch repository. Each served ``model.py`` is three
+lines that subclass one of these and hand in the backend's utilities
+(``triton_python_backend_utils``, which exists only inside Triton's python stub):
+
+* ``OnnxModel`` (``--runtime python``): runs the folder's ``model.onnx`` with onnxruntime on
+  the CPU, for Triton installs without the onnxruntime backend. The requests the dynamic
+  batcher hands over run as one batch and are split back.
+* ``FacePipelineModel`` (``--pipeline``): encoded photos in, faces out. The same code as
+  ``facebatch detect``/``embed`` (``FacePipeline``: letterbox, decode, NMS, alignment, L2),
+  with the detector and the embedder reached through BLS runners.
+
+Models answer every request: a bad one gets an error response, the others their results.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facebatch.configs.spec_io import spec_from_dict
+from facebatch.engines.pipeline.face_pipeline import FaceModels, FacePipeline, ImageFaces, PipelineSettings
+from facebatch.engines.pipeline.preprocess import decode_image
+from facebatch.engines.runners.base import Runner, TensorMeta, first_line
+from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.engines.runners.triton_bls_runner import TritonBlsRunner
+from facebatch.engines.triton.settings import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_FILE
+from facebatch.errors import FacebatchError, SpecError
+
+BATCH_SYMBOL = "batch"
+
+
+class FacebatchModel:
+    """What every facebatch python model shares: its config, folder and parameters, and
+    answering requests with errors."""
+
+    backend: Any = None  # triton_python_backend_utils, set by the served model.py
+
+    def initialize(self, args: dict[str, str]) -> None:
+        if self.backend is None:
+            raise SpecError("a facebatch python model needs the python backend's utilities: subclass it in model.py with "
+                            "'backend = triton_python_backend_utils'")  # fmt: skip
+        self.config = json.loads(args["model_config"])
+        self.name = args["model_name"]
+        self.folder = Path(args["model_repository"]) / args["model_version"]
+        self.runners: list[Runner] = []
+
+    def parameter(self, key: str, default: str) -> str:
+        return self.config.get("parameters", {}).get(key, {}).get("string_value", default)
+
+    def finalize(self) -> None:
+        for runner in reversed(self.runners):
+            runner.__exit__(None, None, None)
+        self.runners = []
+
+    def error_response(self, message: str) -> Any:  # noqa: ANN401 - pb_utils.InferenceResponse
+        return self.backend.InferenceResponse(output_tensors=[], error=self.backend.TritonError(f"{self.name}: {message}"))
+
+    def input_array(self, request: Any, name: str) -> np.ndarray:  # noqa: ANN401 - pb_utils.InferenceRequest
+        tensor = self.backend.get_input_tensor_by_name(request, name)
+        if tensor is None:
+            raise SpecError(f"the request has no input {name!r}")
+        return tensor.as_numpy()
+
+    def execute(self, requests: Sequence[Any]) -> list[Any]:
+        try:
+            return self.answer(requests)
+        except FacebatchError as exc:
+            return [self.error_response(str(exc)) for _ in requests]
+        except Exception as exc:  # noqa: BLE001 - a runtime's own exception still answers every request in one line
+            return [self.error_response(f"{type(exc).__name__}: {first_line(exc)}") for _ in requests]
+
+    def answer(self, requests: Sequence[Any]) -> list[Any]:
+        raise NotImplementedError
+
+
+class OnnxModel(FacebatchModel):
+    """The folder's ONNX file on onnxruntime's CPU provider; one run per batch of requests."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        super().initialize(args)
+        threads = int(self.parameter("threads", "0")) or None
+        # spin_wait off: the pipeline's instances and this model take turns on the same cores
+        runner = OnnxRuntimeRunner(self.folder / self.parameter("onnx_file", "model.onnx"), intra_op_threads=threads,
+                                   label=self.name, spin_wait=False)  # fmt: skip
+        self.runner = runner.__enter__()
+        self.runners.append(runner)
+
+    def answer(self, requests: Sequence[Any]) -> list[Any]:
+        names = self.runner.input_names
+        feeds = [{name: self.input_array(request, name) for name in names} for request in requests]
+        sizes = [len(feed[names[0]]) for feed in feeds]
+        merged = {name: np.concatenate([feed[name] for feed in feeds]) for name in names}
+        outputs = self.runner.infer(merged)
+        bounds = np.cumsum([0, *sizes])
+        return [self.backend.InferenceResponse(output_tensors=[self.backend.Tensor(name, np.ascontiguousarray(array[a:b]))
+                                                               for name, array in outputs.items()])
+                for a, b in zip(bounds[:-1], bounds[1:])]  # fmt: skip
+
+
+def _metas(tensors: list[dict]) -> list[TensorMeta]:
+    return [TensorMeta(t["name"], np.dtype(t["dtype"]), (BATCH_SYMBOL, *(d if d > 0 else None for d in t["dims"]))) for t in tensors]
+
+
+def face_outputs(result: ImageFaces, index: int, embedding_size: int) -> dict[str, np.ndarray]:
+    """One photo's faces as the pipeline's output rows (``index``: the photo's row in its request)."""
+    faces, count = result.faces, len(result)
+    assert faces is not None and faces.landmarks is not None
+    embeddings = result.embeddings if result.embeddings is not None else np.zeros((0, embedding_size), np.float32)
+    arrays = (np.full(count, index, np.int32), faces.boxes, faces.scores, faces.landmarks, embeddings)
+    return {name: np.asarray(a, dtype=np.int32 if name == FACE_OUTPUTS[0] else np.float32) for name, a in zip(FACE_OUTPUTS, arrays)}
+
+
+def join_faces(rows: list[dict[str, np.ndarray]], embedding_size: int) -> dict[str, np.ndarray]:
+    """One request's output tensors: the rows of its photos, in order."""
+    empty = {FACE_OUTPUTS[0]: (0,), FACE_OUTPUTS[1]: (0, 4), FACE_OUTPUTS[2]: (0,), FACE_OUTPUTS[3]: (0, 5, 2),
+             FACE_OUTPUTS[4]: (0, embedding_size)}  # fmt: skip
+    return {name: np.ascontiguousarray(np.concatenate([r[name] for r in rows]) if rows else
+                                       np.zeros(empty[name], np.int32 if name == FACE_OUTPUTS[0] else np.float32))
+            for name in FACE_OUTPUTS}  # fmt: skip
+
+
+class FacePipelineModel(FacebatchModel):
+    """Photos of every request the batcher merged go through one ``FacePipeline.finish``:
+    one detector call (through BLS) for up to max-batch photos, one embedder call per
+    max-batch faces, then the faces are handed back to the request each photo came in."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        super().initialize(args)
+        description = json.loads((self.folder / PIPELINE_FILE).read_text())
+        det, emb = description["detector"], description["embedder"]
+        det_spec, emb_spec = spec_from_dict(det["spec"]), spec_from_dict(emb["spec"])
+        models = FaceModels(det_spec, (int(det["size"][0]), int(det["size"][1])), emb_spec)
+        detector = TritonBlsRunner(self.backend, det["model"], _metas(det["inputs"]), _metas(det["outputs"]))
+        embedder = TritonBlsRunner(self.backend, emb["model"], _metas(emb["inputs"]), _metas(emb["outputs"]))
+        for runner in (detector, embedder):
+            runner.__enter__()
+            self.runners.append(runner)
+
+        def served_batch(spec_max: int, served_max: int) -> int:  # what one BLS call may carry
+            return max(1, min(spec_max, served_max))
+
+        settings = PipelineSettings(
+            det_thresh=float(self.parameter("det_thresh", "0.5")), nms_thresh=float(self.parameter("nms_thresh", "0.4")),
+            max_faces=int(self.parameter("max_faces", "0")), batch_size=served_batch(det_spec.batch.max, det["max_batch_size"]),
+            embed_batch_size=served_batch(emb_spec.batch.max, emb["max_batch_size"]), read_workers=0,
+        )  # fmt: skip
+        self.pipeline = FacePipeline(models, detector, embedder, settings)
+        self.embedding_size = int(emb_spec.embedding_size or emb["outputs"][0]["dims"][-1])
+
+    def answer(self, requests: Sequence[Any]) -> list[Any]:
+        pipeline = self.pipeline
+        prepared, owners, refused = [], [], {}
+        for number, request in enumerate(requests):
+            try:
+                encoded = self.input_array(request, IMAGES_INPUT).reshape(-1)
+                images = [decode_image(np.frombuffer(bytes(data), np.uint8)) for data in encoded]
+            except FacebatchError as exc:
+                refused[number] = str(exc)
+                continue
+            bad = [i for i, image in enumerate(images) if image is None]
+            if bad:
+                refused[number] = f"photo {bad[0]} of the request is not a whole image (JPEG, PNG, BMP, WebP or TIFF bytes)"
+                continue
+            for index, image in enumerate(images):
+                prepared.append(pipeline.prepare(Path(f"request{number}/photo{index}"), image))
+                owners.append((number, index))
+        results = pipeline.finish(prepared) if prepared else []
+        rows: dict[int, list[dict[str, np.ndarray]]] = {n: [] for n in range(len(requests))}
+        for (number, index), result in zip(owners, results):
+            rows[number].append(face_outputs(result, index, self.embedding_size))
+        responses = []
+        for number in range(len(requests)):
+            if number in refused:
+                responses.append(self.error_response(refused[number]))
+                continue
+            tensors = join_faces(rows[number], self.embedding_size)
+            responses.append(self.backend.InferenceResponse(output_tensors=[self.backend.Tensor(n, a) for n, a in tensors.items()]))
+        return responses

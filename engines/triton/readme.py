@@ -1,0 +1,124 @@
+"""The README.md of a written repository: what it serves and how to serve and measure it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from facebatch.engines.triton.settings import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORT, FACE_OUTPUTS, IMAGES_INPUT
+
+if TYPE_CHECKING:  # the repository writer calls this module
+    from facebatch.engines.triton.repository import TritonRepository
+
+NGC_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"  # Triton 2.51, the release nvidia-pytriton 0.7 ships
+
+
+def _model_rows(repository: TritonRepository) -> list[str]:
+    rows = ["| model | role | runtime | max batch | preferred batches | instances | inputs | outputs |",
+            "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for model in repository.models:
+        config = model.config
+        runtime = config.platform or config.backend
+        batching = config.dynamic_batching
+        preferred = ", ".join(map(str, batching.preferred_batch_sizes)) if batching else "-"
+
+        def tensors(items: tuple) -> str:
+            return "<br>".join(f"`{t.name}` {t.dtype.name if t.dtype.kind != 'O' else 'bytes'} [{', '.join(map(str, t.dims))}]" for t in items)
+
+        rows.append(f"| `{model.name}` | {model.role} | {runtime} ({config.instance_kind}) | {config.max_batch_size} | {preferred} | "
+                    f"{config.instance_count} | {tensors(config.inputs)} | {tensors(config.outputs)} |")  # fmt: skip
+    return rows
+
+
+def _perf_analyzer(repository: TritonRepository) -> list[str]:
+    lines = []
+    for model in repository.models:
+        if model.role == "pipeline":
+            continue
+        shapes = " ".join(f"--shape {t.name}:{','.join(str(d) for d in t.dims)}" for t in model.config.inputs if -1 in t.dims)
+        for batch in sorted({1, *(model.config.dynamic_batching.preferred_batch_sizes if model.config.dynamic_batching else ())}):
+            lines.append(f"perf_analyzer -m {model.name} -u localhost:{DEFAULT_GRPC_PORT} -i grpc -b {batch} "
+                         f"--concurrency-range 1:16:2 {shapes}".rstrip())  # fmt: skip
+    return lines
+
+
+def repository_readme(repository: TritonRepository) -> str:
+    python_models = any(m.config.backend == "python" for m in repository.models)
+    pipeline = repository.model("pipeline")
+    out = [
+        "# Triton model repository (written by facebatch)",
+        "",
+        f"Runtime: **{repository.runtime}**. Each model takes a batch axis first (not listed in the dims below), "
+        "and Triton's dynamic batcher merges concurrent requests up to the max batch.",
+        "",
+        *_model_rows(repository),
+        "",
+        "## Serve it",
+        "",
+        "With facebatch (tritonserver from PATH, or the one inside the `nvidia-pytriton` wheel; Ctrl-C stops it):",
+        "",
+        "```bash",
+        f"facebatch serve {repository.path} --http-port {DEFAULT_HTTP_PORT} --grpc-port {DEFAULT_GRPC_PORT}",
+        "```",
+        "",
+        "With NVIDIA's container (GPU instances need `--gpus all`):",
+        "",
+        "```bash",
+        f"docker run --rm --gpus all -p{DEFAULT_HTTP_PORT}:8000 -p{DEFAULT_GRPC_PORT}:8001 -p{DEFAULT_METRICS_PORT}:8002 "
+        f"-v $PWD/{repository.path.name}:/models {NGC_IMAGE} tritonserver --model-repository=/models",
+        "```",
+        "",
+    ]
+    if python_models:
+        out += [
+            "### The python backend",
+            "",
+            "The python models (`model.py`) run facebatch's own code, so the python backend's interpreter must import "
+            "facebatch and its runtime dependencies (onnxruntime, OpenCV, onnx, numpy, PyYAML, rich; not torch). Either "
+            "install them into the container's python (`pip install facebatch` with `--no-deps` and those packages), or "
+            "pack an environment and name it in each python model's config:",
+            "",
+            "```text",
+            'parameters { key: "EXECUTION_ENV_PATH" value: { string_value: "$$TRITON_MODEL_DIRECTORY/facebatch_env.tar.gz" } }',
+            "```",
+            "",
+            "(a `conda-pack` archive of a Python with facebatch, as Triton's python backend documents). The python stub of "
+            "Triton 2.51 and older (the NGC 24.10 image; the `nvidia-pytriton` 0.7 wheel) was built for numpy 1 and "
+            "misreads numpy 2 arrays: give it an environment with `numpy<2` (`make serve-env` makes one for `facebatch serve`).",
+            "",
+        ]
+    if pipeline is not None:
+        out += [
+            "## The face pipeline",
+            "",
+            f"`{pipeline.name}` takes encoded photos (JPEG, PNG, BMP, WebP or TIFF bytes) as `{IMAGES_INPUT}` "
+            f"(BYTES, shape [photos, 1]) and returns one row per face: {', '.join(f'`{n}`' for n in FACE_OUTPUTS)} "
+            "(which photo of the request, box x1 y1 x2 y2 in the photo's pixels, score, 5 landmarks, unit-length "
+            "embedding). It decodes, letterboxes, decodes the heads, runs NMS and aligns with facebatch's code, and "
+            "calls the detector and the embedder models through BLS, so their batchers merge the work of every "
+            "pipeline instance.",
+            "",
+            "```python",
+            "import numpy as np, tritonclient.http as http",
+            f'client = http.InferenceServerClient("localhost:{DEFAULT_HTTP_PORT}")',
+            'photos = np.array([[open(p, "rb").read()] for p in ("a.jpg", "b.jpg")], dtype=object)',
+            f'images = http.InferInput("{IMAGES_INPUT}", list(photos.shape), "BYTES"); images.set_data_from_numpy(photos)',
+            f'result = client.infer("{pipeline.name}", [images])',
+            f'boxes, embeddings = result.as_numpy("{FACE_OUTPUTS[1]}"), result.as_numpy("{FACE_OUTPUTS[4]}")',
+            "```",
+            "",
+        ]
+    out += [
+        "## Measure it",
+        "",
+        "Client-side throughput and p50/p90/p99 latency per concurrency (tritonclient, no perf_analyzer needed):",
+        "",
+        "```bash",
+        *(f"facebatch bench --triton localhost:{DEFAULT_HTTP_PORT} --model {m.name} --concurrency 1,2,4,8,16 --images PHOTOS/"
+          for m in repository.models),
+        "```",
+        "",
+    ]  # fmt: skip
+    analyzer = _perf_analyzer(repository)
+    if analyzer:
+        out += ["With perf_analyzer (in NVIDIA's `-sdk` container), per batch size and concurrency:", "", "```bash", *analyzer, "```", ""]
+    return "\n".join(out)

@@ -1,0 +1,372 @@
+"""A Triton model repository from facebatch artifacts, loadable as is.
+
+    repository/
+      README.md                 how to serve it (written by repository_readme)
+      .facebatch-triton.json    what facebatch wrote here (so --force removes only that)
+      scrfd_10g_320_batch/      one model per artifact
+        config.pbtxt            platform onnxruntime_onnx / tensorrt_plan, or backend python
+        1/model.onnx | 1/model.plan | 1/model.onnx + 1/model.py
+      face_pipeline/            --pipeline: images in, faces out (python backend, BLS)
+        config.pbtxt
+        1/model.py  1/pipeline.json
+
+Every tensor's dims come from the real graph (or the engine's sidecar), without the batch
+axis; ``max_batch_size`` is the profile's max, and a graph whose batch axis is fixed is
+refused, since Triton batches along that axis.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from facebatch.atomic import atomic_path, ensure_writable_dir
+from facebatch.configs.model_file import ModelFile, read_model_file
+from facebatch.configs.spec import ModelSpec
+from facebatch.configs.spec_io import spec_to_dict
+from facebatch.engines.build.engine_record import EngineRecord, find_engine, read_engine_record
+from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
+from facebatch.engines.triton.model_config import DynamicBatching, ModelConfig, TritonTensor, preferred_batch_sizes
+from facebatch.engines.triton.readme import repository_readme
+from facebatch.engines.triton.settings import (
+    DEFAULT_INSTANCES,
+    DEFAULT_QUEUE_DELAY_US,
+    FACE_OUTPUTS,
+    IMAGES_INPUT,
+    MANIFEST,
+    PIPELINE_FILE,
+    PIPELINE_MODEL,
+    RUNTIMES,
+)
+from facebatch.environment import file_sha256
+from facebatch.errors import OutputError, SpecError
+from facebatch.onnx_graph import io_dims
+
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+PLAN_SUFFIX = ".plan"
+
+
+@dataclass(frozen=True)
+class RepositoryOptions:
+    runtime: str = "onnxruntime"  # onnxruntime | tensorrt | python
+    pipeline: bool = False
+    instances: int = DEFAULT_INSTANCES
+    max_queue_delay_us: int = DEFAULT_QUEUE_DELAY_US
+    max_batch: int | None = None  # None: each artifact's profile max
+    device: str | None = None  # cpu | gpu; None: gpu for onnxruntime and tensorrt, cpu for python
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise SpecError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        if self.instances < 1:
+            raise SpecError(f"--instances must be at least 1, got {self.instances}")
+        if self.max_queue_delay_us < 0:
+            raise SpecError(f"--max-queue-delay-us cannot be negative, got {self.max_queue_delay_us}")
+        if self.max_batch is not None and self.max_batch < 1:
+            raise SpecError(f"--max-batch must be at least 1, got {self.max_batch}")
+        if self.runtime == "tensorrt" and self.device == "cpu":
+            raise SpecError("TensorRT engines run on a GPU only; drop --device cpu or pick --runtime onnxruntime/python")
+        if self.runtime == "python" and self.device == "gpu":
+            raise SpecError("--runtime python runs onnxruntime on the CPU inside the python backend; drop --device gpu, "
+                            "or pick --runtime onnxruntime/tensorrt for GPU instances")  # fmt: skip
+
+    @property
+    def instance_kind(self) -> str:
+        return self.device or ("cpu" if self.runtime == "python" else "gpu")
+
+
+@dataclass
+class ServedModel:
+    """One model of the repository: its config and the files of its folder (relative path →
+    the source file to copy, or the text to write)."""
+
+    name: str
+    role: str  # detector | embedder | pipeline
+    config: ModelConfig
+    files: dict[str, Path | str] = field(default_factory=dict)
+    source: str = ""  # the artifact it serves
+
+
+@dataclass
+class TritonRepository:
+    path: Path
+    models: list[ServedModel]
+    runtime: str
+    written: list[str] = field(default_factory=list)
+
+    def model(self, role: str) -> ServedModel | None:
+        return next((m for m in self.models if m.role == role), None)
+
+
+# -- reading the artifacts ------------------------------------------------------------------------
+def _onnx_tensors(model: onnx.ModelProto, label: str) -> tuple[tuple[TritonTensor, ...], tuple[TritonTensor, ...]]:
+    """Inputs and outputs with their dims minus the batch axis, which must be symbolic on every one."""
+    dims = io_dims(model)
+    initializers = {i.name for i in model.graph.initializer}
+
+    def tensor(value: onnx.ValueInfoProto) -> TritonTensor:
+        shape = dims[value.name]
+        if not shape or not isinstance(shape[0], str):
+            batch = shape[0] if shape else "no axes"
+            raise SpecError(f"{label} has a fixed batch axis ({batch}) on {value.name!r}, and Triton batches along that axis; "
+                            f"make it symbolic with 'facebatch fix {label}' (or re-export it with facebatch export)")  # fmt: skip
+        rest = tuple(d if isinstance(d, int) and d > 0 else -1 for d in shape[1:])
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
+        return TritonTensor(value.name, dtype, rest)
+
+    inputs = tuple(tensor(v) for v in model.graph.input if v.name not in initializers)
+    return inputs, tuple(tensor(v) for v in model.graph.output)
+
+
+@dataclass
+class _Artifact:
+    """What a served model is made from: the spec, the tensors, the file to copy and its profile."""
+
+    path: Path
+    spec: ModelSpec
+    inputs: tuple[TritonTensor, ...]
+    outputs: tuple[TritonTensor, ...]
+    detector_size: tuple[int, int]
+    profile_opt: int
+    profile_max: int
+    engine: Path | None = None  # tensorrt: the plan served
+
+    @property
+    def role(self) -> str:
+        return "embedder" if self.spec.family.is_embedder else "detector"
+
+
+def _read_onnx(path: Path) -> tuple[ModelFile, tuple[TritonTensor, ...], tuple[TritonTensor, ...]]:
+    target = read_model_file(path)
+    inputs, outputs = _onnx_tensors(target.model, path.name)
+    return target, inputs, outputs
+
+
+def _engine_source_onnx(plan: Path, record: EngineRecord) -> Path:
+    """The ONNX TensorRT parsed for this plan (its tensor types are the engine's): beside the
+    plan, or in the onnx/ folder beside the engines/ folder, as facebatch build lays them out."""
+    name, sha = record.source_onnx.get("file", ""), record.source_onnx.get("sha256", "")
+    for folder in (plan.parent, plan.parent.parent / "onnx"):
+        candidate = folder / Path(name).name
+        if candidate.is_file() and file_sha256(candidate) == sha:
+            return candidate
+    raise SpecError(f"cannot find {Path(name).name}, the ONNX engine {plan.name} was built from (sha256 {sha[:12]}…), beside the "
+                    f"engine or in {plan.parent.parent / 'onnx'}; its tensor types are the engine's: keep it there")  # fmt: skip
+
+
+def _read_engine(plan: Path, max_batch: int | None) -> _Artifact:
+    record = read_engine_record(plan)
+    if file_sha256(plan) != record.sha256:
+        raise SpecError(f"engine {plan.name} is not the one its sidecar {plan.with_suffix('.json').name} describes (sha256 differs); "
+                        "rebuild it with 'facebatch build'")  # fmt: skip
+    batch = record.profile.batch
+    if max_batch is not None and max_batch > batch.max:
+        raise SpecError(f"engine {plan.name} was built for batch {batch.min}-{batch.max}, smaller than --max-batch {max_batch}; "
+                        f"pass --max-batch {batch.max} or rebuild it with 'facebatch build --max {max_batch}'")  # fmt: skip
+    source = _engine_source_onnx(plan, record)
+    _, inputs, outputs = _read_onnx(source)
+    size = record.profile.size
+    return _Artifact(plan, record.spec, inputs, outputs, (int(size[0]), int(size[1])), batch.opt, batch.max, engine=plan)
+
+
+def read_artifact(path: Path, runtime: str, max_batch: int | None) -> _Artifact:
+    """An ONNX artifact (or, for tensorrt, a plan or the ONNX whose built engine is served)."""
+    path = Path(path)
+    if path.suffix == PLAN_SUFFIX:
+        if runtime != "tensorrt":
+            raise SpecError(f"{path.name} is a TensorRT engine; serve it with --runtime tensorrt, or pass its ONNX artifact")
+        return _read_engine(path, max_batch)
+    target, inputs, outputs = _read_onnx(path)
+    if runtime == "tensorrt":
+        return _read_engine(find_engine(path, target.sha256, target.spec), max_batch)
+    spec = target.spec
+    return _Artifact(path, spec, inputs, outputs, spec.input_size, spec.batch.opt, spec.batch.max)
+
+
+# -- the models -----------------------------------------------------------------------------------
+PYTHON_MODEL_CODE = '''\
+# Written by facebatch. The model's code is facebatch's own ({module}), so the python
+# backend's environment needs facebatch and its dependencies (see the repository's README.md).
+import triton_python_backend_utils as pb_utils
+
+from {module} import {cls}
+
+
+class TritonPythonModel({cls}):
+    backend = pb_utils  # the python backend's utilities, handed to facebatch's code
+'''
+PYTHON_MODELS = "facebatch.engines.triton.python_models"
+
+
+def python_model_code(cls: str) -> str:
+    return PYTHON_MODEL_CODE.format(module=PYTHON_MODELS, cls=cls)
+
+
+def _model_name(path: Path) -> str:
+    name = path.stem
+    if not MODEL_NAME.match(name):
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip("._-") or "model"
+    return name
+
+
+def _served_model(artifact: _Artifact, options: RepositoryOptions, name: str) -> ServedModel:
+    max_batch = options.max_batch or artifact.profile_max
+    batching = DynamicBatching(preferred_batch_sizes(artifact.profile_opt, max_batch), options.max_queue_delay_us)
+    common = dict(name=name, max_batch_size=max_batch, inputs=artifact.inputs, outputs=artifact.outputs, dynamic_batching=batching,
+                  instance_kind=options.instance_kind, instance_count=options.instances)  # fmt: skip
+    if options.runtime == "tensorrt":
+        assert artifact.engine is not None
+        config = ModelConfig(platform="tensorrt_plan", **common)
+        files: dict[str, Path | str] = {"1/model.plan": artifact.engine}
+    elif options.runtime == "onnxruntime":
+        config = ModelConfig(platform="onnxruntime_onnx", **common)
+        files = {"1/model.onnx": artifact.path}
+    else:
+        config = ModelConfig(backend="python", parameters={"onnx_file": "model.onnx", "threads": "0"}, **common)
+        files = {"1/model.onnx": artifact.path, "1/model.py": python_model_code("OnnxModel")}
+    files["config.pbtxt"] = config.to_pbtxt()
+    return ServedModel(name, artifact.role, config, files, str(artifact.path))
+
+
+def _tensor_dict(tensors: tuple[TritonTensor, ...]) -> list[dict]:
+    return [{"name": t.name, "dtype": t.dtype.name, "dims": list(t.dims)} for t in tensors]
+
+
+def _pipeline_model(detector: tuple[_Artifact, ServedModel], embedder: tuple[_Artifact, ServedModel], options: RepositoryOptions) -> ServedModel:
+    """Encoded photos in, faces out: facebatch's own decode, NMS and alignment, with the
+    detector and the embedder called through BLS (so their dynamic batchers merge the calls of
+    every pipeline instance). One request carries any number of photos; every output has one
+    row per face, and FACE_IMAGE_INDEX says which photo of the request it was found in."""
+    (det, det_model), (emb, emb_model) = detector, embedder
+    if det.spec.head is None or not det.spec.head.use_kps:
+        raise SpecError(f"{det.path.name} finds no landmarks, and --pipeline aligns faces on 5 landmarks; "
+                        "serve a detector with landmarks (the *_kps / *_bnkps variants)")  # fmt: skip
+    max_batch = det_model.config.max_batch_size
+    dim = emb.spec.embedding_size or emb.outputs[0].dims[-1]
+    outputs = [TritonTensor(FACE_OUTPUTS[0], np.dtype(np.int32), (1,)),
+               TritonTensor(FACE_OUTPUTS[1], np.dtype(np.float32), (4,)),
+               TritonTensor(FACE_OUTPUTS[2], np.dtype(np.float32), (1,)),
+               TritonTensor(FACE_OUTPUTS[3], np.dtype(np.float32), (5, 2)),
+               TritonTensor(FACE_OUTPUTS[4], np.dtype(np.float32), (dim,))]  # fmt: skip
+    config = ModelConfig(
+        name=PIPELINE_MODEL, backend="python", max_batch_size=max_batch,
+        inputs=(TritonTensor(IMAGES_INPUT, np.dtype(object), (1,)),), outputs=tuple(outputs),
+        dynamic_batching=DynamicBatching(preferred_batch_sizes(det.profile_opt, max_batch), options.max_queue_delay_us),
+        instance_kind="cpu", instance_count=options.instances,
+        parameters={"det_thresh": str(DET_THRESH), "nms_thresh": str(NMS_THRESH), "max_faces": "0"},
+    )  # fmt: skip
+    description = {
+        "format": "facebatch-triton-pipeline/1",
+        "detector": {"model": det_model.name, "spec": spec_to_dict(det.spec), "size": list(det.detector_size),
+                     "max_batch_size": max_batch, "inputs": _tensor_dict(det.inputs), "outputs": _tensor_dict(det.outputs)},
+        "embedder": {"model": emb_model.name, "spec": spec_to_dict(emb.spec), "max_batch_size": emb_model.config.max_batch_size,
+                     "inputs": _tensor_dict(emb.inputs), "outputs": _tensor_dict(emb.outputs)},
+    }  # fmt: skip
+    files: dict[str, Path | str] = {
+        "config.pbtxt": config.to_pbtxt(),
+        f"1/{PIPELINE_FILE}": json.dumps(description, indent=2) + "\n",
+        "1/model.py": python_model_code("FacePipelineModel"),
+    }
+    return ServedModel(PIPELINE_MODEL, "pipeline", config, files, f"{det.path.name} + {emb.path.name}")
+
+
+def plan_repository(artifacts: list[Path], out: Path, options: RepositoryOptions) -> TritonRepository:
+    """Read every artifact and decide every file; nothing is written yet."""
+    if not artifacts:
+        raise SpecError("name at least one artifact to serve")
+    read = [read_artifact(Path(p), options.runtime, options.max_batch) for p in artifacts]
+    models: list[ServedModel] = []
+    for artifact in read:
+        name = _model_name(artifact.engine or artifact.path)
+        if name in (m.name for m in models) or name == PIPELINE_MODEL:
+            raise SpecError(f"two artifacts would both be served as {name!r}; rename one of the files")
+        models.append(_served_model(artifact, options, name))
+    if options.pipeline:
+        roles = {role: [(a, m) for a, m in zip(read, models) if a.role == role] for role in ("detector", "embedder")}
+        for role, found in roles.items():
+            if len(found) != 1:
+                names = ", ".join(a.path.name for a, _ in found) or "none"
+                raise SpecError(f"--pipeline needs exactly one {role} among the artifacts, got {len(found)} ({names})")
+        models.append(_pipeline_model(roles["detector"][0], roles["embedder"][0], options))
+    return TritonRepository(Path(out), models, options.runtime)
+
+
+def triton_repository_from_artifacts(artifacts: list[Path], out: Path, options: RepositoryOptions) -> TritonRepository:
+    """``facebatch triton``: plan every model, then write them."""
+    return write_repository(plan_repository(artifacts, out, options), options)
+
+
+# -- writing -------------------------------------------------------------------------------------
+def _previous_files(out: Path) -> list[str]:
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        return []
+    try:
+        return [str(f) for f in json.loads(manifest.read_text())["files"]] + [MANIFEST]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise OutputError(f"{manifest} is unreadable, so facebatch cannot tell which files it wrote there; "
+                          "pick an empty --out or remove that folder yourself") from None  # fmt: skip
+
+
+def _clear_for_writing(out: Path, wanted: set[str], force: bool) -> None:
+    """Refuse a non-empty ``out`` unless ``force``; with it, remove only what facebatch wrote
+    there before (its manifest), and refuse when a file we did not write stands in the way."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} exists and is not a folder; pick another --out")
+    present = [p for p in out.iterdir()] if out.is_dir() else []
+    if not present:
+        return
+    if not force:
+        raise OutputError(f"{out} exists and is not empty; pass --force to replace what facebatch wrote there, or pick another --out")
+    ours = _previous_files(out)
+    foreign = [rel for rel in sorted(wanted) if (out / rel).exists() and rel not in ours]
+    if foreign:
+        raise OutputError(f"--force replaces only files facebatch wrote, and these in {out} are not: {', '.join(foreign)}; "
+                          "move them away or pick another --out")  # fmt: skip
+    for rel in ours:
+        target = out / rel
+        if target.is_file() or target.is_symlink():
+            target.unlink()
+    for rel in sorted(ours, key=lambda r: -r.count("/")):  # now-empty folders we made, deepest first
+        for folder in list(Path(rel).parents)[:-1]:
+            path = out / folder
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+
+
+def _write_file(target: Path, content: Path | str) -> None:
+    with atomic_path(target) as tmp:
+        if isinstance(content, Path):
+            shutil.copyfile(content, tmp)
+        else:
+            tmp.write_text(content)
+
+
+def write_repository(repository: TritonRepository, options: RepositoryOptions) -> TritonRepository:
+    """Write the planned files (each atomically), the README and the manifest of what was written."""
+    out = repository.path
+    files: dict[str, Path | str] = {f"{m.name}/{rel}": content for m in repository.models for rel, content in m.files.items()}
+    files["README.md"] = repository_readme(repository)
+    _clear_for_writing(out, set(files) | {MANIFEST}, options.force)
+    ensure_writable_dir(out)
+    # listed before they are written: a run that stops half-way leaves files a later --force may replace
+    _write_manifest(out, repository, list(files))
+    written = []
+    for rel, content in files.items():
+        _write_file(out / rel, content)
+        written.append(rel)
+    repository.written = written
+    return repository
+
+
+def _write_manifest(out: Path, repository: TritonRepository, files: list[str]) -> None:
+    manifest = {"format": "facebatch-triton/1", "runtime": repository.runtime, "models": [m.name for m in repository.models],
+                "files": files}  # fmt: skip
+    _write_file(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")

@@ -1,0 +1,318 @@
+"""Start, watch and stop a real ``tritonserver`` on a model repository.
+
+The server is the one on PATH, or the one the ``nvidia-pytriton`` wheel ships (extra
+``serve``): a real Triton build with the python backend. That one needs its python stub for
+the interpreter the models run in put beside the backend, its bundled libraries on
+``LD_LIBRARY_PATH``, and the python environment's ``bin`` first on ``PATH`` (the stub's
+interpreter then imports that environment's packages: facebatch, onnxruntime, OpenCV).
+
+    with TritonServer(repository, ServerPorts(8000, 8001, 8002)) as server:
+        server.http_url  # ready: every model loaded
+
+Leaving the block (or Ctrl-C in ``facebatch serve``) stops the server and every process it
+started; nothing is left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from facebatch.engines.triton.settings import MANIFEST, READY_TIMEOUT_S, STOP_TIMEOUT_S
+from facebatch.errors import EngineError, SpecError
+
+PYTRITON_HINT = "pip install --no-deps 'nvidia-pytriton>=0.7' (the Makefile's serve set-up), or put tritonserver on PATH"
+# The python stub inside nvidia-pytriton 0.7 (tritonserver 2.51) was built for numpy 1: under numpy 2 it
+# hands the models arrays with the wrong values. Its models need an environment with numpy<2.
+PYTRITON_NUMPY_MAJOR = 1
+SERVE_ENV_HINT = "'make serve-env' makes one in .venv-serve; pass it with --python-env .venv-serve"
+
+
+@dataclass(frozen=True)
+class TritonInstall:
+    """A tritonserver binary and what it needs to run python models."""
+
+    binary: Path
+    source: str  # "PATH" or "nvidia-pytriton"
+    backends: Path | None = None  # nvidia-pytriton: its backends folder (the stub is added per interpreter)
+    libraries: Path | None = None  # nvidia-pytriton: its bundled shared libraries
+    stubs: Path | None = None  # nvidia-pytriton: python stubs per interpreter version
+
+    @property
+    def bundled(self) -> bool:
+        return self.source == "nvidia-pytriton"
+
+
+def find_tritonserver() -> TritonInstall:
+    """tritonserver from PATH, else the one inside nvidia-pytriton (found without importing
+    pytriton, whose own imports need packages we do not)."""
+    on_path = shutil.which("tritonserver")
+    if on_path:
+        return TritonInstall(Path(on_path), "PATH")
+    spec = importlib.util.find_spec("pytriton")
+    if spec is not None and spec.submodule_search_locations:
+        root = Path(next(iter(spec.submodule_search_locations)))
+        binary = root / "tritonserver" / "bin" / "tritonserver"
+        if binary.is_file():
+            return TritonInstall(binary, "nvidia-pytriton", root / "tritonserver" / "backends", root.parent / "nvidia_pytriton.libs",
+                                 root / "tritonserver" / "python_backend_stubs")  # fmt: skip
+    raise SpecError(f"no tritonserver here: {PYTRITON_HINT}")
+
+
+@dataclass(frozen=True)
+class PythonEnv:
+    """The interpreter the python-backend models run in: a virtualenv or prefix with facebatch."""
+
+    prefix: Path
+    version: str  # "3.11"
+    numpy: str
+
+    @property
+    def bin(self) -> Path:
+        return self.prefix / "bin"
+
+
+def python_env(prefix: Path | None = None) -> PythonEnv:
+    """Describe ``prefix`` (default: the running interpreter's environment), refusing one that
+    cannot run facebatch's models."""
+    prefix = Path(prefix) if prefix is not None else Path(sys.prefix)
+    python = prefix / "bin" / "python3"
+    if not python.exists():
+        raise SpecError(f"{prefix} is not a python environment (no bin/python3); pass a virtualenv with facebatch as --python-env")
+    probe = "import sys, numpy, facebatch.engines.triton.python_models; print(f'{sys.version_info[0]}.{sys.version_info[1]}', numpy.__version__)"
+    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SpecError(f"the python environment {prefix} cannot import facebatch's Triton models ({last}); install facebatch "
+                        f"there, or {SERVE_ENV_HINT}")  # fmt: skip
+    version, numpy_version = result.stdout.split()
+    return PythonEnv(prefix, version, numpy_version)
+
+
+@dataclass(frozen=True)
+class ServerPorts:
+    http: int
+    grpc: int
+    metrics: int | None = None  # None: no metrics endpoint
+
+    def named(self) -> list[tuple[str, int]]:
+        ports = [("--http-port", self.http), ("--grpc-port", self.grpc)]
+        return ports + ([("--metrics-port", self.metrics)] if self.metrics is not None else [])
+
+
+def check_ports_free(ports: ServerPorts, address: str) -> None:
+    """A busy port is refused up front, naming the flag that moves it (tritonserver would start,
+    fail to bind and exit with less to say)."""
+    seen = set()
+    for flag, port in ports.named():
+        if not 0 < port < 65536:
+            raise SpecError(f"{flag} {port} is not a port number")
+        if port in seen:
+            raise SpecError(f"{flag} {port} is also given to another endpoint; give each its own port")
+        seen.add(port)
+    for flag, port in ports.named():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((address, port))
+            except OSError:
+                raise SpecError(f"port {port} on {address} is in use; pass another {flag}") from None
+
+
+def free_ports(count: int, address: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports the kernel says are free right now."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((address, 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def check_repository(repository: Path) -> None:
+    repository = Path(repository)
+    if not repository.is_dir():
+        raise SpecError(f"model repository {repository} does not exist; write one with 'facebatch triton ARTIFACT... --out {repository}'")
+    if not any(p.is_dir() and (p / "config.pbtxt").is_file() for p in repository.iterdir()):
+        hint = "" if (repository / MANIFEST).is_file() else "; write one with 'facebatch triton'"
+        raise SpecError(f"{repository} holds no model (no */config.pbtxt){hint}")
+
+
+class TritonServer:
+    """A running tritonserver; ready on entry (every model loaded), stopped on exit."""
+
+    def __init__(
+        self,
+        repository: Path,
+        ports: ServerPorts,
+        address: str = "0.0.0.0",
+        env: PythonEnv | None = None,
+        install: TritonInstall | None = None,
+        log_file: Path | None = None,
+        ready_timeout: float = READY_TIMEOUT_S,
+    ) -> None:
+        self.repository = Path(repository).resolve()
+        self.ports = ports
+        self.address = address
+        self.install = install or find_tritonserver()
+        self.env = env or python_env()
+        self.log_file = log_file  # None: the server writes to this process's terminal
+        self.ready_timeout = ready_timeout
+        self.process: subprocess.Popen | None = None
+        self._scratch: tempfile.TemporaryDirectory | None = None
+        self._log = None
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1" if self.address in ("0.0.0.0", "") else self.address
+
+    @property
+    def http_url(self) -> str:
+        return f"{self.host}:{self.ports.http}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self.ports.grpc}"
+
+    # -- set-up ---------------------------------------------------------------------------------------
+    def _backend_directory(self) -> Path | None:
+        """nvidia-pytriton's backends with the python stub for our interpreter beside the backend
+        (symlinks in a scratch folder; the wheel's own files are not touched)."""
+        install = self.install
+        if not install.bundled:
+            return None
+        assert install.backends is not None and install.stubs is not None
+        stub = install.stubs / self.env.version / "triton_python_backend_stub"
+        if not stub.is_file():
+            versions = sorted(p.name for p in install.stubs.iterdir() if p.is_dir())
+            raise SpecError(f"nvidia-pytriton has no python stub for Python {self.env.version} (it has {', '.join(versions)}); "
+                            "pass a --python-env with one of those versions")  # fmt: skip
+        if int(self.env.numpy.split(".")[0]) > PYTRITON_NUMPY_MAJOR:
+            raise SpecError(f"the python stub of nvidia-pytriton's tritonserver misreads numpy 2 arrays, and {self.env.prefix} has "
+                            f"numpy {self.env.numpy}; run its models in an environment with numpy<2: {SERVE_ENV_HINT}")  # fmt: skip
+        self._scratch = tempfile.TemporaryDirectory(prefix="facebatch-triton-")
+        backends = Path(self._scratch.name) / "backends"
+        for backend in install.backends.iterdir():
+            if backend.is_dir():
+                (backends / backend.name).mkdir(parents=True)
+                for item in backend.iterdir():
+                    if item.name != "__pycache__":
+                        (backends / backend.name / item.name).symlink_to(item)
+        (backends / "python" / stub.name).symlink_to(stub)
+        return backends
+
+    def command(self, backends: Path | None) -> list[str]:
+        command = [str(self.install.binary), f"--model-repository={self.repository}", f"--http-address={self.address}",
+                   f"--grpc-address={self.address}", f"--http-port={self.ports.http}", f"--grpc-port={self.ports.grpc}",
+                   f"--exit-timeout-secs={int(STOP_TIMEOUT_S)}"]  # fmt: skip
+        if self.ports.metrics is None:
+            command.append("--allow-metrics=false")
+        else:
+            command += [f"--metrics-address={self.address}", f"--metrics-port={self.ports.metrics}"]
+        if backends is not None:
+            command.append(f"--backend-directory={backends}")
+        return command
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PATH"] = f"{self.env.bin}{os.pathsep}{env.get('PATH', '')}"
+        if self.install.libraries is not None:
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (env.get("LD_LIBRARY_PATH", ""), str(self.install.libraries)) if p)
+        env.pop("PYTHONPATH", None)  # the stub imports what the python environment has, nothing else
+        return env
+
+    # -- life cycle ---------------------------------------------------------------------------------
+    def start(self) -> TritonServer:
+        check_repository(self.repository)
+        check_ports_free(self.ports, self.address)
+        backends = self._backend_directory()
+        output = None
+        if self.log_file is not None:
+            self._log = open(self.log_file, "wb")  # noqa: SIM115 - open as long as the server runs
+            output = self._log
+        # its own session: the python stubs it starts share its process group, so one signal reaches all
+        self.process = subprocess.Popen(self.command(backends), env=self.environment(), stdout=output, stderr=subprocess.STDOUT if output else None,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            code = self.process.poll()
+            if code is not None:
+                raise EngineError(f"tritonserver exited with code {code} before it was ready: {self.failure()}")
+            if self.ready():
+                return
+            time.sleep(0.25)
+        raise EngineError(f"tritonserver was not ready after {self.ready_timeout:.0f} s: {self.failure()}")
+
+    def failure(self) -> str:
+        """The server's first error line (its log says more), or where its log went."""
+        if self.log_file is None:
+            return "its log is above"
+        if self._log is not None:
+            self._log.flush()
+        lines = Path(self.log_file).read_text(errors="replace").splitlines()
+        noise = ("CudaDriverHelper", "Unable to allocate pinned system memory", "GPU metrics")
+        errors = [line for line in lines if line[:1] == "E" and not any(n in line for n in noise)]
+        errors += [line for line in lines if "error:" in line.lower() and line not in errors]
+        return f"{(errors or lines or ['no output'])[0].strip()[:400]} (log: {self.log_file})"
+
+    def stop(self) -> None:
+        """SIGINT to the server (it unloads its models, which stops their python stubs, and
+        exits), then SIGKILL for whatever of its process group is still there."""
+        process = self.process
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=STOP_TIMEOUT_S + 5)
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):  # a second Ctrl-C: no more waiting
+                pass
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+            self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+    def __enter__(self) -> TritonServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

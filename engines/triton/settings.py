@@ -1,0 +1,22 @@
+"""Triton defaults, in one place (the CLI imports them; nothing repeats them)."""
+
+from __future__ import annotations
+
+RUNTIMES = ("onnxruntime", "tensorrt", "python")
+DEFAULT_INSTANCES = 1
+DEFAULT_QUEUE_DELAY_US = 2000  # how long the batcher may hold a request for company
+MANIFEST = ".facebatch-triton.json"  # the files facebatch wrote into a repository
+
+PIPELINE_MODEL = "face_pipeline"
+PIPELINE_FILE = "pipeline.json"  # the detector's and the embedder's specs and served tensors
+IMAGES_INPUT = "IMAGES"  # encoded photos (JPEG, PNG, …), one per batch row
+# per face: which photo of the request, box (x1, y1, x2, y2), score, 5 landmarks (x, y), unit-length embedding
+FACE_OUTPUTS = ("FACE_IMAGE_INDEX", "BOXES", "SCORES", "LANDMARKS", "EMBEDDINGS")
+
+DEFAULT_HTTP_PORT = 8000
+DEFAULT_GRPC_PORT = 8001
+DEFAULT_METRICS_PORT = 8002
+READY_TIMEOUT_S = 180.0  # a python-backend model imports onnxruntime and OpenCV in its own process
+STOP_TIMEOUT_S = 30.0
+DEFAULT_CONCURRENCY = (1, 2, 4, 8, 16)
+DEFAULT_TRITON_SECONDS = 5.0  # measured per concurrency level

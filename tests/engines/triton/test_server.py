@@ -1,0 +1,192 @@
+"""A real tritonserver (nvidia-pytriton's build, python backend, on the CPU) serving a
+repository written with --runtime python --pipeline: concurrent HTTP and gRPC requests get
+what the local pipeline finds, Triton's batcher merges requests, bad photos get an error
+without hurting the rest, and stopping leaves nothing running."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facebatch.configs.model_file import read_model_file
+from facebatch.engines.pipeline.face_pipeline import cosine_similarity, open_pipeline
+from facebatch.engines.runners.triton_client_runner import TritonClientRunner, parse_triton_url
+from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
+from facebatch.engines.triton.server import ServerPorts, TritonServer, find_tritonserver, free_ports, python_env
+from facebatch.engines.triton.settings import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_MODEL
+from facebatch.errors import EngineError, SpecError
+
+pytest.importorskip("tritonclient", reason="the serve extra (tritonclient) talks to the server")
+CLIENTS = 8
+
+
+@pytest.fixture(scope="module")
+def install():
+    try:
+        return find_tritonserver()
+    except SpecError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def repository(real_detector: Path, batch_embedder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("served") / "repository"
+    triton_repository_from_artifacts([real_detector, batch_embedder], out, RepositoryOptions(runtime="python", pipeline=True, instances=2))
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(repository: Path, serve_env, install, tmp_path_factory: pytest.TempPathFactory):
+    http, grpc = free_ports(2)
+    log = tmp_path_factory.mktemp("server_log") / "tritonserver.log"
+    server = TritonServer(repository, ServerPorts(http, grpc), address="127.0.0.1", env=serve_env, install=install, log_file=log)
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def local(real_detector: Path, batch_embedder: Path, photos: list[Path]) -> dict:
+    with open_pipeline(read_model_file(real_detector), read_model_file(batch_embedder)) as pipeline:
+        return {result.path.name: result for result in pipeline.run(photos)}
+
+
+def encoded(paths: list[Path]) -> np.ndarray:
+    return np.array([[p.read_bytes()] for p in paths], dtype=object)
+
+
+def assert_same_faces(served: dict[str, np.ndarray], expected, where: str) -> None:
+    assert len(served[FACE_OUTPUTS[1]]) == len(expected), where
+    if not len(expected):
+        return
+    np.testing.assert_allclose(served[FACE_OUTPUTS[1]], expected.faces.boxes, atol=0.5, err_msg=where)
+    np.testing.assert_allclose(served[FACE_OUTPUTS[2]], expected.faces.scores, atol=1e-4, err_msg=where)
+    np.testing.assert_allclose(served[FACE_OUTPUTS[3]], expected.faces.landmarks, atol=0.5, err_msg=where)
+    cosines = [cosine_similarity(a, b) for a, b in zip(served[FACE_OUTPUTS[4]], expected.embeddings)]
+    assert min(cosines) >= 0.9999, f"{where}: cosine {min(cosines):.6f}"
+
+
+def test_concurrent_http_and_grpc_requests_get_what_the_local_pipeline_finds(server: TritonServer, local: dict, photos: list[Path]):
+    urls = [f"http://{server.http_url}", f"grpc://{server.grpc_url}"]
+    answers: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    failures: list[BaseException] = []
+    with TritonClientRunner(urls[0], PIPELINE_MODEL) as counter:
+        before = counter.statistics()
+
+        def client(index: int) -> None:
+            try:
+                with TritonClientRunner(urls[index % 2], PIPELINE_MODEL) as runner:
+                    for photo in photos[index::CLIENTS]:
+                        answers[(runner.protocol, photo.name)] = runner.infer({IMAGES_INPUT: encoded([photo])})
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        after = counter.statistics()
+    assert not failures, failures[0]
+    assert {protocol for protocol, _ in answers} == {"http", "grpc"} and len(answers) == len(photos)
+    for (protocol, name), served in answers.items():
+        assert_same_faces(served, local[name], f"{name} over {protocol}")
+        assert (served[FACE_OUTPUTS[0]] == 0).all()
+    assert sum(len(r) for r in local.values()) > 150  # the photos hold 188 faces: a real comparison
+    pipeline = {key: after[PIPELINE_MODEL][key] - before.get(PIPELINE_MODEL, {}).get(key, 0) for key in after[PIPELINE_MODEL]}
+    assert pipeline["requests"] == len(photos)
+    assert pipeline["execution_count"] < pipeline["requests"], f"the batcher merged no requests: {pipeline}"
+
+
+def test_a_request_of_several_photos_says_which_photo_each_face_is_in(server: TritonServer, local: dict, photos: list[Path]):
+    chosen = [p for p in photos if p.name in ("two_people.jpg", "no_face.png", "obama_1.jpg")]
+    with TritonClientRunner(f"grpc://{server.grpc_url}", PIPELINE_MODEL) as runner:
+        served = runner.infer({IMAGES_INPUT: encoded(chosen)})
+    for index, photo in enumerate(chosen):
+        rows = served[FACE_OUTPUTS[0]] == index
+        assert_same_faces({name: array[rows] for name, array in served.items()}, local[photo.name], photo.name)
+
+
+def test_a_bad_photo_gets_an_error_and_the_server_keeps_serving(server: TritonServer, photos: list[Path]):
+    with TritonClientRunner(server.http_url, PIPELINE_MODEL) as runner:
+        bad = np.array([[photos[0].read_bytes()], [b"not an image"]], dtype=object)
+        with pytest.raises(EngineError, match="photo 1 of the request is not a whole image"):
+            runner.infer({IMAGES_INPUT: bad})
+        assert len(runner.infer({IMAGES_INPUT: encoded(photos[:1])})[FACE_OUTPUTS[1]]) >= 0
+    with pytest.raises(SpecError, match="serves no ready model 'nope'.*face_pipeline"):
+        TritonClientRunner(server.http_url, "nope").__enter__()
+
+
+def test_bench_triton_reports_each_concurrency_with_triton_batching(server: TritonServer, photos: list[Path], tmp_path: Path,
+                                                                    real_detector: Path, batch_embedder: Path):  # fmt: skip
+    import json
+
+    from facebatch.cli import main
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo in photos[:4]:
+        (folder / photo.name).symlink_to(photo)
+    report = tmp_path / "triton.json"
+    markdown = tmp_path / "triton.md"
+    code = main(["bench", "--triton", server.http_url, "--model", PIPELINE_MODEL, "--images", str(folder), "--concurrency", "1,4",
+                 "--warmup", "0.5", "--seconds", "2", "--json", str(report), "--markdown", str(markdown),
+                 "--detector", str(real_detector), "--embedder", str(batch_embedder), "--rounds", "1"])  # fmt: skip
+    assert code == 0
+    data = json.loads(report.read_text())
+    assert [r["concurrency"] for r in data["results"]] == [1, 4]
+    for result in data["results"]:
+        assert result["requests"] > 0 and result["rows_per_second"] > 0
+        assert result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]
+        assert result["triton_statistics"][PIPELINE_MODEL]["requests"] >= result["requests"]
+    assert data["local_pipeline"]["images"] == 4 and data["ratios"]["1"] > 0
+    assert "served / local" in markdown.read_text()
+
+
+def test_stopping_leaves_nothing_running(server: TritonServer):
+    process = server.process
+    assert process is not None
+    group = os.getpgid(process.pid)
+    server.stop()
+    assert process.poll() is not None and server.process is None
+    with pytest.raises(ProcessLookupError):
+        os.killpg(group, 0)  # not the server, not one python stub
+    assert not server.ready()
+
+
+def test_a_busy_port_is_refused_before_the_server_starts(repository: Path, install, serve_env):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        (free,) = free_ports(1)
+        with pytest.raises(SpecError, match=f"port {busy} on 127.0.0.1 is in use; pass another --grpc-port"):
+            TritonServer(repository, ServerPorts(free, busy), address="127.0.0.1", env=serve_env, install=install).start()
+    with pytest.raises(SpecError, match="also given to another endpoint"):
+        TritonServer(repository, ServerPorts(free, free), address="127.0.0.1", env=serve_env, install=install).start()
+
+
+def test_numpy_2_is_refused_for_the_bundled_stub(repository: Path, install):
+    here = python_env()
+    if not install.bundled or int(here.numpy.split(".")[0]) < 2:
+        pytest.skip("only nvidia-pytriton's stub with a numpy 2 environment is refused")
+    (http, grpc) = free_ports(2)
+    with pytest.raises(SpecError, match="misreads numpy 2 arrays.*make serve-env"):
+        TritonServer(repository, ServerPorts(http, grpc), address="127.0.0.1", env=here, install=install).start()
+
+
+def test_a_missing_repository_and_bad_urls_are_refused(tmp_path: Path, install, serve_env):
+    with pytest.raises(SpecError, match="does not exist; write one with 'facebatch triton"):
+        TritonServer(tmp_path / "none", ServerPorts(*free_ports(2)), env=serve_env, install=install).start()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SpecError, match="holds no model"):
+        TritonServer(tmp_path / "empty", ServerPorts(*free_ports(2)), env=serve_env, install=install).start()
+    assert parse_triton_url("grpc://host:8001") == ("grpc", "host:8001") and parse_triton_url("h:1") == ("http", "h:1")
+    with pytest.raises(SpecError, match="scheme must be http:// or grpc://"):
+        parse_triton_url("ftp://h:1")
+    with pytest.raises(SpecError, match="give host:port"):
+        parse_triton_url("localhost")
