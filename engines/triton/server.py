@@ -38,6 +38,7 @@ PYTRITON_HINT = "pip install --no-deps 'nvidia-pytriton>=0.7' (the Makefile's se
 # The python stub inside nvidia-pytriton 0.7 (tritonserver 2.51) was built for numpy 1: under numpy 2 it
 # hands the models arrays with the wrong values. Its models need an environment with numpy<2.
 PYTRITON_NUMPY_MAJOR = 1
+SHM_PREFIX = "triton_python_backend_shm_region_"  # the python backend's shared memory, one region per stub
 SERVE_ENV_HINT = "'make serve-env' makes one in .venv-serve; pass it with --python-env .venv-serve"
 
 
@@ -293,6 +294,7 @@ class TritonServer:
         exits), then SIGKILL for whatever of its process group is still there."""
         process = self.process
         if process is not None:
+            regions = self._shared_memory_regions(process.pid)
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGINT)
             try:
@@ -303,6 +305,9 @@ class TritonServer:
                 os.killpg(process.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
+            for region in regions:  # a clean exit removes them; a killed server's would stay in /dev/shm
+                with contextlib.suppress(OSError):
+                    region.unlink()
             self.process = None
         if self._log is not None:
             self._log.close()
@@ -310,6 +315,21 @@ class TritonServer:
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
+
+    @staticmethod
+    def _shared_memory_regions(group: int) -> list[Path]:
+        """The shared-memory files of the python stubs in the server's process group (each
+        stub is started with its region's name on its command line)."""
+        regions = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                if os.getpgid(int(proc.name)) != group:
+                    continue
+                arguments = (proc / "cmdline").read_bytes().split(b"\0")
+            except (OSError, ProcessLookupError):
+                continue
+            regions += [Path("/dev/shm") / a.decode() for a in arguments if a.startswith(SHM_PREFIX.encode())]
+        return regions
 
     def __enter__(self) -> TritonServer:
         return self.start()

@@ -190,3 +190,17 @@ def test_a_missing_repository_and_bad_urls_are_refused(tmp_path: Path, install, 
         parse_triton_url("ftp://h:1")
     with pytest.raises(SpecError, match="give host:port"):
         parse_triton_url("localhost")
+
+
+def test_a_killed_server_leaves_no_shared_memory(repository: Path, serve_env, install, tmp_path: Path):
+    """Even when the server has to be killed (its models still loading, say), the python stubs'
+    shared-memory regions do not stay behind in /dev/shm."""
+    server = TritonServer(repository, ServerPorts(*free_ports(2)), address="127.0.0.1", env=serve_env, install=install,
+                          log_file=tmp_path / "log")  # fmt: skip
+    server.start()
+    assert server.process is not None
+    regions = server._shared_memory_regions(server.process.pid)
+    assert len(regions) >= 3 and all(r.exists() for r in regions)  # detector, embedder, 2 pipeline instances
+    os.kill(server.process.pid, 9)  # no clean exit: stop() has to tidy up
+    server.stop()
+    assert not any(r.exists() for r in regions)
