@@ -57,7 +57,8 @@ def repository_readme(repository: TritonRepository) -> str:
         "With facebatch (tritonserver from PATH, or the one inside the `nvidia-pytriton` wheel; Ctrl-C stops it):",
         "",
         "```bash",
-        f"facebatch serve {repository.path} --http-port {DEFAULT_HTTP_PORT} --grpc-port {DEFAULT_GRPC_PORT}",
+        f"facebatch serve {repository.path} --http-port {DEFAULT_HTTP_PORT} --grpc-port {DEFAULT_GRPC_PORT}"
+        + (" --python-env .venv-serve" if python_models else ""),
         "```",
         "",
         "With NVIDIA's container (GPU instances need `--gpus all`):",
