@@ -65,7 +65,7 @@ def repository_readme(repository: TritonRepository) -> str:
         "",
         "```bash",
         f"docker run --rm --gpus all -p{DEFAULT_HTTP_PORT}:8000 -p{DEFAULT_GRPC_PORT}:8001 -p{DEFAULT_METRICS_PORT}:8002 "
-        f"-v $PWD/{repository.path.name}:/models {NGC_IMAGE} tritonserver --model-repository=/models",
+        f"-v {repository.path.resolve()}:/models {NGC_IMAGE} tritonserver --model-repository=/models",
         "```",
         "",
     ]
@@ -75,7 +75,7 @@ def repository_readme(repository: TritonRepository) -> str:
             "",
             "The python models (`model.py`) run facebatch's own code, so the python backend's interpreter must import "
             "facebatch and its runtime dependencies (onnxruntime, OpenCV, onnx, numpy, PyYAML, rich; not torch). Either "
-            "install them into the container's python (`pip install facebatch` with `--no-deps` and those packages), or "
+            "install them into the container's python (facebatch's source with `pip install --no-deps`, then those packages), or "
             "pack an environment and name it in each python model's config:",
             "",
             "```text",

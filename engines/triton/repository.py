@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +172,9 @@ def _read_engine(plan: Path, max_batch: int | None) -> _Artifact:
                         f"pass --max-batch {batch.max} or rebuild it with 'facebatch build --max {max_batch}'")  # fmt: skip
     source = _engine_source_onnx(plan, record)
     _, inputs, outputs = _read_onnx(source)
+    # an engine takes its profile's shape only (a --dynamic-size ONNX was built at one size)
+    shapes = record.profile.shapes
+    inputs = tuple(replace(t, dims=tuple(shapes[t.name][2][1:])) if t.name in shapes else t for t in inputs)
     size = record.profile.size
     return _Artifact(plan, record.spec, inputs, outputs, (int(size[0]), int(size[1])), batch.opt, batch.max, engine=plan)
 

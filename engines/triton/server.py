@@ -240,8 +240,21 @@ class TritonServer:
         return env
 
     # -- life cycle ---------------------------------------------------------------------------------
+    def check_backends(self) -> None:
+        """nvidia-pytriton's build carries the python backend only: a repository of onnxruntime
+        or TensorRT models is refused up front, saying what would run it."""
+        if not self.install.bundled:
+            return
+        others = sorted(p.name for p in self.repository.iterdir()
+                        if (p / "config.pbtxt").is_file() and 'backend: "python"' not in (p / "config.pbtxt").read_text())  # fmt: skip
+        if others:
+            raise SpecError(f"nvidia-pytriton's tritonserver has the python backend only, and {', '.join(others)} need another; write "
+                            "the repository with 'facebatch triton --runtime python', or serve it with NVIDIA's container "
+                            "(its README.md has the command)")  # fmt: skip
+
     def start(self) -> TritonServer:
         check_repository(self.repository)
+        self.check_backends()
         check_ports_free(self.ports, self.address)
         backends = self._backend_directory()
         output = None

@@ -63,12 +63,18 @@ def test_serve_refuses_a_missing_repository_and_a_busy_port(small_detector: Path
         assert main(["serve", str(out), "--http-port", str(busy), "--python-env", str(tmp_path)]) == 2
         assert "is not a python environment" in error_line(capsys)
         try:
-            find_tritonserver()
+            install = find_tritonserver()
         except SpecError as exc:
             pytest.skip(str(exc))
-        assert main(["serve", str(out), "--http-port", str(busy), "--grpc-port", "0"]) == 2
+        if install.bundled:  # an onnxruntime model is not for nvidia-pytriton's server
+            assert main(["serve", str(out), "--http-port", str(busy)]) == 2
+            assert "has the python backend only" in error_line(capsys)
+        python = tmp_path / "python_repo"
+        assert main(["triton", str(small_detector), "--out", str(python), "--runtime", "python"]) == 0
+        capsys.readouterr()
+        assert main(["serve", str(python), "--http-port", str(busy), "--grpc-port", "0"]) == 2
         assert "is not a port number" in error_line(capsys)
-        assert main(["serve", str(out), "--http-port", str(busy)]) == 2
+        assert main(["serve", str(python), "--http-port", str(busy)]) == 2
         assert f"port {busy} on 0.0.0.0 is in use; pass another --http-port" in error_line(capsys)
 
 
