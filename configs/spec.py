@@ -15,7 +15,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from facebatch.configs.precision import Precision, fp16_tolerances, output_role
+from facebatch.configs.precision import Precision, fp16_tolerances, int8_tolerances, output_role
 from facebatch.errors import SpecError
 
 Dim = Union[int, str]
@@ -174,6 +174,20 @@ class ModelSpec:
             outputs.append(replace(tensor, atol=max(atol, tensor.atol), rtol=max(rtol, tensor.rtol),
                                    min_cosine=None if tensor.min_cosine is None else cosine))  # fmt: skip
         return replace(self, outputs=tuple(outputs), precision=Precision.FP16)
+
+    def at_int8(self, min_cosine: float | None = None) -> ModelSpec:
+        """This spec for the INT8 quantisation of its graph: every output takes the INT8
+        tolerances of its role, never tighter than it had; ``min_cosine``: the embedding
+        cosine the quantisation was accepted at (default INT8_MIN_COSINE)."""
+        if self.precision is not Precision.FP32:
+            raise SpecError(f"spec {self.name} is {self.precision.value}; quantise the FP32 artifact")
+        outputs = []
+        for tensor in self.outputs:
+            atol, rtol, cosine = int8_tolerances(output_role(self.family.is_embedder, tensor.dims[-1]))
+            cosine = cosine if min_cosine is None or cosine is None else min(cosine, min_cosine)
+            outputs.append(replace(tensor, atol=max(atol, tensor.atol), rtol=max(rtol, tensor.rtol),
+                                   min_cosine=None if tensor.min_cosine is None else cosine))  # fmt: skip
+        return replace(self, outputs=tuple(outputs), precision=Precision.INT8)
 
     @property
     def size_multiple(self) -> int:

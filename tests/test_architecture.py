@@ -25,7 +25,8 @@ FOLDERS = {"configs": "facebatch.configs", "engines": "facebatch.engines", "veri
 RUNTIMES = ("onnxruntime", "openvino", "tensorrt", "polygraphy", "tritonclient")
 RUNNERS = "facebatch.engines.runners."
 BUILDERS = "facebatch.engines.build."
-BUILDER_RUNTIMES = ("tensorrt", "polygraphy")  # building an engine is not running a model: engines/build may
+# building an engine or an INT8 model is not running one: engines/build may import these
+BUILDER_RUNTIMES = ("tensorrt", "polygraphy", "onnxruntime.quantization")
 
 
 def module_name(path: Path) -> str:
@@ -65,6 +66,10 @@ def imported_modules(source: str, module: str) -> list[tuple[int, str]]:
     return found
 
 
+def _builder_tool(target: str) -> bool:
+    return any(target == tool or target.startswith(tool + ".") for tool in BUILDER_RUNTIMES)
+
+
 def violations(source: str, module: str) -> list[str]:
     problems = []
     here = layer(module)
@@ -76,7 +81,7 @@ def violations(source: str, module: str) -> list[str]:
                 problems.append(f"{module}:{line} imports {target} ({here} → {there}, against the direction)")
             if module == "facebatch.onnx_graph":
                 problems.append(f"{module}:{line} imports {target}: the graph helpers import nothing else of ours")
-        elif root in RUNTIMES and not module.startswith(RUNNERS) and not (root in BUILDER_RUNTIMES and module.startswith(BUILDERS)):
+        elif root in RUNTIMES and not module.startswith(RUNNERS) and not (_builder_tool(target) and module.startswith(BUILDERS)):
             problems.append(f"{module}:{line} imports the runtime {root}: only engines/runners may (and engines/build, TensorRT's builder)")
         elif root == "torch" and not (module.startswith("facebatch.exporter") or module == RUNNERS + "torch_runner"):
             problems.append(f"{module}:{line} imports torch: only the exporter and the torch runner may")

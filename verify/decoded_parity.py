@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from facebatch.configs.precision import DECODED_LANDMARK_ATOL_PX, DECODED_MIN_IOU, DECODED_SCORE_ATOL
+from facebatch.configs.precision import DECODED_LANDMARK_ATOL_PX, DECODED_MIN_IOU, DECODED_SCORE_ATOL, Precision, decoded_tolerances
 from facebatch.configs.spec import HeadLayout
 from facebatch.engines.pipeline.face_detect import per_frame
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH, Detections, decode_frame
@@ -141,9 +141,12 @@ def frame_agreement(frame: int, actual: Mapping[str, np.ndarray], expected: Mapp
 
 
 def decoded_agreement(label: str, actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], layout: HeadLayout,
-                      size: tuple[int, int], det_thresh: float = DET_THRESH, nms_thresh: float = NMS_THRESH) -> DecodedAgreement:  # fmt: skip
-    """Both sides' canonical batched outputs (``{"score_8": [N, rows, 1], …}``), frame by frame."""
-    report = DecodedAgreement(label, det_thresh, nms_thresh)
+                      size: tuple[int, int], det_thresh: float = DET_THRESH, nms_thresh: float = NMS_THRESH,
+                      precision: Precision = Precision.FP32) -> DecodedAgreement:  # fmt: skip
+    """Both sides' canonical batched outputs (``{"score_8": [N, rows, 1], …}``), frame by frame,
+    at the decoded tolerances of the actual side's precision."""
+    min_iou, score_atol, landmark_px = decoded_tolerances(precision)
+    report = DecodedAgreement(label, det_thresh, nms_thresh, min_iou, score_atol, landmark_px)
     frames = next(iter(expected.values())).shape[0]
     for i in range(frames):
         report.frames.append(frame_agreement(i, per_frame(actual, i), per_frame(expected, i), layout, size, det_thresh, nms_thresh,

@@ -172,5 +172,6 @@ def compare_with_reference(
         result.notes.append("seeded weights detect nothing (thousands of random boxes per frame that tie in NMS): "
                             "decoded faces are not compared, the raw outputs are")  # fmt: skip
     elif target.spec.head is not None:  # the largest batch holds every frame of the smaller ones
-        result.decoded.append(decoded_agreement(f"batch {n}", actual, wanted, target.spec.head, size, det_thresh, nms_thresh))
+        result.decoded.append(decoded_agreement(f"batch {n}", actual, wanted, target.spec.head, size, det_thresh, nms_thresh,
+                                                target.spec.precision))  # fmt: skip
     return result

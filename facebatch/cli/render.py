@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from facebatch.engines.triton.repository import TritonRepository
     from facebatch.exporter.catalog import ArcFaceEntry, ScrfdEntry
     from facebatch.exporter.export_job import ExportResult
+    from facebatch.exporter.quantize_job import QuantizeResult
     from facebatch.verify.report import VerifyReport
 
 STATUS_COLOURS = {"pass": "green", "fail": "red", "skip": "yellow", "n/a": "dim"}
@@ -188,6 +189,26 @@ def show_triton_bench(console: Console, report: TritonBenchReport) -> None:
     for result in report.results:
         console.print(f"  concurrency {result.concurrency}: {result.batching()}")
     for note in report.notes:
+        console.print(f"note: {note}")
+
+
+def show_quantize(console: Console, result: QuantizeResult) -> None:
+    colour = "green" if result.passed else "red"
+    console.print(f"INT8: {result.quantization.describe()}")
+    for line in result.accuracy.lines():
+        console.print(f"  {line}")
+    for failure in result.failures:
+        console.print(f"[{colour}]  failed: {failure}[/{colour}]")
+    speedups = result.speedups()
+    if speedups:
+        table = Table(title=f"FP32 vs INT8 ({result.source.name})", title_justify="left")
+        for column in ("backend", "batch", "FP32 FPS", "INT8 FPS", "INT8 / FP32"):
+            table.add_column(column, justify="right")
+        for row in speedups:
+            table.add_row(row["backend"], str(row["batch"]), f"{row['fp32_fps']:.1f}", f"{row['int8_fps']:.1f}", f"{row['speedup']:.2f}×")
+        console.print(table)
+    console.print(f"[{colour}]accuracy gate: {'PASS' if result.passed else 'FAIL'}[/{colour}]")
+    for note in result.notes:
         console.print(f"note: {note}")
 
 

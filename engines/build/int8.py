@@ -1,0 +1,146 @@
+"""FP32 ONNX → INT8 ONNX by onnxruntime's static quantisation, the batch axis kept symbolic.
+
+* QDQ format (QuantizeLinear/DequantizeLinear pairs around each quantised operator): the
+  graph stays a standard ONNX file that onnxruntime runs with its integer kernels (VNNI
+  where the CPU has it) and OpenVINO compiles to its own INT8;
+* weights signed 8-bit, per output channel by default (``per_channel``), activations unsigned
+  8-bit (x86's fast u8·s8 path), ranges from min/max over the calibration frames;
+* before quantising, onnxruntime's pre-processing (shape inference) runs on a copy, as its
+  documentation asks; afterwards the batch axis must still be
+  symbolic on every input and output, or the result is refused.
+
+Building an INT8 model is not running one, so this module, like the TensorRT builder, may
+import its tool (``onnxruntime.quantization``) directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from facebatch.configs.precision import Precision
+from facebatch.configs.spec import ModelSpec
+from facebatch.configs.spec_io import SPEC_PROP, spec_to_dict
+from facebatch.errors import ExportError
+from facebatch.onnx_graph import io_dims
+
+CALIBRATION_BATCH = 8  # frames per calibration call
+MIN_OPSET = 13
+QUANT_FORMAT = "QDQ"
+ACTIVATIONS = "uint8"
+WEIGHTS = "int8"
+
+
+@dataclass
+class Int8Quantization:
+    model: onnx.ModelProto
+    spec: ModelSpec  # the source's spec at INT8 tolerances
+    per_channel: bool
+    calibration_frames: int
+    quantized_nodes: dict[str, int]  # op type → how many run in INT8 (QDQ pairs around them)
+
+    def describe(self) -> str:
+        ops = ", ".join(f"{count} {op}" for op, count in sorted(self.quantized_nodes.items(), key=lambda kv: -kv[1]))
+        channel = "per-channel" if self.per_channel else "per-tensor"
+        return (f"{QUANT_FORMAT}, {WEIGHTS} weights ({channel}), {ACTIVATIONS} activations, min/max over "
+                f"{self.calibration_frames} calibration frames; INT8: {ops or 'nothing'}")  # fmt: skip
+
+
+def calibration_hash(sources: Sequence[str], frames: np.ndarray) -> str:
+    """What the calibration saw: the sources' names and the frames' bytes."""
+    digest = hashlib.sha256()
+    for name in sources:
+        digest.update(name.encode() + b"\0")
+    digest.update(np.ascontiguousarray(frames, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def _quantized_nodes(model: onnx.ModelProto) -> dict[str, int]:
+    """Operators fed by a DequantizeLinear (what runs in INT8 once onnxruntime fuses the pairs)."""
+    dequantized = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") and any(i in dequantized for i in node.input):
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def _check_batch_symbolic(model: onnx.ModelProto, label: str) -> None:
+    fixed = {name: dims[0] for name, dims in io_dims(model).items() if not dims or not isinstance(dims[0], str)}
+    if fixed:
+        raise ExportError(f"quantising {label} fixed the batch axis of {', '.join(f'{n} ({d})' for n, d in fixed.items())}; "
+                          "nothing was written")  # fmt: skip
+
+
+def _at_least_opset(source: Path, upgraded: Path) -> Path:
+    """Per-channel QuantizeLinear/DequantizeLinear (their ``axis``) need opset 13: an older graph
+    (insightface's recognition files are opset 11) is converted first, on a copy."""
+    model = onnx.load(str(source))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset >= MIN_OPSET:
+        return source
+    onnx.save(onnx.version_converter.convert_version(model, MIN_OPSET), str(upgraded))
+    return upgraded
+
+
+def quantize_to_int8(source: Path, spec: ModelSpec, frames: np.ndarray, per_channel: bool = True,
+                     min_cosine: float | None = None) -> Int8Quantization:  # fmt: skip
+    """Quantise ``source`` (an FP32 ONNX file) with ``frames`` [N, 3, H, W] as calibration;
+    ``min_cosine``: the embedding cosine the INT8 spec will hold it to."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if len(frames) == 0:
+        raise ExportError("INT8 calibration needs at least one frame")
+    input_name = spec.input.name
+
+    class Frames(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches: Iterator[np.ndarray] = iter(frames[i : i + CALIBRATION_BATCH] for i in range(0, len(frames), CALIBRATION_BATCH))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+
+    with tempfile.TemporaryDirectory(prefix="facebatch-int8-") as scratch:
+        prepared, quantized = Path(scratch) / "prepared.onnx", Path(scratch) / "int8.onnx"
+        try:
+            source = _at_least_opset(source, Path(scratch) / "upgraded.onnx")
+            # shape inference only: our graphs are simplified already (onnxsim folds BatchNorm into Conv), and
+            # onnxruntime's optimiser would print its notes to stderr before our lines
+            quant_pre_process(str(source), str(prepared), skip_optimization=True, skip_symbolic_shape=False)
+            quantize_static(str(prepared), str(quantized), Frames(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
+        except Exception as exc:  # onnxruntime's tools raise their own and plain exceptions
+            message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise ExportError(f"onnxruntime could not quantise {source.name}: {message}") from None
+        model = onnx.load(str(quantized))
+    _check_batch_symbolic(model, source.name)
+    return Int8Quantization(model, spec.at_int8(min_cosine), per_channel, len(frames), _quantized_nodes(model))
+
+
+def stamp_int8(quantization: Int8Quantization, source_props: dict[str, str], source_name: str, source_sha256: str,
+               calibration_sha256: str) -> onnx.ModelProto:  # fmt: skip
+    """The quantised model with the source's metadata, its INT8 spec, the precision and where it came from."""
+    model = quantization.model
+    props = dict(source_props)
+    props |= {
+        SPEC_PROP: json.dumps(spec_to_dict(quantization.spec), sort_keys=True),
+        "precision": Precision.INT8.value,
+        "quantization": json.dumps({"format": QUANT_FORMAT, "weights": WEIGHTS, "activations": ACTIVATIONS,
+                                    "per_channel": quantization.per_channel, "calibration": "minmax",
+                                    "calibration_frames": quantization.calibration_frames}),  # fmt: skip
+        "calibration_sha256": calibration_sha256,
+        "source_onnx": source_name,
+        "source_sha256": source_sha256,
+    }
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, props)
+    return model

@@ -1,0 +1,316 @@
+"""``facebatch quantize``: an FP32 artifact → its INT8 ONNX for the CPU, proven still right.
+
+1. Calibration frames from the photos: letterboxed for detectors; for embedders the faces a
+   detector finds in them, aligned as the pipeline aligns them.
+2. onnxruntime's static quantisation (engines/build/int8.py), the batch axis kept symbolic.
+3. The accuracy gate, against the FP32 source on the same photos (verify/accuracy.py):
+   detectors — recall on hand-labelled faces may drop by at most ``max_drop`` (default 0: it
+   must not drop), or, without labels, the share of FP32's faces the INT8 model misses;
+   embedders — every face's cosine to its FP32 embedding ≥ 1 − ``max_drop`` (default 0.99),
+   and the same-person pairs still above every different-person pair when they were.
+4. The speed-up, measured by bench in the same run: FP32 and INT8 on onnxruntime CPU and
+   OpenVINO, side by side.
+
+A model that fails the gate is not written unless ``force``; the report says why either way.
+The INT8 file is written atomically, its sidecar JSON (calibration, gate, speed-ups) after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from facebatch.atomic import atomic_path, write_text_atomic
+from facebatch.configs.model_file import ModelFile, default_artifact, read_model_file
+from facebatch.configs.precision import INT8_MIN_COSINE, Precision
+from facebatch.configs.spec_io import spec_to_dict
+from facebatch.engines.bench.job import BenchOptions, bench_models
+from facebatch.engines.bench.measure import Budget
+from facebatch.engines.bench.report import BenchReport
+from facebatch.engines.build.int8 import Int8Quantization, calibration_hash, quantize_to_int8, stamp_int8
+from facebatch.engines.pipeline.face_pipeline import ImageFaces, PipelineSettings, open_pipeline
+from facebatch.engines.pipeline.preprocess import blob_from_images, load_image, proof_frames
+from facebatch.engines.runners.registry import RunnerOptions, onnx_runner
+from facebatch.environment import environment, file_sha256
+from facebatch.errors import SpecError
+from facebatch.exporter.backends import make_runner
+from facebatch.progress import step, warn
+from facebatch.verify.accuracy import DetectorAccuracy, EmbedderAccuracy, detector_accuracy, embedder_accuracy
+from facebatch.verify.reference import onnx_reference
+from facebatch.verify.report import VerifyReport
+from facebatch.verify.verify_job import VerifyOptions, verify_model
+
+INT8_SUFFIX = "_int8"
+DETECTOR_MAX_DROP = 0.0  # labelled recall may not drop
+UNLABELLED_MAX_MISSED = 0.05  # without labels: the share of FP32's faces the INT8 model may miss
+EMBEDDER_MAX_DROP = 1.0 - INT8_MIN_COSINE
+MAX_CALIBRATION_FACES = 256
+BENCH_BACKENDS = ("ort-cpu", "openvino")
+BENCH_BATCH_SIZES = (1, 8)
+VERIFY_BATCH_SIZES = (1, 2, 8)  # batch independence needs one of 2 or more
+
+
+@dataclass
+class QuantizeOptions:
+    photos: Sequence[Path]
+    per_channel: bool = True
+    max_drop: float | None = None  # None: DETECTOR_MAX_DROP / UNLABELLED_MAX_MISSED / EMBEDDER_MAX_DROP
+    force: bool = False
+    detector: Path | None = None  # embedders: finds the faces to align (default: the first real detector in build/onnx)
+    bench: bool = True
+    bench_backends: Sequence[str] = BENCH_BACKENDS
+    bench_batch_sizes: Sequence[int] = BENCH_BATCH_SIZES
+    budget: Budget = field(default_factory=lambda: Budget(warmup=0.5, seconds=2.0))
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.photos:
+            raise SpecError("INT8 calibration needs photos: pass --images with a photo or a folder of them")
+        if self.max_drop is not None and not 0.0 <= self.max_drop < 1.0:
+            raise SpecError(f"--max-drop must be in [0, 1), got {self.max_drop}")
+
+
+@dataclass
+class QuantizeResult:
+    source: Path
+    path: Path
+    quantization: Int8Quantization
+    calibration_sha256: str
+    accuracy: DetectorAccuracy | EmbedderAccuracy
+    failures: list[str]  # the gates that failed, in words
+    limits: dict[str, float]
+    written: bool = False
+    verify: VerifyReport | None = None
+    bench: BenchReport | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def sidecar(self) -> Path:
+        return self.path.with_suffix(".json")
+
+    def speedups(self) -> list[dict[str, Any]]:
+        """INT8 FPS over FP32 FPS per backend and batch size (when bench ran)."""
+        if self.bench is None:
+            return []
+        rows = []
+        by_key = {(r.artifact, r.backend): r for r in self.bench.runs}
+        for (artifact, backend), run in by_key.items():
+            if artifact != self.path.name:
+                continue
+            fp32 = by_key.get((self.source.name, backend))
+            if fp32 is None:
+                continue
+            for timing in run.timings:
+                reference = fp32.timing(timing.batch)
+                if reference is not None:
+                    rows.append({"backend": backend, "batch": timing.batch, "fp32_fps": reference.fps, "int8_fps": timing.fps,
+                                 "speedup": timing.fps / reference.fps})  # fmt: skip
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"artifact": self.path.name, "source": str(self.source), "written": self.written, "passed": self.passed,
+                "failures": self.failures, "limits": self.limits, "quantization": self.quantization.describe(),
+                "quantized_nodes": self.quantization.quantized_nodes, "calibration_sha256": self.calibration_sha256,
+                "accuracy": self.accuracy.to_dict(), "speedups": self.speedups(),
+                "verify": {"passed": self.verify.passed, "checks": [{"check": c.label, "status": c.status, "summary": c.summary}
+                                                                   for c in self.verify.checks]} if self.verify else None,
+                "bench": self.bench.to_dict() if self.bench else None, "notes": self.notes, "seconds": self.seconds}  # fmt: skip
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+
+    def to_markdown(self) -> str:
+        verdict = "PASS" if self.passed else ("FAIL (written with --force)" if self.written else "FAIL (nothing written)")
+        lines = [f"# facebatch quantize: {self.source.name} → {self.path.name}", "", f"- gate: **{verdict}**",
+                 f"- {self.quantization.describe()}", f"- calibration sha256 {self.calibration_sha256[:16]}…", "",
+                 "## Accuracy against FP32 on the same photos", ""]  # fmt: skip
+        lines += [f"- {line}" for line in self.accuracy.lines()]
+        lines += [f"- limit: {name} {value:g}" for name, value in self.limits.items()]
+        lines += [f"- **failed**: {failure}" for failure in self.failures]
+        if self.verify is not None:
+            lines += ["", "## verify --strict against the FP32 source (INT8 tolerances)", ""]
+            lines += [f"- {c.label}: {c.status.upper()}: {c.summary}" for c in self.verify.checks]
+        if isinstance(self.accuracy, DetectorAccuracy) and (self.accuracy.missed or self.accuracy.extra):
+            lines += ["", "Faces only one of them finds:", ""]
+            lines += [f"- missed by INT8: {m}" for m in self.accuracy.missed[:20]] + [f"- extra in INT8: {e}" for e in self.accuracy.extra[:20]]
+        speedups = self.speedups()
+        if speedups:
+            lines += ["", "## Speed (bench, same run)", "", "| backend | batch | FP32 FPS | INT8 FPS | INT8 / FP32 |", "|---|---|---|---|---|"]
+            lines += [f"| {r['backend']} | {r['batch']} | {r['fp32_fps']:.1f} | {r['int8_fps']:.1f} | {r['speedup']:.2f}× |" for r in speedups]
+        if self.notes:
+            lines += ["", "## Notes", ""] + [f"- {note}" for note in self.notes]
+        return "\n".join(lines) + "\n"
+
+
+def default_int8_path(source: Path) -> Path:
+    return source.with_name(f"{source.stem.removesuffix('_fp32')}{INT8_SUFFIX}.onnx")
+
+
+# -- calibration and evaluation data ---------------------------------------------------------------
+@dataclass
+class _Faces:
+    """Embedders: the aligned faces of the photos, and which row is each photo's best face."""
+
+    crops: np.ndarray  # [n, H, W, 3] BGR
+    best: dict[str, int]  # photo name → row of its best face
+
+
+def _aligned_faces(embedder: ModelFile, detector_path: Path | None, photos: Sequence[Path]) -> _Faces:
+    detector = read_model_file(detector_path or default_artifact("detector"))
+    crops, best = [], {}
+    with open_pipeline(detector, embedder, settings=PipelineSettings(read_workers=0)) as pipeline:
+        for photo in photos:
+            image = load_image(photo)
+            (result,) = pipeline.finish([pipeline.prepare(photo, image)])
+            if len(result):
+                best[photo.name] = sum(len(c) for c in crops)
+                crops.append(pipeline.align([image], [result.faces]))
+    if not crops:
+        raise SpecError(f"{detector.path.name} finds no face in the --images photos; an embedder is calibrated on faces")
+    return _Faces(np.concatenate(crops), best)
+
+
+def _detect(model: ModelFile, photos: Sequence[Path]) -> list[ImageFaces]:
+    with open_pipeline(model, None, settings=PipelineSettings(read_workers=0)) as pipeline:
+        return list(pipeline.run(list(photos)))
+
+
+def _embed(model: ModelFile, frames: np.ndarray) -> np.ndarray:
+    spec = model.spec
+    with onnx_runner("ort-cpu", model.path, spec, spec.input_size, RunnerOptions()) as runner:
+        rows = [next(iter(runner.infer({spec.input.name: frames[i : i + 8]}).values())) for i in range(0, len(frames), 8)]
+    return np.concatenate(rows).reshape(len(frames), -1)
+
+
+# -- the gate --------------------------------------------------------------------------------------
+def _detector_gate(accuracy: DetectorAccuracy, max_drop: float | None) -> tuple[list[str], dict[str, float]]:
+    if accuracy.labelled:
+        limit = DETECTOR_MAX_DROP if max_drop is None else max_drop
+        drop = (accuracy.recall_reference - accuracy.recall_candidate) / accuracy.labelled
+        failures = [] if drop <= limit + 1e-12 else [
+            f"recall on hand-labelled faces fell from {accuracy.recall_reference} to {accuracy.recall_candidate} of "
+            f"{accuracy.labelled} ({drop:.1%}, more than --max-drop {limit:g})"]  # fmt: skip
+        return failures, {"labelled recall drop": limit}
+    limit = UNLABELLED_MAX_MISSED if max_drop is None else max_drop
+    missed = len(accuracy.missed) / max(1, accuracy.reference_faces)
+    failures = [] if missed <= limit else [f"the INT8 model misses {len(accuracy.missed)} of the FP32 model's {accuracy.reference_faces} "
+                                          f"faces ({missed:.1%}, more than --max-drop {limit:g})"]  # fmt: skip
+    return failures, {"share of FP32 faces missed": limit}
+
+
+def _embedder_gate(accuracy: EmbedderAccuracy, max_drop: float | None) -> tuple[list[str], dict[str, float]]:
+    limit = EMBEDDER_MAX_DROP if max_drop is None else max_drop
+    failures = []
+    if accuracy.min_cosine < 1.0 - limit:
+        worst = sum(c < 1.0 - limit for c in accuracy.cosines)
+        failures.append(f"{worst} of {accuracy.faces} faces have a cosine to their FP32 embedding below {1.0 - limit:.4f} "
+                        f"(min {accuracy.min_cosine:.4f})")  # fmt: skip
+    if accuracy.ordering_reference and not accuracy.ordering_candidate:
+        failures.append("a different-person pair now scores above a same-person pair (FP32 kept them apart)")
+    return failures, {"min cosine": 1.0 - limit}
+
+
+@contextlib.contextmanager
+def _scratch_copy(name: str) -> Iterator[Path]:
+    """A scratch folder for the INT8 file under its final name (bench and reports name it)."""
+    with tempfile.TemporaryDirectory(prefix="facebatch-quantize-") as folder:
+        yield Path(folder) / name
+
+
+def quantize_int8(source: Path, options: QuantizeOptions, out: Path | None = None) -> QuantizeResult:
+    began = time.perf_counter()
+    source = Path(source)
+    target = read_model_file(source)
+    if target.spec.precision is not Precision.FP32:
+        raise SpecError(f"{source.name} is {target.spec.precision.value}; quantise its FP32 artifact")
+    if target.seeded:
+        warn(f"{source.name} has seeded weights: its accuracy report says nothing about a trained model (speed still does)")
+    out = Path(out) if out is not None else default_int8_path(source)
+    if out.suffix != ".onnx" or out.resolve() == source.resolve():
+        raise SpecError(f"-o {out}: name a new .onnx file (quantize never overwrites its source)")
+    photos = list(options.photos)
+    spec = target.spec
+    faces = None
+    with step(f"calibration frames from {len(photos)} photos"):
+        if spec.family.is_embedder:
+            faces = _aligned_faces(target, options.detector, photos)
+            frames = blob_from_images(faces.crops, spec.normalize)
+            calibration = frames[np.linspace(0, len(frames) - 1, min(len(frames), MAX_CALIBRATION_FACES)).astype(int)]
+        else:
+            h, w = spec.input_size
+            calibration = proof_frames(len(photos), h, w, spec.normalize, photos)
+    calibration_sha = calibration_hash([p.name for p in photos], calibration)
+    with step(f"quantise {source.name} to INT8 (QDQ, calibrated on {len(calibration)} frames)"):
+        accepted = 1.0 - (EMBEDDER_MAX_DROP if options.max_drop is None else options.max_drop) if spec.family.is_embedder else None
+        quantization = quantize_to_int8(source, spec, calibration, options.per_channel, accepted)
+    model = stamp_int8(quantization, target.props, source.name, target.sha256, calibration_sha)
+    with _scratch_copy(out.name) as scratch:
+        onnx.save(model, scratch)
+        candidate = read_model_file(scratch)
+        with step("compare the INT8 model with FP32 on the photos"):
+            if faces is not None:
+                reference, quantized = _embed(target, frames), _embed(candidate, frames)
+                best = {name: (reference[row], quantized[row]) for name, row in faces.best.items()}
+                accuracy: DetectorAccuracy | EmbedderAccuracy = embedder_accuracy(reference, quantized, best)
+                failures, limits = _embedder_gate(accuracy, options.max_drop)
+            else:
+                accuracy = detector_accuracy(_detect(target, photos), _detect(candidate, photos), photos)
+                failures, limits = _detector_gate(accuracy, options.max_drop)
+        # the proof convert gives FP16 files: verify --strict against the source, at the INT8 spec's tolerances
+        report = verify_model(scratch, VerifyOptions(batch_sizes=VERIFY_BATCH_SIZES, photos=photos, reference=onnx_reference(source),
+                                                     strict=True))  # fmt: skip
+        if not report.passed:
+            failures.append(f"verify against {source.name}: {report.failure_line()}")
+        result = QuantizeResult(source, out, quantization, calibration_sha, accuracy, failures, limits, verify=report)
+        if options.bench:
+            bench_options = BenchOptions(backends=options.bench_backends, batch_sizes=options.bench_batch_sizes, budget=options.budget,
+                                         photos=photos, runner=RunnerOptions(threads=options.threads))  # fmt: skip
+            result.bench = bench_models([target, candidate], bench_options, make_runner)
+        if result.passed or options.force:
+            if out.exists():
+                result.notes.append(f"replaced the existing {out}")
+            with atomic_path(out, "-o") as tmp:
+                shutil.copyfile(scratch, tmp)
+            result.written = True
+            if not result.passed:
+                result.notes.append("the gate failed and --force wrote it anyway")
+    result.seconds = time.perf_counter() - began
+    if result.written:
+        write_text_atomic(result.sidecar, json.dumps(sidecar_record(result, target), indent=2, default=str) + "\n", "-o")
+    return result
+
+
+def sidecar_record(result: QuantizeResult, source: ModelFile) -> dict[str, Any]:
+    return {
+        "artifact": result.path.name,
+        "sha256": file_sha256(result.path),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "precision": Precision.INT8.value,
+        "source": {"artifact": source.path.name, "sha256": source.sha256},
+        "quantization": {"description": result.quantization.describe(), "per_channel": result.quantization.per_channel,
+                         "quantized_nodes": result.quantization.quantized_nodes, "calibration_frames": result.quantization.calibration_frames,
+                         "calibration_sha256": result.calibration_sha256},  # fmt: skip
+        "gate": {"passed": result.passed, "failures": result.failures, "limits": result.limits, "forced": result.written and not result.passed},
+        "verification": result.to_dict()["verify"],
+        "accuracy": result.accuracy.to_dict(),
+        "speedups": result.speedups(),
+        "spec": spec_to_dict(result.quantization.spec),
+        "weights": source.recorded_weights,
+        "environment": environment(),
+    }

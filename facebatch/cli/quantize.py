@@ -1,0 +1,69 @@
+"""``facebatch quantize``: the INT8 ONNX of an artifact for the CPU, with its accuracy against
+FP32 and its speed-up measured in the same run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from facebatch.cli import arguments
+from facebatch.configs.precision import INT8_MIN_COSINE
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "quantize",
+        help="quantise an artifact to INT8 ONNX for the CPU (onnxruntime, OpenVINO), gated by its accuracy against FP32",
+        description="Quantise an FP32 detector or embedder ONNX with onnxruntime's static quantisation (QDQ; int8 weights, "
+        "per channel by default; uint8 activations) calibrated on --images: letterboxed photos for detectors, the faces a "
+        "detector finds in them, aligned, for embedders. The batch axis stays symbolic; the metadata says int8, the "
+        "calibration set's hash and the source's sha256. The INT8 model is then compared with FP32 on the same photos "
+        "(detectors: matched faces' IoU, landmark error, missed and extra faces, recall on hand-labelled faces; embedders: "
+        f"cosine per face, >= {INT8_MIN_COSINE} by default, and the same/different-person ordering of pairs named "
+        "NAME_1/NAME_2), and bench times FP32 and INT8 side by side on onnxruntime CPU and OpenVINO. A model that fails "
+        "the gate is not written (exit 1) unless --force.",
+    )
+    parser.add_argument("model_file", type=Path, metavar="MODEL.onnx")
+    parser.add_argument("--images", type=Path, required=True, metavar="PATH", help="photos to calibrate on and to judge accuracy with")
+    parser.add_argument("-o", "--out", dest="output_file", type=Path, metavar="OUT.onnx",
+                        help="the INT8 file (default: MODEL_int8.onnx beside MODEL.onnx)")  # fmt: skip
+    parser.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True,
+                        help="weights quantised per output channel (default on; --no-per-channel: one scale per tensor)")  # fmt: skip
+    parser.add_argument("--max-drop", type=float, metavar="X",
+                        help="the accuracy drop allowed: detectors, the share of hand-labelled faces no longer found (default 0), "
+                        "or without labels of FP32's faces missed (default 0.05); embedders, 1 - the lowest cosine to FP32 "
+                        f"(default {1 - INT8_MIN_COSINE:g})")  # fmt: skip
+    parser.add_argument("--force", action="store_true", help="write the INT8 file even when the accuracy gate fails (the report says so)")
+    parser.add_argument("--detector", type=Path, metavar="ONNX",
+                        help="embedders: the detector that finds the faces to align (default: the first with real weights in build/onnx)")  # fmt: skip
+    parser.add_argument("--bench", action=argparse.BooleanOptionalAction, default=True, help="time FP32 and INT8 side by side (default on)")
+    parser.add_argument("--backend", default="ort-cpu,openvino", metavar="B[,B…]", help="backends bench times (default ort-cpu,openvino)")
+    parser.add_argument("--batch-sizes", type=arguments.parse_batch_sizes, default=(1, 8), metavar="LIST", help="bench's batch sizes (default 1,8)")
+    parser.add_argument("--seconds", type=float, default=2.0, metavar="S", help="bench's timed seconds per batch size (default 2)")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for bench (default: the physical cores)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON ('-': standard output)")
+    parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the report as Markdown ('-': standard output)")
+    parser.set_defaults(handler=run, junit=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    from facebatch.cli.render import console_for, show_quantize, write_reports
+    from facebatch.engines.bench.measure import Budget
+    from facebatch.engines.runners.backends import parse_backends
+    from facebatch.errors import VerificationFailed
+    from facebatch.exporter.quantize_job import QuantizeOptions, quantize_int8
+
+    arguments.check_report_targets(args)
+    options = QuantizeOptions(photos=arguments.photos(args), per_channel=args.per_channel, max_drop=args.max_drop, force=args.force,
+                              detector=args.detector, bench=args.bench, bench_backends=parse_backends(args.backend),
+                              bench_batch_sizes=args.batch_sizes, budget=Budget(warmup=0.5, seconds=args.seconds),
+                              threads=args.threads)  # fmt: skip
+    result = quantize_int8(args.model_file, options, args.output_file)
+    console = console_for(args)
+    show_quantize(console, result)
+    write_reports(console, args, result)
+    if not result.written:
+        raise VerificationFailed(f"the INT8 model of {result.source.name} failed its accuracy gate ({'; '.join(result.failures)}); "
+                                 "nothing was written (--force writes it anyway)")  # fmt: skip
+    console.print(f"wrote {result.path} and {result.sidecar.name}")
+    return 0

@@ -1,0 +1,96 @@
+"""facebatch quantize on real weights and photos: the INT8 detector keeps every hand-labelled
+face and passes verify against its FP32 source; the INT8 mobilefacenet falls below the
+default cosine gate and is refused (nothing written) unless the drop is allowed or forced;
+the file says what it is, and bench times both in the same run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from facebatch.cli import main
+from facebatch.configs.model_file import read_model_file
+from facebatch.configs.precision import Precision
+from facebatch.engines.bench.measure import Budget
+from facebatch.errors import SpecError
+from facebatch.exporter.quantize_job import QuantizeOptions, default_int8_path, quantize_int8
+from facebatch.onnx_graph import io_dims
+
+
+@pytest.fixture(scope="module")
+def int8_detector(real_detector: Path, photos: list[Path], tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("int8") / "scrfd_2.5g_640_int8.onnx"
+    return quantize_int8(real_detector, QuantizeOptions(photos=photos, bench=False), out)
+
+
+def test_the_int8_detector_keeps_every_labelled_face_and_passes_verify(int8_detector, real_detector: Path):
+    result = int8_detector
+    assert result.passed and result.written and result.path.is_file()
+    accuracy = result.accuracy
+    assert accuracy.labelled == 20 and accuracy.recall_candidate == accuracy.recall_reference == 20
+    assert len(accuracy.missed) <= 0.02 * accuracy.reference_faces  # measured: none of 188
+    assert np.mean(accuracy.ious) > 0.95 and max(accuracy.landmark_errors_px) < 3.0
+    assert result.verify is not None and result.verify.passed  # verify --strict against the FP32 source
+    assert result.quantization.quantized_nodes.get("Conv", 0) > 50  # the convolutions run in INT8
+
+
+def test_the_int8_file_says_what_it_is(int8_detector, real_detector: Path):
+    model = onnx.load(str(int8_detector.path))
+    assert all(dims[0] == "batch" for dims in io_dims(model).values())
+    target = read_model_file(int8_detector.path)
+    props = target.props
+    assert target.spec.precision is Precision.INT8 and props["precision"] == "int8"
+    assert props["source_sha256"] == read_model_file(real_detector).sha256 and props["calibration_sha256"] == int8_detector.calibration_sha256
+    assert json.loads(props["quantization"])["per_channel"] is True
+    sidecar = json.loads(int8_detector.sidecar.read_text())
+    assert sidecar["sha256"] == target.sha256 and sidecar["gate"]["passed"] and sidecar["accuracy"]["recall_candidate"] == 20
+    assert sidecar["verification"]["passed"]
+
+
+def test_the_int8_embedder_is_refused_below_the_cosine_gate(batch_embedder: Path, real_detector: Path, photos: list[Path], tmp_path: Path):
+    out = tmp_path / "mfn_int8.onnx"
+    refused = quantize_int8(batch_embedder, QuantizeOptions(photos=photos, detector=real_detector, bench=False), out)
+    assert not refused.passed and not refused.written and not out.exists() and not out.with_suffix(".json").exists()
+    assert "cosine to their FP32 embedding below 0.9900" in refused.failures[0]
+    accuracy = refused.accuracy
+    assert accuracy.faces > 150 and 0.9 < accuracy.min_cosine < 0.99  # measured: min 0.952, mean 0.985
+    assert accuracy.ordering_reference and accuracy.ordering_candidate  # obama, biden, rob_lowe pairs still apart
+    allowed = quantize_int8(batch_embedder, QuantizeOptions(photos=photos, detector=real_detector, bench=False, max_drop=0.06), out)
+    assert allowed.passed and allowed.written and out.is_file()
+    assert read_model_file(out).spec.outputs[0].min_cosine == pytest.approx(0.94)  # the accepted cosine travels with the file
+    forced = quantize_int8(batch_embedder, QuantizeOptions(photos=photos, detector=real_detector, bench=False, force=True), out)
+    assert not forced.passed and forced.written and json.loads(out.with_suffix(".json").read_text())["gate"]["forced"]
+
+
+def test_bench_times_fp32_and_int8_in_the_same_run(small_detector: Path, photos: list[Path], tmp_path: Path):
+    options = QuantizeOptions(photos=photos[:4], bench_backends=("ort-cpu",), bench_batch_sizes=(1, 2), budget=Budget(warmup=0.1, seconds=0.3),
+                              max_drop=0.5)  # fmt: skip
+    result = quantize_int8(small_detector, options, tmp_path / "small_int8.onnx")
+    assert [(r["backend"], r["batch"]) for r in result.speedups()] == [("ort-cpu", 1), ("ort-cpu", 2)]
+    assert all(r["int8_fps"] > 0 and r["fp32_fps"] > 0 for r in result.speedups())
+    assert "INT8 / FP32" in result.to_markdown()
+
+
+def test_what_cannot_be_quantised_is_refused(real_detector: Path, photos: list[Path], int8_detector, tmp_path: Path):
+    with pytest.raises(SpecError, match="INT8 calibration needs photos"):
+        QuantizeOptions(photos=[])
+    with pytest.raises(SpecError, match="--max-drop must be in"):
+        QuantizeOptions(photos=photos, max_drop=1.5)
+    with pytest.raises(SpecError, match="is int8; quantise its FP32 artifact"):
+        quantize_int8(int8_detector.path, QuantizeOptions(photos=photos, bench=False))
+    with pytest.raises(SpecError, match="name a new .onnx file"):
+        quantize_int8(real_detector, QuantizeOptions(photos=photos, bench=False), real_detector)
+    assert default_int8_path(Path("a/scrfd_10g_320_batch.onnx")) == Path("a/scrfd_10g_320_batch_int8.onnx")
+
+
+def test_the_command_line_refuses_in_one_line(batch_embedder: Path, real_detector: Path, photos: list[Path], tmp_path: Path, capsys):
+    out = tmp_path / "e.onnx"
+    code = main(["quantize", str(batch_embedder), "--images", str(photos[0].parent), "--detector", str(real_detector), "-o", str(out),
+                 "--no-bench"])  # fmt: skip
+    assert code == 1 and not out.exists()
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("facebatch: error:")]
+    assert len(errors) == 1 and "failed its accuracy gate" in errors[0] and "--force writes it anyway" in errors[0]
