@@ -95,6 +95,7 @@ class QuantizeResult:
     bench: BenchReport | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    command: str = ""
 
     @property
     def passed(self) -> bool:
@@ -130,14 +131,18 @@ class QuantizeResult:
                 "accuracy": self.accuracy.to_dict(), "speedups": self.speedups(),
                 "verify": {"passed": self.verify.passed, "checks": [{"check": c.label, "status": c.status, "summary": c.summary}
                                                                    for c in self.verify.checks]} if self.verify else None,
-                "bench": self.bench.to_dict() if self.bench else None, "notes": self.notes, "seconds": self.seconds}  # fmt: skip
+                "bench": self.bench.to_dict() if self.bench else None, "notes": self.notes, "seconds": self.seconds,
+                "command": self.command, "environment": environment()}  # fmt: skip
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
 
     def to_markdown(self) -> str:
         verdict = "PASS" if self.passed else ("FAIL (written with --force)" if self.written else "FAIL (nothing written)")
-        lines = [f"# facebatch quantize: {self.source.name} → {self.path.name}", "", f"- gate: **{verdict}**",
+        lines = [f"# facebatch quantize: {self.source.name} → {self.path.name}", ""]
+        if self.command:
+            lines.append(f"- command: `{self.command}`")
+        lines += [f"- gate: **{verdict}**",
                  f"- {self.quantization.describe()}", f"- calibration sha256 {self.calibration_sha256[:16]}…", "",
                  "## Accuracy against FP32 on the same photos", ""]  # fmt: skip
         lines += [f"- {line}" for line in self.accuracy.lines()]

@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
                               bench_batch_sizes=args.batch_sizes, budget=Budget(warmup=0.5, seconds=args.seconds),
                               threads=args.threads)  # fmt: skip
     result = quantize_int8(args.model_file, options, args.output_file)
+    result.command = arguments.command_line(args)
     console = console_for(args)
     show_quantize(console, result)
     write_reports(console, args, result)
