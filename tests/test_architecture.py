@@ -19,7 +19,8 @@ import pytest
 from tests.conftest import PROJECT
 
 LAYERS = ["base", "configs", "engines", "verify", "exporter", "cli"]
-BASE_MODULES = {"facebatch", "facebatch.errors", "facebatch.atomic", "facebatch.progress", "facebatch.environment", "facebatch.onnx_graph"}
+BASE_MODULES = {"facebatch", "facebatch.errors", "facebatch.atomic", "facebatch.progress", "facebatch.environment", "facebatch.onnx_graph",
+                "facebatch.junit"}
 FOLDERS = {"configs": "facebatch.configs", "engines": "facebatch.engines", "verify": "facebatch.verify", "exporter": "facebatch.exporter",
            "facebatch": "facebatch"}  # fmt: skip
 RUNTIMES = ("onnxruntime", "openvino", "tensorrt", "polygraphy", "tritonclient")

@@ -14,10 +14,26 @@ import warnings
 from collections.abc import Sequence
 
 from facebatch import __version__
-from facebatch.cli import bench, build, compare, convert, describe, detect, embed, export, fix, models, quantize, serve, triton, verify
+from facebatch.cli import (
+    bench,
+    build,
+    compare,
+    convert,
+    describe,
+    detect,
+    embed,
+    export,
+    fix,
+    models,
+    quantize,
+    release,
+    serve,
+    triton,
+    verify,
+)
 from facebatch.errors import FacebatchError
 
-COMMANDS = (export, models, verify, fix, convert, quantize, build, bench, detect, embed, compare, triton, serve, describe)
+COMMANDS = (export, models, verify, fix, convert, quantize, build, bench, detect, embed, compare, triton, serve, release, describe)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from facebatch.cli.arguments import STDOUT, reports_to_stdout
@@ -198,7 +199,7 @@ def show_quantize(console: Console, result: QuantizeResult) -> None:
     for line in result.accuracy.lines():
         console.print(f"  {line}")
     for failure in result.failures:
-        console.print(f"[{colour}]  failed: {failure}[/{colour}]")
+        console.print(f"[{colour}]  failed: {escape(failure)}[/{colour}]")
     speedups = result.speedups()
     if speedups:
         table = Table(title=f"FP32 vs INT8 ({result.source.name})", title_justify="left")

@@ -18,7 +18,7 @@ def test_help_on_every_command(argv, capsys):
 def test_every_subcommand_documents_itself():
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command")
-    assert set(commands.choices) == {"export", "models", "describe", "verify", "fix", "convert", "build", "bench", "detect", "embed", "compare", "triton", "serve", "quantize"}
+    assert set(commands.choices) == {"export", "models", "describe", "verify", "fix", "convert", "build", "bench", "detect", "embed", "compare", "triton", "serve", "quantize", "release"}
     for sub in commands.choices.values():
         assert sub.description
 

@@ -1,0 +1,418 @@
+"""``facebatch release``: what a release pipeline runs, gate by gate, into one folder.
+
+    export (or the artifacts given) → verify --strict (check 4 against torch) → FP16 ONNX, proven
+    → TensorRT engines where TensorRT is → bench (→ the performance gate against an earlier bench)
+    → Triton repository
+
+Everything is written into a staging folder beside the release; only when every gate passes is
+it renamed to ``<name>-<version>``. A failed release is renamed ``<name>-<version>.failed`` (its
+reports are what the team reads), a name that does not look like a release. The folder holds
+the artifacts, every report (JSON, Markdown, JUnit XML, and ``junit.xml`` merging them all with
+the gates), ``MANIFEST.json`` (sha256 and size of every file, versions, environment, gates) and
+``SUMMARY.md``. ``check_release`` re-verifies a release folder later.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import facebatch
+from facebatch.atomic import ensure_writable_dir
+from facebatch.configs.model_file import read_model_file
+from facebatch.configs.precision import Precision
+from facebatch.configs.spec import Family
+from facebatch.engines.bench.job import BenchOptions, bench_models
+from facebatch.engines.bench.measure import Budget
+from facebatch.engines.bench.regression import DEFAULT_MAX_SLOWDOWN, RegressionCheck, compare_with_baseline, read_bench_json
+from facebatch.engines.bench.report import BenchReport
+from facebatch.engines.runners.registry import RunnerOptions
+from facebatch.engines.runners.tensorrt_runner import tensorrt_available
+from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
+from facebatch.environment import environment, file_sha256, git_commit
+from facebatch.errors import FacebatchError, SpecError
+from facebatch.exporter.backends import make_runner
+from facebatch.exporter.convert_job import ConvertOptions, convert_fp16
+from facebatch.exporter.dispatch import export_family
+from facebatch.exporter.engine_job import NO_TENSORRT, BuildOptions, build_engine_job
+from facebatch.exporter.torch_reference import torch_reference
+from facebatch.junit import gates_suite, merge_junit
+from facebatch.progress import step
+from facebatch.verify.reference import onnx_reference
+from facebatch.verify.report import VerifyReport
+from facebatch.verify.verify_job import VerifyOptions, verify_model
+
+MANIFEST = "MANIFEST.json"
+SUMMARY = "SUMMARY.md"
+JUNIT = "junit.xml"
+FAILED_SUFFIX = ".failed"
+PASS, FAIL, SKIP = "pass", "fail", "skip"
+RELEASE_BENCH_BATCH_SIZES = (1, 8, 32)
+RELEASE_BACKENDS = ("ort-cpu", "openvino")
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """A model to export: a catalog name, its weights (None: seeded), the detector size."""
+
+    model: str
+    weights: Path | None = None
+    size: tuple[int, int] | None = None
+
+
+@dataclass
+class ReleaseOptions:
+    name: str = "facebatch-models"
+    version: str | None = None  # None: facebatch's version and the git commit
+    out: Path = Path("build/release")
+    models: Sequence[ModelRequest] = ()
+    artifacts: Sequence[Path] = ()  # released as they are (no export)
+    photos: Sequence[Path] = ()
+    fp16: bool = True
+    engines: bool = True
+    bench_backends: Sequence[str] = RELEASE_BACKENDS
+    bench_batch_sizes: Sequence[int] = RELEASE_BENCH_BATCH_SIZES
+    budget: Budget = field(default_factory=lambda: Budget(warmup=0.5, seconds=1.0))
+    baseline_bench: Path | None = None
+    max_slowdown: float = DEFAULT_MAX_SLOWDOWN
+    triton: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.models and not self.artifacts:
+            raise SpecError("a release needs models to export or --artifact files")
+        if not self.name or "/" in self.name:
+            raise SpecError(f"--name {self.name!r} must be a plain folder name")
+
+
+@dataclass
+class Gate:
+    name: str
+    status: str  # pass, fail, skip
+    summary: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"gate": self.name, "status": self.status, "summary": self.summary}
+
+
+@dataclass
+class ReleaseResult:
+    name: str
+    version: str
+    path: Path  # the release folder (or the .failed one)
+    gates: list[Gate] = field(default_factory=list)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # relative path → sha256, size
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not any(g.status == FAIL for g in self.gates)
+
+    @property
+    def failed_gates(self) -> list[str]:
+        return [g.name for g in self.gates if g.status == FAIL]
+
+    def last_line(self) -> str:
+        return "RELEASE PASS" if self.passed else f"RELEASE FAIL: {', '.join(self.failed_gates)}"
+
+
+def default_version() -> str:
+    commit = git_commit()
+    return f"{facebatch.__version__}+{commit}" if commit else facebatch.__version__
+
+
+class _Release:
+    """The staging folder and what has been written into it."""
+
+    def __init__(self, options: ReleaseOptions, staging: Path) -> None:
+        self.options = options
+        self.staging = staging
+        self.onnx = staging / "onnx"
+        self.reports = staging / "reports"
+        for folder in (self.onnx, self.reports):
+            folder.mkdir(parents=True)
+        self.gates: list[Gate] = []
+        self.junit: list[str] = []
+        self.exported: list[Path] = []  # exported or copied, not yet verified
+        self.artifacts: list[Path] = []  # FP32 artifacts that passed verify
+        self.fp16: list[Path] = []
+        self.bench: BenchReport | None = None
+        self.regression: RegressionCheck | None = None
+
+    def gate(self, name: str, run: Callable[[], tuple[str, str]]) -> bool:
+        """Run one gate; a library error fails it with its one line, and the release goes on."""
+        try:
+            status, summary = run()
+        except FacebatchError as exc:
+            status, summary = FAIL, str(exc)
+        self.gates.append(Gate(name, status, summary))
+        return status != FAIL
+
+    def write_verify(self, report: VerifyReport, stem: str) -> None:
+        for suffix, text in ((".verify.json", report.to_json()), (".verify.md", report.to_markdown()), (".verify.xml", report.to_junit())):
+            (self.reports / f"{stem}{suffix}").write_text(text)
+        self.junit.append(report.to_junit())
+
+
+def _export(release: _Release, request: ModelRequest) -> None:
+    from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
+    from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
+
+    def run() -> tuple[str, str]:
+        family = export_family(request.model, None, request.weights)
+        common = dict(out_dir=release.onnx, photos=list(release.options.photos))
+        if family is Family.ARCFACE:
+            result = export_arcface(ArcFaceExportRequest(network=request.model, weights=request.weights, **common))
+        else:
+            height, width = request.size or (320, 320)
+            result = export_scrfd(ScrfdExportRequest(variant=request.model, height=height, width=width, weights=request.weights, **common))
+        release.exported.append(result.onnx_path)
+        return PASS, f"{result.onnx_path.name}: parity with torch, max diff {result.max_parity_diff:.2e}"
+
+    release.gate(f"export {request.model}", run)
+
+
+def _copy_artifact(release: _Release, path: Path) -> None:
+    def run() -> tuple[str, str]:
+        path_ = Path(path)
+        read_model_file(path_)  # a clear line for a file that is not a model
+        target = release.onnx / path_.name
+        shutil.copyfile(path_, target)
+        if path_.with_suffix(".json").is_file():
+            shutil.copyfile(path_.with_suffix(".json"), target.with_suffix(".json"))
+        release.exported.append(target)
+        return PASS, f"{path_.name} taken as it is"
+
+    release.gate(f"artifact {Path(path).name}", run)
+
+
+def _verify(release: _Release, path: Path) -> None:
+    def run() -> tuple[str, str]:
+        target = read_model_file(path)
+        reference = torch_reference() if target.is_ours else None
+        options = VerifyOptions(photos=list(release.options.photos), reference=reference, strict=True)
+        report = verify_model(path, options)
+        release.write_verify(report, path.stem)
+        if report.passed:
+            release.artifacts.append(path)
+            return PASS, f"all six checks ({', '.join(c.status for c in report.checks)})"
+        return FAIL, report.failure_line()
+
+    release.gate(f"verify {path.name}", run)
+
+
+def _fp16(release: _Release, path: Path) -> None:
+    def run() -> tuple[str, str]:
+        result = convert_fp16(path, None, ConvertOptions(photos=list(release.options.photos)))
+        release.write_verify(result.report, result.path.stem)
+        if not result.written:
+            return FAIL, result.report.failure_line()
+        release.fp16.append(result.path)
+        return PASS, f"{result.path.name}: {result.conversion.describe()}; verified against {path.name}"
+
+    release.gate(f"fp16 {path.name}", run)
+
+
+def _engines(release: _Release) -> None:
+    if not release.options.engines:
+        release.gates.append(Gate("tensorrt engines", SKIP, "not asked for (--no-engines)"))
+        return
+    if not tensorrt_available():
+        release.gates.append(Gate("tensorrt engines", SKIP, f"skipped: {NO_TENSORRT}"))
+        return
+    engines = release.staging / "engines"
+    for path in release.artifacts:
+        def run(path: Path = path) -> tuple[str, str]:
+            result = build_engine_job(path, BuildOptions(out=engines / path.name, photos=list(release.options.photos)))
+            return PASS, f"{result.path.name} ({result.record.precision.value}, batch {result.record.profile.batch.min}-{result.record.profile.batch.max})"
+
+        release.gate(f"engine {path.name}", run)
+
+
+def _bench(release: _Release) -> None:
+    options = release.options
+
+    def run() -> tuple[str, str]:
+        bench_options = BenchOptions(backends=options.bench_backends, batch_sizes=options.bench_batch_sizes, budget=options.budget,
+                                     photos=list(options.photos), runner=RunnerOptions())  # fmt: skip
+        report = bench_models([read_model_file(p) for p in release.artifacts], bench_options, make_runner)
+        release.bench = report
+        (release.reports / "bench.json").write_text(report.to_json())
+        (release.reports / "bench.md").write_text(report.to_markdown())
+        best = ", ".join(f"{r.artifact} {r.backend} {r.best().fps:.1f} FPS (batch {r.best().batch})" for r in report.runs)
+        return PASS, best
+
+    if not release.artifacts:
+        release.gates.append(Gate("bench", SKIP, "no verified artifact to time"))
+        return
+    if not release.gate("bench", run) or options.baseline_bench is None:
+        return
+
+    def performance() -> tuple[str, str]:
+        assert release.bench is not None
+        baseline = read_bench_json(options.baseline_bench)
+        check = compare_with_baseline(release.bench, baseline, str(options.baseline_bench), options.max_slowdown)
+        release.regression = check
+        (release.reports / "performance.json").write_text(json.dumps(check.to_dict(), indent=2) + "\n")
+        detail = "; ".join(s.describe() for s in check.slower[:5])
+        if not check.applied:
+            return SKIP, check.summary()
+        return (PASS, check.summary()) if check.passed else (FAIL, check.summary() + (f": {detail}" if detail else ""))
+
+    release.gate("performance", performance)
+
+
+def _triton(release: _Release) -> None:
+    if not release.options.triton or not release.artifacts:
+        release.gates.append(Gate("triton repository", SKIP, "not asked for" if not release.options.triton else "no verified artifact"))
+        return
+
+    def run() -> tuple[str, str]:
+        roles = [read_model_file(p).spec for p in release.artifacts]
+        detectors = [s for s in roles if s.head is not None]
+        embedders = [s for s in roles if s.family.is_embedder]
+        pipeline = len(detectors) == 1 and len(embedders) == 1 and detectors[0].head.use_kps  # type: ignore[union-attr]
+        options = RepositoryOptions(runtime="python", pipeline=pipeline)
+        repository = triton_repository_from_artifacts(release.artifacts, release.staging / "triton", options)
+        return PASS, f"{len(repository.models)} models ({', '.join(m.name for m in repository.models)}), python backend"
+
+    release.gate("triton repository", run)
+
+
+def _summary(result: ReleaseResult, release: _Release) -> str:
+    lines = [f"# Release {result.name} {result.version}", "", f"**{result.last_line()}**", "",
+             "| gate | result | summary |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {g.name} | {g.status.upper()} | {g.summary.replace('|', '/')} |" for g in result.gates]
+    lines += ["", "## Artifacts", ""] + [f"- `onnx/{p.name}`" for p in release.artifacts + release.fp16]
+    if release.bench is not None:
+        lines += ["", "## Throughput (reports/bench.md has every batch size)", "", "| artifact | backend | batch 1 FPS | best FPS (batch) |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for run in release.bench.runs:
+            one = run.timing(1)
+            lines.append(f"| {run.artifact} | {run.backend} | {one.fps:.1f} | {run.best().fps:.1f} ({run.best().batch}) |" if one else
+                         f"| {run.artifact} | {run.backend} | – | {run.best().fps:.1f} ({run.best().batch}) |")  # fmt: skip
+    if release.regression is not None:
+        lines += ["", "## Performance against the baseline", "", f"- {release.regression.summary()}"]
+        lines += [f"- slower: {s.describe()}" for s in release.regression.slower]
+    lines += ["", "Reports: `reports/` (JSON, Markdown, JUnit XML per artifact), `junit.xml` (all of them and the gates), "
+              "`MANIFEST.json` (sha256 and size of every file).", "", result.last_line()]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _manifest(result: ReleaseResult, staging: Path, options: ReleaseOptions) -> dict[str, Any]:
+    files = {}
+    for path in sorted(p for p in staging.rglob("*") if p.is_file() and p.name != MANIFEST):
+        files[str(path.relative_to(staging))] = {"sha256": file_sha256(path), "size": path.stat().st_size}
+    result.files = files
+    artifacts = sorted(rel for rel in files if rel.startswith("onnx/") and rel.endswith(".onnx"))
+    return {"format": "facebatch-release/1", "name": result.name, "version": result.version, "passed": result.passed,
+            "result": result.last_line(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "facebatch": facebatch.__version__, "git_commit": git_commit(), "gates": [g.to_dict() for g in result.gates],
+            "artifacts": artifacts, "files": files, "environment": environment(),
+            "options": {"models": [m.__dict__ | {"weights": str(m.weights) if m.weights else None} for m in options.models],
+                        "artifacts": [str(a) for a in options.artifacts], "photos": [str(p) for p in options.photos],
+                        "baseline_bench": str(options.baseline_bench) if options.baseline_bench else None,
+                        "max_slowdown": options.max_slowdown}}  # fmt: skip
+
+
+def run_release(options: ReleaseOptions) -> ReleaseResult:
+    began = time.perf_counter()
+    version = options.version or default_version()
+    out = ensure_writable_dir(options.out)
+    final = out / f"{options.name}-{version}"
+    if final.exists():
+        raise SpecError(f"release {final} exists; a release is never overwritten: pass another --version or move it away")
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=out))
+    try:
+        release = _Release(options, staging)
+        for request in options.models:
+            _export(release, request)
+        for path in options.artifacts:
+            _copy_artifact(release, path)
+        for path in release.exported:
+            _verify(release, path)
+        if options.fp16:
+            for path in list(release.artifacts):
+                _fp16(release, path)
+        _engines(release)
+        _bench(release)
+        _triton(release)
+        result = ReleaseResult(options.name, version, final, release.gates)
+        result.seconds = time.perf_counter() - began
+        (staging / JUNIT).write_text(merge_junit([*release.junit, gates_suite(f"facebatch release {final.name}",
+                                                                              [(g.name, g.status, g.summary) for g in release.gates],
+                                                                              result.seconds)]))  # fmt: skip
+        (staging / SUMMARY).write_text(_summary(result, release))
+        manifest = _manifest(result, staging, options)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if not result.passed:
+            result.path = final.with_name(final.name + FAILED_SUFFIX)
+            if result.path.exists() and (result.path / MANIFEST).is_file():  # an earlier failed attempt of ours
+                shutil.rmtree(result.path)
+        staging.rename(result.path)
+        return result
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+# -- release --check --------------------------------------------------------------------------------
+@dataclass
+class CheckResult:
+    path: Path
+    missing: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    failing: list[str] = field(default_factory=list)  # artifacts that no longer pass verify
+    verified: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not (self.missing or self.changed or self.failing)
+
+    def problems(self) -> list[str]:
+        return ([f"missing: {m}" for m in self.missing] + [f"changed (sha256 or size): {c}" for c in self.changed]
+                + [f"fails verify: {f}" for f in self.failing])  # fmt: skip
+
+
+def check_release(folder: Path, photos: Sequence[Path] = ()) -> CheckResult:
+    """Every file's hash and size against the manifest, then every artifact through verify
+    --strict (FP32 against torch, FP16 against the FP32 source beside it)."""
+    folder = Path(folder)
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise SpecError(f"{folder} holds no {MANIFEST}; is it a facebatch release folder?")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SpecError(f"{manifest_path} is unreadable; the release cannot be checked") from None
+    result = CheckResult(folder)
+    for rel, record in files.items():
+        path = folder / rel
+        if not path.is_file():
+            result.missing.append(rel)
+        elif path.stat().st_size != record["size"] or file_sha256(path) != record["sha256"]:
+            result.changed.append(rel)
+    for rel in manifest.get("artifacts", []):
+        path = folder / rel
+        if rel in result.missing or rel in result.changed:
+            continue
+        try:
+            with step(f"verify {rel}"):
+                target = read_model_file(path)
+                if target.spec.precision is Precision.FP32:
+                    reference = torch_reference() if target.is_ours else None
+                else:
+                    reference = onnx_reference(path.with_name(target.props.get("source_onnx", "")))
+                report = verify_model(path, VerifyOptions(photos=list(photos), reference=reference, strict=True))
+        except FacebatchError as exc:  # e.g. its FP32 reference was tampered with
+            result.failing.append(f"{rel} ({exc})")
+            continue
+        (result.verified if report.passed else result.failing).append(rel if report.passed else f"{rel} ({report.failure_line()})")
+    return result

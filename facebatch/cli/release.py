@@ -1,0 +1,86 @@
+"""``facebatch release``: the release pipeline's one command, and ``--check`` of a release folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from facebatch.cli import arguments
+from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE
+from facebatch.engines.bench.regression import DEFAULT_MAX_SLOWDOWN
+
+DEFAULT_DETECTOR = "scrfd_10g_bnkps"
+DEFAULT_EMBEDDER = "arcface_r50"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "release",
+        help="the release gate: export, verify, FP16, engines, bench (+ performance gate), Triton → build/release/<name>-<version>",
+        description="Run every gate a release needs and write build/release/<name>-<version>/: export (or --artifact files "
+        "as they are), verify --strict with check 4 against torch, the FP16 ONNX proven against its source, TensorRT engines "
+        "where TensorRT is installed (said plainly when not), bench (and with --baseline-bench the performance gate: a batch "
+        "size slower than the baseline by more than --max-slowdown on the same backend and machine class fails), a Triton "
+        "repository. The folder holds the artifacts, every report, junit.xml (all reports and the gates, for CI), "
+        "MANIFEST.json (sha256 and size of every file, versions, environment) and SUMMARY.md. The last line is RELEASE PASS "
+        "or RELEASE FAIL: <gates>; exit 0 only on PASS. A failed release is left as <name>-<version>.failed. "
+        "--check DIR re-verifies a release folder: every hash, every artifact.",
+    )
+    parser.add_argument("--check", type=Path, metavar="DIR", help="re-verify a release folder instead: hashes and verify --strict")
+    parser.add_argument("--detector", metavar="MODEL", help=f"the detector to export (default {DEFAULT_DETECTOR}, unless --artifact is given)")
+    parser.add_argument("--detector-weights", type=Path, metavar="FILE", help="its weights (default: seeded, for checking the pipeline)")
+    parser.add_argument("--size", type=int, default=DEFAULT_SCRFD_SIZE, metavar="N", help=f"detector input size (default {DEFAULT_SCRFD_SIZE})")
+    parser.add_argument("--embedder", metavar="MODEL", help=f"the embedder to export (default {DEFAULT_EMBEDDER}, unless --artifact is given)")
+    parser.add_argument("--embedder-weights", type=Path, metavar="FILE", help="its weights (default: seeded)")
+    parser.add_argument("--artifact", type=Path, action="append", default=[], metavar="FILE.onnx",
+                        help="release this ONNX as it is (repeatable); its verify must pass like an export's")  # fmt: skip
+    parser.add_argument("--images", type=Path, metavar="PATH", help="photos for the proofs, the verify checks and bench")
+    parser.add_argument("--out", type=Path, default=Path("build/release"), metavar="DIR", help="where releases go (default build/release)")
+    parser.add_argument("--name", default="facebatch-models", help="the release's name (default facebatch-models)")
+    parser.add_argument("--version", dest="release_version", metavar="V", help="its version (default: facebatch's version + the git commit)")
+    parser.add_argument("--baseline-bench", type=Path, metavar="OLD/bench.json", help="an earlier release's reports/bench.json: the performance gate")
+    parser.add_argument("--max-slowdown", type=float, default=DEFAULT_MAX_SLOWDOWN, metavar="X",
+                        help=f"how much slower than the baseline a batch size may get (default {DEFAULT_MAX_SLOWDOWN:g})")  # fmt: skip
+    parser.add_argument("--backend", default="ort-cpu,openvino", metavar="B[,B…]", help="bench's backends (default ort-cpu,openvino)")
+    parser.add_argument("--batch-sizes", type=arguments.parse_batch_sizes, default=(1, 8, 32), metavar="LIST", help="bench's batch sizes (default 1,8,32)")
+    parser.add_argument("--seconds", type=float, default=1.0, metavar="S", help="bench's timed seconds per batch size (default 1)")
+    parser.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=True, help="the FP16 ONNX gate (default on)")
+    parser.add_argument("--engines", action=argparse.BooleanOptionalAction, default=True, help="TensorRT engines where TensorRT is (default on)")
+    parser.add_argument("--triton", action=argparse.BooleanOptionalAction, default=True, help="a Triton repository (default on)")
+    parser.set_defaults(handler=run, json=None, markdown=None, junit=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
+    from facebatch.cli.render import console_for
+    from facebatch.engines.bench.measure import Budget
+    from facebatch.engines.runners.backends import parse_backends
+    from facebatch.exporter.release_job import ModelRequest, ReleaseOptions, check_release, run_release
+
+    console = console_for(args)
+    photos = arguments.photos(args)
+    if args.check is not None:
+        result = check_release(args.check, photos)
+        for problem in result.problems():
+            console.print(f"[red]{escape(problem)}[/red]")
+        console.print(f"{len(result.verified)} artifacts pass verify; {len(result.missing)} files missing, {len(result.changed)} changed")
+        print("RELEASE CHECK PASS" if result.passed else f"RELEASE CHECK FAIL: {'; '.join(result.problems())}", flush=True)
+        return 0 if result.passed else 1
+    models = []
+    if args.detector or not args.artifact:
+        models.append(ModelRequest(args.detector or DEFAULT_DETECTOR, args.detector_weights, (args.size, args.size)))
+    if args.embedder or not args.artifact:
+        models.append(ModelRequest(args.embedder or DEFAULT_EMBEDDER, args.embedder_weights))
+    options = ReleaseOptions(name=args.name, version=args.release_version, out=args.out, models=models, artifacts=args.artifact,
+                             photos=photos, fp16=args.fp16, engines=args.engines, bench_backends=parse_backends(args.backend),
+                             bench_batch_sizes=args.batch_sizes, budget=Budget(warmup=0.5, seconds=args.seconds),
+                             baseline_bench=args.baseline_bench, max_slowdown=args.max_slowdown, triton=args.triton)  # fmt: skip
+    result = run_release(options)
+    colours = {"pass": "green", "fail": "red", "skip": "yellow"}
+    for gate in result.gates:
+        colour = colours[gate.status]
+        console.print(f"[{colour}]{gate.status.upper():4}[/{colour}] {escape(gate.name)}: {escape(gate.summary)}")
+    console.print(f"wrote {result.path} ({len(result.files)} files; SUMMARY.md, MANIFEST.json, junit.xml)")
+    print(result.last_line(), flush=True)  # the last line a pipeline greps
+    return 0 if result.passed else 1

@@ -1,0 +1,106 @@
+"""facebatch release on small real-sized models: a release that passes every gate, its folder
+(manifest, merged JUnit, summary) and --check; a contaminated model and a slowed-down bench
+both end RELEASE FAIL with the gate named, leaving no folder that looks like a release."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from facebatch.cli import main
+from facebatch.engines.bench.measure import Budget
+from facebatch.errors import SpecError
+from facebatch.exporter.release_job import MANIFEST, ModelRequest, ReleaseOptions, check_release, run_release
+from tests.data.graphs import with_symbolic_batch
+
+QUICK = dict(bench_backends=("ort-cpu",), bench_batch_sizes=(1, 4), budget=Budget(warmup=0.1, seconds=0.3))
+
+
+@pytest.fixture(scope="module")
+def release(photos: list[Path], tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("release")
+    options = ReleaseOptions(version="1.0", out=out, photos=photos[:4], models=[ModelRequest("scrfd_500m_bnkps", None, (64, 64)),
+                                                                               ModelRequest("arcface_mbf")], **QUICK)  # fmt: skip
+    return run_release(options)
+
+
+def test_a_release_passes_every_gate_and_holds_what_it_says(release):
+    assert release.passed and release.last_line() == "RELEASE PASS"
+    folder = release.path
+    assert folder.name == "facebatch-models-1.0" and not list(folder.parent.glob(".*staging*"))
+    gates = {g.name: g.status for g in release.gates}
+    assert gates["tensorrt engines"] == "skip" and gates["bench"] == "pass" and gates["triton repository"] == "pass"
+    assert all(status == "pass" for name, status in gates.items() if name.startswith(("export", "verify", "fp16")))
+    manifest = json.loads((folder / MANIFEST).read_text())
+    on_disk = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    assert sorted(manifest["files"]) == on_disk and manifest["result"] == "RELEASE PASS" and manifest["git_commit"]
+    assert manifest["artifacts"] == ["onnx/arcface_mbf_seeded_batch.onnx", "onnx/arcface_mbf_seeded_batch_fp16.onnx",
+                                     "onnx/scrfd_500m_64_seeded_batch.onnx", "onnx/scrfd_500m_64_seeded_batch_fp16.onnx"]
+    suites = ET.parse(folder / "junit.xml").getroot()
+    names = [s.get("name") for s in suites.iter("testsuite")]
+    assert len(names) == 5 and names[-1] == "facebatch release facebatch-models-1.0" and suites.get("failures") == "0"
+    assert (folder / "SUMMARY.md").read_text().rstrip().splitlines()[-1] == "RELEASE PASS"
+    assert (folder / "triton" / "face_pipeline" / "config.pbtxt").is_file() and (folder / "reports" / "bench.json").is_file()
+
+
+def test_check_passes_and_names_tampered_and_missing_files(release, tmp_path: Path):
+    assert check_release(release.path).passed
+    copy = tmp_path / "copy"
+    shutil.copytree(release.path, copy)
+    (copy / "reports" / "bench.md").unlink()
+    with open(copy / "onnx" / "scrfd_500m_64_seeded_batch.onnx", "ab") as handle:
+        handle.write(b"\0")
+    result = check_release(copy)
+    assert not result.passed and result.missing == ["reports/bench.md"]
+    assert result.changed == ["onnx/scrfd_500m_64_seeded_batch.onnx"]
+    assert [f.split(" ")[0] for f in result.failing] == ["onnx/scrfd_500m_64_seeded_batch_fp16.onnx"]  # its FP32 reference is the changed file
+    with pytest.raises(SpecError, match="holds no MANIFEST.json"):
+        check_release(tmp_path)
+
+
+def test_a_release_is_never_overwritten(release, photos: list[Path]):
+    with pytest.raises(SpecError, match="a release is never overwritten"):
+        run_release(ReleaseOptions(version="1.0", out=release.path.parent, artifacts=[Path("x.onnx")]))
+
+
+def test_a_contaminated_model_fails_the_release_by_name(models_dir: Path, photos: list[Path], tmp_path: Path):
+    naive = with_symbolic_batch(models_dir / "det_500m.onnx", tmp_path / "det_500m_naive.onnx")  # the batch folded into the rows
+    result = run_release(ReleaseOptions(version="2.0", out=tmp_path / "out", artifacts=[naive], photos=photos[:2], triton=False, **QUICK))
+    assert not result.passed and result.last_line() == "RELEASE FAIL: verify det_500m_naive.onnx"
+    assert result.path.name == "facebatch-models-2.0.failed" and not (tmp_path / "out" / "facebatch-models-2.0").exists()
+    assert json.loads((result.path / MANIFEST).read_text())["passed"] is False
+
+
+def test_a_slower_bench_fails_the_performance_gate(release, photos: list[Path], tmp_path: Path):
+    baseline = json.loads((release.path / "reports" / "bench.json").read_text())
+    for run in baseline["runs"]:
+        for timing in run["timings"]:
+            timing["fps"] *= 3.0  # the last release was three times faster
+    faster = tmp_path / "faster.json"
+    faster.write_text(json.dumps(baseline))
+    artifacts = [release.path / "onnx" / "scrfd_500m_64_seeded_batch.onnx"]
+    options = ReleaseOptions(version="3.0", out=tmp_path / "out", artifacts=artifacts, photos=photos[:2], fp16=False, triton=False,
+                             baseline_bench=faster, **QUICK)  # fmt: skip
+    result = run_release(options)
+    assert result.last_line() == "RELEASE FAIL: performance"
+    gate = next(g for g in result.gates if g.name == "performance")
+    assert "slower than" in gate.summary and "-6" in gate.summary  # e.g. 3000 → 1000 FPS (-67%)
+    baseline["environment"]["cpu"] = "another CPU"
+    faster.write_text(json.dumps(baseline))
+    other = run_release(ReleaseOptions(version="4.0", out=tmp_path / "out", artifacts=artifacts, photos=photos[:2], fp16=False,
+                                       triton=False, baseline_bench=faster, **QUICK))  # fmt: skip
+    assert other.passed and "not applied: the machines differ (cpu" in next(g.summary for g in other.gates if g.name == "performance")
+
+
+def test_the_command_line_ends_with_the_verdict(models_dir: Path, tmp_path: Path, capsys):
+    naive = with_symbolic_batch(models_dir / "det_500m.onnx", tmp_path / "naive.onnx")
+    code = main(["release", "--artifact", str(naive), "--out", str(tmp_path / "out"), "--version", "9", "--no-triton", "--backend", "ort-cpu",
+                 "--batch-sizes", "1,2", "--seconds", "0.2"])  # fmt: skip
+    assert code == 1
+    assert capsys.readouterr().out.rstrip().splitlines()[-1] == "RELEASE FAIL: verify naive.onnx"
+    assert main(["release", "--check", str(tmp_path / "out" / "facebatch-models-9.failed")]) == 1
+    assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("RELEASE CHECK FAIL: fails verify: onnx/naive.onnx")
