@@ -18,7 +18,7 @@ REFERENCE        ?= torch
 ENGINES          ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv serve-env export fp16 engines verify bench triton serve test clean
+.PHONY: help venv serve-env export fp16 engines verify bench release triton serve test clean
 
 help: ## list the targets
 	@echo "facebatch — make targets:"
@@ -30,6 +30,7 @@ help: ## list the targets
 	@echo "           REFERENCE=$(REFERENCE) (make verify's check-4 reference: torch, or an ONNX file)"
 	@echo "           BENCH_BACKENDS=$(BENCH_BACKENDS) BENCH_ARGS='$(BENCH_ARGS)'"
 	@echo "           PUBLISHED=$(PUBLISHED) (the table make bench compares with: a shipped name or a YAML file)"
+	@echo "           RELEASE_VERSION=$(RELEASE_VERSION) BASELINE_BENCH=$(BASELINE_BENCH) RELEASE_ARGS='$(RELEASE_ARGS)' (make release)"
 	@echo "           TRITON_RUNTIME=$(TRITON_RUNTIME) TRITON_ARGS='$(TRITON_ARGS)' HTTP_PORT=$(HTTP_PORT) GRPC_PORT=$(GRPC_PORT) (make triton, make serve)"
 
 $(STAMP): pyproject.toml
@@ -122,6 +123,18 @@ bench: $(STAMP) ## throughput per batch size of every artifact in build/onnx on 
 			--compare $(PUBLISHED) --json $(BUILD)/reports/bench_$$stem.json --markdown $(BUILD)/reports/bench_$$stem.md \
 			--plot $(BUILD)/reports/bench_$$stem.png || exit $$?; \
 	done
+
+# make release: every gate into $(BUILD)/release/<name>-<version> (the version defaults to facebatch's + the git commit;
+# a release is never overwritten: RELEASE_VERSION=… for another). BASELINE_BENCH: an earlier release's reports/bench.json.
+RELEASE_VERSION ?=
+BASELINE_BENCH  ?=
+RELEASE_ARGS    ?=
+
+release: $(STAMP) ## the release gate: export, verify, FP16, engines, bench (+ BASELINE_BENCH), Triton → build/release/; last line RELEASE PASS|FAIL
+	$(BIN)/facebatch release --detector $(DETECTOR) --size $(DETECTOR_SIZE) $(if $(DETECTOR_WEIGHTS),--detector-weights $(DETECTOR_WEIGHTS)) \
+		--embedder $(EMBEDDER) $(if $(EMBEDDER_WEIGHTS),--embedder-weights $(EMBEDDER_WEIGHTS)) $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES)) \
+		--out $(BUILD)/release $(if $(RELEASE_VERSION),--version $(RELEASE_VERSION)) \
+		$(if $(BASELINE_BENCH),--baseline-bench $(BASELINE_BENCH)) $(RELEASE_ARGS)
 
 # make triton / serve: the FP32 artifacts of build/onnx as a Triton repository with the face pipeline, and serving it
 TRITON_RUNTIME ?= python
