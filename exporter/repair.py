@@ -32,14 +32,15 @@ from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.errors import VerificationFailed
-from facebatch.onnx_graph import GraphView, attribute, inferred_shapes, node_label
+from facebatch.onnx_graph import GraphView, attribute, inferred_shapes, io_dims, node_label
 from facebatch.verify.independence import INDEPENDENCE_ATOL
-from facebatch.verify.lint import Finding, lint_graph, relaxed_batch
+from facebatch.verify.lint import SHAPE_MAKERS, Finding, concat_leading_constant, lint_graph, pinned_leading, relaxed_batch
 
 FOLDING_PERM = [2, 3, 0, 1]
 KEEPING_PERM = [0, 2, 3, 1]
 REPAIR_ATOL = INDEPENDENCE_ATOL  # the same gate as check 1: a frame inside a batch equals it alone
 PROOF_FRAMES = 4
+MAX_PASSES = 8
 
 
 @dataclass
@@ -57,7 +58,91 @@ def _set_const(model: onnx.ModelProto, tensor: str, value: np.ndarray, node: onn
     node.input[1] = name
 
 
+class _Inserter:
+    """New nodes go right before the node that needs them, so the graph stays in topological order."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model = model
+        self.count = 0
+
+    def before(self, anchor: onnx.NodeProto, nodes: list[onnx.NodeProto]) -> None:
+        graph = self.model.graph.node
+        index = next(i for i, n in enumerate(graph) if n is anchor or (n.name == anchor.name and list(n.output) == list(anchor.output)))
+        for offset, node in enumerate(nodes):
+            graph.insert(index + offset, node)
+
+    def const(self, value: np.ndarray, hint: str) -> str:
+        self.count += 1
+        name = f"facebatch_fix_{hint}_{self.count}"
+        self.model.graph.initializer.append(numpy_helper.from_array(np.asarray(value, np.int64), name))
+        return name
+
+    def batch_then(self, anchor: onnx.NodeProto, batch_of: str, rest: np.ndarray, hint: str) -> str:
+        """A 1-D int64 tensor [N, *rest]: N read at run time from ``batch_of``'s Shape."""
+        shape, first, joined = (f"facebatch_fix_{hint}_{k}_{self.count + 1}" for k in ("shape", "batch", "dims"))
+        starts, ends, tail = self.const([0], hint), self.const([1], hint), self.const(rest, hint)
+        self.before(anchor, [
+            onnx.helper.make_node("Shape", [batch_of], [shape], name=f"{shape}_node"),
+            onnx.helper.make_node("Slice", [shape, starts, ends], [first], name=f"{first}_node"),
+            onnx.helper.make_node("Concat", [first, tail], [joined], name=f"{joined}_node", axis=0),
+        ])  # fmt: skip
+        return joined
+
+
+def _fix_pinned_constants(model: onnx.ModelProto, view: GraphView, shapes: dict[str, list]) -> list[str]:
+    """Resize sizes, Concat-built reshapes and Expand/ConstantOfShape/Tile shapes whose dim 0
+    is the exported batch of 1 take the batch from the data at run time instead."""
+    insert = _Inserter(model)
+    carries = {name for name, dims in shapes.items() if dims and dims[0] == BATCH}
+    changes = []
+    for node in view.nodes:
+        if node.op_type == "Resize" and len(node.input) > 3 and node.input[0] in carries:
+            sizes = view.const(node.input[3])
+            if sizes is not None and sizes.size and int(sizes[0]) == 1:
+                node.input[3] = insert.batch_then(node, node.input[0], sizes[1:], "resize_sizes")
+                changes.append(f"{node_label(node)} sizes {sizes.tolist()} → [N, {', '.join(map(str, sizes[1:].tolist()))}] with N "
+                               "from the input's shape: the Resize keeps every frame")  # fmt: skip
+        elif node.op_type == "Reshape" and view.const(node.input[1]) is None and node.input[0] in carries:
+            built = concat_leading_constant(view, node.input[1])
+            if built is not None and built[1] == 1:
+                concat, _ = built
+                old = concat.input[0]
+                concat.input[0] = insert.const([0], "reshape_copies_batch")  # Reshape: 0 copies the input's dim
+                changes.append(f"{node_label(concat)} (the shape of {node_label(node)}) starts with 0 instead of the constant 1 "
+                               f"({old}): dim 0 copies the batch")  # fmt: skip
+        elif node.op_type == "Concat":
+            joined = [t for t in node.input if t in carries]
+            if not joined:
+                continue
+            for tensor in node.input:
+                maker = view.producers.get(tensor)
+                if tensor in carries or maker is None or pinned_leading(view, maker) != 1:
+                    continue
+                index = SHAPE_MAKERS[maker.op_type]
+                shape = view.const(maker.input[index])
+                if maker.op_type == "Tile" and (shapes.get(maker.input[0]) or [None])[0] != 1:
+                    continue  # tiling a tensor that is not one frame: left for lint to refuse by name
+                maker.input[index] = insert.batch_then(maker, joined[0], shape.reshape(-1)[1:], f"{maker.op_type.lower()}_shape")
+                changes.append(f"{maker.op_type} {node_label(maker)} {'repeats' if maker.op_type == 'Tile' else 'shape'} "
+                               f"{shape.tolist()} → [N, …] with N from {joined[0]}: it spans the batch it is joined with "
+                               f"in {node_label(node)}")  # fmt: skip
+    return changes
+
+
 def _fix_nodes(model: onnx.ModelProto) -> list[str]:
+    """Pass after pass until nothing changes: a repair upstream lets the batch reach the next
+    pinned constant (a Reshape to [1, C, H, W] before a Resize to [1, C, 2H, 2W])."""
+    changes: list[str] = []
+    for _ in range(MAX_PASSES):
+        new = _fix_reshapes(model)
+        new += _fix_pinned_constants(model, GraphView(model), inferred_shapes(model))
+        if not new:
+            break
+        changes += new
+    return changes
+
+
+def _fix_reshapes(model: onnx.ModelProto) -> list[str]:
     view = GraphView(model)
     shapes = inferred_shapes(model)
     producers = {out: n for n in view.nodes for out in n.output}
@@ -106,14 +191,18 @@ def _rename(model: onnx.ModelProto, renames: dict[str, str]) -> None:
         value.name = renames.get(value.name, value.name)
 
 
-def _declare_outputs(model: onnx.ModelProto) -> None:
-    """Re-infer output shapes; dim 0 is ``batch``, other unknown dims get their own names."""
+def _declare_outputs(model: onnx.ModelProto, declared: dict[str, list]) -> None:
+    """Re-infer output shapes; dim 0 is ``batch``; a dim inference cannot tell keeps what the
+    original declared (the proof checks it), else gets its own name. ``declared``: each
+    output's dims in the original graph (by its new name)."""
     shapes = inferred_shapes(model)
     for value in model.graph.output:
-        dims = shapes.get(value.name)
+        # shape inference cannot follow a shape computed at run time (Shape → … → Reshape); a type without
+        # a shape is not valid ONNX for a graph output, so the declared rank and fixed dims stand in
+        original = declared.get(value.name, [])
+        inferred = shapes.get(value.name) or [None] * len(original)
+        dims = [d if isinstance(d, int) and d > 0 else (original[a] if a < len(original) else None) for a, d in enumerate(inferred)]
         value.type.tensor_type.ClearField("shape")
-        if dims is None:
-            continue
         shape = value.type.tensor_type.shape
         for axis, dim in enumerate(dims):
             entry = shape.dim.add()
@@ -158,7 +247,8 @@ def plan_repair(original: onnx.ModelProto) -> RepairPlan:
     changes = _fix_nodes(model)
     renames = _scrfd_names(original, inferred_shapes(relaxed_batch(original)))
     _rename(model, renames)
-    _declare_outputs(model)
+    outputs = io_dims(original)
+    _declare_outputs(model, {renames.get(o.name, o.name): outputs.get(o.name, []) for o in original.graph.output})
     remaining = [f for f in lint_graph(model) if f.check == "lint"]
     model.producer_name = "facebatch fix"
     return RepairPlan(model, changes, renames, remaining)

@@ -25,6 +25,27 @@ STATISTICS_OPS = {"InstanceNormalization", "GroupNormalization", "LayerNormaliza
 REDUCE_OPS = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
               "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin"}  # fmt: skip
 SELECT_OPS = {"Gather", "Slice", "Split", "Concat"}
+SHAPE_MAKERS = {"Expand": 1, "ConstantOfShape": 0, "Tile": 1}  # op → the input holding its shape (or repeats)
+
+
+def pinned_leading(view: GraphView, node: onnx.NodeProto) -> int | None:
+    """The constant dim 0 an Expand, ConstantOfShape or Tile gives its output (Tile: the
+    repeats), when its shape is a constant; None otherwise."""
+    index = SHAPE_MAKERS.get(node.op_type)
+    if index is None or len(node.input) <= index:
+        return None
+    shape = view.const(node.input[index])
+    return int(shape.reshape(-1)[0]) if shape is not None and shape.size else None
+
+
+def concat_leading_constant(view: GraphView, tensor: str) -> tuple[onnx.NodeProto, int] | None:
+    """A shape built as Concat(constant, …) (how the TorchScript exporter writes ``x.view(1, -1, 4)``
+    around Shape-derived dims): the Concat and its constant first value."""
+    producer = view.producers.get(tensor)
+    if producer is None or producer.op_type != "Concat" or not producer.input:
+        return None
+    first = view.const(producer.input[0])
+    return (producer, int(first.reshape(-1)[0])) if first is not None and first.size else None
 
 
 @dataclass(frozen=True)
@@ -112,6 +133,20 @@ def _axes(view: GraphView, node: onnx.NodeProto) -> list[int] | None:
     return None if axes is None else list(axes)
 
 
+def _pinned_sizes(view: GraphView, node: onnx.NodeProto) -> np.ndarray | None:
+    """A Resize's constant ``sizes`` with a fixed dim 0."""
+    sizes = view.const(node.input[3]) if len(node.input) > 3 else None
+    return sizes if sizes is not None and sizes.size and int(sizes[0]) > 0 else None
+
+
+def _pinned_concat(view: GraphView, node: onnx.NodeProto) -> tuple[onnx.NodeProto, int] | None:
+    """A Reshape whose shape is Concat(constant ≥ 1, …)."""
+    if view.const(node.input[1]) is not None:
+        return None
+    built = concat_leading_constant(view, node.input[1])
+    return built if built is not None and built[1] > 0 else None
+
+
 def lint_graph(model: onnx.ModelProto) -> list[Finding]:
     """Check 6 (and output placement for check 2): follow the batch axis node by node."""
     relaxed = relaxed_batch(model)
@@ -134,7 +169,17 @@ def lint_graph(model: onnx.ModelProto) -> list[Finding]:
             continue
         state = carried[0]
         new = state
-        if state.axis is None:
+        # constants that pin dim 0 are flagged even after an earlier fold: fix must repair each of them
+        if node.op_type == "Resize" and (sizes := _pinned_sizes(view, node)) is not None:
+            message = (f"Resize to constant sizes {_shape_text(sizes)} fixes dim 0 to {int(sizes[0])}: with a batch of N it "
+                       "squeezes the frames into one (F.interpolate(size=…) in a fixed-size export)")  # fmt: skip
+            new = BatchState(None, flag(node, message))
+        elif node.op_type == "Reshape" and (built := _pinned_concat(view, node)) is not None:
+            concat, first = built
+            message = (f"Reshape's shape is Concat {node_label(concat)} of a constant {first} and other dims: dim 0 is pinned to "
+                       f"{first} whatever the batch (x.view({first}, …) exported at batch 1)")  # fmt: skip
+            new = BatchState(None, flag(node, message))
+        elif state.axis is None:
             if node.op_type in STATISTICS_OPS:
                 flag(node, f"{node.op_type} computes statistics over a tensor whose batch was folded by {state.cause}: "
                      "the normalisation mixes frames (a norm exported at batch 1, e.g. GroupNorm as Reshape(1, G, -1))")  # fmt: skip
@@ -184,6 +229,13 @@ def lint_graph(model: onnx.ModelProto) -> list[Finding]:
                 hits = axis == state.axis
             if hits and node.op_type != "Concat":
                 new = BatchState(None, flag(node, f"{node.op_type} on the batch axis picks fixed frames"))
+            if node.op_type == "Concat" and state.axis == 0 and axis % max(1, len(shapes.get(node.output[0], [0]))) != 0:
+                for tensor in node.input:
+                    maker = view.producers.get(tensor)
+                    if tensor in states or maker is None or (leading := pinned_leading(view, maker)) is None:
+                        continue
+                    flag(node, f"Concat joins the frames with {maker.op_type} {node_label(maker)}'s output, whose dim 0 is the "
+                               f"constant {leading}: with a batch of N the shapes disagree")  # fmt: skip
         elif node.op_type == "LayerNormalization" and int(attribute(node, "axis", -1)) == 0:  # normalises every axis
             flag(node, "LayerNormalization from axis 0 computes statistics across frames")
         for out in node.output:

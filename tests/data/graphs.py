@@ -81,3 +81,48 @@ def fixed_size_resize(path: Path) -> Path:
                        {"pinned": np.array([1, 3, 4, 4], np.int64), "sizes": np.array([1, 3, 8, 8], np.int64)})  # fmt: skip
     onnx.save(model, str(path))
     return path
+
+
+def concat_pinned_reshape(path: Path) -> Path:
+    """``x.view(1, -1, 4)`` as the TorchScript exporter writes it at batch 1: the Reshape's shape
+    is Concat(constant 1, a Shape-derived dim, constant 4)."""
+    nodes = [
+        helper.make_node("Shape", ["input.1"], ["dims"], name="dims"),
+        helper.make_node("Slice", ["dims", "one", "two"], ["channels"], name="channels"),
+        helper.make_node("Concat", ["leading_one", "channels", "minus_one_four"], ["view_shape"], name="view_shape", axis=0),
+        helper.make_node("Reshape", ["input.1", "view_shape"], ["embedding"], name="view"),
+    ]
+    model = make_model(nodes, [("input.1", [1, 3, 4, 4])], [("embedding", [1, 3, 4, 4])],
+                       {"one": np.array([1], np.int64), "two": np.array([2], np.int64), "leading_one": np.array([1], np.int64),
+                        "minus_one_four": np.array([-1, 4], np.int64)})  # fmt: skip
+    onnx.save(model, str(path))
+    return path
+
+
+def expand_joined(path: Path) -> Path:
+    """A learned constant expanded to [1, 2, 4, 4] (exported at batch 1) and concatenated with
+    the frames along the channels: with N frames the Concat's shapes disagree."""
+    nodes = [
+        helper.make_node("Expand", ["prior", "prior_shape"], ["prior_map"], name="prior_expand"),
+        helper.make_node("Concat", ["input.1", "prior_map"], ["embedding"], name="join", axis=1),
+    ]
+    model = make_model(nodes, [("input.1", [1, 3, 4, 4])], [("embedding", [1, 5, 4, 4])],
+                       {"prior": np.arange(2, dtype=np.float32).reshape(1, 2, 1, 1), "prior_shape": np.array([1, 2, 4, 4], np.int64)})  # fmt: skip
+    onnx.save(model, str(path))
+    return path
+
+
+def dynamic_fold(path: Path) -> Path:
+    """A Reshape whose shape is computed at run time as [N·C, -1]: no constant to see, and the
+    frames fold into the rows. Static checks cannot tell; only running frames can."""
+    nodes = [
+        helper.make_node("Shape", ["input.1"], ["dims"], name="dims"),
+        helper.make_node("Slice", ["dims", "zero", "two"], ["n_c"], name="n_c"),
+        helper.make_node("ReduceProd", ["n_c"], ["rows"], name="rows", keepdims=1),
+        helper.make_node("Concat", ["rows", "minus_one"], ["fold_shape"], name="fold_shape", axis=0),
+        helper.make_node("Reshape", ["input.1", "fold_shape"], ["embedding"], name="fold"),
+    ]
+    model = make_model(nodes, [("input.1", [1, 3, 4, 4])], [("embedding", [3, 16])],
+                       {"zero": np.array([0], np.int64), "two": np.array([2], np.int64), "minus_one": np.array([-1], np.int64)})  # fmt: skip
+    onnx.save(model, str(path))
+    return path

@@ -14,9 +14,18 @@ from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.errors import VerificationFailed
 from facebatch.exporter.repair import fix_onnx, plan_repair, repair_hint
 from facebatch.onnx_graph import io_dims
+from facebatch.verify.lint import lint_graph
 from facebatch.verify.reference import onnx_reference
 from facebatch.verify.verify_job import VerifyOptions, verify_model
-from tests.data.graphs import batch_mean_leak, fixed_size_resize, folded_head, with_symbolic_batch
+from tests.data.graphs import (
+    batch_mean_leak,
+    concat_pinned_reshape,
+    dynamic_fold,
+    expand_joined,
+    fixed_size_resize,
+    folded_head,
+    with_symbolic_batch,
+)
 
 QUICK = VerifyOptions(batch_sizes=(1, 2, 3), sizes=((320, 320),))
 
@@ -72,13 +81,36 @@ def test_fix_repairs_batch_1_graphs_and_proves_it(models_dir: Path, tmp_path: Pa
 
 
 def test_a_repair_that_cannot_be_proven_writes_nothing(tmp_path: Path):
-    source = fixed_size_resize(tmp_path / "resize.onnx")  # the Reshape is repaired; the Resize still squeezes the batch
+    source = dynamic_fold(tmp_path / "fold.onnx")  # the frames fold into the rows through a shape computed at run time
     target = tmp_path / "out.onnx"
     target.write_bytes(b"yesterday's good file")
     with pytest.raises(VerificationFailed, match=r"outputs by inf \(> 1e-05\); nothing was written"):
         fix_onnx(source, target)
     assert target.read_bytes() == b"yesterday's good file"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx", "resize.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fold.onnx", "out.onnx"]
+
+
+@pytest.mark.parametrize(
+    "build, finding, change",
+    [
+        (fixed_size_resize, "Resize to constant sizes [1, 3, 8, 8] fixes dim 0 to 1", "sizes [1, 3, 8, 8] → [N, 3, 8, 8]"),
+        (concat_pinned_reshape, "Reshape's shape is Concat view_shape of a constant 1", "starts with 0 instead of the constant 1"),
+        (expand_joined, "Concat joins the frames with Expand prior_expand's output, whose dim 0 is the constant 1",
+         "Expand prior_expand shape [1, 2, 4, 4] → [N, …]"),
+    ],
+)
+def test_constants_that_pin_the_batch_are_flagged_and_repaired(tmp_path: Path, build, finding: str, change: str):
+    source = build(tmp_path / "pinned.onnx")
+    naive = with_symbolic_batch(source, tmp_path / "naive.onnx")
+    findings = [f.message for f in lint_graph(onnx.load(str(naive))) if f.check == "lint"]
+    assert any(finding in message for message in findings), findings
+    options = VerifyOptions(batch_sizes=(1, 2, 3))
+    assert not verify_model(naive, options).passed
+    result = fix_onnx(source, tmp_path / "fixed.onnx")
+    assert any(change in c for c in result.changes), result.changes
+    assert result.proof_max_diff <= 1e-5
+    assert not [f for f in lint_graph(onnx.load(str(result.path))) if f.check == "lint"]
+    assert verify_model(result.path, options).passed
 
 
 def test_fix_refuses_to_overwrite_its_input(models_dir: Path, capsys):
