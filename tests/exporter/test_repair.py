@@ -131,3 +131,23 @@ def test_fix_cli_verifies_the_repair_against_its_original(models_dir: Path, phot
     with pytest.raises(SystemExit) as refused:  # argparse: one usage line, exit 2
         main(["fix", str(models_dir / "det_500m.onnx"), "-o", str(tmp_path / "x.onnx"), "--det-thresh", "1.5"])
     assert refused.value.code == 2 and "expected a number in (0, 1], got 1.5" in capsys.readouterr().err
+
+
+def test_an_scrfd_exported_at_a_fixed_size_and_naively_batched_is_repaired(models_dir: Path, tmp_path: Path):
+    """det_500m's real weights in our torch SCRFD, exported the mmdet way (TorchScript at 1×3×640×640,
+    then onnxsim), then its batch merely renamed: verify fails it, lint names both upsampling Resizes and
+    the nine head Reshapes, fix repairs all eleven, and the repaired file passes verify."""
+    from facebatch.exporter.scrfd_export import ScrfdExportRequest, scrfd_model_with_weights
+    from tests.data.official_layout import export_fixed_size_simplified
+
+    model, _, _ = scrfd_model_with_weights(ScrfdExportRequest(weights=models_dir / "det_500m.onnx", height=640, width=640))
+    source = export_fixed_size_simplified(model, tmp_path / "scrfd_500m_640_fixed.onnx", 640)
+    naive = with_symbolic_batch(source, tmp_path / "naive.onnx")
+    findings = [f for f in lint_graph(onnx.load(str(naive))) if f.check == "lint"]
+    assert sorted(f.op_type for f in findings) == ["Reshape"] * 9 + ["Resize"] * 2
+    options = VerifyOptions(batch_sizes=(1, 2, 3))
+    assert not verify_model(naive, options).passed
+    result = fix_onnx(source, tmp_path / "fixed.onnx")
+    assert len(result.changes) == 11 and sum("sizes [1, " in c for c in result.changes) == 2
+    assert result.proof_max_diff <= 1e-5
+    assert verify_model(result.path, options).passed
