@@ -15,14 +15,16 @@ graph run as one batch equal the original graph's single-frame outputs (≤ 1e-5
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from facebatch.atomic import atomic_path
+from facebatch.atomic import atomic_path, write_text_atomic
 from facebatch.configs.family import scrfd_landmarks
 from facebatch.configs.model_file import load_model, read_model_file
 from facebatch.configs.scrfd import OUTPUT_CHANNELS, released_head_layout
@@ -31,6 +33,7 @@ from facebatch.configs.spec_io import stored_spec
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.environment import environment, file_sha256
 from facebatch.errors import VerificationFailed
 from facebatch.onnx_graph import GraphView, attribute, inferred_shapes, io_dims, node_label
 from facebatch.verify.independence import INDEPENDENCE_ATOL
@@ -41,14 +44,42 @@ KEEPING_PERM = [0, 2, 3, 1]
 REPAIR_ATOL = INDEPENDENCE_ATOL  # the same gate as check 1: a frame inside a batch equals it alone
 PROOF_FRAMES = 4
 MAX_PASSES = 8
+FIX_PROP = "facebatch_fix"  # metadata_props key: the fix record as JSON
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One surgical change: the node, what it had, what it has now, and why."""
+
+    node: str
+    before: str
+    after: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.node} {self.before} → {self.after}: {self.why}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"node": self.node, "before": self.before, "after": self.after, "why": self.why}
 
 
 @dataclass
 class FixResult:
     path: Path
-    changes: list[str] = field(default_factory=list)
+    repairs: list[Repair] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)
     proof_max_diff: float = float("nan")
+    proof_frames: int = 0
+    source_sha256: str = ""
+    written: bool = False  # False: nothing to fix, nothing written
+
+    @property
+    def changes(self) -> list[str]:
+        return [str(r) for r in self.repairs]
+
+    @property
+    def sidecar(self) -> Path:
+        return self.path.with_suffix(".json")
 
 
 def _set_const(model: onnx.ModelProto, tensor: str, value: np.ndarray, node: onnx.NodeProto) -> None:
@@ -89,7 +120,7 @@ class _Inserter:
         return joined
 
 
-def _fix_pinned_constants(model: onnx.ModelProto, view: GraphView, shapes: dict[str, list]) -> list[str]:
+def _fix_pinned_constants(model: onnx.ModelProto, view: GraphView, shapes: dict[str, list]) -> list[Repair]:
     """Resize sizes, Concat-built reshapes and Expand/ConstantOfShape/Tile shapes whose dim 0
     is the exported batch of 1 take the batch from the data at run time instead."""
     insert = _Inserter(model)
@@ -100,16 +131,16 @@ def _fix_pinned_constants(model: onnx.ModelProto, view: GraphView, shapes: dict[
             sizes = view.const(node.input[3])
             if sizes is not None and sizes.size and int(sizes[0]) == 1:
                 node.input[3] = insert.batch_then(node, node.input[0], sizes[1:], "resize_sizes")
-                changes.append(f"{node_label(node)} sizes {sizes.tolist()} → [N, {', '.join(map(str, sizes[1:].tolist()))}] with N "
-                               "from the input's shape: the Resize keeps every frame")  # fmt: skip
+                changes.append(Repair(node_label(node), f"sizes {sizes.tolist()}", f"[N, {', '.join(map(str, sizes[1:].tolist()))}]",
+                                      "N from the input's shape at run time: the Resize keeps every frame"))  # fmt: skip
         elif node.op_type == "Reshape" and view.const(node.input[1]) is None and node.input[0] in carries:
             built = concat_leading_constant(view, node.input[1])
             if built is not None and built[1] == 1:
                 concat, _ = built
                 old = concat.input[0]
                 concat.input[0] = insert.const([0], "reshape_copies_batch")  # Reshape: 0 copies the input's dim
-                changes.append(f"{node_label(concat)} (the shape of {node_label(node)}) starts with 0 instead of the constant 1 "
-                               f"({old}): dim 0 copies the batch")  # fmt: skip
+                changes.append(Repair(node_label(concat), f"(the shape of {node_label(node)}) starts with the constant 1 ({old})",
+                                      "starts with 0", "the Reshape copies dim 0, the batch"))  # fmt: skip
         elif node.op_type == "Concat":
             joined = [t for t in node.input if t in carries]
             if not joined:
@@ -123,16 +154,16 @@ def _fix_pinned_constants(model: onnx.ModelProto, view: GraphView, shapes: dict[
                 if maker.op_type == "Tile" and (shapes.get(maker.input[0]) or [None])[0] != 1:
                     continue  # tiling a tensor that is not one frame: left for lint to refuse by name
                 maker.input[index] = insert.batch_then(maker, joined[0], shape.reshape(-1)[1:], f"{maker.op_type.lower()}_shape")
-                changes.append(f"{maker.op_type} {node_label(maker)} {'repeats' if maker.op_type == 'Tile' else 'shape'} "
-                               f"{shape.tolist()} → [N, …] with N from {joined[0]}: it spans the batch it is joined with "
-                               f"in {node_label(node)}")  # fmt: skip
+                changes.append(Repair(f"{maker.op_type} {node_label(maker)}", f"{'repeats' if maker.op_type == 'Tile' else 'shape'} "
+                                      f"{shape.tolist()}", "[N, …]", f"N from {joined[0]} at run time: it spans the batch it is "
+                                      f"joined with in {node_label(node)}"))  # fmt: skip
     return changes
 
 
-def _fix_nodes(model: onnx.ModelProto) -> list[str]:
+def _fix_nodes(model: onnx.ModelProto) -> list[Repair]:
     """Pass after pass until nothing changes: a repair upstream lets the batch reach the next
     pinned constant (a Reshape to [1, C, H, W] before a Resize to [1, C, 2H, 2W])."""
-    changes: list[str] = []
+    changes: list[Repair] = []
     for _ in range(MAX_PASSES):
         new = _fix_reshapes(model)
         new += _fix_pinned_constants(model, GraphView(model), inferred_shapes(model))
@@ -142,7 +173,7 @@ def _fix_nodes(model: onnx.ModelProto) -> list[str]:
     return changes
 
 
-def _fix_reshapes(model: onnx.ModelProto) -> list[str]:
+def _fix_reshapes(model: onnx.ModelProto) -> list[Repair]:
     view = GraphView(model)
     shapes = inferred_shapes(model)
     producers = {out: n for n in view.nodes for out in n.output}
@@ -159,13 +190,14 @@ def _fix_reshapes(model: onnx.ModelProto) -> list[str]:
                 if attr.name == "perm":
                     attr.ints[:] = KEEPING_PERM
             _set_const(model, node.input[1], np.concatenate([[0, -1], target[1:]]), node)
-            changes.append(f"{node_label(before)} perm {FOLDING_PERM} → {KEEPING_PERM} and {node_label(node)} "
-                           f"shape {target.tolist()} → {[0, -1, *target[1:].tolist()]}: the head keeps the batch")  # fmt: skip
+            changes.append(Repair(node_label(before), f"perm {FOLDING_PERM}", f"{KEEPING_PERM}", "the head's rows stay per frame"))
+            changes.append(Repair(node_label(node), f"shape {target.tolist()}", f"{[0, -1, *target[1:].tolist()]}",
+                                  "the head keeps the batch on axis 0"))  # fmt: skip
         elif target[0] == 1 and (shapes.get(node.input[0]) or [None])[0] == BATCH:
             fixed = target.copy()
             fixed[0] = 0
             _set_const(model, node.input[1], fixed, node)
-            changes.append(f"{node_label(node)} shape {target.tolist()} → {fixed.tolist()}: dim 0 copies the batch")
+            changes.append(Repair(node_label(node), f"shape {target.tolist()}", f"{fixed.tolist()}", "dim 0 copies the batch"))
     return changes
 
 
@@ -231,13 +263,18 @@ class RepairPlan:
     """The repaired graph in memory, what changed, and what surgery could not repair."""
 
     model: onnx.ModelProto
-    changes: list[str]
+    repairs: list[Repair]
     renamed: dict[str, str]
     remaining: list[Finding]
+    already_batched: bool = False  # every input and output already has a symbolic batch, and lint finds nothing
+
+    @property
+    def changes(self) -> list[str]:
+        return [str(r) for r in self.repairs]
 
     @property
     def repairs_everything(self) -> bool:
-        return bool(self.changes or self.renamed) and not self.remaining
+        return bool(self.repairs or self.renamed) and not self.remaining
 
 
 def plan_repair(original: onnx.ModelProto) -> RepairPlan:
@@ -251,7 +288,9 @@ def plan_repair(original: onnx.ModelProto) -> RepairPlan:
     _declare_outputs(model, {renames.get(o.name, o.name): outputs.get(o.name, []) for o in original.graph.output})
     remaining = [f for f in lint_graph(model) if f.check == "lint"]
     model.producer_name = "facebatch fix"
-    return RepairPlan(model, changes, renames, remaining)
+    symbolic = all(dims and isinstance(dims[0], str) for dims in outputs.values())
+    already = symbolic and not changes and not renames and not lint_graph(original)
+    return RepairPlan(model, changes, renames, remaining, already)
 
 
 def prove_repair(original: Runner, repaired: Runner, renames: dict[str, str], frames: np.ndarray) -> float:
@@ -283,8 +322,10 @@ def fix_onnx(source: Path, target: Path, size: tuple[int, int] | None = None, fr
             f"{Path(source).name}: {len(plan.remaining)} batch problem(s) facebatch cannot repair by surgery; first: "
             f"{first.op_type} {first.node}: {first.message}"
         )
+    result = FixResult(Path(target), plan.repairs, plan.renamed, source_sha256=original.sha256)
+    if plan.already_batched:
+        return result  # nothing to fix: nothing is written
     onnx.checker.check_model(plan.model)
-    result = FixResult(Path(target), plan.changes, plan.renamed)
     if frames is None:
         frames = model_frames(original, size, PROOF_FRAMES)
     with OnnxRuntimeRunner(original.path) as before, OnnxRuntimeRunner(plan.model, label=Path(target).name) as after:
@@ -294,9 +335,24 @@ def fix_onnx(source: Path, target: Path, size: tuple[int, int] | None = None, fr
             f"the repaired graph's per-frame outputs differ from the original's single-frame outputs by "
             f"{result.proof_max_diff:.3g} (> {REPAIR_ATOL:g}); nothing was written"
         )
+    result.proof_frames = len(frames)
+    record = fix_record(result, Path(source))
+    onnx.helper.set_model_props(plan.model, {p.key: p.value for p in plan.model.metadata_props} | {FIX_PROP: json.dumps(record)})
     with atomic_path(Path(target)) as tmp:
         onnx.save(plan.model, str(tmp))
+    result.written = True
+    sidecar = record | {"artifact": result.path.name, "sha256": file_sha256(result.path),
+                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "environment": environment()}  # fmt: skip
+    write_text_atomic(result.sidecar, json.dumps(sidecar, indent=2) + "\n", "-o")
     return result
+
+
+def fix_record(result: FixResult, source: Path) -> dict:
+    """What ``fix`` did, for the metadata and the sidecar: the source, every repair, the proof."""
+    return {"fixed_by": "facebatch fix", "source": {"file": source.name, "sha256": result.source_sha256},
+            "repairs": [r.to_dict() for r in result.repairs], "renamed_outputs": result.renamed,
+            "proof": {"max_abs_diff": result.proof_max_diff, "atol": REPAIR_ATOL, "frames": result.proof_frames,
+                      "how": "each frame's outputs of the repaired graph, run as one batch, against the original's single-frame outputs"}}  # fmt: skip
 
 
 def repair_hint(path: Path) -> str | None:

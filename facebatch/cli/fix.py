@@ -42,13 +42,17 @@ def run(args: argparse.Namespace) -> int:
     proof_size = args.sizes[0] if args.sizes else None
     with step(f"repair {args.model_file.name} by graph surgery and prove it frame by frame"):
         result = fix_onnx(args.model_file, args.output_file, size=proof_size)
+    if not result.written:
+        console.print(f"nothing to fix: {args.model_file.name} carries a symbolic batch on every input and output and the lint "
+                      f"finds nothing that folds, moves or pins it; nothing was written (verify it with 'facebatch verify')")  # fmt: skip
+        return 0
     for change in result.changes:
         console.print(f"fixed: {change}")
     if result.renamed:
         console.print("renamed outputs: " + ", ".join(f"{a} → {b}" for a, b in result.renamed.items()))
     console.print(f"proof: repaired per-frame outputs vs original single-frame outputs, max abs diff "
                   f"{result.proof_max_diff:.3g} (≤ {REPAIR_ATOL:g})")  # fmt: skip
-    console.print(f"wrote {result.path}")
+    console.print(f"wrote {result.path} and {result.sidecar.name} (the source's sha256, every repair, the proof)")
     options = VerifyOptions(batch_sizes=args.batch_sizes, photos=arguments.photos(args), seed=args.seed, sizes=args.sizes,
                             reference=onnx_reference(args.model_file), det_thresh=args.det_thresh,
                             nms_thresh=args.nms_thresh, strict=args.strict)  # fmt: skip

@@ -88,7 +88,9 @@ def test_a_slower_bench_fails_the_performance_gate(release, photos: list[Path], 
     result = run_release(options)
     assert result.last_line() == "RELEASE FAIL: performance"
     gate = next(g for g in result.gates if g.name == "performance")
-    assert "slower than" in gate.summary and "-6" in gate.summary  # e.g. 3000 → 1000 FPS (-67%)
+    assert "slower than" in gate.summary and "scrfd_500m_64_seeded_batch.onnx on ort-cpu at batch 1" in gate.summary
+    performance = json.loads((result.path / "reports" / "performance.json").read_text())
+    assert performance["slower"] and all(cell["change"] < -0.10 for cell in performance["slower"])
     baseline["environment"]["cpu"] = "another CPU"
     faster.write_text(json.dumps(baseline))
     other = run_release(ReleaseOptions(version="4.0", out=tmp_path / "out", artifacts=artifacts, photos=photos[:2], fp16=False,

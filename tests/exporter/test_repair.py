@@ -37,7 +37,7 @@ def statuses(report) -> dict[int, str]:
 def test_the_folded_head_is_rewritten_to_keep_the_batch(tmp_path: Path):
     plan = plan_repair(folded_head(batch=1))
     assert plan.repairs_everything and not plan.remaining
-    assert "perm [2, 3, 0, 1] → [0, 2, 3, 1]" in plan.changes[0] and "[0, -1, 2]" in plan.changes[0]
+    assert "perm [2, 3, 0, 1] → [0, 2, 3, 1]" in plan.changes[0] and "shape [-1, 2] → [0, -1, 2]" in plan.changes[1]
     assert io_dims(plan.model)["input.1"][0] == "batch" and io_dims(plan.model)["rows"][0] == "batch"
     frames = np.random.default_rng(3).standard_normal((3, 3, 4, 4)).astype(np.float32)
     with OnnxRuntimeRunner(plan.model) as repaired, OnnxRuntimeRunner(folded_head(batch=1)) as original:
@@ -94,7 +94,7 @@ def test_a_repair_that_cannot_be_proven_writes_nothing(tmp_path: Path):
     "build, finding, change",
     [
         (fixed_size_resize, "Resize to constant sizes [1, 3, 8, 8] fixes dim 0 to 1", "sizes [1, 3, 8, 8] → [N, 3, 8, 8]"),
-        (concat_pinned_reshape, "Reshape's shape is Concat view_shape of a constant 1", "starts with 0 instead of the constant 1"),
+        (concat_pinned_reshape, "Reshape's shape is Concat view_shape of a constant 1", "starts with the constant 1 (leading_one) → starts with 0"),
         (expand_joined, "Concat joins the frames with Expand prior_expand's output, whose dim 0 is the constant 1",
          "Expand prior_expand shape [1, 2, 4, 4] → [N, …]"),
     ],
@@ -151,3 +151,16 @@ def test_an_scrfd_exported_at_a_fixed_size_and_naively_batched_is_repaired(model
     assert len(result.changes) == 11 and sum("sizes [1, " in c for c in result.changes) == 2
     assert result.proof_max_diff <= 1e-5
     assert verify_model(result.path, options).passed
+
+
+def test_fix_leaves_a_record_and_a_batched_file_has_nothing_to_fix(models_dir: Path, tmp_path: Path, capsys):
+    result = fix_onnx(models_dir / "mobilefacenet_128d.onnx", tmp_path / "mfn.onnx")
+    record = json.loads(onnx.load(str(result.path)).metadata_props[-1].value)
+    sidecar = json.loads(result.sidecar.read_text())
+    assert record["source"]["sha256"] == sidecar["source"]["sha256"] == result.source_sha256
+    assert record["repairs"] and {"node", "before", "after", "why"} <= set(record["repairs"][0])
+    assert sidecar["proof"]["max_abs_diff"] <= 1e-5 and sidecar["proof"]["frames"] == 4
+    again = fix_onnx(result.path, tmp_path / "again.onnx")  # already batch-keeping: nothing to fix
+    assert not again.written and not again.repairs and not (tmp_path / "again.onnx").exists()
+    assert main(["fix", str(result.path), "-o", str(tmp_path / "again.onnx")]) == 0
+    assert "nothing to fix" in capsys.readouterr().out and not (tmp_path / "again.onnx").exists()
