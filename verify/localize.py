@@ -27,6 +27,7 @@ from facebatch.verify.independence import INDEPENDENCE_ATOL
 from facebatch.verify.lint import Finding
 
 LOCALISATION_FRAMES = 3
+NON_FINITE = "non-finite"
 
 GENERIC_HINTS = {
     "InstanceNormalization": "normalisation statistics are computed across frames",
@@ -41,12 +42,12 @@ GENERIC_HINTS = {
 class Culprit:
     node: str
     op_type: str
-    kind: str  # "mixes" (values combined across frames) | "folds" (frames rearranged off axis 0)
+    kind: str  # "mixes" (values combined across frames) | "folds" (frames rearranged off axis 0) | "non-finite" (NaN/Inf)
     detail: str
     hint: str
 
     def describe(self) -> str:
-        verb = "mixes frames" if self.kind == "mixes" else "folds the batch"
+        verb = {"mixes": "mixes frames", "folds": "folds the batch", NON_FINITE: "produces NaN or Inf"}[self.kind]
         return f"{self.op_type} {self.node} {verb}: {self.hint} ({self.detail})"
 
     def to_dict(self) -> dict:
@@ -70,6 +71,16 @@ def _compare(batched: np.ndarray, alone: list[np.ndarray], atol: float) -> tuple
     return "mixes", f"shape {list(batched.shape)} for a batch of {n} vs {list(alone[0].shape)} per frame: the batch was reduced away"
 
 
+def _non_finite(batched: np.ndarray, alone: list[np.ndarray]) -> str | None:
+    """How many values are NaN or Inf, run batched and alone; None when all are finite."""
+    if not np.issubdtype(batched.dtype, np.floating):
+        return None
+    counts = [int(np.size(t) - np.count_nonzero(np.isfinite(t))) for t in (batched, *alone)]
+    if not any(counts):
+        return None
+    return f"{counts[0]} of {batched.size} values non-finite in the batch, {sum(counts[1:])} in the frames run alone"
+
+
 def localise(
     runner: Runner,
     model: onnx.ModelProto,
@@ -78,6 +89,8 @@ def localise(
     atol: float = INDEPENDENCE_ATOL,
 ) -> tuple[Culprit | None, Culprit | None]:
     """(first node that mixes values, first node that folds the batch); either may be None.
+    A node that produces NaN or Inf before any mixing is named instead, as what it is: the
+    frames then differ because non-finite values never compare equal, not because they mix.
 
     ``runner`` is active, runs ``model`` and has the ``IntermediateTensors`` capability."""
     if not isinstance(runner, IntermediateTensors):
@@ -91,6 +104,11 @@ def localise(
     mixes: Culprit | None = None
     folds: Culprit | None = None
     for name in runner.intermediate_names:
+        broken = _non_finite(batched[name], [a[name] for a in alone])
+        if broken is not None:
+            node = view.producers[name]
+            hint = "the graph computes NaN or Inf here (e.g. a Sqrt or Log of a negative value, a division by zero), which no comparison of frames can pass"
+            return Culprit(node_label(node), node.op_type, NON_FINITE, broken, hint), folds
         verdict = _compare(batched[name], [a[name] for a in alone], atol)
         if verdict is None:
             continue

@@ -49,3 +49,27 @@ def test_localisation_needs_the_intermediate_capability():
     with OnnxRuntimeRunner(model) as plain:
         with pytest.raises(EngineError, match="cannot expose intermediate tensors"):
             localise(plain, model, FRAMES, [])
+
+
+def test_non_finite_values_are_named_as_such_not_as_mixing(tmp_path: Path):
+    """A Sqrt of a negative constant makes NaN: check 1 fails (NaN never equals NaN), and check 5
+    names the Sqrt as the node that produces non-finite values, not as one that mixes frames."""
+    nodes = [
+        helper.make_node("Relu", ["input.1"], ["positive"], name="relu"),
+        helper.make_node("Add", ["positive", "negative"], ["shifted"], name="shift"),
+        helper.make_node("Sqrt", ["shifted"], ["root"], name="bad_sqrt"),
+        helper.make_node("Mul", ["root", "half"], ["embedding"], name="scale"),
+    ]
+    model = make_model(nodes, [("input.1", ["batch", 3, 4, 4])], [("embedding", ["batch", 3, 4, 4])],
+                       {"negative": np.array(-100.0, np.float32), "half": np.array(0.5, np.float32)})  # fmt: skip
+    mixes, folds = run(model)
+    assert mixes is not None and mixes.node == "bad_sqrt" and mixes.kind == "non-finite" and folds is None
+    assert "produces NaN or Inf" in mixes.describe() and "combines values" not in mixes.describe()
+    assert mixes.detail.startswith("144 of 144 values non-finite in the batch")
+    from facebatch.verify.verify_job import VerifyOptions, verify_model
+
+    path = tmp_path / "nan.onnx"
+    onnx.save(model, str(path))
+    report = verify_model(path, VerifyOptions(batch_sizes=(1, 2)))
+    localisation = next(c for c in report.checks if c.number == 5)
+    assert localisation.status == "fail" and "Sqrt bad_sqrt produces NaN or Inf" in localisation.summary
