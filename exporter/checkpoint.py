@@ -8,6 +8,7 @@ so a wrong variant or a wrong file is obvious from one line.
 from __future__ import annotations
 
 import pickle
+import re
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -43,6 +44,20 @@ def _not_a_checkpoint(path: Path) -> str | None:
     return "not a zip archive or a pickle" if head else "empty"
 
 
+def _refused_object(message: str) -> str:
+    """What a weights_only load refused, from torch's paragraph (which also advises turning the
+    protection off: that advice is not repeated)."""
+    found = re.search(r"GLOBAL ([\w.]+)", message) or re.search(r"global:? ([\w.]+)", message, flags=re.I)
+    return f"it tries to load the global {found.group(1)}" if found else "it holds objects other than tensors"
+
+
+def first_sentence(message: str, limit: int = 200) -> str:
+    """A library's paragraph cut to the sentence that says what happened."""
+    text = " ".join(message.split())
+    cut = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+    return cut if len(cut) <= limit else cut[: limit - 1] + "…"
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
@@ -55,13 +70,13 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             warnings.simplefilter("ignore")
             payload = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported objects"
         raise WeightsError(
-            f"{path} holds objects that are not plain tensors, refused as an untrusted pickle ({reason}); "
-            "re-save it with torch.save(model.state_dict(), ...)"
-        ) from exc
+            f"{path} was refused as an untrusted pickle: {_refused_object(str(exc))}, and facebatch loads checkpoints with "
+            "weights_only=True (tensors and plain containers only); where you trust the file, re-save its weights as a plain "
+            "state dict: torch.save(model.state_dict(), 'weights.pth')"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise WeightsError(f"{path} cannot be read as a PyTorch checkpoint (truncated or corrupt?): {exc}") from exc
+        raise WeightsError(f"{path} cannot be read as a PyTorch checkpoint (truncated or corrupt?): {first_sentence(str(exc))}") from None
     state = payload.get("state_dict", payload) if isinstance(payload, Mapping) else None
     if not isinstance(state, Mapping) or not state:
         raise WeightsError(f"{path} holds no state dict (expected a dict with 'state_dict' or a bare state dict)")

@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Batch-safe ONNX re-exports of InsightFace SCRFD face detectors and ArcFace embedders, proven before they are written.",
     )
     parser.add_argument("--version", action="version", version=f"facebatch {__version__}")
+    parser.add_argument("--verbose", action="store_true", help="show the libraries' own warnings (hidden by default: the one error line says what to change)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(commands)
@@ -54,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv  # reports record the command line
     try:
         with warnings.catch_warnings():
-            if not sys.warnoptions:  # libraries' warnings would come before our one error line; -W shows them
+            if args.verbose:
+                warnings.simplefilter("always")
+            elif not sys.warnoptions:  # libraries' warnings would come before our one error line; --verbose or -W shows them
                 warnings.simplefilter("ignore")
             return int(args.handler(args))
     except FacebatchError as exc:

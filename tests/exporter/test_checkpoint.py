@@ -1,5 +1,6 @@
 """mmdet .pth / bare state-dict loading: weights_only, strict, every mismatch listed."""
 
+import os
 import pickle
 from pathlib import Path
 
@@ -53,8 +54,16 @@ def test_wrong_variant_is_refused(trained_like):
 def test_untrusted_pickle_is_refused(tmp_path: Path):
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": {"w": torch.zeros(1)}, "payload": NotATensor()}, path)
-    with pytest.raises(WeightsError, match="untrusted pickle"):
+    with pytest.raises(WeightsError, match="untrusted pickle") as refused:
         read_state_dict(path)
+    message = str(refused.value)
+    assert f"tries to load the global {__name__}.NotATensor" in message and "torch.save(model.state_dict()" in message
+    assert "weights_only=False" not in message and "weights_only` set to `False" not in message  # never advise turning it off
+    assert "\n" not in message
+    system = tmp_path / "system.pth"
+    system.write_bytes(pickle.dumps({"state_dict": {}, "x": os.system}, protocol=2))  # what a malicious file reaches for
+    with pytest.raises(WeightsError, match=r"the global (posix|os)\.system"):
+        read_state_dict(system)
     raw = tmp_path / "raw.pkl"
     raw.write_bytes(pickle.dumps(NotATensor()))
     with pytest.raises(WeightsError):
@@ -66,7 +75,8 @@ def test_truncated_and_missing_files(tmp_path: Path, trained_like):
     torch.save(trained_like, good)
     cut = tmp_path / "cut.pth"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(WeightsError, match="truncated or corrupt"):
+    with pytest.raises(WeightsError, match="truncated or corrupt") as corrupt:
         read_state_dict(cut)
+    assert "miniz" not in str(corrupt.value) and str(corrupt.value).count(". ") <= 1  # torch's paragraph cut to its first sentence
     with pytest.raises(WeightsError, match="does not exist"):
         read_state_dict(tmp_path / "nope.pth")

@@ -67,3 +67,22 @@ def test_models_lists_every_variant(capsys):
     assert "scrfd_10g_320_batch.onnx" in shown and "scrfd_500m_nokps_320_batch.onnx" in shown  # default artifact per variant
     rows = {line.split("│")[1].strip(): line for line in shown.splitlines() if line.count("│") > 3}
     assert rows["arcface_r50"].split("│")[2].strip() == "r50" and rows["arcface_mbf"].split("│")[2].strip() == "mbf"  # short names
+
+
+
+def test_library_warnings_stay_hidden_unless_verbose(monkeypatch, capsys):
+    import warnings
+
+    from facebatch.cli import models
+    from facebatch.errors import WeightsError
+
+    def noisy(args):
+        warnings.warn("a library's UserWarning", UserWarning, stacklevel=1)
+        raise WeightsError("the one line")
+
+    monkeypatch.setattr(models, "run", noisy)  # the handler a library warns in, then fails
+    with warnings.catch_warnings(record=True) as shown:
+        assert main(["models"]) == 2
+    assert not shown and capsys.readouterr().err.strip() == "facebatch: error: the one line"
+    with pytest.warns(UserWarning, match="a library's UserWarning"):
+        assert main(["--verbose", "models"]) == 2
