@@ -234,8 +234,9 @@ def lint_graph(model: onnx.ModelProto) -> list[Finding]:
                     maker = view.producers.get(tensor)
                     if tensor in states or maker is None or (leading := pinned_leading(view, maker)) is None:
                         continue
-                    flag(node, f"Concat joins the frames with {maker.op_type} {node_label(maker)}'s output, whose dim 0 is the "
-                               f"constant {leading}: with a batch of N the shapes disagree")  # fmt: skip
+                    what = "repeats" if maker.op_type == "Tile" else "shape"
+                    flag(node, f"Concat joins the frames with {maker.op_type} {node_label(maker)}'s output, whose dim 0 is fixed by "
+                               f"its constant {what} (dim 0: {leading}): with a batch of N the shapes disagree")  # fmt: skip
         elif node.op_type == "LayerNormalization" and int(attribute(node, "axis", -1)) == 0:  # normalises every axis
             flag(node, "LayerNormalization from axis 0 computes statistics across frames")
         for out in node.output:

@@ -126,3 +126,35 @@ def dynamic_fold(path: Path) -> Path:
                        {"zero": np.array([0], np.int64), "two": np.array([2], np.int64), "minus_one": np.array([-1], np.int64)})  # fmt: skip
     onnx.save(model, str(path))
     return path
+
+
+def frame_picker(path: Path, op: str) -> Path:
+    """A batch-1 graph that picks frame 0 by a constant on axis 0 (Slice, Gather or Split):
+    with N frames it keeps one. Nothing surgery can make right."""
+    if op == "Slice":
+        node = helper.make_node("Slice", ["input.1", "zero", "one", "zero"], ["embedding"], name="pick")
+    elif op == "Gather":
+        node = helper.make_node("Gather", ["input.1", "zero"], ["embedding"], name="pick", axis=0)
+    else:
+        node = helper.make_node("Split", ["input.1", "one"], ["embedding"], name="pick", axis=0)
+    model = make_model([node], [("input.1", [1, 3, 4, 4])], [("embedding", [1, 3, 4, 4])],
+                       {"zero": np.array([0], np.int64), "one": np.array([1], np.int64)})  # fmt: skip
+    onnx.save(model, str(path))
+    return path
+
+
+def constant_joined(path: Path, op: str) -> Path:
+    """A ConstantOfShape of [1, 2, 4, 4] (fixable: it becomes [N, 2, 4, 4]) or a Tile of a
+    two-row constant to dim 0 = 2 (not fixable: it is not one frame) joined with the frames."""
+    if op == "ConstantOfShape":
+        maker = helper.make_node("ConstantOfShape", ["made_shape"], ["made"], name="made",
+                                 value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.5]))  # fmt: skip
+        initializers = {"made_shape": np.array([1, 2, 4, 4], np.int64)}
+    else:
+        maker = helper.make_node("Tile", ["pair", "repeats"], ["made"], name="made")
+        initializers = {"pair": np.ones((2, 2, 1, 1), np.float32), "repeats": np.array([1, 1, 4, 4], np.int64)}
+    nodes = [maker, helper.make_node("Concat", ["input.1", "made"], ["embedding"], name="join", axis=1)]
+    batch = 1 if op == "ConstantOfShape" else 2
+    model = make_model(nodes, [("input.1", [batch, 3, 4, 4])], [("embedding", [batch, 5, 4, 4])], initializers)
+    onnx.save(model, str(path))
+    return path

@@ -20,10 +20,12 @@ from facebatch.verify.verify_job import VerifyOptions, verify_model
 from tests.data.graphs import (
     batch_mean_leak,
     concat_pinned_reshape,
+    constant_joined,
     dynamic_fold,
     expand_joined,
     fixed_size_resize,
     folded_head,
+    frame_picker,
     with_symbolic_batch,
 )
 
@@ -95,7 +97,7 @@ def test_a_repair_that_cannot_be_proven_writes_nothing(tmp_path: Path):
     [
         (fixed_size_resize, "Resize to constant sizes [1, 3, 8, 8] fixes dim 0 to 1", "sizes [1, 3, 8, 8] → [N, 3, 8, 8]"),
         (concat_pinned_reshape, "Reshape's shape is Concat view_shape of a constant 1", "starts with the constant 1 (leading_one) → starts with 0"),
-        (expand_joined, "Concat joins the frames with Expand prior_expand's output, whose dim 0 is the constant 1",
+        (expand_joined, "Concat joins the frames with Expand prior_expand's output, whose dim 0 is fixed by its constant shape (dim 0: 1)",
          "Expand prior_expand shape [1, 2, 4, 4] → [N, …]"),
     ],
 )
@@ -164,3 +166,25 @@ def test_fix_leaves_a_record_and_a_batched_file_has_nothing_to_fix(models_dir: P
     assert not again.written and not again.repairs and not (tmp_path / "again.onnx").exists()
     assert main(["fix", str(result.path), "-o", str(tmp_path / "again.onnx")]) == 0
     assert "nothing to fix" in capsys.readouterr().out and not (tmp_path / "again.onnx").exists()
+
+
+@pytest.mark.parametrize("op", ["Slice", "Gather", "Split"])
+def test_picking_frames_on_axis_0_is_flagged_and_refused_by_name(tmp_path: Path, op: str):
+    source = frame_picker(tmp_path / "pick.onnx", op)
+    naive = with_symbolic_batch(source, tmp_path / "naive.onnx")
+    assert [f.message for f in lint_graph(onnx.load(str(naive))) if f.check == "lint"] == [f"{op} on the batch axis picks fixed frames"]
+    with pytest.raises(VerificationFailed, match=f"cannot repair by surgery; first: {op} pick: {op} on the batch axis picks fixed frames"):
+        fix_onnx(source, tmp_path / "out.onnx")
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def test_a_constant_of_shape_joined_with_the_frames_is_repaired_and_a_tile_is_refused(tmp_path: Path):
+    fixable = constant_joined(tmp_path / "cos.onnx", "ConstantOfShape")
+    finding = "Concat joins the frames with ConstantOfShape made's output, whose dim 0 is fixed by its constant shape"
+    assert any(finding in f.message for f in lint_graph(onnx.load(str(fixable))))
+    result = fix_onnx(fixable, tmp_path / "cos_fixed.onnx")
+    assert "ConstantOfShape made shape [1, 2, 4, 4] → [N, …]" in result.changes[0] and result.proof_max_diff <= 1e-5
+    assert verify_model(result.path, VerifyOptions(batch_sizes=(1, 2, 3))).passed
+    refused = constant_joined(tmp_path / "tile.onnx", "Tile")  # tiles two rows, not one frame: no surgery makes it follow N
+    with pytest.raises(VerificationFailed, match="cannot repair by surgery; first: Concat join: Concat joins the frames with Tile made"):
+        fix_onnx(refused, tmp_path / "tile_fixed.onnx")
