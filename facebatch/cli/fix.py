@@ -16,10 +16,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "fix",
         help="repair an official batch-1 SCRFD or recognition ONNX into a batch-keeping one, then verify it",
         description="Graph surgery without PyTorch: the official SCRFD head (Transpose perm [2,3,0,1] → Reshape "
-        "[-1,K]) keeps the batch, Reshape constants that fix dim 0 to 1 copy it instead, the input batch becomes "
-        "symbolic, SCRFD outputs are renamed score_8 … kps_32. The repair is proven (each frame's outputs equal the "
-        "original's single-frame outputs), written atomically, then verified like 'facebatch verify' with the "
-        "original as the check-4 reference.",
+        "[-1,K]) keeps the batch, Reshape constants that fix dim 0 to 1 copy it instead, Resize sizes, Concat-built "
+        "Reshape shapes and Expand/ConstantOfShape/Tile outputs joined with the frames take dim 0 from the data, the "
+        "input batch becomes symbolic, SCRFD outputs are renamed score_8 … kps_32. The repair is proven (each frame's "
+        "outputs equal the original's single-frame outputs), written atomically with a record (metadata and a sidecar "
+        ".json: source sha256, every repair, the proof), then verified like 'facebatch verify' with the original as the "
+        "check-4 reference. What surgery cannot repair is refused naming the node; a file with nothing to repair is "
+        "left alone (exit 0).",
     )
     parser.add_argument("model_file", type=Path, metavar="MODEL.onnx")
     parser.add_argument("-o", "--out", dest="output_file", type=Path, required=True, metavar="OUT.onnx")
