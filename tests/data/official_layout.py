@@ -34,7 +34,7 @@ def export_official_layout(model: nn.Module, path: Path, head_version: bool = Fa
     return Path(path)
 
 
-def export_fixed_size_simplified(model: nn.Module, path: Path, size: int) -> Path:
+def export_fixed_size_simplified(model: nn.Module, path: Path, size: int, simplify: bool = True) -> Path:
     """A third-party SCRFD file as the mmdet tools make one: the TorchScript exporter at batch 1
     and a fixed size, then onnxsim at that shape, which folds every Shape-derived value into a
     constant (Reshape to [1, -1, C], Resize to sizes [1, C, H, W])."""
@@ -43,6 +43,8 @@ def export_fixed_size_simplified(model: nn.Module, path: Path, size: int) -> Pat
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model.eval(), torch.randn(1, 3, size, size), str(path), dynamo=False, opset_version=11, do_constant_folding=True)
+    if not simplify:  # the reshapes stay computed from Shape: only the declared output dims pin the batch
+        return Path(path)
     simplified, ok = onnxsim.simplify(onnx.load(str(path)))
     assert ok
     onnx.save(simplified, str(path))

@@ -188,3 +188,18 @@ def test_a_constant_of_shape_joined_with_the_frames_is_repaired_and_a_tile_is_re
     refused = constant_joined(tmp_path / "tile.onnx", "Tile")  # tiles two rows, not one frame: no surgery makes it follow N
     with pytest.raises(VerificationFailed, match="cannot repair by surgery; first: Concat join: Concat joins the frames with Tile made"):
         fix_onnx(refused, tmp_path / "tile_fixed.onnx")
+
+
+def test_a_torchscript_export_whose_reshapes_come_from_shape_is_fixed_without_a_crash(models_dir: Path, tmp_path: Path):
+    """The TorchScript exporter at batch 1 without onnxsim computes every reshape from Shape: only
+    the declared output dims ([1, 12800, 1] …) pin the batch. fix relaxes them, keeps the graph
+    valid ONNX (it used to crash in onnx.checker) and proves it."""
+    from facebatch.exporter.scrfd_export import ScrfdExportRequest, scrfd_model_with_weights
+    from tests.data.official_layout import export_fixed_size_simplified
+
+    model, _, _ = scrfd_model_with_weights(ScrfdExportRequest(weights=models_dir / "det_500m.onnx", height=640, width=640))
+    source = export_fixed_size_simplified(model, tmp_path / "shape_based.onnx", 640, simplify=False)
+    result = fix_onnx(source, tmp_path / "fixed.onnx")
+    assert result.written and result.proof_max_diff <= 1e-5
+    assert all(dims[0] == "batch" for dims in io_dims(onnx.load(str(result.path))).values())
+    assert verify_model(result.path, VerifyOptions(batch_sizes=(1, 2, 3))).passed
