@@ -1,8 +1,8 @@
 """``facebatch release``: what a release pipeline runs, gate by gate, into one folder.
 
     export (or the artifacts given) → verify --strict (check 4 against torch) → FP16 ONNX, proven
-    → TensorRT engines where TensorRT is → bench (→ the performance gate against an earlier bench)
-    → Triton repository
+    → with --int8, the INT8 ONNX gated by its accuracy → TensorRT engines where TensorRT is
+    → bench (→ the performance gate against an earlier bench) → Triton repository
 
 Everything is written into a staging folder beside the release; only when every gate passes is
 it renamed to ``<name>-<version>``. A failed release is renamed ``<name>-<version>.failed`` (its
@@ -42,6 +42,7 @@ from facebatch.exporter.backends import make_runner
 from facebatch.exporter.convert_job import ConvertOptions, convert_fp16
 from facebatch.exporter.dispatch import export_family
 from facebatch.exporter.engine_job import NO_TENSORRT, BuildOptions, build_engine_job
+from facebatch.exporter.quantize_job import QuantizeOptions, quantize_int8
 from facebatch.exporter.torch_reference import torch_reference
 from facebatch.junit import gates_suite, merge_junit
 from facebatch.progress import step
@@ -76,6 +77,7 @@ class ReleaseOptions:
     artifacts: Sequence[Path] = ()  # released as they are (no export)
     photos: Sequence[Path] = ()
     fp16: bool = True
+    int8: bool = False  # facebatch quantize per FP32 artifact, its accuracy gate a release gate (needs photos)
     engines: bool = True
     bench_backends: Sequence[str] = RELEASE_BACKENDS
     bench_batch_sizes: Sequence[int] = RELEASE_BENCH_BATCH_SIZES
@@ -89,6 +91,8 @@ class ReleaseOptions:
             raise SpecError("a release needs models to export or --artifact files")
         if not self.name or "/" in self.name:
             raise SpecError(f"--name {self.name!r} must be a plain folder name")
+        if self.int8 and not self.photos:
+            raise SpecError("--int8 calibrates on photos and judges accuracy on them: pass --images")
 
 
 @dataclass
@@ -142,6 +146,7 @@ class _Release:
         self.exported: list[Path] = []  # exported or copied, not yet verified
         self.artifacts: list[Path] = []  # FP32 artifacts that passed verify
         self.fp16: list[Path] = []
+        self.int8: list[Path] = []
         self.bench: BenchReport | None = None
         self.regression: RegressionCheck | None = None
 
@@ -219,6 +224,24 @@ def _fp16(release: _Release, path: Path) -> None:
     release.gate(f"fp16 {path.name}", run)
 
 
+def _int8(release: _Release, path: Path) -> None:
+    """The INT8 file of an FP32 artifact, gated by its accuracy against FP32 (quantize's gate);
+    embedders are calibrated on the faces the release's detector finds."""
+
+    def run() -> tuple[str, str]:
+        detectors = [p for p in release.artifacts if read_model_file(p).spec.head is not None]
+        options = QuantizeOptions(photos=list(release.options.photos), detector=detectors[0] if detectors else None, bench=False)
+        result = quantize_int8(path, options)
+        (release.reports / f"{result.path.stem}.quantize.json").write_text(result.to_json())
+        (release.reports / f"{result.path.stem}.quantize.md").write_text(result.to_markdown())
+        if not result.written:
+            return FAIL, "; ".join(result.failures)
+        release.int8.append(result.path)
+        return PASS, f"{result.path.name}: " + "; ".join(result.accuracy.lines())
+
+    release.gate(f"int8 {path.name}", run)
+
+
 def _engines(release: _Release) -> None:
     if not release.options.engines:
         release.gates.append(Gate("tensorrt engines", SKIP, "not asked for (--no-engines)"))
@@ -289,7 +312,7 @@ def _summary(result: ReleaseResult, release: _Release) -> str:
     lines = [f"# Release {result.name} {result.version}", "", f"**{result.last_line()}**", "",
              "| gate | result | summary |", "|---|---|---|"]  # fmt: skip
     lines += [f"| {g.name} | {g.status.upper()} | {g.summary.replace('|', '/')} |" for g in result.gates]
-    lines += ["", "## Artifacts", ""] + [f"- `onnx/{p.name}`" for p in release.artifacts + release.fp16]
+    lines += ["", "## Artifacts", ""] + [f"- `onnx/{p.name}`" for p in release.artifacts + release.fp16 + release.int8]
     if release.bench is not None:
         lines += ["", "## Throughput (reports/bench.md has every batch size)", "", "| artifact | backend | batch 1 FPS | best FPS (batch) |",
                   "|---|---|---|---|"]  # fmt: skip
@@ -337,9 +360,13 @@ def run_release(options: ReleaseOptions) -> ReleaseResult:
             _copy_artifact(release, path)
         for path in release.exported:
             _verify(release, path)
+        fp32 = list(release.artifacts)
         if options.fp16:
-            for path in list(release.artifacts):
+            for path in fp32:
                 _fp16(release, path)
+        if options.int8:
+            for path in fp32:
+                _int8(release, path)
         _engines(release)
         _bench(release)
         _triton(release)

@@ -19,7 +19,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="the release gate: export, verify, FP16, engines, bench (+ performance gate), Triton → build/release/<name>-<version>",
         description="Run every gate a release needs and write build/release/<name>-<version>/: export (or --artifact files "
         "as they are), verify --strict with check 4 against torch, the FP16 ONNX proven against its source, TensorRT engines "
-        "where TensorRT is installed (said plainly when not), bench (and with --baseline-bench the performance gate: a batch "
+        "where TensorRT is installed (said plainly when not), with --int8 the CPU INT8 ONNX gated by its accuracy, bench (and with --baseline-bench the performance gate: a batch "
         "size slower than the baseline by more than --max-slowdown on the same backend and machine class fails), a Triton "
         "repository. The folder holds the artifacts, every report, junit.xml (all reports and the gates, for CI), "
         "MANIFEST.json (sha256 and size of every file, versions, environment) and SUMMARY.md. The last line is RELEASE PASS "
@@ -45,6 +45,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-sizes", type=arguments.parse_batch_sizes, default=(1, 8, 32), metavar="LIST", help="bench's batch sizes (default 1,8,32)")
     parser.add_argument("--seconds", type=float, default=1.0, metavar="S", help="bench's timed seconds per batch size (default 1)")
     parser.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=True, help="the FP16 ONNX gate (default on)")
+    parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=False,
+                        help="also the CPU INT8 ONNX of each artifact, its accuracy against FP32 a gate (needs --images; default off)")  # fmt: skip
     parser.add_argument("--engines", action=argparse.BooleanOptionalAction, default=True, help="TensorRT engines where TensorRT is (default on)")
     parser.add_argument("--triton", action=argparse.BooleanOptionalAction, default=True, help="a Triton repository (default on)")
     parser.set_defaults(handler=run, json=None, markdown=None, junit=None)
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.embedder or not args.artifact:
         models.append(ModelRequest(args.embedder or DEFAULT_EMBEDDER, args.embedder_weights))
     options = ReleaseOptions(name=args.name, version=args.release_version, out=args.out, models=models, artifacts=args.artifact,
-                             photos=photos, fp16=args.fp16, engines=args.engines, bench_backends=parse_backends(args.backend),
+                             photos=photos, fp16=args.fp16, int8=args.int8, engines=args.engines, bench_backends=parse_backends(args.backend),
                              bench_batch_sizes=args.batch_sizes, budget=Budget(warmup=0.5, seconds=args.seconds),
                              baseline_bench=args.baseline_bench, max_slowdown=args.max_slowdown, triton=args.triton)  # fmt: skip
     result = run_release(options)

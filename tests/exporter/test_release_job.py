@@ -106,3 +106,18 @@ def test_the_command_line_ends_with_the_verdict(models_dir: Path, tmp_path: Path
     assert capsys.readouterr().out.rstrip().splitlines()[-1] == "RELEASE FAIL: verify naive.onnx"
     assert main(["release", "--check", str(tmp_path / "out" / "facebatch-models-9.failed")]) == 1
     assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("RELEASE CHECK FAIL: fails verify: onnx/naive.onnx")
+
+
+def test_int8_is_a_release_gate_when_asked_for(real_detector: Path, photos: list[Path], tmp_path: Path):
+    options = ReleaseOptions(version="5.0", out=tmp_path / "out", artifacts=[real_detector], photos=photos, fp16=False, int8=True,
+                             triton=False, **QUICK)  # fmt: skip
+    result = run_release(options)
+    assert result.passed, result.gates
+    gate = next(g for g in result.gates if g.name.startswith("int8"))
+    assert gate.status == "pass" and "this one 20/20" in gate.summary  # the labelled faces are all still found
+    manifest = json.loads((result.path / MANIFEST).read_text())
+    int8 = f"onnx/{real_detector.stem}_int8.onnx"
+    assert int8 in manifest["artifacts"] and f"reports/{real_detector.stem}_int8.quantize.md" in manifest["files"]
+    assert check_release(result.path, photos[:2]).passed  # the INT8 file verifies again against its FP32 source
+    with pytest.raises(SpecError, match="--int8 calibrates on photos"):
+        ReleaseOptions(artifacts=[real_detector], int8=True)
