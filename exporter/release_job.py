@@ -26,7 +26,7 @@ from typing import Any
 
 import facebatch
 from facebatch.atomic import ensure_writable_dir
-from facebatch.configs.model_file import read_model_file
+from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.configs.precision import Precision
 from facebatch.configs.spec import Family
 from facebatch.engines.bench.job import BenchOptions, bench_models
@@ -46,7 +46,7 @@ from facebatch.exporter.quantize_job import QuantizeOptions, quantize_int8
 from facebatch.exporter.torch_reference import torch_reference
 from facebatch.junit import gates_suite, merge_junit
 from facebatch.progress import step
-from facebatch.verify.reference import onnx_reference
+from facebatch.verify.reference import ReferenceFactory, onnx_reference
 from facebatch.verify.report import VerifyReport
 from facebatch.verify.verify_job import VerifyOptions, verify_model
 
@@ -149,6 +149,13 @@ class _Release:
         self.int8: list[Path] = []
         self.bench: BenchReport | None = None
         self.regression: RegressionCheck | None = None
+        self._models: dict[Path, ModelFile] = {}
+
+    def model(self, path: Path) -> ModelFile:
+        """Each artifact is read once (verify, INT8, bench and Triton all need its spec)."""
+        if path not in self._models:
+            self._models[path] = read_model_file(path)
+        return self._models[path]
 
     def gate(self, name: str, run: Callable[[], tuple[str, str]]) -> bool:
         """Run one gate; a library error fails it with its one line, and the release goes on."""
@@ -163,6 +170,15 @@ class _Release:
         for suffix, text in ((".verify.json", report.to_json()), (".verify.md", report.to_markdown()), (".verify.xml", report.to_junit())):
             (self.reports / f"{stem}{suffix}").write_text(text)
         self.junit.append(report.to_junit())
+
+
+def reference_for(target: ModelFile) -> ReferenceFactory | None:
+    """Check 4's reference in a release: an FP32 artifact of ours against its torch model; an
+    FP16 or INT8 file against the FP32 source beside it that it records; anything else none
+    (which --strict fails)."""
+    if target.spec.precision is not Precision.FP32:
+        return onnx_reference(target.path.with_name(target.props.get("source_onnx", "")))
+    return torch_reference() if target.is_ours else None
 
 
 def _export(release: _Release, request: ModelRequest) -> None:
@@ -199,9 +215,7 @@ def _copy_artifact(release: _Release, path: Path) -> None:
 
 def _verify(release: _Release, path: Path) -> None:
     def run() -> tuple[str, str]:
-        target = read_model_file(path)
-        reference = torch_reference() if target.is_ours else None
-        options = VerifyOptions(photos=list(release.options.photos), reference=reference, strict=True)
+        options = VerifyOptions(photos=list(release.options.photos), reference=reference_for(release.model(path)), strict=True)
         report = verify_model(path, options)
         release.write_verify(report, path.stem)
         if report.passed:
@@ -229,7 +243,7 @@ def _int8(release: _Release, path: Path) -> None:
     embedders are calibrated on the faces the release's detector finds."""
 
     def run() -> tuple[str, str]:
-        detectors = [p for p in release.artifacts if read_model_file(p).spec.head is not None]
+        detectors = [p for p in release.artifacts if release.model(p).spec.head is not None]
         options = QuantizeOptions(photos=list(release.options.photos), detector=detectors[0] if detectors else None, bench=False)
         result = quantize_int8(path, options)
         (release.reports / f"{result.path.stem}.quantize.json").write_text(result.to_json())
@@ -264,7 +278,7 @@ def _bench(release: _Release) -> None:
     def run() -> tuple[str, str]:
         bench_options = BenchOptions(backends=options.bench_backends, batch_sizes=options.bench_batch_sizes, budget=options.budget,
                                      photos=list(options.photos), runner=RunnerOptions())  # fmt: skip
-        report = bench_models([read_model_file(p) for p in release.artifacts], bench_options, make_runner)
+        report = bench_models([release.model(p) for p in release.artifacts], bench_options, make_runner)
         release.bench = report
         (release.reports / "bench.json").write_text(report.to_json())
         (release.reports / "bench.md").write_text(report.to_markdown())
@@ -297,7 +311,7 @@ def _triton(release: _Release) -> None:
         return
 
     def run() -> tuple[str, str]:
-        roles = [read_model_file(p).spec for p in release.artifacts]
+        roles = [release.model(p).spec for p in release.artifacts]
         detectors = [s for s in roles if s.head is not None]
         embedders = [s for s in roles if s.family.is_embedder]
         pipeline = len(detectors) == 1 and len(embedders) == 1 and detectors[0].head.use_kps  # type: ignore[union-attr]
@@ -432,11 +446,7 @@ def check_release(folder: Path, photos: Sequence[Path] = ()) -> CheckResult:
             continue
         try:
             with step(f"verify {rel}"):
-                target = read_model_file(path)
-                if target.spec.precision is Precision.FP32:
-                    reference = torch_reference() if target.is_ours else None
-                else:
-                    reference = onnx_reference(path.with_name(target.props.get("source_onnx", "")))
+                reference = reference_for(read_model_file(path))
                 report = verify_model(path, VerifyOptions(photos=list(photos), reference=reference, strict=True))
         except FacebatchError as exc:  # e.g. its FP32 reference was tampered with
             result.failing.append(f"{rel} ({exc})")

@@ -37,7 +37,7 @@ from facebatch.environment import environment, file_sha256
 from facebatch.errors import VerificationFailed
 from facebatch.onnx_graph import GraphView, attribute, inferred_shapes, io_dims, node_label
 from facebatch.verify.independence import INDEPENDENCE_ATOL
-from facebatch.verify.lint import SHAPE_MAKERS, Finding, concat_leading_constant, lint_graph, pinned_leading, relaxed_batch
+from facebatch.verify.lint import SHAPE_MAKERS, Finding, lint_graph, pinned_concat, pinned_leading, pinned_sizes, relaxed_batch
 
 FOLDING_PERM = [2, 3, 0, 1]
 KEEPING_PERM = [0, 2, 3, 1]
@@ -127,14 +127,14 @@ def _fix_pinned_constants(model: onnx.ModelProto, view: GraphView, shapes: dict[
     carries = {name for name, dims in shapes.items() if dims and dims[0] == BATCH}
     changes = []
     for node in view.nodes:
-        if node.op_type == "Resize" and len(node.input) > 3 and node.input[0] in carries:
-            sizes = view.const(node.input[3])
-            if sizes is not None and sizes.size and int(sizes[0]) == 1:
+        if node.op_type == "Resize" and node.input[0] in carries:
+            sizes = pinned_sizes(view, node)
+            if sizes is not None and int(sizes[0]) == 1:
                 node.input[3] = insert.batch_then(node, node.input[0], sizes[1:], "resize_sizes")
                 changes.append(Repair(node_label(node), f"sizes {sizes.tolist()}", f"[N, {', '.join(map(str, sizes[1:].tolist()))}]",
                                       "N from the input's shape at run time: the Resize keeps every frame"))  # fmt: skip
-        elif node.op_type == "Reshape" and view.const(node.input[1]) is None and node.input[0] in carries:
-            built = concat_leading_constant(view, node.input[1])
+        elif node.op_type == "Reshape" and node.input[0] in carries:
+            built = pinned_concat(view, node)
             if built is not None and built[1] == 1:
                 concat, _ = built
                 old = concat.input[0]
@@ -284,11 +284,11 @@ def plan_repair(original: onnx.ModelProto) -> RepairPlan:
     changes = _fix_nodes(model)
     renames = _scrfd_names(original, inferred_shapes(relaxed_batch(original)))
     _rename(model, renames)
-    outputs = io_dims(original)
-    _declare_outputs(model, {renames.get(o.name, o.name): outputs.get(o.name, []) for o in original.graph.output})
+    dims = io_dims(original)  # inputs and outputs
+    _declare_outputs(model, {renames.get(o.name, o.name): dims.get(o.name, []) for o in original.graph.output})
     remaining = [f for f in lint_graph(model) if f.check == "lint"]
     model.producer_name = "facebatch fix"
-    symbolic = all(dims and isinstance(dims[0], str) for dims in outputs.values())
+    symbolic = all(shape and isinstance(shape[0], str) for shape in dims.values())
     already = symbolic and not changes and not renames and not lint_graph(original)
     return RepairPlan(model, changes, renames, remaining, already)
 

@@ -133,13 +133,13 @@ def _axes(view: GraphView, node: onnx.NodeProto) -> list[int] | None:
     return None if axes is None else list(axes)
 
 
-def _pinned_sizes(view: GraphView, node: onnx.NodeProto) -> np.ndarray | None:
+def pinned_sizes(view: GraphView, node: onnx.NodeProto) -> np.ndarray | None:
     """A Resize's constant ``sizes`` with a fixed dim 0."""
     sizes = view.const(node.input[3]) if len(node.input) > 3 else None
     return sizes if sizes is not None and sizes.size and int(sizes[0]) > 0 else None
 
 
-def _pinned_concat(view: GraphView, node: onnx.NodeProto) -> tuple[onnx.NodeProto, int] | None:
+def pinned_concat(view: GraphView, node: onnx.NodeProto) -> tuple[onnx.NodeProto, int] | None:
     """A Reshape whose shape is Concat(constant ≥ 1, …)."""
     if view.const(node.input[1]) is not None:
         return None
@@ -170,11 +170,11 @@ def lint_graph(model: onnx.ModelProto) -> list[Finding]:
         state = carried[0]
         new = state
         # constants that pin dim 0 are flagged even after an earlier fold: fix must repair each of them
-        if node.op_type == "Resize" and (sizes := _pinned_sizes(view, node)) is not None:
+        if node.op_type == "Resize" and (sizes := pinned_sizes(view, node)) is not None:
             message = (f"Resize to constant sizes {_shape_text(sizes)} fixes dim 0 to {int(sizes[0])}: with a batch of N it "
                        "squeezes the frames into one (F.interpolate(size=…) in a fixed-size export)")  # fmt: skip
             new = BatchState(None, flag(node, message))
-        elif node.op_type == "Reshape" and (built := _pinned_concat(view, node)) is not None:
+        elif node.op_type == "Reshape" and (built := pinned_concat(view, node)) is not None:
             concat, first = built
             message = (f"Reshape's shape is Concat {node_label(concat)} of a constant {first} and other dims: dim 0 is pinned to "
                        f"{first} whatever the batch (x.view({first}, …) exported at batch 1)")  # fmt: skip
