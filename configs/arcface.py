@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from facebatch.configs.spec import BATCH, SEEDED_TAG, Family, ModelSpec, Normalize, TensorSpec
+from facebatch.configs.spec import BATCH, SEEDED_TAG, Family, ModelSpec, Normalize, TensorSpec, fp32_output
 from facebatch.errors import SpecError
 
 ARCFACE_NORMALIZE = Normalize(mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5), rgb=True)
@@ -15,8 +15,6 @@ ARCFACE_INPUT_SIZE = 112
 EMBEDDING_SIZE = 512
 INPUT_NAME = "input.1"  # the name the released recognition files use (facts §6)
 EMBEDDING_NAME = "embedding"
-EMBEDDING_ATOL = 1e-4
-EMBEDDING_MIN_COSINE = 0.99999
 
 # insightface utils/face_align.py arcface_dst: where the 5 landmarks (eyes, nose, mouth
 # corners; x, y) land in a 112×112 crop.
@@ -76,7 +74,7 @@ def is_arcface_name(name: str) -> bool:
 
 
 def embedder_outputs(name: str, embedding_size: int) -> tuple[TensorSpec, ...]:
-    return (TensorSpec(name, (BATCH, embedding_size), atol=EMBEDDING_ATOL, min_cosine=EMBEDDING_MIN_COSINE),)
+    return (fp32_output(name, (BATCH, embedding_size), embedder=True),)
 
 
 ALIGNMENT_DESCRIPTION = "5-point similarity transform (Umeyama) onto alignment_template, warpAffine, black border"

@@ -21,8 +21,8 @@ import onnx
 
 from facebatch.configs.embedder import EmbedderDescription, embedder_spec
 from facebatch.configs.family import describe_family, detect_family, scrfd_landmarks
-from facebatch.configs.scrfd import INSIGHTFACE_DET_SIZE, SCRFD_NORMALIZE, SCRFD_SPEC_ATOL, check_input_size, released_head_layout
-from facebatch.configs.spec import BATCH, Family, ModelSpec, TensorSpec
+from facebatch.configs.scrfd import INSIGHTFACE_DET_SIZE, SCRFD_NORMALIZE, check_input_size, released_head_layout
+from facebatch.configs.spec import BATCH, Family, ModelSpec, TensorSpec, fp32_output
 from facebatch.configs.spec_io import stored_spec
 from facebatch.environment import file_sha256
 from facebatch.errors import SpecError
@@ -111,7 +111,7 @@ def _detector_target(path: Path, model: onnx.ModelProto, size: tuple[int, int] |
         notes.append(f"input size is symbolic; checking at {size[0]}x{size[1]}, insightface's detection size (change with --size)")
     check_input_size(*size, head.size_multiple)
     out_dims = io_dims(model)
-    outputs = tuple(TensorSpec(o.name, (BATCH, f"rows_{o.name}", out_dims[o.name][-1]), atol=SCRFD_SPEC_ATOL) for o in model.graph.output)
+    outputs = tuple(fp32_output(o.name, (BATCH, f"rows_{o.name}", out_dims[o.name][-1]), embedder=False) for o in model.graph.output)
     spec = ModelSpec(
         name=path.stem,
         family=Family.SCRFD,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from facebatch.configs.spec import BATCH, HEIGHT, SEEDED_TAG, WIDTH, Family, HeadLayout, ModelSpec, Normalize, TensorSpec
+from facebatch.configs.spec import BATCH, HEIGHT, SEEDED_TAG, WIDTH, Family, HeadLayout, ModelSpec, Normalize, TensorSpec, fp32_output
 from facebatch.errors import SpecError
 
 STRIDES = (8, 16, 32)
@@ -125,7 +125,6 @@ DEFAULT_SCRFD = "scrfd_10g_bnkps"
 DEFAULT_SCRFD_SIZE = 320  # the size facebatch exports detectors at unless told otherwise
 INSIGHTFACE_DET_SIZE = 640  # the size insightface runs detectors at (facts §4): foreign files with a symbolic size are checked there
 ANCHORS_PER_LOCATION = 2  # ratios [1.0] × scales [1, 2] in every released config (facts §1.1)
-SCRFD_SPEC_ATOL = 1e-4
 
 
 def scrfd_config(variant: str) -> dict[str, Any]:
@@ -203,7 +202,7 @@ def scrfd_spec(
     for kind in layout.kinds:
         for stride in layout.strides:
             rows: int | str = f"rows_{stride}" if dynamic_size else layout.rows(stride, height, width)
-            outputs.append(TensorSpec(f"{kind}_{stride}", (BATCH, rows, OUTPUT_CHANNELS[kind]), atol=SCRFD_SPEC_ATOL))
+            outputs.append(fp32_output(f"{kind}_{stride}", (BATCH, rows, OUTPUT_CHANNELS[kind]), embedder=False))
     stem = f"{artifact_stem(variant, layout.use_kps)}_{size_tag(height, width, dynamic_size)}"
     return ModelSpec(
         name=variant,

@@ -15,7 +15,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from facebatch.configs.precision import Precision, fp16_tolerances, int8_tolerances, output_role
+from facebatch.configs.precision import Precision, fp16_tolerances, fp32_tolerances, int8_tolerances, output_role
 from facebatch.errors import SpecError
 
 Dim = Union[int, str]
@@ -123,6 +123,13 @@ class TensorSpec:
             else:
                 raise SpecError(f"tensor {self.name!r}: no size given for symbolic dim {dim!r}")
         return tuple(shape)
+
+
+def fp32_output(name: str, dims: tuple[Dim, ...], embedder: bool) -> TensorSpec:
+    """An FP32 output with the tolerances of its role (an embedding, or an SCRFD score, box or
+    landmark output told by its channels: configs.precision.fp32_tolerances)."""
+    atol, rtol, cosine = fp32_tolerances(output_role(embedder, dims[-1]))
+    return TensorSpec(name, tuple(dims), atol=atol, rtol=rtol, min_cosine=cosine)
 
 
 @dataclass(frozen=True)

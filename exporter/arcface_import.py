@@ -29,7 +29,7 @@ from facebatch.engines.runners.torch_runner import TorchRunner
 from facebatch.errors import WeightsError
 from facebatch.exporter.arcface import ArcFaceBackbone, build_arcface
 from facebatch.exporter.onnx_layers import assign_dense, assign_free_norms, assign_prelus, graph_dense
-from facebatch.exporter.onnx_weights import IMPORT_ATOL, assign_convs, graph_convs, module_signature, trace_calls
+from facebatch.exporter.onnx_weights import assign_convs, graph_convs, module_signature, trace_calls
 from facebatch.onnx_graph import GraphView, load_onnx
 from facebatch.verify.parity import ParityReport, compare_outputs
 
@@ -103,5 +103,5 @@ def prove_arcface_import(model: ArcFaceBackbone, path: Path, frames: np.ndarray,
     outputs = embedder_outputs(EMBEDDING_NAME, source.shape[1])
     with TorchRunner.single_input(model, INPUT_NAME, [EMBEDDING_NAME], f"torch {type(model).__name__}") as torch_model:
         ours = torch_model.infer({INPUT_NAME: frames})
-    return compare_outputs(label or f"import proof vs {path.name}", ours, {EMBEDDING_NAME: source}, outputs, atol=IMPORT_ATOL)
+    return compare_outputs(label or f"import proof vs {path.name}", ours, {EMBEDDING_NAME: source}, outputs)
 

@@ -28,7 +28,6 @@ from facebatch.errors import WeightsError
 from facebatch.onnx_graph import GraphView, attribute
 
 SAME_VALUE_ATOL = 1e-6
-IMPORT_ATOL = 1e-4  # a populated model must reproduce the file it was populated from to this (every output)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 
 from facebatch.configs.model_file import ModelFile, load_model
+from facebatch.configs.scrfd import OUTPUT_CHANNELS
 from facebatch.configs.spec import TensorSpec
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.engines.pipeline.scrfd_layout import canonical_outputs
@@ -126,13 +127,15 @@ def _named(raw: Mapping[str, np.ndarray], target: ModelFile, size: tuple[int, in
 
 def _comparison_specs(target: ModelFile) -> list[TensorSpec]:
     """The spec's tolerances under the shared names. SCRFD specs of foreign files name their
-    outputs as the graph does, so a shared name they lack takes the first output's tolerances
-    (every SCRFD output has the same ones)."""
+    outputs as the graph does, so a shared name they lack takes the tolerances of an output of
+    the same role (its channels: score, box or landmarks)."""
     specs = list(target.spec.outputs)
     if target.spec.head is None:
         return specs
     by_name = {s.name: s for s in specs}
-    return [by_name.get(name) or replace(specs[0], name=name) for name in target.spec.head.output_names()]
+    by_channels = {s.dims[-1]: s for s in reversed(specs)}
+    wanted = [(name, OUTPUT_CHANNELS[name.split("_")[0]]) for name in target.spec.head.output_names()]
+    return [by_name.get(name) or replace(by_channels[channels], name=name) for name, channels in wanted]
 
 
 def compare_with_reference(

@@ -80,7 +80,7 @@ def test_official_2_5g_at_640_parity(models_dir: Path, photos, tmp_path: Path):
     )
     assert result.onnx_path.name == "scrfd_2.5g_640_batch.onnx"
     assert result.weights.proof is not None and result.weights.proof.passed
-    assert all(r.passed and r.max_abs_diff <= 1e-4 for r in result.parity)
+    assert all(r.passed for r in result.parity), [r.summary() for r in result.parity]
 
 
 def test_keepbatch_reexport_checkpoint_and_dynamic_size(models_dir: Path, photos, tmp_path: Path):
