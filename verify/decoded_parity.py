@@ -17,10 +17,18 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from facebatch.configs.precision import DECODED_LANDMARK_ATOL_PX, DECODED_MIN_IOU, DECODED_SCORE_ATOL, Precision, decoded_tolerances
+from facebatch.configs.precision import (
+    DECODED_LANDMARK_ATOL_PX,
+    DECODED_MIN_IOU,
+    DECODED_SCORE_ATOL,
+    SCORING_ANCHOR_FLOOR,
+    Precision,
+    decoded_tolerances,
+)
 from facebatch.configs.spec import HeadLayout
 from facebatch.engines.pipeline.face_detect import per_frame
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH, Detections, decode_frame
+from facebatch.verify.parity import Judged
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -152,3 +160,17 @@ def decoded_agreement(label: str, actual: Mapping[str, np.ndarray], expected: Ma
         report.frames.append(frame_agreement(i, per_frame(actual, i), per_frame(expected, i), layout, size, det_thresh, nms_thresh,
                                              report.score_atol, report.min_iou))  # fmt: skip
     return report
+
+
+def scoring_anchors(actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], layout: HeadLayout,
+                    floor: float = SCORING_ANCHOR_FLOOR) -> Judged:  # fmt: skip
+    """Where a detector's boxes and landmarks can matter: the anchors (rows) that score at least
+    ``floor`` on either side, per stride, for both sides' canonical outputs. Scores themselves
+    are judged everywhere."""
+    masks = {}
+    for stride in layout.strides:
+        rows = (expected[f"score_{stride}"] >= floor) | (actual[f"score_{stride}"] >= floor)  # [N, rows, 1]
+        for kind in layout.kinds:
+            if kind != "score":
+                masks[f"{kind}_{stride}"] = rows
+    return Judged(masks, f"at anchors scoring >= {floor:g}")

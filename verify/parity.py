@@ -4,6 +4,10 @@ Every output is compared before anything is decided (optimum's ``_run_validation
 report lists all failures, not only the first. An element passes when
 ``|actual - expected| <= atol + rtol * |expected|`` (numpy's ``isclose``); embeddings must
 also keep every row's cosine similarity at or above ``min_cosine``.
+
+``judged`` limits an output to some of its elements (a mask per output name, broadcast over
+it): a reduced-precision detector's boxes and landmarks are judged only at anchors whose score
+can matter (``scoring_anchors``); the report says where it judged.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class OutputDiff:
     cosine_floor: float | None = None
     rtol: float = 0.0
     outside: int = 0  # elements beyond atol + rtol·|expected|
+    judged: str = ""  # where the elements were judged, in words, when not everywhere
 
     def failure_text(self) -> str:
         """Why this output failed, in words."""
@@ -40,7 +45,8 @@ class OutputDiff:
         if self.cosine_floor is not None and (self.min_cosine is None or self.min_cosine < self.cosine_floor):
             cosine = "not computable" if self.min_cosine is None else f"{self.min_cosine:.9f}"
             parts.append(f"cosine {cosine} < {self.cosine_floor}")
-        return f"{self.name} " + ", ".join(parts)
+        where = f" {self.judged}" if self.judged else ""
+        return f"{self.name}{where} " + ", ".join(parts)
 
     @property
     def passed(self) -> bool:
@@ -82,15 +88,26 @@ def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a2 * b2, axis=1) / np.maximum(norms, 1e-30)
 
 
+@dataclass(frozen=True)
+class Judged:
+    """Which elements of some outputs are judged: a boolean mask per output name (broadcast over
+    that output), and the rule in words."""
+
+    masks: Mapping[str, np.ndarray]
+    rule: str
+
+
 def compare_outputs(
     label: str,
     actual: Mapping[str, np.ndarray],
     expected: Mapping[str, np.ndarray],
     specs: Sequence[TensorSpec],
     atol: float | None = None,
+    judged: Judged | None = None,
 ) -> ParityReport:
     """One ``OutputDiff`` per spec'd output; a missing or misshapen output is an infinite diff.
-    ``atol`` (a reference's gate, e.g. seeded weights) loosens outputs whose spec atol is smaller."""
+    ``atol`` (a reference's gate, e.g. seeded weights) loosens outputs whose spec atol is smaller;
+    ``judged`` limits the outputs it names to the elements its masks select."""
     report = ParityReport(label)
     for spec in specs:
         tol = spec.atol if atol is None else max(atol, spec.atol)  # a reference's gate loosens, never tightens
@@ -99,13 +116,18 @@ def compare_outputs(
             report.diffs.append(OutputDiff(spec.name, float("inf"), tol, (), rtol=spec.rtol))
             continue
         diff = np.abs(a.astype(np.float64) - e.astype(np.float64))
+        where = ""
+        if judged is not None and spec.name in judged.masks:
+            mask = np.broadcast_to(judged.masks[spec.name], diff.shape)
+            diff = np.where(mask, diff, 0.0)  # elements not judged count as equal
+            where = f"({judged.rule}: {int(np.count_nonzero(mask))} of {diff.size} elements)"
         outside = int(np.count_nonzero(~(diff <= tol + spec.rtol * np.abs(e.astype(np.float64)))))  # NaN counts
         worst = tuple(int(i) for i in np.unravel_index(int(np.nanargmax(diff)), diff.shape)) if diff.size else ()
         max_diff = float(np.max(diff)) if diff.size else 0.0
         if np.isnan(diff).any():
             max_diff = float("nan")
         min_cos = float(np.min(_row_cosines(a, e))) if spec.min_cosine is not None else None
-        report.diffs.append(OutputDiff(spec.name, max_diff, tol, worst, min_cos, spec.min_cosine, spec.rtol, outside))
+        report.diffs.append(OutputDiff(spec.name, max_diff, tol, worst, min_cos, spec.min_cosine, spec.rtol, outside, where))
     return report
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 
 from facebatch.configs.model_file import ModelFile, load_model
+from facebatch.configs.precision import SCORING_ANCHOR_FLOOR, Precision
 from facebatch.configs.scrfd import OUTPUT_CHANNELS
 from facebatch.configs.spec import TensorSpec
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
@@ -34,7 +35,7 @@ from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.errors import SpecError
 from facebatch.onnx_graph import graph_input
 from facebatch.progress import step
-from facebatch.verify.decoded_parity import DecodedAgreement, decoded_agreement
+from facebatch.verify.decoded_parity import DecodedAgreement, decoded_agreement, scoring_anchors
 from facebatch.verify.parity import ParityReport, compare_outputs
 
 
@@ -155,6 +156,11 @@ def compare_with_reference(
     atol, why = reference.gate(frames)
     result = ReferenceResult(reference.description, notes=[why] if why else [])
     specs = _comparison_specs(target)
+    # a reduced-precision detector: boxes and landmarks judged where a face can come from (configs.precision)
+    reduced = target.spec.head if target.spec.head is not None and target.spec.precision is not Precision.FP32 else None
+    if reduced is not None:
+        result.notes.append(f"{target.spec.precision.value}: boxes and landmarks are judged at anchors scoring >= "
+                            f"{SCORING_ANCHOR_FLOOR:g} on either side (a lower score never becomes a face); scores everywhere")  # fmt: skip
     (source,) = runner.inputs
     with reference.runner() as ref:
         ref_input = _reference_input(ref, size)
@@ -170,7 +176,8 @@ def compare_with_reference(
                 else:
                     wanted = _named(ref.infer({ref_input: frames[:n]}), target, size, n, ref.label)
                 actual = _named(runner.infer({source.name: frames[:n]}), target, size, n, target.path.name)
-                result.reports.append(compare_outputs(f"batch {n}", actual, wanted, specs, atol))
+                judged = None if reduced is None else scoring_anchors(actual, wanted, target.spec.head)
+                result.reports.append(compare_outputs(f"batch {n}", actual, wanted, specs, atol, judged))
     if target.spec.head is not None and target.seeded:
         result.notes.append("seeded weights detect nothing (thousands of random boxes per frame that tie in NMS): "
                             "decoded faces are not compared, the raw outputs are")  # fmt: skip

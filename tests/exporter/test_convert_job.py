@@ -85,6 +85,50 @@ def test_a_graph_that_loses_too_much_in_fp16_is_refused_and_nothing_is_replaced(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clamped.onnx", "clamped_fp16.onnx"]  # no temp file left
 
 
+@pytest.fixture(scope="module")
+def real_500m_320(models_dir: Path, photos, tmp_path_factory: pytest.TempPathFactory):
+    """The real SCRFD-500M at 320 and its FP16 ONNX, proven on every fixture photo at batch 1 and 32: the case whose
+    FP16 background boxes (0.16 stride units off at batch 32, 45 elements) an element-wise gate failed."""
+    from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
+
+    out = tmp_path_factory.mktemp("real_500m_320")
+    source = export_scrfd(ScrfdExportRequest(weights=models_dir / "det_500m.onnx", height=320, width=320, out_dir=out,
+                                             photos=photos, parity_batch_sizes=(1, 2))).onnx_path  # fmt: skip
+    return source, convert_fp16(source, options=ConvertOptions(photos=photos, batch_sizes=(1, 32)))
+
+
+def test_fp16_of_a_real_detector_is_judged_where_faces_can_come_from(real_500m_320):
+    source, result = real_500m_320
+    assert result.written, result.report.failure_line()
+    check4 = next(c for c in result.report.checks if c.number == 4)
+    assert "anchors scoring >= 0.02" in " ".join(check4.data["notes"])
+    assert check4.data["decoded"][0]["passed"] and "the same" in check4.summary
+
+
+def clamp_one_conv(fp16: Path, out: Path, conv: int = 10, fraction: float = 0.5) -> Path:
+    """The FP16 graph with one conv's weights clamped at ``fraction`` of their largest magnitude (what an overflowing
+    conversion does to a layer): an error that reaches real faces."""
+    model = onnx.load(str(fp16))
+    name = [n for n in model.graph.node if n.op_type == "Conv"][conv].input[1]
+    weight = next(i for i in model.graph.initializer if i.name == name)
+    values = numpy_helper.to_array(weight)
+    limit = fraction * np.abs(values).max()
+    weight.CopyFrom(numpy_helper.from_array(np.clip(values, -limit, limit).astype(values.dtype), name))
+    onnx.save(model, str(out))
+    return out
+
+
+def test_an_fp16_detector_with_a_clamped_weight_still_fails(real_500m_320, photos, tmp_path: Path):
+    source, result = real_500m_320
+    broken = clamp_one_conv(result.path, tmp_path / "clamped_fp16.onnx")
+    report = verify_model(broken, VerifyOptions(batch_sizes=(1, 32), photos=photos, reference=onnx_reference(source)))
+    check4 = next(c for c in report.checks if c.number == 4)
+    assert not report.passed and check4.status == "fail"
+    failed = [d for r in check4.data["reports"] for d in r["outputs"] if not d["passed"]]
+    assert any(d["name"].startswith("bbox") and "anchors scoring" in d["judged"] for d in failed)  # boxes of real faces moved
+    assert not all(d["passed"] for d in check4.data["decoded"])  # and the decoded faces differ
+
+
 def test_convert_never_overwrites_its_source_and_refuses_fp16_input(converted):
     result, source = converted
     with pytest.raises(SpecError, match="never overwrites its source"):
