@@ -74,11 +74,18 @@ class ModelFile:
     def is_ours(self) -> bool:
         return self.source == OUR_SPEC
 
+    @cached_property
+    def shared_size_symbol(self) -> str | None:
+        """The symbol that names both the input's height and width (insightface's exporter names
+        every axis ``?``): one symbol means one value, so such a graph takes square inputs only."""
+        return shared_size_symbol(self.model)
+
     def checked_size(self, size: tuple[int, int] | None) -> tuple[int, int]:
         """``size`` if this graph can run it (the spec's own size for None), else a one-line refusal."""
         if size is None:
             return self.spec.input_size
         size = (int(size[0]), int(size[1]))
+        square_size_allowed(self.path.name, self.shared_size_symbol, size)
         if self.fixed_size and size != self.spec.input_size:
             how = " (exported without --dynamic-size)" if self.is_ours else ""
             h, w = self.spec.input_size
@@ -86,6 +93,22 @@ class ModelFile:
         if self.spec.head is not None:
             check_input_size(*size, self.spec.size_multiple)
         return size
+
+
+def shared_size_symbol(model: onnx.ModelProto) -> str | None:
+    """The one symbol an NCHW input uses for both height and width, if it does (``['1', 3, '?', '?']``)."""
+    dims = graph_input(model, SpecError)[1]
+    if len(dims) == 4 and isinstance(dims[2], str) and dims[2] and dims[2] == dims[3]:
+        return dims[2]
+    return None
+
+
+def square_size_allowed(name: str, symbol: str | None, size: tuple[int, int]) -> None:
+    """Refuse, in one line, a non-square size for a graph whose height and width share ``symbol``."""
+    if symbol is not None and size[0] != size[1]:
+        side = max(size)
+        raise SpecError(f"{name} names its input height and width with one symbol {symbol!r}, so it takes square inputs only; "
+                        f"pass a square --size such as {side} instead of {size[0]}x{size[1]}")  # fmt: skip
 
 
 def load_model(path: Path) -> onnx.ModelProto:
@@ -109,6 +132,8 @@ def _detector_target(path: Path, model: onnx.ModelProto, size: tuple[int, int] |
     elif size is None:
         size = (INSIGHTFACE_DET_SIZE, INSIGHTFACE_DET_SIZE)
         notes.append(f"input size is symbolic; checking at {size[0]}x{size[1]}, insightface's detection size (change with --size)")
+    else:
+        square_size_allowed(path.name, shared_size_symbol(model), size)
     check_input_size(*size, head.size_multiple)
     out_dims = io_dims(model)
     outputs = tuple(fp32_output(o.name, (BATCH, f"rows_{o.name}", out_dims[o.name][-1]), embedder=False) for o in model.graph.output)

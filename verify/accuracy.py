@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facebatch.engines.pipeline.agreement import MATCH_IOU, box_iou, match_faces
+from facebatch.engines.pipeline.agreement import MATCH_IOU, match_faces
+from facebatch.engines.pipeline.scrfd_decode import box_iou
 from facebatch.engines.pipeline.face_pipeline import ImageFaces, cosine_similarity
 
 GROUND_TRUTH = "faces_ground_truth.json"

@@ -27,19 +27,8 @@ from facebatch.configs.precision import (
 )
 from facebatch.configs.spec import HeadLayout
 from facebatch.engines.pipeline.face_detect import per_frame
-from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH, Detections, decode_frame
+from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH, Detections, box_iou, decode_frame
 from facebatch.verify.parity import Judged
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[n, 4] × [m, 4] boxes (x1, y1, x2, y2) → [n, m] IoU."""
-    a64, b64 = a.astype(np.float64)[:, None, :], b.astype(np.float64)[None, :, :]
-    inter_w = np.clip(np.minimum(a64[..., 2], b64[..., 2]) - np.maximum(a64[..., 0], b64[..., 0]), 0, None)
-    inter_h = np.clip(np.minimum(a64[..., 3], b64[..., 3]) - np.maximum(a64[..., 1], b64[..., 1]), 0, None)
-    inter = inter_w * inter_h
-    area_a = (a64[..., 2] - a64[..., 0]) * (a64[..., 3] - a64[..., 1])
-    area_b = (b64[..., 2] - b64[..., 0]) * (b64[..., 3] - b64[..., 1])
-    return inter / np.maximum(area_a + area_b - inter, 1e-12)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from facebatch.configs.model_file import ModelFile, load_model
+from facebatch.configs.model_file import ModelFile, load_model, shared_size_symbol
 from facebatch.configs.precision import SCORING_ANCHOR_FLOOR, Precision
 from facebatch.configs.scrfd import OUTPUT_CHANNELS
 from facebatch.configs.spec import TensorSpec
@@ -43,7 +43,9 @@ class Reference(ABC):
     """What check 4 compares with."""
 
     description: str  # in words, for the report
+    name: str = "the reference"  # short, for one-line messages
     one_frame_at_a_time: bool = False  # batch-1 references (the official files)
+    shared_size_symbol: str | None = None  # its height and width share one symbol: it runs square inputs only
 
     @abstractmethod
     def runner(self) -> Runner:
@@ -74,10 +76,12 @@ class OnnxFileReference(Reference):
     """Another ONNX file on onnxruntime: batched when its batch axis is symbolic (e.g. the
     FP32 source of an FP16 artifact), one frame at a time when it is fixed (the official files)."""
 
-    def __init__(self, path: Path, model: onnx.ModelProto | None = None) -> None:
+    def __init__(self, path: Path, model: onnx.ModelProto | None = None, one_frame_at_a_time: bool = False) -> None:
         self.path = Path(path)
+        self.name = self.path.name
         dims = graph_input(model if model is not None else load_model(self.path), SpecError)[1]
-        self.one_frame_at_a_time = not (dims and isinstance(dims[0], str))
+        self.one_frame_at_a_time = one_frame_at_a_time or not (dims and isinstance(dims[0], str))
+        self.shared_size_symbol = shared_size_symbol(model if model is not None else load_model(self.path))
         how = "one frame at a time" if self.one_frame_at_a_time else "batched"
         self.description = f"{self.path.name} (run {how} on the same preprocessed frames)"
 
@@ -85,14 +89,15 @@ class OnnxFileReference(Reference):
         return OnnxRuntimeRunner(self.path)
 
 
-def onnx_reference(path: Path) -> ReferenceFactory:
-    """Another ONNX file as the reference; refused now if it cannot be read."""
+def onnx_reference(path: Path, one_frame_at_a_time: bool = False) -> ReferenceFactory:
+    """Another ONNX file as the reference; refused now if it cannot be read. ``one_frame_at_a_time``:
+    run it at batch 1 even when its batch is symbolic (the source of a repair may mix frames)."""
     path = Path(path)
     try:
         model = load_model(path)
     except SpecError as exc:
         raise SpecError(f"reference {exc}") from exc
-    reference = OnnxFileReference(path, model)
+    reference = OnnxFileReference(path, model, one_frame_at_a_time)
     return lambda target, photos: reference
 
 

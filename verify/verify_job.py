@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facebatch.configs.embedder import EmbedderDescription
-from facebatch.configs.model_file import ModelFile, read_model_file
+from facebatch.configs.model_file import ModelFile, read_model_file, square_size_allowed
 from facebatch.configs.precision import independence_atol
 from facebatch.engines.pipeline.preprocess import frame_sources, model_frames
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
@@ -76,18 +76,33 @@ def non_square_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
     return height, math.ceil(width * 1.5 / multiple) * multiple
 
 
-def check_sizes(target: ModelFile, sizes: Sequence[tuple[int, int]] | None) -> list[tuple[int, int]]:
-    """The input sizes to check at: the given ones, each refused if the graph cannot run it;
-    by default the target's own, plus a non-square one for a symbolic size."""
+def second_square_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
+    """A second size for graphs that take square inputs only: half the first, on the stride grid
+    (640 → 320)."""
+    side = max(multiple, round(size[0] / 2 / multiple) * multiple)
+    return side, side
+
+
+def check_sizes(target: ModelFile, sizes: Sequence[tuple[int, int]] | None, reference: Reference | None = None) -> list[tuple[int, int]]:
+    """The input sizes to check at: the given ones, each refused if the graph (or the reference)
+    cannot run it; by default the target's own, plus a second one for a symbolic size: non-square,
+    or square where either graph names height and width with one symbol."""
     spec = target.spec
+    symbol = target.shared_size_symbol or (reference.shared_size_symbol if reference is not None else None)
     if sizes is None:
         if target.fixed_size or spec.family.is_embedder:
             return [spec.input_size]
+        if symbol is not None:
+            return [spec.input_size, second_square_size(spec.input_size, spec.size_multiple)]
         return [spec.input_size, non_square_size(spec.input_size, spec.size_multiple)]
     sizes = list(dict.fromkeys(tuple(s) for s in sizes))
     if spec.family.is_embedder and len(sizes) > 1:
         raise SpecError(f"{target.path.name} is an embedder: it takes one input size, got {', '.join(map(size_text, sizes))}")
-    return [target.checked_size(size) for size in sizes]
+    checked = [target.checked_size(size) for size in sizes]
+    if reference is not None and reference.shared_size_symbol is not None:
+        for size in checked:
+            square_size_allowed(f"the reference {reference.name}", reference.shared_size_symbol, size)
+    return checked
 
 
 def _listed(lines: list[str]) -> list[str]:
@@ -237,19 +252,29 @@ def _checks_at(
     return checks
 
 
+def _square_note(target: ModelFile, reference: Reference | None, sizes: list[tuple[int, int]]) -> list[str]:
+    """Say so when a symbol shared by height and width limited the sizes checked."""
+    named = [(target.path.name, target.shared_size_symbol)] + ([(reference.name, reference.shared_size_symbol)] if reference else [])
+    for name, symbol in named:
+        if symbol is not None and not target.fixed_size:
+            return [f"{name} names its input height and width with one symbol {symbol!r}: checked at square sizes only "
+                    f"({', '.join(map(size_text, sizes))})"]  # fmt: skip
+    return []
+
+
 def verify_model(path: Path, options: VerifyOptions | None = None) -> VerifyReport:
     options = options or VerifyOptions()
     options.check()
     started = time.perf_counter()
     path = Path(path)
     target = read_model_file(path, options.embedder, options.sizes[0] if options.sizes else None)
-    sizes = check_sizes(target, options.sizes)
-    count = max(max(options.batch_sizes), LOCALISATION_FRAMES)
     reference = options.reference(target, options.photos) if options.reference is not None else None
+    sizes = check_sizes(target, options.sizes, reference)
+    count = max(max(options.batch_sizes), LOCALISATION_FRAMES)
     report = VerifyReport(
         model=path.name, sha256=target.sha256, family=target.family.value, precision=target.spec.precision.value, spec_source=target.source,
         input=f"{target.spec.input.name} {list(target.spec.input.dims)}", sizes=[size_text(s) for s in sizes],
-        frames=frame_sources(count, options.photos, options.seed), strict=options.strict, notes=list(target.notes),
+        frames=frame_sources(count, options.photos, options.seed), strict=options.strict, notes=list(target.notes) + _square_note(target, reference, sizes),
         options={"batch_sizes": list(options.batch_sizes), "sizes": [list(s) for s in sizes], "seed": options.seed,
                  "photos": [str(p) for p in options.photos], "atol": options.independence_atol(target), "det_thresh": options.det_thresh,
                  "nms_thresh": options.nms_thresh, "strict": options.strict,

@@ -14,23 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from facebatch.engines.pipeline.face_pipeline import ImageFaces, cosine_similarity
+from facebatch.engines.pipeline.scrfd_decode import box_iou
 
 PIXEL_TOLERANCE = 1.0  # boxes and landmarks, in photo pixels
 MIN_COSINE = 0.999  # the same face's embedding from both runs
 MATCH_IOU = 0.5  # below this two faces are not the same face
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` [n, 4] with every box in ``b`` [m, 4] → [n, m]."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def match_faces(a: np.ndarray, b: np.ndarray) -> list[tuple[int, int]]:

@@ -107,6 +107,21 @@ def candidates(
     return found.select(order)
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` [n, 4] with every box in ``b`` [m, 4] (x1, y1, x2, y2) → [n, m].
+    Identical boxes have IoU 1 even when empty or inverted (x2 < x1: noise frames and seeded
+    weights regress such boxes), so the same detections always match themselves."""
+    a64, b64 = a.astype(np.float64)[:, None, :], b.astype(np.float64)[None, :, :]
+    inter_w = np.clip(np.minimum(a64[..., 2], b64[..., 2]) - np.maximum(a64[..., 0], b64[..., 0]), 0, None)
+    inter_h = np.clip(np.minimum(a64[..., 3], b64[..., 3]) - np.maximum(a64[..., 1], b64[..., 1]), 0, None)
+    inter = inter_w * inter_h
+    area_a = (a64[..., 2] - a64[..., 0]) * (a64[..., 3] - a64[..., 1])
+    area_b = (b64[..., 2] - b64[..., 0]) * (b64[..., 3] - b64[..., 1])
+    union = area_a + area_b - inter
+    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return np.where(np.all(a64 == b64, axis=-1), 1.0, iou)
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_thresh: float = NMS_THRESH) -> np.ndarray:
     """Greedy, class-agnostic NMS with the reference's +1 pixel areas; keeps a candidate
     whose IoU with every kept box is ``<= iou_thresh``. Returns kept indices, best first."""

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{result.proof_max_diff:.3g} (≤ {REPAIR_ATOL:g})")  # fmt: skip
     console.print(f"wrote {result.path} and {result.sidecar.name} (the source's sha256, every repair, the proof)")
     options = VerifyOptions(batch_sizes=args.batch_sizes, photos=arguments.photos(args), seed=args.seed, sizes=args.sizes,
-                            reference=onnx_reference(args.model_file), det_thresh=args.det_thresh,
+                            reference=onnx_reference(args.model_file, one_frame_at_a_time=True), det_thresh=args.det_thresh,
                             nms_thresh=args.nms_thresh, strict=args.strict)  # fmt: skip
     finish(console, args, verify_model(result.path, options))
     return 0

@@ -16,7 +16,8 @@ import pytest
 from facebatch.configs.embedder import EmbedderDescription
 from facebatch.configs.model_file import read_model_file
 from facebatch.engines.bench.pipeline_bench import per_image_loop
-from facebatch.engines.pipeline.agreement import box_iou, compare_runs
+from facebatch.engines.pipeline.agreement import compare_runs
+from facebatch.engines.pipeline.scrfd_decode import box_iou
 from facebatch.engines.pipeline.face_pipeline import FaceModels, PipelineSettings, match_best_faces, open_pipeline
 from facebatch.errors import SpecError
 

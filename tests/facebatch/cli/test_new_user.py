@@ -97,3 +97,30 @@ def test_describe_marks_what_it_read_given_and_assumed(models_dir: Path, capsys)
     assert lines["embedding_size"] == "embedding_size: 128  # read from the graph"
     assert lines["input_size"] == "input_size: [112, 112]  # read from the graph"
     assert "# assumed: ArcFace preprocessing; state --std" in lines["std"] and "# assumed: the file's name" in lines["name"]
+
+
+def test_the_official_detector_is_verified_at_the_square_sizes_its_one_symbol_allows(models_dir: Path, tmp_path: Path, capsys):
+    """det_500m.onnx's input is [1, 3, '?', '?']: one symbol, one value, so square sizes only. verify used to end with
+    "symbol '?' is 640 in input.1 but 960 in input.1" (exit 2); now it judges the file (exit 1: it mixes frames)."""
+    det = str(models_dir / "det_500m.onnx")
+    assert main(["verify", det, "--batch-sizes", "1,2", "--json", str(tmp_path / "r.json")]) == 1
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["sizes"] == ["640x640", "320x320"]
+    assert any("one symbol '?': checked at square sizes only" in n for n in report["notes"])
+    assert "symbol '?' is" not in capsys.readouterr().err
+    assert main(["verify", det, "--size", "640x960"]) == 2
+    assert error_lines(capsys) == ["facebatch: error: det_500m.onnx names its input height and width with one symbol '?', so it "
+                                   "takes square inputs only; pass a square --size such as 960 instead of 640x960"]  # fmt: skip
+
+
+def test_fix_of_the_official_detector_writes_proves_verifies_and_exits_0(models_dir: Path, photos, tmp_path: Path, capsys):
+    """fix used to write its output and then fail on the '?' symbol; its check runs the source one frame at a time."""
+    out = tmp_path / "det_500m_batch.onnx"
+    argv = ["fix", str(models_dir / "det_500m.onnx"), "-o", str(out), "--batch-sizes", "1,3", "--images", str(photos[0].parent),
+            "--json", str(tmp_path / "fix.json"), "--strict"]  # fmt: skip
+    assert main(argv) == 0, error_lines(capsys)
+    report = json.loads((tmp_path / "fix.json").read_text())
+    assert report["passed"] and report["sizes"] == ["640x640", "320x320"]
+    check4 = [c for c in report["checks"] if c["number"] == 4]
+    assert all(c["status"] == "pass" and "one frame at a time" in c["summary"] for c in check4)
+    assert not error_lines(capsys)
