@@ -30,7 +30,7 @@ help: ## list the targets
 	@echo "           REFERENCE=$(REFERENCE) (make verify's check-4 reference: torch, or an ONNX file)"
 	@echo "           BENCH_BACKENDS=$(BENCH_BACKENDS) BENCH_ARGS='$(BENCH_ARGS)'"
 	@echo "           PUBLISHED=$(PUBLISHED) (the table make bench compares with: a shipped name or a YAML file)"
-	@echo "           RELEASE_VERSION=$(RELEASE_VERSION) BASELINE_BENCH=$(BASELINE_BENCH) RELEASE_ARGS='$(RELEASE_ARGS)' (make release)"
+	@echo "           RELEASE_VERSION=$(RELEASE_VERSION) BASELINE_BENCH=$(BASELINE_BENCH) RELEASE_REQUIRE=$(RELEASE_REQUIRE) RELEASE_ARGS='$(RELEASE_ARGS)' (make release)"
 	@echo "           TRITON_RUNTIME=$(TRITON_RUNTIME) TRITON_ARGS='$(TRITON_ARGS)' HTTP_PORT=$(HTTP_PORT) GRPC_PORT=$(GRPC_PORT) (make triton, make serve)"
 
 $(STAMP): pyproject.toml
@@ -128,13 +128,15 @@ bench: $(STAMP) ## throughput per batch size of every artifact in build/onnx on 
 # a release is never overwritten: RELEASE_VERSION=… for another). BASELINE_BENCH: an earlier release's reports/bench.json.
 RELEASE_VERSION ?=
 BASELINE_BENCH  ?=
+# gates that must run and pass (a skipped one fails the release): engines, fp16, int8, bench, performance, triton
+RELEASE_REQUIRE ?=
 RELEASE_ARGS    ?=
 
 release: $(STAMP) ## the release gate: export, verify, FP16, engines, bench (+ BASELINE_BENCH), Triton → build/release/; last line RELEASE PASS|FAIL
 	$(BIN)/facebatch release --detector $(DETECTOR) --size $(DETECTOR_SIZE) $(if $(DETECTOR_WEIGHTS),--detector-weights $(DETECTOR_WEIGHTS)) \
 		--embedder $(EMBEDDER) $(if $(EMBEDDER_WEIGHTS),--embedder-weights $(EMBEDDER_WEIGHTS)) $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES)) \
 		--out $(BUILD)/release $(if $(RELEASE_VERSION),--version $(RELEASE_VERSION)) \
-		$(if $(BASELINE_BENCH),--baseline-bench $(BASELINE_BENCH)) $(RELEASE_ARGS)
+		$(if $(BASELINE_BENCH),--baseline-bench $(BASELINE_BENCH)) $(if $(RELEASE_REQUIRE),--require $(RELEASE_REQUIRE)) $(RELEASE_ARGS)
 
 # make triton / serve: the FP32 artifacts of build/onnx as a Triton repository with the face pipeline, and serving it
 TRITON_RUNTIME ?= python

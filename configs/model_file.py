@@ -13,6 +13,7 @@ pipeline work from, whoever made the file.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +31,18 @@ from facebatch.onnx_graph import graph_input, io_dims, load_onnx
 
 OUR_SPEC = "facebatch metadata"
 SEEDED_WEIGHTS = "seeded"  # metadata weights_source of artifacts exported without weights
+FIX_PROP = "facebatch_fix"  # metadata_props key: the record ``facebatch fix`` leaves (JSON)
+
+
+@dataclass(frozen=True)
+class RecordedSource:
+    """The file another was made from, as the made file records it: an FP16/INT8 conversion's FP32
+    source, or the original ``facebatch fix`` repaired."""
+
+    name: str
+    sha256: str
+    how: str  # "converted" (FP16, INT8) or "fixed"
+    path_hint: str | None = None  # where it was when the file was made
 
 
 @dataclass
@@ -60,6 +73,37 @@ class ModelFile:
         except (OSError, ValueError):
             return {}
         return data.get("weights", {}) if isinstance(data, dict) and data.get("sha256") == self.sha256 else {}
+
+    @cached_property
+    def recorded_source(self) -> RecordedSource | None:
+        """What this file was made from, if it says (metadata: an FP16/INT8 file's ``source_onnx``
+        and ``source_sha256``, or fix's record)."""
+        if self.props.get("source_onnx"):
+            return RecordedSource(self.props["source_onnx"], self.props.get("source_sha256", ""), "converted")
+        try:
+            record = json.loads(self.props[FIX_PROP]) if FIX_PROP in self.props else None
+            source = record["source"] if isinstance(record, dict) else None
+            return None if source is None else RecordedSource(source["file"], source["sha256"], "fixed", source.get("path"))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def source_file(self, search: Sequence[Path] = ()) -> Path:
+        """The file this one records it was made from, proven by its sha256: looked for beside this
+        file, then in ``search`` (folders), then where it was when this file was made."""
+        recorded = self.recorded_source
+        if recorded is None:
+            raise SpecError(f"{self.path.name} records no source file (only files made by convert, quantize or fix do)")
+        places = [self.path.parent, *map(Path, search)]
+        candidates = [folder / recorded.name for folder in places] + ([Path(recorded.path_hint)] if recorded.path_hint else [])
+        present = [c for c in candidates if c.is_file()]
+        for candidate in present:
+            if file_sha256(candidate) == recorded.sha256:
+                return candidate
+        if present:
+            raise SpecError(f"{present[0]} is not the file {self.path.name} was {recorded.how} from (sha256 differs, "
+                            f"{recorded.sha256[:12]}… recorded); pass that file")  # fmt: skip
+        raise SpecError(f"{self.path.name} was {recorded.how} from {recorded.name} (sha256 {recorded.sha256[:12]}…), "
+                        f"which is not in {', '.join(str(p) for p in dict.fromkeys(places))}; put it beside {self.path.name}")  # fmt: skip
 
     @property
     def seeded(self) -> bool:

@@ -25,7 +25,8 @@ number format and the network's depth, not of the batch:
   the fixture photos, then noise), trained weights differ by at most 1e-3 in scores and
   0.031 (SCRFD-2.5G at 640) to 0.065 (SCRFD-500M at 64, a background anchor) in stride
   units in boxes and landmarks; seeded random weights, far less well conditioned, by 0.016
-  and 0.11 (SCRFD-10G); embeddings by 0.012 (ArcFace R50 seeded), cosine ≥ 0.999998.
+  and 0.11 (SCRFD-10G); embeddings by 0.012 (ArcFace R50 seeded, cosine ≥ 0.999998) and 0.032
+  (mobilefacenet_128d, real weights, elements up to 3.05, row norms 7.8–13.6; cosine ≥ 0.99987).
   docs/fp16.md has the tables.
 * Raw outputs pass when |fp16 − fp32| ≤ atol + rtol·|fp32|, with the tolerances below:
   1.5 to 3 times the worst trained-weight error (ten times for scores), and
@@ -74,7 +75,7 @@ FP32_MIN_COSINE = 0.99999
 FP16_SCORE_ATOL = 0.01  # probabilities
 FP16_REGRESSION_ATOL = 0.1  # boxes and landmarks, in stride units
 FP16_RTOL = 0.008  # ≈ 16 u: large distances and embedding values
-FP16_EMBEDDING_ATOL = 0.03
+FP16_EMBEDDING_ATOL = 0.1  # 3 × mobilefacenet_128d's 0.032; the embedding's direction is held by FP16_MIN_COSINE
 SEEDED_FP16_FACTOR = 4.0
 FP16_MIN_COSINE = 0.999
 FP32_INDEPENDENCE_ATOL = 1e-5  # a frame alone vs inside a batch, onnxruntime CPU

@@ -67,14 +67,7 @@ def fp32_source(target: ModelFile) -> ModelFile:
     artifact records (beside it, with the recorded sha256)."""
     if target.spec.precision is Precision.FP32:
         return target
-    name, sha = target.props.get("source_onnx"), target.props.get("source_sha256")
-    source = target.path.with_name(name) if name else None
-    if source is None or not source.is_file():
-        raise SpecError(f"{target.path.name} is FP16; build from its FP32 source ({name or 'not recorded'}), which is not beside it")
-    fp32 = read_model_file(source)
-    if fp32.sha256 != sha:
-        raise SpecError(f"{source.name} is not the file {target.path.name} was converted from (sha256 differs); build from that FP32 file")
-    return fp32
+    return read_model_file(target.source_file())
 
 
 def _fp16_artifact(fp32: ModelFile, photos: Sequence[Path], seed: int, notes: list[str]) -> Path:

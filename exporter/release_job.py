@@ -18,7 +18,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,7 +43,8 @@ from facebatch.exporter.convert_job import ConvertOptions, convert_fp16
 from facebatch.exporter.dispatch import export_family
 from facebatch.exporter.engine_job import NO_TENSORRT, BuildOptions, build_engine_job
 from facebatch.exporter.quantize_job import QuantizeOptions, quantize_int8
-from facebatch.exporter.torch_reference import torch_reference
+from facebatch.exporter.release_settings import RELEASE_BACKENDS, RELEASE_BENCH_BATCH_SIZES, REQUIRABLE
+from facebatch.exporter.torch_reference import TORCH, torch_reference
 from facebatch.junit import gates_suite, merge_junit
 from facebatch.progress import step
 from facebatch.verify.reference import ReferenceFactory, onnx_reference
@@ -55,8 +56,6 @@ SUMMARY = "SUMMARY.md"
 JUNIT = "junit.xml"
 FAILED_SUFFIX = ".failed"
 PASS, FAIL, SKIP = "pass", "fail", "skip"
-RELEASE_BENCH_BATCH_SIZES = (1, 8, 32)
-RELEASE_BACKENDS = ("ort-cpu", "openvino")
 
 
 @dataclass(frozen=True)
@@ -75,6 +74,8 @@ class ReleaseOptions:
     out: Path = Path("build/release")
     models: Sequence[ModelRequest] = ()
     artifacts: Sequence[Path] = ()  # released as they are (no export)
+    # check 4's reference per artifact (its file name → "torch" or an ONNX file); by default what reference_for picks
+    references: Mapping[str, str | Path] = field(default_factory=dict)
     photos: Sequence[Path] = ()
     fp16: bool = True
     int8: bool = False  # facebatch quantize per FP32 artifact, its accuracy gate a release gate (needs photos)
@@ -85,14 +86,33 @@ class ReleaseOptions:
     baseline_bench: Path | None = None
     max_slowdown: float = DEFAULT_MAX_SLOWDOWN
     triton: bool = True
+    require: Sequence[str] = ()  # REQUIRABLE gates that must run and pass: one that skips fails the release
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.require) - set(REQUIRABLE))
+        if unknown:
+            raise SpecError(f"--require {','.join(unknown)}: not a gate; known: {', '.join(REQUIRABLE)}")
+        if "int8" in self.require and not self.int8:
+            raise SpecError("--require int8 needs --int8 (the INT8 gate is off by default)")
+        turned_off = [g for g, on in (("engines", self.engines), ("fp16", self.fp16), ("triton", self.triton)) if g in self.require and not on]
+        if turned_off:
+            raise SpecError(f"--require {turned_off[0]} contradicts --no-{turned_off[0]}; drop one of them")
+        if "performance" in self.require and self.baseline_bench is None:
+            raise SpecError("--require performance needs --baseline-bench OLD/bench.json (the bench it is compared with)")
         if not self.models and not self.artifacts:
             raise SpecError("a release needs models to export or --artifact files")
         if not self.name or "/" in self.name:
             raise SpecError(f"--name {self.name!r} must be a plain folder name")
         if self.int8 and not self.photos:
             raise SpecError("--int8 calibrates on photos and judges accuracy on them: pass --images")
+        names = {Path(a).name for a in self.artifacts}
+        unknown = sorted(set(self.references) - names)
+        if unknown:
+            raise SpecError(f"--reference names {', '.join(unknown)}, which is not an --artifact; use ARTIFACT.onnx=REFERENCE "
+                            f"with one of: {', '.join(sorted(names)) or 'no --artifact given'}")  # fmt: skip
+        for name, reference in self.references.items():
+            if str(reference) != TORCH and not Path(reference).is_file():
+                raise SpecError(f"--reference {name}={reference}: {reference} does not exist; pass 'torch' or an ONNX file")
 
 
 @dataclass
@@ -149,6 +169,7 @@ class _Release:
         self.int8: list[Path] = []
         self.bench: BenchReport | None = None
         self.regression: RegressionCheck | None = None
+        self.references: dict[Path, str | Path] = {}  # artifact → "torch" or its reference file inside the release
         self._models: dict[Path, ModelFile] = {}
 
     def model(self, path: Path) -> ModelFile:
@@ -172,13 +193,39 @@ class _Release:
         self.junit.append(report.to_junit())
 
 
-def reference_for(target: ModelFile) -> ReferenceFactory | None:
-    """Check 4's reference in a release: an FP32 artifact of ours against its torch model; an
-    FP16 or INT8 file against the FP32 source beside it that it records; anything else none
-    (which --strict fails)."""
-    if target.spec.precision is not Precision.FP32:
-        return onnx_reference(target.path.with_name(target.props.get("source_onnx", "")))
+def reference_for(target: ModelFile, reference: str | Path | None = None, search: Sequence[Path] = ()) -> ReferenceFactory | None:
+    """Check 4's reference in a release: the one given ("torch" or an ONNX file); else the file the
+    target records it was made from (an FP16/INT8 file's FP32 source, fix's original: found beside
+    it or in ``search``, proven by its sha256); else an FP32 artifact of ours against its torch model;
+    anything else none (which --strict fails). A file given or repaired by fix is run one frame at a
+    time: it may mix frames."""
+    if reference is not None:
+        return torch_reference() if str(reference) == TORCH else onnx_reference(Path(reference), one_frame_at_a_time=True)
+    recorded = target.recorded_source
+    if recorded is not None:
+        return onnx_reference(target.source_file(search), one_frame_at_a_time=recorded.how == "fixed")
     return torch_reference() if target.is_ours else None
+
+
+def _stage_reference(release: _Release, artifact: Path, staged: Path) -> str:
+    """Put the artifact's reference file into the release (references/) unless it is released itself,
+    and remember it for verify and --check; returns how, in words."""
+    given = release.options.references.get(artifact.name)
+    if given is not None and str(given) == TORCH:
+        release.references[staged] = TORCH
+        return "; check 4 against torch"
+    model = release.model(staged)
+    if given is None and model.recorded_source is None:
+        return ""
+    source = Path(given) if given is not None else read_model_file(artifact).source_file()
+    if any(source.resolve() == Path(a).resolve() for a in release.options.artifacts):
+        release.references[staged] = release.onnx / source.name
+        return f"; check 4 against {source.name} (released too)"
+    references = release.staging / "references"
+    references.mkdir(exist_ok=True)
+    shutil.copyfile(source, references / source.name)
+    release.references[staged] = references / source.name
+    return f"; check 4 against {source.name} (copied into references/)"
 
 
 def _export(release: _Release, request: ModelRequest) -> None:
@@ -208,14 +255,16 @@ def _copy_artifact(release: _Release, path: Path) -> None:
         if path_.with_suffix(".json").is_file():
             shutil.copyfile(path_.with_suffix(".json"), target.with_suffix(".json"))
         release.exported.append(target)
-        return PASS, f"{path_.name} taken as it is"
+        how = _stage_reference(release, path_, target)
+        return PASS, f"{path_.name} taken as it is{how}"
 
     release.gate(f"artifact {Path(path).name}", run)
 
 
 def _verify(release: _Release, path: Path) -> None:
     def run() -> tuple[str, str]:
-        options = VerifyOptions(photos=list(release.options.photos), reference=reference_for(release.model(path)), strict=True)
+        reference = reference_for(release.model(path), release.references.get(path), [release.onnx])
+        options = VerifyOptions(photos=list(release.options.photos), reference=reference, strict=True)
         report = verify_model(path, options)
         release.write_verify(report, path.stem)
         if report.passed:
@@ -322,6 +371,20 @@ def _triton(release: _Release) -> None:
     release.gate("triton repository", run)
 
 
+def _required(gates: list[Gate], require: Sequence[str]) -> list[Gate]:
+    """The gates with every required one that skipped (or never ran) failed, saying why."""
+    judged = []
+    for gate in gates:
+        kinds = [k for k in require if gate.name.startswith(REQUIRABLE[k])]
+        if kinds and gate.status == SKIP:
+            gate = Gate(gate.name, FAIL, f"required (--require {kinds[0]}) but {gate.summary}")
+        judged.append(gate)
+    for kind in require:
+        if not any(g.name.startswith(REQUIRABLE[kind]) for g in gates):
+            judged.append(Gate(f"required {kind}", FAIL, f"required (--require {kind}) but it never ran (no artifact reached it)"))
+    return judged
+
+
 def _summary(result: ReleaseResult, release: _Release) -> str:
     lines = [f"# Release {result.name} {result.version}", "", f"**{result.last_line()}**", "",
              "| gate | result | summary |", "|---|---|---|"]  # fmt: skip
@@ -342,7 +405,7 @@ def _summary(result: ReleaseResult, release: _Release) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _manifest(result: ReleaseResult, staging: Path, options: ReleaseOptions) -> dict[str, Any]:
+def _manifest(result: ReleaseResult, staging: Path, options: ReleaseOptions, references: Mapping[Path, str | Path]) -> dict[str, Any]:
     files = {}
     for path in sorted(p for p in staging.rglob("*") if p.is_file() and p.name != MANIFEST):
         files[str(path.relative_to(staging))] = {"sha256": file_sha256(path), "size": path.stat().st_size}
@@ -352,9 +415,13 @@ def _manifest(result: ReleaseResult, staging: Path, options: ReleaseOptions) -> 
             "result": result.last_line(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "facebatch": facebatch.__version__, "git_commit": git_commit(), "gates": [g.to_dict() for g in result.gates],
             "artifacts": artifacts, "files": files, "environment": environment(),
+            "references": {str(a.relative_to(staging)): r if r == TORCH else str(Path(r).relative_to(staging))
+                           for a, r in references.items()},
             "options": {"models": [m.__dict__ | {"weights": str(m.weights) if m.weights else None} for m in options.models],
                         "artifacts": [str(a) for a in options.artifacts], "photos": [str(p) for p in options.photos],
+                        "references": {name: str(r) for name, r in options.references.items()},
                         "baseline_bench": str(options.baseline_bench) if options.baseline_bench else None,
+                        "required": list(options.require),
                         "max_slowdown": options.max_slowdown}}  # fmt: skip
 
 
@@ -384,13 +451,14 @@ def run_release(options: ReleaseOptions) -> ReleaseResult:
         _engines(release)
         _bench(release)
         _triton(release)
+        release.gates = _required(release.gates, options.require)
         result = ReleaseResult(options.name, version, final, release.gates)
         result.seconds = time.perf_counter() - began
         (staging / JUNIT).write_text(merge_junit([*release.junit, gates_suite(f"facebatch release {final.name}",
                                                                               [(g.name, g.status, g.summary) for g in release.gates],
                                                                               result.seconds)]))  # fmt: skip
         (staging / SUMMARY).write_text(_summary(result, release))
-        manifest = _manifest(result, staging, options)
+        manifest = _manifest(result, staging, options, release.references)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         if not result.passed:
             result.path = final.with_name(final.name + FAILED_SUFFIX)
@@ -440,13 +508,16 @@ def check_release(folder: Path, photos: Sequence[Path] = ()) -> CheckResult:
             result.missing.append(rel)
         elif path.stat().st_size != record["size"] or file_sha256(path) != record["sha256"]:
             result.changed.append(rel)
+    references = manifest.get("references", {})
     for rel in manifest.get("artifacts", []):
         path = folder / rel
         if rel in result.missing or rel in result.changed:
             continue
         try:
             with step(f"verify {rel}"):
-                reference = reference_for(read_model_file(path))
+                given = references.get(rel)
+                reference = reference_for(read_model_file(path), None if given is None else given if given == TORCH else folder / given,
+                                          [folder / "onnx", folder / "references"])  # fmt: skip
                 report = verify_model(path, VerifyOptions(photos=list(photos), reference=reference, strict=True))
         except FacebatchError as exc:  # e.g. its FP32 reference was tampered with
             result.failing.append(f"{rel} ({exc})")

@@ -26,7 +26,7 @@ from onnx import numpy_helper
 
 from facebatch.atomic import atomic_path, write_text_atomic
 from facebatch.configs.family import scrfd_landmarks
-from facebatch.configs.model_file import load_model, read_model_file
+from facebatch.configs.model_file import FIX_PROP, load_model, read_model_file
 from facebatch.configs.scrfd import OUTPUT_CHANNELS, released_head_layout
 from facebatch.configs.spec import BATCH, HEIGHT, WIDTH
 from facebatch.configs.spec_io import stored_spec
@@ -44,7 +44,6 @@ KEEPING_PERM = [0, 2, 3, 1]
 REPAIR_ATOL = INDEPENDENCE_ATOL  # the same gate as check 1: a frame inside a batch equals it alone
 PROOF_FRAMES = 4
 MAX_PASSES = 8
-FIX_PROP = "facebatch_fix"  # metadata_props key: the fix record as JSON
 
 
 @dataclass(frozen=True)
@@ -349,7 +348,7 @@ def fix_onnx(source: Path, target: Path, size: tuple[int, int] | None = None, fr
 
 def fix_record(result: FixResult, source: Path) -> dict:
     """What ``fix`` did, for the metadata and the sidecar: the source, every repair, the proof."""
-    return {"fixed_by": "facebatch fix", "source": {"file": source.name, "sha256": result.source_sha256},
+    return {"fixed_by": "facebatch fix", "source": {"file": source.name, "sha256": result.source_sha256, "path": str(source.resolve())},
             "repairs": [r.to_dict() for r in result.repairs], "renamed_outputs": result.renamed,
             "proof": {"max_abs_diff": result.proof_max_diff, "atol": REPAIR_ATOL, "frames": result.proof_frames,
                       "how": "each frame's outputs of the repaired graph, run as one batch, against the original's single-frame outputs"}}  # fmt: skip

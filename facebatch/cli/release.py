@@ -8,6 +8,7 @@ from pathlib import Path
 from facebatch.cli import arguments
 from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE
 from facebatch.engines.bench.regression import DEFAULT_MAX_SLOWDOWN
+from facebatch.exporter.release_settings import REQUIRABLE
 
 DEFAULT_DETECTOR = "scrfd_10g_bnkps"
 DEFAULT_EMBEDDER = "arcface_r50"
@@ -34,6 +35,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--embedder-weights", type=Path, metavar="FILE", help="its weights (default: seeded)")
     parser.add_argument("--artifact", type=Path, action="append", default=[], metavar="FILE.onnx",
                         help="release this ONNX as it is (repeatable); its verify must pass like an export's")  # fmt: skip
+    parser.add_argument("--reference", dest="references", type=_artifact_reference, action="append", default=[],
+                        metavar="ARTIFACT.onnx=REF",
+                        help="check 4's reference for one --artifact: 'torch' or an ONNX file (repeatable). Without it, a file "
+                        "made by fix, convert or quantize is compared with the file it records (sha256-checked), our FP32 "
+                        "artifacts with torch")  # fmt: skip
     parser.add_argument("--images", type=Path, metavar="PATH", help="photos for the proofs, the verify checks and bench")
     parser.add_argument("--out", type=Path, default=Path("build/release"), metavar="DIR", help="where releases go (default build/release)")
     parser.add_argument("--name", default="facebatch-models", help="the release's name (default facebatch-models)")
@@ -49,7 +55,25 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="also the CPU INT8 ONNX of each artifact, its accuracy against FP32 a gate (needs --images; default off)")  # fmt: skip
     parser.add_argument("--engines", action=argparse.BooleanOptionalAction, default=True, help="TensorRT engines where TensorRT is (default on)")
     parser.add_argument("--triton", action=argparse.BooleanOptionalAction, default=True, help="a Triton repository (default on)")
+    parser.add_argument("--require", type=_gate_list, default=(), metavar="GATE[,GATE…]",
+                        help=f"gates that must run and pass: one that skips (no TensorRT, no baseline…) fails the release "
+                        f"with its reason; of {', '.join(REQUIRABLE)}. Export and verify are always required")  # fmt: skip
     parser.set_defaults(handler=run, json=None, markdown=None, junit=None)
+
+
+def _gate_list(text: str) -> tuple[str, ...]:
+    gates = tuple(g.strip() for g in text.split(",") if g.strip())
+    unknown = [g for g in gates if g not in REQUIRABLE]
+    if not gates or unknown:
+        raise argparse.ArgumentTypeError(f"expected gates out of {', '.join(REQUIRABLE)}, got {text!r}")
+    return gates
+
+
+def _artifact_reference(text: str) -> tuple[str, str]:
+    name, sep, reference = text.partition("=")
+    if not sep or not name or not reference:
+        raise argparse.ArgumentTypeError(f"expected ARTIFACT.onnx=REFERENCE (torch or an ONNX file), got {text!r}")
+    return Path(name).name, reference
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
         models.append(ModelRequest(args.detector or DEFAULT_DETECTOR, args.detector_weights, (args.size, args.size)))
     if args.embedder or not args.artifact:
         models.append(ModelRequest(args.embedder or DEFAULT_EMBEDDER, args.embedder_weights))
+    references = {name: reference if reference == "torch" else Path(reference) for name, reference in args.references}
     options = ReleaseOptions(name=args.name, version=args.release_version, out=args.out, models=models, artifacts=args.artifact,
+                             references=references, require=args.require,
                              photos=photos, fp16=args.fp16, int8=args.int8, engines=args.engines, bench_backends=parse_backends(args.backend),
                              bench_batch_sizes=args.batch_sizes, budget=Budget(warmup=0.5, seconds=args.seconds),
                              baseline_bench=args.baseline_bench, max_slowdown=args.max_slowdown, triton=args.triton)  # fmt: skip

@@ -121,3 +121,46 @@ def test_int8_is_a_release_gate_when_asked_for(real_detector: Path, photos: list
     assert check_release(result.path, photos[:2]).passed  # the INT8 file verifies again against its FP32 source
     with pytest.raises(SpecError, match="--int8 calibrates on photos"):
         ReleaseOptions(artifacts=[real_detector], int8=True)
+
+
+def test_a_fixed_foreign_embedder_is_released_against_the_file_it_was_fixed_from(small_detector: Path, batch_embedder: Path,
+                                                                                  models_dir: Path, photos: list[Path], tmp_path: Path):
+    """mobilefacenet_128d after fix: its record names the original, which becomes check 4's reference (sha256-checked,
+    one frame at a time), is copied into references/, and --check finds it there."""
+    result = run_release(ReleaseOptions(version="6.0", out=tmp_path / "out", artifacts=[small_detector, batch_embedder], photos=photos[:4],
+                                        triton=False, **QUICK))  # fmt: skip
+    assert result.passed, result.gates
+    gates = {g.name: g for g in result.gates}
+    assert "check 4 against mobilefacenet_128d.onnx (copied into references/)" in gates[f"artifact {batch_embedder.name}"].summary
+    report = json.loads((result.path / "reports" / f"{batch_embedder.stem}.verify.json").read_text())
+    check4 = next(c for c in report["checks"] if c["number"] == 4)
+    assert check4["status"] == "pass" and "mobilefacenet_128d.onnx (run one frame at a time" in check4["summary"]
+    manifest = json.loads((result.path / MANIFEST).read_text())
+    assert manifest["references"] == {f"onnx/{batch_embedder.name}": "references/mobilefacenet_128d.onnx"}
+    assert check_release(result.path, photos[:2]).passed
+    # a reference given per artifact; a wrong one fails the gate by its numbers, not by a crash
+    wrong = run_release(ReleaseOptions(version="7.0", out=tmp_path / "out", artifacts=[batch_embedder], photos=photos[:2], fp16=False,
+                                       triton=False, references={batch_embedder.name: small_detector}, **QUICK))  # fmt: skip
+    assert wrong.last_line() == f"RELEASE FAIL: verify {batch_embedder.name}"
+    with pytest.raises(SpecError, match="--reference names other.onnx, which is not an --artifact"):
+        ReleaseOptions(artifacts=[batch_embedder], references={"other.onnx": "torch"})
+
+
+def test_a_required_gate_that_skips_fails_the_release(small_detector: Path, photos: list[Path], tmp_path: Path, capsys):
+    """Without TensorRT the engines skip: a release that requires them fails, saying why; the manifest records it."""
+    result = run_release(ReleaseOptions(version="8.0", out=tmp_path / "out", artifacts=[small_detector], photos=photos[:2], fp16=False,
+                                        triton=False, require=("engines", "bench"), **QUICK))  # fmt: skip
+    from facebatch.engines.runners.tensorrt_runner import tensorrt_available
+
+    if not tensorrt_available():  # where TensorRT is installed the engine is built and its gate is named for it
+        gate = next(g for g in result.gates if g.name == "tensorrt engines")
+        assert result.last_line() == "RELEASE FAIL: tensorrt engines" and gate.summary.startswith("required (--require engines) but skipped")
+    assert json.loads((result.path / MANIFEST).read_text())["options"]["required"] == ["engines", "bench"]
+    for argv, message in [(["--require", "performance"], "--require performance needs --baseline-bench"),
+                          (["--require", "int8"], "--require int8 needs --int8"),
+                          (["--require", "fp16", "--no-fp16"], "--require fp16 contradicts --no-fp16")]:  # fmt: skip
+        assert main(["release", "--artifact", str(small_detector), "--out", str(tmp_path / "cli"), *argv]) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["release", "--artifact", str(small_detector), "--require", "speed"])
+    assert "expected gates out of engines, fp16" in capsys.readouterr().err
