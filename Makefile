@@ -11,6 +11,11 @@ DETECTOR_SIZE    ?= 320
 DETECTOR_WEIGHTS ?=
 EMBEDDER         ?= arcface_r50
 EMBEDDER_WEIGHTS ?=
+# ONNX weights name their own variant or network (export infers it): the default name is then not passed;
+# a .pth needs DETECTOR / EMBEDDER named.
+NAMED_BY_WEIGHTS = $(if $(and $(filter %.onnx,$(2)),$(filter file,$(origin $(1)))),,$($(1)))
+DETECTOR_NAME    = $(call NAMED_BY_WEIGHTS,DETECTOR,$(DETECTOR_WEIGHTS))
+EMBEDDER_NAME    = $(call NAMED_BY_WEIGHTS,EMBEDDER,$(EMBEDDER_WEIGHTS))
 # Real photos make the parity proof stronger; used when the fixtures are present.
 PROOF_IMAGES     ?= $(wildcard $(FIXTURES)/images)
 # Check 4 of make verify: 'torch' rebuilds each artifact's torch model; a path compares with that ONNX file.
@@ -67,9 +72,9 @@ venv: $(STAMP) ## create or refresh .venv
 	@$(BIN)/facebatch --version
 
 export: $(STAMP) ## export both defaults to build/onnx (+ .json) and their verified FP16 ONNX (*_fp16.onnx); ENGINES=1: TensorRT engines too
-	$(BIN)/facebatch export $(DETECTOR) --size $(DETECTOR_SIZE) --out $(BUILD)/onnx \
+	$(BIN)/facebatch export $(DETECTOR_NAME) --size $(DETECTOR_SIZE) --out $(BUILD)/onnx \
 		$(if $(DETECTOR_WEIGHTS),--weights $(DETECTOR_WEIGHTS)) $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES))
-	$(BIN)/facebatch export $(EMBEDDER) --out $(BUILD)/onnx \
+	$(BIN)/facebatch export $(EMBEDDER_NAME) --out $(BUILD)/onnx \
 		$(if $(EMBEDDER_WEIGHTS),--weights $(EMBEDDER_WEIGHTS)) $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES))
 	@$(MAKE) --no-print-directory fp16 $(if $(ENGINES),engines)
 
@@ -133,8 +138,8 @@ RELEASE_REQUIRE ?=
 RELEASE_ARGS    ?=
 
 release: $(STAMP) ## the release gate: export, verify, FP16, engines, bench (+ BASELINE_BENCH), Triton → build/release/; last line RELEASE PASS|FAIL
-	$(BIN)/facebatch release --detector $(DETECTOR) --size $(DETECTOR_SIZE) $(if $(DETECTOR_WEIGHTS),--detector-weights $(DETECTOR_WEIGHTS)) \
-		--embedder $(EMBEDDER) $(if $(EMBEDDER_WEIGHTS),--embedder-weights $(EMBEDDER_WEIGHTS)) $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES)) \
+	$(BIN)/facebatch release $(if $(DETECTOR_NAME),--detector $(DETECTOR_NAME)) --size $(DETECTOR_SIZE) $(if $(DETECTOR_WEIGHTS),--detector-weights $(DETECTOR_WEIGHTS)) \
+		$(if $(EMBEDDER_NAME),--embedder $(EMBEDDER_NAME)) $(if $(EMBEDDER_WEIGHTS),--embedder-weights $(EMBEDDER_WEIGHTS)) $(if $(PROOF_IMAGES),--images $(PROOF_IMAGES)) \
 		--out $(BUILD)/release $(if $(RELEASE_VERSION),--version $(RELEASE_VERSION)) \
 		$(if $(BASELINE_BENCH),--baseline-bench $(BASELINE_BENCH)) $(if $(RELEASE_REQUIRE),--require $(RELEASE_REQUIRE)) $(RELEASE_ARGS)
 

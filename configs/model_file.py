@@ -139,6 +139,12 @@ class ModelFile:
         return size
 
 
+def fix_command(path: Path) -> str:
+    """The ``facebatch fix`` command line that repairs ``path``, runnable as printed (the repaired
+    file goes into the working folder: the input's may not be writable)."""
+    return f"facebatch fix {path} -o {Path(path).stem}_batch.onnx"
+
+
 def shared_size_symbol(model: onnx.ModelProto) -> str | None:
     """The one symbol an NCHW input uses for both height and width, if it does (``['1', 3, '?', '?']``)."""
     dims = graph_input(model, SpecError)[1]

@@ -19,7 +19,7 @@ from facebatch.configs.arcface import (
 )
 from facebatch.engines.pipeline.preprocess import proof_frames
 from facebatch.environment import file_sha256
-from facebatch.errors import WeightsError
+from facebatch.errors import VerificationFailed, WeightsError
 from facebatch.exporter.arcface import ArcFaceBackbone, build_arcface, seeded_arcface
 from facebatch.exporter.arcface_import import arcface_from_onnx, prove_arcface_import
 from facebatch.exporter.checkpoint import load_state_dict_strict, read_state_dict
@@ -55,7 +55,7 @@ def arcface_model_with_weights(request: ArcFaceExportRequest) -> tuple[ArcFaceBa
         with step(f"prove the import reproduces {weights.name}"):
             proof = prove_arcface_import(model, weights, _frames(IMPORT_PROOF_FRAMES, request))
         if not proof.passed:
-            raise WeightsError(f"imported weights do not reproduce {weights.name}: {proof.summary()}")
+            raise VerificationFailed(f"imported weights do not reproduce {weights.name}: {proof.summary()}")
         return model, network, WeightsInfo("onnx", str(weights), file_sha256(weights), proof=proof)
     network = network or arcface_network(DEFAULT_ARCFACE)
     model = build_arcface(network, request.embedding_size)

@@ -115,6 +115,10 @@ def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions 
         raise SpecError(f"-o {out}: name an .onnx file")
     if out.resolve() == source.resolve():
         raise SpecError("-o must name a new file; convert never overwrites its source")
+    if target.spec.head is not None and not target.seeded and not options.photos:
+        # the gate is strict and a trained detector finds no face in noise frames: check 3 would skip after all the work
+        raise SpecError(f"{source.name} is a trained detector: its FP16 gate compares the faces it finds, so pass --images "
+                        "with photos that show faces")  # fmt: skip
     model, conversion = _fp16_model(target, options)
     notes = [f"replaced the existing {out}"] if out.exists() else []
     verify_options = VerifyOptions(batch_sizes=options.batch_sizes, photos=options.photos, seed=options.seed,

@@ -62,9 +62,13 @@ PASS, FAIL, SKIP = "pass", "fail", "skip"
 class ModelRequest:
     """A model to export: a catalog name, its weights (None: seeded), the detector size."""
 
-    model: str
+    model: str | None  # None: inferred from ONNX weights
     weights: Path | None = None
     size: tuple[int, int] | None = None
+
+    @property
+    def label(self) -> str:
+        return self.model or Path(self.weights or "").name
 
 
 @dataclass
@@ -243,7 +247,7 @@ def _export(release: _Release, request: ModelRequest) -> None:
         release.exported.append(result.onnx_path)
         return PASS, f"{result.onnx_path.name}: parity with torch, max diff {result.max_parity_diff:.2e}"
 
-    release.gate(f"export {request.model}", run)
+    release.gate(f"export {request.label}", run)
 
 
 def _copy_artifact(release: _Release, path: Path) -> None:

@@ -26,7 +26,7 @@ from onnx import numpy_helper
 
 from facebatch.atomic import atomic_path, write_text_atomic
 from facebatch.configs.family import scrfd_landmarks
-from facebatch.configs.model_file import FIX_PROP, load_model, read_model_file
+from facebatch.configs.model_file import FIX_PROP, fix_command, load_model, read_model_file
 from facebatch.configs.scrfd import OUTPUT_CHANNELS, released_head_layout
 from facebatch.configs.spec import BATCH, HEIGHT, WIDTH
 from facebatch.configs.spec_io import stored_spec
@@ -363,6 +363,5 @@ def repair_hint(path: Path) -> str | None:
     plan = plan_repair(model)
     if not plan.repairs_everything:
         return None
-    repaired = f"{Path(path).stem}_batch.onnx"  # in the working folder: the input's may not be writable
-    return (f"facebatch fix {path} -o {repaired} repairs this graph by surgery ({len(plan.changes)} change(s)) "
+    return (f"{fix_command(path)} repairs this graph by surgery ({len(plan.changes)} change(s)) "
             "and proves each frame's repaired outputs equal the original's")  # fmt: skip

@@ -12,7 +12,7 @@ from facebatch.configs.mmdet_config import read_scrfd_model_config
 from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE, SCRFD_NORMALIZE, check_input_size, scrfd_config, scrfd_spec
 from facebatch.engines.pipeline.preprocess import proof_frames
 from facebatch.environment import file_sha256
-from facebatch.errors import SpecError, WeightsError
+from facebatch.errors import SpecError, VerificationFailed, WeightsError
 from facebatch.exporter.checkpoint import load_state_dict_strict, read_state_dict
 from facebatch.exporter.export_job import ExportResult, export_artifact
 from facebatch.exporter.metadata import WeightsInfo
@@ -56,7 +56,7 @@ def scrfd_model_with_weights(request: ScrfdExportRequest) -> tuple[SCRFD, str, W
         with step(f"prove the import reproduces {Path(weights).name} at {h}x{w}"):
             proof = prove_scrfd_import(model, Path(weights), frames)
         if not proof.passed:
-            raise WeightsError(f"imported weights do not reproduce {Path(weights).name}: {proof.summary()}")
+            raise VerificationFailed(f"imported weights do not reproduce {Path(weights).name}: {proof.summary()}")
         return model, variant, WeightsInfo("onnx", str(weights), file_sha256(Path(weights)), proof=proof)
     if variant is None or model_cfg is None:
         raise SpecError("name a variant (e.g. scrfd_10g_bnkps) or pass --config; only ONNX weights can reveal it")

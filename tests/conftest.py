@@ -1,20 +1,35 @@
 """Shared fixtures: the real files in ../shared/fixtures (never copied into the project).
-Tests that need them skip with a reason when that folder is absent."""
+Tests that need them skip with a reason when that folder is absent; under CI (``CI`` set) its
+absence fails the run at once, since a CI run that skipped them would prove nothing.
+``FACEBATCH_SHARED`` points elsewhere than ../shared."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT.parent / "shared"
+SHARED = Path(os.environ.get("FACEBATCH_SHARED", PROJECT.parent / "shared"))
 FIXTURES = SHARED / "fixtures"
 REFERENCE = SHARED / "reference"
 
 
+def under_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if under_ci() and not FIXTURES.is_dir():
+        pytest.exit(f"CI is set but {FIXTURES} is absent: the tests with real fixtures would all skip; "
+                    "check out ../shared beside the project (or set FACEBATCH_SHARED)", returncode=1)  # fmt: skip
+
+
 def _require(path: Path) -> Path:
     if not path.exists():
+        if under_ci():
+            pytest.fail(f"{path} is absent under CI (tests with real fixtures need ../shared beside the project)")
         pytest.skip(f"{path} is absent (tests with real fixtures need ../shared beside the project)")
     return path
 

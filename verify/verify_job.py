@@ -172,7 +172,7 @@ def _decoded_check(decoded: DecodedIndependence | None, target: ModelFile) -> Ch
     thresholds = f"det_thresh {decoded.det_thresh:g}, NMS {decoded.nms_thresh:g}"
     if not decoded.detections_alone:
         return CheckResult(3, name, SKIP, f"no frame has a detection at {thresholds}: nothing to compare "
-                           "(pass --images with faces or lower --det-thresh)", data=data)  # fmt: skip
+                           "(pass --images with photos that show faces)", data=data)  # fmt: skip
     box = max(b.max_box_diff for b in decoded.batches)
     lm = max(b.max_landmark_diff for b in decoded.batches)
     compared = sum(b.detections for b in decoded.batches)

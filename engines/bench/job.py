@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from facebatch.configs.model_file import ModelFile, read_model_file
+from facebatch.configs.model_file import ModelFile, fix_command, read_model_file
 from facebatch.engines.bench.measure import Budget, measure_alternating, measure_batch
 from facebatch.engines.bench.published import PublishedTable, compare
 from facebatch.engines.bench.report import Baseline, BenchReport, BenchRun
@@ -83,7 +83,7 @@ def check_batch_sizes(model: ModelFile, batch_sizes: Sequence[int]) -> None:
     fixed = dims[0] if dims and isinstance(dims[0], int) and dims[0] > 0 else None
     if fixed is not None and any(b != fixed for b in batch_sizes):
         raise SpecError(f"{model.path.name} takes batch {fixed} only (its batch axis is fixed): bench it with --batch-sizes {fixed}, "
-                        f"or repair it first ('facebatch fix {model.path.name} -o …')")  # fmt: skip
+                        f"or repair it first ('{fix_command(model.path)}')")  # fmt: skip
 
 
 def _baselines(models: Sequence[ModelFile], path: Path, size: tuple[int, int] | None) -> dict[Path, ModelFile]:

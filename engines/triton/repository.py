@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 
 from facebatch.atomic import atomic_path, ensure_writable_dir
-from facebatch.configs.model_file import ModelFile, read_model_file
+from facebatch.configs.model_file import ModelFile, fix_command, read_model_file
 from facebatch.configs.spec import ModelSpec
 from facebatch.configs.spec_io import spec_to_dict
 from facebatch.engines.build.engine_record import EngineRecord, find_engine, read_engine_record
@@ -106,7 +106,7 @@ class TritonRepository:
 
 
 # -- reading the artifacts ------------------------------------------------------------------------
-def _onnx_tensors(model: onnx.ModelProto, label: str) -> tuple[tuple[TritonTensor, ...], tuple[TritonTensor, ...]]:
+def _onnx_tensors(model: onnx.ModelProto, path: Path) -> tuple[tuple[TritonTensor, ...], tuple[TritonTensor, ...]]:
     """Inputs and outputs with their dims minus the batch axis, which must be symbolic on every one."""
     dims = io_dims(model)
     initializers = {i.name for i in model.graph.initializer}
@@ -115,8 +115,8 @@ def _onnx_tensors(model: onnx.ModelProto, label: str) -> tuple[tuple[TritonTenso
         shape = dims[value.name]
         if not shape or not isinstance(shape[0], str):
             batch = shape[0] if shape else "no axes"
-            raise SpecError(f"{label} has a fixed batch axis ({batch}) on {value.name!r}, and Triton batches along that axis; "
-                            f"make it symbolic with 'facebatch fix {label}' (or re-export it with facebatch export)")  # fmt: skip
+            raise SpecError(f"{path.name} has a fixed batch axis ({batch}) on {value.name!r}, and Triton batches along that axis; "
+                            f"make it symbolic with '{fix_command(path)}' (or re-export it with facebatch export)")  # fmt: skip
         rest = tuple(d if isinstance(d, int) and d > 0 else -1 for d in shape[1:])
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
         return TritonTensor(value.name, dtype, rest)
@@ -145,7 +145,7 @@ class _Artifact:
 
 def _read_onnx(path: Path) -> tuple[ModelFile, tuple[TritonTensor, ...], tuple[TritonTensor, ...]]:
     target = read_model_file(path)
-    inputs, outputs = _onnx_tensors(target.model, path.name)
+    inputs, outputs = _onnx_tensors(target.model, path)
     return target, inputs, outputs
 
 

@@ -61,6 +61,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run, json=None, markdown=None, junit=None)
 
 
+def _default(weights: Path | None, name: str) -> str | None:
+    return None if weights is not None and weights.suffix.lower() == ".onnx" else name
+
+
 def _gate_list(text: str) -> tuple[str, ...]:
     gates = tuple(g.strip() for g in text.split(",") if g.strip())
     unknown = [g for g in gates if g not in REQUIRABLE]
@@ -94,10 +98,11 @@ def run(args: argparse.Namespace) -> int:
         print("RELEASE CHECK PASS" if result.passed else f"RELEASE CHECK FAIL: {'; '.join(result.problems())}", flush=True)
         return 0 if result.passed else 1
     models = []
-    if args.detector or not args.artifact:
-        models.append(ModelRequest(args.detector or DEFAULT_DETECTOR, args.detector_weights, (args.size, args.size)))
-    if args.embedder or not args.artifact:
-        models.append(ModelRequest(args.embedder or DEFAULT_EMBEDDER, args.embedder_weights))
+    # ONNX weights name their own variant or network (export infers it); other weights need the name
+    if args.detector or args.detector_weights or not args.artifact:
+        models.append(ModelRequest(args.detector or _default(args.detector_weights, DEFAULT_DETECTOR), args.detector_weights, (args.size, args.size)))
+    if args.embedder or args.embedder_weights or not args.artifact:
+        models.append(ModelRequest(args.embedder or _default(args.embedder_weights, DEFAULT_EMBEDDER), args.embedder_weights))
     references = {name: reference if reference == "torch" else Path(reference) for name, reference in args.references}
     options = ReleaseOptions(name=args.name, version=args.release_version, out=args.out, models=models, artifacts=args.artifact,
                              references=references, require=args.require,

@@ -73,8 +73,9 @@ def test_refusals_come_before_any_measurement(small_detector: Path, models_dir: 
 
 def test_a_file_whose_batch_is_fixed_runs_at_that_batch_only(models_dir: Path):
     official = read_model_file(models_dir / "det_500m.onnx", size=(64, 64))
-    with pytest.raises(SpecError, match=r"takes batch 1 only \(its batch axis is fixed\): bench it with --batch-sizes 1, or repair it first \('facebatch fix det_500m.onnx"):
+    with pytest.raises(SpecError, match=r"takes batch 1 only \(its batch axis is fixed\): bench it with --batch-sizes 1, or repair it first") as refused:
         bench_models([official], BenchOptions(batch_sizes=(1, 2), budget=QUICK), make_onnx_runner)
+    assert f"('facebatch fix {models_dir / 'det_500m.onnx'} -o det_500m_batch.onnx')" in str(refused.value)  # runs as printed
     (run,) = bench_models([official], BenchOptions(batch_sizes=(1,), budget=QUICK), make_onnx_runner).runs
     assert run.model == "det_500m" and run.timings[0].batch == 1
 

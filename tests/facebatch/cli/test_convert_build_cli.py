@@ -21,11 +21,12 @@ def test_convert_writes_the_fp16_artifact_and_its_reports(small_detector: Path, 
     assert "(fp16): PASS (strict)" in printed and f"wrote {out}" in printed
 
 
-def test_convert_is_strict_so_frames_without_faces_are_not_enough(small_detector: Path, tmp_path: Path, capsys):
-    assert main(["convert", str(small_detector), "--fp16", "-o", str(tmp_path / "x.onnx"), "--batch-sizes", "1,2"]) == 1
-    (line,) = error_lines(capsys)
-    assert "skipped under --strict: 3 decoded independence" in line and "pass --images with faces" in line and line.endswith("nothing was written")
-    assert list(tmp_path.iterdir()) == []
+def test_a_trained_detector_without_photos_is_refused_before_any_work(small_detector: Path, tmp_path: Path, capsys):
+    """Its gate is strict and noise frames show no face: it used to convert everything, then fail on check 3."""
+    assert main(["convert", str(small_detector), "--fp16", "-o", str(tmp_path / "x.onnx"), "--batch-sizes", "1,2"]) == 2
+    err = capsys.readouterr().err
+    assert "is a trained detector: its FP16 gate compares the faces it finds, so pass --images" in err
+    assert "to FP16" not in err and list(tmp_path.iterdir()) == []  # no conversion started
 
 
 def test_convert_needs_the_fp16_flag(small_detector: Path, capsys):
