@@ -105,6 +105,14 @@ class ModelFile:
         raise SpecError(f"{self.path.name} was {recorded.how} from {recorded.name} (sha256 {recorded.sha256[:12]}…), "
                         f"which is not in {', '.join(str(p) for p in dict.fromkeys(places))}; put it beside {self.path.name}")  # fmt: skip
 
+    @cached_property
+    def int8_cpu_class(self) -> str | None:
+        """The CPU class (facebatch.environment.int8_cpu_class) an INT8 file was made and judged on."""
+        try:
+            return json.loads(self.props.get("quantization", "{}")).get("cpu_class") or None
+        except (ValueError, AttributeError):
+            return None
+
     @property
     def seeded(self) -> bool:
         """Exported with seeded random weights (verification and benchmarks only)."""

@@ -169,12 +169,16 @@ class ModelSpec:
         if self.family.is_embedder and not self.embedding_size:
             raise SpecError(f"spec {self.name}: an embedder spec needs its embedding size")
 
+    def require_fp32(self, name: str | None = None) -> None:
+        """Refuse to reduce the precision of a graph that is already reduced (``name``: its file)."""
+        if self.precision is not Precision.FP32:
+            raise SpecError(f"{name or self.name} is already {self.precision.value}; convert its FP32 artifact")
+
     def at_fp16(self, seeded: bool = False) -> ModelSpec:
         """This spec for the FP16 conversion of its graph: every output takes the FP16
         tolerances of its role (configs.precision; wider for seeded weights), never tighter
         than it had."""
-        if self.precision is not Precision.FP32:
-            raise SpecError(f"spec {self.name} is already {self.precision.value}; convert the FP32 artifact")
+        self.require_fp32()
         outputs = []
         for tensor in self.outputs:
             atol, rtol, cosine = fp16_tolerances(output_role(self.family.is_embedder, tensor.dims[-1]), seeded)

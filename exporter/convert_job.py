@@ -115,6 +115,7 @@ def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions 
         raise SpecError(f"-o {out}: name an .onnx file")
     if out.resolve() == source.resolve():
         raise SpecError("-o must name a new file; convert never overwrites its source")
+    target.spec.require_fp32(source.name)
     if target.spec.head is not None and not target.seeded and not options.photos:
         # the gate is strict and a trained detector finds no face in noise frames: check 3 would skip after all the work
         raise SpecError(f"{source.name} is a trained detector: its FP16 gate compares the faces it finds, so pass --images "

@@ -17,12 +17,11 @@ The INT8 file is written atomically, its sidecar JSON (calibration, gate, speed-
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,10 +38,11 @@ from facebatch.engines.bench.job import BenchOptions, bench_models
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.report import BenchReport
 from facebatch.engines.build.int8 import Int8Quantization, calibration_hash, quantize_to_int8, stamp_int8
+from facebatch.engines.build.int8_recipes import RECIPES, RECIPES_FOR_CPU, Int8Recipe
 from facebatch.engines.pipeline.face_pipeline import ImageFaces, PipelineSettings, open_pipeline
 from facebatch.engines.pipeline.preprocess import blob_from_images, load_image, proof_frames
 from facebatch.engines.runners.registry import RunnerOptions, onnx_runner
-from facebatch.environment import environment, file_sha256
+from facebatch.environment import environment, file_sha256, int8_cpu_class
 from facebatch.errors import SpecError
 from facebatch.exporter.backends import make_runner
 from facebatch.progress import step, warn
@@ -58,13 +58,14 @@ EMBEDDER_MAX_DROP = 1.0 - INT8_MIN_COSINE
 MAX_CALIBRATION_FACES = 256
 BENCH_BACKENDS = ("ort-cpu", "openvino")
 BENCH_BATCH_SIZES = (1, 8)
-VERIFY_BATCH_SIZES = (1, 2, 8)  # batch independence needs one of 2 or more
+VERIFY_BATCH_SIZES = (1, 2, 8)  # batch independence needs one of 2 or more; the largest grows to hold every photo (≤ 32)
 
 
 @dataclass
 class QuantizeOptions:
     photos: Sequence[Path]
     per_channel: bool = True
+    recipes: Sequence[str] = ()  # the recipes to try (engines.build.int8.RECIPES); () tries this CPU class's candidates
     max_drop: float | None = None  # None: DETECTOR_MAX_DROP / UNLABELLED_MAX_MISSED / EMBEDDER_MAX_DROP
     force: bool = False
     detector: Path | None = None  # embedders: finds the faces to align (default: the first real detector in build/onnx)
@@ -79,6 +80,12 @@ class QuantizeOptions:
             raise SpecError("INT8 calibration needs photos: pass --images with a photo or a folder of them")
         if self.max_drop is not None and not 0.0 <= self.max_drop < 1.0:
             raise SpecError(f"--max-drop must be in [0, 1), got {self.max_drop}")
+        unknown = [r for r in self.recipes if r not in RECIPES]
+        if unknown:
+            raise SpecError(f"--recipe {unknown[0]}: unknown; known: {', '.join(RECIPES)}")
+
+    def candidates(self, cpu_class: str) -> list[Int8Recipe]:
+        return [RECIPES[name] for name in (self.recipes or RECIPES_FOR_CPU[cpu_class])]
 
 
 @dataclass
@@ -91,6 +98,7 @@ class QuantizeResult:
     failures: list[str]  # the gates that failed, in words
     limits: dict[str, float]
     written: bool = False
+    tried: list[dict[str, Any]] = field(default_factory=list)  # every recipe tried: its accuracy and failures
     verify: VerifyReport | None = None
     bench: BenchReport | None = None
     notes: list[str] = field(default_factory=list)
@@ -128,7 +136,7 @@ class QuantizeResult:
         return {"artifact": self.path.name, "source": str(self.source), "written": self.written, "passed": self.passed,
                 "failures": self.failures, "limits": self.limits, "quantization": self.quantization.describe(),
                 "quantized_nodes": self.quantization.quantized_nodes, "calibration_sha256": self.calibration_sha256,
-                "accuracy": self.accuracy.to_dict(), "speedups": self.speedups(),
+                "accuracy": self.accuracy.to_dict(), "recipes_tried": self.tried, "speedups": self.speedups(),
                 "verify": {"passed": self.verify.passed, "checks": [{"check": c.label, "status": c.status, "summary": c.summary}
                                                                    for c in self.verify.checks]} if self.verify else None,
                 "bench": self.bench.to_dict() if self.bench else None, "notes": self.notes, "seconds": self.seconds,
@@ -145,6 +153,9 @@ class QuantizeResult:
         lines += [f"- gate: **{verdict}**",
                  f"- {self.quantization.describe()}", f"- calibration sha256 {self.calibration_sha256[:16]}…", "",
                  "## Accuracy against FP32 on the same photos", ""]  # fmt: skip
+        if len(self.tried) > 1:
+            lines += [f"- recipe {t['recipe']}: {t['summary']}" + (" (kept)" if t["recipe"] == self.quantization.recipe.name else "")
+                      for t in self.tried] + [""]  # fmt: skip
         lines += [f"- {line}" for line in self.accuracy.lines()]
         lines += [f"- limit: {name} {value:g}" for name, value in self.limits.items()]
         lines += [f"- **failed**: {failure}" for failure in self.failures]
@@ -231,11 +242,54 @@ def _embedder_gate(accuracy: EmbedderAccuracy, max_drop: float | None) -> tuple[
     return failures, {"min cosine": 1.0 - limit}
 
 
-@contextlib.contextmanager
-def _scratch_copy(name: str) -> Iterator[Path]:
-    """A scratch folder for the INT8 file under its final name (bench and reports name it)."""
-    with tempfile.TemporaryDirectory(prefix="facebatch-quantize-") as folder:
-        yield Path(folder) / name
+def _judge(candidate: ModelFile, reference: np.ndarray | list[ImageFaces], faces: _Faces | None, frames: np.ndarray | None,
+           photos: Sequence[Path], max_drop: float | None) -> tuple[DetectorAccuracy | EmbedderAccuracy, list[str], dict[str, float]]:  # fmt: skip
+    """The accuracy gate: ``candidate`` against the FP32 results ``reference`` on the same photos
+    (embedders: on the aligned ``faces``, ``frames`` preprocessed)."""
+    if faces is not None and frames is not None:
+        assert isinstance(reference, np.ndarray)
+        quantized = _embed(candidate, frames)
+        pairs = {name: (reference[row], quantized[row]) for name, row in faces.best.items()}
+        accuracy: DetectorAccuracy | EmbedderAccuracy = embedder_accuracy(reference, quantized, pairs)
+        return accuracy, *_embedder_gate(accuracy, max_drop)
+    accuracy = detector_accuracy(reference, _detect(candidate, photos), photos)  # type: ignore[arg-type]
+    return accuracy, *_detector_gate(accuracy, max_drop)
+
+
+def recheck_int8(path: Path, photos: Sequence[Path], detector: Path | None = None) -> tuple[DetectorAccuracy | EmbedderAccuracy, list[str]]:
+    """The accuracy gate of an INT8 file again, here, against the FP32 source it records (found beside
+    it, sha256-checked): integer kernels differ between CPU classes, so a file gated on one is
+    re-judged on another. Embedders need ``detector`` for the faces."""
+    candidate = read_model_file(path)
+    source = read_model_file(candidate.source_file())
+    accepted = next((t.min_cosine for t in candidate.spec.outputs if t.min_cosine is not None), None)
+    max_drop = None if accepted is None else 1.0 - accepted
+    if source.spec.family.is_embedder:
+        faces = _aligned_faces(source, detector, photos)
+        frames = blob_from_images(faces.crops, source.spec.normalize)
+        accuracy, failures, _ = _judge(candidate, _embed(source, frames), faces, frames, photos, max_drop)
+    else:
+        accuracy, failures, _ = _judge(candidate, _detect(source, photos), None, None, photos, None)
+    return accuracy, failures
+
+
+def _rank(accuracy: DetectorAccuracy | EmbedderAccuracy, failures: list[str]) -> tuple:
+    """Which recipe's model is more accurate: passing the gate first; then embedders by their lowest
+    cosine to FP32, detectors by labelled recall, fewest missed faces, then mean landmark error."""
+    if isinstance(accuracy, EmbedderAccuracy):
+        return (not failures, accuracy.min_cosine)
+    errors = accuracy.landmark_errors_px
+    return (not failures, accuracy.recall_candidate, -len(accuracy.missed), -(float(np.mean(errors)) if errors else 0.0))
+
+
+def _summary(accuracy: DetectorAccuracy | EmbedderAccuracy, failures: list[str]) -> str:
+    if isinstance(accuracy, EmbedderAccuracy):
+        text = f"min cosine {accuracy.min_cosine:.4f}"
+    else:
+        errors = accuracy.landmark_errors_px or [0.0]
+        text = (f"recall {accuracy.recall_candidate}/{accuracy.labelled}, {len(accuracy.missed)} of {accuracy.reference_faces} missed, "
+                f"landmarks max {max(errors):.2f} px, mean {np.mean(errors):.2f} px")  # fmt: skip
+    return text + ("; " + "; ".join(failures) if failures else "; passes")
 
 
 def quantize_int8(source: Path, options: QuantizeOptions, out: Path | None = None) -> QuantizeResult:
@@ -261,32 +315,40 @@ def quantize_int8(source: Path, options: QuantizeOptions, out: Path | None = Non
             h, w = spec.input_size
             calibration = proof_frames(len(photos), h, w, spec.normalize, photos)
     calibration_sha = calibration_hash([p.name for p in photos], calibration)
-    with step(f"quantise {source.name} to INT8 (QDQ, calibrated on {len(calibration)} frames)"):
-        accepted = 1.0 - (EMBEDDER_MAX_DROP if options.max_drop is None else options.max_drop) if spec.family.is_embedder else None
-        quantization = quantize_to_int8(source, spec, calibration, options.per_channel, accepted)
-    model = stamp_int8(quantization, target.props, source.name, target.sha256, calibration_sha)
-    with _scratch_copy(out.name) as scratch:
-        onnx.save(model, scratch)
-        candidate = read_model_file(scratch)
-        with step("compare the INT8 model with FP32 on the photos"):
-            if faces is not None:
-                reference, quantized = _embed(target, frames), _embed(candidate, frames)
-                best = {name: (reference[row], quantized[row]) for name, row in faces.best.items()}
-                accuracy: DetectorAccuracy | EmbedderAccuracy = embedder_accuracy(reference, quantized, best)
-                failures, limits = _embedder_gate(accuracy, options.max_drop)
-            else:
-                accuracy = detector_accuracy(_detect(target, photos), _detect(candidate, photos), photos)
-                failures, limits = _detector_gate(accuracy, options.max_drop)
+    accepted = 1.0 - (EMBEDDER_MAX_DROP if options.max_drop is None else options.max_drop) if spec.family.is_embedder else None
+    cpu_class = int8_cpu_class()
+    reference = _embed(target, frames) if faces is not None else _detect(target, photos)
+    with tempfile.TemporaryDirectory(prefix="facebatch-quantize-") as folder:
+        best = None
+        tried = []
+        for recipe in options.candidates(cpu_class):
+            with step(f"quantise {source.name} to INT8 ({recipe.name}, calibrated on {len(calibration)} frames)"):
+                quantization = quantize_to_int8(source, spec, calibration, options.per_channel, accepted, recipe, cpu_class)
+            scratch = Path(folder) / recipe.name / out.name  # under its final name: bench and reports name it
+            scratch.parent.mkdir()
+            onnx.save(stamp_int8(quantization, target.props, source.name, target.sha256, calibration_sha), scratch)
+            with step(f"compare the INT8 model ({recipe.name}) with FP32 on the photos"):
+                accuracy, failures, limits = _judge(read_model_file(scratch), reference, faces, frames if faces else None, photos,
+                                                    options.max_drop)  # fmt: skip
+            tried.append({"recipe": recipe.name, "description": recipe.describe(), "passed": not failures,
+                          "summary": _summary(accuracy, failures), "accuracy": accuracy.to_dict()})  # fmt: skip
+            if best is None or _rank(accuracy, failures) > _rank(best[2], best[3]):
+                best = (quantization, scratch, accuracy, failures, limits)
+        assert best is not None  # every CPU class has candidates
+        quantization, scratch, accuracy, failures, limits = best
         # the proof convert gives FP16 files: verify --strict against the source, at the INT8 spec's tolerances
-        report = verify_model(scratch, VerifyOptions(batch_sizes=VERIFY_BATCH_SIZES, photos=photos, reference=onnx_reference(source),
-                                                     strict=True))  # fmt: skip
+        batches = (*VERIFY_BATCH_SIZES[:-1], min(32, max(VERIFY_BATCH_SIZES[-1], len(photos))))  # every photo judged, as release --check does
+        report = verify_model(scratch, VerifyOptions(batch_sizes=batches, photos=photos, reference=onnx_reference(source), strict=True))
         if not report.passed:
             failures.append(f"verify against {source.name}: {report.failure_line()}")
-        result = QuantizeResult(source, out, quantization, calibration_sha, accuracy, failures, limits, verify=report)
+        result = QuantizeResult(source, out, quantization, calibration_sha, accuracy, failures, limits, verify=report, tried=tried)
+        if len(tried) > 1:
+            result.notes.append(f"tried {', '.join(t['recipe'] for t in tried)} (the candidates for {cpu_class} CPUs); "
+                                f"kept {quantization.recipe.name}, the most accurate")  # fmt: skip
         if options.bench:
             bench_options = BenchOptions(backends=options.bench_backends, batch_sizes=options.bench_batch_sizes, budget=options.budget,
                                          photos=photos, runner=RunnerOptions(threads=options.threads))  # fmt: skip
-            result.bench = bench_models([target, candidate], bench_options, make_runner)
+            result.bench = bench_models([target, read_model_file(scratch)], bench_options, make_runner)
         if result.passed or options.force:
             if out.exists():
                 result.notes.append(f"replaced the existing {out}")
@@ -309,6 +371,8 @@ def sidecar_record(result: QuantizeResult, source: ModelFile) -> dict[str, Any]:
         "precision": Precision.INT8.value,
         "source": {"artifact": source.path.name, "sha256": source.sha256},
         "quantization": {"description": result.quantization.describe(), "per_channel": result.quantization.per_channel,
+                         "recipe": result.quantization.recipe.name, "cpu_class": result.quantization.cpu_class,
+                         "recipes_tried": result.tried,
                          "quantized_nodes": result.quantization.quantized_nodes, "calibration_frames": result.quantization.calibration_frames,
                          "calibration_sha256": result.calibration_sha256},  # fmt: skip
         "gate": {"passed": result.passed, "failures": result.failures, "limits": result.limits, "forced": result.written and not result.passed},

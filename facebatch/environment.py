@@ -80,6 +80,26 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def int8_cpu_class(flags: set[str] | None = None) -> str:
+    """Which integer kernels onnxruntime runs INT8 convolutions with here: ``vnni`` (AVX-512 VNNI or
+    AVX-VNNI: u8·s8 products summed in 32 bits), ``avx2`` (u8·s8 pairs summed in 16 bits first,
+    which can saturate) or ``baseline``. INT8 files are made and judged per class."""
+    flags = cpu_flags() if flags is None else flags
+    if flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
+        return "vnni"
+    return "avx2" if "avx2" in flags else "baseline"
+
+
 def gpus() -> list[dict[str, str]]:
     """NVIDIA GPUs as nvidia-smi names them: name, driver, compute capability, memory."""
     if shutil.which("nvidia-smi") is None:
@@ -102,6 +122,7 @@ def environment() -> dict[str, object]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu_model(),
+        "int8_cpu_class": int8_cpu_class(),
         "physical_cores": physical_cores(),
         "usable_cpus": usable_cpus(),
         "gpus": gpus(),

@@ -5,6 +5,10 @@ after decode and NMS: per frame the same faces (matched by IoU ≥ ``DECODED_MIN
 within ``DECODED_SCORE_ATOL`` and landmarks within ``DECODED_LANDMARK_ATOL_PX`` pixels of the
 network input. An FP16 artifact against its FP32 source is judged here above all.
 
+Two faces are the same face when their boxes overlap by IoU ≥ the minimum, or when no edge of
+the box moved by more than the landmark tolerance: a small face's box shifted by 2 px keeps IoU
+0.78 at 15 px wide (the 151-face selfie, SCRFD-2.5G INT8 on AVX2), a large one's must overlap.
+
 A face whose score lies within the score tolerance of the threshold may fall on either side
 of it (0.501 vs 0.499): each side's faces are therefore looked for among the other side's
 faces decoded at ``det_thresh − score tolerance``, so only real disagreements count.
@@ -38,6 +42,7 @@ class FrameAgreement:
     found: int  # detections of the model under test at det_thresh
     matched: int = 0
     min_iou: float = 1.0
+    max_edge_px: float = 0.0  # the largest shift of a matched box's edge
     max_score_diff: float = 0.0
     max_landmark_diff_px: float = 0.0
     missed: int = 0  # reference faces with no partner
@@ -47,8 +52,6 @@ class FrameAgreement:
         found = []
         if self.missed or self.extra:
             found.append(f"{self.missed} face(s) of the reference not found, {self.extra} extra (of {self.faces} vs {self.found})")
-        if self.matched and self.min_iou < min_iou:
-            found.append(f"IoU {self.min_iou:.3f} < {min_iou}")
         if self.max_score_diff > score_atol:
             found.append(f"score diff {self.max_score_diff:.3g} > {score_atol:g}")
         if self.max_landmark_diff_px > landmark_atol:
@@ -85,10 +88,11 @@ class DecodedAgreement:
         if not matched:
             return f"{self.label} decoded: no face at det_thresh {self.det_thresh:g} on either side ({len(self.frames)} frames)"
         iou = min(f.min_iou for f in matched)
+        edge = max(f.max_edge_px for f in matched)
         score = max(f.max_score_diff for f in matched)
         landmarks = max(f.max_landmark_diff_px for f in matched)
         return (f"{self.label} decoded: the same {sum(f.matched for f in matched)} faces in {len(self.frames)} frames, "
-                f"min IoU {iou:.4f}, scores within {score:.3g}, landmarks within {landmarks:.3g} px")  # fmt: skip
+                f"min IoU {iou:.4f}, box edges within {edge:.3g} px, scores within {score:.3g}, landmarks within {landmarks:.3g} px")  # fmt: skip
 
     def to_dict(self) -> dict:
         return {"label": self.label, "passed": self.passed, "det_thresh": self.det_thresh, "nms_thresh": self.nms_thresh,
@@ -96,19 +100,20 @@ class DecodedAgreement:
                 "frames": [asdict(f) for f in self.frames], "failures": self.failures()}  # fmt: skip
 
 
-def _partners(these: Detections, others_low: Detections, min_iou: float) -> np.ndarray:
-    """For each of ``these``, the index of its best-overlapping partner among ``others_low``
-    with IoU ≥ min_iou (greedy, best score first, each partner used once), or −1."""
+def _partners(these: Detections, others_low: Detections, min_iou: float, edge_px: float) -> np.ndarray:
+    """For each of ``these``, the index of its partner among ``others_low``: the best-overlapping box
+    with IoU ≥ ``min_iou`` or no edge further than ``edge_px`` (greedy, best score first, each
+    partner used once), or −1."""
     partner = np.full(len(these), -1, dtype=np.int64)
     if not len(these) or not len(others_low):
         return partner
     iou = box_iou(these.boxes, others_low.boxes)
+    edges = np.max(np.abs(these.boxes[:, None, :].astype(np.float64) - others_low.boxes[None, :, :]), axis=-1)
+    same = (iou >= min_iou) | (edges <= edge_px)
     taken: set[int] = set()
     for i in range(len(these)):  # best score first: Detections are ordered so
-        for j in np.argsort(-iou[i], kind="stable"):
-            if iou[i, j] < min_iou:
-                break
-            if int(j) not in taken:
+        for j in np.argsort(-iou[i] + edges[i] * 1e-9, kind="stable"):
+            if same[i, j] and int(j) not in taken:
                 partner[i] = int(j)
                 taken.add(int(j))
                 break
@@ -116,21 +121,23 @@ def _partners(these: Detections, others_low: Detections, min_iou: float) -> np.n
 
 
 def frame_agreement(frame: int, actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], layout: HeadLayout,
-                    size: tuple[int, int], det_thresh: float, nms_thresh: float, score_atol: float, min_iou: float) -> FrameAgreement:  # fmt: skip
+                    size: tuple[int, int], det_thresh: float, nms_thresh: float, score_atol: float, min_iou: float,
+                    edge_px: float) -> FrameAgreement:  # fmt: skip
     """One frame's canonical outputs (``{"score_8": [rows, 1], …}``) of both sides."""
     height, width = size
     low = max(det_thresh - score_atol, 0.0)
     ours, ref = decode_frame(actual, layout, height, width, det_thresh, nms_thresh), decode_frame(expected, layout, height, width, det_thresh, nms_thresh)
     ours_low, ref_low = decode_frame(actual, layout, height, width, low, nms_thresh), decode_frame(expected, layout, height, width, low, nms_thresh)
     result = FrameAgreement(frame, len(ref), len(ours))
-    ref_partner = _partners(ref, ours_low, min_iou)
+    ref_partner = _partners(ref, ours_low, min_iou, edge_px)
     result.missed = int(np.count_nonzero(ref_partner < 0))
-    result.extra = int(np.count_nonzero(_partners(ours, ref_low, min_iou) < 0))
+    result.extra = int(np.count_nonzero(_partners(ours, ref_low, min_iou, edge_px) < 0))
     pairs = [(i, int(j)) for i, j in enumerate(ref_partner) if j >= 0]
     result.matched = len(pairs)
     if pairs:
         r, o = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
         result.min_iou = float(np.min(np.diag(box_iou(ref.boxes[r], ours_low.boxes[o]))))
+        result.max_edge_px = float(np.max(np.abs(ref.boxes[r].astype(np.float64) - ours_low.boxes[o])))
         result.max_score_diff = float(np.max(np.abs(ref.scores[r].astype(np.float64) - ours_low.scores[o])))
         if ref.landmarks is not None and ours_low.landmarks is not None:
             result.max_landmark_diff_px = float(np.max(np.abs(ref.landmarks[r].astype(np.float64) - ours_low.landmarks[o])))
@@ -147,7 +154,7 @@ def decoded_agreement(label: str, actual: Mapping[str, np.ndarray], expected: Ma
     frames = next(iter(expected.values())).shape[0]
     for i in range(frames):
         report.frames.append(frame_agreement(i, per_frame(actual, i), per_frame(expected, i), layout, size, det_thresh, nms_thresh,
-                                             report.score_atol, report.min_iou))  # fmt: skip
+                                             report.score_atol, report.min_iou, report.landmark_atol_px))  # fmt: skip
     return report
 
 

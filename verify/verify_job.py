@@ -24,7 +24,7 @@ from facebatch.engines.pipeline.preprocess import frame_sources, model_frames
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeIntermediateRunner, OnnxRuntimeRunner
-from facebatch.environment import environment
+from facebatch.environment import environment, int8_cpu_class
 from facebatch.errors import EngineError, SpecError
 from facebatch.onnx_graph import io_dims
 from facebatch.progress import step
@@ -252,6 +252,15 @@ def _checks_at(
     return checks
 
 
+def _cpu_class_note(target: ModelFile) -> list[str]:
+    """An INT8 file judged on another CPU class: integer kernels differ, so its accuracy is re-checked here."""
+    made_on, here = target.int8_cpu_class, int8_cpu_class()
+    if made_on is None or made_on == here:
+        return []
+    return [f"{target.path.name} was quantised and judged on a {made_on} CPU; this one is {here}, whose integer kernels "
+            "differ: check 4 against its FP32 source judges it here (release --check also re-runs its accuracy gate)"]  # fmt: skip
+
+
 def _square_note(target: ModelFile, reference: Reference | None, sizes: list[tuple[int, int]]) -> list[str]:
     """Say so when a symbol shared by height and width limited the sizes checked."""
     named = [(target.path.name, target.shared_size_symbol)] + ([(reference.name, reference.shared_size_symbol)] if reference else [])
@@ -274,7 +283,8 @@ def verify_model(path: Path, options: VerifyOptions | None = None) -> VerifyRepo
     report = VerifyReport(
         model=path.name, sha256=target.sha256, family=target.family.value, precision=target.spec.precision.value, spec_source=target.source,
         input=f"{target.spec.input.name} {list(target.spec.input.dims)}", sizes=[size_text(s) for s in sizes],
-        frames=frame_sources(count, options.photos, options.seed), strict=options.strict, notes=list(target.notes) + _square_note(target, reference, sizes),
+        frames=frame_sources(count, options.photos, options.seed), strict=options.strict,
+        notes=list(target.notes) + _square_note(target, reference, sizes) + _cpu_class_note(target),
         options={"batch_sizes": list(options.batch_sizes), "sizes": [list(s) for s in sizes], "seed": options.seed,
                  "photos": [str(p) for p in options.photos], "atol": options.independence_atol(target), "det_thresh": options.det_thresh,
                  "nms_thresh": options.nms_thresh, "strict": options.strict,

@@ -105,8 +105,7 @@ def check_batch_kept(before: onnx.ModelProto, after: onnx.ModelProto) -> None:
 def convert_to_fp16(model: onnx.ModelProto, spec: ModelSpec, fp16_io: bool = False, seeded: bool = False) -> Fp16Conversion:
     """The FP16 graph of ``model`` (left untouched) with ``spec`` at FP16 tolerances (those
     of seeded weights when ``seeded``)."""
-    if spec.precision is not Precision.FP32:
-        raise SpecError(f"{spec.name} is already {spec.precision.value}; convert its FP32 artifact")
+    spec.require_fp32()
     float16 = _converter()
     blocked = default_op_block_list()
     source = onnx.ModelProto()

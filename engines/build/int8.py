@@ -3,8 +3,25 @@
 * QDQ format (QuantizeLinear/DequantizeLinear pairs around each quantised operator): the
   graph stays a standard ONNX file that onnxruntime runs with its integer kernels (VNNI
   where the CPU has it) and OpenVINO compiles to its own INT8;
-* weights signed 8-bit, per output channel by default (``per_channel``), activations unsigned
-  8-bit (x86's fast u8·s8 path), ranges from min/max over the calibration frames;
+* per output channel weights by default (``per_channel``), unsigned 8-bit activations, ranges from
+  min/max over the calibration frames; how the weights are stored and what stays FP32 is a
+  ``Int8Recipe``, chosen per CPU class (``RECIPES_FOR_CPU``) because the integer kernels differ:
+  with VNNI a u8·s8 product is summed in 32 bits; on AVX2 alone pairs of them are summed in 16
+  bits first and saturate, which moved SCRFD-2.5G's landmarks by up to 5.5 px (0.56 px mean on
+  VNNI, 1.22 on AVX2). Measured on AVX2 (17 fixture photos, FP32 as the reference):
+
+  ======================  =========================================  ==========================
+  recipe                  SCRFD-2.5G at 640: landmark px max / mean  mobilefacenet_128d: min cos
+  ======================  =========================================  ==========================
+  u8s8                    5.50 / 1.22 (min IoU 0.65)                 0.893
+  u8s8-7bit               2.79 / 0.66                                0.812
+  u8u8                    2.47 / 0.60                                0.845
+  u8s8-input-fp32         2.21 / 0.61                                0.946
+  ======================  =========================================  ==========================
+
+  The network's input is 8-bit pixels already: re-quantising it on a calibrated grid adds noise to
+  every layer, which is why keeping the convolutions that read it in FP32 helps embedders most.
+  ``facebatch quantize`` tries each candidate of this CPU's class and keeps the most accurate;
 * before quantising, onnxruntime's pre-processing (shape inference) runs on a copy, as its
   documentation asks; afterwards the batch axis must still be
   symbolic on every input and output, or the result is refused.
@@ -26,6 +43,7 @@ import numpy as np
 import onnx
 
 from facebatch.configs.precision import Precision
+from facebatch.engines.build.int8_recipes import ACTIVATIONS, RECIPES, Int8Recipe
 from facebatch.configs.spec import ModelSpec
 from facebatch.configs.spec_io import SPEC_PROP, spec_to_dict
 from facebatch.errors import ExportError
@@ -34,8 +52,6 @@ from facebatch.onnx_graph import io_dims
 CALIBRATION_BATCH = 8  # frames per calibration call
 MIN_OPSET = 13
 QUANT_FORMAT = "QDQ"
-ACTIVATIONS = "uint8"
-WEIGHTS = "int8"
 
 
 @dataclass
@@ -45,12 +61,15 @@ class Int8Quantization:
     per_channel: bool
     calibration_frames: int
     quantized_nodes: dict[str, int]  # op type → how many run in INT8 (QDQ pairs around them)
+    recipe: Int8Recipe = RECIPES["u8s8"]
+    cpu_class: str = ""  # the CPU class it was made and judged on
+    kept_fp32: tuple[str, ...] = ()  # nodes the recipe kept in FP32
 
     def describe(self) -> str:
         ops = ", ".join(f"{count} {op}" for op, count in sorted(self.quantized_nodes.items(), key=lambda kv: -kv[1]))
         channel = "per-channel" if self.per_channel else "per-tensor"
-        return (f"{QUANT_FORMAT}, {WEIGHTS} weights ({channel}), {ACTIVATIONS} activations, min/max over "
-                f"{self.calibration_frames} calibration frames; INT8: {ops or 'nothing'}")  # fmt: skip
+        return (f"{QUANT_FORMAT}, {self.recipe.describe()} ({channel}), min/max over {self.calibration_frames} calibration frames, "
+                f"made on a CPU of class {self.cpu_class or 'unknown'}; INT8: {ops or 'nothing'}")  # fmt: skip
 
 
 def calibration_hash(sources: Sequence[str], frames: np.ndarray) -> str:
@@ -90,10 +109,17 @@ def _at_least_opset(source: Path, upgraded: Path) -> Path:
     return upgraded
 
 
+def _input_convs(model_path: Path) -> list[str]:
+    """The Conv nodes that read a graph input directly (named: quantize_static excludes by name)."""
+    model = onnx.load(str(model_path), load_external_data=False)
+    inputs = {i.name for i in model.graph.input} - {i.name for i in model.graph.initializer}
+    return [n.name for n in model.graph.node if n.op_type == "Conv" and n.input and n.input[0] in inputs and n.name]
+
+
 def quantize_to_int8(source: Path, spec: ModelSpec, frames: np.ndarray, per_channel: bool = True,
-                     min_cosine: float | None = None) -> Int8Quantization:  # fmt: skip
-    """Quantise ``source`` (an FP32 ONNX file) with ``frames`` [N, 3, H, W] as calibration;
-    ``min_cosine``: the embedding cosine the INT8 spec will hold it to."""
+                     min_cosine: float | None = None, recipe: Int8Recipe = RECIPES["u8s8"], cpu_class: str = "") -> Int8Quantization:  # fmt: skip
+    """Quantise ``source`` (an FP32 ONNX file) with ``frames`` [N, 3, H, W] as calibration, the
+    ``recipe`` way; ``min_cosine``: the embedding cosine the INT8 spec will hold it to."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -116,14 +142,18 @@ def quantize_to_int8(source: Path, spec: ModelSpec, frames: np.ndarray, per_chan
             # shape inference only: our graphs are simplified already (onnxsim folds BatchNorm into Conv), and
             # onnxruntime's optimiser would print its notes to stderr before our lines
             quant_pre_process(str(source), str(prepared), skip_optimization=True, skip_symbolic_shape=False)
+            kept = _input_convs(prepared) if recipe.input_convs_fp32 else []
+            weights = QuantType.QUInt8 if recipe.weights == "uint8" else QuantType.QInt8
             quantize_static(str(prepared), str(quantized), Frames(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
+                            reduce_range=recipe.reduce_range, activation_type=QuantType.QUInt8, weight_type=weights,
+                            nodes_to_exclude=kept)  # fmt: skip
         except Exception as exc:  # onnxruntime's tools raise their own and plain exceptions
             message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise ExportError(f"onnxruntime could not quantise {source.name}: {message}") from None
         model = onnx.load(str(quantized))
     _check_batch_symbolic(model, source.name)
-    return Int8Quantization(model, spec.at_int8(min_cosine), per_channel, len(frames), _quantized_nodes(model))
+    return Int8Quantization(model, spec.at_int8(min_cosine), per_channel, len(frames), _quantized_nodes(model), recipe, cpu_class,
+                            tuple(kept))  # fmt: skip
 
 
 def stamp_int8(quantization: Int8Quantization, source_props: dict[str, str], source_name: str, source_sha256: str,
@@ -134,9 +164,12 @@ def stamp_int8(quantization: Int8Quantization, source_props: dict[str, str], sou
     props |= {
         SPEC_PROP: json.dumps(spec_to_dict(quantization.spec), sort_keys=True),
         "precision": Precision.INT8.value,
-        "quantization": json.dumps({"format": QUANT_FORMAT, "weights": WEIGHTS, "activations": ACTIVATIONS,
+        "quantization": json.dumps({"format": QUANT_FORMAT, "recipe": quantization.recipe.name,
+                                    "weights": quantization.recipe.weights, "reduce_range": quantization.recipe.reduce_range,
+                                    "activations": ACTIVATIONS, "kept_fp32": list(quantization.kept_fp32),
                                     "per_channel": quantization.per_channel, "calibration": "minmax",
-                                    "calibration_frames": quantization.calibration_frames}),  # fmt: skip
+                                    "calibration_frames": quantization.calibration_frames,
+                                    "cpu_class": quantization.cpu_class}),  # fmt: skip
         "calibration_sha256": calibration_sha256,
         "source_onnx": source_name,
         "source_sha256": source_sha256,

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from facebatch.cli import arguments
 from facebatch.configs.precision import INT8_MIN_COSINE
+from facebatch.engines.build.int8_recipes import RECIPES, RECIPES_FOR_CPU
+
+_CANDIDATES = "; ".join(f"{cpu} {' and '.join(names)}" for cpu, names in RECIPES_FOR_CPU.items())
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -16,7 +19,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="quantise an artifact to INT8 ONNX for the CPU (onnxruntime, OpenVINO), gated by its accuracy against FP32",
         description="Quantise an FP32 detector or embedder ONNX with onnxruntime's static quantisation (QDQ; int8 weights, "
         "per channel by default; uint8 activations) calibrated on --images: letterboxed photos for detectors, the faces a "
-        "detector finds in them, aligned, for embedders. The batch axis stays symbolic; the metadata says int8, the "
+        "detector finds in them, aligned, for embedders. The integer kernels differ by CPU class (VNNI or AVX2 alone), so "
+        "the recipes suited to this one are each tried and the most accurate kept. The batch axis stays symbolic; the metadata says int8, the "
         "calibration set's hash and the source's sha256. The INT8 model is then compared with FP32 on the same photos "
         "(detectors: matched faces' IoU, landmark error, missed and extra faces, recall on hand-labelled faces; embedders: "
         f"cosine per face, >= {INT8_MIN_COSINE} by default, and the same/different-person ordering of pairs named "
@@ -29,6 +33,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="the INT8 file (default: MODEL_int8.onnx beside MODEL.onnx)")  # fmt: skip
     parser.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True,
                         help="weights quantised per output channel (default on; --no-per-channel: one scale per tensor)")  # fmt: skip
+    parser.add_argument("--recipe", dest="recipes", type=_recipes, default=(), metavar="NAME[,NAME…]",
+                        help=f"the recipes to try, the most accurate kept (of {', '.join(RECIPES)}; default: this CPU class's "
+                        f"candidates: {_CANDIDATES})")  # fmt: skip
     parser.add_argument("--max-drop", type=float, metavar="X",
                         help="the accuracy drop allowed: detectors, the share of hand-labelled faces no longer found (default 0), "
                         "or without labels of FP32's faces missed (default 0.05); embedders, 1 - the lowest cosine to FP32 "
@@ -46,6 +53,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run, junit=None)
 
 
+def _recipes(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in RECIPES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"expected recipes out of {', '.join(RECIPES)}, got {text!r}")
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
     from facebatch.cli.render import console_for, show_quantize, write_reports
     from facebatch.engines.bench.measure import Budget
@@ -54,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.exporter.quantize_job import QuantizeOptions, quantize_int8
 
     arguments.check_report_targets(args)
-    options = QuantizeOptions(photos=arguments.photos(args), per_channel=args.per_channel, max_drop=args.max_drop, force=args.force,
+    options = QuantizeOptions(photos=arguments.photos(args), per_channel=args.per_channel, recipes=args.recipes, max_drop=args.max_drop, force=args.force,
                               detector=args.detector, bench=args.bench, bench_backends=parse_backends(args.backend),
                               bench_batch_sizes=args.batch_sizes, budget=Budget(warmup=0.5, seconds=args.seconds),
                               threads=args.threads)  # fmt: skip

@@ -108,19 +108,49 @@ def test_the_command_line_ends_with_the_verdict(models_dir: Path, tmp_path: Path
     assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("RELEASE CHECK FAIL: fails verify: onnx/naive.onnx")
 
 
-def test_int8_is_a_release_gate_when_asked_for(real_detector: Path, photos: list[Path], tmp_path: Path):
-    options = ReleaseOptions(version="5.0", out=tmp_path / "out", artifacts=[real_detector], photos=photos, fp16=False, int8=True,
-                             triton=False, **QUICK)  # fmt: skip
-    result = run_release(options)
+@pytest.fixture(scope="module")
+def int8_release(real_detector: Path, batch_embedder: Path, photos: list[Path], tmp_path_factory: pytest.TempPathFactory):
+    """The real SCRFD-2.5G at 640 and the fixed mobilefacenet_128d released with --int8: the detector's INT8 passes its
+    gate, the embedder's is refused (cosine to FP32 below 0.99 on this CPU class) and not released."""
+    out = tmp_path_factory.mktemp("int8_release")
+    return run_release(ReleaseOptions(version="5.0", out=out, artifacts=[real_detector, batch_embedder], photos=photos, fp16=False,
+                                      int8=True, triton=False, **QUICK))  # fmt: skip
+
+
+def test_int8_where_it_is_proven(int8_release, real_detector: Path, batch_embedder: Path, photos: list[Path]):
+    result = int8_release
     assert result.passed, result.gates
-    gate = next(g for g in result.gates if g.name.startswith("int8"))
-    assert gate.status == "pass" and "this one 20/20" in gate.summary  # the labelled faces are all still found
+    gates = {g.name: g for g in result.gates}
+    detector, embedder = gates[f"int8 {real_detector.name}"], gates[f"int8 {batch_embedder.name}"]
+    assert detector.status == "pass" and "this one 20/20" in detector.summary  # the labelled faces are all still found
+    assert embedder.status == "skip" and "refused by its accuracy gate, not released" in embedder.summary
     manifest = json.loads((result.path / MANIFEST).read_text())
     int8 = f"onnx/{real_detector.stem}_int8.onnx"
     assert int8 in manifest["artifacts"] and f"reports/{real_detector.stem}_int8.quantize.md" in manifest["files"]
+    assert f"onnx/{batch_embedder.stem}_int8.onnx" not in manifest["artifacts"]
+    assert f"reports/{batch_embedder.stem}_int8.quantize.md" in manifest["files"]  # the refusal's numbers are in the folder
     assert check_release(result.path, photos[:2]).passed  # the INT8 file verifies again against its FP32 source
     with pytest.raises(SpecError, match="--int8 calibrates on photos"):
         ReleaseOptions(artifacts=[real_detector], int8=True)
+
+
+def test_a_required_int8_that_is_refused_fails_the_release(batch_embedder: Path, real_detector: Path, photos: list[Path], tmp_path: Path):
+    result = run_release(ReleaseOptions(version="5.1", out=tmp_path / "out", artifacts=[real_detector, batch_embedder], photos=photos,
+                                        fp16=False, int8=True, triton=False, require=("int8",), **QUICK))  # fmt: skip
+    assert result.last_line() == f"RELEASE FAIL: int8 {batch_embedder.name}"
+    gate = next(g for g in result.gates if g.name == f"int8 {batch_embedder.name}")
+    assert gate.summary.startswith("required (--require int8) but mobilefacenet_128d_batch_int8.onnx refused by its accuracy gate")
+
+
+def test_check_re_judges_int8_made_on_another_cpu_class(int8_release, photos: list[Path], monkeypatch):
+    """Integer kernels differ between CPU classes: --check re-runs the accuracy gate of an INT8 file made elsewhere."""
+    from facebatch.exporter import release_job
+
+    elsewhere = "baseline" if release_job.int8_cpu_class() != "baseline" else "vnni"
+    monkeypatch.setattr(release_job, "int8_cpu_class", lambda: elsewhere)
+    assert check_release(int8_release.path, photos).passed  # re-judged on these photos: still every labelled face
+    without_photos = check_release(int8_release.path)
+    assert not without_photos.passed and "pass --images to re-check its accuracy here" in without_photos.failing[0]
 
 
 def test_a_fixed_foreign_embedder_is_released_against_the_file_it_was_fixed_from(small_detector: Path, batch_embedder: Path,

@@ -54,7 +54,7 @@ def test_identical_raw_outputs_never_decode_differently():
 def test_the_same_faces_agree_and_the_summary_says_how_closely():
     report = decoded_agreement("batch 1", outputs([(10, 0.9, 0.0), (60, 0.8, 0.0)]), outputs([(10, 0.9, 0.0), (60, 0.8, 0.0)]), LAYOUT, SIZE)
     assert report.passed and report.faces == 2
-    assert "the same 2 faces in 1 frames, min IoU 1.0000" in report.summary()
+    assert "the same 2 faces in 1 frames, min IoU 1.0000, box edges within 0 px" in report.summary()
 
 
 def test_landmarks_more_than_a_pixel_apart_fail():
