@@ -99,6 +99,11 @@ class Normalize:
         return {"mean": list(self.mean), "std": list(self.std), "color_order": "RGB" if self.rgb else "BGR"}
 
 
+def limit_text(atol: float, rtol: float) -> str:
+    """An element bound |actual − expected| ≤ atol + rtol·|expected| in words."""
+    return f"{atol:g}" if not rtol else f"{atol:g} + {rtol:g}·|ref|"
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """One graph input or output: its name, dims (ints fixed, strings symbolic) and tolerances."""
@@ -111,6 +116,10 @@ class TensorSpec:
 
     def symbolic_axes(self) -> dict[int, str]:
         return {axis: dim for axis, dim in enumerate(self.dims) if isinstance(dim, str)}
+
+    def tolerance_text(self) -> str:
+        """The element bound in words: 'atol' or 'atol + rtol·|ref|'."""
+        return limit_text(self.atol, self.rtol)
 
     def concrete_shape(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
         """Resolve symbolic dims with ``sizes`` (e.g. {"batch": 4})."""

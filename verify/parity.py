@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from facebatch.configs.spec import ModelSpec, TensorSpec
+from facebatch.configs.spec import ModelSpec, TensorSpec, limit_text
 from facebatch.engines.runners.base import Runner
 from facebatch.errors import SpecError
 
@@ -40,8 +40,7 @@ class OutputDiff:
             return f"{self.name} missing or misshapen"
         parts = []
         if self.outside or not np.isfinite(self.max_abs_diff):
-            limit = f"{self.atol:g}" if not self.rtol else f"{self.atol:g} + {self.rtol:g}·|ref|"
-            parts.append(f"{self.max_abs_diff:.3g} > {limit} at {list(self.worst_index)} ({self.outside} elements)")
+            parts.append(f"{self.max_abs_diff:.3g} > {limit_text(self.atol, self.rtol)} at {list(self.worst_index)} ({self.outside} elements)")
         if self.cosine_floor is not None and (self.min_cosine is None or self.min_cosine < self.cosine_floor):
             cosine = "not computable" if self.min_cosine is None else f"{self.min_cosine:.9f}"
             parts.append(f"cosine {cosine} < {self.cosine_floor}")

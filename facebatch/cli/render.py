@@ -47,7 +47,7 @@ def show_export(console: Console, result: ExportResult) -> None:
     if result.parity_gate is not None:
         gate = f"≤ {result.parity_gate.atol:.3g} (seeded)"
     else:
-        gate = "≤ spec atol " + ", ".join(sorted({f"{t.atol:g}" for t in spec.outputs}))
+        gate = "≤ " + "; ".join(dict.fromkeys(t.tolerance_text() for t in spec.outputs))
     rows = []
     for report in result.parity:
         cosines = [d.min_cosine for d in report.diffs if d.min_cosine is not None]

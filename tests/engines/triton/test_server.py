@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,18 @@ def assert_same_faces(served: dict[str, np.ndarray], expected, where: str) -> No
     assert min(cosines) >= 0.9999, f"{where}: cosine {min(cosines):.6f}"
 
 
+def settled_statistics(counter: TritonClientRunner, before: dict, requests: int, seconds: float = 10.0) -> dict:
+    """The server's statistics once it has counted ``requests`` more: Triton records a request after
+    its response has gone out, so a client that reads at once can see a count still rising."""
+    deadline = time.monotonic() + seconds
+    while True:
+        after = counter.statistics()
+        done = after.get(PIPELINE_MODEL, {}).get("requests", 0) - before.get(PIPELINE_MODEL, {}).get("requests", 0)
+        if done >= requests or time.monotonic() > deadline:
+            return after
+        time.sleep(0.1)
+
+
 def test_concurrent_http_and_grpc_requests_get_what_the_local_pipeline_finds(server: TritonServer, local: dict, photos: list[Path]):
     urls = [f"http://{server.http_url}", f"grpc://{server.grpc_url}"]
     answers: dict[tuple[str, str], dict[str, np.ndarray]] = {}
@@ -90,7 +103,7 @@ def test_concurrent_http_and_grpc_requests_get_what_the_local_pipeline_finds(ser
             thread.start()
         for thread in threads:
             thread.join()
-        after = counter.statistics()
+        after = settled_statistics(counter, before, len(photos))
     assert not failures, failures[0]
     assert {protocol for protocol, _ in answers} == {"http", "grpc"} and len(answers) == len(photos)
     for (protocol, name), served in answers.items():
