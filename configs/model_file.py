@@ -26,6 +26,7 @@ from facebatch.configs.scrfd import INSIGHTFACE_DET_SIZE, SCRFD_NORMALIZE, check
 from facebatch.configs.spec import BATCH, Family, ModelSpec, TensorSpec, fp32_output
 from facebatch.configs.spec_io import stored_spec
 from facebatch.environment import file_sha256
+from facebatch.publish import sidecar_of
 from facebatch.errors import SpecError
 from facebatch.onnx_graph import graph_input, io_dims, load_onnx
 
@@ -67,12 +68,8 @@ class ModelFile:
     def recorded_weights(self) -> dict:
         """The weights record of the sidecar .json beside this file (export writes it), when
         that sidecar describes exactly this file (its sha256); {} otherwise."""
-        sidecar = self.path.with_suffix(".json")
-        try:
-            data = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-        except (OSError, ValueError):
-            return {}
-        return data.get("weights", {}) if isinstance(data, dict) and data.get("sha256") == self.sha256 else {}
+        sidecar = sidecar_of(self.path)
+        return (sidecar.get("weights") or {}) if sidecar is not None else {}
 
     @cached_property
     def recorded_source(self) -> RecordedSource | None:

@@ -13,7 +13,7 @@ batch. An element passes when |actual − expected| ≤ atol + rtol·|expected|:
   against fp64 1.1e-5), i.e. 1e-4 + 2.1e-5·|value|; an absolute 1e-4 alone failed good weights.
   The bound still fails one real mistake: a single output channel of one backbone conv scaled
   by 1.01 (diff ≥ 2.9e-3), one weight zeroed, two channels swapped, every BN eps 1e-3 instead of
-  1e-5 — each measured on SCRFD-2.5G at 640 and each outside it (tests/exporter/test_scrfd_import.py).
+  1e-5 — each measured on SCRFD-2.5G at 640 and each outside it (tests/exporter/weights/test_scrfd_import.py).
 * embeddings: atol 1e-4 + rtol 1e-4, and cosine ≥ 0.99999 per row.
 
 An FP16 artifact carries FP16 tolerances in its own spec,

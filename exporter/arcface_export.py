@@ -20,9 +20,9 @@ from facebatch.configs.arcface import (
 from facebatch.engines.pipeline.preprocess import proof_frames
 from facebatch.environment import file_sha256
 from facebatch.errors import VerificationFailed, WeightsError
-from facebatch.exporter.arcface import ArcFaceBackbone, build_arcface, seeded_arcface
-from facebatch.exporter.arcface_import import arcface_from_onnx, prove_arcface_import
-from facebatch.exporter.checkpoint import load_state_dict_strict, read_state_dict
+from facebatch.exporter.models.arcface import ArcFaceBackbone, build_arcface, seeded_arcface
+from facebatch.exporter.weights.arcface_import import arcface_from_onnx, prove_arcface_import
+from facebatch.exporter.weights.checkpoint import load_state_dict_strict, read_state_dict
 from facebatch.exporter.export_job import ExportResult, export_artifact
 from facebatch.exporter.metadata import WeightsInfo
 from facebatch.exporter.settings import ExportSettings

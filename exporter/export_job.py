@@ -1,17 +1,10 @@
 """The shared second half of every export: populated torch model + spec → ONNX →
-simplified, proven, stamped artifact (``.onnx`` + sidecar ``.json``), written atomically.
-
-Both files are written in a temp directory beside the target and renamed into place only
-after every proof passed, so a failed run never replaces a good artifact. The two renames
-are two steps, ONNX first and sidecar last: a crash between them leaves the new ONNX beside
-the previous sidecar, and since every sidecar records the sha256 of the ONNX it describes,
-readers (``verify --reference torch``) recognise that sidecar as not this file's.
+simplified, proven, stamped artifact (``.onnx`` + sidecar ``.json``), published by
+``facebatch.publish`` only after every proof passed (what a crash leaves is documented there).
 """
 
 from __future__ import annotations
 
-import json
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,14 +16,14 @@ from torch import nn
 from facebatch.configs.spec import ModelSpec
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.torch_runner import TorchRunner
-from facebatch.environment import environment, file_sha256
 from facebatch.errors import ExportError
 from facebatch.exporter.metadata import SEEDED_WARNING, ArtifactRecord, WeightsInfo
-from facebatch.exporter.seeded import ParityGate, seeded_parity_gate
+from facebatch.exporter.weights.seeded import ParityGate, seeded_parity_gate
 from facebatch.exporter.settings import PARITY_BATCH_SIZES, check_parity_batch_sizes
 from facebatch.exporter.simplify import simplify_onnx
 from facebatch.exporter.torch_to_onnx import onnx_from_torch
 from facebatch.progress import step, warn
+from facebatch.publish import draft, publish
 from facebatch.verify.parity import ParityReport, runner_parity
 
 
@@ -76,8 +69,8 @@ def export_artifact(
     sidecar_target = target.with_suffix(".json")
     if target.exists():
         warn(f"{target} exists; it is replaced if this export passes its proofs (and kept if not)")
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".facebatch-export-") as tmp:
-        work = Path(tmp)
+    with draft(target, "--out") as candidate:
+        work = candidate.folder
         with step(f"export {spec.name} to ONNX (opset {opset}, batch symbolic)"):
             raw = onnx_from_torch(model, spec, work / "raw.onnx", opset)
         with step("simplify with onnxsim and prove the batch axis stayed symbolic"):
@@ -91,10 +84,6 @@ def export_artifact(
         if failed:
             raise ExportError("exported ONNX disagrees with the torch model: " + " | ".join(r.summary() for r in failed))
         record = ArtifactRecord(spec, weights, opset, parity, gate)
-        final, final_sidecar = work / target.name, work / sidecar_target.name
-        onnx.save(record.stamp(onnx.load(str(simple))), str(final))
-        sidecar = record.sidecar(target, file_sha256(final), environment())
-        final_sidecar.write_text(json.dumps(sidecar, indent=2) + "\n")
-        final.replace(target)  # same filesystem: atomic renames, ONNX first,
-        final_sidecar.replace(sidecar_target)  # then the sidecar that names its sha256
+        onnx.save(record.stamp(onnx.load(str(simple))), str(candidate.path))
+        publish(candidate, "facebatch export", record.sidecar_body(), source=record.source(), proof=record.proof())
     return ExportResult(target, sidecar_target, spec, weights, parity, gate)

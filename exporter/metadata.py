@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import facebatch
 from facebatch.configs.arcface import arcface_network
 from facebatch.configs.spec import Family, ModelSpec
 from facebatch.configs.spec_io import SPEC_PROP, spec_to_dict
-from facebatch.exporter.seeded import ParityGate
+from facebatch.exporter.weights.seeded import ParityGate
 from facebatch.verify.parity import ParityReport
 
 SEEDED_WARNING = "seeded random weights: for verification and benchmarking only, detects or recognises nothing"
@@ -103,14 +102,18 @@ class ArtifactRecord:
         model.producer_version = facebatch.__version__
         return model
 
-    def sidecar(self, onnx_path: Path, onnx_sha256: str, environment: dict[str, Any]) -> dict[str, Any]:
+    def sidecar_body(self) -> dict[str, Any]:
+        """The export's own sidecar fields (``facebatch.publish`` writes the header)."""
         return {
-            "artifact": onnx_path.name,
-            "sha256": onnx_sha256,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "opset": self.opset,
             "spec": spec_to_dict(self.spec),
             "weights": self.weights.to_dict() | ({"parity_note": self.parity_gate.note} if self.parity_gate else {}),
-            "parity_torch_vs_onnxruntime": [r.to_dict() for r in self.parity],
-            "environment": environment,
         }
+
+    def source(self) -> dict[str, Any]:
+        """What the artifact was made from: its weights file and sha256, or the seed."""
+        return {"weights": self.weights.path, "sha256": self.weights.sha256, "kind": self.weights.kind, "seed": self.weights.seed}
+
+    def proof(self) -> dict[str, Any]:
+        """Parity of the exported ONNX with the torch model (the import proof of ONNX weights is in ``weights``)."""
+        return {"passed": all(r.passed for r in self.parity), "parity_torch_vs_onnxruntime": [r.to_dict() for r in self.parity]}

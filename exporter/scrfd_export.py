@@ -13,11 +13,11 @@ from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE, SCRFD_NORMALIZE, check_i
 from facebatch.engines.pipeline.preprocess import proof_frames
 from facebatch.environment import file_sha256
 from facebatch.errors import SpecError, VerificationFailed, WeightsError
-from facebatch.exporter.checkpoint import load_state_dict_strict, read_state_dict
+from facebatch.exporter.weights.checkpoint import load_state_dict_strict, read_state_dict
 from facebatch.exporter.export_job import ExportResult, export_artifact
 from facebatch.exporter.metadata import WeightsInfo
-from facebatch.exporter.scrfd import SCRFD, build_scrfd, seeded_init
-from facebatch.exporter.scrfd_import import prove_scrfd_import, scrfd_from_onnx, source_input_size
+from facebatch.exporter.models.scrfd import SCRFD, build_scrfd, seeded_init
+from facebatch.exporter.weights.scrfd_import import prove_scrfd_import, scrfd_from_onnx, source_input_size
 from facebatch.exporter.settings import ExportSettings
 from facebatch.progress import step
 

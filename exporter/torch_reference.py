@@ -27,7 +27,7 @@ from facebatch.errors import SpecError, WeightsError
 from facebatch.exporter.arcface_export import ArcFaceExportRequest, arcface_model_with_weights
 from facebatch.exporter.metadata import WeightsInfo
 from facebatch.exporter.scrfd_export import ScrfdExportRequest, scrfd_model_with_weights
-from facebatch.exporter.seeded import seeded_parity_gate
+from facebatch.exporter.weights.seeded import seeded_parity_gate
 from facebatch.progress import step
 from facebatch.verify.reference import Reference, ReferenceFactory, onnx_reference
 

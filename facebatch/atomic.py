@@ -46,17 +46,18 @@ def atomic_path(target: Path, flag: str = "--out") -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get the usual mode
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; artifacts get the usual mode
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def _umask() -> int:
+def file_mode() -> int:
+    """The mode a new file gets under this process's umask (mkstemp's files are 0600)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def write_bytes_atomic(target: Path, data: bytes, flag: str = "--out") -> None:

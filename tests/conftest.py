@@ -94,7 +94,7 @@ def real_detector(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def batch_embedder(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """mobilefacenet_128d.onnx (a real 128-d embedder, batch fixed to 1) repaired by
     ``facebatch fix`` to take any batch."""
-    from facebatch.exporter.repair import fix_onnx
+    from facebatch.workflows.fix import fix_onnx
 
     out = tmp_path_factory.mktemp("batch_embedder") / "mobilefacenet_128d_batch.onnx"
     return fix_onnx(models_dir / "mobilefacenet_128d.onnx", out).path

@@ -14,7 +14,7 @@ def run_pytest(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "CI"} | {"FACEBATCH_SHARED": str(tmp_path / "no_shared")}
     if ci is not None:
         env["CI"] = ci
-    test = "tests/exporter/test_scrfd_import.py::test_face_embedder_is_not_an_scrfd"  # needs the fixture models
+    test = "tests/exporter/weights/test_scrfd_import.py::test_face_embedder_is_not_an_scrfd"  # needs the fixture models
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test], cwd=PROJECT, env=env,
                           capture_output=True, text=True, timeout=300)
 

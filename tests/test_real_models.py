@@ -5,12 +5,12 @@ the fixture photos: each must pass, and each gate must fail its deliberately bro
     the ``real_detector`` fixture) → verify --strict against torch, rebuilt from the recorded weights
     the official files: fix → verify --strict against the original, one frame at a time
     the embedder (mobilefacenet_128d): fix → verify --strict against the original → FP16
-    broken twins: one wrong weight (the import proof, tests/exporter/test_scrfd_import.py), a batch
-    leak (below), an FP16 graph with a clamped weight (tests/exporter/test_convert_job.py), an INT8
-    embedder below its cosine gate (tests/exporter/test_quantize_job.py)
+    broken twins: one wrong weight (the import proof, tests/exporter/weights/test_scrfd_import.py), a batch
+    leak (below), an FP16 graph with a clamped weight (tests/facebatch/workflows/test_convert.py), an INT8
+    embedder below its cosine gate (tests/facebatch/workflows/test_quantize.py)
 
 The release of a real detector with the fixed embedder and --int8, and its --check, are in
-tests/exporter/test_release_job.py (``int8_release``). This module takes about 3 minutes on 2 cores.
+tests/facebatch/workflows/release/test_release.py (``int8_release``). This module takes about 3 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from facebatch.exporter.convert_job import ConvertOptions, convert_fp16
-from facebatch.exporter.repair import fix_onnx
+from facebatch.workflows.convert import ConvertOptions, convert_fp16
+from facebatch.workflows.fix import fix_onnx
 from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
 from facebatch.exporter.torch_reference import torch_reference
 from facebatch.verify.reference import onnx_reference

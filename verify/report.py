@@ -17,7 +17,7 @@ from typing import Any
 
 from facebatch.environment import describe_environment
 
-PASS, FAIL, SKIP, NA = "pass", "fail", "skip", "n/a"
+from facebatch.status import FAIL, NA, PASS, SKIP  # noqa: F401 - re-exported for the checks
 
 
 def size_text(size: tuple[int, int]) -> str:
@@ -98,6 +98,11 @@ class VerifyReport:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+
+    def proof_record(self) -> dict[str, Any]:
+        """This verify as the proof in an artifact's sidecar: the verdict and each check in one line."""
+        return {"passed": self.passed, "strict": self.strict, "reference": "verify against the source",
+                "checks": [{"check": c.label, "status": c.status, "summary": c.summary} for c in self.checks]}  # fmt: skip
 
     def to_markdown(self) -> str:
         mode = " (strict: skipped checks fail)" if self.strict else ""

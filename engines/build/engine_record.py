@@ -17,6 +17,7 @@ from typing import Any
 from facebatch.configs.precision import Precision
 from facebatch.configs.spec import ModelSpec, ShapeRange
 from facebatch.configs.spec_io import spec_from_dict, spec_to_dict
+from facebatch.publish import sidecar_path
 from facebatch.errors import SpecError
 
 ENGINE_FORMAT = 1
@@ -156,15 +157,17 @@ class EngineRecord:
             recipe=BuildRecipe(Precision(recipe["onnx_precision"]), bool(recipe["strongly_typed"]), bool(recipe["fp16_flag"])),
             spec=spec_from_dict(data["spec"]), source_onnx=data["source_onnx"], reference_onnx=data["reference_onnx"],
             builder=data.get("builder", {}), build_seconds=float(data.get("build_seconds", 0.0)),
-            verification=data.get("verification", {}), environment=data.get("environment", {}), created=data.get("created", ""),
+            verification=data.get("proof") or data.get("verification", {}), environment=data.get("environment", {}),
+            created=data.get("created", ""),
         )  # fmt: skip
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
-
-def sidecar_path(plan: Path) -> Path:
-    return Path(plan).with_suffix(".json")
+    def sidecar_body(self) -> dict[str, Any]:
+        """The engine's own sidecar fields: what ``facebatch.publish``'s header (sha256, created,
+        environment, proof) does not already say."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("sha256", "created", "environment", "verification")}
 
 
 def read_engine_record(plan: Path) -> EngineRecord:

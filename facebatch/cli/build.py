@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.configs.precision import Precision
     from facebatch.engines.build.tensorrt_engine import BuilderSettings
     from facebatch.errors import SpecError
-    from facebatch.exporter.engine_job import BuildOptions, build_engine_job
+    from facebatch.workflows.build import BuildOptions, build_engine_job
 
     if args.output_file is not None and args.output_file.suffix != ".plan":
         raise SpecError(f"-o {args.output_file}: name a .plan file")

@@ -37,7 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from facebatch.errors import VerificationFailed
-    from facebatch.exporter.convert_job import ConvertOptions, convert_fp16
+    from facebatch.workflows.convert import ConvertOptions, convert_fp16
 
     arguments.check_report_targets(args)
     embedder = arguments.embedder_description(args, None)[0] if arguments.embedder_flags_given(args) else None

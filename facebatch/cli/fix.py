@@ -33,7 +33,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from facebatch.errors import SpecError
-    from facebatch.exporter.repair import REPAIR_ATOL, fix_onnx
+    from facebatch.workflows.fix import REPAIR_ATOL, fix_onnx
     from facebatch.progress import step
     from facebatch.verify.reference import onnx_reference
     from facebatch.verify.verify_job import VerifyOptions, verify_model

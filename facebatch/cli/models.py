@@ -18,7 +18,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebatch.exporter.catalog import arcface_catalog, scrfd_catalog
+    from facebatch.exporter.models.catalog import arcface_catalog, scrfd_catalog
 
     show_catalog(console_for(args), scrfd_catalog(), arcface_catalog())
     return 0

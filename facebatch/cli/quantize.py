@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.engines.bench.measure import Budget
     from facebatch.engines.runners.backends import parse_backends
     from facebatch.errors import VerificationFailed
-    from facebatch.exporter.quantize_job import QuantizeOptions, quantize_int8
+    from facebatch.workflows.quantize import QuantizeOptions, quantize_int8
 
     arguments.check_report_targets(args)
     options = QuantizeOptions(photos=arguments.photos(args), per_channel=args.per_channel, recipes=args.recipes, max_drop=args.max_drop, force=args.force,

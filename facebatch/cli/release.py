@@ -8,7 +8,7 @@ from pathlib import Path
 from facebatch.cli import arguments
 from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE
 from facebatch.engines.bench.regression import DEFAULT_MAX_SLOWDOWN
-from facebatch.exporter.release_settings import REQUIRABLE
+from facebatch.workflows.release.settings import REQUIRABLE
 
 DEFAULT_DETECTOR = "scrfd_10g_bnkps"
 DEFAULT_EMBEDDER = "arcface_r50"
@@ -86,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.cli.render import console_for
     from facebatch.engines.bench.measure import Budget
     from facebatch.engines.runners.backends import parse_backends
-    from facebatch.exporter.release_job import ModelRequest, ReleaseOptions, check_release, run_release
+    from facebatch.workflows.release.check import check_release
+    from facebatch.workflows.release.options import ModelRequest, ReleaseOptions
+    from facebatch.workflows.release.run import run_release
 
     console = console_for(args)
     photos = arguments.photos(args)

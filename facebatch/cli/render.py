@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     from facebatch.engines.bench.triton_report import TritonBenchReport
     from facebatch.engines.pipeline.face_pipeline import ImageFaces, StageTimes
     from facebatch.engines.triton.repository import TritonRepository
-    from facebatch.exporter.catalog import ArcFaceEntry, ScrfdEntry
+    from facebatch.exporter.models.catalog import ArcFaceEntry, ScrfdEntry
     from facebatch.exporter.export_job import ExportResult
-    from facebatch.exporter.quantize_job import QuantizeResult
+    from facebatch.workflows.quantize import QuantizeResult
     from facebatch.verify.report import VerifyReport
 
 STATUS_COLOURS = {"pass": "green", "fail": "red", "skip": "yellow", "n/a": "dim"}

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     report = verify_model(args.model_file, options)
     if not report.passed:
-        from facebatch.exporter.repair import repair_hint
+        from facebatch.workflows.fix import repair_hint
 
         hint = repair_hint(args.model_file)
         if hint:

@@ -56,7 +56,7 @@ def test_metadata_and_sidecar_record_the_spec(det_500m_export, models_dir: Path)
     sidecar = json.loads(det_500m_export.sidecar_path.read_text())
     assert sidecar["artifact"] == "scrfd_500m_320_batch.onnx"
     assert sidecar["weights"]["import_proof"]["passed"] is True
-    assert [r["label"] for r in sidecar["parity_torch_vs_onnxruntime"]] == ["batch 1", "batch 2", "batch 7", "batch 32"]
+    assert [r["label"] for r in sidecar["proof"]["parity_torch_vs_onnxruntime"]] == ["batch 1", "batch 2", "batch 7", "batch 32"]
     assert sidecar["environment"]["packages"]["torch"].startswith("2.")
 
 
@@ -88,7 +88,7 @@ def test_keepbatch_reexport_checkpoint_and_dynamic_size(models_dir: Path, photos
     with symbolic height/width, and run the artifact at two sizes."""
     import torch
 
-    from facebatch.exporter.scrfd_import import scrfd_from_onnx
+    from facebatch.exporter.weights.scrfd_import import scrfd_from_onnx
 
     model, variant = scrfd_from_onnx(models_dir / "scrfd_500m_bnkps_640_keepbatch.onnx")
     pth = tmp_path / "scrfd_500m_bnkps.pth"

@@ -9,7 +9,7 @@ import pytest
 
 from facebatch.cli import main
 from facebatch.errors import SpecError, WeightsError
-from facebatch.exporter.repair import fix_onnx
+from facebatch.workflows.fix import fix_onnx
 from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
 from facebatch.exporter.torch_reference import torch_reference
 from facebatch.verify.reference import onnx_reference
@@ -92,7 +92,7 @@ def test_bad_references_are_refused_with_one_line(models_dir: Path, tmp_path: Pa
 def test_torch_reference_from_a_checkpoint_named_by_the_sidecar(tmp_path: Path):
     import torch
 
-    from facebatch.exporter.arcface import build_arcface, seeded_arcface
+    from facebatch.exporter.models.arcface import build_arcface, seeded_arcface
     from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
 
     checkpoint = tmp_path / "backbone.pth"

@@ -11,7 +11,7 @@
 * our exported artifacts pass every check, parity with torch included; reports and exit
   codes follow the contract; the gate cannot pass by accident (strict mode, batch sizes).
 
-The repairs of these graphs are tested with the exporter (tests/exporter/test_repair.py).
+The repairs of these graphs are tested with the exporter (tests/facebatch/workflows/test_fix.py).
 """
 
 import json
@@ -28,7 +28,7 @@ from onnx import numpy_helper
 
 from facebatch.cli import main
 from facebatch.configs.embedder import EmbedderDescription
-from facebatch.exporter.scrfd import scrfd_from_variant, seeded_init
+from facebatch.exporter.models.scrfd import scrfd_from_variant, seeded_init
 from facebatch.exporter.torch_reference import torch_reference
 from facebatch.onnx_graph import GraphView
 from facebatch.verify.verify_job import VerifyOptions, verify_model

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not tensorrt_available(), reas
 
 @pytest.fixture(scope="module")
 def engine(small_detector: Path, photos, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from facebatch.exporter.engine_job import BuildOptions, build_engine_job
+    from facebatch.workflows.build import BuildOptions, build_engine_job
 
     out = tmp_path_factory.mktemp("engines") / "small_fp16_b1-8.plan"
     return build_engine_job(small_detector, BuildOptions(batch_max=8, out=out, photos=photos)).path

@@ -36,7 +36,7 @@ def test_convert_needs_the_fp16_flag(small_detector: Path, capsys):
 
 
 def test_a_failing_conversion_exits_1_and_writes_nothing(tmp_path: Path, capsys):
-    from tests.exporter.test_convert_job import overflowing_embedder
+    from tests.facebatch.workflows.test_convert import overflowing_embedder
 
     source = overflowing_embedder(tmp_path / "clamped.onnx")
     assert main(["convert", str(source), "--fp16", "--batch-sizes", "1,2"]) == 1

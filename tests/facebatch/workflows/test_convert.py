@@ -12,8 +12,8 @@ from onnx import TensorProto, helper, numpy_helper
 from facebatch.configs.model_file import OUR_SPEC, read_model_file
 from facebatch.configs.precision import FP16_INDEPENDENCE_ATOL, Precision
 from facebatch.errors import SpecError
-from facebatch.exporter.convert_job import ConvertOptions, convert_fp16, default_fp16_path
-from facebatch.exporter.repair import fix_onnx
+from facebatch.workflows.convert import ConvertOptions, convert_fp16, default_fp16_path
+from facebatch.workflows.fix import fix_onnx
 from facebatch.verify.reference import onnx_reference
 from facebatch.verify.verify_job import VerifyOptions, verify_model
 
@@ -36,7 +36,7 @@ def test_a_real_detector_converts_passes_its_gate_and_is_written_with_a_sidecar(
     sidecar = json.loads(result.sidecar.read_text())
     assert sidecar["precision"] == "fp16" and sidecar["source"]["sha256"] == read_model_file(source).sha256
     assert sidecar["conversion"]["fp16_io"] is False and "Resize" in sidecar["conversion"]["kept_fp32_in_graph"]
-    assert sidecar["tolerances"]["score_8"]["atol"] == 0.01 and sidecar["verification"]["passed"]
+    assert sidecar["tolerances"]["score_8"]["atol"] == 0.01 and sidecar["proof"]["passed"]
     assert sidecar["weights"]["kind"] == "onnx"  # carried over, so verify --reference torch can rebuild the model
 
 

@@ -11,9 +11,9 @@ from facebatch.configs.arcface import (
     IResNetConfig,
     arcface_network,
 )
-from facebatch.exporter.iresnet import IResNet, iresnet
-from facebatch.exporter.mobilefacenet import MobileFaceNet, mobilefacenet
-from facebatch.exporter.seeded import seeded_weights
+from facebatch.exporter.models.iresnet import IResNet, iresnet
+from facebatch.exporter.models.mobilefacenet import MobileFaceNet, mobilefacenet
+from facebatch.exporter.weights.seeded import seeded_weights
 
 ArcFaceBackbone = IResNet | MobileFaceNet
 CALIBRATION_FRAMES = 8

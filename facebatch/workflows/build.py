@@ -12,12 +12,12 @@ sidecar renamed into place: a disagreeing engine leaves nothing behind.
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 
-from facebatch.atomic import atomic_path, write_text_atomic
 from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.configs.precision import Precision, independence_atol
 from facebatch.engines.build.engine_record import (
@@ -26,15 +26,15 @@ from facebatch.engines.build.engine_record import (
     build_recipe,
     engine_filename,
     engine_profile,
-    sidecar_path,
 )
 from facebatch.engines.build.tensorrt_engine import BuilderSettings, build_engine
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.tensorrt_runner import TENSORRT_HINT, TensorRtRunner, current_gpu, import_tensorrt, tensorrt_available
-from facebatch.environment import environment, file_sha256
+from facebatch.environment import file_sha256
 from facebatch.errors import SpecError, VerificationFailed
-from facebatch.exporter.convert_job import ConvertOptions, convert_fp16, default_fp16_path
+from facebatch.workflows.convert import ConvertOptions, convert_fp16, default_fp16_path
 from facebatch.progress import step
+from facebatch.publish import draft, publish
 from facebatch.verify.independence import verify_batch_independence
 from facebatch.verify.reference import OnnxFileReference, compare_with_reference
 
@@ -105,17 +105,17 @@ def build_engine_job(model_path: Path, options: BuildOptions) -> EngineResult:
         engine=out.name, sha256="", precision=options.precision, tensorrt_version=built.tensorrt_version, gpu=current_gpu(),
         profile=profile, recipe=recipe, spec=spec, source_onnx={"file": parsed.name, "sha256": file_sha256(parsed)},
         reference_onnx={"file": fp32.path.name, "sha256": fp32.sha256}, builder=options.settings.to_dict(),
-        build_seconds=round(built.seconds, 2), environment=environment(),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        build_seconds=round(built.seconds, 2),
     )  # fmt: skip
-    with atomic_path(out, "-o") as tmp:
-        tmp.write_bytes(built.data)
-        record.sha256 = file_sha256(tmp)
-        record.verification = _check_engine(tmp, record, fp32, options)
+    with draft(out, "-o") as candidate:
+        candidate.path.write_bytes(built.data)
+        record.sha256 = file_sha256(candidate.path)
+        record.verification = _check_engine(candidate.path, record, fp32, options)
         if not record.verification["passed"]:
             raise VerificationFailed(f"the {out.name} engine disagrees with {fp32.path.name}: {record.verification['failures'][0]}; "
                                      "nothing was written")  # fmt: skip
-    write_text_atomic(sidecar_path(out), record.to_json(), "-o")
+        published = publish(candidate, "facebatch build", record.sidecar_body(), source=record.reference_onnx, proof=record.verification)
+    record.created = json.loads(published.sidecar.read_text())["created"]
     return EngineResult(out, record, notes)
 
 

@@ -1,33 +1,30 @@
 """``facebatch convert --fp16``: an FP32 artifact → its FP16 ONNX, proven before it is written.
 
-The FP16 graph is saved to a temp file beside the target and verified there like
+The FP16 graph is saved as a draft beside the target (``facebatch.publish``) and verified there like
 ``facebatch verify --strict`` with the FP32 source as the check-4 reference, at the FP16
 tolerances its spec now carries: raw outputs per role, decoded faces (detectors, trained
 weights), embedding cosine, batch independence at ``FP16_INDEPENDENCE_ATOL``, the static
-lint. Only a passing graph is renamed into place; the sidecar JSON (what was converted,
-how, and the verification figures) follows it, as export writes its own.
+lint. Only a passing graph is published, with its sidecar (what was converted, how, and the
+verification as its proof), as every writer publishes.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import onnx
 
-from facebatch.atomic import atomic_path, write_text_atomic
 from facebatch.configs.embedder import EmbedderDescription
 from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.configs.spec_io import spec_to_dict
 from facebatch.engines.build.fp16 import Fp16Conversion, convert_to_fp16, stamp_fp16
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
-from facebatch.environment import environment, file_sha256
 from facebatch.errors import SpecError
 from facebatch.progress import step, warn
+from facebatch.publish import draft, publish, sidecar_path
 from facebatch.verify.independence import DEFAULT_BATCH_SIZES
 from facebatch.verify.reference import onnx_reference
 from facebatch.verify.report import VerifyReport
@@ -59,7 +56,7 @@ class ConvertResult:
 
     @property
     def sidecar(self) -> Path:
-        return self.path.with_suffix(".json")
+        return sidecar_path(self.path)
 
 
 def default_fp16_path(source: Path) -> Path:
@@ -75,14 +72,11 @@ def _fp16_model(target: ModelFile, options: ConvertOptions) -> tuple[onnx.ModelP
     return stamp_fp16(conversion, target.props, target.path.name, target.sha256), conversion
 
 
-def sidecar_record(result: ConvertResult, sha256: str, source: ModelFile) -> dict[str, Any]:
+def _fp16_record(result: ConvertResult) -> dict[str, Any]:
+    """The conversion's own sidecar fields (``facebatch.publish`` writes the header)."""
     conversion = result.conversion
     return {
-        "artifact": result.path.name,
-        "sha256": sha256,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "precision": conversion.spec.precision.value,
-        "source": {"artifact": source.path.name, "sha256": source.sha256},
         "conversion": {
             "converter": "onnxconverter-common float16",
             "fp16_io": conversion.fp16_io,
@@ -93,15 +87,12 @@ def sidecar_record(result: ConvertResult, sha256: str, source: ModelFile) -> dic
         },
         "tolerances": {t.name: {"atol": t.atol, "rtol": t.rtol, "min_cosine": t.min_cosine} for t in conversion.spec.outputs},
         "spec": spec_to_dict(conversion.spec),
-        "weights": source.recorded_weights,
-        "verification": {"passed": result.report.passed, "checks": [
-            {"check": c.label, "status": c.status, "summary": c.summary} for c in result.report.checks]},  # fmt: skip
-        "environment": environment(),
     }
 
 
-class _Discard(Exception):
-    """The gate failed: discard the temp file."""
+def source_record(source: ModelFile) -> dict[str, Any]:
+    """A derived artifact's source for its sidecar: the file, its sha256 and the weights it holds."""
+    return {"artifact": source.path.name, "sha256": source.sha256, "weights": source.recorded_weights}
 
 
 def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions | None = None) -> ConvertResult:
@@ -125,21 +116,14 @@ def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions 
     verify_options = VerifyOptions(batch_sizes=options.batch_sizes, photos=options.photos, seed=options.seed,
                                    sizes=[options.size] if options.size else None, reference=onnx_reference(source),
                                    det_thresh=options.det_thresh, nms_thresh=options.nms_thresh, strict=True)  # fmt: skip
-    try:
-        with atomic_path(out, "-o") as tmp:
-            with step(f"write the FP16 graph to a temp file beside {out.name}"):
-                onnx.save(model, tmp)
-            report = verify_model(tmp, verify_options)
-            report.model = out.name
-            result = ConvertResult(source, out, conversion, report, report.passed, notes)
-            if not report.passed:
-                raise _Discard  # leaves the with-block: the temp file is removed, nothing is replaced
-            sha256 = file_sha256(tmp)
-    except _Discard:
-        return result
-    if notes:
-        warn(notes[0])
-    write_text_atomic(result.sidecar, json.dumps(sidecar_record(result, sha256, target), indent=2) + "\n", "-o")
+    with draft(out, "-o") as candidate:
+        with step(f"write the FP16 graph to a temp file beside {out.name}"):
+            onnx.save(model, candidate.path)
+        report = verify_model(candidate.path, verify_options)
+        result = ConvertResult(source, out, conversion, report, report.passed, notes)
+        if not report.passed:
+            return result  # the draft is removed, nothing is replaced
+        if notes:
+            warn(notes[0])
+        publish(candidate, "facebatch convert --fp16", _fp16_record(result), source=source_record(target), proof=report.proof_record())
     return result
-
-

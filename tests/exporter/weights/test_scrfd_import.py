@@ -13,7 +13,7 @@ from facebatch.configs.scrfd import SCRFD_NORMALIZE
 from facebatch.engines.pipeline.preprocess import proof_frames
 from facebatch.errors import WeightsError
 from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
-from facebatch.exporter.scrfd_import import prove_scrfd_import, scrfd_from_onnx, source_input_size
+from facebatch.exporter.weights.scrfd_import import prove_scrfd_import, scrfd_from_onnx, source_input_size
 
 FIXTURE_VARIANTS = {
     "det_500m.onnx": "scrfd_500m_bnkps",

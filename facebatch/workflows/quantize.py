@@ -18,19 +18,15 @@ The INT8 file is written atomically, its sidecar JSON (calibration, gate, speed-
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 
-from facebatch.atomic import atomic_path, write_text_atomic
 from facebatch.configs.model_file import ModelFile, default_artifact, read_model_file
 from facebatch.configs.precision import INT8_MIN_COSINE, Precision
 from facebatch.configs.spec_io import spec_to_dict
@@ -42,10 +38,12 @@ from facebatch.engines.build.int8_recipes import RECIPES, RECIPES_FOR_CPU, Int8R
 from facebatch.engines.pipeline.face_pipeline import ImageFaces, PipelineSettings, open_pipeline
 from facebatch.engines.pipeline.preprocess import blob_from_images, load_image, proof_frames
 from facebatch.engines.runners.registry import RunnerOptions, onnx_runner
-from facebatch.environment import environment, file_sha256, int8_cpu_class
+from facebatch.environment import environment, int8_cpu_class
 from facebatch.errors import SpecError
 from facebatch.exporter.backends import make_runner
 from facebatch.progress import step, warn
+from facebatch.publish import draft, publish
+from facebatch.workflows.convert import source_record
 from facebatch.verify.accuracy import DetectorAccuracy, EmbedderAccuracy, detector_accuracy, embedder_accuracy
 from facebatch.verify.reference import onnx_reference
 from facebatch.verify.report import VerifyReport
@@ -111,7 +109,7 @@ class QuantizeResult:
 
     @property
     def sidecar(self) -> Path:
-        return self.path.with_suffix(".json")
+        return sidecar_path(self.path)
 
     def speedups(self) -> list[dict[str, Any]]:
         """INT8 FPS over FP32 FPS per backend and batch size (when bench ran)."""
@@ -318,13 +316,13 @@ def quantize_int8(source: Path, options: QuantizeOptions, out: Path | None = Non
     accepted = 1.0 - (EMBEDDER_MAX_DROP if options.max_drop is None else options.max_drop) if spec.family.is_embedder else None
     cpu_class = int8_cpu_class()
     reference = _embed(target, frames) if faces is not None else _detect(target, photos)
-    with tempfile.TemporaryDirectory(prefix="facebatch-quantize-") as folder:
+    with draft(out, "-o") as candidate:
         best = None
         tried = []
         for recipe in options.candidates(cpu_class):
             with step(f"quantise {source.name} to INT8 ({recipe.name}, calibrated on {len(calibration)} frames)"):
                 quantization = quantize_to_int8(source, spec, calibration, options.per_channel, accepted, recipe, cpu_class)
-            scratch = Path(folder) / recipe.name / out.name  # under its final name: bench and reports name it
+            scratch = candidate.folder / recipe.name / out.name  # under its final name: bench and reports name it
             scratch.parent.mkdir()
             onnx.save(stamp_int8(quantization, target.props, source.name, target.sha256, calibration_sha), scratch)
             with step(f"compare the INT8 model ({recipe.name}) with FP32 on the photos"):
@@ -352,34 +350,26 @@ def quantize_int8(source: Path, options: QuantizeOptions, out: Path | None = Non
         if result.passed or options.force:
             if out.exists():
                 result.notes.append(f"replaced the existing {out}")
-            with atomic_path(out, "-o") as tmp:
-                shutil.copyfile(scratch, tmp)
-            result.written = True
             if not result.passed:
                 result.notes.append("the gate failed and --force wrote it anyway")
+            scratch.replace(candidate.path)
+            publish(candidate, "facebatch quantize", _int8_record(result), source=source_record(target),
+                    proof={"passed": result.passed, "forced": not result.passed, "failures": result.failures, "limits": result.limits,
+                           "accuracy": result.accuracy.to_dict(), "verify": report.proof_record()})  # fmt: skip
+            result.written = True
     result.seconds = time.perf_counter() - began
-    if result.written:
-        write_text_atomic(result.sidecar, json.dumps(sidecar_record(result, target), indent=2, default=str) + "\n", "-o")
     return result
 
 
-def sidecar_record(result: QuantizeResult, source: ModelFile) -> dict[str, Any]:
+def _int8_record(result: QuantizeResult) -> dict[str, Any]:
+    """The quantisation's own sidecar fields (``facebatch.publish`` writes the header)."""
     return {
-        "artifact": result.path.name,
-        "sha256": file_sha256(result.path),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "precision": Precision.INT8.value,
-        "source": {"artifact": source.path.name, "sha256": source.sha256},
         "quantization": {"description": result.quantization.describe(), "per_channel": result.quantization.per_channel,
                          "recipe": result.quantization.recipe.name, "cpu_class": result.quantization.cpu_class,
                          "recipes_tried": result.tried,
                          "quantized_nodes": result.quantization.quantized_nodes, "calibration_frames": result.quantization.calibration_frames,
                          "calibration_sha256": result.calibration_sha256},  # fmt: skip
-        "gate": {"passed": result.passed, "failures": result.failures, "limits": result.limits, "forced": result.written and not result.passed},
-        "verification": result.to_dict()["verify"],
-        "accuracy": result.accuracy.to_dict(),
         "speedups": result.speedups(),
         "spec": spec_to_dict(result.quantization.spec),
-        "weights": source.recorded_weights,
-        "environment": environment(),
     }

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from facebatch.configs.arcface import ARCFACE_CONFIGS, IResNetConfig, arcface_spec
 from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE, SCRFD_CONFIGS, head_layout, scrfd_spec
-from facebatch.exporter.arcface import build_arcface
-from facebatch.exporter.scrfd import build_scrfd
+from facebatch.exporter.models.arcface import build_arcface
+from facebatch.exporter.models.scrfd import build_scrfd
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,10 @@ import pytest
 from facebatch.cli import main
 from facebatch.engines.bench.measure import Budget
 from facebatch.errors import SpecError
-from facebatch.exporter.release_job import MANIFEST, ModelRequest, ReleaseOptions, check_release, run_release
+from facebatch.workflows.release.check import check_release
+from facebatch.workflows.release.manifest import MANIFEST
+from facebatch.workflows.release.options import ModelRequest, ReleaseOptions
+from facebatch.workflows.release.run import run_release
 from tests.data.graphs import with_symbolic_batch
 
 QUICK = dict(bench_backends=("ort-cpu",), bench_batch_sizes=(1, 4), budget=Budget(warmup=0.1, seconds=0.3))
@@ -144,7 +147,7 @@ def test_a_required_int8_that_is_refused_fails_the_release(batch_embedder: Path,
 
 def test_check_re_judges_int8_made_on_another_cpu_class(int8_release, photos: list[Path], monkeypatch):
     """Integer kernels differ between CPU classes: --check re-runs the accuracy gate of an INT8 file made elsewhere."""
-    from facebatch.exporter import release_job
+    from facebatch.workflows.release import check as release_job
 
     elsewhere = "baseline" if release_job.int8_cpu_class() != "baseline" else "vnni"
     monkeypatch.setattr(release_job, "int8_cpu_class", lambda: elsewhere)

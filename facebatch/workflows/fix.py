@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from facebatch.atomic import atomic_path, write_text_atomic
 from facebatch.configs.family import scrfd_landmarks
 from facebatch.configs.model_file import FIX_PROP, fix_command, load_model, read_model_file
 from facebatch.configs.scrfd import OUTPUT_CHANNELS, released_head_layout
@@ -33,8 +31,8 @@ from facebatch.configs.spec_io import stored_spec
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.environment import environment, file_sha256
 from facebatch.errors import VerificationFailed
+from facebatch.publish import draft, publish, sidecar_path
 from facebatch.onnx_graph import GraphView, attribute, inferred_shapes, io_dims, node_label
 from facebatch.verify.independence import INDEPENDENCE_ATOL
 from facebatch.verify.lint import SHAPE_MAKERS, Finding, lint_graph, pinned_concat, pinned_leading, pinned_sizes, relaxed_batch
@@ -78,7 +76,7 @@ class FixResult:
 
     @property
     def sidecar(self) -> Path:
-        return self.path.with_suffix(".json")
+        return sidecar_path(self.path)
 
 
 def _set_const(model: onnx.ModelProto, tensor: str, value: np.ndarray, node: onnx.NodeProto) -> None:
@@ -337,12 +335,11 @@ def fix_onnx(source: Path, target: Path, size: tuple[int, int] | None = None, fr
     result.proof_frames = len(frames)
     record = fix_record(result, Path(source))
     onnx.helper.set_model_props(plan.model, {p.key: p.value for p in plan.model.metadata_props} | {FIX_PROP: json.dumps(record)})
-    with atomic_path(Path(target)) as tmp:
-        onnx.save(plan.model, str(tmp))
+    with draft(Path(target), "-o") as candidate:
+        onnx.save(plan.model, str(candidate.path))
+        body = {k: v for k, v in record.items() if k not in ("source", "proof")}
+        publish(candidate, "facebatch fix", body, source=record["source"], proof=record["proof"])
     result.written = True
-    sidecar = record | {"artifact": result.path.name, "sha256": file_sha256(result.path),
-                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "environment": environment()}  # fmt: skip
-    write_text_atomic(result.sidecar, json.dumps(sidecar, indent=2) + "\n", "-o")
     return result
 
 

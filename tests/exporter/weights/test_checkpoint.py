@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from facebatch.errors import WeightsError
-from facebatch.exporter.checkpoint import load_state_dict_strict, read_state_dict
-from facebatch.exporter.scrfd import scrfd_from_variant, seeded_init
+from facebatch.exporter.weights.checkpoint import load_state_dict_strict, read_state_dict
+from facebatch.exporter.models.scrfd import scrfd_from_variant, seeded_init
 
 
 class NotATensor:  # a class a weights_only unpickler must refuse

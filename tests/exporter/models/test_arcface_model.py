@@ -9,8 +9,8 @@ import torch
 
 from facebatch.configs.arcface import ARCFACE_CONFIGS
 from facebatch.errors import WeightsError
-from facebatch.exporter.arcface import build_arcface, seeded_arcface
-from facebatch.exporter.checkpoint import load_state_dict_strict, read_state_dict
+from facebatch.exporter.models.arcface import build_arcface, seeded_arcface
+from facebatch.exporter.weights.checkpoint import load_state_dict_strict, read_state_dict
 
 # facts §5.2 / §5.3: state-dict entries and parameters (millions) as published
 PUBLISHED = {"r18": (187, 24.03), "r34": (331, 34.14), "r50": (475, 43.59), "r100": (925, 65.16),

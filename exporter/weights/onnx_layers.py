@@ -17,7 +17,7 @@ import onnx
 from torch import nn
 
 from facebatch.errors import WeightsError
-from facebatch.exporter.onnx_weights import Assignment, CallTrace
+from facebatch.exporter.weights.onnx_weights import Assignment, CallTrace
 from facebatch.onnx_graph import GraphView, attribute
 
 DENSE_OPS = ("Gemm", "MatMul")

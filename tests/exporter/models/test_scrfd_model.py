@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from facebatch.configs.scrfd import SCRFD_CONFIGS
-from facebatch.exporter.checkpoint import load_state_dict_strict
-from facebatch.exporter.scrfd import scrfd_from_variant, seeded_init
+from facebatch.exporter.weights.checkpoint import load_state_dict_strict
+from facebatch.exporter.models.scrfd import scrfd_from_variant, seeded_init
 from tests.configs.test_scrfd_configs import PUBLISHED_PARAMS_M
 
 

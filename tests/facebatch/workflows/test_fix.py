@@ -12,7 +12,7 @@ import pytest
 from facebatch.cli import main
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.errors import VerificationFailed
-from facebatch.exporter.repair import fix_onnx, plan_repair, repair_hint
+from facebatch.workflows.fix import fix_onnx, plan_repair, repair_hint
 from facebatch.onnx_graph import io_dims
 from facebatch.verify.lint import lint_graph
 from facebatch.verify.reference import onnx_reference

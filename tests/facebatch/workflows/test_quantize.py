@@ -19,7 +19,7 @@ from facebatch.engines.build.int8_recipes import RECIPES_FOR_CPU
 from facebatch.engines.bench.measure import Budget
 from facebatch.environment import int8_cpu_class
 from facebatch.errors import SpecError
-from facebatch.exporter.quantize_job import QuantizeOptions, default_int8_path, quantize_int8
+from facebatch.workflows.quantize import QuantizeOptions, default_int8_path, quantize_int8
 from facebatch.onnx_graph import io_dims
 
 
@@ -52,8 +52,8 @@ def test_the_int8_file_says_what_it_is(int8_detector, real_detector: Path):
     assert props["source_sha256"] == read_model_file(real_detector).sha256 and props["calibration_sha256"] == int8_detector.calibration_sha256
     assert json.loads(props["quantization"])["per_channel"] is True
     sidecar = json.loads(int8_detector.sidecar.read_text())
-    assert sidecar["sha256"] == target.sha256 and sidecar["gate"]["passed"] and sidecar["accuracy"]["recall_candidate"] == 20
-    assert sidecar["verification"]["passed"]
+    assert sidecar["sha256"] == target.sha256 and sidecar["proof"]["accuracy"]["recall_candidate"] == 20
+    assert sidecar["proof"]["passed"]
 
 
 def test_the_int8_embedder_is_refused_below_the_cosine_gate(batch_embedder: Path, real_detector: Path, photos: list[Path], tmp_path: Path):
@@ -72,7 +72,7 @@ def test_the_int8_embedder_is_refused_below_the_cosine_gate(batch_embedder: Path
     assert read_model_file(out).spec.outputs[0].min_cosine == pytest.approx(1.0 - max_drop)  # the accepted cosine travels with the file
     forced = quantize_int8(batch_embedder, QuantizeOptions(photos=photos, detector=real_detector, bench=False, force=True,
                                                            recipes=("u8s8",)), out)  # fmt: skip
-    assert not forced.passed and forced.written and json.loads(out.with_suffix(".json").read_text())["gate"]["forced"]
+    assert not forced.passed and forced.written and json.loads(out.with_suffix(".json").read_text())["proof"]["forced"]
 
 
 def test_bench_times_fp32_and_int8_in_the_same_run(small_detector: Path, photos: list[Path], tmp_path: Path):

@@ -20,7 +20,7 @@ from facebatch.engines.pipeline.scrfd_layout import canonical_outputs
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.torch_runner import TorchRunner
 from facebatch.errors import WeightsError
-from facebatch.exporter.onnx_weights import (
+from facebatch.exporter.weights.onnx_weights import (
     CallTrace,
     assign_convs,
     graph_convs,
@@ -28,7 +28,7 @@ from facebatch.exporter.onnx_weights import (
     scalar_multiplier,
     trace_calls,
 )
-from facebatch.exporter.scrfd import SCRFD, build_scrfd
+from facebatch.exporter.models.scrfd import SCRFD, build_scrfd
 from facebatch.onnx_graph import GraphView, graph_input, load_onnx
 from facebatch.verify.parity import ParityReport, compare_outputs
 

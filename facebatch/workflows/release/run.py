@@ -1,0 +1,74 @@
+"""``facebatch release``: what a release pipeline runs, gate by gate, into one folder.
+
+    export (or the artifacts given) → verify --strict (check 4 against torch) → FP16 ONNX, proven
+    → with --int8, the INT8 ONNX gated by its accuracy → TensorRT engines where TensorRT is
+    → bench (→ the performance gate against an earlier bench) → Triton repository
+
+Everything is written into a staging folder beside the release; only when every gate passes is
+it renamed to ``<name>-<version>``. A failed release is renamed ``<name>-<version>.failed`` (its
+reports are what the team reads), a name that does not look like a release. The folder holds
+the artifacts, every report (JSON, Markdown, JUnit XML, and ``junit.xml`` merging them all with
+the gates), ``MANIFEST.json`` (sha256 and size of every file, versions, environment, gates) and
+``SUMMARY.md``. ``check_release`` re-verifies a release folder later."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from facebatch.atomic import ensure_writable_dir
+from facebatch.errors import SpecError
+from facebatch.junit import gates_suite, merge_junit
+from facebatch.workflows.release.gates import (ReleaseStaging, copy_artifact_gate, engines_gate, bench_gate, export_gate, fp16_gate,
+    int8_gate, required_gates, triton_gate, verify_gate)
+from facebatch.workflows.release.manifest import FAILED_SUFFIX, JUNIT, MANIFEST, SUMMARY, ReleaseResult, manifest_record, summary_markdown
+from facebatch.workflows.release.options import ReleaseOptions, default_version
+
+
+def run_release(options: ReleaseOptions) -> ReleaseResult:
+    began = time.perf_counter()
+    version = options.version or default_version()
+    out = ensure_writable_dir(options.out)
+    final = out / f"{options.name}-{version}"
+    if final.exists():
+        raise SpecError(f"release {final} exists; a release is never overwritten: pass another --version or move it away")
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=out))
+    try:
+        release = ReleaseStaging(options, staging)
+        for request in options.models:
+            export_gate(release, request)
+        for path in options.artifacts:
+            copy_artifact_gate(release, path)
+        for path in release.exported:
+            verify_gate(release, path)
+        fp32 = list(release.artifacts)
+        if options.fp16:
+            for path in fp32:
+                fp16_gate(release, path)
+        if options.int8:
+            for path in fp32:
+                int8_gate(release, path)
+        engines_gate(release)
+        bench_gate(release)
+        triton_gate(release)
+        release.gates = required_gates(release.gates, options.require)
+        result = ReleaseResult(options.name, version, final, release.gates)
+        result.seconds = time.perf_counter() - began
+        (staging / JUNIT).write_text(merge_junit([*release.junit, gates_suite(f"facebatch release {final.name}",
+                                                                              [(g.name, g.status, g.summary) for g in release.gates],
+                                                                              result.seconds)]))  # fmt: skip
+        (staging / SUMMARY).write_text(summary_markdown(result, release))
+        manifest = manifest_record(result, staging, options, release.references)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if not result.passed:
+            result.path = final.with_name(final.name + FAILED_SUFFIX)
+            if result.path.exists() and (result.path / MANIFEST).is_file():  # an earlier failed attempt of ours
+                shutil.rmtree(result.path)
+        staging.rename(result.path)
+        return result
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
