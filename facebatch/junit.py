@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from facebatch.status import FAIL, NA, SKIP
 
 
 def merge_junit(documents: Iterable[str]) -> str:
@@ -20,18 +23,36 @@ def merge_junit(documents: Iterable[str]) -> str:
     return ET.tostring(merged, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def gates_suite(name: str, gates: Sequence[tuple[str, str, str]], seconds: float = 0.0) -> str:
-    """A suite of (gate, status, summary) with status pass, fail or skip."""
-    failures = sum(status == "fail" for _, status, _ in gates)
-    skipped = sum(status == "skip" for _, status, _ in gates)
-    suite = ET.Element("testsuite", name=name, tests=str(len(gates)), failures=str(failures), errors="0", skipped=str(skipped),
+@dataclass(frozen=True)
+class JUnitCase:
+    """One test case: a check or a gate, its status (facebatch.status), a one-line message and details."""
+
+    name: str
+    status: str
+    message: str
+    details: str = ""
+
+
+def junit_suite(name: str, cases: Sequence[JUnitCase], seconds: float = 0.0, classname: str | None = None) -> str:
+    """One ``<testsuites>`` with one ``<testsuite>``: the one JUnit writer (verify's checks, a release's gates).
+    A failed case is a ``<failure>``, a skipped or not applicable one ``<skipped>``."""
+    failures = sum(c.status == FAIL for c in cases)
+    skipped = sum(c.status in (SKIP, NA) for c in cases)
+    suite = ET.Element("testsuite", name=name, tests=str(len(cases)), failures=str(failures), errors="0", skipped=str(skipped),
                        time=f"{seconds:.3f}")  # fmt: skip
-    for gate, status, summary in gates:
-        case = ET.SubElement(suite, "testcase", classname=name.replace(" ", "."), name=gate)
-        if status == "fail":
-            ET.SubElement(case, "failure", message=summary)
-        elif status == "skip":
-            ET.SubElement(case, "skipped", message=summary)
+    for c in cases:
+        case = ET.SubElement(suite, "testcase", classname=classname or name.replace(" ", "."), name=c.name)
+        if c.status == FAIL:
+            ET.SubElement(case, "failure", message=c.message).text = c.details or None
+        elif c.status in (SKIP, NA):
+            ET.SubElement(case, "skipped", message=c.message)
         else:
-            ET.SubElement(case, "system-out").text = summary
-    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+            ET.SubElement(case, "system-out").text = "\n".join(filter(None, [c.message, c.details]))
+    suites = ET.Element("testsuites")
+    suites.append(suite)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def gates_suite(name: str, gates: Sequence[tuple[str, str, str]], seconds: float = 0.0) -> str:
+    """A suite of (gate, status, summary)."""
+    return junit_suite(name, [JUnitCase(gate, status, summary) for gate, status, summary in gates], seconds)

@@ -11,12 +11,12 @@ of truth; in strict mode (the release gate) a skipped check fails it too, with i
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from facebatch.environment import describe_environment
 
+from facebatch.junit import JUnitCase, junit_suite
 from facebatch.status import FAIL, NA, PASS, SKIP  # noqa: F401 - re-exported for the checks
 
 
@@ -134,23 +134,12 @@ class VerifyReport:
         return "\n".join(lines) + "\n"
 
     def to_junit(self) -> str:
-        strict_skips = self.strict
-        failures = sum(c.failed or (strict_skips and c.status == SKIP) for c in self.checks)
-        skipped = sum(c.status == NA or (not strict_skips and c.status == SKIP) for c in self.checks)
-        suite = ET.Element(
-            "testsuite", name=f"facebatch verify {self.model}", tests=str(len(self.checks)),
-            failures=str(failures), errors="0", skipped=str(skipped), time=f"{self.seconds:.3f}",
-        )  # fmt: skip
+        cases = []
         for c in self.checks:
-            case = ET.SubElement(suite, "testcase", classname=f"facebatch.verify.{self.model}", name=c.label)
-            if c.failed:
-                ET.SubElement(case, "failure", message=c.summary).text = "\n".join(c.details)
-            elif c.status == SKIP and strict_skips:
-                ET.SubElement(case, "failure", message=f"skipped, and --strict fails skipped checks: {c.summary}")
-            elif c.status in (SKIP, NA):
-                ET.SubElement(case, "skipped", message=("not applicable: " if c.status == NA else "") + c.summary)
+            if c.status == SKIP and self.strict:
+                cases.append(JUnitCase(c.label, FAIL, f"skipped, and --strict fails skipped checks: {c.summary}"))
+            elif c.status == NA:
+                cases.append(JUnitCase(c.label, NA, f"not applicable: {c.summary}"))
             else:
-                ET.SubElement(case, "system-out").text = "\n".join([c.summary, *c.details])
-        suites = ET.Element("testsuites")
-        suites.append(suite)
-        return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+                cases.append(JUnitCase(c.label, FAIL if c.failed else c.status, c.summary, "\n".join(c.details)))
+        return junit_suite(f"facebatch verify {self.model}", cases, self.seconds, classname=f"facebatch.verify.{self.model}")

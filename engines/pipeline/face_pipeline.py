@@ -34,7 +34,7 @@ from facebatch.engines.pipeline.align import align_faces, template_for
 from facebatch.engines.pipeline.face_detect import batch_limit, decode_detections, detector_input, detector_outputs
 from facebatch.engines.pipeline.preprocess import blob_from_images, load_image
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH, Detections
-from facebatch.engines.pipeline.settings import DEFAULT_EMBED_BATCH, DEFAULT_READ_WORKERS
+from facebatch.engines.pipeline.settings import DEFAULT_DETECT_BATCH, DEFAULT_EMBED_BATCH, DEFAULT_READ_WORKERS
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.registry import RunnerOptions, onnx_runner
 from facebatch.errors import FacebatchError, SpecError
@@ -72,7 +72,7 @@ class PipelineSettings:
     det_thresh: float = DET_THRESH
     nms_thresh: float = NMS_THRESH
     max_faces: int = 0  # per photo; 0 keeps all (insightface's max_num)
-    batch_size: int | None = None  # photos per detector call (default: the detector's profile max)
+    batch_size: int | None = DEFAULT_DETECT_BATCH  # photos per detector call (None: the detector's profile max)
     embed_batch_size: int | None = DEFAULT_EMBED_BATCH  # faces per embedder call (None: the embedder's profile max)
     read_workers: int = DEFAULT_READ_WORKERS  # 0: read in the calling thread, nothing overlaps
 

@@ -25,7 +25,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--fp16", action="store_true", required=True, help="convert to FP16 (the one conversion; INT8 is 'quantize')")
     parser.add_argument("-o", "--out", dest="output_file", type=Path, metavar="OUT.onnx",
                         help="the FP16 file (default: MODEL_fp16.onnx beside MODEL.onnx)")  # fmt: skip
-    parser.add_argument("--fp16-io", action="store_true", help="FP16 inputs and outputs too (default: FP32 at the edges)")
+    parser.add_argument("--fp16-io", action="store_true", help="FP16 inputs and outputs too (default off: FP32 at the edges)")
     arguments.add_sizes_argument(parser, several=False)
     parser.add_argument("--batch-sizes", type=arguments.parse_batch_sizes, default=arguments.DEFAULT_BATCH_SIZES, metavar="LIST",
                         help="batch sizes the proof runs (default the verifier's)")  # fmt: skip

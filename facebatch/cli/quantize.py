@@ -9,6 +9,7 @@ from pathlib import Path
 from facebatch.cli import arguments
 from facebatch.configs.precision import INT8_MIN_COSINE
 from facebatch.engines.build.int8_recipes import RECIPES, RECIPES_FOR_CPU
+from facebatch.workflows.settings import QUANTIZE_BENCH_BACKENDS, QUANTIZE_BENCH_BATCH_SIZES, QUANTIZE_BENCH_SECONDS, QUANTIZE_BENCH_WARMUP_S
 
 _CANDIDATES = "; ".join(f"{cpu} {' and '.join(names)}" for cpu, names in RECIPES_FOR_CPU.items())
 
@@ -44,9 +45,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--detector", type=Path, metavar="ONNX",
                         help="embedders: the detector that finds the faces to align (default: the first with real weights in build/onnx)")  # fmt: skip
     parser.add_argument("--bench", action=argparse.BooleanOptionalAction, default=True, help="time FP32 and INT8 side by side (default on)")
-    parser.add_argument("--backend", default="ort-cpu,openvino", metavar="B[,B…]", help="backends bench times (default ort-cpu,openvino)")
-    parser.add_argument("--batch-sizes", type=arguments.parse_batch_sizes, default=(1, 8), metavar="LIST", help="bench's batch sizes (default 1,8)")
-    parser.add_argument("--seconds", type=float, default=2.0, metavar="S", help="bench's timed seconds per batch size (default 2)")
+    parser.add_argument("--backend", default=",".join(QUANTIZE_BENCH_BACKENDS), metavar="B[,B…]",
+                        help=f"backends bench times (default {','.join(QUANTIZE_BENCH_BACKENDS)})")  # fmt: skip
+    parser.add_argument("--batch-sizes", type=arguments.parse_batch_sizes, default=QUANTIZE_BENCH_BATCH_SIZES, metavar="LIST",
+                        help=f"bench's batch sizes (default {','.join(map(str, QUANTIZE_BENCH_BATCH_SIZES))})")  # fmt: skip
+    parser.add_argument("--seconds", type=float, default=QUANTIZE_BENCH_SECONDS, metavar="S",
+                        help=f"bench's timed seconds per batch size (default {QUANTIZE_BENCH_SECONDS:g})")  # fmt: skip
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for bench (default: the physical cores)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON ('-': standard output)")
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the report as Markdown ('-': standard output)")
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     arguments.check_report_targets(args)
     options = QuantizeOptions(photos=arguments.photos(args), per_channel=args.per_channel, recipes=args.recipes, max_drop=args.max_drop, force=args.force,
                               detector=args.detector, bench=args.bench, bench_backends=parse_backends(args.backend),
-                              bench_batch_sizes=args.batch_sizes, budget=Budget(warmup=0.5, seconds=args.seconds),
+                              bench_batch_sizes=args.batch_sizes, budget=Budget(warmup=QUANTIZE_BENCH_WARMUP_S, seconds=args.seconds),
                               threads=args.threads)  # fmt: skip
     result = quantize_int8(args.model_file, options, args.output_file)
     result.command = arguments.command_line(args)

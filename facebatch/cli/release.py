@@ -8,7 +8,15 @@ from pathlib import Path
 from facebatch.cli import arguments
 from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE
 from facebatch.engines.bench.regression import DEFAULT_MAX_SLOWDOWN
-from facebatch.workflows.release.settings import REQUIRABLE
+from facebatch.workflows.release.settings import (
+    RELEASE_BACKENDS,
+    RELEASE_BENCH_BATCH_SIZES,
+    RELEASE_BENCH_SECONDS,
+    RELEASE_BENCH_WARMUP_S,
+    RELEASE_NAME,
+    RELEASE_OUT,
+    REQUIRABLE,
+)
 
 DEFAULT_DETECTOR = "scrfd_10g_bnkps"
 DEFAULT_EMBEDDER = "arcface_r50"
@@ -41,15 +49,17 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "made by fix, convert or quantize is compared with the file it records (sha256-checked), our FP32 "
                         "artifacts with torch")  # fmt: skip
     parser.add_argument("--images", type=Path, metavar="PATH", help="photos for the proofs, the verify checks and bench")
-    parser.add_argument("--out", type=Path, default=Path("build/release"), metavar="DIR", help="where releases go (default build/release)")
-    parser.add_argument("--name", default="facebatch-models", help="the release's name (default facebatch-models)")
+    parser.add_argument("--out", type=Path, default=RELEASE_OUT, metavar="DIR", help=f"where releases go (default {RELEASE_OUT})")
+    parser.add_argument("--name", default=RELEASE_NAME, help=f"the release's name (default {RELEASE_NAME})")
     parser.add_argument("--version", dest="release_version", metavar="V", help="its version (default: facebatch's version + the git commit)")
     parser.add_argument("--baseline-bench", type=Path, metavar="OLD/bench.json", help="an earlier release's reports/bench.json: the performance gate")
     parser.add_argument("--max-slowdown", type=float, default=DEFAULT_MAX_SLOWDOWN, metavar="X",
                         help=f"how much slower than the baseline a batch size may get (default {DEFAULT_MAX_SLOWDOWN:g})")  # fmt: skip
-    parser.add_argument("--backend", default="ort-cpu,openvino", metavar="B[,B…]", help="bench's backends (default ort-cpu,openvino)")
-    parser.add_argument("--batch-sizes", type=arguments.parse_batch_sizes, default=(1, 8, 32), metavar="LIST", help="bench's batch sizes (default 1,8,32)")
-    parser.add_argument("--seconds", type=float, default=1.0, metavar="S", help="bench's timed seconds per batch size (default 1)")
+    parser.add_argument("--backend", default=",".join(RELEASE_BACKENDS), metavar="B[,B…]", help=f"bench's backends (default {','.join(RELEASE_BACKENDS)})")
+    parser.add_argument("--batch-sizes", type=arguments.parse_batch_sizes, default=RELEASE_BENCH_BATCH_SIZES, metavar="LIST",
+                        help=f"bench's batch sizes (default {','.join(map(str, RELEASE_BENCH_BATCH_SIZES))})")  # fmt: skip
+    parser.add_argument("--seconds", type=float, default=RELEASE_BENCH_SECONDS, metavar="S",
+                        help=f"bench's timed seconds per batch size (default {RELEASE_BENCH_SECONDS:g})")  # fmt: skip
     parser.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=True, help="the FP16 ONNX gate (default on)")
     parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=False,
                         help="also the CPU INT8 ONNX of each artifact, its accuracy against FP32 a gate (needs --images; default off)")  # fmt: skip
@@ -109,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     options = ReleaseOptions(name=args.name, version=args.release_version, out=args.out, models=models, artifacts=args.artifact,
                              references=references, require=args.require,
                              photos=photos, fp16=args.fp16, int8=args.int8, engines=args.engines, bench_backends=parse_backends(args.backend),
-                             bench_batch_sizes=args.batch_sizes, budget=Budget(warmup=0.5, seconds=args.seconds),
+                             bench_batch_sizes=args.batch_sizes, budget=Budget(warmup=RELEASE_BENCH_WARMUP_S, seconds=args.seconds),
                              baseline_bench=args.baseline_bench, max_slowdown=args.max_slowdown, triton=args.triton)  # fmt: skip
     result = run_release(options)
     colours = {"pass": "green", "fail": "red", "skip": "yellow"}

@@ -42,8 +42,9 @@ from facebatch.environment import environment, int8_cpu_class
 from facebatch.errors import SpecError
 from facebatch.exporter.backends import make_runner
 from facebatch.progress import step, warn
-from facebatch.publish import draft, publish
+from facebatch.publish import draft, publish, sidecar_path
 from facebatch.workflows.convert import source_record
+from facebatch.workflows.settings import QUANTIZE_BENCH_BACKENDS, QUANTIZE_BENCH_BATCH_SIZES, QUANTIZE_BENCH_SECONDS, QUANTIZE_BENCH_WARMUP_S
 from facebatch.verify.accuracy import DetectorAccuracy, EmbedderAccuracy, detector_accuracy, embedder_accuracy
 from facebatch.verify.reference import onnx_reference
 from facebatch.verify.report import VerifyReport
@@ -54,8 +55,6 @@ DETECTOR_MAX_DROP = 0.0  # labelled recall may not drop
 UNLABELLED_MAX_MISSED = 0.05  # without labels: the share of FP32's faces the INT8 model may miss
 EMBEDDER_MAX_DROP = 1.0 - INT8_MIN_COSINE
 MAX_CALIBRATION_FACES = 256
-BENCH_BACKENDS = ("ort-cpu", "openvino")
-BENCH_BATCH_SIZES = (1, 8)
 VERIFY_BATCH_SIZES = (1, 2, 8)  # batch independence needs one of 2 or more; the largest grows to hold every photo (≤ 32)
 
 
@@ -68,9 +67,9 @@ class QuantizeOptions:
     force: bool = False
     detector: Path | None = None  # embedders: finds the faces to align (default: the first real detector in build/onnx)
     bench: bool = True
-    bench_backends: Sequence[str] = BENCH_BACKENDS
-    bench_batch_sizes: Sequence[int] = BENCH_BATCH_SIZES
-    budget: Budget = field(default_factory=lambda: Budget(warmup=0.5, seconds=2.0))
+    bench_backends: Sequence[str] = QUANTIZE_BENCH_BACKENDS
+    bench_batch_sizes: Sequence[int] = QUANTIZE_BENCH_BATCH_SIZES
+    budget: Budget = field(default_factory=lambda: Budget(warmup=QUANTIZE_BENCH_WARMUP_S, seconds=QUANTIZE_BENCH_SECONDS))
     threads: int | None = None
 
     def __post_init__(self) -> None:

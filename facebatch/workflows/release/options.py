@@ -11,7 +11,7 @@ from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.regression import DEFAULT_MAX_SLOWDOWN
 from facebatch.environment import git_commit
 from facebatch.errors import SpecError
-from facebatch.workflows.release.settings import RELEASE_BACKENDS, RELEASE_BENCH_BATCH_SIZES, REQUIRABLE
+from facebatch.workflows.release.settings import (RELEASE_BACKENDS, RELEASE_BENCH_BATCH_SIZES, RELEASE_BENCH_SECONDS, RELEASE_BENCH_WARMUP_S, RELEASE_NAME, RELEASE_OUT, REQUIRABLE)
 from facebatch.exporter.torch_reference import TORCH
 
 
@@ -30,9 +30,9 @@ class ModelRequest:
 
 @dataclass
 class ReleaseOptions:
-    name: str = "facebatch-models"
+    name: str = RELEASE_NAME
     version: str | None = None  # None: facebatch's version and the git commit
-    out: Path = Path("build/release")
+    out: Path = RELEASE_OUT
     models: Sequence[ModelRequest] = ()
     artifacts: Sequence[Path] = ()  # released as they are (no export)
     # check 4's reference per artifact (its file name → "torch" or an ONNX file); by default what reference_for picks
@@ -43,7 +43,7 @@ class ReleaseOptions:
     engines: bool = True
     bench_backends: Sequence[str] = RELEASE_BACKENDS
     bench_batch_sizes: Sequence[int] = RELEASE_BENCH_BATCH_SIZES
-    budget: Budget = field(default_factory=lambda: Budget(warmup=0.5, seconds=1.0))
+    budget: Budget = field(default_factory=lambda: Budget(warmup=RELEASE_BENCH_WARMUP_S, seconds=RELEASE_BENCH_SECONDS))
     baseline_bench: Path | None = None
     max_slowdown: float = DEFAULT_MAX_SLOWDOWN
     triton: bool = True

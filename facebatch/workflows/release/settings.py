@@ -3,8 +3,14 @@ heavy imports (the command line reads it for --help)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+RELEASE_OUT = Path("build/release")
+RELEASE_NAME = "facebatch-models"
 RELEASE_BENCH_BATCH_SIZES = (1, 8, 32)
 RELEASE_BACKENDS = ("ort-cpu", "openvino")
+RELEASE_BENCH_WARMUP_S = 0.5
+RELEASE_BENCH_SECONDS = 1.0
 # What --require takes: gates a release may skip (no TensorRT, no baseline, …) unless it requires them. Export and verify
 # are always required.
 REQUIRABLE = {
