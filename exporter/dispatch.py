@@ -1,15 +1,23 @@
 """Which exporter a request goes to: an SCRFD detector or an ArcFace embedder, decided from
-the model name, a config file, or what ONNX weights are (``detect_family``)."""
+the model name, a config file, or what ONNX weights are (``detect_family``); ``export_model``
+runs it (the command line's and the Python API's export)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from facebatch.configs.arcface import is_arcface_name
+from facebatch.configs.arcface import ARCFACE_INPUT_SIZE, EMBEDDING_SIZE, is_arcface_name
 from facebatch.configs.family import describe_family, detect_family
 from facebatch.configs.spec import Family
 from facebatch.errors import SpecError, WeightsError
+from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE
+from facebatch.exporter.settings import ExportSettings
 from facebatch.onnx_graph import load_onnx
+
+if TYPE_CHECKING:
+    from facebatch.exporter.export_job import ExportResult
 
 
 def export_family(model: str | None, config: Path | None, weights: Path | None) -> Family:
@@ -34,3 +42,36 @@ def export_family(model: str | None, config: Path | None, weights: Path | None) 
         raise SpecError(f"{Path(weights).name} is {describe_family(found)}, but {model or '--config'} names {wanted}; "
                         "drop the name (it is inferred from the file)")  # fmt: skip
     return exported
+
+
+def export_model(
+    model: str | None = None,
+    *,
+    weights: Path | None = None,
+    config: Path | None = None,
+    size: tuple[int, int] | None = None,
+    dynamic_size: bool = False,
+    embedding_size: int | None = None,
+    settings: ExportSettings | None = None,
+) -> ExportResult:
+    """Export one model, proven, into ``settings.out_dir``: an SCRFD variant (``size`` H, W; default
+    DEFAULT_SCRFD_SIZE square) or an ArcFace network, named or inferred from ONNX ``weights``;
+    without weights, seeded ones (for checking and benchmarking only)."""
+    settings = settings or ExportSettings()
+    common = asdict(settings)
+    if export_family(model, config, weights) is Family.ARCFACE:
+        from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
+
+        if size is not None and tuple(size) != (ARCFACE_INPUT_SIZE, ARCFACE_INPUT_SIZE):
+            raise SpecError(f"ArcFace networks take {ARCFACE_INPUT_SIZE}x{ARCFACE_INPUT_SIZE} (their fc expects a 7x7 grid); drop --size")
+        if config is not None or dynamic_size:
+            raise SpecError("--config and --dynamic-size apply to SCRFD detectors only")
+        request = ArcFaceExportRequest(network=model, weights=weights, embedding_size=embedding_size or EMBEDDING_SIZE, **common)
+        return export_arcface(request)
+    from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
+
+    if embedding_size is not None:
+        raise SpecError("--embedding-size applies to ArcFace networks only")
+    height, width = size or (DEFAULT_SCRFD_SIZE, DEFAULT_SCRFD_SIZE)
+    return export_scrfd(ScrfdExportRequest(variant=model, config=config, height=height, width=width, dynamic_size=dynamic_size,
+                                           weights=weights, **common))  # fmt: skip

@@ -13,12 +13,12 @@ from typing import Any
 
 import onnx
 
-import facebatch
 from facebatch.configs.arcface import arcface_network
 from facebatch.configs.spec import Family, ModelSpec
 from facebatch.configs.spec_io import SPEC_PROP, spec_to_dict
 from facebatch.exporter.weights.seeded import ParityGate
 from facebatch.verify.parity import ParityReport
+from facebatch.version import __version__
 
 SEEDED_WARNING = "seeded random weights: for verification and benchmarking only, detects or recognises nothing"
 
@@ -76,7 +76,7 @@ class ArtifactRecord:
     def metadata_props(self) -> dict[str, str]:
         spec = self.spec
         props = {
-            "facebatch_version": facebatch.__version__,
+            "facebatch_version": __version__,
             "model_family": spec.family.value,
             "variant": spec.name,
             "input_name": spec.input.name,
@@ -99,7 +99,7 @@ class ArtifactRecord:
         del model.metadata_props[:]
         onnx.helper.set_model_props(model, self.metadata_props())
         model.producer_name = "facebatch"
-        model.producer_version = facebatch.__version__
+        model.producer_version = __version__
         return model
 
     def sidecar_body(self) -> dict[str, Any]:

@@ -85,9 +85,11 @@ def onnx_from_torch(model: nn.Module, spec: ModelSpec, path: Path, opset: int = 
     check_opset(opset)
     model = model.eval()
     captured = io.StringIO()
-    torch_logger = logging.getLogger("torch.onnx")
-    level = torch_logger.level
-    torch_logger.setLevel(logging.ERROR)  # the exporter logs opset conversion and torchvision notes
+    # the exporter and onnxscript log opset conversion and torchvision notes: nothing a user acts on
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
             warnings.simplefilter("ignore")
@@ -102,12 +104,14 @@ def onnx_from_torch(model: nn.Module, spec: ModelSpec, path: Path, opset: int = 
                 optimize=True,
                 verbose=False,
             )
+            model_proto = program.model_proto
     except Exception as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportError(f"torch.onnx.export failed for {spec.name}: {detail}") from exc
     finally:
-        torch_logger.setLevel(level)
-    proto = name_axes_from_spec(program.model_proto, spec)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+    proto = name_axes_from_spec(model_proto, spec)
     prove_axes(proto, spec, "export")
     onnx.save(proto, str(path))
     return Path(path)

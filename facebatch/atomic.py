@@ -53,11 +53,20 @@ def atomic_path(target: Path, flag: str = "--out") -> Iterator[Path]:
             tmp.unlink()
 
 
-def file_mode() -> int:
-    """The mode a new file gets under this process's umask (mkstemp's files are 0600)."""
+def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a new file gets under this process's umask (mkstemp's files are 0600)."""
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    """The mode a new folder gets under this process's umask (mkdtemp's are 0700)."""
+    return 0o777 & ~_umask()
 
 
 def write_bytes_atomic(target: Path, data: bytes, flag: str = "--out") -> None:

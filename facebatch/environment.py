@@ -11,7 +11,7 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import facebatch
+from facebatch.version import __version__
 
 PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "polygraphy", "onnxsim", "onnxscript",
             "numpy", "opencv-python-headless", "opencv-python", "matplotlib", "insightface", "nvidia-pytriton", "tritonclient")  # fmt: skip
@@ -38,7 +38,7 @@ def package_versions() -> dict[str, str]:
 
 def git_commit() -> str | None:
     try:
-        root = Path(facebatch.__file__).resolve().parent.parent
+        root = Path(__file__).resolve().parent.parent
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
@@ -117,7 +117,7 @@ def gpus() -> list[dict[str, str]]:
 
 def environment() -> dict[str, object]:
     return {
-        "facebatch": facebatch.__version__,
+        "facebatch": __version__,
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "platform": platform.platform(),

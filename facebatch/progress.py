@@ -1,52 +1,88 @@
-"""Visible progress for long work: a spinner per step, then a tick with its duration."""
+"""How long work reports itself: steps (a label, then its duration), progress over a known
+number of items, and warnings, through the ``facebatch`` logger and a replaceable reporter.
+
+A program that calls facebatch sees nothing unless it asks: the ``facebatch`` logger has only a
+``NullHandler``, and the default ``LogReporter`` writes steps and progress as INFO records of
+``facebatch.progress`` (``logging.basicConfig(level=logging.INFO)`` shows them). Warnings are
+WARNING records of ``facebatch``. ``reporting(reporter)`` routes steps and bars elsewhere for a
+while (the command line installs a terminal renderer: spinners, bars, one line per step in logs).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import ContextManager, Protocol
 
-from rich.console import Console
+logger = logging.getLogger("facebatch")
+logger.addHandler(logging.NullHandler())
+progress_logger = logging.getLogger("facebatch.progress")
 
-console = Console(stderr=True, highlight=False, soft_wrap=True)  # logs keep long paths on one line
+Advance = Callable[[str], None]
 
 
-@contextlib.contextmanager
-def step(label: str) -> Iterator[None]:
-    start = time.perf_counter()
-    if console.is_terminal:
-        with console.status(f"{label} …"):
-            yield
-    else:
-        print(f"… {label}", file=sys.stderr, flush=True)
+class Reporter(Protocol):
+    """Where steps and progress go."""
+
+    def step(self, label: str) -> ContextManager[None]: ...
+
+    def bar(self, total: int, label: str) -> ContextManager[Advance]: ...
+
+
+class LogReporter:
+    """Steps and progress as INFO log records (the library's default)."""
+
+    @contextlib.contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        start = time.perf_counter()
+        progress_logger.info("… %s", label)
         yield
-    console.print(f"[green]✓[/green] {label} [dim]({time.perf_counter() - start:.1f}s)[/dim]")
+        progress_logger.info("✓ %s (%.1fs)", label, time.perf_counter() - start)
 
-
-def warn(message: str) -> None:
-    console.print(f"[bold yellow]WARNING[/bold yellow] {message}")
-
-
-@contextlib.contextmanager
-def progress_bar(total: int, label: str) -> Iterator[Callable[[str], None]]:
-    """A bar over ``total`` steps; yields ``advance(what)``, called after each step. On a
-    terminal it is a live bar; in logs each step is one line, so CI shows progress too."""
-    start = time.perf_counter()
-    if console.is_terminal:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task(label, total=total)
-            yield lambda what: bar.update(task, advance=1, description=f"{label}: {what}")
-    else:
+    @contextlib.contextmanager
+    def bar(self, total: int, label: str) -> Iterator[Advance]:
+        start = time.perf_counter()
         done = 0
 
         def advance(what: str) -> None:
             nonlocal done
             done += 1
-            print(f"… {label} [{done}/{total}] {what}", file=sys.stderr, flush=True)
+            progress_logger.info("… %s [%d/%d] %s", label, done, total, what)
 
         yield advance
-    console.print(f"[green]✓[/green] {label} [dim]({time.perf_counter() - start:.1f}s)[/dim]")
+        progress_logger.info("✓ %s (%.1fs)", label, time.perf_counter() - start)
+
+
+_reporter: Reporter = LogReporter()
+
+
+@contextlib.contextmanager
+def reporting(reporter: Reporter) -> Iterator[Reporter]:
+    """Send steps and progress to ``reporter`` inside the block (the previous one after it)."""
+    global _reporter
+    previous, _reporter = _reporter, reporter
+    try:
+        yield reporter
+    finally:
+        _reporter = previous
+
+
+@contextlib.contextmanager
+def step(label: str) -> Iterator[None]:
+    """One step of long work: reported when it starts and, with its duration, when it ends."""
+    with _reporter.step(label):
+        yield
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, label: str) -> Iterator[Advance]:
+    """Progress over ``total`` items; yields ``advance(what)``, called after each."""
+    with _reporter.bar(total, label) as advance:
+        yield advance
+
+
+def warn(message: str) -> None:
+    """Something the user should know that does not stop the work."""
+    logger.warning(message)

@@ -37,6 +37,7 @@ from typing import Any
 
 from facebatch.atomic import ensure_writable_dir, file_mode
 from facebatch.environment import environment, file_sha256
+from facebatch.version import __version__
 
 DRAFT_MARK = ".draft-"
 # The points between the steps of a publish; ``crash_point`` is called at each (a test kills the process there).
@@ -121,7 +122,7 @@ def sidecar_record(
         "sha256": file_sha256(artifact),
         "size": artifact.stat().st_size,
         "made_by": made_by,
-        "facebatch": _version(),
+        "facebatch": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source": dict(source) if source is not None else None,
         "proof": dict(proof) if proof is not None else None,
@@ -164,9 +165,3 @@ def sidecar_of(artifact: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict) or not Path(artifact).is_file() or data.get("sha256") != file_sha256(Path(artifact)):
         return None
     return data
-
-
-def _version() -> str:
-    import facebatch
-
-    return facebatch.__version__

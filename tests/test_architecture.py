@@ -1,7 +1,8 @@
 """The packages depend one way (ARCHITECTURE.md):
 
     base (the modules directly in facebatch/: errors, atomic, publish, progress, environment, onnx_graph, …)
-      ←  configs  ←  engines  ←  verify  ←  exporter  ←  workflows  ←  cli (facebatch/cli, facebatch/__main__)
+      ←  configs  ←  engines  ←  verify  ←  exporter  ←  workflows
+      ←  api (facebatch itself and facebatch/api.py)  ←  cli (facebatch/cli, facebatch/__main__)
 
 A module's layer follows from its path: facebatch/<layer>/… or the folder mapped to it
 (configs/, engines/, verify/, exporter/); a module directly in facebatch/ is base. A module may
@@ -20,7 +21,8 @@ import pytest
 
 from tests.conftest import PROJECT
 
-LAYERS = ["base", "configs", "engines", "verify", "exporter", "workflows", "cli"]
+LAYERS = ["base", "configs", "engines", "verify", "exporter", "workflows", "api", "cli"]
+API_MODULES = ("facebatch", "facebatch.api")  # the Python API sits on everything it offers
 FOLDERS = {"configs": "facebatch.configs", "engines": "facebatch.engines", "verify": "facebatch.verify", "exporter": "facebatch.exporter",
            "facebatch": "facebatch"}  # fmt: skip
 RUNTIMES = ("onnxruntime", "openvino", "tensorrt", "polygraphy", "tritonclient")
@@ -44,11 +46,13 @@ def layer(module: str) -> str:
         raise AssertionError(f"{module} is not one of ours")
     if module == "facebatch.__main__":
         return "cli"
+    if module in API_MODULES:
+        return "api"
     if len(parts) > 2 or (len(parts) == 2 and parts[1] in LAYERS):
         if parts[1] not in LAYERS:
-            raise AssertionError(f"{module} is in no layer: facebatch/{parts[1]}/ is not one of {', '.join(LAYERS[1:])}")
+            raise AssertionError(f"{module} is in no layer: facebatch/{parts[1]}/ is not one of {', '.join(LAYERS[1:-2])}, cli")
         return parts[1]
-    return "base"  # facebatch itself and the modules directly in it
+    return "base"  # the modules directly in facebatch/
 
 
 def imported_modules(source: str, module: str) -> list[tuple[int, str]]:
@@ -119,6 +123,8 @@ def test_the_checker_catches_what_it_forbids():
     assert violations("from facebatch.workflows.fix import fix_onnx\n", "facebatch.configs.model_file")
     assert violations("def f():\n    from facebatch.verify import verify_job\n", "facebatch.configs.spec")  # lazy counts
     assert violations("from facebatch.errors import SpecError\n", "facebatch.onnx_graph")
+    assert violations("import facebatch\n", "facebatch.publish")  # base may not reach up to the API …
+    assert violations("from facebatch.api import verify\n", "facebatch.cli.verify") == []  # … the CLI may
     assert violations("import onnxruntime as ort\n", "facebatch.verify.independence")
     assert violations("import torch\n", "facebatch.verify.parity")
     assert violations("from . import verify_job\n", "facebatch.exporter.x") == []  # exporter → verify is allowed …

@@ -12,8 +12,9 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
-from facebatch import __version__
+from facebatch.version import __version__
 from facebatch.cli import (
     bench,
     build,
@@ -31,21 +32,34 @@ from facebatch.cli import (
     triton,
     verify,
 )
+from facebatch.cli.terminal import terminal_output
 from facebatch.errors import FacebatchError
 
 COMMANDS = (export, models, verify, fix, convert, quantize, build, bench, detect, embed, compare, triton, serve, release, describe)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument error is one line (what is wrong, and where the usage is), not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+VERBOSE_HELP = "show the libraries' own warnings (hidden by default: the one error line says what to change)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="facebatch",
         description="Batch-safe ONNX re-exports of InsightFace SCRFD face detectors and ArcFace embedders, proven before they are written.",
     )
     parser.add_argument("--version", action="version", version=f"facebatch {__version__}")
-    parser.add_argument("--verbose", action="store_true", help="show the libraries' own warnings (hidden by default: the one error line says what to change)")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(commands)
+    for sub in commands.choices.values():  # after the command too; SUPPRESS keeps one given before it
+        sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     return parser
 
 
@@ -59,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 warnings.simplefilter("always")
             elif not sys.warnoptions:  # libraries' warnings would come before our one error line; --verbose or -W shows them
                 warnings.simplefilter("ignore")
-            return int(args.handler(args))
+            with terminal_output(args.verbose):
+                return int(args.handler(args))
     except FacebatchError as exc:
         print(f"facebatch: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -45,10 +45,24 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
 
 
 def parse_batch_size(text: str) -> int:
-    sizes = parse_batch_sizes(text)
-    if len(sizes) != 1:
-        raise argparse.ArgumentTypeError(f"give one batch size, got {text!r}")
-    return sizes[0]
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected one batch size (a positive integer such as 8), got {text!r}") from None
+    if size < 1:
+        raise argparse.ArgumentTypeError(f"a batch size is a positive integer such as 8, got {size}")
+    return size
+
+
+def parse_cosine(text: str) -> float:
+    """A cosine similarity threshold: a number in [-1, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a cosine between -1 and 1, got {text!r}") from None
+    if not -1.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a cosine lies between -1 and 1, got {text}")
+    return value
 
 
 def parse_fraction(text: str) -> float:

@@ -8,10 +8,9 @@ from pathlib import Path
 
 from facebatch.cli import arguments
 from facebatch.cli.render import console_for, show_export
-from facebatch.configs.arcface import ARCFACE_INPUT_SIZE, EMBEDDING_SIZE
+from facebatch.configs.arcface import ARCFACE_INPUT_SIZE
 from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE
-from facebatch.errors import SpecError
-from facebatch.exporter.settings import DEFAULT_OPSET, DEFAULT_OUT_DIR, PARITY_BATCH_SIZES
+from facebatch.exporter.settings import DEFAULT_OPSET, DEFAULT_OUT_DIR, PARITY_BATCH_SIZES, ExportSettings
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -47,39 +46,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _settings(args: argparse.Namespace) -> dict:
-    """The ``ExportSettings`` fields, common to every family's request."""
-    return dict(out_dir=args.out, name=args.name, opset=args.opset, parity_batch_sizes=args.parity_batch_sizes,
-                photos=arguments.photos(args), seed=args.seed)  # fmt: skip
-
-
-def _arcface(args: argparse.Namespace):  # noqa: ANN202 - ExportResult, imported lazily
-    from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
-
-    if args.size is not None and args.size != (ARCFACE_INPUT_SIZE, ARCFACE_INPUT_SIZE):
-        raise SpecError(f"ArcFace networks take {ARCFACE_INPUT_SIZE}x{ARCFACE_INPUT_SIZE} (their fc expects a 7x7 grid); drop --size")
-    if args.config is not None or args.dynamic_size:
-        raise SpecError("--config and --dynamic-size apply to SCRFD detectors only")
-    embedding_size = args.embedding_size or EMBEDDING_SIZE
-    return export_arcface(ArcFaceExportRequest(network=args.model, weights=args.weights, embedding_size=embedding_size, **_settings(args)))
-
-
-def _scrfd(args: argparse.Namespace):  # noqa: ANN202 - ExportResult, imported lazily
-    from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
-
-    if args.embedding_size is not None:
-        raise SpecError("--embedding-size applies to ArcFace networks only")
-    height, width = args.size or (DEFAULT_SCRFD_SIZE, DEFAULT_SCRFD_SIZE)
-    request = ScrfdExportRequest(variant=args.model, config=args.config, height=height, width=width,
-                                 dynamic_size=args.dynamic_size, weights=args.weights, **_settings(args))  # fmt: skip
-    return export_scrfd(request)
-
-
 def run(args: argparse.Namespace) -> int:
-    from facebatch.configs.spec import Family
-    from facebatch.exporter.dispatch import export_family
+    from facebatch.exporter.dispatch import export_model
 
-    family = export_family(args.model, args.config, args.weights)
-    result = _arcface(args) if family is Family.ARCFACE else _scrfd(args)
+    settings = ExportSettings(out_dir=args.out, name=args.name, opset=args.opset, parity_batch_sizes=args.parity_batch_sizes,
+                              photos=arguments.photos(args), seed=args.seed)  # fmt: skip
+    result = export_model(args.model, weights=args.weights, config=args.config, size=args.size, dynamic_size=args.dynamic_size,
+                          embedding_size=args.embedding_size, settings=settings)  # fmt: skip
     show_export(console_for(args), result)
     return 0

@@ -13,6 +13,7 @@ from facebatch.cli import arguments
 from facebatch.cli.render import console_for, show_faces
 from facebatch.errors import SpecError
 from facebatch.progress import progress_bar, warn
+from facebatch.words import counted
 
 
 def _about(args: argparse.Namespace, pipeline) -> dict:  # noqa: ANN001 - FacePipeline
@@ -58,7 +59,7 @@ def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
 
                     name = drawn_name(result.path, drawn)
                     write_bytes_atomic(args.draw / name, encode_image(draw_faces(load_image(result.path), result), name), "--draw")
-                advance(f"{result.path.name}: {len(result)} faces" if result.ok else f"{result.path.name}: skipped")
+                advance(f"{result.path.name}: {counted(len(result), 'face')}" if result.ok else f"{result.path.name}: skipped")
         about = _about(args, pipeline)
         times = pipeline.times
     console = console_for(args)
@@ -78,7 +79,7 @@ def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
         console.print(f"wrote {len(drawn)} annotated copies to {args.draw}")
     failed = [r for r in results if not r.ok]
     if failed:
-        print(f"facebatch: error: {len(failed)} of {len(results)} photos could not be read: "
+        print(f"facebatch: error: {len(failed)} of {counted(len(results), 'photo')} could not be read: "
               + ", ".join(str(r.path) for r in failed), file=sys.stderr)  # fmt: skip
         return 1
     return 0
@@ -99,7 +100,7 @@ def run_compare(args: argparse.Namespace) -> int:
     match = match_best_faces(first, second, args.threshold)
     console = console_for(args)
     verdict = "same person" if match.same else "different people"
-    console.print(f"{args.first.name} ({len(first)} faces) vs {args.second.name} ({len(second)} faces), best face of each: "
+    console.print(f"{args.first.name} ({counted(len(first), 'face')}) vs {args.second.name} ({counted(len(second), 'face')}), best face of each: "
                   f"cosine {match.cosine:.4f} → {verdict} (threshold {args.threshold:g})")  # fmt: skip
     if args.json == arguments.STDOUT:
         sys.stdout.write(json.dumps(match.to_dict(), indent=2) + "\n")

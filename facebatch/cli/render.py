@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from facebatch.cli.arguments import STDOUT, reports_to_stdout
+from facebatch.words import counted
 
 if TYPE_CHECKING:
     from facebatch.engines.bench.pipeline_report import PipelineBenchReport
@@ -19,10 +20,10 @@ if TYPE_CHECKING:
     from facebatch.engines.bench.triton_report import TritonBenchReport
     from facebatch.engines.pipeline.face_pipeline import ImageFaces, StageTimes
     from facebatch.engines.triton.repository import TritonRepository
-    from facebatch.exporter.models.catalog import ArcFaceEntry, ScrfdEntry
     from facebatch.exporter.export_job import ExportResult
-    from facebatch.workflows.quantize import QuantizeResult
+    from facebatch.exporter.models.catalog import ArcFaceEntry, ScrfdEntry
     from facebatch.verify.report import VerifyReport
+    from facebatch.workflows.quantize import QuantizeResult
 
 STATUS_COLOURS = {"pass": "green", "fail": "red", "skip": "yellow", "n/a": "dim"}
 
@@ -136,7 +137,7 @@ def show_faces(console: Console, results: list[ImageFaces], times: StageTimes) -
         console.print(f"… and {len(results) - 40} more photos")
     rate = f", {times.images / times.wall:.2f} photos/s" if times.wall > 0 else ""
     stages = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in times.seconds.items())
-    console.print(f"{times.faces} faces in {times.images} photos in {times.wall:.2f} s{rate} (busy per stage: {stages})")
+    console.print(f"{counted(times.faces, 'face')} in {counted(times.images, 'photo')} in {times.wall:.2f} s{rate} (busy per stage: {stages})")
 
 
 def show_pipeline_bench(console: Console, report: PipelineBenchReport) -> None:
@@ -173,7 +174,7 @@ def show_repository(console: Console, repository: TritonRepository) -> None:
         table.add_row(model.name, model.role, f"{config.platform or config.backend} ({config.instance_kind})", str(config.max_batch_size),
                       preferred, str(config.instance_count), model.source)  # fmt: skip
     console.print(table)
-    console.print(f"wrote {len(repository.written)} files; {repository.path / 'README.md'} says how to serve and measure it "
+    console.print(f"wrote {counted(len(repository.written), 'file')}; {repository.path / 'README.md'} says how to serve and measure it "
                   f"(facebatch serve {repository.path})")  # fmt: skip
 
 

@@ -11,10 +11,10 @@ from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.configs.precision import Precision
 from facebatch.environment import file_sha256, int8_cpu_class
 from facebatch.errors import FacebatchError, SpecError
-from facebatch.workflows.quantize import recheck_int8
 from facebatch.exporter.torch_reference import TORCH
 from facebatch.progress import step
 from facebatch.verify.verify_job import VerifyOptions, verify_model
+from facebatch.workflows.quantize import recheck_int8
 from facebatch.workflows.release.gates import reference_for
 from facebatch.workflows.release.manifest import MANIFEST
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facebatch.configs.model_file import ModelFile, read_model_file
-from facebatch.configs.spec import Family
 from facebatch.engines.bench.job import BenchOptions, bench_models
 from facebatch.engines.bench.regression import RegressionCheck, compare_with_baseline, read_bench_json
 from facebatch.engines.bench.report import BenchReport
@@ -19,17 +18,18 @@ from facebatch.engines.runners.tensorrt_runner import tensorrt_available
 from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
 from facebatch.errors import FacebatchError
 from facebatch.exporter.backends import make_runner
-from facebatch.workflows.convert import ConvertOptions, convert_fp16
-from facebatch.exporter.dispatch import export_family
-from facebatch.workflows.build import NO_TENSORRT, BuildOptions, build_engine_job
-from facebatch.workflows.quantize import QuantizeOptions, quantize_int8
-from facebatch.workflows.release.settings import REQUIRABLE
+from facebatch.exporter.dispatch import export_model
+from facebatch.exporter.settings import ExportSettings
 from facebatch.exporter.torch_reference import TORCH, torch_reference
+from facebatch.status import FAIL, PASS, SKIP
 from facebatch.verify.reference import ReferenceFactory, onnx_reference
 from facebatch.verify.report import VerifyReport
 from facebatch.verify.verify_job import VerifyOptions, verify_model
-from facebatch.status import FAIL, PASS, SKIP
+from facebatch.workflows.build import NO_TENSORRT, BuildOptions, build_engine_job
+from facebatch.workflows.convert import ConvertOptions, convert_fp16
+from facebatch.workflows.quantize import QuantizeOptions, quantize_int8
 from facebatch.workflows.release.options import ModelRequest, ReleaseOptions
+from facebatch.workflows.release.settings import REQUIRABLE
 
 
 @dataclass
@@ -120,17 +120,9 @@ def _stage_reference(release: ReleaseStaging, artifact: Path, staged: Path) -> s
 
 
 def export_gate(release: ReleaseStaging, request: ModelRequest) -> None:
-    from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
-    from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
-
     def run() -> tuple[str, str]:
-        family = export_family(request.model, None, request.weights)
-        common = dict(out_dir=release.onnx, photos=list(release.options.photos))
-        if family is Family.ARCFACE:
-            result = export_arcface(ArcFaceExportRequest(network=request.model, weights=request.weights, **common))
-        else:
-            height, width = request.size or (320, 320)
-            result = export_scrfd(ScrfdExportRequest(variant=request.model, height=height, width=width, weights=request.weights, **common))
+        settings = ExportSettings(out_dir=release.onnx, photos=list(release.options.photos))
+        result = export_model(request.model, weights=request.weights, size=request.size, settings=settings)
         release.exported.append(result.onnx_path)
         return PASS, f"{result.onnx_path.name}: parity with torch, max diff {result.max_parity_diff:.2e}"
 

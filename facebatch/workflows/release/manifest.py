@@ -9,13 +9,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import facebatch
 from facebatch.environment import environment, file_sha256, git_commit
 from facebatch.exporter.torch_reference import TORCH
 from facebatch.status import FAIL
+from facebatch.version import __version__
 from facebatch.workflows.release.gates import Gate, ReleaseStaging
 from facebatch.workflows.release.options import ReleaseOptions
-
 
 MANIFEST = "MANIFEST.json"
 SUMMARY = "SUMMARY.md"
@@ -45,8 +44,12 @@ class ReleaseResult:
 
 
 def summary_markdown(result: ReleaseResult, release: ReleaseStaging) -> str:
-    lines = [f"# Release {result.name} {result.version}", "", f"**{result.last_line()}**", "",
-             "| gate | result | summary |", "|---|---|---|"]  # fmt: skip
+    lines = [f"# Release {result.name} {result.version}", ""]
+    seeded = [p.name for p in release.artifacts if release.model(p).seeded]
+    if seeded:
+        lines += [f"> **Seeded weights: {', '.join(seeded)} hold random weights.** They find and recognise nothing; this "
+                  "release checks the pipeline and measures speed, and is not for deployment.", ""]  # fmt: skip
+    lines += [f"**{result.last_line()}**", "", "| gate | result | summary |", "|---|---|---|"]
     lines += [f"| {g.name} | {g.status.upper()} | {g.summary.replace('|', '/')} |" for g in result.gates]
     lines += ["", "## Artifacts", ""] + [f"- `onnx/{p.name}`" for p in release.artifacts + release.fp16 + release.int8]
     if release.bench is not None:
@@ -72,7 +75,7 @@ def manifest_record(result: ReleaseResult, staging: Path, options: ReleaseOption
     artifacts = sorted(rel for rel in files if rel.startswith("onnx/") and rel.endswith(".onnx"))
     return {"format": "facebatch-release/1", "name": result.name, "version": result.version, "passed": result.passed,
             "result": result.last_line(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "facebatch": facebatch.__version__, "git_commit": git_commit(), "gates": [g.to_dict() for g in result.gates],
+            "facebatch": __version__, "git_commit": git_commit(), "gates": [g.to_dict() for g in result.gates],
             "artifacts": artifacts, "files": files, "environment": environment(),
             "references": {str(a.relative_to(staging)): r if r == TORCH else str(Path(r).relative_to(staging))
                            for a, r in references.items()},

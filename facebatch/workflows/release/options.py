@@ -6,13 +6,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import facebatch
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.regression import DEFAULT_MAX_SLOWDOWN
 from facebatch.environment import git_commit
 from facebatch.errors import SpecError
-from facebatch.workflows.release.settings import (RELEASE_BACKENDS, RELEASE_BENCH_BATCH_SIZES, RELEASE_BENCH_SECONDS, RELEASE_BENCH_WARMUP_S, RELEASE_NAME, RELEASE_OUT, REQUIRABLE)
 from facebatch.exporter.torch_reference import TORCH
+from facebatch.version import __version__
+from facebatch.workflows.release.settings import (
+    RELEASE_BACKENDS,
+    RELEASE_BENCH_BATCH_SIZES,
+    RELEASE_BENCH_SECONDS,
+    RELEASE_BENCH_WARMUP_S,
+    RELEASE_NAME,
+    RELEASE_OUT,
+    REQUIRABLE,
+)
 
 
 @dataclass(frozen=True)
@@ -78,4 +86,4 @@ class ReleaseOptions:
 
 def default_version() -> str:
     commit = git_commit()
-    return f"{facebatch.__version__}+{commit}" if commit else facebatch.__version__
+    return f"{__version__}+{commit}" if commit else __version__

@@ -14,16 +14,27 @@ the gates), ``MANIFEST.json`` (sha256 and size of every file, versions, environm
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from facebatch.atomic import ensure_writable_dir
+from facebatch.atomic import dir_mode, ensure_writable_dir
 from facebatch.errors import SpecError
 from facebatch.junit import gates_suite, merge_junit
-from facebatch.workflows.release.gates import (ReleaseStaging, copy_artifact_gate, engines_gate, bench_gate, export_gate, fp16_gate,
-    int8_gate, required_gates, triton_gate, verify_gate)
+from facebatch.workflows.release.gates import (
+    ReleaseStaging,
+    bench_gate,
+    copy_artifact_gate,
+    engines_gate,
+    export_gate,
+    fp16_gate,
+    int8_gate,
+    required_gates,
+    triton_gate,
+    verify_gate,
+)
 from facebatch.workflows.release.manifest import FAILED_SUFFIX, JUNIT, MANIFEST, SUMMARY, ReleaseResult, manifest_record, summary_markdown
 from facebatch.workflows.release.options import ReleaseOptions, default_version
 
@@ -36,6 +47,7 @@ def run_release(options: ReleaseOptions) -> ReleaseResult:
     if final.exists():
         raise SpecError(f"release {final} exists; a release is never overwritten: pass another --version or move it away")
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=out))
+    os.chmod(staging, dir_mode())  # the release folder others read: not mkdtemp's 0700
     try:
         release = ReleaseStaging(options, staging)
         for request in options.models:

@@ -5,6 +5,7 @@ both end RELEASE FAIL with the gate named, leaving no folder that looks like a r
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -46,7 +47,9 @@ def test_a_release_passes_every_gate_and_holds_what_it_says(release):
     suites = ET.parse(folder / "junit.xml").getroot()
     names = [s.get("name") for s in suites.iter("testsuite")]
     assert len(names) == 5 and names[-1] == "facebatch release facebatch-models-1.0" and suites.get("failures") == "0"
-    assert (folder / "SUMMARY.md").read_text().rstrip().splitlines()[-1] == "RELEASE PASS"
+    summary = (folder / "SUMMARY.md").read_text()
+    assert summary.rstrip().splitlines()[-1] == "RELEASE PASS" and "**Seeded weights:" in summary  # a banner: random weights
+    assert oct(folder.stat().st_mode & 0o777) == oct(0o777 & ~_umask())  # others can read it: not mkdtemp's 0700
     assert (folder / "triton" / "face_pipeline" / "config.pbtxt").is_file() and (folder / "reports" / "bench.json").is_file()
 
 
@@ -197,3 +200,9 @@ def test_a_required_gate_that_skips_fails_the_release(small_detector: Path, phot
     with pytest.raises(SystemExit):
         main(["release", "--artifact", str(small_detector), "--require", "speed"])
     assert "expected gates out of engines, fp16" in capsys.readouterr().err
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

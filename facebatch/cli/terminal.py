@@ -1,0 +1,85 @@
+"""What the command line shows while the library works: the library reports through logging
+and ``facebatch.progress``; this renders it on stderr (a spinner per step and a bar on a
+terminal, one line per step and item in logs, so CI shows progress too; warnings in yellow)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Iterator
+
+from rich.console import Console
+
+from facebatch.progress import Advance, logger, reporting
+
+console = Console(stderr=True, highlight=False, soft_wrap=True)  # logs keep long paths on one line
+
+
+class TerminalReporter:
+    """``facebatch.progress.Reporter`` for the command line."""
+
+    def __init__(self, out: Console) -> None:
+        self.console = out
+
+    @contextlib.contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        start = time.perf_counter()
+        if self.console.is_terminal:
+            with self.console.status(f"{label} …"):
+                yield
+        else:
+            print(f"… {label}", file=sys.stderr, flush=True)
+            yield
+        self.console.print(f"[green]✓[/green] {label} [dim]({time.perf_counter() - start:.1f}s)[/dim]")
+
+    @contextlib.contextmanager
+    def bar(self, total: int, label: str) -> Iterator[Advance]:
+        start = time.perf_counter()
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*columns, console=self.console, transient=True) as bar:
+                task = bar.add_task(label, total=total)
+                yield lambda what: bar.update(task, advance=1, description=f"{label}: {what}")
+        else:
+            done = 0
+
+            def advance(what: str) -> None:
+                nonlocal done
+                done += 1
+                print(f"… {label} [{done}/{total}] {what}", file=sys.stderr, flush=True)
+
+            yield advance
+        self.console.print(f"[green]✓[/green] {label} [dim]({time.perf_counter() - start:.1f}s)[/dim]")
+
+
+class _WarningHandler(logging.Handler):
+    def __init__(self, out: Console) -> None:
+        super().__init__(logging.WARNING)
+        self.console = out
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.print(f"[bold yellow]WARNING[/bold yellow] {record.getMessage()}")
+
+
+@contextlib.contextmanager
+def terminal_output(verbose: bool = False) -> Iterator[None]:
+    """The library's steps, progress and warnings rendered on stderr for one command. Other
+    libraries' log records (onnxruntime, onnxscript, …) are shown only with ``--verbose``: they
+    would come before our one error line and say nothing a user can act on."""
+    handler = _WarningHandler(console)
+    logger.addHandler(handler)
+    logger.propagate = False  # ours are rendered here, not again by a root handler
+    root = logging.getLogger()
+    others: logging.Handler = logging.StreamHandler(sys.stderr) if verbose else logging.NullHandler()
+    root.addHandler(others)  # a handler keeps logging's last-resort printer quiet
+    try:
+        with reporting(TerminalReporter(console)):
+            yield
+    finally:
+        root.removeHandler(others)
+        logger.propagate = True
+        logger.removeHandler(handler)
