@@ -23,7 +23,7 @@ REFERENCE        ?= torch
 ENGINES          ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv serve-env export fp16 engines verify bench release triton serve test clean
+.PHONY: help venv serve-env export fp16 engines verify bench release triton serve lint gpu-check test clean
 
 help: ## list the targets
 	@echo "facebatch — make targets:"
@@ -155,6 +155,14 @@ triton: $(STAMP) ## a Triton model repository of the FP32 artifacts in build/onn
 
 serve: $(SERVE_STAMP) ## serve build/triton with tritonserver (nvidia-pytriton's) on HTTP_PORT/GRPC_PORT until Ctrl-C
 	$(BIN)/facebatch serve $(BUILD)/triton --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --python-env $(SERVE_ENV)
+
+lint: $(STAMP) ## ruff: the rule set in pyproject.toml (F, I, E, B, UP) and the formatter, on the whole tree
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+gpu-check: $(STAMP) ## where a CUDA GPU is: the gpu tests, then bench of build/onnx on ort-cuda (and trt where TensorRT is) → build/reports/
+	$(BIN)/python -m pytest -m gpu -v
+	@$(MAKE) --no-print-directory bench BENCH_BACKENDS=$$($(BIN)/python -c 'import importlib.util as u; print("ort-cuda,trt" if u.find_spec("tensorrt") else "ort-cuda")')
 
 test: $(STAMP) $(SERVE_STAMP) ## run the test suite (real fixtures from $(FIXTURES) when present; the Triton tests in .venv-serve)
 	$(BIN)/python -m pytest

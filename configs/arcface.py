@@ -1,4 +1,4 @@
-"""ArcFace embedders as values: the arcface_torch networks (facts §5.1–§5.3), their
+"""ArcFace embedders as values: the arcface_torch networks, their
 preprocessing (§5.4), the alignment template (§5.8), and the spec of an exported embedder.
 """
 
@@ -13,7 +13,7 @@ from facebatch.errors import SpecError
 ARCFACE_NORMALIZE = Normalize(mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5), rgb=True)
 ARCFACE_INPUT_SIZE = 112
 EMBEDDING_SIZE = 512
-INPUT_NAME = "input.1"  # the name the released recognition files use (facts §6)
+INPUT_NAME = "input.1"  # the name the released recognition files use
 EMBEDDING_NAME = "embedding"
 
 # insightface utils/face_align.py arcface_dst: where the 5 landmarks (eyes, nose, mouth
@@ -40,7 +40,7 @@ class MobileFaceNetConfig:
 
 ArcFaceConfig = IResNetConfig | MobileFaceNetConfig
 
-# arcface_torch get_model names (facts §5.1). mbf_large is not reproduced: its layers.1
+# arcface_torch get_model names. mbf_large is not reproduced: its layers.1
 # layout is not pinned down in the facts sheet, and no released file uses it.
 ARCFACE_CONFIGS: dict[str, ArcFaceConfig] = {
     "r18": IResNetConfig((2, 2, 2, 2)),
@@ -51,7 +51,7 @@ ARCFACE_CONFIGS: dict[str, ArcFaceConfig] = {
     "mbf": MobileFaceNetConfig((1, 4, 6, 2), scale=2),
 }
 
-# The released model each network is best known by (model packs, facts §6); it names the
+# The released model each network is best known by (model packs); it names the
 # default artifact, e.g. arcface_w600k_r50_batch.onnx. Other networks: arcface_r18_batch.onnx.
 RELEASES = {"r50": "w600k", "mbf": "w600k", "r100": "glint360k"}
 DEFAULT_ARCFACE = "arcface_r50"

@@ -82,7 +82,7 @@ FP32_INDEPENDENCE_ATOL = 1e-5  # a frame alone vs inside a batch, onnxruntime CP
 FP16_INDEPENDENCE_ATOL = 1e-2
 
 # A reduced-precision detector's raw boxes and landmarks are judged only at anchors that score at least this on either
-# side: mmdet's evaluation threshold (score_thr 0.02, facts §1.1), the lowest any SCRFD reference code decodes at, and 25
+# side: mmdet's evaluation threshold (score_thr 0.02 in every released SCRFD config), the lowest any SCRFD reference code decodes at, and 25
 # times below insightface's 0.5. Below it a box never becomes a face, and FP16 moves background boxes by up to 0.16 stride
 # units (SCRFD-500M at 320, fixture photos) while the decoded faces stay the same. Scores are judged everywhere.
 SCORING_ANCHOR_FLOOR = 0.02

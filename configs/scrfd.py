@@ -1,5 +1,5 @@
 """SCRFD variants as values: the ``model=dict(backbone=..., neck=..., bbox_head=...)`` of each
-insightface ``configs/scrfd/*.py`` (facts §1.2), and the ModelSpec of an exported detector.
+insightface ``configs/scrfd/*.py``, and the ModelSpec of an exported detector.
 
 A custom-trained SCRFD is described the same way, by reading its config file
 (``facebatch.configs.mmdet_config``), and goes through the same builder.
@@ -123,8 +123,8 @@ SCRFD_CONFIGS: dict[str, dict[str, Any]] = {
 
 DEFAULT_SCRFD = "scrfd_10g_bnkps"
 DEFAULT_SCRFD_SIZE = 320  # the size facebatch exports detectors at unless told otherwise
-INSIGHTFACE_DET_SIZE = 640  # the size insightface runs detectors at (facts §4): foreign files with a symbolic size are checked there
-ANCHORS_PER_LOCATION = 2  # ratios [1.0] × scales [1, 2] in every released config (facts §1.1)
+INSIGHTFACE_DET_SIZE = 640  # the size insightface runs detectors at: foreign files with a symbolic size are checked there
+ANCHORS_PER_LOCATION = 2  # ratios [1.0] × scales [1, 2] in every released config
 
 
 def scrfd_config(variant: str) -> dict[str, Any]:

@@ -50,7 +50,7 @@ class HeadLayout:
         return ("score", "bbox", "kps") if self.use_kps else ("score", "bbox")
 
     def output_names(self) -> list[str]:
-        """Official order (facts §2.1): scores s8/16/32, bboxes s8/16/32, then kps."""
+        """Official order: scores s8/16/32, bboxes s8/16/32, then kps."""
         return [f"{kind}_{stride}" for kind in self.kinds for stride in self.strides]
 
     def rows(self, stride: int, height: int, width: int) -> int:

@@ -136,7 +136,7 @@ def test_the_checker_catches_what_it_forbids():
 
 
 def test_the_command_line_starts_without_heavy_libraries():
-    """DESIGN: start-up counts in every pipeline run; heavy libraries are imported by the
+    """Start-up counts in every pipeline run; heavy libraries are imported by the
     commands that need them, never by building the parser (facebatch --help)."""
     import subprocess
     import sys

@@ -1,4 +1,4 @@
-"""Face alignment as insightface's ``face_align.norm_crop`` does it (facts §5.8): a 5-point
+"""Face alignment as insightface's ``face_align.norm_crop`` does it: a 5-point
 similarity transform (Umeyama 1991: least-squares rotation, uniform scale and translation,
 reflection-corrected) from the detected landmarks onto the ArcFace template, then
 ``warpAffine`` with a black border.

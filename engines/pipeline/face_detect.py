@@ -1,5 +1,5 @@
 """The reference detection pipeline on images: letterbox → any SCRFD ONNX → decode → NMS →
-original-image pixels, the way insightface's ``SCRFD.detect`` does it (facts §4.2–4.4).
+original-image pixels, the way insightface's ``SCRFD.detect`` does it.
 
 Works on our batch artifacts (one batched run) and on batch-1 files such as the official
 packs (one run per image), whatever their output names or layout.

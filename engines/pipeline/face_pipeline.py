@@ -6,7 +6,7 @@ L2-normalised embeddings, on any runner.
         for result in pipeline.run(paths):               # streaming, one ImageFaces per photo
             result.faces.boxes, result.embeddings
 
-Where the time goes, and why it is arranged so (DESIGN.md, known traps): on a CPU the
+Where the time goes, and why it is arranged so: on a CPU the
 detector's runtime already fills the cores at batch 1, so what a per-image loop wastes is
 the time the runtime waits: JPEG decoding, letterboxing and normalising, one face at a time
 alignment and embedding calls. Here a small thread pool reads and letterboxes the next

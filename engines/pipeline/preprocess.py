@@ -1,4 +1,4 @@
-"""Image loading and SCRFD preprocessing, exactly as insightface's SCRFD.detect (facts §4.2).
+"""Image loading and SCRFD preprocessing, exactly as insightface's SCRFD.detect.
 
 Plus ``proof_frames``: distinct frames (real photos first, then seeded structured noise)
 for parity and batch-independence checks. Never identical copies: they hide bugs.

@@ -1,4 +1,4 @@
-"""SCRFD post-processing as insightface's python-package does it (facts §4.3–4.4):
+"""SCRFD post-processing as insightface's python-package does it:
 anchor centres, distance → box/landmark decode, score threshold, greedy NMS, ``max_num``.
 
 Input: one frame's outputs in our layout, ``{"score_8": [rows, 1], "bbox_8": [rows, 4],
@@ -39,7 +39,7 @@ class Detections:
         return Detections(self.boxes[keep], self.scores[keep], landmarks)
 
     def scaled(self, det_scale: float) -> Detections:
-        """From network-input pixels back to the original image (``/ det_scale``, facts §4.3)."""
+        """From network-input pixels back to the original image (``/ det_scale``)."""
         landmarks = None if self.landmarks is None else self.landmarks / np.float32(det_scale)
         return Detections(self.boxes / np.float32(det_scale), self.scores, landmarks)
 

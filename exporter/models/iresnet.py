@@ -1,4 +1,4 @@
-"""IResNet (arcface_torch ``backbones/iresnet.py``, facts §5.2) with the original module
+"""IResNet (arcface_torch ``backbones/iresnet.py``) with the original module
 names, so an arcface_torch ``backbone.pth`` loads with ``strict=True``.
 
 Every stage has stride 2 (112 → 56 → 28 → 14 → 7); blocks are pre-activation style

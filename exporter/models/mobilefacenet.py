@@ -1,4 +1,4 @@
-"""MobileFaceNet ``mbf`` (arcface_torch ``backbones/mobilefacenet.py``, facts §5.3) with the
+"""MobileFaceNet ``mbf`` (arcface_torch ``backbones/mobilefacenet.py``) with the
 original module names, so an arcface_torch ``backbone.pth`` loads with ``strict=True``."""
 
 from __future__ import annotations

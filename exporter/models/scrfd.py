@@ -1,9 +1,9 @@
-"""SCRFD detector in plain PyTorch with mmdet/mmcv module names (facts §1.5–§1.8).
+"""SCRFD detector in plain PyTorch with mmdet/mmcv module names.
 
 Order as in timm: blocks (ConvModule, Scale, Integral), neck, head, detector, then the
 builder that takes the arguments of an mmdet config's ``model=dict(...)`` and the
 per-variant presets. The head always emits the batch-keeping export layout
-``[N, H*W*anchors, C]`` (facts §2.2, HEAD form), never the batch-folding one.
+``[N, H*W*anchors, C]``, never the batch-folding one.
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ class SCRFDHead(nn.Module):
 
     def forward(self, feats: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         per_level = [self.forward_level(f, i) for i, f in enumerate(feats)]
-        # scores s8/16/32, bboxes s8/16/32, kps s8/16/32 (facts §2.1)
+        # scores s8/16/32, bboxes s8/16/32, kps s8/16/32
         return tuple(level[kind] for kind in range(len(per_level[0])) for level in per_level)
 
 

@@ -1,4 +1,4 @@
-"""SCRFD backbones with mmdet module names (facts §1.3, §1.4), so checkpoints load strictly.
+"""SCRFD backbones with mmdet module names, so checkpoints load strictly.
 
 Blocks first, then the backbone classes. Only inference matters here: no init schemes,
 no frozen stages, no norm_eval.

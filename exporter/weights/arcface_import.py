@@ -1,6 +1,6 @@
 """ArcFace weights from recognition ONNX files in the official layout (w600k_r50.onnx,
 w600k_mbf.onnx, glintr100.onnx: batch traced at 1, numeric names, BN folded only where it
-follows a conv; facts §5.6) or from batch-keeping re-exports.
+follows a conv) or from batch-keeping re-exports.
 
 The network is inferred from the graph's Conv signature unless named, populated by graph
 order (``onnx_weights`` + ``onnx_layers``), then *proven* against the source file.

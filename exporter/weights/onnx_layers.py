@@ -2,7 +2,7 @@
 nodes the exporter could not fold, matched to the model's PReLU, Linear and BatchNorm
 calls in forward order (``CallTrace``), shape-checked, and added to an ``Assignment``.
 
-Used with ``onnx_weights.assign_convs`` for recognition graphs (facts §5.6): IResNet keeps
+Used with ``onnx_weights.assign_convs`` for recognition graphs: IResNet keeps
 each block's pre-conv BN, the tail BN and the BN1d after the fc as BatchNormalization
 nodes; PReLU slopes arrive as [C,1,1]; the fc is a Gemm (transB=1) or, without bias, a MatMul
 against the transposed weight.

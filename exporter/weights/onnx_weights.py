@@ -1,7 +1,7 @@
 """Populate a PyTorch model from an ONNX graph by Conv topology, not by initializer names.
 
 Exported graphs give folded weights numeric names and may share initializers between
-nodes (facts §1.5, §3.3), so names prove nothing. Instead: the model's Conv2d modules in
+nodes, so names prove nothing. Instead: the model's Conv2d modules in
 forward-call order are matched one-to-one with the graph's Conv nodes in graph order,
 every shape and attribute is checked, and the norm after each conv is recovered from
 what the exporter left behind:
@@ -196,7 +196,7 @@ def _set_norm(view: GraphView, gc: GraphConv, norm_name: str, norm: nn.Module, o
             var = var + (eps - norm.eps)  # same denominator under the model's own eps
             if gc.bias is not None:
                 mean = mean - gc.bias  # conv bias folded into the BN mean
-        else:  # folded into the conv (facts §3.3)
+        else:  # folded into the conv
             gamma, mean = np.ones(channels), np.zeros(channels)
             beta = gc.bias if gc.bias is not None else np.zeros(channels)
             var = np.full(channels, 1.0 - norm.eps)

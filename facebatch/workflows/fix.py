@@ -1,6 +1,6 @@
 """``facebatch fix``: make batch-1 graphs batch-keeping by graph surgery, without PyTorch.
 
-* the official SCRFD head, ``Transpose(perm=[2,3,0,1]) → Reshape([-1, K])`` (facts §2.2),
+* the official SCRFD head, ``Transpose(perm=[2,3,0,1]) → Reshape([-1, K])``,
   becomes ``Transpose(perm=[0,2,3,1]) → Reshape([0, -1, K])``: rows stay in (y, x, anchor)
   order per frame, and the batch stays on axis 0;
 * a Reshape whose constant shape fixes dim 0 to the exported batch of 1 (``[1, -1]`` before a
@@ -199,7 +199,7 @@ def _fix_reshapes(model: onnx.ModelProto) -> list[Repair]:
 
 
 def _scrfd_names(model: onnx.ModelProto, shapes: dict[str, list]) -> dict[str, str]:
-    """Official order (facts §2.1): scores s8/16/32, bboxes, then kps; checked by channels."""
+    """Official order: scores s8/16/32, bboxes, then kps; checked by channels."""
     use_kps = scrfd_landmarks(model)
     if use_kps is None:
         return {}

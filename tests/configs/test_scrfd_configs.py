@@ -3,7 +3,7 @@ import pytest
 from facebatch.configs.scrfd import SCRFD_CONFIGS, check_input_size, head_layout, scrfd_config, scrfd_spec
 from facebatch.errors import SpecError
 
-# Parameter counts of the insightface configs (facts §1.8; README table for the GN models).
+# Parameter counts of the insightface configs (as insightface's detection/scrfd README lists them).
 PUBLISHED_PARAMS_M = {
     "scrfd_500m": 0.573, "scrfd_500m_bnkps": 0.631, "scrfd_1g": 0.636, "scrfd_1gbn": 0.679,
     "scrfd_1.3g": 0.435, "scrfd_2.5g": 0.672, "scrfd_2.5g_bnkps": 0.820, "scrfd_10g": 3.860,

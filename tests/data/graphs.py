@@ -72,7 +72,7 @@ def folded_head(path: Path | None = None, batch: int | str = 1) -> onnx.ModelPro
 def fixed_size_resize(path: Path) -> Path:
     """Constants a fixed-size TorchScript export writes: a Reshape to [1, C, H, W] (which fix
     repairs) and, for ``F.interpolate(size=…)``, a Resize with constant ``sizes`` [1, C, H, W]:
-    with N frames that Resize squeezes the batch to one frame (issue #15's pattern)."""
+    with N frames that Resize squeezes the batch to one frame (the pattern the TorchScript exporter writes for interpolate(size=…))."""
     nodes = [
         helper.make_node("Reshape", ["input.1", "pinned"], ["x"], name="pin"),
         helper.make_node("Resize", ["x", "", "", "sizes"], ["embedding"], name="upsample", mode="nearest"),

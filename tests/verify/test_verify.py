@@ -79,7 +79,7 @@ def test_groupnorm_exported_at_batch_1_is_caught_at_the_normalisation(tmp_path: 
             model.graph.initializer.append(numpy_helper.from_array(np.array([1, *target[1:]], np.int64), name))
             node.input[1] = name
             patched += 1
-    assert patched == 12  # facts §2.2: 12 InstanceNormalization nodes in scrfd_500m
+    assert patched == 12  # 12 InstanceNormalization nodes in scrfd_500m (its GroupNorm heads, exported at batch 1)
     onnx.save(model, str(path))
     path = with_symbolic_batch(path, path)
     report = verify_model(path, QUICK)

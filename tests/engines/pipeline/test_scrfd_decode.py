@@ -1,4 +1,4 @@
-"""SCRFD decode + NMS (facts §4.3–4.4), by hand on small arrays and end to end on real
+"""SCRFD decode + NMS, by hand on small arrays and end to end on real
 detectors and hand-labelled photos."""
 
 import json

@@ -17,7 +17,7 @@ from facebatch.exporter.weights.arcface_import import arcface_from_onnx, conv_co
 from facebatch.verify.layout import io_dims
 from tests.data.official_layout import export_official_layout
 
-# facts §5.6: what torch2onnx leaves in the graph (verified by re-export there)
+# what arcface_torch's torch2onnx.py leaves in the graph (verified by re-exporting with it)
 OFFICIAL_OPS = {
     "r50": {"Conv": 53, "BatchNormalization": 26, "PRelu": 25, "Add": 24, "Flatten": 1, "Gemm": 1},
     "mbf": {"Conv": 49, "PRelu": 33, "Add": 12, "BatchNormalization": 1, "Flatten": 1, "MatMul": 1},
@@ -40,7 +40,7 @@ def test_official_layout_files_look_like_the_released_ones(official_files):
         assert dict(Counter(n.op_type for n in model.graph.node)) == ops
         dims = io_dims(model)
         assert dims["input.1"] == [1, 3, 112, 112]
-    # w600k_r50.onnx's output is called 683 (facts §6): our module order gives the same name
+    # w600k_r50.onnx's output is called 683: our module order gives the same name
     assert onnx.load(str(official_files["r50"])).graph.output[0].name == "683"
 
 

@@ -1,4 +1,4 @@
-"""The CLI as a new user meets it (issue #9): one flag for the input size, errors that say
+"""The CLI as a new user meets it: one flag for the input size, errors that say
 what is really wrong, no flag silently ignored, reports to standard output, seeded artifacts
 named so, a hint when fix can repair a failing file."""
 
