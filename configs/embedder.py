@@ -51,7 +51,9 @@ def _triple(value: Any, key: str) -> tuple[float, float, float]:
     if len(numbers) == 1:
         numbers *= 3
     if len(numbers) != 3 or (key == "std" and min(numbers) <= 0):
-        raise SpecError(f"embedder spec: {key} must be one or three {'positive ' if key == 'std' else ''}numbers, got {value!r}")
+        raise SpecError(
+            f"embedder spec: {key} must be one or three {'positive ' if key == 'std' else ''}numbers, got {value!r}"
+        )
     return (numbers[0], numbers[1], numbers[2])
 
 
@@ -137,8 +139,10 @@ def read_embedder_file(path: Path) -> tuple[Path, EmbedderDescription]:
     data = dict(read_embedder_mapping(path))
     model = data.pop(MODEL_KEY, None)
     if not isinstance(model, str) or not model:
-        raise SpecError(f"{path} does not name its ONNX file; add '{MODEL_KEY}: FILE.onnx' (relative to the spec), "
-                        "or pass the .onnx as --embedder and the spec as --embedder-spec")  # fmt: skip
+        raise SpecError(
+            f"{path} does not name its ONNX file; add '{MODEL_KEY}: FILE.onnx' (relative to the spec), "
+            "or pass the .onnx as --embedder and the spec as --embedder-spec"
+        )
     model_path = Path(model) if Path(model).is_absolute() else path.parent / model
     if not model_path.is_file():
         raise SpecError(f"{path} names {MODEL_KEY} {model}, and {model_path} does not exist")
@@ -152,8 +156,10 @@ ASSUMED_PREPROCESSING = ("mean", "std", "color_order")
 def embedder_yaml(resolved: EmbedderDescription, stated: set[str], source: str) -> str:
     """The spec file ``facebatch describe`` writes: every value, each marked as given (by the
     user), read from the graph, or assumed (a default the graph cannot confirm)."""
-    lines = [f"# embedder spec for {source}, checked against its graph by facebatch",
-             "# each value says where it came from; an assumed one is a default the graph cannot confirm: check it"]  # fmt: skip
+    lines = [
+        f"# embedder spec for {source}, checked against its graph by facebatch",
+        "# each value says where it came from; an assumed one is a default the graph cannot confirm: check it",
+    ]
     for key, value in resolved.to_mapping().items():
         if key == "family":
             why = ""
@@ -165,7 +171,9 @@ def embedder_yaml(resolved: EmbedderDescription, stated: set[str], source: str) 
             why = f"assumed: ArcFace preprocessing; state --{key.replace('_', '-')} if your model differs"
         else:  # the name
             why = "assumed: the file's name"
-        value_text = yaml.safe_dump([value], default_flow_style=True, width=1000).strip()[1:-1]  # one line, quoted if needed
+        value_text = yaml.safe_dump([value], default_flow_style=True, width=1000).strip()[
+            1:-1
+        ]  # one line, quoted if needed
         lines.append(f"{key}: {value_text}" + (f"  # {why}" if why else ""))
     return "\n".join(lines) + "\n"
 
@@ -195,7 +203,7 @@ def embedder_spec(model: onnx.ModelProto, description: EmbedderDescription, sour
         if None in graph_hw:
             raise SpecError(f"{source}: input {input_name} has symbolic height/width; state input_size")
         size = (graph_hw[0], graph_hw[1])
-    for label, have, want in zip(("height", "width"), graph_hw, size):
+    for label, have, want in zip(("height", "width"), graph_hw, size, strict=False):
         if have is not None and have != want:
             raise SpecError(f"{source}: input {input_name} is fixed to {label} {have}, the spec says {want}")
     trailing = out_dims[1:]
@@ -205,7 +213,9 @@ def embedder_spec(model: onnx.ModelProto, description: EmbedderDescription, sour
         trailing = [description.embedding_size]
     graph_size = math.prod(trailing)
     if description.embedding_size is not None and description.embedding_size != graph_size:
-        raise SpecError(f"{source}: output {output_name} holds {graph_size} values per frame, the spec says {description.embedding_size}")
+        raise SpecError(
+            f"{source}: output {output_name} holds {graph_size} values per frame, the spec says {description.embedding_size}"
+        )
     outputs = embedder_outputs(output_name, graph_size)
     if len(trailing) > 1:  # e.g. [N, 512, 1, 1]: compare the tensor as it is
         outputs = (replace(outputs[0], dims=(BATCH, *trailing)),)

@@ -48,7 +48,7 @@ class _Evaluator:
         if isinstance(node, ast.Tuple):
             return tuple(self.value(e) for e in node.elts)
         if isinstance(node, ast.Dict):
-            return {self.value(k): self.value(v) for k, v in zip(node.keys, node.values) if k is not None}
+            return {self.value(k): self.value(v) for k, v in zip(node.keys, node.values, strict=False) if k is not None}
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             return _BINARY[type(node.op)](self.value(node.left), self.value(node.right))
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:

@@ -26,9 +26,9 @@ from facebatch.configs.scrfd import INSIGHTFACE_DET_SIZE, SCRFD_NORMALIZE, check
 from facebatch.configs.spec import BATCH, Family, ModelSpec, TensorSpec, fp32_output
 from facebatch.configs.spec_io import stored_spec
 from facebatch.environment import file_sha256
-from facebatch.publish import sidecar_of
 from facebatch.errors import SpecError
 from facebatch.onnx_graph import graph_input, io_dims, load_onnx
+from facebatch.publish import sidecar_of
 
 OUR_SPEC = "facebatch metadata"
 SEEDED_WEIGHTS = "seeded"  # metadata weights_source of artifacts exported without weights
@@ -80,7 +80,11 @@ class ModelFile:
         try:
             record = json.loads(self.props[FIX_PROP]) if FIX_PROP in self.props else None
             source = record["source"] if isinstance(record, dict) else None
-            return None if source is None else RecordedSource(source["file"], source["sha256"], "fixed", source.get("path"))
+            return (
+                None
+                if source is None
+                else RecordedSource(source["file"], source["sha256"], "fixed", source.get("path"))
+            )
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -91,16 +95,22 @@ class ModelFile:
         if recorded is None:
             raise SpecError(f"{self.path.name} records no source file (only files made by convert, quantize or fix do)")
         places = [self.path.parent, *map(Path, search)]
-        candidates = [folder / recorded.name for folder in places] + ([Path(recorded.path_hint)] if recorded.path_hint else [])
+        candidates = [folder / recorded.name for folder in places] + (
+            [Path(recorded.path_hint)] if recorded.path_hint else []
+        )
         present = [c for c in candidates if c.is_file()]
         for candidate in present:
             if file_sha256(candidate) == recorded.sha256:
                 return candidate
         if present:
-            raise SpecError(f"{present[0]} is not the file {self.path.name} was {recorded.how} from (sha256 differs, "
-                            f"{recorded.sha256[:12]}… recorded); pass that file")  # fmt: skip
-        raise SpecError(f"{self.path.name} was {recorded.how} from {recorded.name} (sha256 {recorded.sha256[:12]}…), "
-                        f"which is not in {', '.join(str(p) for p in dict.fromkeys(places))}; put it beside {self.path.name}")  # fmt: skip
+            raise SpecError(
+                f"{present[0]} is not the file {self.path.name} was {recorded.how} from (sha256 differs, "
+                f"{recorded.sha256[:12]}… recorded); pass that file"
+            )
+        raise SpecError(
+            f"{self.path.name} was {recorded.how} from {recorded.name} (sha256 {recorded.sha256[:12]}…), "
+            f"which is not in {', '.join(str(p) for p in dict.fromkeys(places))}; put it beside {self.path.name}"
+        )
 
     @cached_property
     def int8_cpu_class(self) -> str | None:
@@ -162,8 +172,10 @@ def square_size_allowed(name: str, symbol: str | None, size: tuple[int, int]) ->
     """Refuse, in one line, a non-square size for a graph whose height and width share ``symbol``."""
     if symbol is not None and size[0] != size[1]:
         side = max(size)
-        raise SpecError(f"{name} names its input height and width with one symbol {symbol!r}, so it takes square inputs only; "
-                        f"pass a square --size such as {side} instead of {size[0]}x{size[1]}")  # fmt: skip
+        raise SpecError(
+            f"{name} names its input height and width with one symbol {symbol!r}, so it takes square inputs only; "
+            f"pass a square --size such as {side} instead of {size[0]}x{size[1]}"
+        )
 
 
 def load_model(path: Path) -> onnx.ModelProto:
@@ -186,12 +198,16 @@ def _detector_target(path: Path, model: onnx.ModelProto, size: tuple[int, int] |
         size = (graph_hw[0], graph_hw[1])  # a fixed graph runs at its own size (verify_job.check_sizes refuses others)
     elif size is None:
         size = (INSIGHTFACE_DET_SIZE, INSIGHTFACE_DET_SIZE)
-        notes.append(f"input size is symbolic; checking at {size[0]}x{size[1]}, insightface's detection size (change with --size)")
+        notes.append(
+            f"input size is symbolic; checking at {size[0]}x{size[1]}, insightface's detection size (change with --size)"
+        )
     else:
         square_size_allowed(path.name, shared_size_symbol(model), size)
     check_input_size(*size, head.size_multiple)
     out_dims = io_dims(model)
-    outputs = tuple(fp32_output(o.name, (BATCH, f"rows_{o.name}", out_dims[o.name][-1]), embedder=False) for o in model.graph.output)
+    outputs = tuple(
+        fp32_output(o.name, (BATCH, f"rows_{o.name}", out_dims[o.name][-1]), embedder=False) for o in model.graph.output
+    )
     spec = ModelSpec(
         name=path.stem,
         family=Family.SCRFD,
@@ -218,8 +234,10 @@ def read_model_file(
     stored = stored_spec(model)
     if embedder is not None and (stored is not None or family is not Family.EMBEDDER):
         what = "carries its own facebatch spec" if stored is not None else f"is {describe_family(family)}"
-        raise SpecError(f"{path.name} {what}; drop --embedder-spec/--mean/--std/--color-order/--embedding-size/--input/--output "
-                        "(they describe a foreign embedder)")  # fmt: skip
+        raise SpecError(
+            f"{path.name} {what}; drop --embedder-spec/--mean/--std/--color-order/--embedding-size/--input/--output "
+            "(they describe a foreign embedder)"
+        )
     if stored is not None:
         return ModelFile(path, model, stored, OUR_SPEC, not stored.dynamic_size)
     if family is Family.SCRFD:
@@ -263,7 +281,14 @@ def default_artifact(role: str, directory: Path = DEFAULT_ARTIFACT_DIR) -> Path:
             seeded.append(onnx_path.name)
             continue
         return onnx_path
-    found = f"{directory} holds only {', '.join(seeded)}, exported with seeded random weights (they find nothing)" if seeded \
-        else f"no {role} artifact in {directory}"  # fmt: skip
-    example = "det_10g.onnx, or our re-export of it" if role == "detector" else "w600k_r50.onnx, or a described embedder's .yaml"
+    found = (
+        f"{directory} holds only {', '.join(seeded)}, exported with seeded random weights (they find nothing)"
+        if seeded
+        else f"no {role} artifact in {directory}"
+    )
+    example = (
+        "det_10g.onnx, or our re-export of it"
+        if role == "detector"
+        else "w600k_r50.onnx, or a described embedder's .yaml"
+    )
     raise SpecError(f"{found}; pass {flag} FILE.onnx ({example}), or export one with real weights")

@@ -173,4 +173,6 @@ def int8_tolerances(role: str) -> tuple[float, float, float | None]:
 
 def independence_atol(precision: Precision) -> float:
     """How far a frame inside a batch may be from the same frame alone (check 1)."""
-    return {Precision.FP16: FP16_INDEPENDENCE_ATOL, Precision.INT8: INT8_INDEPENDENCE_ATOL}.get(precision, FP32_INDEPENDENCE_ATOL)
+    return {Precision.FP16: FP16_INDEPENDENCE_ATOL, Precision.INT8: INT8_INDEPENDENCE_ATOL}.get(
+        precision, FP32_INDEPENDENCE_ATOL
+    )

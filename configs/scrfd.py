@@ -10,7 +10,18 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from facebatch.configs.spec import BATCH, HEIGHT, SEEDED_TAG, WIDTH, Family, HeadLayout, ModelSpec, Normalize, TensorSpec, fp32_output
+from facebatch.configs.spec import (
+    BATCH,
+    HEIGHT,
+    SEEDED_TAG,
+    WIDTH,
+    Family,
+    HeadLayout,
+    ModelSpec,
+    Normalize,
+    TensorSpec,
+    fp32_output,
+)
 from facebatch.errors import SpecError
 
 STRIDES = (8, 16, 32)
@@ -123,7 +134,9 @@ SCRFD_CONFIGS: dict[str, dict[str, Any]] = {
 
 DEFAULT_SCRFD = "scrfd_10g_bnkps"
 DEFAULT_SCRFD_SIZE = 320  # the size facebatch exports detectors at unless told otherwise
-INSIGHTFACE_DET_SIZE = 640  # the size insightface runs detectors at: foreign files with a symbolic size are checked there
+INSIGHTFACE_DET_SIZE = (
+    640  # the size insightface runs detectors at: foreign files with a symbolic size are checked there
+)
 ANCHORS_PER_LOCATION = 2  # ratios [1.0] × scales [1, 2] in every released config
 
 

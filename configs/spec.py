@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from facebatch.configs.precision import Precision, fp16_tolerances, fp32_tolerances, int8_tolerances, output_role
 from facebatch.errors import SpecError
 
-Dim = Union[int, str]
+Dim = int | str
 BATCH = "batch"
 HEIGHT, WIDTH = "height", "width"  # the symbols of a symbolic input size
 SEEDED_TAG = "_seeded"  # in default file names of artifacts with seeded random weights
@@ -170,9 +170,13 @@ class ModelSpec:
             raise SpecError(f"spec {self.name}: tensor names used twice: {', '.join(duplicates)}")
         for tensor in self.inputs + self.outputs:
             if not tensor.dims or tensor.dims[0] != BATCH:
-                raise SpecError(f"spec {self.name}: tensor {tensor.name!r} must have {BATCH!r} as dim 0, got {tensor.dims}")
+                raise SpecError(
+                    f"spec {self.name}: tensor {tensor.name!r} must have {BATCH!r} as dim 0, got {tensor.dims}"
+                )
         if len(self.input_size) != 2 or min(self.input_size) < 1:
-            raise SpecError(f"spec {self.name}: input size must be two positive numbers (height, width), got {self.input_size}")
+            raise SpecError(
+                f"spec {self.name}: input size must be two positive numbers (height, width), got {self.input_size}"
+            )
         if (self.family is Family.SCRFD) != (self.head is not None):
             raise SpecError(f"spec {self.name}: an SCRFD detector has a head layout and nothing else does")
         if self.family.is_embedder and not self.embedding_size:
@@ -191,8 +195,14 @@ class ModelSpec:
         outputs = []
         for tensor in self.outputs:
             atol, rtol, cosine = fp16_tolerances(output_role(self.family.is_embedder, tensor.dims[-1]), seeded)
-            outputs.append(replace(tensor, atol=max(atol, tensor.atol), rtol=max(rtol, tensor.rtol),
-                                   min_cosine=None if tensor.min_cosine is None else cosine))  # fmt: skip
+            outputs.append(
+                replace(
+                    tensor,
+                    atol=max(atol, tensor.atol),
+                    rtol=max(rtol, tensor.rtol),
+                    min_cosine=None if tensor.min_cosine is None else cosine,
+                )
+            )
         return replace(self, outputs=tuple(outputs), precision=Precision.FP16)
 
     def at_int8(self, min_cosine: float | None = None) -> ModelSpec:
@@ -205,8 +215,14 @@ class ModelSpec:
         for tensor in self.outputs:
             atol, rtol, cosine = int8_tolerances(output_role(self.family.is_embedder, tensor.dims[-1]))
             cosine = cosine if min_cosine is None or cosine is None else min(cosine, min_cosine)
-            outputs.append(replace(tensor, atol=max(atol, tensor.atol), rtol=max(rtol, tensor.rtol),
-                                   min_cosine=None if tensor.min_cosine is None else cosine))  # fmt: skip
+            outputs.append(
+                replace(
+                    tensor,
+                    atol=max(atol, tensor.atol),
+                    rtol=max(rtol, tensor.rtol),
+                    min_cosine=None if tensor.min_cosine is None else cosine,
+                )
+            )
         return replace(self, outputs=tuple(outputs), precision=Precision.INT8)
 
     @property
@@ -220,7 +236,9 @@ class ModelSpec:
         height, width = size or self.input_size
         sizes = {HEIGHT: height, WIDTH: width}
         return {
-            t.name: tuple(t.concrete_shape({**sizes, BATCH: n}) for n in (self.batch.min, self.batch.opt, self.batch.max))
+            t.name: tuple(
+                t.concrete_shape({**sizes, BATCH: n}) for n in (self.batch.min, self.batch.opt, self.batch.max)
+            )
             for t in self.inputs
         }
 

@@ -32,8 +32,13 @@ def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
         "batch": {"min": spec.batch.min, "opt": spec.batch.opt, "max": spec.batch.max},
         "default_filename": spec.default_filename,
         "dynamic_size": spec.dynamic_size,
-        "head": None if head is None else {"strides": list(head.strides), "anchors_per_location": head.anchors_per_location,
-                                           "use_kps": head.use_kps},  # fmt: skip
+        "head": None
+        if head is None
+        else {
+            "strides": list(head.strides),
+            "anchors_per_location": head.anchors_per_location,
+            "use_kps": head.use_kps,
+        },
         "embedding_size": spec.embedding_size,
         "alignment_template": None if spec.alignment_template is None else [list(p) for p in spec.alignment_template],
         "descriptions": dict(spec.descriptions),
@@ -44,7 +49,9 @@ def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
 def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
     """A spec written by ``spec_to_dict``; one from an older facebatch is refused by name."""
     if data.get("format") != SPEC_FORMAT:
-        raise SpecError(f"the spec was written by an older facebatch (format {data.get('format', 1)}, this one reads {SPEC_FORMAT}); re-export the artifact")
+        raise SpecError(
+            f"the spec was written by an older facebatch (format {data.get('format', 1)}, this one reads {SPEC_FORMAT}); re-export the artifact"
+        )
 
     def tensor(t: dict[str, Any]) -> TensorSpec:
         return TensorSpec(t["name"], tuple(t["dims"]), t["atol"], t["rtol"], t["min_cosine"])
@@ -60,7 +67,9 @@ def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
         batch=ShapeRange(**data["batch"]),
         default_filename=data["default_filename"],
         dynamic_size=bool(data["dynamic_size"]),
-        head=None if head is None else HeadLayout(tuple(head["strides"]), int(head["anchors_per_location"]), bool(head["use_kps"])),
+        head=None
+        if head is None
+        else HeadLayout(tuple(head["strides"]), int(head["anchors_per_location"]), bool(head["use_kps"])),
         embedding_size=data["embedding_size"],
         alignment_template=None if template is None else tuple((float(x), float(y)) for x, y in template),
         descriptions=data["descriptions"],

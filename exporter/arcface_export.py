@@ -20,12 +20,12 @@ from facebatch.configs.arcface import (
 from facebatch.engines.pipeline.preprocess import proof_frames
 from facebatch.environment import file_sha256
 from facebatch.errors import VerificationFailed, WeightsError
-from facebatch.exporter.models.arcface import ArcFaceBackbone, build_arcface, seeded_arcface
-from facebatch.exporter.weights.arcface_import import arcface_from_onnx, prove_arcface_import
-from facebatch.exporter.weights.checkpoint import load_state_dict_strict, read_state_dict
 from facebatch.exporter.export_job import ExportResult, export_artifact
 from facebatch.exporter.metadata import WeightsInfo
+from facebatch.exporter.models.arcface import ArcFaceBackbone, build_arcface, seeded_arcface
 from facebatch.exporter.settings import ExportSettings
+from facebatch.exporter.weights.arcface_import import arcface_from_onnx, prove_arcface_import
+from facebatch.exporter.weights.checkpoint import load_state_dict_strict, read_state_dict
 from facebatch.progress import step
 
 IMPORT_PROOF_FRAMES = 8
@@ -72,4 +72,6 @@ def export_arcface(request: ArcFaceExportRequest) -> ExportResult:
     model, network, weights = arcface_model_with_weights(request)
     spec = arcface_spec(network, model.embedding_size, seeded=weights.kind == "seeded")
     frames = _frames(max(request.parity_batch_sizes), request)
-    return export_artifact(model, spec, weights, out_dir, request.name, request.opset, frames, request.parity_batch_sizes)
+    return export_artifact(
+        model, spec, weights, out_dir, request.name, request.opset, frames, request.parity_batch_sizes
+    )

@@ -20,4 +20,6 @@ def make_runner(backend: str, model: ModelFile, size: tuple[int, int], options: 
     with step(f"rebuild the torch model of {model.path.name}"):
         torch_model, _ = rebuild_torch_model(model, None, None, ())
     # CUDA with FP16 autocast when there is a GPU, as deployments run it; the CPU in fp32
-    return TorchRunner.from_spec(torch_model, model.spec, device="auto", fp16_autocast=True, threads=options.thread_count)
+    return TorchRunner.from_spec(
+        torch_model, model.spec, device="auto", fp16_autocast=True, threads=options.thread_count
+    )

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from facebatch.configs.arcface import ARCFACE_INPUT_SIZE, EMBEDDING_SIZE, is_arcface_name
 from facebatch.configs.family import describe_family, detect_family
+from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE
 from facebatch.configs.spec import Family
 from facebatch.errors import SpecError, WeightsError
-from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE
 from facebatch.exporter.settings import ExportSettings
 from facebatch.onnx_graph import load_onnx
 
@@ -36,11 +36,15 @@ def export_family(model: str | None, config: Path | None, weights: Path | None) 
     found = detect_family(load_onnx(weights, "weights file", WeightsError))
     if found is None:
         raise WeightsError(f"{Path(weights).name} is {describe_family(None)}; it cannot be re-exported")
-    exported = Family.SCRFD if found is Family.SCRFD else Family.ARCFACE  # any embedder file is tried as ArcFace weights
+    exported = (
+        Family.SCRFD if found is Family.SCRFD else Family.ARCFACE
+    )  # any embedder file is tried as ArcFace weights
     if named is not None and named is not exported:
         wanted = "an ArcFace network" if named is Family.ARCFACE else "an SCRFD variant"
-        raise SpecError(f"{Path(weights).name} is {describe_family(found)}, but {model or '--config'} names {wanted}; "
-                        "drop the name (it is inferred from the file)")  # fmt: skip
+        raise SpecError(
+            f"{Path(weights).name} is {describe_family(found)}, but {model or '--config'} names {wanted}; "
+            "drop the name (it is inferred from the file)"
+        )
     return exported
 
 
@@ -63,15 +67,28 @@ def export_model(
         from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
 
         if size is not None and tuple(size) != (ARCFACE_INPUT_SIZE, ARCFACE_INPUT_SIZE):
-            raise SpecError(f"ArcFace networks take {ARCFACE_INPUT_SIZE}x{ARCFACE_INPUT_SIZE} (their fc expects a 7x7 grid); drop --size")
+            raise SpecError(
+                f"ArcFace networks take {ARCFACE_INPUT_SIZE}x{ARCFACE_INPUT_SIZE} (their fc expects a 7x7 grid); drop --size"
+            )
         if config is not None or dynamic_size:
             raise SpecError("--config and --dynamic-size apply to SCRFD detectors only")
-        request = ArcFaceExportRequest(network=model, weights=weights, embedding_size=embedding_size or EMBEDDING_SIZE, **common)
+        request = ArcFaceExportRequest(
+            network=model, weights=weights, embedding_size=embedding_size or EMBEDDING_SIZE, **common
+        )
         return export_arcface(request)
     from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
 
     if embedding_size is not None:
         raise SpecError("--embedding-size applies to ArcFace networks only")
     height, width = size or (DEFAULT_SCRFD_SIZE, DEFAULT_SCRFD_SIZE)
-    return export_scrfd(ScrfdExportRequest(variant=model, config=config, height=height, width=width, dynamic_size=dynamic_size,
-                                           weights=weights, **common))  # fmt: skip
+    return export_scrfd(
+        ScrfdExportRequest(
+            variant=model,
+            config=config,
+            height=height,
+            width=width,
+            dynamic_size=dynamic_size,
+            weights=weights,
+            **common,
+        )
+    )

@@ -18,10 +18,10 @@ from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.torch_runner import TorchRunner
 from facebatch.errors import ExportError
 from facebatch.exporter.metadata import SEEDED_WARNING, ArtifactRecord, WeightsInfo
-from facebatch.exporter.weights.seeded import ParityGate, seeded_parity_gate
 from facebatch.exporter.settings import PARITY_BATCH_SIZES, check_parity_batch_sizes
 from facebatch.exporter.simplify import simplify_onnx
 from facebatch.exporter.torch_to_onnx import onnx_from_torch
+from facebatch.exporter.weights.seeded import ParityGate, seeded_parity_gate
 from facebatch.progress import step, warn
 from facebatch.publish import draft, publish
 from facebatch.verify.parity import ParityReport, runner_parity
@@ -82,7 +82,9 @@ def export_artifact(
                 parity = runner_parity(exported, reference, spec, frames, parity_batch_sizes, atol)
         failed = [r for r in parity if not r.passed]
         if failed:
-            raise ExportError("exported ONNX disagrees with the torch model: " + " | ".join(r.summary() for r in failed))
+            raise ExportError(
+                "exported ONNX disagrees with the torch model: " + " | ".join(r.summary() for r in failed)
+            )
         record = ArtifactRecord(spec, weights, opset, parity, gate)
         onnx.save(record.stamp(onnx.load(str(simple))), str(candidate.path))
         publish(candidate, "facebatch export", record.sidecar_body(), source=record.source(), proof=record.proof())

@@ -32,8 +32,11 @@ def readable_props(spec: ModelSpec) -> dict[str, str]:
     full spec is there too, as JSON, for facebatch itself)."""
     props = {"input_size": _joined(spec.input_size), **spec.descriptions}
     if spec.head is not None:
-        props |= {"strides": _joined(spec.head.strides), "anchors_per_location": str(spec.head.anchors_per_location),
-                  "use_kps": str(spec.head.use_kps)}  # fmt: skip
+        props |= {
+            "strides": _joined(spec.head.strides),
+            "anchors_per_location": str(spec.head.anchors_per_location),
+            "use_kps": str(spec.head.use_kps),
+        }
     if spec.family is Family.ARCFACE:
         props["network"] = arcface_network(spec.name)
     if spec.embedding_size is not None:
@@ -112,8 +115,16 @@ class ArtifactRecord:
 
     def source(self) -> dict[str, Any]:
         """What the artifact was made from: its weights file and sha256, or the seed."""
-        return {"weights": self.weights.path, "sha256": self.weights.sha256, "kind": self.weights.kind, "seed": self.weights.seed}
+        return {
+            "weights": self.weights.path,
+            "sha256": self.weights.sha256,
+            "kind": self.weights.kind,
+            "seed": self.weights.seed,
+        }
 
     def proof(self) -> dict[str, Any]:
         """Parity of the exported ONNX with the torch model (the import proof of ONNX weights is in ``weights``)."""
-        return {"passed": all(r.passed for r in self.parity), "parity_torch_vs_onnxruntime": [r.to_dict() for r in self.parity]}
+        return {
+            "passed": all(r.passed for r in self.parity),
+            "parity_torch_vs_onnxruntime": [r.to_dict() for r in self.parity],
+        }

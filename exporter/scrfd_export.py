@@ -13,12 +13,12 @@ from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE, SCRFD_NORMALIZE, check_i
 from facebatch.engines.pipeline.preprocess import proof_frames
 from facebatch.environment import file_sha256
 from facebatch.errors import SpecError, VerificationFailed, WeightsError
-from facebatch.exporter.weights.checkpoint import load_state_dict_strict, read_state_dict
 from facebatch.exporter.export_job import ExportResult, export_artifact
 from facebatch.exporter.metadata import WeightsInfo
 from facebatch.exporter.models.scrfd import SCRFD, build_scrfd, seeded_init
-from facebatch.exporter.weights.scrfd_import import prove_scrfd_import, scrfd_from_onnx, source_input_size
 from facebatch.exporter.settings import ExportSettings
+from facebatch.exporter.weights.checkpoint import load_state_dict_strict, read_state_dict
+from facebatch.exporter.weights.scrfd_import import prove_scrfd_import, scrfd_from_onnx, source_input_size
 from facebatch.progress import step
 
 IMPORT_PROOF_FRAMES = 4
@@ -73,8 +73,17 @@ def export_scrfd(request: ScrfdExportRequest) -> ExportResult:
     request.check()
     out_dir = ensure_writable_dir(Path(request.out_dir))  # fail before the slow work
     model, variant, weights = scrfd_model_with_weights(request)
-    spec = scrfd_spec(variant, model.layout, request.height, request.width, dynamic_size=request.dynamic_size, seeded=weights.kind == "seeded")
+    spec = scrfd_spec(
+        variant,
+        model.layout,
+        request.height,
+        request.width,
+        dynamic_size=request.dynamic_size,
+        seeded=weights.kind == "seeded",
+    )
     frames = proof_frames(
         max(request.parity_batch_sizes), request.height, request.width, SCRFD_NORMALIZE, request.photos, request.seed
     )
-    return export_artifact(model, spec, weights, out_dir, request.name, request.opset, frames, request.parity_batch_sizes)
+    return export_artifact(
+        model, spec, weights, out_dir, request.name, request.opset, frames, request.parity_batch_sizes
+    )

@@ -37,7 +37,11 @@ TORCH = "torch"
 class TorchReference(Reference):
     def __init__(self, model: nn.Module, spec: ModelSpec, weights: WeightsInfo) -> None:
         self.model, self.spec, self.weights = model, spec, weights
-        source = f"seeded weights, seed {weights.seed}" if weights.kind == "seeded" else f"{weights.kind} {Path(weights.path or '').name}"
+        source = (
+            f"seeded weights, seed {weights.seed}"
+            if weights.kind == "seeded"
+            else f"{weights.kind} {Path(weights.path or '').name}"
+        )
         self.description = f"torch {spec.name} ({source})"
 
     def runner(self) -> Runner:
@@ -60,15 +64,21 @@ def _weights_of(target: ModelFile, weights: Path | None) -> tuple[Path | None, i
             raise SpecError(f"{target.path.name} was exported with seeded weights; drop --reference-weights")
         seed = props.get("weights_seed", recorded.get("seed"))
         if seed is None:
-            raise SpecError(f"{target.path.name} records seeded weights but not the seed; re-export it to verify against torch")
+            raise SpecError(
+                f"{target.path.name} records seeded weights but not the seed; re-export it to verify against torch"
+            )
         return None, int(seed)
     expected_sha = props.get("weights_sha256") or recorded.get("sha256")
     weights = weights or (Path(recorded["path"]) if recorded.get("path") else None)
     if weights is None or not weights.is_file():
         where = f" (the sidecar names {weights}, which is not there)" if weights is not None else ""
-        raise WeightsError(f"pass --reference-weights: the {kind} file {target.path.name} was exported from, sha256 {expected_sha}{where}")
+        raise WeightsError(
+            f"pass --reference-weights: the {kind} file {target.path.name} was exported from, sha256 {expected_sha}{where}"
+        )
     if expected_sha and file_sha256(weights) != expected_sha:
-        raise WeightsError(f"{weights} is not the file {target.path.name} was exported from (sha256 {expected_sha}); pass that one")
+        raise WeightsError(
+            f"{weights} is not the file {target.path.name} was exported from (sha256 {expected_sha}); pass that one"
+        )
     return weights, 0
 
 
@@ -77,23 +87,33 @@ def rebuild_torch_model(
 ) -> tuple[nn.Module, WeightsInfo]:
     """The populated torch model of one of our artifacts."""
     if target.source != "facebatch metadata":
-        raise SpecError(f"--reference torch needs a facebatch artifact ({target.path.name} carries no facebatch spec); "
-                        "compare with another ONNX file: --reference FILE")  # fmt: skip
+        raise SpecError(
+            f"--reference torch needs a facebatch artifact ({target.path.name} carries no facebatch spec); "
+            "compare with another ONNX file: --reference FILE"
+        )
     weights, seed = _weights_of(target, weights)
     spec = target.spec
     if spec.family is Family.SCRFD:
         onnx_weights = weights is not None and weights.suffix.lower() == ".onnx"
         if spec.name not in SCRFD_CONFIGS and config is None and not onnx_weights:
-            raise SpecError(f"{spec.name} is not a released SCRFD config; pass --reference-config with the config .py it was exported from")
+            raise SpecError(
+                f"{spec.name} is not a released SCRFD config; pass --reference-config with the config .py it was exported from"
+            )
         h, w = spec.input_size
-        request = ScrfdExportRequest(variant=spec.name, config=config, height=h, width=w, weights=weights, seed=seed, photos=photos)
+        request = ScrfdExportRequest(
+            variant=spec.name, config=config, height=h, width=w, weights=weights, seed=seed, photos=photos
+        )
         model, _, info = scrfd_model_with_weights(request)
         return model, info
     if spec.family is Family.ARCFACE:
-        build = ArcFaceExportRequest(network=spec.name, weights=weights, embedding_size=spec.embedding_size, seed=seed, photos=photos)
+        build = ArcFaceExportRequest(
+            network=spec.name, weights=weights, embedding_size=spec.embedding_size, seed=seed, photos=photos
+        )
         model, _, info = arcface_model_with_weights(build)
         return model, info
-    raise SpecError(f"--reference torch rebuilds SCRFD and ArcFace artifacts, not {spec.family.value} models; use --reference FILE")
+    raise SpecError(
+        f"--reference torch rebuilds SCRFD and ArcFace artifacts, not {spec.family.value} models; use --reference FILE"
+    )
 
 
 def torch_reference(weights: Path | None = None, config: Path | None = None) -> ReferenceFactory:

@@ -59,7 +59,7 @@ def name_axes_from_spec(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelPr
         value = graph_io.get(tensor.name)
         if value is None:
             continue
-        for want, dim in zip(tensor.dims, value.type.tensor_type.shape.dim):
+        for want, dim in zip(tensor.dims, value.type.tensor_type.shape.dim, strict=False):
             if isinstance(want, str) and dim.dim_param and not dim.HasField("dim_value"):
                 if renames.setdefault(dim.dim_param, want) != want:
                     raise ExportError(
@@ -109,7 +109,7 @@ def onnx_from_torch(model: nn.Module, spec: ModelSpec, path: Path, opset: int = 
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportError(f"torch.onnx.export failed for {spec.name}: {detail}") from exc
     finally:
-        for logger, level in zip(loggers, levels):
+        for logger, level in zip(loggers, levels, strict=False):
             logger.setLevel(level)
     proto = name_axes_from_spec(model_proto, spec)
     prove_axes(proto, spec, "export")

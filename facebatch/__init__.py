@@ -12,11 +12,32 @@ from typing import Any
 from facebatch.version import __version__
 
 API = (
-    "export", "verify_model", "convert", "quantize", "fix", "bench", "release", "check_release", "photos",
-    "open_pipeline", "FacePipeline", "PipelineSettings", "ImageFaces", "read_model_file", "ModelFile",
-    "ReleaseOptions", "ModelRequest", "ExportResult", "VerifyReport", "ConvertResult", "QuantizeResult", "FixResult",
-    "BenchReport", "ReleaseResult", "CheckResult",
-)  # fmt: skip
+    "export",
+    "verify_model",
+    "convert",
+    "quantize",
+    "fix",
+    "bench",
+    "release",
+    "check_release",
+    "photos",
+    "open_pipeline",
+    "FacePipeline",
+    "PipelineSettings",
+    "ImageFaces",
+    "read_model_file",
+    "ModelFile",
+    "ReleaseOptions",
+    "ModelRequest",
+    "ExportResult",
+    "VerifyReport",
+    "ConvertResult",
+    "QuantizeResult",
+    "FixResult",
+    "BenchReport",
+    "ReleaseResult",
+    "CheckResult",
+)
 __all__ = ["__version__", *API]
 
 

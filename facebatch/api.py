@@ -68,7 +68,9 @@ def open_pipeline(
     def model(item: PathLike | ModelFile) -> ModelFile:
         return item if isinstance(item, ModelFile) else read_model_file(Path(item))
 
-    return open_faces(model(detector), None if embedder is None else model(embedder), backend=backend, settings=settings)
+    return open_faces(
+        model(detector), None if embedder is None else model(embedder), backend=backend, settings=settings
+    )
 
 
 def export(
@@ -84,8 +86,14 @@ def export(
     """``facebatch export``: a catalog model (or one inferred from ONNX ``weights``) → a proven,
     batch-safe ONNX and its sidecar in ``out_dir``; ``photos`` feed the import and parity proofs."""
     settings = ExportSettings(out_dir=Path(out_dir), photos=_photos(photos))
-    return export_model(model, weights=None if weights is None else Path(weights), config=None if config is None else Path(config),
-                        size=size, dynamic_size=dynamic_size, settings=settings)  # fmt: skip
+    return export_model(
+        model,
+        weights=None if weights is None else Path(weights),
+        config=None if config is None else Path(config),
+        size=size,
+        dynamic_size=dynamic_size,
+        settings=settings,
+    )
 
 
 def verify_model(
@@ -100,7 +108,9 @@ def verify_model(
     """``facebatch verify``: the six checks; ``reference`` is ``"torch"`` (our artifacts) or another
     ONNX file for check 4. ``report.passed`` is the gate's verdict."""
     factory = None if reference is None else reference_from_argument(str(reference))
-    options = VerifyOptions(batch_sizes=tuple(batch_sizes), photos=_photos(photos), sizes=sizes, reference=factory, strict=strict)
+    options = VerifyOptions(
+        batch_sizes=tuple(batch_sizes), photos=_photos(photos), sizes=sizes, reference=factory, strict=strict
+    )
     return run_checks(Path(model), options)
 
 
@@ -110,11 +120,18 @@ def convert(model: PathLike, out: PathLike | None = None, *, photos: Sequence[Pa
 
 
 def quantize(
-    model: PathLike, photos: Sequence[PathLike], out: PathLike | None = None, *, detector: PathLike | None = None, bench: bool = False
+    model: PathLike,
+    photos: Sequence[PathLike],
+    out: PathLike | None = None,
+    *,
+    detector: PathLike | None = None,
+    bench: bool = False,
 ) -> QuantizeResult:
     """``facebatch quantize``: the CPU INT8 ONNX calibrated on ``photos``, written only when its
     accuracy gate passes; embedders need the ``detector`` that finds the faces."""
-    options = QuantizeOptions(photos=_photos(photos), detector=None if detector is None else Path(detector), bench=bench)
+    options = QuantizeOptions(
+        photos=_photos(photos), detector=None if detector is None else Path(detector), bench=bench
+    )
     return quantize_int8(Path(model), options, None if out is None else Path(out))
 
 
@@ -132,7 +149,9 @@ def bench(
     photos: Sequence[PathLike] = (),
 ) -> BenchReport:
     """``facebatch bench``: throughput per backend and batch size (p50/p90/p99, raw samples kept)."""
-    options = BenchOptions(backends=tuple(backends), batch_sizes=tuple(batch_sizes), budget=Budget(seconds=seconds), photos=_photos(photos))
+    options = BenchOptions(
+        backends=tuple(backends), batch_sizes=tuple(batch_sizes), budget=Budget(seconds=seconds), photos=_photos(photos)
+    )
     return bench_models([read_model_file(Path(m)) for m in models], options, make_runner)
 
 
@@ -142,8 +161,29 @@ def release(options: ReleaseOptions) -> ReleaseResult:
 
 
 __all__ = [  # facebatch.API names the same (tests/facebatch/test_api.py holds them equal)
-    "export", "verify_model", "convert", "quantize", "fix", "bench", "release", "check_release", "photos",
-    "open_pipeline", "FacePipeline", "PipelineSettings", "ImageFaces", "read_model_file", "ModelFile",
-    "ReleaseOptions", "ModelRequest", "ExportResult", "VerifyReport", "ConvertResult", "QuantizeResult", "FixResult",
-    "BenchReport", "ReleaseResult", "CheckResult",
-]  # fmt: skip
+    "export",
+    "verify_model",
+    "convert",
+    "quantize",
+    "fix",
+    "bench",
+    "release",
+    "check_release",
+    "photos",
+    "open_pipeline",
+    "FacePipeline",
+    "PipelineSettings",
+    "ImageFaces",
+    "read_model_file",
+    "ModelFile",
+    "ReleaseOptions",
+    "ModelRequest",
+    "ExportResult",
+    "VerifyReport",
+    "ConvertResult",
+    "QuantizeResult",
+    "FixResult",
+    "BenchReport",
+    "ReleaseResult",
+    "CheckResult",
+]

@@ -24,12 +24,16 @@ def ensure_writable_dir(directory: Path, flag: str = "--out") -> Path:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create output directory {directory}: {exc.strerror}; pass a writable {flag}") from exc
+        raise OutputError(
+            f"cannot create output directory {directory}: {exc.strerror}; pass a writable {flag}"
+        ) from exc
     try:
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".facebatch-probe-"):
             pass
     except OSError as exc:
-        raise OutputError(f"output directory {directory} is not writable ({exc.strerror}); pass a writable {flag}") from exc
+        raise OutputError(
+            f"output directory {directory} is not writable ({exc.strerror}); pass a writable {flag}"
+        ) from exc
     return directory
 
 

@@ -13,8 +13,24 @@ from pathlib import Path
 
 from facebatch.version import __version__
 
-PACKAGES = ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "polygraphy", "onnxsim", "onnxscript",
-            "numpy", "opencv-python-headless", "opencv-python", "matplotlib", "insightface", "nvidia-pytriton", "tritonclient")  # fmt: skip
+PACKAGES = (
+    "torch",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "openvino",
+    "tensorrt",
+    "polygraphy",
+    "onnxsim",
+    "onnxscript",
+    "numpy",
+    "opencv-python-headless",
+    "opencv-python",
+    "matplotlib",
+    "insightface",
+    "nvidia-pytriton",
+    "tritonclient",
+)
 
 
 def file_sha256(path: Path) -> str:
@@ -39,7 +55,9 @@ def package_versions() -> dict[str, str]:
 def git_commit() -> str | None:
     try:
         root = Path(__file__).resolve().parent.parent
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -64,7 +82,12 @@ def physical_cores() -> int:
     for cpu in cpus:
         topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
         try:
-            cores.add((topology.joinpath("physical_package_id").read_text().strip(), topology.joinpath("core_id").read_text().strip()))
+            cores.add(
+                (
+                    topology.joinpath("physical_package_id").read_text().strip(),
+                    topology.joinpath("core_id").read_text().strip(),
+                )
+            )
         except OSError:
             return len(cpus)
     return len(cores) or len(cpus)
@@ -112,7 +135,11 @@ def gpus() -> list[dict[str, str]]:
     if out.returncode != 0:
         return []
     keys = ("name", "driver", "compute_capability", "memory")
-    return [dict(zip(keys, (field.strip() for field in line.split(",")))) for line in out.stdout.strip().splitlines() if line.strip()]
+    return [
+        dict(zip(keys, (field.strip() for field in line.split(",")), strict=False))
+        for line in out.stdout.strip().splitlines()
+        if line.strip()
+    ]
 
 
 def environment() -> dict[str, object]:
@@ -134,13 +161,19 @@ def describe_environment(env: dict) -> list[str]:
     """A captured environment as lines for people (reports)."""
     if not env:
         return []
-    cores = f", {env['physical_cores']} physical cores ({env['usable_cpus']} usable CPUs)" if "physical_cores" in env else ""
+    cores = (
+        f", {env['physical_cores']} physical cores ({env['usable_cpus']} usable CPUs)"
+        if "physical_cores" in env
+        else ""
+    )
     lines = [
         f"facebatch {env.get('facebatch')} (git {env.get('git_commit') or 'unknown'}), Python {env.get('python')}",
         f"{env.get('platform')}; CPU {env.get('cpu')}{cores}",
     ]
     for gpu in env.get("gpus") or []:
-        lines.append(f"GPU {gpu.get('name')}, driver {gpu.get('driver')}, compute capability {gpu.get('compute_capability')}, {gpu.get('memory')}")
+        lines.append(
+            f"GPU {gpu.get('name')}, driver {gpu.get('driver')}, compute capability {gpu.get('compute_capability')}, {gpu.get('memory')}"
+        )
     packages = env.get("packages", {})
     if packages:
         lines.append(", ".join(f"{name} {version}" for name, version in packages.items()))

@@ -38,8 +38,15 @@ def junit_suite(name: str, cases: Sequence[JUnitCase], seconds: float = 0.0, cla
     A failed case is a ``<failure>``, a skipped or not applicable one ``<skipped>``."""
     failures = sum(c.status == FAIL for c in cases)
     skipped = sum(c.status in (SKIP, NA) for c in cases)
-    suite = ET.Element("testsuite", name=name, tests=str(len(cases)), failures=str(failures), errors="0", skipped=str(skipped),
-                       time=f"{seconds:.3f}")  # fmt: skip
+    suite = ET.Element(
+        "testsuite",
+        name=name,
+        tests=str(len(cases)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(skipped),
+        time=f"{seconds:.3f}",
+    )
     for c in cases:
         case = ET.SubElement(suite, "testcase", classname=classname or name.replace(" ", "."), name=c.name)
         if c.status == FAIL:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-DimValue = Union[int, str, None]  # a fixed size, a symbol, or unknown
+DimValue = int | str | None  # a fixed size, a symbol, or unknown
 
 
 def load_onnx(path: Path, role: str, error: type[Exception]) -> onnx.ModelProto:

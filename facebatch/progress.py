@@ -14,7 +14,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import ContextManager, Protocol
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 logger = logging.getLogger("facebatch")
 logger.addHandler(logging.NullHandler())
@@ -26,9 +27,9 @@ Advance = Callable[[str], None]
 class Reporter(Protocol):
     """Where steps and progress go."""
 
-    def step(self, label: str) -> ContextManager[None]: ...
+    def step(self, label: str) -> AbstractContextManager[None]: ...
 
-    def bar(self, total: int, label: str) -> ContextManager[Advance]: ...
+    def bar(self, total: int, label: str) -> AbstractContextManager[Advance]: ...
 
 
 class LogReporter:

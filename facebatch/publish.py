@@ -111,7 +111,11 @@ def _running(pid: int) -> bool:
 
 
 def sidecar_record(
-    artifact: Path, made_by: str, body: Mapping[str, Any], source: Mapping[str, Any] | None = None, proof: Mapping[str, Any] | None = None
+    artifact: Path,
+    made_by: str,
+    body: Mapping[str, Any],
+    source: Mapping[str, Any] | None = None,
+    proof: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The sidecar of ``artifact``: the common header, then ``body`` (which may not restate it)."""
     restated = sorted(set(body) & set(HEADER_KEYS))

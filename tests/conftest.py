@@ -22,8 +22,11 @@ def under_ci() -> bool:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if under_ci() and not FIXTURES.is_dir():
-        pytest.exit(f"CI is set but {FIXTURES} is absent: the tests with real fixtures would all skip; "
-                    "check out ../shared beside the project (or set FACEBATCH_SHARED)", returncode=1)  # fmt: skip
+        pytest.exit(
+            f"CI is set but {FIXTURES} is absent: the tests with real fixtures would all skip; "
+            "check out ../shared beside the project (or set FACEBATCH_SHARED)",
+            returncode=1,
+        )
 
 
 def _require(path: Path) -> Path:
@@ -75,7 +78,9 @@ def small_detector(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
 
     out = tmp_path_factory.mktemp("small_detector")
-    request = ScrfdExportRequest(weights=models_dir / "det_500m.onnx", height=64, width=64, out_dir=out, parity_batch_sizes=(1, 2))
+    request = ScrfdExportRequest(
+        weights=models_dir / "det_500m.onnx", height=64, width=64, out_dir=out, parity_batch_sizes=(1, 2)
+    )
     return export_scrfd(request).onnx_path
 
 
@@ -86,7 +91,9 @@ def real_detector(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
 
     out = tmp_path_factory.mktemp("real_detector")
-    request = ScrfdExportRequest(weights=models_dir / "det_2.5g.onnx", height=640, width=640, out_dir=out, parity_batch_sizes=(1, 2))
+    request = ScrfdExportRequest(
+        weights=models_dir / "det_2.5g.onnx", height=640, width=640, out_dir=out, parity_batch_sizes=(1, 2)
+    )
     return export_scrfd(request).onnx_path
 
 

@@ -23,8 +23,13 @@ from tests.conftest import PROJECT
 
 LAYERS = ["base", "configs", "engines", "verify", "exporter", "workflows", "api", "cli"]
 API_MODULES = ("facebatch", "facebatch.api")  # the Python API sits on everything it offers
-FOLDERS = {"configs": "facebatch.configs", "engines": "facebatch.engines", "verify": "facebatch.verify", "exporter": "facebatch.exporter",
-           "facebatch": "facebatch"}  # fmt: skip
+FOLDERS = {
+    "configs": "facebatch.configs",
+    "engines": "facebatch.engines",
+    "verify": "facebatch.verify",
+    "exporter": "facebatch.exporter",
+    "facebatch": "facebatch",
+}
 RUNTIMES = ("onnxruntime", "openvino", "tensorrt", "polygraphy", "tritonclient")
 RUNNERS = "facebatch.engines.runners."
 BUILDERS = "facebatch.engines.build."
@@ -50,7 +55,9 @@ def layer(module: str) -> str:
         return "api"
     if len(parts) > 2 or (len(parts) == 2 and parts[1] in LAYERS):
         if parts[1] not in LAYERS:
-            raise AssertionError(f"{module} is in no layer: facebatch/{parts[1]}/ is not one of {', '.join(LAYERS[1:-2])}, cli")
+            raise AssertionError(
+                f"{module} is in no layer: facebatch/{parts[1]}/ is not one of {', '.join(LAYERS[1:-2])}, cli"
+            )
         return parts[1]
     return "base"  # the modules directly in facebatch/
 
@@ -89,8 +96,14 @@ def violations(source: str, module: str) -> list[str]:
                 problems.append(f"{module}:{line} imports {target} ({here} → {there}, against the direction)")
             if module == "facebatch.onnx_graph":
                 problems.append(f"{module}:{line} imports {target}: the graph helpers import nothing else of ours")
-        elif root in RUNTIMES and not module.startswith(RUNNERS) and not (_builder_tool(target) and module.startswith(BUILDERS)):
-            problems.append(f"{module}:{line} imports the runtime {root}: only engines/runners may (and engines/build, TensorRT's builder)")
+        elif (
+            root in RUNTIMES
+            and not module.startswith(RUNNERS)
+            and not (_builder_tool(target) and module.startswith(BUILDERS))
+        ):
+            problems.append(
+                f"{module}:{line} imports the runtime {root}: only engines/runners may (and engines/build, TensorRT's builder)"
+            )
         elif root == "torch" and not (module.startswith("facebatch.exporter") or module == RUNNERS + "torch_runner"):
             problems.append(f"{module}:{line} imports torch: only the exporter and the torch runner may")
     return problems
@@ -108,8 +121,14 @@ MODULES = {module_name(p) for p in source_files()}
 
 def test_every_package_module_is_checked():
     names = MODULES
-    assert {"facebatch.onnx_graph", "facebatch.cli", "facebatch.engines.runners.base", "facebatch.verify.verify_job",
-            "facebatch.workflows.fix", "facebatch.configs.spec"} <= names  # fmt: skip
+    assert {
+        "facebatch.onnx_graph",
+        "facebatch.cli",
+        "facebatch.engines.runners.base",
+        "facebatch.verify.verify_job",
+        "facebatch.workflows.fix",
+        "facebatch.configs.spec",
+    } <= names
     assert {layer(n) for n in names} == set(LAYERS)
 
 
@@ -121,7 +140,9 @@ def test_imports_follow_the_direction(path: Path):
 def test_the_checker_catches_what_it_forbids():
     """A test that cannot fail proves nothing: each rule on a module that breaks it."""
     assert violations("from facebatch.workflows.fix import fix_onnx\n", "facebatch.configs.model_file")
-    assert violations("def f():\n    from facebatch.verify import verify_job\n", "facebatch.configs.spec")  # lazy counts
+    assert violations(
+        "def f():\n    from facebatch.verify import verify_job\n", "facebatch.configs.spec"
+    )  # lazy counts
     assert violations("from facebatch.errors import SpecError\n", "facebatch.onnx_graph")
     assert violations("import facebatch\n", "facebatch.publish")  # base may not reach up to the API …
     assert violations("from facebatch.api import verify\n", "facebatch.cli.verify") == []  # … the CLI may

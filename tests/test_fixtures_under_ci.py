@@ -15,8 +15,14 @@ def run_pytest(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess:
     if ci is not None:
         env["CI"] = ci
     test = "tests/exporter/weights/test_scrfd_import.py::test_face_embedder_is_not_an_scrfd"  # needs the fixture models
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test], cwd=PROJECT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_missing_fixtures_skip_with_a_reason_outside_ci(tmp_path: Path):
@@ -28,4 +34,8 @@ def test_missing_fixtures_skip_with_a_reason_outside_ci(tmp_path: Path):
 
 def test_missing_fixtures_fail_the_run_under_ci(tmp_path: Path):
     done = run_pytest(tmp_path, "true")
-    assert done.returncode == 1 and "CI is set but" in done.stdout + done.stderr and "is absent" in done.stdout + done.stderr
+    assert (
+        done.returncode == 1
+        and "CI is set but" in done.stdout + done.stderr
+        and "is absent" in done.stdout + done.stderr
+    )

@@ -19,7 +19,10 @@ NEEDS = re.compile(r"^# needs: (\w+)")
 
 def blocks() -> list[tuple[str | None, str]]:
     """(what the block needs or None, its commands), in document order."""
-    return [((m.group(1) if (m := NEEDS.match(block)) else None), block) for block in re.findall(r"```bash\n(.*?)```", DOC.read_text(), flags=re.S)]
+    return [
+        ((m.group(1) if (m := NEEDS.match(block)) else None), block)
+        for block in re.findall(r"```bash\n(.*?)```", DOC.read_text(), flags=re.S)
+    ]
 
 
 def run_blocks(work: Path, with_tensorrt: bool) -> str:
@@ -30,7 +33,9 @@ def run_blocks(work: Path, with_tensorrt: bool) -> str:
         if needs == "tensorrt" and not with_tensorrt:
             continue
         assert needs in (None, "tensorrt"), f"unknown requirement {needs!r}"
-        done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block], cwd=work, capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, f"block failed:\n{block}\n--- stderr ---\n{done.stderr[-2000:]}"
         printed += done.stdout
     return printed
@@ -61,10 +66,20 @@ def test_every_command_in_the_instructions_runs(tmp_path: Path):
     diff = float(re.search(r"in the batch: ([0-9.e+-]+)", shapes).group(1))
     assert diff < 1e-5
     bench = json.loads((work / "build/reports/bench_scrfd_10g_320.json").read_text())
-    assert [(r["backend"], [t["batch"] for t in r["timings"]]) for r in bench["runs"]] == [("ort-cpu", [1, 16, 32]), ("openvino", [1, 16, 32])]
+    assert [(r["backend"], [t["batch"] for t in r["timings"]]) for r in bench["runs"]] == [
+        ("ort-cpu", [1, 16, 32]),
+        ("openvino", [1, 16, 32]),
+    ]
     assert "openvino / ort-cpu" in printed and "the ratio is for orientation only" in " ".join(printed.split())
     assert (work / "build/onnx/scrfd_10g_320_seeded_batch_fp16.onnx").is_file()
     assert json.loads((work / "build/reports/scrfd_10g_320_fp16.verify.json").read_text())["passed"]
     assert printed.rstrip().splitlines()[-1] == "RELEASE CHECK PASS" and "RELEASE PASS" in printed
     release = work / "build/release/scrfd-10g-320-demo"
-    assert {p.name for p in release.iterdir()} >= {"onnx", "reports", "triton", "junit.xml", "MANIFEST.json", "SUMMARY.md"}
+    assert {p.name for p in release.iterdir()} >= {
+        "onnx",
+        "reports",
+        "triton",
+        "junit.xml",
+        "MANIFEST.json",
+        "SUMMARY.md",
+    }

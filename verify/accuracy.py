@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from facebatch.engines.pipeline.agreement import MATCH_IOU, match_faces
-from facebatch.engines.pipeline.scrfd_decode import box_iou
 from facebatch.engines.pipeline.face_pipeline import ImageFaces, cosine_similarity
+from facebatch.engines.pipeline.scrfd_decode import box_iou
 
 GROUND_TRUTH = "faces_ground_truth.json"
 PAIR_NAME = re.compile(r"^(?P<person>.*[A-Za-z])_(?P<n>\d{1,2})$")  # obama_1, rob_lowe_2 (not voc_2008_001009)
@@ -70,29 +70,50 @@ class DetectorAccuracy:
 
     def to_dict(self) -> dict:
         def stats(values: list[float]) -> dict:
-            return {"mean": float(np.mean(values)), "min": float(np.min(values)), "max": float(np.max(values))} if values else {}
+            return (
+                {"mean": float(np.mean(values)), "min": float(np.min(values)), "max": float(np.max(values))}
+                if values
+                else {}
+            )
 
-        return {"photos": self.photos, "reference_faces": self.reference_faces, "candidate_faces": self.candidate_faces,
-                "matched": self.matched, "iou": stats(self.ious), "landmark_error_px": stats(self.landmark_errors_px),
-                "missed": self.missed, "extra": self.extra, "labelled": self.labelled,
-                "recall_reference": self.recall_reference, "recall_candidate": self.recall_candidate}  # fmt: skip
+        return {
+            "photos": self.photos,
+            "reference_faces": self.reference_faces,
+            "candidate_faces": self.candidate_faces,
+            "matched": self.matched,
+            "iou": stats(self.ious),
+            "landmark_error_px": stats(self.landmark_errors_px),
+            "missed": self.missed,
+            "extra": self.extra,
+            "labelled": self.labelled,
+            "recall_reference": self.recall_reference,
+            "recall_candidate": self.recall_candidate,
+        }
 
     def lines(self) -> list[str]:
-        lines = [f"{self.photos} photos: the FP32 model finds {self.reference_faces} faces, this one {self.candidate_faces}; "
-                 f"{self.matched} matched, {len(self.missed)} missed, {len(self.extra)} extra"]  # fmt: skip
+        lines = [
+            f"{self.photos} photos: the FP32 model finds {self.reference_faces} faces, this one {self.candidate_faces}; "
+            f"{self.matched} matched, {len(self.missed)} missed, {len(self.extra)} extra"
+        ]
         if self.ious:
-            lines.append(f"matched faces: IoU mean {np.mean(self.ious):.3f}, min {min(self.ious):.3f}; landmark error mean "
-                         f"{np.mean(self.landmark_errors_px):.2f} px, max {max(self.landmark_errors_px):.2f} px")  # fmt: skip
+            lines.append(
+                f"matched faces: IoU mean {np.mean(self.ious):.3f}, min {min(self.ious):.3f}; landmark error mean "
+                f"{np.mean(self.landmark_errors_px):.2f} px, max {max(self.landmark_errors_px):.2f} px"
+            )
         if self.labelled:
-            lines.append(f"recall on {self.labelled} hand-labelled faces: FP32 {self.recall_reference}/{self.labelled}, "
-                         f"this one {self.recall_candidate}/{self.labelled}")  # fmt: skip
+            lines.append(
+                f"recall on {self.labelled} hand-labelled faces: FP32 {self.recall_reference}/{self.labelled}, "
+                f"this one {self.recall_candidate}/{self.labelled}"
+            )
         return lines
 
 
-def detector_accuracy(reference: Sequence[ImageFaces], candidate: Sequence[ImageFaces], photos: Sequence[Path]) -> DetectorAccuracy:
+def detector_accuracy(
+    reference: Sequence[ImageFaces], candidate: Sequence[ImageFaces], photos: Sequence[Path]
+) -> DetectorAccuracy:
     """The candidate's faces against the reference's, photo by photo (same order)."""
     found = DetectorAccuracy(len(reference), sum(len(r) for r in reference), sum(len(c) for c in candidate))
-    for ref, cand in zip(reference, candidate):
+    for ref, cand in zip(reference, candidate, strict=False):
         a, b = ref.faces, cand.faces
         if a is None or b is None:
             continue
@@ -102,8 +123,16 @@ def detector_accuracy(reference: Sequence[ImageFaces], candidate: Sequence[Image
             if a.landmarks is not None and b.landmarks is not None:
                 found.landmark_errors_px.append(float(np.linalg.norm(a.landmarks[i] - b.landmarks[j], axis=1).max()))
         matched_a, matched_b = {i for i, _ in pairs}, {j for _, j in pairs}
-        found.missed += [f"{ref.path.name}: {np.round(a.boxes[i]).astype(int).tolist()} (score {a.scores[i]:.2f})" for i in range(len(a)) if i not in matched_a]
-        found.extra += [f"{cand.path.name}: {np.round(b.boxes[j]).astype(int).tolist()} (score {b.scores[j]:.2f})" for j in range(len(b)) if j not in matched_b]
+        found.missed += [
+            f"{ref.path.name}: {np.round(a.boxes[i]).astype(int).tolist()} (score {a.scores[i]:.2f})"
+            for i in range(len(a))
+            if i not in matched_a
+        ]
+        found.extra += [
+            f"{cand.path.name}: {np.round(b.boxes[j]).astype(int).tolist()} (score {b.scores[j]:.2f})"
+            for j in range(len(b))
+            if j not in matched_b
+        ]
     labelled = labelled_faces(photos)
     if labelled:
         by_name_ref = {r.path.name: r for r in reference}
@@ -148,17 +177,25 @@ class EmbedderAccuracy:
         return self._ordered(self.pairs, "candidate")
 
     def to_dict(self) -> dict:
-        return {"faces": self.faces, "cosine": {"min": self.min_cosine, "mean": float(np.mean(self.cosines)) if self.cosines else None},
-                "pairs": [p.__dict__ for p in self.pairs], "ordering_reference": self.ordering_reference,
-                "ordering_candidate": self.ordering_candidate}  # fmt: skip
+        return {
+            "faces": self.faces,
+            "cosine": {"min": self.min_cosine, "mean": float(np.mean(self.cosines)) if self.cosines else None},
+            "pairs": [p.__dict__ for p in self.pairs],
+            "ordering_reference": self.ordering_reference,
+            "ordering_candidate": self.ordering_candidate,
+        }
 
     def lines(self) -> list[str]:
-        lines = [f"{self.faces} aligned faces: cosine to the FP32 embedding min {self.min_cosine:.4f}, mean "
-                 f"{np.mean(self.cosines) if self.cosines else 1.0:.4f}"]  # fmt: skip
+        lines = [
+            f"{self.faces} aligned faces: cosine to the FP32 embedding min {self.min_cosine:.4f}, mean "
+            f"{np.mean(self.cosines) if self.cosines else 1.0:.4f}"
+        ]
         if self.ordering_reference is not None:
             same = [p for p in self.pairs if p.same_person]
-            lines.append(f"{len(same)} same-person and {len(self.pairs) - len(same)} different-person pairs: ordering holds for FP32 "
-                         f"{'yes' if self.ordering_reference else 'no'}, for this one {'yes' if self.ordering_candidate else 'no'}")  # fmt: skip
+            lines.append(
+                f"{len(same)} same-person and {len(self.pairs) - len(same)} different-person pairs: ordering holds for FP32 "
+                f"{'yes' if self.ordering_reference else 'no'}, for this one {'yes' if self.ordering_candidate else 'no'}"
+            )
         return lines
 
 
@@ -168,14 +205,23 @@ def pair_scores(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarra
     people = {name: match.group("person") for name in reference if (match := PAIR_NAME.match(Path(name).stem))}
     scores = []
     for a, b in combinations(sorted(people), 2):
-        scores.append(PairScore(a, b, people[a] == people[b], cosine_similarity(reference[a], reference[b]),
-                                cosine_similarity(candidate[a], candidate[b])))  # fmt: skip
+        scores.append(
+            PairScore(
+                a,
+                b,
+                people[a] == people[b],
+                cosine_similarity(reference[a], reference[b]),
+                cosine_similarity(candidate[a], candidate[b]),
+            )
+        )
     return scores
 
 
-def embedder_accuracy(reference: np.ndarray, candidate: np.ndarray, best: dict[str, tuple[np.ndarray, np.ndarray]]) -> EmbedderAccuracy:
+def embedder_accuracy(
+    reference: np.ndarray, candidate: np.ndarray, best: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> EmbedderAccuracy:
     """``reference``/``candidate``: [n, D] embeddings of the same crops; ``best``: per photo, the
     two models' embeddings of its best face (for the pairs)."""
-    cosines = [cosine_similarity(a, b) for a, b in zip(reference, candidate)]
+    cosines = [cosine_similarity(a, b) for a, b in zip(reference, candidate, strict=False)]
     pairs = pair_scores({k: v[0] for k, v in best.items()}, {k: v[1] for k, v in best.items()})
     return EmbedderAccuracy(len(cosines), cosines, pairs)

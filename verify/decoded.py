@@ -55,7 +55,9 @@ class BatchDecoded:
         return f"batch {self.batch}: {len(self.mismatches)} frame(s) differ; first: {self.mismatches[0].reason}"
 
 
-def consumer_view(raw: Mapping[str, np.ndarray], layout: HeadLayout, height: int, width: int, batch: int) -> dict[str, np.ndarray]:
+def consumer_view(
+    raw: Mapping[str, np.ndarray], layout: HeadLayout, height: int, width: int, batch: int
+) -> dict[str, np.ndarray]:
     """Raw outputs → ``{"score_8": [N, rows, C], …}`` as a batched consumer reads them."""
     blocks = []
     for name, array in raw.items():
@@ -98,14 +100,18 @@ class DecodedIndependence:
     def _decode(self, outputs: Mapping[str, np.ndarray]) -> Detections:
         return decode_frame(outputs, self.layout, self.height, self.width, self.det_thresh, self.nms_thresh)
 
-    def __call__(self, batch: int, alone: Sequence[Mapping[str, np.ndarray]], batched: Mapping[str, np.ndarray]) -> None:
+    def __call__(
+        self, batch: int, alone: Sequence[Mapping[str, np.ndarray]], batched: Mapping[str, np.ndarray]
+    ) -> None:
         if self.error is not None:
             return
         try:
             together = consumer_view(batched, self.layout, self.height, self.width, batch)
             for i in range(batch):
                 if i not in self._alone:
-                    self._alone[i] = self._decode(per_frame(consumer_view(alone[i], self.layout, self.height, self.width, 1), 0))
+                    self._alone[i] = self._decode(
+                        per_frame(consumer_view(alone[i], self.layout, self.height, self.width, 1), 0)
+                    )
         except SpecError as exc:
             self.error = f"batch {batch}: {exc}"
             return
@@ -126,8 +132,10 @@ class DecodedIndependence:
         result.max_score_diff = max(result.max_score_diff, score)
         result.max_landmark_diff = max(result.max_landmark_diff, landmark)
         if box > self.coord_atol or landmark > self.coord_atol or score > self.score_atol:
-            reason = (f"same {len(alone)} detection(s) but box {box:.3g} px, landmarks {landmark:.3g} px "
-                      f"(limit {self.coord_atol:.3g}), score {score:.3g} (limit {self.score_atol:g})")  # fmt: skip
+            reason = (
+                f"same {len(alone)} detection(s) but box {box:.3g} px, landmarks {landmark:.3g} px "
+                f"(limit {self.coord_atol:.3g}), score {score:.3g} (limit {self.score_atol:g})"
+            )
             result.mismatches.append(FrameMismatch(result.batch, frame, len(alone), len(batched), reason))
 
     @property
@@ -140,8 +148,13 @@ class DecodedIndependence:
 
     def to_dict(self) -> dict:
         return {
-            "passed": self.passed, "error": self.error, "det_thresh": self.det_thresh, "nms_thresh": self.nms_thresh,
-            "coordinate_atol_px": self.coord_atol, "score_atol": self.score_atol, "detections_alone": self.detections_alone,
+            "passed": self.passed,
+            "error": self.error,
+            "det_thresh": self.det_thresh,
+            "nms_thresh": self.nms_thresh,
+            "coordinate_atol_px": self.coord_atol,
+            "score_atol": self.score_atol,
+            "detections_alone": self.detections_alone,
             "detections_per_frame_alone": [len(self._alone[i]) for i in sorted(self._alone)],
             "batches": [asdict(b) for b in self.batches],
-        }  # fmt: skip
+        }

@@ -51,7 +51,9 @@ class FrameAgreement:
     def problems(self, min_iou: float, score_atol: float, landmark_atol: float) -> list[str]:
         found = []
         if self.missed or self.extra:
-            found.append(f"{self.missed} face(s) of the reference not found, {self.extra} extra (of {self.faces} vs {self.found})")
+            found.append(
+                f"{self.missed} face(s) of the reference not found, {self.extra} extra (of {self.faces} vs {self.found})"
+            )
         if self.max_score_diff > score_atol:
             found.append(f"score diff {self.max_score_diff:.3g} > {score_atol:g}")
         if self.max_landmark_diff_px > landmark_atol:
@@ -74,7 +76,11 @@ class DecodedAgreement:
         return sum(f.faces for f in self.frames)
 
     def failures(self) -> list[str]:
-        return [f"frame {f.frame}: " + "; ".join(p) for f in self.frames if (p := f.problems(self.min_iou, self.score_atol, self.landmark_atol_px))]
+        return [
+            f"frame {f.frame}: " + "; ".join(p)
+            for f in self.frames
+            if (p := f.problems(self.min_iou, self.score_atol, self.landmark_atol_px))
+        ]
 
     @property
     def passed(self) -> bool:
@@ -83,7 +89,11 @@ class DecodedAgreement:
     def summary(self) -> str:
         if not self.passed:
             bad = self.failures()
-            return f"{self.label} decoded: {len(bad)} frame(s) disagree; first: {bad[0]}" if bad else f"{self.label} decoded: no frame compared"
+            return (
+                f"{self.label} decoded: {len(bad)} frame(s) disagree; first: {bad[0]}"
+                if bad
+                else f"{self.label} decoded: no frame compared"
+            )
         matched = [f for f in self.frames if f.matched]
         if not matched:
             return f"{self.label} decoded: no face at det_thresh {self.det_thresh:g} on either side ({len(self.frames)} frames)"
@@ -91,13 +101,23 @@ class DecodedAgreement:
         edge = max(f.max_edge_px for f in matched)
         score = max(f.max_score_diff for f in matched)
         landmarks = max(f.max_landmark_diff_px for f in matched)
-        return (f"{self.label} decoded: the same {sum(f.matched for f in matched)} faces in {len(self.frames)} frames, "
-                f"min IoU {iou:.4f}, box edges within {edge:.3g} px, scores within {score:.3g}, landmarks within {landmarks:.3g} px")  # fmt: skip
+        return (
+            f"{self.label} decoded: the same {sum(f.matched for f in matched)} faces in {len(self.frames)} frames, "
+            f"min IoU {iou:.4f}, box edges within {edge:.3g} px, scores within {score:.3g}, landmarks within {landmarks:.3g} px"
+        )
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "passed": self.passed, "det_thresh": self.det_thresh, "nms_thresh": self.nms_thresh,
-                "min_iou": self.min_iou, "score_atol": self.score_atol, "landmark_atol_px": self.landmark_atol_px,
-                "frames": [asdict(f) for f in self.frames], "failures": self.failures()}  # fmt: skip
+        return {
+            "label": self.label,
+            "passed": self.passed,
+            "det_thresh": self.det_thresh,
+            "nms_thresh": self.nms_thresh,
+            "min_iou": self.min_iou,
+            "score_atol": self.score_atol,
+            "landmark_atol_px": self.landmark_atol_px,
+            "frames": [asdict(f) for f in self.frames],
+            "failures": self.failures(),
+        }
 
 
 def _partners(these: Detections, others_low: Detections, min_iou: float, edge_px: float) -> np.ndarray:
@@ -120,14 +140,29 @@ def _partners(these: Detections, others_low: Detections, min_iou: float, edge_px
     return partner
 
 
-def frame_agreement(frame: int, actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], layout: HeadLayout,
-                    size: tuple[int, int], det_thresh: float, nms_thresh: float, score_atol: float, min_iou: float,
-                    edge_px: float) -> FrameAgreement:  # fmt: skip
+def frame_agreement(
+    frame: int,
+    actual: Mapping[str, np.ndarray],
+    expected: Mapping[str, np.ndarray],
+    layout: HeadLayout,
+    size: tuple[int, int],
+    det_thresh: float,
+    nms_thresh: float,
+    score_atol: float,
+    min_iou: float,
+    edge_px: float,
+) -> FrameAgreement:
     """One frame's canonical outputs (``{"score_8": [rows, 1], …}``) of both sides."""
     height, width = size
     low = max(det_thresh - score_atol, 0.0)
-    ours, ref = decode_frame(actual, layout, height, width, det_thresh, nms_thresh), decode_frame(expected, layout, height, width, det_thresh, nms_thresh)
-    ours_low, ref_low = decode_frame(actual, layout, height, width, low, nms_thresh), decode_frame(expected, layout, height, width, low, nms_thresh)
+    ours, ref = (
+        decode_frame(actual, layout, height, width, det_thresh, nms_thresh),
+        decode_frame(expected, layout, height, width, det_thresh, nms_thresh),
+    )
+    ours_low, ref_low = (
+        decode_frame(actual, layout, height, width, low, nms_thresh),
+        decode_frame(expected, layout, height, width, low, nms_thresh),
+    )
     result = FrameAgreement(frame, len(ref), len(ours))
     ref_partner = _partners(ref, ours_low, min_iou, edge_px)
     result.missed = int(np.count_nonzero(ref_partner < 0))
@@ -140,26 +175,51 @@ def frame_agreement(frame: int, actual: Mapping[str, np.ndarray], expected: Mapp
         result.max_edge_px = float(np.max(np.abs(ref.boxes[r].astype(np.float64) - ours_low.boxes[o])))
         result.max_score_diff = float(np.max(np.abs(ref.scores[r].astype(np.float64) - ours_low.scores[o])))
         if ref.landmarks is not None and ours_low.landmarks is not None:
-            result.max_landmark_diff_px = float(np.max(np.abs(ref.landmarks[r].astype(np.float64) - ours_low.landmarks[o])))
+            result.max_landmark_diff_px = float(
+                np.max(np.abs(ref.landmarks[r].astype(np.float64) - ours_low.landmarks[o]))
+            )
     return result
 
 
-def decoded_agreement(label: str, actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], layout: HeadLayout,
-                      size: tuple[int, int], det_thresh: float = DET_THRESH, nms_thresh: float = NMS_THRESH,
-                      precision: Precision = Precision.FP32) -> DecodedAgreement:  # fmt: skip
+def decoded_agreement(
+    label: str,
+    actual: Mapping[str, np.ndarray],
+    expected: Mapping[str, np.ndarray],
+    layout: HeadLayout,
+    size: tuple[int, int],
+    det_thresh: float = DET_THRESH,
+    nms_thresh: float = NMS_THRESH,
+    precision: Precision = Precision.FP32,
+) -> DecodedAgreement:
     """Both sides' canonical batched outputs (``{"score_8": [N, rows, 1], …}``), frame by frame,
     at the decoded tolerances of the actual side's precision."""
     min_iou, score_atol, landmark_px = decoded_tolerances(precision)
     report = DecodedAgreement(label, det_thresh, nms_thresh, min_iou, score_atol, landmark_px)
     frames = next(iter(expected.values())).shape[0]
     for i in range(frames):
-        report.frames.append(frame_agreement(i, per_frame(actual, i), per_frame(expected, i), layout, size, det_thresh, nms_thresh,
-                                             report.score_atol, report.min_iou, report.landmark_atol_px))  # fmt: skip
+        report.frames.append(
+            frame_agreement(
+                i,
+                per_frame(actual, i),
+                per_frame(expected, i),
+                layout,
+                size,
+                det_thresh,
+                nms_thresh,
+                report.score_atol,
+                report.min_iou,
+                report.landmark_atol_px,
+            )
+        )
     return report
 
 
-def scoring_anchors(actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], layout: HeadLayout,
-                    floor: float = SCORING_ANCHOR_FLOOR) -> Judged:  # fmt: skip
+def scoring_anchors(
+    actual: Mapping[str, np.ndarray],
+    expected: Mapping[str, np.ndarray],
+    layout: HeadLayout,
+    floor: float = SCORING_ANCHOR_FLOOR,
+) -> Judged:
     """Where a detector's boxes and landmarks can matter: the anchors (rows) that score at least
     ``floor`` on either side, per stride, for both sides' canonical outputs. Scores themselves
     are judged everywhere."""

@@ -65,14 +65,25 @@ class IndependenceReport:
         return max(ok, key=lambda d: d.max_abs_diff) if ok else None
 
     def to_dict(self) -> dict:
-        return {"passed": self.passed, "atol": self.atol, "batch_sizes": list(self.batch_sizes), "error": self.error,
-                "results": [asdict(d) | {"passed": d.passed(self.atol)} for d in self.diffs]}  # fmt: skip
+        return {
+            "passed": self.passed,
+            "atol": self.atol,
+            "batch_sizes": list(self.batch_sizes),
+            "error": self.error,
+            "results": [asdict(d) | {"passed": d.passed(self.atol)} for d in self.diffs],
+        }
 
 
 def _layout_problem(batched: np.ndarray, alone: np.ndarray, n: int) -> str | None:
     if batched.ndim == 0 or batched.shape[0] != n:
         dim0 = batched.shape[0] if batched.ndim else "none"
-        if batched.ndim and alone.ndim and batched.shape[1:] == alone.shape[1:] and batched.shape[0] == n * alone.shape[0] and n > 1:
+        if (
+            batched.ndim
+            and alone.ndim
+            and batched.shape[1:] == alone.shape[1:]
+            and batched.shape[0] == n * alone.shape[0]
+            and n > 1
+        ):
             return f"dim 0 is {dim0} = {n} × {alone.shape[0]}: the batch is folded into the rows ([N·K, C])"
         return f"dim 0 is {dim0}, expected the batch size {n} (shape {list(batched.shape)})"
     if batched.shape[1:] != alone.shape[1:]:

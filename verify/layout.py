@@ -21,7 +21,7 @@ def axis_problems(model: onnx.ModelProto, spec: ModelSpec) -> list[str]:
         if len(graph) != len(tensor.dims):
             problems.append(f"{tensor.name} has rank {len(graph)}, spec says {len(tensor.dims)} ({list(tensor.dims)})")
             continue
-        for axis, (want, have) in enumerate(zip(tensor.dims, graph)):
+        for axis, (want, have) in enumerate(zip(tensor.dims, graph, strict=False)):
             if isinstance(want, str) and have != want:
                 what = f"fixed to {have}" if isinstance(have, int) else f"named {have!r}"
                 problems.append(f"{tensor.name} axis {axis} should be symbolic {want!r} but is {what}")

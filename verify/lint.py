@@ -20,10 +20,28 @@ import onnx
 from facebatch.configs.spec import BATCH
 from facebatch.onnx_graph import GraphView, attribute, inferred_shapes, io_dims, node_label
 
-STATISTICS_OPS = {"InstanceNormalization", "GroupNormalization", "LayerNormalization", "Softmax", "LogSoftmax",
-                  "LpNormalization", "MeanVarianceNormalization"}  # fmt: skip
-REDUCE_OPS = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-              "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin"}  # fmt: skip
+STATISTICS_OPS = {
+    "InstanceNormalization",
+    "GroupNormalization",
+    "LayerNormalization",
+    "Softmax",
+    "LogSoftmax",
+    "LpNormalization",
+    "MeanVarianceNormalization",
+}
+REDUCE_OPS = {
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSumExp",
+    "ReduceSumSquare",
+    "ArgMax",
+    "ArgMin",
+}
 SELECT_OPS = {"Gather", "Slice", "Split", "Concat"}
 SHAPE_MAKERS = {"Expand": 1, "ConstantOfShape": 0, "Tile": 1}  # op → the input holding its shape (or repeats)
 
@@ -101,8 +119,11 @@ def io_findings(model: onnx.ModelProto) -> list[Finding]:
     for symbol, axes in sorted(uses.items()):
         if 0 in axes and len(axes) > 1:
             findings.append(
-                Finding("layout", f"symbol {symbol!r} names the batch and also axes {sorted(axes - {0})}: one symbol "
-                        "means one value in the whole graph, so runtimes may tie the batch to the image size")  # fmt: skip
+                Finding(
+                    "layout",
+                    f"symbol {symbol!r} names the batch and also axes {sorted(axes - {0})}: one symbol "
+                    "means one value in the whole graph, so runtimes may tie the batch to the image size",
+                )
             )
     return findings
 
@@ -171,18 +192,25 @@ def lint_graph(model: onnx.ModelProto) -> list[Finding]:
         new = state
         # constants that pin dim 0 are flagged even after an earlier fold: fix must repair each of them
         if node.op_type == "Resize" and (sizes := pinned_sizes(view, node)) is not None:
-            message = (f"Resize to constant sizes {_shape_text(sizes)} fixes dim 0 to {int(sizes[0])}: with a batch of N it "
-                       "squeezes the frames into one (F.interpolate(size=…) in a fixed-size export)")  # fmt: skip
+            message = (
+                f"Resize to constant sizes {_shape_text(sizes)} fixes dim 0 to {int(sizes[0])}: with a batch of N it "
+                "squeezes the frames into one (F.interpolate(size=…) in a fixed-size export)"
+            )
             new = BatchState(None, flag(node, message))
         elif node.op_type == "Reshape" and (built := pinned_concat(view, node)) is not None:
             concat, first = built
-            message = (f"Reshape's shape is Concat {node_label(concat)} of a constant {first} and other dims: dim 0 is pinned to "
-                       f"{first} whatever the batch (x.view({first}, …) exported at batch 1)")  # fmt: skip
+            message = (
+                f"Reshape's shape is Concat {node_label(concat)} of a constant {first} and other dims: dim 0 is pinned to "
+                f"{first} whatever the batch (x.view({first}, …) exported at batch 1)"
+            )
             new = BatchState(None, flag(node, message))
         elif state.axis is None:
             if node.op_type in STATISTICS_OPS:
-                flag(node, f"{node.op_type} computes statistics over a tensor whose batch was folded by {state.cause}: "
-                     "the normalisation mixes frames (a norm exported at batch 1, e.g. GroupNorm as Reshape(1, G, -1))")  # fmt: skip
+                flag(
+                    node,
+                    f"{node.op_type} computes statistics over a tensor whose batch was folded by {state.cause}: "
+                    "the normalisation mixes frames (a norm exported at batch 1, e.g. GroupNorm as Reshape(1, G, -1))",
+                )
         elif node.op_type == "Transpose":
             perm = list(attribute(node, "perm", list(range(len(shapes.get(node.input[0], [])) or 0))[::-1]))
             axis = perm.index(state.axis) if state.axis in perm else None
@@ -202,8 +230,10 @@ def lint_graph(model: onnx.ModelProto) -> list[Finding]:
                         perm = list(attribute(before, "perm", []))
                         message = f"Reshape to {text} after Transpose(perm={perm}) folds the batch into the rows"
                     elif target.size and target[0] > 0:
-                        message = (f"Reshape to constant {text} fixes dim 0 to {int(target[0])}: with a batch of N "
-                                   "the frames are folded into the other axes")  # fmt: skip
+                        message = (
+                            f"Reshape to constant {text} fixes dim 0 to {int(target[0])}: with a batch of N "
+                            "the frames are folded into the other axes"
+                        )
                     else:
                         message = f"Reshape to {text} folds the batch (axis {state.axis}) into other axes"
                     new = BatchState(None, flag(node, message))
@@ -229,14 +259,21 @@ def lint_graph(model: onnx.ModelProto) -> list[Finding]:
                 hits = axis == state.axis
             if hits and node.op_type != "Concat":
                 new = BatchState(None, flag(node, f"{node.op_type} on the batch axis picks fixed frames"))
-            if node.op_type == "Concat" and state.axis == 0 and axis % max(1, len(shapes.get(node.output[0], [0]))) != 0:
+            if (
+                node.op_type == "Concat"
+                and state.axis == 0
+                and axis % max(1, len(shapes.get(node.output[0], [0]))) != 0
+            ):
                 for tensor in node.input:
                     maker = view.producers.get(tensor)
                     if tensor in states or maker is None or (leading := pinned_leading(view, maker)) is None:
                         continue
                     what = "repeats" if maker.op_type == "Tile" else "shape"
-                    flag(node, f"Concat joins the frames with {maker.op_type} {node_label(maker)}'s output, whose dim 0 is fixed by "
-                               f"its constant {what} (dim 0: {leading}): with a batch of N the shapes disagree")  # fmt: skip
+                    flag(
+                        node,
+                        f"Concat joins the frames with {maker.op_type} {node_label(maker)}'s output, whose dim 0 is fixed by "
+                        f"its constant {what} (dim 0: {leading}): with a batch of N the shapes disagree",
+                    )
         elif node.op_type == "LayerNormalization" and int(attribute(node, "axis", -1)) == 0:  # normalises every axis
             flag(node, "LayerNormalization from axis 0 computes statistics across frames")
         for out in node.output:

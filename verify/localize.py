@@ -42,7 +42,9 @@ GENERIC_HINTS = {
 class Culprit:
     node: str
     op_type: str
-    kind: str  # "mixes" (values combined across frames) | "folds" (frames rearranged off axis 0) | "non-finite" (NaN/Inf)
+    kind: (
+        str  # "mixes" (values combined across frames) | "folds" (frames rearranged off axis 0) | "non-finite" (NaN/Inf)
+    )
     detail: str
     hint: str
 
@@ -59,16 +61,31 @@ def _compare(batched: np.ndarray, alone: list[np.ndarray], atol: float) -> tuple
     n = len(alone)
     if all(a.shape == batched.shape for a in alone) and all(np.array_equal(a, batched) for a in alone):
         return None  # does not depend on the frames (a computed constant)
-    if batched.ndim and batched.shape[0] == n and all(a.ndim and a.shape[0] == 1 and a.shape[1:] == batched.shape[1:] for a in alone):
-        diff = max(float(np.max(np.abs(batched[i : i + 1].astype(np.float64) - a))) if a.size else 0.0 for i, a in enumerate(alone))
+    if (
+        batched.ndim
+        and batched.shape[0] == n
+        and all(a.ndim and a.shape[0] == 1 and a.shape[1:] == batched.shape[1:] for a in alone)
+    ):
+        diff = max(
+            float(np.max(np.abs(batched[i : i + 1].astype(np.float64) - a))) if a.size else 0.0
+            for i, a in enumerate(alone)
+        )
         return None if diff < atol else ("mixes", f"per-frame slices differ by {diff:.3g}")
     together = np.sort(np.concatenate([a.reshape(-1) for a in alone]).astype(np.float64))
     if batched.size == together.size:
-        diff = float(np.max(np.abs(np.sort(batched.reshape(-1).astype(np.float64)) - together))) if together.size else 0.0
+        diff = (
+            float(np.max(np.abs(np.sort(batched.reshape(-1).astype(np.float64)) - together))) if together.size else 0.0
+        )
         if diff < atol:
-            return "folds", f"shape {list(batched.shape)} for a batch of {n}: the frames' values are all there, rearranged"
+            return (
+                "folds",
+                f"shape {list(batched.shape)} for a batch of {n}: the frames' values are all there, rearranged",
+            )
         return "mixes", f"shape {list(batched.shape)}; values differ from the frames' own by up to {diff:.3g}"
-    return "mixes", f"shape {list(batched.shape)} for a batch of {n} vs {list(alone[0].shape)} per frame: the batch was reduced away"
+    return (
+        "mixes",
+        f"shape {list(batched.shape)} for a batch of {n} vs {list(alone[0].shape)} per frame: the batch was reduced away",
+    )
 
 
 def _non_finite(batched: np.ndarray, alone: list[np.ndarray]) -> str | None:
@@ -94,7 +111,9 @@ def localise(
 
     ``runner`` is active, runs ``model`` and has the ``IntermediateTensors`` capability."""
     if not isinstance(runner, IntermediateTensors):
-        raise EngineError(f"{type(runner).__name__} cannot expose intermediate tensors; localisation needs a runner that can")
+        raise EngineError(
+            f"{type(runner).__name__} cannot expose intermediate tensors; localisation needs a runner that can"
+        )
     frames = frames[:LOCALISATION_FRAMES]
     lint_by_node = {f.node: f.message for f in lint if f.node}
     view = GraphView(model)
@@ -115,7 +134,9 @@ def localise(
         kind, detail = verdict
         node = view.producers[name]
         label = node_label(node)
-        hint = lint_by_node.get(label, GENERIC_HINTS.get(node.op_type, f"{node.op_type} combines values of different frames"))
+        hint = lint_by_node.get(
+            label, GENERIC_HINTS.get(node.op_type, f"{node.op_type} combines values of different frames")
+        )
         if node.op_type == "Transpose":  # the fold itself usually happens in the Reshape right after
             after = [lint_by_node[node_label(c)] for c in view.consumers.get(name, []) if node_label(c) in lint_by_node]
             hint = "; ".join([hint, *after])

@@ -40,7 +40,9 @@ class OutputDiff:
             return f"{self.name} missing or misshapen"
         parts = []
         if self.outside or not np.isfinite(self.max_abs_diff):
-            parts.append(f"{self.max_abs_diff:.3g} > {limit_text(self.atol, self.rtol)} at {list(self.worst_index)} ({self.outside} elements)")
+            parts.append(
+                f"{self.max_abs_diff:.3g} > {limit_text(self.atol, self.rtol)} at {list(self.worst_index)} ({self.outside} elements)"
+            )
         if self.cosine_floor is not None and (self.min_cosine is None or self.min_cosine < self.cosine_floor):
             cosine = "not computable" if self.min_cosine is None else f"{self.min_cosine:.9f}"
             parts.append(f"cosine {cosine} < {self.cosine_floor}")
@@ -78,7 +80,11 @@ class ParityReport:
         return f"{self.label}: {len(bad)} of {len(self.diffs)} outputs differ: " + "; ".join(parts)
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "passed": self.passed, "outputs": [asdict(d) | {"passed": d.passed} for d in self.diffs]}
+        return {
+            "label": self.label,
+            "passed": self.passed,
+            "outputs": [asdict(d) | {"passed": d.passed} for d in self.diffs],
+        }
 
 
 def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -126,7 +132,9 @@ def compare_outputs(
         if np.isnan(diff).any():
             max_diff = float("nan")
         min_cos = float(np.min(_row_cosines(a, e))) if spec.min_cosine is not None else None
-        report.diffs.append(OutputDiff(spec.name, max_diff, tol, worst, min_cos, spec.min_cosine, spec.rtol, outside, where))
+        report.diffs.append(
+            OutputDiff(spec.name, max_diff, tol, worst, min_cos, spec.min_cosine, spec.rtol, outside, where)
+        )
     return report
 
 

@@ -116,13 +116,15 @@ def _reference_input(runner: Runner, size: tuple[int, int]) -> str:
     batch = source.shape[0]
     if isinstance(batch, int) and batch > 1:
         raise SpecError(f"reference {runner.label} is fixed to batch {batch}; it must take one frame")
-    for label, have, want in zip(("height", "width"), source.shape[2:], size):
+    for label, have, want in zip(("height", "width"), source.shape[2:], size, strict=False):
         if isinstance(have, int) and have > 0 and have != want:
             raise SpecError(f"reference {runner.label} is fixed to {label} {have}; the model under test takes {want}")
     return source.name
 
 
-def _named(raw: Mapping[str, np.ndarray], target: ModelFile, size: tuple[int, int], batch: int, source: str) -> dict[str, np.ndarray]:
+def _named(
+    raw: Mapping[str, np.ndarray], target: ModelFile, size: tuple[int, int], batch: int, source: str
+) -> dict[str, np.ndarray]:
     """Both sides in one vocabulary: SCRFD → score_8 … kps_32; an embedder → its spec name."""
     if target.spec.head is not None:
         return canonical_outputs(list(raw.values()), target.spec.head, size[0], size[1], batch)
@@ -164,15 +166,20 @@ def compare_with_reference(
     # a reduced-precision detector: boxes and landmarks judged where a face can come from (configs.precision)
     reduced = target.spec.head if target.spec.head is not None and target.spec.precision is not Precision.FP32 else None
     if reduced is not None:
-        result.notes.append(f"{target.spec.precision.value}: boxes and landmarks are judged at anchors scoring >= "
-                            f"{SCORING_ANCHOR_FLOOR:g} on either side (a lower score never becomes a face); scores everywhere")  # fmt: skip
+        result.notes.append(
+            f"{target.spec.precision.value}: boxes and landmarks are judged at anchors scoring >= "
+            f"{SCORING_ANCHOR_FLOOR:g} on either side (a lower score never becomes a face); scores everywhere"
+        )
     (source,) = runner.inputs
     with reference.runner() as ref:
         ref_input = _reference_input(ref, size)
         expected: dict[str, np.ndarray] = {}
         if reference.one_frame_at_a_time:
             with step(f"run the reference {ref.label} on {max(batches)} frames, one at a time"):
-                singles = [_named(ref.infer({ref_input: frames[i : i + 1]}), target, size, 1, ref.label) for i in range(max(batches))]
+                singles = [
+                    _named(ref.infer({ref_input: frames[i : i + 1]}), target, size, 1, ref.label)
+                    for i in range(max(batches))
+                ]
             expected = {name: np.concatenate([s[name] for s in singles]) for name in singles[0]}
         with step(f"parity vs {ref.label} at batch {', '.join(map(str, batches))}"):
             for n in batches:
@@ -184,9 +191,14 @@ def compare_with_reference(
                 judged = None if reduced is None else scoring_anchors(actual, wanted, target.spec.head)
                 result.reports.append(compare_outputs(f"batch {n}", actual, wanted, specs, atol, judged))
     if target.spec.head is not None and target.seeded:
-        result.notes.append("seeded weights detect nothing (thousands of random boxes per frame that tie in NMS): "
-                            "decoded faces are not compared, the raw outputs are")  # fmt: skip
+        result.notes.append(
+            "seeded weights detect nothing (thousands of random boxes per frame that tie in NMS): "
+            "decoded faces are not compared, the raw outputs are"
+        )
     elif target.spec.head is not None:  # the largest batch holds every frame of the smaller ones
-        result.decoded.append(decoded_agreement(f"batch {n}", actual, wanted, target.spec.head, size, det_thresh, nms_thresh,
-                                                target.spec.precision))  # fmt: skip
+        result.decoded.append(
+            decoded_agreement(
+                f"batch {n}", actual, wanted, target.spec.head, size, det_thresh, nms_thresh, target.spec.precision
+            )
+        )
     return result

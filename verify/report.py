@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from facebatch.environment import describe_environment
-
 from facebatch.junit import JUnitCase, junit_suite
 from facebatch.status import FAIL, NA, PASS, SKIP  # noqa: F401 - re-exported for the checks
 
@@ -66,7 +65,11 @@ class VerifyReport:
         """Why the gate fails, one line per check: failed checks, and in strict mode skipped ones."""
         lines = [f"{c.label} failed" for c in self.checks if c.failed]
         if self.strict:
-            lines += [f"{c.label} skipped ({c.summary}); --strict fails skipped checks" for c in self.checks if c.status == SKIP]
+            lines += [
+                f"{c.label} skipped ({c.summary}); --strict fails skipped checks"
+                for c in self.checks
+                if c.status == SKIP
+            ]
         return lines
 
     @property
@@ -101,8 +104,12 @@ class VerifyReport:
 
     def proof_record(self) -> dict[str, Any]:
         """This verify as the proof in an artifact's sidecar: the verdict and each check in one line."""
-        return {"passed": self.passed, "strict": self.strict, "reference": "verify against the source",
-                "checks": [{"check": c.label, "status": c.status, "summary": c.summary} for c in self.checks]}  # fmt: skip
+        return {
+            "passed": self.passed,
+            "strict": self.strict,
+            "reference": "verify against the source",
+            "checks": [{"check": c.label, "status": c.status, "summary": c.summary} for c in self.checks],
+        }
 
     def to_markdown(self) -> str:
         mode = " (strict: skipped checks fail)" if self.strict else ""
@@ -118,8 +125,11 @@ class VerifyReport:
         lines += [f"- note: {n}" for n in self.notes]
         lines += [f"- gate: {line}" for line in self.gate_failures()]
         several = len(self.sizes) > 1
-        lines += ["", "| # | check |" + (" size |" if several else "") + " result | summary |",
-                  "|---|---|" + ("---|" if several else "") + "---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "| # | check |" + (" size |" if several else "") + " result | summary |",
+            "|---|---|" + ("---|" if several else "") + "---|---|",
+        ]
         for c in self.checks:
             size = f" {size_text(c.size) if c.size else 'all'} |" if several else ""
             lines.append(f"| {c.number} | {c.name} |{size} {c.status.upper()} | {c.summary.replace('|', '/')} |")
@@ -142,4 +152,6 @@ class VerifyReport:
                 cases.append(JUnitCase(c.label, NA, f"not applicable: {c.summary}"))
             else:
                 cases.append(JUnitCase(c.label, FAIL if c.failed else c.status, c.summary, "\n".join(c.details)))
-        return junit_suite(f"facebatch verify {self.model}", cases, self.seconds, classname=f"facebatch.verify.{self.model}")
+        return junit_suite(
+            f"facebatch verify {self.model}", cases, self.seconds, classname=f"facebatch.verify.{self.model}"
+        )

@@ -37,7 +37,13 @@ from facebatch.verify.independence import (
 )
 from facebatch.verify.lint import Finding, io_findings, lint_graph, relaxed_batch
 from facebatch.verify.localize import LOCALISATION_FRAMES, Culprit, localise
-from facebatch.verify.reference import Reference, ReferenceFactory, ReferenceResult, compare_with_reference, parity_batch_sizes
+from facebatch.verify.reference import (
+    Reference,
+    ReferenceFactory,
+    ReferenceResult,
+    compare_with_reference,
+    parity_batch_sizes,
+)
 from facebatch.verify.report import FAIL, NA, PASS, SKIP, CheckResult, VerifyReport, size_text
 
 MAX_LISTED = 12
@@ -63,8 +69,10 @@ class VerifyOptions:
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             raise SpecError("batch sizes must be positive integers, e.g. 1,2,7,32")
         if max(self.batch_sizes) < 2:
-            raise SpecError("check 1 compares each frame alone with the same frame inside a batch: "
-                            "give at least one batch size of 2 or more, e.g. 1,2,7,32")  # fmt: skip
+            raise SpecError(
+                "check 1 compares each frame alone with the same frame inside a batch: "
+                "give at least one batch size of 2 or more, e.g. 1,2,7,32"
+            )
 
 
 def non_square_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
@@ -83,7 +91,9 @@ def second_square_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
     return side, side
 
 
-def check_sizes(target: ModelFile, sizes: Sequence[tuple[int, int]] | None, reference: Reference | None = None) -> list[tuple[int, int]]:
+def check_sizes(
+    target: ModelFile, sizes: Sequence[tuple[int, int]] | None, reference: Reference | None = None
+) -> list[tuple[int, int]]:
     """The input sizes to check at: the given ones, each refused if the graph (or the reference)
     cannot run it; by default the target's own, plus a second one for a symbolic size: non-square,
     or square where either graph names height and width with one symbol."""
@@ -97,7 +107,9 @@ def check_sizes(target: ModelFile, sizes: Sequence[tuple[int, int]] | None, refe
         return [spec.input_size, non_square_size(spec.input_size, spec.size_multiple)]
     sizes = list(dict.fromkeys(tuple(s) for s in sizes))
     if spec.family.is_embedder and len(sizes) > 1:
-        raise SpecError(f"{target.path.name} is an embedder: it takes one input size, got {', '.join(map(size_text, sizes))}")
+        raise SpecError(
+            f"{target.path.name} is an embedder: it takes one input size, got {', '.join(map(size_text, sizes))}"
+        )
     checked = [target.checked_size(size) for size in sizes]
     if reference is not None and reference.shared_size_symbol is not None:
         for size in checked:
@@ -112,12 +124,18 @@ def _listed(lines: list[str]) -> list[str]:
 def _lint_check(findings: list[Finding]) -> CheckResult:
     lint = [f for f in findings if f.check == "lint"]
     if not lint:
-        return CheckResult(6, "static lint", PASS, "no Reshape/Transpose/Flatten/reduction folds, moves or fixes the batch")
+        return CheckResult(
+            6, "static lint", PASS, "no Reshape/Transpose/Flatten/reduction folds, moves or fixes the batch"
+        )
     first = lint[0]
     return CheckResult(
-        6, "static lint", FAIL, f"{len(lint)} finding(s); first: {first.op_type} {first.node}: {first.message}",
-        _listed([f"{f.op_type} {f.node}: {f.message}" for f in lint]), {"findings": [f.to_dict() for f in lint]},
-    )  # fmt: skip
+        6,
+        "static lint",
+        FAIL,
+        f"{len(lint)} finding(s); first: {first.op_type} {first.node}: {first.message}",
+        _listed([f"{f.op_type} {f.node}: {f.message}" for f in lint]),
+        {"findings": [f.to_dict() for f in lint]},
+    )
 
 
 def _layout_check(findings: list[Finding], independence: IndependenceReport) -> CheckResult:
@@ -127,7 +145,13 @@ def _layout_check(findings: list[Finding], independence: IndependenceReport) -> 
     data = {"static": static, "dynamic": dynamic}
     if not problems:
         sizes = ", ".join(map(str, independence.batch_sizes))
-        return CheckResult(2, "layout", PASS, f"every output's dim 0 equals N for N = {sizes}; batch symbolic; no symbol reused", data=data)
+        return CheckResult(
+            2,
+            "layout",
+            PASS,
+            f"every output's dim 0 equals N for N = {sizes}; batch symbolic; no symbol reused",
+            data=data,
+        )
     return CheckResult(2, "layout", FAIL, f"{len(problems)} problem(s); first: {problems[0]}", _listed(problems), data)
 
 
@@ -147,7 +171,9 @@ def _independence_check(report: IndependenceReport, relaxed: bool) -> CheckResul
     reason = []
     if values:
         v = max(values, key=lambda d: d.max_abs_diff)
-        reason.append(f"frames differ from their single runs by up to {v.max_abs_diff:.3g} ({v.output} @ batch {v.batch}, frame {v.frame})")
+        reason.append(
+            f"frames differ from their single runs by up to {v.max_abs_diff:.3g} ({v.output} @ batch {v.batch}, frame {v.frame})"
+        )
     if layouts:
         reason.append(f"{len(layouts)} output/batch pairs cannot be sliced per frame (check 2 lists them)")
     if not reason:
@@ -165,31 +191,48 @@ def _decoded_check(decoded: DecodedIndependence | None, target: ModelFile) -> Ch
             return CheckResult(3, name, FAIL, f"detections cannot be read per frame: {decoded.error}", data=data)
         mismatches = [m for b in decoded.batches for m in b.mismatches]
         if not mismatches:
-            return CheckResult(3, name, FAIL, "no batch ran, so no detections could be compared (see check 1)", data=data)
+            return CheckResult(
+                3, name, FAIL, "no batch ran, so no detections could be compared (see check 1)", data=data
+            )
         worst = max(decoded.batches, key=lambda b: len(b.mismatches))
         summary = f"{len(mismatches)} frame/batch pair(s) decode differently inside a batch; worst batch {worst.batch}: {worst.mismatches[0].reason}"
         return CheckResult(3, name, FAIL, summary, _listed([m.describe() for m in mismatches]), data)
     thresholds = f"det_thresh {decoded.det_thresh:g}, NMS {decoded.nms_thresh:g}"
     if not decoded.detections_alone:
-        return CheckResult(3, name, SKIP, f"no frame has a detection at {thresholds}: nothing to compare "
-                           "(pass --images with photos that show faces)", data=data)  # fmt: skip
+        return CheckResult(
+            3,
+            name,
+            SKIP,
+            f"no frame has a detection at {thresholds}: nothing to compare (pass --images with photos that show faces)",
+            data=data,
+        )
     box = max(b.max_box_diff for b in decoded.batches)
     lm = max(b.max_landmark_diff for b in decoded.batches)
     compared = sum(b.detections for b in decoded.batches)
-    summary = (f"every frame's detections are the same alone and in a batch: {compared} compared, {thresholds}; "
-               f"max box diff {box:.3g} px, landmarks {lm:.3g} px")  # fmt: skip
+    summary = (
+        f"every frame's detections are the same alone and in a batch: {compared} compared, {thresholds}; "
+        f"max box diff {box:.3g} px, landmarks {lm:.3g} px"
+    )
     return CheckResult(3, name, PASS, summary, [b.describe() for b in decoded.batches], data)
 
 
 def _reference_check(result: ReferenceResult | None) -> CheckResult:
     name = "reference parity"
     if result is None:
-        return CheckResult(4, name, SKIP, "no reference given (--reference torch for our artifacts, or --reference FILE)")
-    data = {"reference": result.description, "notes": result.notes, "reports": [r.to_dict() for r in result.reports],
-            "decoded": [d.to_dict() for d in result.decoded]}  # fmt: skip
+        return CheckResult(
+            4, name, SKIP, "no reference given (--reference torch for our artifacts, or --reference FILE)"
+        )
+    data = {
+        "reference": result.description,
+        "notes": result.notes,
+        "reports": [r.to_dict() for r in result.reports],
+        "decoded": [d.to_dict() for d in result.decoded],
+    }
     details = [r.summary() for r in result.reports] + [d.summary() for d in result.decoded] + result.notes
     if not result.passed:
-        failed = [r.summary() for r in result.reports if not r.passed] + [d.summary() for d in result.decoded if not d.passed]
+        failed = [r.summary() for r in result.reports if not r.passed] + [
+            d.summary() for d in result.decoded if not d.passed
+        ]
         why = failed[0] if failed else "nothing was compared"
         return CheckResult(4, name, FAIL, f"differs from {result.description}: {why}", _listed(details), data)
     worst = max(r.max_abs_diff for r in result.reports)
@@ -197,8 +240,17 @@ def _reference_check(result: ReferenceResult | None) -> CheckResult:
     cosines = [d.min_cosine for r in result.reports for d in r.diffs if d.min_cosine is not None]
     cosine = f", min cosine {min(cosines):.9f}" if cosines else ""
     faces = sum(f.matched for d in result.decoded for f in d.frames)
-    decoded = (f"; the same {faces} decoded faces" if faces else "; no decoded face on either side") if result.decoded else ""
-    return CheckResult(4, name, PASS, f"matches {result.description} at {sizes}: max abs diff {worst:.3g}{cosine}{decoded}", details, data)
+    decoded = (
+        (f"; the same {faces} decoded faces" if faces else "; no decoded face on either side") if result.decoded else ""
+    )
+    return CheckResult(
+        4,
+        name,
+        PASS,
+        f"matches {result.description} at {sizes}: max abs diff {worst:.3g}{cosine}{decoded}",
+        details,
+        data,
+    )
 
 
 def _localisation_check(culprits: tuple[Culprit | None, Culprit | None]) -> CheckResult:
@@ -206,7 +258,14 @@ def _localisation_check(culprits: tuple[Culprit | None, Culprit | None]) -> Chec
     if not found:
         return CheckResult(5, "localisation", FAIL, "frames differ at the outputs but no single node could be named")
     details = [c.describe() for c in found]
-    return CheckResult(5, "localisation", FAIL, f"first node: {found[0].describe()}", details, {"culprits": [c.to_dict() for c in found]})
+    return CheckResult(
+        5,
+        "localisation",
+        FAIL,
+        f"first node: {found[0].describe()}",
+        details,
+        {"culprits": [c.to_dict() for c in found]},
+    )
 
 
 def _per_batch_maxima(report: IndependenceReport) -> list[SliceDiff]:
@@ -218,9 +277,14 @@ def _per_batch_maxima(report: IndependenceReport) -> list[SliceDiff]:
 
 
 def _checks_at(
-    target: ModelFile, runner: Runner, size: tuple[int, int], reference: Reference | None,
-    findings: list[Finding], options: VerifyOptions, relaxed: bool,
-) -> list[CheckResult]:  # fmt: skip
+    target: ModelFile,
+    runner: Runner,
+    size: tuple[int, int],
+    reference: Reference | None,
+    findings: list[Finding],
+    options: VerifyOptions,
+    relaxed: bool,
+) -> list[CheckResult]:
     """Checks 1–5 at one input size."""
     count = max(max(options.batch_sizes), LOCALISATION_FRAMES)
     frames = model_frames(target, size, count, options.photos, options.seed)
@@ -228,7 +292,9 @@ def _checks_at(
     result = None
     if reference is not None:
         batches = parity_batch_sizes(options.batch_sizes)
-        result = compare_with_reference(target, runner, frames, reference, batches, size, options.det_thresh, options.nms_thresh)
+        result = compare_with_reference(
+            target, runner, frames, reference, batches, size, options.det_thresh, options.nms_thresh
+        )
     checks.append(_reference_check(result))
     head = target.spec.head
     atol = options.independence_atol(target)
@@ -246,7 +312,9 @@ def _checks_at(
             with OnnxRuntimeIntermediateRunner(relaxed_batch(target.model), label=target.path.name) as exposed:
                 culprits = localise(exposed, target.model, frames, findings, atol)
         except EngineError as exc:  # the graph may not run at batch > 1 at all
-            checks.append(CheckResult(5, "localisation", FAIL, f"could not run the graph at batch {LOCALISATION_FRAMES}: {exc}"))
+            checks.append(
+                CheckResult(5, "localisation", FAIL, f"could not run the graph at batch {LOCALISATION_FRAMES}: {exc}")
+            )
         else:
             checks.append(_localisation_check(culprits))
     return checks
@@ -257,17 +325,23 @@ def _cpu_class_note(target: ModelFile) -> list[str]:
     made_on, here = target.int8_cpu_class, int8_cpu_class()
     if made_on is None or made_on == here:
         return []
-    return [f"{target.path.name} was quantised and judged on a {made_on} CPU; this one is {here}, whose integer kernels "
-            "differ: check 4 against its FP32 source judges it here (release --check also re-runs its accuracy gate)"]  # fmt: skip
+    return [
+        f"{target.path.name} was quantised and judged on a {made_on} CPU; this one is {here}, whose integer kernels "
+        "differ: check 4 against its FP32 source judges it here (release --check also re-runs its accuracy gate)"
+    ]
 
 
 def _square_note(target: ModelFile, reference: Reference | None, sizes: list[tuple[int, int]]) -> list[str]:
     """Say so when a symbol shared by height and width limited the sizes checked."""
-    named = [(target.path.name, target.shared_size_symbol)] + ([(reference.name, reference.shared_size_symbol)] if reference else [])
+    named = [(target.path.name, target.shared_size_symbol)] + (
+        [(reference.name, reference.shared_size_symbol)] if reference else []
+    )
     for name, symbol in named:
         if symbol is not None and not target.fixed_size:
-            return [f"{name} names its input height and width with one symbol {symbol!r}: checked at square sizes only "
-                    f"({', '.join(map(size_text, sizes))})"]  # fmt: skip
+            return [
+                f"{name} names its input height and width with one symbol {symbol!r}: checked at square sizes only "
+                f"({', '.join(map(size_text, sizes))})"
+            ]
     return []
 
 
@@ -281,15 +355,28 @@ def verify_model(path: Path, options: VerifyOptions | None = None) -> VerifyRepo
     sizes = check_sizes(target, options.sizes, reference)
     count = max(max(options.batch_sizes), LOCALISATION_FRAMES)
     report = VerifyReport(
-        model=path.name, sha256=target.sha256, family=target.family.value, precision=target.spec.precision.value, spec_source=target.source,
-        input=f"{target.spec.input.name} {list(target.spec.input.dims)}", sizes=[size_text(s) for s in sizes],
-        frames=frame_sources(count, options.photos, options.seed), strict=options.strict,
+        model=path.name,
+        sha256=target.sha256,
+        family=target.family.value,
+        precision=target.spec.precision.value,
+        spec_source=target.source,
+        input=f"{target.spec.input.name} {list(target.spec.input.dims)}",
+        sizes=[size_text(s) for s in sizes],
+        frames=frame_sources(count, options.photos, options.seed),
+        strict=options.strict,
         notes=list(target.notes) + _square_note(target, reference, sizes) + _cpu_class_note(target),
-        options={"batch_sizes": list(options.batch_sizes), "sizes": [list(s) for s in sizes], "seed": options.seed,
-                 "photos": [str(p) for p in options.photos], "atol": options.independence_atol(target), "det_thresh": options.det_thresh,
-                 "nms_thresh": options.nms_thresh, "strict": options.strict,
-                 "reference": reference.description if reference is not None else None},
-    )  # fmt: skip
+        options={
+            "batch_sizes": list(options.batch_sizes),
+            "sizes": [list(s) for s in sizes],
+            "seed": options.seed,
+            "photos": [str(p) for p in options.photos],
+            "atol": options.independence_atol(target),
+            "det_thresh": options.det_thresh,
+            "nms_thresh": options.nms_thresh,
+            "strict": options.strict,
+            "reference": reference.description if reference is not None else None,
+        },
+    )
     with step("lint the graph: where does the batch axis go?"):
         findings = io_findings(target.model) + lint_graph(target.model)
     relaxed = isinstance(io_dims(target.model)[target.spec.input.name][0], int)

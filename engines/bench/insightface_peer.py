@@ -46,8 +46,15 @@ def insightface_version() -> str:
 class InsightFacePeer:
     """``with InsightFacePeer(detector, embedder, threads) as peer: results = peer.run(paths)``."""
 
-    def __init__(self, detector: Path, embedder: Path, det_size: tuple[int, int], det_thresh: float = DET_THRESH,
-                 threads: int | None = None, spin_wait: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        detector: Path,
+        embedder: Path,
+        det_size: tuple[int, int],
+        det_thresh: float = DET_THRESH,
+        threads: int | None = None,
+        spin_wait: bool = True,
+    ) -> None:
         if not insightface_available():
             raise SpecError(f"the insightface comparison needs insightface: {COMPARE_HINT}")
         self.detector, self.embedder = Path(detector), Path(embedder)
@@ -68,8 +75,12 @@ class InsightFacePeer:
         for prefix, source in (("1_detection_", self.detector), ("2_recognition_", self.embedder)):
             os.symlink(source.resolve(), pack / f"{prefix}{source.name}")
         try:
-            self.app = FaceAnalysis(name=str(pack), providers=[CPU], allowed_modules=["detection", "recognition"],
-                                    sess_options=session_options(self.threads, self.spin_wait))  # fmt: skip
+            self.app = FaceAnalysis(
+                name=str(pack),
+                providers=[CPU],
+                allowed_modules=["detection", "recognition"],
+                sess_options=session_options(self.threads, self.spin_wait),
+            )
             height, width = self.det_size
             self.app.prepare(ctx_id=-1, det_thresh=self.det_thresh, det_size=(width, height))
         except FacebatchError:
@@ -78,10 +89,14 @@ class InsightFacePeer:
             self._folder.cleanup()
             raise EngineError(f"insightface cannot load {self.detector.name} and {self.embedder.name}: {exc}") from exc
         if "recognition" not in self.app.models:
-            raise EngineError(f"insightface does not take {self.embedder.name} as a recognition model (it wants a square input of 112 or more)")
+            raise EngineError(
+                f"insightface does not take {self.embedder.name} as a recognition model (it wants a square input of 112 or more)"
+            )
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.app = None
         if self._folder is not None:
             self._folder.cleanup()

@@ -45,11 +45,18 @@ class BenchOptions:
 
     def to_dict(self) -> dict:
         b = self.budget
-        return {"backends": list(self.backends), "batch_sizes": list(self.batch_sizes), "size": list(self.size) if self.size else None,
-                "budget": {"warmup": b.warmup, "seconds": b.seconds, "iters": b.iters}, "photos": [str(p) for p in self.photos],
-                "seed": self.seed, "threads": self.runner.thread_count, "allow_fallback": self.runner.allow_fallback,
-                "baseline": str(self.baseline) if self.baseline else None,
-                "published": str(self.published.path) if self.published else None}  # fmt: skip
+        return {
+            "backends": list(self.backends),
+            "batch_sizes": list(self.batch_sizes),
+            "size": list(self.size) if self.size else None,
+            "budget": {"warmup": b.warmup, "seconds": b.seconds, "iters": b.iters},
+            "photos": [str(p) for p in self.photos],
+            "seed": self.seed,
+            "threads": self.runner.thread_count,
+            "allow_fallback": self.runner.allow_fallback,
+            "baseline": str(self.baseline) if self.baseline else None,
+            "published": str(self.published.path) if self.published else None,
+        }
 
 
 def make_onnx_runner(backend: str, model: ModelFile, size: tuple[int, int], options: RunnerOptions) -> Runner:
@@ -59,9 +66,14 @@ def make_onnx_runner(backend: str, model: ModelFile, size: tuple[int, int], opti
 
 def backend_family(provider: str) -> str:
     """What ran, in the words a published table uses (its ``backend``)."""
-    for marker, family in (("Tensorrt", "TensorRT (onnxruntime EP)"), ("CUDAExecutionProvider", "onnxruntime CUDA"),
-                           ("CPUExecutionProvider", "onnxruntime CPU"), ("OpenVINO", "OpenVINO"), ("torch-cuda", "torch CUDA"),
-                           ("torch-cpu", "torch CPU")):  # fmt: skip
+    for marker, family in (
+        ("Tensorrt", "TensorRT (onnxruntime EP)"),
+        ("CUDAExecutionProvider", "onnxruntime CUDA"),
+        ("CPUExecutionProvider", "onnxruntime CPU"),
+        ("OpenVINO", "OpenVINO"),
+        ("torch-cuda", "torch CUDA"),
+        ("torch-cpu", "torch CPU"),
+    ):
         if marker in provider:
             return family
     return provider
@@ -82,8 +94,10 @@ def check_batch_sizes(model: ModelFile, batch_sizes: Sequence[int]) -> None:
     _, dims = graph_input(model.model, SpecError)
     fixed = dims[0] if dims and isinstance(dims[0], int) and dims[0] > 0 else None
     if fixed is not None and any(b != fixed for b in batch_sizes):
-        raise SpecError(f"{model.path.name} takes batch {fixed} only (its batch axis is fixed): bench it with --batch-sizes {fixed}, "
-                        f"or repair it first ('{fix_command(model.path)}')")  # fmt: skip
+        raise SpecError(
+            f"{model.path.name} takes batch {fixed} only (its batch axis is fixed): bench it with --batch-sizes {fixed}, "
+            f"or repair it first ('{fix_command(model.path)}')"
+        )
 
 
 def _baselines(models: Sequence[ModelFile], path: Path, size: tuple[int, int] | None) -> dict[Path, ModelFile]:
@@ -125,8 +139,16 @@ def bench_models(models: Sequence[ModelFile], options: BenchOptions, make_runner
             frames = model_frames(model, size, count, options.photos, options.seed)
             for backend in options.backends:
                 with make_runner(backend, model, size, options.runner) as runner:
-                    run = BenchRun(model.path.name, model.spec.name, size, backend, runner.provider, runner.precision,
-                                   runner.threads, hardware(runner.provider, env))  # fmt: skip
+                    run = BenchRun(
+                        model.path.name,
+                        model.spec.name,
+                        size,
+                        backend,
+                        runner.provider,
+                        runner.precision,
+                        runner.threads,
+                        hardware(runner.provider, env),
+                    )
                     for batch in options.batch_sizes:
                         run.timings.append(measure_batch(runner, frames, batch, options.budget))
                         advance(f"{model.path.name} {backend} batch {batch}: {run.timings[-1].fps:.1f} FPS")
@@ -137,16 +159,36 @@ def bench_models(models: Sequence[ModelFile], options: BenchOptions, make_runner
             baseline_frames = model_frames(baseline, size, 1, options.photos, options.seed)
             taking_turns = replace(options.runner, spin_wait=False)  # two spinning thread pools would slow each other
             for backend in baseline_backends:
-                best = next(r for r in report.runs if r.artifact == model.path.name and r.backend == backend).best().batch
-                with make_runner(backend, model, size, taking_turns) as ours, make_runner(backend, baseline, size, taking_turns) as theirs:
-                    entries = [(theirs, baseline_frames, 1), (ours, frames, 1)] + ([(ours, frames, best)] if best != 1 else [])
+                best = (
+                    next(r for r in report.runs if r.artifact == model.path.name and r.backend == backend).best().batch
+                )
+                with (
+                    make_runner(backend, model, size, taking_turns) as ours,
+                    make_runner(backend, baseline, size, taking_turns) as theirs,
+                ):
+                    entries = [(theirs, baseline_frames, 1), (ours, frames, 1)] + (
+                        [(ours, frames, best)] if best != 1 else []
+                    )
                     theirs_1, ours_1, *rest = measure_alternating(entries, options.budget)
                     ours_best = rest[0] if rest else ours_1
                 advance(f"{baseline.path.name} {backend} batch 1: {theirs_1.fps:.1f} FPS (ours {ours_1.fps:.1f})")
-                report.baselines.append(Baseline(baseline.path.name, model.path.name, backend, theirs_1, ours_1, ours_best))
+                report.baselines.append(
+                    Baseline(baseline.path.name, model.path.name, backend, theirs_1, ours_1, ours_best)
+                )
     if options.published is not None:
         for run in report.runs:
-            report.comparisons.append(compare(options.published, run.artifact, run.model, run.input_size, run.backend,
-                                              backend_family(run.provider), run.hardware, run.precision, run.fps_by_batch()))  # fmt: skip
+            report.comparisons.append(
+                compare(
+                    options.published,
+                    run.artifact,
+                    run.model,
+                    run.input_size,
+                    run.backend,
+                    backend_family(run.provider),
+                    run.hardware,
+                    run.precision,
+                    run.fps_by_batch(),
+                )
+            )
     report.seconds = time.perf_counter() - started
     return report

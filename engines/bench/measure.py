@@ -90,4 +90,4 @@ def measure_alternating(entries: Sequence[tuple[Runner, np.ndarray, int]], budge
                 samples[i].append(runner.last_inference_seconds)
     note = f"measured in alternating blocks of {BLOCK} calls (the first of each untimed) with the other runner of its comparison"
     note += "; onnxruntime's spin-wait off for both"
-    return [BatchTiming(e[2], Latency(tuple(s)), w, [note]) for e, s, w in zip(entries, samples, warmups)]
+    return [BatchTiming(e[2], Latency(tuple(s)), w, [note]) for e, s, w in zip(entries, samples, warmups, strict=False)]

@@ -18,12 +18,23 @@ from pathlib import Path
 import numpy as np
 
 from facebatch.configs.model_file import ModelFile
-from facebatch.engines.bench.insightface_peer import COMPARE_HINT, InsightFacePeer, insightface_available, insightface_version
+from facebatch.engines.bench.insightface_peer import (
+    COMPARE_HINT,
+    InsightFacePeer,
+    insightface_available,
+    insightface_version,
+)
 from facebatch.engines.bench.measure import Budget, measure_batch
 from facebatch.engines.bench.pipeline_report import INSIGHTFACE, LOOP, OURS, Contender, ModelOnly, PipelineBenchReport
 from facebatch.engines.bench.settings import DEFAULT_PIPELINE_ROUNDS
 from facebatch.engines.pipeline.agreement import compare_runs
-from facebatch.engines.pipeline.face_pipeline import FacePipeline, ImageFaces, PipelineSettings, StageTimes, open_pipeline
+from facebatch.engines.pipeline.face_pipeline import (
+    FacePipeline,
+    ImageFaces,
+    PipelineSettings,
+    StageTimes,
+    open_pipeline,
+)
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.registry import RunnerOptions
 from facebatch.environment import environment
@@ -51,10 +62,19 @@ class PipelineBenchOptions:
 
     def to_dict(self) -> dict:
         s = self.settings
-        return {"backend": self.backend, "rounds": self.rounds, "threads": self.runner.thread_count, "spin_wait": self.runner.spin_wait,
-                "batch_size": s.batch_size, "embed_batch_size": s.embed_batch_size, "read_workers": s.read_workers,
-                "det_thresh": s.det_thresh, "nms_thresh": s.nms_thresh, "insightface": self.insightface,
-                "model_budget": {"warmup": self.model_budget.warmup, "seconds": self.model_budget.seconds}}  # fmt: skip
+        return {
+            "backend": self.backend,
+            "rounds": self.rounds,
+            "threads": self.runner.thread_count,
+            "spin_wait": self.runner.spin_wait,
+            "batch_size": s.batch_size,
+            "embed_batch_size": s.embed_batch_size,
+            "read_workers": s.read_workers,
+            "det_thresh": s.det_thresh,
+            "nms_thresh": s.nms_thresh,
+            "insightface": self.insightface,
+            "model_budget": {"warmup": self.model_budget.warmup, "seconds": self.model_budget.seconds},
+        }
 
 
 def per_image_loop(pipeline: FacePipeline, paths: Sequence[Path]) -> list[ImageFaces]:
@@ -67,8 +87,14 @@ def per_image_loop(pipeline: FacePipeline, paths: Sequence[Path]) -> list[ImageF
             results.append(ImageFaces(path, error=prepared.error))
             continue
         faces = pipeline.detect([prepared])[0]
-        vectors = [pipeline.embed(pipeline.align([prepared.image], [faces.select(np.array([i]))])) for i in range(len(faces))]
-        embeddings = np.concatenate(vectors) if vectors else np.zeros((0, pipeline.models.embedder.embedding_size or 0), np.float32)
+        vectors = [
+            pipeline.embed(pipeline.align([prepared.image], [faces.select(np.array([i]))])) for i in range(len(faces))
+        ]
+        embeddings = (
+            np.concatenate(vectors)
+            if vectors
+            else np.zeros((0, pipeline.models.embedder.embedding_size or 0), np.float32)
+        )
         results.append(ImageFaces(path, prepared.image.shape[:2], faces, embeddings))
     return results
 
@@ -79,7 +105,9 @@ def _timed(run: Callable[[], list[ImageFaces]]) -> tuple[list[ImageFaces], float
     return results, time.perf_counter() - began
 
 
-def bench_pipeline(detector: ModelFile, embedder: ModelFile, paths: Sequence[Path], options: PipelineBenchOptions) -> PipelineBenchReport:
+def bench_pipeline(
+    detector: ModelFile, embedder: ModelFile, paths: Sequence[Path], options: PipelineBenchOptions
+) -> PipelineBenchReport:
     started = time.perf_counter()
     if not paths:
         raise SpecError("no photos to run the pipeline on")
@@ -87,48 +115,91 @@ def bench_pipeline(detector: ModelFile, embedder: ModelFile, paths: Sequence[Pat
     if with_insightface and not insightface_available():
         InsightFacePeer(detector.path, embedder.path, (0, 0))  # raises, saying what to install
     env = environment()
-    one_by_one = PipelineSettings(options.settings.det_thresh, options.settings.nms_thresh, options.settings.max_faces, 1, 1, 0)
+    one_by_one = PipelineSettings(
+        options.settings.det_thresh, options.settings.nms_thresh, options.settings.max_faces, 1, 1, 0
+    )
     with contextlib.ExitStack() as stack:
-        ours = stack.enter_context(open_pipeline(detector, embedder, options.backend, options.settings, options.runner, options.detector_size))
-        loop = stack.enter_context(open_pipeline(detector, embedder, options.backend, one_by_one, options.runner, options.detector_size))
+        ours = stack.enter_context(
+            open_pipeline(detector, embedder, options.backend, options.settings, options.runner, options.detector_size)
+        )
+        loop = stack.enter_context(
+            open_pipeline(detector, embedder, options.backend, one_by_one, options.runner, options.detector_size)
+        )
         size = ours.models.detector_size
-        report = PipelineBenchReport(options.to_dict(), env, detector.path.name, embedder.path.name, options.backend, ours.detector.provider)
+        report = PipelineBenchReport(
+            options.to_dict(), env, detector.path.name, embedder.path.name, options.backend, ours.detector.provider
+        )
         runs: list[tuple[str, str, Callable[[], tuple[list[ImageFaces], float]]]] = [
-            (OURS, f"batched: {options.settings.read_workers} reader threads, detector batches of {ours.detect_batch}, faces of a batch "
-                   f"aligned together and embedded {ours.embed_batch} per call", lambda: _timed(lambda: list(ours.run(paths)))),
-            (LOOP, "the same runners one photo at a time: read, detect at batch 1, align and embed each face alone "
-                   "(how FaceAnalysis works)", lambda: _timed(lambda: per_image_loop(loop, paths))),
-        ]  # fmt: skip
+            (
+                OURS,
+                f"batched: {options.settings.read_workers} reader threads, detector batches of {ours.detect_batch}, faces of a batch "
+                f"aligned together and embedded {ours.embed_batch} per call",
+                lambda: _timed(lambda: list(ours.run(paths))),
+            ),
+            (
+                LOOP,
+                "the same runners one photo at a time: read, detect at batch 1, align and embed each face alone "
+                "(how FaceAnalysis works)",
+                lambda: _timed(lambda: per_image_loop(loop, paths)),
+            ),
+        ]
         if with_insightface:
-            peer = stack.enter_context(InsightFacePeer(detector.path, embedder.path, size, options.settings.det_thresh,
-                                                       options.runner.thread_count, options.runner.spin_wait))  # fmt: skip
-            runs.append((INSIGHTFACE, f"insightface {insightface_version()} FaceAnalysis.get on the same two ONNX files, same onnxruntime "
-                                      "session options (insightface runs onnxruntime only: on the CPU provider here)", lambda: peer.run(paths)))  # fmt: skip
+            peer = stack.enter_context(
+                InsightFacePeer(
+                    detector.path,
+                    embedder.path,
+                    size,
+                    options.settings.det_thresh,
+                    options.runner.thread_count,
+                    options.runner.spin_wait,
+                )
+            )
+            runs.append(
+                (
+                    INSIGHTFACE,
+                    f"insightface {insightface_version()} FaceAnalysis.get on the same two ONNX files, same onnxruntime "
+                    "session options (insightface runs onnxruntime only: on the CPU provider here)",
+                    lambda: peer.run(paths),
+                )
+            )
         report.models = _model_only(ours, detector, embedder, options.model_budget)
         first: dict[str, list[ImageFaces]] = {}
         with progress_bar(len(runs) * (options.rounds + 1), "bench --pipeline") as advance:
-            for name, description, run in runs:  # the untimed pass: warms every runner, and is what the runs are compared on
+            for (
+                name,
+                description,
+                run,
+            ) in runs:  # the untimed pass: warms every runner, and is what the runs are compared on
                 results, seconds = run()
                 first[name] = results
                 report.contenders.append(Contender(name, description, len(results), sum(len(r) for r in results)))
                 advance(f"{name}: first pass {seconds:.2f} s")
             ours.times = StageTimes()  # the timed passes only
             for round_index in range(options.rounds):
-                turn = runs[round_index % len(runs) :] + runs[: round_index % len(runs)]  # each run leads a round in turn
+                turn = (
+                    runs[round_index % len(runs) :] + runs[: round_index % len(runs)]
+                )  # each run leads a round in turn
                 for name, _, run in turn:
                     _, seconds = run()
                     report.contender(name).pass_seconds.append(seconds)
                     advance(f"{name}: {len(paths) / seconds:.2f} photos/s")
         timed = report.contender(OURS)
         timed.stages = {stage: value / options.rounds for stage, value in ours.times.seconds.items()}
-    report.agreements.append(compare_runs(f"{OURS} vs {LOOP}", first[OURS], first[LOOP], SAME_RUNTIME_PIXELS, SAME_RUNTIME_COSINE))
+    report.agreements.append(
+        compare_runs(f"{OURS} vs {LOOP}", first[OURS], first[LOOP], SAME_RUNTIME_PIXELS, SAME_RUNTIME_COSINE)
+    )
     if INSIGHTFACE in first:
         report.agreements.append(compare_runs(f"{OURS} vs {INSIGHTFACE}", first[OURS], first[INSIGHTFACE]))
     else:
-        report.notes.append(f"insightface was not run ({'--no-insightface' if options.insightface is False else 'not installed: ' + COMPARE_HINT})")
+        report.notes.append(
+            f"insightface was not run ({'--no-insightface' if options.insightface is False else 'not installed: ' + COMPARE_HINT})"
+        )
     failed = [r for r in first[OURS] if not r.ok]
     if failed:
-        report.notes.append(f"{len(failed)} photo(s) could not be read and count as skipped: " + "; ".join(f"{r.path.name}" for r in failed))
+        report.notes.append(
+            f"{len(failed)} photo(s) could not be read and count as skipped: "
+            + "; ".join(f"{r.path.name}" for r in failed)
+        )
     report.seconds = time.perf_counter() - started
     return report
 
@@ -136,8 +207,10 @@ def bench_pipeline(detector: ModelFile, embedder: ModelFile, paths: Sequence[Pat
 def _model_only(pipeline: FacePipeline, detector: ModelFile, embedder: ModelFile, budget: Budget) -> list[ModelOnly]:
     """Each model alone on the pipeline's runners: at the pipeline's batch size, then at 1."""
     measured = []
-    for role, model, runner, batch, size in (("detector", detector, pipeline.detector, pipeline.detect_batch, pipeline.models.detector_size),
-                                             ("embedder", embedder, pipeline.embedder, pipeline.embed_batch, embedder.spec.input_size)):  # fmt: skip
+    for role, model, runner, batch, size in (
+        ("detector", detector, pipeline.detector, pipeline.detect_batch, pipeline.models.detector_size),
+        ("embedder", embedder, pipeline.embedder, pipeline.embed_batch, embedder.spec.input_size),
+    ):
         assert runner is not None
         frames = model_frames(model, size, batch)
         entry = ModelOnly(role, model.path.name)

@@ -44,10 +44,17 @@ class Contender:
         return self.faces / self.median_seconds
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "images": self.images, "faces": self.faces,
-                "pass_seconds": self.pass_seconds, "median_seconds": self.median_seconds,
-                "images_per_second": self.images_per_second, "faces_per_second": self.faces_per_second,
-                "stages_per_pass": self.stages}  # fmt: skip
+        return {
+            "name": self.name,
+            "description": self.description,
+            "images": self.images,
+            "faces": self.faces,
+            "pass_seconds": self.pass_seconds,
+            "median_seconds": self.median_seconds,
+            "images_per_second": self.images_per_second,
+            "faces_per_second": self.faces_per_second,
+            "stages_per_pass": self.stages,
+        }
 
 
 @dataclass
@@ -106,8 +113,16 @@ class PipelineBenchReport:
         rows = []
         for c in self.contenders:
             ratio = self.ratio(c.name)
-            rows.append([c.name, f"{c.images_per_second:.2f}", f"{c.faces_per_second:.1f}", f"{c.median_seconds:.2f}",
-                         f"{min(c.pass_seconds):.2f}–{max(c.pass_seconds):.2f}", "1.00×" if c.name == OURS else f"{ratio:.2f}×" if ratio else "–"])  # fmt: skip
+            rows.append(
+                [
+                    c.name,
+                    f"{c.images_per_second:.2f}",
+                    f"{c.faces_per_second:.1f}",
+                    f"{c.median_seconds:.2f}",
+                    f"{min(c.pass_seconds):.2f}–{max(c.pass_seconds):.2f}",
+                    "1.00×" if c.name == OURS else f"{ratio:.2f}×" if ratio else "–",
+                ]
+            )
         return rows
 
     HEADER = ["run", "images/s", "faces/s", "median pass s", "passes min–max s", "pipeline ×"]
@@ -117,15 +132,29 @@ class PipelineBenchReport:
         if ours is None or not ours.stages:
             return []
         wall = ours.median_seconds
-        return [[stage, f"{ours.stages[stage]:.3f}", f"{100 * ours.stages[stage] / wall:.0f} %", STAGE_WORDS[stage]] for stage in STAGES]
+        return [
+            [stage, f"{ours.stages[stage]:.3f}", f"{100 * ours.stages[stage] / wall:.0f} %", STAGE_WORDS[stage]]
+            for stage in STAGES
+        ]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"detector": self.detector, "embedder": self.embedder, "backend": self.backend, "provider": self.provider,
-                "contenders": [c.to_dict() for c in self.contenders],
-                "ratios": {c.name: self.ratio(c.name) for c in self.contenders if c.name != OURS},
-                "model_only": [m.to_dict() for m in self.models], "bound_images_per_second": self.bound_images_per_second(),
-                "agreements": [a.to_dict() for a in self.agreements], "passed": self.passed, "notes": self.notes,
-                "options": self.options, "environment": self.environment, "seconds": self.seconds, "command": self.command}  # fmt: skip
+        return {
+            "detector": self.detector,
+            "embedder": self.embedder,
+            "backend": self.backend,
+            "provider": self.provider,
+            "contenders": [c.to_dict() for c in self.contenders],
+            "ratios": {c.name: self.ratio(c.name) for c in self.contenders if c.name != OURS},
+            "model_only": [m.to_dict() for m in self.models],
+            "bound_images_per_second": self.bound_images_per_second(),
+            "agreements": [a.to_dict() for a in self.agreements],
+            "passed": self.passed,
+            "notes": self.notes,
+            "options": self.options,
+            "environment": self.environment,
+            "seconds": self.seconds,
+            "command": self.command,
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
@@ -137,27 +166,51 @@ class PipelineBenchReport:
             lines.append(f"- command: `{self.command}`")
         lines.append(f"- detector {self.detector}, embedder {self.embedder}, backend {self.backend} ({self.provider})")
         if ours is not None:
-            lines.append(f"- {ours.images} photos and {ours.faces} faces per pass; {len(ours.pass_seconds)} timed passes per run, "
-                         "the runs taking turns; speeds from the median pass")  # fmt: skip
-        lines += [f"- took {self.seconds:.1f} s", "", "## Throughput", "", "| " + " | ".join(self.HEADER) + " |", "|" + "---|" * len(self.HEADER)]
+            lines.append(
+                f"- {ours.images} photos and {ours.faces} faces per pass; {len(ours.pass_seconds)} timed passes per run, "
+                "the runs taking turns; speeds from the median pass"
+            )
+        lines += [
+            f"- took {self.seconds:.1f} s",
+            "",
+            "## Throughput",
+            "",
+            "| " + " | ".join(self.HEADER) + " |",
+            "|" + "---|" * len(self.HEADER),
+        ]
         lines += ["| " + " | ".join(row) + " |" for row in self.rows()]
         lines += [""] + [f"- **{c.name}**: {c.description}" for c in self.contenders]
         bound = self.bound_images_per_second()
         if self.models:
-            lines += ["", "## The models alone (same runners)", "", "| model | artifact | batch | FPS | ms/frame | p50 ms | p90 ms | p99 ms |",
-                      "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+            lines += [
+                "",
+                "## The models alone (same runners)",
+                "",
+                "| model | artifact | batch | FPS | ms/frame | p50 ms | p90 ms | p99 ms |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
             for m in self.models:
                 for t in m.timings:
                     lat = t.latency
-                    lines.append(f"| {m.role} | {m.artifact} | {t.batch} | {t.fps:.1f} | {t.ms_per_frame:.2f} | {1e3 * lat.p50:.2f} | "
-                                 f"{1e3 * lat.p90:.2f} | {1e3 * lat.p99:.2f} |")  # fmt: skip
+                    lines.append(
+                        f"| {m.role} | {m.artifact} | {t.batch} | {t.fps:.1f} | {t.ms_per_frame:.2f} | {1e3 * lat.p50:.2f} | "
+                        f"{1e3 * lat.p90:.2f} | {1e3 * lat.p99:.2f} |"
+                    )
             if bound is not None:
-                lines += ["", f"The models alone allow {bound:.2f} photos/s for this folder's faces per photo (one detector frame plus its "
-                          "faces through the embedder, at the batch sizes above)."]  # fmt: skip
+                lines += [
+                    "",
+                    f"The models alone allow {bound:.2f} photos/s for this folder's faces per photo (one detector frame plus its "
+                    "faces through the embedder, at the batch sizes above).",
+                ]
         stage_rows = self.stage_rows()
         if stage_rows:
-            lines += ["", "## Where the pipeline's time goes (busy seconds per pass; the readers run beside the runtimes)", "",
-                      "| stage | s | of the wall time | what |", "|---|---|---|---|"]  # fmt: skip
+            lines += [
+                "",
+                "## Where the pipeline's time goes (busy seconds per pass; the readers run beside the runtimes)",
+                "",
+                "| stage | s | of the wall time | what |",
+                "|---|---|---|---|",
+            ]
             lines += ["| " + " | ".join(row) + " |" for row in stage_rows]
         if self.agreements:
             lines += ["", "## Same faces?", ""] + [f"- {a.summary()}" for a in self.agreements]

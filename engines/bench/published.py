@@ -69,7 +69,9 @@ def _mapping(value: Any, where: str, keys: set[str]) -> dict[str, Any]:
         raise SpecError(f"{where} must be a mapping with {', '.join(sorted(keys))}")
     missing, unknown = sorted(keys - set(value)), sorted(set(value) - keys)
     if missing or unknown:
-        parts = ([f"lacks {', '.join(missing)}"] if missing else []) + ([f"has unknown keys {', '.join(unknown)}"] if unknown else [])
+        parts = ([f"lacks {', '.join(missing)}"] if missing else []) + (
+            [f"has unknown keys {', '.join(unknown)}"] if unknown else []
+        )
         raise SpecError(f"{where} {' and '.join(parts)}; expected {', '.join(sorted(keys))}")
     return value
 
@@ -88,7 +90,9 @@ def load_published(path: Path) -> PublishedTable:
     if not path.is_file() and path.stem in shipped and len(path.parts) == 1:
         path = shipped[path.stem]
     if not path.is_file():
-        raise SpecError(f"published table {path} does not exist (shipped: {', '.join(str(p) for p in shipped_tables())})")
+        raise SpecError(
+            f"published table {path} does not exist (shipped: {', '.join(str(p) for p in shipped_tables())})"
+        )
     data = read_yaml(path, "published table")
     top = _mapping(data, str(path), TOP_KEYS)
     for key in ("source", "hardware", "precision", "backend"):
@@ -111,8 +115,13 @@ def load_published(path: Path) -> PublishedTable:
             batch = row["batch"]
             if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
                 raise SpecError(f"{where}.results[{j}].batch must be a positive integer, got {batch!r}")
-            results.append(PublishedResult(batch, _number(row["fps"], f"{where}.results[{j}].fps"),
-                                           _number(row["ms_per_frame"], f"{where}.results[{j}].ms_per_frame")))  # fmt: skip
+            results.append(
+                PublishedResult(
+                    batch,
+                    _number(row["fps"], f"{where}.results[{j}].fps"),
+                    _number(row["ms_per_frame"], f"{where}.results[{j}].ms_per_frame"),
+                )
+            )
         models.append(PublishedModel(str(entry["model"]), (size[0], size[1]), tuple(results)))
     return PublishedTable(path, top["source"], top["hardware"], top["precision"], top["backend"], tuple(models))
 
@@ -153,10 +162,18 @@ class Comparison:
         return lines
 
     def to_dict(self) -> dict:
-        return {"artifact": self.artifact, "backend": self.backend, "table": self.table, "source": self.source, "missing": self.missing,
-                "differences": self.differences,
-                "rows": [{"batch": r.batch, "published_fps": r.published_fps, "measured_fps": r.measured_fps, "ratio": r.ratio}
-                         for r in self.rows]}  # fmt: skip
+        return {
+            "artifact": self.artifact,
+            "backend": self.backend,
+            "table": self.table,
+            "source": self.source,
+            "missing": self.missing,
+            "differences": self.differences,
+            "rows": [
+                {"batch": r.batch, "published_fps": r.published_fps, "measured_fps": r.measured_fps, "ratio": r.ratio}
+                for r in self.rows
+            ],
+        }
 
 
 def _same(measured: str, published: str) -> bool:
@@ -165,9 +182,16 @@ def _same(measured: str, published: str) -> bool:
 
 
 def compare(
-    table: PublishedTable, artifact: str, model: str, input_size: tuple[int, int], backend: str, backend_family: str,
-    hardware: str, precision: str, fps_by_batch: dict[int, float],
-) -> Comparison:  # fmt: skip
+    table: PublishedTable,
+    artifact: str,
+    model: str,
+    input_size: tuple[int, int],
+    backend: str,
+    backend_family: str,
+    hardware: str,
+    precision: str,
+    fps_by_batch: dict[int, float],
+) -> Comparison:
     """A measured run (FPS per batch size) against the table's entry for its model and size."""
     result = Comparison(artifact, backend, table.path.name, table.source)
     entry = table.entry(model, input_size)
@@ -176,8 +200,11 @@ def compare(
         result.missing = f"{table.path.name} has no figures for {model} at {h}x{w}"
         return result
     result.rows = [ComparedRow(r.batch, r.fps, fps_by_batch.get(r.batch)) for r in entry.results]
-    for what, ours, theirs in (("hardware", hardware, table.hardware), ("precision", precision, table.precision),
-                               ("backend", backend_family, table.backend)):  # fmt: skip
+    for what, ours, theirs in (
+        ("hardware", hardware, table.hardware),
+        ("precision", precision, table.precision),
+        ("backend", backend_family, table.backend),
+    ):
         if not _same(ours, theirs):
             result.differences.append(f"{what} ({ours} vs {theirs})")
     return result

@@ -61,14 +61,24 @@ class RegressionCheck:
         return f"{self.compared} cells within {self.max_slowdown:.0%} of {self.baseline} (worst {worst.change:+.0%})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"baseline": self.baseline, "max_slowdown": self.max_slowdown, "applied": self.applied, "reason": self.reason,
-                "compared": self.compared, "passed": self.passed, "slower": [s.__dict__ | {"change": s.change} for s in self.slower],
-                "changes": [s.__dict__ | {"change": s.change} for s in self.changes]}  # fmt: skip
+        return {
+            "baseline": self.baseline,
+            "max_slowdown": self.max_slowdown,
+            "applied": self.applied,
+            "reason": self.reason,
+            "compared": self.compared,
+            "passed": self.passed,
+            "slower": [s.__dict__ | {"change": s.change} for s in self.slower],
+            "changes": [s.__dict__ | {"change": s.change} for s in self.changes],
+        }
 
 
 def _machine(environment: dict[str, Any]) -> dict[str, Any]:
-    return {"cpu": environment.get("cpu"), "physical_cores": environment.get("physical_cores"),
-            "gpus": sorted(g.get("name", "") for g in environment.get("gpus") or [])}  # fmt: skip
+    return {
+        "cpu": environment.get("cpu"),
+        "physical_cores": environment.get("physical_cores"),
+        "gpus": sorted(g.get("name", "") for g in environment.get("gpus") or []),
+    }
 
 
 def read_bench_json(path: Path) -> dict[str, Any]:
@@ -84,14 +94,24 @@ def read_bench_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def compare_with_baseline(new: BenchReport, baseline: dict[str, Any], name: str, max_slowdown: float = DEFAULT_MAX_SLOWDOWN) -> RegressionCheck:
+def compare_with_baseline(
+    new: BenchReport, baseline: dict[str, Any], name: str, max_slowdown: float = DEFAULT_MAX_SLOWDOWN
+) -> RegressionCheck:
     if not 0 < max_slowdown < 1:
         raise SpecError(f"--max-slowdown must be between 0 and 1, got {max_slowdown}")
     old_machine, new_machine = _machine(baseline.get("environment", {})), _machine(new.environment)
     if old_machine != new_machine:
-        differ = [f"{key} {old_machine[key]} vs {new_machine[key]}" for key in old_machine if old_machine[key] != new_machine[key]]
+        differ = [
+            f"{key} {old_machine[key]} vs {new_machine[key]}"
+            for key in old_machine
+            if old_machine[key] != new_machine[key]
+        ]
         return RegressionCheck(name, max_slowdown, False, "the machines differ (" + "; ".join(differ) + ")")
-    old = {(run["artifact"], run["backend"], t["batch"]): float(t["fps"]) for run in baseline["runs"] for t in run.get("timings", [])}
+    old = {
+        (run["artifact"], run["backend"], t["batch"]): float(t["fps"])
+        for run in baseline["runs"]
+        for t in run.get("timings", [])
+    }
     check = RegressionCheck(name, max_slowdown, True)
     for run in new.runs:
         for timing in run.timings:

@@ -38,9 +38,17 @@ class BenchRun:
         return {t.batch: t.fps for t in self.timings}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"artifact": self.artifact, "model": self.model, "input_size": list(self.input_size), "backend": self.backend,
-                "provider": self.provider, "precision": self.precision, "threads": self.threads, "hardware": self.hardware,
-                "timings": [t.to_dict() for t in self.timings]}  # fmt: skip
+        return {
+            "artifact": self.artifact,
+            "model": self.model,
+            "input_size": list(self.input_size),
+            "backend": self.backend,
+            "provider": self.provider,
+            "precision": self.precision,
+            "threads": self.threads,
+            "hardware": self.hardware,
+            "timings": [t.to_dict() for t in self.timings],
+        }
 
 
 @dataclass
@@ -67,14 +75,23 @@ class Baseline:
         return self.artifact_best.fps / self.baseline_timing.fps
 
     def line(self) -> str:
-        return (f"{self.artifact} vs {self.baseline} on {self.backend}, batch 1 (alternating blocks): {self.artifact_batch1_fps:.1f} vs "
-                f"{self.baseline_timing.fps:.1f} FPS ({self.ratio_batch1:.3f}×); best batch {self.artifact_best.batch} "
-                f"{self.artifact_best.fps:.1f} FPS ({self.ratio_best:.3f}× the original at batch 1)")  # fmt: skip
+        return (
+            f"{self.artifact} vs {self.baseline} on {self.backend}, batch 1 (alternating blocks): {self.artifact_batch1_fps:.1f} vs "
+            f"{self.baseline_timing.fps:.1f} FPS ({self.ratio_batch1:.3f}×); best batch {self.artifact_best.batch} "
+            f"{self.artifact_best.fps:.1f} FPS ({self.ratio_best:.3f}× the original at batch 1)"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"baseline": self.baseline, "artifact": self.artifact, "backend": self.backend, "baseline_batch1": self.baseline_timing.to_dict(),
-                "artifact_batch1": self.artifact_batch1.to_dict(), "artifact_best": self.artifact_best.to_dict(),
-                "ratio_batch1": self.ratio_batch1, "ratio_best": self.ratio_best}  # fmt: skip
+        return {
+            "baseline": self.baseline,
+            "artifact": self.artifact,
+            "backend": self.backend,
+            "baseline_batch1": self.baseline_timing.to_dict(),
+            "artifact_batch1": self.artifact_batch1.to_dict(),
+            "artifact_best": self.artifact_best.to_dict(),
+            "ratio_batch1": self.ratio_batch1,
+            "ratio_best": self.ratio_best,
+        }
 
 
 def _fmt(value: float) -> str:
@@ -98,9 +115,15 @@ class BenchReport:
         return [r for r in self.runs if r.artifact == artifact]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"runs": [r.to_dict() for r in self.runs], "baselines": [b.to_dict() for b in self.baselines],
-                "comparisons": [c.to_dict() for c in self.comparisons], "options": self.options, "command": self.command,
-                "environment": self.environment, "seconds": self.seconds}  # fmt: skip
+        return {
+            "runs": [r.to_dict() for r in self.runs],
+            "baselines": [b.to_dict() for b in self.baselines],
+            "comparisons": [c.to_dict() for c in self.comparisons],
+            "options": self.options,
+            "command": self.command,
+            "environment": self.environment,
+            "seconds": self.seconds,
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
@@ -124,7 +147,11 @@ class BenchReport:
             lines.append(f"- command: `{self.command}`")
         budget = self.options.get("budget", {})
         if budget:
-            how = f"{budget['iters']} timed calls" if budget.get("iters") else f"≥ {budget['seconds']:g} s and ≥ 3 timed calls"
+            how = (
+                f"{budget['iters']} timed calls"
+                if budget.get("iters")
+                else f"≥ {budget['seconds']:g} s and ≥ 3 timed calls"
+            )
             lines.append(f"- per batch size: {budget['warmup']:g} s warm-up, then {how}; FPS = batch / median latency")
         lines.append(f"- took {self.seconds:.1f} s")
         for artifact in self.artifacts():
@@ -137,17 +164,30 @@ class BenchReport:
                 lines += ["| " + " | ".join(row) + " |" for row in rows] + [""]
             for run in runs:
                 threads = f"{run.threads} threads" if run.threads else "its default threads"
-                lines += [f"### {run.backend}: {run.provider}, {run.precision}, {threads}", "",
-                          "| Batch | FPS | ms/frame |", "|---|---|---|"]  # fmt: skip
+                lines += [
+                    f"### {run.backend}: {run.provider}, {run.precision}, {threads}",
+                    "",
+                    "| Batch | FPS | ms/frame |",
+                    "|---|---|---|",
+                ]
                 lines += [f"| {t.batch} | {_fmt(t.fps)} | {t.ms_per_frame:.2f} |" for t in run.timings]
-                lines += ["", "| Batch | p50 ms | p90 ms | p99 ms | min ms | max ms | calls |", "|---|---|---|---|---|---|---|"]
+                lines += [
+                    "",
+                    "| Batch | p50 ms | p90 ms | p99 ms | min ms | max ms | calls |",
+                    "|---|---|---|---|---|---|---|",
+                ]
                 for t in run.timings:
                     lat = t.latency
-                    lines.append(f"| {t.batch} | {1e3 * lat.p50:.2f} | {1e3 * lat.p90:.2f} | {1e3 * lat.p99:.2f} | {1e3 * lat.min:.2f} | "
-                                 f"{1e3 * lat.max:.2f} | {len(lat.samples)} |")  # fmt: skip
+                    lines.append(
+                        f"| {t.batch} | {1e3 * lat.p50:.2f} | {1e3 * lat.p90:.2f} | {1e3 * lat.p99:.2f} | {1e3 * lat.min:.2f} | "
+                        f"{1e3 * lat.max:.2f} | {len(lat.samples)} |"
+                    )
                 lines.append("")
         if self.baselines:
-            lines += ["## Against the files they replace (batch 1 only: those cannot batch; measured in alternating blocks)", ""]
+            lines += [
+                "## Against the files they replace (batch 1 only: those cannot batch; measured in alternating blocks)",
+                "",
+            ]
             lines += [f"- {b.line()}" for b in self.baselines]
             lines.append("")
         if self.comparisons:

@@ -64,7 +64,24 @@ class BatchTiming:
 
     def to_dict(self) -> dict:
         lat = self.latency
-        ms = {f"{k}_ms": 1000.0 * v for k, v in (("p50", lat.p50), ("p90", lat.p90), ("p99", lat.p99), ("min", lat.min),
-                                                   ("max", lat.max), ("mean", lat.mean))}  # fmt: skip
-        return {"batch": self.batch, "fps": self.fps, "ms_per_frame": self.ms_per_frame, **ms, "calls": len(lat.samples),
-                "warmup_calls": self.warmup_calls, "samples_s": list(lat.samples), "notes": self.notes}  # fmt: skip
+        ms = {
+            f"{k}_ms": 1000.0 * v
+            for k, v in (
+                ("p50", lat.p50),
+                ("p90", lat.p90),
+                ("p99", lat.p99),
+                ("min", lat.min),
+                ("max", lat.max),
+                ("mean", lat.mean),
+            )
+        }
+        return {
+            "batch": self.batch,
+            "fps": self.fps,
+            "ms_per_frame": self.ms_per_frame,
+            **ms,
+            "calls": len(lat.samples),
+            "warmup_calls": self.warmup_calls,
+            "samples_s": list(lat.samples),
+            "notes": self.notes,
+        }

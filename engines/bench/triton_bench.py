@@ -35,7 +35,10 @@ from facebatch.errors import EngineError, SpecError
 from facebatch.progress import progress_bar
 
 NOISE_SIZE = 640  # frames made for an input whose size the server leaves open
-FRAME_NORMALIZE_MEAN, FRAME_NORMALIZE_STD = 127.5, 128.0  # frames for a tensor model: what SCRFD and ArcFace take, roughly
+FRAME_NORMALIZE_MEAN, FRAME_NORMALIZE_STD = (
+    127.5,
+    128.0,
+)  # frames for a tensor model: what SCRFD and ArcFace take, roughly
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,9 @@ def _feeds(runner: TritonClientRunner, options: TritonBenchOptions, count: int) 
     if runner.max_batch_size == 0 and options.request_batch != 1:
         raise SpecError(f"{options.model} has no batch axis (max_batch_size 0); drop --request-batch")
     if runner.max_batch_size and options.request_batch > runner.max_batch_size:
-        raise SpecError(f"--request-batch {options.request_batch} is more than {options.model}'s max batch {runner.max_batch_size}")
+        raise SpecError(
+            f"--request-batch {options.request_batch} is more than {options.model}'s max batch {runner.max_batch_size}"
+        )
     rows_needed = count * options.request_batch
     columns = {m.name: _request_rows(m, rows_needed, options.photos, options.seed) for m in runner.inputs}
     if runner.max_batch_size == 0:
@@ -112,7 +117,9 @@ def _statistics_delta(before: dict, after: dict) -> dict[str, dict[str, int]]:
     return delta
 
 
-def _level(options: TritonBenchOptions, concurrency: int, feeds: list[dict[str, np.ndarray]], rows_per_request: int) -> ConcurrencyResult:
+def _level(
+    options: TritonBenchOptions, concurrency: int, feeds: list[dict[str, np.ndarray]], rows_per_request: int
+) -> ConcurrencyResult:
     """One concurrency level: warm-up, then the timed window. Each client thread opens its own
     connection (tritonclient's HTTP client belongs to the thread that made it)."""
     records: list[list[tuple[float, float]]] = [[] for _ in range(concurrency)]
@@ -132,12 +139,15 @@ def _level(options: TritonBenchOptions, concurrency: int, feeds: list[dict[str, 
                     step += concurrency
         except threading.BrokenBarrierError:
             pass
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+        except BaseException as exc:  # handed to the main thread, which raises it
             failures.append(exc)
             stop.set()
             connected.abort()
 
-    threads = [threading.Thread(target=client, args=(i,), name=f"facebatch-client-{i}", daemon=True) for i in range(concurrency)]
+    threads = [
+        threading.Thread(target=client, args=(i,), name=f"facebatch-client-{i}", daemon=True)
+        for i in range(concurrency)
+    ]
     with TritonClientRunner(options.url, options.model) as counter:
         for thread in threads:
             thread.start()
@@ -156,14 +166,26 @@ def _level(options: TritonBenchOptions, concurrency: int, feeds: list[dict[str, 
             for thread in threads:
                 thread.join()
     if failures:
-        raise failures[0] if isinstance(failures[0], (EngineError, SpecError)) else EngineError(f"a client failed: {failures[0]}")
+        raise (
+            failures[0]
+            if isinstance(failures[0], (EngineError, SpecError))
+            else EngineError(f"a client failed: {failures[0]}")
+        )
     inside = [(a, b) for done in records for a, b in done if a >= window_start and b <= window_end]
     if not inside:
-        raise EngineError(f"no request of {options.model} finished inside the {options.budget.seconds:g} s window at concurrency "
-                          f"{concurrency}; give it more --seconds")  # fmt: skip
+        raise EngineError(
+            f"no request of {options.model} finished inside the {options.budget.seconds:g} s window at concurrency "
+            f"{concurrency}; give it more --seconds"
+        )
     latency = Latency(tuple(b - a for a, b in inside))
-    return ConcurrencyResult(concurrency, latency, len(inside), len(inside) * rows_per_request, window_end - window_start,
-                             _statistics_delta(before, after))  # fmt: skip
+    return ConcurrencyResult(
+        concurrency,
+        latency,
+        len(inside),
+        len(inside) * rows_per_request,
+        window_end - window_start,
+        _statistics_delta(before, after),
+    )
 
 
 def local_pipeline_speed(local: LocalPipelineOptions, photos: Sequence[Path]) -> LocalPipeline:
@@ -176,8 +198,15 @@ def local_pipeline_speed(local: LocalPipelineOptions, photos: Sequence[Path]) ->
             began = time.perf_counter()
             faces = sum(len(result) for result in pipeline.run(list(photos)))
             passes.append(time.perf_counter() - began)
-    return LocalPipeline(local.detector.path.name, local.embedder.path.name, local.backend, pipeline.detector.provider, len(photos),
-                         faces, passes)  # fmt: skip
+    return LocalPipeline(
+        local.detector.path.name,
+        local.embedder.path.name,
+        local.backend,
+        pipeline.detector.provider,
+        len(photos),
+        faces,
+        passes,
+    )
 
 
 def bench_triton(options: TritonBenchOptions, local: LocalPipelineOptions | None = None) -> TritonBenchReport:
@@ -189,11 +218,20 @@ def bench_triton(options: TritonBenchOptions, local: LocalPipelineOptions | None
         feeds = _feeds(probe, options, max(options.concurrency) * 2)
         max_batch = probe.max_batch_size
     report = TritonBenchReport(
-        url=f"{protocol}://{address}", model=options.model, inputs=inputs, max_batch_size=max_batch, request_batch=rows_per_request,
-        photos=len(options.photos), options={"concurrency": list(options.concurrency), "warmup_s": options.budget.warmup,
-                                              "seconds": options.budget.seconds, "request_batch": options.request_batch},
+        url=f"{protocol}://{address}",
+        model=options.model,
+        inputs=inputs,
+        max_batch_size=max_batch,
+        request_batch=rows_per_request,
+        photos=len(options.photos),
+        options={
+            "concurrency": list(options.concurrency),
+            "warmup_s": options.budget.warmup,
+            "seconds": options.budget.seconds,
+            "request_batch": options.request_batch,
+        },
         environment=environment(),
-    )  # fmt: skip
+    )
     with progress_bar(len(options.concurrency), f"Triton {options.model}") as advance:
         for concurrency in options.concurrency:
             report.results.append(_level(options, concurrency, feeds, rows_per_request))

@@ -71,7 +71,7 @@ class EngineProfile:
 
     def to_dict(self) -> dict[str, Any]:
         return {"batch": asdict(self.batch), "size": list(self.size),
-                "shapes": {name: {"min": list(s[0]), "opt": list(s[1]), "max": list(s[2])} for name, s in self.shapes.items()}}  # fmt: skip
+                "shapes": {name: {"min": list(s[0]), "opt": list(s[1]), "max": list(s[2])} for name, s in self.shapes.items()}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EngineProfile:
@@ -91,7 +91,7 @@ def engine_profile(
     if spec.dynamic_size and size is None:
         h, w = spec.input_size
         raise SpecError(f"{spec.name} has a symbolic input size (exported with --dynamic-size): an engine is built for one; "
-                        f"pass --size, e.g. --size {h}x{w}")  # fmt: skip
+                        f"pass --size, e.g. --size {h}x{w}")
     if size is not None and not spec.dynamic_size and tuple(size) != tuple(spec.input_size):
         h, w = spec.input_size
         raise SpecError(f"{spec.name} runs at {h}x{w} only; drop --size {size[0]}x{size[1]}")
@@ -144,7 +144,7 @@ class EngineRecord:
             "spec": spec_to_dict(self.spec), "source_onnx": self.source_onnx, "reference_onnx": self.reference_onnx,
             "builder": self.builder, "build_seconds": self.build_seconds, "verification": self.verification,
             "environment": self.environment, "created": self.created,
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EngineRecord:
@@ -159,7 +159,7 @@ class EngineRecord:
             builder=data.get("builder", {}), build_seconds=float(data.get("build_seconds", 0.0)),
             verification=data.get("proof") or data.get("verification", {}), environment=data.get("environment", {}),
             created=data.get("created", ""),
-        )  # fmt: skip
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
@@ -178,7 +178,7 @@ def read_engine_record(plan: Path) -> EngineRecord:
     sidecar = sidecar_path(plan)
     if not sidecar.is_file():
         raise SpecError(f"engine {plan.name} has no sidecar {sidecar.name} beside it; facebatch needs it to know the "
-                        "engine's spec, profile and the GPU it was built for: rebuild it with 'facebatch build'")  # fmt: skip
+                        "engine's spec, profile and the GPU it was built for: rebuild it with 'facebatch build'")
     try:
         return EngineRecord.from_dict(json.loads(sidecar.read_text()))
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -206,6 +206,6 @@ def check_engine_compatible(record: EngineRecord, tensorrt_version: str, gpu: Gp
         problems.append(f"TensorRT {record.tensorrt_version}, this machine has TensorRT {tensorrt_version}")
     if record.gpu.compute_capability != gpu.compute_capability:
         problems.append(f"compute capability {record.gpu.compute_capability} ({record.gpu.name}), "
-                        f"this GPU is {gpu.compute_capability} ({gpu.name})")  # fmt: skip
+                        f"this GPU is {gpu.compute_capability} ({gpu.name})")
     if problems:
         raise SpecError(f"engine {record.engine} was built for {' and '.join(problems)}; rebuild it here with 'facebatch build'")

@@ -52,7 +52,7 @@ class Fp16Conversion:
     def describe(self) -> str:
         io = "FP16 inputs and outputs" if self.fp16_io else "FP32 inputs and outputs (Cast at the edges)"
         return (f"{io}; {len(self.op_block_list)} op types kept FP32 ({', '.join(self.present_blocked)} in this graph); "
-                f"{self.flushed} tiny weights raised to {MIN_POSITIVE:g}, {self.clamped} huge ones clamped to {MAX_FINITE:g}")  # fmt: skip
+                f"{self.flushed} tiny weights raised to {MIN_POSITIVE:g}, {self.clamped} huge ones clamped to {MAX_FINITE:g}")
 
     @property
     def present_blocked(self) -> list[str]:
@@ -64,7 +64,7 @@ def default_op_block_list() -> tuple[str, ...]:
     return tuple(_converter().DEFAULT_OP_BLOCK_LIST)
 
 
-def _converter():  # noqa: ANN202 - the onnxconverter_common.float16 module
+def _converter():  # the onnxconverter_common.float16 module
     try:
         from onnxconverter_common import float16
     except ImportError:
@@ -114,7 +114,7 @@ def convert_to_fp16(model: onnx.ModelProto, spec: ModelSpec, fp16_io: bool = Fal
         warnings.simplefilter("ignore")  # one warning per tensor with out-of-range values: counted per value below
         try:
             converted = float16.convert_float_to_float16(source, min_positive_val=MIN_POSITIVE, max_finite_val=MAX_FINITE,
-                                                         keep_io_types=not fp16_io, op_block_list=list(blocked))  # fmt: skip
+                                                         keep_io_types=not fp16_io, op_block_list=list(blocked))
         except ValueError as exc:  # e.g. "The model is already converted to float16"
             raise SpecError(f"cannot convert {spec.name} to FP16: {str(exc).splitlines()[0]}") from None
     flushed, clamped = out_of_range_weights(model)

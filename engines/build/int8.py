@@ -69,7 +69,7 @@ class Int8Quantization:
         ops = ", ".join(f"{count} {op}" for op, count in sorted(self.quantized_nodes.items(), key=lambda kv: -kv[1]))
         channel = "per-channel" if self.per_channel else "per-tensor"
         return (f"{QUANT_FORMAT}, {self.recipe.describe()} ({channel}), min/max over {self.calibration_frames} calibration frames, "
-                f"made on a CPU of class {self.cpu_class or 'unknown'}; INT8: {ops or 'nothing'}")  # fmt: skip
+                f"made on a CPU of class {self.cpu_class or 'unknown'}; INT8: {ops or 'nothing'}")
 
 
 def calibration_hash(sources: Sequence[str], frames: np.ndarray) -> str:
@@ -95,7 +95,7 @@ def _check_batch_symbolic(model: onnx.ModelProto, label: str) -> None:
     fixed = {name: dims[0] for name, dims in io_dims(model).items() if not dims or not isinstance(dims[0], str)}
     if fixed:
         raise ExportError(f"quantising {label} fixed the batch axis of {', '.join(f'{n} ({d})' for n, d in fixed.items())}; "
-                          "nothing was written")  # fmt: skip
+                          "nothing was written")
 
 
 def _at_least_opset(source: Path, upgraded: Path) -> Path:
@@ -117,7 +117,7 @@ def _input_convs(model_path: Path) -> list[str]:
 
 
 def quantize_to_int8(source: Path, spec: ModelSpec, frames: np.ndarray, per_channel: bool = True,
-                     min_cosine: float | None = None, recipe: Int8Recipe = RECIPES["u8s8"], cpu_class: str = "") -> Int8Quantization:  # fmt: skip
+                     min_cosine: float | None = None, recipe: Int8Recipe = RECIPES["u8s8"], cpu_class: str = "") -> Int8Quantization:
     """Quantise ``source`` (an FP32 ONNX file) with ``frames`` [N, 3, H, W] as calibration, the
     ``recipe`` way; ``min_cosine``: the embedding cosine the INT8 spec will hold it to."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -146,18 +146,18 @@ def quantize_to_int8(source: Path, spec: ModelSpec, frames: np.ndarray, per_chan
             weights = QuantType.QUInt8 if recipe.weights == "uint8" else QuantType.QInt8
             quantize_static(str(prepared), str(quantized), Frames(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                             reduce_range=recipe.reduce_range, activation_type=QuantType.QUInt8, weight_type=weights,
-                            nodes_to_exclude=kept)  # fmt: skip
+                            nodes_to_exclude=kept)
         except Exception as exc:  # onnxruntime's tools raise their own and plain exceptions
             message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise ExportError(f"onnxruntime could not quantise {source.name}: {message}") from None
         model = onnx.load(str(quantized))
     _check_batch_symbolic(model, source.name)
     return Int8Quantization(model, spec.at_int8(min_cosine), per_channel, len(frames), _quantized_nodes(model), recipe, cpu_class,
-                            tuple(kept))  # fmt: skip
+                            tuple(kept))
 
 
 def stamp_int8(quantization: Int8Quantization, source_props: dict[str, str], source_name: str, source_sha256: str,
-               calibration_sha256: str) -> onnx.ModelProto:  # fmt: skip
+               calibration_sha256: str) -> onnx.ModelProto:
     """The quantised model with the source's metadata, its INT8 spec, the precision and where it came from."""
     model = quantization.model
     props = dict(source_props)
@@ -169,7 +169,7 @@ def stamp_int8(quantization: Int8Quantization, source_props: dict[str, str], sou
                                     "activations": ACTIVATIONS, "kept_fp32": list(quantization.kept_fp32),
                                     "per_channel": quantization.per_channel, "calibration": "minmax",
                                     "calibration_frames": quantization.calibration_frames,
-                                    "cpu_class": quantization.cpu_class}),  # fmt: skip
+                                    "cpu_class": quantization.cpu_class}),
         "calibration_sha256": calibration_sha256,
         "source_onnx": source_name,
         "source_sha256": source_sha256,

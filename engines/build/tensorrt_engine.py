@@ -47,7 +47,7 @@ def build_engine(onnx_path: Path, recipe: BuildRecipe, profile: EngineProfile, s
     pools = {trt.MemoryPoolType.WORKSPACE: int(settings.workspace_gib * (1 << 30))} if settings.workspace_gib else None
     cache = settings.timing_cache
     config = CreateConfig(fp16=recipe.fp16_flag or None, profiles=[trt_profile], memory_pool_limits=pools,
-                          load_timing_cache=str(cache) if cache is not None and cache.is_file() else None)  # fmt: skip
+                          load_timing_cache=str(cache) if cache is not None and cache.is_file() else None)
     network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=recipe.strongly_typed or None)
     started = time.perf_counter()
     try:

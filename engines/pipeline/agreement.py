@@ -55,17 +55,32 @@ class Agreement:
     def summary(self) -> str:
         cosine = f", embedding cosine ≥ {self.min_cosine:.6f}" if self.min_cosine is not None else ""
         verdict = "same faces" if self.passed else f"DIFFERENT on {len(self.problems)} photo(s)"
-        return (f"{self.label}: {verdict}: {self.faces} faces on {self.images} photos, boxes within {self.box_px:.3f} px, "
-                f"landmarks within {self.landmark_px:.3f} px{cosine}")  # fmt: skip
+        return (
+            f"{self.label}: {verdict}: {self.faces} faces on {self.images} photos, boxes within {self.box_px:.3f} px, "
+            f"landmarks within {self.landmark_px:.3f} px{cosine}"
+        )
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "passed": self.passed, "images": self.images, "faces": self.faces, "box_px": self.box_px,
-                "landmark_px": self.landmark_px, "min_cosine": self.min_cosine, "problems": self.problems,
-                "tolerances": {"pixels": PIXEL_TOLERANCE, "min_cosine": MIN_COSINE}}  # fmt: skip
+        return {
+            "label": self.label,
+            "passed": self.passed,
+            "images": self.images,
+            "faces": self.faces,
+            "box_px": self.box_px,
+            "landmark_px": self.landmark_px,
+            "min_cosine": self.min_cosine,
+            "problems": self.problems,
+            "tolerances": {"pixels": PIXEL_TOLERANCE, "min_cosine": MIN_COSINE},
+        }
 
 
-def compare_runs(label: str, ours: Sequence[ImageFaces], theirs: Sequence[ImageFaces], pixels: float = PIXEL_TOLERANCE,
-                 min_cosine: float = MIN_COSINE) -> Agreement:  # fmt: skip
+def compare_runs(
+    label: str,
+    ours: Sequence[ImageFaces],
+    theirs: Sequence[ImageFaces],
+    pixels: float = PIXEL_TOLERANCE,
+    min_cosine: float = MIN_COSINE,
+) -> Agreement:
     """``ours`` and ``theirs``: the same photos in the same order."""
     result = Agreement(label)
     for a, b in zip(ours, theirs, strict=True):

@@ -63,7 +63,9 @@ def similarity_transforms(landmarks: np.ndarray, template: np.ndarray) -> np.nda
     rotation = np.einsum("nij,nj,njk->nik", u, d, vt)
     variance = src_centred.var(axis=1).sum(axis=1)  # [n]
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(variance > 0, np.sum(s * d, axis=1) / variance, np.nan)  # all points in one place: no transform
+        scale = np.where(
+            variance > 0, np.sum(s * d, axis=1) / variance, np.nan
+        )  # all points in one place: no transform
     linear = rotation * scale[:, None, None]
     translation = dst_mean[None, :] - np.einsum("nij,nj->ni", linear, src_mean[:, 0, :])
     return np.concatenate([linear, translation[:, :, None]], axis=2)
@@ -79,7 +81,7 @@ def align_faces(
     height, width = size
     matrices = similarity_transforms(landmarks, template)
     crops = np.zeros((len(matrices), height, width, image.shape[2] if image.ndim == 3 else 1), dtype=image.dtype)
-    for crop, matrix in zip(crops, matrices):
+    for crop, matrix in zip(crops, matrices, strict=False):
         if np.isfinite(matrix).all():  # a degenerate face (all landmarks in one point) stays black
             cv2.warpAffine(image, matrix, (width, height), dst=crop, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     return crops

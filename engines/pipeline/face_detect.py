@@ -24,7 +24,9 @@ def per_frame(named: Mapping[str, np.ndarray], frame: int) -> dict[str, np.ndarr
     return {name: array[frame] for name, array in named.items()}
 
 
-def detector_input(image: np.ndarray, input_size: tuple[int, int], normalize: Normalize = SCRFD_NORMALIZE) -> tuple[np.ndarray, float]:
+def detector_input(
+    image: np.ndarray, input_size: tuple[int, int], normalize: Normalize = SCRFD_NORMALIZE
+) -> tuple[np.ndarray, float]:
     """One BGR image → its letterboxed, normalised CHW frame and the scale back to its pixels."""
     canvas, scale = letterbox(image, *input_size)
     return blob_from_images([canvas], normalize)[0], scale
@@ -70,7 +72,7 @@ def decode_detections(
     """Each frame's raw outputs → its faces in its image's pixels (decode, NMS, ``max_num``)."""
     height, width = input_size
     faces = []
-    for scale, image_size, outputs in zip(scales, image_sizes, named):
+    for scale, image_size, outputs in zip(scales, image_sizes, named, strict=False):
         found = decode_frame(outputs, layout, height, width, det_thresh, nms_thresh).scaled(scale)
         faces.append(limit_faces(found, max_num, image_size))
     return faces

@@ -56,10 +56,14 @@ class FaceModels:
             raise SpecError(f"{self.detector.name} is not a face detector; pass an SCRFD artifact as --detector")
         if self.embedder is not None:
             if not self.embedder.family.is_embedder:
-                raise SpecError(f"{self.embedder.name} is not an embedder; pass an ArcFace artifact or a described embedder as --embedder")
+                raise SpecError(
+                    f"{self.embedder.name} is not an embedder; pass an ArcFace artifact or a described embedder as --embedder"
+                )
             if not self.detector.head.use_kps:
-                raise SpecError(f"{self.detector.name} finds no landmarks, and faces are aligned on 5 landmarks before they are "
-                                "embedded; pass a detector with landmarks (the *_kps / *_bnkps variants)")  # fmt: skip
+                raise SpecError(
+                    f"{self.detector.name} finds no landmarks, and faces are aligned on 5 landmarks before they are "
+                    "embedded; pass a detector with landmarks (the *_kps / *_bnkps variants)"
+                )
             self.alignment_template()  # refuse an embedder whose crops cannot be aligned, before any work
 
     def alignment_template(self) -> np.ndarray:
@@ -164,8 +168,13 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
 class FacePipeline:
     """Detect → align → embed over active runners (the caller's ``with`` block owns them)."""
 
-    def __init__(self, models: FaceModels, detector: Runner, embedder: Runner | None = None,
-                 settings: PipelineSettings | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        models: FaceModels,
+        detector: Runner,
+        embedder: Runner | None = None,
+        settings: PipelineSettings | None = None,
+    ) -> None:
         if (embedder is None) != (models.embedder is None):
             raise SpecError("an embedder runner goes with an embedder spec")
         self.models = models
@@ -178,7 +187,11 @@ class FacePipeline:
         if self.settings.embed_batch_size is not None and models.embedder is not None:
             models.embedder.check_batch(self.settings.embed_batch_size)
         self.detect_batch = batch_limit(detector, self.settings.batch_size or models.detector.batch.max)
-        self.embed_batch = batch_limit(embedder, self.settings.embed_batch_size or models.embedder.batch.max) if embedder and models.embedder else 0
+        self.embed_batch = (
+            batch_limit(embedder, self.settings.embed_batch_size or models.embedder.batch.max)
+            if embedder and models.embedder
+            else 0
+        )
         self.template = models.alignment_template() if models.embedder is not None else None
 
     # -- the stages, on photos already in memory -------------------------------------------------
@@ -192,7 +205,9 @@ class FacePipeline:
             return _Prepared(path, error=str(exc), read_seconds=time.perf_counter() - start)
         read = time.perf_counter()
         frame, scale = detector_input(image, self.models.detector_size, self.models.detector.normalize)
-        return _Prepared(path, image, frame, scale, read_seconds=read - start, letterbox_seconds=time.perf_counter() - read)
+        return _Prepared(
+            path, image, frame, scale, read_seconds=read - start, letterbox_seconds=time.perf_counter() - read
+        )
 
     def detect(self, prepared: Sequence[_Prepared]) -> list[Detections]:
         """Faces of prepared photos, one detector call per ``detect_batch`` of them."""
@@ -204,9 +219,16 @@ class FacePipeline:
             frames = np.stack([p.frame for p in chunk])
             began = time.perf_counter()
             named, runtime = detector_outputs(self.detector, frames, head, self.models.detector_size)
-            faces = decode_detections(named, [p.scale for p in chunk], [p.image.shape[:2] for p in chunk], head,
-                                      self.models.detector_size, self.settings.det_thresh, self.settings.nms_thresh,
-                                      self.settings.max_faces)  # fmt: skip
+            faces = decode_detections(
+                named,
+                [p.scale for p in chunk],
+                [p.image.shape[:2] for p in chunk],
+                head,
+                self.models.detector_size,
+                self.settings.det_thresh,
+                self.settings.nms_thresh,
+                self.settings.max_faces,
+            )
             self.times.add("detect", runtime)
             self.times.add("postprocess", max(0.0, time.perf_counter() - began - runtime))
             found += faces
@@ -217,7 +239,11 @@ class FacePipeline:
         assert self.models.embedder is not None and self.template is not None
         began = time.perf_counter()
         size = self.models.embedder.input_size
-        crops = [align_faces(image, found.landmarks, self.template, size) for image, found in zip(images, faces) if len(found)]
+        crops = [
+            align_faces(image, found.landmarks, self.template, size)
+            for image, found in zip(images, faces, strict=False)
+            if len(found)
+        ]
         self.times.add("align", time.perf_counter() - began)
         return np.concatenate(crops) if crops else np.zeros((0, *size, 3), dtype=np.uint8)
 
@@ -232,7 +258,9 @@ class FacePipeline:
             frames = blob_from_images(crops[start : start + self.embed_batch], spec.normalize)
             output = next(iter(self.embedder.infer({source.name: frames}).values()))
             rows.append(output.reshape(len(frames), -1).astype(np.float32))
-        embeddings = l2_normalize(np.concatenate(rows)) if rows else np.zeros((0, spec.embedding_size or 0), dtype=np.float32)
+        embeddings = (
+            l2_normalize(np.concatenate(rows)) if rows else np.zeros((0, spec.embedding_size or 0), dtype=np.float32)
+        )
         self.times.add("embed", time.perf_counter() - began)
         return embeddings
 
@@ -244,8 +272,8 @@ class FacePipeline:
         if self.embedder is not None and readable:
             vectors = self.embed(self.align([p.image for p in readable], faces))
             bounds = np.cumsum([0] + [len(f) for f in faces])
-            embeddings = [vectors[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-        by_path = iter(zip(faces, embeddings))
+            embeddings = [vectors[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=False)]
+        by_path = iter(zip(faces, embeddings, strict=False))
         results = []
         for p in prepared:
             self.times.add("read", p.read_seconds)
@@ -262,7 +290,7 @@ class FacePipeline:
     def process(self, images: Sequence[np.ndarray], names: Sequence[Path] | None = None) -> list[ImageFaces]:
         """Photos already in memory, in one go."""
         names = names or [Path(f"image_{i}") for i in range(len(images))]
-        return self.finish([self.prepare(name, image) for name, image in zip(names, images)])
+        return self.finish([self.prepare(name, image) for name, image in zip(names, images, strict=False)])
 
     # -- the streaming run ----------------------------------------------------------------------------
     def run(self, paths: Sequence[Path], on_result: Callable[[ImageFaces], None] | None = None) -> Iterator[ImageFaces]:
@@ -273,7 +301,9 @@ class FacePipeline:
         try:
             if workers == 0:
                 for start in range(0, len(paths), self.detect_batch):
-                    yield from self._finish_and_report([self.prepare(p) for p in paths[start : start + self.detect_batch]], on_result)
+                    yield from self._finish_and_report(
+                        [self.prepare(p) for p in paths[start : start + self.detect_batch]], on_result
+                    )
                 return
             window = self.detect_batch * PREFETCH_BATCHES
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facebatch-read") as pool:
@@ -292,7 +322,9 @@ class FacePipeline:
         finally:
             self.times.wall += time.perf_counter() - began
 
-    def _finish_and_report(self, prepared: list[_Prepared], on_result: Callable[[ImageFaces], None] | None) -> Iterator[ImageFaces]:
+    def _finish_and_report(
+        self, prepared: list[_Prepared], on_result: Callable[[ImageFaces], None] | None
+    ) -> Iterator[ImageFaces]:
         for result in self.finish(prepared):
             if on_result is not None:
                 on_result(result)
@@ -312,12 +344,16 @@ def open_pipeline(
     runs ONNX; its runners live as long as the ``with`` block."""
     size = detector.checked_size(detector_size)
     models = FaceModels(detector.spec, size, embedder.spec if embedder is not None else None)
-    options = runner_options or RunnerOptions(spin_wait=False)  # two sessions take turns: spinning threads would slow each other
+    options = runner_options or RunnerOptions(
+        spin_wait=False
+    )  # two sessions take turns: spinning threads would slow each other
     with contextlib.ExitStack() as stack:
         det_runner = stack.enter_context(onnx_runner(backend, detector.path, detector.spec, size, options))
         emb_runner = None
         if embedder is not None:
-            emb_runner = stack.enter_context(onnx_runner(backend, embedder.path, embedder.spec, embedder.spec.input_size, options))
+            emb_runner = stack.enter_context(
+                onnx_runner(backend, embedder.path, embedder.spec, embedder.spec.input_size, options)
+            )
         yield FacePipeline(models, det_runner, emb_runner, settings)
 
 
@@ -337,11 +373,20 @@ class FaceMatch:
     def to_dict(self) -> dict:
         def face(result: ImageFaces) -> dict:
             assert result.faces is not None
-            return {"path": str(result.path), "faces": len(result), "best_bbox": [float(v) for v in result.faces.boxes[0]],
-                    "best_score": float(result.faces.scores[0])}  # fmt: skip
+            return {
+                "path": str(result.path),
+                "faces": len(result),
+                "best_bbox": [float(v) for v in result.faces.boxes[0]],
+                "best_score": float(result.faces.scores[0]),
+            }
 
-        return {"first": face(self.first), "second": face(self.second), "cosine": self.cosine, "threshold": self.threshold,
-                "same_person": self.same}  # fmt: skip
+        return {
+            "first": face(self.first),
+            "second": face(self.second),
+            "cosine": self.cosine,
+            "threshold": self.threshold,
+            "same_person": self.same,
+        }
 
 
 def match_best_faces(first: ImageFaces, second: ImageFaces, threshold: float) -> FaceMatch:

@@ -40,7 +40,9 @@ def load_image(path: Path) -> np.ndarray:
     except OSError as exc:
         raise SpecError(f"image {path} cannot be read: {exc.strerror}") from None
     if image is None:
-        raise SpecError(f"image {path} cannot be decoded (not an image, or truncated); pass a JPEG, PNG, BMP or WebP file")
+        raise SpecError(
+            f"image {path} cannot be decoded (not an image, or truncated); pass a JPEG, PNG, BMP or WebP file"
+        )
     return image
 
 
@@ -49,7 +51,9 @@ def image_files(path: Path) -> list[Path]:
     path = Path(path)
     if path.is_file():
         if path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise SpecError(f"{path} is not an image file ({', '.join(IMAGE_SUFFIXES)}); pass a photo or a folder of photos")
+            raise SpecError(
+                f"{path} is not an image file ({', '.join(IMAGE_SUFFIXES)}); pass a photo or a folder of photos"
+            )
         return [path]
     if not path.is_dir():
         raise SpecError(f"{path} does not exist; pass a photo or a folder of photos")
@@ -92,7 +96,9 @@ def blob_from_images(images: np.ndarray | Sequence[np.ndarray], normalize: Norma
     if len(set(normalize.std)) != 1:
         return normalize.apply_batch(np.stack(list(images)))
     height, width = images[0].shape[:2]
-    blob = cv2.dnn.blobFromImages(list(images), 1.0 / normalize.std[0], (width, height), normalize.mean, swapRB=normalize.rgb, crop=False)
+    blob = cv2.dnn.blobFromImages(
+        list(images), 1.0 / normalize.std[0], (width, height), normalize.mean, swapRB=normalize.rgb, crop=False
+    )
     return np.ascontiguousarray(blob, dtype=np.float32)
 
 
@@ -105,7 +111,9 @@ def center_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """The largest centred crop with the target's aspect ratio, resized to it (embedder inputs
     when no landmarks are at hand: the face usually sits near the middle of a portrait)."""
     h, w = image.shape[:2]
-    crop_h, crop_w = (h, max(1, round(h * width / height))) if w * height > h * width else (max(1, round(w * height / width)), w)
+    crop_h, crop_w = (
+        (h, max(1, round(h * width / height))) if w * height > h * width else (max(1, round(w * height / width)), w)
+    )
     top, left = (h - crop_h) // 2, (w - crop_w) // 2
     return cv2.resize(image[top : top + crop_h, left : left + crop_w], (width, height), interpolation=cv2.INTER_AREA)
 
@@ -146,7 +154,9 @@ def proof_frames(
     return detector_blob(images, height, width, normalize)
 
 
-def model_frames(model: ModelFile, size: tuple[int, int], count: int, photos: Sequence[Path] = (), seed: int = 0) -> np.ndarray:
+def model_frames(
+    model: ModelFile, size: tuple[int, int], count: int, photos: Sequence[Path] = (), seed: int = 0
+) -> np.ndarray:
     """``count`` distinct frames the way ``model`` takes them at ``size``: photos letterboxed for
     detectors or centre-cropped for embedders, then seeded noise."""
     fit = "center" if model.family.is_embedder else "letterbox"

@@ -27,7 +27,10 @@ def face_records(result: ImageFaces) -> list[dict[str, Any]]:
     faces = result.faces
     records = []
     for i in range(len(faces)):
-        record: dict[str, Any] = {"bbox": [round(float(v), 2) for v in faces.boxes[i]], "score": round(float(faces.scores[i]), 5)}
+        record: dict[str, Any] = {
+            "bbox": [round(float(v), 2) for v in faces.boxes[i]],
+            "score": round(float(faces.scores[i]), 5),
+        }
         if faces.landmarks is not None:
             record["landmarks"] = [[round(float(x), 2), round(float(y), 2)] for x, y in faces.landmarks[i]]
         records.append(record)
@@ -45,7 +48,10 @@ def detections_json(results: Sequence[ImageFaces], about: dict[str, Any]) -> str
             entry["error"] = r.error
         images.append(entry)
     failed = [str(r.path) for r in results if not r.ok]
-    return json.dumps({**about, "images": images, "faces": sum(len(r) for r in results), "failed": failed}, indent=2) + "\n"
+    return (
+        json.dumps({**about, "images": images, "faces": sum(len(r) for r in results), "failed": failed}, indent=2)
+        + "\n"
+    )
 
 
 def embeddings_npz(results: Sequence[ImageFaces]) -> bytes:
@@ -56,13 +62,22 @@ def embeddings_npz(results: Sequence[ImageFaces]) -> bytes:
     rows = [r.embeddings for r in read if r.embeddings is not None and len(r)]
     arrays = {
         "images": np.array([str(r.path) for r in read], dtype=str),
-        "image_index": np.concatenate([np.full(len(r), i, dtype=np.int32) for i, r in enumerate(read)]) if read else np.zeros(0, np.int32),
+        "image_index": np.concatenate([np.full(len(r), i, dtype=np.int32) for i, r in enumerate(read)])
+        if read
+        else np.zeros(0, np.int32),
         "embeddings": np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, width), np.float32),
-        "boxes": np.concatenate([r.faces.boxes for r in read if r.faces is not None]) if read else np.zeros((0, 4), np.float32),
-        "scores": np.concatenate([r.faces.scores for r in read if r.faces is not None]) if read else np.zeros(0, np.float32),
-        "landmarks": np.concatenate([r.faces.landmarks for r in read if r.faces is not None and r.faces.landmarks is not None])
-        if read else np.zeros((0, 5, 2), np.float32),
-    }  # fmt: skip
+        "boxes": np.concatenate([r.faces.boxes for r in read if r.faces is not None])
+        if read
+        else np.zeros((0, 4), np.float32),
+        "scores": np.concatenate([r.faces.scores for r in read if r.faces is not None])
+        if read
+        else np.zeros(0, np.float32),
+        "landmarks": np.concatenate(
+            [r.faces.landmarks for r in read if r.faces is not None and r.faces.landmarks is not None]
+        )
+        if read
+        else np.zeros((0, 5, 2), np.float32),
+    }
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
@@ -88,10 +103,17 @@ def draw_faces(image: np.ndarray, result: ImageFaces) -> np.ndarray:
     for i in range(len(result.faces)):
         x1, y1, x2, y2 = (int(round(float(v))) for v in result.faces.boxes[i])
         cv2.rectangle(canvas, (x1, y1), (x2, y2), BOX_COLOUR, thickness)
-        cv2.putText(canvas, f"{float(result.faces.scores[i]):.2f}", (x1, max(0, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.4 * thickness, BOX_COLOUR, thickness)  # fmt: skip
+        cv2.putText(
+            canvas,
+            f"{float(result.faces.scores[i]):.2f}",
+            (x1, max(0, y1 - 4)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4 * thickness,
+            BOX_COLOUR,
+            thickness,
+        )
         if result.faces.landmarks is not None:
-            for (x, y), colour in zip(result.faces.landmarks[i], LANDMARK_COLOURS):
+            for (x, y), colour in zip(result.faces.landmarks[i], LANDMARK_COLOURS, strict=False):
                 cv2.circle(canvas, (int(round(float(x))), int(round(float(y)))), thickness + 1, colour, -1)
     return canvas
 
@@ -108,7 +130,9 @@ def drawn_name(path: Path, taken: set[str]) -> str:
 
 def encode_image(image: np.ndarray, name: str) -> bytes:
     suffix = Path(name).suffix.lower() or ".png"
-    ok, encoded = cv2.imencode(suffix if suffix in (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff") else ".png", image)
+    ok, encoded = cv2.imencode(
+        suffix if suffix in (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff") else ".png", image
+    )
     if not ok:
         raise SpecError(f"cannot encode the annotated copy of {name}")
     return encoded.tobytes()

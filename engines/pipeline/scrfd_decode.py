@@ -136,7 +136,9 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_thresh: float = NMS_THRESH) -
         inter_w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
         inter_h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
         inter = inter_w * inter_h
-        with np.errstate(invalid="ignore", divide="ignore"):  # degenerate boxes (seeded weights): NaN IoU drops them, as insightface does
+        with np.errstate(
+            invalid="ignore", divide="ignore"
+        ):  # degenerate boxes (seeded weights): NaN IoU drops them, as insightface does
             iou = inter / (areas[i] + areas[rest] - inter)
         order = rest[iou <= iou_thresh]
     return np.asarray(keep, dtype=np.int64)

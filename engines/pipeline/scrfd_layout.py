@@ -22,7 +22,11 @@ def unfold_official_rows(rows_2d: np.ndarray, batch: int, grid: tuple[int, int],
     """[H'·W'·N·A, C] from a Transpose(2,3,0,1)→Reshape(-1,C) head → [N, H'·W'·A, C]."""
     h, w = grid
     channels = rows_2d.shape[-1]
-    return rows_2d.reshape(h, w, batch, anchors, channels).transpose(2, 0, 1, 3, 4).reshape(batch, h * w * anchors, channels)
+    return (
+        rows_2d.reshape(h, w, batch, anchors, channels)
+        .transpose(2, 0, 1, 3, 4)
+        .reshape(batch, h * w * anchors, channels)
+    )
 
 
 def canonical_outputs(

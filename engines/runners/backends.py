@@ -24,12 +24,22 @@ BACKENDS = {
     for b in (
         Backend("ort-cpu", "onnxruntime, CPU execution provider", ""),
         Backend("ort-cuda", "onnxruntime, CUDA execution provider", GPU_EXTRA),
-        Backend("ort-trt", "onnxruntime, TensorRT execution provider (fp16, engine cache, batch profile from the spec)",
-                f"{GPU_EXTRA} and the TensorRT libraries"),  # fmt: skip
+        Backend(
+            "ort-trt",
+            "onnxruntime, TensorRT execution provider (fp16, engine cache, batch profile from the spec)",
+            f"{GPU_EXTRA} and the TensorRT libraries",
+        ),
         Backend("openvino", "OpenVINO runtime on the CPU (f32)", "pip install 'facebatch[openvino]'"),
-        Backend("torch", "the artifact's PyTorch model rebuilt from its metadata and weights (CUDA with FP16 autocast when present)", ""),
-        Backend("trt", "the TensorRT engine 'facebatch build' made from the artifact (build/engines/NAME_fp16_b1-32.plan)",
-                "pip install 'facebatch[tensorrt]' on a CUDA machine, then 'facebatch build'"),  # fmt: skip
+        Backend(
+            "torch",
+            "the artifact's PyTorch model rebuilt from its metadata and weights (CUDA with FP16 autocast when present)",
+            "",
+        ),
+        Backend(
+            "trt",
+            "the TensorRT engine 'facebatch build' made from the artifact (build/engines/NAME_fp16_b1-32.plan)",
+            "pip install 'facebatch[tensorrt]' on a CUDA machine, then 'facebatch build'",
+        ),
     )
 }
 

@@ -66,7 +66,7 @@ def check_feed(label: str, expected: Sequence[TensorMeta], feed: Mapping[str, np
             raise SpecError(f"{label}: input {wanted} got {got}; convert the feed to {meta.dtype}")
         if array.ndim != len(meta.shape):
             raise SpecError(f"{label}: input {wanted} got {got} (rank {array.ndim}, not {len(meta.shape)})")
-        for axis, (dim, size) in enumerate(zip(meta.shape, array.shape)):
+        for axis, (dim, size) in enumerate(zip(meta.shape, array.shape, strict=False)):
             if isinstance(dim, int) and dim > 0 and dim != size:
                 raise SpecError(f"{label}: input {wanted} got {got}: axis {axis} must be {dim}")
             if isinstance(dim, str):
@@ -116,7 +116,9 @@ class Runner(ABC):
         self._active = True
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._active = False
         self._deactivate()
 
@@ -129,9 +131,11 @@ class Runner(ABC):
         return [m.name for m in self.outputs]
 
     def infer(self, feed: Mapping[str, np.ndarray], check_inputs: bool = True) -> dict[str, np.ndarray]:
-        return dict(zip(self.output_names, self._checked_and_timed(self._infer, feed, check_inputs)))
+        return dict(zip(self.output_names, self._checked_and_timed(self._infer, feed, check_inputs), strict=False))
 
-    def _checked_and_timed(self, run: Callable[[Mapping[str, np.ndarray]], T], feed: Mapping[str, np.ndarray], check_inputs: bool) -> T:
+    def _checked_and_timed(
+        self, run: Callable[[Mapping[str, np.ndarray]], T], feed: Mapping[str, np.ndarray], check_inputs: bool
+    ) -> T:
         """What every entry point of a runner does around the runtime call."""
         if not self._active:
             raise EngineError(f"runner for {self.label} used outside its 'with' block")

@@ -20,14 +20,19 @@ from facebatch.errors import EngineError, SpecError
 CPU = "CPUExecutionProvider"
 # onnxruntime's type strings → numpy dtypes
 ORT_DTYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
     "tensor(bool)": np.bool_,
-}  # fmt: skip
+}
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
 
 
-def _meta(arg) -> TensorMeta:  # noqa: ANN001 - onnxruntime NodeArg
+def _meta(arg) -> TensorMeta:  # onnxruntime NodeArg
     dtype = ORT_DTYPES.get(arg.type)
     if dtype is None:
         raise EngineError(f"tensor {arg.name} has type {arg.type}, which facebatch does not feed or read")
@@ -35,7 +40,7 @@ def _meta(arg) -> TensorMeta:  # noqa: ANN001 - onnxruntime NodeArg
     return TensorMeta(arg.name, np.dtype(dtype), shape)
 
 
-def session_options(intra_op_threads: int | None, spin_wait: bool = True):  # noqa: ANN201 - onnxruntime.SessionOptions
+def session_options(intra_op_threads: int | None, spin_wait: bool = True):  # onnxruntime.SessionOptions
     """The session options every onnxruntime session of ours runs with (and a peer given the
     same, so that a comparison differs in nothing else): quiet, the thread count, spinning."""
     import onnxruntime as ort
@@ -78,7 +83,9 @@ class OnnxRuntimeRunner(Runner):
         self.install_hint = install_hint
         self.graph_precision = precision  # what the graph computes in (fp16 artifacts: "fp16")
         self.precision_by_provider = dict(precision_by_provider or {})  # e.g. TensorRT told to build fp16 kernels
-        self.spin_wait = spin_wait  # intra-op threads spin between calls: faster back-to-back, but two live sessions slow each other
+        self.spin_wait = (
+            spin_wait  # intra-op threads spin between calls: faster back-to-back, but two live sessions slow each other
+        )
         self._session = None
 
     def _provider_names(self) -> list[str]:
@@ -89,8 +96,10 @@ class OnnxRuntimeRunner(Runner):
         if wanted in available:
             return list(self.providers)
         if not self.allow_fallback:
-            raise EngineError(f"onnxruntime here has no {wanted} (it has {', '.join(available)}); {self.install_hint or 'install a build that has it'}, "
-                              "or allow the fallback to the CPU")  # fmt: skip
+            raise EngineError(
+                f"onnxruntime here has no {wanted} (it has {', '.join(available)}); {self.install_hint or 'install a build that has it'}, "
+                "or allow the fallback to the CPU"
+            )
         return [CPU]
 
     def _model_source(self) -> str | bytes:
@@ -113,8 +122,10 @@ class OnnxRuntimeRunner(Runner):
         session = self._session
         ran, wanted = session.get_providers()[0], self._provider_names()[0]
         if ran != wanted and not self.allow_fallback:  # onnxruntime itself fell back (e.g. no CUDA device or libraries)
-            raise EngineError(f"onnxruntime could not start {wanted} for {self.label} and runs {ran} instead; "
-                              f"{self.install_hint or 'check the installation'}, or allow the fallback to the CPU")  # fmt: skip
+            raise EngineError(
+                f"onnxruntime could not start {wanted} for {self.label} and runs {ran} instead; "
+                f"{self.install_hint or 'check the installation'}, or allow the fallback to the CPU"
+            )
         self.precision = self.precision_by_provider.get(ran, self.graph_precision)
         self.threads = self.intra_op_threads
         inputs = [_meta(a) for a in session.get_inputs()]
@@ -139,9 +150,10 @@ def every_tensor_as_output(model: onnx.ModelProto) -> tuple[onnx.ModelProto, lis
     exposed = copy.deepcopy(model)
     inferred = onnx.shape_inference.infer_shapes(exposed)
     floats = {
-        v.name: v for v in list(inferred.graph.value_info) + list(inferred.graph.output)
+        v.name: v
+        for v in list(inferred.graph.value_info) + list(inferred.graph.output)
         if v.type.tensor_type.elem_type in FLOAT_TYPES
-    }  # fmt: skip
+    }
     existing = {o.name for o in exposed.graph.output}
     names = []
     for node in exposed.graph.node:
@@ -174,7 +186,7 @@ class OnnxRuntimeIntermediateRunner(OnnxRuntimeRunner):
         return inputs, [m for m in outputs if m.name in self._graph_outputs], provider
 
     def _run_all(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self._all_outputs, super()._infer(feed)))
+        return dict(zip(self._all_outputs, super()._infer(feed), strict=False))
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         every = self._run_all(feed)

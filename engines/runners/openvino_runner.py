@@ -21,7 +21,7 @@ INSTALL_HINT = "pip install 'facebatch[openvino]'"
 PRECISION = "f32"
 
 
-def _dims(partial_shape) -> tuple[int | None, ...]:  # noqa: ANN001 - openvino PartialShape
+def _dims(partial_shape) -> tuple[int | None, ...]:  # openvino PartialShape
     return tuple(d.get_length() if d.is_static else None for d in partial_shape)
 
 
@@ -52,12 +52,20 @@ class OpenVinoRunner(Runner):
             compiled = core.compile_model(model, self.device, config)
         except Exception as exc:  # openvino raises RuntimeError with C++ context
             raise EngineError(f"OpenVINO cannot load {self.label}: {first_line(exc)}") from exc
-        inputs = [TensorMeta(p.get_any_name(), np.dtype(p.get_element_type().to_dtype()), _dims(p.get_partial_shape())) for p in model.inputs]
+        inputs = [
+            TensorMeta(p.get_any_name(), np.dtype(p.get_element_type().to_dtype()), _dims(p.get_partial_shape()))
+            for p in model.inputs
+        ]
         outputs = []
         for port in model.outputs:  # compiled ports may carry internal names; the model's carry the ONNX ones
             names = port.get_names() & graph_outputs
-            outputs.append(TensorMeta(min(names) if names else port.get_any_name(), np.dtype(port.get_element_type().to_dtype()),
-                                      _dims(port.get_partial_shape())))  # fmt: skip
+            outputs.append(
+                TensorMeta(
+                    min(names) if names else port.get_any_name(),
+                    np.dtype(port.get_element_type().to_dtype()),
+                    _dims(port.get_partial_shape()),
+                )
+            )
         self._compiled, self._request = compiled, compiled.create_infer_request()
         self.threads = int(compiled.get_property("INFERENCE_NUM_THREADS")) or None  # what OpenVINO really uses
         device = core.get_property(self.device, "FULL_DEVICE_NAME")

@@ -36,7 +36,9 @@ class RunnerOptions:
     allow_fallback: bool = False  # a missing GPU provider runs on the CPU instead (and says so)
     trt_fp16: bool = True  # ort-trt: let TensorRT build fp16 kernels
     trt_cache: Path | None = None  # ort-trt: engine cache folder
-    spin_wait: bool = True  # onnxruntime's threads spin between calls; off when two sessions take turns (they would slow each other)
+    spin_wait: bool = (
+        True  # onnxruntime's threads spin between calls; off when two sessions take turns (they would slow each other)
+    )
 
     @property
     def thread_count(self) -> int:
@@ -50,15 +52,19 @@ def check_backend(name: str, options: RunnerOptions) -> None:
         from facebatch.engines.runners.tensorrt_runner import TENSORRT_HINT, tensorrt_available
 
         if not tensorrt_available():
-            raise SpecError(f"the trt backend runs TensorRT engines, and TensorRT is not installed here: {TENSORRT_HINT}")
+            raise SpecError(
+                f"the trt backend runs TensorRT engines, and TensorRT is not installed here: {TENSORRT_HINT}"
+            )
     if name == "openvino" and importlib.util.find_spec("openvino") is None:
         raise SpecError(f"the openvino backend needs the OpenVINO runtime: {backend.install}")
     if name in ("ort-cuda", "ort-trt") and not options.allow_fallback:
         import onnxruntime as ort
 
         if ORT_PROVIDERS[name] not in ort.get_available_providers():
-            raise SpecError(f"the {name} backend needs onnxruntime's {ORT_PROVIDERS[name]}, which this installation lacks: "
-                            f"{backend.install}; or pass --allow-fallback to run on the CPU")  # fmt: skip
+            raise SpecError(
+                f"the {name} backend needs onnxruntime's {ORT_PROVIDERS[name]}, which this installation lacks: "
+                f"{backend.install}; or pass --allow-fallback to run on the CPU"
+            )
 
 
 def _trt_options(spec: ModelSpec, size: tuple[int, int], options: RunnerOptions) -> dict[str, object]:
@@ -68,8 +74,12 @@ def _trt_options(spec: ModelSpec, size: tuple[int, int], options: RunnerOptions)
     def shapes_at(which: int) -> str:  # 0 min, 1 opt, 2 max; "input.1:1x3x320x320"
         return ",".join(f"{name}:{'x'.join(map(str, min_opt_max[which]))}" for name, min_opt_max in profile.items())
 
-    trt: dict[str, object] = {"trt_fp16_enable": options.trt_fp16, "trt_profile_min_shapes": shapes_at(0),
-                              "trt_profile_opt_shapes": shapes_at(1), "trt_profile_max_shapes": shapes_at(2)}  # fmt: skip
+    trt: dict[str, object] = {
+        "trt_fp16_enable": options.trt_fp16,
+        "trt_profile_min_shapes": shapes_at(0),
+        "trt_profile_opt_shapes": shapes_at(1),
+        "trt_profile_max_shapes": shapes_at(2),
+    }
     if options.trt_cache is not None:
         trt |= {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(options.trt_cache)}
     return trt
@@ -102,8 +112,17 @@ def onnx_runner(name: str, path: Path, spec: ModelSpec, size: tuple[int, int], o
         providers = [("TensorrtExecutionProvider", _trt_options(spec, size, options)), "CUDAExecutionProvider", CPU]
         if options.trt_fp16:
             by_provider["TensorrtExecutionProvider"] = "fp16 (TensorRT)"
-    if spec.precision is Precision.FP16:  # the CPU provider has few FP16 kernels: it casts and computes in FP32 between FP16 weights
+    if (
+        spec.precision is Precision.FP16
+    ):  # the CPU provider has few FP16 kernels: it casts and computes in FP32 between FP16 weights
         by_provider.setdefault(CPU, "fp16 weights, fp32 compute")
-    return OnnxRuntimeRunner(path, providers, intra_op_threads=threads, allow_fallback=options.allow_fallback,
-                             precision=spec.precision.value,
-                             install_hint=BACKENDS[name].install, precision_by_provider=by_provider, spin_wait=options.spin_wait)  # fmt: skip
+    return OnnxRuntimeRunner(
+        path,
+        providers,
+        intra_op_threads=threads,
+        allow_fallback=options.allow_fallback,
+        precision=spec.precision.value,
+        install_hint=BACKENDS[name].install,
+        precision_by_provider=by_provider,
+        spin_wait=options.spin_wait,
+    )

@@ -22,8 +22,10 @@ from facebatch.engines.build.engine_record import EngineRecord, GpuInfo, check_e
 from facebatch.engines.runners.base import Runner, TensorMeta, first_line
 from facebatch.errors import EngineError, SpecError
 
-TENSORRT_HINT = ("TensorRT engines need a CUDA GPU with TensorRT and Polygraphy: pip install 'facebatch[tensorrt]' "
-                 "(TensorRT's wheels come from NVIDIA's package index)")  # fmt: skip
+TENSORRT_HINT = (
+    "TensorRT engines need a CUDA GPU with TensorRT and Polygraphy: pip install 'facebatch[tensorrt]' "
+    "(TensorRT's wheels come from NVIDIA's package index)"
+)
 CUDA_DEV_ATTR_CC_MAJOR, CUDA_DEV_ATTR_CC_MINOR = 75, 76  # cudaDeviceAttr values
 
 
@@ -31,7 +33,7 @@ def tensorrt_available() -> bool:
     return importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("polygraphy") is not None
 
 
-def import_tensorrt():  # noqa: ANN201 - the tensorrt module
+def import_tensorrt():  # the tensorrt module
     if not tensorrt_available():
         raise SpecError(f"TensorRT is not installed here: {TENSORRT_HINT}")
     try:
@@ -54,7 +56,11 @@ def current_gpu(device: int = 0) -> GpuInfo:
                 raise EngineError("cudaDeviceGetAttribute failed: is there a CUDA GPU?")
         properties = ctypes.create_string_buffer(4096)  # cudaDeviceProp starts with char name[256]
         get = getattr(handle, "cudaGetDeviceProperties_v2", None) or handle.cudaGetDeviceProperties
-        name = properties.raw[:256].split(b"\0")[0].decode(errors="replace") if get(properties, device) == 0 else "unknown GPU"
+        name = (
+            properties.raw[:256].split(b"\0")[0].decode(errors="replace")
+            if get(properties, device) == 0
+            else "unknown GPU"
+        )
     except EngineError:
         raise
     except Exception as exc:
@@ -88,7 +94,10 @@ class TensorRtRunner(Runner):
         inputs, outputs = [], []
         for index in range(engine.num_io_tensors):
             name = engine.get_tensor_name(index)
-            dims = tuple(BATCH if (axis == 0 and d < 0) else (None if d < 0 else int(d)) for axis, d in enumerate(engine.get_tensor_shape(name)))
+            dims = tuple(
+                BATCH if (axis == 0 and d < 0) else (None if d < 0 else int(d))
+                for axis, d in enumerate(engine.get_tensor_shape(name))
+            )
             meta = TensorMeta(name, np.dtype(trt.nptype(engine.get_tensor_dtype(name))), dims)
             (inputs if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else outputs).append(meta)
         for meta in inputs:  # the profile's largest shapes, so no call ever allocates
@@ -96,9 +105,15 @@ class TensorRtRunner(Runner):
             context.set_input_shape(meta.name, largest)
             self._buffers[meta.name] = cuda.DeviceArray(shape=largest, dtype=DataType.from_dtype(meta.dtype))
         for meta in outputs:
-            self._buffers[meta.name] = cuda.DeviceArray(shape=tuple(context.get_tensor_shape(meta.name)), dtype=DataType.from_dtype(meta.dtype))
+            self._buffers[meta.name] = cuda.DeviceArray(
+                shape=tuple(context.get_tensor_shape(meta.name)), dtype=DataType.from_dtype(meta.dtype)
+            )
         self._engine, self._context, self._stream = engine, context, cuda.Stream()
-        return inputs, outputs, f"TensorRT {trt.__version__} on {gpu.name} (compute capability {gpu.compute_capability})"
+        return (
+            inputs,
+            outputs,
+            f"TensorRT {trt.__version__} on {gpu.name} (compute capability {gpu.compute_capability})",
+        )
 
     def _deactivate(self) -> None:
         for buffer in self._buffers.values():
@@ -115,8 +130,10 @@ class TensorRtRunner(Runner):
             buffer = self._buffers[meta.name].resize(array.shape)  # within the allocation: no new memory
             buffer.copy_from(array, stream)
             if not context.set_input_shape(meta.name, array.shape):
-                raise SpecError(f"{self.label}: input {meta.name} shape {list(array.shape)} is outside the engine's profile "
-                                f"{self.record.profile.to_dict()['shapes'].get(meta.name)}")  # fmt: skip
+                raise SpecError(
+                    f"{self.label}: input {meta.name} shape {list(array.shape)} is outside the engine's profile "
+                    f"{self.record.profile.to_dict()['shapes'].get(meta.name)}"
+                )
             context.set_tensor_address(meta.name, buffer.ptr)
         shapes = []
         for meta in self.outputs:
@@ -125,8 +142,8 @@ class TensorRtRunner(Runner):
             shapes.append(shape)
         if not context.execute_async_v3(stream.ptr):
             raise EngineError(f"TensorRT failed to run {self.label}")
-        results = [np.empty(shape, dtype=meta.dtype) for shape, meta in zip(shapes, self.outputs)]
-        for host, meta in zip(results, self.outputs):
+        results = [np.empty(shape, dtype=meta.dtype) for shape, meta in zip(shapes, self.outputs, strict=False)]
+        for host, meta in zip(results, self.outputs, strict=False):
             self._buffers[meta.name].copy_to(host, stream)
         stream.synchronize()
         return results

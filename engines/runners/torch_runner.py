@@ -45,7 +45,13 @@ class TorchRunner(Runner):
 
     @classmethod
     def single_input(
-        cls, module: nn.Module, input_name: str, output_names: Sequence[str], label: str, device: str = "cpu", fp16_autocast: bool = False
+        cls,
+        module: nn.Module,
+        input_name: str,
+        output_names: Sequence[str],
+        label: str,
+        device: str = "cpu",
+        fp16_autocast: bool = False,
     ) -> TorchRunner:
         """An NCHW float32 image input whose spatial dims are left open (the networks are
         convolutional: any size their granularity allows runs)."""
@@ -54,9 +60,16 @@ class TorchRunner(Runner):
 
     @classmethod
     def from_spec(
-        cls, module: nn.Module, spec: ModelSpec, device: str = "cpu", fp16_autocast: bool = False, threads: int | None = None
+        cls,
+        module: nn.Module,
+        spec: ModelSpec,
+        device: str = "cpu",
+        fp16_autocast: bool = False,
+        threads: int | None = None,
     ) -> TorchRunner:
-        runner = cls.single_input(module, spec.input.name, spec.output_names, f"torch {spec.name}", device, fp16_autocast)
+        runner = cls.single_input(
+            module, spec.input.name, spec.output_names, f"torch {spec.name}", device, fp16_autocast
+        )
         runner.threads = threads
         return runner
 

@@ -24,7 +24,7 @@ class TritonBlsRunner(Runner):
     declared by the caller (from the served config), since a python model cannot read
     another model's config."""
 
-    def __init__(self, backend: Any, model: str, inputs: Sequence[TensorMeta], outputs: Sequence[TensorMeta]) -> None:  # noqa: ANN401
+    def __init__(self, backend: Any, model: str, inputs: Sequence[TensorMeta], outputs: Sequence[TensorMeta]) -> None:
         super().__init__(model)
         self.backend = backend
         self.model = model

@@ -22,9 +22,16 @@ from facebatch.errors import EngineError, SpecError
 SERVE_HINT = "pip install 'facebatch[serve]' (tritonclient[http,grpc])"
 # Triton's wire types → numpy
 WIRE_TYPES = {
-    "FP32": np.float32, "FP16": np.float16, "FP64": np.float64, "INT64": np.int64, "INT32": np.int32, "INT8": np.int8,
-    "UINT8": np.uint8, "BOOL": np.bool_, "BYTES": np.object_,
-}  # fmt: skip
+    "FP32": np.float32,
+    "FP16": np.float16,
+    "FP64": np.float64,
+    "INT64": np.int64,
+    "INT32": np.int32,
+    "INT8": np.int8,
+    "UINT8": np.uint8,
+    "BOOL": np.bool_,
+    "BYTES": np.object_,
+}
 WIRE_NAMES = {np.dtype(dtype): name for name, dtype in WIRE_TYPES.items()}
 PROTOCOLS = ("http", "grpc")
 
@@ -43,7 +50,7 @@ def parse_triton_url(url: str) -> tuple[str, str]:
     return protocol, rest.rstrip("/")
 
 
-def _client_module(protocol: str) -> Any:  # noqa: ANN401 - tritonclient.http or tritonclient.grpc
+def _client_module(protocol: str) -> Any:  # tritonclient.http or tritonclient.grpc
     try:
         if protocol == "grpc":
             import tritonclient.grpc as module
@@ -72,12 +79,16 @@ class TritonClientRunner(Runner):
             if self.protocol == "grpc":
                 self._client = module.InferenceServerClient(self.address)
             else:  # one connection: a runner is used by one thread at a time
-                self._client = module.InferenceServerClient(self.address, connection_timeout=self.timeout_s, network_timeout=self.timeout_s)
+                self._client = module.InferenceServerClient(
+                    self.address, connection_timeout=self.timeout_s, network_timeout=self.timeout_s
+                )
             if not self._client.is_server_ready():
                 raise EngineError(f"Triton at {self.address} is up but not ready")
             if not self._client.is_model_ready(self.model):
                 served = ", ".join(sorted(m["name"] for m in self.repository_models())) or "none"
-                raise SpecError(f"Triton at {self.address} serves no ready model {self.model!r} (it has: {served}); pick one with --model")
+                raise SpecError(
+                    f"Triton at {self.address} serves no ready model {self.model!r} (it has: {served}); pick one with --model"
+                )
             metadata = self._as_dict(self._client.get_model_metadata(self.model))
             config = self._as_dict(self._client.get_model_config(self.model))
         except (EngineError, SpecError):
@@ -90,7 +101,7 @@ class TritonClientRunner(Runner):
         self.max_batch_size = int(config.get("max_batch_size", 0))
         return self._metas(metadata["inputs"]), self._metas(metadata["outputs"]), f"triton-{self.protocol}"
 
-    def _as_dict(self, answer: Any) -> dict[str, Any]:  # noqa: ANN401 - a dict (HTTP) or a protobuf message (gRPC)
+    def _as_dict(self, answer: Any) -> dict[str, Any]:  # a dict (HTTP) or a protobuf message (gRPC)
         if isinstance(answer, dict):
             return answer
         from google.protobuf.json_format import MessageToDict
@@ -102,7 +113,9 @@ class TritonClientRunner(Runner):
         for tensor in tensors:
             dtype = WIRE_TYPES.get(tensor["datatype"])
             if dtype is None:
-                raise EngineError(f"{self.label}: tensor {tensor['name']} has Triton type {tensor['datatype']}, which facebatch does not send")
+                raise EngineError(
+                    f"{self.label}: tensor {tensor['name']} has Triton type {tensor['datatype']}, which facebatch does not send"
+                )
             shape: list[int | str | None] = [int(d) if int(d) >= 0 else None for d in tensor["shape"]]
             if self.max_batch_size > 0 and shape:
                 shape[0] = "batch"
@@ -136,8 +149,11 @@ class TritonClientRunner(Runner):
         counts = {}
         for stats in answer.get("model_stats", []):
             success = stats.get("inference_stats", {}).get("success", {})
-            counts[stats["name"]] = {"requests": int(success.get("count", 0)), "inference_count": int(stats.get("inference_count", 0)),
-                                     "execution_count": int(stats.get("execution_count", 0))}  # fmt: skip
+            counts[stats["name"]] = {
+                "requests": int(success.get("count", 0)),
+                "inference_count": int(stats.get("inference_count", 0)),
+                "execution_count": int(stats.get("execution_count", 0)),
+            }
         return counts
 
     def _close(self) -> None:

@@ -17,10 +17,16 @@ from facebatch.errors import SpecError
 
 # numpy dtype → Triton data type; object arrays hold bytes (TYPE_STRING, "BYTES" on the wire)
 TRITON_TYPES = {
-    np.dtype(np.float32): "TYPE_FP32", np.dtype(np.float16): "TYPE_FP16", np.dtype(np.float64): "TYPE_FP64",
-    np.dtype(np.int64): "TYPE_INT64", np.dtype(np.int32): "TYPE_INT32", np.dtype(np.int8): "TYPE_INT8",
-    np.dtype(np.uint8): "TYPE_UINT8", np.dtype(np.bool_): "TYPE_BOOL", np.dtype(object): "TYPE_STRING",
-}  # fmt: skip
+    np.dtype(np.float32): "TYPE_FP32",
+    np.dtype(np.float16): "TYPE_FP16",
+    np.dtype(np.float64): "TYPE_FP64",
+    np.dtype(np.int64): "TYPE_INT64",
+    np.dtype(np.int32): "TYPE_INT32",
+    np.dtype(np.int8): "TYPE_INT8",
+    np.dtype(np.uint8): "TYPE_UINT8",
+    np.dtype(np.bool_): "TYPE_BOOL",
+    np.dtype(object): "TYPE_STRING",
+}
 NUMPY_TYPES = {name: dtype for dtype, name in TRITON_TYPES.items()}
 KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU"}
 
@@ -44,7 +50,7 @@ class TritonTensor:
 
     def to_pbtxt(self) -> str:
         dims = ", ".join(str(d) for d in self.dims)
-        text = f'{{ name: {json.dumps(self.name)} data_type: {triton_type(self.dtype)} dims: [ {dims} ]'
+        text = f"{{ name: {json.dumps(self.name)} data_type: {triton_type(self.dtype)} dims: [ {dims} ]"
         if self.reshape is not None:
             text += f" reshape: {{ shape: [ {', '.join(str(d) for d in self.reshape)} ] }}"
         return text + " }"
@@ -81,14 +87,20 @@ class ModelConfig:
         if bool(self.platform) == bool(self.backend):
             raise SpecError(f"model {self.name}: give exactly one of platform and backend")
         if self.instance_kind not in KINDS:
-            raise SpecError(f"model {self.name}: instance kind must be one of {sorted(KINDS)}, got {self.instance_kind!r}")
+            raise SpecError(
+                f"model {self.name}: instance kind must be one of {sorted(KINDS)}, got {self.instance_kind!r}"
+            )
         if self.instance_count < 1 or self.max_batch_size < 0:
             raise SpecError(f"model {self.name}: --instances must be at least 1 and the max batch size not negative")
 
     def to_pbtxt(self) -> str:
-        lines = ["# written by facebatch; Triton's ModelConfig schema (model_config.proto)",
-                 f"name: {json.dumps(self.name)}"]  # fmt: skip
-        lines.append(f"platform: {json.dumps(self.platform)}" if self.platform else f"backend: {json.dumps(self.backend)}")
+        lines = [
+            "# written by facebatch; Triton's ModelConfig schema (model_config.proto)",
+            f"name: {json.dumps(self.name)}",
+        ]
+        lines.append(
+            f"platform: {json.dumps(self.platform)}" if self.platform else f"backend: {json.dumps(self.backend)}"
+        )
         lines.append(f"max_batch_size: {self.max_batch_size}")
         lines.append("input [\n" + ",\n".join(f"  {t.to_pbtxt()}" for t in self.inputs) + "\n]")
         lines.append("output [\n" + ",\n".join(f"  {t.to_pbtxt()}" for t in self.outputs) + "\n]")

@@ -41,8 +41,10 @@ class FacebatchModel:
 
     def initialize(self, args: dict[str, str]) -> None:
         if self.backend is None:
-            raise SpecError("a facebatch python model needs the python backend's utilities: subclass it in model.py with "
-                            "'backend = triton_python_backend_utils'")  # fmt: skip
+            raise SpecError(
+                "a facebatch python model needs the python backend's utilities: subclass it in model.py with "
+                "'backend = triton_python_backend_utils'"
+            )
         self.config = json.loads(args["model_config"])
         self.name = args["model_name"]
         self.folder = Path(args["model_repository"]) / args["model_version"]
@@ -56,10 +58,12 @@ class FacebatchModel:
             runner.__exit__(None, None, None)
         self.runners = []
 
-    def error_response(self, message: str) -> Any:  # noqa: ANN401 - pb_utils.InferenceResponse
-        return self.backend.InferenceResponse(output_tensors=[], error=self.backend.TritonError(f"{self.name}: {message}"))
+    def error_response(self, message: str) -> Any:  # pb_utils.InferenceResponse
+        return self.backend.InferenceResponse(
+            output_tensors=[], error=self.backend.TritonError(f"{self.name}: {message}")
+        )
 
-    def input_array(self, request: Any, name: str) -> np.ndarray:  # noqa: ANN401 - pb_utils.InferenceRequest
+    def input_array(self, request: Any, name: str) -> np.ndarray:  # pb_utils.InferenceRequest
         tensor = self.backend.get_input_tensor_by_name(request, name)
         if tensor is None:
             raise SpecError(f"the request has no input {name!r}")
@@ -70,7 +74,7 @@ class FacebatchModel:
             return self.answer(requests)
         except FacebatchError as exc:
             return [self.error_response(str(exc)) for _ in requests]
-        except Exception as exc:  # noqa: BLE001 - a runtime's own exception still answers every request in one line
+        except Exception as exc:  # a runtime's own exception still answers every request in one line
             return [self.error_response(f"{type(exc).__name__}: {first_line(exc)}") for _ in requests]
 
     def answer(self, requests: Sequence[Any]) -> list[Any]:
@@ -84,8 +88,12 @@ class OnnxModel(FacebatchModel):
         super().initialize(args)
         threads = int(self.parameter("threads", "0")) or None
         # spin_wait off: the pipeline's instances and this model take turns on the same cores
-        runner = OnnxRuntimeRunner(self.folder / self.parameter("onnx_file", "model.onnx"), intra_op_threads=threads,
-                                   label=self.name, spin_wait=False)  # fmt: skip
+        runner = OnnxRuntimeRunner(
+            self.folder / self.parameter("onnx_file", "model.onnx"),
+            intra_op_threads=threads,
+            label=self.name,
+            spin_wait=False,
+        )
         self.runner = runner.__enter__()
         self.runners.append(runner)
 
@@ -96,13 +104,21 @@ class OnnxModel(FacebatchModel):
         merged = {name: np.concatenate([feed[name] for feed in feeds]) for name in names}
         outputs = self.runner.infer(merged)
         bounds = np.cumsum([0, *sizes])
-        return [self.backend.InferenceResponse(output_tensors=[self.backend.Tensor(name, np.ascontiguousarray(array[a:b]))
-                                                               for name, array in outputs.items()])
-                for a, b in zip(bounds[:-1], bounds[1:])]  # fmt: skip
+        return [
+            self.backend.InferenceResponse(
+                output_tensors=[
+                    self.backend.Tensor(name, np.ascontiguousarray(array[a:b])) for name, array in outputs.items()
+                ]
+            )
+            for a, b in zip(bounds[:-1], bounds[1:], strict=False)
+        ]
 
 
 def _metas(tensors: list[dict]) -> list[TensorMeta]:
-    return [TensorMeta(t["name"], np.dtype(t["dtype"]), (BATCH_SYMBOL, *(d if d > 0 else None for d in t["dims"]))) for t in tensors]
+    return [
+        TensorMeta(t["name"], np.dtype(t["dtype"]), (BATCH_SYMBOL, *(d if d > 0 else None for d in t["dims"])))
+        for t in tensors
+    ]
 
 
 def face_outputs(result: ImageFaces, index: int, embedding_size: int) -> dict[str, np.ndarray]:
@@ -111,16 +127,29 @@ def face_outputs(result: ImageFaces, index: int, embedding_size: int) -> dict[st
     assert faces is not None and faces.landmarks is not None
     embeddings = result.embeddings if result.embeddings is not None else np.zeros((0, embedding_size), np.float32)
     arrays = (np.full(count, index, np.int32), faces.boxes, faces.scores, faces.landmarks, embeddings)
-    return {name: np.asarray(a, dtype=np.int32 if name == FACE_OUTPUTS[0] else np.float32) for name, a in zip(FACE_OUTPUTS, arrays)}
+    return {
+        name: np.asarray(a, dtype=np.int32 if name == FACE_OUTPUTS[0] else np.float32)
+        for name, a in zip(FACE_OUTPUTS, arrays, strict=False)
+    }
 
 
 def join_faces(rows: list[dict[str, np.ndarray]], embedding_size: int) -> dict[str, np.ndarray]:
     """One request's output tensors: the rows of its photos, in order."""
-    empty = {FACE_OUTPUTS[0]: (0,), FACE_OUTPUTS[1]: (0, 4), FACE_OUTPUTS[2]: (0,), FACE_OUTPUTS[3]: (0, 5, 2),
-             FACE_OUTPUTS[4]: (0, embedding_size)}  # fmt: skip
-    return {name: np.ascontiguousarray(np.concatenate([r[name] for r in rows]) if rows else
-                                       np.zeros(empty[name], np.int32 if name == FACE_OUTPUTS[0] else np.float32))
-            for name in FACE_OUTPUTS}  # fmt: skip
+    empty = {
+        FACE_OUTPUTS[0]: (0,),
+        FACE_OUTPUTS[1]: (0, 4),
+        FACE_OUTPUTS[2]: (0,),
+        FACE_OUTPUTS[3]: (0, 5, 2),
+        FACE_OUTPUTS[4]: (0, embedding_size),
+    }
+    return {
+        name: np.ascontiguousarray(
+            np.concatenate([r[name] for r in rows])
+            if rows
+            else np.zeros(empty[name], np.int32 if name == FACE_OUTPUTS[0] else np.float32)
+        )
+        for name in FACE_OUTPUTS
+    }
 
 
 class FacePipelineModel(FacebatchModel):
@@ -144,10 +173,13 @@ class FacePipelineModel(FacebatchModel):
             return max(1, min(spec_max, served_max))
 
         settings = PipelineSettings(
-            det_thresh=float(self.parameter("det_thresh", "0.5")), nms_thresh=float(self.parameter("nms_thresh", "0.4")),
-            max_faces=int(self.parameter("max_faces", "0")), batch_size=served_batch(det_spec.batch.max, det["max_batch_size"]),
-            embed_batch_size=served_batch(emb_spec.batch.max, emb["max_batch_size"]), read_workers=0,
-        )  # fmt: skip
+            det_thresh=float(self.parameter("det_thresh", "0.5")),
+            nms_thresh=float(self.parameter("nms_thresh", "0.4")),
+            max_faces=int(self.parameter("max_faces", "0")),
+            batch_size=served_batch(det_spec.batch.max, det["max_batch_size"]),
+            embed_batch_size=served_batch(emb_spec.batch.max, emb["max_batch_size"]),
+            read_workers=0,
+        )
         self.pipeline = FacePipeline(models, detector, embedder, settings)
         self.embedding_size = int(emb_spec.embedding_size or emb["outputs"][0]["dims"][-1])
 
@@ -163,14 +195,16 @@ class FacePipelineModel(FacebatchModel):
                 continue
             bad = [i for i, image in enumerate(images) if image is None]
             if bad:
-                refused[number] = f"photo {bad[0]} of the request is not a whole image (JPEG, PNG, BMP, WebP or TIFF bytes)"
+                refused[number] = (
+                    f"photo {bad[0]} of the request is not a whole image (JPEG, PNG, BMP, WebP or TIFF bytes)"
+                )
                 continue
             for index, image in enumerate(images):
                 prepared.append(pipeline.prepare(Path(f"request{number}/photo{index}"), image))
                 owners.append((number, index))
         results = pipeline.finish(prepared) if prepared else []
         rows: dict[int, list[dict[str, np.ndarray]]] = {n: [] for n in range(len(requests))}
-        for (number, index), result in zip(owners, results):
+        for (number, index), result in zip(owners, results, strict=False):
             rows[number].append(face_outputs(result, index, self.embedding_size))
         responses = []
         for number in range(len(requests)):
@@ -178,5 +212,7 @@ class FacePipelineModel(FacebatchModel):
                 responses.append(self.error_response(refused[number]))
                 continue
             tensors = join_faces(rows[number], self.embedding_size)
-            responses.append(self.backend.InferenceResponse(output_tensors=[self.backend.Tensor(n, a) for n, a in tensors.items()]))
+            responses.append(
+                self.backend.InferenceResponse(output_tensors=[self.backend.Tensor(n, a) for n, a in tensors.items()])
+            )
         return responses

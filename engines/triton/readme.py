@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from facebatch.engines.triton.settings import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORT, FACE_OUTPUTS, IMAGES_INPUT
+from facebatch.engines.triton.settings import (
+    DEFAULT_GRPC_PORT,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_METRICS_PORT,
+    FACE_OUTPUTS,
+    IMAGES_INPUT,
+)
 
 if TYPE_CHECKING:  # the repository writer calls this module
     from facebatch.engines.triton.repository import TritonRepository
@@ -13,8 +19,10 @@ NGC_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"  # Triton 2.51, the release 
 
 
 def _model_rows(repository: TritonRepository) -> list[str]:
-    rows = ["| model | role | runtime | max batch | preferred batches | instances | inputs | outputs |",
-            "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = [
+        "| model | role | runtime | max batch | preferred batches | instances | inputs | outputs |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for model in repository.models:
         config = model.config
         runtime = config.platform or config.backend
@@ -22,10 +30,15 @@ def _model_rows(repository: TritonRepository) -> list[str]:
         preferred = ", ".join(map(str, batching.preferred_batch_sizes)) if batching else "-"
 
         def tensors(items: tuple) -> str:
-            return "<br>".join(f"`{t.name}` {t.dtype.name if t.dtype.kind != 'O' else 'bytes'} [{', '.join(map(str, t.dims))}]" for t in items)
+            return "<br>".join(
+                f"`{t.name}` {t.dtype.name if t.dtype.kind != 'O' else 'bytes'} [{', '.join(map(str, t.dims))}]"
+                for t in items
+            )
 
-        rows.append(f"| `{model.name}` | {model.role} | {runtime} ({config.instance_kind}) | {config.max_batch_size} | {preferred} | "
-                    f"{config.instance_count} | {tensors(config.inputs)} | {tensors(config.outputs)} |")  # fmt: skip
+        rows.append(
+            f"| `{model.name}` | {model.role} | {runtime} ({config.instance_kind}) | {config.max_batch_size} | {preferred} | "
+            f"{config.instance_count} | {tensors(config.inputs)} | {tensors(config.outputs)} |"
+        )
     return rows
 
 
@@ -34,10 +47,16 @@ def _perf_analyzer(repository: TritonRepository) -> list[str]:
     for model in repository.models:
         if model.role == "pipeline":
             continue
-        shapes = " ".join(f"--shape {t.name}:{','.join(str(d) for d in t.dims)}" for t in model.config.inputs if -1 in t.dims)
-        for batch in sorted({1, *(model.config.dynamic_batching.preferred_batch_sizes if model.config.dynamic_batching else ())}):
-            lines.append(f"perf_analyzer -m {model.name} -u localhost:{DEFAULT_GRPC_PORT} -i grpc -b {batch} "
-                         f"--concurrency-range 1:16:2 {shapes}".rstrip())  # fmt: skip
+        shapes = " ".join(
+            f"--shape {t.name}:{','.join(str(d) for d in t.dims)}" for t in model.config.inputs if -1 in t.dims
+        )
+        for batch in sorted(
+            {1, *(model.config.dynamic_batching.preferred_batch_sizes if model.config.dynamic_batching else ())}
+        ):
+            lines.append(
+                f"perf_analyzer -m {model.name} -u localhost:{DEFAULT_GRPC_PORT} -i grpc -b {batch} "
+                f"--concurrency-range 1:16:2 {shapes}".rstrip()
+            )
     return lines
 
 
@@ -114,12 +133,21 @@ def repository_readme(repository: TritonRepository) -> str:
         "Client-side throughput and p50/p90/p99 latency per concurrency (tritonclient, no perf_analyzer needed):",
         "",
         "```bash",
-        *(f"facebatch bench --triton localhost:{DEFAULT_HTTP_PORT} --model {m.name} --concurrency 1,2,4,8,16 --images PHOTOS/"
-          for m in repository.models),
+        *(
+            f"facebatch bench --triton localhost:{DEFAULT_HTTP_PORT} --model {m.name} --concurrency 1,2,4,8,16 --images PHOTOS/"
+            for m in repository.models
+        ),
         "```",
         "",
-    ]  # fmt: skip
+    ]
     analyzer = _perf_analyzer(repository)
     if analyzer:
-        out += ["With perf_analyzer (in NVIDIA's `-sdk` container), per batch size and concurrency:", "", "```bash", *analyzer, "```", ""]
+        out += [
+            "With perf_analyzer (in NVIDIA's `-sdk` container), per batch size and concurrency:",
+            "",
+            "```bash",
+            *analyzer,
+            "```",
+            "",
+        ]
     return "\n".join(out)

@@ -72,10 +72,14 @@ class RepositoryOptions:
         if self.max_batch is not None and self.max_batch < 1:
             raise SpecError(f"--max-batch must be at least 1, got {self.max_batch}")
         if self.runtime == "tensorrt" and self.device == "cpu":
-            raise SpecError("TensorRT engines run on a GPU only; drop --device cpu or pick --runtime onnxruntime/python")
+            raise SpecError(
+                "TensorRT engines run on a GPU only; drop --device cpu or pick --runtime onnxruntime/python"
+            )
         if self.runtime == "python" and self.device == "gpu":
-            raise SpecError("--runtime python runs onnxruntime on the CPU inside the python backend; drop --device gpu, "
-                            "or pick --runtime onnxruntime/tensorrt for GPU instances")  # fmt: skip
+            raise SpecError(
+                "--runtime python runs onnxruntime on the CPU inside the python backend; drop --device gpu, "
+                "or pick --runtime onnxruntime/tensorrt for GPU instances"
+            )
 
     @property
     def instance_kind(self) -> str:
@@ -115,8 +119,10 @@ def _onnx_tensors(model: onnx.ModelProto, path: Path) -> tuple[tuple[TritonTenso
         shape = dims[value.name]
         if not shape or not isinstance(shape[0], str):
             batch = shape[0] if shape else "no axes"
-            raise SpecError(f"{path.name} has a fixed batch axis ({batch}) on {value.name!r}, and Triton batches along that axis; "
-                            f"make it symbolic with '{fix_command(path)}' (or re-export it with facebatch export)")  # fmt: skip
+            raise SpecError(
+                f"{path.name} has a fixed batch axis ({batch}) on {value.name!r}, and Triton batches along that axis; "
+                f"make it symbolic with '{fix_command(path)}' (or re-export it with facebatch export)"
+            )
         rest = tuple(d if isinstance(d, int) and d > 0 else -1 for d in shape[1:])
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
         return TritonTensor(value.name, dtype, rest)
@@ -157,26 +163,34 @@ def _engine_source_onnx(plan: Path, record: EngineRecord) -> Path:
         candidate = folder / Path(name).name
         if candidate.is_file() and file_sha256(candidate) == sha:
             return candidate
-    raise SpecError(f"cannot find {Path(name).name}, the ONNX engine {plan.name} was built from (sha256 {sha[:12]}…), beside the "
-                    f"engine or in {plan.parent.parent / 'onnx'}; its tensor types are the engine's: keep it there")  # fmt: skip
+    raise SpecError(
+        f"cannot find {Path(name).name}, the ONNX engine {plan.name} was built from (sha256 {sha[:12]}…), beside the "
+        f"engine or in {plan.parent.parent / 'onnx'}; its tensor types are the engine's: keep it there"
+    )
 
 
 def _read_engine(plan: Path, max_batch: int | None) -> _Artifact:
     record = read_engine_record(plan)
     if file_sha256(plan) != record.sha256:
-        raise SpecError(f"engine {plan.name} is not the one its sidecar {plan.with_suffix('.json').name} describes (sha256 differs); "
-                        "rebuild it with 'facebatch build'")  # fmt: skip
+        raise SpecError(
+            f"engine {plan.name} is not the one its sidecar {plan.with_suffix('.json').name} describes (sha256 differs); "
+            "rebuild it with 'facebatch build'"
+        )
     batch = record.profile.batch
     if max_batch is not None and max_batch > batch.max:
-        raise SpecError(f"engine {plan.name} was built for batch {batch.min}-{batch.max}, smaller than --max-batch {max_batch}; "
-                        f"pass --max-batch {batch.max} or rebuild it with 'facebatch build --max {max_batch}'")  # fmt: skip
+        raise SpecError(
+            f"engine {plan.name} was built for batch {batch.min}-{batch.max}, smaller than --max-batch {max_batch}; "
+            f"pass --max-batch {batch.max} or rebuild it with 'facebatch build --max {max_batch}'"
+        )
     source = _engine_source_onnx(plan, record)
     _, inputs, outputs = _read_onnx(source)
     # an engine takes its profile's shape only (a --dynamic-size ONNX was built at one size)
     shapes = record.profile.shapes
     inputs = tuple(replace(t, dims=tuple(shapes[t.name][2][1:])) if t.name in shapes else t for t in inputs)
     size = record.profile.size
-    return _Artifact(plan, record.spec, inputs, outputs, (int(size[0]), int(size[1])), batch.opt, batch.max, engine=plan)
+    return _Artifact(
+        plan, record.spec, inputs, outputs, (int(size[0]), int(size[1])), batch.opt, batch.max, engine=plan
+    )
 
 
 def read_artifact(path: Path, runtime: str, max_batch: int | None) -> _Artifact:
@@ -184,7 +198,9 @@ def read_artifact(path: Path, runtime: str, max_batch: int | None) -> _Artifact:
     path = Path(path)
     if path.suffix == PLAN_SUFFIX:
         if runtime != "tensorrt":
-            raise SpecError(f"{path.name} is a TensorRT engine; serve it with --runtime tensorrt, or pass its ONNX artifact")
+            raise SpecError(
+                f"{path.name} is a TensorRT engine; serve it with --runtime tensorrt, or pass its ONNX artifact"
+            )
         return _read_engine(path, max_batch)
     target, inputs, outputs = _read_onnx(path)
     if runtime == "tensorrt":
@@ -194,7 +210,7 @@ def read_artifact(path: Path, runtime: str, max_batch: int | None) -> _Artifact:
 
 
 # -- the models -----------------------------------------------------------------------------------
-PYTHON_MODEL_CODE = '''\
+PYTHON_MODEL_CODE = """\
 # Written by facebatch. The model's code is facebatch's own ({module}), so the python
 # backend's environment needs facebatch and its dependencies (see the repository's README.md).
 import triton_python_backend_utils as pb_utils
@@ -204,7 +220,7 @@ from {module} import {cls}
 
 class TritonPythonModel({cls}):
     backend = pb_utils  # the python backend's utilities, handed to facebatch's code
-'''
+"""
 PYTHON_MODELS = "facebatch.engines.triton.python_models"
 
 
@@ -222,8 +238,15 @@ def _model_name(path: Path) -> str:
 def _served_model(artifact: _Artifact, options: RepositoryOptions, name: str) -> ServedModel:
     max_batch = options.max_batch or artifact.profile_max
     batching = DynamicBatching(preferred_batch_sizes(artifact.profile_opt, max_batch), options.max_queue_delay_us)
-    common = dict(name=name, max_batch_size=max_batch, inputs=artifact.inputs, outputs=artifact.outputs, dynamic_batching=batching,
-                  instance_kind=options.instance_kind, instance_count=options.instances)  # fmt: skip
+    common = dict(
+        name=name,
+        max_batch_size=max_batch,
+        inputs=artifact.inputs,
+        outputs=artifact.outputs,
+        dynamic_batching=batching,
+        instance_kind=options.instance_kind,
+        instance_count=options.instances,
+    )
     if options.runtime == "tensorrt":
         assert artifact.engine is not None
         config = ModelConfig(platform="tensorrt_plan", **common)
@@ -242,36 +265,57 @@ def _tensor_dict(tensors: tuple[TritonTensor, ...]) -> list[dict]:
     return [{"name": t.name, "dtype": t.dtype.name, "dims": list(t.dims)} for t in tensors]
 
 
-def _pipeline_model(detector: tuple[_Artifact, ServedModel], embedder: tuple[_Artifact, ServedModel], options: RepositoryOptions) -> ServedModel:
+def _pipeline_model(
+    detector: tuple[_Artifact, ServedModel], embedder: tuple[_Artifact, ServedModel], options: RepositoryOptions
+) -> ServedModel:
     """Encoded photos in, faces out: facebatch's own decode, NMS and alignment, with the
     detector and the embedder called through BLS (so their dynamic batchers merge the calls of
     every pipeline instance). One request carries any number of photos; every output has one
     row per face, and FACE_IMAGE_INDEX says which photo of the request it was found in."""
     (det, det_model), (emb, emb_model) = detector, embedder
     if det.spec.head is None or not det.spec.head.use_kps:
-        raise SpecError(f"{det.path.name} finds no landmarks, and --pipeline aligns faces on 5 landmarks; "
-                        "serve a detector with landmarks (the *_kps / *_bnkps variants)")  # fmt: skip
+        raise SpecError(
+            f"{det.path.name} finds no landmarks, and --pipeline aligns faces on 5 landmarks; "
+            "serve a detector with landmarks (the *_kps / *_bnkps variants)"
+        )
     max_batch = det_model.config.max_batch_size
     dim = emb.spec.embedding_size or emb.outputs[0].dims[-1]
-    outputs = [TritonTensor(FACE_OUTPUTS[0], np.dtype(np.int32), (1,)),
-               TritonTensor(FACE_OUTPUTS[1], np.dtype(np.float32), (4,)),
-               TritonTensor(FACE_OUTPUTS[2], np.dtype(np.float32), (1,)),
-               TritonTensor(FACE_OUTPUTS[3], np.dtype(np.float32), (5, 2)),
-               TritonTensor(FACE_OUTPUTS[4], np.dtype(np.float32), (dim,))]  # fmt: skip
+    outputs = [
+        TritonTensor(FACE_OUTPUTS[0], np.dtype(np.int32), (1,)),
+        TritonTensor(FACE_OUTPUTS[1], np.dtype(np.float32), (4,)),
+        TritonTensor(FACE_OUTPUTS[2], np.dtype(np.float32), (1,)),
+        TritonTensor(FACE_OUTPUTS[3], np.dtype(np.float32), (5, 2)),
+        TritonTensor(FACE_OUTPUTS[4], np.dtype(np.float32), (dim,)),
+    ]
     config = ModelConfig(
-        name=PIPELINE_MODEL, backend="python", max_batch_size=max_batch,
-        inputs=(TritonTensor(IMAGES_INPUT, np.dtype(object), (1,)),), outputs=tuple(outputs),
+        name=PIPELINE_MODEL,
+        backend="python",
+        max_batch_size=max_batch,
+        inputs=(TritonTensor(IMAGES_INPUT, np.dtype(object), (1,)),),
+        outputs=tuple(outputs),
         dynamic_batching=DynamicBatching(preferred_batch_sizes(det.profile_opt, max_batch), options.max_queue_delay_us),
-        instance_kind="cpu", instance_count=options.instances,
+        instance_kind="cpu",
+        instance_count=options.instances,
         parameters={"det_thresh": str(DET_THRESH), "nms_thresh": str(NMS_THRESH), "max_faces": "0"},
-    )  # fmt: skip
+    )
     description = {
         "format": "facebatch-triton-pipeline/1",
-        "detector": {"model": det_model.name, "spec": spec_to_dict(det.spec), "size": list(det.detector_size),
-                     "max_batch_size": max_batch, "inputs": _tensor_dict(det.inputs), "outputs": _tensor_dict(det.outputs)},
-        "embedder": {"model": emb_model.name, "spec": spec_to_dict(emb.spec), "max_batch_size": emb_model.config.max_batch_size,
-                     "inputs": _tensor_dict(emb.inputs), "outputs": _tensor_dict(emb.outputs)},
-    }  # fmt: skip
+        "detector": {
+            "model": det_model.name,
+            "spec": spec_to_dict(det.spec),
+            "size": list(det.detector_size),
+            "max_batch_size": max_batch,
+            "inputs": _tensor_dict(det.inputs),
+            "outputs": _tensor_dict(det.outputs),
+        },
+        "embedder": {
+            "model": emb_model.name,
+            "spec": spec_to_dict(emb.spec),
+            "max_batch_size": emb_model.config.max_batch_size,
+            "inputs": _tensor_dict(emb.inputs),
+            "outputs": _tensor_dict(emb.outputs),
+        },
+    }
     files: dict[str, Path | str] = {
         "config.pbtxt": config.to_pbtxt(),
         f"1/{PIPELINE_FILE}": json.dumps(description, indent=2) + "\n",
@@ -292,7 +336,10 @@ def plan_repository(artifacts: list[Path], out: Path, options: RepositoryOptions
             raise SpecError(f"two artifacts would both be served as {name!r}; rename one of the files")
         models.append(_served_model(artifact, options, name))
     if options.pipeline:
-        roles = {role: [(a, m) for a, m in zip(read, models) if a.role == role] for role in ("detector", "embedder")}
+        roles = {
+            role: [(a, m) for a, m in zip(read, models, strict=False) if a.role == role]
+            for role in ("detector", "embedder")
+        }
         for role, found in roles.items():
             if len(found) != 1:
                 names = ", ".join(a.path.name for a, _ in found) or "none"
@@ -314,8 +361,10 @@ def _previous_files(out: Path) -> list[str]:
     try:
         return [str(f) for f in json.loads(manifest.read_text())["files"]] + [MANIFEST]
     except (OSError, ValueError, KeyError, TypeError):
-        raise OutputError(f"{manifest} is unreadable, so facebatch cannot tell which files it wrote there; "
-                          "pick an empty --out or remove that folder yourself") from None  # fmt: skip
+        raise OutputError(
+            f"{manifest} is unreadable, so facebatch cannot tell which files it wrote there; "
+            "pick an empty --out or remove that folder yourself"
+        ) from None
 
 
 def _clear_for_writing(out: Path, wanted: set[str], force: bool) -> None:
@@ -327,12 +376,16 @@ def _clear_for_writing(out: Path, wanted: set[str], force: bool) -> None:
     if not present:
         return
     if not force:
-        raise OutputError(f"{out} exists and is not empty; pass --force to replace what facebatch wrote there, or pick another --out")
+        raise OutputError(
+            f"{out} exists and is not empty; pass --force to replace what facebatch wrote there, or pick another --out"
+        )
     ours = _previous_files(out)
     foreign = [rel for rel in sorted(wanted) if (out / rel).exists() and rel not in ours]
     if foreign:
-        raise OutputError(f"--force replaces only files facebatch wrote, and these in {out} are not: {', '.join(foreign)}; "
-                          "move them away or pick another --out")  # fmt: skip
+        raise OutputError(
+            f"--force replaces only files facebatch wrote, and these in {out} are not: {', '.join(foreign)}; "
+            "move them away or pick another --out"
+        )
     for rel in ours:
         target = out / rel
         if target.is_file() or target.is_symlink():
@@ -355,7 +408,9 @@ def _write_file(target: Path, content: Path | str) -> None:
 def write_repository(repository: TritonRepository, options: RepositoryOptions) -> TritonRepository:
     """Write the planned files (each atomically), the README and the manifest of what was written."""
     out = repository.path
-    files: dict[str, Path | str] = {f"{m.name}/{rel}": content for m in repository.models for rel, content in m.files.items()}
+    files: dict[str, Path | str] = {
+        f"{m.name}/{rel}": content for m in repository.models for rel, content in m.files.items()
+    }
     files["README.md"] = repository_readme(repository)
     _clear_for_writing(out, set(files) | {MANIFEST}, options.force)
     ensure_writable_dir(out)
@@ -370,6 +425,10 @@ def write_repository(repository: TritonRepository, options: RepositoryOptions) -
 
 
 def _write_manifest(out: Path, repository: TritonRepository, files: list[str]) -> None:
-    manifest = {"format": "facebatch-triton/1", "runtime": repository.runtime, "models": [m.name for m in repository.models],
-                "files": files}  # fmt: skip
+    manifest = {
+        "format": "facebatch-triton/1",
+        "runtime": repository.runtime,
+        "models": [m.name for m in repository.models],
+        "files": files,
+    }
     _write_file(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")

@@ -34,7 +34,9 @@ from types import TracebackType
 from facebatch.engines.triton.settings import MANIFEST, READY_TIMEOUT_S, STOP_TIMEOUT_S
 from facebatch.errors import EngineError, SpecError
 
-PYTRITON_HINT = "pip install --no-deps 'nvidia-pytriton>=0.7' (the Makefile's serve set-up), or put tritonserver on PATH"
+PYTRITON_HINT = (
+    "pip install --no-deps 'nvidia-pytriton>=0.7' (the Makefile's serve set-up), or put tritonserver on PATH"
+)
 # The python stub inside nvidia-pytriton 0.7 (tritonserver 2.51) was built for numpy 1: under numpy 2 it
 # hands the models arrays with the wrong values. Its models need an environment with numpy<2.
 PYTRITON_NUMPY_MAJOR = 1
@@ -68,8 +70,13 @@ def find_tritonserver() -> TritonInstall:
         root = Path(next(iter(spec.submodule_search_locations)))
         binary = root / "tritonserver" / "bin" / "tritonserver"
         if binary.is_file():
-            return TritonInstall(binary, "nvidia-pytriton", root / "tritonserver" / "backends", root.parent / "nvidia_pytriton.libs",
-                                 root / "tritonserver" / "python_backend_stubs")  # fmt: skip
+            return TritonInstall(
+                binary,
+                "nvidia-pytriton",
+                root / "tritonserver" / "backends",
+                root.parent / "nvidia_pytriton.libs",
+                root / "tritonserver" / "python_backend_stubs",
+            )
     raise SpecError(f"no tritonserver here: {PYTRITON_HINT}")
 
 
@@ -92,13 +99,17 @@ def python_env(prefix: Path | None = None) -> PythonEnv:
     prefix = Path(prefix) if prefix is not None else Path(sys.prefix)
     python = prefix / "bin" / "python3"
     if not python.exists():
-        raise SpecError(f"{prefix} is not a python environment (no bin/python3); pass a virtualenv with facebatch as --python-env")
+        raise SpecError(
+            f"{prefix} is not a python environment (no bin/python3); pass a virtualenv with facebatch as --python-env"
+        )
     probe = "import sys, numpy, facebatch.engines.triton.python_models; print(f'{sys.version_info[0]}.{sys.version_info[1]}', numpy.__version__)"
     result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SpecError(f"the python environment {prefix} cannot import facebatch's Triton models ({last}); install facebatch "
-                        f"there, or {SERVE_ENV_HINT}")  # fmt: skip
+        raise SpecError(
+            f"the python environment {prefix} cannot import facebatch's Triton models ({last}); install facebatch "
+            f"there, or {SERVE_ENV_HINT}"
+        )
     version, numpy_version = result.stdout.split()
     return PythonEnv(prefix, version, numpy_version)
 
@@ -150,7 +161,9 @@ def free_ports(count: int, address: str = "127.0.0.1") -> list[int]:
 def check_repository(repository: Path) -> None:
     repository = Path(repository)
     if not repository.is_dir():
-        raise SpecError(f"model repository {repository} does not exist; write one with 'facebatch triton ARTIFACT... --out {repository}'")
+        raise SpecError(
+            f"model repository {repository} does not exist; write one with 'facebatch triton ARTIFACT... --out {repository}'"
+        )
     if not any(p.is_dir() and (p / "config.pbtxt").is_file() for p in repository.iterdir()):
         hint = "" if (repository / MANIFEST).is_file() else "; write one with 'facebatch triton'"
         raise SpecError(f"{repository} holds no model (no */config.pbtxt){hint}")
@@ -203,11 +216,15 @@ class TritonServer:
         stub = install.stubs / self.env.version / "triton_python_backend_stub"
         if not stub.is_file():
             versions = sorted(p.name for p in install.stubs.iterdir() if p.is_dir())
-            raise SpecError(f"nvidia-pytriton has no python stub for Python {self.env.version} (it has {', '.join(versions)}); "
-                            "pass a --python-env with one of those versions")  # fmt: skip
+            raise SpecError(
+                f"nvidia-pytriton has no python stub for Python {self.env.version} (it has {', '.join(versions)}); "
+                "pass a --python-env with one of those versions"
+            )
         if int(self.env.numpy.split(".")[0]) > PYTRITON_NUMPY_MAJOR:
-            raise SpecError(f"the python stub of nvidia-pytriton's tritonserver misreads numpy 2 arrays, and {self.env.prefix} has "
-                            f"numpy {self.env.numpy}; run its models in an environment with numpy<2: {SERVE_ENV_HINT}")  # fmt: skip
+            raise SpecError(
+                f"the python stub of nvidia-pytriton's tritonserver misreads numpy 2 arrays, and {self.env.prefix} has "
+                f"numpy {self.env.numpy}; run its models in an environment with numpy<2: {SERVE_ENV_HINT}"
+            )
         self._scratch = tempfile.TemporaryDirectory(prefix="facebatch-triton-")
         backends = Path(self._scratch.name) / "backends"
         for backend in install.backends.iterdir():
@@ -220,9 +237,15 @@ class TritonServer:
         return backends
 
     def command(self, backends: Path | None) -> list[str]:
-        command = [str(self.install.binary), f"--model-repository={self.repository}", f"--http-address={self.address}",
-                   f"--grpc-address={self.address}", f"--http-port={self.ports.http}", f"--grpc-port={self.ports.grpc}",
-                   f"--exit-timeout-secs={int(STOP_TIMEOUT_S)}"]  # fmt: skip
+        command = [
+            str(self.install.binary),
+            f"--model-repository={self.repository}",
+            f"--http-address={self.address}",
+            f"--grpc-address={self.address}",
+            f"--http-port={self.ports.http}",
+            f"--grpc-port={self.ports.grpc}",
+            f"--exit-timeout-secs={int(STOP_TIMEOUT_S)}",
+        ]
         if self.ports.metrics is None:
             command.append("--allow-metrics=false")
         else:
@@ -235,7 +258,9 @@ class TritonServer:
         env = dict(os.environ)
         env["PATH"] = f"{self.env.bin}{os.pathsep}{env.get('PATH', '')}"
         if self.install.libraries is not None:
-            env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (env.get("LD_LIBRARY_PATH", ""), str(self.install.libraries)) if p)
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(
+                p for p in (env.get("LD_LIBRARY_PATH", ""), str(self.install.libraries)) if p
+            )
         env.pop("PYTHONPATH", None)  # the stub imports what the python environment has, nothing else
         return env
 
@@ -245,12 +270,17 @@ class TritonServer:
         or TensorRT models is refused up front, saying what would run it."""
         if not self.install.bundled:
             return
-        others = sorted(p.name for p in self.repository.iterdir()
-                        if (p / "config.pbtxt").is_file() and 'backend: "python"' not in (p / "config.pbtxt").read_text())  # fmt: skip
+        others = sorted(
+            p.name
+            for p in self.repository.iterdir()
+            if (p / "config.pbtxt").is_file() and 'backend: "python"' not in (p / "config.pbtxt").read_text()
+        )
         if others:
-            raise SpecError(f"nvidia-pytriton's tritonserver has the python backend only, and {', '.join(others)} need another; write "
-                            "the repository with 'facebatch triton --runtime python', or serve it with NVIDIA's container "
-                            "(its README.md has the command)")  # fmt: skip
+            raise SpecError(
+                f"nvidia-pytriton's tritonserver has the python backend only, and {', '.join(others)} need another; write "
+                "the repository with 'facebatch triton --runtime python', or serve it with NVIDIA's container "
+                "(its README.md has the command)"
+            )
 
     def start(self) -> TritonServer:
         check_repository(self.repository)
@@ -259,11 +289,17 @@ class TritonServer:
         backends = self._backend_directory()
         output = None
         if self.log_file is not None:
-            self._log = open(self.log_file, "wb")  # noqa: SIM115 - open as long as the server runs
+            self._log = open(self.log_file, "wb")  # open as long as the server runs
             output = self._log
         # its own session: the python stubs it starts share its process group, so one signal reaches all
-        self.process = subprocess.Popen(self.command(backends), env=self.environment(), stdout=output, stderr=subprocess.STDOUT if output else None,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        self.process = subprocess.Popen(
+            self.command(backends),
+            env=self.environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             self.wait_ready()
         except BaseException:
@@ -347,5 +383,7 @@ class TritonServer:
     def __enter__(self) -> TritonServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

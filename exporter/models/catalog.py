@@ -38,8 +38,16 @@ def scrfd_catalog() -> list[ScrfdEntry]:
         layout = head_layout(cfg)
         spec = scrfd_spec(variant, layout, DEFAULT_SCRFD_SIZE, DEFAULT_SCRFD_SIZE)
         parameters = sum(p.numel() for p in build_scrfd(**cfg).parameters())
-        entries.append(ScrfdEntry(variant, cfg["backbone"]["type"], cfg["bbox_head"]["norm_cfg"]["type"], layout.use_kps,
-                                  parameters, spec.default_filename))  # fmt: skip
+        entries.append(
+            ScrfdEntry(
+                variant,
+                cfg["backbone"]["type"],
+                cfg["bbox_head"]["norm_cfg"]["type"],
+                layout.use_kps,
+                parameters,
+                spec.default_filename,
+            )
+        )
     return entries
 
 
@@ -49,6 +57,15 @@ def arcface_catalog() -> list[ArcFaceEntry]:
         spec = arcface_spec(network)
         layers = config.layers if isinstance(config, IResNetConfig) else config.blocks
         parameters = sum(p.numel() for p in build_arcface(network).parameters())
-        entries.append(ArcFaceEntry(spec.name, network, type(config).__name__.removesuffix("Config"), layers,
-                                    spec.embedding_size or 0, parameters, spec.default_filename))  # fmt: skip
+        entries.append(
+            ArcFaceEntry(
+                spec.name,
+                network,
+                type(config).__name__.removesuffix("Config"),
+                layers,
+                spec.embedding_size or 0,
+                parameters,
+                spec.default_filename,
+            )
+        )
     return entries

@@ -13,7 +13,9 @@ from facebatch.errors import SpecError
 class ConvBlock(nn.Module):
     """Conv → BN → PReLU."""
 
-    def __init__(self, in_c: int, out_c: int, kernel: int = 1, stride: int = 1, padding: int = 0, groups: int = 1) -> None:
+    def __init__(
+        self, in_c: int, out_c: int, kernel: int = 1, stride: int = 1, padding: int = 0, groups: int = 1
+    ) -> None:
         super().__init__()
         self.layers = nn.Sequential(
             nn.Conv2d(in_c, out_c, kernel, stride, padding, groups=groups, bias=False),
@@ -28,7 +30,9 @@ class ConvBlock(nn.Module):
 class LinearBlock(nn.Module):
     """Conv → BN, no activation."""
 
-    def __init__(self, in_c: int, out_c: int, kernel: int = 1, stride: int = 1, padding: int = 0, groups: int = 1) -> None:
+    def __init__(
+        self, in_c: int, out_c: int, kernel: int = 1, stride: int = 1, padding: int = 0, groups: int = 1
+    ) -> None:
         super().__init__()
         self.layers = nn.Sequential(
             nn.Conv2d(in_c, out_c, kernel, stride, padding, groups=groups, bias=False),
@@ -42,7 +46,9 @@ class LinearBlock(nn.Module):
 class DepthWise(nn.Module):
     """1×1 expand → k×k depthwise (stride) → 1×1 project, plus the input when residual."""
 
-    def __init__(self, in_c: int, out_c: int, residual: bool, kernel: int, stride: int, padding: int, groups: int) -> None:
+    def __init__(
+        self, in_c: int, out_c: int, residual: bool, kernel: int, stride: int, padding: int, groups: int
+    ) -> None:
         super().__init__()
         self.residual = residual
         self.layers = nn.Sequential(
@@ -59,9 +65,7 @@ class DepthWise(nn.Module):
 class Residual(nn.Module):
     def __init__(self, channels: int, num_block: int, groups: int) -> None:
         super().__init__()
-        self.layers = nn.Sequential(
-            *[DepthWise(channels, channels, True, 3, 1, 1, groups) for _ in range(num_block)]
-        )
+        self.layers = nn.Sequential(*[DepthWise(channels, channels, True, 3, 1, 1, groups) for _ in range(num_block)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
@@ -84,10 +88,14 @@ class GDC(nn.Module):
 
 
 class MobileFaceNet(nn.Module):
-    def __init__(self, num_features: int = EMBEDDING_SIZE, blocks: tuple[int, ...] = (1, 4, 6, 2), scale: int = 2) -> None:
+    def __init__(
+        self, num_features: int = EMBEDDING_SIZE, blocks: tuple[int, ...] = (1, 4, 6, 2), scale: int = 2
+    ) -> None:
         super().__init__()
         if blocks[0] != 1:
-            raise SpecError(f"MobileFaceNet blocks {tuple(blocks)}: only blocks[0] == 1 (mbf) is reproduced, not mbf_large; use arcface_mbf")
+            raise SpecError(
+                f"MobileFaceNet blocks {tuple(blocks)}: only blocks[0] == 1 (mbf) is reproduced, not mbf_large; use arcface_mbf"
+            )
         self.embedding_size = num_features
         w = 64 * scale  # 128 for mbf
         self.layers = nn.ModuleList(

@@ -24,12 +24,33 @@ from facebatch.exporter.weights.seeded import seeded_weights
 # Config keys that only matter for training; accepted and ignored.
 TRAINING_ONLY_KEYS = frozenset(
     {
-        "loss_cls", "loss_bbox", "loss_kps", "loss_qfl", "train_cfg", "test_cfg", "bbox_coder",
-        "reg_decoded_bbox", "background_label", "norm_eval", "frozen_stages", "zero_init_residual",
-        "with_cp", "pretrained", "init_cfg", "requires_grad", "conv_cfg", "type", "relu_before_extra_convs",
-        "no_norm_on_lateral", "upsample_cfg", "act_cfg", "dcn", "stage_with_dcn", "plugins",
+        "loss_cls",
+        "loss_bbox",
+        "loss_kps",
+        "loss_qfl",
+        "train_cfg",
+        "test_cfg",
+        "bbox_coder",
+        "reg_decoded_bbox",
+        "background_label",
+        "norm_eval",
+        "frozen_stages",
+        "zero_init_residual",
+        "with_cp",
+        "pretrained",
+        "init_cfg",
+        "requires_grad",
+        "conv_cfg",
+        "type",
+        "relu_before_extra_convs",
+        "no_norm_on_lateral",
+        "upsample_cfg",
+        "act_cfg",
+        "dcn",
+        "stage_with_dcn",
+        "plugins",
     }
-)  # fmt: skip
+)
 
 
 def _checked_kwargs(part: str, kwargs: dict[str, Any], accepted: Iterable[str]) -> dict[str, Any]:
@@ -158,7 +179,9 @@ class PAFPN(nn.Module):
     def forward(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         laterals = [conv(inputs[i + self.start_level]) for i, conv in enumerate(self.lateral_convs)]
         for i in range(self.levels - 1, 0, -1):
-            laterals[i - 1] = laterals[i - 1] + F.interpolate(laterals[i], size=laterals[i - 1].shape[2:], mode="nearest")
+            laterals[i - 1] = laterals[i - 1] + F.interpolate(
+                laterals[i], size=laterals[i - 1].shape[2:], mode="nearest"
+            )
         inter = [self.fpn_convs[i](laterals[i]) for i in range(self.levels)]
         for i in range(self.levels - 1):
             inter[i + 1] = inter[i + 1] + self.downsample_convs[i](inter[i])
@@ -191,7 +214,9 @@ class SCRFDHead(nn.Module):
     ) -> None:
         super().__init__()
         if loss_dfl:
-            raise SpecError("SCRFD heads with DFL (loss_dfl) cannot be exported; every released model has loss_dfl=False")
+            raise SpecError(
+                "SCRFD heads with DFL (loss_dfl) cannot be exported; every released model has loss_dfl=False"
+            )
         if norm_cfg is None:
             norm_cfg = dict(type="GN", num_groups=32)
         self.layout = head_layout_from_head(anchor_generator, use_kps)
@@ -271,15 +296,35 @@ BACKBONES = {"MobileNetV1": MobileNetV1, "ResNetV1e": ResNetV1e}
 BACKBONE_ARGS = {
     "MobileNetV1": ("block_cfg", "in_channels", "num_stages", "out_indices"),
     "ResNetV1e": (
-        "depth", "block_cfg", "base_channels", "stem_channels", "in_channels", "num_stages",
-        "strides", "out_indices", "norm_cfg", "style",
+        "depth",
+        "block_cfg",
+        "base_channels",
+        "stem_channels",
+        "in_channels",
+        "num_stages",
+        "strides",
+        "out_indices",
+        "norm_cfg",
+        "style",
     ),
-}  # fmt: skip
+}
 NECK_ARGS = ("in_channels", "out_channels", "num_outs", "start_level", "end_level", "add_extra_convs", "norm_cfg")
 HEAD_ARGS = (
-    "num_classes", "in_channels", "anchor_generator", "stacked_convs", "feat_channels", "feat_mults",
-    "norm_cfg", "cls_reg_share", "strides_share", "scale_mode", "dw_conv", "use_kps", "reg_max", "loss_dfl",
-)  # fmt: skip
+    "num_classes",
+    "in_channels",
+    "anchor_generator",
+    "stacked_convs",
+    "feat_channels",
+    "feat_mults",
+    "norm_cfg",
+    "cls_reg_share",
+    "strides_share",
+    "scale_mode",
+    "dw_conv",
+    "use_kps",
+    "reg_max",
+    "loss_dfl",
+)
 
 
 class SCRFD(nn.Module):

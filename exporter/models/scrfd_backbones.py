@@ -125,7 +125,9 @@ ARCH_SETTINGS: dict[int, tuple[str, tuple[int, ...]]] = {
 }
 
 
-def res_layer(block: type[BasicBlock] | type[Bottleneck], inplanes: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
+def res_layer(
+    block: type[BasicBlock] | type[Bottleneck], inplanes: int, planes: int, blocks: int, stride: int
+) -> nn.Sequential:
     """mmdet ResLayer with avg_down=True: the shortcut is AvgPool (kernel=stride) → 1×1 conv → BN."""
     downsample = None
     if stride != 1 or inplanes != planes * block.expansion:

@@ -8,7 +8,7 @@ order (``onnx_weights`` + ``onnx_layers``), then *proven* against the source fil
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,7 @@ def conv_count(network: str) -> int:
     return 2 + 3 * depthwise_units + 2  # 2 stem ConvBlocks, 3 convs per unit, conv_sep, GDC
 
 
-@lru_cache(maxsize=None)
+@cache
 def network_signature(network: str) -> tuple:
     model = build_arcface(network)
     modules = dict(model.named_modules())
@@ -93,15 +93,18 @@ def arcface_from_onnx(path: Path, network: str | None = None) -> tuple[ArcFaceBa
     return model.eval(), inferred
 
 
-def prove_arcface_import(model: ArcFaceBackbone, path: Path, frames: np.ndarray, label: str | None = None) -> ParityReport:
+def prove_arcface_import(
+    model: ArcFaceBackbone, path: Path, frames: np.ndarray, label: str | None = None
+) -> ParityReport:
     """Run the source file one frame at a time (official files are traced at batch 1) and the
     torch model on the same frames; compare embeddings (max abs diff and per-row cosine)."""
     path = Path(path)
     with OnnxRuntimeRunner(path) as runner:
         (input_name,) = runner.input_names
-        source = np.concatenate([next(iter(runner.infer({input_name: f[None]}).values())).reshape(1, -1) for f in frames])
+        source = np.concatenate(
+            [next(iter(runner.infer({input_name: f[None]}).values())).reshape(1, -1) for f in frames]
+        )
     outputs = embedder_outputs(EMBEDDING_NAME, source.shape[1])
     with TorchRunner.single_input(model, INPUT_NAME, [EMBEDDING_NAME], f"torch {type(model).__name__}") as torch_model:
         ours = torch_model.infer({INPUT_NAME: frames})
     return compare_outputs(label or f"import proof vs {path.name}", ours, {EMBEDDING_NAME: source}, outputs)
-

@@ -25,9 +25,13 @@ LISTED = 6
 
 # What a file starts with, for files that are plainly not a checkpoint.
 NOT_CHECKPOINTS = {
-    b"\xff\xd8\xff": "a JPEG image", b"\x89PNG": "a PNG image", b"GIF8": "a GIF image", b"%PDF": "a PDF document",
-    b"\x1f\x8b": "a gzip archive", b"\x08": "an ONNX model or another protobuf (ONNX weights take a .onnx name)",
-}  # fmt: skip
+    b"\xff\xd8\xff": "a JPEG image",
+    b"\x89PNG": "a PNG image",
+    b"GIF8": "a GIF image",
+    b"%PDF": "a PDF document",
+    b"\x1f\x8b": "a gzip archive",
+    b"\x08": "an ONNX model or another protobuf (ONNX weights take a .onnx name)",
+}
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format
 PICKLE_PROTO = b"\x80"  # torch's legacy format and plain pickles start with a protocol opcode
 
@@ -76,13 +80,17 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             "state dict: torch.save(model.state_dict(), 'weights.pth')"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise WeightsError(f"{path} cannot be read as a PyTorch checkpoint (truncated or corrupt?): {first_sentence(str(exc))}") from None
+        raise WeightsError(
+            f"{path} cannot be read as a PyTorch checkpoint (truncated or corrupt?): {first_sentence(str(exc))}"
+        ) from None
     state = payload.get("state_dict", payload) if isinstance(payload, Mapping) else None
     if not isinstance(state, Mapping) or not state:
         raise WeightsError(f"{path} holds no state dict (expected a dict with 'state_dict' or a bare state dict)")
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if len(tensors) != len(state):
-        raise WeightsError(f"{path}: state dict has non-tensor entries: {', '.join(sorted(set(state) - set(tensors))[:LISTED])}")
+        raise WeightsError(
+            f"{path}: state dict has non-tensor entries: {', '.join(sorted(set(state) - set(tensors))[:LISTED])}"
+        )
     if all(k.startswith("module.") for k in tensors):  # saved from DataParallel / DDP
         tensors = {k[len("module.") :]: v for k, v in tensors.items()}
     return tensors
@@ -105,7 +113,11 @@ def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], 
     )
     problems = [
         _listing(label, names)
-        for label, names in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches (file vs model)", mismatched))
+        for label, names in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches (file vs model)", mismatched),
+        )
         if names
     ]
     if problems:

@@ -60,7 +60,9 @@ def graph_dense(view: GraphView) -> list[GraphDense]:
                 constants = [view.const(n) for n in follower.input if view.const(n) is not None]
                 if len(constants) == 1 and constants[0].size == weight.shape[0]:
                     bias, output = constants[0].reshape(-1), follower.output[0]
-        dense.append(GraphDense(node, weight.astype(np.float32), None if bias is None else bias.astype(np.float32), output))
+        dense.append(
+            GraphDense(node, weight.astype(np.float32), None if bias is None else bias.astype(np.float32), output)
+        )
     return dense
 
 
@@ -86,9 +88,11 @@ def assign_dense(model: nn.Module, view: GraphView, trace: CallTrace, out: Assig
     modules = dict(model.named_modules())
     dense = graph_dense(view)
     if len(dense) != len(trace.linears):
-        raise WeightsError(f"the graph has {len(dense)} Gemm/MatMul layers, the model calls {len(trace.linears)} Linear layers")
+        raise WeightsError(
+            f"the graph has {len(dense)} Gemm/MatMul layers, the model calls {len(trace.linears)} Linear layers"
+        )
     used: set[str] = set()
-    for gd, name, norm_name in zip(dense, trace.linears, trace.linear_norms):
+    for gd, name, norm_name in zip(dense, trace.linears, trace.linear_norms, strict=False):
         linear = modules[name]
         if tuple(linear.weight.shape) != gd.weight.shape:
             raise WeightsError(f"{gd.describe()} does not fit {name} (weight {list(linear.weight.shape)})")
@@ -106,8 +110,12 @@ def assign_dense(model: nn.Module, view: GraphView, trace: CallTrace, out: Assig
             norm = modules[norm_name]
             channels = norm.num_features
             shift = bias if linear.bias is None else np.zeros(channels)
-            identity = {"weight": np.ones(channels), "bias": shift, "running_mean": np.zeros(channels),
-                        "running_var": np.full(channels, 1.0 - norm.eps)}  # fmt: skip
+            identity = {
+                "weight": np.ones(channels),
+                "bias": shift,
+                "running_mean": np.zeros(channels),
+                "running_var": np.full(channels, 1.0 - norm.eps),
+            }
             _set_bn(out, norm_name, identity, channels, gd.describe())
             if linear.bias is not None:
                 out.set(f"{name}.bias", bias, gd.describe())
@@ -125,18 +133,25 @@ def assign_free_norms(model: nn.Module, view: GraphView, trace: CallTrace, out: 
     modules = dict(model.named_modules())
     conv_outputs = {n.output[0] for n in view.nodes if n.op_type == "Conv"}
     nodes = [
-        n for n in view.nodes
+        n
+        for n in view.nodes
         if n.op_type == "BatchNormalization" and n.input[0] not in conv_outputs and n.output[0] not in used
-    ]  # fmt: skip
+    ]
     free = [name for name in trace.free_norms() if isinstance(modules[name], nn.modules.batchnorm._BatchNorm)]
     if len(nodes) != len(free):
         raise WeightsError(
             f"the graph has {len(nodes)} unfolded BatchNormalization nodes, the model calls {len(free)} BatchNorms "
             "that no conv or linear precedes"
         )
-    for node, name in zip(nodes, free):
+    for node, name in zip(nodes, free, strict=False):
         norm = modules[name]
-        _set_bn(out, name, _bn_node_values(view, node, norm), norm.num_features, f"BatchNormalization {node.name or node.output[0]}")
+        _set_bn(
+            out,
+            name,
+            _bn_node_values(view, node, norm),
+            norm.num_features,
+            f"BatchNormalization {node.name or node.output[0]}",
+        )
 
 
 def assign_prelus(model: nn.Module, view: GraphView, trace: CallTrace, out: Assignment) -> None:
@@ -144,7 +159,7 @@ def assign_prelus(model: nn.Module, view: GraphView, trace: CallTrace, out: Assi
     nodes = [n for n in view.nodes if n.op_type == "PRelu"]
     if len(nodes) != len(trace.prelus):
         raise WeightsError(f"the graph has {len(nodes)} PRelu nodes, the model calls {len(trace.prelus)} PReLUs")
-    for node, name in zip(nodes, trace.prelus):
+    for node, name in zip(nodes, trace.prelus, strict=False):
         slope = view.const(node.input[1])
         if slope is None:
             raise WeightsError(f"PRelu {node.name or node.output[0]} has a slope that is not a constant")

@@ -54,10 +54,14 @@ def graph_convs(view: GraphView) -> list[GraphConv]:
             continue
         weight = view.const(node.input[1])
         if weight is None:
-            raise WeightsError(f"Conv node {node.name or node.output[0]} has a weight that is not a constant; cannot import")
+            raise WeightsError(
+                f"Conv node {node.name or node.output[0]} has a weight that is not a constant; cannot import"
+            )
         bias = view.const(node.input[2]) if len(node.input) > 2 else None
         stride = tuple(attribute(node, "strides", [1] * (weight.ndim - 2)))
-        convs.append(GraphConv(len(convs), node, weight.astype(np.float32), bias, stride, int(attribute(node, "group", 1))))
+        convs.append(
+            GraphConv(len(convs), node, weight.astype(np.float32), bias, stride, int(attribute(node, "group", 1)))
+        )
     return convs
 
 
@@ -151,9 +155,12 @@ class Assignment:
     def load_into(self, model: nn.Module, optional: tuple[str, ...] = ()) -> None:
         state = model.state_dict()
         missing = sorted(
-            k for k in state
-            if k not in self.values and not k.endswith("num_batches_tracked") and not any(k.endswith(o) for o in optional)
-        )  # fmt: skip
+            k
+            for k in state
+            if k not in self.values
+            and not k.endswith("num_batches_tracked")
+            and not any(k.endswith(o) for o in optional)
+        )
         if missing:
             raise WeightsError(f"the graph left {len(missing)} model tensors unset: {', '.join(missing[:8])}")
         for name, value in self.values.items():
@@ -211,7 +218,9 @@ def _set_norm(view: GraphView, gc: GraphConv, norm_name: str, norm: nn.Module, o
         chain = _walk_single(view, gc.node.output[0], ("Reshape", "InstanceNormalization", "Reshape", "Mul", "Add"))
         ops = [n.op_type for n in chain]
         if "InstanceNormalization" not in ops or "Mul" not in ops or "Add" not in ops:
-            raise WeightsError(f"{src} should be followed by GroupNorm ({norm_name}) but the graph has {ops or 'nothing'}")
+            raise WeightsError(
+                f"{src} should be followed by GroupNorm ({norm_name}) but the graph has {ops or 'nothing'}"
+            )
         gamma = _affine_param(view, chain[ops.index("Mul", ops.index("InstanceNormalization"))], channels)
         beta = _affine_param(view, chain[ops.index("Add", ops.index("InstanceNormalization"))], channels)
     if gamma is None or beta is None:
@@ -228,7 +237,7 @@ def assign_convs(model: nn.Module, view: GraphView, convs: list[GraphConv], trac
     if len(convs) != len(trace.convs):
         raise WeightsError(f"the graph has {len(convs)} Conv nodes, the model calls {len(trace.convs)} convs")
     out = Assignment()
-    for gc, name, norm_name in zip(convs, trace.convs, trace.conv_norms):
+    for gc, name, norm_name in zip(convs, trace.convs, trace.conv_norms, strict=False):
         conv = modules[name]
         assert isinstance(conv, nn.Conv2d)
         if gc.signature != module_signature(conv):

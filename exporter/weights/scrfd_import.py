@@ -7,7 +7,7 @@ named; the populated model is then *proven* against the source file on real fram
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from facebatch.engines.pipeline.scrfd_layout import canonical_outputs
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.torch_runner import TorchRunner
 from facebatch.errors import WeightsError
+from facebatch.exporter.models.scrfd import SCRFD, build_scrfd
 from facebatch.exporter.weights.onnx_weights import (
     CallTrace,
     assign_convs,
@@ -28,7 +29,6 @@ from facebatch.exporter.weights.onnx_weights import (
     scalar_multiplier,
     trace_calls,
 )
-from facebatch.exporter.models.scrfd import SCRFD, build_scrfd
 from facebatch.onnx_graph import GraphView, graph_input, load_onnx
 from facebatch.verify.parity import ParityReport, compare_outputs
 
@@ -45,7 +45,7 @@ def _call_signature(model: SCRFD) -> tuple[CallTrace, tuple]:
     return trace, tuple(module_signature(modules[c]) for c in trace.convs)
 
 
-@lru_cache(maxsize=None)
+@cache
 def variant_signature(variant: str) -> tuple:
     return _call_signature(build_scrfd(**SCRFD_CONFIGS[variant]))[1]
 
@@ -57,7 +57,7 @@ def _uses_groupnorm(model_cfg: dict[str, Any]) -> bool:
 def _first_difference(graph_sig: tuple, model_sig: tuple) -> str:
     if len(graph_sig) != len(model_sig):
         return f"the graph has {len(graph_sig)} Conv nodes, the variant has {len(model_sig)}"
-    for i, (g, m) in enumerate(zip(graph_sig, model_sig)):
+    for i, (g, m) in enumerate(zip(graph_sig, model_sig, strict=False)):
         if g != m:
             return f"Conv #{i} has weight {list(g[0])} stride {list(g[1])} group {g[2]}, the variant expects {list(m[0])} stride {list(m[1])} group {m[2]}"
     return "convs match but norms or landmark outputs do not"
@@ -81,9 +81,10 @@ def infer_scrfd_variant(view: GraphView, source: str) -> str:
         return matches[0]
     if len(matches) > 1:
         raise WeightsError(f"{source} fits several SCRFD variants ({', '.join(matches)}); name one with --variant")
+
     def agreement(v: str) -> tuple[int, int]:
         sig = variant_signature(v)
-        return sum(g == m for g, m in zip(graph_sig, sig)), -abs(len(sig) - len(graph_sig))
+        return sum(g == m for g, m in zip(graph_sig, sig, strict=False)), -abs(len(sig) - len(graph_sig))
 
     closest = max(SCRFD_CONFIGS, key=agreement)
     raise WeightsError(
@@ -158,7 +159,7 @@ def source_input_size(path: Path, fallback: tuple[int, int]) -> tuple[int, int]:
     """The fixed H, W of a source graph; ``fallback`` for the dims that are symbolic."""
     _, dims = graph_input(onnx.load(str(path), load_external_data=False), WeightsError)
     graph_hw = dims[2:4] if len(dims) == 4 else [None, None]
-    return tuple(d if isinstance(d, int) and d > 0 else f for d, f in zip(graph_hw, fallback))  # type: ignore[return-value]
+    return tuple(d if isinstance(d, int) and d > 0 else f for d, f in zip(graph_hw, fallback, strict=False))  # type: ignore[return-value]
 
 
 def prove_scrfd_import(model: SCRFD, path: Path, frames: np.ndarray, label: str | None = None) -> ParityReport:
@@ -176,4 +177,6 @@ def prove_scrfd_import(model: SCRFD, path: Path, frames: np.ndarray, label: str 
     source = {name: np.concatenate([f[name] for f in per_frame]) for name in spec.output_names}
     with TorchRunner.from_spec(model, spec) as torch_model:
         ours = torch_model.infer({spec.input.name: frames})
-    return compare_outputs(label or f"import proof vs {path.name}", ours, source, spec.outputs)  # the spec's FP32 tolerances
+    return compare_outputs(
+        label or f"import proof vs {path.name}", ours, source, spec.outputs
+    )  # the spec's FP32 tolerances

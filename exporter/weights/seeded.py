@@ -92,7 +92,7 @@ def intrinsic_fp32_error(model: nn.Module, frames: np.ndarray) -> float:
         fp64 = reference(torch.from_numpy(np.ascontiguousarray(frames)).double())
     fp32 = fp32 if isinstance(fp32, (tuple, list)) else (fp32,)
     fp64 = fp64 if isinstance(fp64, (tuple, list)) else (fp64,)
-    return max(float((a.double() - b).abs().max()) for a, b in zip(fp32, fp64))
+    return max(float((a.double() - b).abs().max()) for a, b in zip(fp32, fp64, strict=False))
 
 
 def seeded_parity_gate(model: nn.Module, spec: ModelSpec, frames: np.ndarray) -> ParityGate:

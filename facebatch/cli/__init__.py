@@ -14,7 +14,6 @@ import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
-from facebatch.version import __version__
 from facebatch.cli import (
     bench,
     build,
@@ -34,8 +33,25 @@ from facebatch.cli import (
 )
 from facebatch.cli.terminal import terminal_output
 from facebatch.errors import FacebatchError
+from facebatch.version import __version__
 
-COMMANDS = (export, models, verify, fix, convert, quantize, build, bench, detect, embed, compare, triton, serve, release, describe)
+COMMANDS = (
+    export,
+    models,
+    verify,
+    fix,
+    convert,
+    quantize,
+    build,
+    bench,
+    detect,
+    embed,
+    compare,
+    triton,
+    serve,
+    release,
+    describe,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             if args.verbose:
                 warnings.simplefilter("always")
-            elif not sys.warnoptions:  # libraries' warnings would come before our one error line; --verbose or -W shows them
+            elif (
+                not sys.warnoptions
+            ):  # libraries' warnings would come before our one error line; --verbose or -W shows them
                 warnings.simplefilter("ignore")
             with terminal_output(args.verbose):
                 return int(args.handler(args))

@@ -48,7 +48,9 @@ def parse_batch_size(text: str) -> int:
     try:
         size = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected one batch size (a positive integer such as 8), got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected one batch size (a positive integer such as 8), got {text!r}"
+        ) from None
     if size < 1:
         raise argparse.ArgumentTypeError(f"a batch size is a positive integer such as 8, got {size}")
     return size
@@ -102,57 +104,108 @@ OPSET_HELP = f"supported {OPSET_RANGE[0]}–{OPSET_RANGE[1]}"
 def add_sizes_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup, several: bool) -> None:
     """``--size``: the model's input size, one name in every command."""
     if several:
-        parser.add_argument("--size", dest="sizes", type=parse_sizes, metavar="N|HxW[,…]",
-                            help="input size(s) to check at, e.g. 640 or 320,320x480 (default: the artifact's own; "
-                            "a graph with a symbolic size is checked at its size and a non-square one)")  # fmt: skip
+        parser.add_argument(
+            "--size",
+            dest="sizes",
+            type=parse_sizes,
+            metavar="N|HxW[,…]",
+            help="input size(s) to check at, e.g. 640 or 320,320x480 (default: the artifact's own; "
+            "a graph with a symbolic size is checked at its size and a non-square one)",
+        )
     else:
         parser.add_argument("--size", type=parse_size, metavar="N|HxW", help="input size, N or HxW")
 
 
 def add_embedding_size_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """One flag, one meaning: how many values one frame's embedding has."""
-    parser.add_argument("--embedding-size", type=int, metavar="N",
-                        help=f"values in one frame's embedding: the size an ArcFace network is built with (checkpoints, "
-                        f"seeded weights; default {EMBEDDING_SIZE}), or the size a foreign embedder's output is checked against")  # fmt: skip
+    parser.add_argument(
+        "--embedding-size",
+        type=int,
+        metavar="N",
+        help=f"values in one frame's embedding: the size an ArcFace network is built with (checkpoints, "
+        f"seeded weights; default {EMBEDDING_SIZE}), or the size a foreign embedder's output is checked against",
+    )
 
 
 def add_frames_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:
-    parser.add_argument("--images", type=Path, metavar="PATH", help=f"a photo or a folder of photos used as frames for {purpose} "
-                        "(seeded noise frames fill the rest)")  # fmt: skip
+    parser.add_argument(
+        "--images",
+        type=Path,
+        metavar="PATH",
+        help=f"a photo or a folder of photos used as frames for {purpose} (seeded noise frames fill the rest)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for the noise frames (default 0)")
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the full report as JSON ('-': standard output)")
-    parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the report as Markdown ('-': standard output)")
-    parser.add_argument("--junit", type=Path, metavar="FILE", help="write the report as JUnit XML, one testcase per check ('-': standard output)")
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="write the full report as JSON ('-': standard output)"
+    )
+    parser.add_argument(
+        "--markdown", type=Path, metavar="FILE", help="write the report as Markdown ('-': standard output)"
+    )
+    parser.add_argument(
+        "--junit",
+        type=Path,
+        metavar="FILE",
+        help="write the report as JUnit XML, one testcase per check ('-': standard output)",
+    )
 
 
 def add_verify_run_arguments(parser: argparse.ArgumentParser) -> None:
     """How the verifier runs (verify, and fix after its repair)."""
     sizes = ",".join(map(str, DEFAULT_BATCH_SIZES))
-    parser.add_argument("--batch-sizes", type=parse_batch_sizes, default=DEFAULT_BATCH_SIZES, metavar="LIST",
-                        help=f"batch sizes the verifier tests, at least one of 2 or more (default {sizes})")  # fmt: skip
-    parser.add_argument("--det-thresh", type=parse_fraction, default=DET_THRESH, metavar="P",
-                        help=f"check 3 (SCRFD): score threshold of the decoded detections (default {DET_THRESH:g}, as insightface)")  # fmt: skip
-    parser.add_argument("--nms-thresh", type=parse_fraction, default=NMS_THRESH, metavar="IOU",
-                        help=f"check 3 (SCRFD): NMS IoU threshold (default {NMS_THRESH:g}, as insightface)")  # fmt: skip
-    parser.add_argument("--strict", action="store_true",
-                        help="the release gate: a skipped check (no reference, no face detected) fails, with its reason")  # fmt: skip
+    parser.add_argument(
+        "--batch-sizes",
+        type=parse_batch_sizes,
+        default=DEFAULT_BATCH_SIZES,
+        metavar="LIST",
+        help=f"batch sizes the verifier tests, at least one of 2 or more (default {sizes})",
+    )
+    parser.add_argument(
+        "--det-thresh",
+        type=parse_fraction,
+        default=DET_THRESH,
+        metavar="P",
+        help=f"check 3 (SCRFD): score threshold of the decoded detections (default {DET_THRESH:g}, as insightface)",
+    )
+    parser.add_argument(
+        "--nms-thresh",
+        type=parse_fraction,
+        default=NMS_THRESH,
+        metavar="IOU",
+        help=f"check 3 (SCRFD): NMS IoU threshold (default {NMS_THRESH:g}, as insightface)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="the release gate: a skipped check (no reference, no face detected) fails, with its reason",
+    )
     add_frames_arguments(parser, "the checks")
     add_report_arguments(parser)
 
 
 def add_reference_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reference", metavar="torch|FILE.onnx",
-                        help="check 4: compare with the torch model this artifact was exported from ('torch': rebuilt "
-                        "from its metadata and weights), or with another ONNX file run one frame at a time (e.g. the "
-                        "official batch-1 model; its 2-D head layout is unfolded)")  # fmt: skip
-    parser.add_argument("--reference-weights", type=Path, metavar="FILE",
-                        help="with --reference torch: the weights the artifact was exported from, when its sidecar "
-                        ".json does not name them (checked against the recorded sha256)")  # fmt: skip
-    parser.add_argument("--reference-config", type=Path, metavar="FILE.py",
-                        help="with --reference torch: the SCRFD config .py of a custom-trained detector")  # fmt: skip
+    parser.add_argument(
+        "--reference",
+        metavar="torch|FILE.onnx",
+        help="check 4: compare with the torch model this artifact was exported from ('torch': rebuilt "
+        "from its metadata and weights), or with another ONNX file run one frame at a time (e.g. the "
+        "official batch-1 model; its 2-D head layout is unfolded)",
+    )
+    parser.add_argument(
+        "--reference-weights",
+        type=Path,
+        metavar="FILE",
+        help="with --reference torch: the weights the artifact was exported from, when its sidecar "
+        ".json does not name them (checked against the recorded sha256)",
+    )
+    parser.add_argument(
+        "--reference-config",
+        type=Path,
+        metavar="FILE.py",
+        help="with --reference torch: the SCRFD config .py of a custom-trained detector",
+    )
 
 
 EMBEDDER_FLAGS = ("embedder_spec", "mean", "std", "color_order", "embedding_size", "embedder_input", "embedder_output")
@@ -162,14 +215,22 @@ def add_embedder_arguments(parser: argparse.ArgumentParser) -> None:
     """Describe a foreign embedder: a YAML spec, and/or single values that override it
     (its input size is ``--size``)."""
     group = parser.add_argument_group("foreign embedder (any ONNX with an [N,3,H,W] input)")
-    group.add_argument("--embedder-spec", type=Path, metavar="FILE.yaml",
-                       help="YAML with input_size, mean, std, color_order, embedding_size (see 'facebatch describe')")  # fmt: skip
+    group.add_argument(
+        "--embedder-spec",
+        type=Path,
+        metavar="FILE.yaml",
+        help="YAML with input_size, mean, std, color_order, embedding_size (see 'facebatch describe')",
+    )
     group.add_argument("--mean", type=parse_floats, metavar="M|R,G,B", help="pixel mean (default 127.5)")
     group.add_argument("--std", type=parse_floats, metavar="S|R,G,B", help="pixel std (default 127.5)")
-    group.add_argument("--color-order", choices=("RGB", "BGR"), type=str.upper, help="channel order the model wants (default RGB)")
+    group.add_argument(
+        "--color-order", choices=("RGB", "BGR"), type=str.upper, help="channel order the model wants (default RGB)"
+    )
     add_embedding_size_argument(group)
     group.add_argument("--input", dest="embedder_input", metavar="NAME", help="graph input, when there are several")
-    group.add_argument("--output", dest="embedder_output", metavar="NAME", help="embedding output, when there are several")
+    group.add_argument(
+        "--output", dest="embedder_output", metavar="NAME", help="embedding output, when there are several"
+    )
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser, embed: bool) -> None:
@@ -178,30 +239,84 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, embed: bool) -> None
     from facebatch.engines.runners.backends import BACKENDS
 
     group = parser.add_argument_group("models and runtime")
-    group.add_argument("--detector", type=Path, metavar="ONNX",
-                       help="an SCRFD detector: ours, or any SCRFD ONNX such as det_10g.onnx (default: the first detector "
-                       "with real weights in build/onnx)")  # fmt: skip
+    group.add_argument(
+        "--detector",
+        type=Path,
+        metavar="ONNX",
+        help="an SCRFD detector: ours, or any SCRFD ONNX such as det_10g.onnx (default: the first detector "
+        "with real weights in build/onnx)",
+    )
     if embed:
-        group.add_argument("--embedder", type=Path, metavar="ONNX|SPEC.yaml",
-                           help="an embedder: our ArcFace artifact, any embedder ONNX, or a spec .yaml that names its ONNX "
-                           "under 'model:' (default: the first embedder with real weights in build/onnx)")  # fmt: skip
-        group.add_argument("--embedder-spec", type=Path, metavar="FILE.yaml",
-                           help="describe a foreign embedder ONNX given as --embedder (see 'facebatch describe')")  # fmt: skip
-    group.add_argument("--backend", default="ort-cpu", choices=[b for b in BACKENDS if b != "torch"], metavar="B",
-                       help="ort-cpu (default), ort-cuda, ort-trt, openvino or trt")  # fmt: skip
-    group.add_argument("--batch-size", type=parse_batch_size, default=DEFAULT_DETECT_BATCH, metavar="N",
-                       help=f"photos per detector call, up to the detector's profile max (default {DEFAULT_DETECT_BATCH})")  # fmt: skip
+        group.add_argument(
+            "--embedder",
+            type=Path,
+            metavar="ONNX|SPEC.yaml",
+            help="an embedder: our ArcFace artifact, any embedder ONNX, or a spec .yaml that names its ONNX "
+            "under 'model:' (default: the first embedder with real weights in build/onnx)",
+        )
+        group.add_argument(
+            "--embedder-spec",
+            type=Path,
+            metavar="FILE.yaml",
+            help="describe a foreign embedder ONNX given as --embedder (see 'facebatch describe')",
+        )
+    group.add_argument(
+        "--backend",
+        default="ort-cpu",
+        choices=[b for b in BACKENDS if b != "torch"],
+        metavar="B",
+        help="ort-cpu (default), ort-cuda, ort-trt, openvino or trt",
+    )
+    group.add_argument(
+        "--batch-size",
+        type=parse_batch_size,
+        default=DEFAULT_DETECT_BATCH,
+        metavar="N",
+        help=f"photos per detector call, up to the detector's profile max (default {DEFAULT_DETECT_BATCH})",
+    )
     if embed:
-        group.add_argument("--embed-batch-size", type=parse_batch_size, default=DEFAULT_EMBED_BATCH, metavar="N",
-                           help=f"faces per embedder call, across photos (default {DEFAULT_EMBED_BATCH})")  # fmt: skip
-    group.add_argument("--workers", type=int, default=DEFAULT_READ_WORKERS, metavar="N",
-                       help=f"threads that read and letterbox photos ahead of the detector (default {DEFAULT_READ_WORKERS}; 0: none)")  # fmt: skip
+        group.add_argument(
+            "--embed-batch-size",
+            type=parse_batch_size,
+            default=DEFAULT_EMBED_BATCH,
+            metavar="N",
+            help=f"faces per embedder call, across photos (default {DEFAULT_EMBED_BATCH})",
+        )
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_READ_WORKERS,
+        metavar="N",
+        help=f"threads that read and letterbox photos ahead of the detector (default {DEFAULT_READ_WORKERS}; 0: none)",
+    )
     group.add_argument("--threads", type=int, metavar="N", help="CPU threads per runtime (default: the physical cores)")
-    group.add_argument("--size", type=parse_size, metavar="N|HxW", help="detector input size, for a detector that takes several (default 640)")
-    group.add_argument("--det-thresh", type=parse_fraction, default=DET_THRESH, metavar="P", help=f"face score threshold (default {DET_THRESH:g})")
-    group.add_argument("--nms-thresh", type=parse_fraction, default=NMS_THRESH, metavar="IOU", help=f"NMS IoU threshold (default {NMS_THRESH:g})")
-    group.add_argument("--max-faces", type=int, default=0, metavar="N",
-                       help="keep the N largest, most central faces per photo, as insightface's max_num (default 0: all)")  # fmt: skip
+    group.add_argument(
+        "--size",
+        type=parse_size,
+        metavar="N|HxW",
+        help="detector input size, for a detector that takes several (default 640)",
+    )
+    group.add_argument(
+        "--det-thresh",
+        type=parse_fraction,
+        default=DET_THRESH,
+        metavar="P",
+        help=f"face score threshold (default {DET_THRESH:g})",
+    )
+    group.add_argument(
+        "--nms-thresh",
+        type=parse_fraction,
+        default=NMS_THRESH,
+        metavar="IOU",
+        help=f"NMS IoU threshold (default {NMS_THRESH:g})",
+    )
+    group.add_argument(
+        "--max-faces",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep the N largest, most central faces per photo, as insightface's max_num (default 0: all)",
+    )
 
 
 # ---- from parsed arguments to library values --------------------------------------------------
@@ -225,7 +340,7 @@ def embedder_flags_given(args: argparse.Namespace) -> bool:
     return any(getattr(args, k, None) is not None for k in EMBEDDER_FLAGS)
 
 
-def embedder_description(args: argparse.Namespace, size: tuple[int, int] | None):  # noqa: ANN201 - (EmbedderDescription, set)
+def embedder_description(args: argparse.Namespace, size: tuple[int, int] | None):  # (EmbedderDescription, set)
     """What the flags (over an ``--embedder-spec`` file) say about a foreign embedder, and
     which keys were stated at all."""
     from facebatch.configs.embedder import EmbedderDescription, read_embedder_mapping
@@ -247,7 +362,7 @@ def embedder_description(args: argparse.Namespace, size: tuple[int, int] | None)
     return EmbedderDescription.from_mapping(mapping, "command line"), stated
 
 
-def pipeline_models(args: argparse.Namespace, embed: bool):  # noqa: ANN201 - (ModelFile, ModelFile | None)
+def pipeline_models(args: argparse.Namespace, embed: bool):  # (ModelFile, ModelFile | None)
     """The detector (and embedder) the pipeline flags name, each checked to be what its flag says."""
     from facebatch.configs.embedder import read_embedder_description, read_embedder_file
     from facebatch.configs.family import describe_family
@@ -271,13 +386,20 @@ def pipeline_models(args: argparse.Namespace, embed: bool):  # noqa: ANN201 - (M
     return detector, embedder
 
 
-def pipeline_settings(args: argparse.Namespace):  # noqa: ANN201 - PipelineSettings
+def pipeline_settings(args: argparse.Namespace):  # PipelineSettings
     from facebatch.engines.pipeline.face_pipeline import PipelineSettings
 
-    return PipelineSettings(args.det_thresh, args.nms_thresh, args.max_faces, args.batch_size, getattr(args, "embed_batch_size", None), args.workers)
+    return PipelineSettings(
+        args.det_thresh,
+        args.nms_thresh,
+        args.max_faces,
+        args.batch_size,
+        getattr(args, "embed_batch_size", None),
+        args.workers,
+    )
 
 
-def reference_factory(args: argparse.Namespace):  # noqa: ANN201 - ReferenceFactory | None
+def reference_factory(args: argparse.Namespace):  # ReferenceFactory | None
     if args.reference is None:
         if args.reference_weights is not None or args.reference_config is not None:
             raise SpecError("--reference-weights and --reference-config need --reference torch")
@@ -303,4 +425,3 @@ def command_line(args: argparse.Namespace) -> str:
 
 def reports_to_stdout(args: argparse.Namespace) -> bool:
     return STDOUT in (getattr(args, "json", None), getattr(args, "markdown", None), getattr(args, "junit", None))
-

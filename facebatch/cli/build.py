@@ -33,13 +33,44 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model_file", type=Path, metavar="MODEL.onnx")
     parser.add_argument("--precision", choices=("fp16", "fp32"), default="fp16", help="engine precision (default fp16)")
-    parser.add_argument("--min", dest="batch_min", type=arguments.parse_batch_size, metavar="N", help="smallest batch of the profile (default the spec's, 1)")
-    parser.add_argument("--opt", dest="batch_opt", type=arguments.parse_batch_size, metavar="N", help="batch TensorRT tunes for (default the spec's, 16)")
-    parser.add_argument("--max", dest="batch_max", type=arguments.parse_batch_size, metavar="N", help="largest batch of the profile (default the spec's, 32)")
-    parser.add_argument("--workspace-gib", type=_gib, metavar="N", help="builder workspace limit in GiB (default TensorRT's)")
-    parser.add_argument("--timing-cache", type=Path, metavar="FILE", help="TensorRT timing cache: read when present, updated after the build")
-    parser.add_argument("-o", "--out", dest="output_file", type=Path, metavar="OUT.plan",
-                        help="engine file (default build/engines/NAME_PRECISION_bMIN-MAX.plan)")  # fmt: skip
+    parser.add_argument(
+        "--min",
+        dest="batch_min",
+        type=arguments.parse_batch_size,
+        metavar="N",
+        help="smallest batch of the profile (default the spec's, 1)",
+    )
+    parser.add_argument(
+        "--opt",
+        dest="batch_opt",
+        type=arguments.parse_batch_size,
+        metavar="N",
+        help="batch TensorRT tunes for (default the spec's, 16)",
+    )
+    parser.add_argument(
+        "--max",
+        dest="batch_max",
+        type=arguments.parse_batch_size,
+        metavar="N",
+        help="largest batch of the profile (default the spec's, 32)",
+    )
+    parser.add_argument(
+        "--workspace-gib", type=_gib, metavar="N", help="builder workspace limit in GiB (default TensorRT's)"
+    )
+    parser.add_argument(
+        "--timing-cache",
+        type=Path,
+        metavar="FILE",
+        help="TensorRT timing cache: read when present, updated after the build",
+    )
+    parser.add_argument(
+        "-o",
+        "--out",
+        dest="output_file",
+        type=Path,
+        metavar="OUT.plan",
+        help="engine file (default build/engines/NAME_PRECISION_bMIN-MAX.plan)",
+    )
     arguments.add_sizes_argument(parser, several=False)
     arguments.add_frames_arguments(parser, "the comparison with the FP32 ONNX")
     parser.set_defaults(handler=run)
@@ -54,10 +85,16 @@ def run(args: argparse.Namespace) -> int:
     if args.output_file is not None and args.output_file.suffix != ".plan":
         raise SpecError(f"-o {args.output_file}: name a .plan file")
     options = BuildOptions(
-        precision=Precision(args.precision), size=args.size, batch_min=args.batch_min, batch_opt=args.batch_opt,
-        batch_max=args.batch_max, settings=BuilderSettings(args.workspace_gib, args.timing_cache), out=args.output_file,
-        photos=arguments.photos(args), seed=args.seed,
-    )  # fmt: skip
+        precision=Precision(args.precision),
+        size=args.size,
+        batch_min=args.batch_min,
+        batch_opt=args.batch_opt,
+        batch_max=args.batch_max,
+        settings=BuilderSettings(args.workspace_gib, args.timing_cache),
+        out=args.output_file,
+        photos=arguments.photos(args),
+        seed=args.seed,
+    )
     result = build_engine_job(args.model_file, options)
     console = console_for(args)
     record = result.record
@@ -65,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"note: {note}")
     for line in record.verification["summary"]:
         console.print(f"vs {record.reference_onnx['file']}: {line}")
-    console.print(f"TensorRT {record.tensorrt_version} on {record.gpu.name} (compute capability {record.gpu.compute_capability}), "
-                  f"{record.recipe.describe()}, built in {record.build_seconds:.1f} s")  # fmt: skip
+    console.print(
+        f"TensorRT {record.tensorrt_version} on {record.gpu.name} (compute capability {record.gpu.compute_capability}), "
+        f"{record.recipe.describe()}, built in {record.build_seconds:.1f} s"
+    )
     console.print(f"wrote {result.path} and {result.path.with_suffix('.json').name}")
     return 0

@@ -18,8 +18,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("first", type=Path, metavar="A")
     parser.add_argument("second", type=Path, metavar="B")
-    parser.add_argument("--threshold", type=arguments.parse_cosine, default=DEFAULT_MATCH_THRESHOLD, metavar="T",
-                        help=f"cosine at or above which the faces are called the same person (default {DEFAULT_MATCH_THRESHOLD:g})")  # fmt: skip
+    parser.add_argument(
+        "--threshold",
+        type=arguments.parse_cosine,
+        default=DEFAULT_MATCH_THRESHOLD,
+        metavar="T",
+        help=f"cosine at or above which the faces are called the same person (default {DEFAULT_MATCH_THRESHOLD:g})",
+    )
     arguments.add_pipeline_arguments(parser, embed=True)
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the comparison as JSON ('-': standard output)")
     parser.set_defaults(handler=run, markdown=None, junit=None, draw=None)

@@ -22,13 +22,28 @@ def register(commands: argparse._SubParsersAction) -> None:
         "Only a passing graph is written (atomically, with a sidecar .json). Exit 1 when the gate fails.",
     )
     parser.add_argument("model_file", type=Path, metavar="MODEL.onnx")
-    parser.add_argument("--fp16", action="store_true", required=True, help="convert to FP16 (the one conversion; INT8 is 'quantize')")
-    parser.add_argument("-o", "--out", dest="output_file", type=Path, metavar="OUT.onnx",
-                        help="the FP16 file (default: MODEL_fp16.onnx beside MODEL.onnx)")  # fmt: skip
-    parser.add_argument("--fp16-io", action="store_true", help="FP16 inputs and outputs too (default off: FP32 at the edges)")
+    parser.add_argument(
+        "--fp16", action="store_true", required=True, help="convert to FP16 (the one conversion; INT8 is 'quantize')"
+    )
+    parser.add_argument(
+        "-o",
+        "--out",
+        dest="output_file",
+        type=Path,
+        metavar="OUT.onnx",
+        help="the FP16 file (default: MODEL_fp16.onnx beside MODEL.onnx)",
+    )
+    parser.add_argument(
+        "--fp16-io", action="store_true", help="FP16 inputs and outputs too (default off: FP32 at the edges)"
+    )
     arguments.add_sizes_argument(parser, several=False)
-    parser.add_argument("--batch-sizes", type=arguments.parse_batch_sizes, default=arguments.DEFAULT_BATCH_SIZES, metavar="LIST",
-                        help="batch sizes the proof runs (default the verifier's)")  # fmt: skip
+    parser.add_argument(
+        "--batch-sizes",
+        type=arguments.parse_batch_sizes,
+        default=arguments.DEFAULT_BATCH_SIZES,
+        metavar="LIST",
+        help="batch sizes the proof runs (default the verifier's)",
+    )
     arguments.add_frames_arguments(parser, "the proof")
     arguments.add_report_arguments(parser)
     arguments.add_embedder_arguments(parser)
@@ -41,8 +56,14 @@ def run(args: argparse.Namespace) -> int:
 
     arguments.check_report_targets(args)
     embedder = arguments.embedder_description(args, None)[0] if arguments.embedder_flags_given(args) else None
-    options = ConvertOptions(fp16_io=args.fp16_io, photos=arguments.photos(args), batch_sizes=args.batch_sizes, seed=args.seed,
-                             size=args.size, embedder=embedder)  # fmt: skip
+    options = ConvertOptions(
+        fp16_io=args.fp16_io,
+        photos=arguments.photos(args),
+        batch_sizes=args.batch_sizes,
+        seed=args.seed,
+        size=args.size,
+        embedder=embedder,
+    )
     result = convert_fp16(args.model_file, args.output_file, options)
     console = console_for(args)
     result.report.command = arguments.command_line(args)

@@ -19,7 +19,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "assumed, each marked so, and the result is printed or written as YAML for --embedder-spec.",
     )
     parser.add_argument("model_file", type=Path, metavar="MODEL.onnx")
-    parser.add_argument("-o", "--out", dest="output_file", type=Path, metavar="FILE.yaml", help="write here instead of printing")
+    parser.add_argument(
+        "-o", "--out", dest="output_file", type=Path, metavar="FILE.yaml", help="write here instead of printing"
+    )
     arguments.add_sizes_argument(parser, several=False)
     arguments.add_embedder_arguments(parser)
     parser.set_defaults(handler=run)
@@ -38,12 +40,19 @@ def run(args: argparse.Namespace) -> int:
     ours, family = stored_spec(model) is not None, detect_family(model)
     if ours or family is not Family.EMBEDDER:
         what = "carries its own facebatch spec" if ours else f"is {describe_family(family)}"
-        raise SpecError(f"{args.model_file.name} {what}; describe writes specs of foreign face embedders (verify reads "
-                        "detectors by their outputs and our artifacts by their metadata)")  # fmt: skip
+        raise SpecError(
+            f"{args.model_file.name} {what}; describe writes specs of foreign face embedders (verify reads "
+            "detectors by their outputs and our artifacts by their metadata)"
+        )
     description, stated = arguments.embedder_description(args, args.size)
     spec = embedder_spec(model, description, args.model_file.name)
-    resolved = description.with_overrides(name=description.name or spec.name, input_size=spec.input_size,
-                                          embedding_size=spec.embedding_size, input=spec.input.name, output=spec.outputs[0].name)  # fmt: skip
+    resolved = description.with_overrides(
+        name=description.name or spec.name,
+        input_size=spec.input_size,
+        embedding_size=spec.embedding_size,
+        input=spec.input.name,
+        output=spec.outputs[0].name,
+    )
     text = embedder_yaml(resolved, stated, args.model_file.name)
     if args.output_file is None:
         sys.stdout.write(text)

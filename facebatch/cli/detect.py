@@ -18,8 +18,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
     arguments.add_pipeline_arguments(parser, embed=False)
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write every photo's faces as JSON ('-': standard output)")
-    parser.add_argument("--draw", type=Path, metavar="DIR", help="write annotated copies of the photos (boxes, scores, landmarks) here")
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="write every photo's faces as JSON ('-': standard output)"
+    )
+    parser.add_argument(
+        "--draw", type=Path, metavar="DIR", help="write annotated copies of the photos (boxes, scores, landmarks) here"
+    )
     parser.set_defaults(handler=run, markdown=None, junit=None)
 
 

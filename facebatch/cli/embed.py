@@ -20,7 +20,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.npz", help="where the embeddings go")
     arguments.add_pipeline_arguments(parser, embed=True)
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the index of the .npz rows (photo, box, score, landmarks) as JSON")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="write the index of the .npz rows (photo, box, score, landmarks) as JSON",
+    )
     parser.set_defaults(handler=run, markdown=None, junit=None, draw=None)
 
 

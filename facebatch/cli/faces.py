@@ -16,9 +16,15 @@ from facebatch.progress import progress_bar, warn
 from facebatch.words import counted
 
 
-def _about(args: argparse.Namespace, pipeline) -> dict:  # noqa: ANN001 - FacePipeline
-    about = {"command": arguments.command_line(args), "detector": str(pipeline.detector.label), "backend": args.backend,
-             "provider": pipeline.detector.provider, "det_thresh": args.det_thresh, "nms_thresh": args.nms_thresh}  # fmt: skip
+def _about(args: argparse.Namespace, pipeline) -> dict:  # FacePipeline
+    about = {
+        "command": arguments.command_line(args),
+        "detector": str(pipeline.detector.label),
+        "backend": args.backend,
+        "provider": pipeline.detector.provider,
+        "det_thresh": args.det_thresh,
+        "nms_thresh": args.nms_thresh,
+    }
     if pipeline.embedder is not None:
         about["embedder"] = str(pipeline.embedder.label)
     return about
@@ -40,14 +46,27 @@ def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
     from facebatch.atomic import write_bytes_atomic, write_text_atomic
     from facebatch.engines.pipeline.face_pipeline import open_pipeline
     from facebatch.engines.pipeline.preprocess import collect_images
-    from facebatch.engines.pipeline.results import detections_json, draw_faces, drawn_name, embeddings_index, embeddings_npz, encode_image
+    from facebatch.engines.pipeline.results import (
+        detections_json,
+        draw_faces,
+        drawn_name,
+        embeddings_index,
+        embeddings_npz,
+        encode_image,
+    )
     from facebatch.engines.runners.registry import RunnerOptions
 
     _check_targets(args, embed)
     paths = collect_images(args.images)
     detector, embedder = arguments.pipeline_models(args, embed)
     drawn: set[str] = set()
-    with open_pipeline(detector, embedder, args.backend, arguments.pipeline_settings(args), RunnerOptions(threads=args.threads, spin_wait=False)) as pipeline:
+    with open_pipeline(
+        detector,
+        embedder,
+        args.backend,
+        arguments.pipeline_settings(args),
+        RunnerOptions(threads=args.threads, spin_wait=False),
+    ) as pipeline:
         results = []
         with progress_bar(len(paths), "embed" if embed else "detect") as advance:
             for result in pipeline.run(paths):
@@ -58,8 +77,14 @@ def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
                     from facebatch.engines.pipeline.preprocess import load_image
 
                     name = drawn_name(result.path, drawn)
-                    write_bytes_atomic(args.draw / name, encode_image(draw_faces(load_image(result.path), result), name), "--draw")
-                advance(f"{result.path.name}: {counted(len(result), 'face')}" if result.ok else f"{result.path.name}: skipped")
+                    write_bytes_atomic(
+                        args.draw / name, encode_image(draw_faces(load_image(result.path), result), name), "--draw"
+                    )
+                advance(
+                    f"{result.path.name}: {counted(len(result), 'face')}"
+                    if result.ok
+                    else f"{result.path.name}: skipped"
+                )
         about = _about(args, pipeline)
         times = pipeline.times
     console = console_for(args)
@@ -79,8 +104,11 @@ def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
         console.print(f"wrote {len(drawn)} annotated copies to {args.draw}")
     failed = [r for r in results if not r.ok]
     if failed:
-        print(f"facebatch: error: {len(failed)} of {counted(len(results), 'photo')} could not be read: "
-              + ", ".join(str(r.path) for r in failed), file=sys.stderr)  # fmt: skip
+        print(
+            f"facebatch: error: {len(failed)} of {counted(len(results), 'photo')} could not be read: "
+            + ", ".join(str(r.path) for r in failed),
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -95,13 +123,21 @@ def run_compare(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise SpecError(f"{path} is not a file; compare takes two photos")
     detector, embedder = arguments.pipeline_models(args, embed=True)
-    with open_pipeline(detector, embedder, args.backend, arguments.pipeline_settings(args), RunnerOptions(threads=args.threads, spin_wait=False)) as pipeline:
+    with open_pipeline(
+        detector,
+        embedder,
+        args.backend,
+        arguments.pipeline_settings(args),
+        RunnerOptions(threads=args.threads, spin_wait=False),
+    ) as pipeline:
         first, second = pipeline.run([args.first, args.second])
     match = match_best_faces(first, second, args.threshold)
     console = console_for(args)
     verdict = "same person" if match.same else "different people"
-    console.print(f"{args.first.name} ({counted(len(first), 'face')}) vs {args.second.name} ({counted(len(second), 'face')}), best face of each: "
-                  f"cosine {match.cosine:.4f} → {verdict} (threshold {args.threshold:g})")  # fmt: skip
+    console.print(
+        f"{args.first.name} ({counted(len(first), 'face')}) vs {args.second.name} ({counted(len(second), 'face')}), best face of each: "
+        f"cosine {match.cosine:.4f} → {verdict} (threshold {args.threshold:g})"
+    )
     if args.json == arguments.STDOUT:
         sys.stdout.write(json.dumps(match.to_dict(), indent=2) + "\n")
     elif args.json is not None:

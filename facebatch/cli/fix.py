@@ -33,10 +33,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from facebatch.errors import SpecError
-    from facebatch.workflows.fix import REPAIR_ATOL, fix_onnx
     from facebatch.progress import step
     from facebatch.verify.reference import onnx_reference
     from facebatch.verify.verify_job import VerifyOptions, verify_model
+    from facebatch.workflows.fix import REPAIR_ATOL, fix_onnx
 
     if args.output_file.resolve() == args.model_file.resolve():
         raise SpecError("-o must name a new file; facebatch fix never overwrites its input")
@@ -46,18 +46,29 @@ def run(args: argparse.Namespace) -> int:
     with step(f"repair {args.model_file.name} by graph surgery and prove it frame by frame"):
         result = fix_onnx(args.model_file, args.output_file, size=proof_size)
     if not result.written:
-        console.print(f"nothing to fix: {args.model_file.name} carries a symbolic batch on every input and output and the lint "
-                      f"finds nothing that folds, moves or pins it; nothing was written (verify it with 'facebatch verify')")  # fmt: skip
+        console.print(
+            f"nothing to fix: {args.model_file.name} carries a symbolic batch on every input and output and the lint "
+            f"finds nothing that folds, moves or pins it; nothing was written (verify it with 'facebatch verify')"
+        )
         return 0
     for change in result.changes:
         console.print(f"fixed: {change}")
     if result.renamed:
         console.print("renamed outputs: " + ", ".join(f"{a} → {b}" for a, b in result.renamed.items()))
-    console.print(f"proof: repaired per-frame outputs vs original single-frame outputs, max abs diff "
-                  f"{result.proof_max_diff:.3g} (≤ {REPAIR_ATOL:g})")  # fmt: skip
+    console.print(
+        f"proof: repaired per-frame outputs vs original single-frame outputs, max abs diff "
+        f"{result.proof_max_diff:.3g} (≤ {REPAIR_ATOL:g})"
+    )
     console.print(f"wrote {result.path} and {result.sidecar.name} (the source's sha256, every repair, the proof)")
-    options = VerifyOptions(batch_sizes=args.batch_sizes, photos=arguments.photos(args), seed=args.seed, sizes=args.sizes,
-                            reference=onnx_reference(args.model_file, one_frame_at_a_time=True), det_thresh=args.det_thresh,
-                            nms_thresh=args.nms_thresh, strict=args.strict)  # fmt: skip
+    options = VerifyOptions(
+        batch_sizes=args.batch_sizes,
+        photos=arguments.photos(args),
+        seed=args.seed,
+        sizes=args.sizes,
+        reference=onnx_reference(args.model_file, one_frame_at_a_time=True),
+        det_thresh=args.det_thresh,
+        nms_thresh=args.nms_thresh,
+        strict=args.strict,
+    )
     finish(console, args, verify_model(result.path, options))
     return 0

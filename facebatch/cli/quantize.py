@@ -9,7 +9,12 @@ from pathlib import Path
 from facebatch.cli import arguments
 from facebatch.configs.precision import INT8_MIN_COSINE
 from facebatch.engines.build.int8_recipes import RECIPES, RECIPES_FOR_CPU
-from facebatch.workflows.settings import QUANTIZE_BENCH_BACKENDS, QUANTIZE_BENCH_BATCH_SIZES, QUANTIZE_BENCH_SECONDS, QUANTIZE_BENCH_WARMUP_S
+from facebatch.workflows.settings import (
+    QUANTIZE_BENCH_BACKENDS,
+    QUANTIZE_BENCH_BATCH_SIZES,
+    QUANTIZE_BENCH_SECONDS,
+    QUANTIZE_BENCH_WARMUP_S,
+)
 
 _CANDIDATES = "; ".join(f"{cpu} {' and '.join(names)}" for cpu, names in RECIPES_FOR_CPU.items())
 
@@ -29,31 +34,82 @@ def register(commands: argparse._SubParsersAction) -> None:
         "the gate is not written (exit 1) unless --force.",
     )
     parser.add_argument("model_file", type=Path, metavar="MODEL.onnx")
-    parser.add_argument("--images", type=Path, required=True, metavar="PATH", help="photos to calibrate on and to judge accuracy with")
-    parser.add_argument("-o", "--out", dest="output_file", type=Path, metavar="OUT.onnx",
-                        help="the INT8 file (default: MODEL_int8.onnx beside MODEL.onnx)")  # fmt: skip
-    parser.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True,
-                        help="weights quantised per output channel (default on; --no-per-channel: one scale per tensor)")  # fmt: skip
-    parser.add_argument("--recipe", dest="recipes", type=_recipes, default=(), metavar="NAME[,NAME…]",
-                        help=f"the recipes to try, the most accurate kept (of {', '.join(RECIPES)}; default: this CPU class's "
-                        f"candidates: {_CANDIDATES})")  # fmt: skip
-    parser.add_argument("--max-drop", type=float, metavar="X",
-                        help="the accuracy drop allowed: detectors, the share of hand-labelled faces no longer found (default 0), "
-                        "or without labels of FP32's faces missed (default 0.05); embedders, 1 - the lowest cosine to FP32 "
-                        f"(default {1 - INT8_MIN_COSINE:g})")  # fmt: skip
-    parser.add_argument("--force", action="store_true", help="write the INT8 file even when the accuracy gate fails (the report says so)")
-    parser.add_argument("--detector", type=Path, metavar="ONNX",
-                        help="embedders: the detector that finds the faces to align (default: the first with real weights in build/onnx)")  # fmt: skip
-    parser.add_argument("--bench", action=argparse.BooleanOptionalAction, default=True, help="time FP32 and INT8 side by side (default on)")
-    parser.add_argument("--backend", default=",".join(QUANTIZE_BENCH_BACKENDS), metavar="B[,B…]",
-                        help=f"backends bench times (default {','.join(QUANTIZE_BENCH_BACKENDS)})")  # fmt: skip
-    parser.add_argument("--batch-sizes", type=arguments.parse_batch_sizes, default=QUANTIZE_BENCH_BATCH_SIZES, metavar="LIST",
-                        help=f"bench's batch sizes (default {','.join(map(str, QUANTIZE_BENCH_BATCH_SIZES))})")  # fmt: skip
-    parser.add_argument("--seconds", type=float, default=QUANTIZE_BENCH_SECONDS, metavar="S",
-                        help=f"bench's timed seconds per batch size (default {QUANTIZE_BENCH_SECONDS:g})")  # fmt: skip
+    parser.add_argument(
+        "--images", type=Path, required=True, metavar="PATH", help="photos to calibrate on and to judge accuracy with"
+    )
+    parser.add_argument(
+        "-o",
+        "--out",
+        dest="output_file",
+        type=Path,
+        metavar="OUT.onnx",
+        help="the INT8 file (default: MODEL_int8.onnx beside MODEL.onnx)",
+    )
+    parser.add_argument(
+        "--per-channel",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="weights quantised per output channel (default on; --no-per-channel: one scale per tensor)",
+    )
+    parser.add_argument(
+        "--recipe",
+        dest="recipes",
+        type=_recipes,
+        default=(),
+        metavar="NAME[,NAME…]",
+        help=f"the recipes to try, the most accurate kept (of {', '.join(RECIPES)}; default: this CPU class's "
+        f"candidates: {_CANDIDATES})",
+    )
+    parser.add_argument(
+        "--max-drop",
+        type=float,
+        metavar="X",
+        help="the accuracy drop allowed: detectors, the share of hand-labelled faces no longer found (default 0), "
+        "or without labels of FP32's faces missed (default 0.05); embedders, 1 - the lowest cosine to FP32 "
+        f"(default {1 - INT8_MIN_COSINE:g})",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write the INT8 file even when the accuracy gate fails (the report says so)",
+    )
+    parser.add_argument(
+        "--detector",
+        type=Path,
+        metavar="ONNX",
+        help="embedders: the detector that finds the faces to align (default: the first with real weights in build/onnx)",
+    )
+    parser.add_argument(
+        "--bench",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time FP32 and INT8 side by side (default on)",
+    )
+    parser.add_argument(
+        "--backend",
+        default=",".join(QUANTIZE_BENCH_BACKENDS),
+        metavar="B[,B…]",
+        help=f"backends bench times (default {','.join(QUANTIZE_BENCH_BACKENDS)})",
+    )
+    parser.add_argument(
+        "--batch-sizes",
+        type=arguments.parse_batch_sizes,
+        default=QUANTIZE_BENCH_BATCH_SIZES,
+        metavar="LIST",
+        help=f"bench's batch sizes (default {','.join(map(str, QUANTIZE_BENCH_BATCH_SIZES))})",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=QUANTIZE_BENCH_SECONDS,
+        metavar="S",
+        help=f"bench's timed seconds per batch size (default {QUANTIZE_BENCH_SECONDS:g})",
+    )
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for bench (default: the physical cores)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON ('-': standard output)")
-    parser.add_argument("--markdown", type=Path, metavar="FILE", help="write the report as Markdown ('-': standard output)")
+    parser.add_argument(
+        "--markdown", type=Path, metavar="FILE", help="write the report as Markdown ('-': standard output)"
+    )
     parser.set_defaults(handler=run, junit=None)
 
 
@@ -73,17 +129,28 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.workflows.quantize import QuantizeOptions, quantize_int8
 
     arguments.check_report_targets(args)
-    options = QuantizeOptions(photos=arguments.photos(args), per_channel=args.per_channel, recipes=args.recipes, max_drop=args.max_drop, force=args.force,
-                              detector=args.detector, bench=args.bench, bench_backends=parse_backends(args.backend),
-                              bench_batch_sizes=args.batch_sizes, budget=Budget(warmup=QUANTIZE_BENCH_WARMUP_S, seconds=args.seconds),
-                              threads=args.threads)  # fmt: skip
+    options = QuantizeOptions(
+        photos=arguments.photos(args),
+        per_channel=args.per_channel,
+        recipes=args.recipes,
+        max_drop=args.max_drop,
+        force=args.force,
+        detector=args.detector,
+        bench=args.bench,
+        bench_backends=parse_backends(args.backend),
+        bench_batch_sizes=args.batch_sizes,
+        budget=Budget(warmup=QUANTIZE_BENCH_WARMUP_S, seconds=args.seconds),
+        threads=args.threads,
+    )
     result = quantize_int8(args.model_file, options, args.output_file)
     result.command = arguments.command_line(args)
     console = console_for(args)
     show_quantize(console, result)
     write_reports(console, args, result)
     if not result.written:
-        raise VerificationFailed(f"the INT8 model of {result.source.name} failed its accuracy gate ({'; '.join(result.failures)}); "
-                                 "nothing was written (--force writes it anyway)")  # fmt: skip
+        raise VerificationFailed(
+            f"the INT8 model of {result.source.name} failed its accuracy gate ({'; '.join(result.failures)}); "
+            "nothing was written (--force writes it anyway)"
+        )
     console.print(f"wrote {result.path} and {result.sidecar.name}")
     return 0

@@ -35,39 +35,121 @@ def register(commands: argparse._SubParsersAction) -> None:
         "or RELEASE FAIL: <gates>; exit 0 only on PASS. A failed release is left as <name>-<version>.failed. "
         "--check DIR re-verifies a release folder: every hash, every artifact.",
     )
-    parser.add_argument("--check", type=Path, metavar="DIR", help="re-verify a release folder instead: hashes and verify --strict")
-    parser.add_argument("--detector", metavar="MODEL", help=f"the detector to export (default {DEFAULT_DETECTOR}, unless --artifact is given)")
-    parser.add_argument("--detector-weights", type=Path, metavar="FILE", help="its weights (default: seeded, for checking the pipeline)")
-    parser.add_argument("--size", type=int, default=DEFAULT_SCRFD_SIZE, metavar="N", help=f"detector input size (default {DEFAULT_SCRFD_SIZE})")
-    parser.add_argument("--embedder", metavar="MODEL", help=f"the embedder to export (default {DEFAULT_EMBEDDER}, unless --artifact is given)")
+    parser.add_argument(
+        "--check", type=Path, metavar="DIR", help="re-verify a release folder instead: hashes and verify --strict"
+    )
+    parser.add_argument(
+        "--detector",
+        metavar="MODEL",
+        help=f"the detector to export (default {DEFAULT_DETECTOR}, unless --artifact is given)",
+    )
+    parser.add_argument(
+        "--detector-weights", type=Path, metavar="FILE", help="its weights (default: seeded, for checking the pipeline)"
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=DEFAULT_SCRFD_SIZE,
+        metavar="N",
+        help=f"detector input size (default {DEFAULT_SCRFD_SIZE})",
+    )
+    parser.add_argument(
+        "--embedder",
+        metavar="MODEL",
+        help=f"the embedder to export (default {DEFAULT_EMBEDDER}, unless --artifact is given)",
+    )
     parser.add_argument("--embedder-weights", type=Path, metavar="FILE", help="its weights (default: seeded)")
-    parser.add_argument("--artifact", type=Path, action="append", default=[], metavar="FILE.onnx",
-                        help="release this ONNX as it is (repeatable); its verify must pass like an export's")  # fmt: skip
-    parser.add_argument("--reference", dest="references", type=_artifact_reference, action="append", default=[],
-                        metavar="ARTIFACT.onnx=REF",
-                        help="check 4's reference for one --artifact: 'torch' or an ONNX file (repeatable). Without it, a file "
-                        "made by fix, convert or quantize is compared with the file it records (sha256-checked), our FP32 "
-                        "artifacts with torch")  # fmt: skip
-    parser.add_argument("--images", type=Path, metavar="PATH", help="photos for the proofs, the verify checks and bench")
-    parser.add_argument("--out", type=Path, default=RELEASE_OUT, metavar="DIR", help=f"where releases go (default {RELEASE_OUT})")
+    parser.add_argument(
+        "--artifact",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE.onnx",
+        help="release this ONNX as it is (repeatable); its verify must pass like an export's",
+    )
+    parser.add_argument(
+        "--reference",
+        dest="references",
+        type=_artifact_reference,
+        action="append",
+        default=[],
+        metavar="ARTIFACT.onnx=REF",
+        help="check 4's reference for one --artifact: 'torch' or an ONNX file (repeatable). Without it, a file "
+        "made by fix, convert or quantize is compared with the file it records (sha256-checked), our FP32 "
+        "artifacts with torch",
+    )
+    parser.add_argument(
+        "--images", type=Path, metavar="PATH", help="photos for the proofs, the verify checks and bench"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RELEASE_OUT, metavar="DIR", help=f"where releases go (default {RELEASE_OUT})"
+    )
     parser.add_argument("--name", default=RELEASE_NAME, help=f"the release's name (default {RELEASE_NAME})")
-    parser.add_argument("--version", dest="release_version", metavar="V", help="its version (default: facebatch's version + the git commit)")
-    parser.add_argument("--baseline-bench", type=Path, metavar="OLD/bench.json", help="an earlier release's reports/bench.json: the performance gate")
-    parser.add_argument("--max-slowdown", type=float, default=DEFAULT_MAX_SLOWDOWN, metavar="X",
-                        help=f"how much slower than the baseline a batch size may get (default {DEFAULT_MAX_SLOWDOWN:g})")  # fmt: skip
-    parser.add_argument("--backend", default=",".join(RELEASE_BACKENDS), metavar="B[,B…]", help=f"bench's backends (default {','.join(RELEASE_BACKENDS)})")
-    parser.add_argument("--batch-sizes", type=arguments.parse_batch_sizes, default=RELEASE_BENCH_BATCH_SIZES, metavar="LIST",
-                        help=f"bench's batch sizes (default {','.join(map(str, RELEASE_BENCH_BATCH_SIZES))})")  # fmt: skip
-    parser.add_argument("--seconds", type=float, default=RELEASE_BENCH_SECONDS, metavar="S",
-                        help=f"bench's timed seconds per batch size (default {RELEASE_BENCH_SECONDS:g})")  # fmt: skip
-    parser.add_argument("--fp16", action=argparse.BooleanOptionalAction, default=True, help="the FP16 ONNX gate (default on)")
-    parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=False,
-                        help="also the CPU INT8 ONNX of each artifact, its accuracy against FP32 a gate (needs --images; default off)")  # fmt: skip
-    parser.add_argument("--engines", action=argparse.BooleanOptionalAction, default=True, help="TensorRT engines where TensorRT is (default on)")
-    parser.add_argument("--triton", action=argparse.BooleanOptionalAction, default=True, help="a Triton repository (default on)")
-    parser.add_argument("--require", type=_gate_list, default=(), metavar="GATE[,GATE…]",
-                        help=f"gates that must run and pass: one that skips (no TensorRT, no baseline…) fails the release "
-                        f"with its reason; of {', '.join(REQUIRABLE)}. Export and verify are always required")  # fmt: skip
+    parser.add_argument(
+        "--version",
+        dest="release_version",
+        metavar="V",
+        help="its version (default: facebatch's version + the git commit)",
+    )
+    parser.add_argument(
+        "--baseline-bench",
+        type=Path,
+        metavar="OLD/bench.json",
+        help="an earlier release's reports/bench.json: the performance gate",
+    )
+    parser.add_argument(
+        "--max-slowdown",
+        type=float,
+        default=DEFAULT_MAX_SLOWDOWN,
+        metavar="X",
+        help=f"how much slower than the baseline a batch size may get (default {DEFAULT_MAX_SLOWDOWN:g})",
+    )
+    parser.add_argument(
+        "--backend",
+        default=",".join(RELEASE_BACKENDS),
+        metavar="B[,B…]",
+        help=f"bench's backends (default {','.join(RELEASE_BACKENDS)})",
+    )
+    parser.add_argument(
+        "--batch-sizes",
+        type=arguments.parse_batch_sizes,
+        default=RELEASE_BENCH_BATCH_SIZES,
+        metavar="LIST",
+        help=f"bench's batch sizes (default {','.join(map(str, RELEASE_BENCH_BATCH_SIZES))})",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=RELEASE_BENCH_SECONDS,
+        metavar="S",
+        help=f"bench's timed seconds per batch size (default {RELEASE_BENCH_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--fp16", action=argparse.BooleanOptionalAction, default=True, help="the FP16 ONNX gate (default on)"
+    )
+    parser.add_argument(
+        "--int8",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also the CPU INT8 ONNX of each artifact, its accuracy against FP32 a gate (needs --images; default off)",
+    )
+    parser.add_argument(
+        "--engines",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="TensorRT engines where TensorRT is (default on)",
+    )
+    parser.add_argument(
+        "--triton", action=argparse.BooleanOptionalAction, default=True, help="a Triton repository (default on)"
+    )
+    parser.add_argument(
+        "--require",
+        type=_gate_list,
+        default=(),
+        metavar="GATE[,GATE…]",
+        help=f"gates that must run and pass: one that skips (no TensorRT, no baseline…) fails the release "
+        f"with its reason; of {', '.join(REQUIRABLE)}. Export and verify are always required",
+    )
     parser.set_defaults(handler=run, json=None, markdown=None, junit=None)
 
 
@@ -106,21 +188,47 @@ def run(args: argparse.Namespace) -> int:
         result = check_release(args.check, photos)
         for problem in result.problems():
             console.print(f"[red]{escape(problem)}[/red]")
-        console.print(f"{len(result.verified)} artifacts pass verify; {len(result.missing)} files missing, {len(result.changed)} changed")
-        print("RELEASE CHECK PASS" if result.passed else f"RELEASE CHECK FAIL: {'; '.join(result.problems())}", flush=True)
+        console.print(
+            f"{len(result.verified)} artifacts pass verify; {len(result.missing)} files missing, {len(result.changed)} changed"
+        )
+        print(
+            "RELEASE CHECK PASS" if result.passed else f"RELEASE CHECK FAIL: {'; '.join(result.problems())}", flush=True
+        )
         return 0 if result.passed else 1
     models = []
     # ONNX weights name their own variant or network (export infers it); other weights need the name
     if args.detector or args.detector_weights or not args.artifact:
-        models.append(ModelRequest(args.detector or _default(args.detector_weights, DEFAULT_DETECTOR), args.detector_weights, (args.size, args.size)))
+        models.append(
+            ModelRequest(
+                args.detector or _default(args.detector_weights, DEFAULT_DETECTOR),
+                args.detector_weights,
+                (args.size, args.size),
+            )
+        )
     if args.embedder or args.embedder_weights or not args.artifact:
-        models.append(ModelRequest(args.embedder or _default(args.embedder_weights, DEFAULT_EMBEDDER), args.embedder_weights))
+        models.append(
+            ModelRequest(args.embedder or _default(args.embedder_weights, DEFAULT_EMBEDDER), args.embedder_weights)
+        )
     references = {name: reference if reference == "torch" else Path(reference) for name, reference in args.references}
-    options = ReleaseOptions(name=args.name, version=args.release_version, out=args.out, models=models, artifacts=args.artifact,
-                             references=references, require=args.require,
-                             photos=photos, fp16=args.fp16, int8=args.int8, engines=args.engines, bench_backends=parse_backends(args.backend),
-                             bench_batch_sizes=args.batch_sizes, budget=Budget(warmup=RELEASE_BENCH_WARMUP_S, seconds=args.seconds),
-                             baseline_bench=args.baseline_bench, max_slowdown=args.max_slowdown, triton=args.triton)  # fmt: skip
+    options = ReleaseOptions(
+        name=args.name,
+        version=args.release_version,
+        out=args.out,
+        models=models,
+        artifacts=args.artifact,
+        references=references,
+        require=args.require,
+        photos=photos,
+        fp16=args.fp16,
+        int8=args.int8,
+        engines=args.engines,
+        bench_backends=parse_backends(args.backend),
+        bench_batch_sizes=args.batch_sizes,
+        budget=Budget(warmup=RELEASE_BENCH_WARMUP_S, seconds=args.seconds),
+        baseline_bench=args.baseline_bench,
+        max_slowdown=args.max_slowdown,
+        triton=args.triton,
+    )
     result = run_release(options)
     colours = {"pass": "green", "fail": "red", "skip": "yellow"}
     for gate in result.gates:

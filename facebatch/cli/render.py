@@ -32,7 +32,9 @@ def console_for(args: argparse.Namespace) -> Console:
     """Tables go to standard output, unless a report does (``--json -``): then to stderr."""
     to_stderr = reports_to_stdout(args)
     stream = sys.stderr if to_stderr else sys.stdout
-    return Console(file=stream, highlight=False, width=None if stream.isatty() else 120)  # pipes and CI logs: no truncation
+    return Console(
+        file=stream, highlight=False, width=None if stream.isatty() else 120
+    )  # pipes and CI logs: no truncation
 
 
 def show_export(console: Console, result: ExportResult) -> None:
@@ -63,16 +65,32 @@ def show_catalog(console: Console, scrfd: list[ScrfdEntry], arcface: list[ArcFac
     for column in ("variant", "backbone", "head norm", "landmarks", "params", "default artifact"):
         table.add_column(column)
     for e in scrfd:
-        table.add_row(e.variant, e.backbone, e.head_norm, "yes" if e.landmarks else "no", f"{e.parameters / 1e6:.3f}M", e.default_artifact)
+        table.add_row(
+            e.variant,
+            e.backbone,
+            e.head_norm,
+            "yes" if e.landmarks else "no",
+            f"{e.parameters / 1e6:.3f}M",
+            e.default_artifact,
+        )
     console.print(table)
     table = Table(title="ArcFace networks (arcface_torch backbones; 112x112 input; the short name works too)")
     for column in ("model", "short", "backbone", "layers", "embedding", "params", "default artifact"):
         table.add_column(column)
     for e in arcface:
-        table.add_row(e.model, e.short_name, e.backbone, "-".join(map(str, e.layers)), str(e.embedding_size),
-                      f"{e.parameters / 1e6:.2f}M", e.default_artifact)  # fmt: skip
+        table.add_row(
+            e.model,
+            e.short_name,
+            e.backbone,
+            "-".join(map(str, e.layers)),
+            str(e.embedding_size),
+            f"{e.parameters / 1e6:.2f}M",
+            e.default_artifact,
+        )
     console.print(table)
-    console.print("Artifacts with seeded weights (no --weights) are named with _seeded, e.g. scrfd_10g_320_seeded_batch.onnx.")
+    console.print(
+        "Artifacts with seeded weights (no --weights) are named with _seeded, e.g. scrfd_10g_320_seeded_batch.onnx."
+    )
 
 
 def show_verify(console: Console, report: VerifyReport) -> None:
@@ -101,7 +119,9 @@ def show_bench(console: Console, report: BenchReport) -> None:
         runs = report.runs_of(artifact)
         h, w = runs[0].input_size
         header, rows = report.combined_rows(artifact)
-        table = Table(title=f"{artifact} ({runs[0].model}, {h}x{w}): FPS = batch / median latency", title_justify="left")
+        table = Table(
+            title=f"{artifact} ({runs[0].model}, {h}x{w}): FPS = batch / median latency", title_justify="left"
+        )
         for column in header:
             table.add_column(column, justify="right")
         for row in rows:
@@ -109,8 +129,10 @@ def show_bench(console: Console, report: BenchReport) -> None:
         console.print(table)
         for run in runs:
             threads = f"{run.threads} threads" if run.threads else "its default threads"
-            console.print(f"  {run.backend}: {run.provider}, {run.precision}, {threads}; ms/frame "
-                          + ", ".join(f"{t.batch}: {t.ms_per_frame:.2f}" for t in run.timings))  # fmt: skip
+            console.print(
+                f"  {run.backend}: {run.provider}, {run.precision}, {threads}; ms/frame "
+                + ", ".join(f"{t.batch}: {t.ms_per_frame:.2f}" for t in run.timings)
+            )
     for baseline in report.baselines:
         console.print(baseline.line())
     for comparison in report.comparisons:
@@ -131,17 +153,24 @@ def show_faces(console: Console, results: list[ImageFaces], times: StageTimes) -
         best = result.best_face()
         box = ",".join(f"{v:.0f}" for v in result.faces.boxes[best]) if best is not None else ""
         score = f"{result.faces.scores[best]:.3f}" if best is not None else ""
-        table.add_row(str(result.path.name), f"{result.image_size[1]}x{result.image_size[0]}", str(len(result)), score, box)
+        table.add_row(
+            str(result.path.name), f"{result.image_size[1]}x{result.image_size[0]}", str(len(result)), score, box
+        )
     console.print(table)
     if len(results) > 40:
         console.print(f"… and {len(results) - 40} more photos")
     rate = f", {times.images / times.wall:.2f} photos/s" if times.wall > 0 else ""
     stages = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in times.seconds.items())
-    console.print(f"{counted(times.faces, 'face')} in {counted(times.images, 'photo')} in {times.wall:.2f} s{rate} (busy per stage: {stages})")
+    console.print(
+        f"{counted(times.faces, 'face')} in {counted(times.images, 'photo')} in {times.wall:.2f} s{rate} (busy per stage: {stages})"
+    )
 
 
 def show_pipeline_bench(console: Console, report: PipelineBenchReport) -> None:
-    table = Table(title=f"facebatch bench --pipeline: {report.detector} + {report.embedder} on {report.backend}", title_justify="left")
+    table = Table(
+        title=f"facebatch bench --pipeline: {report.detector} + {report.embedder} on {report.backend}",
+        title_justify="left",
+    )
     for column in report.HEADER:
         table.add_column(column, justify="right")
     for row in report.rows():
@@ -149,12 +178,18 @@ def show_pipeline_bench(console: Console, report: PipelineBenchReport) -> None:
     console.print(table)
     bound = report.bound_images_per_second()
     for model in report.models:
-        console.print(f"  {model.role} alone ({model.artifact}): " + ", ".join(f"batch {t.batch}: {t.fps:.1f} FPS" for t in model.timings))
+        console.print(
+            f"  {model.role} alone ({model.artifact}): "
+            + ", ".join(f"batch {t.batch}: {t.fps:.1f} FPS" for t in model.timings)
+        )
     if bound is not None:
         console.print(f"  the models alone allow {bound:.2f} photos/s for this folder")
     stage_rows = report.stage_rows()
     if stage_rows:
-        console.print("  pipeline busy time per pass: " + ", ".join(f"{stage} {seconds}s ({share})" for stage, seconds, share, _ in stage_rows))
+        console.print(
+            "  pipeline busy time per pass: "
+            + ", ".join(f"{stage} {seconds}s ({share})" for stage, seconds, share, _ in stage_rows)
+        )
     for agreement in report.agreements:
         colour = "green" if agreement.passed else "red"
         console.print(f"[{colour}]{agreement.summary()}[/{colour}]")
@@ -170,24 +205,39 @@ def show_repository(console: Console, repository: TritonRepository) -> None:
         table.add_column(column)
     for model in repository.models:
         config = model.config
-        preferred = ", ".join(map(str, config.dynamic_batching.preferred_batch_sizes)) if config.dynamic_batching else "-"
-        table.add_row(model.name, model.role, f"{config.platform or config.backend} ({config.instance_kind})", str(config.max_batch_size),
-                      preferred, str(config.instance_count), model.source)  # fmt: skip
+        preferred = (
+            ", ".join(map(str, config.dynamic_batching.preferred_batch_sizes)) if config.dynamic_batching else "-"
+        )
+        table.add_row(
+            model.name,
+            model.role,
+            f"{config.platform or config.backend} ({config.instance_kind})",
+            str(config.max_batch_size),
+            preferred,
+            str(config.instance_count),
+            model.source,
+        )
     console.print(table)
-    console.print(f"wrote {counted(len(repository.written), 'file')}; {repository.path / 'README.md'} says how to serve and measure it "
-                  f"(facebatch serve {repository.path})")  # fmt: skip
+    console.print(
+        f"wrote {counted(len(repository.written), 'file')}; {repository.path / 'README.md'} says how to serve and measure it "
+        f"(facebatch serve {repository.path})"
+    )
 
 
 def show_triton_bench(console: Console, report: TritonBenchReport) -> None:
-    table = Table(title=f"facebatch bench --triton: {report.model} at {report.url}, {report.request_batch} row(s) per request",
-                  title_justify="left")  # fmt: skip
+    table = Table(
+        title=f"facebatch bench --triton: {report.model} at {report.url}, {report.request_batch} row(s) per request",
+        title_justify="left",
+    )
     for column in report.HEADER:
         table.add_column(column, justify="right")
     for row in report.rows():
         table.add_row(*row)
     console.print(table)
     if report.local is not None:
-        console.print(f"  local pipeline on the same photos: {report.local.images_per_second:.2f} photos/s ({report.local.backend})")
+        console.print(
+            f"  local pipeline on the same photos: {report.local.images_per_second:.2f} photos/s ({report.local.backend})"
+        )
     for result in report.results:
         console.print(f"  concurrency {result.concurrency}: {result.batching()}")
     for note in report.notes:
@@ -207,7 +257,13 @@ def show_quantize(console: Console, result: QuantizeResult) -> None:
         for column in ("backend", "batch", "FP32 FPS", "INT8 FPS", "INT8 / FP32"):
             table.add_column(column, justify="right")
         for row in speedups:
-            table.add_row(row["backend"], str(row["batch"]), f"{row['fp32_fps']:.1f}", f"{row['int8_fps']:.1f}", f"{row['speedup']:.2f}×")
+            table.add_row(
+                row["backend"],
+                str(row["batch"]),
+                f"{row['fp32_fps']:.1f}",
+                f"{row['int8_fps']:.1f}",
+                f"{row['speedup']:.2f}×",
+            )
         console.print(table)
     console.print(f"[{colour}]accuracy gate: {'PASS' if result.passed else 'FAIL'}[/{colour}]")
     for note in result.notes:
@@ -218,8 +274,11 @@ def write_reports(console: Console, args: argparse.Namespace, report: Any) -> No
     """--json/--markdown/--junit, each written atomically, or to standard output for '-'."""
     from facebatch.atomic import write_text_atomic
 
-    for flag, target, render in (("--json", args.json, report.to_json), ("--markdown", args.markdown, report.to_markdown),
-                                 ("--junit", args.junit, getattr(report, "to_junit", None))):  # fmt: skip
+    for flag, target, render in (
+        ("--json", args.json, report.to_json),
+        ("--markdown", args.markdown, report.to_markdown),
+        ("--junit", args.junit, getattr(report, "to_junit", None)),
+    ):
         if target is None or render is None:
             continue
         if target == STDOUT:

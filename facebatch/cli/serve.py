@@ -7,7 +7,12 @@ import signal
 import threading
 from pathlib import Path
 
-from facebatch.engines.triton.settings import DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORT, READY_TIMEOUT_S
+from facebatch.engines.triton.settings import (
+    DEFAULT_GRPC_PORT,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_METRICS_PORT,
+    READY_TIMEOUT_S,
+)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -19,17 +24,42 @@ def register(commands: argparse._SubParsersAction) -> None:
         "endpoints, and stops the server and everything it started on Ctrl-C. Python-backend models run in --python-env.",
     )
     parser.add_argument("repository", type=Path, metavar="REPOSITORY")
-    parser.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT, metavar="N", help=f"HTTP port (default {DEFAULT_HTTP_PORT})")
-    parser.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT, metavar="N", help=f"gRPC port (default {DEFAULT_GRPC_PORT})")
-    parser.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT, metavar="N",
-                        help=f"Prometheus metrics port (default {DEFAULT_METRICS_PORT}; 0: no metrics)")  # fmt: skip
-    parser.add_argument("--address", default="0.0.0.0", metavar="IP", help="the address the endpoints listen on (default 0.0.0.0: every interface)")
-    parser.add_argument("--python-env", type=Path, metavar="DIR",
-                        help="the python environment the python-backend models run in (default: this one); "
-                        "nvidia-pytriton's server needs one with numpy<2: 'make serve-env' makes .venv-serve")  # fmt: skip
-    parser.add_argument("--log", type=Path, metavar="FILE", help="write tritonserver's log here instead of the terminal")
-    parser.add_argument("--ready-timeout", type=float, default=READY_TIMEOUT_S, metavar="S",
-                        help=f"seconds to wait for every model to load (default {READY_TIMEOUT_S:g})")  # fmt: skip
+    parser.add_argument(
+        "--http-port", type=int, default=DEFAULT_HTTP_PORT, metavar="N", help=f"HTTP port (default {DEFAULT_HTTP_PORT})"
+    )
+    parser.add_argument(
+        "--grpc-port", type=int, default=DEFAULT_GRPC_PORT, metavar="N", help=f"gRPC port (default {DEFAULT_GRPC_PORT})"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=DEFAULT_METRICS_PORT,
+        metavar="N",
+        help=f"Prometheus metrics port (default {DEFAULT_METRICS_PORT}; 0: no metrics)",
+    )
+    parser.add_argument(
+        "--address",
+        default="0.0.0.0",
+        metavar="IP",
+        help="the address the endpoints listen on (default 0.0.0.0: every interface)",
+    )
+    parser.add_argument(
+        "--python-env",
+        type=Path,
+        metavar="DIR",
+        help="the python environment the python-backend models run in (default: this one); "
+        "nvidia-pytriton's server needs one with numpy<2: 'make serve-env' makes .venv-serve",
+    )
+    parser.add_argument(
+        "--log", type=Path, metavar="FILE", help="write tritonserver's log here instead of the terminal"
+    )
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=READY_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds to wait for every model to load (default {READY_TIMEOUT_S:g})",
+    )
     parser.set_defaults(handler=run, json=None, markdown=None, junit=None)
 
 
@@ -39,8 +69,14 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.errors import EngineError
 
     ports = ServerPorts(args.http_port, args.grpc_port, args.metrics_port or None)
-    server = TritonServer(args.repository, ports, args.address, python_env(args.python_env), log_file=args.log,
-                          ready_timeout=args.ready_timeout)  # fmt: skip
+    server = TritonServer(
+        args.repository,
+        ports,
+        args.address,
+        python_env(args.python_env),
+        log_file=args.log,
+        ready_timeout=args.ready_timeout,
+    )
     console = console_for(args)
     stopped = threading.Event()
     with server:  # Ctrl-C while the models load: KeyboardInterrupt, and the server is stopped
@@ -49,7 +85,10 @@ def run(args: argparse.Namespace) -> int:
         previous = {sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             console.print(f"serving {server.repository} with {server.install.binary} ({server.install.source})")
-            console.print(f"  HTTP {server.http_url}   gRPC {server.grpc_url}" + (f"   metrics {server.host}:{ports.metrics}" if ports.metrics else ""))
+            console.print(
+                f"  HTTP {server.http_url}   gRPC {server.grpc_url}"
+                + (f"   metrics {server.host}:{ports.metrics}" if ports.metrics else "")
+            )
             console.print("  Ctrl-C stops it")
             while not stopped.wait(0.5):
                 if server.process is None or server.process.poll() is not None:

@@ -20,21 +20,56 @@ def register(commands: argparse._SubParsersAction) -> None:
         "and embedding out, with facebatch's decode and alignment, calling the detector and embedder through BLS. "
         "The repository's README.md says how to serve and measure it.",
     )
-    parser.add_argument("artifacts", nargs="+", type=Path, metavar="ARTIFACT",
-                        help="ONNX artifacts with a symbolic batch axis (or, for --runtime tensorrt, .plan engines or the ONNX they were built from)")  # fmt: skip
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="the repository folder (new or empty, unless --force)")
-    parser.add_argument("--runtime", choices=RUNTIMES, default=RUNTIMES[0],
-                        help="onnxruntime (Triton's onnxruntime backend), tensorrt (plans from 'facebatch build') or python "
-                        "(onnxruntime inside the python backend, for Triton installs without the onnxruntime backend); default onnxruntime")  # fmt: skip
-    parser.add_argument("--pipeline", action="store_true", help=f"add {PIPELINE_MODEL} (needs one detector with landmarks and one embedder)")
-    parser.add_argument("--instances", type=int, default=DEFAULT_INSTANCES, metavar="N", help=f"instances per model (default {DEFAULT_INSTANCES})")
-    parser.add_argument("--device", choices=("cpu", "gpu"),
-                        help="where onnxruntime instances run (default gpu; tensorrt is always gpu, python always cpu)")  # fmt: skip
-    parser.add_argument("--max-batch", type=int, metavar="N",
-                        help="max_batch_size (default: each artifact's profile max, 32); an engine refuses more than its profile")  # fmt: skip
-    parser.add_argument("--max-queue-delay-us", type=int, default=DEFAULT_QUEUE_DELAY_US, metavar="N",
-                        help=f"how long the dynamic batcher may hold a request for company (default {DEFAULT_QUEUE_DELAY_US})")  # fmt: skip
-    parser.add_argument("--force", action="store_true", help="replace what facebatch wrote in --out before (never other files)")
+    parser.add_argument(
+        "artifacts",
+        nargs="+",
+        type=Path,
+        metavar="ARTIFACT",
+        help="ONNX artifacts with a symbolic batch axis (or, for --runtime tensorrt, .plan engines or the ONNX they were built from)",
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="the repository folder (new or empty, unless --force)"
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=RUNTIMES[0],
+        help="onnxruntime (Triton's onnxruntime backend), tensorrt (plans from 'facebatch build') or python "
+        "(onnxruntime inside the python backend, for Triton installs without the onnxruntime backend); default onnxruntime",
+    )
+    parser.add_argument(
+        "--pipeline",
+        action="store_true",
+        help=f"add {PIPELINE_MODEL} (needs one detector with landmarks and one embedder)",
+    )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=DEFAULT_INSTANCES,
+        metavar="N",
+        help=f"instances per model (default {DEFAULT_INSTANCES})",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "gpu"),
+        help="where onnxruntime instances run (default gpu; tensorrt is always gpu, python always cpu)",
+    )
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        metavar="N",
+        help="max_batch_size (default: each artifact's profile max, 32); an engine refuses more than its profile",
+    )
+    parser.add_argument(
+        "--max-queue-delay-us",
+        type=int,
+        default=DEFAULT_QUEUE_DELAY_US,
+        metavar="N",
+        help=f"how long the dynamic batcher may hold a request for company (default {DEFAULT_QUEUE_DELAY_US})",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace what facebatch wrote in --out before (never other files)"
+    )
     parser.set_defaults(handler=run, json=None, markdown=None, junit=None)
 
 
@@ -42,9 +77,15 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.cli.render import console_for, show_repository
     from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
 
-    options = RepositoryOptions(runtime=args.runtime, pipeline=args.pipeline, instances=args.instances,
-                                max_queue_delay_us=args.max_queue_delay_us, max_batch=args.max_batch, device=args.device,
-                                force=args.force)  # fmt: skip
+    options = RepositoryOptions(
+        runtime=args.runtime,
+        pipeline=args.pipeline,
+        instances=args.instances,
+        max_queue_delay_us=args.max_queue_delay_us,
+        max_batch=args.max_batch,
+        device=args.device,
+        force=args.force,
+    )
     repository = triton_repository_from_artifacts(args.artifacts, args.out, options)
     show_repository(console_for(args), repository)
     return 0

@@ -52,9 +52,16 @@ def run(args: argparse.Namespace) -> int:
     arguments.check_report_targets(args)
     embedder = arguments.embedder_description(args, None)[0] if arguments.embedder_flags_given(args) else None
     options = VerifyOptions(
-        batch_sizes=args.batch_sizes, photos=arguments.photos(args), seed=args.seed, embedder=embedder, sizes=args.sizes,
-        reference=arguments.reference_factory(args), det_thresh=args.det_thresh, nms_thresh=args.nms_thresh, strict=args.strict,
-    )  # fmt: skip
+        batch_sizes=args.batch_sizes,
+        photos=arguments.photos(args),
+        seed=args.seed,
+        embedder=embedder,
+        sizes=args.sizes,
+        reference=arguments.reference_factory(args),
+        det_thresh=args.det_thresh,
+        nms_thresh=args.nms_thresh,
+        strict=args.strict,
+    )
     report = verify_model(args.model_file, options)
     if not report.passed:
         from facebatch.workflows.fix import repair_hint

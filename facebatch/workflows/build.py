@@ -13,7 +13,6 @@ sidecar renamed into place: a disagreeing engine leaves nothing behind.
 from __future__ import annotations
 
 import json
-
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,17 +28,25 @@ from facebatch.engines.build.engine_record import (
 )
 from facebatch.engines.build.tensorrt_engine import BuilderSettings, build_engine
 from facebatch.engines.pipeline.preprocess import model_frames
-from facebatch.engines.runners.tensorrt_runner import TENSORRT_HINT, TensorRtRunner, current_gpu, import_tensorrt, tensorrt_available
+from facebatch.engines.runners.tensorrt_runner import (
+    TENSORRT_HINT,
+    TensorRtRunner,
+    current_gpu,
+    import_tensorrt,
+    tensorrt_available,
+)
 from facebatch.environment import file_sha256
 from facebatch.errors import SpecError, VerificationFailed
-from facebatch.workflows.convert import ConvertOptions, convert_fp16, default_fp16_path
 from facebatch.progress import step
 from facebatch.publish import draft, publish
 from facebatch.verify.independence import verify_batch_independence
 from facebatch.verify.reference import OnnxFileReference, compare_with_reference
+from facebatch.workflows.convert import ConvertOptions, convert_fp16, default_fp16_path
 
-NO_TENSORRT = (f"TensorRT is not installed here ({TENSORRT_HINT}); 'facebatch convert --fp16 MODEL.onnx' makes the verified "
-               "FP16 ONNX on any machine, for TensorRT elsewhere or onnxruntime's CUDA and TensorRT providers")  # fmt: skip
+NO_TENSORRT = (
+    f"TensorRT is not installed here ({TENSORRT_HINT}); 'facebatch convert --fp16 MODEL.onnx' makes the verified "
+    "FP16 ONNX on any machine, for TensorRT elsewhere or onnxruntime's CUDA and TensorRT providers"
+)
 
 
 @dataclass
@@ -80,7 +87,9 @@ def _fp16_artifact(fp32: ModelFile, photos: Sequence[Path], seed: int, notes: li
             return path
     result = convert_fp16(fp32.path, path, ConvertOptions(photos=photos, seed=seed))
     if not result.written:
-        raise VerificationFailed(f"the FP16 ONNX TensorRT would build from fails its gate: {result.report.failure_line()}")
+        raise VerificationFailed(
+            f"the FP16 ONNX TensorRT would build from fails its gate: {result.report.failure_line()}"
+        )
     notes.append(f"made the FP16 ONNX {path.name} (TensorRT ≥ 11 builds strongly typed networks from it)")
     return path
 
@@ -95,26 +104,44 @@ def build_engine_job(model_path: Path, options: BuildOptions) -> EngineResult:
     trt = import_tensorrt()
     recipe = build_recipe(trt.__version__, options.precision)
     notes: list[str] = []
-    parsed = fp32.path if recipe.onnx_precision is Precision.FP32 else _fp16_artifact(fp32, options.photos, options.seed, notes)
+    parsed = (
+        fp32.path
+        if recipe.onnx_precision is Precision.FP32
+        else _fp16_artifact(fp32, options.photos, options.seed, notes)
+    )
     out = options.out or DEFAULT_ENGINE_DIR / engine_filename(fp32.path.stem, options.precision, profile.batch)
     spec = fp32.spec.at_fp16(fp32.seeded) if options.precision is Precision.FP16 else fp32.spec
-    with step(f"build a TensorRT {options.precision.value} engine from {parsed.name} ({recipe.describe()}), batch "
-              f"{profile.batch.min}/{profile.batch.opt}/{profile.batch.max}"):  # fmt: skip
+    with step(
+        f"build a TensorRT {options.precision.value} engine from {parsed.name} ({recipe.describe()}), batch "
+        f"{profile.batch.min}/{profile.batch.opt}/{profile.batch.max}"
+    ):
         built = build_engine(parsed, recipe, profile, options.settings)
     record = EngineRecord(
-        engine=out.name, sha256="", precision=options.precision, tensorrt_version=built.tensorrt_version, gpu=current_gpu(),
-        profile=profile, recipe=recipe, spec=spec, source_onnx={"file": parsed.name, "sha256": file_sha256(parsed)},
-        reference_onnx={"file": fp32.path.name, "sha256": fp32.sha256}, builder=options.settings.to_dict(),
+        engine=out.name,
+        sha256="",
+        precision=options.precision,
+        tensorrt_version=built.tensorrt_version,
+        gpu=current_gpu(),
+        profile=profile,
+        recipe=recipe,
+        spec=spec,
+        source_onnx={"file": parsed.name, "sha256": file_sha256(parsed)},
+        reference_onnx={"file": fp32.path.name, "sha256": fp32.sha256},
+        builder=options.settings.to_dict(),
         build_seconds=round(built.seconds, 2),
-    )  # fmt: skip
+    )
     with draft(out, "-o") as candidate:
         candidate.path.write_bytes(built.data)
         record.sha256 = file_sha256(candidate.path)
         record.verification = _check_engine(candidate.path, record, fp32, options)
         if not record.verification["passed"]:
-            raise VerificationFailed(f"the {out.name} engine disagrees with {fp32.path.name}: {record.verification['failures'][0]}; "
-                                     "nothing was written")  # fmt: skip
-        published = publish(candidate, "facebatch build", record.sidecar_body(), source=record.reference_onnx, proof=record.verification)
+            raise VerificationFailed(
+                f"the {out.name} engine disagrees with {fp32.path.name}: {record.verification['failures'][0]}; "
+                "nothing was written"
+            )
+        published = publish(
+            candidate, "facebatch build", record.sidecar_body(), source=record.reference_onnx, proof=record.verification
+        )
     record.created = json.loads(published.sidecar.read_text())["created"]
     return EngineResult(out, record, notes)
 
@@ -128,16 +155,34 @@ def _check_engine(plan: Path, record: EngineRecord, fp32: ModelFile, options: Bu
     at_engine_precision = replace(fp32, spec=record.spec)
     with TensorRtRunner(plan, record) as engine:
         with step(f"compare the engine with {fp32.path.name} on onnxruntime at batch {', '.join(map(str, batches))}"):
-            result = compare_with_reference(at_engine_precision, engine, frames, OnnxFileReference(fp32.path, fp32.model), batches,
-                                            record.profile.size)  # fmt: skip
-        independence = verify_batch_independence(engine, frames, sorted({1, 2, *batches}), independence_atol(record.precision))
-    failures = [r.summary() for r in result.reports if not r.passed] + [d.summary() for d in result.decoded if not d.passed]
+            result = compare_with_reference(
+                at_engine_precision,
+                engine,
+                frames,
+                OnnxFileReference(fp32.path, fp32.model),
+                batches,
+                record.profile.size,
+            )
+        independence = verify_batch_independence(
+            engine, frames, sorted({1, 2, *batches}), independence_atol(record.precision)
+        )
+    failures = [r.summary() for r in result.reports if not r.passed] + [
+        d.summary() for d in result.decoded if not d.passed
+    ]
     if not independence.passed:
         worst = independence.worst()
-        failures.append(independence.error or f"frames inside a batch differ from their single runs by up to {worst.max_abs_diff:.3g} "
-                        f"(limit {independence.atol:g})")  # fmt: skip
+        failures.append(
+            independence.error
+            or f"frames inside a batch differ from their single runs by up to {worst.max_abs_diff:.3g} "
+            f"(limit {independence.atol:g})"
+        )
     return {
-        "passed": not failures, "failures": failures, "batch_sizes": batches, "notes": result.notes,
-        "parity_vs_fp32_onnx": [r.to_dict() for r in result.reports], "decoded": [d.to_dict() for d in result.decoded],
-        "independence": independence.to_dict(), "summary": [r.summary() for r in result.reports] + [d.summary() for d in result.decoded],
-    }  # fmt: skip
+        "passed": not failures,
+        "failures": failures,
+        "batch_sizes": batches,
+        "notes": result.notes,
+        "parity_vs_fp32_onnx": [r.to_dict() for r in result.reports],
+        "decoded": [d.to_dict() for d in result.decoded],
+        "independence": independence.to_dict(),
+        "summary": [r.summary() for r in result.reports] + [d.summary() for d in result.decoded],
+    }

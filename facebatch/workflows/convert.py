@@ -85,7 +85,9 @@ def _fp16_record(result: ConvertResult) -> dict[str, Any]:
             "weights_raised_to_min_positive": conversion.flushed,
             "weights_clamped_to_max_finite": conversion.clamped,
         },
-        "tolerances": {t.name: {"atol": t.atol, "rtol": t.rtol, "min_cosine": t.min_cosine} for t in conversion.spec.outputs},
+        "tolerances": {
+            t.name: {"atol": t.atol, "rtol": t.rtol, "min_cosine": t.min_cosine} for t in conversion.spec.outputs
+        },
         "spec": spec_to_dict(conversion.spec),
     }
 
@@ -109,13 +111,22 @@ def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions 
     target.spec.require_fp32(source.name)
     if target.spec.head is not None and not target.seeded and not options.photos:
         # the gate is strict and a trained detector finds no face in noise frames: check 3 would skip after all the work
-        raise SpecError(f"{source.name} is a trained detector: its FP16 gate compares the faces it finds, so pass --images "
-                        "with photos that show faces")  # fmt: skip
+        raise SpecError(
+            f"{source.name} is a trained detector: its FP16 gate compares the faces it finds, so pass --images "
+            "with photos that show faces"
+        )
     model, conversion = _fp16_model(target, options)
     notes = [f"replaced the existing {out}"] if out.exists() else []
-    verify_options = VerifyOptions(batch_sizes=options.batch_sizes, photos=options.photos, seed=options.seed,
-                                   sizes=[options.size] if options.size else None, reference=onnx_reference(source),
-                                   det_thresh=options.det_thresh, nms_thresh=options.nms_thresh, strict=True)  # fmt: skip
+    verify_options = VerifyOptions(
+        batch_sizes=options.batch_sizes,
+        photos=options.photos,
+        seed=options.seed,
+        sizes=[options.size] if options.size else None,
+        reference=onnx_reference(source),
+        det_thresh=options.det_thresh,
+        nms_thresh=options.nms_thresh,
+        strict=True,
+    )
     with draft(out, "-o") as candidate:
         with step(f"write the FP16 graph to a temp file beside {out.name}"):
             onnx.save(model, candidate.path)
@@ -125,5 +136,11 @@ def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions 
             return result  # the draft is removed, nothing is replaced
         if notes:
             warn(notes[0])
-        publish(candidate, "facebatch convert --fp16", _fp16_record(result), source=source_record(target), proof=report.proof_record())
+        publish(
+            candidate,
+            "facebatch convert --fp16",
+            _fp16_record(result),
+            source=source_record(target),
+            proof=report.proof_record(),
+        )
     return result

@@ -32,10 +32,18 @@ from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.errors import VerificationFailed
-from facebatch.publish import draft, publish, sidecar_path
 from facebatch.onnx_graph import GraphView, attribute, inferred_shapes, io_dims, node_label
+from facebatch.publish import draft, publish, sidecar_path
 from facebatch.verify.independence import INDEPENDENCE_ATOL
-from facebatch.verify.lint import SHAPE_MAKERS, Finding, lint_graph, pinned_concat, pinned_leading, pinned_sizes, relaxed_batch
+from facebatch.verify.lint import (
+    SHAPE_MAKERS,
+    Finding,
+    lint_graph,
+    pinned_concat,
+    pinned_leading,
+    pinned_sizes,
+    relaxed_batch,
+)
 
 FOLDING_PERM = [2, 3, 0, 1]
 KEEPING_PERM = [0, 2, 3, 1]
@@ -95,7 +103,11 @@ class _Inserter:
 
     def before(self, anchor: onnx.NodeProto, nodes: list[onnx.NodeProto]) -> None:
         graph = self.model.graph.node
-        index = next(i for i, n in enumerate(graph) if n is anchor or (n.name == anchor.name and list(n.output) == list(anchor.output)))
+        index = next(
+            i
+            for i, n in enumerate(graph)
+            if n is anchor or (n.name == anchor.name and list(n.output) == list(anchor.output))
+        )
         for offset, node in enumerate(nodes):
             graph.insert(index + offset, node)
 
@@ -109,11 +121,14 @@ class _Inserter:
         """A 1-D int64 tensor [N, *rest]: N read at run time from ``batch_of``'s Shape."""
         shape, first, joined = (f"facebatch_fix_{hint}_{k}_{self.count + 1}" for k in ("shape", "batch", "dims"))
         starts, ends, tail = self.const([0], hint), self.const([1], hint), self.const(rest, hint)
-        self.before(anchor, [
-            onnx.helper.make_node("Shape", [batch_of], [shape], name=f"{shape}_node"),
-            onnx.helper.make_node("Slice", [shape, starts, ends], [first], name=f"{first}_node"),
-            onnx.helper.make_node("Concat", [first, tail], [joined], name=f"{joined}_node", axis=0),
-        ])  # fmt: skip
+        self.before(
+            anchor,
+            [
+                onnx.helper.make_node("Shape", [batch_of], [shape], name=f"{shape}_node"),
+                onnx.helper.make_node("Slice", [shape, starts, ends], [first], name=f"{first}_node"),
+                onnx.helper.make_node("Concat", [first, tail], [joined], name=f"{joined}_node", axis=0),
+            ],
+        )
         return joined
 
 
@@ -128,16 +143,28 @@ def _fix_pinned_constants(model: onnx.ModelProto, view: GraphView, shapes: dict[
             sizes = pinned_sizes(view, node)
             if sizes is not None and int(sizes[0]) == 1:
                 node.input[3] = insert.batch_then(node, node.input[0], sizes[1:], "resize_sizes")
-                changes.append(Repair(node_label(node), f"sizes {sizes.tolist()}", f"[N, {', '.join(map(str, sizes[1:].tolist()))}]",
-                                      "N from the input's shape at run time: the Resize keeps every frame"))  # fmt: skip
+                changes.append(
+                    Repair(
+                        node_label(node),
+                        f"sizes {sizes.tolist()}",
+                        f"[N, {', '.join(map(str, sizes[1:].tolist()))}]",
+                        "N from the input's shape at run time: the Resize keeps every frame",
+                    )
+                )
         elif node.op_type == "Reshape" and node.input[0] in carries:
             built = pinned_concat(view, node)
             if built is not None and built[1] == 1:
                 concat, _ = built
                 old = concat.input[0]
                 concat.input[0] = insert.const([0], "reshape_copies_batch")  # Reshape: 0 copies the input's dim
-                changes.append(Repair(node_label(concat), f"(the shape of {node_label(node)}) starts with the constant 1 ({old})",
-                                      "starts with 0", "the Reshape copies dim 0, the batch"))  # fmt: skip
+                changes.append(
+                    Repair(
+                        node_label(concat),
+                        f"(the shape of {node_label(node)}) starts with the constant 1 ({old})",
+                        "starts with 0",
+                        "the Reshape copies dim 0, the batch",
+                    )
+                )
         elif node.op_type == "Concat":
             joined = [t for t in node.input if t in carries]
             if not joined:
@@ -150,10 +177,17 @@ def _fix_pinned_constants(model: onnx.ModelProto, view: GraphView, shapes: dict[
                 shape = view.const(maker.input[index])
                 if maker.op_type == "Tile" and (shapes.get(maker.input[0]) or [None])[0] != 1:
                     continue  # tiling a tensor that is not one frame: left for lint to refuse by name
-                maker.input[index] = insert.batch_then(maker, joined[0], shape.reshape(-1)[1:], f"{maker.op_type.lower()}_shape")
-                changes.append(Repair(f"{maker.op_type} {node_label(maker)}", f"{'repeats' if maker.op_type == 'Tile' else 'shape'} "
-                                      f"{shape.tolist()}", "[N, …]", f"N from {joined[0]} at run time: it spans the batch it is "
-                                      f"joined with in {node_label(node)}"))  # fmt: skip
+                maker.input[index] = insert.batch_then(
+                    maker, joined[0], shape.reshape(-1)[1:], f"{maker.op_type.lower()}_shape"
+                )
+                changes.append(
+                    Repair(
+                        f"{maker.op_type} {node_label(maker)}",
+                        f"{'repeats' if maker.op_type == 'Tile' else 'shape'} {shape.tolist()}",
+                        "[N, …]",
+                        f"N from {joined[0]} at run time: it spans the batch it is joined with in {node_label(node)}",
+                    )
+                )
     return changes
 
 
@@ -182,19 +216,34 @@ def _fix_reshapes(model: onnx.ModelProto) -> list[Repair]:
         if target is None or target.ndim != 1 or target.size == 0:
             continue
         before = producers.get(node.input[0])
-        if before is not None and before.op_type == "Transpose" and list(attribute(before, "perm", [])) == FOLDING_PERM and target[0] == -1:
+        if (
+            before is not None
+            and before.op_type == "Transpose"
+            and list(attribute(before, "perm", [])) == FOLDING_PERM
+            and target[0] == -1
+        ):
             for attr in before.attribute:
                 if attr.name == "perm":
                     attr.ints[:] = KEEPING_PERM
             _set_const(model, node.input[1], np.concatenate([[0, -1], target[1:]]), node)
-            changes.append(Repair(node_label(before), f"perm {FOLDING_PERM}", f"{KEEPING_PERM}", "the head's rows stay per frame"))
-            changes.append(Repair(node_label(node), f"shape {target.tolist()}", f"{[0, -1, *target[1:].tolist()]}",
-                                  "the head keeps the batch on axis 0"))  # fmt: skip
+            changes.append(
+                Repair(node_label(before), f"perm {FOLDING_PERM}", f"{KEEPING_PERM}", "the head's rows stay per frame")
+            )
+            changes.append(
+                Repair(
+                    node_label(node),
+                    f"shape {target.tolist()}",
+                    f"{[0, -1, *target[1:].tolist()]}",
+                    "the head keeps the batch on axis 0",
+                )
+            )
         elif target[0] == 1 and (shapes.get(node.input[0]) or [None])[0] == BATCH:
             fixed = target.copy()
             fixed[0] = 0
             _set_const(model, node.input[1], fixed, node)
-            changes.append(Repair(node_label(node), f"shape {target.tolist()}", f"{fixed.tolist()}", "dim 0 copies the batch"))
+            changes.append(
+                Repair(node_label(node), f"shape {target.tolist()}", f"{fixed.tolist()}", "dim 0 copies the batch")
+            )
     return changes
 
 
@@ -205,11 +254,11 @@ def _scrfd_names(model: onnx.ModelProto, shapes: dict[str, list]) -> dict[str, s
         return {}
     outputs = [o.name for o in model.graph.output]
     names = released_head_layout(use_kps).output_names()
-    for old, new in zip(outputs, names):
+    for old, new in zip(outputs, names, strict=False):
         kind = new.split("_")[0]
         if (shapes.get(old) or [None])[-1] != OUTPUT_CHANNELS[kind]:
             return {}  # not in the official order: keep the names
-    return {old: new for old, new in zip(outputs, names) if old != new}
+    return {old: new for old, new in zip(outputs, names, strict=False) if old != new}
 
 
 def _rename(model: onnx.ModelProto, renames: dict[str, str]) -> None:
@@ -230,7 +279,10 @@ def _declare_outputs(model: onnx.ModelProto, declared: dict[str, list]) -> None:
         # a shape is not valid ONNX for a graph output, so the declared rank and fixed dims stand in
         original = declared.get(value.name, [])
         inferred = shapes.get(value.name) or [None] * len(original)
-        dims = [d if isinstance(d, int) and d > 0 else (original[a] if a < len(original) else None) for a, d in enumerate(inferred)]
+        dims = [
+            d if isinstance(d, int) and d > 0 else (original[a] if a < len(original) else None)
+            for a, d in enumerate(inferred)
+        ]
         value.type.tensor_type.ClearField("shape")
         shape = value.type.tensor_type.shape
         for axis, dim in enumerate(dims):
@@ -307,7 +359,9 @@ def prove_repair(original: Runner, repaired: Runner, renames: dict[str, str], fr
     return worst
 
 
-def fix_onnx(source: Path, target: Path, size: tuple[int, int] | None = None, frames: np.ndarray | None = None) -> FixResult:
+def fix_onnx(
+    source: Path, target: Path, size: tuple[int, int] | None = None, frames: np.ndarray | None = None
+) -> FixResult:
     """Repair ``source`` into ``target``; proven on ``frames`` (default: seeded frames at
     ``size`` or the model's own size) before anything is written."""
     original = read_model_file(source, size=size)
@@ -334,7 +388,9 @@ def fix_onnx(source: Path, target: Path, size: tuple[int, int] | None = None, fr
         )
     result.proof_frames = len(frames)
     record = fix_record(result, Path(source))
-    onnx.helper.set_model_props(plan.model, {p.key: p.value for p in plan.model.metadata_props} | {FIX_PROP: json.dumps(record)})
+    onnx.helper.set_model_props(
+        plan.model, {p.key: p.value for p in plan.model.metadata_props} | {FIX_PROP: json.dumps(record)}
+    )
     with draft(Path(target), "-o") as candidate:
         onnx.save(plan.model, str(candidate.path))
         body = {k: v for k, v in record.items() if k not in ("source", "proof")}
@@ -345,10 +401,18 @@ def fix_onnx(source: Path, target: Path, size: tuple[int, int] | None = None, fr
 
 def fix_record(result: FixResult, source: Path) -> dict:
     """What ``fix`` did, for the metadata and the sidecar: the source, every repair, the proof."""
-    return {"fixed_by": "facebatch fix", "source": {"file": source.name, "sha256": result.source_sha256, "path": str(source.resolve())},
-            "repairs": [r.to_dict() for r in result.repairs], "renamed_outputs": result.renamed,
-            "proof": {"max_abs_diff": result.proof_max_diff, "atol": REPAIR_ATOL, "frames": result.proof_frames,
-                      "how": "each frame's outputs of the repaired graph, run as one batch, against the original's single-frame outputs"}}  # fmt: skip
+    return {
+        "fixed_by": "facebatch fix",
+        "source": {"file": source.name, "sha256": result.source_sha256, "path": str(source.resolve())},
+        "repairs": [r.to_dict() for r in result.repairs],
+        "renamed_outputs": result.renamed,
+        "proof": {
+            "max_abs_diff": result.proof_max_diff,
+            "atol": REPAIR_ATOL,
+            "frames": result.proof_frames,
+            "how": "each frame's outputs of the repaired graph, run as one batch, against the original's single-frame outputs",
+        },
+    }
 
 
 def repair_hint(path: Path) -> str | None:
@@ -360,5 +424,7 @@ def repair_hint(path: Path) -> str | None:
     plan = plan_repair(model)
     if not plan.repairs_everything:
         return None
-    return (f"{fix_command(path)} repairs this graph by surgery ({len(plan.changes)} change(s)) "
-            "and proves each frame's repaired outputs equal the original's")  # fmt: skip
+    return (
+        f"{fix_command(path)} repairs this graph by surgery ({len(plan.changes)} change(s)) "
+        "and proves each frame's repaired outputs equal the original's"
+    )

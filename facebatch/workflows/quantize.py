@@ -43,19 +43,28 @@ from facebatch.errors import SpecError
 from facebatch.exporter.backends import make_runner
 from facebatch.progress import step, warn
 from facebatch.publish import draft, publish, sidecar_path
-from facebatch.workflows.convert import source_record
-from facebatch.workflows.settings import QUANTIZE_BENCH_BACKENDS, QUANTIZE_BENCH_BATCH_SIZES, QUANTIZE_BENCH_SECONDS, QUANTIZE_BENCH_WARMUP_S
 from facebatch.verify.accuracy import DetectorAccuracy, EmbedderAccuracy, detector_accuracy, embedder_accuracy
 from facebatch.verify.reference import onnx_reference
 from facebatch.verify.report import VerifyReport
 from facebatch.verify.verify_job import VerifyOptions, verify_model
+from facebatch.workflows.convert import source_record
+from facebatch.workflows.settings import (
+    QUANTIZE_BENCH_BACKENDS,
+    QUANTIZE_BENCH_BATCH_SIZES,
+    QUANTIZE_BENCH_SECONDS,
+    QUANTIZE_BENCH_WARMUP_S,
+)
 
 INT8_SUFFIX = "_int8"
 DETECTOR_MAX_DROP = 0.0  # labelled recall may not drop
 UNLABELLED_MAX_MISSED = 0.05  # without labels: the share of FP32's faces the INT8 model may miss
 EMBEDDER_MAX_DROP = 1.0 - INT8_MIN_COSINE
 MAX_CALIBRATION_FACES = 256
-VERIFY_BATCH_SIZES = (1, 2, 8)  # batch independence needs one of 2 or more; the largest grows to hold every photo (≤ 32)
+VERIFY_BATCH_SIZES = (
+    1,
+    2,
+    8,
+)  # batch independence needs one of 2 or more; the largest grows to hold every photo (≤ 32)
 
 
 @dataclass
@@ -69,7 +78,9 @@ class QuantizeOptions:
     bench: bool = True
     bench_backends: Sequence[str] = QUANTIZE_BENCH_BACKENDS
     bench_batch_sizes: Sequence[int] = QUANTIZE_BENCH_BATCH_SIZES
-    budget: Budget = field(default_factory=lambda: Budget(warmup=QUANTIZE_BENCH_WARMUP_S, seconds=QUANTIZE_BENCH_SECONDS))
+    budget: Budget = field(
+        default_factory=lambda: Budget(warmup=QUANTIZE_BENCH_WARMUP_S, seconds=QUANTIZE_BENCH_SECONDS)
+    )
     threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -125,34 +136,68 @@ class QuantizeResult:
             for timing in run.timings:
                 reference = fp32.timing(timing.batch)
                 if reference is not None:
-                    rows.append({"backend": backend, "batch": timing.batch, "fp32_fps": reference.fps, "int8_fps": timing.fps,
-                                 "speedup": timing.fps / reference.fps})  # fmt: skip
+                    rows.append(
+                        {
+                            "backend": backend,
+                            "batch": timing.batch,
+                            "fp32_fps": reference.fps,
+                            "int8_fps": timing.fps,
+                            "speedup": timing.fps / reference.fps,
+                        }
+                    )
         return rows
 
     def to_dict(self) -> dict[str, Any]:
-        return {"artifact": self.path.name, "source": str(self.source), "written": self.written, "passed": self.passed,
-                "failures": self.failures, "limits": self.limits, "quantization": self.quantization.describe(),
-                "quantized_nodes": self.quantization.quantized_nodes, "calibration_sha256": self.calibration_sha256,
-                "accuracy": self.accuracy.to_dict(), "recipes_tried": self.tried, "speedups": self.speedups(),
-                "verify": {"passed": self.verify.passed, "checks": [{"check": c.label, "status": c.status, "summary": c.summary}
-                                                                   for c in self.verify.checks]} if self.verify else None,
-                "bench": self.bench.to_dict() if self.bench else None, "notes": self.notes, "seconds": self.seconds,
-                "command": self.command, "environment": environment()}  # fmt: skip
+        return {
+            "artifact": self.path.name,
+            "source": str(self.source),
+            "written": self.written,
+            "passed": self.passed,
+            "failures": self.failures,
+            "limits": self.limits,
+            "quantization": self.quantization.describe(),
+            "quantized_nodes": self.quantization.quantized_nodes,
+            "calibration_sha256": self.calibration_sha256,
+            "accuracy": self.accuracy.to_dict(),
+            "recipes_tried": self.tried,
+            "speedups": self.speedups(),
+            "verify": {
+                "passed": self.verify.passed,
+                "checks": [{"check": c.label, "status": c.status, "summary": c.summary} for c in self.verify.checks],
+            }
+            if self.verify
+            else None,
+            "bench": self.bench.to_dict() if self.bench else None,
+            "notes": self.notes,
+            "seconds": self.seconds,
+            "command": self.command,
+            "environment": environment(),
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
 
     def to_markdown(self) -> str:
-        verdict = "PASS" if self.passed else ("FAIL (written with --force)" if self.written else "FAIL (nothing written)")
+        verdict = (
+            "PASS" if self.passed else ("FAIL (written with --force)" if self.written else "FAIL (nothing written)")
+        )
         lines = [f"# facebatch quantize: {self.source.name} → {self.path.name}", ""]
         if self.command:
             lines.append(f"- command: `{self.command}`")
-        lines += [f"- gate: **{verdict}**",
-                 f"- {self.quantization.describe()}", f"- calibration sha256 {self.calibration_sha256[:16]}…", "",
-                 "## Accuracy against FP32 on the same photos", ""]  # fmt: skip
+        lines += [
+            f"- gate: **{verdict}**",
+            f"- {self.quantization.describe()}",
+            f"- calibration sha256 {self.calibration_sha256[:16]}…",
+            "",
+            "## Accuracy against FP32 on the same photos",
+            "",
+        ]
         if len(self.tried) > 1:
-            lines += [f"- recipe {t['recipe']}: {t['summary']}" + (" (kept)" if t["recipe"] == self.quantization.recipe.name else "")
-                      for t in self.tried] + [""]  # fmt: skip
+            lines += [
+                f"- recipe {t['recipe']}: {t['summary']}"
+                + (" (kept)" if t["recipe"] == self.quantization.recipe.name else "")
+                for t in self.tried
+            ] + [""]
         lines += [f"- {line}" for line in self.accuracy.lines()]
         lines += [f"- limit: {name} {value:g}" for name, value in self.limits.items()]
         lines += [f"- **failed**: {failure}" for failure in self.failures]
@@ -161,11 +206,22 @@ class QuantizeResult:
             lines += [f"- {c.label}: {c.status.upper()}: {c.summary}" for c in self.verify.checks]
         if isinstance(self.accuracy, DetectorAccuracy) and (self.accuracy.missed or self.accuracy.extra):
             lines += ["", "Faces only one of them finds:", ""]
-            lines += [f"- missed by INT8: {m}" for m in self.accuracy.missed[:20]] + [f"- extra in INT8: {e}" for e in self.accuracy.extra[:20]]
+            lines += [f"- missed by INT8: {m}" for m in self.accuracy.missed[:20]] + [
+                f"- extra in INT8: {e}" for e in self.accuracy.extra[:20]
+            ]
         speedups = self.speedups()
         if speedups:
-            lines += ["", "## Speed (bench, same run)", "", "| backend | batch | FP32 FPS | INT8 FPS | INT8 / FP32 |", "|---|---|---|---|---|"]
-            lines += [f"| {r['backend']} | {r['batch']} | {r['fp32_fps']:.1f} | {r['int8_fps']:.1f} | {r['speedup']:.2f}× |" for r in speedups]
+            lines += [
+                "",
+                "## Speed (bench, same run)",
+                "",
+                "| backend | batch | FP32 FPS | INT8 FPS | INT8 / FP32 |",
+                "|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {r['backend']} | {r['batch']} | {r['fp32_fps']:.1f} | {r['int8_fps']:.1f} | {r['speedup']:.2f}× |"
+                for r in speedups
+            ]
         if self.notes:
             lines += ["", "## Notes", ""] + [f"- {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
@@ -195,7 +251,9 @@ def _aligned_faces(embedder: ModelFile, detector_path: Path | None, photos: Sequ
                 best[photo.name] = sum(len(c) for c in crops)
                 crops.append(pipeline.align([image], [result.faces]))
     if not crops:
-        raise SpecError(f"{detector.path.name} finds no face in the --images photos; an embedder is calibrated on faces")
+        raise SpecError(
+            f"{detector.path.name} finds no face in the --images photos; an embedder is calibrated on faces"
+        )
     return _Faces(np.concatenate(crops), best)
 
 
@@ -207,7 +265,9 @@ def _detect(model: ModelFile, photos: Sequence[Path]) -> list[ImageFaces]:
 def _embed(model: ModelFile, frames: np.ndarray) -> np.ndarray:
     spec = model.spec
     with onnx_runner("ort-cpu", model.path, spec, spec.input_size, RunnerOptions()) as runner:
-        rows = [next(iter(runner.infer({spec.input.name: frames[i : i + 8]}).values())) for i in range(0, len(frames), 8)]
+        rows = [
+            next(iter(runner.infer({spec.input.name: frames[i : i + 8]}).values())) for i in range(0, len(frames), 8)
+        ]
     return np.concatenate(rows).reshape(len(frames), -1)
 
 
@@ -216,14 +276,25 @@ def _detector_gate(accuracy: DetectorAccuracy, max_drop: float | None) -> tuple[
     if accuracy.labelled:
         limit = DETECTOR_MAX_DROP if max_drop is None else max_drop
         drop = (accuracy.recall_reference - accuracy.recall_candidate) / accuracy.labelled
-        failures = [] if drop <= limit + 1e-12 else [
-            f"recall on hand-labelled faces fell from {accuracy.recall_reference} to {accuracy.recall_candidate} of "
-            f"{accuracy.labelled} ({drop:.1%}, more than --max-drop {limit:g})"]  # fmt: skip
+        failures = (
+            []
+            if drop <= limit + 1e-12
+            else [
+                f"recall on hand-labelled faces fell from {accuracy.recall_reference} to {accuracy.recall_candidate} of "
+                f"{accuracy.labelled} ({drop:.1%}, more than --max-drop {limit:g})"
+            ]
+        )
         return failures, {"labelled recall drop": limit}
     limit = UNLABELLED_MAX_MISSED if max_drop is None else max_drop
     missed = len(accuracy.missed) / max(1, accuracy.reference_faces)
-    failures = [] if missed <= limit else [f"the INT8 model misses {len(accuracy.missed)} of the FP32 model's {accuracy.reference_faces} "
-                                          f"faces ({missed:.1%}, more than --max-drop {limit:g})"]  # fmt: skip
+    failures = (
+        []
+        if missed <= limit
+        else [
+            f"the INT8 model misses {len(accuracy.missed)} of the FP32 model's {accuracy.reference_faces} "
+            f"faces ({missed:.1%}, more than --max-drop {limit:g})"
+        ]
+    )
     return failures, {"share of FP32 faces missed": limit}
 
 
@@ -232,15 +303,23 @@ def _embedder_gate(accuracy: EmbedderAccuracy, max_drop: float | None) -> tuple[
     failures = []
     if accuracy.min_cosine < 1.0 - limit:
         worst = sum(c < 1.0 - limit for c in accuracy.cosines)
-        failures.append(f"{worst} of {accuracy.faces} faces have a cosine to their FP32 embedding below {1.0 - limit:.4f} "
-                        f"(min {accuracy.min_cosine:.4f})")  # fmt: skip
+        failures.append(
+            f"{worst} of {accuracy.faces} faces have a cosine to their FP32 embedding below {1.0 - limit:.4f} "
+            f"(min {accuracy.min_cosine:.4f})"
+        )
     if accuracy.ordering_reference and not accuracy.ordering_candidate:
         failures.append("a different-person pair now scores above a same-person pair (FP32 kept them apart)")
     return failures, {"min cosine": 1.0 - limit}
 
 
-def _judge(candidate: ModelFile, reference: np.ndarray | list[ImageFaces], faces: _Faces | None, frames: np.ndarray | None,
-           photos: Sequence[Path], max_drop: float | None) -> tuple[DetectorAccuracy | EmbedderAccuracy, list[str], dict[str, float]]:  # fmt: skip
+def _judge(
+    candidate: ModelFile,
+    reference: np.ndarray | list[ImageFaces],
+    faces: _Faces | None,
+    frames: np.ndarray | None,
+    photos: Sequence[Path],
+    max_drop: float | None,
+) -> tuple[DetectorAccuracy | EmbedderAccuracy, list[str], dict[str, float]]:
     """The accuracy gate: ``candidate`` against the FP32 results ``reference`` on the same photos
     (embedders: on the aligned ``faces``, ``frames`` preprocessed)."""
     if faces is not None and frames is not None:
@@ -253,7 +332,9 @@ def _judge(candidate: ModelFile, reference: np.ndarray | list[ImageFaces], faces
     return accuracy, *_detector_gate(accuracy, max_drop)
 
 
-def recheck_int8(path: Path, photos: Sequence[Path], detector: Path | None = None) -> tuple[DetectorAccuracy | EmbedderAccuracy, list[str]]:
+def recheck_int8(
+    path: Path, photos: Sequence[Path], detector: Path | None = None
+) -> tuple[DetectorAccuracy | EmbedderAccuracy, list[str]]:
     """The accuracy gate of an INT8 file again, here, against the FP32 source it records (found beside
     it, sha256-checked): integer kernels differ between CPU classes, so a file gated on one is
     re-judged on another. Embedders need ``detector`` for the faces."""
@@ -276,7 +357,12 @@ def _rank(accuracy: DetectorAccuracy | EmbedderAccuracy, failures: list[str]) ->
     if isinstance(accuracy, EmbedderAccuracy):
         return (not failures, accuracy.min_cosine)
     errors = accuracy.landmark_errors_px
-    return (not failures, accuracy.recall_candidate, -len(accuracy.missed), -(float(np.mean(errors)) if errors else 0.0))
+    return (
+        not failures,
+        accuracy.recall_candidate,
+        -len(accuracy.missed),
+        -(float(np.mean(errors)) if errors else 0.0),
+    )
 
 
 def _summary(accuracy: DetectorAccuracy | EmbedderAccuracy, failures: list[str]) -> str:
@@ -284,8 +370,10 @@ def _summary(accuracy: DetectorAccuracy | EmbedderAccuracy, failures: list[str])
         text = f"min cosine {accuracy.min_cosine:.4f}"
     else:
         errors = accuracy.landmark_errors_px or [0.0]
-        text = (f"recall {accuracy.recall_candidate}/{accuracy.labelled}, {len(accuracy.missed)} of {accuracy.reference_faces} missed, "
-                f"landmarks max {max(errors):.2f} px, mean {np.mean(errors):.2f} px")  # fmt: skip
+        text = (
+            f"recall {accuracy.recall_candidate}/{accuracy.labelled}, {len(accuracy.missed)} of {accuracy.reference_faces} missed, "
+            f"landmarks max {max(errors):.2f} px, mean {np.mean(errors):.2f} px"
+        )
     return text + ("; " + "; ".join(failures) if failures else "; passes")
 
 
@@ -296,7 +384,9 @@ def quantize_int8(source: Path, options: QuantizeOptions, out: Path | None = Non
     if target.spec.precision is not Precision.FP32:
         raise SpecError(f"{source.name} is {target.spec.precision.value}; quantise its FP32 artifact")
     if target.seeded:
-        warn(f"{source.name} has seeded weights: its accuracy report says nothing about a trained model (speed still does)")
+        warn(
+            f"{source.name} has seeded weights: its accuracy report says nothing about a trained model (speed still does)"
+        )
     out = Path(out) if out is not None else default_int8_path(source)
     if out.suffix != ".onnx" or out.resolve() == source.resolve():
         raise SpecError(f"-o {out}: name a new .onnx file (quantize never overwrites its source)")
@@ -312,7 +402,9 @@ def quantize_int8(source: Path, options: QuantizeOptions, out: Path | None = Non
             h, w = spec.input_size
             calibration = proof_frames(len(photos), h, w, spec.normalize, photos)
     calibration_sha = calibration_hash([p.name for p in photos], calibration)
-    accepted = 1.0 - (EMBEDDER_MAX_DROP if options.max_drop is None else options.max_drop) if spec.family.is_embedder else None
+    accepted = (
+        1.0 - (EMBEDDER_MAX_DROP if options.max_drop is None else options.max_drop) if spec.family.is_embedder else None
+    )
     cpu_class = int8_cpu_class()
     reference = _embed(target, frames) if faces is not None else _detect(target, photos)
     with draft(out, "-o") as candidate:
@@ -320,31 +412,55 @@ def quantize_int8(source: Path, options: QuantizeOptions, out: Path | None = Non
         tried = []
         for recipe in options.candidates(cpu_class):
             with step(f"quantise {source.name} to INT8 ({recipe.name}, calibrated on {len(calibration)} frames)"):
-                quantization = quantize_to_int8(source, spec, calibration, options.per_channel, accepted, recipe, cpu_class)
+                quantization = quantize_to_int8(
+                    source, spec, calibration, options.per_channel, accepted, recipe, cpu_class
+                )
             scratch = candidate.folder / recipe.name / out.name  # under its final name: bench and reports name it
             scratch.parent.mkdir()
             onnx.save(stamp_int8(quantization, target.props, source.name, target.sha256, calibration_sha), scratch)
             with step(f"compare the INT8 model ({recipe.name}) with FP32 on the photos"):
-                accuracy, failures, limits = _judge(read_model_file(scratch), reference, faces, frames if faces else None, photos,
-                                                    options.max_drop)  # fmt: skip
-            tried.append({"recipe": recipe.name, "description": recipe.describe(), "passed": not failures,
-                          "summary": _summary(accuracy, failures), "accuracy": accuracy.to_dict()})  # fmt: skip
+                accuracy, failures, limits = _judge(
+                    read_model_file(scratch), reference, faces, frames if faces else None, photos, options.max_drop
+                )
+            tried.append(
+                {
+                    "recipe": recipe.name,
+                    "description": recipe.describe(),
+                    "passed": not failures,
+                    "summary": _summary(accuracy, failures),
+                    "accuracy": accuracy.to_dict(),
+                }
+            )
             if best is None or _rank(accuracy, failures) > _rank(best[2], best[3]):
                 best = (quantization, scratch, accuracy, failures, limits)
         assert best is not None  # every CPU class has candidates
         quantization, scratch, accuracy, failures, limits = best
         # the proof convert gives FP16 files: verify --strict against the source, at the INT8 spec's tolerances
-        batches = (*VERIFY_BATCH_SIZES[:-1], min(32, max(VERIFY_BATCH_SIZES[-1], len(photos))))  # every photo judged, as release --check does
-        report = verify_model(scratch, VerifyOptions(batch_sizes=batches, photos=photos, reference=onnx_reference(source), strict=True))
+        batches = (
+            *VERIFY_BATCH_SIZES[:-1],
+            min(32, max(VERIFY_BATCH_SIZES[-1], len(photos))),
+        )  # every photo judged, as release --check does
+        report = verify_model(
+            scratch, VerifyOptions(batch_sizes=batches, photos=photos, reference=onnx_reference(source), strict=True)
+        )
         if not report.passed:
             failures.append(f"verify against {source.name}: {report.failure_line()}")
-        result = QuantizeResult(source, out, quantization, calibration_sha, accuracy, failures, limits, verify=report, tried=tried)
+        result = QuantizeResult(
+            source, out, quantization, calibration_sha, accuracy, failures, limits, verify=report, tried=tried
+        )
         if len(tried) > 1:
-            result.notes.append(f"tried {', '.join(t['recipe'] for t in tried)} (the candidates for {cpu_class} CPUs); "
-                                f"kept {quantization.recipe.name}, the most accurate")  # fmt: skip
+            result.notes.append(
+                f"tried {', '.join(t['recipe'] for t in tried)} (the candidates for {cpu_class} CPUs); "
+                f"kept {quantization.recipe.name}, the most accurate"
+            )
         if options.bench:
-            bench_options = BenchOptions(backends=options.bench_backends, batch_sizes=options.bench_batch_sizes, budget=options.budget,
-                                         photos=photos, runner=RunnerOptions(threads=options.threads))  # fmt: skip
+            bench_options = BenchOptions(
+                backends=options.bench_backends,
+                batch_sizes=options.bench_batch_sizes,
+                budget=options.budget,
+                photos=photos,
+                runner=RunnerOptions(threads=options.threads),
+            )
             result.bench = bench_models([target, read_model_file(scratch)], bench_options, make_runner)
         if result.passed or options.force:
             if out.exists():
@@ -352,9 +468,20 @@ def quantize_int8(source: Path, options: QuantizeOptions, out: Path | None = Non
             if not result.passed:
                 result.notes.append("the gate failed and --force wrote it anyway")
             scratch.replace(candidate.path)
-            publish(candidate, "facebatch quantize", _int8_record(result), source=source_record(target),
-                    proof={"passed": result.passed, "forced": not result.passed, "failures": result.failures, "limits": result.limits,
-                           "accuracy": result.accuracy.to_dict(), "verify": report.proof_record()})  # fmt: skip
+            publish(
+                candidate,
+                "facebatch quantize",
+                _int8_record(result),
+                source=source_record(target),
+                proof={
+                    "passed": result.passed,
+                    "forced": not result.passed,
+                    "failures": result.failures,
+                    "limits": result.limits,
+                    "accuracy": result.accuracy.to_dict(),
+                    "verify": report.proof_record(),
+                },
+            )
             result.written = True
     result.seconds = time.perf_counter() - began
     return result
@@ -364,11 +491,16 @@ def _int8_record(result: QuantizeResult) -> dict[str, Any]:
     """The quantisation's own sidecar fields (``facebatch.publish`` writes the header)."""
     return {
         "precision": Precision.INT8.value,
-        "quantization": {"description": result.quantization.describe(), "per_channel": result.quantization.per_channel,
-                         "recipe": result.quantization.recipe.name, "cpu_class": result.quantization.cpu_class,
-                         "recipes_tried": result.tried,
-                         "quantized_nodes": result.quantization.quantized_nodes, "calibration_frames": result.quantization.calibration_frames,
-                         "calibration_sha256": result.calibration_sha256},  # fmt: skip
+        "quantization": {
+            "description": result.quantization.describe(),
+            "per_channel": result.quantization.per_channel,
+            "recipe": result.quantization.recipe.name,
+            "cpu_class": result.quantization.cpu_class,
+            "recipes_tried": result.tried,
+            "quantized_nodes": result.quantization.quantized_nodes,
+            "calibration_frames": result.quantization.calibration_frames,
+            "calibration_sha256": result.calibration_sha256,
+        },
         "speedups": result.speedups(),
         "spec": spec_to_dict(result.quantization.spec),
     }

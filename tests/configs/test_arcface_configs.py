@@ -27,7 +27,9 @@ def test_release_names_and_unknown_networks():
     assert arcface_spec("arcface_r50").default_filename == "arcface_w600k_r50_batch.onnx"
     assert arcface_spec("r100").default_filename == "arcface_glint360k_r100_batch.onnx"
     assert arcface_spec("r50", embedding_size=256).default_filename == "arcface_r50_batch.onnx"
-    assert arcface_spec("r50", seeded=True).default_filename == "arcface_r50_seeded_batch.onnx"  # not the w600k model's name
+    assert (
+        arcface_spec("r50", seeded=True).default_filename == "arcface_r50_seeded_batch.onnx"
+    )  # not the w600k model's name
     assert arcface_network("arcface_mbf") == "mbf"
     with pytest.raises(SpecError, match="did you mean arcface_r100"):
         arcface_network("arcface_r10")
@@ -68,15 +70,20 @@ def test_bad_embedder_specs_say_what_to_change(mbf128, tmp_path: Path, yaml_text
 
 def test_describe_writes_a_yaml_that_reads_back_to_the_same_spec(models_dir: Path, mbf128, tmp_path: Path):
     target = tmp_path / "mfn.yaml"
-    assert main(["describe", str(models_dir / "mobilefacenet_128d.onnx"), "--embedding-size", "128", "-o", str(target)]) == 0
+    assert (
+        main(["describe", str(models_dir / "mobilefacenet_128d.onnx"), "--embedding-size", "128", "-o", str(target)])
+        == 0
+    )
     description = read_embedder_description(target)
     assert description == EmbedderDescription(
         name="mobilefacenet_128d", input_size=(112, 112), embedding_size=128, input="input", output="output"
     )
-    assert embedder_spec(mbf128, description, "x.onnx") == embedder_spec(mbf128, EmbedderDescription(), "mobilefacenet_128d.onnx")
+    assert embedder_spec(mbf128, description, "x.onnx") == embedder_spec(
+        mbf128, EmbedderDescription(), "mobilefacenet_128d.onnx"
+    )
 
 
 def test_describe_refuses_a_wrong_size_in_one_line(models_dir: Path, capsys):
     assert main(["describe", str(models_dir / "mobilefacenet_128d.onnx"), "--embedding-size", "512"]) == 2
-    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("facebatch: error:")]
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("facebatch: error:")]
     assert len(errors) == 1 and "the spec says 512" in errors[0]

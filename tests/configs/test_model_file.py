@@ -51,32 +51,48 @@ def test_our_artifacts_describe_themselves(tmp_path: Path):
     path = ours(tmp_path / "det.onnx", scrfd_spec("scrfd_500m_bnkps", released_head_layout(True), 320, 320))
     target = read_model_file(path)
     assert target.is_ours and target.fixed_size and target.spec.input_size == (320, 320)
-    with pytest.raises(SpecError, match=r"runs at 320x320 only \(exported without --dynamic-size\); drop --size 640x640"):
+    with pytest.raises(
+        SpecError, match=r"runs at 320x320 only \(exported without --dynamic-size\); drop --size 640x640"
+    ):
         check_sizes(target, [(640, 640)])
     with pytest.raises(SpecError, match="carries its own facebatch spec; drop --embedder-spec/--mean"):
         read_model_file(path, EmbedderDescription(color_order="BGR"))
-    dynamic = ours(tmp_path / "dyn.onnx", scrfd_spec("scrfd_500m_bnkps", released_head_layout(True), 320, 320, dynamic_size=True))
+    dynamic = ours(
+        tmp_path / "dyn.onnx", scrfd_spec("scrfd_500m_bnkps", released_head_layout(True), 320, 320, dynamic_size=True)
+    )
     assert check_sizes(read_model_file(dynamic), [(736, 1280), (320, 480)]) == [(736, 1280), (320, 480)]
 
 
 def test_foreign_detectors_default_to_insightfaces_size_and_refuse_embedder_flags(models_dir: Path, tmp_path: Path):
     target = read_model_file(models_dir / "det_500m.onnx")
-    assert target.spec.input_size == (640, 640) and not target.fixed_size and target.spec.head == released_head_layout(True)
+    assert (
+        target.spec.input_size == (640, 640)
+        and not target.fixed_size
+        and target.spec.head == released_head_layout(True)
+    )
     assert "checking at 640x640, insightface's detection size (change with --size)" in target.notes[0]
     assert read_model_file(models_dir / "det_500m.onnx", size=(320, 320)).spec.input_size == (320, 320)
-    with pytest.raises(SpecError, match=r"takes square inputs only; pass a square --size such as 480 instead of 320x480"):
+    with pytest.raises(
+        SpecError, match=r"takes square inputs only; pass a square --size such as 480 instead of 320x480"
+    ):
         read_model_file(models_dir / "det_500m.onnx", size=(320, 480))  # insightface names height and width '?'
     with pytest.raises(SpecError, match="is an SCRFD face detector; drop --embedder-spec"):
         read_model_file(models_dir / "det_500m.onnx", EmbedderDescription(mean=(0.0, 0.0, 0.0)))
     fixed = read_model_file(models_dir / "scrfd_500m_bnkps_640_keepbatch.onnx")
     assert fixed.fixed_size and fixed.notes == []
-    with pytest.raises(SpecError, match="scrfd_500m_bnkps_640_keepbatch.onnx runs at 640x640 only; drop --size 320x320"):
+    with pytest.raises(
+        SpecError, match="scrfd_500m_bnkps_640_keepbatch.onnx runs at 640x640 only; drop --size 320x320"
+    ):
         check_sizes(read_model_file(models_dir / "scrfd_500m_bnkps_640_keepbatch.onnx", size=(320, 320)), [(320, 320)])
 
 
 def test_embedders_and_files_that_are_neither(models_dir: Path, tmp_path: Path):
     assumed = read_model_file(models_dir / "mobilefacenet_128d.onnx")
-    assert assumed.family is Family.EMBEDDER and assumed.spec.embedding_size == 128 and "assuming ArcFace preprocessing" in assumed.notes[0]
+    assert (
+        assumed.family is Family.EMBEDDER
+        and assumed.spec.embedding_size == 128
+        and "assuming ArcFace preprocessing" in assumed.notes[0]
+    )
     described = read_model_file(models_dir / "mobilefacenet_128d.onnx", EmbedderDescription(color_order="BGR"))
     assert described.notes == [] and not described.spec.normalize.rgb
     with pytest.raises(SpecError, match="is neither an SCRFD detector .* nor an embedder"):

@@ -89,6 +89,8 @@ def test_int8_specs_carry_their_own_tolerances():
     assert spec.precision is Precision.INT8 and spec.outputs[0].min_cosine == INT8_MIN_COSINE
     assert arcface_spec("arcface_r50").at_int8(min_cosine=0.95).outputs[0].min_cosine == 0.95
     assert independence_atol(Precision.INT8) == INT8_INDEPENDENCE_ATOL and Precision.parse("INT8") is Precision.INT8
-    assert decoded_tolerances(Precision.INT8)[2] == INT8_DECODED_LANDMARK_ATOL_PX > decoded_tolerances(Precision.FP16)[2]
+    assert (
+        decoded_tolerances(Precision.INT8)[2] == INT8_DECODED_LANDMARK_ATOL_PX > decoded_tolerances(Precision.FP16)[2]
+    )
     with pytest.raises(SpecError, match="is int8; quantise the FP32 artifact"):
         spec.at_int8()

@@ -5,10 +5,17 @@ from facebatch.errors import SpecError
 
 # Parameter counts of the insightface configs (as insightface's detection/scrfd README lists them).
 PUBLISHED_PARAMS_M = {
-    "scrfd_500m": 0.573, "scrfd_500m_bnkps": 0.631, "scrfd_1g": 0.636, "scrfd_1gbn": 0.679,
-    "scrfd_1.3g": 0.435, "scrfd_2.5g": 0.672, "scrfd_2.5g_bnkps": 0.820, "scrfd_10g": 3.860,
-    "scrfd_10g_bnkps": 4.230, "scrfd_34g": 9.803,
-}  # fmt: skip
+    "scrfd_500m": 0.573,
+    "scrfd_500m_bnkps": 0.631,
+    "scrfd_1g": 0.636,
+    "scrfd_1gbn": 0.679,
+    "scrfd_1.3g": 0.435,
+    "scrfd_2.5g": 0.672,
+    "scrfd_2.5g_bnkps": 0.820,
+    "scrfd_10g": 3.860,
+    "scrfd_10g_bnkps": 4.230,
+    "scrfd_34g": 9.803,
+}
 
 
 def test_every_variant_has_a_published_count_and_a_test():
@@ -16,8 +23,17 @@ def test_every_variant_has_a_published_count_and_a_test():
 
 
 def test_issue_variants_are_all_present():
-    for name in ("scrfd_500m", "scrfd_500m_bnkps", "scrfd_1g", "scrfd_1gbn", "scrfd_2.5g", "scrfd_2.5g_bnkps",
-                 "scrfd_10g", "scrfd_10g_bnkps", "scrfd_34g"):  # fmt: skip
+    for name in (
+        "scrfd_500m",
+        "scrfd_500m_bnkps",
+        "scrfd_1g",
+        "scrfd_1gbn",
+        "scrfd_2.5g",
+        "scrfd_2.5g_bnkps",
+        "scrfd_10g",
+        "scrfd_10g_bnkps",
+        "scrfd_34g",
+    ):
         assert name in SCRFD_CONFIGS
 
 

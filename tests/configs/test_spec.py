@@ -27,7 +27,10 @@ def _spec(**kw) -> ModelSpec:
 
 def test_dynamic_axes_are_derived_from_dims():
     spec = _spec()
-    assert spec.dynamic_axes() == {"input.1": {0: "batch", 2: "height", 3: "width"}, "score_8": {0: "batch", 1: "rows_8"}}
+    assert spec.dynamic_axes() == {
+        "input.1": {0: "batch", 2: "height", 3: "width"},
+        "score_8": {0: "batch", 1: "rows_8"},
+    }
     assert spec.input.concrete_shape({"batch": 4, "height": 64, "width": 32}) == (4, 3, 64, 32)
 
 
@@ -76,7 +79,11 @@ def test_normalize_swaps_to_rgb_and_scales():
 def test_specs_round_trip_through_dict_with_every_typed_field(spec: ModelSpec):
     back = spec_from_dict(spec_to_dict(spec))
     assert back == spec and back.descriptions == spec.descriptions
-    assert back.head == spec.head and back.alignment_template == spec.alignment_template and back.input_size == spec.input_size
+    assert (
+        back.head == spec.head
+        and back.alignment_template == spec.alignment_template
+        and back.input_size == spec.input_size
+    )
 
 
 def test_a_spec_from_an_older_facebatch_is_refused_by_name():

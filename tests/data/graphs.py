@@ -27,11 +27,12 @@ def make_model(
 ) -> onnx.ModelProto:
     """A checked model from nodes and (name, dims) inputs/outputs of float32."""
     graph = helper.make_graph(
-        nodes, "test",
+        nodes,
+        "test",
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, dims) for name, dims in inputs],
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, dims) for name, dims in outputs],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in (initializers or {}).items()],
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
     onnx.checker.check_model(model)
     return model
@@ -46,8 +47,12 @@ def batch_mean_leak(path: Path) -> Path:
         helper.make_node("Mul", ["batch_mean", "leak"], ["small"], name="scale"),
         helper.make_node("Add", ["y", "small"], ["embedding"], name="leak_add"),
     ]
-    model = make_model(nodes, [("input.1", ["batch", 3, 112, 112])], [("embedding", ["batch", 4, 112, 112])],
-                       {"w": weight, "leak": np.array(0.01, np.float32)})  # fmt: skip
+    model = make_model(
+        nodes,
+        [("input.1", ["batch", 3, 112, 112])],
+        [("embedding", ["batch", 4, 112, 112])],
+        {"w": weight, "leak": np.array(0.01, np.float32)},
+    )
     onnx.save(model, str(path))
     return path
 
@@ -62,8 +67,12 @@ def folded_head(path: Path | None = None, batch: int | str = 1) -> onnx.ModelPro
         helper.make_node("Transpose", ["y"], ["t"], name="head_transpose", perm=[2, 3, 0, 1]),
         helper.make_node("Reshape", ["t", "shape"], ["rows"], name="head_reshape"),
     ]
-    model = make_model(nodes, [("input.1", [batch, 3, 4, 4])], [("rows", [None, 2])],
-                       {"w": weight, "shape": np.array([-1, 2], np.int64)})  # fmt: skip
+    model = make_model(
+        nodes,
+        [("input.1", [batch, 3, 4, 4])],
+        [("rows", [None, 2])],
+        {"w": weight, "shape": np.array([-1, 2], np.int64)},
+    )
     if path is not None:
         onnx.save(model, str(path))
     return model
@@ -77,8 +86,12 @@ def fixed_size_resize(path: Path) -> Path:
         helper.make_node("Reshape", ["input.1", "pinned"], ["x"], name="pin"),
         helper.make_node("Resize", ["x", "", "", "sizes"], ["embedding"], name="upsample", mode="nearest"),
     ]
-    model = make_model(nodes, [("input.1", [1, 3, 4, 4])], [("embedding", [1, 3, 8, 8])],
-                       {"pinned": np.array([1, 3, 4, 4], np.int64), "sizes": np.array([1, 3, 8, 8], np.int64)})  # fmt: skip
+    model = make_model(
+        nodes,
+        [("input.1", [1, 3, 4, 4])],
+        [("embedding", [1, 3, 8, 8])],
+        {"pinned": np.array([1, 3, 4, 4], np.int64), "sizes": np.array([1, 3, 8, 8], np.int64)},
+    )
     onnx.save(model, str(path))
     return path
 
@@ -89,12 +102,22 @@ def concat_pinned_reshape(path: Path) -> Path:
     nodes = [
         helper.make_node("Shape", ["input.1"], ["dims"], name="dims"),
         helper.make_node("Slice", ["dims", "one", "two"], ["channels"], name="channels"),
-        helper.make_node("Concat", ["leading_one", "channels", "minus_one_four"], ["view_shape"], name="view_shape", axis=0),
+        helper.make_node(
+            "Concat", ["leading_one", "channels", "minus_one_four"], ["view_shape"], name="view_shape", axis=0
+        ),
         helper.make_node("Reshape", ["input.1", "view_shape"], ["embedding"], name="view"),
     ]
-    model = make_model(nodes, [("input.1", [1, 3, 4, 4])], [("embedding", [1, 3, 4, 4])],
-                       {"one": np.array([1], np.int64), "two": np.array([2], np.int64), "leading_one": np.array([1], np.int64),
-                        "minus_one_four": np.array([-1, 4], np.int64)})  # fmt: skip
+    model = make_model(
+        nodes,
+        [("input.1", [1, 3, 4, 4])],
+        [("embedding", [1, 3, 4, 4])],
+        {
+            "one": np.array([1], np.int64),
+            "two": np.array([2], np.int64),
+            "leading_one": np.array([1], np.int64),
+            "minus_one_four": np.array([-1, 4], np.int64),
+        },
+    )
     onnx.save(model, str(path))
     return path
 
@@ -106,8 +129,12 @@ def expand_joined(path: Path) -> Path:
         helper.make_node("Expand", ["prior", "prior_shape"], ["prior_map"], name="prior_expand"),
         helper.make_node("Concat", ["input.1", "prior_map"], ["embedding"], name="join", axis=1),
     ]
-    model = make_model(nodes, [("input.1", [1, 3, 4, 4])], [("embedding", [1, 5, 4, 4])],
-                       {"prior": np.arange(2, dtype=np.float32).reshape(1, 2, 1, 1), "prior_shape": np.array([1, 2, 4, 4], np.int64)})  # fmt: skip
+    model = make_model(
+        nodes,
+        [("input.1", [1, 3, 4, 4])],
+        [("embedding", [1, 5, 4, 4])],
+        {"prior": np.arange(2, dtype=np.float32).reshape(1, 2, 1, 1), "prior_shape": np.array([1, 2, 4, 4], np.int64)},
+    )
     onnx.save(model, str(path))
     return path
 
@@ -122,8 +149,12 @@ def dynamic_fold(path: Path) -> Path:
         helper.make_node("Concat", ["rows", "minus_one"], ["fold_shape"], name="fold_shape", axis=0),
         helper.make_node("Reshape", ["input.1", "fold_shape"], ["embedding"], name="fold"),
     ]
-    model = make_model(nodes, [("input.1", [1, 3, 4, 4])], [("embedding", [3, 16])],
-                       {"zero": np.array([0], np.int64), "two": np.array([2], np.int64), "minus_one": np.array([-1], np.int64)})  # fmt: skip
+    model = make_model(
+        nodes,
+        [("input.1", [1, 3, 4, 4])],
+        [("embedding", [3, 16])],
+        {"zero": np.array([0], np.int64), "two": np.array([2], np.int64), "minus_one": np.array([-1], np.int64)},
+    )
     onnx.save(model, str(path))
     return path
 
@@ -137,8 +168,12 @@ def frame_picker(path: Path, op: str) -> Path:
         node = helper.make_node("Gather", ["input.1", "zero"], ["embedding"], name="pick", axis=0)
     else:
         node = helper.make_node("Split", ["input.1", "one"], ["embedding"], name="pick", axis=0)
-    model = make_model([node], [("input.1", [1, 3, 4, 4])], [("embedding", [1, 3, 4, 4])],
-                       {"zero": np.array([0], np.int64), "one": np.array([1], np.int64)})  # fmt: skip
+    model = make_model(
+        [node],
+        [("input.1", [1, 3, 4, 4])],
+        [("embedding", [1, 3, 4, 4])],
+        {"zero": np.array([0], np.int64), "one": np.array([1], np.int64)},
+    )
     onnx.save(model, str(path))
     return path
 
@@ -147,8 +182,13 @@ def constant_joined(path: Path, op: str) -> Path:
     """A ConstantOfShape of [1, 2, 4, 4] (fixable: it becomes [N, 2, 4, 4]) or a Tile of a
     two-row constant to dim 0 = 2 (not fixable: it is not one frame) joined with the frames."""
     if op == "ConstantOfShape":
-        maker = helper.make_node("ConstantOfShape", ["made_shape"], ["made"], name="made",
-                                 value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.5]))  # fmt: skip
+        maker = helper.make_node(
+            "ConstantOfShape",
+            ["made_shape"],
+            ["made"],
+            name="made",
+            value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.5]),
+        )
         initializers = {"made_shape": np.array([1, 2, 4, 4], np.int64)}
     else:
         maker = helper.make_node("Tile", ["pair", "repeats"], ["made"], name="made")

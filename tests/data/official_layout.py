@@ -42,7 +42,14 @@ def export_fixed_size_simplified(model: nn.Module, path: Path, size: int, simpli
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model.eval(), torch.randn(1, 3, size, size), str(path), dynamo=False, opset_version=11, do_constant_folding=True)
+        torch.onnx.export(
+            model.eval(),
+            torch.randn(1, 3, size, size),
+            str(path),
+            dynamo=False,
+            opset_version=11,
+            do_constant_folding=True,
+        )
     if not simplify:  # the reshapes stay computed from Shape: only the declared output dims pin the batch
         return Path(path)
     simplified, ok = onnxsim.simplify(onnx.load(str(path)))

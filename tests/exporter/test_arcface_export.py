@@ -13,8 +13,8 @@ import torch
 from facebatch.cli import main
 from facebatch.configs.arcface import ALIGNMENT_TEMPLATE_112
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.exporter.models.arcface import build_arcface, seeded_arcface
 from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
+from facebatch.exporter.models.arcface import build_arcface, seeded_arcface
 from facebatch.onnx_graph import io_dims
 from tests.data.official_layout import export_official_layout
 
@@ -80,8 +80,16 @@ def test_export_from_an_official_layout_onnx(photos, tmp_path: Path):
 def test_cli_export_from_a_backbone_pth(tmp_path: Path, capsys):
     model = seeded_arcface(build_arcface("r18"), seed=4)
     torch.save(model.state_dict(), tmp_path / "backbone.pth")
-    argv = ["export", "arcface_r18", "--weights", str(tmp_path / "backbone.pth"), "--out", str(tmp_path / "out"),
-            "--parity-batch-sizes", "1,3"]  # fmt: skip
+    argv = [
+        "export",
+        "arcface_r18",
+        "--weights",
+        str(tmp_path / "backbone.pth"),
+        "--out",
+        str(tmp_path / "out"),
+        "--parity-batch-sizes",
+        "1,3",
+    ]
     assert main(argv) == 0
     shown = capsys.readouterr().out
     assert "exported arcface_r18" in shown and "cos ≥" in shown

@@ -56,7 +56,12 @@ def test_metadata_and_sidecar_record_the_spec(det_500m_export, models_dir: Path)
     sidecar = json.loads(det_500m_export.sidecar_path.read_text())
     assert sidecar["artifact"] == "scrfd_500m_320_batch.onnx"
     assert sidecar["weights"]["import_proof"]["passed"] is True
-    assert [r["label"] for r in sidecar["proof"]["parity_torch_vs_onnxruntime"]] == ["batch 1", "batch 2", "batch 7", "batch 32"]
+    assert [r["label"] for r in sidecar["proof"]["parity_torch_vs_onnxruntime"]] == [
+        "batch 1",
+        "batch 2",
+        "batch 7",
+        "batch 32",
+    ]
     assert sidecar["environment"]["packages"]["torch"].startswith("2.")
 
 
@@ -95,10 +100,17 @@ def test_keepbatch_reexport_checkpoint_and_dynamic_size(models_dir: Path, photos
     torch.save({"meta": {"epoch": 1}, "state_dict": model.state_dict()}, pth)
     result = export_scrfd(
         ScrfdExportRequest(
-            variant=variant, weights=pth, dynamic_size=True, height=256, width=320, out_dir=tmp_path,
-            photos=photos, opset=18, parity_batch_sizes=(1, 3),
+            variant=variant,
+            weights=pth,
+            dynamic_size=True,
+            height=256,
+            width=320,
+            out_dir=tmp_path,
+            photos=photos,
+            opset=18,
+            parity_batch_sizes=(1, 3),
         )
-    )  # fmt: skip
+    )
     assert result.onnx_path.name == "scrfd_500m_dyn_batch.onnx" and result.weights.kind == "checkpoint"
     dims = io_dims(onnx.load(str(result.onnx_path)))
     assert dims["input.1"] == ["batch", 3, "height", "width"]
@@ -124,7 +136,9 @@ def test_failed_export_leaves_the_existing_artifact_untouched(models_dir: Path, 
     target = tmp_path / "scrfd_2.5g_320_batch.onnx"
     target.write_bytes(b"a good artifact from yesterday")
     with pytest.raises(WeightsError):
-        export_scrfd(ScrfdExportRequest(variant="scrfd_2.5g_bnkps", weights=models_dir / "det_500m.onnx", out_dir=tmp_path))
+        export_scrfd(
+            ScrfdExportRequest(variant="scrfd_2.5g_bnkps", weights=models_dir / "det_500m.onnx", out_dir=tmp_path)
+        )
     assert target.read_bytes() == b"a good artifact from yesterday"
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]  # no temp files left
 

@@ -21,7 +21,9 @@ def readme_example() -> str:
 
 def test_import_facebatch_is_light_and_names_the_api():
     probe = "import sys, facebatch; print([m for m in ('torch', 'onnx', 'onnxruntime', 'cv2') if m in sys.modules])"
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    assert (
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )
     assert list(facebatch.API) == api.__all__ and set(api.__all__) <= set(dir(facebatch))
     assert facebatch.verify_model is api.verify_model and callable(facebatch.open_pipeline)
     for name in api.__all__:
@@ -29,7 +31,9 @@ def test_import_facebatch_is_light_and_names_the_api():
 
 
 def test_the_readme_example_runs(models_dir: Path, tmp_path: Path):
-    code = readme_example().replace('"../shared/fixtures"', repr(str(FIXTURES))).replace('"build/api', f'"{tmp_path}/api')
+    code = (
+        readme_example().replace('"../shared/fixtures"', repr(str(FIXTURES))).replace('"build/api', f'"{tmp_path}/api')
+    )
     code = code.replace('f"build/api', f'f"{tmp_path}/api')
     done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -40,10 +44,14 @@ def test_the_readme_example_runs(models_dir: Path, tmp_path: Path):
 
 def test_the_library_is_silent_unless_asked(tmp_path: Path, models_dir: Path):
     """No handler, no output: a program embedding facebatch routes or silences it through logging."""
-    code = (f"import facebatch; fixed = facebatch.fix({str(models_dir / 'det_500m.onnx')!r}, {str(tmp_path / 'd.onnx')!r}, size=(64, 64)); "
-            "facebatch.verify_model(fixed.path, batch_sizes=(1, 2), sizes=[(64, 64)])")
+    code = (
+        f"import facebatch; fixed = facebatch.fix({str(models_dir / 'det_500m.onnx')!r}, {str(tmp_path / 'd.onnx')!r}, size=(64, 64)); "
+        "facebatch.verify_model(fixed.path, batch_sizes=(1, 2), sizes=[(64, 64)])"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout == "" and done.stderr == "", done.stderr[-2000:]
-    shown = "import logging, facebatch; logging.basicConfig(level=logging.INFO); " + code.split("; ", 1)[1].replace("d.onnx", "e.onnx")
+    shown = "import logging, facebatch; logging.basicConfig(level=logging.INFO); " + code.split("; ", 1)[1].replace(
+        "d.onnx", "e.onnx"
+    )
     done = subprocess.run([sys.executable, "-c", shown], cwd=PROJECT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "INFO:facebatch.progress:✓" in done.stderr

@@ -7,7 +7,9 @@ from facebatch.junit import gates_suite, merge_junit
 
 def test_suites_are_merged_and_counted():
     one = '<?xml version="1.0"?><testsuites><testsuite name="a" tests="2" failures="1" errors="0" skipped="0"/></testsuites>'
-    gates = gates_suite("release x", [("export", "pass", "ok"), ("engines", "skip", "no TensorRT"), ("bench", "fail", "slower")])
+    gates = gates_suite(
+        "release x", [("export", "pass", "ok"), ("engines", "skip", "no TensorRT"), ("bench", "fail", "slower")]
+    )
     root = ET.fromstring(merge_junit([one, gates]))
     assert [s.get("name") for s in root] == ["a", "release x"]
     assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("5", "2", "1")

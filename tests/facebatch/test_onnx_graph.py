@@ -8,7 +8,16 @@ import pytest
 from onnx import helper
 
 from facebatch.errors import SpecError, WeightsError
-from facebatch.onnx_graph import GraphView, attribute, graph_input, graph_inputs, inferred_shapes, io_dims, load_onnx, node_label
+from facebatch.onnx_graph import (
+    GraphView,
+    attribute,
+    graph_input,
+    graph_inputs,
+    inferred_shapes,
+    io_dims,
+    load_onnx,
+    node_label,
+)
 from tests.data.graphs import folded_head, make_model
 
 
@@ -43,7 +52,11 @@ def test_the_view_sees_constants_through_constant_and_identity_nodes():
     assert view.const("x") is None and view.const("") is None
     reshape = view.producers["y"]
     assert node_label(reshape) == "y"  # unnamed nodes are called by their first output
-    assert view.consumers["k2"] == [reshape] and view.only_consumer("y") is None  # a graph output has no single consumer
+    assert (
+        view.consumers["k2"] == [reshape] and view.only_consumer("y") is None
+    )  # a graph output has no single consumer
     assert view.count("Identity") == 1
-    assert attribute(folded_head().graph.node[1], "perm", None) == [2, 3, 0, 1] and attribute(reshape, "allowzero", 0) == 0
+    assert (
+        attribute(folded_head().graph.node[1], "perm", None) == [2, 3, 0, 1] and attribute(reshape, "allowzero", 0) == 0
+    )
     assert inferred_shapes(model)["y"] == [2, 3]

@@ -29,9 +29,16 @@ exec(sys.argv[2])
 
 
 def killed_at(step: str, code: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-c", HARNESS, step, textwrap.dedent(code)], cwd=PROJECT, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
-    assert done.returncode == -signal.SIGKILL, f"the writer was not killed at {step!r} (exit {done.returncode}): {done.stderr[-2000:]}"
+    done = subprocess.run(
+        [sys.executable, "-c", HARNESS, step, textwrap.dedent(code)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == -signal.SIGKILL, (
+        f"the writer was not killed at {step!r} (exit {done.returncode}): {done.stderr[-2000:]}"
+    )
     return done
 
 
@@ -71,13 +78,16 @@ def assert_left_as_promised(step: str, target: Path, old: tuple[bytes, str]) -> 
 def test_a_publish_killed_between_its_steps_leaves_what_it_promises(tmp_path: Path, step: str):
     target = tmp_path / "model.onnx"
     old = old_pair(target)
-    killed_at(step, f"""
+    killed_at(
+        step,
+        f"""
         from pathlib import Path
         from facebatch.publish import draft, publish
         with draft(Path({str(target)!r})) as candidate:
             candidate.path.write_bytes(b"the new artifact")
             publish(candidate, "a test", {{"note": "new"}})
-    """)
+    """,
+    )
     assert_left_as_promised(step, target, old)
 
 
@@ -87,10 +97,27 @@ def test_publish_writes_one_header_and_refuses_a_body_that_restates_it(tmp_path:
         candidate.path.write_bytes(b"artifact")
         with pytest.raises(ValueError, match="may not restate its header: sha256"):
             publish(candidate, "a test", {"sha256": "0" * 64})
-        published = publish(candidate, "a test", {"note": 1}, source={"artifact": "src.onnx", "sha256": "ab"}, proof={"passed": True})
+        published = publish(
+            candidate, "a test", {"note": 1}, source={"artifact": "src.onnx", "sha256": "ab"}, proof={"passed": True}
+        )
     sidecar = json.loads(published.sidecar.read_text())
-    assert list(sidecar)[:9] == ["artifact", "sha256", "size", "made_by", "facebatch", "created", "source", "proof", "environment"]
-    assert sidecar["sha256"] == _sha(target) and sidecar["size"] == 8 and sidecar["note"] == 1 and sidecar_of(target) == sidecar
+    assert list(sidecar)[:9] == [
+        "artifact",
+        "sha256",
+        "size",
+        "made_by",
+        "facebatch",
+        "created",
+        "source",
+        "proof",
+        "environment",
+    ]
+    assert (
+        sidecar["sha256"] == _sha(target)
+        and sidecar["size"] == 8
+        and sidecar["note"] == 1
+        and sidecar_of(target) == sidecar
+    )
     assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # not mkstemp's 0600
     assert drafts_beside(target) == []
     with draft(target) as candidate:  # leaving without publishing writes nothing
@@ -152,13 +179,18 @@ def seeded_detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
 
     folder = tmp_path_factory.mktemp("seeded")
-    return export_scrfd(ScrfdExportRequest(variant="scrfd_500m_bnkps", height=64, width=64, out_dir=folder, parity_batch_sizes=(1, 2))).onnx_path
+    return export_scrfd(
+        ScrfdExportRequest(variant="scrfd_500m_bnkps", height=64, width=64, out_dir=folder, parity_batch_sizes=(1, 2))
+    ).onnx_path
 
 
 @pytest.mark.parametrize("step", [DRAFTED, ARTIFACT_RENAMED])
-@pytest.mark.parametrize("writer", ["export", "convert", "quantize", "fix", pytest.param("build", marks=pytest.mark.gpu)])
-def test_every_writer_killed_between_its_steps_loses_nothing(writer: str, step: str, seeded_detector: Path, models_dir: Path,
-                                                              photos: list[Path], tmp_path: Path):  # fmt: skip
+@pytest.mark.parametrize(
+    "writer", ["export", "convert", "quantize", "fix", pytest.param("build", marks=pytest.mark.gpu)]
+)
+def test_every_writer_killed_between_its_steps_loses_nothing(
+    writer: str, step: str, seeded_detector: Path, models_dir: Path, photos: list[Path], tmp_path: Path
+):
     if writer == "build":
         pytest.importorskip("tensorrt", reason="facebatch build needs TensorRT")
     source = models_dir / "det_500m.onnx" if writer == "fix" else seeded_detector

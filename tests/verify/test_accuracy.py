@@ -20,7 +20,9 @@ def faces(*boxes: list[float]) -> Detections:
 
 def test_matches_misses_extras_and_labelled_recall(tmp_path: Path):
     photo = tmp_path / "a.jpg"
-    (tmp_path / GROUND_TRUTH).write_text(json.dumps({"images": {"a.jpg": [[0, 0, 10, 10], [50, 50, 60, 60]], "other.jpg": [[0, 0, 1, 1]]}}))
+    (tmp_path / GROUND_TRUTH).write_text(
+        json.dumps({"images": {"a.jpg": [[0, 0, 10, 10], [50, 50, 60, 60]], "other.jpg": [[0, 0, 1, 1]]}})
+    )
     assert list(labelled_faces([photo])) == ["a.jpg"]
     reference = [ImageFaces(photo, (100, 100), faces([0, 0, 10, 10], [50, 50, 60, 60]))]
     candidate = [ImageFaces(photo, (100, 100), faces([1, 0, 11, 10], [80, 80, 90, 90]))]
@@ -32,9 +34,17 @@ def test_matches_misses_extras_and_labelled_recall(tmp_path: Path):
 
 def test_pairs_come_from_names_and_ordering_is_judged_per_model():
     e = np.eye(4, dtype=np.float32)
-    reference = {"obama_1.jpg": e[0], "obama_2.jpg": e[0] + 0.1 * e[1], "rob_lowe_1.jpg": e[2], "rob_lowe_2.jpg": e[2], "voc_2008_001009.jpg": e[3]}
+    reference = {
+        "obama_1.jpg": e[0],
+        "obama_2.jpg": e[0] + 0.1 * e[1],
+        "rob_lowe_1.jpg": e[2],
+        "rob_lowe_2.jpg": e[2],
+        "voc_2008_001009.jpg": e[3],
+    }
     candidate = dict(reference) | {"obama_2.jpg": e[2]}  # obama's second photo now looks like rob lowe
     pairs = pair_scores(reference, candidate)
     assert len(pairs) == 6 and sum(p.same_person for p in pairs) == 2  # voc_2008_001009 is no person's photo
-    accuracy = embedder_accuracy(np.stack([e[0], e[1]]), np.stack([e[0], e[1] + e[0]]), {k: (reference[k], candidate[k]) for k in reference})
+    accuracy = embedder_accuracy(
+        np.stack([e[0], e[1]]), np.stack([e[0], e[1] + e[0]]), {k: (reference[k], candidate[k]) for k in reference}
+    )
     assert accuracy.min_cosine < 0.71 and accuracy.ordering_reference is True and accuracy.ordering_candidate is False

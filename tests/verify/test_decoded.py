@@ -45,8 +45,13 @@ def test_the_decoded_faces_are_the_hand_computed_ones():
     check = DecodedIndependence(LAYOUT, SIZE, atol=1e-5)
     check(3, alone(frames), batched(frames))
     assert check.passed and check.to_dict()["detections_per_frame_alone"] == [1, 1, 0]
-    assert check._alone[0].boxes.tolist() == [[0.0, -16.0, 32.0, 32.0]] and check._alone[0].landmarks[0].tolist() == [[8.0, 0.0]] * 5
-    assert check._alone[1].boxes.tolist() == [[0.0, 0.0, 64.0, 64.0]] and check._alone[1].scores.tolist() == pytest.approx([0.8])
+    assert (
+        check._alone[0].boxes.tolist() == [[0.0, -16.0, 32.0, 32.0]]
+        and check._alone[0].landmarks[0].tolist() == [[8.0, 0.0]] * 5
+    )
+    assert check._alone[1].boxes.tolist() == [[0.0, 0.0, 64.0, 64.0]] and check._alone[
+        1
+    ].scores.tolist() == pytest.approx([0.8])
     assert check.batches[0].detections == 2 and check.batches[0].max_box_diff == 0.0
 
 

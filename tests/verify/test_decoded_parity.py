@@ -28,11 +28,15 @@ def outputs(faces: list[tuple[int, float, float]], frames: int = 1) -> dict[str,
 
 def test_box_iou():
     a = np.array([[0, 0, 10, 10]], np.float32)
-    assert box_iou(a, np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float32)).round(4).tolist() == [[1.0, 0.3333, 0.0]]
+    assert box_iou(a, np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float32)).round(4).tolist() == [
+        [1.0, 0.3333, 0.0]
+    ]
 
 
 def test_identical_boxes_match_even_when_inverted():
-    inverted = np.array([[10, 10, 4, 12], [3, 3, 3, 3]], np.float32)  # x2 < x1 and an empty box: what noise frames regress
+    inverted = np.array(
+        [[10, 10, 4, 12], [3, 3, 3, 3]], np.float32
+    )  # x2 < x1 and an empty box: what noise frames regress
     assert np.diag(box_iou(inverted, inverted)).tolist() == [1.0, 1.0]
     assert box_iou(inverted, inverted + 0.5)[0, 0] == 0.0
 
@@ -52,7 +56,9 @@ def test_identical_raw_outputs_never_decode_differently():
 
 
 def test_the_same_faces_agree_and_the_summary_says_how_closely():
-    report = decoded_agreement("batch 1", outputs([(10, 0.9, 0.0), (60, 0.8, 0.0)]), outputs([(10, 0.9, 0.0), (60, 0.8, 0.0)]), LAYOUT, SIZE)
+    report = decoded_agreement(
+        "batch 1", outputs([(10, 0.9, 0.0), (60, 0.8, 0.0)]), outputs([(10, 0.9, 0.0), (60, 0.8, 0.0)]), LAYOUT, SIZE
+    )
     assert report.passed and report.faces == 2
     assert "the same 2 faces in 1 frames, min IoU 1.0000, box edges within 0 px" in report.summary()
 
@@ -69,9 +75,17 @@ def test_scores_beyond_the_tolerance_fail():
 
 
 def test_a_missing_face_fails_but_one_at_the_threshold_edge_does_not():
-    missing = decoded_agreement("batch 1", outputs([(10, 0.9, 0.0)]), outputs([(10, 0.9, 0.0), (60, 0.8, 0.0)]), LAYOUT, SIZE)
+    missing = decoded_agreement(
+        "batch 1", outputs([(10, 0.9, 0.0)]), outputs([(10, 0.9, 0.0), (60, 0.8, 0.0)]), LAYOUT, SIZE
+    )
     assert not missing.passed and "1 face(s) of the reference not found, 0 extra (of 2 vs 1)" in missing.failures()[0]
-    edge = decoded_agreement("batch 1", outputs([(10, 0.9, 0.0), (60, 0.497, 0.0)]), outputs([(10, 0.9, 0.0), (60, 0.503, 0.0)]), LAYOUT, SIZE)
+    edge = decoded_agreement(
+        "batch 1",
+        outputs([(10, 0.9, 0.0), (60, 0.497, 0.0)]),
+        outputs([(10, 0.9, 0.0), (60, 0.503, 0.0)]),
+        LAYOUT,
+        SIZE,
+    )
     assert edge.passed, edge.failures()  # 0.497 vs 0.503 around det_thresh 0.5: the same face
 
 

@@ -22,7 +22,9 @@ def check(model: onnx.ModelProto, frames: np.ndarray = FRAMES, sizes=(1, 2, 4), 
 
 
 def test_a_per_frame_graph_passes_and_every_batch_is_recorded():
-    model = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", ["batch", 3, 4, 4])], [("y", ["batch", 3, 4, 4])])
+    model = make_model(
+        [helper.make_node("Relu", ["x"], ["y"])], [("x", ["batch", 3, 4, 4])], [("y", ["batch", 3, 4, 4])]
+    )
     seen = []
     report = check(model, on_batch=lambda n, alone, batched: seen.append((n, len(alone), batched["y"].shape)))
     assert report.passed and [d.batch for d in report.diffs] == [1, 2, 4] and report.worst().max_abs_diff == 0.0
@@ -48,7 +50,15 @@ def test_folded_rows_are_a_layout_problem_not_a_value():
 
 
 def test_a_batch_the_graph_cannot_run_is_an_error_not_a_pass():
-    pinned = make_model([helper.make_node("Reshape", ["x", "s"], ["y"])], [("x", ["batch", 3, 4, 4])], [("y", [1, 48])],
-                        {"s": np.array([1, 48], np.int64)})  # the input takes any batch; the Reshape only one frame
+    pinned = make_model(
+        [helper.make_node("Reshape", ["x", "s"], ["y"])],
+        [("x", ["batch", 3, 4, 4])],
+        [("y", [1, 48])],
+        {"s": np.array([1, 48], np.int64)},
+    )  # the input takes any batch; the Reshape only one frame
     report = check(pinned, sizes=(1, 2))
-    assert report.error is not None and report.error.startswith("batch 2 does not run: onnxruntime cannot run") and not report.passed
+    assert (
+        report.error is not None
+        and report.error.startswith("batch 2 does not run: onnxruntime cannot run")
+        and not report.passed
+    )

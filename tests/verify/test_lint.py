@@ -54,12 +54,17 @@ CASES = {
         "ReduceMean m: ReduceMean over axis 0 (the batch) combines frames",
     ),
     "gather a frame": (
-        one_node(helper.make_node("Gather", ["x", "i"], ["y"], name="g", axis=0), [3, 4, 4], {"i": np.array(0, np.int64)}),
+        one_node(
+            helper.make_node("Gather", ["x", "i"], ["y"], name="g", axis=0), [3, 4, 4], {"i": np.array(0, np.int64)}
+        ),
         "Gather g: Gather on the batch axis picks fixed frames",
     ),
     "slice frames": (
-        one_node(helper.make_node("Slice", ["x", "b", "e", "a"], ["y"], name="sl"), [1, 3, 4, 4],
-                 {"b": np.array([0], np.int64), "e": np.array([1], np.int64), "a": np.array([0], np.int64)}),
+        one_node(
+            helper.make_node("Slice", ["x", "b", "e", "a"], ["y"], name="sl"),
+            [1, 3, 4, 4],
+            {"b": np.array([0], np.int64), "e": np.array([1], np.int64), "a": np.array([0], np.int64)},
+        ),
         "Slice sl: Slice on the batch axis picks fixed frames",
     ),
     "split frames": (
@@ -67,11 +72,15 @@ CASES = {
         "Split sp: Split on the batch axis picks fixed frames",
     ),
     "layer norm from axis 0": (
-        one_node(helper.make_node("LayerNormalization", ["x", "g"], ["y"], name="ln", axis=0), ["batch", 3, 4, 4],
-                 {"g": np.ones((1, 3, 4, 4), np.float32)}, opset=17),
+        one_node(
+            helper.make_node("LayerNormalization", ["x", "g"], ["y"], name="ln", axis=0),
+            ["batch", 3, 4, 4],
+            {"g": np.ones((1, 3, 4, 4), np.float32)},
+            opset=17,
+        ),
         "LayerNormalization ln: LayerNormalization from axis 0 computes statistics across frames",
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -87,19 +96,36 @@ def test_statistics_over_a_folded_tensor_are_flagged_at_the_norm():
         helper.make_node("InstanceNormalization", ["r", "gamma", "beta"], ["n"], name="norm"),
         helper.make_node("Reshape", ["n", "back"], ["y"], name="ungroup"),
     ]
-    init = {"s": np.array([1, 3, -1], np.int64), "gamma": np.ones(3, np.float32), "beta": np.zeros(3, np.float32),
-            "back": np.array([1, 3, 4, 4], np.int64)}  # fmt: skip
+    init = {
+        "s": np.array([1, 3, -1], np.int64),
+        "gamma": np.ones(3, np.float32),
+        "beta": np.zeros(3, np.float32),
+        "back": np.array([1, 3, 4, 4], np.int64),
+    }
     messages = lint_messages(make_model(nodes, X, [("y", [1, 3, 4, 4])], init))
     assert messages[0].startswith("Reshape group: Reshape to constant [1, 3, -1] fixes dim 0 to 1")
-    assert any(m.startswith("InstanceNormalization norm: InstanceNormalization computes statistics over a tensor whose batch "
-                            "was folded by Reshape group") for m in messages)  # fmt: skip
+    assert any(
+        m.startswith(
+            "InstanceNormalization norm: InstanceNormalization computes statistics over a tensor whose batch "
+            "was folded by Reshape group"
+        )
+        for m in messages
+    )
 
 
 @pytest.mark.parametrize(
     "node, out_dims, init",
     [
-        (helper.make_node("Reshape", ["x", "s"], ["y"]), ["batch", 48], {"s": np.array([0, -1], np.int64)}),  # 0 copies dim 0
-        (helper.make_node("Reshape", ["x", "s"], ["y"]), ["batch", 48], {"s": np.array([-1, 48], np.int64)}),  # -1 with the rest known
+        (
+            helper.make_node("Reshape", ["x", "s"], ["y"]),
+            ["batch", 48],
+            {"s": np.array([0, -1], np.int64)},
+        ),  # 0 copies dim 0
+        (
+            helper.make_node("Reshape", ["x", "s"], ["y"]),
+            ["batch", 48],
+            {"s": np.array([-1, 48], np.int64)},
+        ),  # -1 with the rest known
         (helper.make_node("Flatten", ["x"], ["y"], axis=1), ["batch", 48], None),
         (helper.make_node("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1]), ["batch", 4, 4, 3], None),
         (helper.make_node("ReduceMean", ["x"], ["y"], axes=[2, 3], keepdims=1), ["batch", 3, 1, 1], None),
@@ -113,7 +139,10 @@ def test_graphs_that_keep_the_batch_draw_no_lint(node, out_dims, init):
 def test_outputs_without_the_batch_on_axis_0_are_layout_findings():
     moved = one_node(helper.make_node("Transpose", ["x"], ["y"], perm=[1, 0, 2, 3]), [3, "batch", 4, 4])
     assert "output y carries the batch on axis 1, not 0" in layout_messages(moved)
-    assert any("output rows has lost the batch axis (Reshape head_reshape folded it)" in m for m in layout_messages(folded_head(batch="batch")))
+    assert any(
+        "output rows has lost the batch axis (Reshape head_reshape folded it)" in m
+        for m in layout_messages(folded_head(batch="batch"))
+    )
     constant = make_model([helper.make_node("Identity", ["c"], ["y"])], X, [("y", [2])], {"c": np.zeros(2, np.float32)})
     assert "output y does not depend on the input batch" in layout_messages(constant)
 
@@ -121,7 +150,11 @@ def test_outputs_without_the_batch_on_axis_0_are_layout_findings():
 def test_io_findings_name_fixed_batches_and_reused_symbols():
     fixed = folded_head(batch=1)
     assert any(m.startswith("input input.1 has its batch axis fixed to 1") for m in layout_messages(fixed))
-    reused = make_model([helper.make_node("Identity", ["x"], ["y"])], [("x", ["batch", 3, "batch", 4])], [("y", ["batch", 3, "batch", 4])])
+    reused = make_model(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        [("x", ["batch", 3, "batch", 4])],
+        [("y", ["batch", 3, "batch", 4])],
+    )
     assert any("symbol 'batch' names the batch and also axes [2]" in m for m in layout_messages(reused))
 
 

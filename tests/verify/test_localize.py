@@ -27,7 +27,9 @@ def test_a_batch_mean_is_named_as_the_node_that_mixes(tmp_path: Path):
     frames = np.random.default_rng(1).standard_normal((3, 3, 112, 112)).astype(np.float32)
     mixes, folds = run(model, frames)
     assert mixes is not None and mixes.node == "batch_mean" and mixes.kind == "mixes"
-    assert mixes.hint == "ReduceMean over axis 0 (the batch) combines frames" and mixes.detail.endswith("the batch was reduced away")
+    assert mixes.hint == "ReduceMean over axis 0 (the batch) combines frames" and mixes.detail.endswith(
+        "the batch was reduced away"
+    )
     assert folds is None
 
 
@@ -60,8 +62,12 @@ def test_non_finite_values_are_named_as_such_not_as_mixing(tmp_path: Path):
         helper.make_node("Sqrt", ["shifted"], ["root"], name="bad_sqrt"),
         helper.make_node("Mul", ["root", "half"], ["embedding"], name="scale"),
     ]
-    model = make_model(nodes, [("input.1", ["batch", 3, 4, 4])], [("embedding", ["batch", 3, 4, 4])],
-                       {"negative": np.array(-100.0, np.float32), "half": np.array(0.5, np.float32)})  # fmt: skip
+    model = make_model(
+        nodes,
+        [("input.1", ["batch", 3, 4, 4])],
+        [("embedding", ["batch", 3, 4, 4])],
+        {"negative": np.array(-100.0, np.float32), "half": np.array(0.5, np.float32)},
+    )
     mixes, folds = run(model)
     assert mixes is not None and mixes.node == "bad_sqrt" and mixes.kind == "non-finite" and folds is None
     assert "produces NaN or Inf" in mixes.describe() and "combines values" not in mixes.describe()

@@ -9,11 +9,11 @@ import pytest
 
 from facebatch.cli import main
 from facebatch.errors import SpecError, WeightsError
-from facebatch.workflows.fix import fix_onnx
 from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
 from facebatch.exporter.torch_reference import torch_reference
 from facebatch.verify.reference import onnx_reference
 from facebatch.verify.verify_job import VerifyOptions, verify_model
+from facebatch.workflows.fix import fix_onnx
 from tests.data.scrfd_config import CONFIG_TEXT
 
 OPTIONS = VerifyOptions(batch_sizes=(1, 3), sizes=((320, 320),))
@@ -27,7 +27,9 @@ def check(report, number: int):
 def imported_500m(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Our export of the real SCRFD-500M weights, imported from the official-layout file."""
     out = tmp_path_factory.mktemp("imported")
-    request = ScrfdExportRequest(weights=models_dir / "det_500m.onnx", height=320, width=320, out_dir=out, parity_batch_sizes=(1, 2))
+    request = ScrfdExportRequest(
+        weights=models_dir / "det_500m.onnx", height=320, width=320, out_dir=out, parity_batch_sizes=(1, 2)
+    )
     return export_scrfd(request).onnx_path
 
 
@@ -92,17 +94,22 @@ def test_bad_references_are_refused_with_one_line(models_dir: Path, tmp_path: Pa
 def test_torch_reference_from_a_checkpoint_named_by_the_sidecar(tmp_path: Path):
     import torch
 
-    from facebatch.exporter.models.arcface import build_arcface, seeded_arcface
     from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
+    from facebatch.exporter.models.arcface import build_arcface, seeded_arcface
 
     checkpoint = tmp_path / "backbone.pth"
     torch.save(seeded_arcface(build_arcface("mbf", 128), seed=7).state_dict(), checkpoint)
-    request = ArcFaceExportRequest(network="mbf", weights=checkpoint, embedding_size=128, out_dir=tmp_path, parity_batch_sizes=(1, 2))
+    request = ArcFaceExportRequest(
+        network="mbf", weights=checkpoint, embedding_size=128, out_dir=tmp_path, parity_batch_sizes=(1, 2)
+    )
     artifact = export_arcface(request).onnx_path
     report = verify_model(artifact, VerifyOptions(batch_sizes=(1, 4), reference=torch_reference()))
     parity = check(report, 4)
     assert report.passed and "torch arcface_mbf (checkpoint backbone.pth)" in parity.summary, parity.summary
-    assert [o["atol"] for r in parity.data["reports"] for o in r["outputs"]] == [1e-4, 1e-4]  # the spec's, not a seeded gate
+    assert [o["atol"] for r in parity.data["reports"] for o in r["outputs"]] == [
+        1e-4,
+        1e-4,
+    ]  # the spec's, not a seeded gate
     torch.save(seeded_arcface(build_arcface("mbf", 128), seed=8).state_dict(), checkpoint)  # overwritten since export
     with pytest.raises(WeightsError, match="backbone.pth is not the file .* was exported from"):
         verify_model(artifact, VerifyOptions(batch_sizes=(1, 2), reference=torch_reference()))

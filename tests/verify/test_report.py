@@ -9,10 +9,24 @@ from facebatch.verify.report import FAIL, NA, PASS, SKIP, CheckResult, VerifyRep
 
 
 def report(*statuses: str, strict: bool = False, sizes=("320x320",)) -> VerifyReport:
-    checks = [CheckResult(i + 1, f"check {i + 1}", status, f"summary {i + 1}", [f"detail {i + 1}"]) for i, status in enumerate(statuses)]
-    return VerifyReport("m.onnx", "abc", "scrfd", "facebatch metadata", "input.1 [batch, 3, 320, 320]", list(sizes),
-                        ["t1.jpg", "noise (seed 0)"], {"batch_sizes": [1, 2]}, "facebatch verify m.onnx", strict,
-                        checks=checks, environment=environment())  # fmt: skip
+    checks = [
+        CheckResult(i + 1, f"check {i + 1}", status, f"summary {i + 1}", [f"detail {i + 1}"])
+        for i, status in enumerate(statuses)
+    ]
+    return VerifyReport(
+        "m.onnx",
+        "abc",
+        "scrfd",
+        "facebatch metadata",
+        "input.1 [batch, 3, 320, 320]",
+        list(sizes),
+        ["t1.jpg", "noise (seed 0)"],
+        {"batch_sizes": [1, 2]},
+        "facebatch verify m.onnx",
+        strict,
+        checks=checks,
+        environment=environment(),
+    )
 
 
 def test_the_verdict_is_derived_from_the_checks():
@@ -20,9 +34,14 @@ def test_the_verdict_is_derived_from_the_checks():
     assert not report(PASS, FAIL).passed
     assert not report().passed  # no check ran: nothing was proven
     strict = report(PASS, NA, SKIP, strict=True)
-    assert not strict.passed and strict.gate_failures() == ["3. check 3 skipped (summary 3); --strict fails skipped checks"]
+    assert not strict.passed and strict.gate_failures() == [
+        "3. check 3 skipped (summary 3); --strict fails skipped checks"
+    ]
     assert report(PASS, NA, strict=True).passed  # n/a is not a skip
-    assert report(PASS, FAIL, SKIP, strict=True).failure_line() == "m.onnx fails check(s) 2 check 2; skipped under --strict: 3 check 3 (summary 3)"
+    assert (
+        report(PASS, FAIL, SKIP, strict=True).failure_line()
+        == "m.onnx fails check(s) 2 check 2; skipped under --strict: 3 check 3 (summary 3)"
+    )
 
 
 def test_json_says_what_the_report_says():
@@ -40,7 +59,10 @@ def test_markdown_shows_the_environment_frames_and_command():
     assert "facebatch " in environment_block and "onnxruntime " in environment_block and "Python " in environment_block
     several = report(PASS, sizes=("320x320", "320x480"))
     several.checks[0].size = (320, 480)
-    assert "| 1 | check 1 | 320x480 | PASS |" in several.to_markdown() and several.checks[0].label == "1. check 1 @ 320x480"
+    assert (
+        "| 1 | check 1 | 320x480 | PASS |" in several.to_markdown()
+        and several.checks[0].label == "1. check 1 @ 320x480"
+    )
 
 
 def test_junit_fails_strict_skips_and_marks_inapplicable_checks():

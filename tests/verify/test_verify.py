@@ -42,7 +42,9 @@ def statuses(report) -> dict[int, str]:
 
 
 @pytest.mark.parametrize("name", ["det_500m.onnx", "det_2.5g.onnx"])
-def test_official_detectors_made_dynamic_fail_and_the_head_is_named(models_dir: Path, photos: list[Path], tmp_path: Path, name: str):
+def test_official_detectors_made_dynamic_fail_and_the_head_is_named(
+    models_dir: Path, photos: list[Path], tmp_path: Path, name: str
+):
     naive = with_symbolic_batch(models_dir / name, tmp_path / name)
     with_faces = replace(QUICK, photos=photos[:3])  # biden_1, biden_2, gauss: one face each
     report = verify_model(naive, with_faces)
@@ -56,7 +58,9 @@ def test_official_detectors_made_dynamic_fail_and_the_head_is_named(models_dir: 
     assert culprit["op_type"] in ("Transpose", "Reshape")
     assert "folds the batch into the rows" in culprit["hint"]
     lint = next(c for c in report.checks if c.number == 6)
-    assert "Reshape to [-1, 1] after Transpose(perm=[2, 3, 0, 1]) folds the batch into the rows" in "\n".join(lint.details)
+    assert "Reshape to [-1, 1] after Transpose(perm=[2, 3, 0, 1]) folds the batch into the rows" in "\n".join(
+        lint.details
+    )
     independence = next(c for c in report.checks if c.number == 1)
     assert "cannot be sliced per frame (check 2 lists them)" in independence.summary
     assert not any("dim 0" in line for line in independence.details)  # check 2 lists those, not check 1 again
@@ -66,15 +70,26 @@ def test_groupnorm_exported_at_batch_1_is_caught_at_the_normalisation(tmp_path: 
     path = tmp_path / "scrfd_500m_gn_b1.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(seeded_init(scrfd_from_variant("scrfd_500m")), torch.randn(1, 3, 320, 320), str(path),
-                          dynamo=False, opset_version=11, input_names=["input.1"],
-                          training=torch.onnx.TrainingMode.EVAL)  # fmt: skip
+        torch.onnx.export(
+            seeded_init(scrfd_from_variant("scrfd_500m")),
+            torch.randn(1, 3, 320, 320),
+            str(path),
+            dynamo=False,
+            opset_version=11,
+            input_names=["input.1"],
+            training=torch.onnx.TrainingMode.EVAL,
+        )
     model = onnx.load(str(path))
     view = GraphView(model)
     patched = 0
     for node in model.graph.node:  # the constants an exporter that folded shapes at batch 1 leaves behind
         target = view.const(node.input[1]) if node.op_type == "Reshape" else None
-        if target is not None and target.size == 3 and target[0] == 0 and view.consumers[node.output[0]][0].op_type == "InstanceNormalization":
+        if (
+            target is not None
+            and target.size == 3
+            and target[0] == 0
+            and view.consumers[node.output[0]][0].op_type == "InstanceNormalization"
+        ):
             name = f"{node.name}_batch1_shape"
             model.graph.initializer.append(numpy_helper.from_array(np.array([1, *target[1:]], np.int64), name))
             node.input[1] = name
@@ -106,8 +121,9 @@ def test_our_artifacts_pass_every_check(tmp_path: Path, photos: list[Path]):
     from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
     from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
 
-    detector = export_scrfd(ScrfdExportRequest(variant="scrfd_500m", height=160, width=160, out_dir=tmp_path,
-                                               parity_batch_sizes=(1, 2)))  # fmt: skip
+    detector = export_scrfd(
+        ScrfdExportRequest(variant="scrfd_500m", height=160, width=160, out_dir=tmp_path, parity_batch_sizes=(1, 2))
+    )
     embedder = export_arcface(ArcFaceExportRequest(network="arcface_mbf", out_dir=tmp_path, parity_batch_sizes=(1, 2)))
     options = VerifyOptions(photos=photos, reference=torch_reference(), strict=True)
     for artifact, decoded in ((detector.onnx_path, "pass"), (embedder.onnx_path, "n/a")):
@@ -123,11 +139,29 @@ def test_our_artifacts_pass_every_check(tmp_path: Path, photos: list[Path]):
 def test_cli_reports_and_exit_codes(models_dir: Path, photos: list[Path], tmp_path: Path, capsys):
     # the file against itself: its values are right (check 4, after unfolding the 2-D heads)
     # but batched, its rows mix frames (checks 1, 2, 3, 5, 6)
-    argv = ["verify", str(models_dir / "det_500m.onnx"), "--batch-sizes", "1,2", "--size", "320",
-            "--images", str(photos[0].parent), "--reference", str(models_dir / "det_500m.onnx"), "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"), "--junit", str(tmp_path / "r.xml")]  # fmt: skip
+    argv = [
+        "verify",
+        str(models_dir / "det_500m.onnx"),
+        "--batch-sizes",
+        "1,2",
+        "--size",
+        "320",
+        "--images",
+        str(photos[0].parent),
+        "--reference",
+        str(models_dir / "det_500m.onnx"),
+        "--json",
+        str(tmp_path / "r.json"),
+        "--markdown",
+        str(tmp_path / "r.md"),
+        "--junit",
+        str(tmp_path / "r.xml"),
+    ]
     assert main(argv) == 1
     captured = capsys.readouterr()
-    assert "FAIL" in captured.out and "facebatch: error: det_500m.onnx fails check(s) 1 batch independence" in captured.err
+    assert (
+        "FAIL" in captured.out and "facebatch: error: det_500m.onnx fails check(s) 1 batch independence" in captured.err
+    )
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["passed"] is False and data["checks"][0]["name"] == "batch independence"
     assert "| 5 | localisation | FAIL |" in (tmp_path / "r.md").read_text()
@@ -138,5 +172,5 @@ def test_cli_reports_and_exit_codes(models_dir: Path, photos: list[Path], tmp_pa
     assert data["command"] == "facebatch " + " ".join(argv)
     assert main(["verify", str(tmp_path / "missing.onnx")]) == 2
     assert main(["verify", str(models_dir / "det_500m.onnx"), "--size", "300"]) == 2
-    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("facebatch: error:")]
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("facebatch: error:")]
     assert len(errors) == 2 and "does not exist" in errors[0] and "multiple of 32" in errors[1]

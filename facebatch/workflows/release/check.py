@@ -32,8 +32,11 @@ class CheckResult:
         return not (self.missing or self.changed or self.failing)
 
     def problems(self) -> list[str]:
-        return ([f"missing: {m}" for m in self.missing] + [f"changed (sha256 or size): {c}" for c in self.changed]
-                + [f"fails verify: {f}" for f in self.failing])  # fmt: skip
+        return (
+            [f"missing: {m}" for m in self.missing]
+            + [f"changed (sha256 or size): {c}" for c in self.changed]
+            + [f"fails verify: {f}" for f in self.failing]
+        )
 
 
 def check_release(folder: Path, photos: Sequence[Path] = ()) -> CheckResult:
@@ -67,8 +70,11 @@ def check_release(folder: Path, photos: Sequence[Path] = ()) -> CheckResult:
         try:
             with step(f"verify {rel}"):
                 given = references.get(rel)
-                reference = reference_for(read_model_file(path), None if given is None else given if given == TORCH else folder / given,
-                                          [folder / "onnx", folder / "references"])  # fmt: skip
+                reference = reference_for(
+                    read_model_file(path),
+                    None if given is None else given if given == TORCH else folder / given,
+                    [folder / "onnx", folder / "references"],
+                )
                 report = verify_model(path, VerifyOptions(photos=list(photos), reference=reference, strict=True))
         except FacebatchError as exc:  # e.g. its FP32 reference was tampered with
             result.failing.append(f"{rel} ({exc})")
@@ -92,8 +98,13 @@ def _recheck_int8_here(folder: Path, artifacts: Sequence[str], target: ModelFile
     if _made_on_another_cpu(target) is None:
         return None
     made_on, here = target.int8_cpu_class, int8_cpu_class()
-    detectors = [folder / rel for rel in artifacts if rel.endswith(".onnx") and read_model_file(folder / rel).spec.head is not None
-                 and read_model_file(folder / rel).spec.precision is Precision.FP32]  # fmt: skip
+    detectors = [
+        folder / rel
+        for rel in artifacts
+        if rel.endswith(".onnx")
+        and read_model_file(folder / rel).spec.head is not None
+        and read_model_file(folder / rel).spec.precision is Precision.FP32
+    ]
     with step(f"re-check {target.path.name}'s INT8 accuracy on this {here} CPU (made on {made_on})"):
         _, failures = recheck_int8(target.path, photos, detectors[0] if detectors else None)
     return f"its INT8 accuracy gate fails on this {here} CPU: {'; '.join(failures)}" if failures else None

@@ -79,19 +79,27 @@ class ReleaseStaging:
         return status != FAIL
 
     def write_verify(self, report: VerifyReport, stem: str) -> None:
-        for suffix, text in ((".verify.json", report.to_json()), (".verify.md", report.to_markdown()), (".verify.xml", report.to_junit())):
+        for suffix, text in (
+            (".verify.json", report.to_json()),
+            (".verify.md", report.to_markdown()),
+            (".verify.xml", report.to_junit()),
+        ):
             (self.reports / f"{stem}{suffix}").write_text(text)
         self.junit.append(report.to_junit())
 
 
-def reference_for(target: ModelFile, reference: str | Path | None = None, search: Sequence[Path] = ()) -> ReferenceFactory | None:
+def reference_for(
+    target: ModelFile, reference: str | Path | None = None, search: Sequence[Path] = ()
+) -> ReferenceFactory | None:
     """Check 4's reference in a release: the one given ("torch" or an ONNX file); else the file the
     target records it was made from (an FP16/INT8 file's FP32 source, fix's original: found beside
     it or in ``search``, proven by its sha256); else an FP32 artifact of ours against its torch model;
     anything else none (which --strict fails). A file given or repaired by fix is run one frame at a
     time: it may mix frames."""
     if reference is not None:
-        return torch_reference() if str(reference) == TORCH else onnx_reference(Path(reference), one_frame_at_a_time=True)
+        return (
+            torch_reference() if str(reference) == TORCH else onnx_reference(Path(reference), one_frame_at_a_time=True)
+        )
     recorded = target.recorded_source
     if recorded is not None:
         return onnx_reference(target.source_file(search), one_frame_at_a_time=recorded.how == "fixed")
@@ -177,7 +185,9 @@ def int8_gate(release: ReleaseStaging, path: Path) -> None:
 
     def run() -> tuple[str, str]:
         detectors = [p for p in release.artifacts if release.model(p).spec.head is not None]
-        options = QuantizeOptions(photos=list(release.options.photos), detector=detectors[0] if detectors else None, bench=False)
+        options = QuantizeOptions(
+            photos=list(release.options.photos), detector=detectors[0] if detectors else None, bench=False
+        )
         result = quantize_int8(path, options)
         (release.reports / f"{result.path.stem}.quantize.json").write_text(result.to_json())
         (release.reports / f"{result.path.stem}.quantize.md").write_text(result.to_markdown())
@@ -198,9 +208,13 @@ def engines_gate(release: ReleaseStaging) -> None:
         return
     engines = release.staging / "engines"
     for path in release.artifacts:
+
         def run(path: Path = path) -> tuple[str, str]:
             result = build_engine_job(path, BuildOptions(out=engines / path.name, photos=list(release.options.photos)))
-            return PASS, f"{result.path.name} ({result.record.precision.value}, batch {result.record.profile.batch.min}-{result.record.profile.batch.max})"
+            return (
+                PASS,
+                f"{result.path.name} ({result.record.precision.value}, batch {result.record.profile.batch.min}-{result.record.profile.batch.max})",
+            )
 
         release.gate(f"engine {path.name}", run)
 
@@ -209,13 +223,20 @@ def bench_gate(release: ReleaseStaging) -> None:
     options = release.options
 
     def run() -> tuple[str, str]:
-        bench_options = BenchOptions(backends=options.bench_backends, batch_sizes=options.bench_batch_sizes, budget=options.budget,
-                                     photos=list(options.photos), runner=RunnerOptions())  # fmt: skip
+        bench_options = BenchOptions(
+            backends=options.bench_backends,
+            batch_sizes=options.bench_batch_sizes,
+            budget=options.budget,
+            photos=list(options.photos),
+            runner=RunnerOptions(),
+        )
         report = bench_models([release.model(p) for p in release.artifacts], bench_options, make_runner)
         release.bench = report
         (release.reports / "bench.json").write_text(report.to_json())
         (release.reports / "bench.md").write_text(report.to_markdown())
-        best = ", ".join(f"{r.artifact} {r.backend} {r.best().fps:.1f} FPS (batch {r.best().batch})" for r in report.runs)
+        best = ", ".join(
+            f"{r.artifact} {r.backend} {r.best().fps:.1f} FPS (batch {r.best().batch})" for r in report.runs
+        )
         return PASS, best
 
     if not release.artifacts:
@@ -240,7 +261,9 @@ def bench_gate(release: ReleaseStaging) -> None:
 
 def triton_gate(release: ReleaseStaging) -> None:
     if not release.options.triton or not release.artifacts:
-        release.gates.append(Gate("triton repository", SKIP, "not asked for" if not release.options.triton else "no verified artifact"))
+        release.gates.append(
+            Gate("triton repository", SKIP, "not asked for" if not release.options.triton else "no verified artifact")
+        )
         return
 
     def run() -> tuple[str, str]:
@@ -265,5 +288,7 @@ def required_gates(gates: list[Gate], require: Sequence[str]) -> list[Gate]:
         judged.append(gate)
     for kind in require:
         if not any(g.name.startswith(REQUIRABLE[kind]) for g in gates):
-            judged.append(Gate(f"required {kind}", FAIL, f"required (--require {kind}) but it never ran (no artifact reached it)"))
+            judged.append(
+                Gate(f"required {kind}", FAIL, f"required (--require {kind}) but it never ran (no artifact reached it)")
+            )
     return judged

@@ -47,41 +47,74 @@ def summary_markdown(result: ReleaseResult, release: ReleaseStaging) -> str:
     lines = [f"# Release {result.name} {result.version}", ""]
     seeded = [p.name for p in release.artifacts if release.model(p).seeded]
     if seeded:
-        lines += [f"> **Seeded weights: {', '.join(seeded)} hold random weights.** They find and recognise nothing; this "
-                  "release checks the pipeline and measures speed, and is not for deployment.", ""]  # fmt: skip
+        lines += [
+            f"> **Seeded weights: {', '.join(seeded)} hold random weights.** They find and recognise nothing; this "
+            "release checks the pipeline and measures speed, and is not for deployment.",
+            "",
+        ]
     lines += [f"**{result.last_line()}**", "", "| gate | result | summary |", "|---|---|---|"]
     lines += [f"| {g.name} | {g.status.upper()} | {g.summary.replace('|', '/')} |" for g in result.gates]
     lines += ["", "## Artifacts", ""] + [f"- `onnx/{p.name}`" for p in release.artifacts + release.fp16 + release.int8]
     if release.bench is not None:
-        lines += ["", "## Throughput (reports/bench.md has every batch size)", "", "| artifact | backend | batch 1 FPS | best FPS (batch) |",
-                  "|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "## Throughput (reports/bench.md has every batch size)",
+            "",
+            "| artifact | backend | batch 1 FPS | best FPS (batch) |",
+            "|---|---|---|---|",
+        ]
         for run in release.bench.runs:
             one = run.timing(1)
-            lines.append(f"| {run.artifact} | {run.backend} | {one.fps:.1f} | {run.best().fps:.1f} ({run.best().batch}) |" if one else
-                         f"| {run.artifact} | {run.backend} | – | {run.best().fps:.1f} ({run.best().batch}) |")  # fmt: skip
+            lines.append(
+                f"| {run.artifact} | {run.backend} | {one.fps:.1f} | {run.best().fps:.1f} ({run.best().batch}) |"
+                if one
+                else f"| {run.artifact} | {run.backend} | – | {run.best().fps:.1f} ({run.best().batch}) |"
+            )
     if release.regression is not None:
         lines += ["", "## Performance against the baseline", "", f"- {release.regression.summary()}"]
         lines += [f"- slower: {s.describe()}" for s in release.regression.slower]
-    lines += ["", "Reports: `reports/` (JSON, Markdown, JUnit XML per artifact), `junit.xml` (all of them and the gates), "
-              "`MANIFEST.json` (sha256 and size of every file).", "", result.last_line()]  # fmt: skip
+    lines += [
+        "",
+        "Reports: `reports/` (JSON, Markdown, JUnit XML per artifact), `junit.xml` (all of them and the gates), "
+        "`MANIFEST.json` (sha256 and size of every file).",
+        "",
+        result.last_line(),
+    ]
     return "\n".join(lines) + "\n"
 
 
-def manifest_record(result: ReleaseResult, staging: Path, options: ReleaseOptions, references: Mapping[Path, str | Path]) -> dict[str, Any]:
+def manifest_record(
+    result: ReleaseResult, staging: Path, options: ReleaseOptions, references: Mapping[Path, str | Path]
+) -> dict[str, Any]:
     files = {}
     for path in sorted(p for p in staging.rglob("*") if p.is_file() and p.name != MANIFEST):
         files[str(path.relative_to(staging))] = {"sha256": file_sha256(path), "size": path.stat().st_size}
     result.files = files
     artifacts = sorted(rel for rel in files if rel.startswith("onnx/") and rel.endswith(".onnx"))
-    return {"format": "facebatch-release/1", "name": result.name, "version": result.version, "passed": result.passed,
-            "result": result.last_line(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "facebatch": __version__, "git_commit": git_commit(), "gates": [g.to_dict() for g in result.gates],
-            "artifacts": artifacts, "files": files, "environment": environment(),
-            "references": {str(a.relative_to(staging)): r if r == TORCH else str(Path(r).relative_to(staging))
-                           for a, r in references.items()},
-            "options": {"models": [m.__dict__ | {"weights": str(m.weights) if m.weights else None} for m in options.models],
-                        "artifacts": [str(a) for a in options.artifacts], "photos": [str(p) for p in options.photos],
-                        "references": {name: str(r) for name, r in options.references.items()},
-                        "baseline_bench": str(options.baseline_bench) if options.baseline_bench else None,
-                        "required": list(options.require),
-                        "max_slowdown": options.max_slowdown}}  # fmt: skip
+    return {
+        "format": "facebatch-release/1",
+        "name": result.name,
+        "version": result.version,
+        "passed": result.passed,
+        "result": result.last_line(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "facebatch": __version__,
+        "git_commit": git_commit(),
+        "gates": [g.to_dict() for g in result.gates],
+        "artifacts": artifacts,
+        "files": files,
+        "environment": environment(),
+        "references": {
+            str(a.relative_to(staging)): r if r == TORCH else str(Path(r).relative_to(staging))
+            for a, r in references.items()
+        },
+        "options": {
+            "models": [m.__dict__ | {"weights": str(m.weights) if m.weights else None} for m in options.models],
+            "artifacts": [str(a) for a in options.artifacts],
+            "photos": [str(p) for p in options.photos],
+            "references": {name: str(r) for name, r in options.references.items()},
+            "baseline_bench": str(options.baseline_bench) if options.baseline_bench else None,
+            "required": list(options.require),
+            "max_slowdown": options.max_slowdown,
+        },
+    }

@@ -63,11 +63,17 @@ class ReleaseOptions:
             raise SpecError(f"--require {','.join(unknown)}: not a gate; known: {', '.join(REQUIRABLE)}")
         if "int8" in self.require and not self.int8:
             raise SpecError("--require int8 needs --int8 (the INT8 gate is off by default)")
-        turned_off = [g for g, on in (("engines", self.engines), ("fp16", self.fp16), ("triton", self.triton)) if g in self.require and not on]
+        turned_off = [
+            g
+            for g, on in (("engines", self.engines), ("fp16", self.fp16), ("triton", self.triton))
+            if g in self.require and not on
+        ]
         if turned_off:
             raise SpecError(f"--require {turned_off[0]} contradicts --no-{turned_off[0]}; drop one of them")
         if "performance" in self.require and self.baseline_bench is None:
-            raise SpecError("--require performance needs --baseline-bench OLD/bench.json (the bench it is compared with)")
+            raise SpecError(
+                "--require performance needs --baseline-bench OLD/bench.json (the bench it is compared with)"
+            )
         if not self.models and not self.artifacts:
             raise SpecError("a release needs models to export or --artifact files")
         if not self.name or "/" in self.name:
@@ -77,11 +83,15 @@ class ReleaseOptions:
         names = {Path(a).name for a in self.artifacts}
         unknown = sorted(set(self.references) - names)
         if unknown:
-            raise SpecError(f"--reference names {', '.join(unknown)}, which is not an --artifact; use ARTIFACT.onnx=REFERENCE "
-                            f"with one of: {', '.join(sorted(names)) or 'no --artifact given'}")  # fmt: skip
+            raise SpecError(
+                f"--reference names {', '.join(unknown)}, which is not an --artifact; use ARTIFACT.onnx=REFERENCE "
+                f"with one of: {', '.join(sorted(names)) or 'no --artifact given'}"
+            )
         for name, reference in self.references.items():
             if str(reference) != TORCH and not Path(reference).is_file():
-                raise SpecError(f"--reference {name}={reference}: {reference} does not exist; pass 'torch' or an ONNX file")
+                raise SpecError(
+                    f"--reference {name}={reference}: {reference} does not exist; pass 'torch' or an ONNX file"
+                )
 
 
 def default_version() -> str:

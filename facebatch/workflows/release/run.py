@@ -35,7 +35,15 @@ from facebatch.workflows.release.gates import (
     triton_gate,
     verify_gate,
 )
-from facebatch.workflows.release.manifest import FAILED_SUFFIX, JUNIT, MANIFEST, SUMMARY, ReleaseResult, manifest_record, summary_markdown
+from facebatch.workflows.release.manifest import (
+    FAILED_SUFFIX,
+    JUNIT,
+    MANIFEST,
+    SUMMARY,
+    ReleaseResult,
+    manifest_record,
+    summary_markdown,
+)
 from facebatch.workflows.release.options import ReleaseOptions, default_version
 
 
@@ -45,7 +53,9 @@ def run_release(options: ReleaseOptions) -> ReleaseResult:
     out = ensure_writable_dir(options.out)
     final = out / f"{options.name}-{version}"
     if final.exists():
-        raise SpecError(f"release {final} exists; a release is never overwritten: pass another --version or move it away")
+        raise SpecError(
+            f"release {final} exists; a release is never overwritten: pass another --version or move it away"
+        )
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=out))
     os.chmod(staging, dir_mode())  # the release folder others read: not mkdtemp's 0700
     try:
@@ -69,9 +79,18 @@ def run_release(options: ReleaseOptions) -> ReleaseResult:
         release.gates = required_gates(release.gates, options.require)
         result = ReleaseResult(options.name, version, final, release.gates)
         result.seconds = time.perf_counter() - began
-        (staging / JUNIT).write_text(merge_junit([*release.junit, gates_suite(f"facebatch release {final.name}",
-                                                                              [(g.name, g.status, g.summary) for g in release.gates],
-                                                                              result.seconds)]))  # fmt: skip
+        (staging / JUNIT).write_text(
+            merge_junit(
+                [
+                    *release.junit,
+                    gates_suite(
+                        f"facebatch release {final.name}",
+                        [(g.name, g.status, g.summary) for g in release.gates],
+                        result.seconds,
+                    ),
+                ]
+            )
+        )
         (staging / SUMMARY).write_text(summary_markdown(result, release))
         manifest = manifest_record(result, staging, options, release.references)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -18,11 +18,21 @@ from facebatch.errors import SpecError
 QUICK = Budget(warmup=0.0, iters=3)
 
 
-def test_every_backend_and_batch_size_is_measured_and_derived_from_its_samples(small_detector: Path, photos, tmp_path: Path):
-    options = BenchOptions(backends=("ort-cpu", "openvino"), batch_sizes=(1, 2, 4), budget=QUICK, photos=photos[:2],
-                           runner=RunnerOptions(threads=1))  # fmt: skip
+def test_every_backend_and_batch_size_is_measured_and_derived_from_its_samples(
+    small_detector: Path, photos, tmp_path: Path
+):
+    options = BenchOptions(
+        backends=("ort-cpu", "openvino"),
+        batch_sizes=(1, 2, 4),
+        budget=QUICK,
+        photos=photos[:2],
+        runner=RunnerOptions(threads=1),
+    )
     report = bench_models([read_model_file(small_detector)], options, make_onnx_runner)
-    assert [(r.backend, [t.batch for t in r.timings]) for r in report.runs] == [("ort-cpu", [1, 2, 4]), ("openvino", [1, 2, 4])]
+    assert [(r.backend, [t.batch for t in r.timings]) for r in report.runs] == [
+        ("ort-cpu", [1, 2, 4]),
+        ("openvino", [1, 2, 4]),
+    ]
     cpu, ov = report.runs
     assert cpu.provider == "CPUExecutionProvider" and ov.provider.startswith("OpenVINO") and ov.precision == "fp32"
     assert (cpu.threads, ov.threads) == (1, 1) and cpu.hardware == cpu_model() and cpu.model == "scrfd_500m_bnkps"
@@ -32,23 +42,37 @@ def test_every_backend_and_batch_size_is_measured_and_derived_from_its_samples(s
     assert len(data["runs"][1]["timings"][2]["samples_s"]) == 3 and data["options"]["threads"] == 1
     assert data["environment"]["physical_cores"] >= 1 and data["options"]["photos"] == [str(p) for p in photos[:2]]
     header, rows = report.combined_rows(small_detector.name)
-    assert header == ["Batch", "ort-cpu FPS", "openvino FPS", "openvino / ort-cpu"] and [r[0] for r in rows] == ["1", "2", "4"]
+    assert header == ["Batch", "ort-cpu FPS", "openvino FPS", "openvino / ort-cpu"] and [r[0] for r in rows] == [
+        "1",
+        "2",
+        "4",
+    ]
     assert rows[0][3] == f"{ov.timings[0].fps / cpu.timings[0].fps:.2f}×"
     markdown = report.to_markdown()
     second = cpu.timings[1]
-    assert "| Batch | FPS | ms/frame |" in markdown and f"| 2 | {second.fps:,.1f} | {second.ms_per_frame:.2f} |" in markdown
+    assert (
+        "| Batch | FPS | ms/frame |" in markdown
+        and f"| 2 | {second.fps:,.1f} | {second.ms_per_frame:.2f} |" in markdown
+    )
 
 
 def test_the_file_it_replaces_runs_beside_it_at_batch_1(small_detector: Path, models_dir: Path, tmp_path: Path):
     table = tmp_path / "mine.yaml"
-    table.write_text(f"source: here\nhardware: {cpu_model()}\nprecision: fp32\nbackend: onnxruntime CPU\nmodels:\n"
-                     "  - {model: scrfd_500m_bnkps, input_size: [64, 64], results: [{batch: 2, fps: 10, ms_per_frame: 100}]}\n")  # fmt: skip
-    options = BenchOptions(batch_sizes=(1, 2), budget=QUICK, baseline=models_dir / "det_500m.onnx", published=load_published(table))
+    table.write_text(
+        f"source: here\nhardware: {cpu_model()}\nprecision: fp32\nbackend: onnxruntime CPU\nmodels:\n"
+        "  - {model: scrfd_500m_bnkps, input_size: [64, 64], results: [{batch: 2, fps: 10, ms_per_frame: 100}]}\n"
+    )
+    options = BenchOptions(
+        batch_sizes=(1, 2), budget=QUICK, baseline=models_dir / "det_500m.onnx", published=load_published(table)
+    )
     report = bench_models([read_model_file(small_detector)], options, make_onnx_runner)
     (baseline,) = report.baselines
     assert (baseline.baseline, baseline.backend, baseline.baseline_timing.batch) == ("det_500m.onnx", "ort-cpu", 1)
     assert baseline.ratio_batch1 == pytest.approx(baseline.artifact_batch1.fps / baseline.baseline_timing.fps)
-    assert baseline.artifact_best.batch == report.runs[0].best().batch and "alternating blocks" in baseline.baseline_timing.notes[0]
+    assert (
+        baseline.artifact_best.batch == report.runs[0].best().batch
+        and "alternating blocks" in baseline.baseline_timing.notes[0]
+    )
     (comparison,) = report.comparisons
     assert comparison.differences == [] and comparison.rows[0].ratio == pytest.approx(report.runs[0].timing(2).fps / 10)
 
@@ -58,9 +82,15 @@ def test_the_file_it_replaces_runs_beside_it_at_batch_1(small_detector: Path, mo
     [
         (dict(batch_sizes=(1, 64)), "batch size 64 is outside scrfd_500m_bnkps's profile 1–32"),
         (dict(backends=("trt",)), r"the trt backend runs TensorRT engines, and TensorRT is not installed here"),
-        (dict(backends=("ort-cuda",)), "needs onnxruntime's CUDAExecutionProvider, which this installation lacks: pip install 'facebatch\\[gpu\\]'"),
+        (
+            dict(backends=("ort-cuda",)),
+            "needs onnxruntime's CUDAExecutionProvider, which this installation lacks: pip install 'facebatch\\[gpu\\]'",
+        ),
         (dict(batch_sizes=(2,), baseline="det_500m.onnx"), "--baseline compares at batch 1"),
-        (dict(baseline="mobilefacenet_128d.onnx"), "--baseline mobilefacenet_128d.onnx is an embedder; none of the artifacts is"),
+        (
+            dict(baseline="mobilefacenet_128d.onnx"),
+            "--baseline mobilefacenet_128d.onnx is an embedder; none of the artifacts is",
+        ),
         (dict(size=(96, 96)), "runs at 64x64 only \\(exported without --dynamic-size\\); drop --size 96x96"),
     ],
 )
@@ -73,14 +103,21 @@ def test_refusals_come_before_any_measurement(small_detector: Path, models_dir: 
 
 def test_a_file_whose_batch_is_fixed_runs_at_that_batch_only(models_dir: Path):
     official = read_model_file(models_dir / "det_500m.onnx", size=(64, 64))
-    with pytest.raises(SpecError, match=r"takes batch 1 only \(its batch axis is fixed\): bench it with --batch-sizes 1, or repair it first") as refused:
+    with pytest.raises(
+        SpecError,
+        match=r"takes batch 1 only \(its batch axis is fixed\): bench it with --batch-sizes 1, or repair it first",
+    ) as refused:
         bench_models([official], BenchOptions(batch_sizes=(1, 2), budget=QUICK), make_onnx_runner)
-    assert f"('facebatch fix {models_dir / 'det_500m.onnx'} -o det_500m_batch.onnx')" in str(refused.value)  # runs as printed
+    assert f"('facebatch fix {models_dir / 'det_500m.onnx'} -o det_500m_batch.onnx')" in str(
+        refused.value
+    )  # runs as printed
     (run,) = bench_models([official], BenchOptions(batch_sizes=(1,), budget=QUICK), make_onnx_runner).runs
     assert run.model == "det_500m" and run.timings[0].batch == 1
 
 
 def test_a_missing_gpu_provider_falls_back_only_when_allowed_and_says_so(small_detector: Path):
-    options = BenchOptions(backends=("ort-cuda",), batch_sizes=(1,), budget=QUICK, runner=RunnerOptions(allow_fallback=True))
+    options = BenchOptions(
+        backends=("ort-cuda",), batch_sizes=(1,), budget=QUICK, runner=RunnerOptions(allow_fallback=True)
+    )
     (run,) = bench_models([read_model_file(small_detector)], options, make_onnx_runner).runs
     assert run.backend == "ort-cuda" and run.provider == "CPUExecutionProvider"  # the report states what really ran

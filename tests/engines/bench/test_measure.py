@@ -14,7 +14,9 @@ FRAMES = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float3
 
 
 def relu():
-    return make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", ["batch", 3, 8, 8])], [("y", ["batch", 3, 8, 8])])
+    return make_model(
+        [helper.make_node("Relu", ["x"], ["y"])], [("x", ["batch", 3, 8, 8])], [("y", ["batch", 3, 8, 8])]
+    )
 
 
 def test_iters_gives_exactly_that_many_timed_calls_after_a_warm_up():
@@ -32,7 +34,9 @@ def test_a_time_budget_still_takes_at_least_the_minimum_calls():
 
 def test_alternating_blocks_measure_each_entry_alike():
     with OnnxRuntimeRunner(relu()) as a, OnnxRuntimeRunner(relu()) as b:
-        first, second, third = measure_alternating([(a, FRAMES, 1), (b, FRAMES, 1), (a, FRAMES, 4)], Budget(warmup=0.0, iters=3))
+        first, second, third = measure_alternating(
+            [(a, FRAMES, 1), (b, FRAMES, 1), (a, FRAMES, 4)], Budget(warmup=0.0, iters=3)
+        )
     assert [t.batch for t in (first, second, third)] == [1, 1, 4]
     for timing in (first, second, third):
         assert len(timing.latency.samples) == BLOCK - 1  # one block: its first call untimed

@@ -54,14 +54,28 @@ def test_schema_errors_are_one_line_naming_where(tmp_path: Path, text: str, mess
 def test_a_comparison_gives_ratios_and_says_what_differs(tmp_path: Path):
     (tmp_path / "t.yaml").write_text(GOOD)
     table = load_published(tmp_path / "t.yaml")
-    same = compare(table, "a.onnx", "scrfd_500m_bnkps", (64, 64), "ort-cpu", "onnxruntime CPU", "AMD EPYC", "fp32", {1: 50.0, 2: 80.0})
+    same = compare(
+        table,
+        "a.onnx",
+        "scrfd_500m_bnkps",
+        (64, 64),
+        "ort-cpu",
+        "onnxruntime CPU",
+        "AMD EPYC",
+        "fp32",
+        {1: 50.0, 2: 80.0},
+    )
     assert [(r.batch, r.measured_fps, r.ratio) for r in same.rows] == [(1, 50.0, 0.5), (4, None, None)]
     assert same.differences == [] and "compares like with like" in same.lines()[-1]
     assert "batch 4: measured not measured, published 200 FPS" in "\n".join(same.lines())
-    other = compare(table, "a.onnx", "scrfd_500m_bnkps", (64, 64), "openvino", "OpenVINO", "Intel Xeon", "fp32", {1: 50.0})
+    other = compare(
+        table, "a.onnx", "scrfd_500m_bnkps", (64, 64), "openvino", "OpenVINO", "Intel Xeon", "fp32", {1: 50.0}
+    )
     assert other.differences == ["hardware (Intel Xeon vs AMD EPYC)", "backend (OpenVINO vs onnxruntime CPU)"]
     assert other.lines()[-1].endswith("differ: the ratio is for orientation only")
-    missing = compare(table, "a.onnx", "scrfd_500m_bnkps", (320, 320), "ort-cpu", "onnxruntime CPU", "AMD EPYC", "fp32", {1: 50.0})
+    missing = compare(
+        table, "a.onnx", "scrfd_500m_bnkps", (320, 320), "ort-cpu", "onnxruntime CPU", "AMD EPYC", "fp32", {1: 50.0}
+    )
     assert missing.lines() == ["a.onnx on ort-cpu: t.yaml has no figures for scrfd_500m_bnkps at 320x320"]
     with pytest.raises(SpecError, match="does not exist .*alonsorobots_rtx5090.yaml"):
         load_published(tmp_path / "none.yaml")

@@ -41,7 +41,7 @@ def record(**changes) -> EngineRecord:
         source_onnx={"file": "scrfd_10g_320_batch.onnx", "sha256": "cd" * 32},
         reference_onnx={"file": "scrfd_10g_320_batch.onnx", "sha256": "cd" * 32}, builder={"workspace_gib": 4.0, "timing_cache": None},
         build_seconds=41.5, verification={"passed": True}, created="2026-11-21T12:00:00+00:00",
-    )  # fmt: skip
+    )
     return replace(base, **changes)
 
 

@@ -58,11 +58,16 @@ def test_crops_equal_insightface_norm_crop(photos):
     face_align = pytest.importorskip("insightface.utils.face_align", reason="insightface is the 'compare' extra")
     image = cv2.imread(str(next(p for p in photos if p.name == "t1.jpg")))
     rng = np.random.default_rng(0)
-    landmarks = TEMPLATE[None] * rng.uniform(0.5, 3, (12, 1, 1)) + rng.uniform(0, 600, (12, 1, 2)) + rng.normal(0, 3, (12, 5, 2))
+    landmarks = (
+        TEMPLATE[None] * rng.uniform(0.5, 3, (12, 1, 1))
+        + rng.uniform(0, 600, (12, 1, 2))
+        + rng.normal(0, 3, (12, 5, 2))
+    )
     for size in (112, 128):
         ours = align_faces(image, landmarks, template_for(ALIGNMENT_TEMPLATE_112, (size, size)), (size, size))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # skimage's deprecation of SimilarityTransform.estimate, inside insightface
             theirs = np.stack([face_align.norm_crop(image, lm, size) for lm in landmarks])
-        assert np.abs(ours.astype(int) - theirs).max() <= 1  # skimage estimates in the landmarks' float32; we in float64
-
+        assert (
+            np.abs(ours.astype(int) - theirs).max() <= 1
+        )  # skimage estimates in the landmarks' float32; we in float64

@@ -17,8 +17,8 @@ from facebatch.configs.embedder import EmbedderDescription
 from facebatch.configs.model_file import read_model_file
 from facebatch.engines.bench.pipeline_bench import per_image_loop
 from facebatch.engines.pipeline.agreement import compare_runs
-from facebatch.engines.pipeline.scrfd_decode import box_iou
 from facebatch.engines.pipeline.face_pipeline import FaceModels, PipelineSettings, match_best_faces, open_pipeline
+from facebatch.engines.pipeline.scrfd_decode import box_iou
 from facebatch.errors import SpecError
 
 HAND_LABELLED_KEYPOINTS = {
@@ -64,7 +64,11 @@ def test_every_same_person_pair_scores_above_every_different_pair(results: dict)
     for r in (results[n] for n in names):
         assert r.embeddings.shape == (len(r), 128) and np.allclose(np.linalg.norm(r.embeddings, axis=1), 1, atol=1e-5)
     same = [match_best_faces(results[a], results[b], 0.3).cosine for a, b in SAME]
-    different = [match_best_faces(results[a], results[b], 0.3).cosine for a, b in itertools.combinations(names, 2) if (a, b) not in SAME]
+    different = [
+        match_best_faces(results[a], results[b], 0.3).cosine
+        for a, b in itertools.combinations(names, 2)
+        if (a, b) not in SAME
+    ]
     assert min(same) > max(different), (same, max(different))
     assert all(match_best_faces(results[a], results[b], 0.3).same for a, b in SAME)
 
@@ -74,18 +78,24 @@ def test_batched_equals_one_by_one(real_detector: Path, batch_embedder: Path, ph
     one_by_one = PipelineSettings(batch_size=1, embed_batch_size=1, read_workers=0)
     with open_pipeline(detector, embedder, settings=one_by_one) as pipeline:
         single = per_image_loop(pipeline, photos)
-    agreement = compare_runs("batched vs one by one", [results[p.name] for p in photos], single, pixels=0.01, min_cosine=0.99999)
+    agreement = compare_runs(
+        "batched vs one by one", [results[p.name] for p in photos], single, pixels=0.01, min_cosine=0.99999
+    )
     assert agreement.passed, agreement.problems
     assert agreement.faces == sum(len(r) for r in results.values()) > 100
 
 
-def test_the_batch_1_foreign_embedder_runs_one_face_per_call(real_detector: Path, models_dir: Path, photos: list[Path], results: dict):
+def test_the_batch_1_foreign_embedder_runs_one_face_per_call(
+    real_detector: Path, models_dir: Path, photos: list[Path], results: dict
+):
     described = read_model_file(models_dir / "mobilefacenet_128d.onnx", EmbedderDescription(embedding_size=128))
     wanted = [p for p in photos if p.name in ("t1.jpg", "obama_1.jpg")]
     with open_pipeline(read_model_file(real_detector), described) as pipeline:
         assert pipeline.embed_batch == 1  # its batch is fixed to 1
         got = list(pipeline.run(wanted))
-    agreement = compare_runs("fixed vs original", [results[p.name] for p in wanted], got, pixels=0.01, min_cosine=0.99999)
+    agreement = compare_runs(
+        "fixed vs original", [results[p.name] for p in wanted], got, pixels=0.01, min_cosine=0.99999
+    )
     assert agreement.passed, agreement.problems
 
 
@@ -99,7 +109,9 @@ def test_gray_16_bit_alpha_and_rotated_photos_are_converted(real_detector: Path,
     cv2.imwrite(str(tmp_path / "alpha.png"), np.dstack([colour, np.full(colour.shape[:2], 255, np.uint8)]))
     exif = Image.Image.getexif(Image.new("RGB", (1, 1)))
     exif[0x0112] = 6  # stored sideways: a viewer turns it 90° clockwise
-    Image.fromarray(np.ascontiguousarray(np.rot90(colour[..., ::-1], 1))).save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    Image.fromarray(np.ascontiguousarray(np.rot90(colour[..., ::-1], 1))).save(
+        tmp_path / "rotated.jpg", exif=exif, quality=95
+    )
     with open_pipeline(read_model_file(real_detector)) as pipeline:
         got = {r.path.name: r for r in pipeline.run(sorted(tmp_path.iterdir()))}
         (original,) = pipeline.process([colour])
@@ -130,8 +142,12 @@ def test_models_that_do_not_fit_are_refused(real_detector: Path, batch_embedder:
             pass
 
 
-def test_same_faces_as_insightface_face_analysis(real_detector: Path, batch_embedder: Path, photos: list[Path], results: dict):
-    pytest.importorskip("insightface", reason="insightface is the 'compare' extra (the Makefile installs it for the tests)")
+def test_same_faces_as_insightface_face_analysis(
+    real_detector: Path, batch_embedder: Path, photos: list[Path], results: dict
+):
+    pytest.importorskip(
+        "insightface", reason="insightface is the 'compare' extra (the Makefile installs it for the tests)"
+    )
     from facebatch.engines.bench.insightface_peer import InsightFacePeer
 
     with warnings.catch_warnings():
@@ -141,5 +157,5 @@ def test_same_faces_as_insightface_face_analysis(real_detector: Path, batch_embe
     ours = [results[p.name] for p in photos]
     agreement = compare_runs("ours vs insightface", ours, theirs)  # boxes and landmarks within 1 px, cosine ≥ 0.999
     assert agreement.passed, agreement.problems
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=False):
         np.testing.assert_allclose(a.faces.scores, b.faces.scores, atol=1e-3)

@@ -109,7 +109,7 @@ def test_real_detectors_find_the_hand_labelled_faces(models_dir: Path, photos: l
     names = sorted(truth) + sorted(FACE_COUNTS)
     images = [load_image(images_dir / n) for n in names]
     with OnnxRuntimeRunner(models_dir / model) as runner:  # official 2-D layout, batch 1
-        faces = dict(zip(names, detect_faces(runner, images, KPS, (640, 640))))
+        faces = dict(zip(names, detect_faces(runner, images, KPS, (640, 640)), strict=False))
     for name, boxes in truth.items():
         for box in boxes:  # dlib-style square labels: IoU ≥ 0.5 with the detector's boxes
             assert max(_iou(b, box) for b in faces[name].boxes) >= 0.5, (model, name, box)
@@ -128,7 +128,7 @@ def test_batched_keepbatch_and_official_layout_decode_the_same_faces(models_dir:
     with OnnxRuntimeRunner(models_dir / "scrfd_500m_bnkps_640_keepbatch.onnx") as keepbatch:  # same weights, 3-D
         got = detect_faces(keepbatch, images, KPS, (640, 640))
     assert [len(d) for d in got] == [len(d) for d in expected] and sum(map(len, expected)) > 0
-    for a, b in zip(got, expected):
+    for a, b in zip(got, expected, strict=False):
         np.testing.assert_allclose(a.boxes, b.boxes, atol=0.05)
         np.testing.assert_allclose(a.landmarks, b.landmarks, atol=0.05)
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)

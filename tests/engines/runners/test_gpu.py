@@ -28,7 +28,10 @@ def needs_ort_cuda() -> None:
 def test_torch_on_cuda_runs_fp16_autocast_close_to_the_cpu(small_detector: Path, photos):
     model = read_model_file(small_detector)
     frames = model_frames(model, model.spec.input_size, 4, photos[:4])
-    with make_runner("torch", model, model.spec.input_size, RunnerOptions()) as gpu, OnnxRuntimeRunner(small_detector) as cpu:
+    with (
+        make_runner("torch", model, model.spec.input_size, RunnerOptions()) as gpu,
+        OnnxRuntimeRunner(small_detector) as cpu,
+    ):
         assert gpu.provider.startswith("torch-cuda (") and gpu.precision == "fp16 (autocast)"
         ours, reference = gpu.infer({"input.1": frames}), cpu.infer({"input.1": frames})
     for name in reference:  # fp16 arithmetic: scores within 1e-2, distances (stride units) within 5e-2
@@ -39,7 +42,10 @@ def test_onnxruntime_cuda_matches_the_cpu_and_keeps_frames_apart(small_detector:
     needs_ort_cuda()
     model = read_model_file(small_detector)
     frames = model_frames(model, model.spec.input_size, 4, photos[:4])
-    with onnx_runner("ort-cuda", small_detector, model.spec, model.spec.input_size, RunnerOptions()) as gpu, OnnxRuntimeRunner(small_detector) as cpu:
+    with (
+        onnx_runner("ort-cuda", small_detector, model.spec, model.spec.input_size, RunnerOptions()) as gpu,
+        OnnxRuntimeRunner(small_detector) as cpu,
+    ):
         assert gpu.provider == "CUDAExecutionProvider"
         together, reference = gpu.infer({"input.1": frames}), cpu.infer({"input.1": frames})
         alone = [gpu.infer({"input.1": frames[i : i + 1]}) for i in range(4)]
@@ -54,6 +60,10 @@ def test_bench_runs_on_the_gpu_backends(small_detector: Path):
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         backends += ("ort-cuda",)
-    report = bench_models([read_model_file(small_detector)], BenchOptions(backends=backends, batch_sizes=(1, 8), budget=Budget(0.1, iters=5)), make_runner)
+    report = bench_models(
+        [read_model_file(small_detector)],
+        BenchOptions(backends=backends, batch_sizes=(1, 8), budget=Budget(0.1, iters=5)),
+        make_runner,
+    )
     assert all(("CUDA" in run.provider or "cuda" in run.provider) and run.hardware != "a GPU" for run in report.runs)
     assert all(len(t.latency.samples) == 5 for run in report.runs for t in run.timings)

@@ -17,9 +17,16 @@ from tests.data.graphs import batch_mean_leak, make_model
 
 def scale_graph() -> onnx.ModelProto:
     """y = 2·x + 1 on [batch, 3, 4, 4] (fixed channels and size, symbolic batch)."""
-    nodes = [helper.make_node("Mul", ["x", "two"], ["t"], name="double"), helper.make_node("Add", ["t", "one"], ["y"], name="plus_one")]
-    return make_model(nodes, [("x", ["batch", 3, 4, 4])], [("y", ["batch", 3, 4, 4])],
-                      {"two": np.array(2.0, np.float32), "one": np.array(1.0, np.float32)})  # fmt: skip
+    nodes = [
+        helper.make_node("Mul", ["x", "two"], ["t"], name="double"),
+        helper.make_node("Add", ["t", "one"], ["y"], name="plus_one"),
+    ]
+    return make_model(
+        nodes,
+        [("x", ["batch", 3, 4, 4])],
+        [("y", ["batch", 3, 4, 4])],
+        {"two": np.array(2.0, np.float32), "one": np.array(1.0, np.float32)},
+    )
 
 
 def test_metadata_is_read_once_on_entry_and_inference_is_timed():
@@ -39,7 +46,10 @@ def test_metadata_is_read_once_on_entry_and_inference_is_timed():
 @pytest.mark.parametrize(
     "feed, message",
     [
-        ({"x": np.zeros((2, 3, 4, 4), np.float64)}, "input x float32 \\[batch, 3, 4, 4\\] got float64 .*convert the feed to float32"),
+        (
+            {"x": np.zeros((2, 3, 4, 4), np.float64)},
+            "input x float32 \\[batch, 3, 4, 4\\] got float64 .*convert the feed to float32",
+        ),
         ({"x": np.zeros((3, 4, 4), np.float32)}, "rank 3, not 4"),
         ({"x": np.zeros((2, 3, 5, 4), np.float32)}, "axis 2 must be 4"),
         ({"image": np.zeros((2, 3, 4, 4), np.float32)}, "takes inputs \\['x'\\], got \\['image'\\]"),
@@ -52,7 +62,10 @@ def test_a_feed_that_does_not_fit_says_what_was_expected(feed, message):
 
 
 def test_one_symbol_takes_one_value_across_inputs():
-    expected = [TensorMeta("a", np.dtype(np.float32), ("batch", 2)), TensorMeta("b", np.dtype(np.float32), ("batch", 2))]
+    expected = [
+        TensorMeta("a", np.dtype(np.float32), ("batch", 2)),
+        TensorMeta("b", np.dtype(np.float32), ("batch", 2)),
+    ]
     check_feed("m", expected, {"a": np.zeros((3, 2), np.float32), "b": np.zeros((3, 2), np.float32)})
     with pytest.raises(SpecError, match="symbol 'batch' is 3 in a but 4 in b"):
         check_feed("m", expected, {"a": np.zeros((3, 2), np.float32), "b": np.zeros((4, 2), np.float32)})
@@ -82,4 +95,6 @@ def test_the_intermediate_capability_returns_every_tensor_in_graph_order(tmp_pat
         assert runner.output_names == ["embedding"]  # the protocol's outputs stay the graph's own
         every = runner.infer_intermediates({"input.1": frames})
         np.testing.assert_allclose(every["batch_mean"], every["y"].mean(axis=0, keepdims=True), rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(runner.infer({"input.1": frames})["embedding"], plain.infer({"input.1": frames})["embedding"], atol=1e-6)
+        np.testing.assert_allclose(
+            runner.infer({"input.1": frames})["embedding"], plain.infer({"input.1": frames})["embedding"], atol=1e-6
+        )

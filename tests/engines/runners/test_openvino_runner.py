@@ -18,7 +18,12 @@ def test_openvino_names_outputs_as_the_graph_and_agrees_with_onnxruntime(small_d
     frames = model_frames(model, model.spec.input_size, 3, photos[:3])
     with OpenVinoRunner(small_detector, threads=1) as ov, OnnxRuntimeRunner(small_detector) as ort:
         assert ov.output_names == ort.output_names == model.spec.output_names  # not OpenVINO's internal names
-        assert ov.provider.startswith("OpenVINO ") and " CPU (" in ov.provider and ov.precision == "fp32" and ov.threads == 1
+        assert (
+            ov.provider.startswith("OpenVINO ")
+            and " CPU (" in ov.provider
+            and ov.precision == "fp32"
+            and ov.threads == 1
+        )
         assert ov.inputs[0].shape == (None, 3, 64, 64)  # the batch stays dynamic
         together, reference = ov.infer({"input.1": frames}), ort.infer({"input.1": frames})
         alone = [ov.infer({"input.1": frames[i : i + 1]}) for i in range(3)]

@@ -23,7 +23,10 @@ def test_the_tensorrt_profile_comes_from_the_spec():
     spec = scrfd_spec("scrfd_10g_bnkps", released_head_layout(True), 320, 320, dynamic_size=True)
     options = _trt_options(spec, (320, 480), RunnerOptions(trt_cache=Path("/tmp/cache")))
     assert options["trt_profile_min_shapes"] == "input.1:1x3x320x480"
-    assert options["trt_profile_opt_shapes"] == "input.1:16x3x320x480" and options["trt_profile_max_shapes"] == "input.1:32x3x320x480"
+    assert (
+        options["trt_profile_opt_shapes"] == "input.1:16x3x320x480"
+        and options["trt_profile_max_shapes"] == "input.1:32x3x320x480"
+    )
     assert options["trt_fp16_enable"] is True and options["trt_engine_cache_path"] == "/tmp/cache"
 
 

@@ -14,7 +14,10 @@ from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.tensorrt_runner import TensorRtRunner, tensorrt_available
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not tensorrt_available(), reason="TensorRT and Polygraphy are not installed here")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not tensorrt_available(), reason="TensorRT and Polygraphy are not installed here"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,5 +44,8 @@ def test_the_engine_keeps_frames_apart_and_matches_the_fp32_onnx(engine: Path, s
         alone = [trt.infer({"input.1": frames[i : i + 1]}) for i in range(8)]
     spec = read_engine_record(engine).spec
     for tensor in spec.outputs:
-        assert np.all(np.abs(batched[tensor.name] - reference[tensor.name]) <= tensor.atol + tensor.rtol * np.abs(reference[tensor.name]))
+        assert np.all(
+            np.abs(batched[tensor.name] - reference[tensor.name])
+            <= tensor.atol + tensor.rtol * np.abs(reference[tensor.name])
+        )
         assert np.max(np.abs(batched[tensor.name] - np.concatenate([a[tensor.name] for a in alone]))) < 1e-2

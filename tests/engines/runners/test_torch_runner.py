@@ -17,7 +17,12 @@ class TwoOutputs(nn.Module):
 
 def test_outputs_are_named_and_any_spatial_size_runs():
     with TorchRunner.single_input(TwoOutputs(), "image", ["mean", "flat"], "two") as runner:
-        assert runner.provider == "torch-cpu" and runner.threads and runner.precision == "fp32" and runner.input_names == ["image"]
+        assert (
+            runner.provider == "torch-cpu"
+            and runner.threads
+            and runner.precision == "fp32"
+            and runner.input_names == ["image"]
+        )
         for size in (4, 7):
             x = np.random.default_rng(size).standard_normal((2, 3, size, size)).astype(np.float32)
             out = runner.infer({"image": x})

@@ -25,7 +25,9 @@ from facebatch.environment import file_sha256
 from facebatch.errors import OutputError, SpecError
 from facebatch.onnx_graph import io_dims
 
-model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="the serve extra (tritonclient) parses Triton's schema")
+model_config_pb2 = pytest.importorskip(
+    "tritonclient.grpc.model_config_pb2", reason="the serve extra (tritonclient) parses Triton's schema"
+)
 
 
 def parsed(path: Path):
@@ -43,7 +45,7 @@ def assert_matches_graph(config, onnx_path: Path, max_batch: int) -> None:
     expected_type = {onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.FLOAT16: "TYPE_FP16"}
     for served, graph in ((config.input, model.graph.input), (config.output, model.graph.output)):
         assert [t.name for t in served] == [v.name for v in graph]
-        for tensor, value in zip(served, graph):
+        for tensor, value in zip(served, graph, strict=False):
             assert type_name(tensor.data_type) == expected_type[value.type.tensor_type.elem_type]
             assert list(tensor.dims) == [d if isinstance(d, int) else -1 for d in dims[value.name][1:]]
     assert config.max_batch_size == max_batch
@@ -52,13 +54,19 @@ def assert_matches_graph(config, onnx_path: Path, max_batch: int) -> None:
 @pytest.fixture(scope="module")
 def python_repository(real_detector: Path, batch_embedder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("triton") / "repository"
-    triton_repository_from_artifacts([real_detector, batch_embedder], out, RepositoryOptions(runtime="python", pipeline=True, instances=2))
+    triton_repository_from_artifacts(
+        [real_detector, batch_embedder], out, RepositoryOptions(runtime="python", pipeline=True, instances=2)
+    )
     return out
 
 
-def test_onnxruntime_models_follow_the_graph_and_the_profile(small_detector: Path, batch_embedder: Path, tmp_path: Path):
+def test_onnxruntime_models_follow_the_graph_and_the_profile(
+    small_detector: Path, batch_embedder: Path, tmp_path: Path
+):
     out = tmp_path / "repo"
-    repository = triton_repository_from_artifacts([small_detector, batch_embedder], out, RepositoryOptions(device="cpu", instances=3))
+    repository = triton_repository_from_artifacts(
+        [small_detector, batch_embedder], out, RepositoryOptions(device="cpu", instances=3)
+    )
     spec = read_model_file(small_detector).spec
     detector = parsed(out / small_detector.stem / "config.pbtxt")
     assert detector.platform == "onnxruntime_onnx" and detector.name == small_detector.stem
@@ -74,10 +82,16 @@ def test_onnxruntime_models_follow_the_graph_and_the_profile(small_detector: Pat
     manifest = json.loads((out / MANIFEST).read_text())
     assert sorted(manifest["files"]) == sorted(repository.written) and "README.md" in manifest["files"]
     readme = (out / "README.md").read_text()
-    assert "docker run" in readme and "perf_analyzer -m " + small_detector.stem in readme and "facebatch bench --triton" in readme
+    assert (
+        "docker run" in readme
+        and "perf_analyzer -m " + small_detector.stem in readme
+        and "facebatch bench --triton" in readme
+    )
 
 
-def test_the_default_device_is_the_gpu_and_a_smaller_max_batch_caps_the_preferred_sizes(small_detector: Path, tmp_path: Path):
+def test_the_default_device_is_the_gpu_and_a_smaller_max_batch_caps_the_preferred_sizes(
+    small_detector: Path, tmp_path: Path
+):
     triton_repository_from_artifacts([small_detector], tmp_path / "repo", RepositoryOptions(max_batch=8))
     config = parsed(tmp_path / "repo" / small_detector.stem / "config.pbtxt")
     assert config.max_batch_size == 8 and list(config.dynamic_batching.preferred_batch_size) == [8]
@@ -89,7 +103,9 @@ def test_the_python_runtime_and_the_pipeline(python_repository: Path, real_detec
     assert detector.backend == "python" and not detector.platform
     assert_matches_graph(detector, real_detector, 32)
     assert detector.parameters["onnx_file"].string_value == "model.onnx"
-    assert "class TritonPythonModel(OnnxModel)" in (python_repository / real_detector.stem / "1" / "model.py").read_text()
+    assert (
+        "class TritonPythonModel(OnnxModel)" in (python_repository / real_detector.stem / "1" / "model.py").read_text()
+    )
     pipeline = parsed(python_repository / PIPELINE_MODEL / "config.pbtxt")
     assert pipeline.backend == "python" and pipeline.max_batch_size == 32 and pipeline.instance_group[0].count == 2
     assert [(t.name, type_name(t.data_type), list(t.dims)) for t in pipeline.input] == [("IMAGES", "TYPE_STRING", [1])]
@@ -97,19 +113,29 @@ def test_the_python_runtime_and_the_pipeline(python_repository: Path, real_detec
     assert list(pipeline.output[-1].dims) == [128]  # the embedder's size, from its graph
     assert float(pipeline.parameters["det_thresh"].string_value) == 0.5
     description = json.loads((python_repository / PIPELINE_MODEL / "1" / PIPELINE_FILE).read_text())
-    assert description["detector"]["model"] == real_detector.stem and description["embedder"]["model"] == batch_embedder.stem
+    assert (
+        description["detector"]["model"] == real_detector.stem
+        and description["embedder"]["model"] == batch_embedder.stem
+    )
     assert spec_from_dict(description["detector"]["spec"]) == read_model_file(real_detector).spec
     assert description["detector"]["size"] == [640, 640]
-    assert [t["name"] for t in description["embedder"]["outputs"]] == [o.name for o in onnx.load(str(batch_embedder)).graph.output]
+    assert [t["name"] for t in description["embedder"]["outputs"]] == [
+        o.name for o in onnx.load(str(batch_embedder)).graph.output
+    ]
 
 
 def test_a_fixed_batch_axis_is_refused_pointing_to_fix(models_dir: Path, tmp_path: Path):
-    with pytest.raises(SpecError, match=r"det_500m.onnx has a fixed batch axis \(1\) on 'input.1'.*facebatch fix \S*det_500m.onnx -o det_500m_batch.onnx"):
+    with pytest.raises(
+        SpecError,
+        match=r"det_500m.onnx has a fixed batch axis \(1\) on 'input.1'.*facebatch fix \S*det_500m.onnx -o det_500m_batch.onnx",
+    ):
         plan_repository([models_dir / "det_500m.onnx"], tmp_path / "repo", RepositoryOptions())
     assert not (tmp_path / "repo").exists()
 
 
-def test_the_pipeline_needs_one_detector_with_landmarks_and_one_embedder(small_detector: Path, real_detector: Path, tmp_path: Path):
+def test_the_pipeline_needs_one_detector_with_landmarks_and_one_embedder(
+    small_detector: Path, real_detector: Path, tmp_path: Path
+):
     with pytest.raises(SpecError, match="--pipeline needs exactly one embedder among the artifacts, got 0"):
         plan_repository([small_detector], tmp_path, RepositoryOptions(pipeline=True))
     with pytest.raises(SpecError, match="exactly one detector .* got 2"):
@@ -163,11 +189,17 @@ def _engine(small_detector: Path, folder: Path, batch_max: int) -> Path:
     plan = folder / "engines" / f"{small_detector.stem}_fp32_b1-{batch_max}.plan"
     plan.write_bytes(b"serialized engine bytes")
     record = EngineRecord(
-        engine=plan.name, sha256=file_sha256(plan), precision=Precision.FP32, tensorrt_version="10.13.0.35",
-        gpu=GpuInfo("NVIDIA H100", "9.0"), profile=engine_profile(spec, batch_max=batch_max), recipe=build_recipe("10.13.0.35", Precision.FP32),
-        spec=spec, source_onnx={"file": source.name, "sha256": file_sha256(source)},
+        engine=plan.name,
+        sha256=file_sha256(plan),
+        precision=Precision.FP32,
+        tensorrt_version="10.13.0.35",
+        gpu=GpuInfo("NVIDIA H100", "9.0"),
+        profile=engine_profile(spec, batch_max=batch_max),
+        recipe=build_recipe("10.13.0.35", Precision.FP32),
+        spec=spec,
+        source_onnx={"file": source.name, "sha256": file_sha256(source)},
         reference_onnx={"file": source.name, "sha256": file_sha256(source)},
-    )  # fmt: skip
+    )
     plan.with_suffix(".json").write_text(record.to_json())
     return plan
 
@@ -181,7 +213,9 @@ def test_an_engine_is_served_within_its_profile(small_detector: Path, tmp_path: 
     assert_matches_graph(config, small_detector, 16)
     assert (out / plan.stem / "1" / "model.plan").read_bytes() == plan.read_bytes()
     assert model_config_pb2.ModelInstanceGroup.Kind.Name(config.instance_group[0].kind) == "KIND_GPU"
-    with pytest.raises(SpecError, match=r"built for batch 1-16, smaller than --max-batch 32; pass --max-batch 16 or rebuild it"):
+    with pytest.raises(
+        SpecError, match=r"built for batch 1-16, smaller than --max-batch 32; pass --max-batch 16 or rebuild it"
+    ):
         plan_repository([plan], tmp_path / "refused", RepositoryOptions(runtime="tensorrt", max_batch=32))
     with pytest.raises(SpecError, match="is a TensorRT engine; serve it with --runtime tensorrt"):
         plan_repository([plan], tmp_path / "refused", RepositoryOptions())
@@ -191,9 +225,14 @@ def test_an_engine_is_served_within_its_profile(small_detector: Path, tmp_path: 
 
 
 def test_a_model_config_renders_every_field_triton_reads():
-    config = ModelConfig(name="m", max_batch_size=4, platform="onnxruntime_onnx",
-                         inputs=(TritonTensor("x", np.dtype(np.float16), (3, -1, -1)),),
-                         outputs=(TritonTensor("y", np.dtype(np.int32), (1,), reshape=()),), parameters={"k": 'a "quoted" value'})  # fmt: skip
+    config = ModelConfig(
+        name="m",
+        max_batch_size=4,
+        platform="onnxruntime_onnx",
+        inputs=(TritonTensor("x", np.dtype(np.float16), (3, -1, -1)),),
+        outputs=(TritonTensor("y", np.dtype(np.int32), (1,), reshape=()),),
+        parameters={"k": 'a "quoted" value'},
+    )
     message = text_format.Parse(config.to_pbtxt(), model_config_pb2.ModelConfig())
     assert type_name(message.input[0].data_type) == "TYPE_FP16" and list(message.input[0].dims) == [3, -1, -1]
     assert message.output[0].HasField("reshape") and list(message.output[0].reshape.shape) == []

@@ -13,9 +13,21 @@ from facebatch.exporter.models.arcface import build_arcface, seeded_arcface
 from facebatch.exporter.weights.checkpoint import load_state_dict_strict, read_state_dict
 
 # state-dict entries and parameters (millions) as arcface_torch's backbones publish them
-PUBLISHED = {"r18": (187, 24.03), "r34": (331, 34.14), "r50": (475, 43.59), "r100": (925, 65.16),
-             "r200": (1807, 118.83), "mbf": (333, 2.06)}  # fmt: skip
-LAYERS = {"r18": (2, 2, 2, 2), "r34": (3, 4, 6, 3), "r50": (3, 4, 14, 3), "r100": (3, 13, 30, 3), "r200": (6, 26, 60, 6)}
+PUBLISHED = {
+    "r18": (187, 24.03),
+    "r34": (331, 34.14),
+    "r50": (475, 43.59),
+    "r100": (925, 65.16),
+    "r200": (1807, 118.83),
+    "mbf": (333, 2.06),
+}
+LAYERS = {
+    "r18": (2, 2, 2, 2),
+    "r34": (3, 4, 6, 3),
+    "r50": (3, 4, 14, 3),
+    "r100": (3, 13, 30, 3),
+    "r200": (6, 26, 60, 6),
+}
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
@@ -24,7 +36,7 @@ def iresnet_keys_from_facts(layers: tuple[int, ...]) -> dict[str, tuple[int, ...
     keys: dict[str, tuple[int, ...] | None] = {"conv1.weight": (64, 3, 3, 3), "prelu.weight": (64,)}
     keys |= {f"bn1.{k}": None if k == "num_batches_tracked" else (64,) for k in BN}
     inplanes = 64
-    for stage, (blocks, planes) in enumerate(zip(layers, (64, 128, 256, 512)), start=1):
+    for stage, (blocks, planes) in enumerate(zip(layers, (64, 128, 256, 512), strict=False), start=1):
         for j in range(blocks):
             p = f"layer{stage}.{j}"
             cin = inplanes if j == 0 else planes

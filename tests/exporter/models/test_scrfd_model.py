@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from facebatch.configs.scrfd import SCRFD_CONFIGS
-from facebatch.exporter.weights.checkpoint import load_state_dict_strict
 from facebatch.exporter.models.scrfd import scrfd_from_variant, seeded_init
+from facebatch.exporter.weights.checkpoint import load_state_dict_strict
 from tests.configs.test_scrfd_configs import PUBLISHED_PARAMS_M
 
 
@@ -38,8 +38,10 @@ def test_parameter_count_equals_published(variant: str):
 def test_checkpoint_keyed_like_mmdet_loads_strictly(keys_dir: Path, variant: str):
     """A state dict built from the reference key list (the names an mmdet .pth carries)."""
     generator = torch.Generator().manual_seed(1)
-    state = {k: torch.randn(shape, generator=generator) if shape else torch.tensor(1.0)
-             for k, shape in _reference_keys(keys_dir, variant).items()}  # fmt: skip
+    state = {
+        k: torch.randn(shape, generator=generator) if shape else torch.tensor(1.0)
+        for k, shape in _reference_keys(keys_dir, variant).items()
+    }
     state = {k: (v.abs() + 0.5 if k.endswith("running_var") else v) for k, v in state.items()}
     model = scrfd_from_variant(variant)
     load_state_dict_strict(model, state, "reference keys")
@@ -58,7 +60,7 @@ def test_outputs_keep_the_batch_and_frames_stay_independent(variant: str):
         batched = model(frames)
         alone = model(frames[1:2])
     rows = {8: 16 * 12 * 2, 16: 8 * 6 * 2, 32: 4 * 3 * 2}
-    for name, out, single in zip(model.layout.output_names(), batched, alone):
+    for name, out, single in zip(model.layout.output_names(), batched, alone, strict=False):
         kind, stride = name.split("_")
         assert out.shape == (3, rows[int(stride)], {"score": 1, "bbox": 4, "kps": 10}[kind])
         np.testing.assert_allclose(out[1:2].numpy(), single.numpy(), rtol=0, atol=1e-10)

@@ -28,7 +28,9 @@ OFFICIAL_OPS = {
 def official_files(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("official")
     return {
-        "r18": export_official_layout(seeded_arcface(build_arcface("r18"), seed=11), out / "r18.onnx", head_version=True),
+        "r18": export_official_layout(
+            seeded_arcface(build_arcface("r18"), seed=11), out / "r18.onnx", head_version=True
+        ),
         "r50": export_official_layout(seeded_arcface(build_arcface("r50"), seed=12), out / "w600k_r50.onnx"),
         "mbf": export_official_layout(seeded_arcface(build_arcface("mbf"), seed=13), out / "w600k_mbf.onnx"),
     }

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from facebatch.errors import WeightsError
-from facebatch.exporter.weights.checkpoint import load_state_dict_strict, read_state_dict
 from facebatch.exporter.models.scrfd import scrfd_from_variant, seeded_init
+from facebatch.exporter.weights.checkpoint import load_state_dict_strict, read_state_dict
 
 
 class NotATensor:  # a class a weights_only unpickler must refuse
@@ -23,8 +23,14 @@ def trained_like() -> dict[str, torch.Tensor]:
 
 def test_mmdet_container_and_bare_state_dict_load(tmp_path: Path, trained_like):
     mmdet = tmp_path / "scrfd_500m_bnkps.pth"
-    torch.save({"meta": {"epoch": 640, "mmcv_version": "1.3.3", "config": "model = dict(...)"},
-                "state_dict": trained_like, "optimizer": {"state": {}, "param_groups": []}}, mmdet)  # fmt: skip
+    torch.save(
+        {
+            "meta": {"epoch": 640, "mmcv_version": "1.3.3", "config": "model = dict(...)"},
+            "state_dict": trained_like,
+            "optimizer": {"state": {}, "param_groups": []},
+        },
+        mmdet,
+    )
     bare = tmp_path / "bare.pth"
     torch.save({f"module.{k}": v for k, v in trained_like.items()}, bare)  # DataParallel prefix
     for path in (mmdet, bare):
@@ -58,10 +64,14 @@ def test_untrusted_pickle_is_refused(tmp_path: Path):
         read_state_dict(path)
     message = str(refused.value)
     assert f"tries to load the global {__name__}.NotATensor" in message and "torch.save(model.state_dict()" in message
-    assert "weights_only=False" not in message and "weights_only` set to `False" not in message  # never advise turning it off
+    assert (
+        "weights_only=False" not in message and "weights_only` set to `False" not in message
+    )  # never advise turning it off
     assert "\n" not in message
     system = tmp_path / "system.pth"
-    system.write_bytes(pickle.dumps({"state_dict": {}, "x": os.system}, protocol=2))  # what a malicious file reaches for
+    system.write_bytes(
+        pickle.dumps({"state_dict": {}, "x": os.system}, protocol=2)
+    )  # what a malicious file reaches for
     with pytest.raises(WeightsError, match=r"the global (posix|os)\.system"):
         read_state_dict(system)
     raw = tmp_path / "raw.pkl"
@@ -77,6 +87,8 @@ def test_truncated_and_missing_files(tmp_path: Path, trained_like):
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(WeightsError, match="truncated or corrupt") as corrupt:
         read_state_dict(cut)
-    assert "miniz" not in str(corrupt.value) and str(corrupt.value).count(". ") <= 1  # torch's paragraph cut to its first sentence
+    assert (
+        "miniz" not in str(corrupt.value) and str(corrupt.value).count(". ") <= 1
+    )  # torch's paragraph cut to its first sentence
     with pytest.raises(WeightsError, match="does not exist"):
         read_state_dict(tmp_path / "nope.pth")

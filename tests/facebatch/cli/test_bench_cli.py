@@ -14,27 +14,71 @@ def error_lines(capsys) -> list[str]:
     return [line for line in capsys.readouterr().err.splitlines() if line.startswith("facebatch: error:")]
 
 
-def test_a_run_writes_json_markdown_and_plot_and_prints_the_table(small_detector: Path, models_dir: Path, tmp_path: Path, capsys):
+def test_a_run_writes_json_markdown_and_plot_and_prints_the_table(
+    small_detector: Path, models_dir: Path, tmp_path: Path, capsys
+):
     argv = [
-        "bench", str(small_detector), "--backend", "ort-cpu,openvino", "--batch-sizes", "1,2", "--warmup", "0", "--iters", "3",
-        "--threads", "1", "--baseline", str(models_dir / "det_500m.onnx"), "--compare", str(shipped_tables()[0]),
-        "--json", str(tmp_path / "b.json"), "--markdown", str(tmp_path / "b.md"), "--plot", str(tmp_path / "b.png"),
-    ]  # fmt: skip
+        "bench",
+        str(small_detector),
+        "--backend",
+        "ort-cpu,openvino",
+        "--batch-sizes",
+        "1,2",
+        "--warmup",
+        "0",
+        "--iters",
+        "3",
+        "--threads",
+        "1",
+        "--baseline",
+        str(models_dir / "det_500m.onnx"),
+        "--compare",
+        str(shipped_tables()[0]),
+        "--json",
+        str(tmp_path / "b.json"),
+        "--markdown",
+        str(tmp_path / "b.md"),
+        "--plot",
+        str(tmp_path / "b.png"),
+    ]
     assert main(argv) == 0
     shown = " ".join(capsys.readouterr().out.split())
-    assert "ort-cpu FPS" in shown and "openvino / ort-cpu" in shown and "vs det_500m.onnx on ort-cpu, batch 1 (alternating blocks)" in shown
+    assert (
+        "ort-cpu FPS" in shown
+        and "openvino / ort-cpu" in shown
+        and "vs det_500m.onnx on ort-cpu, batch 1 (alternating blocks)" in shown
+    )
     assert "alonsorobots_rtx5090.yaml has no figures for scrfd_500m_bnkps at 64x64" in shown
     data = json.loads((tmp_path / "b.json").read_text())
     assert [len(t["samples_s"]) for run in data["runs"] for t in run["timings"]] == [3, 3, 3, 3]
-    assert data["command"] == "facebatch " + " ".join(argv) and data["options"]["budget"] == {"warmup": 0.0, "seconds": 3.0, "iters": 3}
+    assert data["command"] == "facebatch " + " ".join(argv) and data["options"]["budget"] == {
+        "warmup": 0.0,
+        "seconds": 3.0,
+        "iters": 3,
+    }
     assert len(data["baselines"]) == 2 and data["baselines"][0]["baseline"] == "det_500m.onnx"
     markdown = (tmp_path / "b.md").read_text()
-    assert "| Batch | FPS | ms/frame |" in markdown and "## Against the files they replace" in markdown and "## Environment" in markdown
+    assert (
+        "| Batch | FPS | ms/frame |" in markdown
+        and "## Against the files they replace" in markdown
+        and "## Environment" in markdown
+    )
     assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_foreign_embedder_is_benchable_with_the_flags_verify_takes(models_dir: Path, capsys):
-    argv = ["bench", str(models_dir / "mobilefacenet_128d.onnx"), "--batch-sizes", "1", "--iters", "3", "--warmup", "0", "--color-order", "RGB"]
+    argv = [
+        "bench",
+        str(models_dir / "mobilefacenet_128d.onnx"),
+        "--batch-sizes",
+        "1",
+        "--iters",
+        "3",
+        "--warmup",
+        "0",
+        "--color-order",
+        "RGB",
+    ]
     assert main(argv) == 0
     assert "mobilefacenet_128d.onnx (mobilefacenet_128d, 112x112)" in " ".join(capsys.readouterr().out.split())
 
@@ -42,7 +86,10 @@ def test_a_foreign_embedder_is_benchable_with_the_flags_verify_takes(models_dir:
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--backend", "ort-gpu"], "unknown backend 'ort-gpu'; did you mean ort-cpu? known: ort-cpu, ort-cuda, ort-trt, openvino, torch, trt"),
+        (
+            ["--backend", "ort-gpu"],
+            "unknown backend 'ort-gpu'; did you mean ort-cpu? known: ort-cpu, ort-cuda, ort-trt, openvino, torch, trt",
+        ),
         (["--compare", "{tmp}/bad.yaml"], "bad.yaml lacks backend, hardware, models, precision, source"),
         (["--plot", "/proc/facebatch-nope/p.png"], "pass a writable --plot"),
         (["--batch-sizes", "1,48"], "batch size 48 is outside scrfd_500m_bnkps's profile 1–32"),
@@ -50,10 +97,21 @@ def test_a_foreign_embedder_is_benchable_with_the_flags_verify_takes(models_dir:
         (["--iters", "0"], "--iters at least 1"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_writes_no_report(extra, message, small_detector: Path, tmp_path: Path, capsys):
+def test_bad_input_is_one_line_exit_2_and_writes_no_report(
+    extra, message, small_detector: Path, tmp_path: Path, capsys
+):
     (tmp_path / "bad.yaml").write_text("note: not a table\n")
-    argv = ["bench", str(small_detector), "--iters", "1", "--warmup", "0", "--json", str(tmp_path / "r.json"),
-            *[a.format(tmp=tmp_path) for a in extra]]  # fmt: skip
+    argv = [
+        "bench",
+        str(small_detector),
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        str(tmp_path / "r.json"),
+        *[a.format(tmp=tmp_path) for a in extra],
+    ]
     assert main(argv) == 2
     errors = error_lines(capsys)
     assert len(errors) == 1 and message in errors[0], errors

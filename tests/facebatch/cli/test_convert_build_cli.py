@@ -14,8 +14,21 @@ def error_lines(capsys) -> list[str]:
 
 def test_convert_writes_the_fp16_artifact_and_its_reports(small_detector: Path, photos, tmp_path: Path, capsys):
     out = tmp_path / "small_fp16.onnx"
-    code = main(["convert", str(small_detector), "--fp16", "-o", str(out), "--batch-sizes", "1,2", "--images", str(photos[0].parent),
-                 "--json", str(tmp_path / "r.json")])  # fmt: skip
+    code = main(
+        [
+            "convert",
+            str(small_detector),
+            "--fp16",
+            "-o",
+            str(out),
+            "--batch-sizes",
+            "1,2",
+            "--images",
+            str(photos[0].parent),
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and out.is_file() and out.with_suffix(".json").is_file() and (tmp_path / "r.json").is_file()
     assert "(fp16): PASS (strict)" in printed and f"wrote {out}" in printed
@@ -40,7 +53,9 @@ def test_a_failing_conversion_exits_1_and_writes_nothing(tmp_path: Path, capsys)
 
     source = overflowing_embedder(tmp_path / "clamped.onnx")
     assert main(["convert", str(source), "--fp16", "--batch-sizes", "1,2"]) == 1
-    assert error_lines(capsys) == ["facebatch: error: clamped_fp16.onnx fails check(s) 4 reference parity; nothing was written"]
+    assert error_lines(capsys) == [
+        "facebatch: error: clamped_fp16.onnx fails check(s) 4 reference parity; nothing was written"
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clamped.onnx"]
 
 

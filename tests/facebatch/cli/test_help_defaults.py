@@ -86,19 +86,28 @@ def library_defaults() -> list[tuple[str, str, Any]]:
         ("release", "--triton", field_default(ReleaseOptions, "triton")),
     ]
     for command in ("verify", "fix"):
-        rows += [(command, "--batch-sizes", field_default(VerifyOptions, "batch_sizes")), (command, "--seed", field_default(VerifyOptions, "seed")),
-                 (command, "--det-thresh", field_default(VerifyOptions, "det_thresh")),
-                 (command, "--nms-thresh", field_default(VerifyOptions, "nms_thresh"))]  # fmt: skip
+        rows += [
+            (command, "--batch-sizes", field_default(VerifyOptions, "batch_sizes")),
+            (command, "--seed", field_default(VerifyOptions, "seed")),
+            (command, "--det-thresh", field_default(VerifyOptions, "det_thresh")),
+            (command, "--nms-thresh", field_default(VerifyOptions, "nms_thresh")),
+        ]
     for command in ("detect", "embed", "compare"):
-        rows += [(command, "--batch-size", field_default(PipelineSettings, "batch_size")),
-                 (command, "--workers", field_default(PipelineSettings, "read_workers")),
-                 (command, "--det-thresh", field_default(PipelineSettings, "det_thresh")),
-                 (command, "--nms-thresh", field_default(PipelineSettings, "nms_thresh")),
-                 (command, "--max-faces", field_default(PipelineSettings, "max_faces"))]  # fmt: skip
-    rows += [(c, "--embed-batch-size", field_default(PipelineSettings, "embed_batch_size")) for c in ("embed", "compare")]
-    rows += [("bench", "--detect-batch", field_default(PipelineSettings, "batch_size")),
-             ("bench", "--embed-batch", field_default(PipelineSettings, "embed_batch_size")),
-             ("bench", "--workers", field_default(PipelineSettings, "read_workers"))]  # fmt: skip
+        rows += [
+            (command, "--batch-size", field_default(PipelineSettings, "batch_size")),
+            (command, "--workers", field_default(PipelineSettings, "read_workers")),
+            (command, "--det-thresh", field_default(PipelineSettings, "det_thresh")),
+            (command, "--nms-thresh", field_default(PipelineSettings, "nms_thresh")),
+            (command, "--max-faces", field_default(PipelineSettings, "max_faces")),
+        ]
+    rows += [
+        (c, "--embed-batch-size", field_default(PipelineSettings, "embed_batch_size")) for c in ("embed", "compare")
+    ]
+    rows += [
+        ("bench", "--detect-batch", field_default(PipelineSettings, "batch_size")),
+        ("bench", "--embed-batch", field_default(PipelineSettings, "embed_batch_size")),
+        ("bench", "--workers", field_default(PipelineSettings, "read_workers")),
+    ]
     return rows
 
 
@@ -131,12 +140,16 @@ def test_help_texts_name_defaults_at_all():
 def test_help_says_the_default_argparse_uses(command: str, flag: str, said: str, default: Any):
     if said in ("the", "this", "each", "its", "a", "an"):  # a default in words ("the verifier's"), not a value
         pytest.skip(f"{flag}'s help names its default in words")
-    assert said == shown(default), f"facebatch {command} --help says {flag} defaults to {said!r}; it is {shown(default)!r}"
+    assert said == shown(default), (
+        f"facebatch {command} --help says {flag} defaults to {said!r}; it is {shown(default)!r}"
+    )
 
 
 def test_a_help_text_left_behind_is_caught():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--batch-sizes", default=(1, 8, 32), help="bench's batch sizes (default 1,8)")  # the old default
+    parser.add_argument(
+        "--batch-sizes", default=(1, 8, 32), help="bench's batch sizes (default 1,8)"
+    )  # the old default
     parser.add_argument("--seconds", type=float, default=1.0, help="timed seconds (default 1)")
     (_, _, said, default), (_, _, said_seconds, seconds) = help_defaults({"toy": parser})
     assert said != shown(default) and said_seconds == shown(seconds)

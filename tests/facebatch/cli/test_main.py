@@ -7,7 +7,18 @@ import pytest
 from facebatch.cli import build_parser, main
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["export", "--help"], ["models", "--help"], ["describe", "--help"], ["verify", "--help"], ["fix", "--help"], ["bench", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["export", "--help"],
+        ["models", "--help"],
+        ["describe", "--help"],
+        ["verify", "--help"],
+        ["fix", "--help"],
+        ["bench", "--help"],
+    ],
+)
 def test_help_on_every_command(argv, capsys):
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -18,7 +29,23 @@ def test_help_on_every_command(argv, capsys):
 def test_every_subcommand_documents_itself():
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command")
-    assert set(commands.choices) == {"export", "models", "describe", "verify", "fix", "convert", "build", "bench", "detect", "embed", "compare", "triton", "serve", "quantize", "release"}
+    assert set(commands.choices) == {
+        "export",
+        "models",
+        "describe",
+        "verify",
+        "fix",
+        "convert",
+        "build",
+        "bench",
+        "detect",
+        "embed",
+        "compare",
+        "triton",
+        "serve",
+        "quantize",
+        "release",
+    }
     for sub in commands.choices.values():
         assert sub.description
 
@@ -35,7 +62,7 @@ def test_every_subcommand_documents_itself():
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
-    err_lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("facebatch: error:")]
+    err_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("facebatch: error:")]
     assert len(err_lines) == 1 and message in err_lines[0]
 
 
@@ -51,8 +78,19 @@ def test_foreign_embedder_and_truncated_onnx(models_dir: Path, tmp_path: Path, c
 
 def test_export_from_official_onnx_infers_the_variant(models_dir: Path, photos, tmp_path: Path, capsys):
     images = photos[0].parent
-    argv = ["export", "--weights", str(models_dir / "det_500m.onnx"), "--out", str(tmp_path), "--name", "mine",
-            "--images", str(images), "--parity-batch-sizes", "1,2"]  # fmt: skip
+    argv = [
+        "export",
+        "--weights",
+        str(models_dir / "det_500m.onnx"),
+        "--out",
+        str(tmp_path),
+        "--name",
+        "mine",
+        "--images",
+        str(images),
+        "--parity-batch-sizes",
+        "1,2",
+    ]
     assert main(argv) == 0
     assert (tmp_path / "mine.onnx").is_file() and (tmp_path / "mine.json").is_file()
     shown = capsys.readouterr().out
@@ -64,10 +102,13 @@ def test_models_lists_every_variant(capsys):
     shown = capsys.readouterr().out
     assert "scrfd_34g" in shown and "9.803M" in shown
     assert "arcface_r200" in shown and "118.83M" in shown and "arcface_w600k_r50_batch.onnx" in shown
-    assert "scrfd_10g_320_batch.onnx" in shown and "scrfd_500m_nokps_320_batch.onnx" in shown  # default artifact per variant
+    assert (
+        "scrfd_10g_320_batch.onnx" in shown and "scrfd_500m_nokps_320_batch.onnx" in shown
+    )  # default artifact per variant
     rows = {line.split("│")[1].strip(): line for line in shown.splitlines() if line.count("│") > 3}
-    assert rows["arcface_r50"].split("│")[2].strip() == "r50" and rows["arcface_mbf"].split("│")[2].strip() == "mbf"  # short names
-
+    assert (
+        rows["arcface_r50"].split("│")[2].strip() == "r50" and rows["arcface_mbf"].split("│")[2].strip() == "mbf"
+    )  # short names
 
 
 def test_library_warnings_stay_hidden_unless_verbose(monkeypatch, capsys):

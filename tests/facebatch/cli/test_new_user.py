@@ -19,18 +19,41 @@ def error_lines(capsys) -> list[str]:
     "argv, message",
     [
         (["export", "--weights", "{tmp}/missing.onnx"], "weights file {tmp}/missing.onnx does not exist"),
-        (["export", "scrfd_500m", "--weights", "{tmp}/photo.pth"], "photo.pth is not a PyTorch checkpoint (it is a JPEG image)"),
-        (["export", "arcface_r50", "--weights", "{models}/det_500m.onnx"], "det_500m.onnx is an SCRFD face detector, but arcface_r50 names an ArcFace network"),
-        (["describe", "{models}/det_500m.onnx"], "det_500m.onnx is an SCRFD face detector; describe writes specs of foreign face embedders"),
-        (["verify", "{models}/det_500m.onnx", "--images", "{tmp}/nope.jpg"], "--images: {tmp}/nope.jpg does not exist; pass a photo or a folder of photos"),
-        (["verify", "{models}/det_500m.onnx", "--reference", "tourch"], "--reference 'tourch' is neither 'torch' nor an existing file; did you mean torch?"),
+        (
+            ["export", "scrfd_500m", "--weights", "{tmp}/photo.pth"],
+            "photo.pth is not a PyTorch checkpoint (it is a JPEG image)",
+        ),
+        (
+            ["export", "arcface_r50", "--weights", "{models}/det_500m.onnx"],
+            "det_500m.onnx is an SCRFD face detector, but arcface_r50 names an ArcFace network",
+        ),
+        (
+            ["describe", "{models}/det_500m.onnx"],
+            "det_500m.onnx is an SCRFD face detector; describe writes specs of foreign face embedders",
+        ),
+        (
+            ["verify", "{models}/det_500m.onnx", "--images", "{tmp}/nope.jpg"],
+            "--images: {tmp}/nope.jpg does not exist; pass a photo or a folder of photos",
+        ),
+        (
+            ["verify", "{models}/det_500m.onnx", "--reference", "tourch"],
+            "--reference 'tourch' is neither 'torch' nor an existing file; did you mean torch?",
+        ),
         (["verify", "{models}/det_500m.onnx", "--json", "/proc/facebatch-nope/r.json"], "pass a writable --json"),
-        (["verify", "{models}/det_500m.onnx", "--mean", "0", "--std", "1"], "det_500m.onnx is an SCRFD face detector; drop --embedder-spec/--mean"),
+        (
+            ["verify", "{models}/det_500m.onnx", "--mean", "0", "--std", "1"],
+            "det_500m.onnx is an SCRFD face detector; drop --embedder-spec/--mean",
+        ),
         (["verify", "{models}/det_500m.onnx", "--batch-sizes", "1"], "give at least one batch size of 2 or more"),
-        (["verify", "{models}/mobilefacenet_128d.onnx", "--size", "112,128"], "is an embedder: it takes one input size"),
+        (
+            ["verify", "{models}/mobilefacenet_128d.onnx", "--size", "112,128"],
+            "is an embedder: it takes one input size",
+        ),
     ],
 )
-def test_bad_input_gets_one_line_that_says_what_is_wrong(argv, message, models_dir: Path, photos, tmp_path: Path, capsys):
+def test_bad_input_gets_one_line_that_says_what_is_wrong(
+    argv, message, models_dir: Path, photos, tmp_path: Path, capsys
+):
     shutil.copy(photos[0].parent / "t1.jpg", tmp_path / "photo.pth")
     fill = {"tmp": tmp_path, "models": models_dir}
     assert main([a.format(**fill) for a in argv]) == 2
@@ -58,14 +81,33 @@ def test_one_size_flag_in_every_command(capsys):
 def test_seeded_artifacts_are_named_so_and_a_replacement_is_announced(tmp_path: Path, capsys):
     argv = ["export", "scrfd_500m_bnkps", "--size", "64", "--out", str(tmp_path), "--parity-batch-sizes", "1,2"]
     assert main(argv) == 0
-    assert (tmp_path / "scrfd_500m_64_seeded_batch.onnx").is_file() and "exists; it is replaced" not in capsys.readouterr().err
+    assert (
+        tmp_path / "scrfd_500m_64_seeded_batch.onnx"
+    ).is_file() and "exists; it is replaced" not in capsys.readouterr().err
     assert main(argv) == 0
-    assert f"{tmp_path / 'scrfd_500m_64_seeded_batch.onnx'} exists; it is replaced if this export passes its proofs" in " ".join(
-        capsys.readouterr().err.split())
+    assert (
+        f"{tmp_path / 'scrfd_500m_64_seeded_batch.onnx'} exists; it is replaced if this export passes its proofs"
+        in " ".join(capsys.readouterr().err.split())
+    )
 
 
 def test_a_dynamic_size_artifact_is_verified_at_two_sizes_and_strict_needs_a_reference(tmp_path: Path, capsys):
-    assert main(["export", "scrfd_500m_bnkps", "--size", "64", "--dynamic-size", "--out", str(tmp_path), "--parity-batch-sizes", "1,2"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "scrfd_500m_bnkps",
+                "--size",
+                "64",
+                "--dynamic-size",
+                "--out",
+                str(tmp_path),
+                "--parity-batch-sizes",
+                "1,2",
+            ]
+        )
+        == 0
+    )
     artifact = str(tmp_path / "scrfd_500m_dyn_seeded_batch.onnx")
     capsys.readouterr()
     assert main(["verify", artifact, "--batch-sizes", "1,2", "--json", "-"]) == 0
@@ -74,20 +116,36 @@ def test_a_dynamic_size_artifact_is_verified_at_two_sizes_and_strict_needs_a_ref
     assert [(c["number"], c["size"]) for c in report["checks"]][:2] == [(1, [64, 64]), (1, [64, 96])]
     assert main(["verify", artifact, "--batch-sizes", "1,2", "--size", "96x160", "--strict"]) == 1
     errors = error_lines(capsys)
-    assert errors == [f"facebatch: error: {Path(artifact).name} skipped under --strict: 4 reference parity (no reference given "
-                      "(--reference torch for our artifacts, or --reference FILE))"]  # fmt: skip
+    assert errors == [
+        f"facebatch: error: {Path(artifact).name} skipped under --strict: 4 reference parity (no reference given "
+        "(--reference torch for our artifacts, or --reference FILE))"
+    ]
     assert main(["verify", artifact, "--mean", "0"]) == 2
     assert "carries its own facebatch spec; drop --embedder-spec/--mean" in error_lines(capsys)[0]
 
 
 def test_a_failing_verify_says_when_fix_can_repair_it(models_dir: Path, photos, tmp_path: Path, capsys):
-    argv = ["verify", str(models_dir / "det_500m.onnx"), "--size", "320", "--batch-sizes", "1,2", "--images", str(photos[0]),
-            "--markdown", str(tmp_path / "r.md")]  # fmt: skip
+    argv = [
+        "verify",
+        str(models_dir / "det_500m.onnx"),
+        "--size",
+        "320",
+        "--batch-sizes",
+        "1,2",
+        "--images",
+        str(photos[0]),
+        "--markdown",
+        str(tmp_path / "r.md"),
+    ]
     assert main(argv) == 1
     shown = capsys.readouterr().out
-    assert f"note: facebatch fix {models_dir / 'det_500m.onnx'} -o det_500m_batch.onnx repairs this graph" in " ".join(shown.split())
+    assert f"note: facebatch fix {models_dir / 'det_500m.onnx'} -o det_500m_batch.onnx repairs this graph" in " ".join(
+        shown.split()
+    )
     markdown = (tmp_path / "r.md").read_text()
-    assert "facebatch fix" in markdown and f"- 0: {photos[0].name}" in markdown  # the report says which photo frame 0 is
+    assert (
+        "facebatch fix" in markdown and f"- 0: {photos[0].name}" in markdown
+    )  # the report says which photo frame 0 is
 
 
 def test_describe_marks_what_it_read_given_and_assumed(models_dir: Path, capsys):
@@ -96,10 +154,15 @@ def test_describe_marks_what_it_read_given_and_assumed(models_dir: Path, capsys)
     assert lines["mean"].endswith("# given")
     assert lines["embedding_size"] == "embedding_size: 128  # read from the graph"
     assert lines["input_size"] == "input_size: [112, 112]  # read from the graph"
-    assert "# assumed: ArcFace preprocessing; state --std" in lines["std"] and "# assumed: the file's name" in lines["name"]
+    assert (
+        "# assumed: ArcFace preprocessing; state --std" in lines["std"]
+        and "# assumed: the file's name" in lines["name"]
+    )
 
 
-def test_the_official_detector_is_verified_at_the_square_sizes_its_one_symbol_allows(models_dir: Path, tmp_path: Path, capsys):
+def test_the_official_detector_is_verified_at_the_square_sizes_its_one_symbol_allows(
+    models_dir: Path, tmp_path: Path, capsys
+):
     """det_500m.onnx's input is [1, 3, '?', '?']: one symbol, one value, so square sizes only. verify used to end with
     "symbol '?' is 640 in input.1 but 960 in input.1" (exit 2); now it judges the file (exit 1: it mixes frames)."""
     det = str(models_dir / "det_500m.onnx")
@@ -109,15 +172,30 @@ def test_the_official_detector_is_verified_at_the_square_sizes_its_one_symbol_al
     assert any("one symbol '?': checked at square sizes only" in n for n in report["notes"])
     assert "symbol '?' is" not in capsys.readouterr().err
     assert main(["verify", det, "--size", "640x960"]) == 2
-    assert error_lines(capsys) == ["facebatch: error: det_500m.onnx names its input height and width with one symbol '?', so it "
-                                   "takes square inputs only; pass a square --size such as 960 instead of 640x960"]  # fmt: skip
+    assert error_lines(capsys) == [
+        "facebatch: error: det_500m.onnx names its input height and width with one symbol '?', so it "
+        "takes square inputs only; pass a square --size such as 960 instead of 640x960"
+    ]
 
 
-def test_fix_of_the_official_detector_writes_proves_verifies_and_exits_0(models_dir: Path, photos, tmp_path: Path, capsys):
+def test_fix_of_the_official_detector_writes_proves_verifies_and_exits_0(
+    models_dir: Path, photos, tmp_path: Path, capsys
+):
     """fix used to write its output and then fail on the '?' symbol; its check runs the source one frame at a time."""
     out = tmp_path / "det_500m_batch.onnx"
-    argv = ["fix", str(models_dir / "det_500m.onnx"), "-o", str(out), "--batch-sizes", "1,3", "--images", str(photos[0].parent),
-            "--json", str(tmp_path / "fix.json"), "--strict"]  # fmt: skip
+    argv = [
+        "fix",
+        str(models_dir / "det_500m.onnx"),
+        "-o",
+        str(out),
+        "--batch-sizes",
+        "1,3",
+        "--images",
+        str(photos[0].parent),
+        "--json",
+        str(tmp_path / "fix.json"),
+        "--strict",
+    ]
     assert main(argv) == 0, error_lines(capsys)
     report = json.loads((tmp_path / "fix.json").read_text())
     assert report["passed"] and report["sizes"] == ["640x640", "320x320"]

@@ -23,13 +23,24 @@ def error_lines(capsys) -> list[str]:
 def spec_file(batch_embedder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A described embedder that names its ONNX file: --embedder SPEC.yaml."""
     spec = tmp_path_factory.mktemp("spec") / "mobilefacenet.yaml"
-    spec.write_text(f"model: {batch_embedder}\nname: mobilefacenet_128d\nmean: 127.5\nstd: 127.5\ncolor_order: RGB\nembedding_size: 128\n")
+    spec.write_text(
+        f"model: {batch_embedder}\nname: mobilefacenet_128d\nmean: 127.5\nstd: 127.5\ncolor_order: RGB\nembedding_size: 128\n"
+    )
     return spec
 
 
 def test_detect_writes_json_and_annotated_copies(real_detector: Path, photos: list[Path], tmp_path: Path, capsys):
     wanted = [p for p in photos if p.name in ("t1.jpg", "no_face.png", "newton.png")]
-    argv = ["detect", *map(str, wanted), "--detector", str(real_detector), "--json", str(tmp_path / "faces.json"), "--draw", str(tmp_path / "drawn")]
+    argv = [
+        "detect",
+        *map(str, wanted),
+        "--detector",
+        str(real_detector),
+        "--json",
+        str(tmp_path / "faces.json"),
+        "--draw",
+        str(tmp_path / "drawn"),
+    ]
     assert main(argv) == 0
     data = json.loads((tmp_path / "faces.json").read_text())
     counts = {Path(i["path"]).name: len(i["faces"]) for i in data["images"]}
@@ -45,30 +56,64 @@ def test_embed_writes_npz_and_index(real_detector: Path, spec_file: Path, photos
     folder.mkdir()
     for name in ("obama_1.jpg", "two_people.jpg", "view_no_face.jpg"):
         shutil.copy(photos[0].parent / name, folder)
-    argv = ["embed", str(folder), "--detector", str(real_detector), "--embedder", str(spec_file), "-o", str(tmp_path / "e.npz"),
-            "--json", str(tmp_path / "index.json")]  # fmt: skip
+    argv = [
+        "embed",
+        str(folder),
+        "--detector",
+        str(real_detector),
+        "--embedder",
+        str(spec_file),
+        "-o",
+        str(tmp_path / "e.npz"),
+        "--json",
+        str(tmp_path / "index.json"),
+    ]
     assert main(argv) == 0
     data = np.load(tmp_path / "e.npz")
-    assert data["embeddings"].shape == (3, 128) and data["boxes"].shape == (3, 4) and data["landmarks"].shape == (3, 5, 2)
-    assert [Path(p).name for p in data["images"][data["image_index"]]] == ["obama_1.jpg", "two_people.jpg", "two_people.jpg"]
+    assert (
+        data["embeddings"].shape == (3, 128) and data["boxes"].shape == (3, 4) and data["landmarks"].shape == (3, 5, 2)
+    )
+    assert [Path(p).name for p in data["images"][data["image_index"]]] == [
+        "obama_1.jpg",
+        "two_people.jpg",
+        "two_people.jpg",
+    ]
     np.testing.assert_allclose(np.linalg.norm(data["embeddings"], axis=1), 1, atol=1e-5)
     index = json.loads((tmp_path / "index.json").read_text())
     assert [f["row"] for f in index["faces"]] == [0, 1, 2] and index["embeddings"] == "e.npz"
 
 
-def test_compare_tells_same_from_different(real_detector: Path, spec_file: Path, photos: list[Path], tmp_path: Path, capsys):
+def test_compare_tells_same_from_different(
+    real_detector: Path, spec_file: Path, photos: list[Path], tmp_path: Path, capsys
+):
     images = photos[0].parent
     common = ["--detector", str(real_detector), "--embedder", str(spec_file)]
-    assert main(["compare", str(images / "obama_1.jpg"), str(images / "obama_2.jpg"), *common, "--json", str(tmp_path / "c.json")]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(images / "obama_1.jpg"),
+                str(images / "obama_2.jpg"),
+                *common,
+                "--json",
+                str(tmp_path / "c.json"),
+            ]
+        )
+        == 0
+    )
     assert "same person" in capsys.readouterr().out
     assert json.loads((tmp_path / "c.json").read_text())["same_person"] is True
     assert main(["compare", str(images / "obama_1.jpg"), str(images / "biden_1.jpg"), *common]) == 0
     assert "different people" in capsys.readouterr().out
     assert main(["compare", str(images / "obama_1.jpg"), str(images / "no_face.png"), *common]) == 1
-    assert error_lines(capsys) == [f"facebatch: error: no face found in {images / 'no_face.png'}; try a lower --det-thresh, or another photo"]
+    assert error_lines(capsys) == [
+        f"facebatch: error: no face found in {images / 'no_face.png'}; try a lower --det-thresh, or another photo"
+    ]
 
 
-def test_an_unreadable_photo_is_named_skipped_and_exits_1(real_detector: Path, photos: list[Path], tmp_path: Path, capsys):
+def test_an_unreadable_photo_is_named_skipped_and_exits_1(
+    real_detector: Path, photos: list[Path], tmp_path: Path, capsys
+):
     folder = tmp_path / "mixed"
     folder.mkdir()
     shutil.copy(photos[0].parent / "obama_1.jpg", folder)
@@ -81,7 +126,9 @@ def test_an_unreadable_photo_is_named_skipped_and_exits_1(real_detector: Path, p
     assert data["failed"] == [str(folder / "broken.jpg")] and len(data["images"][1]["faces"]) == 1
 
 
-def test_bad_arguments_are_one_line_and_exit_2(real_detector: Path, batch_embedder: Path, photos: list[Path], tmp_path: Path, capsys):
+def test_bad_arguments_are_one_line_and_exit_2(
+    real_detector: Path, batch_embedder: Path, photos: list[Path], tmp_path: Path, capsys
+):
     photo = str(photos[0])
     unnamed = tmp_path / "unnamed.yaml"
     unnamed.write_text("mean: 127.5\n")
@@ -90,12 +137,37 @@ def test_bad_arguments_are_one_line_and_exit_2(real_detector: Path, batch_embedd
         (["detect", str(tmp_path)], "no images found in"),
         (["detect", photo, "--detector", str(tmp_path / "missing.onnx")], "missing.onnx"),
         (["detect", photo, "--detector", str(batch_embedder)], "is an embedder; pass an SCRFD detector as --detector"),
-        (["embed", photo, "--detector", str(real_detector), "--embedder", str(real_detector), "-o", str(tmp_path / "x.npz")],
-         "is an SCRFD face detector; pass an embedder as --embedder"),
-        (["detect", photo, "--detector", str(real_detector), "--batch-size", "64"], "outside scrfd_2.5g_bnkps's profile 1–32"),
-        (["embed", photo, "--detector", str(real_detector), "--embedder", str(unnamed), "-o", str(tmp_path / "x.npz")],
-         "does not name its ONNX file; add 'model: FILE.onnx'"),
-    ]  # fmt: skip
+        (
+            [
+                "embed",
+                photo,
+                "--detector",
+                str(real_detector),
+                "--embedder",
+                str(real_detector),
+                "-o",
+                str(tmp_path / "x.npz"),
+            ],
+            "is an SCRFD face detector; pass an embedder as --embedder",
+        ),
+        (
+            ["detect", photo, "--detector", str(real_detector), "--batch-size", "64"],
+            "outside scrfd_2.5g_bnkps's profile 1–32",
+        ),
+        (
+            [
+                "embed",
+                photo,
+                "--detector",
+                str(real_detector),
+                "--embedder",
+                str(unnamed),
+                "-o",
+                str(tmp_path / "x.npz"),
+            ],
+            "does not name its ONNX file; add 'model: FILE.onnx'",
+        ),
+    ]
     for argv, message in cases:
         assert main(argv) == 2, argv
         lines = error_lines(capsys)
@@ -108,7 +180,9 @@ def test_the_default_models_are_real_ones_from_build_onnx(real_detector: Path, t
     seeded.mkdir()
     sidecar = json.loads(real_detector.with_suffix(".json").read_text())
     (seeded / "scrfd_seeded.onnx").write_bytes(b"")  # discovery reads sidecars only
-    (seeded / "scrfd_seeded.json").write_text(json.dumps({**sidecar, "artifact": "scrfd_seeded.onnx", "weights": {"kind": "seeded"}}))
+    (seeded / "scrfd_seeded.json").write_text(
+        json.dumps({**sidecar, "artifact": "scrfd_seeded.onnx", "weights": {"kind": "seeded"}})
+    )
     with pytest.raises(Exception, match="holds only scrfd_seeded.onnx, exported with seeded random weights"):
         default_artifact("detector", seeded)
     assert default_artifact("detector", real_detector.parent) == real_detector
@@ -116,23 +190,47 @@ def test_the_default_models_are_real_ones_from_build_onnx(real_detector: Path, t
         default_artifact("embedder", real_detector.parent)
 
 
-def test_bench_pipeline_sets_the_pipeline_beside_the_loop_and_insightface(real_detector: Path, spec_file: Path, photos: list[Path],
-                                                                           tmp_path: Path, capsys):  # fmt: skip
+def test_bench_pipeline_sets_the_pipeline_beside_the_loop_and_insightface(
+    real_detector: Path, spec_file: Path, photos: list[Path], tmp_path: Path, capsys
+):
     folder = tmp_path / "few"
     folder.mkdir()
     for name in ("t1.jpg", "obama_1.jpg", "no_face.png"):
         shutil.copy(photos[0].parent / name, folder)
-    argv = ["bench", "--pipeline", str(folder), "--detector", str(real_detector), "--embedder", str(spec_file), "--rounds", "1",
-            "--json", str(tmp_path / "p.json"), "--markdown", str(tmp_path / "p.md")]  # fmt: skip
+    argv = [
+        "bench",
+        "--pipeline",
+        str(folder),
+        "--detector",
+        str(real_detector),
+        "--embedder",
+        str(spec_file),
+        "--rounds",
+        "1",
+        "--json",
+        str(tmp_path / "p.json"),
+        "--markdown",
+        str(tmp_path / "p.md"),
+    ]
     assert main(argv) == 0
     data = json.loads((tmp_path / "p.json").read_text())
     names = [c["name"] for c in data["contenders"]]
     assert names[:2] == ["facebatch pipeline", "per-image loop"]
     assert all(c["faces"] == 7 and c["images"] == 3 and len(c["pass_seconds"]) == 1 for c in data["contenders"])
     assert data["passed"] and {m["role"] for m in data["model_only"]} == {"detector", "embedder"}
-    assert set(data["contenders"][0]["stages_per_pass"]) == {"read", "letterbox", "detect", "postprocess", "align", "embed"}
+    assert set(data["contenders"][0]["stages_per_pass"]) == {
+        "read",
+        "letterbox",
+        "detect",
+        "postprocess",
+        "align",
+        "embed",
+    }
     if "insightface FaceAnalysis" in names:  # the 'compare' extra, installed by the Makefile
-        assert data["agreements"][1]["label"] == "facebatch pipeline vs insightface FaceAnalysis" and data["agreements"][1]["passed"]
+        assert (
+            data["agreements"][1]["label"] == "facebatch pipeline vs insightface FaceAnalysis"
+            and data["agreements"][1]["passed"]
+        )
         assert data["ratios"]["insightface FaceAnalysis"] > 0
     markdown = (tmp_path / "p.md").read_text()
     assert "## Where the pipeline's time goes" in markdown and "## Same faces?" in markdown

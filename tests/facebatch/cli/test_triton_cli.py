@@ -47,7 +47,10 @@ def test_triton_refusals_are_one_line(small_detector: Path, tmp_path: Path, caps
 
 def test_a_fixed_batch_file_points_to_fix(models_dir: Path, tmp_path: Path, capsys):
     assert main(["triton", str(models_dir / "mobilefacenet_128d.onnx"), "--out", str(tmp_path / "repo")]) == 2
-    assert "has a fixed batch axis (1)" in (line := error_line(capsys)) and f"facebatch fix {models_dir / 'mobilefacenet_128d.onnx'} -o mobilefacenet_128d_batch.onnx" in line
+    assert (
+        "has a fixed batch axis (1)" in (line := error_line(capsys))
+        and f"facebatch fix {models_dir / 'mobilefacenet_128d.onnx'} -o mobilefacenet_128d_batch.onnx" in line
+    )
 
 
 def test_serve_refuses_a_missing_repository_and_a_busy_port(small_detector: Path, tmp_path: Path, capsys):

@@ -12,10 +12,10 @@ from onnx import TensorProto, helper, numpy_helper
 from facebatch.configs.model_file import OUR_SPEC, read_model_file
 from facebatch.configs.precision import FP16_INDEPENDENCE_ATOL, Precision
 from facebatch.errors import SpecError
-from facebatch.workflows.convert import ConvertOptions, convert_fp16, default_fp16_path
-from facebatch.workflows.fix import fix_onnx
 from facebatch.verify.reference import onnx_reference
 from facebatch.verify.verify_job import VerifyOptions, verify_model
+from facebatch.workflows.convert import ConvertOptions, convert_fp16, default_fp16_path
+from facebatch.workflows.fix import fix_onnx
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,9 @@ def test_a_real_detector_converts_passes_its_gate_and_is_written_with_a_sidecar(
 
 def test_verify_reads_the_precision_and_applies_the_fp16_gate(converted, photos):
     result, source = converted
-    report = verify_model(result.path, VerifyOptions(batch_sizes=(1, 2), photos=photos[:2], reference=onnx_reference(source)))
+    report = verify_model(
+        result.path, VerifyOptions(batch_sizes=(1, 2), photos=photos[:2], reference=onnx_reference(source))
+    )
     assert report.passed and report.precision == "fp16" and report.options["atol"] == FP16_INDEPENDENCE_ATOL
     fp32 = verify_model(source, VerifyOptions(batch_sizes=(1, 2), photos=photos[:2]))
     assert fp32.precision == "fp32" and fp32.options["atol"] == 1e-5
@@ -66,10 +68,17 @@ def overflowing_embedder(path: Path) -> Path:
     """An 'embedder' whose first weight (5e4) FP16 clamps to 1e4: the embedding's direction changes."""
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 112, 112])
     y = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 3])
-    nodes = [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]), helper.make_node("Flatten", ["pooled"], ["flat"]),
-             helper.make_node("Mul", ["flat", "w"], ["embedding"])]  # fmt: skip
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"]),
+        helper.make_node("Mul", ["flat", "w"], ["embedding"]),
+    ]
     weights = numpy_helper.from_array(np.array([5e4, 1e3, 1e3], np.float32), "w")
-    model = helper.make_model(helper.make_graph(nodes, "clamped", [x], [y], [weights]), opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    model = helper.make_model(
+        helper.make_graph(nodes, "clamped", [x], [y], [weights]),
+        opset_imports=[helper.make_opsetid("", 17)],
+        ir_version=8,
+    )
     onnx.save(model, path)
     return path
 
@@ -92,8 +101,16 @@ def real_500m_320(models_dir: Path, photos, tmp_path_factory: pytest.TempPathFac
     from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
 
     out = tmp_path_factory.mktemp("real_500m_320")
-    source = export_scrfd(ScrfdExportRequest(weights=models_dir / "det_500m.onnx", height=320, width=320, out_dir=out,
-                                             photos=photos, parity_batch_sizes=(1, 2))).onnx_path  # fmt: skip
+    source = export_scrfd(
+        ScrfdExportRequest(
+            weights=models_dir / "det_500m.onnx",
+            height=320,
+            width=320,
+            out_dir=out,
+            photos=photos,
+            parity_batch_sizes=(1, 2),
+        )
+    ).onnx_path
     return source, convert_fp16(source, options=ConvertOptions(photos=photos, batch_sizes=(1, 32)))
 
 
@@ -125,7 +142,9 @@ def test_an_fp16_detector_with_a_clamped_weight_still_fails(real_500m_320, photo
     check4 = next(c for c in report.checks if c.number == 4)
     assert not report.passed and check4.status == "fail"
     failed = [d for r in check4.data["reports"] for d in r["outputs"] if not d["passed"]]
-    assert any(d["name"].startswith("bbox") and "anchors scoring" in d["judged"] for d in failed)  # boxes of real faces moved
+    assert any(
+        d["name"].startswith("bbox") and "anchors scoring" in d["judged"] for d in failed
+    )  # boxes of real faces moved
     assert not all(d["passed"] for d in check4.data["decoded"])  # and the decoded faces differ
 
 

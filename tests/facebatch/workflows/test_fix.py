@@ -12,11 +12,11 @@ import pytest
 from facebatch.cli import main
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.errors import VerificationFailed
-from facebatch.workflows.fix import fix_onnx, plan_repair, repair_hint
 from facebatch.onnx_graph import io_dims
 from facebatch.verify.lint import lint_graph
 from facebatch.verify.reference import onnx_reference
 from facebatch.verify.verify_job import VerifyOptions, verify_model
+from facebatch.workflows.fix import fix_onnx, plan_repair, repair_hint
 from tests.data.graphs import (
     batch_mean_leak,
     concat_pinned_reshape,
@@ -58,7 +58,9 @@ def test_only_graphs_fix_can_repair_get_the_hint(tmp_path: Path):
 
 
 @pytest.mark.parametrize("name", ["det_500m.onnx", "det_2.5g.onnx"])
-def test_naively_batched_official_detectors_pass_after_fix(models_dir: Path, photos: list[Path], tmp_path: Path, name: str):
+def test_naively_batched_official_detectors_pass_after_fix(
+    models_dir: Path, photos: list[Path], tmp_path: Path, name: str
+):
     naive = with_symbolic_batch(models_dir / name, tmp_path / name)
     with_faces = replace(QUICK, photos=photos[:3])  # biden_1, biden_2, gauss: one face each
     assert not verify_model(naive, with_faces).passed
@@ -95,10 +97,21 @@ def test_a_repair_that_cannot_be_proven_writes_nothing(tmp_path: Path):
 @pytest.mark.parametrize(
     "build, finding, change",
     [
-        (fixed_size_resize, "Resize to constant sizes [1, 3, 8, 8] fixes dim 0 to 1", "sizes [1, 3, 8, 8] → [N, 3, 8, 8]"),
-        (concat_pinned_reshape, "Reshape's shape is Concat view_shape of a constant 1", "starts with the constant 1 (leading_one) → starts with 0"),
-        (expand_joined, "Concat joins the frames with Expand prior_expand's output, whose dim 0 is fixed by its constant shape (dim 0: 1)",
-         "Expand prior_expand shape [1, 2, 4, 4] → [N, …]"),
+        (
+            fixed_size_resize,
+            "Resize to constant sizes [1, 3, 8, 8] fixes dim 0 to 1",
+            "sizes [1, 3, 8, 8] → [N, 3, 8, 8]",
+        ),
+        (
+            concat_pinned_reshape,
+            "Reshape's shape is Concat view_shape of a constant 1",
+            "starts with the constant 1 (leading_one) → starts with 0",
+        ),
+        (
+            expand_joined,
+            "Concat joins the frames with Expand prior_expand's output, whose dim 0 is fixed by its constant shape (dim 0: 1)",
+            "Expand prior_expand shape [1, 2, 4, 4] → [N, …]",
+        ),
     ],
 )
 def test_constants_that_pin_the_batch_are_flagged_and_repaired(tmp_path: Path, build, finding: str, change: str):
@@ -122,12 +135,29 @@ def test_fix_refuses_to_overwrite_its_input(models_dir: Path, capsys):
 
 def test_fix_cli_verifies_the_repair_against_its_original(models_dir: Path, photos: list[Path], tmp_path: Path, capsys):
     out = tmp_path / "det_500m_batch.onnx"
-    argv = ["fix", str(models_dir / "det_500m.onnx"), "-o", str(out), "--batch-sizes", "1,3", "--size", "320",
-            "--images", str(photos[0].parent), "--json", str(tmp_path / "fix.json"), "--strict"]  # fmt: skip
+    argv = [
+        "fix",
+        str(models_dir / "det_500m.onnx"),
+        "-o",
+        str(out),
+        "--batch-sizes",
+        "1,3",
+        "--size",
+        "320",
+        "--images",
+        str(photos[0].parent),
+        "--json",
+        str(tmp_path / "fix.json"),
+        "--strict",
+    ]
     assert main(argv) == 0
     report = json.loads((tmp_path / "fix.json").read_text())
     checks = {c["number"]: c for c in report["checks"]}
-    assert report["passed"] and checks[4]["status"] == "pass" and "det_500m.onnx (run one frame at a time" in checks[4]["summary"]
+    assert (
+        report["passed"]
+        and checks[4]["status"] == "pass"
+        and "det_500m.onnx (run one frame at a time" in checks[4]["summary"]
+    )
     assert checks[3]["status"] == "pass" and checks[3]["data"]["detections_per_frame_alone"][:3] == [1, 1, 1]
     assert "(≤ 1e-05)" in capsys.readouterr().out
     with pytest.raises(SystemExit) as refused:  # argparse: one usage line, exit 2
@@ -142,7 +172,9 @@ def test_an_scrfd_exported_at_a_fixed_size_and_naively_batched_is_repaired(model
     from facebatch.exporter.scrfd_export import ScrfdExportRequest, scrfd_model_with_weights
     from tests.data.official_layout import export_fixed_size_simplified
 
-    model, _, _ = scrfd_model_with_weights(ScrfdExportRequest(weights=models_dir / "det_500m.onnx", height=640, width=640))
+    model, _, _ = scrfd_model_with_weights(
+        ScrfdExportRequest(weights=models_dir / "det_500m.onnx", height=640, width=640)
+    )
     source = export_fixed_size_simplified(model, tmp_path / "scrfd_500m_640_fixed.onnx", 640)
     naive = with_symbolic_batch(source, tmp_path / "naive.onnx")
     findings = [f for f in lint_graph(onnx.load(str(naive))) if f.check == "lint"]
@@ -175,8 +207,13 @@ def test_fix_leaves_a_record_and_a_batched_file_has_nothing_to_fix(models_dir: P
 def test_picking_frames_on_axis_0_is_flagged_and_refused_by_name(tmp_path: Path, op: str):
     source = frame_picker(tmp_path / "pick.onnx", op)
     naive = with_symbolic_batch(source, tmp_path / "naive.onnx")
-    assert [f.message for f in lint_graph(onnx.load(str(naive))) if f.check == "lint"] == [f"{op} on the batch axis picks fixed frames"]
-    with pytest.raises(VerificationFailed, match=f"cannot repair by surgery; first: {op} pick: {op} on the batch axis picks fixed frames"):
+    assert [f.message for f in lint_graph(onnx.load(str(naive))) if f.check == "lint"] == [
+        f"{op} on the batch axis picks fixed frames"
+    ]
+    with pytest.raises(
+        VerificationFailed,
+        match=f"cannot repair by surgery; first: {op} pick: {op} on the batch axis picks fixed frames",
+    ):
         fix_onnx(source, tmp_path / "out.onnx")
     assert not (tmp_path / "out.onnx").exists()
 
@@ -188,8 +225,12 @@ def test_a_constant_of_shape_joined_with_the_frames_is_repaired_and_a_tile_is_re
     result = fix_onnx(fixable, tmp_path / "cos_fixed.onnx")
     assert "ConstantOfShape made shape [1, 2, 4, 4] → [N, …]" in result.changes[0] and result.proof_max_diff <= 1e-5
     assert verify_model(result.path, VerifyOptions(batch_sizes=(1, 2, 3))).passed
-    refused = constant_joined(tmp_path / "tile.onnx", "Tile")  # tiles two rows, not one frame: no surgery makes it follow N
-    with pytest.raises(VerificationFailed, match="cannot repair by surgery; first: Concat join: Concat joins the frames with Tile made"):
+    refused = constant_joined(
+        tmp_path / "tile.onnx", "Tile"
+    )  # tiles two rows, not one frame: no surgery makes it follow N
+    with pytest.raises(
+        VerificationFailed, match="cannot repair by surgery; first: Concat join: Concat joins the frames with Tile made"
+    ):
         fix_onnx(refused, tmp_path / "tile_fixed.onnx")
 
 
@@ -200,7 +241,9 @@ def test_a_torchscript_export_whose_reshapes_come_from_shape_is_fixed_without_a_
     from facebatch.exporter.scrfd_export import ScrfdExportRequest, scrfd_model_with_weights
     from tests.data.official_layout import export_fixed_size_simplified
 
-    model, _, _ = scrfd_model_with_weights(ScrfdExportRequest(weights=models_dir / "det_500m.onnx", height=640, width=640))
+    model, _, _ = scrfd_model_with_weights(
+        ScrfdExportRequest(weights=models_dir / "det_500m.onnx", height=640, width=640)
+    )
     source = export_fixed_size_simplified(model, tmp_path / "shape_based.onnx", 640, simplify=False)
     result = fix_onnx(source, tmp_path / "fixed.onnx")
     assert result.written and result.proof_max_diff <= 1e-5

@@ -15,12 +15,12 @@ import pytest
 from facebatch.cli import main
 from facebatch.configs.model_file import read_model_file
 from facebatch.configs.precision import Precision
-from facebatch.engines.build.int8_recipes import RECIPES_FOR_CPU
 from facebatch.engines.bench.measure import Budget
+from facebatch.engines.build.int8_recipes import RECIPES_FOR_CPU
 from facebatch.environment import int8_cpu_class
 from facebatch.errors import SpecError
-from facebatch.workflows.quantize import QuantizeOptions, default_int8_path, quantize_int8
 from facebatch.onnx_graph import io_dims
+from facebatch.workflows.quantize import QuantizeOptions, default_int8_path, quantize_int8
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,10 @@ def test_the_int8_detector_keeps_every_labelled_face_and_passes_verify(int8_dete
     assert result.quantization.quantized_nodes.get("Conv", 0) > 50  # the convolutions run in INT8
     # the recipes of this CPU class were each tried and judged; the kept one is the best ranked
     assert [t["recipe"] for t in result.tried] == list(RECIPES_FOR_CPU[int8_cpu_class()])
-    assert result.quantization.recipe.name in RECIPES_FOR_CPU[int8_cpu_class()] and result.quantization.cpu_class == int8_cpu_class()
+    assert (
+        result.quantization.recipe.name in RECIPES_FOR_CPU[int8_cpu_class()]
+        and result.quantization.cpu_class == int8_cpu_class()
+    )
 
 
 def test_the_int8_file_says_what_it_is(int8_detector, real_detector: Path):
@@ -49,14 +52,19 @@ def test_the_int8_file_says_what_it_is(int8_detector, real_detector: Path):
     target = read_model_file(int8_detector.path)
     props = target.props
     assert target.spec.precision is Precision.INT8 and props["precision"] == "int8"
-    assert props["source_sha256"] == read_model_file(real_detector).sha256 and props["calibration_sha256"] == int8_detector.calibration_sha256
+    assert (
+        props["source_sha256"] == read_model_file(real_detector).sha256
+        and props["calibration_sha256"] == int8_detector.calibration_sha256
+    )
     assert json.loads(props["quantization"])["per_channel"] is True
     sidecar = json.loads(int8_detector.sidecar.read_text())
     assert sidecar["sha256"] == target.sha256 and sidecar["proof"]["accuracy"]["recall_candidate"] == 20
     assert sidecar["proof"]["passed"]
 
 
-def test_the_int8_embedder_is_refused_below_the_cosine_gate(batch_embedder: Path, real_detector: Path, photos: list[Path], tmp_path: Path):
+def test_the_int8_embedder_is_refused_below_the_cosine_gate(
+    batch_embedder: Path, real_detector: Path, photos: list[Path], tmp_path: Path
+):
     out = tmp_path / "mfn_int8.onnx"
     refused = quantize_int8(batch_embedder, QuantizeOptions(photos=photos, detector=real_detector, bench=False), out)
     assert not refused.passed and not refused.written and not out.exists() and not out.with_suffix(".json").exists()
@@ -66,18 +74,37 @@ def test_the_int8_embedder_is_refused_below_the_cosine_gate(batch_embedder: Path
     assert accuracy.faces > 150 and 0.9 < accuracy.min_cosine < 0.99
     assert accuracy.ordering_reference and accuracy.ordering_candidate  # obama, biden, rob_lowe pairs still apart
     max_drop = round(1.0 - accuracy.min_cosine + 0.01, 3)  # the measured drop, with a margin
-    allowed = quantize_int8(batch_embedder, QuantizeOptions(photos=photos, detector=real_detector, bench=False, max_drop=max_drop,
-                                                            recipes=(refused.quantization.recipe.name,)), out)  # fmt: skip
+    allowed = quantize_int8(
+        batch_embedder,
+        QuantizeOptions(
+            photos=photos,
+            detector=real_detector,
+            bench=False,
+            max_drop=max_drop,
+            recipes=(refused.quantization.recipe.name,),
+        ),
+        out,
+    )
     assert allowed.passed and allowed.written and out.is_file() and len(allowed.tried) == 1
-    assert read_model_file(out).spec.outputs[0].min_cosine == pytest.approx(1.0 - max_drop)  # the accepted cosine travels with the file
-    forced = quantize_int8(batch_embedder, QuantizeOptions(photos=photos, detector=real_detector, bench=False, force=True,
-                                                           recipes=("u8s8",)), out)  # fmt: skip
+    assert read_model_file(out).spec.outputs[0].min_cosine == pytest.approx(
+        1.0 - max_drop
+    )  # the accepted cosine travels with the file
+    forced = quantize_int8(
+        batch_embedder,
+        QuantizeOptions(photos=photos, detector=real_detector, bench=False, force=True, recipes=("u8s8",)),
+        out,
+    )
     assert not forced.passed and forced.written and json.loads(out.with_suffix(".json").read_text())["proof"]["forced"]
 
 
 def test_bench_times_fp32_and_int8_in_the_same_run(small_detector: Path, photos: list[Path], tmp_path: Path):
-    options = QuantizeOptions(photos=photos[:4], bench_backends=("ort-cpu",), bench_batch_sizes=(1, 2), budget=Budget(warmup=0.1, seconds=0.3),
-                              max_drop=0.5)  # fmt: skip
+    options = QuantizeOptions(
+        photos=photos[:4],
+        bench_backends=("ort-cpu",),
+        bench_batch_sizes=(1, 2),
+        budget=Budget(warmup=0.1, seconds=0.3),
+        max_drop=0.5,
+    )
     result = quantize_int8(small_detector, options, tmp_path / "small_int8.onnx")
     assert [(r["backend"], r["batch"]) for r in result.speedups()] == [("ort-cpu", 1), ("ort-cpu", 2)]
     assert all(r["int8_fps"] > 0 and r["fp32_fps"] > 0 for r in result.speedups())
@@ -98,17 +125,35 @@ def test_what_cannot_be_quantised_is_refused(real_detector: Path, photos: list[P
     assert default_int8_path(Path("a/scrfd_10g_320_batch.onnx")) == Path("a/scrfd_10g_320_batch_int8.onnx")
 
 
-def test_the_command_line_refuses_in_one_line(batch_embedder: Path, real_detector: Path, photos: list[Path], tmp_path: Path, capsys):
+def test_the_command_line_refuses_in_one_line(
+    batch_embedder: Path, real_detector: Path, photos: list[Path], tmp_path: Path, capsys
+):
     out = tmp_path / "e.onnx"
-    code = main(["quantize", str(batch_embedder), "--images", str(photos[0].parent), "--detector", str(real_detector), "-o", str(out),
-                 "--no-bench"])  # fmt: skip
+    code = main(
+        [
+            "quantize",
+            str(batch_embedder),
+            "--images",
+            str(photos[0].parent),
+            "--detector",
+            str(real_detector),
+            "-o",
+            str(out),
+            "--no-bench",
+        ]
+    )
     assert code == 1 and not out.exists()
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("facebatch: error:")]
     assert len(errors) == 1 and "failed its accuracy gate" in errors[0] and "--force writes it anyway" in errors[0]
 
 
 def test_the_cpu_class_is_recorded_and_read_from_the_cpu_flags(int8_detector):
-    assert int8_cpu_class({"avx2", "avx512f", "avx512_vnni"}) == "vnni" and int8_cpu_class({"avx2", "avx_vnni"}) == "vnni"
+    assert (
+        int8_cpu_class({"avx2", "avx512f", "avx512_vnni"}) == "vnni" and int8_cpu_class({"avx2", "avx_vnni"}) == "vnni"
+    )
     assert int8_cpu_class({"avx2", "fma"}) == "avx2" and int8_cpu_class({"sse4_2"}) == "baseline"
     target = read_model_file(int8_detector.path)
-    assert target.int8_cpu_class == int8_cpu_class() and json.loads(target.props["quantization"])["recipe"] == int8_detector.quantization.recipe.name
+    assert (
+        target.int8_cpu_class == int8_cpu_class()
+        and json.loads(target.props["quantization"])["recipe"] == int8_detector.quantization.recipe.name
+    )

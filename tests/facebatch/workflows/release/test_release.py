@@ -27,8 +27,13 @@ QUICK = dict(bench_backends=("ort-cpu",), bench_batch_sizes=(1, 4), budget=Budge
 @pytest.fixture(scope="module")
 def release(photos: list[Path], tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("release")
-    options = ReleaseOptions(version="1.0", out=out, photos=photos[:4], models=[ModelRequest("scrfd_500m_bnkps", None, (64, 64)),
-                                                                               ModelRequest("arcface_mbf")], **QUICK)  # fmt: skip
+    options = ReleaseOptions(
+        version="1.0",
+        out=out,
+        photos=photos[:4],
+        models=[ModelRequest("scrfd_500m_bnkps", None, (64, 64)), ModelRequest("arcface_mbf")],
+        **QUICK,
+    )
     return run_release(options)
 
 
@@ -42,15 +47,23 @@ def test_a_release_passes_every_gate_and_holds_what_it_says(release):
     manifest = json.loads((folder / MANIFEST).read_text())
     on_disk = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
     assert sorted(manifest["files"]) == on_disk and manifest["result"] == "RELEASE PASS" and manifest["git_commit"]
-    assert manifest["artifacts"] == ["onnx/arcface_mbf_seeded_batch.onnx", "onnx/arcface_mbf_seeded_batch_fp16.onnx",
-                                     "onnx/scrfd_500m_64_seeded_batch.onnx", "onnx/scrfd_500m_64_seeded_batch_fp16.onnx"]
+    assert manifest["artifacts"] == [
+        "onnx/arcface_mbf_seeded_batch.onnx",
+        "onnx/arcface_mbf_seeded_batch_fp16.onnx",
+        "onnx/scrfd_500m_64_seeded_batch.onnx",
+        "onnx/scrfd_500m_64_seeded_batch_fp16.onnx",
+    ]
     suites = ET.parse(folder / "junit.xml").getroot()
     names = [s.get("name") for s in suites.iter("testsuite")]
     assert len(names) == 5 and names[-1] == "facebatch release facebatch-models-1.0" and suites.get("failures") == "0"
     summary = (folder / "SUMMARY.md").read_text()
-    assert summary.rstrip().splitlines()[-1] == "RELEASE PASS" and "**Seeded weights:" in summary  # a banner: random weights
+    assert (
+        summary.rstrip().splitlines()[-1] == "RELEASE PASS" and "**Seeded weights:" in summary
+    )  # a banner: random weights
     assert oct(folder.stat().st_mode & 0o777) == oct(0o777 & ~_umask())  # others can read it: not mkdtemp's 0700
-    assert (folder / "triton" / "face_pipeline" / "config.pbtxt").is_file() and (folder / "reports" / "bench.json").is_file()
+    assert (folder / "triton" / "face_pipeline" / "config.pbtxt").is_file() and (
+        folder / "reports" / "bench.json"
+    ).is_file()
 
 
 def test_check_passes_and_names_tampered_and_missing_files(release, tmp_path: Path):
@@ -63,7 +76,9 @@ def test_check_passes_and_names_tampered_and_missing_files(release, tmp_path: Pa
     result = check_release(copy)
     assert not result.passed and result.missing == ["reports/bench.md"]
     assert result.changed == ["onnx/scrfd_500m_64_seeded_batch.onnx"]
-    assert [f.split(" ")[0] for f in result.failing] == ["onnx/scrfd_500m_64_seeded_batch_fp16.onnx"]  # its FP32 reference is the changed file
+    assert [f.split(" ")[0] for f in result.failing] == [
+        "onnx/scrfd_500m_64_seeded_batch_fp16.onnx"
+    ]  # its FP32 reference is the changed file
     with pytest.raises(SpecError, match="holds no MANIFEST.json"):
         check_release(tmp_path)
 
@@ -74,10 +89,16 @@ def test_a_release_is_never_overwritten(release, photos: list[Path]):
 
 
 def test_a_contaminated_model_fails_the_release_by_name(models_dir: Path, photos: list[Path], tmp_path: Path):
-    naive = with_symbolic_batch(models_dir / "det_500m.onnx", tmp_path / "det_500m_naive.onnx")  # the batch folded into the rows
-    result = run_release(ReleaseOptions(version="2.0", out=tmp_path / "out", artifacts=[naive], photos=photos[:2], triton=False, **QUICK))
+    naive = with_symbolic_batch(
+        models_dir / "det_500m.onnx", tmp_path / "det_500m_naive.onnx"
+    )  # the batch folded into the rows
+    result = run_release(
+        ReleaseOptions(version="2.0", out=tmp_path / "out", artifacts=[naive], photos=photos[:2], triton=False, **QUICK)
+    )
     assert not result.passed and result.last_line() == "RELEASE FAIL: verify det_500m_naive.onnx"
-    assert result.path.name == "facebatch-models-2.0.failed" and not (tmp_path / "out" / "facebatch-models-2.0").exists()
+    assert (
+        result.path.name == "facebatch-models-2.0.failed" and not (tmp_path / "out" / "facebatch-models-2.0").exists()
+    )
     assert json.loads((result.path / MANIFEST).read_text())["passed"] is False
 
 
@@ -89,8 +110,16 @@ def test_a_slower_bench_fails_the_performance_gate(release, photos: list[Path], 
     faster = tmp_path / "faster.json"
     faster.write_text(json.dumps(baseline))
     artifacts = [release.path / "onnx" / "scrfd_500m_64_seeded_batch.onnx"]
-    options = ReleaseOptions(version="3.0", out=tmp_path / "out", artifacts=artifacts, photos=photos[:2], fp16=False, triton=False,
-                             baseline_bench=faster, **QUICK)  # fmt: skip
+    options = ReleaseOptions(
+        version="3.0",
+        out=tmp_path / "out",
+        artifacts=artifacts,
+        photos=photos[:2],
+        fp16=False,
+        triton=False,
+        baseline_bench=faster,
+        **QUICK,
+    )
     result = run_release(options)
     assert result.last_line() == "RELEASE FAIL: performance"
     gate = next(g for g in result.gates if g.name == "performance")
@@ -99,28 +128,73 @@ def test_a_slower_bench_fails_the_performance_gate(release, photos: list[Path], 
     assert performance["slower"] and all(cell["change"] < -0.10 for cell in performance["slower"])
     baseline["environment"]["cpu"] = "another CPU"
     faster.write_text(json.dumps(baseline))
-    other = run_release(ReleaseOptions(version="4.0", out=tmp_path / "out", artifacts=artifacts, photos=photos[:2], fp16=False,
-                                       triton=False, baseline_bench=faster, **QUICK))  # fmt: skip
-    assert other.passed and "not applied: the machines differ (cpu" in next(g.summary for g in other.gates if g.name == "performance")
+    other = run_release(
+        ReleaseOptions(
+            version="4.0",
+            out=tmp_path / "out",
+            artifacts=artifacts,
+            photos=photos[:2],
+            fp16=False,
+            triton=False,
+            baseline_bench=faster,
+            **QUICK,
+        )
+    )
+    assert other.passed and "not applied: the machines differ (cpu" in next(
+        g.summary for g in other.gates if g.name == "performance"
+    )
 
 
 def test_the_command_line_ends_with_the_verdict(models_dir: Path, tmp_path: Path, capsys):
     naive = with_symbolic_batch(models_dir / "det_500m.onnx", tmp_path / "naive.onnx")
-    code = main(["release", "--artifact", str(naive), "--out", str(tmp_path / "out"), "--version", "9", "--no-triton", "--backend", "ort-cpu",
-                 "--batch-sizes", "1,2", "--seconds", "0.2"])  # fmt: skip
+    code = main(
+        [
+            "release",
+            "--artifact",
+            str(naive),
+            "--out",
+            str(tmp_path / "out"),
+            "--version",
+            "9",
+            "--no-triton",
+            "--backend",
+            "ort-cpu",
+            "--batch-sizes",
+            "1,2",
+            "--seconds",
+            "0.2",
+        ]
+    )
     assert code == 1
     assert capsys.readouterr().out.rstrip().splitlines()[-1] == "RELEASE FAIL: verify naive.onnx"
     assert main(["release", "--check", str(tmp_path / "out" / "facebatch-models-9.failed")]) == 1
-    assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("RELEASE CHECK FAIL: fails verify: onnx/naive.onnx")
+    assert (
+        capsys.readouterr()
+        .out.rstrip()
+        .splitlines()[-1]
+        .startswith("RELEASE CHECK FAIL: fails verify: onnx/naive.onnx")
+    )
 
 
 @pytest.fixture(scope="module")
-def int8_release(real_detector: Path, batch_embedder: Path, photos: list[Path], tmp_path_factory: pytest.TempPathFactory):
+def int8_release(
+    real_detector: Path, batch_embedder: Path, photos: list[Path], tmp_path_factory: pytest.TempPathFactory
+):
     """The real SCRFD-2.5G at 640 and the fixed mobilefacenet_128d released with --int8: the detector's INT8 passes its
     gate, the embedder's is refused (cosine to FP32 below 0.99 on this CPU class) and not released."""
     out = tmp_path_factory.mktemp("int8_release")
-    return run_release(ReleaseOptions(version="5.0", out=out, artifacts=[real_detector, batch_embedder], photos=photos, fp16=False,
-                                      int8=True, triton=False, **QUICK))  # fmt: skip
+    return run_release(
+        ReleaseOptions(
+            version="5.0",
+            out=out,
+            artifacts=[real_detector, batch_embedder],
+            photos=photos,
+            fp16=False,
+            int8=True,
+            triton=False,
+            **QUICK,
+        )
+    )
 
 
 def test_int8_where_it_is_proven(int8_release, real_detector: Path, batch_embedder: Path, photos: list[Path]):
@@ -134,18 +208,35 @@ def test_int8_where_it_is_proven(int8_release, real_detector: Path, batch_embedd
     int8 = f"onnx/{real_detector.stem}_int8.onnx"
     assert int8 in manifest["artifacts"] and f"reports/{real_detector.stem}_int8.quantize.md" in manifest["files"]
     assert f"onnx/{batch_embedder.stem}_int8.onnx" not in manifest["artifacts"]
-    assert f"reports/{batch_embedder.stem}_int8.quantize.md" in manifest["files"]  # the refusal's numbers are in the folder
+    assert (
+        f"reports/{batch_embedder.stem}_int8.quantize.md" in manifest["files"]
+    )  # the refusal's numbers are in the folder
     assert check_release(result.path, photos[:2]).passed  # the INT8 file verifies again against its FP32 source
     with pytest.raises(SpecError, match="--int8 calibrates on photos"):
         ReleaseOptions(artifacts=[real_detector], int8=True)
 
 
-def test_a_required_int8_that_is_refused_fails_the_release(batch_embedder: Path, real_detector: Path, photos: list[Path], tmp_path: Path):
-    result = run_release(ReleaseOptions(version="5.1", out=tmp_path / "out", artifacts=[real_detector, batch_embedder], photos=photos,
-                                        fp16=False, int8=True, triton=False, require=("int8",), **QUICK))  # fmt: skip
+def test_a_required_int8_that_is_refused_fails_the_release(
+    batch_embedder: Path, real_detector: Path, photos: list[Path], tmp_path: Path
+):
+    result = run_release(
+        ReleaseOptions(
+            version="5.1",
+            out=tmp_path / "out",
+            artifacts=[real_detector, batch_embedder],
+            photos=photos,
+            fp16=False,
+            int8=True,
+            triton=False,
+            require=("int8",),
+            **QUICK,
+        )
+    )
     assert result.last_line() == f"RELEASE FAIL: int8 {batch_embedder.name}"
     gate = next(g for g in result.gates if g.name == f"int8 {batch_embedder.name}")
-    assert gate.summary.startswith("required (--require int8) but mobilefacenet_128d_batch_int8.onnx refused by its accuracy gate")
+    assert gate.summary.startswith(
+        "required (--require int8) but mobilefacenet_128d_batch_int8.onnx refused by its accuracy gate"
+    )
 
 
 def test_check_re_judges_int8_made_on_another_cpu_class(int8_release, photos: list[Path], monkeypatch):
@@ -156,18 +247,32 @@ def test_check_re_judges_int8_made_on_another_cpu_class(int8_release, photos: li
     monkeypatch.setattr(release_job, "int8_cpu_class", lambda: elsewhere)
     assert check_release(int8_release.path, photos).passed  # re-judged on these photos: still every labelled face
     without_photos = check_release(int8_release.path)
-    assert not without_photos.passed and any("pass --images to re-check its accuracy here" in f for f in without_photos.failing)
+    assert not without_photos.passed and any(
+        "pass --images to re-check its accuracy here" in f for f in without_photos.failing
+    )
 
 
-def test_a_fixed_foreign_embedder_is_released_against_the_file_it_was_fixed_from(small_detector: Path, batch_embedder: Path,
-                                                                                  models_dir: Path, photos: list[Path], tmp_path: Path):
+def test_a_fixed_foreign_embedder_is_released_against_the_file_it_was_fixed_from(
+    small_detector: Path, batch_embedder: Path, models_dir: Path, photos: list[Path], tmp_path: Path
+):
     """mobilefacenet_128d after fix: its record names the original, which becomes check 4's reference (sha256-checked,
     one frame at a time), is copied into references/, and --check finds it there."""
-    result = run_release(ReleaseOptions(version="6.0", out=tmp_path / "out", artifacts=[small_detector, batch_embedder], photos=photos[:4],
-                                        triton=False, **QUICK))  # fmt: skip
+    result = run_release(
+        ReleaseOptions(
+            version="6.0",
+            out=tmp_path / "out",
+            artifacts=[small_detector, batch_embedder],
+            photos=photos[:4],
+            triton=False,
+            **QUICK,
+        )
+    )
     assert result.passed, result.gates
     gates = {g.name: g for g in result.gates}
-    assert "check 4 against mobilefacenet_128d.onnx (copied into references/)" in gates[f"artifact {batch_embedder.name}"].summary
+    assert (
+        "check 4 against mobilefacenet_128d.onnx (copied into references/)"
+        in gates[f"artifact {batch_embedder.name}"].summary
+    )
     report = json.loads((result.path / "reports" / f"{batch_embedder.stem}.verify.json").read_text())
     check4 = next(c for c in report["checks"] if c["number"] == 4)
     assert check4["status"] == "pass" and "mobilefacenet_128d.onnx (run one frame at a time" in check4["summary"]
@@ -175,8 +280,18 @@ def test_a_fixed_foreign_embedder_is_released_against_the_file_it_was_fixed_from
     assert manifest["references"] == {f"onnx/{batch_embedder.name}": "references/mobilefacenet_128d.onnx"}
     assert check_release(result.path, photos[:2]).passed
     # a reference given per artifact; a wrong one fails the gate by its numbers, not by a crash
-    wrong = run_release(ReleaseOptions(version="7.0", out=tmp_path / "out", artifacts=[batch_embedder], photos=photos[:2], fp16=False,
-                                       triton=False, references={batch_embedder.name: small_detector}, **QUICK))  # fmt: skip
+    wrong = run_release(
+        ReleaseOptions(
+            version="7.0",
+            out=tmp_path / "out",
+            artifacts=[batch_embedder],
+            photos=photos[:2],
+            fp16=False,
+            triton=False,
+            references={batch_embedder.name: small_detector},
+            **QUICK,
+        )
+    )
     assert wrong.last_line() == f"RELEASE FAIL: verify {batch_embedder.name}"
     with pytest.raises(SpecError, match="--reference names other.onnx, which is not an --artifact"):
         ReleaseOptions(artifacts=[batch_embedder], references={"other.onnx": "torch"})
@@ -184,17 +299,31 @@ def test_a_fixed_foreign_embedder_is_released_against_the_file_it_was_fixed_from
 
 def test_a_required_gate_that_skips_fails_the_release(small_detector: Path, photos: list[Path], tmp_path: Path, capsys):
     """Without TensorRT the engines skip: a release that requires them fails, saying why; the manifest records it."""
-    result = run_release(ReleaseOptions(version="8.0", out=tmp_path / "out", artifacts=[small_detector], photos=photos[:2], fp16=False,
-                                        triton=False, require=("engines", "bench"), **QUICK))  # fmt: skip
+    result = run_release(
+        ReleaseOptions(
+            version="8.0",
+            out=tmp_path / "out",
+            artifacts=[small_detector],
+            photos=photos[:2],
+            fp16=False,
+            triton=False,
+            require=("engines", "bench"),
+            **QUICK,
+        )
+    )
     from facebatch.engines.runners.tensorrt_runner import tensorrt_available
 
     if not tensorrt_available():  # where TensorRT is installed the engine is built and its gate is named for it
         gate = next(g for g in result.gates if g.name == "tensorrt engines")
-        assert result.last_line() == "RELEASE FAIL: tensorrt engines" and gate.summary.startswith("required (--require engines) but skipped")
+        assert result.last_line() == "RELEASE FAIL: tensorrt engines" and gate.summary.startswith(
+            "required (--require engines) but skipped"
+        )
     assert json.loads((result.path / MANIFEST).read_text())["options"]["required"] == ["engines", "bench"]
-    for argv, message in [(["--require", "performance"], "--require performance needs --baseline-bench"),
-                          (["--require", "int8"], "--require int8 needs --int8"),
-                          (["--require", "fp16", "--no-fp16"], "--require fp16 contradicts --no-fp16")]:  # fmt: skip
+    for argv, message in [
+        (["--require", "performance"], "--require performance needs --baseline-bench"),
+        (["--require", "int8"], "--require int8 needs --int8"),
+        (["--require", "fp16", "--no-fp16"], "--require fp16 contradicts --no-fp16"),
+    ]:
         assert main(["release", "--artifact", str(small_detector), "--out", str(tmp_path / "cli"), *argv]) == 2
         assert message in capsys.readouterr().err
     with pytest.raises(SystemExit):
