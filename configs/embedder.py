@@ -66,6 +66,9 @@ def _size(value: Any) -> tuple[int, int] | None:
     return (values[0], values[-1])
 
 
+MODEL_KEY = "model"  # in a spec given as the embedder itself: its ONNX file, relative to the spec
+
+
 @dataclass(frozen=True)
 class EmbedderDescription:
     """What a user states about an embedder; None means "read it from the graph"."""
@@ -87,13 +90,13 @@ class EmbedderDescription:
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "embedder spec") -> EmbedderDescription:
-        known = {f.name for f in fields(cls)} | {"family"}
+        known = {f.name for f in fields(cls)} | {"family", MODEL_KEY}  # model: names the file, not how to run it
         unknown = sorted(set(data) - known)
         if unknown:
             raise SpecError(f"{source}: unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         if data.get("family", "embedder") != "embedder":
             raise SpecError(f"{source}: family must be 'embedder', got {data['family']!r}")
-        values: dict[str, Any] = {k: v for k, v in data.items() if k != "family" and v is not None}
+        values: dict[str, Any] = {k: v for k, v in data.items() if k not in ("family", MODEL_KEY) and v is not None}
         if "input_size" in values:
             values["input_size"] = _size(values["input_size"])
         for key in ("mean", "std"):
@@ -126,10 +129,9 @@ def read_embedder_mapping(path: Path) -> dict[str, Any]:
 
 
 def read_embedder_description(path: Path) -> EmbedderDescription:
+    """A spec given beside its model (--embedder-spec): what it says (the file it names under
+    ``model:``, which describe writes, is the caller's --embedder here)."""
     return EmbedderDescription.from_mapping(read_embedder_mapping(path), str(path))
-
-
-MODEL_KEY = "model"  # in a spec given as the embedder itself: its ONNX file, relative to the spec
 
 
 def read_embedder_file(path: Path) -> tuple[Path, EmbedderDescription]:
@@ -153,13 +155,19 @@ READ_FROM_GRAPH = ("input_size", "embedding_size", "input", "output")
 ASSUMED_PREPROCESSING = ("mean", "std", "color_order")
 
 
-def embedder_yaml(resolved: EmbedderDescription, stated: set[str], source: str) -> str:
+def embedder_yaml(resolved: EmbedderDescription, stated: set[str], source: str, model: str | None = None) -> str:
     """The spec file ``facebatch describe`` writes: every value, each marked as given (by the
-    user), read from the graph, or assumed (a default the graph cannot confirm)."""
+    user), read from the graph, or assumed (a default the graph cannot confirm); ``model``, the
+    ONNX file relative to the spec, makes the spec stand for its model (``--embedder spec.yaml``)."""
     lines = [
         f"# embedder spec for {source}, checked against its graph by facebatch",
         "# each value says where it came from; an assumed one is a default the graph cannot confirm: check it",
     ]
+    if model is not None:
+        lines.append(
+            f"{MODEL_KEY}: {yaml.safe_dump([model], default_flow_style=True, width=1000).strip()[1:-1]}"
+            "  # the ONNX file, relative to this spec"
+        )
     for key, value in resolved.to_mapping().items():
         if key == "family":
             why = ""

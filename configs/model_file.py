@@ -255,6 +255,25 @@ def read_model_file(
     raise SpecError(f"{path.name} is {describe_family(family)}; describe an embedder with --embedder-spec")
 
 
+# A face embedder maps an aligned face crop to a vector of 128 to 512 values (ArcFace, MobileFaceNet); a classifier's
+# few class scores, or a softmax over them, give cosines that mean nothing.
+MIN_EMBEDDING_SIZE = 64
+CLASSIFIER_OUTPUT_OPS = ("Softmax", "LogSoftmax")
+
+
+def face_embedder_doubts(target: ModelFile) -> list[str]:
+    """Why ``target`` does not look like a face embedder, in words; [] when it does."""
+    spec = target.spec
+    doubts = []
+    if spec.embedding_size is not None and spec.embedding_size < MIN_EMBEDDING_SIZE:
+        doubts.append(f"its output has {spec.embedding_size} values (face embeddings have 128 to 512)")
+    output = spec.outputs[0].name
+    producers = [n.op_type for n in target.model.graph.node if output in n.output]
+    if producers and producers[0] in CLASSIFIER_OUTPUT_OPS:
+        doubts.append(f"its output comes from a {producers[0]}, as a classifier's does")
+    return doubts
+
+
 DEFAULT_ARTIFACT_DIR = Path("build/onnx")
 
 

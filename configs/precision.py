@@ -45,8 +45,6 @@ from enum import Enum
 
 from facebatch.errors import SpecError
 
-FP16_UNIT_ROUNDOFF = 2.0**-11
-
 
 class Precision(str, Enum):
     """The value is what files, metadata and reports say."""

@@ -132,7 +132,7 @@ SCRFD_CONFIGS: dict[str, dict[str, Any]] = {
 }
 # fmt: on
 
-DEFAULT_SCRFD = "scrfd_10g_bnkps"
+DEFAULT_SCRFD = "scrfd_10g_bnkps"  # the detector a release exports unless told otherwise (make export's default too)
 DEFAULT_SCRFD_SIZE = 320  # the size facebatch exports detectors at unless told otherwise
 INSIGHTFACE_DET_SIZE = (
     640  # the size insightface runs detectors at: foreign files with a symbolic size are checked there

@@ -16,6 +16,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from facebatch.filetypes import file_kind
+
 DimValue = int | str | None  # a fixed size, a symbol, or unknown
 
 
@@ -28,6 +30,9 @@ def load_onnx(path: Path, role: str, error: type[Exception]) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # protobuf DecodeError and friends
+        kind = file_kind(path)
+        if kind is not None and not kind.startswith("an ONNX"):
+            raise error(f"{path} is not an ONNX model (it is {kind}); pass the .onnx file") from exc
         raise error(f"{path} is not a readable ONNX file ({type(exc).__name__}); is it truncated?") from exc
     if not model.graph.node:
         raise error(f"{path} holds no graph nodes; is it truncated or not an ONNX model?")

@@ -4,4 +4,3 @@ passed, failed, was skipped (it could have run and did not, saying why) or does 
 from __future__ import annotations
 
 PASS, FAIL, SKIP, NA = "pass", "fail", "skip", "n/a"
-STATUSES = (PASS, FAIL, SKIP, NA)

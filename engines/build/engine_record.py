@@ -17,8 +17,8 @@ from typing import Any
 from facebatch.configs.precision import Precision
 from facebatch.configs.spec import ModelSpec, ShapeRange
 from facebatch.configs.spec_io import spec_from_dict, spec_to_dict
-from facebatch.publish import sidecar_path
 from facebatch.errors import SpecError
+from facebatch.publish import sidecar_path
 
 ENGINE_FORMAT = 1
 ENGINE_SUFFIX = ".plan"
@@ -70,8 +70,13 @@ class EngineProfile:
     shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]  # input → (min, opt, max)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"batch": asdict(self.batch), "size": list(self.size),
-                "shapes": {name: {"min": list(s[0]), "opt": list(s[1]), "max": list(s[2])} for name, s in self.shapes.items()}}
+        return {
+            "batch": asdict(self.batch),
+            "size": list(self.size),
+            "shapes": {
+                name: {"min": list(s[0]), "opt": list(s[1]), "max": list(s[2])} for name, s in self.shapes.items()
+            },
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EngineProfile:
@@ -90,8 +95,10 @@ def engine_profile(
     exported with ``--dynamic-size`` has no size of its own to build at, so it needs one."""
     if spec.dynamic_size and size is None:
         h, w = spec.input_size
-        raise SpecError(f"{spec.name} has a symbolic input size (exported with --dynamic-size): an engine is built for one; "
-                        f"pass --size, e.g. --size {h}x{w}")
+        raise SpecError(
+            f"{spec.name} has a symbolic input size (exported with --dynamic-size): an engine is built for one; "
+            f"pass --size, e.g. --size {h}x{w}"
+        )
     if size is not None and not spec.dynamic_size and tuple(size) != tuple(spec.input_size):
         h, w = spec.input_size
         raise SpecError(f"{spec.name} runs at {h}x{w} only; drop --size {size[0]}x{size[1]}")
@@ -138,12 +145,22 @@ class EngineRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "format": ENGINE_FORMAT, "engine": self.engine, "sha256": self.sha256, "precision": self.precision.value,
-            "tensorrt_version": self.tensorrt_version, "gpu": asdict(self.gpu), "profile": self.profile.to_dict(),
+            "format": ENGINE_FORMAT,
+            "engine": self.engine,
+            "sha256": self.sha256,
+            "precision": self.precision.value,
+            "tensorrt_version": self.tensorrt_version,
+            "gpu": asdict(self.gpu),
+            "profile": self.profile.to_dict(),
             "recipe": asdict(self.recipe) | {"onnx_precision": self.recipe.onnx_precision.value},
-            "spec": spec_to_dict(self.spec), "source_onnx": self.source_onnx, "reference_onnx": self.reference_onnx,
-            "builder": self.builder, "build_seconds": self.build_seconds, "verification": self.verification,
-            "environment": self.environment, "created": self.created,
+            "spec": spec_to_dict(self.spec),
+            "source_onnx": self.source_onnx,
+            "reference_onnx": self.reference_onnx,
+            "builder": self.builder,
+            "build_seconds": self.build_seconds,
+            "verification": self.verification,
+            "environment": self.environment,
+            "created": self.created,
         }
 
     @classmethod
@@ -152,12 +169,22 @@ class EngineRecord:
             raise SpecError(f"engine sidecar format {data.get('format')!r} is not {ENGINE_FORMAT}; rebuild the engine")
         recipe = data["recipe"]
         return cls(
-            engine=data["engine"], sha256=data["sha256"], precision=Precision(data["precision"]),
-            tensorrt_version=data["tensorrt_version"], gpu=GpuInfo(**data["gpu"]), profile=EngineProfile.from_dict(data["profile"]),
-            recipe=BuildRecipe(Precision(recipe["onnx_precision"]), bool(recipe["strongly_typed"]), bool(recipe["fp16_flag"])),
-            spec=spec_from_dict(data["spec"]), source_onnx=data["source_onnx"], reference_onnx=data["reference_onnx"],
-            builder=data.get("builder", {}), build_seconds=float(data.get("build_seconds", 0.0)),
-            verification=data.get("proof") or data.get("verification", {}), environment=data.get("environment", {}),
+            engine=data["engine"],
+            sha256=data["sha256"],
+            precision=Precision(data["precision"]),
+            tensorrt_version=data["tensorrt_version"],
+            gpu=GpuInfo(**data["gpu"]),
+            profile=EngineProfile.from_dict(data["profile"]),
+            recipe=BuildRecipe(
+                Precision(recipe["onnx_precision"]), bool(recipe["strongly_typed"]), bool(recipe["fp16_flag"])
+            ),
+            spec=spec_from_dict(data["spec"]),
+            source_onnx=data["source_onnx"],
+            reference_onnx=data["reference_onnx"],
+            builder=data.get("builder", {}),
+            build_seconds=float(data.get("build_seconds", 0.0)),
+            verification=data.get("proof") or data.get("verification", {}),
+            environment=data.get("environment", {}),
             created=data.get("created", ""),
         )
 
@@ -167,7 +194,9 @@ class EngineRecord:
     def sidecar_body(self) -> dict[str, Any]:
         """The engine's own sidecar fields: what ``facebatch.publish``'s header (sha256, created,
         environment, proof) does not already say."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("sha256", "created", "environment", "verification")}
+        return {
+            k: v for k, v in self.to_dict().items() if k not in ("sha256", "created", "environment", "verification")
+        }
 
 
 def read_engine_record(plan: Path) -> EngineRecord:
@@ -177,8 +206,10 @@ def read_engine_record(plan: Path) -> EngineRecord:
         raise SpecError(f"engine {plan} does not exist; build it with 'facebatch build MODEL.onnx'")
     sidecar = sidecar_path(plan)
     if not sidecar.is_file():
-        raise SpecError(f"engine {plan.name} has no sidecar {sidecar.name} beside it; facebatch needs it to know the "
-                        "engine's spec, profile and the GPU it was built for: rebuild it with 'facebatch build'")
+        raise SpecError(
+            f"engine {plan.name} has no sidecar {sidecar.name} beside it; facebatch needs it to know the "
+            "engine's spec, profile and the GPU it was built for: rebuild it with 'facebatch build'"
+        )
     try:
         return EngineRecord.from_dict(json.loads(sidecar.read_text()))
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -205,7 +236,11 @@ def check_engine_compatible(record: EngineRecord, tensorrt_version: str, gpu: Gp
     if record.tensorrt_version != tensorrt_version:
         problems.append(f"TensorRT {record.tensorrt_version}, this machine has TensorRT {tensorrt_version}")
     if record.gpu.compute_capability != gpu.compute_capability:
-        problems.append(f"compute capability {record.gpu.compute_capability} ({record.gpu.name}), "
-                        f"this GPU is {gpu.compute_capability} ({gpu.name})")
+        problems.append(
+            f"compute capability {record.gpu.compute_capability} ({record.gpu.name}), "
+            f"this GPU is {gpu.compute_capability} ({gpu.name})"
+        )
     if problems:
-        raise SpecError(f"engine {record.engine} was built for {' and '.join(problems)}; rebuild it here with 'facebatch build'")
+        raise SpecError(
+            f"engine {record.engine} was built for {' and '.join(problems)}; rebuild it here with 'facebatch build'"
+        )

@@ -51,8 +51,10 @@ class Fp16Conversion:
 
     def describe(self) -> str:
         io = "FP16 inputs and outputs" if self.fp16_io else "FP32 inputs and outputs (Cast at the edges)"
-        return (f"{io}; {len(self.op_block_list)} op types kept FP32 ({', '.join(self.present_blocked)} in this graph); "
-                f"{self.flushed} tiny weights raised to {MIN_POSITIVE:g}, {self.clamped} huge ones clamped to {MAX_FINITE:g}")
+        return (
+            f"{io}; {len(self.op_block_list)} op types kept FP32 ({', '.join(self.present_blocked)} in this graph); "
+            f"{self.flushed} tiny weights raised to {MIN_POSITIVE:g}, {self.clamped} huge ones clamped to {MAX_FINITE:g}"
+        )
 
     @property
     def present_blocked(self) -> list[str]:
@@ -102,7 +104,9 @@ def check_batch_kept(before: onnx.ModelProto, after: onnx.ModelProto) -> None:
         raise SpecError(f"FP16 conversion changed the batch axis of {', '.join(changed)}; nothing was written")
 
 
-def convert_to_fp16(model: onnx.ModelProto, spec: ModelSpec, fp16_io: bool = False, seeded: bool = False) -> Fp16Conversion:
+def convert_to_fp16(
+    model: onnx.ModelProto, spec: ModelSpec, fp16_io: bool = False, seeded: bool = False
+) -> Fp16Conversion:
     """The FP16 graph of ``model`` (left untouched) with ``spec`` at FP16 tolerances (those
     of seeded weights when ``seeded``)."""
     spec.require_fp32()
@@ -113,8 +117,13 @@ def convert_to_fp16(model: onnx.ModelProto, spec: ModelSpec, fp16_io: bool = Fal
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one warning per tensor with out-of-range values: counted per value below
         try:
-            converted = float16.convert_float_to_float16(source, min_positive_val=MIN_POSITIVE, max_finite_val=MAX_FINITE,
-                                                         keep_io_types=not fp16_io, op_block_list=list(blocked))
+            converted = float16.convert_float_to_float16(
+                source,
+                min_positive_val=MIN_POSITIVE,
+                max_finite_val=MAX_FINITE,
+                keep_io_types=not fp16_io,
+                op_block_list=list(blocked),
+            )
         except ValueError as exc:  # e.g. "The model is already converted to float16"
             raise SpecError(f"cannot convert {spec.name} to FP16: {str(exc).splitlines()[0]}") from None
     flushed, clamped = out_of_range_weights(model)
@@ -126,7 +135,9 @@ def convert_to_fp16(model: onnx.ModelProto, spec: ModelSpec, fp16_io: bool = Fal
     return Fp16Conversion(converted, spec.at_fp16(seeded), fp16_io, blocked, flushed, clamped)
 
 
-def stamp_fp16(conversion: Fp16Conversion, source_props: dict[str, str], source_name: str, source_sha256: str) -> onnx.ModelProto:
+def stamp_fp16(
+    conversion: Fp16Conversion, source_props: dict[str, str], source_name: str, source_sha256: str
+) -> onnx.ModelProto:
     """The converted model with the source's metadata, its FP16 spec, the precision and where it came from."""
     model = conversion.model
     props = dict(source_props)

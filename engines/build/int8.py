@@ -43,9 +43,10 @@ import numpy as np
 import onnx
 
 from facebatch.configs.precision import Precision
-from facebatch.engines.build.int8_recipes import ACTIVATIONS, RECIPES, Int8Recipe
 from facebatch.configs.spec import ModelSpec
 from facebatch.configs.spec_io import SPEC_PROP, spec_to_dict
+from facebatch.engines.build.int8_recipes import ACTIVATIONS, RECIPES, Int8Recipe
+from facebatch.engines.runners.onnxruntime_runner import onnxruntime_quiet
 from facebatch.errors import ExportError
 from facebatch.onnx_graph import io_dims
 
@@ -68,8 +69,10 @@ class Int8Quantization:
     def describe(self) -> str:
         ops = ", ".join(f"{count} {op}" for op, count in sorted(self.quantized_nodes.items(), key=lambda kv: -kv[1]))
         channel = "per-channel" if self.per_channel else "per-tensor"
-        return (f"{QUANT_FORMAT}, {self.recipe.describe()} ({channel}), min/max over {self.calibration_frames} calibration frames, "
-                f"made on a CPU of class {self.cpu_class or 'unknown'}; INT8: {ops or 'nothing'}")
+        return (
+            f"{QUANT_FORMAT}, {self.recipe.describe()} ({channel}), min/max over {self.calibration_frames} calibration frames, "
+            f"made on a CPU of class {self.cpu_class or 'unknown'}; INT8: {ops or 'nothing'}"
+        )
 
 
 def calibration_hash(sources: Sequence[str], frames: np.ndarray) -> str:
@@ -94,8 +97,10 @@ def _quantized_nodes(model: onnx.ModelProto) -> dict[str, int]:
 def _check_batch_symbolic(model: onnx.ModelProto, label: str) -> None:
     fixed = {name: dims[0] for name, dims in io_dims(model).items() if not dims or not isinstance(dims[0], str)}
     if fixed:
-        raise ExportError(f"quantising {label} fixed the batch axis of {', '.join(f'{n} ({d})' for n, d in fixed.items())}; "
-                          "nothing was written")
+        raise ExportError(
+            f"quantising {label} fixed the batch axis of {', '.join(f'{n} ({d})' for n, d in fixed.items())}; "
+            "nothing was written"
+        )
 
 
 def _at_least_opset(source: Path, upgraded: Path) -> Path:
@@ -116,8 +121,15 @@ def _input_convs(model_path: Path) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type == "Conv" and n.input and n.input[0] in inputs and n.name]
 
 
-def quantize_to_int8(source: Path, spec: ModelSpec, frames: np.ndarray, per_channel: bool = True,
-                     min_cosine: float | None = None, recipe: Int8Recipe = RECIPES["u8s8"], cpu_class: str = "") -> Int8Quantization:
+def quantize_to_int8(
+    source: Path,
+    spec: ModelSpec,
+    frames: np.ndarray,
+    per_channel: bool = True,
+    min_cosine: float | None = None,
+    recipe: Int8Recipe = RECIPES["u8s8"],
+    cpu_class: str = "",
+) -> Int8Quantization:
     """Quantise ``source`` (an FP32 ONNX file) with ``frames`` [N, 3, H, W] as calibration, the
     ``recipe`` way; ``min_cosine``: the embedding cosine the INT8 spec will hold it to."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -129,13 +141,15 @@ def quantize_to_int8(source: Path, spec: ModelSpec, frames: np.ndarray, per_chan
 
     class Frames(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches: Iterator[np.ndarray] = iter(frames[i : i + CALIBRATION_BATCH] for i in range(0, len(frames), CALIBRATION_BATCH))
+            self.batches: Iterator[np.ndarray] = iter(
+                frames[i : i + CALIBRATION_BATCH] for i in range(0, len(frames), CALIBRATION_BATCH)
+            )
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self.batches, None)
             return None if batch is None else {input_name: np.ascontiguousarray(batch, dtype=np.float32)}
 
-    with tempfile.TemporaryDirectory(prefix="facebatch-int8-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="facebatch-int8-") as scratch, onnxruntime_quiet():
         prepared, quantized = Path(scratch) / "prepared.onnx", Path(scratch) / "int8.onnx"
         try:
             source = _at_least_opset(source, Path(scratch) / "upgraded.onnx")
@@ -144,32 +158,61 @@ def quantize_to_int8(source: Path, spec: ModelSpec, frames: np.ndarray, per_chan
             quant_pre_process(str(source), str(prepared), skip_optimization=True, skip_symbolic_shape=False)
             kept = _input_convs(prepared) if recipe.input_convs_fp32 else []
             weights = QuantType.QUInt8 if recipe.weights == "uint8" else QuantType.QInt8
-            quantize_static(str(prepared), str(quantized), Frames(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            reduce_range=recipe.reduce_range, activation_type=QuantType.QUInt8, weight_type=weights,
-                            nodes_to_exclude=kept)
+            quantize_static(
+                str(prepared),
+                str(quantized),
+                Frames(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=per_channel,
+                reduce_range=recipe.reduce_range,
+                activation_type=QuantType.QUInt8,
+                weight_type=weights,
+                nodes_to_exclude=kept,
+            )
         except Exception as exc:  # onnxruntime's tools raise their own and plain exceptions
             message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise ExportError(f"onnxruntime could not quantise {source.name}: {message}") from None
         model = onnx.load(str(quantized))
     _check_batch_symbolic(model, source.name)
-    return Int8Quantization(model, spec.at_int8(min_cosine), per_channel, len(frames), _quantized_nodes(model), recipe, cpu_class,
-                            tuple(kept))
+    return Int8Quantization(
+        model,
+        spec.at_int8(min_cosine),
+        per_channel,
+        len(frames),
+        _quantized_nodes(model),
+        recipe,
+        cpu_class,
+        tuple(kept),
+    )
 
 
-def stamp_int8(quantization: Int8Quantization, source_props: dict[str, str], source_name: str, source_sha256: str,
-               calibration_sha256: str) -> onnx.ModelProto:
+def stamp_int8(
+    quantization: Int8Quantization,
+    source_props: dict[str, str],
+    source_name: str,
+    source_sha256: str,
+    calibration_sha256: str,
+) -> onnx.ModelProto:
     """The quantised model with the source's metadata, its INT8 spec, the precision and where it came from."""
     model = quantization.model
     props = dict(source_props)
     props |= {
         SPEC_PROP: json.dumps(spec_to_dict(quantization.spec), sort_keys=True),
         "precision": Precision.INT8.value,
-        "quantization": json.dumps({"format": QUANT_FORMAT, "recipe": quantization.recipe.name,
-                                    "weights": quantization.recipe.weights, "reduce_range": quantization.recipe.reduce_range,
-                                    "activations": ACTIVATIONS, "kept_fp32": list(quantization.kept_fp32),
-                                    "per_channel": quantization.per_channel, "calibration": "minmax",
-                                    "calibration_frames": quantization.calibration_frames,
-                                    "cpu_class": quantization.cpu_class}),
+        "quantization": json.dumps(
+            {
+                "format": QUANT_FORMAT,
+                "recipe": quantization.recipe.name,
+                "weights": quantization.recipe.weights,
+                "reduce_range": quantization.recipe.reduce_range,
+                "activations": ACTIVATIONS,
+                "kept_fp32": list(quantization.kept_fp32),
+                "per_channel": quantization.per_channel,
+                "calibration": "minmax",
+                "calibration_frames": quantization.calibration_frames,
+                "cpu_class": quantization.cpu_class,
+            }
+        ),
         "calibration_sha256": calibration_sha256,
         "source_onnx": source_name,
         "source_sha256": source_sha256,

@@ -23,12 +23,15 @@ class Int8Recipe:
         return f"{self.name}: {self.weights} weights ({bits}), {ACTIVATIONS} activations{kept}"
 
 
-RECIPES = {r.name: r for r in (
-    Int8Recipe("u8s8"),
-    Int8Recipe("u8s8-input-fp32", input_convs_fp32=True),
-    Int8Recipe("u8s8-7bit", reduce_range=True),
-    Int8Recipe("u8u8", weights="uint8"),
-)}
+RECIPES = {
+    r.name: r
+    for r in (
+        Int8Recipe("u8s8"),
+        Int8Recipe("u8s8-input-fp32", input_convs_fp32=True),
+        Int8Recipe("u8s8-7bit", reduce_range=True),
+        Int8Recipe("u8u8", weights="uint8"),
+    )
+}
 # The candidates quantize tries on each CPU class (facebatch.environment.int8_cpu_class), most accurate kept.
 RECIPES_FOR_CPU = {
     "vnni": ("u8s8", "u8s8-input-fp32"),

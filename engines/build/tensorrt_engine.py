@@ -24,7 +24,10 @@ class BuilderSettings:
     timing_cache: Path | None = None  # read when it exists, written back after the build
 
     def to_dict(self) -> dict[str, object]:
-        return {"workspace_gib": self.workspace_gib, "timing_cache": str(self.timing_cache) if self.timing_cache else None}
+        return {
+            "workspace_gib": self.workspace_gib,
+            "timing_cache": str(self.timing_cache) if self.timing_cache else None,
+        }
 
 
 @dataclass
@@ -34,7 +37,9 @@ class BuiltEngine:
     seconds: float
 
 
-def build_engine(onnx_path: Path, recipe: BuildRecipe, profile: EngineProfile, settings: BuilderSettings) -> BuiltEngine:
+def build_engine(
+    onnx_path: Path, recipe: BuildRecipe, profile: EngineProfile, settings: BuilderSettings
+) -> BuiltEngine:
     trt = import_tensorrt()
     from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath, Profile
     from polygraphy.exception import PolygraphyException
@@ -46,12 +51,18 @@ def build_engine(onnx_path: Path, recipe: BuildRecipe, profile: EngineProfile, s
         trt_profile.add(name, min=low, opt=opt, max=high)
     pools = {trt.MemoryPoolType.WORKSPACE: int(settings.workspace_gib * (1 << 30))} if settings.workspace_gib else None
     cache = settings.timing_cache
-    config = CreateConfig(fp16=recipe.fp16_flag or None, profiles=[trt_profile], memory_pool_limits=pools,
-                          load_timing_cache=str(cache) if cache is not None and cache.is_file() else None)
+    config = CreateConfig(
+        fp16=recipe.fp16_flag or None,
+        profiles=[trt_profile],
+        memory_pool_limits=pools,
+        load_timing_cache=str(cache) if cache is not None and cache.is_file() else None,
+    )
     network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=recipe.strongly_typed or None)
     started = time.perf_counter()
     try:
-        data = EngineBytesFromNetwork(network, config=config, save_timing_cache=str(cache) if cache is not None else None)()
+        data = EngineBytesFromNetwork(
+            network, config=config, save_timing_cache=str(cache) if cache is not None else None
+        )()
     except PolygraphyException as exc:
         raise EngineError(f"TensorRT could not build {onnx_path.name}: {first_line(exc)}") from None
     return BuiltEngine(bytes(data), trt.__version__, time.perf_counter() - started)

@@ -7,8 +7,9 @@ graph with its batch made symbolic, without writing them to disk).
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,23 @@ def _meta(arg) -> TensorMeta:  # onnxruntime NodeArg
         raise EngineError(f"tensor {arg.name} has type {arg.type}, which facebatch does not feed or read")
     shape = tuple(d if isinstance(d, (int, str)) else None for d in arg.shape)
     return TensorMeta(arg.name, np.dtype(dtype), shape)
+
+
+ORT_WARNING, ORT_ERROR = 2, 3  # onnxruntime's log severities
+
+
+@contextlib.contextmanager
+def onnxruntime_quiet() -> Iterator[None]:
+    """onnxruntime's own C++ log held to errors while a tool that makes its own sessions runs (the
+    quantiser's calibration prints graph clean-up notes such as CleanUnusedInitializersAndNodeArgs,
+    in colour, before our lines; nothing a user acts on)."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(ORT_ERROR)
+    try:
+        yield
+    finally:
+        ort.set_default_logger_severity(ORT_WARNING)
 
 
 def session_options(intra_op_threads: int | None, spin_wait: bool = True):  # onnxruntime.SessionOptions

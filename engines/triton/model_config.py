@@ -27,7 +27,6 @@ TRITON_TYPES = {
     np.dtype(np.bool_): "TYPE_BOOL",
     np.dtype(object): "TYPE_STRING",
 }
-NUMPY_TYPES = {name: dtype for dtype, name in TRITON_TYPES.items()}
 KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU"}
 
 

@@ -21,16 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from facebatch.configs.spec import BATCH
 from facebatch.configs.spec_io import spec_from_dict
 from facebatch.engines.pipeline.face_pipeline import FaceModels, FacePipeline, ImageFaces, PipelineSettings
 from facebatch.engines.pipeline.preprocess import decode_image
+from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.engines.runners.base import Runner, TensorMeta, first_line
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.triton_bls_runner import TritonBlsRunner
 from facebatch.engines.triton.settings import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_FILE
 from facebatch.errors import FacebatchError, SpecError
-
-BATCH_SYMBOL = "batch"
 
 
 class FacebatchModel:
@@ -116,7 +116,7 @@ class OnnxModel(FacebatchModel):
 
 def _metas(tensors: list[dict]) -> list[TensorMeta]:
     return [
-        TensorMeta(t["name"], np.dtype(t["dtype"]), (BATCH_SYMBOL, *(d if d > 0 else None for d in t["dims"])))
+        TensorMeta(t["name"], np.dtype(t["dtype"]), (BATCH, *(d if d > 0 else None for d in t["dims"])))
         for t in tensors
     ]
 
@@ -173,8 +173,8 @@ class FacePipelineModel(FacebatchModel):
             return max(1, min(spec_max, served_max))
 
         settings = PipelineSettings(
-            det_thresh=float(self.parameter("det_thresh", "0.5")),
-            nms_thresh=float(self.parameter("nms_thresh", "0.4")),
+            det_thresh=float(self.parameter("det_thresh", str(DET_THRESH))),
+            nms_thresh=float(self.parameter("nms_thresh", str(NMS_THRESH))),
             max_faces=int(self.parameter("max_faces", "0")),
             batch_size=served_batch(det_spec.batch.max, det["max_batch_size"]),
             embed_batch_size=served_batch(emb_spec.batch.max, emb["max_batch_size"]),

@@ -19,4 +19,3 @@ DEFAULT_METRICS_PORT = 8002
 READY_TIMEOUT_S = 180.0  # a python-backend model imports onnxruntime and OpenCV in its own process
 STOP_TIMEOUT_S = 30.0
 DEFAULT_CONCURRENCY = (1, 2, 4, 8, 16)
-DEFAULT_TRITON_SECONDS = 5.0  # measured per concurrency level

@@ -18,22 +18,15 @@ import torch
 from torch import nn
 
 from facebatch.errors import WeightsError
+from facebatch.filetypes import file_kind
 
 OPTIONAL_KEYS = ("integral.project", "num_batches_tracked")  # buffers some checkpoints lack
 LISTED = 6
 
 
-# What a file starts with, for files that are plainly not a checkpoint.
-NOT_CHECKPOINTS = {
-    b"\xff\xd8\xff": "a JPEG image",
-    b"\x89PNG": "a PNG image",
-    b"GIF8": "a GIF image",
-    b"%PDF": "a PDF document",
-    b"\x1f\x8b": "a gzip archive",
-    b"\x08": "an ONNX model or another protobuf (ONNX weights take a .onnx name)",
-}
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format
 PICKLE_PROTO = b"\x80"  # torch's legacy format and plain pickles start with a protocol opcode
+ONNX_HINT = " (ONNX weights take a .onnx name)"
 
 
 def _not_a_checkpoint(path: Path) -> str | None:
@@ -42,10 +35,10 @@ def _not_a_checkpoint(path: Path) -> str | None:
         head = handle.read(8)
     if head.startswith((ZIP_MAGIC, PICKLE_PROTO)):
         return None
-    for magic, what in NOT_CHECKPOINTS.items():
-        if head.startswith(magic):
-            return what
-    return "not a zip archive or a pickle" if head else "empty"
+    kind = file_kind(path)
+    if kind is None:
+        return "not a zip archive or a pickle"
+    return kind + (ONNX_HINT if kind.startswith("an ONNX") else "")
 
 
 def _refused_object(message: str) -> str:

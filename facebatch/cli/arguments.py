@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 
 from facebatch.configs.arcface import EMBEDDING_SIZE
@@ -366,14 +367,14 @@ def pipeline_models(args: argparse.Namespace, embed: bool):  # (ModelFile, Model
     """The detector (and embedder) the pipeline flags name, each checked to be what its flag says."""
     from facebatch.configs.embedder import read_embedder_description, read_embedder_file
     from facebatch.configs.family import describe_family
-    from facebatch.configs.model_file import default_artifact, read_model_file
+    from facebatch.configs.model_file import default_artifact, face_embedder_doubts, read_model_file
 
-    detector = read_model_file(args.detector or default_artifact("detector"), size=args.size)
+    detector = read_model_file(args.detector or _picked(default_artifact("detector"), "--detector"), size=args.size)
     if detector.family.is_embedder:
         raise SpecError(f"{detector.path.name} is an embedder; pass an SCRFD detector as --detector")
     if not embed:
         return detector, None
-    path, description = args.embedder or default_artifact("embedder"), None
+    path, description = args.embedder or _picked(default_artifact("embedder"), "--embedder"), None
     if path.suffix.lower() in (".yaml", ".yml"):
         if args.embedder_spec is not None:
             raise SpecError(f"--embedder {path.name} is a spec already; drop --embedder-spec")
@@ -383,7 +384,21 @@ def pipeline_models(args: argparse.Namespace, embed: bool):  # (ModelFile, Model
     embedder = read_model_file(path, description)
     if not embedder.family.is_embedder:
         raise SpecError(f"{path.name} is {describe_family(embedder.family)}; pass an embedder as --embedder")
+    doubts = face_embedder_doubts(embedder)
+    if doubts:
+        raise SpecError(
+            f"{path.name} does not look like a face embedder: {'; '.join(doubts)}; its cosines would mean "
+            "nothing. Pass a face embedder (an ArcFace model, or one made batchable by fix) as --embedder"
+        )
+    for note in embedder.notes:
+        print(f"note: {path.name}: {note} (describe it with --embedder-spec if it differs)", file=sys.stderr)
     return detector, embedder
+
+
+def _picked(path: Path, flag: str) -> Path:
+    """A model taken from build/onnx because its flag was not given: say which."""
+    print(f"note: using {path} ({flag} names another)", file=sys.stderr)
+    return path
 
 
 def pipeline_settings(args: argparse.Namespace):  # PipelineSettings

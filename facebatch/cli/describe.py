@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -53,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
         input=spec.input.name,
         output=spec.outputs[0].name,
     )
-    text = embedder_yaml(resolved, stated, args.model_file.name)
+    folder = Path(".") if args.output_file is None else args.output_file.parent  # model: is relative to the spec
+    text = embedder_yaml(
+        resolved, stated, args.model_file.name, os.path.relpath(args.model_file.resolve(), folder.resolve())
+    )
     if args.output_file is None:
         sys.stdout.write(text)
     else:

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from facebatch.cli import arguments
-from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE
+from facebatch.configs.arcface import DEFAULT_ARCFACE
+from facebatch.configs.scrfd import DEFAULT_SCRFD, DEFAULT_SCRFD_SIZE
 from facebatch.engines.bench.regression import DEFAULT_MAX_SLOWDOWN
 from facebatch.workflows.release.settings import (
     RELEASE_BACKENDS,
@@ -17,9 +18,6 @@ from facebatch.workflows.release.settings import (
     RELEASE_OUT,
     REQUIRABLE,
 )
-
-DEFAULT_DETECTOR = "scrfd_10g_bnkps"
-DEFAULT_EMBEDDER = "arcface_r50"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -41,7 +39,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--detector",
         metavar="MODEL",
-        help=f"the detector to export (default {DEFAULT_DETECTOR}, unless --artifact is given)",
+        help=f"the detector to export (default {DEFAULT_SCRFD}, unless --artifact is given)",
     )
     parser.add_argument(
         "--detector-weights", type=Path, metavar="FILE", help="its weights (default: seeded, for checking the pipeline)"
@@ -56,7 +54,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--embedder",
         metavar="MODEL",
-        help=f"the embedder to export (default {DEFAULT_EMBEDDER}, unless --artifact is given)",
+        help=f"the embedder to export (default {DEFAULT_ARCFACE}, unless --artifact is given)",
     )
     parser.add_argument("--embedder-weights", type=Path, metavar="FILE", help="its weights (default: seeded)")
     parser.add_argument(
@@ -200,14 +198,14 @@ def run(args: argparse.Namespace) -> int:
     if args.detector or args.detector_weights or not args.artifact:
         models.append(
             ModelRequest(
-                args.detector or _default(args.detector_weights, DEFAULT_DETECTOR),
+                args.detector or _default(args.detector_weights, DEFAULT_SCRFD),
                 args.detector_weights,
                 (args.size, args.size),
             )
         )
     if args.embedder or args.embedder_weights or not args.artifact:
         models.append(
-            ModelRequest(args.embedder or _default(args.embedder_weights, DEFAULT_EMBEDDER), args.embedder_weights)
+            ModelRequest(args.embedder or _default(args.embedder_weights, DEFAULT_ARCFACE), args.embedder_weights)
         )
     references = {name: reference if reference == "torch" else Path(reference) for name, reference in args.references}
     options = ReleaseOptions(

@@ -72,7 +72,7 @@ def _fp16_model(target: ModelFile, options: ConvertOptions) -> tuple[onnx.ModelP
     return stamp_fp16(conversion, target.props, target.path.name, target.sha256), conversion
 
 
-def _fp16_record(result: ConvertResult) -> dict[str, Any]:
+def _fp16_record(result: ConvertResult, weights: dict[str, Any]) -> dict[str, Any]:
     """The conversion's own sidecar fields (``facebatch.publish`` writes the header)."""
     conversion = result.conversion
     return {
@@ -89,12 +89,13 @@ def _fp16_record(result: ConvertResult) -> dict[str, Any]:
             t.name: {"atol": t.atol, "rtol": t.rtol, "min_cosine": t.min_cosine} for t in conversion.spec.outputs
         },
         "spec": spec_to_dict(conversion.spec),
+        "weights": weights,  # the source's weights record: verify --reference torch rebuilds the model from it
     }
 
 
 def source_record(source: ModelFile) -> dict[str, Any]:
-    """A derived artifact's source for its sidecar: the file, its sha256 and the weights it holds."""
-    return {"artifact": source.path.name, "sha256": source.sha256, "weights": source.recorded_weights}
+    """A derived artifact's source for its sidecar header: the file and its sha256."""
+    return {"artifact": source.path.name, "sha256": source.sha256}
 
 
 def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions | None = None) -> ConvertResult:
@@ -139,7 +140,7 @@ def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions 
         publish(
             candidate,
             "facebatch convert --fp16",
-            _fp16_record(result),
+            _fp16_record(result, target.recorded_weights),
             source=source_record(target),
             proof=report.proof_record(),
         )

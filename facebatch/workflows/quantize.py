@@ -471,7 +471,7 @@ def quantize_int8(source: Path, options: QuantizeOptions, out: Path | None = Non
             publish(
                 candidate,
                 "facebatch quantize",
-                _int8_record(result),
+                _int8_record(result, target.recorded_weights),
                 source=source_record(target),
                 proof={
                     "passed": result.passed,
@@ -487,7 +487,7 @@ def quantize_int8(source: Path, options: QuantizeOptions, out: Path | None = Non
     return result
 
 
-def _int8_record(result: QuantizeResult) -> dict[str, Any]:
+def _int8_record(result: QuantizeResult, weights: dict[str, Any]) -> dict[str, Any]:
     """The quantisation's own sidecar fields (``facebatch.publish`` writes the header)."""
     return {
         "precision": Precision.INT8.value,
@@ -503,4 +503,5 @@ def _int8_record(result: QuantizeResult) -> dict[str, Any]:
         },
         "speedups": result.speedups(),
         "spec": spec_to_dict(result.quantization.spec),
+        "weights": weights,  # the source's weights record
     }

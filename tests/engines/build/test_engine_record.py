@@ -30,23 +30,36 @@ H200 = GpuInfo("NVIDIA H200", "9.0")
 
 
 def detector(dynamic_size: bool = False):
-    return scrfd_spec("scrfd_10g_bnkps", head_layout(SCRFD_CONFIGS["scrfd_10g_bnkps"]), 320, 320, dynamic_size=dynamic_size)
+    return scrfd_spec(
+        "scrfd_10g_bnkps", head_layout(SCRFD_CONFIGS["scrfd_10g_bnkps"]), 320, 320, dynamic_size=dynamic_size
+    )
 
 
 def record(**changes) -> EngineRecord:
     spec = detector().at_fp16()
     base = EngineRecord(
-        engine="scrfd_10g_320_batch_fp16_b1-32.plan", sha256="ab" * 32, precision=Precision.FP16, tensorrt_version="10.13.0.35",
-        gpu=H200, profile=engine_profile(spec), recipe=build_recipe("10.13.0.35", Precision.FP16), spec=spec,
+        engine="scrfd_10g_320_batch_fp16_b1-32.plan",
+        sha256="ab" * 32,
+        precision=Precision.FP16,
+        tensorrt_version="10.13.0.35",
+        gpu=H200,
+        profile=engine_profile(spec),
+        recipe=build_recipe("10.13.0.35", Precision.FP16),
+        spec=spec,
         source_onnx={"file": "scrfd_10g_320_batch.onnx", "sha256": "cd" * 32},
-        reference_onnx={"file": "scrfd_10g_320_batch.onnx", "sha256": "cd" * 32}, builder={"workspace_gib": 4.0, "timing_cache": None},
-        build_seconds=41.5, verification={"passed": True}, created="2026-11-21T12:00:00+00:00",
+        reference_onnx={"file": "scrfd_10g_320_batch.onnx", "sha256": "cd" * 32},
+        builder={"workspace_gib": 4.0, "timing_cache": None},
+        build_seconds=41.5,
+        verification={"passed": True},
+        created="2026-11-21T12:00:00+00:00",
     )
     return replace(base, **changes)
 
 
 def test_tensorrt_10_builds_fp32_onnx_with_the_fp16_flag_and_11_builds_the_fp16_onnx_typed():
-    assert build_recipe("10.13.0.35", Precision.FP16) == BuildRecipe(Precision.FP32, strongly_typed=False, fp16_flag=True)
+    assert build_recipe("10.13.0.35", Precision.FP16) == BuildRecipe(
+        Precision.FP32, strongly_typed=False, fp16_flag=True
+    )
     assert build_recipe("11.0.0.1", Precision.FP16) == BuildRecipe(Precision.FP16, strongly_typed=True, fp16_flag=False)
     assert build_recipe("11.2.0", Precision.FP32) == BuildRecipe(Precision.FP32, strongly_typed=True, fp16_flag=False)
     assert build_recipe("10.0.1", Precision.FP32).fp16_flag is False
@@ -79,9 +92,17 @@ def test_a_dynamic_size_artifact_needs_a_size_and_a_fixed_one_refuses_another():
 
 
 def test_engine_names_say_precision_and_batch_range():
-    assert engine_filename("scrfd_10g_320_batch", Precision.FP16, ShapeRange(1, 16, 32)) == "scrfd_10g_320_batch_fp16_b1-32.plan"
-    assert engine_filename("arcface_r50_batch_fp16", Precision.FP16, ShapeRange(1, 16, 32)) == "arcface_r50_batch_fp16_b1-32.plan"
-    assert engine_filename("arcface_r50_batch", Precision.FP32, ShapeRange(2, 4, 8)) == "arcface_r50_batch_fp32_b2-8.plan"
+    assert (
+        engine_filename("scrfd_10g_320_batch", Precision.FP16, ShapeRange(1, 16, 32))
+        == "scrfd_10g_320_batch_fp16_b1-32.plan"
+    )
+    assert (
+        engine_filename("arcface_r50_batch_fp16", Precision.FP16, ShapeRange(1, 16, 32))
+        == "arcface_r50_batch_fp16_b1-32.plan"
+    )
+    assert (
+        engine_filename("arcface_r50_batch", Precision.FP32, ShapeRange(2, 4, 8)) == "arcface_r50_batch_fp32_b2-8.plan"
+    )
 
 
 def test_the_sidecar_round_trips_through_json(tmp_path: Path):
@@ -90,9 +111,16 @@ def test_the_sidecar_round_trips_through_json(tmp_path: Path):
     plan.write_bytes(b"plan bytes: no header")
     sidecar_path(plan).write_text(original.to_json())
     data = json.loads(sidecar_path(plan).read_text())
-    assert data["tensorrt_version"] == "10.13.0.35" and data["gpu"] == {"name": "NVIDIA H200", "compute_capability": "9.0"}
+    assert data["tensorrt_version"] == "10.13.0.35" and data["gpu"] == {
+        "name": "NVIDIA H200",
+        "compute_capability": "9.0",
+    }
     assert data["profile"]["shapes"]["input.1"]["max"] == [32, 3, 320, 320] and data["precision"] == "fp16"
-    assert data["builder"]["workspace_gib"] == 4.0 and data["build_seconds"] == 41.5 and data["source_onnx"]["sha256"] == "cd" * 32
+    assert (
+        data["builder"]["workspace_gib"] == 4.0
+        and data["build_seconds"] == 41.5
+        and data["source_onnx"]["sha256"] == "cd" * 32
+    )
     assert read_engine_record(plan) == original
     assert plan.read_bytes() == b"plan bytes: no header"  # facebatch writes nothing into the plan itself
 
@@ -114,7 +142,9 @@ def test_unreadable_or_missing_sidecars_are_one_clear_line(tmp_path: Path):
 
 def test_a_plan_for_another_tensorrt_or_gpu_is_refused_naming_both():
     check_engine_compatible(record(), "10.13.0.35", H200)
-    with pytest.raises(SpecError, match=r"built for TensorRT 10.13.0.35, this machine has TensorRT 10.14.1.48; rebuild it here"):
+    with pytest.raises(
+        SpecError, match=r"built for TensorRT 10.13.0.35, this machine has TensorRT 10.14.1.48; rebuild it here"
+    ):
         check_engine_compatible(record(), "10.14.1.48", H200)
     with pytest.raises(SpecError, match=r"compute capability 9.0 \(NVIDIA H200\), this GPU is 8.9 \(NVIDIA L4\)"):
         check_engine_compatible(record(), "10.13.0.35", GpuInfo("NVIDIA L4", "8.9"))
@@ -126,7 +156,9 @@ def test_the_trt_backend_finds_the_engine_built_from_exactly_this_onnx(tmp_path:
     onnx_path = tmp_path / "onnx" / "scrfd_10g_320_batch.onnx"
     onnx_path.parent.mkdir()
     onnx_path.write_bytes(b"onnx")
-    with pytest.raises(SpecError, match="no TensorRT engine built from scrfd_10g_320_batch.onnx .*run 'facebatch build"):
+    with pytest.raises(
+        SpecError, match="no TensorRT engine built from scrfd_10g_320_batch.onnx .*run 'facebatch build"
+    ):
         find_engine(onnx_path, "cd" * 32, detector())
     plan = tmp_path / "engines" / "scrfd_10g_320_batch_fp16_b1-32.plan"
     plan.parent.mkdir()

@@ -41,9 +41,14 @@ def test_fp16_io_makes_the_edges_fp16_and_the_runner_takes_fp32_frames(small_det
     frames = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
     with OnnxRuntimeRunner(path) as fp16, OnnxRuntimeRunner(small_detector) as fp32:
         assert fp16.inputs[0].dtype == np.float16
-        ours, reference = fp16.infer({"input.1": frames}), fp32.infer({"input.1": frames})  # FP32 frames are cast on the way in
+        ours, reference = (
+            fp16.infer({"input.1": frames}),
+            fp32.infer({"input.1": frames}),
+        )  # FP32 frames are cast on the way in
     for name in reference:
-        assert ours[name].dtype == np.float16 and np.max(np.abs(ours[name].astype(np.float32) - reference[name])) < 0.1, name
+        assert (
+            ours[name].dtype == np.float16 and np.max(np.abs(ours[name].astype(np.float32) - reference[name])) < 0.1
+        ), name
 
 
 def test_the_metadata_records_precision_and_source_and_the_spec_travels(small_detector: Path, tmp_path: Path):
@@ -63,7 +68,9 @@ def test_the_metadata_records_precision_and_source_and_the_spec_travels(small_de
 def tiny_model(weights: np.ndarray, batch: str | int = "batch") -> onnx.ModelProto:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, weights.size])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, weights.size])
-    graph = helper.make_graph([helper.make_node("Mul", ["x", "w"], ["y"])], "tiny", [x], [y], [numpy_helper.from_array(weights, "w")])
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "w"], ["y"])], "tiny", [x], [y], [numpy_helper.from_array(weights, "w")]
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
@@ -75,7 +82,9 @@ def test_weights_out_of_fp16_range_are_counted_per_value():
 def test_a_changed_batch_axis_is_refused():
     before = tiny_model(np.ones(3, np.float32))
     check_batch_kept(before, before)
-    with pytest.raises(SpecError, match=r"changed the batch axis of x: 'batch' → 1, y: 'batch' → 1; nothing was written"):
+    with pytest.raises(
+        SpecError, match=r"changed the batch axis of x: 'batch' → 1, y: 'batch' → 1; nothing was written"
+    ):
         check_batch_kept(before, tiny_model(np.ones(3, np.float32), batch=1))
     unknown = tiny_model(np.ones(3, np.float32), batch="batch")
     unknown.graph.output[0].type.tensor_type.shape.dim[0].Clear()  # dim 0 left unknown: shape inference may name it

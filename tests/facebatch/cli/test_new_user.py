@@ -202,3 +202,76 @@ def test_fix_of_the_official_detector_writes_proves_verifies_and_exits_0(
     check4 = [c for c in report["checks"] if c["number"] == 4]
     assert all(c["status"] == "pass" and "one frame at a time" in c["summary"] for c in check4)
     assert not error_lines(capsys)
+
+
+def classifier(path: Path) -> Path:
+    """A 10-class image classifier: one [N, 10] output from a Softmax, which family detection calls an embedder."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 112, 112])
+    y = helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 10])
+    weights = numpy_helper.from_array(np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32), "w")
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "w"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+    ]
+    graph = helper.make_graph(nodes, "classifier", [x], [y], [weights])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_compare_refuses_a_classifier_and_says_what_it_assumed_and_picked(
+    real_detector: Path, batch_embedder: Path, photos: list[Path], tmp_path: Path, capsys
+):
+    first, second = (next(p for p in photos if p.name == n) for n in ("obama_1.jpg", "biden_1.jpg"))
+    argv = ["compare", str(first), str(second), "--detector", str(real_detector)]
+    assert main([*argv, "--embedder", str(classifier(tmp_path / "classifier.onnx"))]) == 2
+    errors = error_lines(capsys)
+    assert (
+        len(errors) == 1 and "classifier.onnx does not look like a face embedder: its output has 10 values" in errors[0]
+    )
+    assert "comes from a Softmax" in errors[0]
+    assert main([*argv, "--embedder", str(batch_embedder)]) == 0
+    err = capsys.readouterr().err
+    assert "assuming ArcFace preprocessing" in err  # as verify and fix say it
+
+
+def test_a_spec_describe_writes_stands_for_its_model(
+    real_detector: Path, batch_embedder: Path, photos, tmp_path: Path, capsys
+):
+    spec = tmp_path / "specs" / "mfn.yaml"
+    spec.parent.mkdir()
+    assert main(["describe", str(batch_embedder), "-o", str(spec)]) == 0
+    assert "model: " in spec.read_text()
+    pair = [str(p) for p in photos if p.name in ("obama_1.jpg", "obama_2.jpg")]
+    assert main(["compare", *pair, "--detector", str(real_detector), "--embedder", str(spec)]) == 0
+    assert "same person" in capsys.readouterr().out
+    assert (
+        main(["verify", str(batch_embedder), "--embedder-spec", str(spec), "--batch-sizes", "1,2"]) == 0
+    )  # model: is no obstacle
+
+
+def test_argument_errors_are_one_line_and_verbose_works_after_the_command(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["compare", "a.jpg", "b.jpg", "--threshold", "5"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1 and "a cosine lies between -1 and 1, got 5" in err
+    with pytest.raises(SystemExit):
+        main(["detect", "photos", "--batch-size", "-3"])
+    assert "a batch size is a positive integer such as 8, got -3" in capsys.readouterr().err
+    assert main(["models", "--verbose"]) == 0
+
+
+def test_counts_read_as_sentences():
+    from facebatch.words import counted
+
+    assert counted(1, "face") == "1 face" and counted(2, "face") == "2 faces" and counted(0, "file") == "0 files"
+
+
+def test_a_photo_passed_as_a_model_is_called_a_photo(photos: list[Path], capsys):
+    assert main(["verify", str(photos[0])]) == 2
+    assert f"{photos[0].name} is not an ONNX model (it is a JPEG image); pass the .onnx file" in error_lines(capsys)[0]
