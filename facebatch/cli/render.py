@@ -133,6 +133,8 @@ def show_bench(console: Console, report: BenchReport) -> None:
                 f"  {run.backend}: {run.provider}, {run.precision}, {threads}; ms/frame "
                 + ", ".join(f"{t.batch}: {t.ms_per_frame:.2f}" for t in run.timings)
             )
+    for warning in report.spread_warnings():
+        console.print(f"[bold yellow]WARNING[/bold yellow] {warning}")
     for baseline in report.baselines:
         console.print(baseline.line())
     for comparison in report.comparisons:

@@ -16,3 +16,12 @@ def test_percentiles_throughput_and_time_per_frame_come_from_the_samples():
     assert data["p50_ms"] == pytest.approx(300.0) and data["fps"] == pytest.approx(8 / 0.3)
     with pytest.raises(ValueError):
         Latency(())
+
+
+def test_a_cell_whose_samples_spread_says_so():
+    from facebatch.engines.bench.timing import SPREAD_WARN, BatchTiming, Latency
+
+    busy = BatchTiming(32, Latency((3.29, 2.17, 1.79)))  # one batch-32 cell measured beside another job
+    warning = busy.spread_warning()
+    assert warning is not None and "spread from 1.79 to 3.29 s" in warning and f"> {SPREAD_WARN:g}" in warning
+    assert BatchTiming(32, Latency((2.0, 2.02, 1.98, 2.01))).spread_warning() is None  # an idle machine

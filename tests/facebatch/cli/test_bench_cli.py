@@ -46,7 +46,8 @@ def test_a_run_writes_json_markdown_and_plot_and_prints_the_table(
     assert (
         "ort-cpu FPS" in shown
         and "openvino / ort-cpu" in shown
-        and "vs det_500m.onnx on ort-cpu, batch 1 (alternating blocks)" in shown
+        and "vs det_500m.onnx on ort-cpu: the original runs" in shown
+        and "in blocks alternating with it, ours is" in shown
     )
     assert "alonsorobots_rtx5090.yaml has no figures for scrfd_500m_bnkps at 64x64" in shown
     data = json.loads((tmp_path / "b.json").read_text())
