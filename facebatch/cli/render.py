@@ -145,7 +145,7 @@ def show_bench(console: Console, report: BenchReport) -> None:
 def show_faces(console: Console, results: list[ImageFaces], times: StageTimes) -> None:
     """Per photo its faces (up to 40 rows; the JSON has all), then totals and stage times."""
     table = Table(title="faces", title_justify="left")
-    for column in ("photo", "size", "faces", "best score", "best box x1,y1,x2,y2"):
+    for column in ("photo", "size (HxW)", "faces", "best score", "best box x1,y1,x2,y2"):
         table.add_column(column)
     for result in results[:40]:
         if not result.ok:
@@ -156,7 +156,7 @@ def show_faces(console: Console, results: list[ImageFaces], times: StageTimes) -
         box = ",".join(f"{v:.0f}" for v in result.faces.boxes[best]) if best is not None else ""
         score = f"{result.faces.scores[best]:.3f}" if best is not None else ""
         table.add_row(
-            str(result.path.name), f"{result.image_size[1]}x{result.image_size[0]}", str(len(result)), score, box
+            str(result.path.name), f"{result.image_size[0]}x{result.image_size[1]}", str(len(result)), score, box
         )
     console.print(table)
     if len(results) > 40:

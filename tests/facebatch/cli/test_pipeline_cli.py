@@ -234,3 +234,14 @@ def test_bench_pipeline_sets_the_pipeline_beside_the_loop_and_insightface(
         assert data["ratios"]["insightface FaceAnalysis"] > 0
     markdown = (tmp_path / "p.md").read_text()
     assert "## Where the pipeline's time goes" in markdown and "## Same faces?" in markdown
+
+
+def test_the_detect_table_gives_sizes_as_height_x_width_like_size(real_detector: Path, photos: list[Path], capsys):
+    import cv2
+
+    photo = next(p for p in photos if p.name == "rob_lowe_1.jpg")
+    wide = next(p for p in photos if cv2.imread(str(p)).shape[0] != cv2.imread(str(p)).shape[1])
+    assert main(["detect", str(photo), str(wide), "--detector", str(real_detector)]) == 0
+    out = capsys.readouterr().out
+    height, width = cv2.imread(str(wide)).shape[:2]
+    assert "size (HxW)" in out and f"{height}x{width}" in out
