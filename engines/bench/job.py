@@ -80,7 +80,8 @@ def backend_family(provider: str) -> str:
 
 
 def hardware(provider: str, env: dict) -> str:
-    on_gpu = any(marker in provider for marker in ("CUDA", "Tensorrt", "torch-cuda"))
+    # onnxruntime's CUDA/TensorRT providers, the TensorRT runner ("TensorRT 11.4 on NVIDIA H200 …"), torch-cuda
+    on_gpu = any(marker in provider.lower() for marker in ("cuda", "tensorrt"))
     gpus = env.get("gpus") or []
     if on_gpu:
         return gpus[0]["name"] if gpus else "a GPU"

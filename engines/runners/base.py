@@ -111,7 +111,11 @@ class Runner(ABC):
 
     # -- the protocol -------------------------------------------------------------------------
     def __enter__(self) -> Runner:
-        inputs, outputs, provider = self._activate()
+        try:
+            inputs, outputs, provider = self._activate()
+        except BaseException:
+            self._deactivate()  # an activation that failed after allocating (device buffers) frees what it took
+            raise
         self.inputs, self.outputs, self.provider = tuple(inputs), tuple(outputs), provider
         self._active = True
         return self

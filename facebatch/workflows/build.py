@@ -21,6 +21,7 @@ from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.configs.precision import Precision, independence_atol
 from facebatch.engines.build.engine_record import (
     DEFAULT_ENGINE_DIR,
+    EngineProfile,
     EngineRecord,
     build_recipe,
     engine_filename,
@@ -57,7 +58,8 @@ class BuildOptions:
     batch_opt: int | None = None
     batch_max: int | None = None
     settings: BuilderSettings = field(default_factory=BuilderSettings)
-    out: Path | None = None
+    out: Path | None = None  # the plan's path; None: engine_filename inside out_dir
+    out_dir: Path = DEFAULT_ENGINE_DIR  # where the plan goes when out is None (a release: its engines/ beside onnx/)
     photos: Sequence[Path] = ()
     seed: int = 0
 
@@ -67,6 +69,12 @@ class EngineResult:
     path: Path
     record: EngineRecord
     notes: list[str] = field(default_factory=list)
+
+
+def engine_path(fp32: ModelFile, profile: EngineProfile, options: BuildOptions) -> Path:
+    """Where the plan goes: ``--out``, else ``<stem>_<precision>_b<min>-<max>.plan`` in ``out_dir``, the
+    name the ``trt`` backend looks for (``find_engine``: engines/ beside the ONNX's folder)."""
+    return options.out or Path(options.out_dir) / engine_filename(fp32.path.stem, options.precision, profile.batch)
 
 
 def fp32_source(target: ModelFile) -> ModelFile:
@@ -109,7 +117,7 @@ def build_engine_job(model_path: Path, options: BuildOptions) -> EngineResult:
         if recipe.onnx_precision is Precision.FP32
         else _fp16_artifact(fp32, options.photos, options.seed, notes)
     )
-    out = options.out or DEFAULT_ENGINE_DIR / engine_filename(fp32.path.stem, options.precision, profile.batch)
+    out = engine_path(fp32, profile, options)
     spec = fp32.spec.at_fp16(fp32.seeded) if options.precision is Precision.FP16 else fp32.spec
     with step(
         f"build a TensorRT {options.precision.value} engine from {parsed.name} ({recipe.describe()}), batch "

@@ -210,7 +210,7 @@ def engines_gate(release: ReleaseStaging) -> None:
     for path in release.artifacts:
 
         def run(path: Path = path) -> tuple[str, str]:
-            result = build_engine_job(path, BuildOptions(out=engines / path.name, photos=list(release.options.photos)))
+            result = build_engine_job(path, BuildOptions(out_dir=engines, photos=list(release.options.photos)))
             return (
                 PASS,
                 f"{result.path.name} ({result.record.precision.value}, batch {result.record.profile.batch.min}-{result.record.profile.batch.max})",

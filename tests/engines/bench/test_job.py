@@ -121,3 +121,13 @@ def test_a_missing_gpu_provider_falls_back_only_when_allowed_and_says_so(small_d
     )
     (run,) = bench_models([read_model_file(small_detector)], options, make_onnx_runner).runs
     assert run.backend == "ort-cuda" and run.provider == "CPUExecutionProvider"  # the report states what really ran
+
+
+def test_tensorrt_and_cuda_runs_name_the_gpu_as_their_hardware():
+    from facebatch.engines.bench.job import hardware
+
+    env = {"gpus": [{"name": "NVIDIA H200"}], "cpu": "AMD EPYC (2 cores)"}
+    assert hardware("TensorRT 11.4 on NVIDIA H200 (compute capability 9.0)", env) == "NVIDIA H200"
+    assert hardware("TensorrtExecutionProvider", env) == hardware("CUDAExecutionProvider", env) == "NVIDIA H200"
+    assert hardware("torch-cuda fp16 autocast", env) == "NVIDIA H200"
+    assert hardware("CPUExecutionProvider", env) == "AMD EPYC (2 cores)"

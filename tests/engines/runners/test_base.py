@@ -1,0 +1,29 @@
+"""The runner protocol itself: what every runtime gets from engines/runners/base.Runner."""
+
+import pytest
+
+
+def test_an_activation_that_fails_after_allocating_frees_what_it_took():
+    from facebatch.engines.runners.base import Runner
+    from facebatch.errors import EngineError
+
+    class HalfActivated(Runner):
+        def __init__(self) -> None:
+            super().__init__("half")
+            self.held: list[str] = []
+
+        def _activate(self):
+            self.held.append("device buffers")
+            raise EngineError("the engine needs another GPU")
+
+        def _deactivate(self) -> None:
+            self.held.clear()
+
+        def _infer(self, feed):
+            raise AssertionError("never runs")
+
+    runner = HalfActivated()
+    with pytest.raises(EngineError, match="another GPU"):
+        with runner:
+            pass
+    assert runner.held == []
