@@ -161,6 +161,7 @@ lint: $(STAMP) ## ruff: the rule set in pyproject.toml (F, I, E, B, UP) and the 
 	$(BIN)/ruff format --check .
 
 gpu-check: $(STAMP) ## where a CUDA GPU is: the gpu tests, then bench of build/onnx on ort-cuda (and trt where TensorRT is) → build/reports/
+	@$(BIN)/python -c 'import shutil, sys; shutil.which("nvidia-smi") or sys.exit("make gpu-check: no CUDA GPU here (nvidia-smi not found); run it on a machine with one")'
 	$(BIN)/python -m pytest -m gpu -v
 	@$(MAKE) --no-print-directory bench BENCH_BACKENDS=$$($(BIN)/python -c 'import importlib.util as u; print("ort-cuda,trt" if u.find_spec("tensorrt") else "ort-cuda")')
 
