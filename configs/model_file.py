@@ -68,7 +68,7 @@ class ModelFile:
     def recorded_weights(self) -> dict:
         """The weights record of the sidecar .json beside this file (export writes it), when
         that sidecar describes exactly this file (its sha256); {} otherwise."""
-        sidecar = sidecar_of(self.path)
+        sidecar = sidecar_of(self.path, self.sha256)  # the file is hashed once per ModelFile
         return (sidecar.get("weights") or {}) if sidecar is not None else {}
 
     @cached_property

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from facebatch import API
 from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.engines.bench.job import BenchOptions, bench_models
 from facebatch.engines.bench.measure import Budget
@@ -52,7 +53,7 @@ def photos(images: Sequence[PathLike]) -> list[Path]:
     return collect_images([Path(item) for item in images]) if images else []
 
 
-_photos = photos
+_photos = photos  # the functions below take a parameter named photos, which hides the function
 
 
 def open_pipeline(
@@ -160,30 +161,4 @@ def release(options: ReleaseOptions) -> ReleaseResult:
     return run_release(options)
 
 
-__all__ = [  # facebatch.API names the same (tests/facebatch/test_api.py holds them equal)
-    "export",
-    "verify_model",
-    "convert",
-    "quantize",
-    "fix",
-    "bench",
-    "release",
-    "check_release",
-    "photos",
-    "open_pipeline",
-    "FacePipeline",
-    "PipelineSettings",
-    "ImageFaces",
-    "read_model_file",
-    "ModelFile",
-    "ReleaseOptions",
-    "ModelRequest",
-    "ExportResult",
-    "VerifyReport",
-    "ConvertResult",
-    "QuantizeResult",
-    "FixResult",
-    "BenchReport",
-    "ReleaseResult",
-    "CheckResult",
-]
+__all__ = list(API)  # the names facebatch exports, listed once in facebatch/__init__.py

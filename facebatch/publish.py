@@ -69,7 +69,11 @@ class Draft:
 class Published:
     path: Path
     sidecar: Path
-    sha256: str
+    record: dict[str, Any]  # the sidecar as written
+
+    @property
+    def sha256(self) -> str:
+        return self.record["sha256"]
 
 
 def sidecar_path(artifact: Path) -> Path:
@@ -155,17 +159,20 @@ def publish(
     crash_point(ARTIFACT_RENAMED)
     os.replace(staged_sidecar, candidate.sidecar_target)
     crash_point(PUBLISHED)
-    return Published(candidate.target, candidate.sidecar_target, record["sha256"])
+    return Published(candidate.target, candidate.sidecar_target, record)
 
 
-def sidecar_of(artifact: Path) -> dict[str, Any] | None:
-    """The sidecar beside ``artifact`` when it describes exactly this file (its sha256); None when
-    there is none, it is unreadable, or it belongs to another version of the file."""
+def sidecar_of(artifact: Path, sha256: str | None = None) -> dict[str, Any] | None:
+    """The sidecar beside ``artifact`` when it describes exactly this file (its sha256, hashed here
+    unless the caller knows it); None when there is none, it is unreadable, or it belongs to another
+    version of the file."""
     path = sidecar_path(artifact)
     try:
         data = json.loads(path.read_text()) if path.is_file() else None
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or not Path(artifact).is_file() or data.get("sha256") != file_sha256(Path(artifact)):
+    if not isinstance(data, dict) or not Path(artifact).is_file():
+        return None
+    if data.get("sha256") != (sha256 or file_sha256(Path(artifact))):
         return None
     return data

@@ -12,7 +12,6 @@ sidecar renamed into place: a disagreeing engine leaves nothing behind.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -150,7 +149,7 @@ def build_engine_job(model_path: Path, options: BuildOptions) -> EngineResult:
         published = publish(
             candidate, "facebatch build", record.sidecar_body(), source=record.reference_onnx, proof=record.verification
         )
-    record.created = json.loads(published.sidecar.read_text())["created"]
+    record.created = published.record["created"]
     return EngineResult(out, record, notes)
 
 

@@ -25,6 +25,7 @@ def test_import_facebatch_is_light_and_names_the_api():
         subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
     )
     assert list(facebatch.API) == api.__all__ and set(api.__all__) <= set(dir(facebatch))
+    assert all(hasattr(api, name) for name in facebatch.API)  # every listed name is really offered
     assert facebatch.verify_model is api.verify_model and callable(facebatch.open_pipeline)
     for name in api.__all__:
         assert getattr(api, name).__doc__, f"facebatch.{name} has no docstring"
