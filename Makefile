@@ -1,6 +1,11 @@
 # facebatch — every target bootstraps .venv (torch==2.13.0 CPU build first, then the package).
+# GPU=1: .venv-gpu instead, with onnxruntime-gpu and Polygraphy in place of onnxruntime (one runtime per venv: the two
+# packages overwrite each other's files), e.g. 'make test GPU=1'.
 PYTHON      ?= python3
-VENV        := .venv
+GPU         ?=
+RUNTIME     := $(if $(GPU),gpu,cpu)
+ORT_DIST    := $(if $(GPU),onnxruntime-gpu,onnxruntime)
+VENV        := $(if $(GPU),.venv-gpu,.venv)
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed
 BUILD       ?= build
@@ -42,7 +47,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test,openvino,plot,compare,serve]'
+	$(BIN)/python -m pip install --quiet -e '.[$(RUNTIME),test,openvino,plot,compare,serve]'
 	@# insightface (bench --pipeline's peer) asks for opencv-python, whose cv2 would replace opencv-python-headless's;
 	@# nvidia-pytriton (its tritonserver binary is what we use) pins numpy<2 for its own Python side: both without deps
 	$(BIN)/python -m pip install --quiet --no-deps 'insightface>=2.1' 'nvidia-pytriton>=0.7'
@@ -52,14 +57,14 @@ $(STAMP): pyproject.toml
 # nvidia-pytriton 0.7 was built for numpy 1 and misreads numpy 2 arrays, so numpy<2 here, with the same onnxruntime,
 # onnx and OpenCV as .venv (OpenCV without its numpy>=2 pin: the serving tests prove the results equal) and facebatch
 # itself (no torch: the served models never import it).
-SERVE_ENV   := .venv-serve
+SERVE_ENV   := $(VENV)-serve
 SERVE_STAMP := $(SERVE_ENV)/.installed
 VERSION_OF   = $$($(BIN)/python -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' $(1))
 
 $(SERVE_STAMP): $(STAMP)
 	test -x $(SERVE_ENV)/bin/python || $(PYTHON) -m venv $(SERVE_ENV)
 	$(SERVE_ENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SERVE_ENV)/bin/python -m pip install --quiet 'numpy<2' "onnxruntime==$(call VERSION_OF,onnxruntime)" \
+	$(SERVE_ENV)/bin/python -m pip install --quiet 'numpy<2' "$(ORT_DIST)==$(call VERSION_OF,$(ORT_DIST))" \
 		"onnx==$(call VERSION_OF,onnx)" pyyaml rich
 	$(SERVE_ENV)/bin/python -m pip install --quiet --no-deps "opencv-python-headless==$(call VERSION_OF,opencv-python-headless)"
 	$(SERVE_ENV)/bin/python -m pip install --quiet --no-deps -e .
@@ -90,8 +95,8 @@ fp16: $(STAMP) ## convert every FP32 artifact in build/onnx to FP16 ONNX (*_fp16
 
 engines: $(STAMP) ## TensorRT FP16 engines (batch 1/16/32) of every FP32 artifact → build/engines; says so and skips where TensorRT is missing
 	@$(LIST_SOURCES); \
-	if ! $(BIN)/python -c 'from facebatch.engines.runners.tensorrt_runner import tensorrt_available as ok; raise SystemExit(not ok())'; then \
-		echo "make engines: skipped: TensorRT is not installed here (pip install 'facebatch[tensorrt]' on a CUDA machine)."; \
+	if problem=$$($(BIN)/python -c 'from facebatch.engines.runners.availability import detect_runtimes as d; print(d().tensorrt_problem() or "")') && test -n "$$problem"; then \
+		echo "make engines: skipped: $$problem (pip install 'facebatch[tensorrt]' on a CUDA machine)."; \
 		echo "              The verified FP16 ONNX it builds from is in $(BUILD)/onnx (make fp16)."; exit 0; \
 	fi; \
 	for model in $$sources; do \
@@ -160,13 +165,15 @@ lint: $(STAMP) ## ruff: the rule set in pyproject.toml (F, I, E, B, UP) and the 
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-gpu-check: $(STAMP) ## where a CUDA GPU is: the gpu tests, then bench of build/onnx on ort-cuda (and trt where TensorRT is) → build/reports/
-	@$(BIN)/python -c 'import shutil, sys; shutil.which("nvidia-smi") or sys.exit("make gpu-check: no CUDA GPU here (nvidia-smi not found); run it on a machine with one")'
-	$(BIN)/python -m pytest -m gpu -v
-	@$(MAKE) --no-print-directory bench BENCH_BACKENDS=$$($(BIN)/python -c 'import importlib.util as u; print("ort-cuda,trt" if u.find_spec("tensorrt") else "ort-cuda")')
+# make gpu-check runs with the machine's own Python and installs nothing (GPU machines here have no network):
+# PYTHON=… picks the interpreter (it needs CUDA torch and onnxruntime), WHEELS=DIR brings pure-Python packages it lacks.
+WHEELS ?=
 
-test: $(STAMP) $(SERVE_STAMP) ## run the test suite (real fixtures from $(FIXTURES) when present; the Triton tests in .venv-serve)
-	$(BIN)/python -m pytest
+gpu-check: ## where a CUDA GPU is: gpu tests, torch-CUDA FP16 bench (batch 1-32) of both defaults, the face pipeline → build/gpu-check/<device>/
+	@$(PYTHON) scripts/gpu_check.py --out $(BUILD)/gpu-check $(if $(WHEELS),--wheels $(WHEELS))
+
+test: $(STAMP) $(SERVE_STAMP) ## run the test suite (real fixtures from $(FIXTURES) when present; the Triton tests in .venv-serve); GPU=1: in .venv-gpu
+	FACEBATCH_SERVE_ENV=$(SERVE_ENV) $(BIN)/python -m pytest
 
 clean: ## remove build outputs (keeps .venv and .venv-serve)
 	rm -rf $(BUILD) .pytest_cache

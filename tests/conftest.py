@@ -54,21 +54,46 @@ def keys_dir() -> Path:
     return _require(REFERENCE / "scrfd_keys")
 
 
-def cuda_available() -> bool:
+def torch_cuda_problem() -> str | None:
     try:
         import torch
     except ImportError:
-        return False
-    return torch.cuda.is_available()
+        return "torch is not installed"
+    if not torch.cuda.is_available():
+        return f"torch {torch.__version__} sees no CUDA GPU (a CPU build, or no GPU here)"
+    return None
+
+
+def gpu_problem(need: str) -> str | None:
+    """Why a gpu test's need is not met here, or None. The needs a test names in ``@pytest.mark.gpu(...)``:
+    cuda (a GPU nvidia-smi sees), torch-cuda, ort-cuda and ort-trt (onnxruntime's provider can start: listed,
+    with a GPU and its libraries), tensorrt (TensorRT and Polygraphy importable, with a GPU)."""
+    from facebatch.engines.runners.availability import CUDA, TENSORRT_EP, detect_runtimes
+
+    here = detect_runtimes()
+    if need == "cuda":
+        return None if here.cuda_devices else "no CUDA GPU here (nvidia-smi sees none)"
+    if need == "torch-cuda":
+        return torch_cuda_problem()
+    if need in ("ort-cuda", "ort-trt"):
+        return here.provider_problem(CUDA if need == "ort-cuda" else TENSORRT_EP)
+    if need == "tensorrt":
+        return here.tensorrt_problem()
+    raise ValueError(f"unknown gpu need {need!r}: cuda, torch-cuda, ort-cuda, ort-trt or tensorrt")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``gpu`` run where CUDA is, and skip with the reason elsewhere."""
-    if any("gpu" in item.keywords for item in items) and not cuda_available():
-        skip = pytest.mark.skip(reason="needs a CUDA GPU; this machine has none (run them where `device` lends one)")
-        for item in items:
-            if "gpu" in item.keywords:
-                item.add_marker(skip)
+    """A test marked ``gpu`` runs where what it names is here (``@pytest.mark.gpu("tensorrt")``; no name: a CUDA GPU),
+    and skips with the reason elsewhere; never gated on torch's CUDA unless it names torch-cuda."""
+    problems: dict[str, str | None] = {}
+    for item in items:
+        needs = [need for marker in item.iter_markers("gpu") for need in (marker.args or ("cuda",))]
+        for need in needs:
+            if need not in problems:
+                problems[need] = gpu_problem(need)
+            if problems[need]:
+                item.add_marker(pytest.mark.skip(reason=f"needs {need}: {problems[need]}"))
+                break
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from facebatch.engines.runners.tensorrt_runner import tensorrt_available
 from tests.conftest import PROJECT
 
 DOC = PROJECT / "SCRFD_320_EXPORT_INSTRUCTIONS.md"
@@ -47,10 +46,8 @@ def test_the_blocks_that_need_tensorrt_are_marked():
     assert not any("facebatch build" in block for needs, block in blocks() if needs is None)
 
 
-@pytest.mark.gpu
+@pytest.mark.gpu("tensorrt")
 def test_the_whole_path_runs_where_tensorrt_is(tmp_path: Path):
-    if not tensorrt_available():
-        pytest.skip("the engine steps need TensorRT and Polygraphy, which are not installed here")
     printed = run_blocks(tmp_path / "project", with_tensorrt=True)
     assert "RELEASE PASS" in printed and list((tmp_path / "project" / "build" / "engines").glob("*.plan"))
 

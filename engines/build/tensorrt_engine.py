@@ -3,12 +3,15 @@ backend (imported on use). The recipe (``engine_record.build_recipe``) decides, 
 TensorRT major version, whether the network is strongly typed (≥ 11, from the FP16 ONNX)
 or built with the FP16 flag (10, from the FP32 ONNX); the one optimisation profile comes
 from ``engine_profile``. Polygraphy's own logging is silenced to errors: the command line
-shows our progress and one line on failure.
+shows our progress and one line on failure, and only while the build runs (Polygraphy's logger
+is one object for the whole process: another user of it keeps its own severity).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +40,22 @@ class BuiltEngine:
     seconds: float
 
 
+@contextlib.contextmanager
+def polygraphy_quiet() -> Iterator[None]:
+    """Polygraphy's logger held to errors inside the block, and given back as it was after it, however it ends."""
+    from polygraphy.logger import G_LOGGER
+
+    with G_LOGGER.verbosity(G_LOGGER.ERROR):
+        yield
+
+
 def build_engine(
     onnx_path: Path, recipe: BuildRecipe, profile: EngineProfile, settings: BuilderSettings
 ) -> BuiltEngine:
     trt = import_tensorrt()
     from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath, Profile
     from polygraphy.exception import PolygraphyException
-    from polygraphy.logger import G_LOGGER
 
-    G_LOGGER.module_severity = G_LOGGER.ERROR
     trt_profile = Profile()
     for name, (low, opt, high) in profile.shapes.items():
         trt_profile.add(name, min=low, opt=opt, max=high)
@@ -60,9 +70,10 @@ def build_engine(
     network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=recipe.strongly_typed or None)
     started = time.perf_counter()
     try:
-        data = EngineBytesFromNetwork(
-            network, config=config, save_timing_cache=str(cache) if cache is not None else None
-        )()
+        with polygraphy_quiet():
+            data = EngineBytesFromNetwork(
+                network, config=config, save_timing_cache=str(cache) if cache is not None else None
+            )()
     except PolygraphyException as exc:
         raise EngineError(f"TensorRT could not build {onnx_path.name}: {first_line(exc)}") from None
     return BuiltEngine(bytes(data), trt.__version__, time.perf_counter() - started)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from facebatch.engines.runners.availability import check_onnxruntime_install
 from facebatch.engines.runners.base import Runner, TensorMeta, first_line
 from facebatch.errors import EngineError, SpecError
 
@@ -128,6 +129,7 @@ class OnnxRuntimeRunner(Runner):
         return self.model.SerializeToString()
 
     def _activate(self) -> tuple[Sequence[TensorMeta], Sequence[TensorMeta], str]:
+        check_onnxruntime_install()  # two onnxruntimes in one environment overwrite each other's files
         import onnxruntime as ort  # heavy; imported on use
 
         source = self._model_source()

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from facebatch.configs.precision import Precision
 from facebatch.configs.spec import ModelSpec
+from facebatch.engines.build.engine_record import STRONGLY_TYPED_FROM, tensorrt_major
+from facebatch.engines.runners.availability import Runtimes, detect_runtimes
 from facebatch.engines.runners.backends import BACKENDS
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import CPU, OnnxRuntimeRunner
@@ -39,43 +41,66 @@ class RunnerOptions:
     spin_wait: bool = (
         True  # onnxruntime's threads spin between calls; off when two sessions take turns (they would slow each other)
     )
+    runtimes: Runtimes | None = None  # what the machine can run on; None: read from this one (detect_runtimes)
 
     @property
     def thread_count(self) -> int:
         return self.threads or physical_cores()
 
+    @property
+    def here(self) -> Runtimes:
+        return self.runtimes if self.runtimes is not None else detect_runtimes()
 
-def check_backend(name: str, options: RunnerOptions) -> None:
-    """Refuse a backend that cannot run here, naming what to install (unless a fallback is allowed)."""
+
+def backend_problem(name: str, here: Runtimes) -> str | None:
+    """Why backend ``name`` cannot run on the machine ``here`` describes, naming what to install; None if it can."""
     backend = BACKENDS[name]
     if name == "trt":
-        from facebatch.engines.runners.tensorrt_runner import TENSORRT_HINT, tensorrt_available
+        from facebatch.engines.runners.tensorrt_runner import TENSORRT_HINT
 
-        if not tensorrt_available():
-            raise SpecError(
-                f"the trt backend runs TensorRT engines, and TensorRT is not installed here: {TENSORRT_HINT}"
-            )
+        problem = here.tensorrt_problem()
+        return f"the trt backend runs TensorRT engines, and {problem}: {TENSORRT_HINT}" if problem else None
     if name == "openvino" and importlib.util.find_spec("openvino") is None:
-        raise SpecError(f"the openvino backend needs the OpenVINO runtime: {backend.install}")
-    if name in ("ort-cuda", "ort-trt") and not options.allow_fallback:
-        import onnxruntime as ort
-
-        if ORT_PROVIDERS[name] not in ort.get_available_providers():
-            raise SpecError(
-                f"the {name} backend needs onnxruntime's {ORT_PROVIDERS[name]}, which this installation lacks: "
-                f"{backend.install}; or pass --allow-fallback to run on the CPU"
+        return f"the openvino backend needs the OpenVINO runtime: {backend.install}"
+    if name in ("ort-cuda", "ort-trt"):
+        provider = ORT_PROVIDERS[name]
+        problem = here.provider_problem(provider)
+        if problem is None:
+            return None
+        if provider not in here.ort_providers:
+            return (
+                f"the {name} backend needs onnxruntime's {provider}, which this installation lacks: {backend.install}"
             )
+        return f"the {name} backend cannot start here: {problem}"
+    return None
 
 
-def _trt_options(spec: ModelSpec, size: tuple[int, int], options: RunnerOptions) -> dict[str, object]:
-    """TensorRT-EP options; the optimisation profile comes from the spec's batch range."""
+def check_backend(name: str, options: RunnerOptions) -> None:
+    """Refuse a backend that cannot run here, naming what to install (unless a fallback to the CPU is allowed
+    for an onnxruntime GPU provider: the runner then starts the CPU quietly and says so)."""
+    problem = backend_problem(name, options.here)
+    if problem is None:
+        return
+    if name in ("ort-cuda", "ort-trt"):
+        if options.allow_fallback:
+            return
+        problem += "; or pass --allow-fallback to run on the CPU"
+    raise SpecError(problem)
+
+
+def _trt_options(
+    spec: ModelSpec, size: tuple[int, int], options: RunnerOptions, tensorrt_version: str | None = None
+) -> dict[str, object]:
+    """TensorRT-EP options; the optimisation profile comes from the spec's batch range. TensorRT's FP16 flag only
+    where it exists (TensorRT < 11) and only for an FP32 graph: TensorRT 11 builds every network strongly typed,
+    so there FP16 comes from the FP16 artifact ('facebatch convert --fp16'), as in 'facebatch build'."""
     profile = spec.batch_profile(size)
 
     def shapes_at(which: int) -> str:  # 0 min, 1 opt, 2 max; "input.1:1x3x320x320"
         return ",".join(f"{name}:{'x'.join(map(str, min_opt_max[which]))}" for name, min_opt_max in profile.items())
 
     trt: dict[str, object] = {
-        "trt_fp16_enable": options.trt_fp16,
+        "trt_fp16_enable": ort_trt_fp16_flag(spec, options, tensorrt_version),
         "trt_profile_min_shapes": shapes_at(0),
         "trt_profile_opt_shapes": shapes_at(1),
         "trt_profile_max_shapes": shapes_at(2),
@@ -85,10 +110,27 @@ def _trt_options(spec: ModelSpec, size: tuple[int, int], options: RunnerOptions)
     return trt
 
 
+def ort_trt_fp16_flag(spec: ModelSpec, options: RunnerOptions, tensorrt_version: str | None) -> bool:
+    strongly_typed = tensorrt_version is not None and tensorrt_major(tensorrt_version) >= STRONGLY_TYPED_FROM
+    return options.trt_fp16 and spec.precision is Precision.FP32 and not strongly_typed
+
+
+def ort_trt_precision(spec: ModelSpec, options: RunnerOptions, tensorrt_version: str | None) -> str:
+    """What the TensorRT provider computes in, said so that a table cannot pass FP32 off as FP16."""
+    if spec.precision is not Precision.FP32:
+        return f"{spec.precision.value} (TensorRT, as typed)"
+    if ort_trt_fp16_flag(spec, options, tensorrt_version):
+        return "fp16 (TensorRT)"
+    if options.trt_fp16:
+        return f"fp32 (TensorRT {tensorrt_version} builds as typed: run the _fp16.onnx for fp16)"
+    return "fp32 (TensorRT)"
+
+
 def onnx_runner(name: str, path: Path, spec: ModelSpec, size: tuple[int, int], options: RunnerOptions) -> Runner:
     """A runner for an ONNX file on a backend that runs ONNX (every one but torch); trt runs
     the engine ``facebatch build`` made from it."""
     check_backend(name, options)
+    here = options.here
     threads = options.thread_count
     if name == "trt":
         from facebatch.engines.build.engine_record import find_engine
@@ -109,9 +151,14 @@ def onnx_runner(name: str, path: Path, spec: ModelSpec, size: tuple[int, int], o
     if name == "ort-cuda":
         providers = ["CUDAExecutionProvider", CPU]
     elif name == "ort-trt":
-        providers = [("TensorrtExecutionProvider", _trt_options(spec, size, options)), "CUDAExecutionProvider", CPU]
-        if options.trt_fp16:
-            by_provider["TensorrtExecutionProvider"] = "fp16 (TensorRT)"
+        providers = [
+            ("TensorrtExecutionProvider", _trt_options(spec, size, options, here.tensorrt)),
+            "CUDAExecutionProvider",
+            CPU,
+        ]
+        by_provider["TensorrtExecutionProvider"] = ort_trt_precision(spec, options, here.tensorrt)
+    if name in ("ort-cuda", "ort-trt") and here.provider_problem(ORT_PROVIDERS[name]) is not None:
+        providers = [CPU]  # the fallback was allowed (check_backend): start the CPU, quietly, rather than fail loudly
     if (
         spec.precision is Precision.FP16
     ):  # the CPU provider has few FP16 kernels: it casts and computes in FP32 between FP16 weights

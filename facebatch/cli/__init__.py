@@ -32,6 +32,7 @@ from facebatch.cli import (
     verify,
 )
 from facebatch.cli.terminal import terminal_output
+from facebatch.engines.runners.availability import check_onnxruntime_install
 from facebatch.errors import FacebatchError
 from facebatch.version import __version__
 
@@ -92,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ):  # libraries' warnings would come before our one error line; --verbose or -W shows them
                 warnings.simplefilter("ignore")
             with terminal_output(args.verbose):
+                check_onnxruntime_install()  # before any work: a mixed install gives wrong providers, not errors
                 return int(args.handler(args))
     except FacebatchError as exc:
         print(f"facebatch: error: {exc}", file=sys.stderr)

@@ -28,12 +28,12 @@ from facebatch.engines.build.engine_record import (
 )
 from facebatch.engines.build.tensorrt_engine import BuilderSettings, build_engine
 from facebatch.engines.pipeline.preprocess import model_frames
+from facebatch.engines.runners.availability import detect_runtimes
 from facebatch.engines.runners.tensorrt_runner import (
     TENSORRT_HINT,
     TensorRtRunner,
     current_gpu,
     import_tensorrt,
-    tensorrt_available,
 )
 from facebatch.environment import file_sha256
 from facebatch.errors import SpecError, VerificationFailed
@@ -43,10 +43,15 @@ from facebatch.verify.independence import verify_batch_independence
 from facebatch.verify.reference import OnnxFileReference, compare_with_reference
 from facebatch.workflows.convert import ConvertOptions, convert_fp16, default_fp16_path
 
-NO_TENSORRT = (
-    f"TensorRT is not installed here ({TENSORRT_HINT}); 'facebatch convert --fp16 MODEL.onnx' makes the verified "
-    "FP16 ONNX on any machine, for TensorRT elsewhere or onnxruntime's CUDA and TensorRT providers"
-)
+
+def no_tensorrt(problem: str) -> str:
+    """Why no engine can be built here, and what can be made instead."""
+    return (
+        f"{problem} ({TENSORRT_HINT}); 'facebatch convert --fp16 MODEL.onnx' makes the verified FP16 ONNX on any "
+        "machine, for TensorRT elsewhere or onnxruntime's CUDA and TensorRT providers"
+    )
+
+
 
 
 @dataclass
@@ -106,8 +111,9 @@ def build_engine_job(model_path: Path, options: BuildOptions) -> EngineResult:
     TensorRT is missing; then the build, the comparison and the writes."""
     fp32 = fp32_source(read_model_file(Path(model_path)))
     profile = engine_profile(fp32.spec, options.size, options.batch_min, options.batch_opt, options.batch_max)
-    if not tensorrt_available():
-        raise SpecError(NO_TENSORRT)
+    problem = detect_runtimes().tensorrt_problem()
+    if problem:
+        raise SpecError(no_tensorrt(problem))
     trt = import_tensorrt()
     recipe = build_recipe(trt.__version__, options.precision)
     notes: list[str] = []

@@ -186,7 +186,7 @@ def seeded_detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("step", [DRAFTED, ARTIFACT_RENAMED])
 @pytest.mark.parametrize(
-    "writer", ["export", "convert", "quantize", "fix", pytest.param("build", marks=pytest.mark.gpu)]
+    "writer", ["export", "convert", "quantize", "fix", pytest.param("build", marks=pytest.mark.gpu("tensorrt"))]
 )
 def test_every_writer_killed_between_its_steps_loses_nothing(
     writer: str, step: str, seeded_detector: Path, models_dir: Path, photos: list[Path], tmp_path: Path

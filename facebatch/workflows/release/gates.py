@@ -13,8 +13,8 @@ from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.engines.bench.job import BenchOptions, bench_models
 from facebatch.engines.bench.regression import RegressionCheck, compare_with_baseline, read_bench_json
 from facebatch.engines.bench.report import BenchReport
+from facebatch.engines.runners.availability import detect_runtimes
 from facebatch.engines.runners.registry import RunnerOptions
-from facebatch.engines.runners.tensorrt_runner import tensorrt_available
 from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
 from facebatch.errors import FacebatchError
 from facebatch.exporter.backends import make_runner
@@ -25,7 +25,7 @@ from facebatch.status import FAIL, PASS, SKIP
 from facebatch.verify.reference import ReferenceFactory, onnx_reference
 from facebatch.verify.report import VerifyReport
 from facebatch.verify.verify_job import VerifyOptions, verify_model
-from facebatch.workflows.build import NO_TENSORRT, BuildOptions, build_engine_job
+from facebatch.workflows.build import BuildOptions, build_engine_job, no_tensorrt
 from facebatch.workflows.convert import ConvertOptions, convert_fp16
 from facebatch.workflows.quantize import QuantizeOptions, quantize_int8
 from facebatch.workflows.release.options import ModelRequest, ReleaseOptions
@@ -203,8 +203,9 @@ def engines_gate(release: ReleaseStaging) -> None:
     if not release.options.engines:
         release.gates.append(Gate("tensorrt engines", SKIP, "not asked for (--no-engines)"))
         return
-    if not tensorrt_available():
-        release.gates.append(Gate("tensorrt engines", SKIP, f"skipped: {NO_TENSORRT}"))
+    problem = detect_runtimes().tensorrt_problem()
+    if problem:
+        release.gates.append(Gate("tensorrt engines", SKIP, f"skipped: {no_tensorrt(problem)}"))
         return
     engines = release.staging / "engines"
     for path in release.artifacts:

@@ -11,6 +11,7 @@ from facebatch.configs.model_file import read_model_file
 from facebatch.engines.bench.job import BenchOptions, bench_models, make_onnx_runner
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.published import load_published
+from facebatch.engines.runners.availability import Runtimes
 from facebatch.engines.runners.registry import RunnerOptions
 from facebatch.environment import cpu_model
 from facebatch.errors import SpecError
@@ -81,9 +82,12 @@ def test_the_file_it_replaces_runs_beside_it_at_batch_1(small_detector: Path, mo
     "options, message",
     [
         (dict(batch_sizes=(1, 64)), "batch size 64 is outside scrfd_500m_bnkps's profile 1–32"),
-        (dict(backends=("trt",)), r"the trt backend runs TensorRT engines, and TensorRT is not installed here"),
         (
-            dict(backends=("ort-cuda",)),
+            dict(backends=("trt",), runner=RunnerOptions(runtimes=Runtimes.cpu_only())),
+            r"the trt backend runs TensorRT engines, and TensorRT and Polygraphy are not installed here",
+        ),
+        (
+            dict(backends=("ort-cpu", "ort-cuda"), runner=RunnerOptions(runtimes=Runtimes.cpu_only())),
             "needs onnxruntime's CUDAExecutionProvider, which this installation lacks: pip install 'facebatch\\[gpu\\]'",
         ),
         (dict(batch_sizes=(2,), baseline="det_500m.onnx"), "--baseline compares at batch 1"),
@@ -116,9 +120,9 @@ def test_a_file_whose_batch_is_fixed_runs_at_that_batch_only(models_dir: Path):
 
 
 def test_a_missing_gpu_provider_falls_back_only_when_allowed_and_says_so(small_detector: Path):
-    options = BenchOptions(
-        backends=("ort-cuda",), batch_sizes=(1,), budget=QUICK, runner=RunnerOptions(allow_fallback=True)
-    )
+    # a machine without a usable CUDA provider (stated: on a GPU machine the CUDA provider would run)
+    no_cuda = RunnerOptions(allow_fallback=True, runtimes=Runtimes.cpu_only())
+    options = BenchOptions(backends=("ort-cuda",), batch_sizes=(1,), budget=QUICK, runner=no_cuda)
     (run,) = bench_models([read_model_file(small_detector)], options, make_onnx_runner).runs
     assert run.backend == "ort-cuda" and run.provider == "CPUExecutionProvider"  # the report states what really ran
 

@@ -1,6 +1,6 @@
-"""The CUDA paths: the torch runner with FP16 autocast and onnxruntime's CUDA provider, each
-against the CPU on a real artifact, and a bench run on them. Marked gpu: they skip with the
-reason on machines without CUDA (conftest)."""
+"""The CUDA paths: the torch runner with FP16 autocast, onnxruntime's CUDA and TensorRT providers,
+each against the CPU on a real artifact, and a bench run on them. Each test is marked with what it
+needs (conftest): it skips with the reason where that is missing, and runs wherever it is."""
 
 from pathlib import Path
 
@@ -14,17 +14,10 @@ from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.registry import RunnerOptions, onnx_runner
 from facebatch.exporter.backends import make_runner
-
-pytestmark = pytest.mark.gpu
-
-
-def needs_ort_cuda() -> None:
-    import onnxruntime as ort
-
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        pytest.skip("onnxruntime here has no CUDAExecutionProvider (install onnxruntime-gpu)")
+from tests.engines.gpu_gate import assert_passes_the_fp16_gate
 
 
+@pytest.mark.gpu("torch-cuda")
 def test_torch_on_cuda_runs_fp16_autocast_close_to_the_cpu(small_detector: Path, photos):
     model = read_model_file(small_detector)
     frames = model_frames(model, model.spec.input_size, 4, photos[:4])
@@ -38,8 +31,8 @@ def test_torch_on_cuda_runs_fp16_autocast_close_to_the_cpu(small_detector: Path,
         assert np.max(np.abs(ours[name] - reference[name])) < (1e-2 if name.startswith("score") else 5e-2), name
 
 
+@pytest.mark.gpu("ort-cuda")
 def test_onnxruntime_cuda_matches_the_cpu_and_keeps_frames_apart(small_detector: Path, photos):
-    needs_ort_cuda()
     model = read_model_file(small_detector)
     frames = model_frames(model, model.spec.input_size, 4, photos[:4])
     with (
@@ -54,11 +47,27 @@ def test_onnxruntime_cuda_matches_the_cpu_and_keeps_frames_apart(small_detector:
         assert max(float(np.max(np.abs(together[name][i] - alone[i][name][0]))) for i in range(4)) < 1e-4
 
 
-def test_bench_runs_on_the_gpu_backends(small_detector: Path):
-    backends = ("torch",)
-    import onnxruntime as ort
+@pytest.mark.gpu("ort-trt")
+def test_onnxruntime_tensorrt_runs_fp16_within_the_fp16_tolerances_and_keeps_frames_apart(
+    small_detector: Path, photos, tmp_path: Path
+):
+    """The ort-trt backend: TensorRT builds from the spec's batch profile into the engine cache, and says
+    what it computes in (TensorRT < 11: the FP16 flag on the FP32 graph; ≥ 11: as typed, so FP32)."""
+    model = read_model_file(small_detector)
+    frames = model_frames(model, model.spec.input_size, 8, photos)
+    options = RunnerOptions(trt_cache=tmp_path / "trt-cache")
+    with onnx_runner("ort-trt", small_detector, model.spec, model.spec.input_size, options) as gpu:
+        assert gpu.provider == "TensorrtExecutionProvider" and "TensorRT" in gpu.precision
+        assert_passes_the_fp16_gate(model, gpu, frames, (1, 8))
+    assert any((tmp_path / "trt-cache").iterdir())  # the engine went into the cache
 
-    if "CUDAExecutionProvider" in ort.get_available_providers():
+
+@pytest.mark.gpu("torch-cuda")
+def test_bench_runs_on_the_gpu_backends(small_detector: Path):
+    from facebatch.engines.runners.availability import CUDA, detect_runtimes
+
+    backends = ("torch",)
+    if detect_runtimes().provider_problem(CUDA) is None:
         backends += ("ort-cuda",)
     report = bench_models(
         [read_model_file(small_detector)],

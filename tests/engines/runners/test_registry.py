@@ -1,13 +1,24 @@
-"""Backends by name: known names, what is missing said up front, the TensorRT profile from
-the spec, explicit threads."""
+"""Backends by name: known names, what is missing said up front (for a machine stated as data, so
+that no test changes meaning where GPU packages are installed), the TensorRT profile from the
+spec and the FP16 flag per TensorRT version, explicit threads."""
 
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from facebatch.configs.scrfd import released_head_layout, scrfd_spec
+from facebatch.engines.runners.availability import CPU, CUDA, TENSORRT_EP, Runtimes
 from facebatch.engines.runners.backends import BACKENDS, parse_backends
-from facebatch.engines.runners.registry import RunnerOptions, _trt_options, check_backend, onnx_runner
+from facebatch.engines.runners.registry import (
+    RunnerOptions,
+    _trt_options,
+    backend_problem,
+    check_backend,
+    onnx_runner,
+    ort_trt_precision,
+)
 from facebatch.environment import physical_cores
 from facebatch.errors import SpecError
 
@@ -30,10 +41,95 @@ def test_the_tensorrt_profile_comes_from_the_spec():
     assert options["trt_fp16_enable"] is True and options["trt_engine_cache_path"] == "/tmp/cache"
 
 
+def test_tensorrt_11_gets_no_fp16_flag_and_the_precision_says_what_runs():
+    """TensorRT ≥ 11 builds as typed: the FP16 flag only for TensorRT 10 on an FP32 graph; the label tells."""
+    fp32 = scrfd_spec("scrfd_500m_bnkps", released_head_layout(True), 64, 64)
+    fp16, options = fp32.at_fp16(), RunnerOptions()
+    assert _trt_options(fp32, (64, 64), options, "10.13.3")["trt_fp16_enable"] is True
+    assert ort_trt_precision(fp32, options, "10.13.3") == "fp16 (TensorRT)"
+    assert _trt_options(fp32, (64, 64), options, "11.4.0")["trt_fp16_enable"] is False
+    assert ort_trt_precision(fp32, options, "11.4.0").startswith("fp32 (TensorRT 11.4.0 builds as typed")
+    assert _trt_options(fp16, (64, 64), options, "11.4.0")["trt_fp16_enable"] is False
+    assert (
+        ort_trt_precision(fp16, options, "11.4.0")
+        == ort_trt_precision(fp16, options, None)
+        == "fp16 (TensorRT, as typed)"
+    )
+    assert ort_trt_precision(fp32, RunnerOptions(trt_fp16=False), "10.13.3") == "fp32 (TensorRT)"
+
+
+GPU_WHEEL_ON_A_CPU_MACHINE = Runtimes(
+    onnxruntime={"onnxruntime-gpu": "1.31.1"}, ort_providers=(TENSORRT_EP, CUDA, CPU), polygraphy="0.53.6"
+)
+GPU_MACHINE_WITHOUT_CUDNN = Runtimes(
+    onnxruntime={"onnxruntime-gpu": "1.31.1"},
+    ort_providers=(TENSORRT_EP, CUDA, CPU),
+    cuda_devices=("NVIDIA H200",),
+    provider_errors={CUDA: "libcudnn.so.9: cannot open shared object file: No such file or directory"},
+    tensorrt="11.4.0",
+    polygraphy="0.53.6",
+)
+
+
+@pytest.mark.parametrize(
+    ("backend", "machine", "message"),
+    [
+        (
+            "ort-cuda",
+            Runtimes.cpu_only(),
+            "ort-cuda backend needs onnxruntime's CUDAExecutionProvider, which this installation lacks: pip install 'facebatch[gpu]'",
+        ),
+        (
+            "ort-trt",
+            Runtimes.cpu_only(),
+            "ort-trt backend needs onnxruntime's TensorrtExecutionProvider, which this installation lacks",
+        ),
+        (
+            "ort-cuda",
+            GPU_WHEEL_ON_A_CPU_MACHINE,
+            "ort-cuda backend cannot start here: CUDAExecutionProvider needs a CUDA GPU, and nvidia-smi sees none here",
+        ),
+        (
+            "ort-cuda",
+            GPU_MACHINE_WITHOUT_CUDNN,
+            "onnxruntime cannot load libonnxruntime_providers_cuda.so (libcudnn.so.9: cannot open shared object file: No such file or directory): it needs CUDA 12 and cuDNN 9",
+        ),
+        (
+            "trt",
+            Runtimes.cpu_only(),
+            "the trt backend runs TensorRT engines, and TensorRT and Polygraphy are not installed here",
+        ),
+        (
+            "trt",
+            GPU_WHEEL_ON_A_CPU_MACHINE,
+            "the trt backend runs TensorRT engines, and TensorRT is not installed here",
+        ),
+        (
+            "trt",
+            replace(GPU_MACHINE_WITHOUT_CUDNN, cuda_devices=()),
+            "and TensorRT needs a CUDA GPU, and nvidia-smi sees none here",
+        ),
+    ],
+)
+def test_each_machine_gets_the_reason_its_backend_cannot_run(backend: str, machine: Runtimes, message: str):
+    assert message in backend_problem(backend, machine)
+    with pytest.raises(SpecError, match=re.escape(message)):
+        check_backend(backend, RunnerOptions(runtimes=machine))
+
+
+def test_what_can_run_is_not_refused():
+    assert backend_problem("ort-cpu", Runtimes.cpu_only()) is None
+    assert backend_problem("trt", GPU_MACHINE_WITHOUT_CUDNN) is None  # TensorRT itself needs no cuDNN
+    assert backend_problem("ort-trt", GPU_MACHINE_WITHOUT_CUDNN) is None
+
+
 def test_what_cannot_run_is_refused_before_any_work(small_detector: Path):
+    cpu_only = RunnerOptions(runtimes=Runtimes.cpu_only())
     with pytest.raises(SpecError, match="ort-trt backend needs onnxruntime's TensorrtExecutionProvider"):
-        check_backend("ort-trt", RunnerOptions())
-    check_backend("ort-trt", RunnerOptions(allow_fallback=True))  # allowed: the runner says what really ran
+        check_backend("ort-trt", cpu_only)
+    check_backend(
+        "ort-trt", RunnerOptions(allow_fallback=True, runtimes=Runtimes.cpu_only())
+    )  # the runner says what ran
     with pytest.raises(SpecError, match="does not run ONNX files directly"):
         onnx_runner("torch", small_detector, None, (64, 64), RunnerOptions())  # type: ignore[arg-type]
     assert RunnerOptions().thread_count == physical_cores() and RunnerOptions(threads=3).thread_count == 3

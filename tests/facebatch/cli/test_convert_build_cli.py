@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from facebatch.cli import main
-from facebatch.engines.runners.tensorrt_runner import tensorrt_available
+from facebatch.engines.runners.availability import detect_runtimes
 
 
 def error_lines(capsys) -> list[str]:
@@ -59,7 +59,9 @@ def test_a_failing_conversion_exits_1_and_writes_nothing(tmp_path: Path, capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clamped.onnx"]
 
 
-@pytest.mark.skipif(tensorrt_available(), reason="TensorRT is installed here: the refusal does not apply")
+@pytest.mark.skipif(
+    detect_runtimes().tensorrt is not None, reason="TensorRT is installed here: the refusal does not apply"
+)
 def test_build_without_tensorrt_exits_2_and_points_to_convert(small_detector: Path, tmp_path: Path, capsys):
     assert main(["build", str(small_detector), "-o", str(tmp_path / "e.plan")]) == 2
     (line,) = error_lines(capsys)
@@ -81,7 +83,7 @@ def test_build_names_bad_input_before_looking_for_tensorrt(argv, message, small_
 
 
 def test_the_trt_backend_is_refused_cleanly_without_tensorrt(small_detector: Path, capsys):
-    if tensorrt_available():
+    if detect_runtimes().tensorrt is not None:
         pytest.skip("TensorRT is installed here")
     assert main(["bench", str(small_detector), "--backend", "trt", "--iters", "1"]) == 2
     (line,) = error_lines(capsys)

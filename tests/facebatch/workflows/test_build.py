@@ -9,6 +9,7 @@ from pathlib import Path
 from facebatch.configs.model_file import read_model_file
 from facebatch.configs.precision import Precision
 from facebatch.engines.build.engine_record import engine_filename, engine_profile
+from facebatch.engines.runners.availability import Runtimes
 from facebatch.workflows.build import BuildOptions, engine_path
 
 
@@ -31,7 +32,9 @@ def test_a_release_puts_its_engines_where_the_trt_backend_looks(small_detector: 
         asked.append(options)
         raise gates.FacebatchError("no GPU here")
 
-    monkeypatch.setattr(gates, "tensorrt_available", lambda: True)  # the gate's plumbing, not TensorRT, is tested here
+    # the gate's plumbing, not TensorRT, is tested here: a machine that has TensorRT and a GPU, as data
+    machine = Runtimes(tensorrt="11.4.0", polygraphy="0.53.6", cuda_devices=("NVIDIA H200",))
+    monkeypatch.setattr(gates, "detect_runtimes", lambda: machine)
     monkeypatch.setattr(gates, "build_engine_job", build_here)
     staging = gates.ReleaseStaging.__new__(gates.ReleaseStaging)
     staging.options, staging.staging, staging.artifacts, staging.gates = _Options(), release, [artifact], []
