@@ -22,6 +22,7 @@ from torch import nn
 from facebatch.configs.spec import BATCH, HEIGHT, WIDTH, ModelSpec
 from facebatch.errors import ExportError
 from facebatch.exporter.settings import DEFAULT_OPSET, check_opset
+from facebatch.interrupts import deferred
 from facebatch.verify.layout import axis_problems
 
 MAX_SYMBOLIC_BATCH = 4096
@@ -91,7 +92,13 @@ def onnx_from_torch(model: nn.Module, spec: ModelSpec, path: Path, opset: int = 
     for logger in loggers:
         logger.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+        # deferred: a signal during the trace ends the run after torch returns, never inside it (facebatch.interrupts)
+        with (
+            deferred(),
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(captured),
+            contextlib.redirect_stderr(captured),
+        ):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 model,

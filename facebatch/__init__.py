@@ -16,7 +16,9 @@ from facebatch.version import __version__
 # may be installed): the subpackages pyproject.toml maps with package-dir (configs/, engines/, exporter/, verify/)
 # live beside this folder, so the tree's root is searched after it. An installed copy finds them as mapped.
 _TREE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if os.path.isfile(os.path.join(_TREE, "pyproject.toml")) and os.path.isfile(os.path.join(_TREE, "configs", "__init__.py")):
+if os.path.isfile(os.path.join(_TREE, "pyproject.toml")) and os.path.isfile(
+    os.path.join(_TREE, "configs", "__init__.py")
+):
     __path__.append(_TREE)  # type: ignore[name-defined]  # noqa: F821 (a package's __path__)
 
 API = (

@@ -1,5 +1,3 @@
-import sys
+from facebatch.cli import entry
 
-from facebatch.cli import main
-
-sys.exit(main())
+entry()

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from facebatch.errors import OutputError
+from facebatch.interrupts import created_folder
 
 
 def ensure_writable_dir(directory: Path, flag: str = "--out") -> Path:
@@ -21,12 +22,15 @@ def ensure_writable_dir(directory: Path, flag: str = "--out") -> Path:
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise OutputError(f"output path {directory} exists and is not a directory; change {flag}")
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(
             f"cannot create output directory {directory}: {exc.strerror}; pass a writable {flag}"
         ) from exc
+    for folder in missing:  # removed at the end of a run that left them empty
+        created_folder(folder)
     try:
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".facebatch-probe-"):
             pass

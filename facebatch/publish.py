@@ -15,7 +15,7 @@ What a crash leaves, at each point (tests/facebatch/test_publish.py kills the pr
 
 * before the first rename: the target and its sidecar untouched; the private folder
   ``.<name>.draft-<pid>-…`` stays behind (a killed process cannot clean up) and the next draft of
-  the same target removes it once that process is gone;
+  the same target removes it once that process is gone, saying so (``facebatch.leftovers``);
 * between the renames: the new artifact beside the old sidecar (or none); every sidecar names
   the sha256 of the file it describes, so ``sidecar_of`` and every reader see it is not this
   file's and ignore it;
@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -37,6 +36,7 @@ from typing import Any
 
 from facebatch.atomic import ensure_writable_dir, file_mode
 from facebatch.environment import environment, file_sha256
+from facebatch.leftovers import private_folder
 from facebatch.version import __version__
 
 DRAFT_MARK = ".draft-"
@@ -88,30 +88,11 @@ def draft(target: Path, flag: str = "-o") -> Iterator[Draft]:
     when its folder is not writable."""
     target = Path(target)
     ensure_writable_dir(target.parent, flag)
-    _remove_abandoned(target)
-    folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{DRAFT_MARK}{os.getpid()}-"))
+    folder = private_folder(target.parent, f".{target.name}{DRAFT_MARK}")  # removes those killed runs left
     try:
         yield Draft(target, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _remove_abandoned(target: Path) -> None:
-    """Drafts of ``target`` left by processes that no longer run (a crash or a kill)."""
-    for folder in target.parent.glob(f".{target.name}{DRAFT_MARK}*"):
-        pid = folder.name[len(f".{target.name}{DRAFT_MARK}") :].split("-", 1)[0]
-        if pid.isdigit() and not _running(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def sidecar_record(

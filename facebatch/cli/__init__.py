@@ -9,6 +9,7 @@ onnx, runtimes) are imported by the commands that need them, so start-up stays q
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -34,6 +35,13 @@ from facebatch.cli import (
 from facebatch.cli.terminal import terminal_output
 from facebatch.engines.runners.availability import check_onnxruntime_install
 from facebatch.errors import FacebatchError
+from facebatch.interrupts import (
+    Interrupted,
+    as_interrupted,
+    forget_created_folders,
+    interrupts_as_exceptions,
+    remove_empty_created_folders,
+)
 from facebatch.version import __version__
 
 COMMANDS = (
@@ -81,11 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status (``entry`` is what the ``facebatch`` command runs)."""
+    global _interrupted
+    _interrupted = False
+    forget_created_folders()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # reports record the command line
     try:
-        with warnings.catch_warnings():
+        with interrupts_as_exceptions(), warnings.catch_warnings():
             if args.verbose:
                 warnings.simplefilter("always")
             elif (
@@ -98,6 +110,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FacebatchError as exc:
         print(f"facebatch: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("facebatch: interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Interrupted) as exc:
+        signal = as_interrupted(exc)
+        assert signal is not None
+        _interrupted = True
+        print(f"facebatch: interrupted ({signal.name}): stopped; nothing half-written was left", file=sys.stderr)
+        return signal.exit_code
+    finally:
+        remove_empty_created_folders()  # a run that wrote nothing into the --out it made leaves no empty folder
+
+
+_interrupted = False
+
+
+def entry() -> NoReturn:
+    """The ``facebatch`` command: ``main``, then exit. After a signal the process ends at once, past the
+    interpreter's own shutdown: the clean-up has run, and finalisers of a half-finished library call
+    (torch's exporter holds a FakeTensorMode while it traces) must not run on a state the signal broke."""
+    code = main()
+    if _interrupted:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -52,8 +52,6 @@ def no_tensorrt(problem: str) -> str:
     )
 
 
-
-
 @dataclass
 class BuildOptions:
     precision: Precision = Precision.FP16

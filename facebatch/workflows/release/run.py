@@ -16,13 +16,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
-from pathlib import Path
 
 from facebatch.atomic import dir_mode, ensure_writable_dir
 from facebatch.errors import SpecError
 from facebatch.junit import gates_suite, merge_junit
+from facebatch.leftovers import private_folder
 from facebatch.workflows.release.gates import (
     ReleaseStaging,
     bench_gate,
@@ -46,6 +45,8 @@ from facebatch.workflows.release.manifest import (
 )
 from facebatch.workflows.release.options import ReleaseOptions, default_version
 
+STAGING_MARK = ".staging-"  # .<release>.staging-<pid>-…: where a release is made before its one rename
+
 
 def run_release(options: ReleaseOptions) -> ReleaseResult:
     began = time.perf_counter()
@@ -56,7 +57,7 @@ def run_release(options: ReleaseOptions) -> ReleaseResult:
         raise SpecError(
             f"release {final} exists; a release is never overwritten: pass another --version or move it away"
         )
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging-", dir=out))
+    staging = private_folder(out, f".{final.name}{STAGING_MARK}")  # removes those killed releases left
     os.chmod(staging, dir_mode())  # the release folder others read: not mkdtemp's 0700
     try:
         release = ReleaseStaging(options, staging)

@@ -1,0 +1,191 @@
+"""Each command interrupted for real: SIGINT, SIGTERM and SIGHUP sent to a running ``facebatch``
+(a child process, as a user's terminal, ``timeout`` or a CI runner sends them) at several moments
+of export (inside torch's dynamo exporter among them), convert, quantize and release. Each must
+end with one line and exit 128 + the signal, and leave the tree as it was or with complete
+artifacts only: no draft or staging folder, no empty --out. A killed run's leftovers are removed by
+the next run, which says so. Each run is bounded (a deadline per run; about two minutes in all)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from facebatch.configs.model_file import read_model_file
+from facebatch.interrupts import Interrupted, interrupts_as_exceptions
+from facebatch.leftovers import maker_gone, private_folder, remove_stale
+from tests.conftest import PROJECT
+
+RUN_DEADLINE_S = 90.0  # a run that neither finishes nor ends on the signal within this fails the test
+
+
+def interrupt_at(argv: list[str], marker: str, sig: int, delay: float = 0.0) -> tuple[int, list[str]]:
+    """Run ``facebatch ARGV``; when a progress line containing ``marker`` appears on stderr, wait ``delay``
+    seconds and send ``sig``. Returns the exit status and stderr's lines."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "facebatch", *argv],
+        cwd=PROJECT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, COLUMNS="200"),
+    )
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append(line.rstrip("\n"))
+            if marker in line:
+                seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + RUN_DEADLINE_S
+    while not seen.is_set() and process.poll() is None and time.monotonic() < deadline:
+        seen.wait(0.05)
+    if seen.is_set():
+        time.sleep(delay)
+        process.send_signal(sig)
+    try:
+        code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"facebatch {' '.join(argv)} did not end within {RUN_DEADLINE_S:.0f} s of the signal")
+    reader.join(5)
+    assert seen.is_set(), f"no progress line with {marker!r} before it ended (exit {code}): {lines[-3:]}"
+    return code, lines
+
+
+def assert_clean(folder: Path, existed: bool) -> None:
+    """Nothing hidden left behind; what is there is complete (each artifact matches its sidecar)."""
+    if not existed and not folder.exists():
+        return
+    hidden = [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    assert hidden == [], f"left behind in {folder}: {hidden}"
+    for artifact in folder.rglob("*.onnx"):
+        read_model_file(artifact)  # its sidecar names exactly this file, or reading refuses it
+    if not existed:
+        assert any(folder.iterdir()), f"an empty {folder} was left by a run that wrote nothing"
+
+
+def assert_interrupted(code: int, lines: list[str], sig: int) -> None:
+    name = signal.Signals(sig).name
+    assert code == 128 + sig, (code, lines[-5:])
+    assert lines[-1] == f"facebatch: interrupted ({name}): stopped; nothing half-written was left", lines[-5:]
+    assert not any("Traceback" in line or "terminate called" in line for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("sig", "marker", "delay"),
+    [
+        (signal.SIGINT, "… export scrfd_500m_bnkps to ONNX", 0.0),  # inside torch's dynamo exporter
+        (signal.SIGINT, "… export scrfd_500m_bnkps to ONNX", 0.7),
+        (signal.SIGINT, "… export scrfd_500m_bnkps to ONNX", 2.0),
+        (signal.SIGTERM, "… export scrfd_500m_bnkps to ONNX", 1.0),
+        (signal.SIGHUP, "… export scrfd_500m_bnkps to ONNX", 1.5),
+        (signal.SIGTERM, "… import weights", 0.5),
+        (signal.SIGTERM, "… parity torch vs onnxruntime", 0.0),
+    ],
+    ids=["int-export-0", "int-export-0.7", "int-export-2", "term-export", "hup-export", "term-import", "term-parity"],
+)
+def test_an_interrupted_export_ends_cleanly(models_dir: Path, tmp_path: Path, sig: int, marker: str, delay: float):
+    out = tmp_path / "new" / "out"  # two folders the run creates: neither may stay behind empty
+    argv = ["export", "--weights", str(models_dir / "det_500m.onnx"), "--size", "64", "--out", str(out)]
+    code, lines = interrupt_at(argv, marker, sig, delay)
+    assert_interrupted(code, lines, sig)
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "marker", "sig"),
+    [
+        (["convert", "--fp16"], "… lint the graph", signal.SIGTERM),
+        (["quantize"], "… quantise", signal.SIGHUP),
+        (["quantize"], "… compare the INT8 model", signal.SIGINT),
+    ],
+    ids=["convert-term", "quantize-hup", "quantize-int"],
+)
+def test_an_interrupted_conversion_leaves_the_folder_as_it_was(
+    small_detector: Path, photos: list[Path], tmp_path: Path, command: list[str], marker: str, sig: int
+):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for file in small_detector.parent.glob(f"{small_detector.stem}.*"):
+        (folder / file.name).write_bytes(file.read_bytes())
+    before = sorted(p.name for p in folder.iterdir())
+    source = folder / small_detector.name
+    argv = [command[0], str(source), *command[1:], "--images", str(photos[0].parent)]
+    code, lines = interrupt_at(argv, marker, sig)
+    assert_interrupted(code, lines, sig)
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert_clean(folder, existed=True)
+
+
+@pytest.mark.parametrize(
+    ("sig", "marker"),
+    [(signal.SIGTERM, "… rebuild the torch model"), (signal.SIGINT, "… convert"), (signal.SIGHUP, "… bench")],
+)
+def test_an_interrupted_release_leaves_no_staging_folder(
+    small_detector: Path, photos: list[Path], tmp_path: Path, sig: int, marker: str
+):
+    out = tmp_path / "release"
+    argv = ["release", "--artifact", str(small_detector), "--out", str(out), "--version", "1", "--no-triton"]
+    argv += ["--backend", "ort-cpu", "--batch-sizes", "1,4", "--seconds", "0.3", "--images", str(photos[0].parent)]
+    code, lines = interrupt_at(argv, marker, sig)
+    assert_interrupted(code, lines, sig)
+    assert not out.exists(), f"left behind: {sorted(p.name for p in out.iterdir())}"
+
+
+def test_a_signal_inside_the_block_is_an_exception_and_the_handlers_come_back():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted) as caught, interrupts_as_exceptions():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises here, at once
+    assert caught.value.exit_code == 143 and caught.value.name == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_what_a_killed_run_left_is_removed_by_the_next_and_said(tmp_path: Path, capsys, caplog):
+    """SIGKILL cannot be caught: the folder stays until the next run of its kind finds its maker gone."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    left = tmp_path / f".a.onnx.draft-{child.pid}-x1"
+    left.mkdir()
+    (left / "a.onnx").write_bytes(b"half")
+    assert not maker_gone(child.pid, left.stat().st_mtime)  # its maker still runs: kept
+    assert remove_stale(tmp_path, ".a.onnx.draft-") == []
+    child.kill()
+    child.wait()
+    mine = private_folder(tmp_path, ".a.onnx.draft-")
+    assert not left.exists() and mine.name.startswith(f".a.onnx.draft-{os.getpid()}-")
+    assert "removed 1 folder(s) in" in caplog.text and "left by a run that was killed" in caplog.text
+    # a pid reused by a process that started after the folder was made is not its maker
+    later = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        reused = tmp_path / f".b.staging-{later.pid}-x2"
+        reused.mkdir()
+        made = time.time() - 3600
+        os.utime(reused, (made, made))
+        assert maker_gone(later.pid, made) and remove_stale(tmp_path, ".b.staging-") == [reused]
+    finally:
+        later.kill()
+        later.wait()
+
+
+def test_a_run_that_wrote_nothing_leaves_no_empty_output_folder(tmp_path: Path, capsys):
+    """A conversion whose proof fails (FP16 overflow) after it made -o's folders: they go again."""
+    from facebatch.cli import main
+    from tests.facebatch.workflows.test_convert import overflowing_embedder
+
+    source = overflowing_embedder(tmp_path / "clamped.onnx")
+    out = tmp_path / "a" / "b" / "clamped_fp16.onnx"
+    assert main(["convert", str(source), "--fp16", "--batch-sizes", "1,2", "-o", str(out)]) == 1
+    assert "nothing was written" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clamped.onnx"]
