@@ -57,12 +57,30 @@ class TritonTensor:
 
 @dataclass(frozen=True)
 class DynamicBatching:
+    """The batcher, and its queue's bounds: a request that finds ``max_queue_size`` requests waiting, or
+    waits longer than ``queue_timeout_us``, is rejected at once with an error (0: no bound), so that an
+    overloaded server answers excess requests quickly instead of holding every client."""
+
     preferred_batch_sizes: tuple[int, ...]
     max_queue_delay_us: int
+    max_queue_size: int = 0
+    queue_timeout_us: int = 0
 
     def to_pbtxt(self) -> str:
         preferred = ", ".join(str(n) for n in self.preferred_batch_sizes)
-        return f"dynamic_batching {{\n  preferred_batch_size: [ {preferred} ]\n  max_queue_delay_microseconds: {self.max_queue_delay_us}\n}}"
+        lines = [
+            "dynamic_batching {",
+            f"  preferred_batch_size: [ {preferred} ]",
+            f"  max_queue_delay_microseconds: {self.max_queue_delay_us}",
+        ]
+        if self.max_queue_size or self.queue_timeout_us:
+            policy = "timeout_action: REJECT"
+            if self.queue_timeout_us:
+                policy += f" default_timeout_microseconds: {self.queue_timeout_us}"
+            if self.max_queue_size:
+                policy += f" max_queue_size: {self.max_queue_size}"
+            lines.append(f"  default_queue_policy {{ {policy} }}")
+        return "\n".join([*lines, "}"])
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import numpy as np
 from facebatch.configs.spec import BATCH
 from facebatch.configs.spec_io import spec_from_dict
 from facebatch.engines.pipeline.face_pipeline import FaceModels, FacePipeline, ImageFaces, PipelineSettings
+from facebatch.engines.pipeline.image_header import DEFAULT_MAX_PHOTO_PIXELS, pixel_limit_problem
 from facebatch.engines.pipeline.preprocess import decode_image
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.engines.runners.base import Runner, TensorMeta, first_line
@@ -181,6 +182,7 @@ class FacePipelineModel(FacebatchModel):
             read_workers=0,
         )
         self.pipeline = FacePipeline(models, detector, embedder, settings)
+        self.max_photo_pixels = int(self.parameter("max_photo_pixels", str(DEFAULT_MAX_PHOTO_PIXELS)))
         self.embedding_size = int(emb_spec.embedding_size or emb["outputs"][0]["dims"][-1])
 
     def answer(self, requests: Sequence[Any]) -> list[Any]:
@@ -188,11 +190,17 @@ class FacePipelineModel(FacebatchModel):
         prepared, owners, refused = [], [], {}
         for number, request in enumerate(requests):
             try:
-                encoded = self.input_array(request, IMAGES_INPUT).reshape(-1)
-                images = [decode_image(np.frombuffer(bytes(data), np.uint8)) for data in encoded]
+                encoded = [bytes(data) for data in self.input_array(request, IMAGES_INPUT).reshape(-1)]
             except FacebatchError as exc:
                 refused[number] = str(exc)
                 continue
+            too_large = [
+                (i, p) for i, data in enumerate(encoded) if (p := pixel_limit_problem(data, self.max_photo_pixels))
+            ]
+            if too_large:  # refused from its header: the photo is never decoded
+                refused[number] = f"photo {too_large[0][0]} of the request {too_large[0][1]}"
+                continue
+            images = [decode_image(np.frombuffer(data, np.uint8)) for data in encoded]
             bad = [i for i, image in enumerate(images) if image is None]
             if bad:
                 refused[number] = (

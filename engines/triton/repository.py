@@ -31,12 +31,15 @@ from facebatch.configs.model_file import ModelFile, fix_command, read_model_file
 from facebatch.configs.spec import ModelSpec
 from facebatch.configs.spec_io import spec_to_dict
 from facebatch.engines.build.engine_record import EngineRecord, find_engine, read_engine_record
+from facebatch.engines.pipeline.image_header import DEFAULT_MAX_PHOTO_PIXELS
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.engines.triton.model_config import DynamicBatching, ModelConfig, TritonTensor, preferred_batch_sizes
 from facebatch.engines.triton.readme import repository_readme
 from facebatch.engines.triton.settings import (
     DEFAULT_INSTANCES,
+    DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_QUEUE_DELAY_US,
+    DEFAULT_QUEUE_TIMEOUT_MS,
     FACE_OUTPUTS,
     IMAGES_INPUT,
     MANIFEST,
@@ -58,6 +61,9 @@ class RepositoryOptions:
     pipeline: bool = False
     instances: int = DEFAULT_INSTANCES
     max_queue_delay_us: int = DEFAULT_QUEUE_DELAY_US
+    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE  # 0: unbounded
+    queue_timeout_ms: int = DEFAULT_QUEUE_TIMEOUT_MS  # 0: none
+    max_photo_pixels: int = DEFAULT_MAX_PHOTO_PIXELS  # face_pipeline refuses a larger photo before decoding it
     max_batch: int | None = None  # None: each artifact's profile max
     device: str | None = None  # cpu | gpu; None: gpu for onnxruntime and tensorrt, cpu for python
     force: bool = False
@@ -69,6 +75,10 @@ class RepositoryOptions:
             raise SpecError(f"--instances must be at least 1, got {self.instances}")
         if self.max_queue_delay_us < 0:
             raise SpecError(f"--max-queue-delay-us cannot be negative, got {self.max_queue_delay_us}")
+        if self.max_queue_size < 0 or self.queue_timeout_ms < 0:
+            raise SpecError("--max-queue-size and --queue-timeout-ms cannot be negative (0: no bound)")
+        if self.max_photo_pixels < 1:
+            raise SpecError(f"--max-photo-pixels must be at least 1, got {self.max_photo_pixels}")
         if self.max_batch is not None and self.max_batch < 1:
             raise SpecError(f"--max-batch must be at least 1, got {self.max_batch}")
         if self.runtime == "tensorrt" and self.device == "cpu":
@@ -80,6 +90,9 @@ class RepositoryOptions:
                 "--runtime python runs onnxruntime on the CPU inside the python backend; drop --device gpu, "
                 "or pick --runtime onnxruntime/tensorrt for GPU instances"
             )
+
+    def batching(self, preferred: tuple[int, ...]) -> DynamicBatching:
+        return DynamicBatching(preferred, self.max_queue_delay_us, self.max_queue_size, self.queue_timeout_ms * 1000)
 
     @property
     def instance_kind(self) -> str:
@@ -237,7 +250,7 @@ def _model_name(path: Path) -> str:
 
 def _served_model(artifact: _Artifact, options: RepositoryOptions, name: str) -> ServedModel:
     max_batch = options.max_batch or artifact.profile_max
-    batching = DynamicBatching(preferred_batch_sizes(artifact.profile_opt, max_batch), options.max_queue_delay_us)
+    batching = options.batching(preferred_batch_sizes(artifact.profile_opt, max_batch))
     common = dict(
         name=name,
         max_batch_size=max_batch,
@@ -293,10 +306,15 @@ def _pipeline_model(
         max_batch_size=max_batch,
         inputs=(TritonTensor(IMAGES_INPUT, np.dtype(object), (1,)),),
         outputs=tuple(outputs),
-        dynamic_batching=DynamicBatching(preferred_batch_sizes(det.profile_opt, max_batch), options.max_queue_delay_us),
+        dynamic_batching=options.batching(preferred_batch_sizes(det.profile_opt, max_batch)),
         instance_kind="cpu",
         instance_count=options.instances,
-        parameters={"det_thresh": str(DET_THRESH), "nms_thresh": str(NMS_THRESH), "max_faces": "0"},
+        parameters={
+            "det_thresh": str(DET_THRESH),
+            "nms_thresh": str(NMS_THRESH),
+            "max_faces": "0",
+            "max_photo_pixels": str(options.max_photo_pixels),
+        },
     )
     description = {
         "format": "facebatch-triton-pipeline/1",

@@ -5,6 +5,10 @@ from __future__ import annotations
 RUNTIMES = ("onnxruntime", "tensorrt", "python")
 DEFAULT_INSTANCES = 1
 DEFAULT_QUEUE_DELAY_US = 2000  # how long the batcher may hold a request for company
+# Each model's queue is bounded: beyond it a request is rejected at once (Triton's "Exceeds maximum queue size"),
+# and one that waited longer than the timeout is rejected too, so overload is answered, not piled up
+DEFAULT_MAX_QUEUE_SIZE = 64  # requests waiting per model
+DEFAULT_QUEUE_TIMEOUT_MS = 5000
 MANIFEST = ".facebatch-triton.json"  # the files facebatch wrote into a repository
 
 PIPELINE_MODEL = "face_pipeline"

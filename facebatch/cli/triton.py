@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facebatch.engines.triton.settings import DEFAULT_INSTANCES, DEFAULT_QUEUE_DELAY_US, PIPELINE_MODEL, RUNTIMES
+from facebatch.engines.pipeline.image_header import DEFAULT_MAX_PHOTO_PIXELS
+from facebatch.engines.triton.settings import (
+    DEFAULT_INSTANCES,
+    DEFAULT_MAX_QUEUE_SIZE,
+    DEFAULT_QUEUE_DELAY_US,
+    DEFAULT_QUEUE_TIMEOUT_MS,
+    PIPELINE_MODEL,
+    RUNTIMES,
+)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -68,6 +76,28 @@ def register(commands: argparse._SubParsersAction) -> None:
         help=f"how long the dynamic batcher may hold a request for company (default {DEFAULT_QUEUE_DELAY_US})",
     )
     parser.add_argument(
+        "--max-queue-size",
+        type=int,
+        default=DEFAULT_MAX_QUEUE_SIZE,
+        metavar="N",
+        help=f"requests that may wait per model; one more is rejected at once (default {DEFAULT_MAX_QUEUE_SIZE}; 0: unbounded)",
+    )
+    parser.add_argument(
+        "--queue-timeout-ms",
+        type=int,
+        default=DEFAULT_QUEUE_TIMEOUT_MS,
+        metavar="MS",
+        help=f"a request that waited this long in a model's queue is rejected (default {DEFAULT_QUEUE_TIMEOUT_MS}; 0: none)",
+    )
+    parser.add_argument(
+        "--max-photo-pixels",
+        type=int,
+        default=DEFAULT_MAX_PHOTO_PIXELS,
+        metavar="N",
+        help=f"{PIPELINE_MODEL} refuses a larger photo from its header, before decoding it "
+        f"(default {DEFAULT_MAX_PHOTO_PIXELS}, {DEFAULT_MAX_PHOTO_PIXELS // 1_000_000} MP)",
+    )
+    parser.add_argument(
         "--force", action="store_true", help="replace what facebatch wrote in --out before (never other files)"
     )
     parser.set_defaults(handler=run, json=None, markdown=None, junit=None)
@@ -82,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
         pipeline=args.pipeline,
         instances=args.instances,
         max_queue_delay_us=args.max_queue_delay_us,
+        max_queue_size=args.max_queue_size,
+        queue_timeout_ms=args.queue_timeout_ms,
+        max_photo_pixels=args.max_photo_pixels,
         max_batch=args.max_batch,
         device=args.device,
         force=args.force,
