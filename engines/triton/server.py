@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from facebatch.engines.triton.stubs import python_stubs
 from facebatch.engines.triton.settings import MANIFEST, READY_TIMEOUT_S, STOP_TIMEOUT_S
 from facebatch.errors import EngineError, SpecError
 
@@ -40,7 +42,6 @@ PYTRITON_HINT = (
 # The python stub inside nvidia-pytriton 0.7 (tritonserver 2.51) was built for numpy 1: under numpy 2 it
 # hands the models arrays with the wrong values. Its models need an environment with numpy<2.
 PYTRITON_NUMPY_MAJOR = 1
-SHM_PREFIX = "triton_python_backend_shm_region_"  # the python backend's shared memory, one region per stub
 SERVE_ENV_HINT = "'make serve-env' makes one in .venv-serve; pass it with --python-env .venv-serve"
 
 
@@ -245,6 +246,10 @@ class TritonServer:
             f"--http-port={self.ports.http}",
             f"--grpc-port={self.ports.grpc}",
             f"--exit-timeout-secs={int(STOP_TIMEOUT_S)}",
+            # every model loaded at start, and each can be reloaded through the repository API: what
+            # engines/triton/supervisor.py does when a python model's stub dies (Triton no longer restarts one)
+            "--model-control-mode=explicit",
+            "--load-model=*",
         ]
         if self.ports.metrics is None:
             command.append("--allow-metrics=false")
@@ -314,6 +319,45 @@ class TritonServer:
         except (urllib.error.URLError, OSError):
             return False
 
+    # -- the repository API (explicit model control) -------------------------------------------------
+    def _post(self, path: str, timeout: float) -> str:
+        request = urllib.request.Request(f"http://{self.http_url}{path}", data=b"{}", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.read().decode()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            with contextlib.suppress(ValueError):
+                detail = json.loads(detail).get("error", detail)
+            first = next((line.strip() for line in detail.splitlines() if line.strip()), "no reason given")
+            raise EngineError(f"tritonserver refused {path}: {first[:300]}") from None  # its log has the traceback
+        except (urllib.error.URLError, OSError) as exc:
+            raise EngineError(f"tritonserver did not answer {path}: {exc}") from None
+
+    def model_states(self) -> dict[str, str]:
+        """Each model of the repository and its state (READY, UNLOADING, UNAVAILABLE, …)."""
+        index = json.loads(self._post("/v2/repository/index", timeout=10))
+        return {entry["name"]: entry.get("state", "UNAVAILABLE") for entry in index}
+
+    def model_ready(self, name: str) -> bool | None:
+        """Whether Triton says ``name`` is ready; None when it did not answer (busy, stopping): a
+        slow answer under load is not a verdict on the model."""
+        try:
+            with urllib.request.urlopen(f"http://{self.http_url}/v2/models/{name}/ready", timeout=2) as response:
+                return response.status == 200
+        except urllib.error.HTTPError:
+            return False  # it answered: not ready
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def reload_model(self, name: str) -> None:
+        """Unload ``name`` and load it again: new instances, new python stubs. (A plain load of a
+        model that is loaded and unchanged does nothing, stubs dead or not.)"""
+        self._post(f"/v2/repository/models/{name}/unload", timeout=10)
+        self._post(f"/v2/repository/models/{name}/load", timeout=self.ready_timeout)  # returns once loaded
+        if self.model_ready(name) is False:
+            raise EngineError(f"{name} was loaded again but is not ready: {self.failure()}")
+
     def wait_ready(self) -> None:
         assert self.process is not None
         deadline = time.monotonic() + self.ready_timeout
@@ -367,18 +411,8 @@ class TritonServer:
 
     @staticmethod
     def _shared_memory_regions(group: int) -> list[Path]:
-        """The shared-memory files of the python stubs in the server's process group (each
-        stub is started with its region's name on its command line)."""
-        regions = []
-        for proc in Path("/proc").glob("[0-9]*"):
-            try:
-                if os.getpgid(int(proc.name)) != group:
-                    continue
-                arguments = (proc / "cmdline").read_bytes().split(b"\0")
-            except (OSError, ProcessLookupError):
-                continue
-            regions += [Path("/dev/shm") / a.decode() for a in arguments if a.startswith(SHM_PREFIX.encode())]
-        return regions
+        """The shared-memory files of the python stubs in the server's process group."""
+        return [stub.region for stub in python_stubs(group) if stub.region is not None]
 
     def __enter__(self) -> TritonServer:
         return self.start()

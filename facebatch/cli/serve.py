@@ -21,7 +21,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="serve a model repository with tritonserver (from PATH or nvidia-pytriton) until Ctrl-C",
         description="Start tritonserver on a model repository ('facebatch triton' writes one): the tritonserver on PATH, or "
         "the one inside the nvidia-pytriton wheel (the serve set-up). Waits until every model is loaded, prints the "
-        "endpoints, and stops the server and everything it started on Ctrl-C. Python-backend models run in --python-env.",
+        "endpoints, and stops the server and everything it started on Ctrl-C. Python-backend models run in --python-env. "
+        "A model that stops serving (its python stub killed or crashed: Triton does not restart one) is loaded again "
+        "through Triton's repository API, said in one line.",
     )
     parser.add_argument("repository", type=Path, metavar="REPOSITORY")
     parser.add_argument(
@@ -66,7 +68,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from facebatch.cli.render import console_for
     from facebatch.engines.triton.server import ServerPorts, TritonServer, python_env
-    from facebatch.errors import EngineError
+    from facebatch.engines.triton.supervisor import SUPERVISE_INTERVAL_S, ModelSupervisor
 
     ports = ServerPorts(args.http_port, args.grpc_port, args.metrics_port or None)
     server = TritonServer(
@@ -89,10 +91,14 @@ def run(args: argparse.Namespace) -> int:
                 f"  HTTP {server.http_url}   gRPC {server.grpc_url}"
                 + (f"   metrics {server.host}:{ports.metrics}" if ports.metrics else "")
             )
+            supervisor = ModelSupervisor(server)
+            console.print(f"  watching {len(supervisor.models)} models: one that stops serving is loaded again")
             console.print("  Ctrl-C stops it")
-            while not stopped.wait(0.5):
-                if server.process is None or server.process.poll() is not None:
-                    raise EngineError(f"tritonserver stopped by itself: {server.failure()}")
+            console.file.flush()
+            while not stopped.wait(SUPERVISE_INTERVAL_S):
+                for recovery in supervisor.check():  # raises when the server itself has stopped
+                    console.print(recovery.line(), soft_wrap=True)
+                    console.file.flush()  # a service manager's log reads it now, not at exit
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -1,0 +1,214 @@
+"""A python model whose stub is SIGKILLed, on a real tritonserver (nvidia-pytriton's 2.51, which no
+longer restarts a dead stub and still calls the model ready): ``facebatch serve`` finds it, says
+so in one line and loads the model again, and requests after that are answered right. The time
+from the kill to the first right answer is measured (docs/triton.md quotes it). A model whose
+files were broken meanwhile is tried again later, and serves once they are mended."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facebatch.configs.model_file import read_model_file
+from facebatch.engines.pipeline.face_pipeline import cosine_similarity, open_pipeline
+from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
+from facebatch.engines.triton.server import ServerPorts, TritonServer, free_ports
+from facebatch.engines.triton.settings import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_MODEL
+from facebatch.engines.triton.stubs import python_stubs, stub_from_arguments
+from facebatch.engines.triton.supervisor import ModelSupervisor
+
+grpcclient = pytest.importorskip("tritonclient.grpc", reason="the serve extra (tritonclient) talks to the server")
+RECOVERY_LIMIT_S = 60.0  # measured here: ~1.5 s to load a python model again; a loaded 2-core runner is slower
+
+
+def test_a_stub_command_line_names_its_model_instance_and_region() -> None:
+    # as tritonserver 2.51 starts one (read off a running server)
+    arguments = [
+        "/tmp/backends/python/triton_python_backend_stub",
+        "/srv/repo/scrfd_2.5g_640_batch/1/model.py",
+        "triton_python_backend_shm_region_d28ee96b-08d5-4fbf-b608-d109394b54fc",
+        "1048576",
+        "1048576",
+        "26097",
+        "/tmp/backends/python",
+        "336",
+        "scrfd_2.5g_640_batch_0_0",
+        "DEFAULT",
+    ]
+    stub = stub_from_arguments(7, arguments)
+    assert stub is not None
+    assert (stub.pid, stub.model, stub.instance) == (7, "scrfd_2.5g_640_batch", "scrfd_2.5g_640_batch_0_0")
+    assert stub.region == Path("/dev/shm/triton_python_backend_shm_region_d28ee96b-08d5-4fbf-b608-d109394b54fc")
+    assert stub_from_arguments(8, ["/usr/bin/python3", "model.py"]) is None
+
+
+@pytest.fixture(scope="module")
+def repository(real_detector: Path, batch_embedder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("supervised") / "repository"
+    triton_repository_from_artifacts(
+        [real_detector, batch_embedder], out, RepositoryOptions(runtime="python", pipeline=True, instances=1)
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def photo(photos: list[Path]) -> Path:
+    return next(p for p in photos if p.name == "obama_1.jpg")
+
+
+@pytest.fixture(scope="module")
+def expected(real_detector: Path, batch_embedder: Path, photo: Path):
+    with open_pipeline(read_model_file(real_detector), read_model_file(batch_embedder)) as pipeline:
+        (result,) = pipeline.run([photo])
+    assert len(result.faces.scores) == 1
+    return result
+
+
+def answered_right(client, photo: Path, expected) -> bool:
+    data = grpcclient.InferInput(IMAGES_INPUT, [1, 1], "BYTES")
+    data.set_data_from_numpy(np.array([[photo.read_bytes()]], dtype=object))
+    try:
+        result = client.infer(PIPELINE_MODEL, [data], client_timeout=30)
+    except Exception:  # noqa: BLE001 - any failure is "not answered right"; the caller counts them
+        return False
+    embeddings = result.as_numpy(FACE_OUTPUTS[4])
+    if len(embeddings) != 1:
+        return False
+    return cosine_similarity(embeddings[0], expected.embeddings[0]) >= 0.9999
+
+
+def until_answered_right(client, photo: Path, expected, limit_s: float) -> tuple[float, int]:
+    """Seconds until the first right answer, and how many requests failed before it."""
+    start = time.monotonic()
+    failed = 0
+    while time.monotonic() - start < limit_s:
+        if answered_right(client, photo, expected):
+            return time.monotonic() - start, failed
+        failed += 1
+        time.sleep(0.1)
+    pytest.fail(f"no right answer {limit_s:.0f} s after the kill ({failed} requests failed)")
+
+
+def tritonserver_of(parent: int, limit_s: float = 30.0) -> int:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[-1].split()
+                if int(fields[1]) == parent and (proc / "comm").read_text().strip() == "tritonserver":
+                    return int(proc.name)
+            except (OSError, ValueError, IndexError):
+                continue
+        time.sleep(0.2)
+    pytest.fail(f"facebatch serve (pid {parent}) started no tritonserver")
+
+
+class Lines:
+    """A process's output, read as it comes, each line found at most once."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._seen = 0
+        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _read(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, text: str, limit_s: float) -> str:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            for index in range(self._seen, len(self.lines)):
+                if text in self.lines[index]:
+                    self._seen = index + 1
+                    return self.lines[index]
+            time.sleep(0.1)
+        pytest.fail(f"no line with {text!r} in {limit_s:.0f} s; the output was:\n" + "\n".join(self.lines))
+
+
+def test_serve_loads_a_killed_model_again_and_it_answers_right(
+    repository: Path, serve_env, install, photo: Path, expected, tmp_path: Path
+) -> None:
+    http, grpc = free_ports(2)
+    command = [sys.executable, "-m", "facebatch", "serve", str(repository), "--python-env", str(serve_env.prefix)]
+    command += ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", "0", "--address", "127.0.0.1"]
+    command += ["--log", str(tmp_path / "tritonserver.log")]
+    serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    try:
+        output = Lines(serve)
+        output.wait_for("Ctrl-C stops it", limit_s=240)
+        assert "watching 3 models" in "\n".join(output.lines)
+        server = tritonserver_of(serve.pid)
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")
+        assert answered_right(client, photo, expected)
+
+        measured = {}
+        for model in ("scrfd_2.5g_640_batch", PIPELINE_MODEL):  # a model the pipeline calls, then the pipeline
+            (victim,) = [stub for stub in python_stubs(server) if stub.model == model]
+            os.kill(victim.pid, signal.SIGKILL)
+            measured[model] = until_answered_right(client, photo, expected, RECOVERY_LIMIT_S)
+            line = output.wait_for(f"{model}: its python stub {victim.instance} (pid {victim.pid}) is gone", 10)
+            assert line.endswith("serving again"), line
+            (new,) = [stub for stub in python_stubs(server) if stub.model == model]
+            assert new.pid != victim.pid
+            assert victim.region is not None and not victim.region.exists(), "the dead stub's shared memory stays"
+            assert all(answered_right(client, photo, expected) for _ in range(5))
+        for model, (seconds, failed) in measured.items():
+            print(f"{model}: right answers again {seconds:.2f} s after SIGKILL of its stub ({failed} requests failed)")
+
+        serve.send_signal(signal.SIGINT)
+        assert serve.wait(timeout=60) == 0
+        output.wait_for("tritonserver stopped", 5)
+        assert not python_stubs(server), "stubs left running"
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+
+
+def test_a_model_that_cannot_load_is_tried_again_later_and_serves_once_mended(
+    real_detector: Path, batch_embedder: Path, serve_env, install, photo: Path, expected, tmp_path: Path
+) -> None:
+    repository = tmp_path / "repository"
+    triton_repository_from_artifacts(
+        [real_detector, batch_embedder], repository, RepositoryOptions(runtime="python", pipeline=True, instances=1)
+    )
+    ports = ServerPorts(*free_ports(2))
+    with TritonServer(
+        repository, ports, address="127.0.0.1", env=serve_env, install=install, log_file=tmp_path / "log"
+    ) as server:
+        supervisor = ModelSupervisor(server)
+        assert supervisor.models == sorted(p.parent.name for p in repository.glob("*/config.pbtxt"))
+        assert len(supervisor.models) == 3
+        assert supervisor.check() == []  # all serving: nothing to do
+
+        script = repository / PIPELINE_MODEL / "1" / "model.py"
+        good = script.read_text()
+        script.write_text(good + "\nraise RuntimeError('broken on purpose')\n")
+        (victim,) = supervisor.stubs(PIPELINE_MODEL)
+        os.kill(victim.pid, signal.SIGKILL)
+        time.sleep(0.2)
+        (failed,) = supervisor.check()
+        assert not failed.ok and failed.retry_in_s == 2.0, failed
+        assert failed.line().startswith(f"{PIPELINE_MODEL}: its python stub {victim.instance} (pid {victim.pid}) is gone;")
+        assert "loading it again failed (" in failed.line() and "trying again in 2 s" in failed.line()
+        print(failed.line())
+        assert "\n" not in failed.line()
+        assert supervisor.check() == []  # not due yet
+
+        script.write_text(good)
+        time.sleep(2.1)
+        (mended,) = supervisor.check()
+        assert mended.ok and mended.cause == "Triton reports it not ready", mended
+        client = grpcclient.InferenceServerClient(server.grpc_url)
+        assert answered_right(client, photo, expected)
+        assert supervisor.check() == []
