@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from facebatch.engines.triton.stubs import python_stubs
 from facebatch.engines.triton.settings import MANIFEST, READY_TIMEOUT_S, STOP_TIMEOUT_S
+from facebatch.engines.triton.stubs import python_stubs
 from facebatch.errors import EngineError, SpecError
 
 PYTRITON_HINT = (

@@ -64,9 +64,7 @@ class ModelSupervisor:
         self.server = server
         self.clock = clock
         self.recoveries: list[Recovery] = []
-        self._models = {
-            name: _Watched() for name, state in server.model_states().items() if state == "READY"
-        }
+        self._models = {name: _Watched() for name, state in server.model_states().items() if state == "READY"}
         self._record(list(self._models))
 
     @property

@@ -199,7 +199,9 @@ def test_a_model_that_cannot_load_is_tried_again_later_and_serves_once_mended(
         time.sleep(0.2)
         (failed,) = supervisor.check()
         assert not failed.ok and failed.retry_in_s == 2.0, failed
-        assert failed.line().startswith(f"{PIPELINE_MODEL}: its python stub {victim.instance} (pid {victim.pid}) is gone;")
+        assert failed.line().startswith(
+            f"{PIPELINE_MODEL}: its python stub {victim.instance} (pid {victim.pid}) is gone;"
+        )
         assert "loading it again failed (" in failed.line() and "trying again in 2 s" in failed.line()
         print(failed.line())
         assert "\n" not in failed.line()
