@@ -28,7 +28,7 @@ REFERENCE        ?= torch
 ENGINES          ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv serve-env export fp16 engines verify bench release triton serve lint gpu-check test clean
+.PHONY: help venv serve-env export fp16 engines verify bench bench-gallery release triton serve lint gpu-check test clean
 
 help: ## list the targets
 	@echo "facebatch — make targets:"
@@ -168,6 +168,11 @@ lint: $(STAMP) ## ruff: the rule set in pyproject.toml (F, I, E, B, UP) and the 
 # make gpu-check runs with the machine's own Python and installs nothing (GPU machines here have no network):
 # PYTHON=… picks the interpreter (it needs CUDA torch and onnxruntime), WHEELS=DIR brings pure-Python packages it lacks.
 WHEELS ?=
+
+bench-gallery: $(STAMP) ## FAISS index types on synthetic 512-d vectors (100k, 1M) and index throughput local vs Ray → build/reports/gallery.md
+	@mkdir -p $(BUILD)/reports
+	$(BIN)/python -m facebatch.engines.gallery.benchmark --out $(BUILD)/reports/gallery.md --images $(FIXTURES)/images \
+		--detector $$(ls $(BUILD)/onnx/scrfd_*_batch.onnx | head -1) --embedder $$(ls $(BUILD)/onnx/*arcface*_batch.onnx $(BUILD)/onnx/*mobilefacenet*_batch.onnx 2>/dev/null | head -1)
 
 gpu-check: ## where a CUDA GPU is: gpu tests, torch-CUDA FP16 bench (batch 1-32) of both defaults, the face pipeline → build/gpu-check/<device>/
 	@$(PYTHON) scripts/gpu_check.py --out $(BUILD)/gpu-check $(if $(WHEELS),--wheels $(WHEELS))

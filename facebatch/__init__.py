@@ -30,6 +30,8 @@ API = (
     "bench",
     "release",
     "check_release",
+    "index",
+    "search",
     "photos",
     "open_pipeline",
     "FacePipeline",

@@ -156,6 +156,75 @@ def bench(
     return bench_models([read_model_file(Path(m)) for m in models], options, make_runner)
 
 
+def index(
+    photos: Sequence[PathLike],
+    out: PathLike,
+    *,
+    detector: PathLike | ModelFile,
+    embedder: PathLike | ModelFile,
+    faces: str = "all",
+    subjects: PathLike | None = None,
+    index_type: str = "flat",
+    index_parameters: dict[str, int] | None = None,
+    backend: str = "ort-cpu",
+    settings: PipelineSettings | None = None,
+    ray: bool = False,
+    ray_address: str | None = None,
+):  # -> IndexSummary
+    """``facebatch index``: every face of ``photos`` into the gallery ``out`` (made if new; only new or
+    changed photos are run). Needs the ``index`` extra (``ray`` for ``ray=True``)."""
+    from facebatch.engines.gallery.faiss_index import IndexChoice
+    from facebatch.engines.gallery.index_job import IndexRequest, index_photos
+
+    def model(item: PathLike | ModelFile) -> ModelFile:
+        return item if isinstance(item, ModelFile) else read_model_file(Path(item))
+
+    request = IndexRequest(
+        photos=[Path(p) for p in photos],
+        out=Path(out),
+        detector=model(detector),
+        embedder=model(embedder),
+        faces=faces,
+        subjects_csv=None if subjects is None else Path(subjects),
+        index=IndexChoice(index_type, dict(index_parameters or {})),
+        backend=backend,
+        settings=settings or PipelineSettings(),
+        ray=ray,
+        ray_address=ray_address,
+    )
+    return index_photos(request)
+
+
+def search(
+    photos: Sequence[PathLike],
+    gallery: PathLike,
+    *,
+    top_k: int = 5,
+    threshold: float | None = None,
+    backend: str = "ort-cpu",
+    settings: PipelineSettings | None = None,
+):  # -> list[QueryFace]
+    """``facebatch search``: for each face of each photo, its top-k gallery faces (``QueryFace.matches``,
+    ``QueryFace.answer``), run through the models the gallery records. Photos without a face give none."""
+    from facebatch.engines.gallery.photos import collect_photos
+    from facebatch.engines.gallery.search import GallerySearch, check_gallery_models, photo_queries
+    from facebatch.engines.gallery.settings import DEFAULT_THRESHOLD
+
+    searcher = GallerySearch(Path(gallery))
+    manifest = searcher.gallery.manifest
+    detector, embedder = read_model_file(Path(manifest.detector.file)), read_model_file(Path(manifest.embedder.file))
+    check_gallery_models(searcher.gallery, detector, embedder)
+    with open_faces(detector, embedder, backend=backend, settings=settings) as pipeline:
+        found = photo_queries(pipeline, [Path(p.path) for p in collect_photos([Path(p) for p in photos])])
+    if found.vectors:
+        import numpy as np
+
+        cut = DEFAULT_THRESHOLD if threshold is None else threshold
+        for query, matches in zip(found.faces, searcher.search(np.stack(found.vectors), top_k, cut), strict=True):
+            query.matches = matches
+    return found.faces
+
+
 def release(options: ReleaseOptions) -> ReleaseResult:
     """``facebatch release``: every gate into one folder; ``result.passed`` and ``result.last_line()``."""
     return run_release(options)

@@ -37,6 +37,8 @@ RUNTIMES = ("onnxruntime", "openvino", "tensorrt", "polygraphy", "tritonclient")
 RUNNERS = "facebatch.engines.runners."
 BUILDERS = "facebatch.engines.build."
 # building an engine or an INT8 model is not running one: engines/build may import these
+GALLERY_TOOLS = ("faiss", "ray", "pyarrow")  # the gallery's storage, search and distribution: engines/gallery only
+GALLERY = "facebatch.engines.gallery."
 BUILDER_RUNTIMES = ("tensorrt", "polygraphy", "onnxruntime.quantization")
 
 
@@ -109,6 +111,8 @@ def violations(source: str, module: str) -> list[str]:
             problems.append(
                 f"{module}:{line} imports the runtime {root}: only engines/runners may (and engines/build, TensorRT's builder)"
             )
+        elif root in GALLERY_TOOLS and not module.startswith(GALLERY):
+            problems.append(f"{module}:{line} imports {root}: only engines/gallery may (Parquet, FAISS, Ray Data)")
         elif root == "torch" and not (module.startswith("facebatch.exporter") or module == RUNNERS + "torch_runner"):
             problems.append(f"{module}:{line} imports torch: only the exporter and the torch runner may")
     return problems
@@ -158,6 +162,9 @@ def test_the_checker_catches_what_it_forbids():
     assert violations("from . import verify_job\n", "facebatch.exporter.x") == []  # exporter → verify is allowed …
     assert violations("from ..exporter import repair\n", "facebatch.verify.x")  # … relative imports resolve too
     assert violations("import onnxruntime\n", "facebatch.engines.runners.onnxruntime_runner") == []
+    assert violations("import faiss\n", "facebatch.cli.search")  # the gallery's tools stay in engines/gallery
+    assert violations("import ray.data\n", "facebatch.engines.pipeline.face_pipeline")
+    assert violations("import faiss\nimport pyarrow\n", "facebatch.engines.gallery.faiss_index") == []
     assert violations("import tensorrt as trt\n", "facebatch.engines.build.tensorrt_engine") == []  # the builder …
     assert violations("import onnxruntime\n", "facebatch.engines.build.tensorrt_engine")  # … runs nothing itself
     assert violations("from facebatch.verify.report import VerifyReport\n", "facebatch.cli.render") == []
@@ -169,7 +176,7 @@ def test_the_command_line_starts_without_heavy_libraries():
     import subprocess
     import sys
 
-    heavy = ("torch", "onnx", "onnxruntime", "openvino", "cv2", "matplotlib", "onnxsim")
+    heavy = ("torch", "onnx", "onnxruntime", "openvino", "cv2", "matplotlib", "onnxsim", "faiss", "ray", "pyarrow")
     probe = f"import sys; from facebatch.cli import build_parser; build_parser(); print([m for m in {heavy!r} if m in sys.modules])"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout

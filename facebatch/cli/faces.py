@@ -90,7 +90,8 @@ def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
     console = console_for(args)
     show_faces(console, results, times)
     if embed:
-        write_bytes_atomic(args.output, embeddings_npz(results), "--output")
+        models = {"detector": detector.sha256, "embedder": embedder.sha256} if embedder is not None else {}
+        write_bytes_atomic(args.output, embeddings_npz(results, models), "--output")
         console.print(f"wrote {args.output} ({sum(len(r) for r in results)} embeddings)")
         if args.json is not None:
             write_text_atomic(args.json, embeddings_index(results, args.output.name, about), "--json")

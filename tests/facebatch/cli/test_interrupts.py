@@ -189,3 +189,30 @@ def test_a_run_that_wrote_nothing_leaves_no_empty_output_folder(tmp_path: Path, 
     assert main(["convert", str(source), "--fp16", "--batch-sizes", "1,2", "-o", str(out)]) == 1
     assert "nothing was written" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clamped.onnx"]
+
+
+@pytest.mark.parametrize(
+    ("sig", "marker"),
+    [(signal.SIGINT, "… index [1/17]"), (signal.SIGTERM, "… index [5/17]"), (signal.SIGHUP, "… index [16/17]")],
+    ids=["int-first-photo", "term-mid", "hup-last-shard"],
+)
+def test_an_interrupted_index_keeps_what_it_committed(
+    real_detector: Path, batch_embedder: Path, photos: list[Path], tmp_path: Path, sig: int, marker: str
+):
+    pytest.importorskip("faiss", reason="the index extra (faiss-cpu) builds the gallery's index")
+    from facebatch.engines.gallery.store import Gallery
+
+    out = tmp_path / "new" / "gallery"
+    argv = ["index", str(photos[0].parent), "--out", str(out), "--photos-per-shard", "2", "--workers", "1"]
+    argv += ["--detector", str(real_detector), "--embedder", str(batch_embedder)]
+    code, lines = interrupt_at(argv, marker, sig)
+    assert_interrupted(code, lines, sig)
+    if not (out / "manifest.json").exists():  # stopped before the first commit: nothing left, not even folders
+        assert not (tmp_path / "new").exists(), sorted(p.name for p in (tmp_path / "new").rglob("*"))
+        return
+    gallery = Gallery.open(out)
+    for position in range(len(gallery.manifest.shards)):
+        gallery.read_shard(position)  # every committed shard whole
+    named = {entry.name for entry in gallery.manifest.shards}
+    assert {p.name for p in (out / "shards").iterdir()} == named, "uncommitted shard files left"
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [".lock"]

@@ -41,6 +41,8 @@ def test_every_subcommand_documents_itself():
         "detect",
         "embed",
         "compare",
+        "index",
+        "search",
         "triton",
         "serve",
         "quantize",

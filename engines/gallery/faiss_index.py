@@ -1,0 +1,144 @@
+"""The gallery's FAISS index over unit-length embeddings, by inner product (= cosine): exact
+(``IndexFlatIP``) or approximate (HNSW, IVF, IVF-PQ) with parameters recorded in the manifest.
+The ids are the gallery's global row numbers. FAISS is imported here only (the ``index`` extra)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facebatch.atomic import atomic_path
+from facebatch.engines.gallery.settings import INDEX_PARAMETERS, INDEX_TYPES
+from facebatch.engines.gallery.store import GalleryError
+from facebatch.errors import SpecError
+
+INDEX_EXTRA_HINT = "pip install 'facebatch[index]' (faiss-cpu, pyarrow)"
+
+
+def import_faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise SpecError(f"the gallery needs FAISS: {INDEX_EXTRA_HINT}") from None
+    return faiss
+
+
+@dataclass(frozen=True)
+class IndexChoice:
+    kind: str = "flat"
+    parameters: dict[str, int] = field(default_factory=dict)  # as asked; 0 = chosen from the data
+
+    def __post_init__(self) -> None:
+        if self.kind not in INDEX_TYPES:
+            raise SpecError(f"--index {self.kind} is not one of {', '.join(INDEX_TYPES)}")
+        known = INDEX_PARAMETERS[self.kind]
+        unknown = sorted(set(self.parameters) - set(known))
+        if unknown:
+            takes = ", ".join(known) or "no parameters"
+            raise SpecError(f"--index {self.kind} has no parameter {', '.join(unknown)} (it takes {takes})")
+        for name, value in self.parameters.items():
+            if value < 0:
+                raise SpecError(f"--index-param {name}={value}: must be at least 0")
+
+    def resolved(self, rows: int, dimension: int) -> dict[str, int]:
+        """The parameters with the data's defaults filled in (what the manifest records)."""
+        values = {**INDEX_PARAMETERS[self.kind], **self.parameters}
+        if "nlist" in values:
+            if not values["nlist"]:
+                values["nlist"] = int(max(1, min(4 * math.sqrt(max(rows, 1)), rows // 39 or 1)))
+            values["nlist"] = max(1, min(values["nlist"], max(rows, 1)))
+        if self.kind == "ivfpq":
+            if not values["m"]:
+                values["m"] = max(
+                    d for d in range(1, dimension + 1) if dimension % d == 0 and d <= max(1, dimension // 8)
+                )
+            if dimension % values["m"]:
+                raise SpecError(f"--index-param m={values['m']} must divide the embedding size {dimension}")
+            # k-means over 2^nbits centroids wants at least that many training vectors
+            values["nbits"] = max(1, min(values["nbits"], int(math.log2(max(rows, 2)))))
+        return values
+
+
+def parse_index_parameters(items: list[str]) -> dict[str, int]:
+    values = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if not name or not value.strip().isdigit():
+            raise SpecError(f"--index-param {item!r} is not NAME=INTEGER (for example nprobe=32)")
+        values[name.strip().replace("-", "_")] = int(value)
+    return values
+
+
+def build_index(choice: IndexChoice, ids: np.ndarray, vectors: np.ndarray, threads: int = 0):
+    """A trained index holding ``vectors`` under ``ids``; and the parameters it was built with."""
+    faiss = import_faiss()
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    rows, dimension = vectors.shape
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    values = choice.resolved(rows, dimension)
+    metric = faiss.METRIC_INNER_PRODUCT
+    if choice.kind == "flat":
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    elif choice.kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(dimension, values["m"], metric)
+        inner.hnsw.efConstruction = values["ef_construction"]
+        inner.hnsw.efSearch = values["ef_search"]
+        index = faiss.IndexIDMap2(inner)
+    else:
+        quantizer = faiss.IndexFlatIP(dimension)
+        if choice.kind == "ivf":
+            index = faiss.IndexIVFFlat(quantizer, dimension, values["nlist"], metric)
+        else:
+            index = faiss.IndexIVFPQ(quantizer, dimension, values["nlist"], values["m"], values["nbits"], metric)
+        # (FAISS's Python wrapper keeps the quantiser alive as long as the index)
+        if rows:
+            index.train(vectors)
+        index.nprobe = values["nprobe"]
+    if rows:
+        index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+    return index, values
+
+
+def set_search_parameters(index, kind: str, values: dict[str, int]) -> None:
+    """What a read index forgets: HNSW's efSearch, IVF's nprobe."""
+    faiss = import_faiss()
+    if kind == "hnsw":
+        faiss.downcast_index(index.index).hnsw.efSearch = values["ef_search"]
+    elif kind in ("ivf", "ivfpq"):
+        faiss.extract_index_ivf(index).nprobe = values["nprobe"]
+
+
+def write_index(index, target: Path) -> int:
+    """Write atomically; the file's size."""
+    faiss = import_faiss()
+    with atomic_path(target, "--out") as tmp:
+        faiss.write_index(index, str(tmp))
+    return target.stat().st_size
+
+
+def read_index(path: Path, rows: int, hint: str):
+    faiss = import_faiss()
+    if not Path(path).is_file():
+        raise GalleryError(f"the gallery's index {path} is missing; {hint}")
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        # FAISS says "Error in <function> at <file>:<line>: <what>": the what is enough
+        lines = str(exc).strip().splitlines() or ["unreadable"]
+        reason = re.sub(r"^Error in .*? at \S+:\d+: ", "", lines[0])[:160]
+        raise GalleryError(f"the gallery's index {path} is corrupt ({reason}); {hint}") from None
+    if index.ntotal != rows:
+        raise GalleryError(f"the gallery's index {path} holds {index.ntotal} faces, the manifest says {rows}; {hint}")
+    return index
+
+
+def index_description(kind: str, values: dict[str, Any]) -> str:
+    names = {"flat": "IndexFlatIP (exact)", "hnsw": "IndexHNSWFlat", "ivf": "IndexIVFFlat", "ivfpq": "IndexIVFPQ"}
+    shown = ", ".join(f"{k}={v}" for k, v in values.items())
+    return names[kind] + (f" ({shown})" if shown else "")

@@ -1,0 +1,252 @@
+"""``facebatch index``: every face of a photo archive into a gallery, locally or on Ray.
+
+Runs the same ``FacePipeline`` as ``embed`` (no second decoder, aligner or embedder). Photos
+that are already in the gallery unchanged are not run again; new ones are committed a shard at
+a time (``PHOTOS_PER_SHARD``), so a run stopped at any moment keeps what it committed; the FAISS
+index is built from the shards at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facebatch.configs.model_file import ModelFile
+from facebatch.configs.spec_io import spec_to_dict
+from facebatch.engines.gallery.faiss_index import IndexChoice, build_index, import_faiss, index_description, write_index
+from facebatch.engines.gallery.photos import Photo, collect_photos
+from facebatch.engines.gallery.settings import DEFAULT_FACES, PHOTOS_PER_SHARD
+from facebatch.engines.gallery.store import (
+    Gallery,
+    GalleryError,
+    ModelIdentity,
+    PhotoState,
+    create_or_open,
+    photos_to_index,
+)
+from facebatch.engines.gallery.table import shard_table
+from facebatch.engines.pipeline.face_pipeline import PipelineSettings, open_pipeline
+from facebatch.engines.runners.registry import RunnerOptions
+from facebatch.errors import SpecError
+from facebatch.progress import progress_bar, warn
+from facebatch.words import counted
+
+Advance = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class IndexRequest:
+    photos: Sequence[Path]  # none: only rebuild the index from the shards
+    out: Path
+    detector: ModelFile
+    embedder: ModelFile
+    faces: str = DEFAULT_FACES
+    subjects_csv: Path | None = None
+    index: IndexChoice = field(default_factory=IndexChoice)
+    backend: str = "ort-cpu"
+    settings: PipelineSettings = field(default_factory=PipelineSettings)
+    runner_options: RunnerOptions = field(default_factory=lambda: RunnerOptions(spin_wait=False))
+    photos_per_shard: int = PHOTOS_PER_SHARD
+    ray: bool = False
+    ray_address: str | None = None  # with ray: None = RAY_ADDRESS or a local instance
+    ray_actors: int = 0  # 0: one per GPU of the cluster, or one per 2 CPUs when it has none
+
+    def __post_init__(self) -> None:
+        if self.faces not in ("best", "all"):
+            raise SpecError(f"--faces {self.faces} is not best or all")
+        if self.embedder.spec.embedding_size is None:
+            raise SpecError(
+                f"{self.embedder.path.name} does not say its embedding size; describe it (facebatch describe)"
+            )
+        if self.photos_per_shard < 1:
+            raise SpecError("--photos-per-shard must be at least 1")
+
+
+@dataclass
+class IndexSummary:
+    gallery: Path
+    photos_named: int = 0
+    photos_run: int = 0  # new or changed, this run
+    photos_unchanged: int = 0
+    faces_added: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)  # this run's
+    gallery_photos: int = 0
+    gallery_faces: int = 0
+    shards: int = 0
+    index: str = ""
+    index_built: bool = False
+    where: str = "local"
+    seconds: float = 0.0
+    index_seconds: float = 0.0
+
+    @property
+    def photos_per_second(self) -> float:
+        run_time = self.seconds - self.index_seconds
+        return self.photos_run / run_time if run_time > 0 and self.photos_run else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "gallery": str(self.gallery),
+            "photos_named": self.photos_named,
+            "photos_run": self.photos_run,
+            "photos_unchanged": self.photos_unchanged,
+            "faces_added": self.faces_added,
+            "failed": self.failed,
+            "gallery_photos": self.gallery_photos,
+            "gallery_faces": self.gallery_faces,
+            "shards": self.shards,
+            "index": self.index,
+            "index_built": self.index_built,
+            "where": self.where,
+            "seconds": round(self.seconds, 3),
+            "photos_per_second": round(self.photos_per_second, 3),
+        }
+
+
+def model_identity(role: str, model: ModelFile) -> ModelIdentity:
+    return ModelIdentity(role, model.spec.name, str(model.path.resolve()), model.sha256, spec_to_dict(model.spec))
+
+
+def pipeline_settings_record(request: IndexRequest) -> dict:
+    s = request.settings
+    return {
+        "detector_size": list(request.detector.checked_size(None)),
+        "det_thresh": s.det_thresh,
+        "nms_thresh": s.nms_thresh,
+        "max_faces": s.max_faces,
+        "backend": request.backend,
+    }
+
+
+def open_for(request: IndexRequest) -> Gallery:
+    import_faiss()  # the extra is needed at the end: say so before the slow part
+    return create_or_open(
+        request.out,
+        model_identity("detector", request.detector),
+        model_identity("embedder", request.embedder),
+        int(request.embedder.spec.embedding_size or 0),
+        request.faces,
+        pipeline_settings_record(request),
+    )
+
+
+def drop_unreadable_shards(gallery: Gallery) -> None:
+    """A shard that no longer reads right (damaged on disk) is dropped, with its file: its photos
+    then count as new and are indexed again. Said in one line each."""
+    kept = []
+    for position, entry in enumerate(gallery.manifest.shards):
+        try:
+            gallery.read_shard(position, ["photo"])
+        except GalleryError as exc:
+            warn(f"{exc}: dropped it; its photos are indexed again")
+            (gallery.shard_folder / entry.name).unlink(missing_ok=True)
+            continue
+        kept.append(entry)
+    if len(kept) != len(gallery.manifest.shards):
+        gallery.manifest.shards = kept
+        gallery.manifest.index = None  # its ids were rows of the shards before
+        gallery.__init__(gallery.root, gallery.manifest)
+        gallery.save()
+
+
+def run_locally(request: IndexRequest, gallery: Gallery, todo: list[Photo], states: dict[str, PhotoState]) -> int:
+    """Run the pipeline over ``todo``, committing a shard every ``photos_per_shard`` photos; the
+    faces added."""
+    size = int(request.embedder.spec.embedding_size or 0)
+    best_only = request.faces == "best"
+    added = 0
+    with open_pipeline(
+        request.detector, request.embedder, request.backend, request.settings, request.runner_options
+    ) as pipeline:
+        with progress_bar(len(todo), "index") as advance:
+            for start in range(0, len(todo), request.photos_per_shard):
+                chunk = todo[start : start + request.photos_per_shard]
+                results = []
+                for result in pipeline.run([Path(p.path) for p in chunk]):
+                    results.append(result)
+                    if not result.ok:
+                        warn(f"skipped {result.path}: {result.error}")
+                    advance(
+                        f"{result.path.name}: {counted(len(result), 'face')}"
+                        if result.ok
+                        else f"{result.path.name}: skipped"
+                    )
+                table = shard_table(results, chunk, size, best_only)
+                gallery.commit([gallery.write_shard(table)], states)
+                added += sum(1 for f in table.column("face").to_pylist() if f >= 0)
+    return added
+
+
+def rebuild_index(gallery: Gallery, choice: IndexChoice, states: dict[str, PhotoState], threads: int = 0) -> str:
+    """Build the FAISS index over the live face rows, write it, record it; its description."""
+    ids, vectors = [], []
+    for chunk_ids, chunk_vectors in gallery.live_faces(states):
+        ids.append(chunk_ids)
+        vectors.append(chunk_vectors)
+    dimension = gallery.manifest.embedding_size
+    all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    all_vectors = np.concatenate(vectors) if vectors else np.zeros((0, dimension), np.float32)
+    index, values = build_index(choice, all_ids, all_vectors, threads)
+    size = write_index(index, gallery.index_path)
+    gallery.manifest.faces = len(all_ids)
+    gallery.manifest.index = {
+        "type": choice.kind,
+        "faiss": index_description(choice.kind, values),
+        "parameters": values,
+        "metric": "inner product (cosine: embeddings are unit length)",
+        "rows": len(all_ids),
+        "shards": len(gallery.manifest.shards),  # the shards it covers: fewer than the manifest's = stale
+        "bytes": size,
+    }
+    gallery.refresh_counts(states)
+    gallery.save()
+    return gallery.manifest.index["faiss"]
+
+
+def index_is_current(gallery: Gallery, choice: IndexChoice) -> bool:
+    recorded = gallery.manifest.index
+    if recorded is None or not gallery.index_path.is_file():
+        return False
+    if recorded.get("shards") != len(gallery.manifest.shards) or recorded.get("type") != choice.kind:
+        return False
+    asked = {k: v for k, v in choice.parameters.items() if v}
+    return all(recorded.get("parameters", {}).get(k) == v for k, v in asked.items())
+
+
+def index_photos(request: IndexRequest) -> IndexSummary:
+    began = time.perf_counter()
+    photos = collect_photos(request.photos, request.subjects_csv) if request.photos else []
+    gallery = open_for(request)
+    summary = IndexSummary(Path(request.out), photos_named=len(photos), where="ray" if request.ray else "local")
+    with gallery.writing():
+        drop_unreadable_shards(gallery)
+        states = gallery.photo_states()
+        todo = photos_to_index(photos, states)
+        summary.photos_unchanged = len(photos) - len(todo)
+        if todo and request.ray:
+            from facebatch.engines.gallery.ray_job import run_on_ray
+
+            summary.faces_added = run_on_ray(request, gallery, todo, states)
+        elif todo:
+            summary.faces_added = run_locally(request, gallery, todo, states)
+        summary.photos_run = len(todo)
+        done = {p.path for p in todo}
+        summary.failed = [f for f in gallery.manifest.failed if f["photo"] in done]
+        index_began = time.perf_counter()
+        if todo or not index_is_current(gallery, request.index) or not request.photos:
+            summary.index = rebuild_index(gallery, request.index, states, request.runner_options.threads or 0)
+            summary.index_built = True
+        else:
+            summary.index = gallery.manifest.index["faiss"] if gallery.manifest.index else ""
+        summary.index_seconds = time.perf_counter() - index_began
+        if not gallery.manifest.faces and not photos:
+            raise GalleryError(f"{request.out} holds no face; index photos with faces into it")
+    summary.gallery_photos = gallery.manifest.photos
+    summary.gallery_faces = gallery.manifest.faces
+    summary.shards = len(gallery.manifest.shards)
+    summary.seconds = time.perf_counter() - began
+    return summary

@@ -1,0 +1,81 @@
+"""What to index: every photo the arguments name (folders walked recursively), each with its
+subject — from the folder layout (``PEOPLE/<subject>/…/<photo>``) or from a CSV (``path,subject``)
+— and what says whether it changed since it was indexed (size and modification time)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from facebatch.engines.pipeline.preprocess import IMAGE_SUFFIXES
+from facebatch.errors import SpecError
+
+
+@dataclass(frozen=True)
+class Photo:
+    path: str  # absolute, as the gallery records it
+    subject: str | None
+    size: int
+    mtime_ns: int
+
+    @property
+    def key(self) -> tuple[int, int, str | None]:
+        """What must be equal for the photo to count as already indexed."""
+        return (self.size, self.mtime_ns, self.subject)
+
+
+def _walk(folder: Path) -> list[Path]:
+    found = []
+    for root, folders, files in os.walk(folder):
+        folders[:] = sorted(f for f in folders if not f.startswith("."))
+        found += [Path(root) / f for f in sorted(files) if Path(f).suffix.lower() in IMAGE_SUFFIXES]
+    return found
+
+
+def read_subjects_csv(path: Path) -> dict[str, str]:
+    """``path,subject`` rows (a header row ``path,subject`` is allowed); paths relative to the CSV."""
+    if not Path(path).is_file():
+        raise SpecError(f"--subjects {path} is not a file; pass a CSV of path,subject rows")
+    subjects = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            if not row or (number == 1 and [c.strip().lower() for c in row] == ["path", "subject"]):
+                continue
+            if len(row) != 2 or not row[0].strip() or not row[1].strip():
+                raise SpecError(f"--subjects {path} line {number} is not 'path,subject': {','.join(row)[:80]}")
+            photo = Path(row[0].strip())
+            photo = photo if photo.is_absolute() else Path(path).parent / photo
+            subjects[str(photo.resolve())] = row[1].strip()
+    return subjects
+
+
+def collect_photos(arguments: Sequence[Path], subjects_csv: Path | None = None) -> list[Photo]:
+    """Every photo of ``arguments`` in order, each once. Without a CSV, a photo inside a folder
+    argument takes its subject from the first folder below that argument (photos directly in it
+    have none); with one, the CSV says (photos it does not name have none)."""
+    named = read_subjects_csv(subjects_csv) if subjects_csv is not None else None
+    photos: dict[str, Photo] = {}
+    for argument in map(Path, arguments):
+        if argument.is_file():
+            pairs = [(argument, None)]
+        elif argument.is_dir():
+            pairs = []
+            for path in _walk(argument):
+                relative = path.relative_to(argument).parts
+                pairs.append((path, relative[0] if len(relative) > 1 else None))
+        else:
+            raise SpecError(f"{argument} does not exist; pass photos or folders of photos")
+        for path, folder_subject in pairs:
+            resolved = str(path.resolve())
+            if resolved in photos:
+                continue
+            stat = path.stat()
+            subject = named.get(resolved) if named is not None else folder_subject
+            photos[resolved] = Photo(resolved, subject, stat.st_size, stat.st_mtime_ns)
+    if not photos:
+        shown = ", ".join(str(a) for a in arguments)
+        raise SpecError(f"no photos found in {shown} ({', '.join(IMAGE_SUFFIXES)}); pass photos or folders of photos")
+    return list(photos.values())

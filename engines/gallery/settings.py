@@ -1,0 +1,28 @@
+"""Gallery defaults, in one place (the CLI imports them; nothing heavy is imported here)."""
+
+from __future__ import annotations
+
+MANIFEST = "manifest.json"
+SHARDS = "shards"  # shard-00000.parquet, …: one row per face, and one per photo without a face
+INDEX_FILE = "index.faiss"
+GALLERY_FORMAT = 1
+
+PHOTOS_PER_SHARD = 256  # a shard is committed (and survives a kill) every this many photos
+FACES_MODES = ("best", "all")  # best: the highest-scoring face of each photo (enrolment); all: every face
+DEFAULT_FACES = "all"
+
+INDEX_TYPES = ("flat", "hnsw", "ivf", "ivfpq")
+DEFAULT_INDEX = "flat"  # exact inner product (IndexFlatIP): embeddings are unit length, so it ranks by cosine
+# Each approximate index's parameters and their defaults (--index-param NAME=VALUE)
+INDEX_PARAMETERS: dict[str, dict[str, int]] = {
+    "flat": {},
+    "hnsw": {"m": 32, "ef_construction": 80, "ef_search": 64},
+    "ivf": {"nlist": 0, "nprobe": 16},  # nlist 0: 4·√N, at least 1 and at most N/39 (FAISS wants ~39 per list)
+    "ivfpq": {"nlist": 0, "nprobe": 16, "m": 0, "nbits": 8},  # m 0: D/8 sub-quantisers (16 bytes per 128-d vector)
+}
+
+DEFAULT_TOP_K = 5
+# cosine below which a gallery face is no match ("unknown"). ArcFace-loss embedders put one person's photos above
+# ~0.4 and different people below ~0.3 (the fixtures: obama/obama 0.72, obama/biden 0.07 with mobilefacenet_128d)
+DEFAULT_THRESHOLD = 0.35
+RAY_CONNECT_TIMEOUT_S = 30.0  # a Ray address that does not answer is refused within this

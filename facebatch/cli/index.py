@@ -1,0 +1,158 @@
+"""``facebatch index``: every face of a photo archive into a gallery (Parquet shards, a manifest,
+a FAISS index), locally or on a Ray cluster; again on the same photos, only what is new or changed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from facebatch.cli import arguments
+from facebatch.engines.gallery.settings import (
+    DEFAULT_FACES,
+    DEFAULT_INDEX,
+    FACES_MODES,
+    INDEX_PARAMETERS,
+    INDEX_TYPES,
+    PHOTOS_PER_SHARD,
+)
+
+
+def _parameters_help() -> str:
+    return "; ".join(
+        f"{kind}: " + ", ".join(f"{name} (default {value or 'from the data'})" for name, value in values.items())
+        for kind, values in INDEX_PARAMETERS.items()
+        if values
+    )
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "index",
+        help="index every face of photos and folders into a gallery (Parquet + FAISS), locally or on Ray",
+        description="Run the face pipeline (detect, align, embed) over photos and folders (walked recursively) and write a "
+        "gallery folder: Parquet shards with one row per face (photo, face, box, score, landmarks, embedding, subject), "
+        "a manifest (the models' sha256 and specs, counts, the photos that failed and why, the index) and a FAISS index "
+        "whose ids are the Parquet rows. Subjects come from the folder layout (PEOPLE/<subject>/<photo>) or from "
+        "--subjects. Run again on the same photos, only new or changed ones are indexed; a run stopped at any moment "
+        "keeps every shard it committed. No photos: rebuild the index from the shards. A photo that cannot be read is "
+        "recorded and skipped; the exit status is then 1.",
+    )
+    parser.add_argument("images", nargs="*", type=Path, metavar="PHOTO_OR_DIR")
+    parser.add_argument("--out", type=Path, required=True, metavar="GALLERY", help="the gallery folder (made if new)")
+    parser.add_argument(
+        "--subjects",
+        type=Path,
+        metavar="FILE.csv",
+        help="path,subject rows naming each photo's person (paths relative to the CSV)",
+    )
+    parser.add_argument(
+        "--faces",
+        choices=FACES_MODES,
+        default=DEFAULT_FACES,
+        help=f"all: every face; best: the highest-scoring face of each photo, for enrolment (default {DEFAULT_FACES})",
+    )
+    parser.add_argument(
+        "--index",
+        choices=INDEX_TYPES,
+        default=DEFAULT_INDEX,
+        help=f"the FAISS index: flat = exact inner product (IndexFlatIP); hnsw, ivf, ivfpq for large galleries (default {DEFAULT_INDEX})",
+    )
+    parser.add_argument(
+        "--index-param",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help=f"an index parameter, repeatable: {_parameters_help()}",
+    )
+    parser.add_argument(
+        "--photos-per-shard",
+        type=int,
+        default=PHOTOS_PER_SHARD,
+        metavar="N",
+        help=f"photos per Parquet shard, each committed as it is written (default {PHOTOS_PER_SHARD})",
+    )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray Data: a cluster's address (HOST:PORT, ray://HOST:10001), or none for RAY_ADDRESS or a local "
+        "instance (the ray extra)",
+    )
+    parser.add_argument(
+        "--ray-actors",
+        type=int,
+        default=0,
+        metavar="N",
+        help="pipeline actors on Ray (default: one per GPU, or one per 2 CPUs on a cluster without GPUs)",
+    )
+    arguments.add_pipeline_arguments(parser, embed=True)
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="write the run's summary as JSON ('-': standard output)"
+    )
+    parser.set_defaults(handler=run, markdown=None, junit=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    from facebatch.atomic import write_text_atomic
+    from facebatch.cli.render import console_for
+    from facebatch.engines.gallery.faiss_index import IndexChoice, parse_index_parameters
+    from facebatch.engines.gallery.index_job import IndexRequest, index_photos
+    from facebatch.engines.gallery.store import read_manifest
+    from facebatch.engines.runners.registry import RunnerOptions
+    from facebatch.words import counted
+
+    if args.json is not None and args.json != arguments.STDOUT:
+        from facebatch.atomic import ensure_writable_dir
+
+        ensure_writable_dir(args.json.parent if str(args.json.parent) else Path("."), flag="--json")
+    if not args.images:
+        read_manifest(args.out)  # only the index is rebuilt: the gallery must exist
+    choice = IndexChoice(args.index, parse_index_parameters(args.index_param))
+    detector, embedder = arguments.pipeline_models(args, embed=True)
+    request = IndexRequest(
+        photos=args.images,
+        out=args.out,
+        detector=detector,
+        embedder=embedder,
+        faces=args.faces,
+        subjects_csv=args.subjects,
+        index=choice,
+        backend=args.backend,
+        settings=arguments.pipeline_settings(args),
+        runner_options=RunnerOptions(threads=args.threads, spin_wait=False),
+        photos_per_shard=args.photos_per_shard,
+        ray=args.ray is not None,
+        ray_address=args.ray or None,
+        ray_actors=args.ray_actors,
+    )
+    summary = index_photos(request)
+    console = console_for(args)
+    rate = f", {summary.photos_per_second:.1f} photos/s" if summary.photos_run else ""
+    console.print(
+        f"{'indexed' if summary.photos_run else 'nothing new to index'}: {counted(summary.photos_run, 'photo')} run"
+        f" ({summary.photos_unchanged} unchanged), {counted(summary.faces_added, 'face')} added, "
+        f"{len(summary.failed)} failed ({summary.where}{rate})",
+        soft_wrap=True,
+    )
+    built = "built" if summary.index_built else "current"
+    console.print(
+        f"gallery {summary.gallery}: {counted(summary.gallery_photos, 'photo')}, {counted(summary.gallery_faces, 'face')} "
+        f"in {counted(summary.shards, 'shard')}; index {summary.index} {built}",
+        soft_wrap=True,
+    )
+    if args.json == arguments.STDOUT:
+        sys.stdout.write(json.dumps(summary.to_dict(), indent=2) + "\n")
+    elif args.json is not None:
+        write_text_atomic(args.json, json.dumps(summary.to_dict(), indent=2) + "\n", "--json")
+    if summary.failed:
+        print(
+            f"facebatch: error: {len(summary.failed)} of {counted(summary.photos_run, 'photo')} could not be read "
+            f"(recorded in {args.out}/manifest.json): " + ", ".join(f["photo"] for f in summary.failed),
+            file=sys.stderr,
+        )
+        return 1
+    return 0

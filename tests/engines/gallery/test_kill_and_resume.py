@@ -1,0 +1,110 @@
+"""``facebatch index`` SIGKILLed at several moments (during start-up, between shard commits, while
+the index is built): every time, what the gallery names reads right — each shard whole, the index
+either current or refused by search as behind — and the next run finishes the job. The result
+equals an uninterrupted run's: the same faces, the same embeddings."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from facebatch.engines.gallery.search import GallerySearch
+from facebatch.engines.gallery.settings import MANIFEST
+from facebatch.engines.gallery.store import Gallery, GalleryError
+
+KILL_AFTER_SHARDS = (1, 3, 9)  # after the 1st, the 3rd and the last (9th) commit: then the index is being built
+KILL_AT_S = (0.3,)  # and during start-up, before any commit
+
+
+def command(images: Path, out: Path, detector: Path, embedder: Path) -> list[str]:
+    return [sys.executable, "-m", "facebatch", "index", str(images), "--out", str(out), "--photos-per-shard", "2",
+            "--detector", str(detector), "--embedder", str(embedder), "--workers", "1"]  # fmt: skip
+
+
+def shards_committed(out: Path) -> int:
+    try:
+        return len(json.loads((out / MANIFEST).read_text())["shards"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+def faces_of(out: Path) -> dict[tuple[str, int], np.ndarray]:
+    gallery = Gallery.open(out)
+    states = gallery.photo_states()
+    found = {}
+    for position, entry in enumerate(gallery.manifest.shards):
+        for row in pq.read_table(out / "shards" / entry.name).to_pylist():
+            if row["face"] >= 0 and states[row["photo"]].shard == position:
+                found[(row["photo"], row["face"])] = np.array(row["embedding"], np.float32)
+    return found
+
+
+def assert_reads_right(out: Path) -> None:
+    """Whatever the manifest names is whole; the index is current or refused as behind."""
+    if not (out / MANIFEST).exists():
+        return  # killed before the first commit: nothing claimed
+    gallery = Gallery.open(out)
+    for position in range(len(gallery.manifest.shards)):
+        gallery.read_shard(position)  # raises on a short or damaged shard
+    try:
+        searcher = GallerySearch(out)
+    except GalleryError as exc:
+        assert "index" in str(exc) and "facebatch index --out" in str(exc), exc
+        return
+    assert searcher.index.ntotal == gallery.manifest.index["rows"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(images_dir: Path, real_detector: Path, batch_embedder: Path, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("whole") / "gallery"
+    subprocess.run(
+        command(images_dir, out, real_detector, batch_embedder), check=True, capture_output=True, timeout=300
+    )
+    return faces_of(out)
+
+
+def kill(process: subprocess.Popen) -> None:
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("moment", [f"after {n} shards" for n in KILL_AFTER_SHARDS] + [f"at {s} s" for s in KILL_AT_S])
+def test_a_killed_run_loses_nothing_committed_and_the_next_one_finishes(
+    moment: str, images_dir: Path, real_detector: Path, batch_embedder: Path, uninterrupted: dict, tmp_path: Path
+) -> None:
+    out = tmp_path / "gallery"
+    run = command(images_dir, out, real_detector, batch_embedder)
+    process = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    began = time.monotonic()
+    number = float(moment.split()[1])
+    while process.poll() is None and time.monotonic() - began < 120:
+        if (moment.startswith("after") and shards_committed(out) >= number) or (
+            moment.startswith("at") and time.monotonic() - began >= number
+        ):
+            kill(process)
+            break
+        time.sleep(0.01)
+    else:
+        pytest.skip(f"the run ended before the kill ({moment}): nothing to prove")  # a fast machine
+    committed = max(shards_committed(out), 0)
+    assert_reads_right(out)
+
+    done = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    first = done.stdout.splitlines()[0]
+    print(f"killed {moment} ({committed} shards committed); then: {first}")
+    assert f"({2 * committed} unchanged)" in first or committed * 2 > 17, first  # committed photos are not run again
+    assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.name != ".lock"], "leftovers"
+    again = faces_of(out)
+    assert set(again) == set(uninterrupted)
+    assert min(float(again[k] @ uninterrupted[k]) for k in again) > 0.9999
+    assert GallerySearch(out).index.ntotal == len(uninterrupted) == 188
