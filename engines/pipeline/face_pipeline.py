@@ -141,7 +141,7 @@ class StageTimes:
 
 
 @dataclass
-class _Prepared:
+class PreparedPhoto:
     """What a reader thread hands the detector: the photo, its frame and scale, or an error."""
 
     path: Path
@@ -151,6 +151,20 @@ class _Prepared:
     error: str | None = None
     read_seconds: float = 0.0
     letterbox_seconds: float = 0.0
+
+
+def prepare_photo(models: FaceModels, path: Path, image: np.ndarray | None = None) -> PreparedPhoto:
+    """What a reader does with one photo (needs no runtime: Ray runs it as a task of its own)."""
+    start = time.perf_counter()
+    try:
+        image = load_image(path) if image is None else image
+    except FacebatchError as exc:
+        return PreparedPhoto(path, error=str(exc), read_seconds=time.perf_counter() - start)
+    read = time.perf_counter()
+    frame, scale = detector_input(image, models.detector_size, models.detector.normalize)
+    return PreparedPhoto(
+        path, image, frame, scale, read_seconds=read - start, letterbox_seconds=time.perf_counter() - read
+    )
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -195,21 +209,12 @@ class FacePipeline:
         self.template = models.alignment_template() if models.embedder is not None else None
 
     # -- the stages, on photos already in memory -------------------------------------------------
-    def prepare(self, path: Path, image: np.ndarray | None = None) -> _Prepared:
+    def prepare(self, path: Path, image: np.ndarray | None = None) -> PreparedPhoto:
         """Read (unless given) and letterbox one photo; a photo that cannot be read is an error
         in its result, not an exception."""
-        start = time.perf_counter()
-        try:
-            image = load_image(path) if image is None else image
-        except FacebatchError as exc:
-            return _Prepared(path, error=str(exc), read_seconds=time.perf_counter() - start)
-        read = time.perf_counter()
-        frame, scale = detector_input(image, self.models.detector_size, self.models.detector.normalize)
-        return _Prepared(
-            path, image, frame, scale, read_seconds=read - start, letterbox_seconds=time.perf_counter() - read
-        )
+        return prepare_photo(self.models, path, image)
 
-    def detect(self, prepared: Sequence[_Prepared]) -> list[Detections]:
+    def detect(self, prepared: Sequence[PreparedPhoto]) -> list[Detections]:
         """Faces of prepared photos, one detector call per ``detect_batch`` of them."""
         found: list[Detections] = []
         head = self.models.detector.head
@@ -264,7 +269,7 @@ class FacePipeline:
         self.times.add("embed", time.perf_counter() - began)
         return embeddings
 
-    def finish(self, prepared: Sequence[_Prepared]) -> list[ImageFaces]:
+    def finish(self, prepared: Sequence[PreparedPhoto]) -> list[ImageFaces]:
         """Detect (and embed) a batch of prepared photos; unreadable ones pass through as errors."""
         readable = [p for p in prepared if p.error is None]
         faces = self.detect(readable) if readable else []
@@ -307,7 +312,7 @@ class FacePipeline:
                 return
             window = self.detect_batch * PREFETCH_BATCHES
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facebatch-read") as pool:
-                pending: list[Future[_Prepared]] = []
+                pending: list[Future[PreparedPhoto]] = []
                 queued = 0
                 while queued < len(paths) or pending:
                     while queued < len(paths) and len(pending) < window:
@@ -323,7 +328,7 @@ class FacePipeline:
             self.times.wall += time.perf_counter() - began
 
     def _finish_and_report(
-        self, prepared: list[_Prepared], on_result: Callable[[ImageFaces], None] | None
+        self, prepared: list[PreparedPhoto], on_result: Callable[[ImageFaces], None] | None
     ) -> Iterator[ImageFaces]:
         for result in self.finish(prepared):
             if on_result is not None:

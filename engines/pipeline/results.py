@@ -54,9 +54,11 @@ def detections_json(results: Sequence[ImageFaces], about: dict[str, Any]) -> str
     )
 
 
-def embeddings_npz(results: Sequence[ImageFaces]) -> bytes:
+def embeddings_npz(results: Sequence[ImageFaces], models: dict[str, str] | None = None) -> bytes:
     """Every face of every photo, one row each: ``embeddings`` [F, D] (unit length),
-    ``image_index`` [F] into ``images``, ``boxes`` [F, 4], ``scores`` [F], ``landmarks`` [F, 5, 2]."""
+    ``image_index`` [F] into ``images``, ``boxes`` [F, 4], ``scores`` [F], ``landmarks`` [F, 5, 2];
+    and ``detector_sha256`` / ``embedder_sha256`` from ``models`` (what search checks against a
+    gallery: embeddings of two models must not mix)."""
     read = [r for r in results if r.ok]
     width = next((r.embeddings.shape[1] for r in read if r.embeddings is not None and r.embeddings.ndim == 2), 0)
     rows = [r.embeddings for r in read if r.embeddings is not None and len(r)]
@@ -78,6 +80,8 @@ def embeddings_npz(results: Sequence[ImageFaces]) -> bytes:
         if read
         else np.zeros((0, 5, 2), np.float32),
     }
+    for role, sha256 in (models or {}).items():
+        arrays[f"{role}_sha256"] = np.array(sha256)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
