@@ -21,7 +21,7 @@ from facebatch.engines.gallery.settings import (
 
 def _parameters_help() -> str:
     return "; ".join(
-        f"{kind}: " + ", ".join(f"{name} (default {value or 'from the data'})" for name, value in values.items())
+        f"{kind}: " + ", ".join(f"{name}={value or 'from the data'}" for name, value in values.items())
         for kind, values in INDEX_PARAMETERS.items()
         if values
     )
@@ -64,7 +64,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="NAME=N",
-        help=f"an index parameter, repeatable: {_parameters_help()}",
+        help=f"an index parameter, repeatable; unset ones take these: {_parameters_help()}",
     )
     parser.add_argument(
         "--photos-per-shard",
@@ -87,7 +87,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="pipeline actors on Ray (default: one per GPU, or one per 2 CPUs on a cluster without GPUs)",
+        help="pipeline actors on Ray; 0, the default, takes one per GPU, or one per 2 CPUs on a cluster without GPUs",
     )
     arguments.add_pipeline_arguments(parser, embed=True)
     parser.add_argument(

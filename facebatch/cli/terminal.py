@@ -17,6 +17,13 @@ from facebatch.progress import Advance, logger, reporting
 console = Console(stderr=True, highlight=False, soft_wrap=True)  # logs keep long paths on one line
 
 
+def _line(text: str) -> None:
+    """One write per line: print's text and newline are two, and a signal between them would put the
+    next line (the one that says the run was interrupted) at the end of this one."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
 class TerminalReporter:
     """``facebatch.progress.Reporter`` for the command line."""
 
@@ -30,7 +37,7 @@ class TerminalReporter:
             with self.console.status(f"{label} …"):
                 yield
         else:
-            print(f"… {label}", file=sys.stderr, flush=True)
+            _line(f"… {label}")
             yield
         self.console.print(f"[green]✓[/green] {label} [dim]({time.perf_counter() - start:.1f}s)[/dim]")
 
@@ -50,7 +57,7 @@ class TerminalReporter:
             def advance(what: str) -> None:
                 nonlocal done
                 done += 1
-                print(f"… {label} [{done}/{total}] {what}", file=sys.stderr, flush=True)
+                _line(f"… {label} [{done}/{total}] {what}")
 
             yield advance
         self.console.print(f"[green]✓[/green] {label} [dim]({time.perf_counter() - start:.1f}s)[/dim]")

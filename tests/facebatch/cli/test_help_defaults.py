@@ -92,7 +92,16 @@ def library_defaults() -> list[tuple[str, str, Any]]:
             (command, "--det-thresh", field_default(VerifyOptions, "det_thresh")),
             (command, "--nms-thresh", field_default(VerifyOptions, "nms_thresh")),
         ]
-    for command in ("detect", "embed", "compare"):
+    from facebatch.engines.gallery import settings as gallery
+
+    rows += [
+        ("index", "--photos-per-shard", gallery.PHOTOS_PER_SHARD),
+        ("index", "--faces", gallery.DEFAULT_FACES),
+        ("index", "--index", gallery.DEFAULT_INDEX),
+        ("search", "--top-k", gallery.DEFAULT_TOP_K),
+        ("search", "--threshold", gallery.DEFAULT_THRESHOLD),
+    ]
+    for command in ("detect", "embed", "compare", "index", "search"):
         rows += [
             (command, "--batch-size", field_default(PipelineSettings, "batch_size")),
             (command, "--workers", field_default(PipelineSettings, "read_workers")),
@@ -101,7 +110,8 @@ def library_defaults() -> list[tuple[str, str, Any]]:
             (command, "--max-faces", field_default(PipelineSettings, "max_faces")),
         ]
     rows += [
-        (c, "--embed-batch-size", field_default(PipelineSettings, "embed_batch_size")) for c in ("embed", "compare")
+        (c, "--embed-batch-size", field_default(PipelineSettings, "embed_batch_size"))
+        for c in ("embed", "compare", "index", "search")
     ]
     rows += [
         ("bench", "--detect-batch", field_default(PipelineSettings, "batch_size")),

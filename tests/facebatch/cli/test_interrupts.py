@@ -204,8 +204,10 @@ def test_an_interrupted_index_keeps_what_it_committed(
 
     out = tmp_path / "new" / "gallery"
     argv = ["index", str(photos[0].parent), "--out", str(out), "--photos-per-shard", "2", "--workers", "1"]
-    argv += ["--detector", str(real_detector), "--embedder", str(batch_embedder)]
+    argv += ["--detector", str(real_detector), "--embedder", str(batch_embedder), "--threads", "1", "--batch-size", "1"]
     code, lines = interrupt_at(argv, marker, sig)
+    if code == 0 and lines[-1].startswith("✓ index"):  # the whole run (~4 s) ended before the signal reached it
+        pytest.skip(f"the run finished before {signal.Signals(sig).name} arrived (a loaded machine): nothing to prove")
     assert_interrupted(code, lines, sig)
     if not (out / "manifest.json").exists():  # stopped before the first commit: nothing left, not even folders
         assert not (tmp_path / "new").exists(), sorted(p.name for p in (tmp_path / "new").rglob("*"))
