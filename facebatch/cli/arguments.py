@@ -414,6 +414,21 @@ def pipeline_settings(args: argparse.Namespace):  # PipelineSettings
     )
 
 
+def runner_options(args: argparse.Namespace):  # RunnerOptions
+    """The pipeline's runtimes as the flags say: --threads each, no spin-waiting (the detector and the
+    embedder take turns on the same cores; spinning threads would slow each other)."""
+    from facebatch.engines.runners.registry import RunnerOptions
+
+    return RunnerOptions(threads=args.threads, spin_wait=False)
+
+
+def open_pipeline(args: argparse.Namespace, detector, embedder):  # (ModelFile, ModelFile | None) → ctx[FacePipeline]
+    """The face pipeline over ``detector`` and ``embedder`` with the flags' backend, settings and threads."""
+    from facebatch.engines.pipeline.face_pipeline import open_pipeline as open_faces
+
+    return open_faces(detector, embedder, args.backend, pipeline_settings(args), runner_options(args))
+
+
 def reference_factory(args: argparse.Namespace):  # ReferenceFactory | None
     if args.reference is None:
         if args.reference_weights is not None or args.reference_config is not None:

@@ -286,7 +286,6 @@ def run_triton(args: argparse.Namespace) -> int:
     from facebatch.engines.bench.triton_bench import LocalPipelineOptions, TritonBenchOptions, bench_triton
     from facebatch.engines.pipeline.face_pipeline import PipelineSettings
     from facebatch.engines.runners.backends import parse_backends
-    from facebatch.engines.runners.registry import RunnerOptions
 
     if args.triton is None or args.model is None:
         raise SpecError("--triton URL and --model NAME go together: the server and the model on it to time")
@@ -316,7 +315,7 @@ def run_triton(args: argparse.Namespace) -> int:
             PipelineSettings(
                 batch_size=args.detect_batch, embed_batch_size=args.embed_batch, read_workers=args.workers
             ),
-            RunnerOptions(threads=args.threads, spin_wait=False),
+            arguments.runner_options(args),
             rounds=args.rounds,
         )
     report = bench_triton(options, local)

@@ -44,7 +44,6 @@ def _check_targets(args: argparse.Namespace, embed: bool) -> None:
 
 def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
     from facebatch.atomic import write_bytes_atomic, write_text_atomic
-    from facebatch.engines.pipeline.face_pipeline import open_pipeline
     from facebatch.engines.pipeline.preprocess import collect_images
     from facebatch.engines.pipeline.results import (
         detections_json,
@@ -54,19 +53,12 @@ def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
         embeddings_npz,
         encode_image,
     )
-    from facebatch.engines.runners.registry import RunnerOptions
 
     _check_targets(args, embed)
     paths = collect_images(args.images)
     detector, embedder = arguments.pipeline_models(args, embed)
     drawn: set[str] = set()
-    with open_pipeline(
-        detector,
-        embedder,
-        args.backend,
-        arguments.pipeline_settings(args),
-        RunnerOptions(threads=args.threads, spin_wait=False),
-    ) as pipeline:
+    with arguments.open_pipeline(args, detector, embedder) as pipeline:
         results = []
         with progress_bar(len(paths), "embed" if embed else "detect") as advance:
             for result in pipeline.run(paths):
@@ -116,21 +108,14 @@ def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
 
 def run_compare(args: argparse.Namespace) -> int:
     from facebatch.atomic import write_text_atomic
-    from facebatch.engines.pipeline.face_pipeline import match_best_faces, open_pipeline
-    from facebatch.engines.runners.registry import RunnerOptions
+    from facebatch.engines.pipeline.face_pipeline import match_best_faces
 
     _check_targets(args, embed=False)
     for path in (args.first, args.second):
         if not path.is_file():
             raise SpecError(f"{path} is not a file; compare takes two photos")
     detector, embedder = arguments.pipeline_models(args, embed=True)
-    with open_pipeline(
-        detector,
-        embedder,
-        args.backend,
-        arguments.pipeline_settings(args),
-        RunnerOptions(threads=args.threads, spin_wait=False),
-    ) as pipeline:
+    with arguments.open_pipeline(args, detector, embedder) as pipeline:
         first, second = pipeline.run([args.first, args.second])
     match = match_best_faces(first, second, args.threshold)
     console = console_for(args)

@@ -102,7 +102,6 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.engines.gallery.faiss_index import IndexChoice, parse_index_parameters
     from facebatch.engines.gallery.index_job import IndexRequest, index_photos
     from facebatch.engines.gallery.store import read_manifest
-    from facebatch.engines.runners.registry import RunnerOptions
     from facebatch.words import counted
 
     if args.json is not None and args.json != arguments.STDOUT:
@@ -123,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         index=choice,
         backend=args.backend,
         settings=arguments.pipeline_settings(args),
-        runner_options=RunnerOptions(threads=args.threads, spin_wait=False),
+        runner_options=arguments.runner_options(args),
         photos_per_shard=args.photos_per_shard,
         ray=args.ray is not None,
         ray_address=args.ray or None,

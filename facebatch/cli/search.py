@@ -64,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.cli.render import console_for
     from facebatch.engines.gallery.photos import collect_photos
     from facebatch.engines.gallery.search import GallerySearch, QueryFace, npz_queries, photo_queries
-    from facebatch.engines.pipeline.face_pipeline import open_pipeline
-    from facebatch.engines.runners.registry import RunnerOptions
     from facebatch.errors import SpecError
     from facebatch.progress import warn
     from facebatch.words import counted
@@ -87,13 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if photos:
         detector, embedder = _gallery_models(args, searcher.gallery)
         paths = [Path(p.path) for p in collect_photos(photos)]
-        with open_pipeline(
-            detector,
-            embedder,
-            args.backend,
-            arguments.pipeline_settings(args),
-            RunnerOptions(threads=args.threads, spin_wait=False),
-        ) as pipeline:
+        with arguments.open_pipeline(args, detector, embedder) as pipeline:
             found = photo_queries(pipeline, paths)
         for failure in found.unreadable:
             warn(f"skipped {failure['photo']}: {failure['error']}")
