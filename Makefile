@@ -28,7 +28,7 @@ REFERENCE        ?= torch
 ENGINES          ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv serve-env export fp16 engines verify bench bench-gallery release triton serve lint gpu-check test clean
+.PHONY: help venv serve-env export fp16 engines verify bench bench-gallery large-photos release triton serve lint gpu-check test clean
 
 help: ## list the targets
 	@echo "facebatch — make targets:"
@@ -173,6 +173,9 @@ bench-gallery: $(STAMP) ## FAISS index types on synthetic 512-d vectors (100k, 1
 	@mkdir -p $(BUILD)/reports
 	$(BIN)/python -m facebatch.engines.gallery.benchmark --out $(BUILD)/reports/gallery.md --images $(FIXTURES)/images \
 		--detector $$(ls $(BUILD)/onnx/scrfd_*_batch.onnx | head -1) --embedder $$(ls $(BUILD)/onnx/*arcface*_batch.onnx $(BUILD)/onnx/*mobilefacenet*_batch.onnx 2>/dev/null | head -1)
+
+large-photos: $(STAMP) ## the fixture photos upscaled to 12 MP-like JPEGs (long side 4000) with their labels scaled → build/large_photos
+	$(BIN)/python -m facebatch.engines.bench.large_photos --images $(FIXTURES)/images --out $(BUILD)/large_photos
 
 gpu-check: ## where a CUDA GPU is: gpu tests, torch-CUDA FP16 bench (batch 1-32) of both defaults, the face pipeline → build/gpu-check/<device>/
 	@$(PYTHON) scripts/gpu_check.py --out $(BUILD)/gpu-check $(if $(WHEELS),--wheels $(WHEELS))

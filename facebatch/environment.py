@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import subprocess
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -121,6 +122,78 @@ def int8_cpu_class(flags: set[str] | None = None) -> str:
     if flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
         return "vnni"
     return "avx2" if "avx2" in flags else "baseline"
+
+
+def cpu_clock_ghz() -> float | None:
+    """The clock /proc/cpuinfo reports (the highest over the CPUs; a VM shows its base clock)."""
+    try:
+        clocks = [
+            float(line.split(":", 1)[1])
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("cpu MHz")
+        ]
+    except (OSError, ValueError):
+        return None
+    return max(clocks) / 1000 if clocks else None
+
+
+def cpu_vendor() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("vendor_id"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+@dataclass(frozen=True)
+class PeakEstimate:
+    """This CPU's FP32 peak, estimated: cores × clock × FLOPs per cycle per core, the last from the
+    widest vector unit and two FMA pipes per core (Intel AVX-512: 2 × 16 lanes × 2; AMD Zen 4's
+    AVX-512 runs on 256-bit pipes: 2 × 8 × 2; AVX2 + FMA: 2 × 8 × 2; otherwise SSE: 2 × 4)."""
+
+    cores: int
+    ghz: float
+    flops_per_cycle: int
+    vector: str
+
+    @property
+    def flops_per_second(self) -> float:
+        return self.cores * self.ghz * 1e9 * self.flops_per_cycle
+
+    def describe(self) -> str:
+        return (
+            f"estimated FP32 peak {self.flops_per_second / 1e9:.0f} GFLOP/s = {self.cores} cores × {self.ghz:.2f} GHz × "
+            f"{self.flops_per_cycle} FLOP/cycle ({self.vector}, 2 FMA pipes assumed; an estimate, not a measurement)"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "gflops_per_second": self.flops_per_second / 1e9,
+            "cores": self.cores,
+            "ghz": self.ghz,
+            "flops_per_cycle": self.flops_per_cycle,
+            "vector": self.vector,
+            "estimate": True,
+        }
+
+
+def estimated_peak(cores: int | None = None, flags: set[str] | None = None) -> PeakEstimate | None:
+    """This CPU's estimated FP32 peak (None where its clock is not known)."""
+    ghz = cpu_clock_ghz()
+    if ghz is None:
+        return None
+    flags = cpu_flags() if flags is None else flags
+    if "avx512f" in flags and cpu_vendor() != "AuthenticAMD":
+        per_cycle, vector = 64, "AVX-512"
+    elif "avx512f" in flags:
+        per_cycle, vector = 32, "AVX-512 on 256-bit pipes"
+    elif {"avx2", "fma"} <= flags:
+        per_cycle, vector = 32, "AVX2 + FMA"
+    else:
+        per_cycle, vector = 8, "SSE"
+    return PeakEstimate(cores or physical_cores(), ghz, per_cycle, vector)
 
 
 def gpus() -> list[dict[str, str]]:

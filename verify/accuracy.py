@@ -11,7 +11,6 @@ photos, held by what users see rather than by raw tensors:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,35 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from facebatch.engines.pipeline.agreement import MATCH_IOU, match_faces
+from facebatch.engines.pipeline.agreement import labelled_faces, match_faces, recall
 from facebatch.engines.pipeline.face_pipeline import ImageFaces, cosine_similarity
 from facebatch.engines.pipeline.scrfd_decode import box_iou
 
-GROUND_TRUTH = "faces_ground_truth.json"
 PAIR_NAME = re.compile(r"^(?P<person>.*[A-Za-z])_(?P<n>\d{1,2})$")  # obama_1, rob_lowe_2 (not voc_2008_001009)
-
-
-def labelled_faces(photos: Sequence[Path]) -> dict[str, np.ndarray]:
-    """Hand-labelled boxes of the photos that have them (the ground-truth file beside them)."""
-    labelled: dict[str, np.ndarray] = {}
-    for folder in dict.fromkeys(Path(p).parent for p in photos):
-        truth = folder / GROUND_TRUTH
-        if truth.is_file():
-            boxes = json.loads(truth.read_text()).get("images", {})
-            labelled |= {name: np.asarray(b, np.float32).reshape(-1, 4) for name, b in boxes.items()}
-    names = {Path(p).name for p in photos}
-    return {name: boxes for name, boxes in labelled.items() if name in names}
-
-
-def recall(results: dict[str, ImageFaces], labelled: dict[str, np.ndarray]) -> tuple[int, int]:
-    """(labelled faces found at IoU ≥ 0.5, labelled faces)."""
-    found = total = 0
-    for name, boxes in labelled.items():
-        total += len(boxes)
-        faces = results[name].faces
-        if faces is not None and len(faces) and len(boxes):
-            found += int((box_iou(boxes, faces.boxes).max(axis=1) >= MATCH_IOU).sum())
-    return found, total
 
 
 @dataclass

@@ -87,15 +87,13 @@ def per_image_loop(pipeline: FacePipeline, paths: Sequence[Path]) -> list[ImageF
             results.append(ImageFaces(path, error=prepared.error))
             continue
         faces = pipeline.detect([prepared])[0]
-        vectors = [
-            pipeline.embed(pipeline.align([prepared.image], [faces.select(np.array([i]))])) for i in range(len(faces))
-        ]
+        vectors = [pipeline.embed(pipeline.align([prepared], [faces.select(np.array([i]))])) for i in range(len(faces))]
         embeddings = (
             np.concatenate(vectors)
             if vectors
             else np.zeros((0, pipeline.models.embedder.embedding_size or 0), np.float32)
         )
-        results.append(ImageFaces(path, prepared.image.shape[:2], faces, embeddings))
+        results.append(ImageFaces(path, prepared.photo_size, faces, embeddings))
     return results
 
 

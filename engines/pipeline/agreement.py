@@ -8,8 +8,10 @@ insightface's own ``FaceAnalysis`` finds on the same ONNX files.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -111,3 +113,29 @@ def compare_runs(
                 cos_text = f", cosine {cosine:.6f}" if cosine is not None else ""
                 result.problems.append(f"{name} face {i}: box {box:.2f} px, landmarks {marks:.2f} px{cos_text}")
     return result
+
+
+GROUND_TRUTH = "faces_ground_truth.json"
+
+
+def labelled_faces(photos: Sequence[Path]) -> dict[str, np.ndarray]:
+    """Hand-labelled boxes of the photos that have them (the ground-truth file beside them)."""
+    labelled: dict[str, np.ndarray] = {}
+    for folder in dict.fromkeys(Path(p).parent for p in photos):
+        truth = folder / GROUND_TRUTH
+        if truth.is_file():
+            boxes = json.loads(truth.read_text()).get("images", {})
+            labelled |= {name: np.asarray(b, np.float32).reshape(-1, 4) for name, b in boxes.items()}
+    names = {Path(p).name for p in photos}
+    return {name: boxes for name, boxes in labelled.items() if name in names}
+
+
+def recall(results: dict[str, ImageFaces], labelled: dict[str, np.ndarray]) -> tuple[int, int]:
+    """(labelled faces found at IoU ≥ 0.5, labelled faces)."""
+    found = total = 0
+    for name, boxes in labelled.items():
+        total += len(boxes)
+        faces = results[name].faces
+        if faces is not None and len(faces) and len(boxes):
+            found += int((box_iou(boxes, faces.boxes).max(axis=1) >= MATCH_IOU).sum())
+    return found, total

@@ -78,8 +78,17 @@ def align_faces(
     size: tuple[int, int],
 ) -> np.ndarray:
     """One image's faces, [n, 5, 2] landmarks in its pixels → [n, H, W, 3] uint8 crops."""
+    return warp_faces(image, similarity_transforms(landmarks, template), size)
+
+
+def transform_scale(matrices: np.ndarray) -> np.ndarray:
+    """[n, 2, 3] similarity transforms → [n] their scale (crop pixels per image pixel)."""
+    return np.sqrt(np.abs(np.linalg.det(matrices[:, :, :2])))
+
+
+def warp_faces(image: np.ndarray, matrices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """[n, 2, 3] transforms from ``image``'s pixels → [n, H, W, 3] uint8 crops (``warpAffine``, black border)."""
     height, width = size
-    matrices = similarity_transforms(landmarks, template)
     crops = np.zeros((len(matrices), height, width, image.shape[2] if image.ndim == 3 else 1), dtype=image.dtype)
     for crop, matrix in zip(crops, matrices, strict=False):
         if np.isfinite(matrix).all():  # a degenerate face (all landmarks in one point) stays black

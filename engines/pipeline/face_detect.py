@@ -13,7 +13,7 @@ import numpy as np
 
 from facebatch.configs.scrfd import SCRFD_NORMALIZE
 from facebatch.configs.spec import HeadLayout, Normalize
-from facebatch.engines.pipeline.preprocess import blob_from_images, letterbox
+from facebatch.engines.pipeline.preprocess import letterboxed_blob
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH, Detections, decode_frame, limit_faces
 from facebatch.engines.pipeline.scrfd_layout import canonical_outputs
 from facebatch.engines.runners.base import Runner
@@ -28,8 +28,7 @@ def detector_input(
     image: np.ndarray, input_size: tuple[int, int], normalize: Normalize = SCRFD_NORMALIZE
 ) -> tuple[np.ndarray, float]:
     """One BGR image → its letterboxed, normalised CHW frame and the scale back to its pixels."""
-    canvas, scale = letterbox(image, *input_size)
-    return blob_from_images([canvas], normalize)[0], scale
+    return letterboxed_blob(image, *input_size, normalize)
 
 
 def batch_limit(runner: Runner, wanted: int) -> int:

@@ -7,6 +7,7 @@ for parity and batch-independence checks. Never identical copies: they hide bugs
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,7 @@ import numpy as np
 
 from facebatch.configs.model_file import ModelFile
 from facebatch.configs.spec import Normalize
+from facebatch.engines.pipeline.image_header import image_dimensions
 from facebatch.errors import SpecError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -30,20 +32,82 @@ def decode_image(data: bytes | np.ndarray) -> np.ndarray | None:
     return cv2.imdecode(buffer, cv2.IMREAD_COLOR)
 
 
-def load_image(path: Path) -> np.ndarray:
-    """HWC uint8 BGR (see ``decode_image``); a missing or undecodable file is a clear error."""
+def read_bytes(path: Path) -> np.ndarray:
+    """A photo file's bytes; a missing or unreadable file is a clear error."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"image {path} does not exist")
     try:
-        image = decode_image(np.fromfile(path, dtype=np.uint8))
+        return np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise SpecError(f"image {path} cannot be read: {exc.strerror}") from None
+
+
+def _undecodable(path: Path) -> SpecError:
+    return SpecError(f"image {path} cannot be decoded (not an image, or truncated); pass a JPEG, PNG, BMP or WebP file")
+
+
+def load_image(path: Path) -> np.ndarray:
+    """HWC uint8 BGR (see ``decode_image``); a missing or undecodable file is a clear error."""
+    image = decode_image(read_bytes(path))
     if image is None:
-        raise SpecError(
-            f"image {path} cannot be decoded (not an image, or truncated); pass a JPEG, PNG, BMP or WebP file"
-        )
+        raise _undecodable(path)
     return image
+
+
+# libjpeg decodes straight to 1/2, 1/4 or 1/8 of the size (it drops DCT coefficients: 2–8× less work
+# than a full decode, and an area-like downscale); other formats would decode whole and resize
+HEADER_BYTES = 262144  # where a JPEG's frame header is looked for (after EXIF, its thumbnail, ICC profiles)
+JPEG_REDUCTIONS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def jpeg_reduction(width: int, height: int, target: tuple[int, int]) -> int:
+    """The largest of 1, 2, 4, 8 by which a ``width``×``height`` photo can be decoded and still be at
+    least as large as its letterbox into ``target`` (height, width): the letterbox then only ever
+    shrinks it further, as it shrinks the full decode. Either orientation (EXIF may turn it)."""
+    scale = max(min(target[0] / height, target[1] / width), min(target[0] / width, target[1] / height))
+    return max([1] + [k for k in JPEG_REDUCTIONS if scale * k <= 1.0])
+
+
+@dataclass(frozen=True)
+class DecodedPhoto:
+    """A photo as the detector needs it: decoded whole, or reduced by libjpeg (``reduction`` > 1),
+    with the photo's own size and, when reduced, its bytes for a full decode later (alignment of
+    faces too small in the reduced image)."""
+
+    image: np.ndarray  # HWC uint8 BGR, possibly reduced
+    full_size: tuple[int, int]  # the photo's height, width at full size, EXIF orientation applied
+    encoded: np.ndarray | None = None  # the file's bytes when ``image`` is reduced
+
+    @property
+    def reduction(self) -> float:
+        """Photo pixels per pixel of ``image`` (1.0: decoded whole)."""
+        return self.full_size[0] / self.image.shape[0]
+
+
+def decode_for_detector(path: Path, target: tuple[int, int] | None) -> DecodedPhoto:
+    """Read a photo for a detector of input ``target`` (height, width): a JPEG at least twice the
+    letterbox's size is decoded reduced (``jpeg_reduction``); anything else whole. ``target`` None:
+    whole. Errors as ``load_image``'s."""
+    data = read_bytes(path)
+    size = (
+        image_dimensions(data[:HEADER_BYTES].tobytes())
+        if target is not None and data[:2].tobytes() == b"\xff\xd8"
+        else None
+    )
+    factor = jpeg_reduction(*size, target) if size and min(size) > 0 and target is not None else 1
+    if factor == 1:
+        image = decode_image(data)
+        if image is None:
+            raise _undecodable(path)
+        return DecodedPhoto(image, image.shape[:2])
+    image = cv2.imdecode(data, JPEG_REDUCTIONS[factor])  # EXIF orientation applied, as IMREAD_COLOR does
+    if image is None:
+        raise _undecodable(path)
+    width, height = size
+    # libjpeg's reduced size is the full size / factor rounded up; a turned photo swaps them
+    upright = abs(image.shape[0] - -(-height // factor)) <= 1 and abs(image.shape[1] - -(-width // factor)) <= 1
+    return DecodedPhoto(image, (height, width) if upright else (width, height), data)
 
 
 def image_files(path: Path) -> list[Path]:
@@ -73,17 +137,35 @@ def collect_images(paths: Sequence[Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+def letterbox_size(image_hw: tuple[int, int], height: int, width: int) -> tuple[int, int]:
+    """(new_h, new_w) of insightface's keep-ratio letterbox of an ``image_hw`` image."""
+    im_ratio = image_hw[0] / image_hw[1]
+    if im_ratio > height / width:
+        return height, int(height / im_ratio)
+    return int(width * im_ratio), width
+
+
 def letterbox(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, float]:
     """Keep-ratio resize into a zero canvas at the top-left; returns (canvas, scale)."""
-    im_ratio = image.shape[0] / image.shape[1]
-    if im_ratio > height / width:
-        new_h, new_w = height, int(height / im_ratio)
-    else:
-        new_w, new_h = width, int(width * im_ratio)
+    new_h, new_w = letterbox_size(image.shape[:2], height, width)
     scale = new_h / image.shape[0]
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
     canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h))
     return canvas, scale
+
+
+def letterboxed_blob(image: np.ndarray, height: int, width: int, normalize: Normalize) -> tuple[np.ndarray, float]:
+    """``blob_from_images([letterbox(image)])[0]`` without the canvas: the resized photo is normalised
+    alone and set into a frame filled with the normalised zero pixel (what the padding becomes), so
+    the padding is neither copied nor normalised. The same numbers to the bit; CHW float32, scale."""
+    new_h, new_w = letterbox_size(image.shape[:2], height, width)
+    scale = new_h / image.shape[0]
+    resized = cv2.resize(image, (new_w, new_h))
+    pad = blob_from_images([np.zeros((1, 1, 3), np.uint8)], normalize)[0, :, 0, 0]
+    frame = np.empty((3, height, width), dtype=np.float32)
+    frame[:] = pad[:, None, None]
+    frame[:, :new_h, :new_w] = blob_from_images([resized], normalize)[0]
+    return frame, scale
 
 
 def blob_from_images(images: np.ndarray | Sequence[np.ndarray], normalize: Normalize) -> np.ndarray:

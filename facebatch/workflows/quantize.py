@@ -245,11 +245,11 @@ def _aligned_faces(embedder: ModelFile, detector_path: Path | None, photos: Sequ
     crops, best = [], {}
     with open_pipeline(detector, embedder, settings=PipelineSettings(read_workers=0)) as pipeline:
         for photo in photos:
-            image = load_image(photo)
-            (result,) = pipeline.finish([pipeline.prepare(photo, image)])
+            prepared = pipeline.prepare(photo, load_image(photo))
+            (result,) = pipeline.finish([prepared])
             if len(result):
                 best[photo.name] = sum(len(c) for c in crops)
-                crops.append(pipeline.align([image], [result.faces]))
+                crops.append(pipeline.align([prepared], [result.faces]))
     if not crops:
         raise SpecError(
             f"{detector.path.name} finds no face in the --images photos; an embedder is calibrated on faces"

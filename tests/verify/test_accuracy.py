@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from facebatch.engines.pipeline.agreement import GROUND_TRUTH, labelled_faces
 from facebatch.engines.pipeline.face_pipeline import ImageFaces
 from facebatch.engines.pipeline.scrfd_decode import Detections
-from facebatch.verify.accuracy import GROUND_TRUTH, detector_accuracy, embedder_accuracy, labelled_faces, pair_scores
+from facebatch.verify.accuracy import detector_accuracy, embedder_accuracy, pair_scores
 
 
 def faces(*boxes: list[float]) -> Detections:

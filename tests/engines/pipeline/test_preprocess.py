@@ -1,10 +1,20 @@
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from facebatch.configs.scrfd import SCRFD_NORMALIZE
-from facebatch.engines.pipeline.preprocess import letterbox, load_image, noise_image, proof_frames
+from facebatch.engines.pipeline.preprocess import (
+    blob_from_images,
+    decode_for_detector,
+    jpeg_reduction,
+    letterbox,
+    letterboxed_blob,
+    load_image,
+    noise_image,
+    proof_frames,
+)
 from facebatch.errors import SpecError
 
 
@@ -34,3 +44,64 @@ def test_unreadable_images_are_clear_errors(tmp_path: Path):
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(SpecError, match="cannot be decoded"):
         load_image(bad)
+
+
+def test_jpeg_reduction_keeps_the_decode_at_least_as_large_as_the_letterbox():
+    assert jpeg_reduction(640, 480, (640, 640)) == 1  # already smaller than the detector
+    assert jpeg_reduction(1280, 960, (640, 640)) == 2
+    assert jpeg_reduction(1279, 960, (640, 640)) == 1  # 1/2 would be under 640 wide
+    assert jpeg_reduction(4000, 3000, (640, 640)) == 4  # 1000×750, then letterboxed to 640×480
+    assert jpeg_reduction(6000, 4000, (640, 640)) == 8
+    assert jpeg_reduction(20_000, 200, (640, 640)) == 8  # 2500×25 is still larger than its 640×6 letterbox
+    # either orientation: a 4000×3000 photo that EXIF turns upright is 3000×4000
+    assert jpeg_reduction(3000, 4000, (640, 640)) == jpeg_reduction(4000, 3000, (640, 640))
+
+
+def _large_jpeg(photos: list[Path], folder: Path, name: str = "obama_1.jpg", long_side: int = 2600) -> Path:
+    image = load_image(next(p for p in photos if p.name == name))
+    factor = long_side / max(image.shape[:2])
+    big = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+    path = folder / f"large_{Path(name).stem}.jpg"
+    cv2.imwrite(str(path), big, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return path
+
+
+def test_decode_for_detector_reduces_large_jpegs_and_knows_their_size(photos: list[Path], tmp_path: Path):
+    path = _large_jpeg(photos, tmp_path)
+    whole = load_image(path)
+    reduced = decode_for_detector(path, (640, 640))
+    assert reduced.reduction == pytest.approx(4, rel=0.01) and reduced.full_size == whole.shape[:2]
+    assert reduced.encoded is not None and reduced.image.shape[0] == -(-whole.shape[0] // 4)
+    # libjpeg's 1/4 decode is close to an area resize of the full decode (measured: 2.3 grey levels mean)
+    area = cv2.resize(whole, reduced.image.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(area.astype(int) - reduced.image).mean() < 3.0
+    plain = decode_for_detector(path, None)
+    assert plain.reduction == 1.0 and plain.encoded is None and np.array_equal(plain.image, whole)
+    small = next(p for p in photos if p.suffix == ".png")
+    assert decode_for_detector(small, (640, 640)).reduction == 1.0  # only JPEGs decode reduced
+
+
+def test_decode_for_detector_turns_exif_rotated_photos_and_refuses_truncated_ones(photos: list[Path], tmp_path: Path):
+    from PIL import Image
+
+    path = _large_jpeg(photos, tmp_path)
+    upright = load_image(path)
+    exif = Image.Image.getexif(Image.new("RGB", (1, 1)))
+    exif[0x0112] = 6  # stored sideways: a viewer turns it 90° clockwise
+    turned = tmp_path / "turned.jpg"
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright[..., ::-1], 1))).save(turned, exif=exif, quality=92)
+    reduced = decode_for_detector(turned, (640, 640))
+    assert reduced.full_size == upright.shape[:2] == load_image(turned).shape[:2] and reduced.reduction > 1
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(SpecError, match="cannot be decoded"):
+        decode_for_detector(truncated, (640, 640))
+
+
+def test_letterboxed_blob_is_letterbox_then_blob_to_the_bit(photos: list[Path]):
+    for path in photos:
+        image = load_image(path)
+        canvas, scale = letterbox(image, 640, 640)
+        frame, frame_scale = letterboxed_blob(image, 640, 640, SCRFD_NORMALIZE)
+        assert frame_scale == scale
+        np.testing.assert_array_equal(frame, blob_from_images([canvas], SCRFD_NORMALIZE)[0], err_msg=path.name)

@@ -1,0 +1,118 @@
+"""How much arithmetic a model is, and how much of this CPU's arithmetic a measured speed uses.
+
+``model_flops`` counts the multiply-adds of the compute-bound operators (Conv, ConvTranspose,
+Gemm, MatMul) of an ONNX graph at one input size, from shapes inferred at batch 1, as 2 FLOPs each,
+as a peak is counted (one FMA is 2 FLOPs). Published counts are mostly multiply-adds: SCRFD-2.5G
+is 2.5 G multiply-adds at 640×480, which this counts as 5.1 GFLOPs (6.9 at 640×640). Element-wise
+operators, pooling and resizes are left out: they are a few per cent of a conv net and not what
+the peak is made of. ``share_of_peak`` sets FLOPs per frame × frames per second against the CPU's
+estimated peak (``facebatch.environment.estimated_peak``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import shape_inference
+
+from facebatch.environment import PeakEstimate
+from facebatch.errors import SpecError
+
+
+@dataclass(frozen=True)
+class ModelFlops:
+    """FLOPs of one frame, at the input size they were counted at."""
+
+    flops: float
+    input_size: tuple[int, int]
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / 1e9
+
+
+def _dims(value: onnx.ValueInfoProto) -> list[int] | None:
+    shape = value.type.tensor_type.shape
+    dims = [d.dim_value if d.HasField("dim_value") else 0 for d in shape.dim]
+    return dims if dims and all(d > 0 for d in dims) else None
+
+
+COUNTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def _run_shapes(model: onnx.ModelProto, source: str, shape: tuple[int, ...], names: list[str]) -> dict[str, list[int]]:
+    """The shapes of tensors ``names`` when one zero frame of ``shape`` runs through ``model``."""
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    outputs = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(onnx.ValueInfoProto(name=name) for name in names if name not in outputs)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every named tensor
+    options.log_severity_level = 3
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    element = onnx.helper.tensor_dtype_to_np_dtype(
+        next(i for i in model.graph.input if i.name == source).type.tensor_type.elem_type
+    )
+    values = session.run(names, {source: np.zeros(shape, element)})
+    return {name: list(value.shape) for name, value in zip(names, values, strict=True)}
+
+
+def model_flops(path: Path, input_size: tuple[int, int]) -> ModelFlops:
+    """FLOPs per frame of the ONNX file at ``path`` for an [1, C, H, W] input of ``input_size``."""
+    model = onnx.load(str(path), load_external_data=False)
+    initializers = {i.name: tuple(i.dims) for i in model.graph.initializer}
+    (source,) = [i for i in model.graph.input if i.name not in initializers][:1]
+    dims = source.type.tensor_type.shape.dim
+    channels = dims[1].dim_value if len(dims) > 1 and dims[1].HasField("dim_value") else 3
+    fixed = tuple(d.dim_value if d.HasField("dim_value") else 0 for d in dims[2:4])
+    if len(fixed) == 2 and all(fixed) and fixed != tuple(input_size):
+        raise SpecError(f"{Path(path).name} takes {fixed[0]}×{fixed[1]} frames only; count it at that size")
+    for dim, value in zip(dims, (1, channels, *input_size), strict=False):
+        dim.ClearField("dim_param")
+        dim.dim_value = value
+    inferred = shape_inference.infer_shapes(model, data_prop=True)
+    shapes = {v.name: _dims(v) for v in (*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input)}
+    shapes |= {name: list(d) for name, d in initializers.items()}
+    unknown = [
+        name
+        for node in inferred.graph.node
+        if node.op_type in COUNTED
+        for name in (*node.input[:1], *node.output[:1])
+        if shapes.get(name) is None
+    ]
+    if unknown:  # shapes computed at run time (insightface's Resize of Shape → Gather): one frame through ORT
+        shapes |= _run_shapes(inferred, source.name, (1, channels, *input_size), list(dict.fromkeys(unknown)))
+    flops = 0.0
+    for node in inferred.graph.node:
+        out = shapes.get(node.output[0]) if node.output else None
+        if out is None:
+            continue
+        if node.op_type in ("Conv", "ConvTranspose") and len(node.input) > 1:
+            weight = shapes.get(node.input[1])
+            if weight is None:
+                continue
+            group = next((a.i for a in node.attribute if a.name == "group"), 1)
+            per_output = (
+                int(np.prod(weight[1:])) if node.op_type == "Conv" else int(np.prod(weight[2:])) * weight[0] // group
+            )
+            if node.op_type == "Conv":
+                flops += 2.0 * int(np.prod(out)) * per_output
+            else:  # each input pixel spreads over kernel × output channels
+                source_shape = shapes.get(node.input[0])
+                if source_shape is not None:
+                    flops += 2.0 * int(np.prod(source_shape)) * int(np.prod(weight[1:]))
+        elif node.op_type in ("Gemm", "MatMul") and len(node.input) > 1:
+            a = shapes.get(node.input[0])
+            if a is not None:
+                flops += 2.0 * int(np.prod(out)) * a[-1]
+    return ModelFlops(flops, input_size)
+
+
+def share_of_peak(flops_per_frame: float, frames_per_second: float, peak: PeakEstimate) -> float:
+    """The fraction of the CPU's estimated peak that ``frames_per_second`` frames of the model use."""
+    return flops_per_frame * frames_per_second / peak.flops_per_second
