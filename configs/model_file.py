@@ -121,6 +121,29 @@ class ModelFile:
             return None
 
     @property
+    def precision(self) -> str:
+        """fp32, fp16 or int8, as the file's metadata says (a file without it is FP32)."""
+        return self.props.get("precision", "fp32")
+
+    def int8_refusal(self, cpu_class: str) -> str | None:
+        """Why the face pipeline must not run this INT8 file on a CPU of ``cpu_class``, or None: it
+        runs one only when its own sidecar (``facebatch quantize``'s) says it passed the accuracy gate,
+        unforced, on a CPU of this class (INT8 kernels differ between VNNI and AVX2 machines)."""
+        sidecar = sidecar_of(self.path, self.sha256)
+        if sidecar is None:
+            return (
+                f"{self.path.name} has no sidecar .json of its own, so nothing says it passed quantize's accuracy gate"
+            )
+        proof = sidecar.get("proof") or {}
+        if not proof.get("passed") or proof.get("forced"):
+            failures = "; ".join(proof.get("failures") or []) or "no passing proof recorded"
+            return f"{self.path.name} did not pass quantize's accuracy gate ({failures})"
+        made_on = self.int8_cpu_class
+        if made_on is not None and made_on != cpu_class:
+            return f"{self.path.name} was quantized and judged on a {made_on} CPU; this one is {cpu_class}"
+        return None
+
+    @property
     def seeded(self) -> bool:
         """Exported with seeded random weights (verification and benchmarks only)."""
         return self.props.get("weights_source") == SEEDED_WEIGHTS
@@ -311,3 +334,29 @@ def default_artifact(role: str, directory: Path = DEFAULT_ARTIFACT_DIR) -> Path:
         else "w600k_r50.onnx, or a described embedder's .yaml"
     )
     raise SpecError(f"{found}; pass {flag} FILE.onnx ({example}), or export one with real weights")
+
+
+def int8_twin(model: ModelFile, cpu_class: str) -> tuple[Path | None, str]:
+    """The INT8 file quantized from ``model`` (its sidecar names ``model``'s sha256 as its source)
+    beside it that the pipeline may run on ``cpu_class`` (``ModelFile.int8_refusal``), or None and
+    why there is none."""
+    refusals = []
+    for sidecar_file in sorted(model.path.parent.glob("*.json")):
+        try:
+            sidecar = json.loads(sidecar_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(sidecar, dict) or sidecar.get("precision") != "int8":
+            continue
+        if (sidecar.get("source") or {}).get("sha256") != model.sha256 or not isinstance(sidecar.get("artifact"), str):
+            continue
+        candidate = model.path.parent / sidecar["artifact"]
+        if not candidate.is_file():
+            continue
+        refusal = read_model_file(candidate).int8_refusal(cpu_class)
+        if refusal is None:
+            return candidate, ""
+        refusals.append(refusal)
+    if refusals:
+        return None, "; ".join(refusals)
+    return None, f"no INT8 file quantized from {model.path.name} is beside it"

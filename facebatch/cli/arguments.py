@@ -234,6 +234,16 @@ def add_embedder_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_precision_argument(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--precision",
+        choices=("fp32", "int8"),
+        default="fp32",
+        help="int8: run each model's INT8 twin beside it where quantize's accuracy gate passed it on this CPU "
+        "class (about 2x the detector's speed), FP32 where none did (default fp32)",
+    )
+
+
 def add_pipeline_arguments(parser: argparse.ArgumentParser, embed: bool) -> None:
     """The face pipeline's models and how it runs (detect, embed, compare, bench --pipeline)."""
     from facebatch.engines.pipeline.settings import DEFAULT_DETECT_BATCH, DEFAULT_EMBED_BATCH, DEFAULT_READ_WORKERS
@@ -291,6 +301,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, embed: bool) -> None
         help=f"threads that read and letterbox photos ahead of the detector (default {DEFAULT_READ_WORKERS}; 0: none)",
     )
     group.add_argument("--threads", type=int, metavar="N", help="CPU threads per runtime (default: the physical cores)")
+    add_precision_argument(group)
     group.add_argument(
         "--reduced-decode",
         action="store_true",
@@ -369,15 +380,20 @@ def embedder_description(args: argparse.Namespace, size: tuple[int, int] | None)
     return EmbedderDescription.from_mapping(mapping, "command line"), stated
 
 
-def pipeline_models(args: argparse.Namespace, embed: bool):  # (ModelFile, ModelFile | None)
-    """The detector (and embedder) the pipeline flags name, each checked to be what its flag says."""
+def pipeline_models(
+    args: argparse.Namespace, embed: bool, precision: str | None = None
+):  # (ModelFile, ModelFile | None)
+    """The detector (and embedder) the pipeline flags name, each checked to be what its flag says, in
+    the ``precision`` asked for (default: --precision's; see ``with_precision``)."""
     from facebatch.configs.embedder import read_embedder_description, read_embedder_file
     from facebatch.configs.family import describe_family
     from facebatch.configs.model_file import default_artifact, face_embedder_doubts, read_model_file
 
+    precision = getattr(args, "precision", "fp32") if precision is None else precision
     detector = read_model_file(args.detector or _picked(default_artifact("detector"), "--detector"), size=args.size)
     if detector.family.is_embedder:
         raise SpecError(f"{detector.path.name} is an embedder; pass an SCRFD detector as --detector")
+    detector = with_precision(detector, "--detector", precision, args.size)
     if not embed:
         return detector, None
     path, description = args.embedder or _picked(default_artifact("embedder"), "--embedder"), None
@@ -398,7 +414,39 @@ def pipeline_models(args: argparse.Namespace, embed: bool):  # (ModelFile, Model
         )
     for note in embedder.notes:
         print(f"note: {path.name}: {note} (describe it with --embedder-spec if it differs)", file=sys.stderr)
-    return detector, embedder
+    return detector, with_precision(embedder, "--embedder", precision, None)
+
+
+def with_precision(model, flag: str, precision: str, size: tuple[int, int] | None):  # ModelFile → ModelFile
+    """``model`` as the pipeline may run it: an INT8 file only when quantize's gate passed it on this
+    CPU class (refused otherwise, in one line); with ``precision`` int8, an FP32 file's gated INT8
+    twin beside it, or the FP32 file itself with a note saying why there is none."""
+    from facebatch.configs.model_file import int8_twin, read_model_file
+    from facebatch.environment import int8_cpu_class
+
+    cpu_class = int8_cpu_class()
+    if model.precision == "int8":
+        refusal = model.int8_refusal(cpu_class)
+        if refusal is not None:
+            raise SpecError(
+                f"{flag} {model.path.name}: {refusal}; the pipeline runs INT8 only where the gate passed: "
+                "run 'facebatch quantize' on its FP32 source here (--images DIR), or pass the FP32 file"
+            )
+        return model
+    if precision != "int8" or model.precision != "fp32":
+        return model
+    twin, why_not = int8_twin(model, cpu_class)
+    if twin is None:
+        print(
+            f"note: --precision int8: {why_not}; {model.path.name} runs in FP32 "
+            f"('facebatch quantize {model.path} --images DIR' makes one)",
+            file=sys.stderr,
+        )
+        return model
+    print(
+        f"note: --precision int8: {flag} {twin.name} (quantize's gate passed it on {cpu_class} CPUs)", file=sys.stderr
+    )
+    return read_model_file(twin, size=size)
 
 
 def _picked(path: Path, flag: str) -> Path:

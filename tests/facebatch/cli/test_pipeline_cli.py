@@ -245,3 +245,20 @@ def test_the_detect_table_gives_sizes_as_height_x_width_like_size(real_detector:
     out = capsys.readouterr().out
     height, width = cv2.imread(str(wide)).shape[:2]
     assert "size (HxW)" in out and f"{height}x{width}" in out
+
+
+def test_embed_imports_only_what_its_run_uses(real_detector: Path, batch_embedder: Path, photos: list[Path], tmp_path):
+    """Start-up (issue 25, lever 5): embed runs onnxruntime and OpenCV; torch, onnxsim, the gallery's
+    tools, plotting and the peers stay unimported (torch alone costs ~1.5 s of start-up)."""
+    import subprocess
+    import sys
+
+    unused = ("torch", "onnxsim", "onnxscript", "faiss", "ray", "pyarrow", "matplotlib", "insightface", "openvino")
+    argv = ["embed", str(photos[0]), "-o", str(tmp_path / "e.npz"), "--detector", str(real_detector)]
+    argv += ["--embedder", str(batch_embedder), "--backend", "ort-cpu"]
+    probe = (
+        f"import sys; from facebatch.cli import main; code = main({argv!r}); "
+        f"print([m for m in {unused!r} if m in sys.modules], code)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[] 0", done.stdout + done.stderr

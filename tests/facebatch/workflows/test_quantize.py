@@ -157,3 +157,35 @@ def test_the_cpu_class_is_recorded_and_read_from_the_cpu_flags(int8_detector):
         target.int8_cpu_class == int8_cpu_class()
         and json.loads(target.props["quantization"])["recipe"] == int8_detector.quantization.recipe.name
     )
+
+
+def test_the_pipeline_takes_the_int8_twin_only_where_the_gate_passed(
+    int8_detector, real_detector: Path, photos: list[Path], tmp_path: Path, capsys
+):
+    import shutil
+
+    for made in (real_detector, int8_detector.path):  # the FP32 detector with its gated INT8 twin beside it
+        for path in (made, made.with_suffix(".json")):
+            shutil.copy(path, tmp_path / path.name)
+    fp32, int8 = tmp_path / real_detector.name, tmp_path / int8_detector.path.name
+    photo = next(p for p in photos if p.name == "t1.jpg")
+    assert (
+        main(["detect", str(photo), "--detector", str(fp32), "--precision", "int8", "--json", str(tmp_path / "d.json")])
+        == 0
+    )
+    assert f"--precision int8: --detector {int8.name}" in capsys.readouterr().err
+    assert len(json.loads((tmp_path / "d.json").read_text())["images"][0]["faces"]) == 6
+    assert read_model_file(int8).int8_refusal(int8_cpu_class()) is None
+    other = "avx2" if int8_cpu_class() != "avx2" else "vnni"
+    assert f"judged on a {int8_cpu_class()} CPU; this one is {other}" in read_model_file(int8).int8_refusal(other)
+    sidecar = json.loads(int8.with_suffix(".json").read_text())
+    sidecar["proof"] |= {"passed": False, "forced": True, "failures": ["labelled recall 18/20"]}
+    int8.with_suffix(".json").write_text(json.dumps(sidecar))  # as quantize --force writes it
+    assert main(["detect", str(photo), "--detector", str(int8)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "did not pass quantize's accuracy gate (labelled recall 18/20)" in err
+    assert (
+        main(["detect", str(photo), "--detector", str(fp32), "--precision", "int8", "--json", str(tmp_path / "d.json")])
+        == 0
+    )
+    assert f"{fp32.name} runs in FP32" in capsys.readouterr().err  # no gated twin: FP32, saying so
