@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 from onnx import shape_inference
 
+from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeIntermediateRunner
 from facebatch.environment import PeakEstimate
 from facebatch.errors import SpecError
 
@@ -44,22 +45,14 @@ COUNTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
 def _run_shapes(model: onnx.ModelProto, source: str, shape: tuple[int, ...], names: list[str]) -> dict[str, list[int]]:
-    """The shapes of tensors ``names`` when one zero frame of ``shape`` runs through ``model``."""
-    import onnxruntime as ort
-
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    outputs = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(onnx.ValueInfoProto(name=name) for name in names if name not in outputs)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every named tensor
-    options.log_severity_level = 3
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    """The shapes of tensors ``names`` when one zero frame of ``shape`` runs through ``model`` (through
+    the runner that returns every intermediate tensor: nothing outside the runners calls a runtime)."""
     element = onnx.helper.tensor_dtype_to_np_dtype(
         next(i for i in model.graph.input if i.name == source).type.tensor_type.elem_type
     )
-    values = session.run(names, {source: np.zeros(shape, element)})
-    return {name: list(value.shape) for name, value in zip(names, values, strict=True)}
+    with OnnxRuntimeIntermediateRunner(model, label=model.graph.name or "the model counted") as runner:
+        values = runner.infer_intermediates({source: np.zeros(shape, element)}, check_inputs=False)
+    return {name: list(values[name].shape) for name in names if name in values}
 
 
 def model_flops(path: Path, input_size: tuple[int, int]) -> ModelFlops:
