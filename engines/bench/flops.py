@@ -6,21 +6,22 @@ as a peak is counted (one FMA is 2 FLOPs). Published counts are mostly multiply-
 is 2.5 G multiply-adds at 640×480, which this counts as 5.1 GFLOPs (6.9 at 640×640). Element-wise
 operators, pooling and resizes are left out: they are a few per cent of a conv net and not what
 the peak is made of. ``share_of_peak`` sets FLOPs per frame × frames per second against the CPU's
-estimated peak (``facebatch.environment.estimated_peak``).
+peak (``measured_peak``: the nominal estimate, or the FP32 GEMM rate measured here where that is more).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import shape_inference
 
-from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeIntermediateRunner
-from facebatch.environment import PeakEstimate
-from facebatch.errors import SpecError
+from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeIntermediateRunner, OnnxRuntimeRunner
+from facebatch.environment import PeakEstimate, estimated_peak
+from facebatch.errors import FacebatchError, SpecError
+from facebatch.progress import warn
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,60 @@ def model_flops(path: Path, input_size: tuple[int, int]) -> ModelFlops:
             if a is not None:
                 flops += 2.0 * int(np.prod(out)) * a[-1]
     return ModelFlops(flops, input_size)
+
+
+def flops_per_frame(path: Path, input_size: tuple[int, int]) -> float | None:
+    """``model_flops`` for a report: None, with a warning, where the graph cannot be counted (the
+    benchmark itself goes on)."""
+    try:
+        return model_flops(path, input_size).flops
+    except FacebatchError as exc:
+        warn(f"{Path(path).name}: its FLOPs per frame are not counted, so no share of the CPU's peak is given ({exc})")
+        return None
+
+
+GEMM_SIZE = 1024  # a matrix product this size runs at onnxruntime's full FP32 rate here (~10 ms a call on 2 cores)
+
+
+def gemm_model(n: int = GEMM_SIZE) -> onnx.ModelProto:
+    """[n, n] @ a constant [n, n]: the most arithmetic a runtime can do per second in FP32."""
+    weight = onnx.numpy_helper.from_array(np.random.default_rng(0).random((n, n), dtype=np.float32), "weight")
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMul", ["x", "weight"], ["y"])],
+        "fp32_gemm_probe",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [n, n])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [n, n])],
+        [weight],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def measured_gemm(threads: int, calls: int = 5) -> float:
+    """FLOP/s of onnxruntime's FP32 matrix product at ``threads`` intra-op threads (the best of ``calls``
+    after one warm-up: the ceiling, not a typical figure)."""
+    x = np.random.default_rng(1).random((GEMM_SIZE, GEMM_SIZE), dtype=np.float32)
+    with OnnxRuntimeRunner(gemm_model(), intra_op_threads=threads, spin_wait=False) as runner:
+        runner.infer({"x": x})
+        seconds = []
+        for _ in range(calls):
+            runner.infer({"x": x})
+            seconds.append(runner.last_inference_seconds)
+    return 2.0 * GEMM_SIZE**3 / min(seconds)
+
+
+def measured_peak(threads: int | None = None) -> PeakEstimate | None:
+    """This CPU's peak at ``threads`` (None: the physical cores): the nominal estimate, and the GEMM rate
+    measured on as many threads, whichever is more (``PeakEstimate``)."""
+    nominal = estimated_peak(threads)
+    if nominal is None:
+        return None
+    try:
+        return replace(nominal, measured_gemm=measured_gemm(nominal.cores))
+    except FacebatchError as exc:
+        warn(f"the FP32 matrix-product probe did not run ({exc}); the CPU's peak is the nominal estimate only")
+        return nominal
 
 
 def share_of_peak(flops_per_frame: float, frames_per_second: float, peak: PeakEstimate) -> float:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from facebatch.configs.model_file import ModelFile, fix_command, read_model_file
+from facebatch.engines.bench.flops import flops_per_frame, measured_peak
 from facebatch.engines.bench.measure import Budget, measure_alternating, measure_batch
 from facebatch.engines.bench.published import PublishedTable, compare
 from facebatch.engines.bench.report import Baseline, BenchReport, BenchRun
@@ -79,11 +80,14 @@ def backend_family(provider: str) -> str:
     return provider
 
 
-def hardware(provider: str, env: dict) -> str:
+def runs_on_gpu(provider: str) -> bool:
     # onnxruntime's CUDA/TensorRT providers, the TensorRT runner ("TensorRT 11.4 on NVIDIA H200 …"), torch-cuda
-    on_gpu = any(marker in provider.lower() for marker in ("cuda", "tensorrt"))
+    return any(marker in provider.lower() for marker in ("cuda", "tensorrt"))
+
+
+def hardware(provider: str, env: dict) -> str:
     gpus = env.get("gpus") or []
-    if on_gpu:
+    if runs_on_gpu(provider):
         return gpus[0]["name"] if gpus else "a GPU"
     return str(env["cpu"])
 
@@ -131,13 +135,14 @@ def bench_models(models: Sequence[ModelFile], options: BenchOptions, make_runner
     baselines = _baselines(models, options.baseline, options.size) if options.baseline is not None else {}
     baseline_backends = [b for b in options.backends if b != "torch"]  # a foreign file has no torch model
     env = environment()
-    report = BenchReport(options=options.to_dict(), environment=env)
+    report = BenchReport(options=options.to_dict(), environment=env, peak=measured_peak(options.runner.thread_count))
     cells = len(models) * len(options.backends) * len(options.batch_sizes) + len(baselines) * len(baseline_backends)
     count = max(options.batch_sizes)
     with progress_bar(cells, "bench") as advance:
         for model in models:
             size = sizes[model.path]
             frames = model_frames(model, size, count, options.photos, options.seed)
+            flops = flops_per_frame(model.path, size)
             for backend in options.backends:
                 with make_runner(backend, model, size, options.runner) as runner:
                     run = BenchRun(
@@ -149,6 +154,8 @@ def bench_models(models: Sequence[ModelFile], options: BenchOptions, make_runner
                         runner.precision,
                         runner.threads,
                         hardware(runner.provider, env),
+                        flops_per_frame=flops,
+                        on_cpu=not runs_on_gpu(runner.provider),
                     )
                     for batch in options.batch_sizes:
                         run.timings.append(measure_batch(runner, frames, batch, options.budget))

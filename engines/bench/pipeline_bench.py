@@ -10,6 +10,7 @@ timed on the same runners, at the batch sizes the pipeline gives them and at bat
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from facebatch.configs.model_file import ModelFile
+from facebatch.engines.bench.flops import flops_per_frame, measured_peak
 from facebatch.engines.bench.insightface_peer import (
     COMPARE_HINT,
     InsightFacePeer,
@@ -26,8 +28,9 @@ from facebatch.engines.bench.insightface_peer import (
 )
 from facebatch.engines.bench.measure import Budget, measure_batch
 from facebatch.engines.bench.pipeline_report import INSIGHTFACE, LOOP, OURS, Contender, ModelOnly, PipelineBenchReport
+from facebatch.engines.bench.process_time import ProcessSides, measure_processes
 from facebatch.engines.bench.settings import DEFAULT_PIPELINE_ROUNDS
-from facebatch.engines.pipeline.agreement import compare_runs
+from facebatch.engines.pipeline.agreement import compare_runs, labelled_faces, recall
 from facebatch.engines.pipeline.face_pipeline import (
     FacePipeline,
     ImageFaces,
@@ -55,6 +58,11 @@ class PipelineBenchOptions:
     insightface: bool | None = None  # None: when it is installed
     model_budget: Budget = field(default_factory=lambda: Budget(warmup=0.5, seconds=1.5))
     detector_size: tuple[int, int] | None = None
+    # the files insightface runs (None: ours): the FP32 sources when ours are their INT8 twins
+    peer_detector: Path | None = None
+    peer_embedder: Path | None = None
+    process_repeats: int = 2  # whole-process runs of each side (0: none)
+    process_flags: tuple[str, ...] = ()  # facebatch embed's flags for the whole-process runs
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -70,9 +78,13 @@ class PipelineBenchOptions:
             "batch_size": s.batch_size,
             "embed_batch_size": s.embed_batch_size,
             "read_workers": s.read_workers,
+            "reduced_decode": s.reduced_decode,
             "det_thresh": s.det_thresh,
             "nms_thresh": s.nms_thresh,
             "insightface": self.insightface,
+            "peer_detector": str(self.peer_detector) if self.peer_detector else None,
+            "peer_embedder": str(self.peer_embedder) if self.peer_embedder else None,
+            "process_repeats": self.process_repeats,
             "model_budget": {"warmup": self.model_budget.warmup, "seconds": self.model_budget.seconds},
         }
 
@@ -110,12 +122,16 @@ def bench_pipeline(
     if not paths:
         raise SpecError("no photos to run the pipeline on")
     with_insightface = insightface_available() if options.insightface is None else options.insightface
+    peer_detector, peer_embedder = options.peer_detector or detector.path, options.peer_embedder or embedder.path
     if with_insightface and not insightface_available():
-        InsightFacePeer(detector.path, embedder.path, (0, 0))  # raises, saying what to install
+        InsightFacePeer(peer_detector, peer_embedder, (0, 0))  # raises, saying what to install
     env = environment()
-    one_by_one = PipelineSettings(
-        options.settings.det_thresh, options.settings.nms_thresh, options.settings.max_faces, 1, 1, 0
-    )
+    one_by_one = dataclasses.replace(options.settings, batch_size=1, embed_batch_size=1, read_workers=0)
+    unlike_peer = [
+        f"ours run {mine.name}, insightface {theirs.name}"
+        for mine, theirs in ((detector.path, peer_detector), (embedder.path, peer_embedder))
+        if mine.resolve() != theirs.resolve()
+    ] + (["ours decode large JPEGs reduced"] if options.settings.reduced_decode else [])
     with contextlib.ExitStack() as stack:
         ours = stack.enter_context(
             open_pipeline(detector, embedder, options.backend, options.settings, options.runner, options.detector_size)
@@ -144,8 +160,8 @@ def bench_pipeline(
         if with_insightface:
             peer = stack.enter_context(
                 InsightFacePeer(
-                    detector.path,
-                    embedder.path,
+                    peer_detector,
+                    peer_embedder,
                     size,
                     options.settings.det_thresh,
                     options.runner.thread_count,
@@ -155,8 +171,9 @@ def bench_pipeline(
             runs.append(
                 (
                     INSIGHTFACE,
-                    f"insightface {insightface_version()} FaceAnalysis.get on the same two ONNX files, same onnxruntime "
-                    "session options (insightface runs onnxruntime only: on the CPU provider here)",
+                    f"insightface {insightface_version()} FaceAnalysis.get on "
+                    + (f"{peer_detector.name} and {peer_embedder.name}" if unlike_peer else "the same two ONNX files")
+                    + ", same onnxruntime session options (insightface runs onnxruntime only: on the CPU provider here)",
                     lambda: peer.run(paths),
                 )
             )
@@ -183,11 +200,35 @@ def bench_pipeline(
                     advance(f"{name}: {len(paths) / seconds:.2f} photos/s")
         timed = report.contender(OURS)
         timed.stages = {stage: value / options.rounds for stage, value in ours.times.seconds.items()}
+    if options.process_repeats:
+        sides = ProcessSides(
+            options.process_flags,
+            peer_detector,
+            peer_embedder,
+            size,
+            options.runner.thread_count or 0,
+            options.settings.det_thresh,
+        )
+        with progress_bar(options.process_repeats * (4 if with_insightface else 2), "whole processes") as advance:
+            report.processes = measure_processes(sides, paths, options.process_repeats, with_insightface, advance)
+    report.peak = measured_peak(options.runner.thread_count)
+    counted = {
+        "detector": flops_per_frame(detector.path, size),
+        "embedder": flops_per_frame(embedder.path, embedder.spec.input_size),
+    }
+    report.flops = {role: flops for role, flops in counted.items() if flops is not None}
     report.agreements.append(
         compare_runs(f"{OURS} vs {LOOP}", first[OURS], first[LOOP], SAME_RUNTIME_PIXELS, SAME_RUNTIME_COSINE)
     )
+    labelled = labelled_faces(paths)
+    if labelled:
+        report.recall = {name: recall({r.path.name: r for r in results}, labelled) for name, results in first.items()}
     if INSIGHTFACE in first:
-        report.agreements.append(compare_runs(f"{OURS} vs {INSIGHTFACE}", first[OURS], first[INSIGHTFACE]))
+        against_peer = compare_runs(f"{OURS} vs {INSIGHTFACE}", first[OURS], first[INSIGHTFACE])
+        against_peer.informational = "; ".join(unlike_peer)
+        report.agreements.append(against_peer)
+        if unlike_peer and labelled:
+            report.recall_reference = INSIGHTFACE  # what ours must keep: the same labelled faces found
     else:
         report.notes.append(
             f"insightface was not run ({'--no-insightface' if options.insightface is False else 'not installed: ' + COMPARE_HINT})"

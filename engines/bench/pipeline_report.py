@@ -10,10 +10,12 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from facebatch.engines.bench.process_time import ProcessTime
 from facebatch.engines.bench.timing import BatchTiming
 from facebatch.engines.pipeline.agreement import Agreement
 from facebatch.engines.pipeline.face_pipeline import STAGE_WORDS, STAGES
-from facebatch.environment import describe_environment
+from facebatch.environment import PeakEstimate, describe_environment
+from facebatch.words import counted, percent
 
 OURS = "facebatch pipeline"
 LOOP = "per-image loop"
@@ -83,6 +85,11 @@ class PipelineBenchReport:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     command: str = ""
+    processes: list[ProcessTime] = field(default_factory=list)  # whole-process runs, start-up included
+    peak: PeakEstimate | None = None  # this CPU's estimated FP32 peak
+    flops: dict[str, float] = field(default_factory=dict)  # FLOPs per frame: detector, embedder
+    recall: dict[str, tuple[int, int]] = field(default_factory=dict)  # per run: labelled faces found, labelled
+    recall_reference: str | None = None  # the run whose labelled recall ours must keep (when unlike it)
 
     def contender(self, name: str) -> Contender | None:
         return next((c for c in self.contenders if c.name == name), None)
@@ -96,7 +103,32 @@ class PipelineBenchReport:
 
     @property
     def passed(self) -> bool:
-        return all(a.passed for a in self.agreements)
+        return all(a.passed for a in self.agreements if a.judged) and self.recall_problem() is None
+
+    def recall_problem(self) -> str | None:
+        """Where ours runs other models or another decode than the reference: the labelled faces it lost."""
+        if self.recall_reference is None or OURS not in self.recall or self.recall_reference not in self.recall:
+            return None
+        (found, total), (kept, _) = self.recall[OURS], self.recall[self.recall_reference]
+        if found >= kept:
+            return None
+        return f"{OURS} finds {found}/{total} hand-labelled faces, {self.recall_reference} {kept}/{total}"
+
+    def share_of_peak(self, contender: Contender) -> float | None:
+        """The contender's arithmetic per second over the CPU's estimated peak: detector FLOPs per photo
+        × photos/s + embedder FLOPs per face × faces/s."""
+        if self.peak is None or len(self.flops) < 2:  # both models counted
+            return None
+        used = (
+            self.flops["detector"] * contender.images_per_second + self.flops["embedder"] * contender.faces_per_second
+        )
+        return used / self.peak.flops_per_second
+
+    def process_ratio(self, label: str) -> float | None:
+        """insightface's whole-process seconds over ours, for the folder or the first photo (``label``)."""
+        times = {p.name: p.median_seconds for p in self.processes}
+        ours, theirs = times.get(f"facebatch embed ({label})"), times.get(f"insightface script ({label})")
+        return theirs / ours if ours and theirs else None
 
     def bound_images_per_second(self) -> float | None:
         """What the models alone allow: one detector frame plus the folder's faces per photo at
@@ -121,11 +153,12 @@ class PipelineBenchReport:
                     f"{c.median_seconds:.2f}",
                     f"{min(c.pass_seconds):.2f}–{max(c.pass_seconds):.2f}",
                     "1.00×" if c.name == OURS else f"{ratio:.2f}×" if ratio else "–",
+                    percent(self.share_of_peak(c)),
                 ]
             )
         return rows
 
-    HEADER = ["run", "images/s", "faces/s", "median pass s", "passes min–max s", "pipeline ×"]
+    HEADER = ["run", "images/s", "faces/s", "median pass s", "passes min–max s", "pipeline ×", "of peak"]
 
     def stage_rows(self) -> list[list[str]]:
         ours = self.contender(OURS)
@@ -148,6 +181,14 @@ class PipelineBenchReport:
             "model_only": [m.to_dict() for m in self.models],
             "bound_images_per_second": self.bound_images_per_second(),
             "agreements": [a.to_dict() for a in self.agreements],
+            "recall": {name: {"found": f, "labelled": t} for name, (f, t) in self.recall.items()},
+            "recall_reference": self.recall_reference,
+            "recall_problem": self.recall_problem(),
+            "processes": [p.to_dict() for p in self.processes],
+            "process_ratios": {label: self.process_ratio(label) for label in ("folder", "first photo")},
+            "flops_per_frame": self.flops,
+            "peak": self.peak.to_dict() if self.peak else None,
+            "share_of_peak": {c.name: self.share_of_peak(c) for c in self.contenders},
             "passed": self.passed,
             "notes": self.notes,
             "options": self.options,
@@ -167,7 +208,7 @@ class PipelineBenchReport:
         lines.append(f"- detector {self.detector}, embedder {self.embedder}, backend {self.backend} ({self.provider})")
         if ours is not None:
             lines.append(
-                f"- {ours.images} photos and {ours.faces} faces per pass; {len(ours.pass_seconds)} timed passes per run, "
+                f"- {ours.images} photos and {ours.faces} faces per pass; {counted(len(ours.pass_seconds), 'timed pass', 'timed passes')} per run, "
                 "the runs taking turns; speeds from the median pass"
             )
         lines += [
@@ -202,6 +243,27 @@ class PipelineBenchReport:
                     f"The models alone allow {bound:.2f} photos/s for this folder's faces per photo (one detector frame plus its "
                     "faces through the embedder, at the batch sizes above).",
                 ]
+        if self.peak is not None and len(self.flops) == 2:
+            lines += [
+                "",
+                f"Of peak: each run's FLOPs per second (detector {self.flops['detector'] / 1e9:.2f} GFLOPs per photo, "
+                f"embedder {self.flops['embedder'] / 1e9:.3f} per face) over the {self.peak.describe()}.",
+            ]
+        if self.processes:
+            lines += [
+                "",
+                "## Whole process (fresh interpreter, start-up included)",
+                "",
+                "| command | photos | median s | runs s | insightface ÷ ours |",
+                "|---|---|---|---|---|",
+            ]
+            for p in self.processes:
+                label = p.name[p.name.index("(") + 1 : -1]
+                ratio = self.process_ratio(label) if p.name.startswith("facebatch") else None
+                lines.append(
+                    f"| {p.name} | {p.photos} | {p.median_seconds:.2f} | {', '.join(f'{s:.2f}' for s in p.seconds)} | "
+                    f"{f'{ratio:.2f}×' if ratio else ''} |"
+                )
         stage_rows = self.stage_rows()
         if stage_rows:
             lines += [
@@ -216,6 +278,12 @@ class PipelineBenchReport:
             lines += ["", "## Same faces?", ""] + [f"- {a.summary()}" for a in self.agreements]
             for a in self.agreements:
                 lines += [f"  - {problem}" for problem in a.problems[:20]]
+        if self.recall:
+            lines += ["", "## Hand-labelled faces found (IoU ≥ 0.5)", ""]
+            lines += [f"- {name}: {found}/{total}" for name, (found, total) in self.recall.items()]
+            problem = self.recall_problem()
+            if problem:
+                lines.append(f"- **lost labelled faces**: {problem}")
         if self.notes:
             lines += ["", "## Notes", ""] + [f"- {note}" for note in self.notes]
         environment = describe_environment(self.environment)

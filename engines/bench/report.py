@@ -11,7 +11,8 @@ from typing import Any
 
 from facebatch.engines.bench.published import Comparison
 from facebatch.engines.bench.timing import BatchTiming
-from facebatch.environment import describe_environment
+from facebatch.environment import PeakEstimate, describe_environment
+from facebatch.words import percent
 
 
 @dataclass
@@ -27,6 +28,8 @@ class BenchRun:
     threads: int | None  # as the runtime was set (None: its own default)
     hardware: str  # the CPU or GPU it ran on
     timings: list[BatchTiming] = field(default_factory=list)
+    flops_per_frame: float | None = None  # engines/bench/flops.py: Conv/Gemm/MatMul multiply-adds × 2
+    on_cpu: bool = True  # whether the CPU's peak is what it runs against
 
     def timing(self, batch: int) -> BatchTiming | None:
         return next((t for t in self.timings if t.batch == batch), None)
@@ -48,7 +51,15 @@ class BenchRun:
             "threads": self.threads,
             "hardware": self.hardware,
             "timings": [t.to_dict() for t in self.timings],
+            "flops_per_frame": self.flops_per_frame,
+            "on_cpu": self.on_cpu,
         }
+
+    def share_of_peak(self, timing: BatchTiming, peak: PeakEstimate | None) -> float | None:
+        """FLOPs per frame × FPS over the CPU's estimated peak (None on a GPU, or where either is unknown)."""
+        if peak is None or not self.on_cpu or not self.flops_per_frame:
+            return None
+        return self.flops_per_frame * timing.fps / peak.flops_per_second
 
 
 @dataclass
@@ -109,6 +120,7 @@ class BenchReport:
     command: str | None = None
     environment: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    peak: PeakEstimate | None = None  # this CPU's estimated FP32 peak, at the threads the runs were given
 
     def artifacts(self) -> list[str]:
         return list(dict.fromkeys(r.artifact for r in self.runs))
@@ -125,7 +137,11 @@ class BenchReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "runs": [r.to_dict() for r in self.runs],
+            "runs": [
+                r.to_dict() | {"share_of_peak": {str(t.batch): r.share_of_peak(t, self.peak) for t in r.timings}}
+                for r in self.runs
+            ],
+            "peak": self.peak.to_dict() if self.peak else None,
             "spread_warnings": self.spread_warnings(),
             "baselines": [b.to_dict() for b in self.baselines],
             "comparisons": [c.to_dict() for c in self.comparisons],
@@ -175,13 +191,17 @@ class BenchReport:
                 lines += ["| " + " | ".join(row) + " |" for row in rows] + [""]
             for run in runs:
                 threads = f"{run.threads} threads" if run.threads else "its default threads"
+                flops = f", {run.flops_per_frame / 1e9:.2f} GFLOPs per frame" if run.flops_per_frame else ""
                 lines += [
-                    f"### {run.backend}: {run.provider}, {run.precision}, {threads}",
+                    f"### {run.backend}: {run.provider}, {run.precision}, {threads}{flops}",
                     "",
-                    "| Batch | FPS | ms/frame |",
-                    "|---|---|---|",
+                    "| Batch | FPS | ms/frame | of CPU peak |",
+                    "|---|---|---|---|",
                 ]
-                lines += [f"| {t.batch} | {_fmt(t.fps)} | {t.ms_per_frame:.2f} |" for t in run.timings]
+                lines += [
+                    f"| {t.batch} | {_fmt(t.fps)} | {t.ms_per_frame:.2f} | {percent(run.share_of_peak(t, self.peak))} |"
+                    for t in run.timings
+                ]
                 lines += [
                     "",
                     "| Batch | p50 ms | p90 ms | p99 ms | min ms | max ms | calls |",
@@ -205,6 +225,12 @@ class BenchReport:
             lines += ["## Against published figures", ""]
             for comparison in self.comparisons:
                 lines += [f"    {line}" for line in comparison.lines()] + [""]
+        if self.peak is not None and any(r.flops_per_frame and r.on_cpu for r in self.runs):
+            lines += [
+                "Of CPU peak: FLOPs per frame × FPS over the "
+                f"{self.peak.describe()}; FP32 arithmetic counted for every precision.",
+                "",
+            ]
         environment = describe_environment(self.environment)
         if environment:
             lines += ["## Environment", ""] + [f"- {line}" for line in environment]

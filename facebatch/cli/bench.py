@@ -10,7 +10,12 @@ from pathlib import Path
 from facebatch.cli import arguments
 from facebatch.cli.render import console_for, show_bench, write_reports
 from facebatch.engines.bench.measure import Budget
-from facebatch.engines.bench.settings import DEFAULT_BACKENDS, DEFAULT_BENCH_BATCH_SIZES, DEFAULT_PIPELINE_ROUNDS
+from facebatch.engines.bench.settings import (
+    DEFAULT_BACKENDS,
+    DEFAULT_BENCH_BATCH_SIZES,
+    DEFAULT_PIPELINE_ROUNDS,
+    DEFAULT_PROCESS_RUNS,
+)
 from facebatch.engines.pipeline.settings import DEFAULT_DETECT_BATCH, DEFAULT_EMBED_BATCH, DEFAULT_READ_WORKERS
 from facebatch.engines.runners.backends import BACKENDS
 from facebatch.engines.triton.settings import DEFAULT_CONCURRENCY
@@ -154,6 +159,21 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"reader threads (default {DEFAULT_READ_WORKERS})",
     )
+    arguments.add_precision_argument(pipeline)
+    pipeline.add_argument(
+        "--reduced-decode",
+        action="store_true",
+        help="decode large JPEGs reduced for the detector (see 'facebatch embed --help'); insightface's agreement "
+        "is then shown, not judged, and the hand-labelled faces found are",
+    )
+    pipeline.add_argument(
+        "--process-runs",
+        type=int,
+        default=DEFAULT_PROCESS_RUNS,
+        metavar="N",
+        help="time 'facebatch embed' and an insightface script as fresh processes, start-up included, over the "
+        f"folder and its first photo, N times each (default {DEFAULT_PROCESS_RUNS}; 0: not)",
+    )
     pipeline.add_argument(
         "--rounds",
         type=int,
@@ -256,11 +276,19 @@ def run_pipeline(args: argparse.Namespace) -> int:
     backends = parse_backends(args.backend)
     if len(backends) != 1 or args.plot is not None:
         raise SpecError("--pipeline runs on one --backend and draws no --plot")
+    if args.process_runs < 0:
+        raise SpecError("--process-runs must be 0 or more")
     paths = collect_images([args.pipeline])
     args.embedder_spec = getattr(args, "embedder_spec", None)
-    detector, embedder = arguments.pipeline_models(args, embed=True)
+    given = arguments.pipeline_models(args, embed=True, precision="fp32")  # what insightface runs
+    assert given[1] is not None
+    detector = arguments.with_precision(given[0], "--detector", args.precision, args.size)
+    embedder = arguments.with_precision(given[1], "--embedder", args.precision, None)
     settings = PipelineSettings(
-        batch_size=args.detect_batch, embed_batch_size=args.embed_batch, read_workers=args.workers
+        batch_size=args.detect_batch,
+        embed_batch_size=args.embed_batch,
+        read_workers=args.workers,
+        reduced_decode=args.reduced_decode,
     )
     options = PipelineBenchOptions(
         backend=backends[0],
@@ -269,6 +297,10 @@ def run_pipeline(args: argparse.Namespace) -> int:
         insightface=args.insightface,
         runner=RunnerOptions(threads=args.threads, allow_fallback=args.allow_fallback, spin_wait=False),
         detector_size=args.size,
+        peer_detector=fp32_source(given[0]),
+        peer_embedder=fp32_source(given[1]),
+        process_repeats=args.process_runs,
+        process_flags=embed_flags(args, detector.path, embedder.path),
     )
     report = bench_pipeline(detector, embedder, paths, options)
     report.command = arguments.command_line(args)
@@ -279,6 +311,29 @@ def run_pipeline(args: argparse.Namespace) -> int:
         print("facebatch: error: the runs did not find the same faces (see above)", file=sys.stderr)
         return 1
     return 0
+
+
+def fp32_source(model) -> Path:  # ModelFile → the file insightface runs: an INT8 file's FP32 source
+    return model.source_file() if model.precision == "int8" else model.path
+
+
+def embed_flags(args: argparse.Namespace, detector: Path, embedder: Path) -> tuple[str, ...]:
+    """``facebatch embed``'s flags for the same run as this bench (the whole-process timing)."""
+    from facebatch.configs.embedder import read_embedder_file
+
+    described = args.embedder is not None and args.embedder.suffix.lower() in (".yaml", ".yml")
+    if described and read_embedder_file(args.embedder)[0].resolve() == embedder.resolve():
+        embedder = args.embedder  # the spec file, which says how to run its ONNX
+    flags = ["--detector", str(detector), "--embedder", str(embedder), "--backend", args.backend]
+    flags += ["--batch-size", str(args.detect_batch), "--embed-batch-size", str(args.embed_batch)]
+    flags += ["--workers", str(args.workers)]
+    if args.threads is not None:
+        flags += ["--threads", str(args.threads)]
+    if args.size is not None:
+        flags += ["--size", f"{args.size[0]}x{args.size[1]}"]
+    if args.embedder_spec is not None:
+        flags += ["--embedder-spec", str(args.embedder_spec)]
+    return tuple(flags + (["--reduced-decode"] if args.reduced_decode else []))
 
 
 def run_triton(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from facebatch.cli.arguments import STDOUT, reports_to_stdout
-from facebatch.words import counted
+from facebatch.words import counted, percent
 
 if TYPE_CHECKING:
     from facebatch.engines.bench.pipeline_report import PipelineBenchReport
@@ -133,6 +133,11 @@ def show_bench(console: Console, report: BenchReport) -> None:
                 f"  {run.backend}: {run.provider}, {run.precision}, {threads}; ms/frame "
                 + ", ".join(f"{t.batch}: {t.ms_per_frame:.2f}" for t in run.timings)
             )
+            shares = [(t.batch, run.share_of_peak(t, report.peak)) for t in run.timings]
+            if any(share is not None for _, share in shares):
+                console.print("    of CPU peak " + ", ".join(f"{batch}: {percent(share)}" for batch, share in shares))
+    if report.peak is not None and any(r.flops_per_frame and r.on_cpu for r in report.runs):
+        console.print(f"  of CPU peak: FLOPs per frame × FPS over the {report.peak.describe()}")
     for warning in report.spread_warnings():
         console.print(f"[bold yellow]WARNING[/bold yellow] {warning}")
     for baseline in report.baselines:
@@ -192,11 +197,28 @@ def show_pipeline_bench(console: Console, report: PipelineBenchReport) -> None:
             "  pipeline busy time per pass: "
             + ", ".join(f"{stage} {seconds}s ({share})" for stage, seconds, share, _ in stage_rows)
         )
+    if report.peak is not None:
+        console.print(f"  of peak: FLOPs per second over the {report.peak.describe()}")
+    for process in report.processes:
+        label = process.name[process.name.index("(") + 1 : -1]
+        ratio = report.process_ratio(label) if process.name.startswith("facebatch") else None
+        console.print(
+            f"  whole process, {process.name}: {process.median_seconds:.2f} s"
+            + (f" (insightface's takes {ratio:.2f}×)" if ratio else "")
+        )
     for agreement in report.agreements:
-        colour = "green" if agreement.passed else "red"
+        colour = "green" if agreement.passed else "yellow" if not agreement.judged else "red"
         console.print(f"[{colour}]{agreement.summary()}[/{colour}]")
         for problem in agreement.problems[:10]:
             console.print(f"  - {problem}")
+    if report.recall:
+        console.print(
+            "  hand-labelled faces found: "
+            + ", ".join(f"{name} {found}/{total}" for name, (found, total) in report.recall.items())
+        )
+    problem = report.recall_problem()
+    if problem:
+        console.print(f"[red]lost hand-labelled faces: {problem}[/red]")
     for note in report.notes:
         console.print(f"note: {note}")
 

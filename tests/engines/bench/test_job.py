@@ -3,11 +3,13 @@ counts, FPS = batch / median, the raw samples, the baseline and published compar
 every refusal before the first measurement. No speed is asserted."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from facebatch.configs.model_file import read_model_file
+from facebatch.engines.bench.flops import model_flops
 from facebatch.engines.bench.job import BenchOptions, bench_models, make_onnx_runner
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.published import load_published
@@ -15,6 +17,7 @@ from facebatch.engines.runners.availability import Runtimes
 from facebatch.engines.runners.registry import RunnerOptions
 from facebatch.environment import cpu_model
 from facebatch.errors import SpecError
+from facebatch.words import percent
 
 QUICK = Budget(warmup=0.0, iters=3)
 
@@ -51,10 +54,32 @@ def test_every_backend_and_batch_size_is_measured_and_derived_from_its_samples(
     assert rows[0][3] == f"{ov.timings[0].fps / cpu.timings[0].fps:.2f}×"
     markdown = report.to_markdown()
     second = cpu.timings[1]
-    assert (
-        "| Batch | FPS | ms/frame |" in markdown
-        and f"| 2 | {second.fps:,.1f} | {second.ms_per_frame:.2f} |" in markdown
-    )
+    share = cpu.share_of_peak(second, report.peak)
+    assert "| Batch | FPS | ms/frame | of CPU peak |" in markdown
+    assert f"| 2 | {second.fps:,.1f} | {second.ms_per_frame:.2f} | {percent(share)} |" in markdown
+
+
+def test_each_cpu_cell_gives_its_share_of_the_cpus_estimated_peak(small_detector: Path):
+    """Issue 25: FLOPs per frame × FPS over the estimated peak at the threads the run was given."""
+    model = read_model_file(small_detector)
+    options = BenchOptions(backends=("ort-cpu",), batch_sizes=(1, 2), budget=QUICK, runner=RunnerOptions(threads=1))
+    report = bench_models([model], options, make_onnx_runner)
+    (run,) = report.runs
+    assert run.flops_per_frame == model_flops(small_detector, model.checked_size(None)).flops and run.on_cpu
+    if report.peak is None:
+        pytest.skip("/proc/cpuinfo names no clock here, so no peak is estimated")
+    assert report.peak.cores == 1  # one thread: one core's peak
+    for timing in run.timings:
+        share = run.share_of_peak(timing, report.peak)
+        assert share == pytest.approx(run.flops_per_frame * timing.fps / report.peak.flops_per_second)
+        assert 0 < share < 1  # a real model never reaches the estimated peak
+    data = json.loads(report.to_json())
+    assert data["peak"]["measured_gemm_gflops_per_second"] > 0 and data["runs"][0]["share_of_peak"][
+        "2"
+    ] == pytest.approx(run.share_of_peak(run.timings[1], report.peak))
+    assert f"Of CPU peak: FLOPs per frame × FPS over the {report.peak.describe()}" in report.to_markdown()
+    gpu = replace(run, provider="CUDAExecutionProvider", on_cpu=False)
+    assert gpu.share_of_peak(run.timings[0], report.peak) is None  # a GPU run is not judged against the CPU
 
 
 def test_the_file_it_replaces_runs_beside_it_at_batch_1(small_detector: Path, models_dir: Path, tmp_path: Path):

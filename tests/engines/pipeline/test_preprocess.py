@@ -98,10 +98,14 @@ def test_decode_for_detector_turns_exif_rotated_photos_and_refuses_truncated_one
         decode_for_detector(truncated, (640, 640))
 
 
-def test_letterboxed_blob_is_letterbox_then_blob_to_the_bit(photos: list[Path]):
+def test_the_resize_into_the_canvas_is_insightfaces_letterbox_to_the_bit(photos: list[Path]):
     for path in photos:
         image = load_image(path)
-        canvas, scale = letterbox(image, 640, 640)
-        frame, frame_scale = letterboxed_blob(image, 640, 640, SCRFD_NORMALIZE)
-        assert frame_scale == scale
-        np.testing.assert_array_equal(frame, blob_from_images([canvas], SCRFD_NORMALIZE)[0], err_msg=path.name)
+        ratio = image.shape[0] / image.shape[1]  # insightface's SCRFD.detect, written out
+        new_h, new_w = (640, int(640 / ratio)) if ratio > 1 else (int(640 * ratio), 640)
+        expected = np.zeros((640, 640, 3), np.uint8)
+        expected[:new_h, :new_w] = cv2.resize(image, (new_w, new_h))
+        frame, scale = letterboxed_blob(image, 640, 640, SCRFD_NORMALIZE)
+        assert scale == new_h / image.shape[0]
+        np.testing.assert_array_equal(letterbox(image, 640, 640)[0], expected, err_msg=path.name)
+        np.testing.assert_array_equal(frame, blob_from_images([expected], SCRFD_NORMALIZE)[0], err_msg=path.name)

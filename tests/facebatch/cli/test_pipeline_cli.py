@@ -207,6 +207,8 @@ def test_bench_pipeline_sets_the_pipeline_beside_the_loop_and_insightface(
         str(spec_file),
         "--rounds",
         "1",
+        "--process-runs",
+        "1",
         "--json",
         str(tmp_path / "p.json"),
         "--markdown",
@@ -214,6 +216,17 @@ def test_bench_pipeline_sets_the_pipeline_beside_the_loop_and_insightface(
     ]
     assert main(argv) == 0
     data = json.loads((tmp_path / "p.json").read_text())
+    # whole processes, start-up included: facebatch embed (and the insightface script) over the folder and its first photo
+    processes = {p["name"]: p for p in data["processes"]}
+    assert {"facebatch embed (folder)", "facebatch embed (first photo)"} <= set(processes)
+    assert (
+        processes["facebatch embed (folder)"]["photos"] == 3
+        and processes["facebatch embed (first photo)"]["photos"] == 1
+    )
+    assert all(len(p["seconds"]) == 1 and p["seconds"][0] > 0 for p in processes.values())
+    # each run's arithmetic against this CPU's peak (the measured GEMM, or the nominal estimate where more)
+    assert data["peak"]["gflops_per_second"] > 0 and set(data["flops_per_frame"]) == {"detector", "embedder"}
+    assert all(0 < share < 1 for share in data["share_of_peak"].values())
     names = [c["name"] for c in data["contenders"]]
     assert names[:2] == ["facebatch pipeline", "per-image loop"]
     assert all(c["faces"] == 7 and c["images"] == 3 and len(c["pass_seconds"]) == 1 for c in data["contenders"])
@@ -232,8 +245,10 @@ def test_bench_pipeline_sets_the_pipeline_beside_the_loop_and_insightface(
             and data["agreements"][1]["passed"]
         )
         assert data["ratios"]["insightface FaceAnalysis"] > 0
+        assert "insightface script (folder)" in processes and data["process_ratios"]["folder"] > 0
     markdown = (tmp_path / "p.md").read_text()
     assert "## Where the pipeline's time goes" in markdown and "## Same faces?" in markdown
+    assert "## Whole process (fresh interpreter, start-up included)" in markdown and "| of peak |" in markdown
 
 
 def test_the_detect_table_gives_sizes_as_height_x_width_like_size(real_detector: Path, photos: list[Path], capsys):

@@ -1,0 +1,63 @@
+"""The pipeline bench report's verdicts, as plain data: a run with other models or another decode
+than insightface's is judged by the hand-labelled faces it keeps, not by matching insightface face
+for face; each run's share of the CPU's peak; whole-process ratios."""
+
+from __future__ import annotations
+
+import pytest
+
+from facebatch.engines.bench.pipeline_report import INSIGHTFACE, LOOP, OURS, Contender, PipelineBenchReport
+from facebatch.engines.bench.process_time import ProcessTime
+from facebatch.engines.pipeline.agreement import Agreement
+from facebatch.environment import PeakEstimate
+
+
+def report(**fields) -> PipelineBenchReport:
+    made = PipelineBenchReport({}, {}, "det.onnx", "emb.onnx", "ort-cpu", "CPUExecutionProvider", **fields)
+    made.contenders = [
+        Contender(OURS, "", 10, 100, [1.0]),
+        Contender(LOOP, "", 10, 100, [2.0]),
+        Contender(INSIGHTFACE, "", 10, 100, [2.5]),
+    ]
+    return made
+
+
+def test_a_run_unlike_insightfaces_is_judged_by_the_labelled_faces_it_keeps():
+    differs = Agreement(f"{OURS} vs {INSIGHTFACE}", problems=["voc.jpg face 3: box 1.40 px"])
+    kept = report(agreements=[differs], recall={OURS: (20, 20), INSIGHTFACE: (20, 20)}, recall_reference=INSIGHTFACE)
+    assert not kept.passed  # the same faces were promised: a difference fails
+    differs.informational = "ours run det_int8.onnx, insightface det.onnx"
+    assert kept.passed and kept.recall_problem() is None and differs.judged is False
+    assert "as expected: ours run det_int8.onnx" in differs.summary()
+    lost = report(agreements=[differs], recall={OURS: (19, 20), INSIGHTFACE: (20, 20)}, recall_reference=INSIGHTFACE)
+    assert not lost.passed and lost.recall_problem() == f"{OURS} finds 19/20 hand-labelled faces, {INSIGHTFACE} 20/20"
+    markdown = lost.to_markdown()
+    assert "**lost labelled faces**" in markdown and f"- {OURS}: 19/20" in markdown
+
+
+def test_a_difference_from_the_same_files_always_fails():
+    same_files = report(agreements=[Agreement(f"{OURS} vs {LOOP}", problems=["t1.jpg: 6 faces against 5"])])
+    same_files.recall = {OURS: (20, 20), LOOP: (20, 20)}  # recall alone never excuses a difference
+    assert not same_files.passed
+
+
+def test_share_of_peak_counts_both_models():
+    peak = PeakEstimate(2, 2.5, 32, "AVX2 + FMA")  # 160 GFLOP/s
+    made = report(peak=peak, flops={"detector": 5e9, "embedder": 0.5e9})
+    ours = made.contender(OURS)
+    # 10 photos/s × 5 GFLOPs + 100 faces/s × 0.5 GFLOPs = 100 GFLOP/s of 160
+    assert made.share_of_peak(ours) == pytest.approx(100 / 160)
+    assert report(peak=peak, flops={"detector": 5e9}).share_of_peak(ours) is None  # the embedder was not counted
+    assert "| facebatch pipeline | 10.00 | 100.0 | 1.00 | 1.00–1.00 | 1.00× | 62 % |" in made.to_markdown()  # 62.5 → 62
+
+
+def test_whole_process_ratios_are_insightfaces_seconds_over_ours():
+    processes = [
+        ProcessTime("facebatch embed (folder)", 10, [], [2.0, 2.2]),
+        ProcessTime("insightface script (folder)", 10, [], [3.0, 3.4]),
+        ProcessTime("facebatch embed (first photo)", 1, [], [0.5]),
+    ]
+    made = report(processes=processes)
+    assert made.process_ratio("folder") == pytest.approx(3.2 / 2.1)
+    assert made.process_ratio("first photo") is None  # insightface's side was not run
+    assert "| facebatch embed (folder) | 10 | 2.10 | 2.00, 2.20 | 1.52× |" in made.to_markdown()
