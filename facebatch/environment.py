@@ -162,6 +162,8 @@ class PeakEstimate:
     flops_per_cycle: int
     vector: str
     measured_gemm: float | None = None  # FLOP/s of a large FP32 matrix product at ``cores`` threads
+    # ops/s of a large 8-bit integer product (this CPU class's INT8 kernel): what INT8 models are set against
+    measured_int8_gemm: float | None = None
 
     @property
     def nominal_flops_per_second(self) -> float:
@@ -171,7 +173,21 @@ class PeakEstimate:
     def flops_per_second(self) -> float:
         return max(self.nominal_flops_per_second, self.measured_gemm or 0.0)
 
+    def ops_per_second(self, precision: str) -> float | None:
+        """The ceiling a model of ``precision`` runs against: INT8 the measured integer product (None where
+        not measured: no nominal INT8 figure is guessed), everything else (FP16 computes in FP32 on a CPU)
+        the FP32 peak."""
+        return self.measured_int8_gemm if "int8" in precision else self.flops_per_second
+
     def describe(self) -> str:
+        int8 = (
+            f"; INT8 models against the {self.measured_int8_gemm / 1e9:.0f} GOPS a 1024² 8-bit integer product measured"
+            if self.measured_int8_gemm
+            else ""
+        )
+        return self._describe_fp32() + int8
+
+    def _describe_fp32(self) -> str:
         nominal = (
             f"{counted(self.cores, 'core')} × {self.ghz:.2f} GHz × {self.flops_per_cycle} FLOP/cycle ({self.vector}, 2 FMA pipes "
             "assumed)"
@@ -192,6 +208,7 @@ class PeakEstimate:
             "gflops_per_second": self.flops_per_second / 1e9,
             "nominal_gflops_per_second": self.nominal_flops_per_second / 1e9,
             "measured_gemm_gflops_per_second": self.measured_gemm / 1e9 if self.measured_gemm else None,
+            "measured_int8_gemm_gops_per_second": self.measured_int8_gemm / 1e9 if self.measured_int8_gemm else None,
             "cores": self.cores,
             "ghz": self.ghz,
             "flops_per_cycle": self.flops_per_cycle,

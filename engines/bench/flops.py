@@ -19,7 +19,7 @@ import onnx
 from onnx import shape_inference
 
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeIntermediateRunner, OnnxRuntimeRunner
-from facebatch.environment import PeakEstimate, estimated_peak
+from facebatch.environment import PeakEstimate, estimated_peak, int8_cpu_class
 from facebatch.errors import FacebatchError, SpecError
 from facebatch.progress import warn
 
@@ -120,26 +120,44 @@ def flops_per_frame(path: Path, input_size: tuple[int, int]) -> float | None:
 GEMM_SIZE = 1024  # a matrix product this size runs at onnxruntime's full FP32 rate here (~10 ms a call on 2 cores)
 
 
-def gemm_model(n: int = GEMM_SIZE) -> onnx.ModelProto:
-    """[n, n] @ a constant [n, n]: the most arithmetic a runtime can do per second in FP32."""
-    weight = onnx.numpy_helper.from_array(np.random.default_rng(0).random((n, n), dtype=np.float32), "weight")
+def gemm_model(n: int = GEMM_SIZE, int8_weights: str | None = None) -> onnx.ModelProto:
+    """[n, n] @ a constant [n, n]: the most arithmetic a runtime can do per second, in FP32 (MatMul), or
+    with ``int8_weights`` ("int8" or "uint8") as an 8-bit integer product of uint8 inputs (MatMulInteger)."""
+    rng = np.random.default_rng(0)
+    if int8_weights is None:
+        weight, source, op, result = (
+            rng.random((n, n), dtype=np.float32),
+            onnx.TensorProto.FLOAT,
+            "MatMul",
+            onnx.TensorProto.FLOAT,
+        )
+    else:
+        weight = (
+            rng.integers(-100, 100, (n, n)).astype(np.int8)
+            if int8_weights == "int8"
+            else rng.integers(0, 200, (n, n)).astype(np.uint8)
+        )
+        source, op, result = onnx.TensorProto.UINT8, "MatMulInteger", onnx.TensorProto.INT32
     graph = onnx.helper.make_graph(
-        [onnx.helper.make_node("MatMul", ["x", "weight"], ["y"])],
-        "fp32_gemm_probe",
-        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [n, n])],
-        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [n, n])],
-        [weight],
+        [onnx.helper.make_node(op, ["x", "weight"], ["y"])],
+        "gemm_probe",
+        [onnx.helper.make_tensor_value_info("x", source, [n, n])],
+        [onnx.helper.make_tensor_value_info("y", result, [n, n])],
+        [onnx.numpy_helper.from_array(weight, "weight")],
     )
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model
 
 
-def measured_gemm(threads: int, calls: int = 5) -> float:
-    """FLOP/s of onnxruntime's FP32 matrix product at ``threads`` intra-op threads (the best of ``calls``
-    after one warm-up: the ceiling, not a typical figure)."""
-    x = np.random.default_rng(1).random((GEMM_SIZE, GEMM_SIZE), dtype=np.float32)
-    with OnnxRuntimeRunner(gemm_model(), intra_op_threads=threads, spin_wait=False) as runner:
+def measured_gemm(threads: int, int8_weights: str | None = None, calls: int = 5) -> float:
+    """Operations per second (2 per multiply-add) of onnxruntime's matrix product at ``threads`` intra-op
+    threads, FP32 or 8-bit (``gemm_model``); the best of ``calls`` after one warm-up: the ceiling, not a
+    typical figure."""
+    rng = np.random.default_rng(1)
+    shape = (GEMM_SIZE, GEMM_SIZE)
+    x = rng.random(shape, dtype=np.float32) if int8_weights is None else rng.integers(0, 255, shape).astype(np.uint8)
+    with OnnxRuntimeRunner(gemm_model(GEMM_SIZE, int8_weights), intra_op_threads=threads, spin_wait=False) as runner:
         runner.infer({"x": x})
         seconds = []
         for _ in range(calls):
@@ -148,16 +166,25 @@ def measured_gemm(threads: int, calls: int = 5) -> float:
     return 2.0 * GEMM_SIZE**3 / min(seconds)
 
 
+# the 8-bit product each CPU class's INT8 recipes run on (int8_recipes: u8s8 where VNNI is, u8u8 elsewhere)
+INT8_WEIGHTS_BY_CLASS = {"vnni": "int8", "avx2": "uint8", "baseline": "uint8"}
+
+
 def measured_peak(threads: int | None = None) -> PeakEstimate | None:
-    """This CPU's peak at ``threads`` (None: the physical cores): the nominal estimate, and the GEMM rate
-    measured on as many threads, whichever is more (``PeakEstimate``)."""
+    """This CPU's peak at ``threads`` (None: the physical cores): the nominal FP32 estimate, or the FP32
+    product measured on as many threads where more, and the 8-bit product measured for INT8 models
+    (``PeakEstimate``)."""
     nominal = estimated_peak(threads)
     if nominal is None:
         return None
     try:
-        return replace(nominal, measured_gemm=measured_gemm(nominal.cores))
+        return replace(
+            nominal,
+            measured_gemm=measured_gemm(nominal.cores),
+            measured_int8_gemm=measured_gemm(nominal.cores, INT8_WEIGHTS_BY_CLASS[int8_cpu_class()]),
+        )
     except FacebatchError as exc:
-        warn(f"the FP32 matrix-product probe did not run ({exc}); the CPU's peak is the nominal estimate only")
+        warn(f"the matrix-product probe did not run ({exc}); the CPU's peak is the nominal FP32 estimate only")
         return nominal
 
 

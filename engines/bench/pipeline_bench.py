@@ -143,6 +143,9 @@ def bench_pipeline(
         report = PipelineBenchReport(
             options.to_dict(), env, detector.path.name, embedder.path.name, options.backend, ours.detector.provider
         )
+        assert ours.embedder is not None
+        mine = {"detector": ours.detector.precision, "embedder": ours.embedder.precision}
+        report.precisions = {OURS: mine, LOOP: mine}  # insightface runs the FP32 sources: fp32, the default
         runs: list[tuple[str, str, Callable[[], tuple[list[ImageFaces], float]]]] = [
             (
                 OURS,

@@ -90,6 +90,7 @@ class PipelineBenchReport:
     flops: dict[str, float] = field(default_factory=dict)  # FLOPs per frame: detector, embedder
     recall: dict[str, tuple[int, int]] = field(default_factory=dict)  # per run: labelled faces found, labelled
     recall_reference: str | None = None  # the run whose labelled recall ours must keep (when unlike it)
+    precisions: dict[str, dict[str, str]] = field(default_factory=dict)  # per run: detector's, embedder's (else fp32)
 
     def contender(self, name: str) -> Contender | None:
         return next((c for c in self.contenders if c.name == name), None)
@@ -115,14 +116,20 @@ class PipelineBenchReport:
         return f"{OURS} finds {found}/{total} hand-labelled faces, {self.recall_reference} {kept}/{total}"
 
     def share_of_peak(self, contender: Contender) -> float | None:
-        """The contender's arithmetic per second over the CPU's estimated peak: detector FLOPs per photo
-        × photos/s + embedder FLOPs per face × faces/s."""
+        """How much of the CPU the contender's arithmetic uses: detector FLOPs per photo × photos/s and
+        embedder FLOPs per face × faces/s, each over the ceiling of the precision that model runs in
+        (an INT8 detector against the 8-bit product, an FP32 embedder against the FP32 peak)."""
         if self.peak is None or len(self.flops) < 2:  # both models counted
             return None
-        used = (
-            self.flops["detector"] * contender.images_per_second + self.flops["embedder"] * contender.faces_per_second
-        )
-        return used / self.peak.flops_per_second
+        precisions = self.precisions.get(contender.name, {})
+        rates = {"detector": contender.images_per_second, "embedder": contender.faces_per_second}
+        share = 0.0
+        for role, rate in rates.items():
+            ceiling = self.peak.ops_per_second(precisions.get(role, "fp32"))
+            if ceiling is None:
+                return None
+            share += self.flops[role] * rate / ceiling
+        return share
 
     def process_ratio(self, label: str) -> float | None:
         """insightface's whole-process seconds over ours, for the folder or the first photo (``label``)."""
@@ -189,6 +196,7 @@ class PipelineBenchReport:
             "flops_per_frame": self.flops,
             "peak": self.peak.to_dict() if self.peak else None,
             "share_of_peak": {c.name: self.share_of_peak(c) for c in self.contenders},
+            "precisions": self.precisions,
             "passed": self.passed,
             "notes": self.notes,
             "options": self.options,
@@ -246,7 +254,7 @@ class PipelineBenchReport:
         if self.peak is not None and len(self.flops) == 2:
             lines += [
                 "",
-                f"Of peak: each run's FLOPs per second (detector {self.flops['detector'] / 1e9:.2f} GFLOPs per photo, "
+                f"Of peak: each model's operations per second, over the ceiling of the precision it runs in (detector {self.flops['detector'] / 1e9:.2f} GFLOPs per photo, "
                 f"embedder {self.flops['embedder'] / 1e9:.3f} per face) over the {self.peak.describe()}.",
             ]
         if self.processes:

@@ -56,10 +56,12 @@ class BenchRun:
         }
 
     def share_of_peak(self, timing: BatchTiming, peak: PeakEstimate | None) -> float | None:
-        """FLOPs per frame × FPS over the CPU's estimated peak (None on a GPU, or where either is unknown)."""
-        if peak is None or not self.on_cpu or not self.flops_per_frame:
+        """FLOPs per frame × FPS over the CPU's peak for the run's precision (None on a GPU, or where
+        either is unknown)."""
+        ceiling = peak.ops_per_second(self.precision) if peak is not None else None
+        if ceiling is None or not self.on_cpu or not self.flops_per_frame:
             return None
-        return self.flops_per_frame * timing.fps / peak.flops_per_second
+        return self.flops_per_frame * timing.fps / ceiling
 
 
 @dataclass
@@ -227,8 +229,7 @@ class BenchReport:
                 lines += [f"    {line}" for line in comparison.lines()] + [""]
         if self.peak is not None and any(r.flops_per_frame and r.on_cpu for r in self.runs):
             lines += [
-                "Of CPU peak: FLOPs per frame × FPS over the "
-                f"{self.peak.describe()}; FP32 arithmetic counted for every precision.",
+                f"Of CPU peak: FLOPs per frame × FPS over the {self.peak.describe()}.",
                 "",
             ]
         environment = describe_environment(self.environment)

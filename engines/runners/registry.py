@@ -143,6 +143,8 @@ def onnx_runner(name: str, path: Path, spec: ModelSpec, size: tuple[int, int], o
         runner = OpenVinoRunner(path, threads=threads)
         if spec.precision is Precision.FP16:
             runner.precision = "fp16 weights, f32 compute"  # inference precision is pinned to f32
+        elif spec.precision is Precision.INT8:
+            runner.precision = "int8"  # OpenVINO runs a QDQ graph's quantised operators on its integer kernels
         return runner
     if name not in ORT_PROVIDERS:
         raise SpecError(f"the {name} backend does not run ONNX files directly")

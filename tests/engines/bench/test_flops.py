@@ -61,6 +61,12 @@ def test_the_gemm_probe_measures_this_cpu_within_reason():
     # one core's FP32 GEMM lands near its nominal rate: measured here 1.2× (boost clock); a miscount of the
     # FLOPs per product (n³ for 2n³) or of the threads would land outside
     assert 0.4 < peak.measured_gemm / peak.nominal_flops_per_second < 2.0
+    # the 8-bit product: 4.4× the FP32 one with VNNI here (u8s8), and faster than FP32 on any class with AVX2
+    assert peak.measured_int8_gemm is not None and peak.measured_int8_gemm > peak.measured_gemm
+    assert (
+        peak.ops_per_second("int8") == peak.measured_int8_gemm
+        and peak.ops_per_second("fp16 weights, fp32 compute") == peak.flops_per_second
+    )
 
 
 def test_a_real_pipeline_uses_less_than_the_peak(real_detector: Path, models_dir: Path):

@@ -61,3 +61,15 @@ def test_whole_process_ratios_are_insightfaces_seconds_over_ours():
     assert made.process_ratio("folder") == pytest.approx(3.2 / 2.1)
     assert made.process_ratio("first photo") is None  # insightface's side was not run
     assert "| facebatch embed (folder) | 10 | 2.10 | 2.00, 2.20 | 1.52× |" in made.to_markdown()
+
+
+def test_an_int8_detector_is_set_against_the_integer_ceiling():
+    peak = PeakEstimate(2, 2.5, 32, "AVX2 + FMA", measured_gemm=200e9, measured_int8_gemm=800e9)
+    made = report(peak=peak, flops={"detector": 5e9, "embedder": 0.5e9})
+    made.precisions = {OURS: {"detector": "int8", "embedder": "fp32"}}
+    # 10 photos/s × 5 GFLOPs of 800 GOPS + 100 faces/s × 0.5 GFLOPs of 200 GFLOP/s
+    assert made.share_of_peak(made.contender(OURS)) == pytest.approx(50 / 800 + 50 / 200)
+    # insightface (4 photos/s, 40 faces/s) runs the FP32 sources: both against the FP32 peak
+    assert made.share_of_peak(made.contender(INSIGHTFACE)) == pytest.approx((4 * 5 + 40 * 0.5) / 200)
+    unmeasured = report(peak=PeakEstimate(2, 2.5, 32, "AVX2 + FMA"), flops=made.flops, precisions=made.precisions)
+    assert unmeasured.share_of_peak(unmeasured.contender(OURS)) is None  # no INT8 ceiling is guessed

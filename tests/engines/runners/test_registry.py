@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from facebatch.configs.precision import Precision
 from facebatch.configs.scrfd import released_head_layout, scrfd_spec
 from facebatch.engines.runners.availability import CPU, CUDA, TENSORRT_EP, Runtimes
 from facebatch.engines.runners.backends import BACKENDS, parse_backends
@@ -133,3 +134,25 @@ def test_what_cannot_run_is_refused_before_any_work(small_detector: Path):
     with pytest.raises(SpecError, match="does not run ONNX files directly"):
         onnx_runner("torch", small_detector, None, (64, 64), RunnerOptions())  # type: ignore[arg-type]
     assert RunnerOptions().thread_count == physical_cores() and RunnerOptions(threads=3).thread_count == 3
+
+
+def test_each_runner_names_the_precision_its_file_runs_in(small_detector: Path):
+    """An INT8 (QDQ) file runs on integer kernels on onnxruntime's CPU provider and on OpenVINO alike:
+    both say int8 (bench sets INT8 cells against the CPU's integer ceiling, not its FP32 peak)."""
+    fp32 = scrfd_spec("scrfd_500m_bnkps", released_head_layout(True), 64, 64)
+    int8, fp16 = replace(fp32, precision=Precision.INT8), fp32.at_fp16()
+    expected = {
+        (fp32, "ort-cpu"): "fp32",
+        (fp32, "openvino"): "fp32",
+        (int8, "ort-cpu"): "int8",
+        (int8, "openvino"): "int8",
+        (fp16, "openvino"): "fp16 weights, f32 compute",
+    }
+    for (spec, backend), precision in expected.items():
+        runner = onnx_runner(backend, small_detector, spec, (64, 64), RunnerOptions())
+        named = (
+            runner.precision_by_provider.get("CPUExecutionProvider", runner.graph_precision)
+            if backend == "ort-cpu"
+            else runner.precision
+        )
+        assert named == precision, (spec.precision, backend)
