@@ -17,6 +17,7 @@ import numpy as np
 
 from facebatch.engines.pipeline.face_pipeline import ImageFaces, cosine_similarity
 from facebatch.engines.pipeline.scrfd_decode import box_iou
+from facebatch.words import counted
 
 PIXEL_TOLERANCE = 1.0  # boxes and landmarks, in photo pixels
 MIN_COSINE = 0.999  # the same face's embedding from both runs
@@ -48,7 +49,8 @@ class Agreement:
     box_px: float = 0.0
     landmark_px: float = 0.0
     min_cosine: float | None = None
-    problems: list[str] = field(default_factory=list)  # per photo: what differs beyond the tolerances
+    problems: list[str] = field(default_factory=list)  # per photo or face: what differs beyond the tolerances
+    differing: set[str] = field(default_factory=set)  # the photos with a problem
     # why differences are expected and not judged (other models or another decode than the reference's); "" judged
     informational: str = ""
 
@@ -65,9 +67,9 @@ class Agreement:
         verdict = (
             "same faces"
             if self.passed
-            else f"differs on {len(self.problems)} photo(s), as expected: {self.informational}"
+            else f"differs on {counted(len(self.differing), 'photo')}, as expected: {self.informational}"
             if self.informational
-            else f"DIFFERENT on {len(self.problems)} photo(s)"
+            else f"DIFFERENT on {counted(len(self.differing), 'photo')}"
         )
         return (
             f"{self.label}: {verdict}: {self.faces} faces on {self.images} photos, boxes within {self.box_px:.3f} px, "
@@ -86,6 +88,7 @@ class Agreement:
             "landmark_px": self.landmark_px,
             "min_cosine": self.min_cosine,
             "problems": self.problems,
+            "photos_differing": sorted(self.differing),
             "tolerances": {"pixels": PIXEL_TOLERANCE, "min_cosine": MIN_COSINE},
         }
 
@@ -104,6 +107,7 @@ def compare_runs(
         if not a.ok or not b.ok:
             if a.ok != b.ok:
                 result.problems.append(f"{name}: read by one run only ({a.error or b.error})")
+                result.differing.add(name)
             continue
         result.images += 1
         fa, fb = a.faces, b.faces
@@ -111,6 +115,7 @@ def compare_runs(
         pairs = match_faces(fa.boxes, fb.boxes)
         if len(fa) != len(fb) or len(pairs) != len(fa):
             result.problems.append(f"{name}: {len(fa)} faces against {len(fb)} ({len(pairs)} matched)")
+            result.differing.add(name)
         for i, j in pairs:
             result.faces += 1
             box = float(np.abs(fa.boxes[i] - fb.boxes[j]).max())
@@ -126,6 +131,7 @@ def compare_runs(
             if box > pixels or marks > pixels or (cosine is not None and cosine < min_cosine):
                 cos_text = f", cosine {cosine:.6f}" if cosine is not None else ""
                 result.problems.append(f"{name} face {i}: box {box:.2f} px, landmarks {marks:.2f} px{cos_text}")
+                result.differing.add(name)
     return result
 
 

@@ -163,6 +163,7 @@ class PreparedPhoto:
     letterbox_seconds: float = 0.0
     full_size: tuple[int, int] | None = None  # height, width of the photo (None: image's own)
     encoded: np.ndarray | None = None  # the file's bytes, kept while ``image`` is reduced
+    whole: np.ndarray | None = field(default=None, repr=False)  # the photo decoded whole, once a face needed it
 
     @property
     def photo_size(self) -> tuple[int, int]:
@@ -175,14 +176,18 @@ class PreparedPhoto:
         return self.photo_size[0] / self.image.shape[0] if self.image is not None else 1.0
 
     def full_image(self) -> np.ndarray:
-        """The photo decoded whole (decoded now, once, when ``image`` is reduced)."""
+        """The photo decoded whole (decoded on first use when ``image`` is reduced, and kept beside it:
+        ``image`` and ``reduction`` never change, so a face aligns from the same pixels whether the
+        photo's faces are aligned together or one at a time)."""
         assert self.image is not None
-        if self.reduction > 1.0 and self.encoded is not None:
-            image = decode_image(self.encoded)
-            if image is None:  # it decoded reduced a moment ago
+        if self.reduction == 1.0:
+            return self.image
+        if self.whole is None:
+            whole = decode_image(self.encoded) if self.encoded is not None else None
+            if whole is None or whole.shape[:2] != self.photo_size:  # it decoded reduced a moment ago
                 raise SpecError(f"image {self.path} cannot be decoded whole (it changed while being read)")
-            self.image, self.encoded, self.full_size = image, None, None
-        return self.image
+            self.whole = whole
+        return self.whole
 
 
 def prepare_photo(

@@ -23,12 +23,16 @@ def report(**fields) -> PipelineBenchReport:
 
 
 def test_a_run_unlike_insightfaces_is_judged_by_the_labelled_faces_it_keeps():
-    differs = Agreement(f"{OURS} vs {INSIGHTFACE}", problems=["voc.jpg face 3: box 1.40 px"])
+    differs = Agreement(
+        f"{OURS} vs {INSIGHTFACE}",
+        problems=["voc.jpg face 3: box 1.40 px", "voc.jpg face 4: box 1.10 px"],
+        differing={"voc.jpg"},
+    )
     kept = report(agreements=[differs], recall={OURS: (20, 20), INSIGHTFACE: (20, 20)}, recall_reference=INSIGHTFACE)
     assert not kept.passed  # the same faces were promised: a difference fails
     differs.informational = "ours run det_int8.onnx, insightface det.onnx"
     assert kept.passed and kept.recall_problem() is None and differs.judged is False
-    assert "as expected: ours run det_int8.onnx" in differs.summary()
+    assert "differs on 1 photo, as expected: ours run det_int8.onnx" in differs.summary()  # photos, not faces
     lost = report(agreements=[differs], recall={OURS: (19, 20), INSIGHTFACE: (20, 20)}, recall_reference=INSIGHTFACE)
     assert not lost.passed and lost.recall_problem() == f"{OURS} finds 19/20 hand-labelled faces, {INSIGHTFACE} 20/20"
     markdown = lost.to_markdown()
