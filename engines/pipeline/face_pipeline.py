@@ -32,7 +32,13 @@ from facebatch.configs.model_file import ModelFile
 from facebatch.configs.spec import ModelSpec
 from facebatch.engines.pipeline.align import similarity_transforms, template_for, transform_scale, warp_faces
 from facebatch.engines.pipeline.face_detect import batch_limit, decode_detections, detector_input, detector_outputs
-from facebatch.engines.pipeline.preprocess import DecodedPhoto, blob_from_images, decode_for_detector, decode_image
+from facebatch.engines.pipeline.preprocess import (
+    DecodedPhoto,
+    blob_from_images,
+    decode_for_detector,
+    decode_jpeg_reduced,
+    on_reduced_image,
+)
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH, Detections
 from facebatch.engines.pipeline.settings import DEFAULT_DETECT_BATCH, DEFAULT_EMBED_BATCH, DEFAULT_READ_WORKERS
 from facebatch.engines.runners.base import Runner
@@ -40,9 +46,11 @@ from facebatch.engines.runners.registry import RunnerOptions, onnx_runner
 from facebatch.errors import FacebatchError, SpecError
 
 PREFETCH_BATCHES = 2  # how many detection batches the readers may run ahead
-# with reduced_decode, a face is aligned from the reduced image when its crop enlarges it at most this much, else
-# from the photo decoded whole: crops from the reduced image are cosine ≥ 0.990 (mean 0.995) from full-decode
-# crops up to a scale of 0.5, ≥ 0.956 (mean 0.975) at 1.0-1.5, and 0.25 for 15-px faces (docs/pipeline.md, lever 1)
+# with reduced_decode, a face is warped from the reduced image when its crop enlarges it at most this much, else from
+# the finest decode it needs (1/2, or whole). Measured on the 17 fixture photos upscaled to 4000 px, warping from the
+# same landmarks: crops from the 1/4 decode are cosine ≥ 0.9948 (mean 0.998) to whole-decode crops at a scale up to
+# 0.5 and ≥ 0.9877 (mean 0.996) at 0.5-1.0; crops from a finer decode ≥ 0.9992. What moves small faces further is
+# the detector's landmarks (docs/pipeline.md, lever 1)
 REDUCED_ALIGN_MAX_SCALE = 1.0
 
 
@@ -83,9 +91,10 @@ class PipelineSettings:
     batch_size: int | None = DEFAULT_DETECT_BATCH  # photos per detector call (None: the detector's profile max)
     embed_batch_size: int | None = DEFAULT_EMBED_BATCH  # faces per embedder call (None: the embedder's profile max)
     read_workers: int = DEFAULT_READ_WORKERS  # 0: read in the calling thread, nothing overlaps
-    # decode large JPEGs at 1/2, 1/4, 1/8 of their size for the detector: 5× less decoding on 12 MP photos, but
-    # not the same faces as a full decode (landmarks up to 1.7 detector px apart, cosine down to 0.97; lever 1 of
-    # docs/pipeline.md), so it is asked for, never the default
+    # decode large JPEGs at 1/2, 1/4, 1/8 of their size for the detector: 6× less decoding on 12 MP photos, but
+    # not the same faces as a full decode (boxes up to 2.1 and landmarks 1.6 detector px apart, so cosine ≥ 0.985
+    # for faces of 40 detector px and more, down to 0.45 under 20 px; lever 1 of docs/pipeline.md): asked for,
+    # never the default
     reduced_decode: bool = False
 
     def __post_init__(self) -> None:
@@ -163,7 +172,8 @@ class PreparedPhoto:
     letterbox_seconds: float = 0.0
     full_size: tuple[int, int] | None = None  # height, width of the photo (None: image's own)
     encoded: np.ndarray | None = None  # the file's bytes, kept while ``image`` is reduced
-    whole: np.ndarray | None = field(default=None, repr=False)  # the photo decoded whole, once a face needed it
+    # finer decodes than ``image`` (by JPEG reduction, 1: whole), made when a face was too small in ``image``
+    finer: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def photo_size(self) -> tuple[int, int]:
@@ -175,19 +185,30 @@ class PreparedPhoto:
         """Photo pixels per pixel of ``image`` (1.0: decoded whole)."""
         return self.photo_size[0] / self.image.shape[0] if self.image is not None else 1.0
 
-    def full_image(self) -> np.ndarray:
-        """The photo decoded whole (decoded on first use when ``image`` is reduced, and kept beside it:
+    @property
+    def factor(self) -> int:
+        """The JPEG reduction ``image`` was decoded at: 1, 2, 4 or 8 (libjpeg rounds sizes up, so
+        ``reduction`` may be a hair under it)."""
+        return round(self.reduction)
+
+    def decoded_at(self, factor: int) -> np.ndarray:
+        """The photo decoded at 1/``factor`` (1: whole), decoded on first use and kept beside ``image``:
         ``image`` and ``reduction`` never change, so a face aligns from the same pixels whether the
-        photo's faces are aligned together or one at a time)."""
+        photo's faces are aligned together or one at a time."""
         assert self.image is not None
-        if self.reduction == 1.0:
+        if factor == self.factor:
             return self.image
-        if self.whole is None:
-            whole = decode_image(self.encoded) if self.encoded is not None else None
-            if whole is None or whole.shape[:2] != self.photo_size:  # it decoded reduced a moment ago
-                raise SpecError(f"image {self.path} cannot be decoded whole (it changed while being read)")
-            self.whole = whole
-        return self.whole
+        if factor not in self.finer:
+            decoded = decode_jpeg_reduced(self.encoded, factor) if self.encoded is not None else None
+            expected = tuple(-(-side // factor) for side in self.photo_size)
+            if decoded is None or any(abs(a - b) > 1 for a, b in zip(decoded.shape[:2], expected, strict=True)):
+                raise SpecError(f"image {self.path} cannot be decoded again (it changed while being read)")
+            self.finer[factor] = decoded
+        return self.finer[factor]
+
+    def full_image(self) -> np.ndarray:
+        """The photo decoded whole."""
+        return self.decoded_at(1)
 
 
 def prepare_photo(
@@ -217,6 +238,22 @@ def prepare_photo(
         full_size=decoded.full_size if reduced else None,
         encoded=decoded.encoded if reduced else None,
     )
+
+
+def _warp_from_decodes(photo: PreparedPhoto, matrices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A reduced photo's faces (``matrices``: photo pixels → crop), each warped from a decode on which
+    its crop does not enlarge it (``REDUCED_ALIGN_MAX_SCALE``): the reduced image the detector saw, or
+    for the faces too small in it one finer decode of the photo (1/2, else whole) that fits them all."""
+    crops = np.zeros((len(matrices), *size, 3), dtype=np.uint8)
+    reduced = on_reduced_image(matrices, photo.factor)
+    scales = transform_scale(reduced)
+    fits = scales <= REDUCED_ALIGN_MAX_SCALE
+    crops[fits] = warp_faces(photo.image, reduced[fits], size)
+    if not fits.all():
+        room = photo.factor * REDUCED_ALIGN_MAX_SCALE / float(scales[~fits].max())  # the largest factor that fits
+        factor = max(f for f in (1, 2, 4, 8) if f <= room and f < photo.factor) if room >= 1 else 1
+        crops[~fits] = warp_faces(photo.decoded_at(factor), on_reduced_image(matrices[~fits], factor), size)
+    return crops
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -293,8 +330,8 @@ class FacePipeline:
 
     def align(self, photos: Sequence[PreparedPhoto], faces: Sequence[Detections]) -> np.ndarray:
         """Aligned crops [sum of faces, H, W, 3] of every face of every photo, in order: the transforms
-        of all faces in one batched estimate; a face is warped from the reduced decode when its crop
-        does not enlarge it (``REDUCED_ALIGN_MAX_SCALE``), else from the photo decoded whole."""
+        of all faces in one batched estimate; a reduced photo's face is warped from the reduced decode
+        when its crop does not enlarge it (``REDUCED_ALIGN_MAX_SCALE``), else from a finer decode."""
         assert self.models.embedder is not None and self.template is not None
         began = time.perf_counter()
         size = self.models.embedder.input_size
@@ -308,14 +345,8 @@ class FacePipeline:
             if not count:
                 continue
             own = matrices[at : at + count]
-            reduction = photo.reduction
-            if reduction > 1.0:
-                in_reduced = own.copy()
-                in_reduced[:, :, :2] *= reduction  # reduced pixel r is photo pixel reduction·r
-                small = transform_scale(in_reduced) > REDUCED_ALIGN_MAX_SCALE
-                crops[at : at + count][~small] = warp_faces(photo.image, in_reduced[~small], size)
-                if small.any():
-                    crops[at : at + count][small] = warp_faces(photo.full_image(), own[small], size)
+            if photo.factor > 1:
+                crops[at : at + count] = _warp_from_decodes(photo, own, size)
             else:
                 crops[at : at + count] = warp_faces(photo.image, own, size)
             at += count

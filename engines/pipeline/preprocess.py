@@ -69,6 +69,22 @@ def jpeg_reduction(width: int, height: int, target: tuple[int, int]) -> int:
     return max([1] + [k for k in JPEG_REDUCTIONS if scale * k <= 1.0])
 
 
+def decode_jpeg_reduced(data: np.ndarray, factor: int) -> np.ndarray | None:
+    """A JPEG's bytes decoded at 1/``factor`` (2, 4 or 8) of its size, EXIF orientation applied (as
+    ``IMREAD_COLOR`` applies it), or whole for ``factor`` 1; None when they do not decode."""
+    return decode_image(data) if factor == 1 else cv2.imdecode(data, JPEG_REDUCTIONS[factor])
+
+
+def on_reduced_image(matrices: np.ndarray, factor: int) -> np.ndarray:
+    """Affine maps [n, 2, 3] from a photo's pixels to crops, as maps from its 1/``factor`` JPEG decode:
+    a decoded pixel r averages photo pixels factor·r … factor·r + factor − 1, so it stands at
+    factor·r + (factor − 1)/2 of the photo."""
+    moved = matrices.astype(np.float64, copy=True)
+    moved[:, :, 2] += moved[:, :, :2].sum(axis=2) * (factor - 1) / 2
+    moved[:, :, :2] *= factor
+    return moved
+
+
 @dataclass(frozen=True)
 class DecodedPhoto:
     """A photo as the detector needs it: decoded whole, or reduced by libjpeg (``reduction`` > 1),
@@ -101,7 +117,7 @@ def decode_for_detector(path: Path, target: tuple[int, int] | None) -> DecodedPh
         if image is None:
             raise _undecodable(path)
         return DecodedPhoto(image, image.shape[:2])
-    image = cv2.imdecode(data, JPEG_REDUCTIONS[factor])  # EXIF orientation applied, as IMREAD_COLOR does
+    image = decode_jpeg_reduced(data, factor)
     if image is None:
         raise _undecodable(path)
     width, height = size

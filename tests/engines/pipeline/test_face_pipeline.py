@@ -25,6 +25,7 @@ from facebatch.engines.pipeline.face_pipeline import (
     match_best_faces,
     open_pipeline,
 )
+from facebatch.engines.pipeline.preprocess import on_reduced_image
 from facebatch.engines.pipeline.scrfd_decode import box_iou
 from facebatch.errors import SpecError
 
@@ -219,8 +220,7 @@ def test_reduced_decode_aligns_each_face_from_the_same_pixels_alone_or_with_the_
         for path in large_photos:
             prepared = pipeline.prepare(path)
             faces = pipeline.detect([prepared])[0]
-            matrices = similarity_transforms(faces.landmarks, pipeline.template)
-            matrices[:, :, :2] *= prepared.reduction
+            matrices = on_reduced_image(similarity_transforms(faces.landmarks, pipeline.template), prepared.factor)
             small = transform_scale(matrices) > REDUCED_ALIGN_MAX_SCALE
             mixed += bool(small.any() and not small.all())
             one_by_one = pipeline.prepare(path)

@@ -8,11 +8,13 @@ from facebatch.configs.scrfd import SCRFD_NORMALIZE
 from facebatch.engines.pipeline.preprocess import (
     blob_from_images,
     decode_for_detector,
+    decode_jpeg_reduced,
     jpeg_reduction,
     letterbox,
     letterboxed_blob,
     load_image,
     noise_image,
+    on_reduced_image,
     proof_frames,
 )
 from facebatch.errors import SpecError
@@ -109,3 +111,25 @@ def test_the_resize_into_the_canvas_is_insightfaces_letterbox_to_the_bit(photos:
         assert scale == new_h / image.shape[0]
         np.testing.assert_array_equal(letterbox(image, 640, 640)[0], expected, err_msg=path.name)
         np.testing.assert_array_equal(frame, blob_from_images([expected], SCRFD_NORMALIZE)[0], err_msg=path.name)
+
+
+def test_a_reduced_decodes_pixel_stands_at_the_centre_of_the_photo_pixels_it_averages(photos: list[Path], tmp_path):
+    matrices = np.array([[[0.5, -0.1, 3.0], [0.1, 0.5, -7.0]]])
+    for factor in (2, 4, 8):
+        moved = on_reduced_image(matrices, factor)
+        reduced_pixel = np.array([13.0, 21.0, 1.0])
+        photo_pixel = np.array([*(factor * reduced_pixel[:2] + (factor - 1) / 2), 1.0])
+        np.testing.assert_allclose(moved[0] @ reduced_pixel, matrices[0] @ photo_pixel)
+    # on a real photo: a crop warped from the 1/4 decode lies on the whole decode's crop (the naive k·r misses by
+    # 1.5 photo px, and the crops differ more)
+    image = cv2.imread(str(next(p for p in photos if p.name == "obama_1.jpg")))
+    large = cv2.resize(image, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    data = np.frombuffer(cv2.imencode(".jpg", large, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes(), np.uint8)
+    whole, quarter = decode_jpeg_reduced(data, 1), decode_jpeg_reduced(data, 4)
+    crop = np.array([[[0.25, 0.0, -800.0], [0.0, 0.25, -500.0]]])  # a 1:4 crop of the face region
+    reference = cv2.warpAffine(whole, crop[0], (200, 200)).astype(np.float32)
+    centred = cv2.warpAffine(quarter, on_reduced_image(crop, 4)[0], (200, 200)).astype(np.float32)
+    naive = crop.copy()
+    naive[:, :, :2] *= 4
+    cornered = cv2.warpAffine(quarter, naive[0], (200, 200)).astype(np.float32)
+    assert np.abs(centred - reference).mean() < 0.8 * np.abs(cornered - reference).mean()
