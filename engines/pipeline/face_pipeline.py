@@ -241,18 +241,18 @@ def prepare_photo(
 
 
 def _warp_from_decodes(photo: PreparedPhoto, matrices: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A reduced photo's faces (``matrices``: photo pixels → crop), each warped from a decode on which
-    its crop does not enlarge it (``REDUCED_ALIGN_MAX_SCALE``): the reduced image the detector saw, or
-    for the faces too small in it one finer decode of the photo (1/2, else whole) that fits them all."""
+    """A reduced photo's faces (``matrices``: photo pixels → crop), each warped from the most reduced
+    decode on which its crop does not enlarge it (``REDUCED_ALIGN_MAX_SCALE``): the reduced image the
+    detector saw, else 1/2, else the photo whole. Chosen per face, so a face's crop does not depend on
+    which other faces are aligned with it."""
     crops = np.zeros((len(matrices), *size, 3), dtype=np.uint8)
-    reduced = on_reduced_image(matrices, photo.factor)
-    scales = transform_scale(reduced)
-    fits = scales <= REDUCED_ALIGN_MAX_SCALE
-    crops[fits] = warp_faces(photo.image, reduced[fits], size)
-    if not fits.all():
-        room = photo.factor * REDUCED_ALIGN_MAX_SCALE / float(scales[~fits].max())  # the largest factor that fits
-        factor = max(f for f in (1, 2, 4, 8) if f <= room and f < photo.factor) if room >= 1 else 1
-        crops[~fits] = warp_faces(photo.decoded_at(factor), on_reduced_image(matrices[~fits], factor), size)
+    scales = transform_scale(on_reduced_image(matrices, photo.factor))
+    room = photo.factor * REDUCED_ALIGN_MAX_SCALE / scales  # the largest factor each face fits at
+    factors = np.array([max([1] + [f for f in (2, 4, 8) if f <= r and f <= photo.factor]) for r in room])
+    for factor in np.unique(factors):
+        chosen = factors == factor
+        source = photo.decoded_at(int(factor))
+        crops[chosen] = warp_faces(source, on_reduced_image(matrices[chosen], int(factor)), size)
     return crops
 
 
