@@ -78,6 +78,7 @@ class PipelineBenchOptions:
             "batch_size": s.batch_size,
             "embed_batch_size": s.embed_batch_size,
             "read_workers": s.read_workers,
+            "lanes": s.lanes,
             "reduced_decode": s.reduced_decode,
             "det_thresh": s.det_thresh,
             "nms_thresh": s.nms_thresh,
@@ -126,7 +127,7 @@ def bench_pipeline(
     if with_insightface and not insightface_available():
         InsightFacePeer(peer_detector, peer_embedder, (0, 0))  # raises, saying what to install
     env = environment()
-    one_by_one = dataclasses.replace(options.settings, batch_size=1, embed_batch_size=1, read_workers=0)
+    one_by_one = dataclasses.replace(options.settings, batch_size=1, embed_batch_size=1, read_workers=0, lanes=1)
     unlike_peer = [
         f"ours run {mine.name}, insightface {theirs.name}"
         for mine, theirs in ((detector.path, peer_detector), (embedder.path, peer_embedder))
@@ -149,8 +150,14 @@ def bench_pipeline(
         runs: list[tuple[str, str, Callable[[], tuple[list[ImageFaces], float]]]] = [
             (
                 OURS,
-                f"batched: {options.settings.read_workers} reader threads, detector batches of {ours.detect_batch}, faces of a batch "
-                f"aligned together and embedded {ours.embed_batch} per call",
+                (
+                    f"{1 + len(ours.other_lanes)} lanes side by side, each reading its own photos, runtimes of "
+                    f"{ours.detector.threads or 'default'} thread(s) each"
+                    if ours.other_lanes
+                    else f"one lane: {options.settings.read_workers} reader threads"
+                )
+                + f"; detector batches of {ours.detect_batch}, faces of a batch aligned together and embedded "
+                f"{ours.embed_batch} per call",
                 lambda: _timed(lambda: list(ours.run(paths))),
             ),
             (
@@ -180,7 +187,7 @@ def bench_pipeline(
                     lambda: peer.run(paths),
                 )
             )
-        report.models = _model_only(ours, detector, embedder, options.model_budget)
+        report.models = _model_only(loop, ours.detect_batch, ours.embed_batch, detector, embedder, options.model_budget)
         first: dict[str, list[ImageFaces]] = {}
         with progress_bar(len(runs) * (options.rounds + 1), "bench --pipeline") as advance:
             for (
@@ -246,12 +253,20 @@ def bench_pipeline(
     return report
 
 
-def _model_only(pipeline: FacePipeline, detector: ModelFile, embedder: ModelFile, budget: Budget) -> list[ModelOnly]:
-    """Each model alone on the pipeline's runners: at the pipeline's batch size, then at 1."""
+def _model_only(
+    one_lane: FacePipeline,
+    detect_batch: int,
+    embed_batch: int,
+    detector: ModelFile,
+    embedder: ModelFile,
+    budget: Budget,
+) -> list[ModelOnly]:
+    """Each model alone on one lane's runners with all the threads (the per-image loop's): at the
+    pipeline's batch size, then at 1."""
     measured = []
     for role, model, runner, batch, size in (
-        ("detector", detector, pipeline.detector, pipeline.detect_batch, pipeline.models.detector_size),
-        ("embedder", embedder, pipeline.embedder, pipeline.embed_batch, embedder.spec.input_size),
+        ("detector", detector, one_lane.detector, detect_batch, one_lane.models.detector_size),
+        ("embedder", embedder, one_lane.embedder, embed_batch, embedder.spec.input_size),
     ):
         assert runner is not None
         frames = model_frames(model, size, batch)

@@ -16,6 +16,7 @@ photos too. Ray is an optional extra, imported here only.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import tempfile
@@ -154,7 +155,9 @@ class _Embedder:
         from facebatch.engines.pipeline.face_pipeline import open_pipeline
 
         self._stack = contextlib.ExitStack()
-        self.pipeline = self._stack.enter_context(open_pipeline(detector, embedder, backend, settings, runner_options))
+        # one lane: Ray runs the actors side by side, and calls the pipeline's stages, not its run()
+        one_lane = dataclasses.replace(settings, lanes=1)
+        self.pipeline = self._stack.enter_context(open_pipeline(detector, embedder, backend, one_lane, runner_options))
         self.size = int(embedder.spec.embedding_size)
         self.best_only = best_only
 

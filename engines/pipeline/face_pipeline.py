@@ -19,6 +19,8 @@ stage's busy time.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,9 +45,13 @@ from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH, Dete
 from facebatch.engines.pipeline.settings import DEFAULT_DETECT_BATCH, DEFAULT_EMBED_BATCH, DEFAULT_READ_WORKERS
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.registry import RunnerOptions, onnx_runner
+from facebatch.environment import physical_cores
 from facebatch.errors import FacebatchError, SpecError
 
 PREFETCH_BATCHES = 2  # how many detection batches the readers may run ahead
+LANE_CHUNKS_AHEAD = 2  # with lanes: chunks of photos per lane that may be done before the caller takes them
+CPU_BACKENDS = ("ort-cpu", "openvino")  # where lanes pay (a GPU backend runs one lane)
+MAX_DEFAULT_LANES = 8
 # with reduced_decode, a face is warped from the reduced image when its crop enlarges it at most this much, else from
 # the finest decode it needs (1/2, or whole). Measured on the 17 fixture photos upscaled to 4000 px, warping from the
 # same landmarks: crops from the 1/4 decode are cosine ≥ 0.9948 (mean 0.998) to whole-decode crops at a scale up to
@@ -96,8 +102,13 @@ class PipelineSettings:
     # for faces of 40 detector px and more, down to 0.45 under 20 px; lever 1 of docs/pipeline.md): asked for,
     # never the default
     reduced_decode: bool = False
+    # pipelines side by side, each with its own runtimes, reading and running its own photos (None: lane_plan's
+    # default, one per physical core on CPU backends); with more than one, read_workers is not used
+    lanes: int | None = None
 
     def __post_init__(self) -> None:
+        if self.lanes is not None and self.lanes < 1:
+            raise SpecError(f"--lanes must be at least 1, got {self.lanes}")
         for name in ("batch_size", "embed_batch_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -152,6 +163,13 @@ class StageTimes:
 
     def add(self, stage: str, seconds: float) -> None:
         self.seconds[stage] += seconds
+
+    def absorb(self, other: StageTimes) -> None:
+        """Add another lane's busy times, photos and faces (not its wall time: the lanes ran side by side)."""
+        for stage, seconds in other.seconds.items():
+            self.seconds[stage] += seconds
+        self.images += other.images
+        self.faces += other.faces
 
     def to_dict(self) -> dict:
         return {"seconds": dict(self.seconds), "images": self.images, "faces": self.faces, "wall": self.wall}
@@ -296,6 +314,7 @@ class FacePipeline:
             else 0
         )
         self.template = models.alignment_template() if models.embedder is not None else None
+        self.other_lanes: list[FacePipeline] = []  # open_pipeline's further lanes, which run() shares photos with
 
     # -- the stages, on photos already in memory -------------------------------------------------
     def prepare(self, path: Path, image: np.ndarray | None = None) -> PreparedPhoto:
@@ -428,6 +447,71 @@ class FacePipeline:
         finally:
             self.times.wall += time.perf_counter() - began
 
+    def _run_in_lanes(
+        self, paths: Sequence[Path], on_result: Callable[[ImageFaces], None] | None
+    ) -> Iterator[ImageFaces]:
+        """``run`` over several lanes: each lane takes the next ``detect_batch`` photos, reads them
+        itself and runs them on its own runtimes; results come out in the photos' order, and the lanes
+        run at most ``LANE_CHUNKS_AHEAD`` chunks per lane ahead of what has been yielded."""
+        began = time.perf_counter()
+        lanes = [self, *self.other_lanes]
+        chunks = [paths[start : start + self.detect_batch] for start in range(0, len(paths), self.detect_batch)]
+        done: dict[int, list[ImageFaces] | BaseException] = {}
+        progress = {"taken": 0, "yielded": 0, "stop": False}
+        changed = threading.Condition()
+
+        def work(lane: FacePipeline) -> None:
+            while True:
+                with changed:
+                    while (
+                        not progress["stop"]
+                        and progress["taken"] < len(chunks)
+                        and progress["taken"] - progress["yielded"] >= LANE_CHUNKS_AHEAD * len(lanes)
+                    ):
+                        changed.wait()
+                    if progress["stop"] or progress["taken"] >= len(chunks):
+                        return
+                    index = progress["taken"]
+                    progress["taken"] += 1
+                try:
+                    result: list[ImageFaces] | BaseException = lane.finish([lane.prepare(p) for p in chunks[index]])
+                except BaseException as exc:  # handed to the caller's thread, in order
+                    result = exc
+                with changed:
+                    done[index] = result
+                    changed.notify_all()
+
+        workers = [
+            threading.Thread(target=work, args=(lane,), name=f"facebatch-lane-{number}", daemon=True)
+            for number, lane in enumerate(lanes)
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            for index in range(len(chunks)):
+                with changed:
+                    while index not in done:
+                        changed.wait()
+                    result = done.pop(index)
+                    progress["yielded"] = index + 1
+                    changed.notify_all()
+                if isinstance(result, BaseException):
+                    raise result
+                for photo in result:
+                    if on_result is not None:
+                        on_result(photo)
+                    yield photo
+        finally:  # finished, failed, interrupted or abandoned: the lanes stop after the chunk in hand
+            with changed:
+                progress["stop"] = True
+                changed.notify_all()
+            for worker in workers:
+                worker.join()
+            for lane in self.other_lanes:
+                self.times.absorb(lane.times)
+                lane.times = StageTimes()
+            self.times.wall += time.perf_counter() - began
+
     def _finish_and_report(
         self, prepared: list[PreparedPhoto], on_result: Callable[[ImageFaces], None] | None
     ) -> Iterator[ImageFaces]:
@@ -447,20 +531,45 @@ def open_pipeline(
     detector_size: tuple[int, int] | None = None,
 ) -> Iterator[FacePipeline]:
     """A pipeline over ONNX files (ours, or any SCRFD / described embedder) on a backend that
-    runs ONNX; its runners live as long as the ``with`` block."""
+    runs ONNX, in ``lane_plan``'s lanes (each its own runners; ``run`` shares the photos among them,
+    the stage methods run on the first); its runners live as long as the ``with`` block."""
     size = detector.checked_size(detector_size)
     models = FaceModels(detector.spec, size, embedder.spec if embedder is not None else None)
+    settings = settings or PipelineSettings()
     options = runner_options or RunnerOptions(
         spin_wait=False
     )  # two sessions take turns: spinning threads would slow each other
+    lanes, threads = lane_plan(settings.lanes, backend, options.threads)
+    options = dataclasses.replace(options, threads=threads)
     with contextlib.ExitStack() as stack:
-        det_runner = stack.enter_context(onnx_runner(backend, detector.path, detector.spec, size, options))
-        emb_runner = None
-        if embedder is not None:
-            emb_runner = stack.enter_context(
-                onnx_runner(backend, embedder.path, embedder.spec, embedder.spec.input_size, options)
-            )
-        yield FacePipeline(models, det_runner, emb_runner, settings)
+        pipelines = []
+        for _ in range(lanes):
+            det_runner = stack.enter_context(onnx_runner(backend, detector.path, detector.spec, size, options))
+            emb_runner = None
+            if embedder is not None:
+                emb_runner = stack.enter_context(
+                    onnx_runner(backend, embedder.path, embedder.spec, embedder.spec.input_size, options)
+                )
+            pipelines.append(FacePipeline(models, det_runner, emb_runner, settings))
+        pipelines[0].other_lanes = pipelines[1:]
+        yield pipelines[0]
+
+
+def lane_plan(lanes: int | None, backend: str, threads: int | None) -> tuple[int, int | None]:
+    """How many lanes, and runtime threads per lane (None: the runtime's default). On a CPU backend by
+    default one lane per physical core, each runtime on 1 thread: on 2 cores two such lanes ran 10.3
+    photos/s on 12 MP photos where one pipeline with 2-thread runtimes and 2 reader threads ran 7.7
+    (its readers pre-empt one of the runtime's two threads, and every operator waits for it), 12.8
+    against 11.1 on the fixture photos (docs/pipeline.md, lever 4). ``--threads`` alone sets the lanes
+    to the cores it leaves (cores // threads); ``--lanes`` alone shares the cores among them. GPU
+    backends run one lane. Beyond ``MAX_DEFAULT_LANES`` cores the lanes' runtimes share them as threads
+    (not measured here: more lanes hold more sessions in memory; ``bench --pipeline --lanes`` tells)."""
+    if backend not in CPU_BACKENDS:
+        return lanes or 1, threads
+    cores = physical_cores()
+    if lanes is None:
+        lanes = min(MAX_DEFAULT_LANES, max(1, cores // threads) if threads else cores)
+    return lanes, threads or max(1, cores // lanes)
 
 
 @dataclass(frozen=True)

@@ -244,6 +244,17 @@ def add_precision_argument(group: argparse._ArgumentGroup) -> None:
     )
 
 
+def add_lanes_argument(group) -> None:  # an argparse group or parser
+    group.add_argument(
+        "--lanes",
+        type=int,
+        metavar="N",
+        help="pipelines side by side on CPU backends, each with its own runtimes, reading and running its own "
+        "photos (default: one per physical core, up to 8, each runtime on the cores over the lanes; 1 on GPU "
+        "backends); with more than one, --workers is not used",
+    )
+
+
 def add_pipeline_arguments(parser: argparse.ArgumentParser, embed: bool) -> None:
     """The face pipeline's models and how it runs (detect, embed, compare, bench --pipeline)."""
     from facebatch.engines.pipeline.settings import DEFAULT_DETECT_BATCH, DEFAULT_EMBED_BATCH, DEFAULT_READ_WORKERS
@@ -300,7 +311,10 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, embed: bool) -> None
         metavar="N",
         help=f"threads that read and letterbox photos ahead of the detector (default {DEFAULT_READ_WORKERS}; 0: none)",
     )
-    group.add_argument("--threads", type=int, metavar="N", help="CPU threads per runtime (default: the physical cores)")
+    group.add_argument(
+        "--threads", type=int, metavar="N", help="CPU threads per runtime (default: the physical cores over the lanes)"
+    )
+    add_lanes_argument(group)
     add_precision_argument(group)
     group.add_argument(
         "--reduced-decode",
@@ -466,6 +480,7 @@ def pipeline_settings(args: argparse.Namespace):  # PipelineSettings
         getattr(args, "embed_batch_size", None),
         args.workers,
         args.reduced_decode,
+        args.lanes,
     )
 
 

@@ -159,6 +159,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"reader threads (default {DEFAULT_READ_WORKERS})",
     )
+    arguments.add_lanes_argument(pipeline)
     arguments.add_precision_argument(pipeline)
     pipeline.add_argument(
         "--reduced-decode",
@@ -289,6 +290,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
         embed_batch_size=args.embed_batch,
         read_workers=args.workers,
         reduced_decode=args.reduced_decode,
+        lanes=args.lanes,
     )
     options = PipelineBenchOptions(
         backend=backends[0],
@@ -329,6 +331,8 @@ def embed_flags(args: argparse.Namespace, detector: Path, embedder: Path) -> tup
     flags += ["--workers", str(args.workers)]
     if args.threads is not None:
         flags += ["--threads", str(args.threads)]
+    if args.lanes is not None:
+        flags += ["--lanes", str(args.lanes)]
     if args.size is not None:
         flags += ["--size", f"{args.size[0]}x{args.size[1]}"]
     if args.embedder_spec is not None:
@@ -368,7 +372,10 @@ def run_triton(args: argparse.Namespace) -> int:
             embedder,
             backends[0],
             PipelineSettings(
-                batch_size=args.detect_batch, embed_batch_size=args.embed_batch, read_workers=args.workers
+                batch_size=args.detect_batch,
+                embed_batch_size=args.embed_batch,
+                read_workers=args.workers,
+                lanes=args.lanes,
             ),
             arguments.runner_options(args),
             rounds=args.rounds,

@@ -243,7 +243,7 @@ class _Faces:
 def _aligned_faces(embedder: ModelFile, detector_path: Path | None, photos: Sequence[Path]) -> _Faces:
     detector = read_model_file(detector_path or default_artifact("detector"))
     crops, best = [], {}
-    with open_pipeline(detector, embedder, settings=PipelineSettings(read_workers=0)) as pipeline:
+    with open_pipeline(detector, embedder, settings=PipelineSettings(read_workers=0, lanes=1)) as pipeline:
         for photo in photos:
             prepared = pipeline.prepare(photo, load_image(photo))
             (result,) = pipeline.finish([prepared])
@@ -258,7 +258,7 @@ def _aligned_faces(embedder: ModelFile, detector_path: Path | None, photos: Sequ
 
 
 def _detect(model: ModelFile, photos: Sequence[Path]) -> list[ImageFaces]:
-    with open_pipeline(model, None, settings=PipelineSettings(read_workers=0)) as pipeline:
+    with open_pipeline(model, None, settings=PipelineSettings(read_workers=0, lanes=1)) as pipeline:
         return list(pipeline.run(list(photos)))
 
 

@@ -1,0 +1,81 @@
+"""Lanes: pipelines side by side, each with its own runtimes, reading and running its own photos;
+the results come out in the photos' order and are the faces one lane finds."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from facebatch.configs.model_file import read_model_file
+from facebatch.engines.pipeline.agreement import compare_runs
+from facebatch.engines.pipeline.face_pipeline import PipelineSettings, lane_plan, open_pipeline
+from facebatch.environment import physical_cores
+from facebatch.errors import SpecError
+
+# runtimes on 1 thread against 2 might sum in other orders; measured on the fixtures: 0.000 px and cosine 1.0 (FP32
+# and INT8, ort-cpu and openvino), the tolerance the bench gives runs on the same runtime
+PIXELS, COSINE = 1e-3, 0.99999
+
+
+@pytest.fixture(scope="module")
+def models(real_detector: Path, batch_embedder: Path):
+    return read_model_file(real_detector), read_model_file(batch_embedder)
+
+
+def test_lanes_find_the_faces_one_lane_finds_in_the_photos_order(models, photos: list[Path], tmp_path: Path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not a jpeg")
+    paths = [*photos[:5], broken, *photos[5:]]
+    with open_pipeline(*models, settings=PipelineSettings(lanes=1)) as one:
+        assert one.other_lanes == []
+        alone = list(one.run(paths))
+    seen = []
+    with open_pipeline(*models, settings=PipelineSettings(lanes=2, batch_size=2)) as two:
+        assert len(two.other_lanes) == 1 and two.detector.threads == max(1, physical_cores() // 2)
+        side_by_side = list(two.run(paths, on_result=seen.append))
+        assert two.times.images == len(paths) and two.times.faces == sum(len(r) for r in alone)
+        assert two.other_lanes[0].times.images == 0  # absorbed into the first lane's
+    assert [r.path for r in side_by_side] == [r.path for r in seen] == paths
+    assert not side_by_side[5].ok and "cannot be decoded" in side_by_side[5].error
+    agreement = compare_runs("two lanes vs one", side_by_side, alone, PIXELS, COSINE)
+    assert agreement.passed and agreement.faces == sum(len(r) for r in alone), agreement.problems
+
+
+def test_a_caller_that_stops_early_leaves_no_lane_running(models, photos: list[Path]):
+    with open_pipeline(*models, settings=PipelineSettings(lanes=2, batch_size=1)) as pipeline:
+        results = pipeline.run(photos)
+        first = next(results)
+        results.close()  # the consumer walks away: the lanes finish the chunk in hand and stop
+        assert first.path == photos[0]
+        assert not [t for t in threading.enumerate() if t.name.startswith("facebatch-lane-")]
+        assert [r.path for r in pipeline.run(photos[:3])] == photos[:3]  # and the pipeline runs again
+
+
+def test_the_lane_plan_shares_the_cores():
+    cores = physical_cores()
+    assert lane_plan(None, "ort-cpu", None) == (min(8, cores), max(1, cores // min(8, cores)))
+    assert lane_plan(None, "openvino", 1) == (min(8, cores), 1)
+    assert lane_plan(None, "ort-cpu", cores) == (1, cores)  # --threads alone: the lanes the cores leave
+    assert lane_plan(3, "ort-cpu", None) == (3, max(1, cores // 3))  # --lanes alone: the cores shared
+    assert lane_plan(None, "ort-cuda", None) == (1, None) and lane_plan(None, "trt", 4) == (1, 4)
+    with pytest.raises(SpecError, match="--lanes must be at least 1"):
+        PipelineSettings(lanes=0)
+
+
+def test_embed_runs_in_lanes_from_the_command_line(real_detector: Path, batch_embedder: Path, photos, tmp_path):
+    from facebatch.cli import main
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo in photos[:4]:
+        shutil.copy(photo, folder)
+    argv = ["embed", str(folder), "--detector", str(real_detector), "--embedder", str(batch_embedder)]
+    assert main([*argv, "-o", str(tmp_path / "two.npz"), "--lanes", "2"]) == 0
+    assert main([*argv, "-o", str(tmp_path / "one.npz"), "--lanes", "1"]) == 0
+    import numpy as np
+
+    two, one = np.load(tmp_path / "two.npz"), np.load(tmp_path / "one.npz")
+    assert list(two["images"]) == list(one["images"]) and (two["embeddings"] * one["embeddings"]).sum(1).min() > COSINE
