@@ -36,6 +36,9 @@ def test_lanes_find_the_faces_one_lane_finds_in_the_photos_order(models, photos:
     with open_pipeline(*models, settings=PipelineSettings(lanes=2, batch_size=2)) as two:
         assert len(two.other_lanes) == 1 and two.detector.threads == max(1, physical_cores() // 2)
         side_by_side = list(two.run(paths, on_result=seen.append))
+        ran = {thread.name for thread in threading.enumerate()}
+        assert two.other_lanes[0].detector.last_inference_seconds is not None  # the second lane ran photos too
+        assert not [name for name in ran if name.startswith("facebatch-lane-")]  # and its thread is gone
         assert two.times.images == len(paths) and two.times.faces == sum(len(r) for r in alone)
         assert two.other_lanes[0].times.images == 0  # absorbed into the first lane's
     assert [r.path for r in side_by_side] == [r.path for r in seen] == paths
