@@ -51,7 +51,9 @@ from facebatch.errors import FacebatchError, SpecError
 PREFETCH_BATCHES = 2  # how many detection batches the readers may run ahead
 LANE_CHUNKS_AHEAD = 2  # with lanes: chunks of photos per lane that may be done before the caller takes them
 LANE_MIN_CHUNKS = 4  # with lanes: chunks are made small enough that each lane gets at least this many
-CPU_BACKENDS = ("ort-cpu", "openvino")  # where lanes pay (a GPU backend runs one lane)
+# where lanes pay: onnxruntime's CPU provider. OpenVINO runs one lane: its threads are its own (pinned to cores), and
+# two lanes of 1-thread OpenVINO models ran 7.1 photos/s where one lane ran 12.8; GPU backends run one lane too
+LANE_BACKENDS = ("ort-cpu",)
 MAX_DEFAULT_LANES = 8
 # with reduced_decode, a face is warped from the reduced image when its crop enlarges it at most this much, else from
 # the finest decode it needs (1/2, or whole). Measured on the 17 fixture photos upscaled to 4000 px, warping from the
@@ -104,7 +106,7 @@ class PipelineSettings:
     # never the default
     reduced_decode: bool = False
     # pipelines side by side, each with its own runtimes, reading and running its own photos (None: lane_plan's
-    # default, one per physical core on CPU backends); with more than one, read_workers is not used
+    # default, one per physical core on ort-cpu); with more than one, read_workers is not used
     lanes: int | None = None
 
     def __post_init__(self) -> None:
@@ -565,16 +567,16 @@ def open_pipeline(
 
 
 def lane_plan(lanes: int | None, backend: str, threads: int | None) -> tuple[int, int | None]:
-    """How many lanes, and runtime threads per lane (None: the runtime's default). On a CPU backend by
-    default one lane per physical core, each runtime on 1 thread: on 2 cores two such lanes ran 10.3
+    """How many lanes, and runtime threads per lane (None: the runtime's default). On onnxruntime's CPU
+    provider by default one lane per physical core, each runtime on 1 thread: on 2 cores two such lanes ran 10.3
     photos/s on 12 MP photos where one pipeline with 2-thread runtimes and 2 reader threads ran 7.7
     (its readers pre-empt one of the runtime's two threads, and every operator waits for it), 12.8
     against 11.1 on the fixture photos (docs/pipeline.md, lever 4). ``--threads`` alone sets the lanes
-    to the cores it leaves (cores // threads); ``--lanes`` alone shares the cores among them. GPU
-    backends run one lane. Beyond ``MAX_DEFAULT_LANES`` cores the lanes' runtimes share them as threads
+    to the cores it leaves (cores // threads); ``--lanes`` alone shares the cores among them. Other
+    backends run one lane (``LANE_BACKENDS``). Beyond ``MAX_DEFAULT_LANES`` cores the lanes' runtimes share them as threads
     (not measured here: more lanes hold more sessions in memory; ``bench --pipeline --lanes`` tells)."""
-    if backend not in CPU_BACKENDS:
-        return lanes or 1, threads
+    if backend not in LANE_BACKENDS:
+        return 1, threads
     cores = physical_cores()
     if lanes is None:
         lanes = min(MAX_DEFAULT_LANES, max(1, cores // threads) if threads else cores)

@@ -60,10 +60,11 @@ def test_a_caller_that_stops_early_leaves_no_lane_running(models, photos: list[P
 def test_the_lane_plan_shares_the_cores():
     cores = physical_cores()
     assert lane_plan(None, "ort-cpu", None) == (min(8, cores), max(1, cores // min(8, cores)))
-    assert lane_plan(None, "openvino", 1) == (min(8, cores), 1)
+    assert lane_plan(None, "ort-cpu", 1) == (min(8, cores), 1)
+    assert lane_plan(None, "openvino", None) == lane_plan(2, "openvino", None) == (1, None)  # its own threads
     assert lane_plan(None, "ort-cpu", cores) == (1, cores)  # --threads alone: the lanes the cores leave
     assert lane_plan(3, "ort-cpu", None) == (3, max(1, cores // 3))  # --lanes alone: the cores shared
-    assert lane_plan(None, "ort-cuda", None) == (1, None) and lane_plan(None, "trt", 4) == (1, 4)
+    assert lane_plan(None, "ort-cuda", None) == (1, None) and lane_plan(3, "trt", 4) == (1, 4)
     with pytest.raises(SpecError, match="--lanes must be at least 1"):
         PipelineSettings(lanes=0)
 
