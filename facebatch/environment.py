@@ -173,6 +173,17 @@ class PeakEstimate:
     def flops_per_second(self) -> float:
         return max(self.nominal_flops_per_second, self.measured_gemm or 0.0)
 
+    @property
+    def measured_is_peak(self) -> bool:
+        """Whether the measured FP32 product beat the nominal figure (and so is the peak)."""
+        return self.measured_gemm is not None and self.measured_gemm > self.nominal_flops_per_second
+
+    def share(self, ops: float, per_second: float, precision: str = "fp32") -> float | None:
+        """The fraction of the ceiling for ``precision`` that ``ops`` operations (FLOPs per frame, say)
+        ``per_second`` times a second use; None where that ceiling was not measured."""
+        ceiling = self.ops_per_second(precision)
+        return None if ceiling is None else ops * per_second / ceiling
+
     def ops_per_second(self, precision: str) -> float | None:
         """The ceiling a model of ``precision`` runs against: INT8 the measured integer product (None where
         not measured: no nominal INT8 figure is guessed), everything else (FP16 computes in FP32 on a CPU)
@@ -192,7 +203,7 @@ class PeakEstimate:
             f"{counted(self.cores, 'core')} × {self.ghz:.2f} GHz × {self.flops_per_cycle} FLOP/cycle ({self.vector}, 2 FMA pipes "
             "assumed)"
         )
-        if self.measured_gemm is not None and self.measured_gemm > self.nominal_flops_per_second:
+        if self.measured_is_peak:
             return (
                 f"FP32 peak {self.flops_per_second / 1e9:.0f} GFLOP/s, measured: a 1024² FP32 matrix product on "
                 f"{counted(self.cores, 'thread')}, above the nominal {self.nominal_flops_per_second / 1e9:.0f} = {nominal}, "
@@ -213,7 +224,7 @@ class PeakEstimate:
             "ghz": self.ghz,
             "flops_per_cycle": self.flops_per_cycle,
             "vector": self.vector,
-            "estimate": self.measured_gemm is None or self.measured_gemm <= self.nominal_flops_per_second,
+            "estimate": not self.measured_is_peak,
         }
 
 

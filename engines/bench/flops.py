@@ -5,8 +5,9 @@ Gemm, MatMul) of an ONNX graph at one input size, from shapes inferred at batch 
 as a peak is counted (one FMA is 2 FLOPs). Published counts are mostly multiply-adds: SCRFD-2.5G
 is 2.5 G multiply-adds at 640×480, which this counts as 5.1 GFLOPs (6.9 at 640×640). Element-wise
 operators, pooling and resizes are left out: they are a few per cent of a conv net and not what
-the peak is made of. ``share_of_peak`` sets FLOPs per frame × frames per second against the CPU's
-peak (``measured_peak``: the nominal estimate, or the FP32 GEMM rate measured here where that is more).
+the peak is made of. ``PeakEstimate.share`` sets FLOPs per frame × frames per second against the
+CPU's ceiling (``measured_peak``: the nominal FP32 estimate, or the FP32 product measured here where
+that is more; the 8-bit product measured for INT8).
 """
 
 from __future__ import annotations
@@ -186,8 +187,3 @@ def measured_peak(threads: int | None = None) -> PeakEstimate | None:
     except FacebatchError as exc:
         warn(f"the matrix-product probe did not run ({exc}); the CPU's peak is the nominal FP32 estimate only")
         return nominal
-
-
-def share_of_peak(flops_per_frame: float, frames_per_second: float, peak: PeakEstimate) -> float:
-    """The fraction of the CPU's estimated peak that ``frames_per_second`` frames of the model use."""
-    return flops_per_frame * frames_per_second / peak.flops_per_second

@@ -86,7 +86,7 @@ class PipelineBenchReport:
     seconds: float = 0.0
     command: str = ""
     processes: list[ProcessTime] = field(default_factory=list)  # whole-process runs, start-up included
-    peak: PeakEstimate | None = None  # this CPU's estimated FP32 peak
+    peak: PeakEstimate | None = None  # this CPU's FP32 and INT8 ceilings at the runs' threads
     flops: dict[str, float] = field(default_factory=dict)  # FLOPs per frame: detector, embedder
     recall: dict[str, tuple[int, int]] = field(default_factory=dict)  # per run: labelled faces found, labelled
     recall_reference: str | None = None  # the run whose labelled recall ours must keep (when unlike it)
@@ -123,13 +123,12 @@ class PipelineBenchReport:
             return None
         precisions = self.precisions.get(contender.name, {})
         rates = {"detector": contender.images_per_second, "embedder": contender.faces_per_second}
-        share = 0.0
-        for role, rate in rates.items():
-            ceiling = self.peak.ops_per_second(precisions.get(role, "fp32"))
-            if ceiling is None:
-                return None
-            share += self.flops[role] * rate / ceiling
-        return share
+        shares = [self.peak.share(self.flops[role], rate, precisions.get(role, "fp32")) for role, rate in rates.items()]
+        return None if None in shares else sum(shares)
+
+    def process_ratio_of(self, process: ProcessTime) -> float | None:
+        """For one of our whole-process runs, insightface's over the same photos ÷ it (None for theirs)."""
+        return self.process_ratio(process.label) if process.ours else None
 
     def process_ratio(self, label: str) -> float | None:
         """insightface's whole-process seconds over ours, for the folder or the first photo (``label``)."""
@@ -266,8 +265,7 @@ class PipelineBenchReport:
                 "|---|---|---|---|---|",
             ]
             for p in self.processes:
-                label = p.name[p.name.index("(") + 1 : -1]
-                ratio = self.process_ratio(label) if p.name.startswith("facebatch") else None
+                ratio = self.process_ratio_of(p)
                 lines.append(
                     f"| {p.name} | {p.photos} | {p.median_seconds:.2f} | {', '.join(f'{s:.2f}' for s in p.seconds)} | "
                     f"{f'{ratio:.2f}×' if ratio else ''} |"

@@ -53,10 +53,19 @@ print(faces)
 class ProcessTime:
     """One command run as a fresh process: the wall seconds of each run."""
 
-    name: str  # facebatch embed / insightface script
+    name: str  # "facebatch embed (folder)", "insightface script (first photo)": the side, then the label
     photos: int
     command: list[str]
     seconds: list[float] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """What it ran over: "folder" or "first photo"."""
+        return self.name[self.name.index("(") + 1 : -1]
+
+    @property
+    def ours(self) -> bool:
+        return self.name.startswith("facebatch embed")
 
     @property
     def median_seconds(self) -> float:

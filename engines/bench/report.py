@@ -58,10 +58,9 @@ class BenchRun:
     def share_of_peak(self, timing: BatchTiming, peak: PeakEstimate | None) -> float | None:
         """FLOPs per frame × FPS over the CPU's peak for the run's precision (None on a GPU, or where
         either is unknown)."""
-        ceiling = peak.ops_per_second(self.precision) if peak is not None else None
-        if ceiling is None or not self.on_cpu or not self.flops_per_frame:
+        if peak is None or not self.on_cpu or not self.flops_per_frame:
             return None
-        return self.flops_per_frame * timing.fps / ceiling
+        return peak.share(self.flops_per_frame, timing.fps, self.precision)
 
 
 @dataclass
@@ -122,7 +121,7 @@ class BenchReport:
     command: str | None = None
     environment: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
-    peak: PeakEstimate | None = None  # this CPU's estimated FP32 peak, at the threads the runs were given
+    peak: PeakEstimate | None = None  # this CPU's FP32 and INT8 ceilings, at the threads the runs were given
 
     def artifacts(self) -> list[str]:
         return list(dict.fromkeys(r.artifact for r in self.runs))

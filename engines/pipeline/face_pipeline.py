@@ -567,13 +567,14 @@ def open_pipeline(
 
 
 def lane_plan(lanes: int | None, backend: str, threads: int | None) -> tuple[int, int | None]:
-    """How many lanes, and runtime threads per lane (None: the runtime's default). On onnxruntime's CPU
-    provider by default one lane per physical core, each runtime on 1 thread: on 2 cores two such lanes ran 10.3
-    photos/s on 12 MP photos where one pipeline with 2-thread runtimes and 2 reader threads ran 7.7
-    (its readers pre-empt one of the runtime's two threads, and every operator waits for it), 12.8
-    against 11.1 on the fixture photos (docs/pipeline.md, lever 4). ``--threads`` alone sets the lanes
-    to the cores it leaves (cores // threads); ``--lanes`` alone shares the cores among them. Other
-    backends run one lane (``LANE_BACKENDS``). Beyond ``MAX_DEFAULT_LANES`` cores the lanes' runtimes share them as threads
+    """How many lanes, and runtime threads per lane (None: the runtime's default). On onnxruntime's
+    CPU provider by default one lane per physical core, each runtime on 1 thread: on 2 cores two such
+    lanes ran 10.3 photos/s on 12 MP photos where one pipeline with 2-thread runtimes and 2 reader
+    threads ran 7.7 (its readers pre-empt one of the runtime's two threads, and every operator waits
+    for it); on the fixture photos each twice 12.8 against 11.1, on them once even (one photo holds
+    most faces; docs/pipeline.md, lever 4). ``--threads`` alone sets the lanes to the cores it leaves
+    (cores // threads); ``--lanes`` alone shares the cores among them. Other backends run one lane
+    (``LANE_BACKENDS``). Beyond ``MAX_DEFAULT_LANES`` cores the lanes' runtimes share them as threads
     (not measured here: more lanes hold more sessions in memory; ``bench --pipeline --lanes`` tells)."""
     if backend not in LANE_BACKENDS:
         return 1, threads

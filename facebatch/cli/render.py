@@ -200,8 +200,7 @@ def show_pipeline_bench(console: Console, report: PipelineBenchReport) -> None:
     if report.peak is not None:
         console.print(f"  of peak: FLOPs per second over the {report.peak.describe()}")
     for process in report.processes:
-        label = process.name[process.name.index("(") + 1 : -1]
-        ratio = report.process_ratio(label) if process.name.startswith("facebatch") else None
+        ratio = report.process_ratio_of(process)
         console.print(
             f"  whole process, {process.name}: {process.median_seconds:.2f} s"
             + (f" (insightface's takes {ratio:.2f}×)" if ratio else "")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facebatch.engines.bench.flops import measured_peak, model_flops, share_of_peak
+from facebatch.engines.bench.flops import measured_peak, model_flops
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.environment import PeakEstimate, estimated_peak
 from facebatch.errors import SpecError
@@ -36,7 +36,7 @@ def test_peak_estimate_follows_the_vector_unit():
     intel = PeakEstimate(2, 2.6, 64, "AVX-512")
     assert intel.flops_per_second == pytest.approx(332.8e9)
     assert "an estimate" in intel.describe() and intel.to_dict()["estimate"] is True
-    assert share_of_peak(6.86e9, 24.3, intel) == pytest.approx(0.5009, rel=1e-3)
+    assert intel.share(6.86e9, 24.3) == pytest.approx(0.5009, rel=1e-3)
     avx2 = estimated_peak(2, {"avx2", "fma"})
     sse = estimated_peak(2, set())
     if avx2 is not None and sse is not None:  # /proc/cpuinfo names a clock
@@ -80,4 +80,4 @@ def test_a_real_pipeline_uses_less_than_the_peak(real_detector: Path, models_dir
             (source,) = runner.inputs
             runner.infer({source.name: frame})
             seconds = min(runner.infer({source.name: frame}) and runner.last_inference_seconds for _ in range(5))
-        assert 0 < share_of_peak(model_flops(path, size).flops, 1 / seconds, peak) < 1, path.name
+        assert 0 < peak.share(model_flops(path, size).flops, 1 / seconds) < 1, path.name
