@@ -198,3 +198,33 @@ def constant_joined(path: Path, op: str) -> Path:
     model = make_model(nodes, [("input.1", [batch, 3, 4, 4])], [("embedding", [batch, 5, 4, 4])], initializers)
     onnx.save(model, str(path))
     return path
+
+
+def float_conv_between_qdq(path: Path) -> Path:
+    """What an INT8 recipe that keeps a layer FP32 writes: input → Q → DQ → Conv with float
+    weights → Q → DQ. The conv's two output channels have weights 1.0 and 0.003: stored in 8 bits
+    with one step for the whole tensor (1/255), the small one becomes 1/255, 31 % too large."""
+    uint8 = np.uint8
+    weight = np.array([1.0, 0.0, 0.0, 0.003], np.float32).reshape(2, 2, 1, 1)
+    nodes = [
+        helper.make_node("QuantizeLinear", ["input.1", "in_scale", "in_zero"], ["input_q"], name="input_q"),
+        helper.make_node("DequantizeLinear", ["input_q", "in_scale", "in_zero"], ["input_dq"], name="input_dq"),
+        helper.make_node("Conv", ["input_dq", "w", "b"], ["y"], name="kept_fp32_conv"),
+        helper.make_node("QuantizeLinear", ["y", "out_scale", "out_zero"], ["y_q"], name="y_q"),
+        helper.make_node("DequantizeLinear", ["y_q", "out_scale", "out_zero"], ["output"], name="y_dq"),
+    ]
+    model = make_model(
+        nodes,
+        [("input.1", ["batch", 2, 4, 4])],
+        [("output", ["batch", 2, 4, 4])],
+        {
+            "in_scale": np.array(1.0, np.float32),
+            "in_zero": np.array(0, uint8),
+            "w": weight,
+            "b": np.zeros(2, np.float32),
+            "out_scale": np.array(1 / 255, np.float32),
+            "out_zero": np.array(0, uint8),
+        },
+    )
+    onnx.save(model, str(path))
+    return path

@@ -1,6 +1,6 @@
 """The runner protocol on onnxruntime: metadata read once, feeds checked against it with an
 error that says what was expected, timing and provider, one-line runtime errors, models in
-memory, and the intermediate-tensor capability."""
+memory, the intermediate-tensor capability, and graphs run as written."""
 
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from onnx import helper
 from facebatch.engines.runners.base import IntermediateTensors, TensorMeta, check_feed
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeIntermediateRunner, OnnxRuntimeRunner
 from facebatch.errors import EngineError, SpecError
-from tests.data.graphs import batch_mean_leak, make_model
+from tests.data.graphs import batch_mean_leak, float_conv_between_qdq, make_model
 
 
 def scale_graph() -> onnx.ModelProto:
@@ -98,3 +98,15 @@ def test_the_intermediate_capability_returns_every_tensor_in_graph_order(tmp_pat
         np.testing.assert_allclose(
             runner.infer({"input.1": frames})["embedding"], plain.infer({"input.1": frames})["embedding"], atol=1e-6
         )
+
+
+def test_a_float_conv_between_quantise_pairs_keeps_its_float_weights(tmp_path: Path):
+    """An INT8 recipe's FP32-kept layer runs in FP32: onnxruntime's WeightBiasQuantization would
+    store its weights in 8 bits per tensor (the 0.003 weight as 1/255)."""
+    x = np.zeros((1, 2, 4, 4), np.float32)
+    x[:, 0] = 0.5
+    x[:, 1] = np.arange(16, dtype=np.float32).reshape(4, 4) * 16  # 0…240, whole steps of the input's scale 1
+    with OnnxRuntimeRunner(float_conv_between_qdq(tmp_path / "kept_fp32.onnx")) as runner:
+        dark_channel = runner.infer({"input.1": x})["output"][0, 1]
+    step = 1 / 255  # the output's quantisation step
+    assert np.abs(dark_channel - np.round(0.003 * x[0, 1] / step) * step).max() < step / 2
