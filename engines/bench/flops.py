@@ -57,8 +57,9 @@ def _run_shapes(model: onnx.ModelProto, source: str, shape: tuple[int, ...], nam
     return {name: list(values[name].shape) for name in names if name in values}
 
 
-def model_flops(path: Path, input_size: tuple[int, int]) -> ModelFlops:
-    """FLOPs per frame of the ONNX file at ``path`` for an [1, C, H, W] input of ``input_size``."""
+def node_flops(path: Path, input_size: tuple[int, int]) -> dict[str, float]:
+    """FLOPs per frame of each counted node of the ONNX file at ``path`` for an [1, C, H, W] input of
+    ``input_size``, in graph order, keyed by node name (an unnamed node by its first output)."""
     model = onnx.load(str(path), load_external_data=False)
     initializers = {i.name: tuple(i.dims) for i in model.graph.initializer}
     (source,) = [i for i in model.graph.input if i.name not in initializers][:1]
@@ -82,9 +83,10 @@ def model_flops(path: Path, input_size: tuple[int, int]) -> ModelFlops:
     ]
     if unknown:  # shapes computed at run time (insightface's Resize of Shape → Gather): one frame through ORT
         shapes |= _run_shapes(inferred, source.name, (1, channels, *input_size), list(dict.fromkeys(unknown)))
-    flops = 0.0
+    counted: dict[str, float] = {}
     for node in inferred.graph.node:
-        out = shapes.get(node.output[0]) if node.output else None
+        flops = 0.0
+        out = shapes.get(node.output[0]) if node.output and node.op_type in COUNTED else None
         if out is None:
             continue
         if node.op_type in ("Conv", "ConvTranspose") and len(node.input) > 1:
@@ -105,7 +107,13 @@ def model_flops(path: Path, input_size: tuple[int, int]) -> ModelFlops:
             a = shapes.get(node.input[0])
             if a is not None:
                 flops += 2.0 * int(np.prod(out)) * a[-1]
-    return ModelFlops(flops, input_size)
+        counted[node.name or node.output[0]] = flops
+    return counted
+
+
+def model_flops(path: Path, input_size: tuple[int, int]) -> ModelFlops:
+    """FLOPs per frame of the ONNX file at ``path`` for an [1, C, H, W] input of ``input_size``."""
+    return ModelFlops(sum(node_flops(path, input_size).values()), input_size)
 
 
 def flops_per_frame(path: Path, input_size: tuple[int, int]) -> float | None:

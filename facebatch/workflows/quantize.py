@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,13 @@ import onnx
 from facebatch.configs.model_file import ModelFile, default_artifact, read_model_file
 from facebatch.configs.precision import INT8_MIN_COSINE, Precision
 from facebatch.configs.spec_io import spec_to_dict
+from facebatch.engines.bench.flops import node_flops
 from facebatch.engines.bench.job import BenchOptions, bench_models
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.report import BenchReport
 from facebatch.engines.build.int8 import Int8Quantization, calibration_hash, quantize_to_int8, stamp_int8
-from facebatch.engines.build.int8_recipes import RECIPES, RECIPES_FOR_CPU, Int8Recipe
+from facebatch.engines.build.int8_mixed import search_int8_nodes
+from facebatch.engines.build.int8_recipes import RECIPES, RECIPES_FOR_CPU, Int8Recipe, mixed_recipe
 from facebatch.engines.pipeline.face_pipeline import ImageFaces, PipelineSettings, open_pipeline
 from facebatch.engines.pipeline.preprocess import blob_from_images, load_image, proof_frames
 from facebatch.engines.runners.registry import RunnerOptions, onnx_runner
@@ -60,6 +63,10 @@ DETECTOR_MAX_DROP = 0.0  # labelled recall may not drop
 UNLABELLED_MAX_MISSED = 0.05  # without labels: the share of FP32's faces the INT8 model may miss
 EMBEDDER_MAX_DROP = 1.0 - INT8_MIN_COSINE
 MAX_CALIBRATION_FACES = 256
+# A mixed search keeps a layer in INT8 only while the worst face keeps a fifth of the allowed drop unused
+# (min cosine 0.992 for the gate's 0.99): the search and the gate see the same faces, and the margin
+# keeps the choice from fitting them to the last digit.
+MIXED_MARGIN = 0.8
 VERIFY_BATCH_SIZES = (
     1,
     2,
@@ -82,6 +89,7 @@ class QuantizeOptions:
         default_factory=lambda: Budget(warmup=QUANTIZE_BENCH_WARMUP_S, seconds=QUANTIZE_BENCH_SECONDS)
     )
     threads: int | None = None
+    mixed: bool = False  # embedders no recipe passes: search the layers that can run in INT8 (int8_mixed)
 
     def __post_init__(self) -> None:
         if not self.photos:
@@ -116,6 +124,10 @@ class QuantizeResult:
     @property
     def passed(self) -> bool:
         return not self.failures
+
+    def mixed_would_help(self, options: QuantizeOptions) -> bool:
+        """A refused embedder that a mixed search (``QuantizeOptions.mixed``) has not been tried on."""
+        return not self.passed and not options.mixed and isinstance(self.accuracy, EmbedderAccuracy)
 
     @property
     def sidecar(self) -> Path:
@@ -410,30 +422,55 @@ def quantize_int8(source: Path, options: QuantizeOptions, out: Path | None = Non
     with draft(out, "-o") as candidate:
         best = None
         tried = []
-        for recipe in options.candidates(cpu_class):
-            with step(f"quantise {source.name} to INT8 ({recipe.name}, calibrated on {len(calibration)} frames)"):
+
+        def attempt(recipe: Int8Recipe, int8_nodes: Sequence[str] = (), folder: str = "", quiet: bool = False) -> tuple:
+            """One candidate: quantised the ``recipe`` way, saved under its final name, judged."""
+            label = f"quantise {source.name} to INT8 ({recipe.name}, calibrated on {len(calibration)} frames)"
+            with nullcontext() if quiet else step(label):
                 quantization = quantize_to_int8(
-                    source, spec, calibration, options.per_channel, accepted, recipe, cpu_class
+                    source, spec, calibration, options.per_channel, accepted, recipe, cpu_class, int8_nodes
                 )
-            scratch = candidate.folder / recipe.name / out.name  # under its final name: bench and reports name it
-            scratch.parent.mkdir()
+            scratch = candidate.folder / (folder or recipe.name) / out.name  # its final name: bench and reports name it
+            scratch.parent.mkdir(exist_ok=True)
             onnx.save(stamp_int8(quantization, target.props, source.name, target.sha256, calibration_sha), scratch)
-            with step(f"compare the INT8 model ({recipe.name}) with FP32 on the photos"):
+            with nullcontext() if quiet else step(f"compare the INT8 model ({recipe.name}) with FP32 on the photos"):
                 accuracy, failures, limits = _judge(
                     read_model_file(scratch), reference, faces, frames if faces else None, photos, options.max_drop
                 )
+            return quantization, scratch, accuracy, failures, limits
+
+        def keep(found: tuple) -> None:
+            nonlocal best
+            quantization, _, accuracy, failures, _ = found
             tried.append(
                 {
-                    "recipe": recipe.name,
-                    "description": recipe.describe(),
+                    "recipe": quantization.recipe.name,
+                    "description": quantization.recipe.describe(),
                     "passed": not failures,
                     "summary": _summary(accuracy, failures),
                     "accuracy": accuracy.to_dict(),
                 }
             )
             if best is None or _rank(accuracy, failures) > _rank(best[2], best[3]):
-                best = (quantization, scratch, accuracy, failures, limits)
+                best = found
+
+        for recipe in options.candidates(cpu_class):
+            keep(attempt(recipe))
         assert best is not None  # every CPU class has candidates
+        mixed_note = ""
+        if best[3] and options.mixed and accepted is not None:
+            recipe = mixed_recipe(best[0].recipe)
+
+            def passes(int8_nodes: Sequence[str]) -> bool:
+                _, _, accuracy, failures, _ = attempt(recipe, int8_nodes, folder="search", quiet=True)
+                return not failures and accuracy.min_cosine >= 1.0 - MIXED_MARGIN * (1.0 - accepted)
+
+            search = search_int8_nodes(node_flops(source, spec.input_size), passes)
+            if search.int8_nodes:
+                keep(attempt(recipe, search.int8_nodes))
+                mixed_note = f"{recipe.name}: {search.describe()}"
+            else:
+                mixed_note = f"{recipe.name}: no layer can run in INT8 within the gate (searched {search.steps})"
         quantization, scratch, accuracy, failures, limits = best
         # the proof convert gives FP16 files: verify --strict against the source, at the INT8 spec's tolerances
         batches = (
@@ -450,9 +487,12 @@ def quantize_int8(source: Path, options: QuantizeOptions, out: Path | None = Non
         )
         if len(tried) > 1:
             result.notes.append(
-                f"tried {', '.join(t['recipe'] for t in tried)} (the candidates for {cpu_class} CPUs); "
-                f"kept {quantization.recipe.name}, the most accurate"
+                f"tried {', '.join(t['recipe'] for t in tried)} (the candidates for {cpu_class} CPUs"
+                f"{', then a mixed search' if mixed_note else ''}); kept {quantization.recipe.name}, "
+                + ("the most accurate" if not mixed_note else "passing the gate first, then the most accurate")
             )
+        if mixed_note:
+            result.notes.append(mixed_note)
         if options.bench:
             bench_options = BenchOptions(
                 backends=options.bench_backends,
