@@ -249,9 +249,9 @@ def add_lanes_argument(group) -> None:  # an argparse group or parser
         "--lanes",
         type=int,
         metavar="N",
-        help="pipelines side by side on ort-cpu, each with its own runtimes, reading and running its own "
-        "photos (default: one per physical core, up to 8, each runtime on the cores over the lanes; other "
-        "backends run one); with more than one, --workers is not used",
+        help="pipelines side by side on the CPU backends (ort-cpu, openvino), each with its own runtimes, reading "
+        "and running its own photos (default: one per physical core, up to 8, each runtime on the cores over the "
+        "lanes; GPU backends run one); with more than one, --workers is not used",
     )
 
 
