@@ -178,11 +178,17 @@ class PeakEstimate:
         """Whether the measured FP32 product beat the nominal figure (and so is the peak)."""
         return self.measured_gemm is not None and self.measured_gemm > self.nominal_flops_per_second
 
-    def share(self, ops: float, per_second: float, precision: str = "fp32") -> float | None:
+    def share(self, ops: float, per_second: float, precision: str = "fp32", fp32_ops: float = 0.0) -> float | None:
         """The fraction of the ceiling for ``precision`` that ``ops`` operations (FLOPs per frame, say)
-        ``per_second`` times a second use; None where that ceiling was not measured."""
+        ``per_second`` times a second use; None where that ceiling was not measured. ``fp32_ops``: the
+        part of an INT8 model's ``ops`` that its recipe keeps in FP32, set against the FP32 peak (the
+        share is then the time the two ceilings allow over the time taken)."""
         ceiling = self.ops_per_second(precision)
-        return None if ceiling is None else ops * per_second / ceiling
+        if ceiling is None:
+            return None
+        if "int8" not in precision or not fp32_ops:
+            return ops * per_second / ceiling
+        return ((ops - fp32_ops) / ceiling + fp32_ops / self.flops_per_second) * per_second
 
     def ops_per_second(self, precision: str) -> float | None:
         """The ceiling a model of ``precision`` runs against: INT8 the measured integer product (None where

@@ -12,6 +12,7 @@ that is more; the 8-bit product measured for INT8).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -114,6 +115,25 @@ def node_flops(path: Path, input_size: tuple[int, int]) -> dict[str, float]:
 def model_flops(path: Path, input_size: tuple[int, int]) -> ModelFlops:
     """FLOPs per frame of the ONNX file at ``path`` for an [1, C, H, W] input of ``input_size``."""
     return ModelFlops(sum(node_flops(path, input_size).values()), input_size)
+
+
+def kept_fp32_flops(path: Path, input_size: tuple[int, int]) -> float:
+    """FLOPs per frame of the layers an INT8 file's recipe keeps in FP32 (named in its quantisation
+    metadata: the input convolutions, or a mixed search's choice); 0 for any other file, or where the
+    graph cannot be counted (``flops_per_frame`` warns about that)."""
+    model = onnx.load(str(path), load_external_data=False)
+    props = {p.key: p.value for p in model.metadata_props}
+    try:
+        kept = json.loads(props.get("quantization", "{}")).get("kept_fp32", [])
+    except (ValueError, AttributeError):
+        return 0.0
+    if not kept:
+        return 0.0
+    try:
+        per_node = node_flops(path, input_size)
+    except FacebatchError:
+        return 0.0
+    return sum(per_node.get(name, 0.0) for name in kept)
 
 
 def flops_per_frame(path: Path, input_size: tuple[int, int]) -> float | None:

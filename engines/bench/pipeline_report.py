@@ -91,6 +91,7 @@ class PipelineBenchReport:
     recall: dict[str, tuple[int, int]] = field(default_factory=dict)  # per run: labelled faces found, labelled
     recall_reference: str | None = None  # the run whose labelled recall ours must keep (when unlike it)
     precisions: dict[str, dict[str, str]] = field(default_factory=dict)  # per run: detector's, embedder's (else fp32)
+    fp32_flops: dict[str, dict[str, float]] = field(default_factory=dict)  # per run: of an INT8 model, what stays FP32
 
     def contender(self, name: str) -> Contender | None:
         return next((c for c in self.contenders if c.name == name), None)
@@ -121,9 +122,12 @@ class PipelineBenchReport:
         (an INT8 detector against the 8-bit product, an FP32 embedder against the FP32 peak)."""
         if self.peak is None or len(self.flops) < 2:  # both models counted
             return None
-        precisions = self.precisions.get(contender.name, {})
+        precisions, kept = self.precisions.get(contender.name, {}), self.fp32_flops.get(contender.name, {})
         rates = {"detector": contender.images_per_second, "embedder": contender.faces_per_second}
-        shares = [self.peak.share(self.flops[role], rate, precisions.get(role, "fp32")) for role, rate in rates.items()]
+        shares = [
+            self.peak.share(self.flops[role], rate, precisions.get(role, "fp32"), kept.get(role, 0.0))
+            for role, rate in rates.items()
+        ]
         return None if None in shares else sum(shares)
 
     def process_ratio_of(self, process: ProcessTime) -> float | None:
@@ -196,6 +200,7 @@ class PipelineBenchReport:
             "peak": self.peak.to_dict() if self.peak else None,
             "share_of_peak": {c.name: self.share_of_peak(c) for c in self.contenders},
             "precisions": self.precisions,
+            "fp32_flops": self.fp32_flops,
             "passed": self.passed,
             "notes": self.notes,
             "options": self.options,

@@ -30,6 +30,7 @@ class BenchRun:
     timings: list[BatchTiming] = field(default_factory=list)
     flops_per_frame: float | None = None  # engines/bench/flops.py: Conv/Gemm/MatMul multiply-adds × 2
     on_cpu: bool = True  # whether the CPU's peak is what it runs against
+    fp32_flops_per_frame: float = 0.0  # of an INT8 file, the part its recipe keeps in FP32
 
     def timing(self, batch: int) -> BatchTiming | None:
         return next((t for t in self.timings if t.batch == batch), None)
@@ -52,6 +53,7 @@ class BenchRun:
             "hardware": self.hardware,
             "timings": [t.to_dict() for t in self.timings],
             "flops_per_frame": self.flops_per_frame,
+            "fp32_flops_per_frame": self.fp32_flops_per_frame,
             "on_cpu": self.on_cpu,
         }
 
@@ -60,7 +62,7 @@ class BenchRun:
         either is unknown)."""
         if peak is None or not self.on_cpu or not self.flops_per_frame:
             return None
-        return peak.share(self.flops_per_frame, timing.fps, self.precision)
+        return peak.share(self.flops_per_frame, timing.fps, self.precision, self.fp32_flops_per_frame)
 
 
 @dataclass

@@ -81,3 +81,23 @@ def test_a_real_pipeline_uses_less_than_the_peak(real_detector: Path, models_dir
             runner.infer({source.name: frame})
             seconds = min(runner.infer({source.name: frame}) and runner.last_inference_seconds for _ in range(5))
         assert 0 < peak.share(model_flops(path, size).flops, 1 / seconds) < 1, path.name
+
+
+def test_an_int8_files_fp32_layers_are_counted_from_its_metadata(small_detector: Path, photos: list[Path], tmp_path):
+    import onnx
+
+    from facebatch.configs.model_file import read_model_file
+    from facebatch.engines.bench.flops import kept_fp32_flops, node_flops
+    from facebatch.engines.build.int8 import quantize_to_int8, stamp_int8
+    from facebatch.engines.build.int8_recipes import RECIPES
+    from facebatch.engines.pipeline.preprocess import proof_frames
+
+    model = read_model_file(small_detector)
+    frames = proof_frames(2, 64, 64, model.spec.normalize, photos)
+    made = quantize_to_int8(small_detector, model.spec, frames, recipe=RECIPES["u8s8-input-fp32"])
+    int8 = tmp_path / "small_int8.onnx"
+    onnx.save(stamp_int8(made, model.props, small_detector.name, model.sha256, "0" * 64), int8)
+    per_node = node_flops(small_detector, (64, 64))
+    assert made.kept_fp32 and kept_fp32_flops(int8, (64, 64)) == sum(per_node[n] for n in made.kept_fp32) > 0
+    assert sum(per_node.values()) == model_flops(small_detector, (64, 64)).flops
+    assert kept_fp32_flops(small_detector, (64, 64)) == 0.0  # an FP32 file keeps nothing "in FP32"

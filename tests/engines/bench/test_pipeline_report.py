@@ -77,3 +77,13 @@ def test_an_int8_detector_is_set_against_the_integer_ceiling():
     assert made.share_of_peak(made.contender(INSIGHTFACE)) == pytest.approx((4 * 5 + 40 * 0.5) / 200)
     unmeasured = report(peak=PeakEstimate(2, 2.5, 32, "AVX2 + FMA"), flops=made.flops, precisions=made.precisions)
     assert unmeasured.share_of_peak(unmeasured.contender(OURS)) is None  # no INT8 ceiling is guessed
+
+
+def test_an_int8_models_fp32_layers_are_set_against_the_fp32_peak():
+    peak = PeakEstimate(2, 2.5, 32, "AVX2 + FMA", measured_gemm=200e9, measured_int8_gemm=800e9)
+    made = report(peak=peak, flops={"detector": 5e9, "embedder": 0.5e9})
+    made.precisions = {OURS: {"detector": "int8", "embedder": "int8"}}
+    made.fp32_flops = {OURS: {"detector": 0.0, "embedder": 0.1e9}}  # a mixed embedder: a fifth kept FP32
+    # 10 photos/s × 5 GFLOPs of 800 GOPS + 100 faces/s × (0.4 GOPs of 800 + 0.1 GFLOPs of 200)
+    assert made.share_of_peak(made.contender(OURS)) == pytest.approx(50 / 800 + 40 / 800 + 10 / 200)
+    assert peak.share(0.5e9, 100, "fp32", fp32_ops=0.1e9) == pytest.approx(50 / 200)  # FP32 files: all of it FP32
