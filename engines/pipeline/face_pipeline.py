@@ -51,9 +51,12 @@ from facebatch.errors import FacebatchError, SpecError
 PREFETCH_BATCHES = 2  # how many detection batches the readers may run ahead
 LANE_CHUNKS_AHEAD = 2  # with lanes: chunks of photos per lane that may be done before the caller takes them
 LANE_MIN_CHUNKS = 4  # with lanes: chunks are made small enough that each lane gets at least this many
-# where lanes pay: the CPU runtimes (OpenVINO's threads unpinned: pinned, two lanes ran 7.0 photos/s against 12.1, one
-# lane 12.6); GPU backends run one lane
+# where lanes run: the CPU runtimes (OpenVINO's threads unpinned: pinned, two lanes ran 7.0 photos/s against 12.1, one
+# lane 12.6); GPU backends run one lane. By default only onnxruntime's: OpenVINO lanes gain on 12 MP photos (9.9
+# photos/s against 8.9) but not on the fixtures (22.6-23.2 against 22.3-26.0, INT8), and each lane compiles its own
+# models (the first photo of `embed` 2.1 s instead of 1.2), so there they are asked for (--lanes)
 LANE_BACKENDS = ("ort-cpu", "openvino")
+DEFAULT_LANE_BACKENDS = ("ort-cpu",)
 MAX_DEFAULT_LANES = 8
 # with reduced_decode, a face is warped from the reduced image when its crop enlarges it at most this much, else from
 # the finest decode it needs (1/2, or whole). Measured on the 17 fixture photos upscaled to 4000 px, warping from the
@@ -106,7 +109,8 @@ class PipelineSettings:
     # never the default
     reduced_decode: bool = False
     # pipelines side by side, each with its own runtimes, reading and running its own photos (None: lane_plan's
-    # default, one per physical core on the CPU backends); with more than one, read_workers is not used
+    # default, one per physical core on ort-cpu; openvino runs them when asked); with more than one, read_workers is
+    # not used
     lanes: int | None = None
 
     def __post_init__(self) -> None:
@@ -573,11 +577,10 @@ def lane_plan(lanes: int | None, backend: str, threads: int | None) -> tuple[int
     threads ran 7.7 (its readers pre-empt one of the runtime's two threads, and every operator waits
     for it); on the fixture photos each twice 12.8 against 11.1, on them once even (one photo holds
     most faces; docs/pipeline.md, lever 4). ``--threads`` alone sets the lanes to the cores it leaves
-    (cores // threads); ``--lanes`` alone shares the cores among them. OpenVINO the same (12 MP photos:
-    9.9 photos/s against 8.9 for one lane; the fixtures even); GPU backends run one lane
-    (``LANE_BACKENDS``). Beyond ``MAX_DEFAULT_LANES`` cores the lanes' runtimes share them as threads
+    (cores // threads); ``--lanes`` alone shares the cores among them. OpenVINO runs lanes when asked
+    (``DEFAULT_LANE_BACKENDS``), GPU backends one (``LANE_BACKENDS``). Beyond ``MAX_DEFAULT_LANES`` cores the lanes' runtimes share them as threads
     (not measured here: more lanes hold more sessions in memory; ``bench --pipeline --lanes`` tells)."""
-    if backend not in LANE_BACKENDS:
+    if backend not in LANE_BACKENDS or (lanes is None and backend not in DEFAULT_LANE_BACKENDS):
         return 1, threads
     cores = physical_cores()
     if lanes is None:

@@ -250,8 +250,8 @@ def add_lanes_argument(group) -> None:  # an argparse group or parser
         type=int,
         metavar="N",
         help="pipelines side by side on the CPU backends (ort-cpu, openvino), each with its own runtimes, reading "
-        "and running its own photos (default: one per physical core, up to 8, each runtime on the cores over the "
-        "lanes; GPU backends run one); with more than one, --workers is not used",
+        "and running its own photos (default on ort-cpu: one per physical core, up to 8, each runtime on the cores "
+        "over the lanes; openvino and the GPU backends run one); with more than one, --workers is not used",
     )
 
 

@@ -75,7 +75,8 @@ def test_the_lane_plan_shares_the_cores():
     cores = physical_cores()
     assert lane_plan(None, "ort-cpu", None) == (min(8, cores), max(1, cores // min(8, cores)))
     assert lane_plan(None, "ort-cpu", 1) == (min(8, cores), 1)
-    assert lane_plan(None, "openvino", None) == lane_plan(None, "ort-cpu", None)
+    assert lane_plan(None, "openvino", None) == (1, None)  # by default one lane: each lane compiles its models
+    assert lane_plan(2, "openvino", None) == (2, max(1, cores // 2))  # asked for: the cores shared
     assert lane_plan(None, "ort-cpu", cores) == (1, cores)  # --threads alone: the lanes the cores leave
     assert lane_plan(3, "ort-cpu", None) == (3, max(1, cores // 3))  # --lanes alone: the cores shared
     assert lane_plan(None, "ort-cuda", None) == (1, None) and lane_plan(3, "trt", 4) == (1, 4)
