@@ -127,11 +127,13 @@ def quantize(
     *,
     detector: PathLike | None = None,
     bench: bool = False,
+    mixed: bool = False,
 ) -> QuantizeResult:
     """``facebatch quantize``: the CPU INT8 ONNX calibrated on ``photos``, written only when its
-    accuracy gate passes; embedders need the ``detector`` that finds the faces."""
+    accuracy gate passes; embedders need the ``detector`` that finds the faces, and with ``mixed``
+    one that fails wholly in INT8 keeps FP32 only the layers the gate needs (``--mixed``)."""
     options = QuantizeOptions(
-        photos=_photos(photos), detector=None if detector is None else Path(detector), bench=bench
+        photos=_photos(photos), detector=None if detector is None else Path(detector), bench=bench, mixed=mixed
     )
     return quantize_int8(Path(model), options, None if out is None else Path(out))
 

@@ -54,7 +54,7 @@ LANE_MIN_CHUNKS = 4  # with lanes: chunks are made small enough that each lane g
 # where lanes run: the CPU runtimes (OpenVINO's threads unpinned: pinned, two lanes ran 7.0 photos/s against 12.1, one
 # lane 12.6); GPU backends run one lane. By default only onnxruntime's: OpenVINO lanes gain on 12 MP photos (9.9
 # photos/s against 8.9) but not on the fixtures (22.6-23.2 against 22.3-26.0, INT8), and each lane compiles its own
-# models (the first photo of `embed` 2.1 s instead of 1.2), so there they are asked for (--lanes)
+# models (the first photo of `embed --precision int8` 1.9-2.1 s instead of 1.2-1.4), so there they are asked for
 LANE_BACKENDS = ("ort-cpu", "openvino")
 DEFAULT_LANE_BACKENDS = ("ort-cpu",)
 MAX_DEFAULT_LANES = 8
