@@ -278,13 +278,29 @@ class Gallery:
                     f"another 'facebatch index' is writing {self.root}; wait for it, or pass another --out"
                 ) from None
             self._remove_uncommitted()
-            yield self
+            try:
+                yield self
+            except BaseException:
+                self._drop_shards_not_on_disk_manifest()
+                raise
         finally:
             if not (self.root / MANIFEST).exists():  # nothing committed: leave no lock in a folder that is no gallery
                 (self.root / LOCK).unlink(missing_ok=True)
                 with contextlib.suppress(OSError):
                     self.shard_folder.rmdir()  # empty unless a shard was written (then the next run removes it)
             handle.close()
+
+    def _drop_shards_not_on_disk_manifest(self) -> None:
+        """An interrupted writer (a signal, an error) may stop between a shard's write and the manifest
+        that names it: that shard goes now, so that what stays is what was committed. The manifest on
+        disk decides (the one in memory may already name a shard whose save never finished)."""
+        try:
+            named = {s.name for s in read_manifest(self.root).shards} if (self.root / MANIFEST).exists() else set()
+        except GalleryError:
+            return  # never guess over a manifest that cannot be read: the next run says what is wrong
+        for path in self.shard_folder.glob("*"):
+            if path.is_file() and path.name not in named:
+                path.unlink(missing_ok=True)
 
     def _remove_uncommitted(self) -> None:
         """Shard files the manifest does not name (a killed run's), and Ray's staging folders."""

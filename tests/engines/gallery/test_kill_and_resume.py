@@ -108,3 +108,24 @@ def test_a_killed_run_loses_nothing_committed_and_the_next_one_finishes(
     assert set(again) == set(uninterrupted)
     assert min(float(again[k] @ uninterrupted[k]) for k in again) > 0.9999
     assert GallerySearch(out).index.ntotal == len(uninterrupted) == 188
+
+
+def test_a_writer_stopped_between_a_shards_write_and_its_commit_leaves_no_stray_shard(
+    enrolled: Path, tmp_path: Path, monkeypatch
+):
+    import shutil
+
+    out = tmp_path / "gallery"
+    shutil.copytree(enrolled, out)
+    gallery = Gallery.open(out)
+    committed = sorted(p.name for p in (out / "shards").iterdir())
+    table = gallery.read_shard(0)
+
+    def stopped() -> None:  # the signal, as the interrupt handler raises it, before the manifest is saved
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gallery, "save", stopped)
+    with pytest.raises(KeyboardInterrupt), gallery.writing():
+        gallery.commit([gallery.write_shard(table)], {})
+    assert sorted(p.name for p in (out / "shards").iterdir()) == committed  # the written shard went with it
+    assert [s.name for s in Gallery.open(out).manifest.shards] == committed
