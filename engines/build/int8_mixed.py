@@ -6,8 +6,9 @@ and no single layer is to blame: left FP32 one at a time, none of its 51 convolu
 minimum by more than 0.012. The search therefore builds the INT8 set up instead of pruning it:
 the layers by arithmetic, largest first, each kept in INT8 if the model still passes with it.
 On mobilefacenet_128d that puts 80 % of the arithmetic (35 of 51 convolutions) in INT8 at min
-cosine 0.992, and OpenVINO runs it 1.5x faster than FP32 (onnxruntime as fast as FP32: its
-conversions at every FP32/INT8 boundary eat the gain).
+cosine 0.992; OpenVINO runs it 1.5x faster than FP32, onnxruntime 1.0-1.5x from one run to the
+next (its conversions at every FP32/INT8 boundary cost what its integer kernels gain when the
+machine is slow).
 """
 
 from __future__ import annotations
