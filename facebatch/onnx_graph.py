@@ -18,6 +18,9 @@ from onnx import numpy_helper
 
 from facebatch.filetypes import file_kind
 
+# the operators that carry a network's arithmetic (counted by the FLOPs, chosen among by mixed INT8)
+COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
 DimValue = int | str | None  # a fixed size, a symbol, or unknown
 
 

@@ -23,6 +23,7 @@ from onnx import shape_inference
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeIntermediateRunner, OnnxRuntimeRunner
 from facebatch.environment import PeakEstimate, estimated_peak, int8_cpu_class
 from facebatch.errors import FacebatchError, SpecError
+from facebatch.onnx_graph import COMPUTE_OPS
 from facebatch.progress import warn
 
 
@@ -42,9 +43,6 @@ def _dims(value: onnx.ValueInfoProto) -> list[int] | None:
     shape = value.type.tensor_type.shape
     dims = [d.dim_value if d.HasField("dim_value") else 0 for d in shape.dim]
     return dims if dims and all(d > 0 for d in dims) else None
-
-
-COUNTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
 def _run_shapes(model: onnx.ModelProto, source: str, shape: tuple[int, ...], names: list[str]) -> dict[str, list[int]]:
@@ -78,7 +76,7 @@ def node_flops(path: Path, input_size: tuple[int, int]) -> dict[str, float]:
     unknown = [
         name
         for node in inferred.graph.node
-        if node.op_type in COUNTED
+        if node.op_type in COMPUTE_OPS
         for name in (*node.input[:1], *node.output[:1])
         if shapes.get(name) is None
     ]
@@ -87,7 +85,7 @@ def node_flops(path: Path, input_size: tuple[int, int]) -> dict[str, float]:
     counted: dict[str, float] = {}
     for node in inferred.graph.node:
         flops = 0.0
-        out = shapes.get(node.output[0]) if node.output and node.op_type in COUNTED else None
+        out = shapes.get(node.output[0]) if node.output and node.op_type in COMPUTE_OPS else None
         if out is None:
             continue
         if node.op_type in ("Conv", "ConvTranspose") and len(node.input) > 1:

@@ -52,10 +52,9 @@ from facebatch.configs.spec_io import SPEC_PROP, spec_to_dict
 from facebatch.engines.build.int8_recipes import ACTIVATIONS, RECIPES, Int8Recipe
 from facebatch.engines.runners.onnxruntime_runner import onnxruntime_quiet
 from facebatch.errors import ExportError
-from facebatch.onnx_graph import io_dims
+from facebatch.onnx_graph import COMPUTE_OPS, io_dims
 
 CALIBRATION_BATCH = 8  # frames per calibration call
-COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")  # what a mixed recipe chooses among
 MIN_OPSET = 13
 QUANT_FORMAT = "QDQ"
 
@@ -125,9 +124,8 @@ def _at_least_opset(source: Path, upgraded: Path) -> Path:
     return upgraded
 
 
-def _input_convs(model_path: Path) -> list[str]:
+def _input_convs(model: onnx.ModelProto) -> list[str]:
     """The Conv nodes that read a graph input directly (named: quantize_static excludes by name)."""
-    model = onnx.load(str(model_path), load_external_data=False)
     inputs = {i.name for i in model.graph.input} - {i.name for i in model.graph.initializer}
     return [n.name for n in model.graph.node if n.op_type == "Conv" and n.input and n.input[0] in inputs and n.name]
 
@@ -135,11 +133,10 @@ def _input_convs(model_path: Path) -> list[str]:
 ACTIVATIONS_FUSED = ("Relu", "Clip")
 
 
-def _with_activations(model_path: Path, names: Sequence[str]) -> list[str]:
+def _with_activations(model: onnx.ModelProto, names: Sequence[str]) -> list[str]:
     """``names`` and the Relu/Clip nodes that read their outputs. Quantised without its activation, a
     conv's output is quantised before it, over the wide pre-activation range: mobilefacenet_128d with
     80 % of its arithmetic in INT8 fell from min cosine 0.992 to 0.959 on the fixture faces."""
-    model = onnx.load(str(model_path), load_external_data=False)
     chosen = set(names)
     outputs = {out for node in model.graph.node if node.name in chosen for out in node.output}
     followers = [
@@ -185,14 +182,13 @@ def quantize_to_int8(
             # shape inference only: our graphs are simplified already (onnxsim folds BatchNorm into Conv), and
             # onnxruntime's optimiser would print its notes to stderr before our lines
             quant_pre_process(str(source), str(prepared), skip_optimization=True, skip_symbolic_shape=False)
-            kept = _input_convs(prepared) if recipe.input_convs_fp32 else []
-            only = _with_activations(prepared, int8_nodes) if recipe.mixed else None
-            if recipe.mixed:
-                kept = [
-                    n.name
-                    for n in onnx.load(str(prepared)).graph.node
-                    if n.op_type in COMPUTE_OPS and n.name not in int8_nodes
-                ]
+            graph = onnx.load(str(prepared), load_external_data=False)
+            if recipe.mixed:  # only the chosen nodes are quantised; the other compute nodes are recorded as kept
+                only, excluded = _with_activations(graph, int8_nodes), []
+                kept = [n.name for n in graph.graph.node if n.op_type in COMPUTE_OPS and n.name not in int8_nodes]
+            else:
+                only, excluded = None, _input_convs(graph) if recipe.input_convs_fp32 else []
+                kept = excluded
             weights = QuantType.QUInt8 if recipe.weights == "uint8" else QuantType.QInt8
             quantize_static(
                 str(prepared),
@@ -203,7 +199,7 @@ def quantize_to_int8(
                 reduce_range=recipe.reduce_range,
                 activation_type=QuantType.QUInt8,
                 weight_type=weights,
-                nodes_to_exclude=[] if recipe.mixed else kept,
+                nodes_to_exclude=excluded,
                 nodes_to_quantize=only,
             )
         except Exception as exc:  # onnxruntime's tools raise their own and plain exceptions
