@@ -33,6 +33,7 @@ class ModelFlops:
 
     flops: float
     input_size: tuple[int, int]
+    kept_fp32: float = 0.0  # of an INT8 file, what its recipe keeps in FP32 (set against the FP32 peak)
 
     @property
     def gflops(self) -> float:
@@ -110,35 +111,31 @@ def node_flops(path: Path, input_size: tuple[int, int]) -> dict[str, float]:
     return counted
 
 
-def model_flops(path: Path, input_size: tuple[int, int]) -> ModelFlops:
-    """FLOPs per frame of the ONNX file at ``path`` for an [1, C, H, W] input of ``input_size``."""
-    return ModelFlops(sum(node_flops(path, input_size).values()), input_size)
-
-
-def kept_fp32_flops(path: Path, input_size: tuple[int, int]) -> float:
-    """FLOPs per frame of the layers an INT8 file's recipe keeps in FP32 (named in its quantisation
-    metadata: the input convolutions, or a mixed search's choice); 0 for any other file, or where the
-    graph cannot be counted (``flops_per_frame`` warns about that)."""
+def _kept_fp32_names(path: Path) -> list[str]:
+    """The layers an INT8 file's recipe keeps in FP32, as its quantisation metadata names them (the
+    input convolutions, or a mixed search's choice); none for any other file."""
     model = onnx.load(str(path), load_external_data=False)
     props = {p.key: p.value for p in model.metadata_props}
     try:
         kept = json.loads(props.get("quantization", "{}")).get("kept_fp32", [])
     except (ValueError, AttributeError):
-        return 0.0
-    if not kept:
-        return 0.0
-    try:
-        per_node = node_flops(path, input_size)
-    except FacebatchError:
-        return 0.0
-    return sum(per_node.get(name, 0.0) for name in kept)
+        return []
+    return [name for name in kept if isinstance(name, str)] if isinstance(kept, list) else []
 
 
-def flops_per_frame(path: Path, input_size: tuple[int, int]) -> float | None:
+def model_flops(path: Path, input_size: tuple[int, int]) -> ModelFlops:
+    """FLOPs per frame of the ONNX file at ``path`` for an [1, C, H, W] input of ``input_size``, and
+    the part of them an INT8 file keeps in FP32."""
+    per_node = node_flops(path, input_size)
+    kept = sum(per_node.get(name, 0.0) for name in _kept_fp32_names(path))
+    return ModelFlops(sum(per_node.values()), input_size, kept)
+
+
+def flops_per_frame(path: Path, input_size: tuple[int, int]) -> ModelFlops | None:
     """``model_flops`` for a report: None, with a warning, where the graph cannot be counted (the
     benchmark itself goes on)."""
     try:
-        return model_flops(path, input_size).flops
+        return model_flops(path, input_size)
     except FacebatchError as exc:
         warn(f"{Path(path).name}: its FLOPs per frame are not counted, so no share of the CPU's peak is given ({exc})")
         return None

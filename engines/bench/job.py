@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from facebatch.configs.model_file import ModelFile, fix_command, read_model_file
-from facebatch.engines.bench.flops import flops_per_frame, kept_fp32_flops, measured_peak
+from facebatch.engines.bench.flops import flops_per_frame, measured_peak
 from facebatch.engines.bench.measure import Budget, measure_alternating, measure_batch
 from facebatch.engines.bench.published import PublishedTable, compare
 from facebatch.engines.bench.report import Baseline, BenchReport, BenchRun
@@ -142,8 +142,7 @@ def bench_models(models: Sequence[ModelFile], options: BenchOptions, make_runner
         for model in models:
             size = sizes[model.path]
             frames = model_frames(model, size, count, options.photos, options.seed)
-            flops = flops_per_frame(model.path, size)
-            kept_fp32 = kept_fp32_flops(model.path, size) if flops else 0.0
+            counted = flops_per_frame(model.path, size)
             for backend in options.backends:
                 with make_runner(backend, model, size, options.runner) as runner:
                     run = BenchRun(
@@ -155,9 +154,9 @@ def bench_models(models: Sequence[ModelFile], options: BenchOptions, make_runner
                         runner.precision,
                         runner.threads,
                         hardware(runner.provider, env),
-                        flops_per_frame=flops,
+                        flops_per_frame=counted.flops if counted else None,
                         on_cpu=not runs_on_gpu(runner.provider),
-                        fp32_flops_per_frame=kept_fp32,
+                        fp32_flops_per_frame=counted.kept_fp32 if counted else 0.0,
                     )
                     for batch in options.batch_sizes:
                         run.timings.append(measure_batch(runner, frames, batch, options.budget))

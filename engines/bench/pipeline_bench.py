@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from facebatch.configs.model_file import ModelFile
-from facebatch.engines.bench.flops import flops_per_frame, kept_fp32_flops, measured_peak
+from facebatch.engines.bench.flops import flops_per_frame, measured_peak
 from facebatch.engines.bench.insightface_peer import (
     COMPARE_HINT,
     InsightFacePeer,
@@ -226,11 +226,9 @@ def bench_pipeline(
         "detector": flops_per_frame(detector.path, size),
         "embedder": flops_per_frame(embedder.path, embedder.spec.input_size),
     }
-    report.flops = {role: flops for role, flops in counted.items() if flops is not None}
-    kept = {  # INT8 files' layers kept FP32 (insightface runs the FP32 sources: nothing to add)
-        "detector": kept_fp32_flops(detector.path, size) if "detector" in report.flops else 0.0,
-        "embedder": kept_fp32_flops(embedder.path, embedder.spec.input_size) if "embedder" in report.flops else 0.0,
-    }
+    report.flops = {role: flops.flops for role, flops in counted.items() if flops is not None}
+    # INT8 files' layers kept FP32 (insightface runs the FP32 sources: nothing to add)
+    kept = {role: flops.kept_fp32 for role, flops in counted.items() if flops is not None}
     report.fp32_flops = {OURS: kept, LOOP: kept}
     report.agreements.append(
         compare_runs(f"{OURS} vs {LOOP}", first[OURS], first[LOOP], SAME_RUNTIME_PIXELS, SAME_RUNTIME_COSINE)

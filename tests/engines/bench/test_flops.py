@@ -87,7 +87,7 @@ def test_an_int8_files_fp32_layers_are_counted_from_its_metadata(small_detector:
     import onnx
 
     from facebatch.configs.model_file import read_model_file
-    from facebatch.engines.bench.flops import kept_fp32_flops, node_flops
+    from facebatch.engines.bench.flops import node_flops
     from facebatch.engines.build.int8 import quantize_to_int8, stamp_int8
     from facebatch.engines.build.int8_recipes import RECIPES
     from facebatch.engines.pipeline.preprocess import proof_frames
@@ -98,6 +98,6 @@ def test_an_int8_files_fp32_layers_are_counted_from_its_metadata(small_detector:
     int8 = tmp_path / "small_int8.onnx"
     onnx.save(stamp_int8(made, model.props, small_detector.name, model.sha256, "0" * 64), int8)
     per_node = node_flops(small_detector, (64, 64))
-    assert made.kept_fp32 and kept_fp32_flops(int8, (64, 64)) == sum(per_node[n] for n in made.kept_fp32) > 0
+    assert made.kept_fp32 and model_flops(int8, (64, 64)).kept_fp32 == sum(per_node[n] for n in made.kept_fp32) > 0
     assert sum(per_node.values()) == model_flops(small_detector, (64, 64)).flops
-    assert kept_fp32_flops(small_detector, (64, 64)) == 0.0  # an FP32 file keeps nothing "in FP32"
+    assert model_flops(small_detector, (64, 64)).kept_fp32 == 0.0  # an FP32 file keeps nothing "in FP32"
