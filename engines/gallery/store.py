@@ -298,9 +298,13 @@ class Gallery:
             named = {s.name for s in read_manifest(self.root).shards} if (self.root / MANIFEST).exists() else set()
         except GalleryError:
             return  # never guess over a manifest that cannot be read: the next run says what is wrong
-        for path in self.shard_folder.glob("*"):
-            if path.is_file() and path.name not in named:
+        for path in self._shards_not_in(named):
+            if path.is_file():
                 path.unlink(missing_ok=True)
+
+    def _shards_not_in(self, named: set[str]) -> list[Path]:
+        """The files in shards/ that ``named`` (a manifest's shard names) does not hold."""
+        return [p for p in self.shard_folder.iterdir() if p.name not in named]
 
     def _remove_uncommitted(self) -> None:
         """Shard files the manifest does not name (a killed run's), and Ray's staging folders."""
@@ -308,8 +312,7 @@ class Gallery:
 
         from facebatch.progress import warn
 
-        named = {s.name for s in self.manifest.shards}
-        stale = [p for p in self.shard_folder.iterdir() if p.name not in named]
+        stale = self._shards_not_in({s.name for s in self.manifest.shards})
         stale += [p for p in self.root.glob(".ray-staging-*")]
         stale += [p for p in self.root.glob(f".{INDEX_FILE}.*.tmp")] + [p for p in self.root.glob(f".{MANIFEST}.*.tmp")]
         for path in stale:
