@@ -1,7 +1,9 @@
 """Atomic artifact writes: a temp file beside the target, then one rename.
 
 A failed run never leaves a half-written file where a good one stood, and never a
-temp file behind.
+temp file behind. The rename is durable: the file's data is flushed to disk before it is
+renamed and the folder after (``durable_replace``), so a power cut cannot leave a manifest that
+names a file whose bytes never reached the disk.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from facebatch.errors import OutputError
@@ -41,24 +43,99 @@ def ensure_writable_dir(directory: Path, flag: str = "--out") -> Path:
     return directory
 
 
+class InputFiles:
+    """The files a command reads, by device and inode: an output that is one of them (by its own
+    name, a link or another hard link) is refused. Built once; each test is one ``stat``."""
+
+    def __init__(self, paths: Iterable[Path] = ()) -> None:
+        self._ids: set[tuple[int, int]] = set()
+        for path in paths:
+            with contextlib.suppress(OSError):
+                info = os.stat(path)
+                self._ids.add((info.st_dev, info.st_ino))
+
+    def __contains__(self, path: object) -> bool:
+        try:
+            info = os.stat(path)  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            return False
+        return (info.st_dev, info.st_ino) in self._ids
+
+
+def _as_inputs(inputs: Iterable[Path] | InputFiles) -> InputFiles:
+    return inputs if isinstance(inputs, InputFiles) else InputFiles(inputs)
+
+
+def check_not_input(target: Path, flag: str, inputs: Iterable[Path] | InputFiles) -> None:
+    """Refuse an output ``target`` that is an existing folder or one of ``inputs`` (no other I/O)."""
+    target = Path(target)
+    if target.is_dir():
+        raise OutputError(f"{flag} {target} is an existing folder; name a file (e.g. {target / 'out'}{target.suffix})")
+    if target in _as_inputs(inputs):
+        raise OutputError(
+            f"{flag} {target} is one of the inputs; facebatch never overwrites an input: name another file"
+        )
+
+
+def check_output_file(target: Path, flag: str, inputs: Iterable[Path] | InputFiles = ()) -> Path:
+    """Refuse, before any work, an output file that cannot be what it should: an existing folder, one
+    of the command's ``inputs`` (facebatch never overwrites what it reads), or in a folder that cannot
+    be written. ``flag`` names the option that chose ``target``, so the message says what to change."""
+    target = Path(target)
+    check_not_input(target, flag, inputs)
+    ensure_writable_dir(target.parent if str(target.parent) else Path("."), flag)
+    return target
+
+
+def check_output_folder(folder: Path, flag: str, inputs: Iterable[Path] | InputFiles = ()) -> Path:
+    """Refuse, before any work, an output folder that cannot be written or holds one of ``inputs``
+    by a name the output would use (``check_not_input`` on each output file does that)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{flag} {folder} is a file; name a folder")
+    return ensure_writable_dir(folder, flag)
+
+
 @contextlib.contextmanager
-def atomic_path(target: Path, flag: str = "--out") -> Iterator[Path]:
-    """Yield a temp path beside ``target``; on success rename it over ``target``.
+def atomic_path(target: Path, flag: str = "--out", mode: int | None = None) -> Iterator[Path]:
+    """Yield a temp path beside ``target``; on success rename it over ``target`` (durably), with
+    ``mode`` (default: what the umask gives a new file).
 
     On any exception the temp file is removed and ``target`` is left untouched.
     """
-    target = Path(target)
-    ensure_writable_dir(target.parent, flag)
+    target = check_output_file(target, flag)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, file_mode())  # mkstemp makes 0600; artifacts get the usual mode
-        os.replace(tmp, target)
+        os.chmod(tmp, mode if mode is not None else file_mode())  # mkstemp makes 0600; artifacts get the usual mode
+        durable_replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to disk. A filesystem that cannot sync a folder
+    (some network and FUSE ones refuse) is left as it is: the rename itself still happened."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if Path(path).is_dir() else 0))
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not Path(path).is_dir():
+            raise
+    finally:
+        os.close(fd)
+
+
+def durable_replace(source: Path, target: Path) -> None:
+    """``os.replace`` with the data of ``source`` on disk before the rename and the rename itself
+    on disk after it (the folder synced): what a commit rename needs to survive a power cut."""
+    if Path(source).is_file():
+        fsync_path(source)
+    os.replace(source, target)
+    fsync_path(Path(target).parent)
 
 
 def _umask() -> int:
@@ -77,10 +154,10 @@ def dir_mode() -> int:
     return 0o777 & ~_umask()
 
 
-def write_bytes_atomic(target: Path, data: bytes, flag: str = "--out") -> None:
-    with atomic_path(target, flag) as tmp:
+def write_bytes_atomic(target: Path, data: bytes, flag: str = "--out", mode: int | None = None) -> None:
+    with atomic_path(target, flag, mode) as tmp:
         tmp.write_bytes(data)
 
 
-def write_text_atomic(target: Path, text: str, flag: str = "--out") -> None:
-    write_bytes_atomic(target, text.encode("utf-8"), flag)
+def write_text_atomic(target: Path, text: str, flag: str = "--out", mode: int | None = None) -> None:
+    write_bytes_atomic(target, text.encode("utf-8"), flag, mode)

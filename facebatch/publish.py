@@ -28,13 +28,13 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from facebatch.atomic import ensure_writable_dir, file_mode
+from facebatch.atomic import check_output_file, durable_replace, file_mode
 from facebatch.environment import environment, file_sha256
 from facebatch.leftovers import private_folder
 from facebatch.version import __version__
@@ -82,12 +82,12 @@ def sidecar_path(artifact: Path) -> Path:
 
 
 @contextlib.contextmanager
-def draft(target: Path, flag: str = "-o") -> Iterator[Draft]:
+def draft(target: Path, flag: str = "-o", inputs: Iterable[Path] = ()) -> Iterator[Draft]:
     """A private folder beside ``target`` for its candidate (and any scratch files); removed on
     leaving, whatever happened. ``flag`` names the option that chose ``target``, for the error
-    when its folder is not writable."""
-    target = Path(target)
-    ensure_writable_dir(target.parent, flag)
+    when it is a folder, one of the ``inputs`` or in a folder that is not writable (workflows
+    call ``check_output_file`` before their work too: this is the backstop)."""
+    target = check_output_file(Path(target), flag, inputs)
     folder = private_folder(target.parent, f".{target.name}{DRAFT_MARK}")  # removes those killed runs left
     try:
         yield Draft(target, folder)
@@ -136,9 +136,9 @@ def publish(
     for path in (candidate.path, staged_sidecar):
         os.chmod(path, file_mode())
     crash_point(DRAFTED)
-    os.replace(candidate.path, candidate.target)
+    durable_replace(candidate.path, candidate.target)
     crash_point(ARTIFACT_RENAMED)
-    os.replace(staged_sidecar, candidate.sidecar_target)
+    durable_replace(staged_sidecar, candidate.sidecar_target)
     crash_point(PUBLISHED)
     return Published(candidate.target, candidate.sidecar_target, record)
 
