@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from facebatch.configs.arcface import EMBEDDING_SIZE
@@ -509,13 +510,13 @@ def reference_factory(args: argparse.Namespace):  # ReferenceFactory | None
     return reference_from_argument(args.reference, args.reference_weights, args.reference_config)
 
 
-def check_report_targets(args: argparse.Namespace) -> None:
-    """Refuse unwritable --json/--markdown/--junit paths before the slow work."""
-    from facebatch.atomic import ensure_writable_dir
+def check_report_targets(args: argparse.Namespace, inputs: Sequence[Path] = ()) -> None:
+    """Refuse --json/--markdown/--junit paths that are folders, inputs or unwritable, before the slow work."""
+    from facebatch.atomic import check_output_file
 
     for flag, target in (("--json", args.json), ("--markdown", args.markdown), ("--junit", args.junit)):
         if target is not None and target != STDOUT:
-            ensure_writable_dir(target.parent if str(target.parent) else Path("."), flag=flag)
+            check_output_file(target, flag, inputs)
 
 
 def command_line(args: argparse.Namespace) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from facebatch.cli import arguments
 from facebatch.cli.render import console_for, show_faces
-from facebatch.errors import SpecError
+from facebatch.errors import OutputError, SpecError
 from facebatch.progress import progress_bar, warn
 from facebatch.words import counted
 
@@ -30,16 +30,28 @@ def _about(args: argparse.Namespace, pipeline) -> dict:  # FacePipeline
     return about
 
 
-def _check_targets(args: argparse.Namespace, embed: bool) -> None:
-    """Refuse unwritable outputs before the slow work."""
-    from facebatch.atomic import ensure_writable_dir
+def _check_targets(args: argparse.Namespace, embed: bool, photos: list[Path]) -> None:
+    """Refuse, before the slow work, outputs that are folders, unwritable, or would replace one of
+    the ``photos`` (an annotated copy written over its own original, say)."""
+    from facebatch.atomic import InputFiles, check_not_input, check_output_file, check_output_folder
+    from facebatch.engines.pipeline.results import drawn_name
 
+    inputs = InputFiles(photos)
     targets = [("--json", args.json)] + ([("--output", args.output)] if embed else [])
     for flag, target in targets:
         if target is not None and target != arguments.STDOUT:
-            ensure_writable_dir(target.parent if str(target.parent) else Path("."), flag=flag)
+            check_output_file(target, flag, inputs)
     if getattr(args, "draw", None) is not None:
-        ensure_writable_dir(args.draw, flag="--draw")
+        check_output_folder(args.draw, "--draw")
+        taken: set[str] = set()
+        for photo in photos:  # each annotated copy's name: refused where it is a photo being read
+            target = args.draw / drawn_name(photo, taken)
+            if target in inputs:
+                raise OutputError(
+                    f"--draw {args.draw} would write the annotated copy of {photo.name} over {target}, one of the "
+                    "photos being read; facebatch never overwrites an input: pass another folder"
+                )
+            check_not_input(target, "--draw", inputs)
 
 
 def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
@@ -54,8 +66,8 @@ def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
         encode_image,
     )
 
-    _check_targets(args, embed)
     paths = collect_images(args.images)
+    _check_targets(args, embed, paths)
     detector, embedder = arguments.pipeline_models(args, embed)
     drawn: set[str] = set()
     with arguments.open_pipeline(args, detector, embedder) as pipeline:
@@ -110,10 +122,10 @@ def run_compare(args: argparse.Namespace) -> int:
     from facebatch.atomic import write_text_atomic
     from facebatch.engines.pipeline.face_pipeline import match_best_faces
 
-    _check_targets(args, embed=False)
     for path in (args.first, args.second):
         if not path.is_file():
             raise SpecError(f"{path} is not a file; compare takes two photos")
+    _check_targets(args, embed=False, photos=[args.first, args.second])
     detector, embedder = arguments.pipeline_models(args, embed=True)
     with arguments.open_pipeline(args, detector, embedder) as pipeline:
         first, second = pipeline.run([args.first, args.second])

@@ -32,15 +32,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebatch.errors import SpecError
+    from facebatch.atomic import check_output_file
     from facebatch.progress import step
     from facebatch.verify.reference import onnx_reference
     from facebatch.verify.verify_job import VerifyOptions, verify_model
     from facebatch.workflows.fix import REPAIR_ATOL, fix_onnx
 
-    if args.output_file.resolve() == args.model_file.resolve():
-        raise SpecError("-o must name a new file; facebatch fix never overwrites its input")
-    arguments.check_report_targets(args)
+    check_output_file(args.output_file, "-o", [args.model_file])  # before the step line: refused, not started
+    arguments.check_report_targets(args, [args.model_file, args.output_file])
     console = console_for(args)
     proof_size = args.sizes[0] if args.sizes else None
     with step(f"repair {args.model_file.name} by graph surgery and prove it frame by frame"):

@@ -141,7 +141,7 @@ def build_engine_job(model_path: Path, options: BuildOptions) -> EngineResult:
         builder=options.settings.to_dict(),
         build_seconds=round(built.seconds, 2),
     )
-    with draft(out, "-o") as candidate:
+    with draft(out, "-o", inputs=[fp32.path, parsed]) as candidate:
         candidate.path.write_bytes(built.data)
         record.sha256 = file_sha256(candidate.path)
         record.verification = _check_engine(candidate.path, record, fp32, options)

@@ -17,6 +17,7 @@ from typing import Any
 
 import onnx
 
+from facebatch.atomic import check_output_file
 from facebatch.configs.embedder import EmbedderDescription
 from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.configs.spec_io import spec_to_dict
@@ -109,6 +110,7 @@ def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions 
         raise SpecError(f"-o {out}: name an .onnx file")
     if out.resolve() == source.resolve():
         raise SpecError("-o must name a new file; convert never overwrites its source")
+    check_output_file(out, "-o", inputs=[source])
     target.spec.require_fp32(source.name)
     if target.spec.head is not None and not target.seeded and not options.photos:
         # the gate is strict and a trained detector finds no face in noise frames: check 3 would skip after all the work
@@ -128,7 +130,7 @@ def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions 
         nms_thresh=options.nms_thresh,
         strict=True,
     )
-    with draft(out, "-o") as candidate:
+    with draft(out, "-o", inputs=[source]) as candidate:
         with step(f"write the FP16 graph to a temp file beside {out.name}"):
             onnx.save(model, candidate.path)
         report = verify_model(candidate.path, verify_options)

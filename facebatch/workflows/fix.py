@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from facebatch.atomic import check_output_file
 from facebatch.configs.family import scrfd_landmarks
 from facebatch.configs.model_file import FIX_PROP, fix_command, load_model, read_model_file
 from facebatch.configs.scrfd import OUTPUT_CHANNELS, released_head_layout
@@ -364,6 +365,7 @@ def fix_onnx(
 ) -> FixResult:
     """Repair ``source`` into ``target``; proven on ``frames`` (default: seeded frames at
     ``size`` or the model's own size) before anything is written."""
+    check_output_file(Path(target), "-o", inputs=[Path(source)])
     original = read_model_file(source, size=size)
     size = original.checked_size(size)
     plan = plan_repair(original.model)
@@ -391,7 +393,7 @@ def fix_onnx(
     onnx.helper.set_model_props(
         plan.model, {p.key: p.value for p in plan.model.metadata_props} | {FIX_PROP: json.dumps(record)}
     )
-    with draft(Path(target), "-o") as candidate:
+    with draft(Path(target), "-o", inputs=[Path(source)]) as candidate:
         onnx.save(plan.model, str(candidate.path))
         body = {k: v for k, v in record.items() if k not in ("source", "proof")}
         publish(candidate, "facebatch fix", body, source=record["source"], proof=record["proof"])

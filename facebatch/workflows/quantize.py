@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from facebatch.atomic import check_output_file
 from facebatch.configs.model_file import ModelFile, default_artifact, read_model_file
 from facebatch.configs.precision import INT8_MIN_COSINE, Precision
 from facebatch.configs.spec_io import spec_to_dict
@@ -402,6 +403,7 @@ def quantize_int8(source: Path, options: QuantizeOptions, out: Path | None = Non
     out = Path(out) if out is not None else default_int8_path(source)
     if out.suffix != ".onnx" or out.resolve() == source.resolve():
         raise SpecError(f"-o {out}: name a new .onnx file (quantize never overwrites its source)")
+    check_output_file(out, "-o", inputs=[source])
     photos = list(options.photos)
     spec = target.spec
     faces = None
@@ -419,7 +421,7 @@ def quantize_int8(source: Path, options: QuantizeOptions, out: Path | None = Non
     )
     cpu_class = int8_cpu_class()
     reference = _embed(target, frames) if faces is not None else _detect(target, photos)
-    with draft(out, "-o") as candidate:
+    with draft(out, "-o", inputs=[source]) as candidate:
         best = None
         tried = []
 

@@ -130,7 +130,7 @@ def test_constants_that_pin_the_batch_are_flagged_and_repaired(tmp_path: Path, b
 
 def test_fix_refuses_to_overwrite_its_input(models_dir: Path, capsys):
     assert main(["fix", str(models_dir / "det_500m.onnx"), "-o", str(models_dir / "det_500m.onnx")]) == 2
-    assert "never overwrites its input" in capsys.readouterr().err
+    assert "never overwrites an input" in capsys.readouterr().err
 
 
 def test_fix_cli_verifies_the_repair_against_its_original(models_dir: Path, photos: list[Path], tmp_path: Path, capsys):

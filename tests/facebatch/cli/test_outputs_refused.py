@@ -1,0 +1,102 @@
+"""Outputs never replace inputs, and an output file that is a folder is refused before any work
+(issue 34, item 6): before, ``detect DIR --draw DIR`` re-encoded the user's photos over their
+originals, and ``--json``/``-o`` naming a folder did all the work and then died with a traceback."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from facebatch.cli import main
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tree_hashes(folder: Path) -> dict[str, str]:
+    return {p.name: sha256(p) for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture
+def photo_folder(photos: list[Path], tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("obama_1.jpg", "newton.png"):
+        shutil.copy(photos[0].parent / name, folder)
+    return folder
+
+
+def refused(capsys, argv: list[str]) -> str:
+    """Run ``argv``: exit 2, one error line, no traceback; that line."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("facebatch: error:"), err
+    return lines[0]
+
+
+def test_draw_into_the_photos_folder_is_refused(real_detector: Path, photo_folder: Path, capsys):
+    before = tree_hashes(photo_folder)
+    line = refused(capsys, ["detect", str(photo_folder), "--detector", str(real_detector), "--draw", str(photo_folder)])
+    assert "--draw" in line and "never overwrites an input" in line and "newton.png" in line
+    assert tree_hashes(photo_folder) == before
+
+
+def test_draw_over_a_link_to_a_photo_is_refused(real_detector: Path, photo_folder: Path, tmp_path: Path, capsys):
+    """Another name for an input (a hard link in the --draw folder) is the input."""
+    drawn = tmp_path / "drawn"
+    drawn.mkdir()
+    os.link(photo_folder / "newton.png", drawn / "newton.png")
+    before = sha256(photo_folder / "newton.png")
+    line = refused(capsys, ["detect", str(photo_folder), "--detector", str(real_detector), "--draw", str(drawn)])
+    assert "newton.png" in line and "never overwrites an input" in line
+    assert sha256(photo_folder / "newton.png") == before
+
+
+def test_draw_elsewhere_still_writes_copies(real_detector: Path, photo_folder: Path, tmp_path: Path):
+    before = tree_hashes(photo_folder)
+    assert main(["detect", str(photo_folder), "--detector", str(real_detector), "--draw", str(tmp_path / "d")]) == 0
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["newton.png", "obama_1.jpg"]
+    assert tree_hashes(photo_folder) == before
+
+
+@pytest.mark.parametrize("flag", ["--json", "-o"])
+def test_an_output_file_that_is_a_folder_is_refused_before_work(
+    real_detector: Path, batch_embedder: Path, photo_folder: Path, tmp_path: Path, capsys, flag: str
+):
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    argv = ["embed", str(photo_folder), "--detector", str(real_detector), "--embedder", str(batch_embedder)]
+    argv += ["-o", str(folder)] if flag == "-o" else ["-o", str(tmp_path / "e.npz"), "--json", str(folder)]
+    line = refused(capsys, argv)
+    assert "is an existing folder; name a file" in line
+    assert not (tmp_path / "e.npz").exists() and list(folder.iterdir()) == []
+
+
+def test_json_over_a_photo_is_refused(real_detector: Path, photo_folder: Path, capsys):
+    target = photo_folder / "obama_1.jpg"
+    before = sha256(target)
+    line = refused(capsys, ["detect", str(photo_folder), "--detector", str(real_detector), "--json", str(target)])
+    assert "--json" in line and "one of the inputs" in line
+    assert sha256(target) == before
+
+
+def test_verify_report_over_its_model_is_refused(real_detector: Path, tmp_path: Path, capsys):
+    model = tmp_path / "model.onnx"
+    shutil.copy(real_detector, model)
+    before = sha256(model)
+    line = refused(capsys, ["verify", str(model), "--json", str(model)])
+    assert "one of the inputs" in line
+    assert sha256(model) == before
+
+
+def test_fix_output_that_is_a_folder_is_refused_before_work(models_dir: Path, tmp_path: Path, capsys):
+    folder = tmp_path / "out.onnx"
+    folder.mkdir()
+    line = refused(capsys, ["fix", str(models_dir / "det_500m.onnx"), "-o", str(folder)])
+    assert "-o" in line and "existing folder" in line
