@@ -34,7 +34,7 @@ from facebatch.cli import (
     triton,
     verify,
 )
-from facebatch.cli.terminal import terminal_output
+from facebatch.cli.terminal import terminal_output, visible
 from facebatch.engines.runners.availability import check_onnxruntime_install
 from facebatch.errors import FacebatchError
 from facebatch.interrupts import (
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 check_onnxruntime_install()  # before any work: a mixed install gives wrong providers, not errors
                 return int(args.handler(args))
     except FacebatchError as exc:
-        print(f"facebatch: error: {exc}", file=sys.stderr)
+        print(f"facebatch: error: {visible(str(exc))}", file=sys.stderr)  # one line, whatever a name in it holds
         return exc.exit_code
     except (KeyboardInterrupt, Interrupted) as exc:
         signal = as_interrupted(exc)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from facebatch.cli import arguments
 from facebatch.cli.render import console_for, show_faces
+from facebatch.cli.terminal import literal, visible
 from facebatch.errors import OutputError, SpecError
 from facebatch.progress import progress_bar, warn
 from facebatch.words import counted
@@ -111,7 +112,7 @@ def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
     if failed:
         print(
             f"facebatch: error: {len(failed)} of {counted(len(results), 'photo')} could not be read: "
-            + ", ".join(str(r.path) for r in failed),
+            + ", ".join(visible(str(r.path)) for r in failed),
             file=sys.stderr,
         )
         return 1
@@ -133,7 +134,8 @@ def run_compare(args: argparse.Namespace) -> int:
     console = console_for(args)
     verdict = "same person" if match.same else "different people"
     console.print(
-        f"{args.first.name} ({counted(len(first), 'face')}) vs {args.second.name} ({counted(len(second), 'face')}), best face of each: "
+        f"{literal(args.first.name)} ({counted(len(first), 'face')}) vs {literal(args.second.name)} "
+        f"({counted(len(second), 'face')}), best face of each: "
         f"cosine {match.cosine:.4f} → {verdict} (threshold {args.threshold:g})"
     )
     if args.json == arguments.STDOUT:

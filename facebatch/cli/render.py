@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from facebatch.cli.arguments import STDOUT, reports_to_stdout
+from facebatch.cli.terminal import literal
 from facebatch.words import counted, percent
 
 if TYPE_CHECKING:
@@ -154,14 +155,14 @@ def show_faces(console: Console, results: list[ImageFaces], times: StageTimes) -
         table.add_column(column)
     for result in results[:40]:
         if not result.ok:
-            table.add_row(str(result.path.name), "", "[red]unreadable[/red]", "", "")
+            table.add_row(literal(result.path.name), "", "[red]unreadable[/red]", "", "")
             continue
         assert result.image_size is not None and result.faces is not None
         best = result.best_face()
         box = ",".join(f"{v:.0f}" for v in result.faces.boxes[best]) if best is not None else ""
         score = f"{result.faces.scores[best]:.3f}" if best is not None else ""
         table.add_row(
-            str(result.path.name), f"{result.image_size[0]}x{result.image_size[1]}", str(len(result)), score, box
+            literal(result.path.name), f"{result.image_size[0]}x{result.image_size[1]}", str(len(result)), score, box
         )
     console.print(table)
     if len(results) > 40:

@@ -6,21 +6,39 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterator
 
 from rich.console import Console
+from rich.markup import escape
 
 from facebatch.progress import Advance, logger, reporting
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)  # logs keep long paths on one line
 
 
+# C0 and C1 control characters (ESC and CSI start terminal escape sequences; CR rewrites the line) but tab
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``): photo names, paths and
+    gallery strings come from archives facebatch does not trust, and must not drive the terminal."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def literal(text: str) -> str:
+    """``text`` for ``Console.print``: control characters visible, and Rich markup (``[red]``) shown as
+    typed instead of interpreted."""
+    return escape(visible(text))
+
+
 def _line(text: str) -> None:
     """One write per line: print's text and newline are two, and a signal between them would put the
     next line (the one that says the run was interrupted) at the end of this one."""
-    sys.stderr.write(text + "\n")
+    sys.stderr.write(visible(text) + "\n")
     sys.stderr.flush()
 
 
@@ -34,12 +52,12 @@ class TerminalReporter:
     def step(self, label: str) -> Iterator[None]:
         start = time.perf_counter()
         if self.console.is_terminal:
-            with self.console.status(f"{label} …"):
+            with self.console.status(f"{literal(label)} …"):
                 yield
         else:
             _line(f"… {label}")
             yield
-        self.console.print(f"[green]✓[/green] {label} [dim]({time.perf_counter() - start:.1f}s)[/dim]")
+        self.console.print(f"[green]✓[/green] {literal(label)} [dim]({time.perf_counter() - start:.1f}s)[/dim]")
 
     @contextlib.contextmanager
     def bar(self, total: int, label: str) -> Iterator[Advance]:
@@ -49,8 +67,8 @@ class TerminalReporter:
 
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
             with Progress(*columns, console=self.console, transient=True) as bar:
-                task = bar.add_task(label, total=total)
-                yield lambda what: bar.update(task, advance=1, description=f"{label}: {what}")
+                task = bar.add_task(literal(label), total=total)
+                yield lambda what: bar.update(task, advance=1, description=f"{literal(label)}: {literal(what)}")
         else:
             done = 0
 
@@ -60,7 +78,7 @@ class TerminalReporter:
                 _line(f"… {label} [{done}/{total}] {what}")
 
             yield advance
-        self.console.print(f"[green]✓[/green] {label} [dim]({time.perf_counter() - start:.1f}s)[/dim]")
+        self.console.print(f"[green]✓[/green] {literal(label)} [dim]({time.perf_counter() - start:.1f}s)[/dim]")
 
 
 class _WarningHandler(logging.Handler):
@@ -69,7 +87,7 @@ class _WarningHandler(logging.Handler):
         self.console = out
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.console.print(f"[bold yellow]WARNING[/bold yellow] {record.getMessage()}")
+        self.console.print(f"[bold yellow]WARNING[/bold yellow] {literal(record.getMessage())}")
 
 
 @contextlib.contextmanager

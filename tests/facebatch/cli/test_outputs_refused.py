@@ -100,3 +100,19 @@ def test_fix_output_that_is_a_folder_is_refused_before_work(models_dir: Path, tm
     folder.mkdir()
     line = refused(capsys, ["fix", str(models_dir / "det_500m.onnx"), "-o", str(folder)])
     assert "-o" in line and "existing folder" in line
+
+
+def test_photo_names_never_drive_the_terminal(real_detector: Path, photos: list[Path], tmp_path: Path, capsys):
+    """A photo from an archive named with Rich markup and an escape sequence is shown as typed: before, the
+    markup was interpreted (the name vanished into a colour) and ESC[2J reached the terminal raw."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    hostile = "[red]boss\x1b[2J.jpg"
+    shutil.copy(photos[0].parent / "obama_1.jpg", folder / hostile)
+    (folder / "[bold]broken\x1b]0;title\x07.jpg").write_bytes(b"not a photo")
+    assert main(["detect", str(folder), "--detector", str(real_detector)]) == 1
+    captured = capsys.readouterr()
+    both = captured.out + captured.err
+    assert "\x1b" not in both and "\x07" not in both
+    assert "[red]boss\\x1b[2J.jpg" in captured.out  # the faces table
+    assert "[bold]broken\\x1b]0;title\\x07.jpg" in captured.err  # the skipped line and the error line
