@@ -41,7 +41,7 @@ help: ## list the targets
 	@echo "           BENCH_BACKENDS=$(BENCH_BACKENDS) BENCH_ARGS='$(BENCH_ARGS)'"
 	@echo "           PUBLISHED=$(PUBLISHED) (the table make bench compares with: a shipped name or a YAML file)"
 	@echo "           RELEASE_VERSION=$(RELEASE_VERSION) BASELINE_BENCH=$(BASELINE_BENCH) RELEASE_REQUIRE=$(RELEASE_REQUIRE) RELEASE_ARGS='$(RELEASE_ARGS)' (make release)"
-	@echo "           TRITON_RUNTIME=$(TRITON_RUNTIME) TRITON_ARGS='$(TRITON_ARGS)' HTTP_PORT=$(HTTP_PORT) GRPC_PORT=$(GRPC_PORT) (make triton, make serve)"
+	@echo "           TRITON_RUNTIME=$(TRITON_RUNTIME) TRITON_ARGS='$(TRITON_ARGS)' HTTP_PORT=$(HTTP_PORT) GRPC_PORT=$(GRPC_PORT) ADDRESS=$(ADDRESS) (make triton, make serve)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -153,13 +153,16 @@ TRITON_RUNTIME ?= python
 TRITON_ARGS    ?= --pipeline --instances 2
 HTTP_PORT      ?= 8000
 GRPC_PORT      ?= 8001
+# make serve listens on ADDRESS, loopback by default; 0.0.0.0 opens inference and health (not the admin APIs) to every host
+ADDRESS        ?= 127.0.0.1
 
 triton: $(STAMP) ## a Triton model repository of the FP32 artifacts in build/onnx (TRITON_RUNTIME, + face_pipeline) → build/triton
 	@$(LIST_SOURCES); \
 	$(BIN)/facebatch triton $$sources --out $(BUILD)/triton --runtime $(TRITON_RUNTIME) $(TRITON_ARGS) --force
 
-serve: $(SERVE_STAMP) ## serve build/triton with tritonserver (nvidia-pytriton's) on HTTP_PORT/GRPC_PORT until Ctrl-C
-	$(BIN)/facebatch serve $(BUILD)/triton --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --python-env $(SERVE_ENV)
+serve: $(SERVE_STAMP) ## serve build/triton with tritonserver (nvidia-pytriton's) on ADDRESS:HTTP_PORT/GRPC_PORT until Ctrl-C
+	$(BIN)/facebatch serve $(BUILD)/triton --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --address $(ADDRESS) \
+		--python-env $(SERVE_ENV)
 
 lint: $(STAMP) ## ruff: the rule set in pyproject.toml (F, I, E, B, UP) and the formatter, on the whole tree
 	$(BIN)/ruff check .

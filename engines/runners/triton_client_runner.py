@@ -85,7 +85,8 @@ class TritonClientRunner(Runner):
             if not self._client.is_server_ready():
                 raise EngineError(f"Triton at {self.address} is up but not ready")
             if not self._client.is_model_ready(self.model):
-                served = ", ".join(sorted(m["name"] for m in self.repository_models())) or "none"
+                # the ready models, from the statistics API: the repository index is restricted on facebatch serve
+                served = ", ".join(sorted(self.statistics())) or "none"
                 raise SpecError(
                     f"Triton at {self.address} serves no ready model {self.model!r} (it has: {served}); pick one with --model"
                 )
@@ -121,10 +122,6 @@ class TritonClientRunner(Runner):
                 shape[0] = "batch"
             metas.append(TensorMeta(tensor["name"], np.dtype(dtype), tuple(shape)))
         return metas
-
-    def repository_models(self) -> list[dict[str, Any]]:
-        index = self._client.get_model_repository_index()
-        return [self._as_dict(m) for m in index] if isinstance(index, list) else self._as_dict(index).get("models", [])
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         module = self._module

@@ -11,14 +11,24 @@ interpreter then imports that environment's packages: facebatch, onnxruntime, Op
 
 Leaving the block (or Ctrl-C in ``facebatch serve``) stops the server and every process it
 started; nothing is left running.
+
+Who may do what: the server listens on 127.0.0.1 unless given another address. Inference,
+health, metadata and statistics are open to every client that reaches it; the APIs that change
+what it runs, maps or writes (``RESTRICTED_APIS``: the model repository, where a client could
+load a ``model.py`` of its own, shared memory, logging, trace) answer only requests carrying
+``KEY_HEADER`` with a key made for this run and held by this object alone (``key_headers``),
+which ``reload_model`` and ``model_states`` send. tritonserver takes the key on its command line
+only, so local users can read it in /proc/PID/cmdline while it runs (docs/triton.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
+import ipaddress
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -32,7 +42,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from facebatch.engines.triton.settings import MANIFEST, READY_TIMEOUT_S, STOP_TIMEOUT_S
+from facebatch.engines.triton.settings import (
+    DEFAULT_ADDRESS,
+    KEY_HEADER,
+    MANIFEST,
+    READY_TIMEOUT_S,
+    RESTRICTED_APIS,
+    STOP_TIMEOUT_S,
+)
 from facebatch.engines.triton.stubs import python_stubs
 from facebatch.errors import EngineError, SpecError
 
@@ -43,6 +60,23 @@ PYTRITON_HINT = (
 # hands the models arrays with the wrong values. Its models need an environment with numpy<2.
 PYTRITON_NUMPY_MAJOR = 1
 SERVE_ENV_HINT = "'make serve-env' makes one in .venv-serve; pass it with --python-env .venv-serve"
+# tritonserver prefixes the header of --grpc-restricted-protocol with this on gRPC (metadata keys)
+GRPC_KEY_PREFIX = "triton-grpc-protocol-"
+RESTRICTING_FLAGS = ("--http-restricted-api", "--grpc-restricted-protocol")
+
+
+def exposure(address: str) -> str | None:
+    """One line saying what a server listening on ``address`` opens to other hosts; None on loopback."""
+    try:
+        if ipaddress.ip_address(address).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name or "": not known to be loopback, so say it
+    return (
+        f"listening on {address}: inference, health, metadata, statistics and metrics are open to every host that "
+        f"reaches it; the {', '.join(api.replace('model-', '') for api in RESTRICTED_APIS[:-1])} and "
+        f"{RESTRICTED_APIS[-1]} APIs need a key only this process has"
+    )
 
 
 @dataclass(frozen=True)
@@ -177,7 +211,7 @@ class TritonServer:
         self,
         repository: Path,
         ports: ServerPorts,
-        address: str = "0.0.0.0",
+        address: str = DEFAULT_ADDRESS,
         env: PythonEnv | None = None,
         install: TritonInstall | None = None,
         log_file: Path | None = None,
@@ -193,6 +227,14 @@ class TritonServer:
         self.process: subprocess.Popen | None = None
         self._scratch: tempfile.TemporaryDirectory | None = None
         self._log = None
+        self._key = secrets.token_urlsafe(32)  # this run's key to the restricted APIs; never written anywhere
+
+    def key_headers(self, protocol: str = "http") -> dict[str, str]:
+        """The header that opens the restricted APIs of this server, for ``protocol`` (http or grpc)."""
+        if protocol not in ("http", "grpc"):
+            raise ValueError(f"protocol is http or grpc, not {protocol!r}")
+        name = KEY_HEADER if protocol == "http" else GRPC_KEY_PREFIX + KEY_HEADER
+        return {name: self._key}
 
     @property
     def host(self) -> str:
@@ -238,6 +280,8 @@ class TritonServer:
         return backends
 
     def command(self, backends: Path | None) -> list[str]:
+        """tritonserver's arguments. They hold this run's key: show them to no one."""
+        restricted = f"{','.join(RESTRICTED_APIS)}:{KEY_HEADER}={self._key}"
         command = [
             str(self.install.binary),
             f"--model-repository={self.repository}",
@@ -251,6 +295,8 @@ class TritonServer:
             "--model-control-mode=explicit",
             "--load-model=*",
         ]
+        # ... and only by this object: a client that could load a model could run its own model.py in the server
+        command += [f"{flag}={restricted}" for flag in RESTRICTING_FLAGS]
         if self.ports.metrics is None:
             command.append("--allow-metrics=false")
         else:
@@ -270,6 +316,27 @@ class TritonServer:
         return env
 
     # -- life cycle ---------------------------------------------------------------------------------
+    def check_restrictable(self) -> None:
+        """A tritonserver that cannot restrict its admin APIs (before 2.40, NGC 23.11) is refused: with
+        explicit model control every client could load code into it."""
+        try:
+            usage = subprocess.run(
+                [str(self.install.binary), "--help"],
+                env=self.environment(),
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=30,
+            )
+            text = usage.stdout + usage.stderr
+        except (OSError, subprocess.TimeoutExpired):
+            text = ""
+        if not all(flag in text for flag in RESTRICTING_FLAGS):
+            raise SpecError(
+                f"{self.install.binary} has no {' or '.join(RESTRICTING_FLAGS)}, so every client could load a model "
+                "into it; use tritonserver 2.40 (NGC 23.11) or newer, better the current release"
+            )
+
     def check_backends(self) -> None:
         """nvidia-pytriton's build carries the python backend only: a repository of onnxruntime
         or TensorRT models is refused up front, saying what would run it."""
@@ -290,6 +357,7 @@ class TritonServer:
     def start(self) -> TritonServer:
         check_repository(self.repository)
         self.check_backends()
+        self.check_restrictable()
         check_ports_free(self.ports, self.address)
         backends = self._backend_directory()
         output = None
@@ -319,9 +387,11 @@ class TritonServer:
         except (urllib.error.URLError, OSError):
             return False
 
-    # -- the repository API (explicit model control) -------------------------------------------------
+    # -- the repository API (explicit model control; restricted: every request carries the key) ----------
     def _post(self, path: str, timeout: float) -> str:
-        request = urllib.request.Request(f"http://{self.http_url}{path}", data=b"{}", method="POST")
+        request = urllib.request.Request(
+            f"http://{self.http_url}{path}", data=b"{}", method="POST", headers=self.key_headers("http")
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.read().decode()

@@ -20,6 +20,13 @@ FACE_OUTPUTS = ("FACE_IMAGE_INDEX", "BOXES", "SCORES", "LANDMARKS", "EMBEDDINGS"
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_GRPC_PORT = 8001
 DEFAULT_METRICS_PORT = 8002
+DEFAULT_ADDRESS = "127.0.0.1"  # loopback: other hosts reach a served model only when --address says so
+# Triton's APIs that change what the server runs, maps or writes (model-repository: load a model, with files
+# and a config sent by the client, unload, index; shared-memory: map a region; logging and trace: their
+# settings and files) answer only requests that carry this header with the server's per-run key. Inference,
+# health, metadata, model-config (read only) and statistics (read only; bench --triton reads it) stay open.
+RESTRICTED_APIS = ("model-repository", "shared-memory", "logging", "trace")
+KEY_HEADER = "facebatch-admin-key"
 READY_TIMEOUT_S = 180.0  # a python-backend model imports onnxruntime and OpenCV in its own process
 STOP_TIMEOUT_S = 30.0
 DEFAULT_CONCURRENCY = (1, 2, 4, 8, 16)

@@ -6,7 +6,9 @@ model whose stub is gone answers "Stub process … is not healthy" to every requ
 loaded again, and nvidia-pytriton's 2.51 still reports it ready. So the supervisor watches both
 things: each model's stubs (the instances it had when last loaded, read from /proc) and
 Triton's own readiness (which newer releases tie to the stubs), and reloads a model missing
-either. A model whose reload fails is tried again later, each wait twice the last.
+either. A model whose reload fails is tried again later, each wait twice the last. The repository
+API is restricted to the key the ``TritonServer`` holds; the supervisor reaches it only through
+that object (``model_states``, ``reload_model``), which sends the key with every request.
 
     supervisor = ModelSupervisor(server)   # after server.start()
     for recovery in supervisor.check():    # call every second or so

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from facebatch.engines.triton.settings import (
+    DEFAULT_ADDRESS,
     DEFAULT_GRPC_PORT,
     DEFAULT_HTTP_PORT,
     DEFAULT_METRICS_PORT,
@@ -23,7 +24,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "the one inside the nvidia-pytriton wheel (the serve set-up). Waits until every model is loaded, prints the "
         "endpoints, and stops the server and everything it started on Ctrl-C. Python-backend models run in --python-env. "
         "A model that stops serving (its python stub killed or crashed: Triton does not restart one) is loaded again "
-        "through Triton's repository API, said in one line.",
+        "through Triton's repository API, said in one line. Clients get inference, health, metadata and statistics; "
+        "the repository, shared-memory, logging and trace APIs answer only this process, which holds a key made for "
+        f"the run. It listens on {DEFAULT_ADDRESS} unless --address says otherwise.",
     )
     parser.add_argument("repository", type=Path, metavar="REPOSITORY")
     parser.add_argument(
@@ -41,9 +44,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--address",
-        default="0.0.0.0",
+        default=DEFAULT_ADDRESS,
         metavar="IP",
-        help="the address the endpoints listen on (default 0.0.0.0: every interface)",
+        help=f"the address HTTP, gRPC and metrics listen on (default {DEFAULT_ADDRESS}: this machine only; "
+        "0.0.0.0 opens inference to every host that reaches it, and serve says so)",
     )
     parser.add_argument(
         "--python-env",
@@ -67,7 +71,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from facebatch.cli.render import console_for
-    from facebatch.engines.triton.server import ServerPorts, TritonServer, python_env
+    from facebatch.engines.triton.server import ServerPorts, TritonServer, exposure, python_env
     from facebatch.engines.triton.supervisor import SUPERVISE_INTERVAL_S, ModelSupervisor
 
     ports = ServerPorts(args.http_port, args.grpc_port, args.metrics_port or None)
@@ -87,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         previous = {sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             console.print(f"serving {server.repository} with {server.install.binary} ({server.install.source})")
+            exposed = exposure(server.address)
+            if exposed is not None:
+                console.print(f"  {exposed}", soft_wrap=True)
             console.print(
                 f"  HTTP {server.http_url}   gRPC {server.grpc_url}"
                 + (f"   metrics {server.host}:{ports.metrics}" if ports.metrics else "")

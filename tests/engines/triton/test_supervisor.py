@@ -12,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ from facebatch.engines.triton.server import ServerPorts, TritonServer, free_port
 from facebatch.engines.triton.settings import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_MODEL
 from facebatch.engines.triton.stubs import python_stubs, stub_from_arguments
 from facebatch.engines.triton.supervisor import ModelSupervisor
+from tests.engines.triton.conftest import listening
 
 grpcclient = pytest.importorskip("tritonclient.grpc", reason="the serve extra (tritonclient) talks to the server")
 RECOVERY_LIMIT_S = 60.0  # measured here: ~1.5 s to load a python model again; a loaded 2-core runner is slower
@@ -111,6 +114,10 @@ def tritonserver_of(parent: int, limit_s: float = 30.0) -> int:
     pytest.fail(f"facebatch serve (pid {parent}) started no tritonserver")
 
 
+def read_arguments(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
 class Lines:
     """A process's output, read as it comes, each line found at most once."""
 
@@ -140,7 +147,7 @@ def test_serve_loads_a_killed_model_again_and_it_answers_right(
 ) -> None:
     http, grpc = free_ports(2)
     command = [sys.executable, "-m", "facebatch", "serve", str(repository), "--python-env", str(serve_env.prefix)]
-    command += ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", "0", "--address", "127.0.0.1"]
+    command += ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", "0"]  # the default address
     command += ["--log", str(tmp_path / "tritonserver.log")]
     serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     try:
@@ -148,6 +155,15 @@ def test_serve_loads_a_killed_model_again_and_it_answers_right(
         output.wait_for("Ctrl-C stops it", limit_s=240)
         assert "watching 3 models" in "\n".join(output.lines)
         server = tritonserver_of(serve.pid)
+        assert {address for address, _ in listening(server)} == {"127.0.0.1"}
+        assert not any("listening on" in line for line in output.lines)  # nothing exposed, nothing to say
+        # the key to the restricted APIs, as a local user can read it: serve reloads models with it below
+        (restricted,) = [a for a in read_arguments(server) if a.startswith("--http-restricted-api=")]
+        key = restricted.rsplit("=", 1)[1]
+        without_key = urllib.request.Request(f"http://127.0.0.1:{http}/v2/repository/index", data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(without_key, timeout=10)
+        assert refused.value.code == 403  # serve's server is restricted: its reloads below carry the key
         client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")
         assert answered_right(client, photo, expected)
 
@@ -169,6 +185,7 @@ def test_serve_loads_a_killed_model_again_and_it_answers_right(
         assert serve.wait(timeout=60) == 0
         output.wait_for("tritonserver stopped", 5)
         assert not python_stubs(server), "stubs left running"
+        assert key not in "\n".join(output.lines) and key not in (tmp_path / "tritonserver.log").read_text()
     finally:
         if serve.poll() is None:
             serve.kill()

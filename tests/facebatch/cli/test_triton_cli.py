@@ -78,7 +78,7 @@ def test_serve_refuses_a_missing_repository_and_a_busy_port(small_detector: Path
         assert main(["serve", str(python), "--http-port", str(busy), "--grpc-port", "0"]) == 2
         assert "is not a port number" in error_line(capsys)
         assert main(["serve", str(python), "--http-port", str(busy)]) == 2
-        assert f"port {busy} on 0.0.0.0 is in use; pass another --http-port" in error_line(capsys)
+        assert f"port {busy} on 127.0.0.1 is in use; pass another --http-port" in error_line(capsys)
 
 
 def test_bench_triton_needs_a_model_and_a_reachable_server(capsys):
