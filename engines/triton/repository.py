@@ -2,7 +2,7 @@
 
     repository/
       README.md                 how to serve it (written by repository_readme)
-      .facebatch-triton.json    what facebatch wrote here (so --force removes only that)
+      .facebatch-triton.json    what facebatch wrote here, each file's sha256 (--force removes only that, unchanged)
       scrfd_10g_320_batch/      one model per artifact
         config.pbtxt            platform onnxruntime_onnx / tensorrt_plan, or backend python
         1/model.onnx | 1/model.plan | 1/model.onnx + 1/model.py
@@ -17,11 +17,14 @@ refused, since Triton batches along that axis.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import onnx
@@ -50,8 +53,10 @@ from facebatch.engines.triton.settings import (
 from facebatch.environment import file_sha256
 from facebatch.errors import OutputError, SpecError
 from facebatch.onnx_graph import io_dims
+from facebatch.trusted_paths import member, refuse_symlinked_folder, refuse_symlinks
 
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+MODEL_NAME = re.compile(rf"^{MODEL_NAME_PATTERN}$")
 PLAN_SUFFIX = ".plan"
 
 
@@ -372,22 +377,101 @@ def triton_repository_from_artifacts(artifacts: list[Path], out: Path, options: 
 
 
 # -- writing -------------------------------------------------------------------------------------
-def _previous_files(out: Path) -> list[str]:
+# The names facebatch writes in a repository: a manifest listing anything else was not written by
+# facebatch (or was edited), and --force refuses it rather than remove what it names.
+MODEL_FILES = ("config.pbtxt", "1/model.onnx", f"1/model{PLAN_SUFFIX}", "1/model.py", f"1/{PIPELINE_FILE}")
+REPOSITORY_FILE = re.compile(
+    rf"README\.md|{MODEL_NAME_PATTERN}/(?:{'|'.join(re.escape(name) for name in MODEL_FILES)})"
+)
+MANIFEST_FORMAT = "facebatch-triton/2"  # /2 records each file's sha256; /1 (older facebatch) listed names only
+MANIFEST_FORMATS = ("facebatch-triton/1", MANIFEST_FORMAT)
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What a repository's manifest says facebatch wrote there: the names (checked to be facebatch's
+    own, inside the folder, no link on the way) and the sha256 of each file whose write finished."""
+
+    files: tuple[str, ...]
+    sha256: dict[str, str]
+
+
+def _unreadable(manifest: Path) -> OutputError:
+    return OutputError(
+        f"{manifest} is unreadable, so facebatch cannot tell which files it wrote there; "
+        "pick an empty --out or remove that folder yourself"
+    )
+
+
+def _previous_files(out: Path) -> _Written | None:
+    """The manifest of an earlier ``facebatch triton`` into ``out``, its names validated (None: there is none)."""
     manifest = out / MANIFEST
+    refuse_symlinks(out, MANIFEST, "the repository's manifest")
     if not manifest.is_file():
-        return []
+        return None
     try:
-        return [str(f) for f in json.loads(manifest.read_text())["files"]] + [MANIFEST]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise OutputError(
-            f"{manifest} is unreadable, so facebatch cannot tell which files it wrote there; "
-            "pick an empty --out or remove that folder yourself"
-        ) from None
+        record = json.loads(manifest.read_text(encoding="utf-8"))
+        files, hashes = record["files"], record.get("sha256", {})
+        if record["format"] not in MANIFEST_FORMATS or not isinstance(files, list) or not isinstance(hashes, dict):
+            raise _unreadable(manifest)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise _unreadable(manifest) from None
+    for name in files:  # each one of facebatch's names, inside out, no link on the way; else refused by name
+        member(out, name, REPOSITORY_FILE, f"{manifest}'s list of files")
+    if not all(isinstance(sha, str) and SHA256.fullmatch(sha) for sha in hashes.values()):
+        raise _unreadable(manifest)
+    return _Written(tuple(files), {name: hashes[name] for name in files if name in hashes})
 
 
-def _clear_for_writing(out: Path, wanted: set[str], force: bool) -> None:
-    """Refuse a non-empty ``out`` unless ``force``; with it, remove only what facebatch wrote
-    there before (its manifest), and refuse when a file we did not write stands in the way."""
+def _content_sha256(content: Path | str) -> str:
+    return file_sha256(content) if isinstance(content, Path) else hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+# why a listed file may not be removed, as said in the refusal
+NOT_A_FILE = "no longer a file (a folder or a special file stands there)"
+CHANGED = "changed since facebatch wrote it (sha256 differs from the one recorded)"
+UNRECORDED = (
+    "no sha256 recorded (written by an older facebatch, or by a run that stopped before recording it) and not "
+    "byte for byte what this run writes"
+)
+
+
+def _why_not_removable(out: Path, rel: str, previous: _Written, planned: dict[str, Path | str]) -> str | None:
+    """Why the listed ``rel`` may not be removed (None: it is what facebatch wrote, or is gone)."""
+    path = out / rel
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(mode):
+        return NOT_A_FILE
+    recorded = previous.sha256.get(rel)
+    if recorded is not None:
+        return None if file_sha256(path) == recorded else CHANGED
+    if rel in planned and file_sha256(path) == _content_sha256(planned[rel]):
+        return None  # an unfinished run's (or an older facebatch's) file, byte for byte what this run writes
+    return UNRECORDED
+
+
+def _remove_emptied_folders(out: Path, names: tuple[str, ...]) -> None:
+    """The folders facebatch's names imply (<model>/1, <model>), deepest first, when empty and not a link."""
+    folders = {parent for rel in names for parent in PurePosixPath(rel).parents if parent != PurePosixPath(".")}
+    for folder in sorted(folders, key=lambda f: -len(f.parts)):
+        path = out / folder
+        try:
+            if stat.S_ISDIR(path.lstat().st_mode) and not any(path.iterdir()):
+                path.rmdir()
+        except FileNotFoundError:
+            continue
+
+
+def _clear_for_writing(out: Path, planned: dict[str, Path | str], force: bool) -> None:
+    """Refuse a non-empty ``out`` unless ``force``; with it, remove only what facebatch wrote there
+    before (its manifest), each file only while it still has the sha256 recorded when it was
+    written, and refuse when a file we did not write stands in the way. Everything is checked
+    before the first file is removed."""
+    refuse_symlinked_folder(out, "the --out of facebatch triton")
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} exists and is not a folder; pick another --out")
     present = [p for p in out.iterdir()] if out.is_dir() else []
@@ -397,30 +481,45 @@ def _clear_for_writing(out: Path, wanted: set[str], force: bool) -> None:
         raise OutputError(
             f"{out} exists and is not empty; pass --force to replace what facebatch wrote there, or pick another --out"
         )
-    ours = _previous_files(out)
-    foreign = [rel for rel in sorted(wanted) if (out / rel).exists() and rel not in ours]
+    previous = _previous_files(out)
+    wanted = set(planned) | {MANIFEST}
+    for rel in sorted(wanted):  # nothing of ours is written through a link
+        refuse_symlinks(out, rel, "this run's list of files")
+    ours = (*previous.files, MANIFEST) if previous else ()
+    foreign = [rel for rel in sorted(wanted) if os.path.lexists(out / rel) and rel not in ours]
     if foreign:
         raise OutputError(
             f"--force replaces only files facebatch wrote, and these in {out} are not: {', '.join(foreign)}; "
             "move them away or pick another --out"
         )
+    if previous is None:
+        return
+    refused: dict[str, list[str]] = {}
+    for rel in previous.files:
+        if why := _why_not_removable(out, rel, previous, planned):
+            refused.setdefault(why, []).append(rel)
+    if refused:
+        said = "; ".join(f"{', '.join(names)}: {why}" for why, names in refused.items())
+        raise OutputError(
+            f"--force removes only files facebatch wrote and nobody changed since, and in {out}: {said}; "
+            "move them away or pick another --out"
+        )
     for rel in ours:
-        target = out / rel
-        if target.is_file() or target.is_symlink():
-            target.unlink()
-    for rel in sorted(ours, key=lambda r: -r.count("/")):  # now-empty folders we made, deepest first
-        for folder in list(Path(rel).parents)[:-1]:
-            path = out / folder
-            if path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
+        (out / rel).unlink(missing_ok=True)
+    _remove_emptied_folders(out, previous.files)
 
 
-def _write_file(target: Path, content: Path | str) -> None:
+def _write_file(target: Path, content: Path | str) -> str:
+    """Write ``content`` (a file to copy, or text) atomically to ``target``; the sha256 of what was written."""
     with atomic_path(target) as tmp:
         if isinstance(content, Path):
             shutil.copyfile(content, tmp)
+            sha256 = file_sha256(tmp)
         else:
-            tmp.write_text(content)
+            data = content.encode("utf-8")
+            tmp.write_bytes(data)
+            sha256 = hashlib.sha256(data).hexdigest()
+    return sha256
 
 
 def write_repository(repository: TritonRepository, options: RepositoryOptions) -> TritonRepository:
@@ -430,23 +529,25 @@ def write_repository(repository: TritonRepository, options: RepositoryOptions) -
         f"{m.name}/{rel}": content for m in repository.models for rel, content in m.files.items()
     }
     files["README.md"] = repository_readme(repository)
-    _clear_for_writing(out, set(files) | {MANIFEST}, options.force)
+    unlisted = [rel for rel in files if not REPOSITORY_FILE.fullmatch(rel)]
+    assert not unlisted, f"{unlisted} would be refused by a later --force: add them to MODEL_FILES"
+    _clear_for_writing(out, files, options.force)
     ensure_writable_dir(out)
-    # listed before they are written: a run that stops half-way leaves files a later --force may replace
-    _write_manifest(out, repository, list(files))
-    written = []
-    for rel, content in files.items():
-        _write_file(out / rel, content)
-        written.append(rel)
-    repository.written = written
+    # listed before they are written: a run that stops half-way leaves files a later --force may replace (by the same
+    # bytes only, since their hashes are recorded after them)
+    _write_manifest(out, repository, list(files), {})
+    hashes = {rel: _write_file(out / rel, content) for rel, content in files.items()}
+    _write_manifest(out, repository, list(files), hashes)
+    repository.written = list(hashes)
     return repository
 
 
-def _write_manifest(out: Path, repository: TritonRepository, files: list[str]) -> None:
+def _write_manifest(out: Path, repository: TritonRepository, files: list[str], hashes: dict[str, str]) -> None:
     manifest = {
-        "format": "facebatch-triton/1",
+        "format": MANIFEST_FORMAT,
         "runtime": repository.runtime,
         "models": [m.name for m in repository.models],
         "files": files,
+        "sha256": hashes,  # each file's, recorded once it is written: --force removes a file only while it matches
     }
     _write_file(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")

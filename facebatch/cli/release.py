@@ -17,6 +17,7 @@ from facebatch.workflows.release.settings import (
     RELEASE_NAME,
     RELEASE_OUT,
     REQUIRABLE,
+    SHA256_HEX,
 )
 
 
@@ -31,10 +32,22 @@ def register(commands: argparse._SubParsersAction) -> None:
         "repository. The folder holds the artifacts, every report, junit.xml (all reports and the gates, for CI), "
         "MANIFEST.json (sha256 and size of every file, versions, environment) and SUMMARY.md. The last line is RELEASE PASS "
         "or RELEASE FAIL: <gates>; exit 0 only on PASS. A failed release is left as <name>-<version>.failed. "
-        "--check DIR re-verifies a release folder: every hash, every artifact.",
+        "--check DIR re-verifies a release folder: the whole folder (a file MANIFEST.json does not list, a link, a name "
+        "outside the folder fails), every hash, every artifact; --manifest-sha256 HEX (the sha256 release prints) anchors "
+        "it outside the folder.",
     )
     parser.add_argument(
-        "--check", type=Path, metavar="DIR", help="re-verify a release folder instead: hashes and verify --strict"
+        "--check",
+        type=Path,
+        metavar="DIR",
+        help="re-verify a release folder instead: the whole folder (every file listed, no links), hashes, verify --strict",
+    )
+    parser.add_argument(
+        "--manifest-sha256",
+        type=_sha256_hex,
+        metavar="HEX",
+        help="with --check: the sha256 'facebatch release' printed for the folder's MANIFEST.json, kept outside it; "
+        "any other manifest fails the check",
     )
     parser.add_argument(
         "--detector",
@@ -163,6 +176,12 @@ def _gate_list(text: str) -> tuple[str, ...]:
     return gates
 
 
+def _sha256_hex(text: str) -> str:
+    if not SHA256_HEX.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"expected 64 hexadecimal digits (a sha256), got {text!r}")
+    return text.strip().lower()
+
+
 def _artifact_reference(text: str) -> tuple[str, str]:
     name, sep, reference = text.partition("=")
     if not sep or not name or not reference:
@@ -176,19 +195,26 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.cli.render import console_for
     from facebatch.engines.bench.measure import Budget
     from facebatch.engines.runners.backends import parse_backends
+    from facebatch.errors import SpecError
     from facebatch.workflows.release.check import check_release
+    from facebatch.workflows.release.manifest import MANIFEST
     from facebatch.workflows.release.options import ModelRequest, ReleaseOptions
     from facebatch.workflows.release.run import run_release
 
     console = console_for(args)
     photos = arguments.photos(args)
+    if args.manifest_sha256 is not None and args.check is None:
+        raise SpecError("--manifest-sha256 goes with --check DIR (it anchors the check of a release folder)")
     if args.check is not None:
-        result = check_release(args.check, photos)
+        result = check_release(args.check, photos, manifest_sha256=args.manifest_sha256)
         for problem in result.problems():
             console.print(f"[red]{escape(problem)}[/red]")
         console.print(
-            f"{len(result.verified)} artifacts pass verify; {len(result.missing)} files missing, {len(result.changed)} changed"
+            f"{len(result.verified)} artifacts pass verify; {len(result.missing)} files missing, {len(result.changed)} "
+            f"changed, {len(result.unlisted)} not listed, {len(result.unsafe)} unsafe"
         )
+        if result.manifest_sha256:
+            print(f"{MANIFEST} sha256 {result.manifest_sha256}", flush=True)
         print(
             "RELEASE CHECK PASS" if result.passed else f"RELEASE CHECK FAIL: {'; '.join(result.problems())}", flush=True
         )
@@ -233,5 +259,7 @@ def run(args: argparse.Namespace) -> int:
         colour = colours[gate.status]
         console.print(f"[{colour}]{gate.status.upper():4}[/{colour}] {escape(gate.name)}: {escape(gate.summary)}")
     console.print(f"wrote {result.path} ({len(result.files)} files; SUMMARY.md, MANIFEST.json, junit.xml)")
+    # keep it outside the folder: 'release --check DIR --manifest-sha256 HEX' then fails on any other manifest
+    print(f"{MANIFEST} sha256 {result.manifest_sha256}", flush=True)
     print(result.last_line(), flush=True)  # the last line a pipeline greps
     return 0 if result.passed else 1

@@ -98,7 +98,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         f"(default {DEFAULT_MAX_PHOTO_PIXELS}, {DEFAULT_MAX_PHOTO_PIXELS // 1_000_000} MP)",
     )
     parser.add_argument(
-        "--force", action="store_true", help="replace what facebatch wrote in --out before (never other files)"
+        "--force",
+        action="store_true",
+        help="replace what facebatch wrote in --out before (never other files, nor one changed since it was written)",
     )
     parser.set_defaults(handler=run, json=None, markdown=None, junit=None)
 

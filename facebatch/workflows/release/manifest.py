@@ -30,6 +30,7 @@ class ReleaseResult:
     gates: list[Gate] = field(default_factory=list)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # relative path → sha256, size
     seconds: float = 0.0
+    manifest_sha256: str = ""  # of the MANIFEST.json written: kept outside the folder, it anchors a later --check
 
     @property
     def passed(self) -> bool:

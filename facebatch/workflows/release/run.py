@@ -13,12 +13,14 @@ the gates), ``MANIFEST.json`` (sha256 and size of every file, versions, environm
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import time
+from pathlib import Path
 
-from facebatch.atomic import dir_mode, ensure_writable_dir
+from facebatch.atomic import dir_mode, durable_replace, ensure_writable_dir, fsync_path
 from facebatch.errors import SpecError
 from facebatch.junit import gates_suite, merge_junit
 from facebatch.leftovers import private_folder
@@ -94,13 +96,24 @@ def run_release(options: ReleaseOptions) -> ReleaseResult:
         )
         (staging / SUMMARY).write_text(summary_markdown(result, release))
         manifest = manifest_record(result, staging, options, release.references)
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        data = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
+        (staging / MANIFEST).write_bytes(data)
+        result.manifest_sha256 = hashlib.sha256(data).hexdigest()
         if not result.passed:
             result.path = final.with_name(final.name + FAILED_SUFFIX)
             if result.path.exists() and (result.path / MANIFEST).is_file():  # an earlier failed attempt of ours
                 shutil.rmtree(result.path)
-        staging.rename(result.path)
+        _sync_tree(staging)  # a power cut after the rename cannot publish a manifest naming unflushed data
+        durable_replace(staging, result.path)
         return result
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _sync_tree(folder: Path) -> None:
+    """Every file's data and every folder's entries under ``folder`` on disk, deepest first, ``folder`` last."""
+    for root, _, files in os.walk(folder, topdown=False):
+        for name in files:
+            fsync_path(Path(root) / name)
+        fsync_path(Path(root))

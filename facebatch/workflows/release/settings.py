@@ -3,6 +3,7 @@ heavy imports (the command line reads it for --help)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 RELEASE_OUT = Path("build/release")
@@ -21,3 +22,5 @@ REQUIRABLE = {
     "performance": ("performance",),
     "triton": ("triton repository",),
 }
+# --manifest-sha256: the MANIFEST.json sha256 'facebatch release' prints, any case
+SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")

@@ -15,6 +15,7 @@ import pytest
 from facebatch.cli import main
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.runners.availability import detect_runtimes
+from facebatch.environment import file_sha256
 from facebatch.errors import SpecError
 from facebatch.workflows.release.check import check_release
 from facebatch.workflows.release.manifest import MANIFEST
@@ -75,7 +76,7 @@ def test_a_release_passes_every_gate_and_holds_what_it_says(release):
 
 
 def test_check_passes_and_names_tampered_and_missing_files(release, tmp_path: Path):
-    assert check_release(release.path).passed
+    assert check_release(release.path, manifest_sha256=release.manifest_sha256).passed
     copy = tmp_path / "copy"
     shutil.copytree(release.path, copy)
     (copy / "reports" / "bench.md").unlink()
@@ -96,13 +97,23 @@ def test_a_release_is_never_overwritten(release, photos: list[Path]):
         run_release(ReleaseOptions(version="1.0", out=release.path.parent, artifacts=[Path("x.onnx")]))
 
 
-def test_a_contaminated_model_fails_the_release_by_name(models_dir: Path, photos: list[Path], tmp_path: Path):
+def test_a_contaminated_model_fails_the_release_by_name(
+    models_dir: Path, photos: list[Path], tmp_path: Path, monkeypatch
+):
     naive = with_symbolic_batch(
         models_dir / "det_500m.onnx", tmp_path / "det_500m_naive.onnx"
     )  # the batch folded into the rows
+    from facebatch.workflows.release import run as release_run
+
+    synced: list[Path] = []  # what reached the disk before the folder was renamed into place
+    real_fsync = release_run.fsync_path
+    monkeypatch.setattr(release_run, "fsync_path", lambda path: synced.append(Path(path)) or real_fsync(path))
     result = run_release(
         ReleaseOptions(version="2.0", out=tmp_path / "out", artifacts=[naive], photos=photos[:2], triton=False, **QUICK)
     )
+    staged = {path.relative_to(synced[-1]) for path in synced if synced[-1] in path.parents}
+    written = {path.relative_to(result.path) for path in result.path.rglob("*")}
+    assert synced[-1].name.startswith(".facebatch-models-2.0.staging-") and staged == written  # files and folders
     assert not result.passed and result.last_line() == "RELEASE FAIL: verify det_500m_naive.onnx"
     assert (
         result.path.name == "facebatch-models-2.0.failed" and not (tmp_path / "out" / "facebatch-models-2.0").exists()
@@ -174,8 +185,11 @@ def test_the_command_line_ends_with_the_verdict(models_dir: Path, tmp_path: Path
         ]
     )
     assert code == 1
-    assert capsys.readouterr().out.rstrip().splitlines()[-1] == "RELEASE FAIL: verify naive.onnx"
-    assert main(["release", "--check", str(tmp_path / "out" / "facebatch-models-9.failed")]) == 1
+    out = capsys.readouterr().out.rstrip().splitlines()
+    assert out[-1] == "RELEASE FAIL: verify naive.onnx"
+    folder = tmp_path / "out" / "facebatch-models-9.failed"
+    assert f"MANIFEST.json sha256 {file_sha256(folder / MANIFEST)}" in out  # to keep outside: --manifest-sha256
+    assert main(["release", "--check", str(folder)]) == 1
     assert (
         capsys.readouterr()
         .out.rstrip()
@@ -343,3 +357,106 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# -- a release folder from elsewhere (issue 34, item 4): --check walks the whole folder ------------------------------
+def _copy(release, tmp_path: Path) -> Path:
+    """The module's release, copied as it is (links kept as links): each case plants its own attack."""
+    return Path(shutil.copytree(release.path, tmp_path / "copy", symlinks=True))
+
+
+def _edit_manifest(folder: Path, edit) -> None:
+    manifest = json.loads((folder / MANIFEST).read_text())
+    edit(manifest)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def _record(path: Path) -> dict:
+    return {"sha256": file_sha256(path), "size": path.stat().st_size}
+
+
+def _last_line(capsys) -> str:
+    return capsys.readouterr().out.rstrip().splitlines()[-1]
+
+
+def test_check_fails_on_a_file_the_manifest_does_not_list(release, tmp_path: Path):
+    """A planted triton/*/1/model.py is code that serve would run: the check names it."""
+    copy = _copy(release, tmp_path)
+    (copy / "triton" / "x" / "1").mkdir(parents=True)
+    (copy / "triton" / "x" / "1" / "model.py").write_text("import os\nos.system('id')\n")
+    (copy / "triton" / "x" / "config.pbtxt").write_text('backend: "python"\n')
+    result = check_release(copy)
+    assert not result.passed and result.unlisted == ["triton/x/1/model.py", "triton/x/config.pbtxt"]
+    assert "not listed in MANIFEST.json: 'triton/x/1/model.py'" in result.problems()
+    assert len(result.verified) == 4  # the artifacts themselves still verify; the folder does not
+
+
+def test_check_fails_on_listed_paths_outside_the_folder_and_reads_none_of_them(
+    release, tmp_path: Path, capsys, monkeypatch
+):
+    """'../outside' and an absolute path, listed with their true sha256 and size (so a check that read them would
+    find them 'unchanged'), and a reference outside: FAIL naming each, and no file outside the folder is read."""
+    from facebatch.workflows.release import check as release_check
+
+    copy = _copy(release, tmp_path)
+    outside = tmp_path / "outside"
+    outside.write_text("the user's file\n")
+    canary = file_sha256(outside)
+
+    def plant(manifest: dict) -> None:
+        manifest["files"]["../outside"] = _record(outside)
+        manifest["files"][str(outside)] = _record(outside)
+        manifest["references"]["onnx/scrfd_500m_64_seeded_batch.onnx"] = "../outside"
+
+    _edit_manifest(copy, plant)
+    hashed: list[Path] = []
+    real_sha256 = release_check.file_sha256
+    monkeypatch.setattr(release_check, "file_sha256", lambda path: hashed.append(Path(path)) or real_sha256(path))
+    assert main(["release", "--check", str(copy)]) == 1
+    last = _last_line(capsys)
+    assert last.startswith("RELEASE CHECK FAIL") and "'../outside'" in last and repr(str(outside)) in last
+    assert "the reference of 'onnx/scrfd_500m_64_seeded_batch.onnx'" in last
+    assert all(copy in path.parents for path in hashed) and file_sha256(outside) == canary
+
+
+def test_check_fails_when_an_artifact_or_reference_is_missing_from_the_file_list(release, tmp_path: Path):
+    copy = _copy(release, tmp_path)
+    fp16 = "onnx/scrfd_500m_64_seeded_batch_fp16.onnx"
+
+    def unlist(manifest: dict) -> None:
+        del manifest["files"][fp16]  # still an artifact, and still on disk
+
+    _edit_manifest(copy, unlist)
+    result = check_release(copy)
+    assert not result.passed and result.unlisted == [fp16]
+    assert any(fp16 in u and "not in its file list" in u for u in result.unsafe), result.unsafe
+
+
+def test_check_fails_on_a_symlink_inside_even_to_an_identical_file(release, tmp_path: Path):
+    copy = _copy(release, tmp_path)
+    outside = tmp_path / "bench.md"
+    (copy / "reports" / "bench.md").rename(outside)
+    (copy / "reports" / "bench.md").symlink_to(outside)  # the same bytes, elsewhere: its hash would match
+    result = check_release(copy)
+    assert not result.passed and any("reports/bench.md" in u and "symlink" in u for u in result.unsafe)
+    folder = tmp_path / "folder"
+    shutil.copytree(release.path, folder)
+    shutil.move(folder / "reports", tmp_path / "reports")
+    (folder / "reports").symlink_to(tmp_path / "reports", target_is_directory=True)
+    result = check_release(folder)
+    assert not result.passed and any("'reports'" in u and "symlink" in u for u in result.unsafe), result.unsafe
+
+
+def test_check_anchored_by_the_manifest_sha256(release, tmp_path: Path, capsys):
+    """The sha256 `release` printed, kept outside the folder: any other MANIFEST.json fails, whatever it says."""
+    assert release.manifest_sha256 == file_sha256(release.path / MANIFEST)
+    copy = _copy(release, tmp_path)
+    _edit_manifest(copy, lambda manifest: manifest.update(version="1.0-trojan"))
+    result = check_release(copy, manifest_sha256=release.manifest_sha256)
+    assert not result.passed and result.verified == []  # nothing of an unanchored folder is vouched for
+    assert any("not the one expected" in p for p in result.problems())
+    assert main(["release", "--check", str(copy), "--manifest-sha256", release.manifest_sha256.upper()]) == 1
+    assert _last_line(capsys).startswith("RELEASE CHECK FAIL: MANIFEST.json has sha256")
+    with pytest.raises(SystemExit):
+        main(["release", "--check", str(copy), "--manifest-sha256", "abc"])
+    assert "64 hexadecimal digits" in capsys.readouterr().err
