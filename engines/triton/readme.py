@@ -80,11 +80,20 @@ def repository_readme(repository: TritonRepository) -> str:
         + (" --python-env .venv-serve" if python_models else ""),
         "```",
         "",
-        "With NVIDIA's container (GPU instances need `--gpus all`):",
+        "It listens on 127.0.0.1 and keeps Triton's repository, shared-memory, logging and trace APIs behind a key "
+        "only it holds (`--address` opens inference and health to other hosts, and says so).",
+        "",
+        "With NVIDIA's container (GPU instances need `--gpus all`; the ports published on 127.0.0.1 only, and the "
+        "shared-memory, logging and trace APIs restricted to a key you choose: Triton has no authentication of its own, "
+        f"so put a proxy with TLS and authentication in front before publishing them further). {NGC_IMAGE} is the release "
+        "this repository was tested against; take the newest image with NVIDIA's security fixes for production:",
         "",
         "```bash",
-        f"docker run --rm --gpus all -p{DEFAULT_HTTP_PORT}:8000 -p{DEFAULT_GRPC_PORT}:8001 -p{DEFAULT_METRICS_PORT}:8002 "
-        f"-v {repository.path.resolve()}:/models {NGC_IMAGE} tritonserver --model-repository=/models",
+        "KEY=$(openssl rand -hex 24)  # keep it to yourself: whoever has it may reconfigure the server",
+        f"docker run --rm --gpus all -p127.0.0.1:{DEFAULT_HTTP_PORT}:8000 -p127.0.0.1:{DEFAULT_GRPC_PORT}:8001 "
+        f"-p127.0.0.1:{DEFAULT_METRICS_PORT}:8002 -v {repository.path.resolve()}:/models:ro {NGC_IMAGE} tritonserver "
+        '--model-repository=/models --http-restricted-api=shared-memory,logging,trace:admin-key="$KEY" '
+        '--grpc-restricted-protocol=shared-memory,logging,trace:admin-key="$KEY"',
         "```",
         "",
     ]

@@ -87,6 +87,10 @@ def test_onnxruntime_models_follow_the_graph_and_the_profile(
         and "perf_analyzer -m " + small_detector.stem in readme
         and "facebatch bench --triton" in readme
     )
+    docker = next(line for line in readme.splitlines() if line.startswith("docker run"))
+    published = [part for part in docker.split() if part.startswith("-p")]  # never on every interface
+    assert published and all(part.startswith("-p127.0.0.1:") for part in published)
+    assert "--http-restricted-api=shared-memory,logging,trace:" in docker and "--grpc-restricted-protocol=" in docker
 
 
 def test_the_default_device_is_the_gpu_and_a_smaller_max_batch_caps_the_preferred_sizes(
