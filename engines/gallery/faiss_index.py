@@ -1,11 +1,19 @@
 """The gallery's FAISS index over unit-length embeddings, by inner product (= cosine): exact
 (``IndexFlatIP``) or approximate (HNSW, IVF, IVF-PQ) with parameters recorded in the manifest.
-The ids are the gallery's global row numbers. FAISS is imported here only (the ``index`` extra)."""
+The ids are the gallery's global row numbers. FAISS is imported here only (the ``index`` extra).
+
+An index file may come from someone else: it is read only if it is the size the manifest records,
+and with FAISS's deserialization caps set from that size and the recorded rows, so that a crafted
+header cannot make the reader allocate more than the file holds (FAISS's own cap is 1 TiB a vector).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,8 +21,14 @@ from typing import Any
 import numpy as np
 
 from facebatch.atomic import atomic_path
-from facebatch.engines.gallery.settings import INDEX_PARAMETERS, INDEX_TYPES
-from facebatch.engines.gallery.store import GalleryError
+from facebatch.engines.gallery.settings import (
+    INDEX_MIN_BYTES_PER_FACE,
+    INDEX_PARAMETERS,
+    INDEX_TYPES,
+    MANIFEST,
+    PRIVATE_FILE,
+)
+from facebatch.engines.gallery.store import GalleryError, GalleryReadError, open_regular
 from facebatch.errors import SpecError
 
 INDEX_EXTRA_HINT = "pip install 'facebatch[index]' (faiss-cpu, pyarrow)"
@@ -115,24 +129,60 @@ def set_search_parameters(index, kind: str, values: dict[str, int]) -> None:
 
 
 def write_index(index, target: Path) -> int:
-    """Write atomically; the file's size."""
+    """Write atomically (0600: a gallery is private); the file's size."""
     faiss = import_faiss()
-    with atomic_path(target, "--out") as tmp:
+    with atomic_path(target, "--out", mode=PRIVATE_FILE) as tmp:
         faiss.write_index(index, str(tmp))
     return target.stat().st_size
 
 
-def read_index(path: Path, rows: int, hint: str):
-    faiss = import_faiss()
-    if not Path(path).is_file():
-        raise GalleryError(f"the gallery's index {path} is missing; {hint}")
+@contextlib.contextmanager
+def deserialization_caps(faiss, vector_bytes: int, loops: int) -> Iterator[None]:
+    """FAISS's deserialization limits for one read: no vector larger than ``vector_bytes``, no loop-driving
+    field (nlist, …) above ``loops``. They are process-wide and not thread-safe (FAISS's own words): set
+    around the one read, then put back."""
+    before = faiss.get_deserialization_vector_byte_limit(), faiss.get_deserialization_loop_limit()
+    faiss.set_deserialization_vector_byte_limit(vector_bytes)
+    faiss.set_deserialization_loop_limit(loops)
     try:
-        index = faiss.read_index(str(path))
-    except RuntimeError as exc:
-        # FAISS says "Error in <function> at <file>:<line>: <what>": the what is enough
-        lines = str(exc).strip().splitlines() or ["unreadable"]
-        reason = re.sub(r"^Error in .*? at \S+:\d+: ", "", lines[0])[:160]
-        raise GalleryError(f"the gallery's index {path} is corrupt ({reason}); {hint}") from None
+        yield
+    finally:
+        faiss.set_deserialization_vector_byte_limit(before[0])
+        faiss.set_deserialization_loop_limit(before[1])
+
+
+def _faiss_reason(exc: BaseException) -> str:
+    """FAISS says "Error in <function> at <file>:<line>: <what>": the what is enough."""
+    if isinstance(exc, MemoryError):
+        return "it asks for more memory than there is"
+    lines = str(exc).strip().splitlines() or ["unreadable"]
+    return re.sub(r"^Error in .*? at \S+:\d+: ", "", lines[0])[:160]
+
+
+def read_index(path: Path, recorded: dict[str, Any], hint: str):
+    """The index at ``path`` if it is the file the manifest ``recorded`` (its size; its rows after reading),
+    read under caps from that size and those rows: a vector no larger than the file, no more lists than
+    faces. Damage is one line with ``hint`` (how to rebuild); a file that cannot be read is an error."""
+    faiss = import_faiss()
+    rows, size = int(recorded["rows"]), int(recorded["bytes"])
+    damaged = f"the gallery's index {path} is corrupt"
+    try:
+        with open_regular(path, f"the index {MANIFEST} records") as handle:
+            actual = os.fstat(handle.fileno()).st_size
+            if actual != size:
+                raise GalleryError(f"{damaged} (it is {actual} bytes, {MANIFEST} records {size}); {hint}")
+            if rows * INDEX_MIN_BYTES_PER_FACE > size:
+                raise GalleryError(f"{damaged} ({MANIFEST} says {rows} faces, more than {size} bytes can hold); {hint}")
+            with deserialization_caps(faiss, vector_bytes=size + 1, loops=max(rows, 1)):
+                index = faiss.read_index(faiss.PyCallbackIOReader(handle.read))
+    except FileNotFoundError:
+        raise GalleryError(f"the gallery's index {path} is missing; {hint}") from None
+    except OSError as exc:
+        raise GalleryReadError(
+            f"cannot read the gallery's index {path} ({exc.strerror or exc}); fix its permissions and run again"
+        ) from None
+    except (RuntimeError, MemoryError) as exc:
+        raise GalleryError(f"{damaged} ({_faiss_reason(exc)}); {hint}") from None
     if index.ntotal != rows:
         raise GalleryError(f"the gallery's index {path} holds {index.ntotal} faces, the manifest says {rows}; {hint}")
     return index

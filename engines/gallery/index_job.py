@@ -25,6 +25,8 @@ from facebatch.engines.gallery.store import (
     GalleryError,
     ModelIdentity,
     PhotoState,
+    ShardDamaged,
+    ShardEntry,
     create_or_open,
     photos_to_index,
 )
@@ -80,6 +82,7 @@ class IndexSummary:
     index: str = ""
     index_built: bool = False
     where: str = "local"
+    cluster: str = ""  # with Ray: the cluster the job used (a local instance on 127.0.0.1, or the address given)
     seconds: float = 0.0
     index_seconds: float = 0.0
 
@@ -102,6 +105,7 @@ class IndexSummary:
             "index": self.index,
             "index_built": self.index_built,
             "where": self.where,
+            "cluster": self.cluster,
             "seconds": round(self.seconds, 3),
             "photos_per_second": round(self.photos_per_second, 3),
         }
@@ -134,22 +138,30 @@ def open_for(request: IndexRequest) -> Gallery:
     )
 
 
-def drop_unreadable_shards(gallery: Gallery) -> None:
-    """A shard that no longer reads right (damaged on disk) is dropped, with its file: its photos
-    then count as new and are indexed again. Said in one line each."""
-    kept = []
+def quarantine_damaged_shards(gallery: Gallery) -> None:
+    """A shard that does not read as committed (damaged on disk: its size, its sha256, Parquet, its rows)
+    is moved to GALLERY/quarantine, never deleted, and dropped from the manifest: its photos then count
+    as new and are indexed again. Said in one line each. Every shard is checked before anything moves:
+    one that cannot be read at all (permissions, an I/O error, the shards folder gone) stops the run
+    with nothing changed. A sound shard an older manifest lists without its sha256 gets it recorded."""
+    damaged: list[tuple[ShardEntry, ShardDamaged]] = []
+    recorded = False
     for position, entry in enumerate(gallery.manifest.shards):
         try:
-            gallery.read_shard(position, ["photo"])
-        except GalleryError as exc:
-            warn(f"{exc}: dropped it; its photos are indexed again")
-            (gallery.shard_folder / entry.name).unlink(missing_ok=True)
+            digest = gallery.verify_shard(position)
+        except ShardDamaged as exc:
+            damaged.append((entry, exc))
             continue
-        kept.append(entry)
-    if len(kept) != len(gallery.manifest.shards):
-        gallery.manifest.shards = kept
-        gallery.manifest.index = None  # its ids were rows of the shards before
-        gallery.__init__(gallery.root, gallery.manifest)
+        if entry.sha256 is None:
+            gallery.record_sha256(position, digest)
+            recorded = True
+    for entry, exc in damaged:
+        moved = gallery.quarantine(entry)
+        where = f"moved it to {moved}" if moved else "dropped it from the manifest"
+        warn(f"{exc.problem}: {where}; its photos are indexed again")
+    if damaged:
+        gallery.drop_shards({entry.name for entry, _ in damaged})
+    if damaged or recorded:
         gallery.save()
 
 
@@ -223,14 +235,14 @@ def index_photos(request: IndexRequest) -> IndexSummary:
     gallery = open_for(request)
     summary = IndexSummary(Path(request.out), photos_named=len(photos), where="ray" if request.ray else "local")
     with gallery.writing():
-        drop_unreadable_shards(gallery)
+        quarantine_damaged_shards(gallery)
         states = gallery.photo_states()
         todo = photos_to_index(photos, states)
         summary.photos_unchanged = len(photos) - len(todo)
         if todo and request.ray:
             from facebatch.engines.gallery.ray_job import run_on_ray
 
-            summary.faces_added = run_on_ray(request, gallery, todo, states)
+            summary.faces_added, summary.cluster = run_on_ray(request, gallery, todo, states)
         elif todo:
             summary.faces_added = run_locally(request, gallery, todo, states)
         summary.photos_run = len(todo)

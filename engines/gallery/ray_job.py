@@ -11,29 +11,41 @@ local run does. Each stage calls the pipeline's own steps (``FacePipeline.prepar
 
 The gallery folder and the model files must be paths every node sees (a shared filesystem); the
 photos too. Ray is an optional extra, imported here only.
+
+A local instance that facebatch starts (no address given) listens on and registers 127.0.0.1 only,
+with no dashboard: Ray's processes otherwise open unauthenticated gRPC ports on every interface
+while the job runs. A cluster named by address is the user's, as it is.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
+import logging
 import os
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
 
 from facebatch.engines.gallery.photos import Photo
-from facebatch.engines.gallery.settings import RAY_CONNECT_TIMEOUT_S
+from facebatch.engines.gallery.settings import RAY_CONNECT_TIMEOUT_S, RAY_LOOPBACK, STAGING_PREFIX
 from facebatch.engines.gallery.store import Gallery, PhotoState
 from facebatch.errors import EngineError, SpecError
+from facebatch.words import counted
 
 RAY_EXTRA_HINT = "pip install 'facebatch[ray]' (ray[data])"
-STAGING_PREFIX = ".ray-staging-"
+# Ray has no public switch for the address its processes bind: its loopback-only mode (the one it uses on macOS and
+# Windows) is chosen by this variable, read when ray._private.ray_constants is imported; the GCS, raylet and workers
+# a local ray.init starts inherit it from this process's environment.
+RAY_LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def import_ray():
@@ -81,24 +93,50 @@ def check_address_answers(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S) 
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None):
-    """Ray as the job needs it: the running session if this process has one (a test's ray.init),
-    else a connection to ``address`` (RAY_ADDRESS when None), else a local instance; a session this
-    function opened is closed at the end."""
+def local_ray(**options: Any) -> Iterator[Any]:
+    """A local Ray instance on loopback only, for the ``with`` block: every process listens on and registers
+    RAY_LOOPBACK, no dashboard; then shut down, and Ray's setting put back (a later connection to a cluster
+    must register this machine's real address)."""
     ray = import_ray()
-    if ray.is_initialized():
-        yield ray
-        return
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        check_address_answers(address)
-    import logging
-
-    ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, include_dashboard=False)
+    constants = importlib.import_module("ray._private.ray_constants")
+    before = os.environ.get(RAY_LOOPBACK_SWITCH), constants.ENABLE_RAY_CLUSTER
+    os.environ[RAY_LOOPBACK_SWITCH] = "0"
+    constants.ENABLE_RAY_CLUSTER = False  # Ray read the variable when it was imported, before it was set
     try:
+        ray.init(_node_ip_address=RAY_LOOPBACK, include_dashboard=False, **options)
         yield ray
     finally:
         ray.shutdown()
+        constants.ENABLE_RAY_CLUSTER = before[1]
+        if before[0] is None:
+            os.environ.pop(RAY_LOOPBACK_SWITCH, None)
+        else:
+            os.environ[RAY_LOOPBACK_SWITCH] = before[0]
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None) -> Iterator[tuple[Any, str]]:
+    """Ray as the job needs it, and which cluster that is: the running session if this process has one
+    (a test's), else a connection to ``address`` (RAY_ADDRESS when None), else a local instance on
+    loopback; a session this function opened is closed at the end."""
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray, f"this process's Ray session (GCS at {ray.get_runtime_context().gcs_address})"
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    if address and address != "local":
+        check_address_answers(address)
+        ray.init(address=address, include_dashboard=False, **quiet)
+        try:
+            yield ray, f"the Ray cluster at {address}"
+        finally:
+            ray.shutdown()
+        return
+    with local_ray(**quiet) as local:
+        gcs = local.get_runtime_context().gcs_address
+        cpus = int(local.cluster_resources().get("CPU", 0))
+        yield local, f"a local Ray instance on {RAY_LOOPBACK} (GCS {gcs}, {counted(cpus, 'CPU')})"
 
 
 def actor_resources(ray, wanted: int) -> tuple[int, float, float]:
@@ -187,9 +225,11 @@ class _Embedder:
         return shard_table(self.pipeline.finish(prepared), photos, self.size, self.best_only)
 
 
-def run_on_ray(request, gallery: Gallery, todo: list[Photo], states: dict[str, PhotoState]) -> int:  # IndexRequest
+def run_on_ray(
+    request, gallery: Gallery, todo: list[Photo], states: dict[str, PhotoState]
+) -> tuple[int, str]:  # IndexRequest
     """Index ``todo`` with Ray Data; the staged shards are committed in one manifest write. The
-    faces added."""
+    faces added, and the cluster that ran them."""
     import pyarrow.parquet as pq
 
     from facebatch.engines.pipeline.face_pipeline import FaceModels
@@ -198,7 +238,7 @@ def run_on_ray(request, gallery: Gallery, todo: list[Photo], states: dict[str, P
     models = FaceModels(request.detector.spec, size, request.embedder.spec)
     staging = Path(tempfile.mkdtemp(dir=gallery.root, prefix=f"{STAGING_PREFIX}{os.getpid()}-"))
     try:
-        with ray_session(request.ray_address) as ray:
+        with ray_session(request.ray_address) as (ray, cluster):
             actors, gpus, cpus = actor_resources(ray, request.ray_actors)
             items = [
                 {
@@ -233,7 +273,7 @@ def run_on_ray(request, gallery: Gallery, todo: list[Photo], states: dict[str, P
         files = sorted(staging.glob("*.parquet"))
         added = sum(int((pq.read_table(f, columns=["face"]).column("face").to_numpy() >= 0).sum()) for f in files)
         gallery.commit(files, states)
-        return added
+        return added, cluster
     finally:
         import shutil
 

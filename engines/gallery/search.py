@@ -15,6 +15,7 @@ import numpy as np
 from facebatch.engines.gallery.faiss_index import read_index, set_search_parameters
 from facebatch.engines.gallery.store import Gallery, GalleryError
 from facebatch.errors import SpecError
+from facebatch.trusted_paths import printable
 
 UNKNOWN = "unknown"
 
@@ -74,7 +75,7 @@ class GallerySearch:
             raise GalleryError(
                 f"{root} holds no face; index photos with faces into it ('facebatch index PHOTOS --out {root}')"
             )
-        self.index = read_index(self.gallery.index_path, int(recorded["rows"]), hint)
+        self.index = read_index(self.gallery.index_path, recorded, hint)
         set_search_parameters(self.index, recorded["type"], recorded.get("parameters", {}))
 
     @property
@@ -121,8 +122,9 @@ def npz_queries(path: Path, gallery: Gallery) -> tuple[np.ndarray, list[int], li
             )
         if str(recorded) != identity.sha256:
             raise SpecError(
-                f"{path} was made with another {role} (sha256 {str(recorded)[:12]}…) than the gallery's {identity.name} "
-                f"({identity.sha256[:12]}…); embeddings of two models must not mix"
+                f"{path} was made with another {role} (sha256 {printable(str(recorded)[:12], 20)}…) than the gallery's "
+                f"{printable(identity.name, 80)} ({identity.sha256[:12]}…); embeddings of two models must "
+                "not mix"
             )
     boxes = arrays.get("boxes")
     rows = len(arrays["embeddings"])
@@ -142,8 +144,9 @@ def check_gallery_models(gallery: Gallery, detector, embedder) -> None:  # Model
     for model, identity in ((detector, manifest.detector), (embedder, manifest.embedder)):
         if model.sha256 != identity.sha256:
             raise SpecError(
-                f"{model.path} is not the {identity.role} the gallery was built with ({identity.name}, sha256 "
-                f"{identity.sha256[:12]}…): embeddings of two models must not mix; pass {identity.file}"
+                f"{model.path} is not the {identity.role} the gallery was built with ({printable(identity.name, 80)}, "
+                f"sha256 {identity.sha256[:12]}…): embeddings of two models must not mix; pass "
+                f"{printable(identity.file)}"
             )
 
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 MANIFEST = "manifest.json"
 SHARDS = "shards"  # shard-00000.parquet, …: one row per face, and one per photo without a face
 INDEX_FILE = "index.faiss"
-GALLERY_FORMAT = 1
+LOCK = ".lock"  # the one writer's lock
+QUARANTINE = "quarantine"  # shards that could not be read as committed: moved here, never deleted
+STAGING_PREFIX = ".ray-staging-"  # + the driver's pid + '-' + tempfile's 8 random characters: Ray's workers write here
+GALLERY_FORMAT = 1  # format 1 manifests may carry each shard's sha256 (recorded since issue 34); older ones lack it
+
+# The names facebatch writes in a gallery: a manifest may name no other shard, a clean-up removes nothing else.
+SHARD_NAME = r"shard-\d{5,}\.parquet"  # next_shard_name: shard-00000.parquet, … (a sixth digit past 99999)
+TEMP_RANDOM = r"[a-z0-9_]{8}"  # the random part of tempfile's names (atomic writes, Ray's staging folder)
+
+# Galleries hold biometric data (embeddings, names, photo paths): private to their owner unless chmod says otherwise
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
 
 PHOTOS_PER_SHARD = 256  # a shard is committed (and survives a kill) every this many photos
 FACES_MODES = ("best", "all")  # best: the highest-scoring face of each photo (enrolment); all: every face
@@ -20,9 +31,12 @@ INDEX_PARAMETERS: dict[str, dict[str, int]] = {
     "ivf": {"nlist": 0, "nprobe": 16},  # nlist 0: 4·√N, at least 1 and at most N/39 (FAISS wants ~39 per list)
     "ivfpq": {"nlist": 0, "nprobe": 16, "m": 0, "nbits": 8},  # m 0: D/8 sub-quantisers (16 bytes per 128-d vector)
 }
+# A face in index.faiss takes at least its 8-byte id: a manifest claiming more faces than that allows is a lie
+INDEX_MIN_BYTES_PER_FACE = 8
 
 DEFAULT_TOP_K = 5
 # cosine below which a gallery face is no match ("unknown"). ArcFace-loss embedders put one person's photos above
 # ~0.4 and different people below ~0.3 (the fixtures: obama/obama 0.72, obama/biden 0.07 with mobilefacenet_128d)
 DEFAULT_THRESHOLD = 0.35
 RAY_CONNECT_TIMEOUT_S = 30.0  # a Ray address that does not answer is refused within this
+RAY_LOOPBACK = "127.0.0.1"  # where a local Ray instance that facebatch starts listens and registers its node

@@ -99,6 +99,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from facebatch.atomic import write_text_atomic
     from facebatch.cli.render import console_for
+    from facebatch.cli.terminal import literal, visible
     from facebatch.engines.gallery.faiss_index import IndexChoice, parse_index_parameters
     from facebatch.engines.gallery.index_job import IndexRequest, index_photos
     from facebatch.engines.gallery.store import read_manifest
@@ -131,17 +132,21 @@ def run(args: argparse.Namespace) -> int:
     summary = index_photos(request)
     console = console_for(args)
     rate = f", {summary.photos_per_second:.1f} photos/s" if summary.photos_run else ""
+    where = f"ray: {summary.cluster}" if summary.cluster else summary.where
     console.print(
         f"{'indexed' if summary.photos_run else 'nothing new to index'}: {counted(summary.photos_run, 'photo')} run"
         f" ({summary.photos_unchanged} unchanged), {counted(summary.faces_added, 'face')} added, "
-        f"{len(summary.failed)} failed ({summary.where}{rate})",
+        f"{len(summary.failed)} failed ({literal(where)}{rate})",
         soft_wrap=True,
+        emoji=False,
     )
     built = "built" if summary.index_built else "current"
-    console.print(
-        f"gallery {summary.gallery}: {counted(summary.gallery_photos, 'photo')}, {counted(summary.gallery_faces, 'face')} "
-        f"in {counted(summary.shards, 'shard')}; index {summary.index} {built}",
+    console.print(  # the gallery's own strings (the index's description) are shown literally, never as markup
+        f"gallery {literal(str(summary.gallery))}: {counted(summary.gallery_photos, 'photo')}, "
+        f"{counted(summary.gallery_faces, 'face')} in {counted(summary.shards, 'shard')}; index {literal(summary.index)} "
+        f"{built}",
         soft_wrap=True,
+        emoji=False,
     )
     if args.json == arguments.STDOUT:
         sys.stdout.write(json.dumps(summary.to_dict(), indent=2) + "\n")
@@ -150,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     if summary.failed:
         print(
             f"facebatch: error: {len(summary.failed)} of {counted(summary.photos_run, 'photo')} could not be read "
-            f"(recorded in {args.out}/manifest.json): " + ", ".join(f["photo"] for f in summary.failed),
+            f"(recorded in {args.out}/manifest.json): " + ", ".join(visible(f["photo"]) for f in summary.failed),
             file=sys.stderr,
         )
         return 1

@@ -62,6 +62,7 @@ def _gallery_models(args: argparse.Namespace, gallery):  # (ModelFile, ModelFile
 def run(args: argparse.Namespace) -> int:
     from facebatch.atomic import write_text_atomic
     from facebatch.cli.render import console_for
+    from facebatch.cli.terminal import literal, visible
     from facebatch.engines.gallery.photos import collect_photos
     from facebatch.engines.gallery.search import GallerySearch, QueryFace, npz_queries, photo_queries
     from facebatch.errors import SpecError
@@ -98,18 +99,22 @@ def run(args: argparse.Namespace) -> int:
         for query, matches in zip(queries, searcher.search(np.stack(vectors), args.top_k, args.threshold), strict=True):
             query.matches = matches
     console = console_for(args)
-    for query in queries:
-        name = Path(query.source).name
+    for query in queries:  # the gallery's strings (subjects, photo names) are shown literally, never as markup
+        name = literal(Path(query.source).name)
         best = query.matches[0] if query.matches else None
         detail = (
-            f" (cosine {best.cosine:.3f}, {Path(best.record['photo']).name} face {best.record['face']})" if best else ""
+            f" (cosine {best.cosine:.3f}, {literal(Path(best.record['photo']).name)} face {best.record['face']})"
+            if best
+            else ""
         )
-        console.print(f"{name} face {query.face} → {query.answer}{detail}", soft_wrap=True)
+        console.print(f"{name} face {query.face} → {literal(query.answer)}{detail}", soft_wrap=True, emoji=False)
         for match in query.matches[1:]:
-            who = match.record["subject"] or "-"
+            who = literal(match.record["subject"] or "-")
+            photo = literal(Path(match.record["photo"]).name)
             console.print(
-                f"    {match.rank}. {who}  cosine {match.cosine:.3f}  {Path(match.record['photo']).name} face {match.record['face']}",
+                f"    {match.rank}. {who}  cosine {match.cosine:.3f}  {photo} face {match.record['face']}",
                 soft_wrap=True,
+                emoji=False,
             )
     report = {
         "gallery": str(args.gallery),
@@ -127,9 +132,10 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         what = []
         if faceless:
-            what.append(f"{counted(len(faceless), 'query photo')} with no face: {', '.join(faceless)}")
+            what.append(f"{counted(len(faceless), 'query photo')} with no face: {', '.join(map(visible, faceless))}")
         if unreadable:
-            what.append(f"{counted(len(unreadable), 'query photo')} could not be read: {', '.join(unreadable)}")
+            shown = ", ".join(map(visible, unreadable))
+            what.append(f"{counted(len(unreadable), 'query photo')} could not be read: {shown}")
         print(f"facebatch: error: {'; '.join(what)}", file=sys.stderr)
         return 1
     return 0

@@ -5,6 +5,7 @@ address that does not answer is refused in one line, well within RAY_CONNECT_TIM
 from __future__ import annotations
 
 import socket
+import stat
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from facebatch.engines.gallery.index_job import index_photos
 from facebatch.engines.gallery.ray_job import check_address_answers
+from facebatch.engines.gallery.ray_job import local_ray as loopback_ray
 from facebatch.engines.gallery.search import GallerySearch
 from facebatch.engines.gallery.store import Gallery
 from facebatch.errors import EngineError
@@ -25,9 +27,8 @@ ray = pytest.importorskip("ray", reason="the ray extra (ray[data]) runs index --
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield ray
-    ray.shutdown()
+    with loopback_ray(num_cpus=2, log_to_driver=False, logging_level="ERROR"):  # as facebatch starts its own
+        yield ray
 
 
 def rows_by_face(out: Path) -> dict[tuple[str, int], dict]:
@@ -54,6 +55,8 @@ def test_ray_run_equals_the_local_run(
     assert boxes <= 0.5 and cosine >= 0.9999
     assert all(on_ray[k]["subject"] == local[k]["subject"] for k in local)
     assert GallerySearch(out).index.ntotal == 188
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in (out / "shards").iterdir()}
+    assert modes == {0o600}, modes  # the workers' files, moved in: private like the local run's
 
     again = index_photos(request([images_dir], out, detector_file, embedder_file, ray=True))
     assert (again.photos_run, again.photos_unchanged) == (0, 17)
@@ -94,3 +97,14 @@ def test_an_address_that_does_not_answer_is_refused_in_one_line() -> None:
 def test_the_ray_address_check_accepts_a_real_ray_head(local_ray) -> None:
     address = local_ray.get_runtime_context().gcs_address
     check_address_answers(address, timeout=5.0)  # Ray's GCS speaks gRPC
+
+
+def test_the_suites_own_ray_listens_on_loopback_only(local_ray) -> None:
+    import os
+
+    from .conftest import on_loopback, tcp_listeners
+
+    listeners = tcp_listeners(os.getpid())
+    assert any(name == "gcs_server" for name, _ in listeners), listeners
+    assert all(on_loopback(address) for _, address in listeners), sorted(listeners)
+    assert local_ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")

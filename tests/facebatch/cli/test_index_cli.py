@@ -142,3 +142,44 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(
     assert message in line, line
     assert "Traceback" not in captured.err
     assert not (tmp_path / "g").exists() or not any((tmp_path / "g").rglob("*.parquet"))
+
+
+def test_a_manifest_naming_a_file_outside_the_gallery_is_one_line_exit_2_and_nothing_touched(
+    gallery: Path, models, tmp_path: Path, capsys
+) -> None:
+    canary = tmp_path / "canary.txt"
+    canary.write_text("the user's")
+    hostile = tmp_path / "hostile"
+    shutil.copytree(gallery, hostile)
+    manifest = json.loads((hostile / "manifest.json").read_text())
+    manifest["shards"][0]["file"] = str(canary)
+    (hostile / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main(["index", "--out", str(hostile), "--faces", "best", *models]) == 2
+    captured = capsys.readouterr()
+    (line,) = error_lines(captured.err)
+    assert str(canary) in line and "refused, nothing touched" in line, line
+    assert canary.read_text() == "the user's" and (hostile / "shards" / "shard-00000.parquet").is_file()
+
+
+MARKUP = "[red]x[/red]\x1b[2J"  # Rich markup and a terminal escape (clear the screen), as a subject
+
+
+def test_gallery_strings_are_shown_literally(photos: list[Path], models, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    obama = next(p for p in photos if p.name == "obama_1.jpg")
+    shutil.copy(obama, folder / "[blue]who.jpg")  # a file name with markup (no "/": it is one name)
+    subjects = tmp_path / "subjects.csv"
+    subjects.write_text(f"path,subject\n[blue]who.jpg,{MARKUP}\n", encoding="utf-8")
+    shutil.move(subjects, folder / "subjects.csv")
+    out = tmp_path / "gallery"
+    argv = ["index", str(folder), "--subjects", str(folder / "subjects.csv"), "--out", str(out), "--faces", "best"]
+    assert main([*argv, *models]) == 0
+    capsys.readouterr()
+    query = next(p for p in photos if p.name == "obama_2.jpg")
+    assert main(["search", str(query), "--gallery", str(out), "--top-k", "1"]) == 0
+    shown = capsys.readouterr().out
+    print(shown)
+    assert "\x1b" not in shown  # no escape sequence reaches the terminal
+    assert "→ [red]x[/red]\\x1b[2J (cosine" in shown and "[blue]who.jpg face 0" in shown
