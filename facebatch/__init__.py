@@ -21,6 +21,13 @@ if os.path.isfile(os.path.join(_TREE, "pyproject.toml")) and os.path.isfile(
 ):
     __path__.append(_TREE)  # type: ignore[name-defined]  # noqa: F821 (a package's __path__)
 
+# OpenCV reads its own cap on one decode from the environment once, when cv2 loads: set it (the photo pixel limit's
+# default) before any module of ours imports cv2, as a backstop behind the header checks (engines/pipeline/image_header.py;
+# imported after the search path above, through which a work tree's engines/ is found)
+from facebatch.engines.pipeline.image_header import cap_opencv_decodes as _cap_opencv_decodes  # noqa: E402
+
+_cap_opencv_decodes()
+
 API = (
     "export",
     "verify_model",

@@ -34,11 +34,17 @@ from facebatch.configs.model_file import ModelFile
 from facebatch.configs.spec import ModelSpec
 from facebatch.engines.pipeline.align import similarity_transforms, template_for, transform_scale, warp_faces
 from facebatch.engines.pipeline.face_detect import batch_limit, decode_detections, detector_input, detector_outputs
+from facebatch.engines.pipeline.image_header import (
+    DEFAULT_MAX_PHOTO_PIXELS,
+    PhotoHeader,
+    PhotoRefused,
+    check_limit_against_opencv,
+)
 from facebatch.engines.pipeline.preprocess import (
     DecodedPhoto,
     blob_from_images,
     decode_for_detector,
-    decode_jpeg_reduced,
+    decode_within,
     on_reduced_image,
 )
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH, Detections
@@ -112,8 +118,12 @@ class PipelineSettings:
     # default, one per physical core on ort-cpu; openvino runs them when asked); with more than one, read_workers is
     # not used
     lanes: int | None = None
+    # a photo whose header says more pixels, gives no size or is not a JPEG, PNG, BMP, GIF, WebP or TIFF is skipped
+    # with its reason, never decoded (image_header)
+    max_photo_pixels: int = DEFAULT_MAX_PHOTO_PIXELS
 
     def __post_init__(self) -> None:
+        check_limit_against_opencv(self.max_photo_pixels)
         if self.lanes is not None and self.lanes < 1:
             raise SpecError(f"--lanes must be at least 1, got {self.lanes}")
         for name in ("batch_size", "embed_batch_size"):
@@ -197,6 +207,7 @@ class PreparedPhoto:
     letterbox_seconds: float = 0.0
     full_size: tuple[int, int] | None = None  # height, width of the photo (None: image's own)
     encoded: np.ndarray | None = None  # the file's bytes, kept while ``image`` is reduced
+    header: PhotoHeader | None = None  # what the file's header said, for the finer decodes of ``encoded``
     # finer decodes than ``image`` (by JPEG reduction, 1: whole), made when a face was too small in ``image``
     finer: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
@@ -224,7 +235,14 @@ class PreparedPhoto:
         if factor == self.factor:
             return self.image
         if factor not in self.finer:
-            decoded = decode_jpeg_reduced(self.encoded, factor) if self.encoded is not None else None
+            try:
+                decoded = (
+                    decode_within(self.encoded, self.header, factor)
+                    if self.encoded is not None and self.header is not None
+                    else None
+                )
+            except PhotoRefused:
+                decoded = None
             expected = tuple(-(-side // factor) for side in self.photo_size)
             if decoded is None or any(abs(a - b) > 1 for a, b in zip(decoded.shape[:2], expected, strict=True)):
                 raise SpecError(f"image {self.path} cannot be decoded again (it changed while being read)")
@@ -237,14 +255,19 @@ class PreparedPhoto:
 
 
 def prepare_photo(
-    models: FaceModels, path: Path, image: np.ndarray | None = None, reduced_decode: bool = False
+    models: FaceModels,
+    path: Path,
+    image: np.ndarray | None = None,
+    reduced_decode: bool = False,
+    max_pixels: int = DEFAULT_MAX_PHOTO_PIXELS,
 ) -> PreparedPhoto:
     """What a reader does with one photo (needs no runtime: Ray runs it as a task of its own). A large
-    JPEG is decoded reduced (``decode_for_detector``) when ``reduced_decode``."""
+    JPEG is decoded reduced (``decode_for_detector``) when ``reduced_decode``; a photo refused from its
+    header (above ``max_pixels``, no size, a format not accepted) is never decoded: its error says why."""
     start = time.perf_counter()
     try:
         decoded = (
-            decode_for_detector(path, models.detector_size if reduced_decode else None)
+            decode_for_detector(path, models.detector_size if reduced_decode else None, max_pixels)
             if image is None
             else DecodedPhoto(image, image.shape[:2])
         )
@@ -262,6 +285,7 @@ def prepare_photo(
         letterbox_seconds=time.perf_counter() - read,
         full_size=decoded.full_size if reduced else None,
         encoded=decoded.encoded if reduced else None,
+        header=decoded.header if reduced else None,
     )
 
 
@@ -327,7 +351,7 @@ class FacePipeline:
     def prepare(self, path: Path, image: np.ndarray | None = None) -> PreparedPhoto:
         """Read (unless given) and letterbox one photo; a photo that cannot be read is an error
         in its result, not an exception."""
-        return prepare_photo(self.models, path, image, self.settings.reduced_decode)
+        return prepare_photo(self.models, path, image, self.settings.reduced_decode, self.settings.max_photo_pixels)
 
     def detect(self, prepared: Sequence[PreparedPhoto]) -> list[Detections]:
         """Faces of prepared photos, one detector call per ``detect_batch`` of them."""

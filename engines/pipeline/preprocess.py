@@ -15,50 +15,100 @@ import numpy as np
 
 from facebatch.configs.model_file import ModelFile
 from facebatch.configs.spec import Normalize
-from facebatch.engines.pipeline.image_header import image_dimensions
+from facebatch.engines.pipeline.image_header import (
+    ACCEPTED,
+    DEFAULT_MAX_PHOTO_PIXELS,
+    PhotoHeader,
+    PhotoRefused,
+    checked_header,
+    what_to_change,
+)
 from facebatch.errors import SpecError
+from facebatch.trusted_paths import printable
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# libjpeg decodes straight to 1/2, 1/4 or 1/8 of the size (it drops DCT coefficients: 2–8× less work
+# than a full decode, and an area-like downscale); other formats would decode whole and resize
+JPEG_REDUCTIONS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
-def decode_image(data: bytes | np.ndarray) -> np.ndarray | None:
-    """Encoded bytes → HWC uint8 BGR, or None when they are not a whole image. Converted the
-    way ``cv2.imread`` converts (insightface reads with it): grayscale → BGR, 16-bit → 8-bit,
-    alpha dropped, EXIF orientation applied. ``imdecode`` rather than ``imread``: it refuses a
-    truncated JPEG (``imread`` fills the rest with gray) and prints nothing."""
-    buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
-    if buffer.size == 0:
+def _buffer(data: bytes | np.ndarray) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray | memoryview) else data
+
+
+def decode_within(data: bytes | np.ndarray, header: PhotoHeader, factor: int = 1) -> np.ndarray | None:
+    """Encoded bytes whose ``header`` was checked → HWC uint8 BGR at 1/``factor`` (1: whole; 2, 4, 8:
+    a JPEG reduced by libjpeg), or None when they are not a whole image. Converted the way
+    ``cv2.imread`` converts (insightface reads with it): grayscale → BGR, 16-bit → 8-bit, alpha
+    dropped, EXIF orientation applied. ``imdecode`` rather than ``imread``: it refuses a truncated
+    JPEG (``imread`` fills the rest with gray) and prints nothing. A decode larger than the header
+    said (either way round) is refused: the header is what the limit was checked against."""
+    try:
+        image = cv2.imdecode(_buffer(data), cv2.IMREAD_COLOR if factor == 1 else JPEG_REDUCTIONS[factor])
+    except cv2.error:  # OpenCV raises for some refusals (its own pixel cap, an assertion in a decoder)
         return None
-    return cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if image is not None and not header.holds(image.shape[:2], factor):
+        height, width = image.shape[:2]
+        raise PhotoRefused(
+            f"is not a whole image: it decoded to {width}x{height}, larger than the "
+            f"{header.width}x{header.height} its header gives"
+        )
+    return image
+
+
+def decode_image(data: bytes | np.ndarray, max_pixels: int = DEFAULT_MAX_PHOTO_PIXELS) -> np.ndarray | None:
+    """Encoded bytes → HWC uint8 BGR (``decode_within``), or None when they are not a whole image.
+    Fails closed: ``PhotoRefused`` before anything is decoded when the header gives no size, is not a
+    format facebatch accepts, or gives more than ``max_pixels`` (``image_header``)."""
+    buffer = _buffer(data)
+    return decode_within(buffer, checked_header(buffer, max_pixels))
 
 
 def read_bytes(path: Path) -> np.ndarray:
     """A photo file's bytes; a missing or unreadable file is a clear error."""
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"image {path} does not exist")
+        raise SpecError(f"image {printable(str(path))} does not exist")
     try:
         return np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
-        raise SpecError(f"image {path} cannot be read: {exc.strerror}") from None
+        raise SpecError(f"image {printable(str(path))} cannot be read: {exc.strerror}") from None
 
 
 def _undecodable(path: Path) -> SpecError:
-    return SpecError(f"image {path} cannot be decoded (not an image, or truncated); pass a JPEG, PNG, BMP or WebP file")
+    return SpecError(
+        f"image {printable(str(path))} is not a whole image: it cannot be decoded (truncated or corrupt); "
+        f"pass a whole {ACCEPTED} file"
+    )
 
 
-def load_image(path: Path) -> np.ndarray:
-    """HWC uint8 BGR (see ``decode_image``); a missing or undecodable file is a clear error."""
-    image = decode_image(read_bytes(path))
+def _refused(path: Path, refusal: PhotoRefused) -> SpecError:
+    """A photo refused before (or instead of) decoding, named, with what to change."""
+    return SpecError(f"image {printable(str(path))} {refusal}; {what_to_change(refusal, served=False)}")
+
+
+def _header_of(path: Path, data: np.ndarray, max_pixels: int) -> PhotoHeader:
+    try:
+        return checked_header(data, max_pixels)
+    except PhotoRefused as refusal:
+        raise _refused(path, refusal) from None
+
+
+def _decoded(path: Path, data: np.ndarray, header: PhotoHeader, factor: int = 1) -> np.ndarray:
+    try:
+        image = decode_within(data, header, factor)
+    except PhotoRefused as refusal:
+        raise _refused(path, refusal) from None
     if image is None:
         raise _undecodable(path)
     return image
 
 
-# libjpeg decodes straight to 1/2, 1/4 or 1/8 of the size (it drops DCT coefficients: 2–8× less work
-# than a full decode, and an area-like downscale); other formats would decode whole and resize
-HEADER_BYTES = 262144  # where a JPEG's frame header is looked for (after EXIF, its thumbnail, ICC profiles)
-JPEG_REDUCTIONS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PHOTO_PIXELS) -> np.ndarray:
+    """HWC uint8 BGR (see ``decode_within``); a missing or undecodable file, or one refused from its
+    header (no size, a format not accepted, more than ``max_pixels``), is a clear error."""
+    data = read_bytes(path)
+    return _decoded(path, data, _header_of(path, data, max_pixels))
 
 
 def jpeg_reduction(width: int, height: int, target: tuple[int, int]) -> int:
@@ -69,10 +119,11 @@ def jpeg_reduction(width: int, height: int, target: tuple[int, int]) -> int:
     return max([1] + [k for k in JPEG_REDUCTIONS if scale * k <= 1.0])
 
 
-def decode_jpeg_reduced(data: np.ndarray, factor: int) -> np.ndarray | None:
+def decode_jpeg_reduced(data: np.ndarray, factor: int, max_pixels: int = DEFAULT_MAX_PHOTO_PIXELS) -> np.ndarray | None:
     """A JPEG's bytes decoded at 1/``factor`` (2, 4 or 8) of its size, EXIF orientation applied (as
-    ``IMREAD_COLOR`` applies it), or whole for ``factor`` 1; None when they do not decode."""
-    return decode_image(data) if factor == 1 else cv2.imdecode(data, JPEG_REDUCTIONS[factor])
+    ``IMREAD_COLOR`` applies it), or whole for ``factor`` 1; None when they do not decode. Refused
+    from the header as ``decode_image`` refuses."""
+    return decode_within(data, checked_header(data, max_pixels), factor)
 
 
 def on_reduced_image(matrices: np.ndarray, factor: int) -> np.ndarray:
@@ -88,12 +139,13 @@ def on_reduced_image(matrices: np.ndarray, factor: int) -> np.ndarray:
 @dataclass(frozen=True)
 class DecodedPhoto:
     """A photo as the detector needs it: decoded whole, or reduced by libjpeg (``reduction`` > 1),
-    with the photo's own size and, when reduced, its bytes for a full decode later (alignment of
-    faces too small in the reduced image)."""
+    with the photo's own size, its header and, when reduced, its bytes for a full decode later
+    (alignment of faces too small in the reduced image)."""
 
     image: np.ndarray  # HWC uint8 BGR, possibly reduced
     full_size: tuple[int, int]  # the photo's height, width at full size, EXIF orientation applied
     encoded: np.ndarray | None = None  # the file's bytes when ``image`` is reduced
+    header: PhotoHeader | None = None  # what its header said (checked against the pixel limit)
 
     @property
     def reduction(self) -> float:
@@ -101,29 +153,23 @@ class DecodedPhoto:
         return self.full_size[0] / self.image.shape[0]
 
 
-def decode_for_detector(path: Path, target: tuple[int, int] | None) -> DecodedPhoto:
+def decode_for_detector(
+    path: Path, target: tuple[int, int] | None, max_pixels: int = DEFAULT_MAX_PHOTO_PIXELS
+) -> DecodedPhoto:
     """Read a photo for a detector of input ``target`` (height, width): a JPEG at least twice the
     letterbox's size is decoded reduced (``jpeg_reduction``); anything else whole. ``target`` None:
-    whole. Errors as ``load_image``'s."""
+    whole. Refused from its header (no size, a format not accepted, above ``max_pixels``) before
+    anything is decoded; errors as ``load_image``'s."""
     data = read_bytes(path)
-    size = (
-        image_dimensions(data[:HEADER_BYTES].tobytes())
-        if target is not None and data[:2].tobytes() == b"\xff\xd8"
-        else None
-    )
-    factor = jpeg_reduction(*size, target) if size and min(size) > 0 and target is not None else 1
+    header = _header_of(path, data, max_pixels)
+    factor = jpeg_reduction(header.width, header.height, target) if target and header.format == "JPEG" else 1
+    image = _decoded(path, data, header, factor)
     if factor == 1:
-        image = decode_image(data)
-        if image is None:
-            raise _undecodable(path)
-        return DecodedPhoto(image, image.shape[:2])
-    image = decode_jpeg_reduced(data, factor)
-    if image is None:
-        raise _undecodable(path)
-    width, height = size
+        return DecodedPhoto(image, image.shape[:2], header=header)
+    width, height = header.width, header.height
     # libjpeg's reduced size is the full size / factor rounded up; a turned photo swaps them
     upright = abs(image.shape[0] - -(-height // factor)) <= 1 and abs(image.shape[1] - -(-width // factor)) <= 1
-    return DecodedPhoto(image, (height, width) if upright else (width, height), data)
+    return DecodedPhoto(image, (height, width) if upright else (width, height), data, header)
 
 
 def image_files(path: Path) -> list[Path]:
@@ -238,10 +284,12 @@ def proof_frames(
     photos: Sequence[Path] = (),
     seed: int = 0,
     fit: str = "letterbox",
+    max_pixels: int = DEFAULT_MAX_PHOTO_PIXELS,
 ) -> np.ndarray:
     """``count`` distinct preprocessed frames: the photos (cycled never; each once), then noise.
-    ``fit``: "letterbox" (detectors) or "center" (embedders: a centred crop)."""
-    images = [load_image(p) for p in list(photos)[:count]]
+    ``fit``: "letterbox" (detectors) or "center" (embedders: a centred crop). A photo is read as
+    ``load_image`` reads it (refused above ``max_pixels``, in one line)."""
+    images = [load_image(p, max_pixels) for p in list(photos)[:count]]
     images += [noise_image(height, width, seed + i) for i in range(count - len(images))]
     if fit == "center":
         return np.stack([normalize.apply(center_crop(img, height, width)) for img in images])

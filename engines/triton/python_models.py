@@ -7,7 +7,10 @@ lines that subclass one of these and hand in the backend's utilities
   batcher hands over run as one batch and are split back.
 * ``FacePipelineModel`` (``--pipeline``): encoded photos in, faces out. The same code as
   ``facebatch detect``/``embed`` (``FacePipeline``: letterbox, decode, NMS, alignment, L2),
-  with the detector and the embedder reached through BLS runners.
+  with the detector and the embedder reached through BLS runners. Photos fail closed: each is
+  refused from its header (no size, a format not accepted, above ``max_photo_pixels``) before
+  anything is decoded, and the photos of a merged batch are decoded in parts of at most
+  ``max_batch_pixels``, so the stub's memory is bounded whatever the batcher merges.
 
 Models answer every request: a bad one gets an error response, the others their results.
 """
@@ -15,7 +18,8 @@ Models answer every request: a bad one gets an error response, the others their 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +28,17 @@ import numpy as np
 from facebatch.configs.spec import BATCH
 from facebatch.configs.spec_io import spec_from_dict
 from facebatch.engines.pipeline.face_pipeline import FaceModels, FacePipeline, ImageFaces, PipelineSettings
-from facebatch.engines.pipeline.image_header import DEFAULT_MAX_PHOTO_PIXELS, pixel_limit_problem
-from facebatch.engines.pipeline.preprocess import decode_image
+from facebatch.engines.pipeline.image_header import (
+    ACCEPTED,
+    BATCH_PIXELS_IN_PHOTO_LIMITS,
+    DEFAULT_MAX_PHOTO_PIXELS,
+    PhotoHeader,
+    PhotoRefused,
+    check_limit_against_opencv,
+    checked_header,
+    what_to_change,
+)
+from facebatch.engines.pipeline.preprocess import decode_within
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.engines.runners.base import Runner, TensorMeta, first_line
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
@@ -153,10 +166,46 @@ def join_faces(rows: list[dict[str, np.ndarray]], embedding_size: int) -> dict[s
     }
 
 
+@dataclass(frozen=True)
+class ServedPhoto:
+    """One photo of a merged batch: the request it came in, its place there, its bytes and header."""
+
+    request: int
+    index: int
+    data: bytes
+    header: PhotoHeader
+
+    @property
+    def name(self) -> Path:
+        return Path(f"request{self.request}/photo{self.index}")
+
+
+def pixel_parts(photos: Sequence[ServedPhoto], budget: int) -> Iterator[list[ServedPhoto]]:
+    """The photos in order, in consecutive parts whose header pixels add up to at most ``budget``
+    (a photo is never above it: ``max_photo_pixels`` <= ``max_batch_pixels``). A batch within the
+    budget is one part: the same detector calls, the same faces as without parts."""
+    part: list[ServedPhoto] = []
+    pixels = 0
+    for photo in photos:
+        if part and pixels + photo.header.pixels > budget:
+            yield part
+            part, pixels = [], 0
+        part.append(photo)
+        pixels += photo.header.pixels
+    if part:
+        yield part
+
+
+def served_refusal(index: int, refusal: PhotoRefused) -> SpecError:
+    """A photo of a request refused, in the words a client reads: which photo, why, what to send."""
+    return SpecError(f"photo {index} of the request {refusal}: {what_to_change(refusal, served=True)}")
+
+
 class FacePipelineModel(FacebatchModel):
-    """Photos of every request the batcher merged go through one ``FacePipeline.finish``:
-    one detector call (through BLS) for up to max-batch photos, one embedder call per
-    max-batch faces, then the faces are handed back to the request each photo came in."""
+    """Photos of every request the batcher merged go through ``FacePipeline.finish`` in parts of at
+    most ``max_batch_pixels`` decoded pixels (one part for a batch within it): one detector call
+    (through BLS) per max-batch photos of a part, one embedder call per max-batch faces, then the
+    faces are handed back to the request each photo came in."""
 
     def initialize(self, args: dict[str, str]) -> None:
         super().initialize(args)
@@ -164,6 +213,18 @@ class FacePipelineModel(FacebatchModel):
         det, emb = description["detector"], description["embedder"]
         det_spec, emb_spec = spec_from_dict(det["spec"]), spec_from_dict(emb["spec"])
         models = FaceModels(det_spec, (int(det["size"][0]), int(det["size"][1])), emb_spec)
+        self.max_photo_pixels = int(self.parameter("max_photo_pixels", str(DEFAULT_MAX_PHOTO_PIXELS)))
+        check_limit_against_opencv(self.max_photo_pixels, "max_photo_pixels")
+        # measured (tests/engines/triton/test_photo_limits.py, 2-core EPYC): a request of 8 photos of 2.9 MP with parts
+        # of 6 MP grew the stub's peak RSS by 43-69 MiB over idle, by 149-205 MiB decoded all at once
+        self.max_batch_pixels = int(
+            self.parameter("max_batch_pixels", str(BATCH_PIXELS_IN_PHOTO_LIMITS * self.max_photo_pixels))
+        )
+        if self.max_batch_pixels < self.max_photo_pixels:
+            raise SpecError(
+                f"max_batch_pixels {self.max_batch_pixels} is below max_photo_pixels {self.max_photo_pixels}: "
+                "a photo at the limit would fit no batch; raise it"
+            )
         detector = TritonBlsRunner(self.backend, det["model"], _metas(det["inputs"]), _metas(det["outputs"]))
         embedder = TritonBlsRunner(self.backend, emb["model"], _metas(emb["inputs"]), _metas(emb["outputs"]))
         for runner in (detector, embedder):
@@ -180,40 +241,35 @@ class FacePipelineModel(FacebatchModel):
             batch_size=served_batch(det_spec.batch.max, det["max_batch_size"]),
             embed_batch_size=served_batch(emb_spec.batch.max, emb["max_batch_size"]),
             read_workers=0,
+            max_photo_pixels=self.max_photo_pixels,
         )
         self.pipeline = FacePipeline(models, detector, embedder, settings)
-        self.max_photo_pixels = int(self.parameter("max_photo_pixels", str(DEFAULT_MAX_PHOTO_PIXELS)))
         self.embedding_size = int(emb_spec.embedding_size or emb["outputs"][0]["dims"][-1])
 
+    def checked_photos(self, number: int, request: Any) -> list[ServedPhoto]:
+        """A request's photos, each with its header checked (nothing decoded); a SpecError naming the
+        first photo refused."""
+        photos = []
+        for index, data in enumerate(self.input_array(request, IMAGES_INPUT).reshape(-1)):
+            data = bytes(data)
+            try:
+                header = checked_header(data, self.max_photo_pixels, "this server's")
+            except PhotoRefused as refusal:  # refused from its header: the photo is never decoded
+                raise served_refusal(index, refusal) from None
+            photos.append(ServedPhoto(number, index, data, header))
+        return photos
+
     def answer(self, requests: Sequence[Any]) -> list[Any]:
-        pipeline = self.pipeline
-        prepared, owners, refused = [], [], {}
+        photos: list[ServedPhoto] = []
+        refused: dict[int, str] = {}
         for number, request in enumerate(requests):
             try:
-                encoded = [bytes(data) for data in self.input_array(request, IMAGES_INPUT).reshape(-1)]
+                photos += self.checked_photos(number, request)
             except FacebatchError as exc:
                 refused[number] = str(exc)
-                continue
-            too_large = [
-                (i, p) for i, data in enumerate(encoded) if (p := pixel_limit_problem(data, self.max_photo_pixels))
-            ]
-            if too_large:  # refused from its header: the photo is never decoded
-                refused[number] = f"photo {too_large[0][0]} of the request {too_large[0][1]}"
-                continue
-            images = [decode_image(np.frombuffer(data, np.uint8)) for data in encoded]
-            bad = [i for i, image in enumerate(images) if image is None]
-            if bad:
-                refused[number] = (
-                    f"photo {bad[0]} of the request is not a whole image (JPEG, PNG, BMP, WebP or TIFF bytes)"
-                )
-                continue
-            for index, image in enumerate(images):
-                prepared.append(pipeline.prepare(Path(f"request{number}/photo{index}"), image))
-                owners.append((number, index))
-        results = pipeline.finish(prepared) if prepared else []
         rows: dict[int, list[dict[str, np.ndarray]]] = {n: [] for n in range(len(requests))}
-        for (number, index), result in zip(owners, results, strict=False):
-            rows[number].append(face_outputs(result, index, self.embedding_size))
+        for part in pixel_parts(photos, self.max_batch_pixels):
+            self.answer_part(part, rows, refused)
         responses = []
         for number in range(len(requests)):
             if number in refused:
@@ -224,3 +280,29 @@ class FacePipelineModel(FacebatchModel):
                 self.backend.InferenceResponse(output_tensors=[self.backend.Tensor(n, a) for n, a in tensors.items()])
             )
         return responses
+
+    def answer_part(
+        self, part: list[ServedPhoto], rows: dict[int, list[dict[str, np.ndarray]]], refused: dict[int, str]
+    ) -> None:
+        """Decode one part's photos, find their faces and add them to their requests' ``rows``; a photo
+        that does not decode refuses its request (its other photos are dropped). The part's decoded
+        photos are released on return."""
+        decoded: list[tuple[ServedPhoto, np.ndarray]] = []
+        for photo in part:
+            if photo.request in refused:
+                continue
+            try:
+                image = decode_within(photo.data, photo.header)
+            except PhotoRefused as refusal:
+                refused[photo.request] = str(served_refusal(photo.index, refusal))
+                continue
+            if image is None:
+                refused[photo.request] = f"photo {photo.index} of the request is not a whole image ({ACCEPTED} bytes)"
+                continue
+            decoded.append((photo, image))
+        kept = [(photo, image) for photo, image in decoded if photo.request not in refused]
+        del decoded
+        prepared = [self.pipeline.prepare(photo.name, image) for photo, image in kept]
+        results = self.pipeline.finish(prepared) if prepared else []
+        for (photo, _), result in zip(kept, results, strict=True):
+            rows[photo.request].append(face_outputs(result, photo.index, self.embedding_size))

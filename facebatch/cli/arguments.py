@@ -257,7 +257,8 @@ def add_lanes_argument(group) -> None:  # an argparse group or parser
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser, embed: bool) -> None:
-    """The face pipeline's models and how it runs (detect, embed, compare, bench --pipeline)."""
+    """The face pipeline's models and how it runs (detect, embed, compare, index, search)."""
+    from facebatch.engines.pipeline.image_header import ACCEPTED, DEFAULT_MAX_PHOTO_PIXELS
     from facebatch.engines.pipeline.settings import DEFAULT_DETECT_BATCH, DEFAULT_EMBED_BATCH, DEFAULT_READ_WORKERS
     from facebatch.engines.runners.backends import BACKENDS
 
@@ -349,6 +350,14 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, embed: bool) -> None
         default=0,
         metavar="N",
         help="keep the N largest, most central faces per photo, as insightface's max_num (default 0: all)",
+    )
+    group.add_argument(
+        "--max-photo-pixels",
+        type=int,
+        default=DEFAULT_MAX_PHOTO_PIXELS,
+        metavar="N",
+        help=f"skip, without decoding it, a photo whose header says more pixels than this, gives no size or is not a "
+        f"{ACCEPTED} (default {DEFAULT_MAX_PHOTO_PIXELS}, {DEFAULT_MAX_PHOTO_PIXELS // 1_000_000} MP)",
     )
 
 
@@ -482,6 +491,7 @@ def pipeline_settings(args: argparse.Namespace):  # PipelineSettings
         args.workers,
         args.reduced_decode,
         args.lanes,
+        args.max_photo_pixels,
     )
 
 

@@ -232,3 +232,38 @@ def test_reduced_decode_aligns_each_face_from_the_same_pixels_alone_or_with_the_
             np.testing.assert_array_equal(np.concatenate(alone), together, err_msg=path.name)
             assert one_by_one.reduction == prepared.reduction > 1, path.name  # still the reduced image
     assert mixed, "no photo mixes faces aligned from the reduced image with faces aligned from the whole one"
+
+
+def test_a_bomb_among_photos_is_skipped_with_its_reason_and_the_rest_found_as_before(
+    real_detector: Path, batch_embedder: Path, images_dir: Path, results: dict, tmp_path: Path
+):
+    from tests.engines.pipeline.bombs import write_bombs
+
+    bombs = write_bombs(tmp_path, ("jpeg2000.jpg", "avif.jpg", "tiles.tif", "pnm.png", "huge.png", "zero.png"))
+    names = ["obama_1.jpg", "t1.jpg", "two_people.jpg", "newton.png"]
+    paths = [images_dir / names[0], *bombs[:3], images_dir / names[1], images_dir / names[2], *bombs[3:]]
+    paths.append(images_dir / names[3])
+    settings = PipelineSettings(batch_size=2)
+    with open_pipeline(read_model_file(real_detector), read_model_file(batch_embedder), settings=settings) as pipeline:
+        got = {r.path.name: r for r in pipeline.run(paths)}
+    for bomb in bombs:
+        assert not got[bomb.name].ok, f"{bomb.name} was decoded"
+        assert got[bomb.name].error.startswith(f"image {str(bomb)!r} "), got[bomb.name].error
+    assert "is JPEG 2000, a format facebatch does not decode" in got["jpeg2000.jpg"].error
+    assert "is 12000x12000 (144 MP), above the limit of 100 MP" in got["huge.png"].error
+    agreement = compare_runs(
+        "among bombs", [results[n] for n in names], [got[n] for n in names], pixels=0.01, min_cosine=0.99999
+    )
+    assert agreement.passed, agreement.problems
+
+
+def test_max_photo_pixels_skips_a_larger_photo_in_every_lane(real_detector: Path, images_dir: Path):
+    small, large = images_dir / "rob_lowe_1.jpg", images_dir / "t1.jpg"  # 250x250, 1280x886
+    for lanes in (1, 2):
+        settings = PipelineSettings(max_photo_pixels=250 * 250, lanes=lanes, reduced_decode=lanes == 2)
+        with open_pipeline(read_model_file(real_detector), settings=settings) as pipeline:
+            got = list(pipeline.run([small, large]))
+        assert got[0].ok and len(got[0]) == 1
+        assert not got[1].ok and "is 1280x886 (1.13 MP), above the limit of 0.0625 MP" in got[1].error
+    with pytest.raises(SpecError, match="--max-photo-pixels must be at least 1, got 0"):
+        PipelineSettings(max_photo_pixels=0)

@@ -44,8 +44,13 @@ def test_unreadable_images_are_clear_errors(tmp_path: Path):
         load_image(tmp_path / "nope.jpg")
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a jpeg")
-    with pytest.raises(SpecError, match="cannot be decoded"):
+    with pytest.raises(SpecError, match="its size cannot be read from its header"):  # refused, never decoded
         load_image(bad)
+    cut = tmp_path / "cut.jpg"
+    ok, jpeg = cv2.imencode(".jpg", noise_image(64, 64, 0))
+    cut.write_bytes(jpeg.tobytes()[: len(jpeg) // 2])  # a whole header, half the data
+    with pytest.raises(SpecError, match="cannot be decoded"):
+        load_image(cut)
 
 
 def test_jpeg_reduction_keeps_the_decode_at_least_as_large_as_the_letterbox():
@@ -133,3 +138,51 @@ def test_a_reduced_decodes_pixel_stands_at_the_centre_of_the_photo_pixels_it_ave
     naive[:, :, :2] *= 4
     cornered = cv2.warpAffine(quarter, naive[0], (200, 200)).astype(np.float32)
     assert np.abs(centred - reference).mean() < 0.8 * np.abs(cornered - reference).mean()
+
+
+# -- photos fail closed: refused from the header, before decoding ---------------------------------------------------
+BOMBS_CHEAP_TO_DECODE = ("jpeg2000.jpg", "avif.jpg", "tiles.tif", "pnm.png", "radiance.jpg", "core.bmp", "zero.png")
+
+
+def test_a_bomb_is_refused_before_decoding_by_every_reader(tmp_path: Path):
+    from tests.engines.pipeline.bombs import write_bombs
+
+    # the ones first that today's readers decode at small cost (the JPEG 2000 to 64 MP, 192 MB), then the rest
+    paths = write_bombs(tmp_path / "cheap", BOMBS_CHEAP_TO_DECODE) + write_bombs(tmp_path / "all")
+    for path in paths:
+        for read in (load_image, lambda p: decode_for_detector(p, None), lambda p: decode_for_detector(p, (640, 640))):
+            with pytest.raises(SpecError) as refused:
+                read(path)
+            message = str(refused.value)
+            assert message.startswith(f"image {str(path)!r} "), message
+            assert (
+                "above the limit of 100 MP; shrink it, or pass a larger --max-photo-pixels" in message
+                or "a format facebatch does not decode" in message
+                or "its size cannot be read from its header" in message
+                or "is not a whole image" in message
+            ), message
+    with pytest.raises(SpecError, match="is JPEG 2000, a format facebatch does not decode"):
+        load_image(tmp_path / "cheap" / "jpeg2000.jpg")
+    with pytest.raises(SpecError, match=r"is 30000x30000 \(900 MP\), above the limit of 100 MP"):
+        decode_for_detector(tmp_path / "all" / "junk_frame.jpg", (640, 640))
+
+
+def test_the_pixel_limit_is_a_parameter_and_a_normal_photo_passes(photos: list[Path]):
+    photo = next(p for p in photos if p.name == "rob_lowe_1.jpg")  # 250x250
+    assert load_image(photo, max_pixels=250 * 250).shape[:2] == (250, 250)
+    assert decode_for_detector(photo, (640, 640), max_pixels=250 * 250).full_size == (250, 250)
+    with pytest.raises(SpecError, match=r"is 250x250 \(0.0625 MP\), above the limit of 0.04 MP"):
+        load_image(photo, max_pixels=200 * 200)
+    with pytest.raises(SpecError, match="above the limit"):
+        proof_frames(2, 64, 64, SCRFD_NORMALIZE, [photo], max_pixels=1000)
+
+
+def test_a_decode_larger_than_its_header_is_refused(photos: list[Path]):
+    from facebatch.engines.pipeline.image_header import PhotoHeader, PhotoRefused
+    from facebatch.engines.pipeline.preprocess import decode_within
+
+    data = np.fromfile(next(p for p in photos if p.name == "rob_lowe_1.jpg"), np.uint8)
+    assert decode_within(data, PhotoHeader("JPEG", 250, 250)).shape[:2] == (250, 250)
+    assert decode_within(data, PhotoHeader("JPEG", 250, 250), factor=2).shape[:2] == (125, 125)
+    with pytest.raises(PhotoRefused, match="decoded to 250x250, larger than the 100x250 its header gives"):
+        decode_within(data, PhotoHeader("JPEG", 100, 250))

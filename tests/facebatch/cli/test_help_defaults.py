@@ -108,6 +108,7 @@ def library_defaults() -> list[tuple[str, str, Any]]:
             (command, "--det-thresh", field_default(PipelineSettings, "det_thresh")),
             (command, "--nms-thresh", field_default(PipelineSettings, "nms_thresh")),
             (command, "--max-faces", field_default(PipelineSettings, "max_faces")),
+            (command, "--max-photo-pixels", field_default(PipelineSettings, "max_photo_pixels")),
         ]
     rows += [
         (c, "--embed-batch-size", field_default(PipelineSettings, "embed_batch_size"))

@@ -277,3 +277,89 @@ def test_embed_imports_only_what_its_run_uses(real_detector: Path, batch_embedde
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[] 0", done.stdout + done.stderr
+
+
+# -- photos fail closed ------------------------------------------------------------------------------------------------
+ROUTINE_BOMBS = ("jpeg2000.jpg", "avif.jpg", "tiles.tif", "pnm.png", "radiance.jpg", "huge.png", "zero.png")
+
+
+def test_detect_and_index_skip_each_bomb_by_name_and_exit_1(
+    real_detector: Path, batch_embedder: Path, photos: list[Path], tmp_path: Path, capsys
+):
+    from tests.engines.pipeline.bombs import write_bombs
+
+    folder = tmp_path / "photos"
+    bombs = write_bombs(folder, ROUTINE_BOMBS)
+    shutil.copy(photos[0].parent / "obama_1.jpg", folder)
+    assert main(["detect", str(folder), "--detector", str(real_detector), "--json", str(tmp_path / "out.json")]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    for bomb in bombs:
+        assert f"skipped {bomb}: image {str(bomb)!r} " in err, bomb.name
+    assert "is JPEG 2000, a format facebatch does not decode" in err
+    assert "is 12000x12000 (144 MP), above the limit of 100 MP; shrink it, or pass a larger --max-photo-pixels" in err
+    assert f"facebatch: error: {len(bombs)} of {len(bombs) + 1} photos could not be read" in err
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert sorted(data["failed"]) == sorted(map(str, bombs))
+    assert [len(i["faces"]) for i in data["images"] if i["path"].endswith("obama_1.jpg")] == [1]
+
+    pytest.importorskip("faiss", reason="the index extra (faiss-cpu) builds the gallery's index")
+    out = tmp_path / "gallery"
+    argv = [
+        "index",
+        str(folder),
+        "--out",
+        str(out),
+        "--detector",
+        str(real_detector),
+        "--embedder",
+        str(batch_embedder),
+    ]
+    assert main(argv) == 1
+    (line,) = error_lines(capsys)
+    assert f"{len(bombs)} of {len(bombs) + 1} photos could not be read" in line
+    assert all(bomb.name in line for bomb in bombs)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["photos"] == 1 and len(manifest["failed"]) == len(bombs)
+
+
+def test_max_photo_pixels_is_a_flag_of_every_photo_command(real_detector: Path, photos: list[Path], capsys):
+    photo = photos[0].parent / "t1.jpg"  # 1280x886
+    argv = ["detect", str(photo), "--detector", str(real_detector), "--max-photo-pixels", "1000000"]
+    assert main(argv) == 1
+    assert "is 1280x886 (1.13 MP), above the limit of 1 MP" in " ".join(capsys.readouterr().err.split())
+    assert main([*argv[:-1], "1134080"]) == 0
+    capsys.readouterr()
+    assert main([*argv[:-1], "0"]) == 2
+    assert error_lines(capsys) == ["facebatch: error: --max-photo-pixels must be at least 1, got 0"]
+
+
+def _peak_rss_of(argv: list[str]) -> int:
+    """Peak resident bytes of ``facebatch ARGV`` run as a process of its own (its own rusage, from wait4)."""
+    import os
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "facebatch", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    assert process.returncode in (0, 1), process.returncode
+    return usage.ru_maxrss * 1024
+
+
+def test_detects_peak_memory_on_a_folder_of_bombs_stays_within_1_5x_of_one_photo(
+    real_detector: Path, photos: list[Path], tmp_path: Path
+):
+    from tests.engines.pipeline.bombs import write_bombs
+
+    normal, bombed = tmp_path / "normal", tmp_path / "bombed"
+    normal.mkdir()
+    shutil.copy(photos[0].parent / "obama_1.jpg", normal)
+    write_bombs(bombed)  # every bomb, the junk-JPEG that decodes to 30000x30000 among them
+    shutil.copy(photos[0].parent / "obama_1.jpg", bombed)
+    model = ["--detector", str(real_detector)]
+    baseline = _peak_rss_of(["detect", str(normal), *model])
+    peak = _peak_rss_of(["detect", str(bombed), *model])
+    print(f"\nfacebatch detect peak RSS: one photo {baseline / 2**20:.0f} MiB, with the bombs {peak / 2**20:.0f} MiB")
+    assert peak <= 1.5 * baseline, (baseline, peak)
