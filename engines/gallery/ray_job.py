@@ -156,6 +156,7 @@ class _Reader:
     """The read + letterbox stage, as Ray tasks: FacePipeline.prepare without the runtimes."""
 
     models: object  # FaceModels
+    max_photo_pixels: int  # PipelineSettings.max_photo_pixels: the same limit as a local run
 
     def __call__(self, batch: dict) -> dict:
         from facebatch.engines.pipeline.face_pipeline import prepare_photo
@@ -164,7 +165,7 @@ class _Reader:
         for path, subject, size, mtime in zip(
             batch["path"], batch["subject"], batch["size"], batch["mtime_ns"], strict=True
         ):
-            prepared = prepare_photo(self.models, Path(str(path)))
+            prepared = prepare_photo(self.models, Path(str(path)), max_pixels=self.max_photo_pixels)
             out["path"].append(str(path))
             out["subject"].append(str(subject))
             out["size"].append(int(size))
@@ -252,7 +253,9 @@ def run_on_ray(
             blocks = max(1, -(-len(items) // request.photos_per_shard))
             dataset = ray.data.from_items(items, override_num_blocks=blocks)
             batch = min(request.photos_per_shard, 32)
-            dataset = dataset.map_batches(_Reader(models), batch_size=batch, batch_format="numpy")
+            dataset = dataset.map_batches(
+                _Reader(models, request.settings.max_photo_pixels), batch_size=batch, batch_format="numpy"
+            )
             dataset = dataset.map_batches(
                 _Embedder,
                 fn_constructor_args=(

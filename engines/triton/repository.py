@@ -34,7 +34,7 @@ from facebatch.configs.model_file import ModelFile, fix_command, read_model_file
 from facebatch.configs.spec import ModelSpec
 from facebatch.configs.spec_io import spec_to_dict
 from facebatch.engines.build.engine_record import EngineRecord, find_engine, read_engine_record
-from facebatch.engines.pipeline.image_header import DEFAULT_MAX_PHOTO_PIXELS
+from facebatch.engines.pipeline.image_header import BATCH_PIXELS_IN_PHOTO_LIMITS, DEFAULT_MAX_PHOTO_PIXELS
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.engines.triton.model_config import DynamicBatching, ModelConfig, TritonTensor, preferred_batch_sizes
 from facebatch.engines.triton.readme import repository_readme
@@ -69,9 +69,17 @@ class RepositoryOptions:
     max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE  # 0: unbounded
     queue_timeout_ms: int = DEFAULT_QUEUE_TIMEOUT_MS  # 0: none
     max_photo_pixels: int = DEFAULT_MAX_PHOTO_PIXELS  # face_pipeline refuses a larger photo before decoding it
+    max_batch_pixels: int | None = (
+        None  # decoded pixels of a merged batch at once; None: BATCH_PIXELS_IN_PHOTO_LIMITS x
+    )
     max_batch: int | None = None  # None: each artifact's profile max
     device: str | None = None  # cpu | gpu; None: gpu for onnxruntime and tensorrt, cpu for python
     force: bool = False
+
+    @property
+    def batch_pixels(self) -> int:
+        """What face_pipeline decodes of a merged batch at once (its stub's memory bound)."""
+        return self.max_batch_pixels or BATCH_PIXELS_IN_PHOTO_LIMITS * self.max_photo_pixels
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
@@ -84,6 +92,11 @@ class RepositoryOptions:
             raise SpecError("--max-queue-size and --queue-timeout-ms cannot be negative (0: no bound)")
         if self.max_photo_pixels < 1:
             raise SpecError(f"--max-photo-pixels must be at least 1, got {self.max_photo_pixels}")
+        if self.max_batch_pixels is not None and self.max_batch_pixels < self.max_photo_pixels:
+            raise SpecError(
+                f"--max-batch-pixels {self.max_batch_pixels} is below --max-photo-pixels {self.max_photo_pixels}: "
+                "one photo must fit in a batch's budget"
+            )
         if self.max_batch is not None and self.max_batch < 1:
             raise SpecError(f"--max-batch must be at least 1, got {self.max_batch}")
         if self.runtime == "tensorrt" and self.device == "cpu":
@@ -319,6 +332,7 @@ def _pipeline_model(
             "nms_thresh": str(NMS_THRESH),
             "max_faces": "0",
             "max_photo_pixels": str(options.max_photo_pixels),
+            "max_batch_pixels": str(options.batch_pixels),
         },
     )
     description = {

@@ -83,7 +83,9 @@ def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
 
                     name = drawn_name(result.path, drawn)
                     write_bytes_atomic(
-                        args.draw / name, encode_image(draw_faces(load_image(result.path), result), name), "--draw"
+                        args.draw / name,
+                        encode_image(draw_faces(load_image(result.path, args.max_photo_pixels), result), name),
+                        "--draw",
                     )
                 advance(
                     f"{result.path.name}: {counted(len(result), 'face')}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facebatch.engines.pipeline.image_header import DEFAULT_MAX_PHOTO_PIXELS
+from facebatch.engines.pipeline.image_header import BATCH_PIXELS_IN_PHOTO_LIMITS, DEFAULT_MAX_PHOTO_PIXELS
 from facebatch.engines.triton.settings import (
     DEFAULT_INSTANCES,
     DEFAULT_MAX_QUEUE_SIZE,
@@ -98,6 +98,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         f"(default {DEFAULT_MAX_PHOTO_PIXELS}, {DEFAULT_MAX_PHOTO_PIXELS // 1_000_000} MP)",
     )
     parser.add_argument(
+        "--max-batch-pixels",
+        type=int,
+        metavar="N",
+        help=f"{PIPELINE_MODEL} decodes a merged batch in parts of at most this many pixels, which bounds its memory "
+        f"(default {BATCH_PIXELS_IN_PHOTO_LIMITS} x --max-photo-pixels)",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="replace what facebatch wrote in --out before (never other files, nor one changed since it was written)",
@@ -117,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         max_queue_size=args.max_queue_size,
         queue_timeout_ms=args.queue_timeout_ms,
         max_photo_pixels=args.max_photo_pixels,
+        max_batch_pixels=args.max_batch_pixels,
         max_batch=args.max_batch,
         device=args.device,
         force=args.force,

@@ -116,6 +116,8 @@ def test_the_python_runtime_and_the_pipeline(python_repository: Path, real_detec
     assert [t.name for t in pipeline.output] == list(FACE_OUTPUTS)
     assert list(pipeline.output[-1].dims) == [128]  # the embedder's size, from its graph
     assert float(pipeline.parameters["det_thresh"].string_value) == 0.5
+    limits = {k: int(pipeline.parameters[k].string_value) for k in ("max_photo_pixels", "max_batch_pixels")}
+    assert limits == {"max_photo_pixels": 100_000_000, "max_batch_pixels": 400_000_000}  # the stub's memory bound
     description = json.loads((python_repository / PIPELINE_MODEL / "1" / PIPELINE_FILE).read_text())
     assert (
         description["detector"]["model"] == real_detector.stem
@@ -244,3 +246,9 @@ def test_a_model_config_renders_every_field_triton_reads():
     assert preferred_batch_sizes(16, 32) == (16, 32) and preferred_batch_sizes(16, 8) == (8,)
     with pytest.raises(SpecError, match="exactly one of platform and backend"):
         replace(config, backend="python")
+
+
+def test_a_batch_budget_below_one_photo_is_refused():
+    assert RepositoryOptions(max_photo_pixels=10, max_batch_pixels=30).batch_pixels == 30
+    with pytest.raises(SpecError, match="--max-batch-pixels 5 is below --max-photo-pixels 10"):
+        RepositoryOptions(max_photo_pixels=10, max_batch_pixels=5)
