@@ -4,8 +4,8 @@ lowered below one of these would let pip pick a version that runs code from a ch
 from __future__ import annotations
 
 import re
-import tomllib
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.version import Version
 
