@@ -44,22 +44,42 @@ def ensure_writable_dir(directory: Path, flag: str = "--out") -> Path:
 
 
 class InputFiles:
-    """The files a command reads, by device and inode: an output that is one of them (by its own
-    name, a link or another hard link) is refused. Built once; each test is one ``stat``."""
+    """The files a command reads: an output that is one of them (by its own name, a symlink, another
+    hard link, or a path such as ``new_dir/../photo.jpg`` whose folder does not exist yet) is refused.
+    ``folders`` are input folders, each with the suffixes of the files read from it (None: every
+    file, e.g. a gallery or a model repository); a file under one counts when it exists. Built once;
+    each test is a ``realpath`` and a ``stat``."""
 
-    def __init__(self, paths: Iterable[Path] = ()) -> None:
+    def __init__(self, paths: Iterable[Path] = (), folders: Iterable[tuple[Path, Iterable[str] | None]] = ()) -> None:
         self._ids: set[tuple[int, int]] = set()
+        self._paths: set[str] = set()
         for path in paths:
+            self._paths.add(os.path.realpath(path))
             with contextlib.suppress(OSError):
                 info = os.stat(path)
                 self._ids.add((info.st_dev, info.st_ino))
+        self._folders = [
+            (os.path.realpath(folder), None if suffixes is None else {s.lower() for s in suffixes})
+            for folder, suffixes in folders
+        ]
 
     def __contains__(self, path: object) -> bool:
-        try:
-            info = os.stat(path)  # type: ignore[arg-type]
-        except (OSError, TypeError):
+        if not isinstance(path, (str, os.PathLike)):
             return False
-        return (info.st_dev, info.st_ino) in self._ids
+        real = os.path.realpath(path)  # '..' after a folder that does not exist yet: resolved by its name
+        if real in self._paths:
+            return True
+        try:
+            info = os.stat(real)
+        except OSError:
+            return False
+        if (info.st_dev, info.st_ino) in self._ids:
+            return True
+        for folder, suffixes in self._folders:
+            inside = real.startswith(folder.rstrip(os.sep) + os.sep)
+            if inside and (suffixes is None or os.path.splitext(real)[1].lower() in suffixes):
+                return True
+        return False
 
 
 def _as_inputs(inputs: Iterable[Path] | InputFiles) -> InputFiles:

@@ -520,10 +520,43 @@ def reference_factory(args: argparse.Namespace):  # ReferenceFactory | None
     return reference_from_argument(args.reference, args.reference_weights, args.reference_config)
 
 
-def check_report_targets(args: argparse.Namespace, inputs: Sequence[Path] = ()) -> None:
-    """Refuse --json/--markdown/--junit paths that are folders, inputs or unwritable, before the slow work."""
+# the arguments that name what a command writes; every other path argument names something it reads
+OUTPUT_DESTS = frozenset(
+    {"json", "markdown", "junit", "output", "output_file", "plot", "draw", "out", "log", "trt_cache", "timing_cache"}
+)
+# input folders read whole (a gallery, a model repository, a release, a python environment); other input
+# folders are read for their photos
+WHOLE_FOLDER_DESTS = frozenset({"gallery", "repository", "check", "python_env"})
+
+
+def input_files(args: argparse.Namespace, photos: Sequence[Path] = (), folders: Sequence[Path] = ()):  # InputFiles
+    """Everything a command reads, from its arguments: each path argument but the outputs (a folder of
+    photos by its photos' suffixes, a gallery or repository whole), plus ``photos`` and ``folders`` (read
+    whole) the command found itself. What ``check_output_file`` refuses to write over."""
+    from facebatch.atomic import InputFiles
+    from facebatch.engines.pipeline.preprocess import IMAGE_SUFFIXES
+
+    files, photo_folders, whole = list(photos), [], list(folders)
+    for dest, value in vars(args).items():
+        if dest in OUTPUT_DESTS:
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            path = Path(item) if dest == "reference" and isinstance(item, str) and item != "torch" else item
+            if not isinstance(path, Path) or path == STDOUT:
+                continue
+            if path.is_dir():
+                (whole if dest in WHOLE_FOLDER_DESTS else photo_folders).append(path)
+            elif path.exists():
+                files.append(path)
+    return InputFiles(files, [(f, IMAGE_SUFFIXES) for f in photo_folders] + [(f, None) for f in whole])
+
+
+def check_report_targets(args: argparse.Namespace, inputs=None) -> None:  # inputs: InputFiles | None
+    """Refuse --json/--markdown/--junit paths that are folders, inputs (default: ``input_files(args)``) or
+    unwritable, before the slow work."""
     from facebatch.atomic import check_output_file
 
+    inputs = input_files(args) if inputs is None else inputs
     for flag, target in (("--json", args.json), ("--markdown", args.markdown), ("--junit", args.junit)):
         if target is not None and target != STDOUT:
             check_output_file(target, flag, inputs)

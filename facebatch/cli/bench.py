@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.engines.runners.registry import RunnerOptions
     from facebatch.exporter.backends import make_runner
 
-    arguments.check_report_targets(args, list(args.artifacts))
+    arguments.check_report_targets(args)
     if args.triton is not None or args.model is not None:
         return run_triton(args)
     if args.pipeline is not None:
@@ -231,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.artifacts:
         raise SpecError("name the artifacts to benchmark, or --pipeline DIR to time the face pipeline over photos")
     if args.plot is not None:
-        check_output_file(args.plot, "--plot", list(args.artifacts))
+        check_output_file(args.plot, "--plot", arguments.input_files(args))
     backends = parse_backends(args.backend)
     embedder = arguments.embedder_description(args, None)[0] if arguments.embedder_flags_given(args) else None
     models = [read_model_file(path, embedder, args.size) for path in args.artifacts]

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.errors import VerificationFailed
     from facebatch.workflows.convert import ConvertOptions, convert_fp16
 
-    arguments.check_report_targets(args, [args.model_file])
+    arguments.check_report_targets(args)
     embedder = arguments.embedder_description(args, None)[0] if arguments.embedder_flags_given(args) else None
     options = ConvertOptions(
         fp16_io=args.fp16_io,

@@ -37,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.errors import SpecError
     from facebatch.onnx_graph import load_onnx
 
+    if args.output_file is not None:
+        from facebatch.atomic import check_output_file
+
+        check_output_file(args.output_file, "-o", arguments.input_files(args))  # never over the model it describes
     model = load_onnx(args.model_file, "model file", SpecError)
     ours, family = stored_spec(model) is not None, detect_family(model)
     if ours or family is not Family.EMBEDDER:

@@ -34,10 +34,10 @@ def _about(args: argparse.Namespace, pipeline) -> dict:  # FacePipeline
 def _check_targets(args: argparse.Namespace, embed: bool, photos: list[Path]) -> None:
     """Refuse, before the slow work, outputs that are folders, unwritable, or would replace one of
     the ``photos`` (an annotated copy written over its own original, say)."""
-    from facebatch.atomic import InputFiles, check_not_input, check_output_file, check_output_folder
+    from facebatch.atomic import check_not_input, check_output_file, check_output_folder
     from facebatch.engines.pipeline.results import drawn_name
 
-    inputs = InputFiles(photos)
+    inputs = arguments.input_files(args, photos)
     targets = [("--json", args.json)] + ([("--output", args.output)] if embed else [])
     for flag, target in targets:
         if target is not None and target != arguments.STDOUT:

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.workflows.fix import REPAIR_ATOL, fix_onnx
 
     check_output_file(args.output_file, "-o", [args.model_file])  # before the step line: refused, not started
-    arguments.check_report_targets(args, [args.model_file, args.output_file])
+    arguments.check_report_targets(args, arguments.input_files(args, [args.output_file]))
     console = console_for(args)
     proof_size = args.sizes[0] if args.sizes else None
     with step(f"repair {args.model_file.name} by graph surgery and prove it frame by frame"):

@@ -106,9 +106,10 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.words import counted
 
     if args.json is not None and args.json != arguments.STDOUT:
-        from facebatch.atomic import ensure_writable_dir
+        from facebatch.atomic import check_output_file
 
-        ensure_writable_dir(args.json.parent if str(args.json.parent) else Path("."), flag="--json")
+        # not a photo, not the models, not a file of the gallery being written
+        check_output_file(args.json, "--json", arguments.input_files(args, folders=[args.out]))
     if not args.images:
         read_manifest(args.out)  # only the index is rebuilt: the gallery must exist
     choice = IndexChoice(args.index, parse_index_parameters(args.index_param))

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.errors import VerificationFailed
     from facebatch.workflows.quantize import QuantizeOptions, quantize_int8
 
-    arguments.check_report_targets(args, [args.model_file])
+    arguments.check_report_targets(args)
     options = QuantizeOptions(
         photos=arguments.photos(args),
         per_channel=args.per_channel,

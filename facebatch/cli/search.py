@@ -71,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise SpecError(f"--top-k must be at least 1, got {args.top_k}")
+    if args.json is not None and args.json != arguments.STDOUT:
+        from facebatch.atomic import check_output_file
+
+        check_output_file(args.json, "--json", arguments.input_files(args))  # not a query, not the gallery
     searcher = GallerySearch(args.gallery)
     queries: list[QueryFace] = []
     vectors = []

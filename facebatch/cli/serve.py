@@ -74,6 +74,11 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.engines.triton.server import ServerPorts, TritonServer, exposure, python_env
     from facebatch.engines.triton.supervisor import SUPERVISE_INTERVAL_S, ModelSupervisor
 
+    if args.log is not None:
+        from facebatch.atomic import check_output_file
+        from facebatch.cli import arguments
+
+        check_output_file(args.log, "--log", arguments.input_files(args))  # not into the repository it serves
     ports = ServerPorts(args.http_port, args.grpc_port, args.metrics_port or None)
     server = TritonServer(
         args.repository,

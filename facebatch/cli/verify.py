@@ -49,7 +49,7 @@ def finish(console: Console, args: argparse.Namespace, report: VerifyReport) -> 
 def run(args: argparse.Namespace) -> int:
     from facebatch.verify.verify_job import VerifyOptions, verify_model
 
-    arguments.check_report_targets(args, [args.model_file])
+    arguments.check_report_targets(args)
     embedder = arguments.embedder_description(args, None)[0] if arguments.embedder_flags_given(args) else None
     options = VerifyOptions(
         batch_sizes=args.batch_sizes,

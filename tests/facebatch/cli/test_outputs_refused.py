@@ -116,3 +116,51 @@ def test_photo_names_never_drive_the_terminal(real_detector: Path, photos: list[
     assert "\x1b" not in both and "\x07" not in both
     assert "[red]boss\\x1b[2J.jpg" in captured.out  # the faces table
     assert "[bold]broken\\x1b]0;title\\x07.jpg" in captured.err  # the skipped line and the error line
+
+
+def test_an_output_through_a_folder_that_does_not_exist_yet_is_still_the_input(
+    real_detector: Path, photo_folder: Path, tmp_path: Path, capsys, monkeypatch
+):
+    """'new/../photo.jpg' names the photo once 'new' is made: before, the check ran before the folder existed
+    (nothing there to compare), and the photo became JSON."""
+    monkeypatch.chdir(photo_folder)
+    before = sha256(photo_folder / "obama_1.jpg")
+    line = refused(capsys, ["detect", "obama_1.jpg", "--detector", str(real_detector), "--json", "new/../obama_1.jpg"])
+    assert "one of the inputs" in line
+    model = tmp_path / "model.onnx"
+    shutil.copy(real_detector, model)
+    line = refused(capsys, ["verify", str(model), "--json", str(tmp_path / "new" / ".." / "model.onnx")])
+    assert "one of the inputs" in line
+    assert sha256(photo_folder / "obama_1.jpg") == before and sha256(model) == sha256(real_detector)
+
+
+def test_every_command_refuses_to_write_over_what_it_reads(
+    real_detector: Path, batch_embedder: Path, photo_folder: Path, tmp_path: Path, capsys
+):
+    """index --json over a photo or the gallery's manifest, search --json over its query, describe -o over its
+    model, verify --json over a photo of --images: each wrote over its input before."""
+    gallery = tmp_path / "gallery"
+    models = ["--detector", str(real_detector), "--embedder", str(batch_embedder)]
+    assert main(["index", str(photo_folder), "--out", str(gallery), *models]) == 0
+    capsys.readouterr()
+    kept = {p: sha256(p) for p in [*photo_folder.iterdir(), gallery / "manifest.json"]}
+    photo = photo_folder / "obama_1.jpg"
+    cases = [
+        ["index", str(photo_folder), "--out", str(gallery), *models, "--json", str(photo)],
+        ["index", str(photo_folder), "--out", str(gallery), *models, "--json", str(gallery / "manifest.json")],
+        ["search", str(photo), "--gallery", str(gallery), "--json", str(photo)],
+        ["verify", str(real_detector), "--images", str(photo_folder), "--json", str(photo)],
+    ]
+    for argv in cases:
+        line = refused(capsys, argv)
+        assert "--json" in line and "one of the inputs" in line, argv
+    foreign = tmp_path / "foreign.onnx"
+    shutil.copy(batch_embedder, foreign)
+    line = refused(capsys, ["describe", str(foreign), "-o", str(foreign)])
+    assert "one of the inputs" in line
+    assert {p: sha256(p) for p in kept} == kept and sha256(foreign) == sha256(batch_embedder)
+    # a report beside the photos, in their folder, is no photo: still written
+    assert (
+        main(["detect", str(photo_folder), "--detector", str(real_detector), "--json", str(photo_folder / "f.json")])
+        == 0
+    )
