@@ -429,7 +429,7 @@ def _previous_files(out: Path) -> _Written | None:
         files, hashes = record["files"], record.get("sha256", {})
         if record["format"] not in MANIFEST_FORMATS or not isinstance(files, list) or not isinstance(hashes, dict):
             raise _unreadable(manifest)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise _unreadable(manifest) from None
     for name in files:  # each one of facebatch's names, inside out, no link on the way; else refused by name
         member(out, name, REPOSITORY_FILE, f"{manifest}'s list of files")
@@ -545,6 +545,7 @@ def write_repository(repository: TritonRepository, options: RepositoryOptions) -
     files["README.md"] = repository_readme(repository)
     unlisted = [rel for rel in files if not REPOSITORY_FILE.fullmatch(rel)]
     assert not unlisted, f"{unlisted} would be refused by a later --force: add them to MODEL_FILES"
+    _refuse_sources_inside(out, files)
     _clear_for_writing(out, files, options.force)
     ensure_writable_dir(out)
     # listed before they are written: a run that stops half-way leaves files a later --force may replace (by the same
@@ -554,6 +555,18 @@ def write_repository(repository: TritonRepository, options: RepositoryOptions) -
     _write_manifest(out, repository, list(files), hashes)
     repository.written = list(hashes)
     return repository
+
+
+def _refuse_sources_inside(out: Path, files: dict[str, Path | str]) -> None:
+    """An artifact read from inside ``out`` would be removed by --force before it is copied (the only copy
+    of a model, say): refused before anything is touched."""
+    root = os.path.realpath(out).rstrip(os.sep) + os.sep
+    for content in files.values():
+        if isinstance(content, Path) and os.path.realpath(content).startswith(root):
+            raise OutputError(
+                f"{content} is inside --out {out}, which this run replaces; copy it out of the repository first, "
+                "or pick another --out"
+            )
 
 
 def _write_manifest(out: Path, repository: TritonRepository, files: list[str], hashes: dict[str, str]) -> None:

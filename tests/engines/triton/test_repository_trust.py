@@ -202,3 +202,23 @@ def test_an_unreadable_manifest_is_refused(small_detector: Path, repository: Pat
         (repository / MANIFEST).write_text(broken)
         with pytest.raises(FacebatchError, match="cannot tell which files it wrote"):
             force(small_detector, repository)
+
+
+def test_an_artifact_inside_the_repository_is_refused_before_force_removes_it(
+    repository: Path, small_detector: Path, tmp_path: Path
+):
+    """Serving the copy a repository holds, with --force into that repository: before, --force unlinked the
+    model it was about to copy (the only copy), then died with a traceback."""
+    inside = next(repository.glob("*/1/model.onnx"))
+    before = snapshot(repository)
+    with pytest.raises(OutputError, match="is inside --out .*copy it out of the repository first"):
+        triton_repository_from_artifacts([inside], repository, RepositoryOptions(device="cpu", max_batch=8, force=True))
+    assert snapshot(repository) == before
+
+
+def test_a_manifest_nested_past_pythons_stack_is_unreadable_in_one_line(repository: Path, small_detector: Path):
+    (repository / MANIFEST).write_text("[" * 200_000)
+    with pytest.raises(OutputError, match="unreadable"):
+        triton_repository_from_artifacts(
+            [small_detector], repository, RepositoryOptions(device="cpu", max_batch=8, force=True)
+        )
