@@ -25,7 +25,7 @@ from facebatch.configs.family import describe_family, detect_family, scrfd_landm
 from facebatch.configs.scrfd import INSIGHTFACE_DET_SIZE, SCRFD_NORMALIZE, check_input_size, released_head_layout
 from facebatch.configs.spec import BATCH, Family, ModelSpec, TensorSpec, fp32_output
 from facebatch.configs.spec_io import stored_spec
-from facebatch.environment import file_sha256
+from facebatch.environment import INT8_CPU_CLASSES, file_sha256
 from facebatch.errors import SpecError
 from facebatch.onnx_graph import graph_input, io_dims, load_onnx
 from facebatch.publish import sidecar_of
@@ -85,7 +85,7 @@ class ModelFile:
                 if source is None
                 else RecordedSource(source["file"], source["sha256"], "fixed", source.get("path"))
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return None
 
     def source_file(self, search: Sequence[Path] = ()) -> Path:
@@ -116,9 +116,11 @@ class ModelFile:
     def int8_cpu_class(self) -> str | None:
         """The CPU class (facebatch.environment.int8_cpu_class) an INT8 file was made and judged on."""
         try:
-            return json.loads(self.props.get("quantization", "{}")).get("cpu_class") or None
-        except (ValueError, AttributeError):
+            recorded = json.loads(self.props.get("quantization", "{}")).get("cpu_class") or None
+        except (ValueError, AttributeError, RecursionError):
             return None
+        # the metadata is the file's word: only a class facebatch names (it is shown in messages)
+        return recorded if recorded is None or recorded in INT8_CPU_CLASSES else "unknown"
 
     @property
     def precision(self) -> str:
@@ -310,7 +312,7 @@ def default_artifact(role: str, directory: Path = DEFAULT_ARTIFACT_DIR) -> Path:
     for onnx_path in sorted(Path(directory).glob("*.onnx")):
         try:
             sidecar = json.loads(onnx_path.with_suffix(".json").read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         if not isinstance(sidecar, dict):
             continue
@@ -344,7 +346,7 @@ def int8_twin(model: ModelFile, cpu_class: str) -> tuple[Path | None, str]:
     for sidecar_file in sorted(model.path.parent.glob("*.json")):
         try:
             sidecar = json.loads(sidecar_file.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         if not isinstance(sidecar, dict) or sidecar.get("precision") != "int8":
             continue

@@ -193,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from facebatch.cli.render import console_for
+    from facebatch.cli.terminal import visible
     from facebatch.engines.bench.measure import Budget
     from facebatch.engines.runners.backends import parse_backends
     from facebatch.errors import SpecError
@@ -207,7 +208,8 @@ def run(args: argparse.Namespace) -> int:
         raise SpecError("--manifest-sha256 goes with --check DIR (it anchors the check of a release folder)")
     if args.check is not None:
         result = check_release(args.check, photos, manifest_sha256=args.manifest_sha256)
-        for problem in result.problems():
+        problems = [visible(problem) for problem in result.problems()]  # the folder's own words: one line each
+        for problem in problems:
             console.print(f"[red]{escape(problem)}[/red]")
         console.print(
             f"{len(result.verified)} artifacts pass verify; {len(result.missing)} files missing, {len(result.changed)} "
@@ -215,9 +217,8 @@ def run(args: argparse.Namespace) -> int:
         )
         if result.manifest_sha256:
             print(f"{MANIFEST} sha256 {result.manifest_sha256}", flush=True)
-        print(
-            "RELEASE CHECK PASS" if result.passed else f"RELEASE CHECK FAIL: {'; '.join(result.problems())}", flush=True
-        )
+        # the verdict on one line that starts with it: the problems quote the folder, their line breaks escaped
+        print("RELEASE CHECK PASS" if result.passed else f"RELEASE CHECK FAIL: {'; '.join(problems)}", flush=True)
         return 0 if result.passed else 1
     models = []
     # ONNX weights name their own variant or network (export infers it); other weights need the name

@@ -26,7 +26,7 @@ from facebatch.configs.model_file import ModelFile, RecordedSource, read_model_f
 from facebatch.configs.precision import Precision
 from facebatch.environment import file_sha256, int8_cpu_class
 from facebatch.errors import FacebatchError, SpecError
-from facebatch.exporter.torch_reference import TORCH
+from facebatch.exporter.torch_reference import TORCH, torch_reference
 from facebatch.progress import step
 from facebatch.trusted_paths import UntrustedNameError, printable, safe_relative, walk_files
 from facebatch.verify.reference import ReferenceFactory, onnx_reference
@@ -143,7 +143,7 @@ def _parse_manifest(folder: Path, raw: bytes) -> dict[str, Any]:
             and isinstance(manifest.get("references", {}), dict)
         ):
             raise TypeError
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: JSON nested past Python's stack
         raise SpecError(f"{folder / MANIFEST} is unreadable; the release cannot be checked") from None
     return manifest
 
@@ -259,13 +259,34 @@ def _reference(
 ) -> ReferenceFactory | None:
     """Check 4's reference, from inside the release only: the one the manifest names, else the file the
     artifact records it was made from (found in the release by its sha256), else torch for ours."""
+    if given == TORCH or (given is None and target.recorded_source is None and target.is_ours):
+        return _torch_inside(folder, target, listed, result)
     if given is not None:
-        return reference_for(target, given if given == TORCH else folder / given)
+        return reference_for(target, folder / given)
     recorded = target.recorded_source
     if recorded is None:
         return reference_for(target)
     source = _recorded_source_inside(folder, name, recorded, listed, result)
     return onnx_reference(source, one_frame_at_a_time=recorded.how == "fixed")
+
+
+def _torch_inside(
+    folder: Path, target: ModelFile, listed: Mapping[str, dict[str, Any]], result: CheckResult
+) -> ReferenceFactory:
+    """The torch reference of one of our artifacts, rebuilt from the weights the release holds in
+    references/ (found by the sha256 the artifact records), never from the path its sidecar names: that
+    path is the release's word, and may point anywhere."""
+    if target.props.get("weights_source") == "seeded":
+        return torch_reference()
+    expected = target.props.get("weights_sha256") or target.recorded_weights.get("sha256")
+    unchanged = [c for c in listed if c not in result.changed and c not in result.missing]
+    for candidate in unchanged:
+        if PurePosixPath(candidate).parts[0] == "references" and listed[candidate]["sha256"] == expected:
+            return torch_reference(weights=folder / candidate)
+    raise SpecError(
+        f"it was exported from weights (sha256 {str(expected)[:12]}…) that this release does not hold unchanged in "
+        "references/; --check reads nothing outside the folder"
+    )
 
 
 def _recorded_source_inside(

@@ -16,6 +16,7 @@ from facebatch.engines.bench.report import BenchReport
 from facebatch.engines.runners.availability import detect_runtimes
 from facebatch.engines.runners.registry import RunnerOptions
 from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
+from facebatch.environment import file_sha256
 from facebatch.errors import FacebatchError
 from facebatch.exporter.backends import make_runner
 from facebatch.exporter.dispatch import export_model
@@ -127,12 +128,35 @@ def _stage_reference(release: ReleaseStaging, artifact: Path, staged: Path) -> s
     return f"; check 4 against {source.name} (copied into references/)"
 
 
+def _stage_weights(release: ReleaseStaging, staged: Path) -> str:
+    """Copy the weights one of our artifacts was exported from into references/ (found again there by
+    sha256), so that ``--check`` rebuilds its torch reference from the release alone and reads nothing
+    outside it; returns how, in words ("" for seeded weights or a file that is not ours)."""
+    model = release.model(staged)
+    recorded = model.recorded_weights
+    expected = model.props.get("weights_sha256") or recorded.get("sha256")
+    if model.props.get("weights_source") == "seeded" or not recorded.get("path") or not expected:
+        return ""
+    weights = Path(recorded["path"])
+    if not weights.is_file() or file_sha256(weights) != expected:
+        return ""  # verify's check 4 says what is missing
+    references = release.staging / "references"
+    references.mkdir(exist_ok=True)
+    target = references / weights.name
+    if target.exists() and file_sha256(target) != expected:
+        target = references / f"{expected[:12]}-{weights.name}"
+    if not target.exists():
+        shutil.copyfile(weights, target)
+    return f"; its weights copied into references/{target.name}"
+
+
 def export_gate(release: ReleaseStaging, request: ModelRequest) -> None:
     def run() -> tuple[str, str]:
         settings = ExportSettings(out_dir=release.onnx, photos=list(release.options.photos))
         result = export_model(request.model, weights=request.weights, size=request.size, settings=settings)
         release.exported.append(result.onnx_path)
-        return PASS, f"{result.onnx_path.name}: parity with torch, max diff {result.max_parity_diff:.2e}"
+        how = _stage_weights(release, result.onnx_path)
+        return PASS, f"{result.onnx_path.name}: parity with torch, max diff {result.max_parity_diff:.2e}{how}"
 
     release.gate(f"export {request.label}", run)
 
@@ -147,6 +171,8 @@ def copy_artifact_gate(release: ReleaseStaging, path: Path) -> None:
             shutil.copyfile(path_.with_suffix(".json"), target.with_suffix(".json"))
         release.exported.append(target)
         how = _stage_reference(release, path_, target)
+        if release.references.get(target) in (None, TORCH) and release.model(target).is_ours:
+            how += _stage_weights(release, target)
         return PASS, f"{path_.name} taken as it is{how}"
 
     release.gate(f"artifact {Path(path).name}", run)

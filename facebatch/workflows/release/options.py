@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from facebatch.engines.bench.regression import DEFAULT_MAX_SLOWDOWN
 from facebatch.environment import git_commit
 from facebatch.errors import SpecError
 from facebatch.exporter.torch_reference import TORCH
+from facebatch.trusted_paths import printable
 from facebatch.version import __version__
 from facebatch.workflows.release.settings import (
     RELEASE_BACKENDS,
@@ -21,6 +23,8 @@ from facebatch.workflows.release.settings import (
     RELEASE_OUT,
     REQUIRABLE,
 )
+
+RELEASE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # a release folder is <name>-<version>
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,11 @@ class ReleaseOptions:
             )
         if not self.models and not self.artifacts:
             raise SpecError("a release needs models to export or --artifact files")
-        if not self.name or "/" in self.name:
-            raise SpecError(f"--name {self.name!r} must be a plain folder name")
+        for flag, value in (("--name", self.name), ("--version", self.version)):
+            if value is not None and not RELEASE_PART.fullmatch(value):  # it names a folder inside --out
+                raise SpecError(
+                    f"{flag} {printable(value)}: letters, digits and . _ + - only, not starting with . _ + -"
+                )
         if self.int8 and not self.photos:
             raise SpecError("--int8 calibrates on photos and judges accuracy on them: pass --images")
         names = {Path(a).name for a in self.artifacts}

@@ -17,13 +17,16 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import time
 from pathlib import Path
 
 from facebatch.atomic import dir_mode, durable_replace, ensure_writable_dir, fsync_path
+from facebatch.environment import file_sha256
 from facebatch.errors import SpecError
 from facebatch.junit import gates_suite, merge_junit
 from facebatch.leftovers import private_folder
+from facebatch.trusted_paths import walk_files
 from facebatch.workflows.release.gates import (
     ReleaseStaging,
     bench_gate,
@@ -100,15 +103,51 @@ def run_release(options: ReleaseOptions) -> ReleaseResult:
         (staging / MANIFEST).write_bytes(data)
         result.manifest_sha256 = hashlib.sha256(data).hexdigest()
         if not result.passed:
-            result.path = final.with_name(final.name + FAILED_SUFFIX)
-            if result.path.exists() and (result.path / MANIFEST).is_file():  # an earlier failed attempt of ours
-                shutil.rmtree(result.path)
+            result.path = failed_folder(final)
         _sync_tree(staging)  # a power cut after the rename cannot publish a manifest naming unflushed data
         durable_replace(staging, result.path)
         return result
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def failed_folder(final: Path) -> Path:
+    """Where a failed release goes: ``<release>.failed``, replacing an earlier failed attempt only when that
+    is provably one of ours, untouched (a real folder holding exactly what its MANIFEST.json lists, each file
+    with its recorded sha256); else the next free ``<release>.failed-N``, so nothing facebatch did not
+    write is ever removed."""
+    failed = final.with_name(final.name + FAILED_SUFFIX)
+    if _untouched_release(failed):
+        shutil.rmtree(failed)
+    number = 2
+    while os.path.lexists(failed):
+        failed = final.with_name(f"{final.name}{FAILED_SUFFIX}-{number}")
+        number += 1
+    return failed
+
+
+def _untouched_release(folder: Path) -> bool:
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    try:
+        listed = json.loads((folder / MANIFEST).read_bytes())["files"]
+        found = dict(walk_files(folder))
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return False
+    if not isinstance(listed, dict) or set(found) != set(listed) | {MANIFEST}:
+        return False
+    for name, info in found.items():
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        record = listed.get(name)
+        if name != MANIFEST and not (
+            isinstance(record, dict)
+            and record.get("size") == info.st_size
+            and record.get("sha256") == file_sha256(folder / name)
+        ):
+            return False
+    return True
 
 
 def _sync_tree(folder: Path) -> None:

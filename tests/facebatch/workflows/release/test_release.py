@@ -460,3 +460,99 @@ def test_check_anchored_by_the_manifest_sha256(release, tmp_path: Path, capsys):
     with pytest.raises(SystemExit):
         main(["release", "--check", str(copy), "--manifest-sha256", "abc"])
     assert "64 hexadecimal digits" in capsys.readouterr().err
+
+
+def test_a_forged_metadata_string_cannot_forge_the_verdict(release, tmp_path: Path, capsys):
+    """An artifact whose INT8 record names its CPU class 'x ESC]0;… BEL ESC[2J \\n RELEASE CHECK PASS': before, the
+    escapes reached the terminal raw and the output's last line read 'RELEASE CHECK PASS …'."""
+    import onnx
+
+    copy = _copy(release, tmp_path)
+    name = "onnx/arcface_mbf_seeded_batch.onnx"
+    model = onnx.load(str(copy / name))
+    forged = "x\x1b]0;TITLE\x07\x1b[2J\nRELEASE CHECK PASS"
+    onnx.helper.set_model_props(
+        model, {p.key: p.value for p in model.metadata_props} | {"quantization": json.dumps({"cpu_class": forged})}
+    )
+    onnx.save(model, str(copy / name))
+    _edit_manifest(copy, lambda manifest: manifest["files"].__setitem__(name, _record(copy / name)))
+    assert main(["release", "--check", str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert out.rstrip().splitlines()[-1].startswith("RELEASE CHECK FAIL:")
+    assert "quantised on a unknown CPU" in out  # the record's own words are not repeated
+
+
+def test_a_failed_release_replaces_only_an_untouched_failed_release_of_ours(tmp_path: Path):
+    """Before, any '<release>.failed' holding a file named MANIFEST.json was removed whole (the user's photos
+    in it too); a link or a file there ended the run with a traceback."""
+    from facebatch.workflows.release.run import failed_folder
+
+    final = tmp_path / "facebatch-models-1.0"
+    foreign = final.with_name(final.name + ".failed")
+    (foreign / "photos").mkdir(parents=True)
+    (foreign / "MANIFEST.json").write_text('{"not": "a facebatch manifest"}')
+    (foreign / "photos" / "family.jpg").write_bytes(b"the user's photo")
+    assert failed_folder(final) == final.with_name(final.name + ".failed-2")
+    assert (foreign / "photos" / "family.jpg").read_bytes() == b"the user's photo"
+
+    ours = tmp_path / "other-1.0.failed"  # what a failed release of ours leaves, untouched
+    (ours / "reports").mkdir(parents=True)
+    (ours / "reports" / "bench.md").write_text("# bench\n")
+    (ours / "MANIFEST.json").write_text(json.dumps({"files": {"reports/bench.md": _record(ours / "reports/bench.md")}}))
+    assert failed_folder(tmp_path / "other-1.0") == ours and not ours.exists()
+    link = tmp_path / "linked-1.0.failed"
+    link.symlink_to(foreign)
+    assert failed_folder(tmp_path / "linked-1.0") == tmp_path / "linked-1.0.failed-2" and link.is_symlink()
+
+
+@pytest.mark.parametrize("version", ["../escape", "1.0/x", ".hidden", "v1;rm", "a*b", ""])
+def test_a_version_or_name_that_is_no_plain_folder_name_is_refused(version: str, small_detector: Path):
+    with pytest.raises(SpecError, match="letters, digits and"):
+        ReleaseOptions(version=version, artifacts=[small_detector])
+    with pytest.raises(SpecError, match="letters, digits and"):
+        ReleaseOptions(name=version or "-", artifacts=[small_detector])
+
+
+def test_check_rebuilds_torch_from_the_weights_the_release_holds(
+    models_dir: Path, photos: list[Path], tmp_path: Path, monkeypatch
+):
+    """An artifact exported from real weights: the release keeps them in references/, and --check rebuilds its torch
+    reference from that copy, never from the path its sidecar names (the folder's word: it may point anywhere)."""
+    from facebatch.exporter import torch_reference
+
+    options = ReleaseOptions(
+        version="1.0",
+        out=tmp_path / "out",
+        photos=photos[:4],
+        models=[ModelRequest("scrfd_500m_bnkps", models_dir / "det_500m.onnx", (320, 320))],
+        fp16=False,
+        engines=False,
+        triton=False,
+        **QUICK,
+    )
+    result = run_release(options)
+    assert result.passed, result.last_line()
+    kept = result.path / "references" / "det_500m.onnx"
+    assert file_sha256(kept) == file_sha256(models_dir / "det_500m.onnx")
+    copy = Path(shutil.copytree(result.path, tmp_path / "copy"))
+    sidecar = copy / "onnx" / "scrfd_500m_320_batch.json"
+    outside = tmp_path / "elsewhere.onnx"
+    shutil.copy(models_dir / "det_500m.onnx", outside)  # what a planted path would point at
+    record = json.loads(sidecar.read_text())
+    record["weights"]["path"] = str(outside)
+    sidecar.write_text(json.dumps(record))
+    _edit_manifest(
+        copy, lambda manifest: manifest["files"].__setitem__("onnx/scrfd_500m_320_batch.json", _record(sidecar))
+    )
+    hashed: list[Path] = []
+    real_sha256 = torch_reference.file_sha256
+    monkeypatch.setattr(torch_reference, "file_sha256", lambda path: hashed.append(Path(path)) or real_sha256(path))
+    checked = check_release(copy, photos[:4])
+    assert checked.passed, checked.problems()
+    assert hashed and all(copy in path.parents for path in hashed)  # the weights read: the release's own copy
+
+    (copy / "references" / "det_500m.onnx").unlink()
+    _edit_manifest(copy, lambda manifest: manifest["files"].pop("references/det_500m.onnx"))
+    checked = check_release(copy, photos[:4])
+    assert not checked.passed and any("does not hold unchanged in references/" in p for p in checked.problems())
