@@ -53,6 +53,14 @@ DEFAULT_MAX_BATCH_PIXELS = BATCH_PIXELS_IN_PHOTO_LIMITS * DEFAULT_MAX_PHOTO_PIXE
 OPENCV_PIXEL_CAP_VARIABLE = "OPENCV_IO_MAX_IMAGE_PIXELS"
 OPENCV_DEFAULT_PIXEL_CAP = 1 << 30
 ACCEPTED = "JPEG, PNG, BMP, GIF, WebP or TIFF"
+# A photo file is read in two steps: its header from the first HEADER_WINDOW_BYTES (a frame header after more
+# metadata than that is refused: no size found), then the rest only when the file is no larger than its pixels
+# can need: MAX_BYTES_PER_PIXEL (16-bit RGBA stored raw, as TIFF and BMP may, is 8; PNG's filter byte and
+# failed compression add little) plus METADATA_BYTES (EXIF, ICC, XMP and embedded previews: a few MB on
+# cameras). A 250x250 header on a 1.5 GB (sparse) file is refused unread; before, it took 1.5 GB of memory.
+HEADER_WINDOW_BYTES = 64 * 2**20
+MAX_BYTES_PER_PIXEL = 16
+METADATA_BYTES = 64 * 2**20
 
 # JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic …): C0–CF but C4, C8, CC
 JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
@@ -85,9 +93,10 @@ class PhotoRefused(SpecError):
     """A photo refused from its header, before decoding. The message is a clause about the photo
     ("is JPEG 2000, …"); the caller names the photo in front of it and says what to change after it."""
 
-    def __init__(self, reason: str, too_large: bool = False) -> None:
+    def __init__(self, reason: str, too_large: bool = False, no_size: bool = False) -> None:
         super().__init__(reason)
         self.too_large = too_large  # a size above the limit (else: no size, or a format not accepted)
+        self.no_size = no_size  # the header gave no size: more of the file may hold it
 
 
 @dataclass(frozen=True)
@@ -254,7 +263,7 @@ def photo_header(data: Encoded) -> PhotoHeader:
         raise PhotoRefused(f"is {refused}, a format facebatch does not decode (it takes {ACCEPTED})")
     if size is None:
         what = f"a {name} header that gives no size" if name else f"not a {ACCEPTED}"
-        raise PhotoRefused(f"is not a whole image: its size cannot be read from its header ({what})")
+        raise PhotoRefused(f"is not a whole image: its size cannot be read from its header ({what})", no_size=True)
     width, height = size
     if width <= 0 or height <= 0:
         raise PhotoRefused(f"is not a whole image: its {name} header gives a size of {width}x{height}")
@@ -285,6 +294,18 @@ def checked_header(data: Encoded, max_pixels: int, whose: str = "the") -> PhotoH
     if refusal is not None:
         raise refusal
     return header
+
+
+def file_size_problem(header: PhotoHeader, size: int) -> PhotoRefused | None:
+    """The refusal of a photo file larger than its pixels can need (``MAX_BYTES_PER_PIXEL`` each, plus
+    ``METADATA_BYTES``), before the rest of it is read; None for one within that."""
+    limit = MAX_BYTES_PER_PIXEL * header.pixels + METADATA_BYTES
+    if size <= limit:
+        return None
+    return PhotoRefused(
+        f"is not a whole image: it is {size / 2**20:.0f} MiB on disk, more than a {header.width}x{header.height} "
+        f"{header.format} can need ({limit / 2**20:.0f} MiB)"
+    )
 
 
 def what_to_change(refusal: PhotoRefused, served: bool) -> str:

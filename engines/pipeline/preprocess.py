@@ -6,6 +6,8 @@ for parity and batch-independence checks. Never identical copies: they hide bugs
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +20,11 @@ from facebatch.configs.spec import Normalize
 from facebatch.engines.pipeline.image_header import (
     ACCEPTED,
     DEFAULT_MAX_PHOTO_PIXELS,
+    HEADER_WINDOW_BYTES,
     PhotoHeader,
     PhotoRefused,
     checked_header,
+    file_size_problem,
     what_to_change,
 )
 from facebatch.errors import SpecError
@@ -64,15 +68,60 @@ def decode_image(data: bytes | np.ndarray, max_pixels: int = DEFAULT_MAX_PHOTO_P
     return decode_within(buffer, checked_header(buffer, max_pixels))
 
 
-def read_bytes(path: Path) -> np.ndarray:
-    """A photo file's bytes; a missing or unreadable file is a clear error."""
+FIRST_HEADER_BYTES = 2**20  # read first; a header beyond it (long EXIF, ICC, a TIFF's IFD) reads the whole window
+
+
+def read_photo(path: Path, max_pixels: int = DEFAULT_MAX_PHOTO_PIXELS) -> tuple[np.ndarray, PhotoHeader]:
+    """A photo file's bytes and its header, read fail-closed: the header from the file's first MB, or
+    its first ``HEADER_WINDOW_BYTES`` where it lies further in (refused as ``checked_header`` refuses),
+    then the rest only when the file is no larger than its pixels can need (``file_size_problem``).
+    Nothing larger than the window is allocated before those checks. A missing, unreadable or
+    not-regular file is a clear error."""
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"image {printable(str(path))} does not exist")
+    shown = printable(str(path))
     try:
-        return np.fromfile(path, dtype=np.uint8)
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise SpecError(f"image {shown} is not a regular file")
+            window, header = b"", None
+            for size in (FIRST_HEADER_BYTES, HEADER_WINDOW_BYTES):
+                window += handle.read(min(info.st_size, size) - len(window))
+                header, refusal = _header_within(window, info.st_size, max_pixels)
+                if header is not None or refusal is None or not refusal.no_size or len(window) == info.st_size:
+                    break
+            if refusal is not None:
+                raise _refused(path, refusal)
+            data = bytearray(info.st_size)
+            data[: len(window)] = window
+            read = len(window) + _read_into(handle, memoryview(data)[len(window) :])
+    except FileNotFoundError:
+        raise SpecError(f"image {shown} does not exist") from None
     except OSError as exc:
-        raise SpecError(f"image {printable(str(path))} cannot be read: {exc.strerror}") from None
+        raise SpecError(f"image {shown} cannot be read: {exc.strerror or exc}") from None
+    assert header is not None
+    return np.frombuffer(data, dtype=np.uint8)[:read], header
+
+
+def _header_within(window: bytes, size: int, max_pixels: int) -> tuple[PhotoHeader | None, PhotoRefused | None]:
+    """The header ``window`` gives, or why the photo is refused (its header, or a file larger than it can need)."""
+    try:
+        header = checked_header(window, max_pixels)
+    except PhotoRefused as refusal:
+        return None, refusal
+    refusal = file_size_problem(header, size)
+    return (header, None) if refusal is None else (None, refusal)
+
+
+def _read_into(handle, view: memoryview) -> int:  # BinaryIO
+    """Fill ``view`` from ``handle`` (a short count: the file shrank while it was read)."""
+    done = 0
+    while done < len(view):
+        count = handle.readinto(view[done:])
+        if not count:
+            break
+        done += count
+    return done
 
 
 def _undecodable(path: Path) -> SpecError:
@@ -85,13 +134,6 @@ def _undecodable(path: Path) -> SpecError:
 def _refused(path: Path, refusal: PhotoRefused) -> SpecError:
     """A photo refused before (or instead of) decoding, named, with what to change."""
     return SpecError(f"image {printable(str(path))} {refusal}; {what_to_change(refusal, served=False)}")
-
-
-def _header_of(path: Path, data: np.ndarray, max_pixels: int) -> PhotoHeader:
-    try:
-        return checked_header(data, max_pixels)
-    except PhotoRefused as refusal:
-        raise _refused(path, refusal) from None
 
 
 def _decoded(path: Path, data: np.ndarray, header: PhotoHeader, factor: int = 1) -> np.ndarray:
@@ -107,8 +149,8 @@ def _decoded(path: Path, data: np.ndarray, header: PhotoHeader, factor: int = 1)
 def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PHOTO_PIXELS) -> np.ndarray:
     """HWC uint8 BGR (see ``decode_within``); a missing or undecodable file, or one refused from its
     header (no size, a format not accepted, more than ``max_pixels``), is a clear error."""
-    data = read_bytes(path)
-    return _decoded(path, data, _header_of(path, data, max_pixels))
+    data, header = read_photo(path, max_pixels)
+    return _decoded(path, data, header)
 
 
 def jpeg_reduction(width: int, height: int, target: tuple[int, int]) -> int:
@@ -160,8 +202,7 @@ def decode_for_detector(
     letterbox's size is decoded reduced (``jpeg_reduction``); anything else whole. ``target`` None:
     whole. Refused from its header (no size, a format not accepted, above ``max_pixels``) before
     anything is decoded; errors as ``load_image``'s."""
-    data = read_bytes(path)
-    header = _header_of(path, data, max_pixels)
+    data, header = read_photo(path, max_pixels)
     factor = jpeg_reduction(header.width, header.height, target) if target and header.format == "JPEG" else 1
     image = _decoded(path, data, header, factor)
     if factor == 1:

@@ -186,3 +186,26 @@ def test_a_decode_larger_than_its_header_is_refused(photos: list[Path]):
     assert decode_within(data, PhotoHeader("JPEG", 250, 250), factor=2).shape[:2] == (125, 125)
     with pytest.raises(PhotoRefused, match="decoded to 250x250, larger than the 100x250 its header gives"):
         decode_within(data, PhotoHeader("JPEG", 100, 250))
+
+
+def test_a_file_larger_than_its_pixels_can_need_is_refused_unread(photos: list[Path], tmp_path: Path):
+    """A 250x250 JPEG grown to 1.5 GB (sparse: no disk spent): before, the whole file was read into memory
+    (RSS +1506 MiB) before its header was looked at; now it is refused from its first MB, in one line."""
+    import os
+    import subprocess
+    import sys
+
+    bloated = tmp_path / "bloated.jpg"
+    bloated.write_bytes((photos[0].parent / "rob_lowe_1.jpg").read_bytes())
+    os.truncate(bloated, 1500 * 2**20)
+    probe = (
+        "import sys\n"
+        "from facebatch.engines.pipeline.preprocess import load_image\n"
+        "try:\n    load_image(sys.argv[1])\nexcept Exception as exc:\n    print(exc)\n"
+        # VmHWM, not ru_maxrss: the latter keeps the forking parent's (pytest's) high-water mark across exec
+        "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) // 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(bloated)], capture_output=True, text=True, check=True)
+    message, peak_mib = out.stdout.strip().splitlines()
+    assert "is 1500 MiB on disk, more than a 250x250 JPEG can need (65 MiB)" in message
+    assert int(peak_mib) < 400, f"peak RSS {peak_mib} MiB"  # the interpreter with numpy and OpenCV: ~90 MiB
