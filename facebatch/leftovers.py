@@ -11,6 +11,7 @@ runs a process started after the folder was made (the pid was reused), and says 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -70,13 +71,20 @@ def maker_gone(pid: int, made: float) -> bool:
 def remove_stale(parent: Path, prefix: str) -> list[Path]:
     """Remove the folders ``<prefix><pid>-…`` in ``parent`` whose maker is gone; one line says so."""
     removed = []
-    for folder in Path(parent).glob(f"{prefix}*"):
+    # exactly what private_folder makes (mkdtemp's 8 random characters), never a glob: the prefix holds a
+    # target's name, which may hold glob characters ('?.onnx'), and a user's '<prefix>123-notes' is not ours
+    ours = re.compile(re.escape(prefix) + r"[0-9]+-[a-z0-9_]{8}")
+    try:
+        candidates = [entry for entry in Path(parent).iterdir() if ours.fullmatch(entry.name)]
+    except OSError:
+        return removed
+    for folder in candidates:
         pid = folder.name[len(prefix) :].split("-", 1)[0]
         try:
             made = folder.stat().st_mtime
         except OSError:
             continue
-        if folder.is_dir() and pid.isdigit() and maker_gone(int(pid), made):
+        if folder.is_dir() and not folder.is_symlink() and pid.isdigit() and maker_gone(int(pid), made):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     if removed:

@@ -150,7 +150,7 @@ def sidecar_of(artifact: Path, sha256: str | None = None) -> dict[str, Any] | No
     path = sidecar_path(artifact)
     try:
         data = json.loads(path.read_text()) if path.is_file() else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or not Path(artifact).is_file():
         return None

@@ -26,7 +26,9 @@ class UntrustedNameError(SpecError):
     """A name or path read from a folder facebatch reads but does not trust: refused, nothing touched."""
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls (CSI is \x9b) and the invisible format characters that reorder or hide text (bidi
+# overrides and isolates, zero-width ones): none is in a name facebatch writes
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def safe_relative(name: object, what: str) -> PurePosixPath:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from facebatch.engines.pipeline.preprocess import IMAGE_SUFFIXES
 from facebatch.errors import SpecError
+from facebatch.progress import warn
+from facebatch.trusted_paths import printable
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,11 @@ def collect_photos(arguments: Sequence[Path], subjects_csv: Path | None = None) 
             resolved = str(path.resolve())
             if resolved in photos:
                 continue
-            stat = path.stat()
+            try:
+                stat = path.stat()
+            except OSError as exc:  # a link to nothing, a file gone since the walk, no permission to look
+                warn(f"skipped {printable(str(path))}: it cannot be read ({exc.strerror or exc})")
+                continue
             subject = named.get(resolved) if named is not None else folder_subject
             photos[resolved] = Photo(resolved, subject, stat.st_size, stat.st_mtime_ns)
     if not photos:

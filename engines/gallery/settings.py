@@ -11,7 +11,7 @@ STAGING_PREFIX = ".ray-staging-"  # + the driver's pid + '-' + tempfile's 8 rand
 GALLERY_FORMAT = 1  # format 1 manifests may carry each shard's sha256 (recorded since issue 34); older ones lack it
 
 # The names facebatch writes in a gallery: a manifest may name no other shard, a clean-up removes nothing else.
-SHARD_NAME = r"shard-\d{5,}\.parquet"  # next_shard_name: shard-00000.parquet, … (a sixth digit past 99999)
+SHARD_NAME = r"shard-[0-9]{5,}\.parquet"  # next_shard_name: shard-00000.parquet, … (a sixth digit past 99999)
 TEMP_RANDOM = r"[a-z0-9_]{8}"  # the random part of tempfile's names (atomic writes, Ray's staging folder)
 
 # Galleries hold biometric data (embeddings, names, photo paths): private to their owner unless chmod says otherwise

@@ -312,7 +312,7 @@ def read_manifest(root: Path) -> Manifest:
         raise GalleryReadError(
             f"cannot read {path} ({exc.strerror or exc}); fix its permissions and run again"
         ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:  # nesting deeper than Python's stack
         raise GalleryError(
             f"{path} is corrupt ({type(exc).__name__}: {exc}); index the photos again into a new --out"
         ) from None

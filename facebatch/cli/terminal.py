@@ -20,7 +20,8 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)  # logs keep lon
 
 
 # C0 and C1 control characters (ESC and CSI start terminal escape sequences; CR rewrites the line) but tab
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+# and the invisible format characters that reorder or hide text (bidi overrides and isolates, zero-width ones)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def visible(text: str) -> str:

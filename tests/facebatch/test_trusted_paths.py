@@ -37,6 +37,8 @@ def test_an_own_name_inside_the_folder_is_accepted(tmp_path: Path):
         ("./shards/shard-00001.parquet", "leaves its folder"),
         ("shards/shard-00001.parquet\n", "control characters"),
         ("shards\\shard-00001.parquet", "control characters"),
+        ("shards/shard-00001\u009b2J.parquet", "control characters"),  # CSI as one C1 character
+        ("shards/shard-\u202e00001.parquet", "control characters"),  # a bidi override reorders what is shown
         ("shards/notes.txt", "not a name facebatch writes"),
         ("", "not a file name"),
         (7, "not a file name"),
@@ -106,3 +108,17 @@ def test_an_output_that_is_an_input_or_a_folder_is_refused(tmp_path: Path):
     with pytest.raises(OutputError, match="is an existing folder"):
         check_output_file(tmp_path, "--json")
     assert check_output_file(tmp_path / "new.json", "--json", inputs) == tmp_path / "new.json"
+
+
+def test_stale_drafts_are_found_by_their_exact_name_never_a_glob(tmp_path: Path):
+    """A target named '?.onnx' made the clean-up glob '.?.onnx.draft-*' and remove other targets' folders; a
+    user's '<prefix>123-notes' is no draft of ours either."""
+    from facebatch.leftovers import remove_stale
+
+    dead = 4_000_000  # above pid_max: no such process
+    others = [tmp_path / f".a.onnx.draft-{dead}-abcd1234", tmp_path / f".?.onnx.draft-{dead}-notes"]
+    ours = tmp_path / f".?.onnx.draft-{dead}-k3j9x_0a"
+    for folder in [*others, ours]:
+        folder.mkdir()
+    assert remove_stale(tmp_path, ".?.onnx.draft-") == [ours]
+    assert all(folder.is_dir() for folder in others) and not ours.exists()

@@ -80,7 +80,7 @@ def set_shard_name(gallery: Path, name: str) -> None:
 
 
 # -- names from the manifest --------------------------------------------------------------------------
-@pytest.mark.parametrize("attack", ["absolute", "dot-dot", "symlink", "not-our-name"])
+@pytest.mark.parametrize("attack", ["absolute", "dot-dot", "symlink", "not-our-name", "arabic-digits"])
 def test_a_manifest_naming_a_file_outside_its_shards_is_refused_and_nothing_is_touched(
     attack: str, enrolled: Path, detector_file, embedder_file, tmp_path: Path, canary: Canary
 ) -> None:
@@ -92,6 +92,9 @@ def test_a_manifest_naming_a_file_outside_its_shards_is_refused_and_nothing_is_t
     elif attack == "symlink":
         (gallery / "shards" / "shard-00000.parquet").unlink()
         (gallery / "shards" / "shard-00000.parquet").symlink_to(canary.path)
+    elif attack == "arabic-digits":  # \d would take them: never a name facebatch writes
+        (gallery / "shards" / "shard-٠٠٠٠٠.parquet").write_text("the user's file")
+        set_shard_name(gallery, "shard-٠٠٠٠٠.parquet")
     else:
         (gallery / "shards" / "notes.txt").write_text("the user's notes")
         set_shard_name(gallery, "notes.txt")
@@ -371,3 +374,24 @@ def test_a_new_gallery_is_private_to_its_owner(people: Path, detector_file, embe
     assert modes.pop(".") == 0o700 and modes.pop("shards") == 0o700
     assert set(modes) >= {"manifest.json", "index.faiss", "shards/shard-00000.parquet"}
     assert all(mode == 0o600 for mode in modes.values()), modes
+
+
+def test_a_manifest_nested_past_pythons_stack_is_one_line(enrolled: Path, tmp_path: Path) -> None:
+    """'[' * 200000 as manifest.json: a RecursionError traceback before, a 'corrupt' line now."""
+    gallery = copy_gallery(enrolled, tmp_path / "gallery")
+    (gallery / MANIFEST).write_text("[" * 200_000)
+    with pytest.raises(FacebatchError, match="is corrupt \\(RecursionError"):
+        GallerySearch(gallery)
+
+
+def test_a_link_to_nothing_among_the_photos_is_skipped_by_name(
+    people: Path, detector_file, embedder_file, tmp_path: Path, caplog
+) -> None:
+    """A dangling symlink in an archive stopped index with a FileNotFoundError traceback."""
+    photos = tmp_path / "photos"
+    shutil.copytree(people, photos)
+    (photos / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    with caplog.at_level(logging.WARNING, logger="facebatch"):
+        summary = index_photos(request([photos], tmp_path / "gallery", detector_file, embedder_file, faces="best"))
+    assert summary.photos_run == summary.photos_named > 0
+    assert any("gone.jpg" in r.getMessage() and "cannot be read" in r.getMessage() for r in caplog.records)

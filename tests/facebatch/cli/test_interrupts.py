@@ -156,7 +156,7 @@ def test_a_signal_inside_the_block_is_an_exception_and_the_handlers_come_back():
 def test_what_a_killed_run_left_is_removed_by_the_next_and_said(tmp_path: Path, capsys, caplog):
     """SIGKILL cannot be caught: the folder stays until the next run of its kind finds its maker gone."""
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    left = tmp_path / f".a.onnx.draft-{child.pid}-x1"
+    left = tmp_path / f".a.onnx.draft-{child.pid}-x1x1x1x1"
     left.mkdir()
     (left / "a.onnx").write_bytes(b"half")
     assert not maker_gone(child.pid, left.stat().st_mtime)  # its maker still runs: kept
@@ -169,7 +169,7 @@ def test_what_a_killed_run_left_is_removed_by_the_next_and_said(tmp_path: Path, 
     # a pid reused by a process that started after the folder was made is not its maker
     later = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        reused = tmp_path / f".b.staging-{later.pid}-x2"
+        reused = tmp_path / f".b.staging-{later.pid}-x2x2x2x2"
         reused.mkdir()
         made = time.time() - 3600
         os.utime(reused, (made, made))
