@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest
 
 from facebatch.configs.model_file import read_model_file
 from facebatch.engines.gallery.index_job import IndexRequest, index_photos
+from tests.data import procfs
 
 pytest.importorskip("faiss", reason="the index extra (faiss-cpu) builds the gallery's index")
 pytest.importorskip("pyarrow", reason="the index extra (pyarrow) writes the gallery's shards")
@@ -63,58 +63,10 @@ def fixture_gallery(images_dir: Path, detector_file, embedder_file, tmp_path_fac
     return out
 
 
-def _proc_address(hex_address: str) -> str:
-    """/proc/net/tcp{,6}'s ``HEXADDR:HEXPORT`` as ``address:port`` (each 32-bit word little-endian)."""
-    import ipaddress
-
-    address, port = hex_address.split(":")
-    raw = b"".join(bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, len(address), 8))
-    ip = ipaddress.ip_address(raw)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return f"{ip}:{int(port, 16)}"
-
-
-def _descendants(root: int) -> set[int]:
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
-    found, grown = {root}, True
-    while grown:
-        more = {pid for pid, parent in parents.items() if parent in found} - found
-        found |= more
-        grown = bool(more)
-    return found
-
-
 def tcp_listeners(root: int) -> set[tuple[str, str]]:
-    """(process name, address:port) of every TCP socket listening in process ``root`` or its
-    descendants (Ray's GCS, raylet and workers are the driver's), from /proc (links not followed)."""
-    import os
-
-    listening = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if fields[3] == "0A":  # TCP_LISTEN
-                    listening[fields[9]] = _proc_address(fields[1])
-    found = set()
-    for pid in _descendants(root):
-        with contextlib.suppress(OSError):
-            name = Path(f"/proc/{pid}/comm").read_text().strip()
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                with contextlib.suppress(OSError):
-                    target = os.readlink(fd)
-                    inode = target[len("socket:[") : -1] if target.startswith("socket:[") else None
-                    if inode in listening:
-                        found.add((name, listening[inode]))
-    return found
+    """(process name, address:port) of every TCP socket listening in process ``root`` or its descendants
+    (Ray's GCS, raylet and workers are the driver's)."""
+    return {(name, f"{address}:{port}") for name, address, port in procfs.tcp_listeners(procfs.process_tree(root))}
 
 
 def on_loopback(address: str) -> bool:

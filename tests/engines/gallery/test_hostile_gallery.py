@@ -25,6 +25,7 @@ from facebatch.engines.gallery.settings import MANIFEST
 from facebatch.engines.gallery.store import Gallery
 from facebatch.errors import FacebatchError
 from facebatch.trusted_paths import UntrustedNameError
+from tests.data.folders import snapshot
 
 from .conftest import request
 
@@ -50,22 +51,6 @@ class Canary:
 @pytest.fixture
 def canary(tmp_path: Path) -> Canary:
     return Canary(tmp_path / "outside")
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every entry under ``root``: a file's sha256, a link's target (links not followed)."""
-    found = {}
-    for folder, folders, files in os.walk(root):
-        for name in folders + files:
-            path = Path(folder) / name
-            relative = str(path.relative_to(root))
-            if path.is_symlink():
-                found[relative] = f"link to {os.readlink(path)}"
-            elif path.is_file():
-                found[relative] = sha256(path)
-            else:
-                found[relative] = "folder"
-    return found
 
 
 def copy_gallery(source: Path, target: Path) -> Path:

@@ -8,7 +8,6 @@ does every file inside it."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -19,20 +18,7 @@ from facebatch.engines.triton.settings import MANIFEST
 from facebatch.environment import file_sha256
 from facebatch.errors import FacebatchError, OutputError
 from facebatch.trusted_paths import UntrustedNameError
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` (links not followed) → its sha256 (or where a link points)."""
-    found = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            path = Path(root) / name
-            rel = str(path.relative_to(folder))
-            if path.is_symlink():
-                found[rel] = "-> " + os.readlink(path)
-            elif path.is_file():
-                found[rel] = file_sha256(path)
-    return found
+from tests.data.folders import snapshot
 
 
 @pytest.fixture

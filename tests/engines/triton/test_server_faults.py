@@ -19,6 +19,7 @@ from facebatch.engines.pipeline.face_pipeline import open_pipeline
 from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
 from facebatch.engines.triton.server import ServerPorts, TritonServer, free_ports
 from facebatch.engines.triton.settings import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_MODEL
+from tests.data import procfs
 
 grpcclient = pytest.importorskip("tritonclient.grpc", reason="the serve extra (tritonclient) talks to the server")
 QUEUE = 8  # --max-queue-size of this repository: small, so that 64 clients overflow it
@@ -112,28 +113,7 @@ def test_a_bad_request_gets_one_error_and_the_next_is_answered(
 def server_memory(server: TritonServer) -> int:
     """Resident bytes of tritonserver and its python stubs (its process tree)."""
     assert server.process is not None
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
-    tree, frontier = {server.process.pid}, [server.process.pid]
-    while frontier:
-        pid = frontier.pop()
-        children = [child for child, parent in parents.items() if parent == pid and child not in tree]
-        tree.update(children)
-        frontier += children
-    total = 0
-    for pid in tree:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        total += next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-    return total
+    return procfs.resident_bytes(procfs.process_tree(server.process.pid))
 
 
 def test_overload_is_rejected_quickly_nothing_hangs_and_memory_stays_flat(
