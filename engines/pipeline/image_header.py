@@ -46,7 +46,6 @@ DEFAULT_MAX_PHOTO_PIXELS = 100_000_000  # 100 MP: a 12000×8000 photo passes, 12
 # the decoded pixels one merged batch of the served pipeline may hold at once, as photos at the limit: 4 × 100 MP of
 # BGR is 1.2 GB, where 32 photos of 100 MP (the batcher's largest merge) were 9.6 GB
 BATCH_PIXELS_IN_PHOTO_LIMITS = 4
-DEFAULT_MAX_BATCH_PIXELS = BATCH_PIXELS_IN_PHOTO_LIMITS * DEFAULT_MAX_PHOTO_PIXELS
 # OpenCV's own cap on one decode (its default 2^30 pixels), read from the environment once, when cv2 loads:
 # measured on OpenCV 5.1, set before 'import cv2' every codec (JPEG, PNG, BMP, WebP, TIFF, GIF, JPEG 2000, AVIF,
 # HDR, PNM, PFM, Sun raster) refuses a larger image by raising cv2.error; set after, it is ignored
@@ -270,6 +269,12 @@ def photo_header(data: Encoded) -> PhotoHeader:
     return PhotoHeader(name, width, height)
 
 
+def batch_pixel_budget(max_photo_pixels: int, given: int | None = None) -> int:
+    """What the served pipeline decodes of one merged batch at once: ``given``, or
+    ``BATCH_PIXELS_IN_PHOTO_LIMITS`` photos at the limit."""
+    return given if given is not None else BATCH_PIXELS_IN_PHOTO_LIMITS * max_photo_pixels
+
+
 def megapixels(pixels: int) -> str:
     """Pixels in MP as people write them: 900, 144, 1.13, 0.0625."""
     value = pixels / 1e6
@@ -317,16 +322,6 @@ def what_to_change(refusal: PhotoRefused, served: bool) -> str:
             else f"send {ACCEPTED} bytes"
         )
     return "shrink it, or pass a larger --max-photo-pixels" if refusal.too_large else f"pass a whole {ACCEPTED} file"
-
-
-def pixel_limit_problem(data: Encoded, max_pixels: int) -> str | None:
-    """Why ``data`` is refused under ``max_pixels`` (no size in its header, a format not accepted, or
-    larger), or None. The served pipeline's words."""
-    try:
-        checked_header(data, max_pixels, "this server's")
-    except PhotoRefused as refusal:
-        return f"{refusal}: {what_to_change(refusal, served=True)}"
-    return None
 
 
 def opencv_pixel_cap() -> int:

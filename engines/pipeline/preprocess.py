@@ -60,14 +60,6 @@ def decode_within(data: bytes | np.ndarray, header: PhotoHeader, factor: int = 1
     return image
 
 
-def decode_image(data: bytes | np.ndarray, max_pixels: int = DEFAULT_MAX_PHOTO_PIXELS) -> np.ndarray | None:
-    """Encoded bytes → HWC uint8 BGR (``decode_within``), or None when they are not a whole image.
-    Fails closed: ``PhotoRefused`` before anything is decoded when the header gives no size, is not a
-    format facebatch accepts, or gives more than ``max_pixels`` (``image_header``)."""
-    buffer = _buffer(data)
-    return decode_within(buffer, checked_header(buffer, max_pixels))
-
-
 FIRST_HEADER_BYTES = 2**20  # read first; a header beyond it (long EXIF, ICC, a TIFF's IFD) reads the whole window
 
 
@@ -159,13 +151,6 @@ def jpeg_reduction(width: int, height: int, target: tuple[int, int]) -> int:
     shrinks it further, as it shrinks the full decode. Either orientation (EXIF may turn it)."""
     scale = max(min(target[0] / height, target[1] / width), min(target[0] / width, target[1] / height))
     return max([1] + [k for k in JPEG_REDUCTIONS if scale * k <= 1.0])
-
-
-def decode_jpeg_reduced(data: np.ndarray, factor: int, max_pixels: int = DEFAULT_MAX_PHOTO_PIXELS) -> np.ndarray | None:
-    """A JPEG's bytes decoded at 1/``factor`` (2, 4 or 8) of its size, EXIF orientation applied (as
-    ``IMREAD_COLOR`` applies it), or whole for ``factor`` 1; None when they do not decode. Refused
-    from the header as ``decode_image`` refuses."""
-    return decode_within(data, checked_header(data, max_pixels), factor)
 
 
 def on_reduced_image(matrices: np.ndarray, factor: int) -> np.ndarray:

@@ -30,10 +30,10 @@ from facebatch.configs.spec_io import spec_from_dict
 from facebatch.engines.pipeline.face_pipeline import FaceModels, FacePipeline, ImageFaces, PipelineSettings
 from facebatch.engines.pipeline.image_header import (
     ACCEPTED,
-    BATCH_PIXELS_IN_PHOTO_LIMITS,
     DEFAULT_MAX_PHOTO_PIXELS,
     PhotoHeader,
     PhotoRefused,
+    batch_pixel_budget,
     check_limit_against_opencv,
     checked_header,
     what_to_change,
@@ -217,9 +217,8 @@ class FacePipelineModel(FacebatchModel):
         check_limit_against_opencv(self.max_photo_pixels, "max_photo_pixels")
         # measured (tests/engines/triton/test_photo_limits.py, 2-core EPYC): a request of 8 photos of 2.9 MP with parts
         # of 6 MP grew the stub's peak RSS by 43-69 MiB over idle, by 149-205 MiB decoded all at once
-        self.max_batch_pixels = int(
-            self.parameter("max_batch_pixels", str(BATCH_PIXELS_IN_PHOTO_LIMITS * self.max_photo_pixels))
-        )
+        given = self.parameter("max_batch_pixels", "")  # a repository of an earlier facebatch has none
+        self.max_batch_pixels = batch_pixel_budget(self.max_photo_pixels, int(given) if given else None)
         if self.max_batch_pixels < self.max_photo_pixels:
             raise SpecError(
                 f"max_batch_pixels {self.max_batch_pixels} is below max_photo_pixels {self.max_photo_pixels}: "

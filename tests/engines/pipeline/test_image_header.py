@@ -19,7 +19,6 @@ from facebatch.engines.pipeline.image_header import (
     PhotoRefused,
     checked_header,
     photo_header,
-    pixel_limit_problem,
 )
 from tests.conftest import PROJECT
 from tests.engines.pipeline.bombs import (
@@ -122,8 +121,8 @@ def test_the_jpeg_frame_header_is_found_where_libjpeg_finds_it():
     # the junk-JPEG bomb: junk before the frame that says 30000x30000 (today's reader stopped at the junk)
     bomb = with_junk_after_app0(with_frame_size(jpeg, JUNK_SIDE, JUNK_SIDE))
     assert (photo_header(bomb).width, photo_header(bomb).height) == (JUNK_SIDE, JUNK_SIDE)
-    problem = pixel_limit_problem(bomb, DEFAULT_MAX_PHOTO_PIXELS)
-    assert problem is not None and "is 30000x30000 (900 MP), above this server's limit of 100 MP" in problem
+    with pytest.raises(PhotoRefused, match=r"is 30000x30000 \(900 MP\), above this server's limit of 100 MP"):
+        checked_header(bomb, DEFAULT_MAX_PHOTO_PIXELS, "this server's")  # as the served model checks it
 
 
 @pytest.mark.parametrize(
@@ -169,9 +168,9 @@ def test_formats_opencv_decodes_that_facebatch_does_not_take_are_refused_by_name
 def test_every_bomb_is_refused_from_its_header():
     for name, data in bombs().items():
         assert len(data) < 2_000_000, name
-        problem = pixel_limit_problem(data, DEFAULT_MAX_PHOTO_PIXELS)  # the served reader: None today for most
-        assert problem is not None, f"{name} would be decoded"
-        assert problem.startswith(("is ", "is not a whole image")), problem
+        with pytest.raises(PhotoRefused) as refused:  # the served reader let most of them through before
+            checked_header(data, DEFAULT_MAX_PHOTO_PIXELS, "this server's")
+        assert str(refused.value).startswith(("is ", "is not a whole image")), f"{name}: {refused.value}"
     screen = photo_header(gif_with_screen(12000, 12000))
     assert (screen.format, screen.pixels) == ("GIF", 144_000_000)
     with pytest.raises(PhotoRefused, match=r"is 12000x12000 \(144 MP\), above the limit of 100 MP") as refused:

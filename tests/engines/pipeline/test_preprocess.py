@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 from facebatch.configs.scrfd import SCRFD_NORMALIZE
+from facebatch.engines.pipeline.image_header import DEFAULT_MAX_PHOTO_PIXELS, checked_header
 from facebatch.engines.pipeline.preprocess import (
     blob_from_images,
     decode_for_detector,
-    decode_jpeg_reduced,
+    decode_within,
     jpeg_reduction,
     letterbox,
     letterboxed_blob,
@@ -130,7 +131,8 @@ def test_a_reduced_decodes_pixel_stands_at_the_centre_of_the_photo_pixels_it_ave
     image = cv2.imread(str(next(p for p in photos if p.name == "obama_1.jpg")))
     large = cv2.resize(image, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
     data = np.frombuffer(cv2.imencode(".jpg", large, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes(), np.uint8)
-    whole, quarter = decode_jpeg_reduced(data, 1), decode_jpeg_reduced(data, 4)
+    header = checked_header(data, DEFAULT_MAX_PHOTO_PIXELS)
+    whole, quarter = decode_within(data, header, 1), decode_within(data, header, 4)
     crop = np.array([[[0.25, 0.0, -800.0], [0.0, 0.25, -500.0]]])  # a 1:4 crop of the face region
     reference = cv2.warpAffine(whole, crop[0], (200, 200)).astype(np.float32)
     centred = cv2.warpAffine(quarter, on_reduced_image(crop, 4)[0], (200, 200)).astype(np.float32)
