@@ -28,7 +28,9 @@ class UntrustedNameError(SpecError):
 
 # C0 and C1 controls (CSI is \x9b) and the invisible format characters that reorder or hide text (bidi
 # overrides and isolates, zero-width ones): none is in a name facebatch writes
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# a sha256 as facebatch records it in a manifest (lower-case hexadecimal)
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def safe_relative(name: object, what: str) -> PurePosixPath:
@@ -36,7 +38,7 @@ def safe_relative(name: object, what: str) -> PurePosixPath:
     if not isinstance(name, str) or not name:
         raise UntrustedNameError(f"{what} names {name!r}, which is not a file name; refused, nothing touched")
     shown = printable(name)
-    if _CONTROL.search(name) or "\\" in name:
+    if CONTROL_CHARACTERS.search(name) or "\\" in name:
         raise UntrustedNameError(
             f"{what} names {shown}, a name with control characters or '\\'; refused, nothing touched"
         )

@@ -188,8 +188,7 @@ def run_locally(request: IndexRequest, gallery: Gallery, todo: list[Photo], stat
                         else f"{result.path.name}: skipped"
                     )
                 table = shard_table(results, chunk, size, best_only)
-                gallery.commit([gallery.write_shard(table)], states)
-                added += sum(1 for f in table.column("face").to_pylist() if f >= 0)
+                added += gallery.commit([gallery.write_shard(table)], states)
     return added
 
 

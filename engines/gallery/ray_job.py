@@ -231,7 +231,6 @@ def run_on_ray(
 ) -> tuple[int, str]:  # IndexRequest
     """Index ``todo`` with Ray Data; the staged shards are committed in one manifest write. The
     faces added, and the cluster that ran them."""
-    import pyarrow.parquet as pq
 
     from facebatch.engines.pipeline.face_pipeline import FaceModels
 
@@ -273,10 +272,7 @@ def run_on_ray(
                 num_cpus=cpus,
             )
             dataset.write_parquet(str(staging), min_rows_per_file=request.photos_per_shard)
-        files = sorted(staging.glob("*.parquet"))
-        added = sum(int((pq.read_table(f, columns=["face"]).column("face").to_numpy() >= 0).sum()) for f in files)
-        gallery.commit(files, states)
-        return added, cluster
+        return gallery.commit(sorted(staging.glob("*.parquet")), states), cluster
     finally:
         import shutil
 

@@ -8,7 +8,7 @@ INDEX_FILE = "index.faiss"
 LOCK = ".lock"  # the one writer's lock
 QUARANTINE = "quarantine"  # shards that could not be read as committed: moved here, never deleted
 STAGING_PREFIX = ".ray-staging-"  # + the driver's pid + '-' + tempfile's 8 random characters: Ray's workers write here
-GALLERY_FORMAT = 1  # format 1 manifests may carry each shard's sha256 (recorded since issue 34); older ones lack it
+GALLERY_FORMAT = 1  # a format 1 manifest may carry each shard's sha256 (written by facebatch since it records them)
 
 # The names facebatch writes in a gallery: a manifest may name no other shard, a clean-up removes nothing else.
 SHARD_NAME = r"shard-[0-9]{5,}\.parquet"  # next_shard_name: shard-00000.parquet, … (a sixth digit past 99999)

@@ -66,7 +66,14 @@ from facebatch.engines.gallery.settings import (
 from facebatch.errors import FacebatchError, OutputError, SpecError
 from facebatch.interrupts import created_folder
 from facebatch.progress import warn
-from facebatch.trusted_paths import UntrustedNameError, member, printable, refuse_symlinked_folder, refuse_symlinks
+from facebatch.trusted_paths import (
+    SHA256,
+    UntrustedNameError,
+    member,
+    printable,
+    refuse_symlinked_folder,
+    refuse_symlinks,
+)
 from facebatch.words import counted
 
 # facebatch's own names in a gallery, exactly (full matches on a folder's entries, never a glob)
@@ -75,7 +82,6 @@ SHARD_TEMP = re.compile(rf"\.{SHARD_NAME}\.{TEMP_RANDOM}\.tmp")  # atomic_path's
 ROOT_TEMPS = tuple(re.compile(rf"\.{re.escape(name)}\.{TEMP_RANDOM}\.tmp") for name in (MANIFEST, INDEX_FILE))
 PROBE = re.compile(rf"\.facebatch-probe-{TEMP_RANDOM}")  # ensure_writable_dir's probe, if a kill caught it
 STAGING = re.compile(rf"{re.escape(STAGING_PREFIX)}\d+-{TEMP_RANDOM}")  # Ray's staging folder (ray_job)
-SHA256 = re.compile(r"[0-9a-f]{64}")
 LAYOUT = (MANIFEST, SHARDS, INDEX_FILE, LOCK, QUARANTINE)  # names that must never be symlinks
 
 
@@ -331,7 +337,7 @@ def read_manifest(root: Path) -> Manifest:
     return manifest
 
 
-def file_sha256(path: Path) -> str | None:
+def regular_file_sha256(path: Path) -> str | None:
     """The sha256 of a regular file (links not followed); None when it is not one or cannot be read."""
     try:
         with open_regular(path, "a file to remove") as handle:
@@ -392,6 +398,11 @@ def foreign_entries(root: Path) -> list[str]:
     return found
 
 
+def _some(names: list[str]) -> str:
+    """Up to five names from a folder facebatch does not trust, for one line."""
+    return ", ".join(printable(name, 60) for name in names[:5]) + (" …" if len(names) > 5 else "")
+
+
 def _private_folder(folder: Path, what: str) -> None:
     """``folder`` as a real folder (a symlink refused), made 0700 if it is not there."""
     refuse_symlinked_folder(folder, what)
@@ -408,9 +419,14 @@ class Gallery:
     def __init__(self, root: Path, manifest: Manifest) -> None:
         self.root = Path(root)
         self.manifest = manifest
-        self._offsets = np.cumsum([0] + [s.rows for s in manifest.shards]).tolist()
+        self._offsets: list[int] = []
+        self._count_rows()
         self._metadata: dict[int, Any] = {}  # shard position → its metadata table (search)
         self._written: dict[str, str] = {}  # shard name → sha256 of what this process wrote there: all it may remove
+
+    def _count_rows(self) -> None:
+        """Each shard's first global row id (and the total last), from the manifest's shards."""
+        self._offsets = np.cumsum([0] + [s.rows for s in self.manifest.shards]).tolist()
 
     @property
     def shard_folder(self) -> Path:
@@ -616,7 +632,7 @@ class Gallery:
             path = self.shard_folder / name
             if name in named or not os.path.lexists(path):
                 continue
-            if file_sha256(path) == digest:
+            if regular_file_sha256(path) == digest:
                 path.unlink(missing_ok=True)
             else:
                 warn(f"left {path}: it no longer holds the bytes this run wrote there")
@@ -635,7 +651,7 @@ class Gallery:
         if ours:
             warn(f"removed {counted(len(ours), 'file')} an earlier index run left uncommitted in {self.root}")
         if foreign:
-            shown = ", ".join(printable(name, 60) for name in foreign[:5]) + (" …" if len(foreign) > 5 else "")
+            shown = _some(foreign)
             warn(
                 f"left {counted(len(foreign), 'entry', 'entries')} in {self.shard_folder} that facebatch did not write: "
                 f"{shown} (it removes only its own uncommitted shard-NNNNN.parquet files)"
@@ -662,10 +678,11 @@ class Gallery:
         self._written[target.name] = hashlib.sha256(data).hexdigest()
         return target
 
-    def commit(self, files: list[Path], states: dict[str, PhotoState]) -> None:
+    def commit(self, files: list[Path], states: dict[str, PhotoState]) -> int:
         """Name ``files`` (written shards, in order: this run's in shards/, or Ray's staged ones, moved in)
         in the manifest, with what they hold and their sha256: from this moment they are the gallery's.
-        ``states`` is updated to match."""
+        ``states`` is updated to match; the faces they add."""
+        added = 0
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -700,9 +717,11 @@ class Gallery:
             faces_count = int((faces >= 0).sum())
             entry = ShardEntry(target.name, table.num_rows, faces_count, len(set(photos)), len(data), digest)
             self.manifest.shards.append(entry)
-        self._offsets = np.cumsum([0] + [s.rows for s in self.manifest.shards]).tolist()
+            added += faces_count
+        self._count_rows()
         self.refresh_counts(states)
         self.save()
+        return added
 
     def quarantine(self, entry: ShardEntry) -> Path | None:
         """Move a damaged shard's file to GALLERY/quarantine/<UTC time>-<name> (never deleted); None when there
@@ -724,7 +743,7 @@ class Gallery:
         the shards before, is no longer current."""
         self.manifest.shards = [s for s in self.manifest.shards if s.name not in names]
         self.manifest.index = None
-        self._offsets = np.cumsum([0] + [s.rows for s in self.manifest.shards]).tolist()
+        self._count_rows()
         self._metadata.clear()
 
     def record_sha256(self, position: int, digest: str) -> None:
@@ -792,7 +811,7 @@ def create_or_open(
     if not os.path.lexists(root / MANIFEST):
         foreign = foreign_entries(root) if root.is_dir() else []
         if foreign:
-            shown = ", ".join(printable(name, 60) for name in foreign[:5]) + (" …" if len(foreign) > 5 else "")
+            shown = _some(foreign)
             raise OutputError(
                 f"{root} exists and is not a gallery (no {MANIFEST}; it holds {shown}); pass a new or empty folder "
                 "as --out (nothing was touched)"

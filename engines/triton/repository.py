@@ -34,7 +34,7 @@ from facebatch.configs.model_file import ModelFile, fix_command, read_model_file
 from facebatch.configs.spec import ModelSpec
 from facebatch.configs.spec_io import spec_to_dict
 from facebatch.engines.build.engine_record import EngineRecord, find_engine, read_engine_record
-from facebatch.engines.pipeline.image_header import BATCH_PIXELS_IN_PHOTO_LIMITS, DEFAULT_MAX_PHOTO_PIXELS
+from facebatch.engines.pipeline.image_header import DEFAULT_MAX_PHOTO_PIXELS, batch_pixel_budget
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.engines.triton.model_config import DynamicBatching, ModelConfig, TritonTensor, preferred_batch_sizes
 from facebatch.engines.triton.readme import repository_readme
@@ -53,7 +53,7 @@ from facebatch.engines.triton.settings import (
 from facebatch.environment import file_sha256
 from facebatch.errors import OutputError, SpecError
 from facebatch.onnx_graph import io_dims
-from facebatch.trusted_paths import member, refuse_symlinked_folder, refuse_symlinks
+from facebatch.trusted_paths import SHA256, member, refuse_symlinked_folder, refuse_symlinks
 
 MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 MODEL_NAME = re.compile(rf"^{MODEL_NAME_PATTERN}$")
@@ -69,9 +69,7 @@ class RepositoryOptions:
     max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE  # 0: unbounded
     queue_timeout_ms: int = DEFAULT_QUEUE_TIMEOUT_MS  # 0: none
     max_photo_pixels: int = DEFAULT_MAX_PHOTO_PIXELS  # face_pipeline refuses a larger photo before decoding it
-    max_batch_pixels: int | None = (
-        None  # decoded pixels of a merged batch at once; None: BATCH_PIXELS_IN_PHOTO_LIMITS x
-    )
+    max_batch_pixels: int | None = None  # decoded pixels of a merged batch at once; None: batch_pixel_budget's
     max_batch: int | None = None  # None: each artifact's profile max
     device: str | None = None  # cpu | gpu; None: gpu for onnxruntime and tensorrt, cpu for python
     force: bool = False
@@ -79,7 +77,7 @@ class RepositoryOptions:
     @property
     def batch_pixels(self) -> int:
         """What face_pipeline decodes of a merged batch at once (its stub's memory bound)."""
-        return self.max_batch_pixels or BATCH_PIXELS_IN_PHOTO_LIMITS * self.max_photo_pixels
+        return batch_pixel_budget(self.max_photo_pixels, self.max_batch_pixels)
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
@@ -399,7 +397,6 @@ REPOSITORY_FILE = re.compile(
 )
 MANIFEST_FORMAT = "facebatch-triton/2"  # /2 records each file's sha256; /1 (older facebatch) listed names only
 MANIFEST_FORMATS = ("facebatch-triton/1", MANIFEST_FORMAT)
-SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
