@@ -91,7 +91,7 @@ def check_not_input(target: Path, flag: str, inputs: Iterable[Path] | InputFiles
     target = Path(target)
     if target.is_dir():
         raise OutputError(f"{flag} {target} is an existing folder; name a file (e.g. {target / 'out'}{target.suffix})")
-    if target in _as_inputs(inputs):
+    if inputs and target in _as_inputs(inputs):  # no inputs (every atomic write): no lookup
         raise OutputError(
             f"{flag} {target} is one of the inputs; facebatch never overwrites an input: name another file"
         )
@@ -107,9 +107,9 @@ def check_output_file(target: Path, flag: str, inputs: Iterable[Path] | InputFil
     return target
 
 
-def check_output_folder(folder: Path, flag: str, inputs: Iterable[Path] | InputFiles = ()) -> Path:
-    """Refuse, before any work, an output folder that cannot be written or holds one of ``inputs``
-    by a name the output would use (``check_not_input`` on each output file does that)."""
+def check_output_folder(folder: Path, flag: str) -> Path:
+    """Refuse, before any work, an output folder that is a file or cannot be written (its files are
+    checked against the inputs one by one, by ``check_not_input``)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{flag} {folder} is a file; name a folder")

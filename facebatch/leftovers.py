@@ -73,18 +73,17 @@ def remove_stale(parent: Path, prefix: str) -> list[Path]:
     removed = []
     # exactly what private_folder makes (mkdtemp's 8 random characters), never a glob: the prefix holds a
     # target's name, which may hold glob characters ('?.onnx'), and a user's '<prefix>123-notes' is not ours
-    ours = re.compile(re.escape(prefix) + r"[0-9]+-[a-z0-9_]{8}")
+    ours = re.compile(re.escape(prefix) + r"([0-9]+)-[a-z0-9_]{8}")
     try:
-        candidates = [entry for entry in Path(parent).iterdir() if ours.fullmatch(entry.name)]
+        candidates = [(entry, found) for entry in Path(parent).iterdir() if (found := ours.fullmatch(entry.name))]
     except OSError:
         return removed
-    for folder in candidates:
-        pid = folder.name[len(prefix) :].split("-", 1)[0]
+    for folder, found in candidates:
         try:
             made = folder.stat().st_mtime
         except OSError:
             continue
-        if folder.is_dir() and not folder.is_symlink() and pid.isdigit() and maker_gone(int(pid), made):
+        if folder.is_dir() and not folder.is_symlink() and maker_gone(int(found.group(1)), made):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     if removed:

@@ -52,7 +52,7 @@ def _check_targets(args: argparse.Namespace, embed: bool, photos: list[Path]) ->
                     f"--draw {args.draw} would write the annotated copy of {photo.name} over {target}, one of the "
                     "photos being read; facebatch never overwrites an input: pass another folder"
                 )
-            check_not_input(target, "--draw", inputs)
+            check_not_input(target, "--draw", ())  # a folder where the copy goes (the inputs were just asked)
 
 
 def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -15,19 +14,19 @@ from rich.console import Console
 from rich.markup import escape
 
 from facebatch.progress import Advance, logger, reporting
+from facebatch.trusted_paths import CONTROL_CHARACTERS
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)  # logs keep long paths on one line
-
-
-# C0 and C1 control characters (ESC and CSI start terminal escape sequences; CR rewrites the line) but tab
-# and the invisible format characters that reorder or hide text (bidi overrides and isolates, zero-width ones)
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def visible(text: str) -> str:
     """``text`` with every control character shown as an escape (``\\x1b``): photo names, paths and
     gallery strings come from archives facebatch does not trust, and must not drive the terminal."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return CONTROL_CHARACTERS.sub(lambda m: m.group() if m.group() == "\t" else _escaped(m.group()), text)
+
+
+def _escaped(character: str) -> str:
+    return character.encode("unicode_escape").decode("ascii")
 
 
 def literal(text: str) -> str:
