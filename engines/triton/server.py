@@ -24,6 +24,7 @@ only, so local users can read it in /proc/PID/cmdline while it runs (docs/triton
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import ipaddress
 import json
@@ -77,6 +78,19 @@ def exposure(address: str) -> str | None:
         f"reaches it; the {', '.join(api.replace('model-', '') for api in RESTRICTED_APIS[:-1])} and "
         f"{RESTRICTED_APIS[-1]} APIs need a key only this process has"
     )
+
+
+@functools.cache
+def _can_restrict(binary: str, environment: tuple[tuple[str, str], ...]) -> bool:
+    """Whether ``binary``'s --help names both restricting flags (asked once per binary and environment: every
+    server a process starts would otherwise run it again)."""
+    try:
+        usage = subprocess.run(
+            [binary, "--help"], env=dict(environment), capture_output=True, text=True, check=False, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return all(flag in usage.stdout + usage.stderr for flag in RESTRICTING_FLAGS)
 
 
 @dataclass(frozen=True)
@@ -319,19 +333,7 @@ class TritonServer:
     def check_restrictable(self) -> None:
         """A tritonserver that cannot restrict its admin APIs (before 2.40, NGC 23.11) is refused: with
         explicit model control every client could load code into it."""
-        try:
-            usage = subprocess.run(
-                [str(self.install.binary), "--help"],
-                env=self.environment(),
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=30,
-            )
-            text = usage.stdout + usage.stderr
-        except (OSError, subprocess.TimeoutExpired):
-            text = ""
-        if not all(flag in text for flag in RESTRICTING_FLAGS):
+        if not _can_restrict(str(self.install.binary), tuple(sorted(self.environment().items()))):
             raise SpecError(
                 f"{self.install.binary} has no {' or '.join(RESTRICTING_FLAGS)}, so every client could load a model "
                 "into it; use tritonserver 2.40 (NGC 23.11) or newer, better the current release"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from os import stat_result
 from pathlib import Path, PurePosixPath
@@ -55,6 +55,10 @@ class CheckResult:
     def anchored(self) -> bool:
         """The manifest is the one the caller named (or none was named)."""
         return self.expected_sha256 is None or self.manifest_sha256 == self.expected_sha256
+
+    def intact(self, names: Iterable[str]) -> list[str]:
+        """Those of ``names`` that are there with the size and sha256 the manifest lists."""
+        return [name for name in names if name not in self.missing and name not in self.changed]
 
     @property
     def passed(self) -> bool:
@@ -227,7 +231,7 @@ def _verify_artifacts(
     photos: Sequence[Path],
     result: CheckResult,
 ) -> None:
-    intact = [name for name in artifacts if name not in result.missing and name not in result.changed]
+    intact = result.intact(artifacts)
     for name in intact:
         path = folder / name
         try:
@@ -279,7 +283,7 @@ def _torch_inside(
     if target.props.get("weights_source") == "seeded":
         return torch_reference()
     expected = target.props.get("weights_sha256") or target.recorded_weights.get("sha256")
-    unchanged = [c for c in listed if c not in result.changed and c not in result.missing]
+    unchanged = result.intact(listed)
     for candidate in unchanged:
         if PurePosixPath(candidate).parts[0] == "references" and listed[candidate]["sha256"] == expected:
             return torch_reference(weights=folder / candidate)
@@ -303,7 +307,7 @@ def _recorded_source_inside(
     source = recorded.name
     if not isinstance(source, str) or "/" in source or source in ("", ".", ".."):
         raise SpecError(f"it records its source as {printable(str(source))}, not a plain file name")
-    unchanged = [c for c in listed if c not in result.changed and c not in result.missing]
+    unchanged = result.intact(listed)
     for place in dict.fromkeys([str(PurePosixPath(name).parent), *places]):
         candidate = str(PurePosixPath(place) / source)
         if candidate in unchanged and listed[candidate]["sha256"] == recorded.sha256:
@@ -341,13 +345,8 @@ def _recheck_int8_here(
     except SpecError as exc:
         return f"its INT8 accuracy cannot be re-checked: {exc}"
     made_on, here = target.int8_cpu_class, int8_cpu_class()
-    detectors = [
-        folder / rel
-        for rel in artifacts
-        if rel.endswith(".onnx")
-        and read_model_file(folder / rel).spec.head is not None
-        and read_model_file(folder / rel).spec.precision is Precision.FP32
-    ]
+    models = [read_model_file(folder / rel) for rel in artifacts if rel.endswith(".onnx")]  # each loaded once
+    detectors = [m.path for m in models if m.spec.head is not None and m.spec.precision is Precision.FP32]
     with step(f"re-check {target.path.name}'s INT8 accuracy on this {here} CPU (made on {made_on})"):
         _, failures = recheck_int8(target.path, photos, detectors[0] if detectors else None)
     return f"its INT8 accuracy gate fails on this {here} CPU: {'; '.join(failures)}" if failures else None
