@@ -8,7 +8,7 @@ import difflib
 from dataclasses import dataclass
 
 from facebatch.configs.spec import BATCH, SEEDED_TAG, Family, ModelSpec, Normalize, TensorSpec, fp32_output
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 ARCFACE_NORMALIZE = Normalize(mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5), rgb=True)
 ARCFACE_INPUT_SIZE = 112

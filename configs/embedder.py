@@ -36,8 +36,8 @@ from facebatch.configs.arcface import (
 )
 from facebatch.configs.spec import BATCH, Family, ModelSpec, Normalize, TensorSpec
 from facebatch.configs.yaml_file import read_yaml
-from facebatch.errors import SpecError
-from facebatch.onnx_graph import io_dims
+from facebatch.core.errors import SpecError
+from facebatch.core.onnx_graph import io_dims
 
 COLOR_ORDERS = ("RGB", "BGR")
 

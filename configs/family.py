@@ -17,7 +17,7 @@ import onnx
 from facebatch.configs.scrfd import OUTPUT_CHANNELS, STRIDES
 from facebatch.configs.spec import Family
 from facebatch.configs.spec_io import stored_spec
-from facebatch.onnx_graph import io_dims
+from facebatch.core.onnx_graph import io_dims
 
 
 def scrfd_landmarks(model: onnx.ModelProto) -> bool | None:

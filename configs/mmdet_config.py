@@ -15,7 +15,7 @@ import operator
 from pathlib import Path
 from typing import Any
 
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 _BINARY = {
     ast.Add: operator.add,

@@ -25,10 +25,10 @@ from facebatch.configs.family import describe_family, detect_family, scrfd_landm
 from facebatch.configs.scrfd import INSIGHTFACE_DET_SIZE, SCRFD_NORMALIZE, check_input_size, released_head_layout
 from facebatch.configs.spec import BATCH, Family, ModelSpec, TensorSpec, fp32_output
 from facebatch.configs.spec_io import stored_spec
-from facebatch.environment import INT8_CPU_CLASSES, file_sha256
-from facebatch.errors import SpecError
-from facebatch.onnx_graph import graph_input, io_dims, load_onnx
-from facebatch.publish import sidecar_of
+from facebatch.core.environment import INT8_CPU_CLASSES, file_sha256
+from facebatch.core.errors import SpecError
+from facebatch.core.onnx_graph import graph_input, io_dims, load_onnx
+from facebatch.core.publish import sidecar_of
 
 OUR_SPEC = "facebatch metadata"
 SEEDED_WEIGHTS = "seeded"  # metadata weights_source of artifacts exported without weights
@@ -114,7 +114,7 @@ class ModelFile:
 
     @cached_property
     def int8_cpu_class(self) -> str | None:
-        """The CPU class (facebatch.environment.int8_cpu_class) an INT8 file was made and judged on."""
+        """The CPU class (facebatch.core.environment.int8_cpu_class) an INT8 file was made and judged on."""
         try:
             recorded = json.loads(self.props.get("quantization", "{}")).get("cpu_class") or None
         except (ValueError, AttributeError, RecursionError):

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 
 class Precision(str, Enum):

@@ -22,7 +22,7 @@ from facebatch.configs.spec import (
     TensorSpec,
     fp32_output,
 )
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 STRIDES = (8, 16, 32)
 SCRFD_NORMALIZE = Normalize(mean=(127.5, 127.5, 127.5), std=(128.0, 128.0, 128.0), rgb=True)

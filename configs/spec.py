@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from facebatch.configs.precision import Precision, fp16_tolerances, fp32_tolerances, int8_tolerances, output_role
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 Dim = int | str
 BATCH = "batch"

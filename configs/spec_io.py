@@ -10,7 +10,7 @@ import onnx
 
 from facebatch.configs.precision import Precision
 from facebatch.configs.spec import Family, HeadLayout, ModelSpec, Normalize, ShapeRange, TensorSpec
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 SPEC_FORMAT = 2  # 1: before typed fields (everything under "details")
 SPEC_PROP = "spec"  # the metadata_props key that holds the spec as JSON

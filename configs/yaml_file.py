@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 
 def read_yaml(path: Path, role: str) -> Any:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from facebatch.atomic import ensure_writable_dir
 from facebatch.configs.arcface import (
     ARCFACE_INPUT_SIZE,
     ARCFACE_NORMALIZE,
@@ -17,16 +16,17 @@ from facebatch.configs.arcface import (
     arcface_network,
     arcface_spec,
 )
+from facebatch.core.atomic import ensure_writable_dir
+from facebatch.core.environment import file_sha256
+from facebatch.core.errors import VerificationFailed, WeightsError
+from facebatch.core.progress import step
 from facebatch.engines.pipeline.preprocess import proof_frames
-from facebatch.environment import file_sha256
-from facebatch.errors import VerificationFailed, WeightsError
 from facebatch.exporter.export_job import ExportResult, export_artifact
 from facebatch.exporter.metadata import WeightsInfo
 from facebatch.exporter.models.arcface import ArcFaceBackbone, build_arcface, seeded_arcface
 from facebatch.exporter.settings import ExportSettings
 from facebatch.exporter.weights.arcface_import import arcface_from_onnx, prove_arcface_import
 from facebatch.exporter.weights.checkpoint import load_state_dict_strict, read_state_dict
-from facebatch.progress import step
 
 IMPORT_PROOF_FRAMES = 8
 

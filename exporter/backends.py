@@ -5,12 +5,12 @@ receives this factory and so runs torch like any other backend."""
 from __future__ import annotations
 
 from facebatch.configs.model_file import ModelFile
+from facebatch.core.progress import step
 from facebatch.engines.bench.job import make_onnx_runner
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.registry import RunnerOptions
 from facebatch.engines.runners.torch_runner import TorchRunner
 from facebatch.exporter.torch_reference import rebuild_torch_model
-from facebatch.progress import step
 
 
 def make_runner(backend: str, model: ModelFile, size: tuple[int, int], options: RunnerOptions) -> Runner:

@@ -12,9 +12,9 @@ from facebatch.configs.arcface import ARCFACE_INPUT_SIZE, EMBEDDING_SIZE, is_arc
 from facebatch.configs.family import describe_family, detect_family
 from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE
 from facebatch.configs.spec import Family
-from facebatch.errors import SpecError, WeightsError
+from facebatch.core.errors import SpecError, WeightsError
+from facebatch.core.onnx_graph import load_onnx
 from facebatch.exporter.settings import ExportSettings
-from facebatch.onnx_graph import load_onnx
 
 if TYPE_CHECKING:
     from facebatch.exporter.export_job import ExportResult

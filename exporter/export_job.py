@@ -1,6 +1,6 @@
 """The shared second half of every export: populated torch model + spec → ONNX →
 simplified, proven, stamped artifact (``.onnx`` + sidecar ``.json``), published by
-``facebatch.publish`` only after every proof passed (what a crash leaves is documented there).
+``facebatch.core.publish`` only after every proof passed (what a crash leaves is documented there).
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ import onnx
 from torch import nn
 
 from facebatch.configs.spec import ModelSpec
+from facebatch.core.errors import ExportError
+from facebatch.core.progress import step, warn
+from facebatch.core.publish import draft, publish
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.torch_runner import TorchRunner
-from facebatch.errors import ExportError
 from facebatch.exporter.metadata import SEEDED_WARNING, ArtifactRecord, WeightsInfo
 from facebatch.exporter.settings import PARITY_BATCH_SIZES, check_parity_batch_sizes
 from facebatch.exporter.simplify import simplify_onnx
 from facebatch.exporter.torch_to_onnx import onnx_from_torch
 from facebatch.exporter.weights.seeded import ParityGate, seeded_parity_gate
-from facebatch.progress import step, warn
-from facebatch.publish import draft, publish
 from facebatch.verify.parity import ParityReport, runner_parity
 
 

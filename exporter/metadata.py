@@ -16,9 +16,9 @@ import onnx
 from facebatch.configs.arcface import arcface_network
 from facebatch.configs.spec import Family, ModelSpec
 from facebatch.configs.spec_io import SPEC_PROP, spec_to_dict
+from facebatch.core.version import __version__
 from facebatch.exporter.weights.seeded import ParityGate
 from facebatch.verify.parity import ParityReport
-from facebatch.version import __version__
 
 SEEDED_WARNING = "seeded random weights: for verification and benchmarking only, detects or recognises nothing"
 
@@ -106,7 +106,7 @@ class ArtifactRecord:
         return model
 
     def sidecar_body(self) -> dict[str, Any]:
-        """The export's own sidecar fields (``facebatch.publish`` writes the header)."""
+        """The export's own sidecar fields (``facebatch.core.publish`` writes the header)."""
         return {
             "opset": self.opset,
             "spec": spec_to_dict(self.spec),

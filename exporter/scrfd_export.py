@@ -7,19 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from facebatch.atomic import ensure_writable_dir
 from facebatch.configs.mmdet_config import read_scrfd_model_config
 from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE, SCRFD_NORMALIZE, check_input_size, scrfd_config, scrfd_spec
+from facebatch.core.atomic import ensure_writable_dir
+from facebatch.core.environment import file_sha256
+from facebatch.core.errors import SpecError, VerificationFailed, WeightsError
+from facebatch.core.progress import step
 from facebatch.engines.pipeline.preprocess import proof_frames
-from facebatch.environment import file_sha256
-from facebatch.errors import SpecError, VerificationFailed, WeightsError
 from facebatch.exporter.export_job import ExportResult, export_artifact
 from facebatch.exporter.metadata import WeightsInfo
 from facebatch.exporter.models.scrfd import SCRFD, build_scrfd, seeded_init
 from facebatch.exporter.settings import ExportSettings
 from facebatch.exporter.weights.checkpoint import load_state_dict_strict, read_state_dict
 from facebatch.exporter.weights.scrfd_import import prove_scrfd_import, scrfd_from_onnx, source_input_size
-from facebatch.progress import step
 
 IMPORT_PROOF_FRAMES = 4
 

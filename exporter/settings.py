@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 DEFAULT_OPSET = 17
 OPSET_RANGE = (13, 23)  # what torch's dynamo exporter writes and onnxruntime runs

@@ -14,7 +14,7 @@ from pathlib import Path
 import onnx
 
 from facebatch.configs.spec import ModelSpec
-from facebatch.errors import ExportError
+from facebatch.core.errors import ExportError
 from facebatch.exporter.torch_to_onnx import name_axes_from_spec, prove_axes
 
 

@@ -20,15 +20,15 @@ from torch import nn
 from facebatch.configs.model_file import ModelFile
 from facebatch.configs.scrfd import SCRFD_CONFIGS
 from facebatch.configs.spec import Family, ModelSpec
+from facebatch.core.environment import file_sha256
+from facebatch.core.errors import SpecError, WeightsError
+from facebatch.core.progress import step
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.torch_runner import TorchRunner
-from facebatch.environment import file_sha256
-from facebatch.errors import SpecError, WeightsError
 from facebatch.exporter.arcface_export import ArcFaceExportRequest, arcface_model_with_weights
 from facebatch.exporter.metadata import WeightsInfo
 from facebatch.exporter.scrfd_export import ScrfdExportRequest, scrfd_model_with_weights
 from facebatch.exporter.weights.seeded import seeded_parity_gate
-from facebatch.progress import step
 from facebatch.verify.reference import Reference, ReferenceFactory, onnx_reference
 
 TORCH = "torch"

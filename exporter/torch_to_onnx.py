@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from facebatch.configs.spec import BATCH, HEIGHT, WIDTH, ModelSpec
-from facebatch.errors import ExportError
+from facebatch.core.errors import ExportError
+from facebatch.core.interrupts import deferred
 from facebatch.exporter.settings import DEFAULT_OPSET, check_opset
-from facebatch.interrupts import deferred
 from facebatch.verify.layout import axis_problems
 
 MAX_SYMBOLIC_BATCH = 4096
@@ -92,7 +92,7 @@ def onnx_from_torch(model: nn.Module, spec: ModelSpec, path: Path, opset: int = 
     for logger in loggers:
         logger.setLevel(logging.ERROR)
     try:
-        # deferred: a signal during the trace ends the run after torch returns, never inside it (facebatch.interrupts)
+        # deferred: a signal during the trace ends the run after torch returns, never inside it (facebatch.core.interrupts)
         with (
             deferred(),
             warnings.catch_warnings(),

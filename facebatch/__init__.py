@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from facebatch.version import __version__
+from facebatch.core.version import __version__
 
 # Imported from a work tree that is not installed (PYTHONPATH=the tree; 'make gpu-check' on a machine where nothing
 # may be installed): the subpackages pyproject.toml maps with package-dir (configs/, engines/, exporter/, verify/)

@@ -10,7 +10,7 @@
 
 Every function takes paths as ``str`` or ``Path`` and returns the same result objects the CLI
 renders (``to_dict``/``to_json``/``to_markdown`` where they are reports). Nothing is printed:
-steps, progress and warnings go to the ``facebatch`` logger (see ``facebatch.progress``), and
+steps, progress and warnings go to the ``facebatch`` logger (see ``facebatch.core.progress``), and
 bad input raises ``facebatch.errors.FacebatchError`` subclasses with the one-line message the
 CLI prints. A failed proof raises ``VerificationFailed`` (export, fix) or comes back unwritten
 with its report (convert, quantize: ``result.written`` is False).

@@ -1,39 +1,12 @@
-"""One small error hierarchy; the CLI turns each into one clear line and a non-zero exit."""
+"""``facebatch.errors``: the error classes the Python API raises (they live in ``facebatch.core.errors``;
+this public name stays for users who catch them)."""
 
-from __future__ import annotations
-
-
-class FacebatchError(Exception):
-    """Base class: the message says what is wrong and what to change."""
-
-    exit_code = 2  # bad input unless a subclass says otherwise
-
-
-class SpecError(FacebatchError):
-    """Unknown model, impossible size, inconsistent spec or config."""
-
-
-class WeightsError(FacebatchError):
-    """Missing, corrupt, untrusted or mismatching weights."""
-
-
-class ExportError(FacebatchError):
-    """The export, simplification or the proof of the exported graph failed."""
-
-    exit_code = 1
-
-
-class EngineError(FacebatchError):
-    """A runtime (onnxruntime, TensorRT) could not be created or run."""
-
-    exit_code = 1
-
-
-class VerificationFailed(FacebatchError):
-    """A check ran and the model failed it."""
-
-    exit_code = 1
-
-
-class OutputError(FacebatchError):
-    """An output location cannot be written."""
+from facebatch.core.errors import (  # noqa: F401
+    EngineError,
+    ExportError,
+    FacebatchError,
+    OutputError,
+    SpecError,
+    VerificationFailed,
+    WeightsError,
+)

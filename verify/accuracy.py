@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facebatch.engines.pipeline.agreement import labelled_faces, match_faces, recall
+from facebatch.engines.evaluation.agreement import labelled_faces, match_faces, recall
 from facebatch.engines.pipeline.face_pipeline import ImageFaces, cosine_similarity
 from facebatch.engines.pipeline.scrfd_decode import box_iou
 

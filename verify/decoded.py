@@ -17,10 +17,10 @@ import numpy as np
 
 from facebatch.configs.scrfd import OUTPUT_CHANNELS
 from facebatch.configs.spec import HeadLayout
+from facebatch.core.errors import SpecError
 from facebatch.engines.pipeline.face_detect import per_frame
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH, Detections, decode_frame
 from facebatch.engines.pipeline.scrfd_layout import canonical_outputs
-from facebatch.errors import SpecError
 
 CHANNELS = set(OUTPUT_CHANNELS.values())
 

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from facebatch.core.errors import EngineError
+from facebatch.core.progress import step
 from facebatch.engines.runners.base import Runner
-from facebatch.errors import EngineError
-from facebatch.progress import step
 
 INDEPENDENCE_ATOL = 1e-5  # FP32 on onnxruntime CPU
 # Sees every batch that ran: (N, each frame's single-run outputs, the batch's outputs by name).

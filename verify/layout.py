@@ -6,7 +6,7 @@ from __future__ import annotations
 import onnx
 
 from facebatch.configs.spec import BATCH, ModelSpec
-from facebatch.onnx_graph import io_dims
+from facebatch.core.onnx_graph import io_dims
 
 
 def axis_problems(model: onnx.ModelProto, spec: ModelSpec) -> list[str]:

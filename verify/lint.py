@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 
 from facebatch.configs.spec import BATCH
-from facebatch.onnx_graph import GraphView, attribute, inferred_shapes, io_dims, node_label
+from facebatch.core.onnx_graph import GraphView, attribute, inferred_shapes, io_dims, node_label
 
 STATISTICS_OPS = {
     "InstanceNormalization",

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import onnx
 
+from facebatch.core.errors import EngineError
+from facebatch.core.onnx_graph import GraphView, node_label
 from facebatch.engines.runners.base import IntermediateTensors, Runner
-from facebatch.errors import EngineError
-from facebatch.onnx_graph import GraphView, node_label
 from facebatch.verify.independence import INDEPENDENCE_ATOL
 from facebatch.verify.lint import Finding
 

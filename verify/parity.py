@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from facebatch.configs.spec import ModelSpec, TensorSpec, limit_text
+from facebatch.core.errors import SpecError
 from facebatch.engines.runners.base import Runner
-from facebatch.errors import SpecError
 
 
 @dataclass(frozen=True)

@@ -28,13 +28,13 @@ from facebatch.configs.model_file import ModelFile, load_model, shared_size_symb
 from facebatch.configs.precision import SCORING_ANCHOR_FLOOR, Precision
 from facebatch.configs.scrfd import OUTPUT_CHANNELS
 from facebatch.configs.spec import TensorSpec
+from facebatch.core.errors import SpecError
+from facebatch.core.onnx_graph import graph_input
+from facebatch.core.progress import step
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.engines.pipeline.scrfd_layout import canonical_outputs
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.errors import SpecError
-from facebatch.onnx_graph import graph_input
-from facebatch.progress import step
 from facebatch.verify.decoded_parity import DecodedAgreement, decoded_agreement, scoring_anchors
 from facebatch.verify.parity import ParityReport, compare_outputs
 

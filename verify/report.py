@@ -14,9 +14,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from facebatch.environment import describe_environment
-from facebatch.junit import JUnitCase, junit_suite
-from facebatch.status import FAIL, NA, PASS, SKIP  # noqa: F401 - re-exported for the checks
+from facebatch.core.environment import describe_environment
+from facebatch.core.junit import JUnitCase, junit_suite
+from facebatch.core.status import FAIL, NA, PASS, SKIP  # noqa: F401 - re-exported for the checks
 
 
 def size_text(size: tuple[int, int]) -> str:

@@ -20,14 +20,14 @@ from pathlib import Path
 from facebatch.configs.embedder import EmbedderDescription
 from facebatch.configs.model_file import ModelFile, read_model_file, square_size_allowed
 from facebatch.configs.precision import independence_atol
+from facebatch.core.environment import environment, int8_cpu_class
+from facebatch.core.errors import EngineError, SpecError
+from facebatch.core.onnx_graph import io_dims
+from facebatch.core.progress import step
 from facebatch.engines.pipeline.preprocess import frame_sources, model_frames
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeIntermediateRunner, OnnxRuntimeRunner
-from facebatch.environment import environment, int8_cpu_class
-from facebatch.errors import EngineError, SpecError
-from facebatch.onnx_graph import io_dims
-from facebatch.progress import step
 from facebatch.verify.decoded import DecodedIndependence
 from facebatch.verify.independence import (
     DEFAULT_BATCH_SIZES,

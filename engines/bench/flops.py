@@ -20,11 +20,11 @@ import numpy as np
 import onnx
 from onnx import shape_inference
 
+from facebatch.core.environment import PeakEstimate, estimated_peak, int8_cpu_class
+from facebatch.core.errors import FacebatchError, SpecError
+from facebatch.core.onnx_graph import COMPUTE_OPS
+from facebatch.core.progress import warn
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeIntermediateRunner, OnnxRuntimeRunner
-from facebatch.environment import PeakEstimate, estimated_peak, int8_cpu_class
-from facebatch.errors import FacebatchError, SpecError
-from facebatch.onnx_graph import COMPUTE_OPS
-from facebatch.progress import warn
 
 
 @dataclass(frozen=True)

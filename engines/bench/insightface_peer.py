@@ -21,11 +21,11 @@ from types import TracebackType
 
 import numpy as np
 
+from facebatch.core.errors import EngineError, FacebatchError, SpecError
 from facebatch.engines.pipeline.face_pipeline import ImageFaces, l2_normalize
 from facebatch.engines.pipeline.preprocess import load_image
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, Detections
 from facebatch.engines.runners.onnxruntime_runner import CPU, session_options
-from facebatch.errors import EngineError, FacebatchError, SpecError
 
 COMPARE_HINT = "pip install 'facebatch[compare]' && pip install --no-deps 'insightface>=2.1'"
 

@@ -15,6 +15,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from facebatch.configs.model_file import ModelFile, fix_command, read_model_file
+from facebatch.core.environment import environment
+from facebatch.core.errors import SpecError
+from facebatch.core.onnx_graph import graph_input
+from facebatch.core.progress import progress_bar
 from facebatch.engines.bench.flops import flops_per_frame, measured_peak
 from facebatch.engines.bench.measure import Budget, measure_alternating, measure_batch
 from facebatch.engines.bench.published import PublishedTable, compare
@@ -23,10 +27,6 @@ from facebatch.engines.bench.settings import DEFAULT_BACKENDS, DEFAULT_BENCH_BAT
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.registry import RunnerOptions, check_backend, onnx_runner
-from facebatch.environment import environment
-from facebatch.errors import SpecError
-from facebatch.onnx_graph import graph_input
-from facebatch.progress import progress_bar
 
 # (backend, model, input size, options) → a runner, not yet active
 RunnerFactory = Callable[[str, ModelFile, tuple[int, int], RunnerOptions], Runner]

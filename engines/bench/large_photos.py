@@ -20,11 +20,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facebatch.atomic import ensure_writable_dir, write_bytes_atomic, write_text_atomic
-from facebatch.engines.pipeline.agreement import GROUND_TRUTH
+from facebatch.core.atomic import ensure_writable_dir, write_bytes_atomic, write_text_atomic
+from facebatch.core.errors import FacebatchError, SpecError
+from facebatch.core.progress import progress_bar
+from facebatch.engines.evaluation.agreement import GROUND_TRUTH
 from facebatch.engines.pipeline.preprocess import image_files, load_image
-from facebatch.errors import FacebatchError, SpecError
-from facebatch.progress import progress_bar
 
 LONG_SIDE = 4000  # a 12 MP photo's long side (4000 × 3000)
 JPEG_QUALITY = 92

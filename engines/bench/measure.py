@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facebatch.core.errors import SpecError
 from facebatch.engines.bench.timing import BatchTiming, Latency
 from facebatch.engines.runners.base import Runner
-from facebatch.errors import SpecError
 
 MIN_CALLS = 3  # fewer timed calls than this make no median worth printing
 BLOCK = 4  # calls per runner per turn when runners are measured alternately

@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from facebatch.configs.model_file import ModelFile
+from facebatch.core.environment import environment
+from facebatch.core.errors import SpecError
+from facebatch.core.progress import progress_bar
 from facebatch.engines.bench.flops import flops_per_frame, measured_peak
 from facebatch.engines.bench.insightface_peer import (
     COMPARE_HINT,
@@ -30,7 +33,7 @@ from facebatch.engines.bench.measure import Budget, measure_batch
 from facebatch.engines.bench.pipeline_report import INSIGHTFACE, LOOP, OURS, Contender, ModelOnly, PipelineBenchReport
 from facebatch.engines.bench.process_time import ProcessSides, measure_processes
 from facebatch.engines.bench.settings import DEFAULT_PIPELINE_ROUNDS
-from facebatch.engines.pipeline.agreement import compare_runs, labelled_faces, recall
+from facebatch.engines.evaluation.agreement import compare_runs, labelled_faces, recall
 from facebatch.engines.pipeline.face_pipeline import (
     FacePipeline,
     ImageFaces,
@@ -40,9 +43,6 @@ from facebatch.engines.pipeline.face_pipeline import (
 )
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.registry import RunnerOptions
-from facebatch.environment import environment
-from facebatch.errors import SpecError
-from facebatch.progress import progress_bar
 
 # batched against one-by-one on the same runtime: only the runtime's own batch-size noise (~1e-5) apart
 SAME_RUNTIME_PIXELS = 0.01

@@ -10,12 +10,12 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from facebatch.core.environment import PeakEstimate, describe_environment
+from facebatch.core.words import counted, percent
 from facebatch.engines.bench.process_time import ProcessTime
 from facebatch.engines.bench.timing import BatchTiming
-from facebatch.engines.pipeline.agreement import Agreement
+from facebatch.engines.evaluation.agreement import Agreement
 from facebatch.engines.pipeline.face_pipeline import STAGE_WORDS, STAGES
-from facebatch.environment import PeakEstimate, describe_environment
-from facebatch.words import counted, percent
 
 OURS = "facebatch pipeline"
 LOOP = "per-image loop"

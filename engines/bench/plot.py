@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import io
 
+from facebatch.core.errors import SpecError
 from facebatch.engines.bench.report import BenchReport
-from facebatch.errors import SpecError
 
 INSTALL_HINT = "pip install 'facebatch[plot]' (matplotlib)"
 

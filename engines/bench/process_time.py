@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facebatch.errors import EngineError
+from facebatch.core.errors import EngineError
 
 # What an insightface user runs: the pack links the same two ONNX files, the sessions get the same
 # onnxruntime options as ours (threads, no spinning), photos are read with cv2.imread.

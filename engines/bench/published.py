@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from facebatch.configs.yaml_file import read_yaml
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 TOP_KEYS = {"source", "hardware", "precision", "backend", "models"}
 MODEL_KEYS = {"model", "input_size", "results"}

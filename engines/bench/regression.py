@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from facebatch.core.errors import SpecError
 from facebatch.engines.bench.report import BenchReport
-from facebatch.errors import SpecError
 
 DEFAULT_MAX_SLOWDOWN = 0.10
 

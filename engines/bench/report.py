@@ -9,10 +9,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from facebatch.core.environment import PeakEstimate, describe_environment
+from facebatch.core.words import percent
 from facebatch.engines.bench.published import Comparison
 from facebatch.engines.bench.timing import BatchTiming
-from facebatch.environment import PeakEstimate, describe_environment
-from facebatch.words import percent
 
 
 @dataclass

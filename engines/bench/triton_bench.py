@@ -21,6 +21,9 @@ import numpy as np
 
 from facebatch.configs.model_file import ModelFile
 from facebatch.configs.spec import Normalize
+from facebatch.core.environment import environment
+from facebatch.core.errors import EngineError, SpecError
+from facebatch.core.progress import progress_bar
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.timing import Latency
 from facebatch.engines.bench.triton_report import ConcurrencyResult, LocalPipeline, TritonBenchReport
@@ -30,9 +33,6 @@ from facebatch.engines.runners.base import TensorMeta
 from facebatch.engines.runners.registry import RunnerOptions
 from facebatch.engines.runners.triton_client_runner import TritonClientRunner, parse_triton_url
 from facebatch.engines.triton.settings import DEFAULT_CONCURRENCY
-from facebatch.environment import environment
-from facebatch.errors import EngineError, SpecError
-from facebatch.progress import progress_bar
 
 NOISE_SIZE = 640  # frames made for an input whose size the server leaves open
 FRAME_NORMALIZE_MEAN, FRAME_NORMALIZE_STD = (

@@ -9,8 +9,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from facebatch.core.environment import describe_environment
 from facebatch.engines.bench.timing import Latency
-from facebatch.environment import describe_environment
 
 
 @dataclass

@@ -31,8 +31,8 @@ from onnx import numpy_helper
 from facebatch.configs.precision import Precision
 from facebatch.configs.spec import ModelSpec
 from facebatch.configs.spec_io import SPEC_PROP, spec_to_dict
-from facebatch.errors import SpecError
-from facebatch.onnx_graph import io_dims
+from facebatch.core.errors import SpecError
+from facebatch.core.onnx_graph import io_dims
 
 INSTALL_HINT = "pip install onnxconverter-common"
 # The converter's own bounds: smaller magnitudes become ±1e-7, larger ones ±1e4.

@@ -49,10 +49,10 @@ import onnx
 from facebatch.configs.precision import Precision
 from facebatch.configs.spec import ModelSpec
 from facebatch.configs.spec_io import SPEC_PROP, spec_to_dict
+from facebatch.core.errors import ExportError
+from facebatch.core.onnx_graph import COMPUTE_OPS, io_dims
 from facebatch.engines.build.int8_recipes import ACTIVATIONS, RECIPES, Int8Recipe
 from facebatch.engines.runners.onnxruntime_runner import onnxruntime_quiet
-from facebatch.errors import ExportError
-from facebatch.onnx_graph import COMPUTE_OPS, io_dims
 
 CALIBRATION_BATCH = 8  # frames per calibration call
 MIN_OPSET = 13

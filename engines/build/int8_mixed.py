@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from facebatch.progress import progress_bar
+from facebatch.core.progress import progress_bar
 
 
 @dataclass(frozen=True)

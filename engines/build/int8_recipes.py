@@ -41,7 +41,7 @@ RECIPES = {
         Int8Recipe("u8u8", weights="uint8"),
     )
 }
-# The candidates quantize tries on each CPU class (facebatch.environment.int8_cpu_class), most accurate kept.
+# The candidates quantize tries on each CPU class (facebatch.core.environment.int8_cpu_class), most accurate kept.
 RECIPES_FOR_CPU = {
     "vnni": ("u8s8", "u8s8-input-fp32"),
     "avx2": ("u8u8", "u8s8-input-fp32"),

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from facebatch.engines.build.engine_record import BuildRecipe, EngineProfile
+from facebatch.core.errors import EngineError
 from facebatch.engines.runners.base import first_line
+from facebatch.engines.runners.engine_record import BuildRecipe, EngineProfile
 from facebatch.engines.runners.tensorrt_runner import import_tensorrt
-from facebatch.errors import EngineError
 
 
 @dataclass(frozen=True)

@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
 
-    from facebatch.environment import environment
+    from facebatch.core.environment import environment
 
     parser = argparse.ArgumentParser(prog="python -m facebatch.engines.gallery.benchmark", description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="the report (.md; a .json beside it)")

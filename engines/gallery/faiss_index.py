@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from facebatch.atomic import atomic_path
+from facebatch.core.atomic import atomic_path
+from facebatch.core.errors import SpecError
 from facebatch.engines.gallery.settings import (
     INDEX_MIN_BYTES_PER_FACE,
     INDEX_PARAMETERS,
@@ -29,7 +30,6 @@ from facebatch.engines.gallery.settings import (
     PRIVATE_FILE,
 )
 from facebatch.engines.gallery.store import GalleryError, GalleryReadError, open_regular
-from facebatch.errors import SpecError
 
 INDEX_EXTRA_HINT = "pip install 'facebatch[index]' (faiss-cpu, pyarrow)"
 

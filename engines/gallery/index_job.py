@@ -17,6 +17,9 @@ import numpy as np
 
 from facebatch.configs.model_file import ModelFile
 from facebatch.configs.spec_io import spec_to_dict
+from facebatch.core.errors import SpecError
+from facebatch.core.progress import progress_bar, warn
+from facebatch.core.words import counted
 from facebatch.engines.gallery.faiss_index import IndexChoice, build_index, import_faiss, index_description, write_index
 from facebatch.engines.gallery.photos import Photo, collect_photos
 from facebatch.engines.gallery.settings import DEFAULT_FACES, PHOTOS_PER_SHARD
@@ -33,9 +36,6 @@ from facebatch.engines.gallery.store import (
 from facebatch.engines.gallery.table import shard_table
 from facebatch.engines.pipeline.face_pipeline import PipelineSettings, open_pipeline
 from facebatch.engines.runners.registry import RunnerOptions
-from facebatch.errors import SpecError
-from facebatch.progress import progress_bar, warn
-from facebatch.words import counted
 
 Advance = Callable[[str], None]
 

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from facebatch.core.errors import SpecError
+from facebatch.core.progress import warn
+from facebatch.core.trusted_paths import printable
 from facebatch.engines.pipeline.preprocess import IMAGE_SUFFIXES
-from facebatch.errors import SpecError
-from facebatch.progress import warn
-from facebatch.trusted_paths import printable
 
 
 @dataclass(frozen=True)

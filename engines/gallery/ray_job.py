@@ -35,11 +35,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from facebatch.core.errors import EngineError, SpecError
+from facebatch.core.words import counted
 from facebatch.engines.gallery.photos import Photo
 from facebatch.engines.gallery.settings import RAY_CONNECT_TIMEOUT_S, RAY_LOOPBACK, STAGING_PREFIX
 from facebatch.engines.gallery.store import Gallery, PhotoState
-from facebatch.errors import EngineError, SpecError
-from facebatch.words import counted
 
 RAY_EXTRA_HINT = "pip install 'facebatch[ray]' (ray[data])"
 # Ray has no public switch for the address its processes bind: its loopback-only mode (the one it uses on macOS and

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from facebatch.core.errors import SpecError
+from facebatch.core.trusted_paths import printable
 from facebatch.engines.gallery.faiss_index import read_index, set_search_parameters
 from facebatch.engines.gallery.store import Gallery, GalleryError
-from facebatch.errors import SpecError
-from facebatch.trusted_paths import printable
 
 UNKNOWN = "unknown"
 

@@ -46,7 +46,25 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from facebatch.atomic import durable_replace, ensure_writable_dir, fsync_path, write_bytes_atomic, write_text_atomic
+from facebatch.core.atomic import (
+    durable_replace,
+    ensure_writable_dir,
+    fsync_path,
+    write_bytes_atomic,
+    write_text_atomic,
+)
+from facebatch.core.errors import FacebatchError, OutputError, SpecError
+from facebatch.core.interrupts import created_folder
+from facebatch.core.progress import warn
+from facebatch.core.trusted_paths import (
+    SHA256,
+    UntrustedNameError,
+    member,
+    printable,
+    refuse_symlinked_folder,
+    refuse_symlinks,
+)
+from facebatch.core.words import counted
 from facebatch.engines.gallery.photos import Photo
 from facebatch.engines.gallery.settings import (
     FACES_MODES,
@@ -63,18 +81,6 @@ from facebatch.engines.gallery.settings import (
     STAGING_PREFIX,
     TEMP_RANDOM,
 )
-from facebatch.errors import FacebatchError, OutputError, SpecError
-from facebatch.interrupts import created_folder
-from facebatch.progress import warn
-from facebatch.trusted_paths import (
-    SHA256,
-    UntrustedNameError,
-    member,
-    printable,
-    refuse_symlinked_folder,
-    refuse_symlinks,
-)
-from facebatch.words import counted
 
 # facebatch's own names in a gallery, exactly (full matches on a folder's entries, never a glob)
 SHARD = re.compile(SHARD_NAME)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 TEMPLATE_BASE = 112  # the ArcFace template is given for 112×112 crops
 PADDED_BASE = 128  # insightface's other crop family: the 112 template in a 128 frame, shifted 8 px right

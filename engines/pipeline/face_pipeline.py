@@ -32,6 +32,8 @@ import numpy as np
 from facebatch.configs.arcface import ALIGNMENT_TEMPLATE_112
 from facebatch.configs.model_file import ModelFile
 from facebatch.configs.spec import ModelSpec
+from facebatch.core.environment import physical_cores
+from facebatch.core.errors import FacebatchError, SpecError
 from facebatch.engines.pipeline.align import similarity_transforms, template_for, transform_scale, warp_faces
 from facebatch.engines.pipeline.face_detect import batch_limit, decode_detections, detector_input, detector_outputs
 from facebatch.engines.pipeline.image_header import (
@@ -51,8 +53,6 @@ from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH, Dete
 from facebatch.engines.pipeline.settings import DEFAULT_DETECT_BATCH, DEFAULT_EMBED_BATCH, DEFAULT_READ_WORKERS
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.registry import RunnerOptions, onnx_runner
-from facebatch.environment import physical_cores
-from facebatch.errors import FacebatchError, SpecError
 
 PREFETCH_BATCHES = 2  # how many detection batches the readers may run ahead
 LANE_CHUNKS_AHEAD = 2  # with lanes: chunks of photos per lane that may be done before the caller takes them

@@ -34,7 +34,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 if TYPE_CHECKING:  # kept light (no numpy): 'import facebatch' calls cap_opencv_decodes from here
     import numpy as np

@@ -17,6 +17,8 @@ import numpy as np
 
 from facebatch.configs.model_file import ModelFile
 from facebatch.configs.spec import Normalize
+from facebatch.core.errors import SpecError
+from facebatch.core.trusted_paths import printable
 from facebatch.engines.pipeline.image_header import (
     ACCEPTED,
     DEFAULT_MAX_PHOTO_PIXELS,
@@ -27,8 +29,6 @@ from facebatch.engines.pipeline.image_header import (
     file_size_problem,
     what_to_change,
 )
-from facebatch.errors import SpecError
-from facebatch.trusted_paths import printable
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # libjpeg decodes straight to 1/2, 1/4 or 1/8 of the size (it drops DCT coefficients: 2–8× less work

@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from facebatch.configs.spec import HeadLayout
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 DET_THRESH = 0.5  # insightface SCRFD.det_thresh
 NMS_THRESH = 0.4  # insightface SCRFD.nms_thresh

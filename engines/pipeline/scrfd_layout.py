@@ -13,7 +13,7 @@ import numpy as np
 
 from facebatch.configs.scrfd import OUTPUT_CHANNELS
 from facebatch.configs.spec import HeadLayout
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 KIND_BY_CHANNELS = {channels: kind for kind, channels in OUTPUT_CHANNELS.items()}
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from facebatch.environment import gpus
-from facebatch.errors import SpecError
+from facebatch.core.environment import gpus
+from facebatch.core.errors import SpecError
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 GPU_EXTRA = "pip install 'facebatch[gpu]' (onnxruntime-gpu, with CUDA and cuDNN)"
 

@@ -26,7 +26,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
-from facebatch.errors import EngineError, SpecError
+from facebatch.core.errors import EngineError, SpecError
 
 Dim = int | str | None  # fixed, symbolic, unknown
 T = TypeVar("T")

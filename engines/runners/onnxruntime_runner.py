@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from facebatch.core.errors import EngineError, SpecError
 from facebatch.engines.runners.availability import check_onnxruntime_install
 from facebatch.engines.runners.base import Runner, TensorMeta, first_line
-from facebatch.errors import EngineError, SpecError
 
 CPU = "CPUExecutionProvider"
 # onnxruntime's type strings → numpy dtypes

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from facebatch.core.errors import EngineError, SpecError
+from facebatch.core.onnx_graph import load_onnx
 from facebatch.engines.runners.base import Runner, TensorMeta, first_line
-from facebatch.errors import EngineError, SpecError
-from facebatch.onnx_graph import load_onnx
 
 INSTALL_HINT = "pip install 'facebatch[openvino]'"
 PRECISION = "f32"

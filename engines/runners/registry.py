@@ -21,13 +21,13 @@ from pathlib import Path
 
 from facebatch.configs.precision import Precision
 from facebatch.configs.spec import ModelSpec
-from facebatch.engines.build.engine_record import STRONGLY_TYPED_FROM, tensorrt_major
+from facebatch.core.environment import file_sha256, physical_cores
+from facebatch.core.errors import SpecError
 from facebatch.engines.runners.availability import Runtimes, detect_runtimes
 from facebatch.engines.runners.backends import BACKENDS
 from facebatch.engines.runners.base import Runner
+from facebatch.engines.runners.engine_record import STRONGLY_TYPED_FROM, tensorrt_major
 from facebatch.engines.runners.onnxruntime_runner import CPU, OnnxRuntimeRunner
-from facebatch.environment import file_sha256, physical_cores
-from facebatch.errors import SpecError
 
 ORT_PROVIDERS = {"ort-cpu": CPU, "ort-cuda": "CUDAExecutionProvider", "ort-trt": "TensorrtExecutionProvider"}
 
@@ -133,7 +133,7 @@ def onnx_runner(name: str, path: Path, spec: ModelSpec, size: tuple[int, int], o
     here = options.here
     threads = options.thread_count
     if name == "trt":
-        from facebatch.engines.build.engine_record import find_engine
+        from facebatch.engines.runners.engine_record import find_engine
         from facebatch.engines.runners.tensorrt_runner import TensorRtRunner
 
         return TensorRtRunner(find_engine(path, file_sha256(path), spec))

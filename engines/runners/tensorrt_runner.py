@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from facebatch.configs.spec import BATCH
-from facebatch.engines.build.engine_record import EngineRecord, GpuInfo, check_engine_compatible, read_engine_record
+from facebatch.core.errors import EngineError, SpecError
 from facebatch.engines.runners.base import Runner, TensorMeta, first_line
-from facebatch.errors import EngineError, SpecError
+from facebatch.engines.runners.engine_record import EngineRecord, GpuInfo, check_engine_compatible, read_engine_record
 
 TENSORRT_HINT = (
     "TensorRT engines need a CUDA GPU with TensorRT and Polygraphy: pip install 'facebatch[tensorrt]' "

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facebatch.configs.spec import BATCH, ModelSpec
+from facebatch.core.errors import EngineError
 from facebatch.engines.runners.base import Runner, TensorMeta, first_line
-from facebatch.errors import EngineError
 
 if TYPE_CHECKING:
     from torch import nn

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from facebatch.core.errors import EngineError
 from facebatch.engines.runners.base import Runner, TensorMeta
-from facebatch.errors import EngineError
 
 BLS = "triton-bls"
 

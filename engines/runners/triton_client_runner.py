@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from facebatch.core.errors import EngineError, SpecError
 from facebatch.engines.runners.base import Runner, TensorMeta, first_line
-from facebatch.errors import EngineError, SpecError
 
 SERVE_HINT = "pip install 'facebatch[serve]' (tritonclient[http,grpc])"
 # Triton's wire types → numpy

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 # numpy dtype → Triton data type; object arrays hold bytes (TYPE_STRING, "BYTES" on the wire)
 TRITON_TYPES = {

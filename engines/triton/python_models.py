@@ -27,6 +27,7 @@ import numpy as np
 
 from facebatch.configs.spec import BATCH
 from facebatch.configs.spec_io import spec_from_dict
+from facebatch.core.errors import FacebatchError, SpecError
 from facebatch.engines.pipeline.face_pipeline import FaceModels, FacePipeline, ImageFaces, PipelineSettings
 from facebatch.engines.pipeline.image_header import (
     ACCEPTED,
@@ -44,7 +45,6 @@ from facebatch.engines.runners.base import Runner, TensorMeta, first_line
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.triton_bls_runner import TritonBlsRunner
 from facebatch.engines.triton.settings import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_FILE
-from facebatch.errors import FacebatchError, SpecError
 
 
 class FacebatchModel:

@@ -29,13 +29,17 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import onnx
 
-from facebatch.atomic import atomic_path, ensure_writable_dir
 from facebatch.configs.model_file import ModelFile, fix_command, read_model_file
 from facebatch.configs.spec import ModelSpec
 from facebatch.configs.spec_io import spec_to_dict
-from facebatch.engines.build.engine_record import EngineRecord, find_engine, read_engine_record
+from facebatch.core.atomic import atomic_path, ensure_writable_dir
+from facebatch.core.environment import file_sha256
+from facebatch.core.errors import OutputError, SpecError
+from facebatch.core.onnx_graph import io_dims
+from facebatch.core.trusted_paths import SHA256, member, refuse_symlinked_folder, refuse_symlinks
 from facebatch.engines.pipeline.image_header import DEFAULT_MAX_PHOTO_PIXELS, batch_pixel_budget
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
+from facebatch.engines.runners.engine_record import EngineRecord, find_engine, read_engine_record
 from facebatch.engines.triton.model_config import DynamicBatching, ModelConfig, TritonTensor, preferred_batch_sizes
 from facebatch.engines.triton.readme import repository_readme
 from facebatch.engines.triton.settings import (
@@ -50,10 +54,6 @@ from facebatch.engines.triton.settings import (
     PIPELINE_MODEL,
     RUNTIMES,
 )
-from facebatch.environment import file_sha256
-from facebatch.errors import OutputError, SpecError
-from facebatch.onnx_graph import io_dims
-from facebatch.trusted_paths import SHA256, member, refuse_symlinked_folder, refuse_symlinks
 
 MODEL_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 MODEL_NAME = re.compile(rf"^{MODEL_NAME_PATTERN}$")

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from facebatch.core.errors import EngineError, SpecError
 from facebatch.engines.triton.settings import (
     DEFAULT_ADDRESS,
     KEY_HEADER,
@@ -52,7 +53,6 @@ from facebatch.engines.triton.settings import (
     STOP_TIMEOUT_S,
 )
 from facebatch.engines.triton.stubs import python_stubs
-from facebatch.errors import EngineError, SpecError
 
 PYTRITON_HINT = (
     "pip install --no-deps 'nvidia-pytriton>=0.7' (the Makefile's serve set-up), or put tritonserver on PATH"

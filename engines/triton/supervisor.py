@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from facebatch.core.errors import EngineError
 from facebatch.engines.triton.server import TritonServer
 from facebatch.engines.triton.stubs import PythonStub, python_stubs
-from facebatch.errors import EngineError
 
 SUPERVISE_INTERVAL_S = 1.0  # how often `facebatch serve` checks its models
 RETRY_WAITS_S = (2.0, 4.0, 8.0, 16.0, 30.0)  # after a failed reload; the last repeats

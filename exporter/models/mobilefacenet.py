@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from facebatch.configs.arcface import EMBEDDING_SIZE, MobileFaceNetConfig
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 
 class ConvBlock(nn.Module):

@@ -17,7 +17,7 @@ from torch import nn
 
 from facebatch.configs.scrfd import head_layout_from_head, scrfd_config
 from facebatch.configs.spec import HeadLayout
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 from facebatch.exporter.models.scrfd_backbones import MobileNetV1, ResNetV1e
 from facebatch.exporter.weights.seeded import seeded_weights
 

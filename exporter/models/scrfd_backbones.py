@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 
 # ---------------------------------------------------------------- MobileNetV1 blocks

@@ -24,13 +24,13 @@ from facebatch.configs.arcface import (
     arcface_network,
     embedder_outputs,
 )
+from facebatch.core.errors import WeightsError
+from facebatch.core.onnx_graph import GraphView, load_onnx
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.torch_runner import TorchRunner
-from facebatch.errors import WeightsError
 from facebatch.exporter.models.arcface import ArcFaceBackbone, build_arcface
 from facebatch.exporter.weights.onnx_layers import assign_dense, assign_free_norms, assign_prelus, graph_dense
 from facebatch.exporter.weights.onnx_weights import assign_convs, graph_convs, module_signature, trace_calls
-from facebatch.onnx_graph import GraphView, load_onnx
 from facebatch.verify.parity import ParityReport, compare_outputs
 
 

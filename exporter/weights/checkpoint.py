@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from facebatch.errors import WeightsError
-from facebatch.filetypes import file_kind
+from facebatch.core.errors import WeightsError
+from facebatch.core.filetypes import file_kind
 
 OPTIONAL_KEYS = ("integral.project", "num_batches_tracked")  # buffers some checkpoints lack
 LISTED = 6

@@ -16,9 +16,9 @@ import numpy as np
 import onnx
 from torch import nn
 
-from facebatch.errors import WeightsError
+from facebatch.core.errors import WeightsError
+from facebatch.core.onnx_graph import GraphView, attribute
 from facebatch.exporter.weights.onnx_weights import Assignment, CallTrace
-from facebatch.onnx_graph import GraphView, attribute
 
 DENSE_OPS = ("Gemm", "MatMul")
 

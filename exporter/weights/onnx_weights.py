@@ -24,8 +24,8 @@ import onnx
 import torch
 from torch import nn
 
-from facebatch.errors import WeightsError
-from facebatch.onnx_graph import GraphView, attribute
+from facebatch.core.errors import WeightsError
+from facebatch.core.onnx_graph import GraphView, attribute
 
 SAME_VALUE_ATOL = 1e-6
 

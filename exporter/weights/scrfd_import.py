@@ -16,10 +16,11 @@ import onnx
 import torch
 
 from facebatch.configs.scrfd import SCRFD_CONFIGS, head_layout, scrfd_spec
+from facebatch.core.errors import WeightsError
+from facebatch.core.onnx_graph import GraphView, graph_input, load_onnx
 from facebatch.engines.pipeline.scrfd_layout import canonical_outputs
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.torch_runner import TorchRunner
-from facebatch.errors import WeightsError
 from facebatch.exporter.models.scrfd import SCRFD, build_scrfd
 from facebatch.exporter.weights.onnx_weights import (
     CallTrace,
@@ -29,7 +30,6 @@ from facebatch.exporter.weights.onnx_weights import (
     scalar_multiplier,
     trace_calls,
 )
-from facebatch.onnx_graph import GraphView, graph_input, load_onnx
 from facebatch.verify.parity import ParityReport, compare_outputs
 
 SIGNATURE_INPUT = 64  # smallest size that reaches stride 32 with a 2×2 map

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from facebatch.configs.spec import ModelSpec
-from facebatch.progress import step, warn
+from facebatch.core.progress import step, warn
 
 FROZEN_SUFFIXES = ("integral.project", "running_mean", "running_var")
 CONDITIONING_FRAMES = 4

@@ -34,17 +34,18 @@ from facebatch.cli import (
     triton,
     verify,
 )
+from facebatch.cli.errors import error_line
 from facebatch.cli.terminal import terminal_output, visible
-from facebatch.engines.runners.availability import check_onnxruntime_install
-from facebatch.errors import FacebatchError
-from facebatch.interrupts import (
+from facebatch.core.errors import FacebatchError
+from facebatch.core.interrupts import (
     Interrupted,
     as_interrupted,
     forget_created_folders,
     interrupts_as_exceptions,
     remove_empty_created_folders,
 )
-from facebatch.version import __version__
+from facebatch.core.version import __version__
+from facebatch.engines.runners.availability import check_onnxruntime_install
 
 COMMANDS = (
     export,
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.register(commands)
     for sub in commands.choices.values():  # after the command too; SUPPRESS keeps one given before it
         sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+        sub.set_defaults(parser=sub)  # an error's field is named as this command's flag (cli/errors.py)
     return parser
 
 
@@ -112,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 check_onnxruntime_install()  # before any work: a mixed install gives wrong providers, not errors
                 return int(args.handler(args))
     except FacebatchError as exc:
-        print(f"facebatch: error: {visible(str(exc))}", file=sys.stderr)  # one line, whatever a name in it holds
+        line = error_line(exc, getattr(args, "parser", None), getattr(args, "field_flags", None))
+        print(f"facebatch: error: {visible(line)}", file=sys.stderr)  # one line, whatever a name in it holds
         return exc.exit_code
     except (KeyboardInterrupt, Interrupted) as exc:
         signal = as_interrupted(exc)

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from facebatch.configs.arcface import EMBEDDING_SIZE
+from facebatch.core.errors import SpecError
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
-from facebatch.errors import SpecError
 from facebatch.exporter.settings import OPSET_RANGE, check_opset
 from facebatch.verify.independence import DEFAULT_BATCH_SIZES
 
@@ -446,7 +446,7 @@ def with_precision(model, flag: str, precision: str, size: tuple[int, int] | Non
     CPU class (refused otherwise, in one line); with ``precision`` int8, an FP32 file's gated INT8
     twin beside it, or the FP32 file itself with a note saying why there is none."""
     from facebatch.configs.model_file import int8_twin, read_model_file
-    from facebatch.environment import int8_cpu_class
+    from facebatch.core.environment import int8_cpu_class
 
     cpu_class = int8_cpu_class()
     if model.precision == "int8":
@@ -533,7 +533,7 @@ def input_files(args: argparse.Namespace, photos: Sequence[Path] = (), folders: 
     """Everything a command reads, from its arguments: each path argument but the outputs (a folder of
     photos by its photos' suffixes, a gallery or repository whole), plus ``photos`` and ``folders`` (read
     whole) the command found itself. What ``check_output_file`` refuses to write over."""
-    from facebatch.atomic import InputFiles
+    from facebatch.core.atomic import InputFiles
     from facebatch.engines.pipeline.preprocess import IMAGE_SUFFIXES
 
     files, photo_folders, whole = list(photos), [], list(folders)
@@ -554,7 +554,7 @@ def input_files(args: argparse.Namespace, photos: Sequence[Path] = (), folders: 
 def check_report_targets(args: argparse.Namespace, inputs=None) -> None:  # inputs: InputFiles | None
     """Refuse --json/--markdown/--junit paths that are folders, inputs (default: ``input_files(args)``) or
     unwritable, before the slow work."""
-    from facebatch.atomic import check_output_file
+    from facebatch.core.atomic import check_output_file
 
     inputs = input_files(args) if inputs is None else inputs
     for flag, target in (("--json", args.json), ("--markdown", args.markdown), ("--junit", args.junit)):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from facebatch.cli import arguments
 from facebatch.cli.render import console_for, show_bench, write_reports
+from facebatch.core.errors import SpecError
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.settings import (
     DEFAULT_BACKENDS,
@@ -19,7 +20,6 @@ from facebatch.engines.bench.settings import (
 from facebatch.engines.pipeline.settings import DEFAULT_DETECT_BATCH, DEFAULT_EMBED_BATCH, DEFAULT_READ_WORKERS
 from facebatch.engines.runners.backends import BACKENDS
 from facebatch.engines.triton.settings import DEFAULT_CONCURRENCY
-from facebatch.errors import SpecError
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -215,8 +215,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebatch.atomic import check_output_file, write_bytes_atomic
     from facebatch.configs.model_file import read_model_file
+    from facebatch.core.atomic import check_output_file, write_bytes_atomic
     from facebatch.engines.bench.job import BenchOptions, bench_models
     from facebatch.engines.bench.published import load_published
     from facebatch.engines.runners.backends import parse_backends

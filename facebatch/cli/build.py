@@ -78,8 +78,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from facebatch.configs.precision import Precision
+    from facebatch.core.errors import SpecError
     from facebatch.engines.build.tensorrt_engine import BuilderSettings
-    from facebatch.errors import SpecError
     from facebatch.workflows.build import BuildOptions, build_engine_job
 
     if args.output_file is not None and args.output_file.suffix != ".plan":

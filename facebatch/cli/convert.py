@@ -51,7 +51,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebatch.errors import VerificationFailed
+    from facebatch.core.errors import VerificationFailed
     from facebatch.workflows.convert import ConvertOptions, convert_fp16
 
     arguments.check_report_targets(args)

@@ -29,16 +29,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebatch.atomic import write_text_atomic
     from facebatch.configs.embedder import embedder_spec, embedder_yaml
     from facebatch.configs.family import describe_family, detect_family
     from facebatch.configs.spec import Family
     from facebatch.configs.spec_io import stored_spec
-    from facebatch.errors import SpecError
-    from facebatch.onnx_graph import load_onnx
+    from facebatch.core.atomic import write_text_atomic
+    from facebatch.core.errors import SpecError
+    from facebatch.core.onnx_graph import load_onnx
 
     if args.output_file is not None:
-        from facebatch.atomic import check_output_file
+        from facebatch.core.atomic import check_output_file
 
         check_output_file(args.output_file, "-o", arguments.input_files(args))  # never over the model it describes
     model = load_onnx(args.model_file, "model file", SpecError)

@@ -12,9 +12,9 @@ from pathlib import Path
 from facebatch.cli import arguments
 from facebatch.cli.render import console_for, show_faces
 from facebatch.cli.terminal import literal, visible
-from facebatch.errors import OutputError, SpecError
-from facebatch.progress import progress_bar, warn
-from facebatch.words import counted
+from facebatch.core.errors import OutputError, SpecError
+from facebatch.core.progress import progress_bar, warn
+from facebatch.core.words import counted
 
 
 def _about(args: argparse.Namespace, pipeline) -> dict:  # FacePipeline
@@ -34,7 +34,7 @@ def _about(args: argparse.Namespace, pipeline) -> dict:  # FacePipeline
 def _check_targets(args: argparse.Namespace, embed: bool, photos: list[Path]) -> None:
     """Refuse, before the slow work, outputs that are folders, unwritable, or would replace one of
     the ``photos`` (an annotated copy written over its own original, say)."""
-    from facebatch.atomic import check_not_input, check_output_file, check_output_folder
+    from facebatch.core.atomic import check_not_input, check_output_file, check_output_folder
     from facebatch.engines.pipeline.results import drawn_name
 
     inputs = arguments.input_files(args, photos)
@@ -56,7 +56,7 @@ def _check_targets(args: argparse.Namespace, embed: bool, photos: list[Path]) ->
 
 
 def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
-    from facebatch.atomic import write_bytes_atomic, write_text_atomic
+    from facebatch.core.atomic import write_bytes_atomic, write_text_atomic
     from facebatch.engines.pipeline.preprocess import collect_images
     from facebatch.engines.pipeline.results import (
         detections_json,
@@ -122,7 +122,7 @@ def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from facebatch.atomic import write_text_atomic
+    from facebatch.core.atomic import write_text_atomic
     from facebatch.engines.pipeline.face_pipeline import match_best_faces
 
     for path in (args.first, args.second):

@@ -32,8 +32,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebatch.atomic import check_output_file
-    from facebatch.progress import step
+    from facebatch.core.atomic import check_output_file
+    from facebatch.core.progress import step
     from facebatch.verify.reference import onnx_reference
     from facebatch.verify.verify_job import VerifyOptions, verify_model
     from facebatch.workflows.fix import REPAIR_ATOL, fix_onnx

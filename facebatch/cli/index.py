@@ -97,16 +97,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebatch.atomic import write_text_atomic
     from facebatch.cli.render import console_for
     from facebatch.cli.terminal import literal, visible
+    from facebatch.core.atomic import write_text_atomic
+    from facebatch.core.words import counted
     from facebatch.engines.gallery.faiss_index import IndexChoice, parse_index_parameters
     from facebatch.engines.gallery.index_job import IndexRequest, index_photos
     from facebatch.engines.gallery.store import read_manifest
-    from facebatch.words import counted
 
     if args.json is not None and args.json != arguments.STDOUT:
-        from facebatch.atomic import check_output_file
+        from facebatch.core.atomic import check_output_file
 
         # not a photo, not the models, not a file of the gallery being written
         check_output_file(args.json, "--json", arguments.input_files(args, folders=[args.out]))

@@ -131,9 +131,9 @@ def _recipes(text: str) -> tuple[str, ...]:
 
 def run(args: argparse.Namespace) -> int:
     from facebatch.cli.render import console_for, show_quantize, write_reports
+    from facebatch.core.errors import VerificationFailed
     from facebatch.engines.bench.measure import Budget
     from facebatch.engines.runners.backends import parse_backends
-    from facebatch.errors import VerificationFailed
     from facebatch.workflows.quantize import QuantizeOptions, quantize_int8
 
     arguments.check_report_targets(args)

@@ -194,9 +194,9 @@ def run(args: argparse.Namespace) -> int:
 
     from facebatch.cli.render import console_for
     from facebatch.cli.terminal import visible
+    from facebatch.core.errors import SpecError
     from facebatch.engines.bench.measure import Budget
     from facebatch.engines.runners.backends import parse_backends
-    from facebatch.errors import SpecError
     from facebatch.workflows.release.check import check_release
     from facebatch.workflows.release.manifest import MANIFEST
     from facebatch.workflows.release.options import ModelRequest, ReleaseOptions

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from facebatch.cli.arguments import STDOUT, reports_to_stdout
 from facebatch.cli.terminal import literal
-from facebatch.words import counted, percent
+from facebatch.core.words import counted, percent
 
 if TYPE_CHECKING:
     from facebatch.engines.bench.pipeline_report import PipelineBenchReport
@@ -296,7 +296,7 @@ def show_quantize(console: Console, result: QuantizeResult) -> None:
 
 def write_reports(console: Console, args: argparse.Namespace, report: Any) -> None:
     """--json/--markdown/--junit, each written atomically, or to standard output for '-'."""
-    from facebatch.atomic import write_text_atomic
+    from facebatch.core.atomic import write_text_atomic
 
     for flag, target, render in (
         ("--json", args.json, report.to_json),

@@ -43,8 +43,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _gallery_models(args: argparse.Namespace, gallery):  # (ModelFile, ModelFile)
     """The gallery's detector and embedder: as given (and proven the same by sha256), or as its manifest records."""
+    from facebatch.core.errors import SpecError
     from facebatch.engines.gallery.search import check_gallery_models
-    from facebatch.errors import SpecError
 
     manifest = gallery.manifest
     for flag, identity in (("detector", manifest.detector), ("embedder", manifest.embedder)):
@@ -60,19 +60,19 @@ def _gallery_models(args: argparse.Namespace, gallery):  # (ModelFile, ModelFile
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebatch.atomic import write_text_atomic
     from facebatch.cli.render import console_for
     from facebatch.cli.terminal import literal, visible
+    from facebatch.core.atomic import write_text_atomic
+    from facebatch.core.errors import SpecError
+    from facebatch.core.progress import warn
+    from facebatch.core.words import counted
     from facebatch.engines.gallery.photos import collect_photos
     from facebatch.engines.gallery.search import GallerySearch, QueryFace, npz_queries, photo_queries
-    from facebatch.errors import SpecError
-    from facebatch.progress import warn
-    from facebatch.words import counted
 
     if args.top_k < 1:
         raise SpecError(f"--top-k must be at least 1, got {args.top_k}")
     if args.json is not None and args.json != arguments.STDOUT:
-        from facebatch.atomic import check_output_file
+        from facebatch.core.atomic import check_output_file
 
         check_output_file(args.json, "--json", arguments.input_files(args))  # not a query, not the gallery
     searcher = GallerySearch(args.gallery)

@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
     from facebatch.engines.triton.supervisor import SUPERVISE_INTERVAL_S, ModelSupervisor
 
     if args.log is not None:
-        from facebatch.atomic import check_output_file
         from facebatch.cli import arguments
+        from facebatch.core.atomic import check_output_file
 
         check_output_file(args.log, "--log", arguments.input_files(args))  # not into the repository it serves
     ports = ServerPorts(args.http_port, args.grpc_port, args.metrics_port or None)

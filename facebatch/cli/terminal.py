@@ -1,5 +1,5 @@
 """What the command line shows while the library works: the library reports through logging
-and ``facebatch.progress``; this renders it on stderr (a spinner per step and a bar on a
+and ``facebatch.core.progress``; this renders it on stderr (a spinner per step and a bar on a
 terminal, one line per step and item in logs, so CI shows progress too; warnings in yellow)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from rich.console import Console
 from rich.markup import escape
 
-from facebatch.progress import Advance, logger, reporting
-from facebatch.trusted_paths import CONTROL_CHARACTERS
+from facebatch.core.progress import Advance, logger, notes_logger, reporting
+from facebatch.core.trusted_paths import CONTROL_CHARACTERS
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)  # logs keep long paths on one line
 
@@ -43,7 +43,7 @@ def _line(text: str) -> None:
 
 
 class TerminalReporter:
-    """``facebatch.progress.Reporter`` for the command line."""
+    """``facebatch.core.progress.Reporter`` for the command line."""
 
     def __init__(self, out: Console) -> None:
         self.console = out
@@ -82,12 +82,17 @@ class TerminalReporter:
 
 
 class _WarningHandler(logging.Handler):
+    """The library's warnings in yellow, and its notes (``facebatch.core.progress.note``) as 'note:' lines."""
+
     def __init__(self, out: Console) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(logging.INFO)
         self.console = out
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.console.print(f"[bold yellow]WARNING[/bold yellow] {literal(record.getMessage())}")
+        if record.levelno >= logging.WARNING:
+            self.console.print(f"[bold yellow]WARNING[/bold yellow] {literal(record.getMessage())}")
+        elif record.name == notes_logger.name:
+            _line(f"note: {record.getMessage()}")
 
 
 @contextlib.contextmanager
@@ -97,6 +102,7 @@ def terminal_output(verbose: bool = False) -> Iterator[None]:
     would come before our one error line and say nothing a user can act on."""
     handler = _WarningHandler(console)
     logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO  # notes are INFO records; steps and bars come as the reporter's
     logger.propagate = False  # ours are rendered here, not again by a root handler
     root = logging.getLogger()
     others: logging.Handler = logging.StreamHandler(sys.stderr) if verbose else logging.NullHandler()
@@ -107,4 +113,5 @@ def terminal_output(verbose: bool = False) -> Iterator[None]:
     finally:
         root.removeHandler(others)
         logger.propagate = True
+        logger.setLevel(level)
         logger.removeHandler(handler)

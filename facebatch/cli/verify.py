@@ -37,7 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def finish(console: Console, args: argparse.Namespace, report: VerifyReport) -> None:
     """Show, write and judge a verify report (verify, and fix after its repair)."""
-    from facebatch.errors import VerificationFailed
+    from facebatch.core.errors import VerificationFailed
 
     report.command = arguments.command_line(args)
     show_verify(console, report)

@@ -18,7 +18,14 @@ from pathlib import Path
 
 from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.configs.precision import Precision, independence_atol
-from facebatch.engines.build.engine_record import (
+from facebatch.core.environment import file_sha256
+from facebatch.core.errors import SpecError, VerificationFailed
+from facebatch.core.progress import step
+from facebatch.core.publish import draft, publish
+from facebatch.engines.build.tensorrt_engine import BuilderSettings, build_engine
+from facebatch.engines.pipeline.preprocess import model_frames
+from facebatch.engines.runners.availability import detect_runtimes
+from facebatch.engines.runners.engine_record import (
     DEFAULT_ENGINE_DIR,
     EngineProfile,
     EngineRecord,
@@ -26,19 +33,12 @@ from facebatch.engines.build.engine_record import (
     engine_filename,
     engine_profile,
 )
-from facebatch.engines.build.tensorrt_engine import BuilderSettings, build_engine
-from facebatch.engines.pipeline.preprocess import model_frames
-from facebatch.engines.runners.availability import detect_runtimes
 from facebatch.engines.runners.tensorrt_runner import (
     TENSORRT_HINT,
     TensorRtRunner,
     current_gpu,
     import_tensorrt,
 )
-from facebatch.environment import file_sha256
-from facebatch.errors import SpecError, VerificationFailed
-from facebatch.progress import step
-from facebatch.publish import draft, publish
 from facebatch.verify.independence import verify_batch_independence
 from facebatch.verify.reference import OnnxFileReference, compare_with_reference
 from facebatch.workflows.convert import ConvertOptions, convert_fp16, default_fp16_path

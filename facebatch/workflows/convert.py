@@ -1,6 +1,6 @@
 """``facebatch convert --fp16``: an FP32 artifact → its FP16 ONNX, proven before it is written.
 
-The FP16 graph is saved as a draft beside the target (``facebatch.publish``) and verified there like
+The FP16 graph is saved as a draft beside the target (``facebatch.core.publish``) and verified there like
 ``facebatch verify --strict`` with the FP32 source as the check-4 reference, at the FP16
 tolerances its spec now carries: raw outputs per role, decoded faces (detectors, trained
 weights), embedding cosine, batch independence at ``FP16_INDEPENDENCE_ATOL``, the static
@@ -17,15 +17,15 @@ from typing import Any
 
 import onnx
 
-from facebatch.atomic import check_output_file
 from facebatch.configs.embedder import EmbedderDescription
 from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.configs.spec_io import spec_to_dict
+from facebatch.core.atomic import check_output_file
+from facebatch.core.errors import SpecError
+from facebatch.core.progress import step, warn
+from facebatch.core.publish import draft, publish, sidecar_path
 from facebatch.engines.build.fp16 import Fp16Conversion, convert_to_fp16, stamp_fp16
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
-from facebatch.errors import SpecError
-from facebatch.progress import step, warn
-from facebatch.publish import draft, publish, sidecar_path
 from facebatch.verify.independence import DEFAULT_BATCH_SIZES
 from facebatch.verify.reference import onnx_reference
 from facebatch.verify.report import VerifyReport
@@ -74,7 +74,7 @@ def _fp16_model(target: ModelFile, options: ConvertOptions) -> tuple[onnx.ModelP
 
 
 def _fp16_record(result: ConvertResult, weights: dict[str, Any]) -> dict[str, Any]:
-    """The conversion's own sidecar fields (``facebatch.publish`` writes the header)."""
+    """The conversion's own sidecar fields (``facebatch.core.publish`` writes the header)."""
     conversion = result.conversion
     return {
         "precision": conversion.spec.precision.value,

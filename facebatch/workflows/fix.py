@@ -23,18 +23,18 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from facebatch.atomic import check_output_file
 from facebatch.configs.family import scrfd_landmarks
 from facebatch.configs.model_file import FIX_PROP, fix_command, load_model, read_model_file
 from facebatch.configs.scrfd import OUTPUT_CHANNELS, released_head_layout
 from facebatch.configs.spec import BATCH, HEIGHT, WIDTH
 from facebatch.configs.spec_io import stored_spec
+from facebatch.core.atomic import check_output_file
+from facebatch.core.errors import VerificationFailed
+from facebatch.core.onnx_graph import GraphView, attribute, inferred_shapes, io_dims, node_label
+from facebatch.core.publish import draft, publish, sidecar_path
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.errors import VerificationFailed
-from facebatch.onnx_graph import GraphView, attribute, inferred_shapes, io_dims, node_label
-from facebatch.publish import draft, publish, sidecar_path
 from facebatch.verify.independence import INDEPENDENCE_ATOL
 from facebatch.verify.lint import (
     SHAPE_MAKERS,

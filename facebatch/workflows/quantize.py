@@ -28,10 +28,14 @@ from typing import Any
 import numpy as np
 import onnx
 
-from facebatch.atomic import check_output_file
 from facebatch.configs.model_file import ModelFile, default_artifact, read_model_file
 from facebatch.configs.precision import INT8_MIN_COSINE, Precision
 from facebatch.configs.spec_io import spec_to_dict
+from facebatch.core.atomic import check_output_file
+from facebatch.core.environment import environment, int8_cpu_class
+from facebatch.core.errors import SpecError
+from facebatch.core.progress import step, warn
+from facebatch.core.publish import draft, publish, sidecar_path
 from facebatch.engines.bench.flops import node_flops
 from facebatch.engines.bench.job import BenchOptions, bench_models
 from facebatch.engines.bench.measure import Budget
@@ -42,11 +46,7 @@ from facebatch.engines.build.int8_recipes import RECIPES, RECIPES_FOR_CPU, Int8R
 from facebatch.engines.pipeline.face_pipeline import ImageFaces, PipelineSettings, open_pipeline
 from facebatch.engines.pipeline.preprocess import blob_from_images, load_image, proof_frames
 from facebatch.engines.runners.registry import RunnerOptions, onnx_runner
-from facebatch.environment import environment, int8_cpu_class
-from facebatch.errors import SpecError
 from facebatch.exporter.backends import make_runner
-from facebatch.progress import step, warn
-from facebatch.publish import draft, publish, sidecar_path
 from facebatch.verify.accuracy import DetectorAccuracy, EmbedderAccuracy, detector_accuracy, embedder_accuracy
 from facebatch.verify.reference import onnx_reference
 from facebatch.verify.report import VerifyReport
@@ -530,7 +530,7 @@ def quantize_int8(source: Path, options: QuantizeOptions, out: Path | None = Non
 
 
 def _int8_record(result: QuantizeResult, weights: dict[str, Any]) -> dict[str, Any]:
-    """The quantisation's own sidecar fields (``facebatch.publish`` writes the header)."""
+    """The quantisation's own sidecar fields (``facebatch.core.publish`` writes the header)."""
     return {
         "precision": Precision.INT8.value,
         "quantization": {

@@ -9,7 +9,7 @@ import pytest
 from facebatch.cli import main
 from facebatch.configs.arcface import ARCFACE_CONFIGS, arcface_network, arcface_spec
 from facebatch.configs.embedder import EmbedderDescription, embedder_spec, read_embedder_description
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 
 @pytest.mark.parametrize("network", list(ARCFACE_CONFIGS))

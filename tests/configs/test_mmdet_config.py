@@ -4,7 +4,7 @@ import pytest
 
 from facebatch.configs.mmdet_config import read_config_file, read_scrfd_model_config
 from facebatch.configs.scrfd import SCRFD_CONFIGS
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 from facebatch.exporter.models.scrfd import build_scrfd
 from tests.data.scrfd_config import CONFIG_TEXT
 

@@ -16,7 +16,7 @@ from facebatch.configs.model_file import read_model_file
 from facebatch.configs.scrfd import released_head_layout, scrfd_spec
 from facebatch.configs.spec import Family
 from facebatch.configs.spec_io import SPEC_PROP, spec_to_dict
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 from facebatch.verify.verify_job import VerifyOptions, check_sizes, non_square_size, verify_model
 from tests.data.graphs import batch_mean_leak, folded_head
 

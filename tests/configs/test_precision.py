@@ -18,7 +18,7 @@ from facebatch.configs.precision import (
 )
 from facebatch.configs.scrfd import SCRFD_CONFIGS, head_layout, scrfd_spec
 from facebatch.configs.spec_io import spec_from_dict, spec_to_dict
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 
 def detector_spec():

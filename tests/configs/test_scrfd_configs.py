@@ -1,7 +1,7 @@
 import pytest
 
 from facebatch.configs.scrfd import SCRFD_CONFIGS, check_input_size, head_layout, scrfd_config, scrfd_spec
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 # Parameter counts of the insightface configs (as insightface's detection/scrfd README lists them).
 PUBLISHED_PARAMS_M = {

@@ -5,7 +5,7 @@ from facebatch.configs.arcface import arcface_spec
 from facebatch.configs.scrfd import SCRFD_CONFIGS, head_layout, scrfd_spec
 from facebatch.configs.spec import Family, HeadLayout, ModelSpec, Normalize, ShapeRange, TensorSpec
 from facebatch.configs.spec_io import spec_from_dict, spec_to_dict
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 NORM = Normalize((127.5, 127.5, 127.5), (128.0, 128.0, 128.0), rgb=True)
 HEAD = HeadLayout((8, 16, 32), 2, True)

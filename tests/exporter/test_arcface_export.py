@@ -12,10 +12,10 @@ import torch
 
 from facebatch.cli import main
 from facebatch.configs.arcface import ALIGNMENT_TEMPLATE_112
+from facebatch.core.onnx_graph import io_dims
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
 from facebatch.exporter.models.arcface import build_arcface, seeded_arcface
-from facebatch.onnx_graph import io_dims
 from tests.data.official_layout import export_official_layout
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import onnx
 import pytest
 
+from facebatch.core.errors import OutputError, SpecError, WeightsError
+from facebatch.core.onnx_graph import io_dims
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.errors import OutputError, SpecError, WeightsError
 from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
-from facebatch.onnx_graph import io_dims
 
 NAMES_KPS = ["score_8", "score_16", "score_32", "bbox_8", "bbox_16", "bbox_32", "kps_8", "kps_16", "kps_32"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import onnx
 
 from facebatch.configs.scrfd import SCRFD_CONFIGS, head_layout, scrfd_spec
-from facebatch.onnx_graph import io_dims
+from facebatch.core.onnx_graph import io_dims
 from facebatch.verify.layout import axis_problems
 
 

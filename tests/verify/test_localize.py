@@ -8,8 +8,8 @@ import onnx
 import pytest
 from onnx import helper
 
+from facebatch.core.errors import EngineError
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeIntermediateRunner, OnnxRuntimeRunner
-from facebatch.errors import EngineError
 from facebatch.verify.lint import lint_graph, relaxed_batch
 from facebatch.verify.localize import localise
 from tests.data.graphs import batch_mean_leak, folded_head, make_model

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from facebatch.cli import main
-from facebatch.errors import SpecError, WeightsError
+from facebatch.core.errors import SpecError, WeightsError
 from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
 from facebatch.exporter.torch_reference import torch_reference
 from facebatch.verify.reference import onnx_reference

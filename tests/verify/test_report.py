@@ -4,7 +4,7 @@ fails skipped (not inapplicable) checks, and the JSON, Markdown and JUnit say th
 import json
 import xml.etree.ElementTree as ET
 
-from facebatch.environment import environment
+from facebatch.core.environment import environment
 from facebatch.verify.report import FAIL, NA, PASS, SKIP, CheckResult, VerifyReport
 
 

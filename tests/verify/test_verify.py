@@ -28,9 +28,9 @@ from onnx import numpy_helper
 
 from facebatch.cli import main
 from facebatch.configs.embedder import EmbedderDescription
+from facebatch.core.onnx_graph import GraphView
 from facebatch.exporter.models.scrfd import scrfd_from_variant, seeded_init
 from facebatch.exporter.torch_reference import torch_reference
-from facebatch.onnx_graph import GraphView
 from facebatch.verify.verify_job import VerifyOptions, verify_model
 from tests.data.graphs import batch_mean_leak, with_symbolic_batch
 

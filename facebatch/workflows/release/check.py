@@ -24,11 +24,11 @@ from typing import Any
 
 from facebatch.configs.model_file import ModelFile, RecordedSource, read_model_file
 from facebatch.configs.precision import Precision
-from facebatch.environment import file_sha256, int8_cpu_class
-from facebatch.errors import FacebatchError, SpecError
+from facebatch.core.environment import file_sha256, int8_cpu_class
+from facebatch.core.errors import FacebatchError, SpecError
+from facebatch.core.progress import step
+from facebatch.core.trusted_paths import UntrustedNameError, printable, safe_relative, walk_files
 from facebatch.exporter.torch_reference import TORCH, torch_reference
-from facebatch.progress import step
-from facebatch.trusted_paths import UntrustedNameError, printable, safe_relative, walk_files
 from facebatch.verify.reference import ReferenceFactory, onnx_reference
 from facebatch.verify.verify_job import VerifyOptions, verify_model
 from facebatch.workflows.quantize import recheck_int8

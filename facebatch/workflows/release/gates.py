@@ -10,19 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facebatch.configs.model_file import ModelFile, read_model_file
+from facebatch.core.environment import file_sha256
+from facebatch.core.errors import FacebatchError
+from facebatch.core.status import FAIL, PASS, SKIP
 from facebatch.engines.bench.job import BenchOptions, bench_models
 from facebatch.engines.bench.regression import RegressionCheck, compare_with_baseline, read_bench_json
 from facebatch.engines.bench.report import BenchReport
 from facebatch.engines.runners.availability import detect_runtimes
 from facebatch.engines.runners.registry import RunnerOptions
 from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
-from facebatch.environment import file_sha256
-from facebatch.errors import FacebatchError
 from facebatch.exporter.backends import make_runner
 from facebatch.exporter.dispatch import export_model
 from facebatch.exporter.settings import ExportSettings
 from facebatch.exporter.torch_reference import TORCH, torch_reference
-from facebatch.status import FAIL, PASS, SKIP
 from facebatch.verify.reference import ReferenceFactory, onnx_reference
 from facebatch.verify.report import VerifyReport
 from facebatch.verify.verify_job import VerifyOptions, verify_model

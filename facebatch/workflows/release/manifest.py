@@ -9,10 +9,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from facebatch.environment import environment, file_sha256, git_commit
+from facebatch.core.environment import environment, file_sha256, git_commit
+from facebatch.core.status import FAIL
+from facebatch.core.version import __version__
 from facebatch.exporter.torch_reference import TORCH
-from facebatch.status import FAIL
-from facebatch.version import __version__
 from facebatch.workflows.release.gates import Gate, ReleaseStaging
 from facebatch.workflows.release.options import ReleaseOptions
 

@@ -7,13 +7,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facebatch.core.environment import git_commit
+from facebatch.core.errors import SpecError
+from facebatch.core.trusted_paths import printable
+from facebatch.core.version import __version__
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.regression import DEFAULT_MAX_SLOWDOWN
-from facebatch.environment import git_commit
-from facebatch.errors import SpecError
 from facebatch.exporter.torch_reference import TORCH
-from facebatch.trusted_paths import printable
-from facebatch.version import __version__
 from facebatch.workflows.release.settings import (
     RELEASE_BACKENDS,
     RELEASE_BENCH_BATCH_SIZES,

@@ -21,12 +21,12 @@ import stat
 import time
 from pathlib import Path
 
-from facebatch.atomic import dir_mode, durable_replace, ensure_writable_dir, fsync_path
-from facebatch.environment import file_sha256
-from facebatch.errors import SpecError
-from facebatch.junit import gates_suite, merge_junit
-from facebatch.leftovers import private_folder
-from facebatch.trusted_paths import walk_files
+from facebatch.core.atomic import dir_mode, durable_replace, ensure_writable_dir, fsync_path
+from facebatch.core.environment import file_sha256
+from facebatch.core.errors import SpecError
+from facebatch.core.junit import gates_suite, merge_junit
+from facebatch.core.leftovers import private_folder
+from facebatch.core.trusted_paths import walk_files
 from facebatch.workflows.release.gates import (
     ReleaseStaging,
     bench_gate,

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facebatch.core.environment import PeakEstimate, estimated_peak
+from facebatch.core.errors import SpecError
 from facebatch.engines.bench.flops import measured_peak, model_flops
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.environment import PeakEstimate, estimated_peak
-from facebatch.errors import SpecError
 
 
 def test_scrfd_counts_match_their_published_names(models_dir: Path, real_detector: Path):

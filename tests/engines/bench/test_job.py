@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from facebatch.configs.model_file import read_model_file
+from facebatch.core.environment import cpu_model
+from facebatch.core.errors import SpecError
+from facebatch.core.words import percent
 from facebatch.engines.bench.flops import model_flops
 from facebatch.engines.bench.job import BenchOptions, bench_models, make_onnx_runner
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.published import load_published
 from facebatch.engines.runners.availability import Runtimes
 from facebatch.engines.runners.registry import RunnerOptions
-from facebatch.environment import cpu_model
-from facebatch.errors import SpecError
-from facebatch.words import percent
 
 QUICK = Budget(warmup=0.0, iters=3)
 

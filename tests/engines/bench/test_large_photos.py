@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from facebatch.engines.bench.large_photos import main
-from facebatch.engines.pipeline.agreement import GROUND_TRUTH
+from facebatch.engines.evaluation.agreement import GROUND_TRUTH
 
 
 def test_photos_are_upscaled_and_labels_follow(photos: list[Path], tmp_path: Path, capsys):

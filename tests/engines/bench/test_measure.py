@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from onnx import helper
 
+from facebatch.core.errors import SpecError
 from facebatch.engines.bench.measure import BLOCK, MIN_CALLS, Budget, measure_alternating, measure_batch
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.errors import SpecError
 from tests.data.graphs import make_model
 
 FRAMES = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from facebatch.core.environment import PeakEstimate
 from facebatch.engines.bench.pipeline_report import INSIGHTFACE, LOOP, OURS, Contender, PipelineBenchReport
 from facebatch.engines.bench.process_time import ProcessTime
-from facebatch.engines.pipeline.agreement import Agreement
-from facebatch.environment import PeakEstimate
+from facebatch.engines.evaluation.agreement import Agreement
 
 
 def report(**fields) -> PipelineBenchReport:

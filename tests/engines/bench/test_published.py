@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from facebatch.core.errors import SpecError
 from facebatch.engines.bench.published import compare, load_published, shipped_tables
-from facebatch.errors import SpecError
 
 GOOD = """source: https://example.org/card
 hardware: AMD EPYC

@@ -10,10 +10,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from facebatch.configs.model_file import read_model_file
 from facebatch.configs.precision import Precision
+from facebatch.core.errors import SpecError
+from facebatch.core.onnx_graph import io_dims
 from facebatch.engines.build.fp16 import check_batch_kept, convert_to_fp16, out_of_range_weights, stamp_fp16
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.errors import SpecError
-from facebatch.onnx_graph import io_dims
 
 
 def elem_types(model: onnx.ModelProto) -> dict[str, int]:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from facebatch.core.errors import FacebatchError
+from facebatch.core.trusted_paths import UntrustedNameError
 from facebatch.engines.gallery.index_job import index_photos
 from facebatch.engines.gallery.search import GallerySearch
 from facebatch.engines.gallery.settings import MANIFEST
 from facebatch.engines.gallery.store import Gallery
-from facebatch.errors import FacebatchError
-from facebatch.trusted_paths import UntrustedNameError
 from tests.data.folders import snapshot
 
 from .conftest import request
@@ -305,7 +305,7 @@ import sys
 from pathlib import Path
 
 from facebatch.engines.gallery.search import GallerySearch
-from facebatch.errors import FacebatchError
+from facebatch.core.errors import FacebatchError
 
 try:
     GallerySearch(sys.argv[1])  # reads the manifest and the index, as search does first

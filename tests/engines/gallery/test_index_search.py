@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from facebatch.core.errors import SpecError
 from facebatch.engines.gallery.faiss_index import IndexChoice, parse_index_parameters
 from facebatch.engines.gallery.index_job import index_photos
 from facebatch.engines.gallery.photos import collect_photos
@@ -20,7 +21,6 @@ from facebatch.engines.gallery.search import GallerySearch
 from facebatch.engines.gallery.settings import DEFAULT_THRESHOLD, MANIFEST
 from facebatch.engines.gallery.store import Gallery, GalleryError
 from facebatch.engines.pipeline.face_pipeline import open_pipeline
-from facebatch.errors import SpecError
 
 from .conftest import IDENTITIES, NO_FACE, request
 

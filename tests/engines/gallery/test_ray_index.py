@@ -13,13 +13,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from facebatch.core.errors import EngineError
 from facebatch.engines.gallery.index_job import index_photos
 from facebatch.engines.gallery.ray_job import check_address_answers
 from facebatch.engines.gallery.ray_job import local_ray as loopback_ray
 from facebatch.engines.gallery.search import GallerySearch
 from facebatch.engines.gallery.store import Gallery
 from facebatch.engines.pipeline.face_pipeline import PipelineSettings
-from facebatch.errors import EngineError
 
 from .conftest import request
 

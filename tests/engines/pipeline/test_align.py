@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from facebatch.configs.arcface import ALIGNMENT_TEMPLATE_112
+from facebatch.core.errors import SpecError
 from facebatch.engines.pipeline.align import align_faces, similarity_transforms, template_for
-from facebatch.errors import SpecError
 
 TEMPLATE = np.array(ALIGNMENT_TEMPLATE_112)
 

@@ -15,8 +15,9 @@ import pytest
 
 from facebatch.configs.embedder import EmbedderDescription
 from facebatch.configs.model_file import read_model_file
+from facebatch.core.errors import SpecError
 from facebatch.engines.bench.pipeline_bench import per_image_loop
-from facebatch.engines.pipeline.agreement import compare_runs, match_faces
+from facebatch.engines.evaluation.agreement import compare_runs, match_faces
 from facebatch.engines.pipeline.align import similarity_transforms, transform_scale
 from facebatch.engines.pipeline.face_pipeline import (
     REDUCED_ALIGN_MAX_SCALE,
@@ -27,7 +28,6 @@ from facebatch.engines.pipeline.face_pipeline import (
 )
 from facebatch.engines.pipeline.preprocess import on_reduced_image
 from facebatch.engines.pipeline.scrfd_decode import box_iou
-from facebatch.errors import SpecError
 
 HAND_LABELLED_KEYPOINTS = {
     "newton.png": [(371, 143), (419, 145), (399, 177), (371, 197), (409, 199)],

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from facebatch.configs.model_file import read_model_file
-from facebatch.engines.pipeline.agreement import compare_runs
+from facebatch.core.environment import physical_cores
+from facebatch.core.errors import SpecError
+from facebatch.engines.evaluation.agreement import compare_runs
 from facebatch.engines.pipeline.face_pipeline import PipelineSettings, lane_plan, open_pipeline
-from facebatch.environment import physical_cores
-from facebatch.errors import SpecError
 
 # runtimes on 1 thread against 2 might sum in other orders; measured on the fixtures: 0.000 px and cosine 1.0 (FP32
 # and INT8, ort-cpu and openvino), the tolerance the bench gives runs on the same runtime

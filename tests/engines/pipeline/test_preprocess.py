@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from facebatch.configs.scrfd import SCRFD_NORMALIZE
+from facebatch.core.errors import SpecError
 from facebatch.engines.pipeline.image_header import DEFAULT_MAX_PHOTO_PIXELS, checked_header
 from facebatch.engines.pipeline.preprocess import (
     blob_from_images,
@@ -18,7 +19,6 @@ from facebatch.engines.pipeline.preprocess import (
     on_reduced_image,
     proof_frames,
 )
-from facebatch.errors import SpecError
 
 
 def test_letterbox_is_top_left_and_keeps_ratio():

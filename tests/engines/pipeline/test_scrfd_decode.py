@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from facebatch.configs.scrfd import HeadLayout
+from facebatch.core.errors import SpecError
 from facebatch.engines.pipeline.face_detect import detect_faces
 from facebatch.engines.pipeline.preprocess import load_image
 from facebatch.engines.pipeline.scrfd_decode import (
@@ -21,7 +22,6 @@ from facebatch.engines.pipeline.scrfd_decode import (
     nms,
 )
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.errors import SpecError
 
 KPS = HeadLayout((8, 16, 32), 2, True)
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from facebatch.configs.scrfd import SCRFD_CONFIGS, head_layout
+from facebatch.core.errors import SpecError
 from facebatch.engines.pipeline.scrfd_layout import canonical_outputs, unfold_official_rows
-from facebatch.errors import SpecError
 
 
 def test_unfold_inverts_the_batch_folding_head():

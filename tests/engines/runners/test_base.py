@@ -4,8 +4,8 @@ import pytest
 
 
 def test_an_activation_that_fails_after_allocating_frees_what_it_took():
+    from facebatch.core.errors import EngineError
     from facebatch.engines.runners.base import Runner
-    from facebatch.errors import EngineError
 
     class HalfActivated(Runner):
         def __init__(self) -> None:

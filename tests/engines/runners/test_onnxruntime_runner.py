@@ -9,9 +9,9 @@ import onnx
 import pytest
 from onnx import helper
 
+from facebatch.core.errors import EngineError, SpecError
 from facebatch.engines.runners.base import IntermediateTensors, TensorMeta, check_feed
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeIntermediateRunner, OnnxRuntimeRunner
-from facebatch.errors import EngineError, SpecError
 from tests.data.graphs import batch_mean_leak, float_conv_between_qdq, make_model
 
 

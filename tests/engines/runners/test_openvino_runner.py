@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from facebatch.configs.model_file import read_model_file
+from facebatch.core.errors import EngineError, SpecError
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.openvino_runner import OpenVinoRunner
-from facebatch.errors import EngineError, SpecError
 
 
 def test_openvino_names_outputs_as_the_graph_and_agrees_with_onnxruntime(small_detector: Path, photos):

@@ -10,6 +10,8 @@ import pytest
 
 from facebatch.configs.precision import Precision
 from facebatch.configs.scrfd import released_head_layout, scrfd_spec
+from facebatch.core.environment import physical_cores
+from facebatch.core.errors import SpecError
 from facebatch.engines.runners.availability import CPU, CUDA, TENSORRT_EP, Runtimes
 from facebatch.engines.runners.backends import BACKENDS, parse_backends
 from facebatch.engines.runners.registry import (
@@ -20,8 +22,6 @@ from facebatch.engines.runners.registry import (
     onnx_runner,
     ort_trt_precision,
 )
-from facebatch.environment import physical_cores
-from facebatch.errors import SpecError
 
 
 def test_backend_names_are_checked_and_deduplicated():

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from facebatch.configs.arcface import arcface_spec
+from facebatch.core.errors import EngineError, SpecError
 from facebatch.engines.runners.torch_runner import TorchRunner
-from facebatch.errors import EngineError, SpecError
 
 
 class TwoOutputs(nn.Module):

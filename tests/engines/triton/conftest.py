@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from facebatch.core.errors import SpecError
 from facebatch.engines.triton.server import find_tritonserver
-from facebatch.errors import SpecError
 from tests.data import procfs
 
 

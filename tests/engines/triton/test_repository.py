@@ -17,13 +17,13 @@ from google.protobuf import text_format
 from facebatch.configs.model_file import read_model_file
 from facebatch.configs.precision import Precision
 from facebatch.configs.spec_io import spec_from_dict
-from facebatch.engines.build.engine_record import EngineRecord, GpuInfo, build_recipe, engine_profile
+from facebatch.core.environment import file_sha256
+from facebatch.core.errors import OutputError, SpecError
+from facebatch.core.onnx_graph import io_dims
+from facebatch.engines.runners.engine_record import EngineRecord, GpuInfo, build_recipe, engine_profile
 from facebatch.engines.triton.model_config import ModelConfig, TritonTensor, preferred_batch_sizes
 from facebatch.engines.triton.repository import RepositoryOptions, plan_repository, triton_repository_from_artifacts
 from facebatch.engines.triton.settings import FACE_OUTPUTS, MANIFEST, PIPELINE_FILE, PIPELINE_MODEL
-from facebatch.environment import file_sha256
-from facebatch.errors import OutputError, SpecError
-from facebatch.onnx_graph import io_dims
 
 model_config_pb2 = pytest.importorskip(
     "tritonclient.grpc.model_config_pb2", reason="the serve extra (tritonclient) parses Triton's schema"

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from facebatch.cli import main
+from facebatch.core.environment import file_sha256
+from facebatch.core.errors import FacebatchError, OutputError
+from facebatch.core.trusted_paths import UntrustedNameError
 from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
 from facebatch.engines.triton.settings import MANIFEST
-from facebatch.environment import file_sha256
-from facebatch.errors import FacebatchError, OutputError
-from facebatch.trusted_paths import UntrustedNameError
 from tests.data.folders import snapshot
 
 

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from facebatch.configs.model_file import read_model_file
+from facebatch.core.errors import EngineError, SpecError
 from facebatch.engines.pipeline.face_pipeline import cosine_similarity, open_pipeline
 from facebatch.engines.runners.triton_client_runner import TritonClientRunner, parse_triton_url
 from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
 from facebatch.engines.triton.server import ServerPorts, TritonServer, free_ports, python_env
 from facebatch.engines.triton.settings import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_MODEL
-from facebatch.errors import EngineError, SpecError
 
 pytest.importorskip("tritonclient", reason="the serve extra (tritonclient) talks to the server")
 CLIENTS = 8

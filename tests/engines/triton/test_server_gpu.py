@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from facebatch.configs.model_file import read_model_file
+from facebatch.core.errors import SpecError
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.triton_client_runner import TritonClientRunner
 from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
 from facebatch.engines.triton.server import ServerPorts, TritonInstall, TritonServer, find_tritonserver, free_ports
-from facebatch.errors import SpecError
 from tests.engines.gpu_gate import assert_passes_the_fp16_gate
 
 pytest.importorskip("tritonclient", reason="the serve extra (tritonclient) talks to the server")

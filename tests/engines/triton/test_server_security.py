@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facebatch.core.errors import SpecError
 from facebatch.engines.runners.triton_client_runner import TritonClientRunner
 from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
 from facebatch.engines.triton.server import ServerPorts, TritonInstall, TritonServer, exposure, free_ports
 from facebatch.engines.triton.settings import DEFAULT_ADDRESS
 from facebatch.engines.triton.stubs import python_stubs
 from facebatch.engines.triton.supervisor import ModelSupervisor
-from facebatch.errors import SpecError
 from tests.engines.triton.conftest import listening
 
 grpcclient = pytest.importorskip("tritonclient.grpc", reason="the serve extra (tritonclient) talks to the server")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from facebatch.configs.arcface import ARCFACE_CONFIGS
-from facebatch.errors import WeightsError
+from facebatch.core.errors import WeightsError
 from facebatch.exporter.models.arcface import build_arcface, seeded_arcface
 from facebatch.exporter.weights.checkpoint import load_state_dict_strict, read_state_dict
 

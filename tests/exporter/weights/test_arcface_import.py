@@ -10,8 +10,8 @@ import onnx
 import pytest
 
 from facebatch.configs.arcface import ARCFACE_NORMALIZE
+from facebatch.core.errors import WeightsError
 from facebatch.engines.pipeline.preprocess import proof_frames
-from facebatch.errors import WeightsError
 from facebatch.exporter.models.arcface import build_arcface, seeded_arcface
 from facebatch.exporter.weights.arcface_import import arcface_from_onnx, conv_count, prove_arcface_import
 from facebatch.verify.layout import io_dims

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from facebatch.errors import WeightsError
+from facebatch.core.errors import WeightsError
 from facebatch.exporter.models.scrfd import scrfd_from_variant, seeded_init
 from facebatch.exporter.weights.checkpoint import load_state_dict_strict, read_state_dict
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from facebatch.configs.scrfd import SCRFD_NORMALIZE
+from facebatch.core.errors import WeightsError
 from facebatch.engines.pipeline.preprocess import proof_frames
-from facebatch.errors import WeightsError
 from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
 from facebatch.exporter.weights.scrfd_import import prove_scrfd_import, scrfd_from_onnx, source_input_size
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from facebatch.configs.model_file import read_model_file
-from facebatch.interrupts import Interrupted, interrupts_as_exceptions
-from facebatch.leftovers import maker_gone, private_folder, remove_stale
+from facebatch.core.interrupts import Interrupted, interrupts_as_exceptions
+from facebatch.core.leftovers import maker_gone, private_folder, remove_stale
 from tests.conftest import PROJECT
 
 RUN_DEADLINE_S = 90.0  # a run that neither finishes nor ends on the signal within this fails the test

@@ -117,7 +117,7 @@ def test_library_warnings_stay_hidden_unless_verbose(monkeypatch, capsys):
     import warnings
 
     from facebatch.cli import models
-    from facebatch.errors import WeightsError
+    from facebatch.core.errors import WeightsError
 
     def noisy(args):
         warnings.warn("a library's UserWarning", UserWarning, stacklevel=1)

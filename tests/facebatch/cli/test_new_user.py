@@ -267,7 +267,7 @@ def test_argument_errors_are_one_line_and_verbose_works_after_the_command(capsys
 
 
 def test_counts_read_as_sentences():
-    from facebatch.words import counted
+    from facebatch.core.words import counted
 
     assert counted(1, "face") == "1 face" and counted(2, "face") == "2 faces" and counted(0, "file") == "0 files"
 

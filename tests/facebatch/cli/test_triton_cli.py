@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from facebatch.cli import main
+from facebatch.core.errors import SpecError
 from facebatch.engines.triton.server import find_tritonserver
 from facebatch.engines.triton.settings import MANIFEST
-from facebatch.errors import SpecError
 
 
 def error_line(capsys) -> str:

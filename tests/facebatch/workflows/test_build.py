@@ -8,8 +8,8 @@ from pathlib import Path
 
 from facebatch.configs.model_file import read_model_file
 from facebatch.configs.precision import Precision
-from facebatch.engines.build.engine_record import engine_filename, engine_profile
 from facebatch.engines.runners.availability import Runtimes
+from facebatch.engines.runners.engine_record import engine_filename, engine_profile
 from facebatch.workflows.build import BuildOptions, engine_path
 
 

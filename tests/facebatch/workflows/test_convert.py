@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from facebatch.configs.model_file import OUR_SPEC, read_model_file
 from facebatch.configs.precision import FP16_INDEPENDENCE_ATOL, Precision
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 from facebatch.verify.reference import onnx_reference
 from facebatch.verify.verify_job import VerifyOptions, verify_model
 from facebatch.workflows.convert import ConvertOptions, convert_fp16, default_fp16_path

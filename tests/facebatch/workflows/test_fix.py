@@ -10,9 +10,9 @@ import onnx
 import pytest
 
 from facebatch.cli import main
+from facebatch.core.errors import VerificationFailed
+from facebatch.core.onnx_graph import io_dims
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.errors import VerificationFailed
-from facebatch.onnx_graph import io_dims
 from facebatch.verify.lint import lint_graph
 from facebatch.verify.reference import onnx_reference
 from facebatch.verify.verify_job import VerifyOptions, verify_model

@@ -16,11 +16,11 @@ import pytest
 from facebatch.cli import main
 from facebatch.configs.model_file import read_model_file
 from facebatch.configs.precision import INT8_MIN_COSINE, Precision
+from facebatch.core.environment import int8_cpu_class
+from facebatch.core.errors import SpecError
+from facebatch.core.onnx_graph import io_dims
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.build.int8_recipes import RECIPES_FOR_CPU
-from facebatch.environment import int8_cpu_class
-from facebatch.errors import SpecError
-from facebatch.onnx_graph import io_dims
 from facebatch.workflows.quantize import MIXED_MARGIN, QuantizeOptions, default_int8_path, quantize_int8
 
 

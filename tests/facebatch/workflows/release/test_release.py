@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from facebatch.cli import main
+from facebatch.core.environment import file_sha256
+from facebatch.core.errors import SpecError
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.runners.availability import detect_runtimes
-from facebatch.environment import file_sha256
-from facebatch.errors import SpecError
 from facebatch.workflows.release.check import check_release
 from facebatch.workflows.release.manifest import MANIFEST
 from facebatch.workflows.release.options import ModelRequest, ReleaseOptions

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from facebatch.version import __version__
-from facebatch.words import counted
+from facebatch.core.version import __version__
+from facebatch.core.words import counted
 
 PACKAGES = (
     "torch",

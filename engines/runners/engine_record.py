@@ -17,8 +17,8 @@ from typing import Any
 from facebatch.configs.precision import Precision
 from facebatch.configs.spec import ModelSpec, ShapeRange
 from facebatch.configs.spec_io import spec_from_dict, spec_to_dict
-from facebatch.errors import SpecError
-from facebatch.publish import sidecar_path
+from facebatch.core.errors import SpecError
+from facebatch.core.publish import sidecar_path
 
 ENGINE_FORMAT = 1
 ENGINE_SUFFIX = ".plan"
@@ -192,7 +192,7 @@ class EngineRecord:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     def sidecar_body(self) -> dict[str, Any]:
-        """The engine's own sidecar fields: what ``facebatch.publish``'s header (sha256, created,
+        """The engine's own sidecar fields: what ``facebatch.core.publish``'s header (sha256, created,
         environment, proof) does not already say."""
         return {
             k: v for k, v in self.to_dict().items() if k not in ("sha256", "created", "environment", "verification")

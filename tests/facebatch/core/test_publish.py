@@ -1,4 +1,4 @@
-"""Prove, then publish: every artifact writer goes through facebatch.publish, and a process killed
+"""Prove, then publish: every artifact writer goes through facebatch.core.publish, and a process killed
 at each point between its steps leaves what publish's docstring promises: before the first
 rename the old artifact and sidecar untouched (the abandoned draft removed by the next draft);
 between the renames the new artifact beside a sidecar that readers see is not its own; after
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from facebatch.publish import ARTIFACT_RENAMED, DRAFTED, PUBLISHED, draft, publish, sidecar_of, sidecar_path
+from facebatch.core.publish import ARTIFACT_RENAMED, DRAFTED, PUBLISHED, draft, publish, sidecar_of, sidecar_path
 from tests.conftest import PROJECT
 
 # The child: crash_point kills it at the named step, then runs the writer's code.
 HARNESS = """
 import os, signal, sys
-import facebatch.publish as publish
+import facebatch.core.publish as publish
 publish.crash_point = lambda at: os.kill(os.getpid(), signal.SIGKILL) if at == sys.argv[1] else None
 exec(sys.argv[2])
 """
@@ -82,7 +82,7 @@ def test_a_publish_killed_between_its_steps_leaves_what_it_promises(tmp_path: Pa
         step,
         f"""
         from pathlib import Path
-        from facebatch.publish import draft, publish
+        from facebatch.core.publish import draft, publish
         with draft(Path({str(target)!r})) as candidate:
             candidate.path.write_bytes(b"the new artifact")
             publish(candidate, "a test", {{"note": "new"}})

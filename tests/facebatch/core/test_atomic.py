@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from facebatch.atomic import atomic_path, ensure_writable_dir, write_text_atomic
-from facebatch.errors import OutputError
+from facebatch.core.atomic import atomic_path, ensure_writable_dir, write_text_atomic
+from facebatch.core.errors import OutputError
 
 
 def test_failure_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path):

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from facebatch.status import FAIL, NA, SKIP
+from facebatch.core.status import FAIL, NA, SKIP
 
 
 def merge_junit(documents: Iterable[str]) -> str:
@@ -25,7 +25,7 @@ def merge_junit(documents: Iterable[str]) -> str:
 
 @dataclass(frozen=True)
 class JUnitCase:
-    """One test case: a check or a gate, its status (facebatch.status), a one-line message and details."""
+    """One test case: a check or a gate, its status (facebatch.core.status), a one-line message and details."""
 
     name: str
     status: str

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from facebatch.core.words import counted
 from facebatch.engines.pipeline.face_pipeline import ImageFaces, cosine_similarity
 from facebatch.engines.pipeline.scrfd_decode import box_iou
-from facebatch.words import counted
 
 PIXEL_TOLERANCE = 1.0  # boxes and landmarks, in photo pixels
 MIN_COSINE = 0.999  # the same face's embedding from both runs

@@ -14,8 +14,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from facebatch.errors import OutputError
-from facebatch.interrupts import created_folder
+from facebatch.core.errors import OutputError
+from facebatch.core.interrupts import created_folder
 
 
 def ensure_writable_dir(directory: Path, flag: str = "--out") -> Path:

@@ -3,7 +3,7 @@ run left behind.
 
 A draft or a staging folder is ``<prefix><pid>-<random>`` beside what it becomes. A run that ends,
 however it ends short of SIGKILL, removes its own (``finally``; SIGTERM and SIGHUP too, see
-``facebatch.interrupts``). SIGKILL cannot be caught: the next run that makes a folder of the same
+``facebatch.core.interrupts``). SIGKILL cannot be caught: the next run that makes a folder of the same
 kind in the same place removes each one whose maker is gone, that is whose pid no longer runs or
 runs a process started after the folder was made (the pid was reused), and says so in one line.
 """
@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from facebatch.progress import warn
+from facebatch.core.progress import warn
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 

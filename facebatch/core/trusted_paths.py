@@ -19,7 +19,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from facebatch.errors import SpecError
+from facebatch.core.errors import SpecError
 
 
 class UntrustedNameError(SpecError):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from facebatch.atomic import InputFiles, check_output_file, durable_replace, write_text_atomic
-from facebatch.errors import OutputError
-from facebatch.trusted_paths import (
+from facebatch.core.atomic import InputFiles, check_output_file, durable_replace, write_text_atomic
+from facebatch.core.errors import OutputError
+from facebatch.core.trusted_paths import (
     UntrustedNameError,
     member,
     printable,
@@ -113,7 +113,7 @@ def test_an_output_that_is_an_input_or_a_folder_is_refused(tmp_path: Path):
 def test_stale_drafts_are_found_by_their_exact_name_never_a_glob(tmp_path: Path):
     """A target named '?.onnx' made the clean-up glob '.?.onnx.draft-*' and remove other targets' folders; a
     user's '<prefix>123-notes' is no draft of ours either."""
-    from facebatch.leftovers import remove_stale
+    from facebatch.core.leftovers import remove_stale
 
     dead = 4_000_000  # above pid_max: no such process
     others = [tmp_path / f".a.onnx.draft-{dead}-abcd1234", tmp_path / f".?.onnx.draft-{dead}-notes"]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from facebatch.errors import SpecError, WeightsError
-from facebatch.onnx_graph import (
+from facebatch.core.errors import SpecError, WeightsError
+from facebatch.core.onnx_graph import (
     GraphView,
     attribute,
     graph_input,

@@ -15,7 +15,7 @@ What a crash leaves, at each point (tests/facebatch/test_publish.py kills the pr
 
 * before the first rename: the target and its sidecar untouched; the private folder
   ``.<name>.draft-<pid>-…`` stays behind (a killed process cannot clean up) and the next draft of
-  the same target removes it once that process is gone, saying so (``facebatch.leftovers``);
+  the same target removes it once that process is gone, saying so (``facebatch.core.leftovers``);
 * between the renames: the new artifact beside the old sidecar (or none); every sidecar names
   the sha256 of the file it describes, so ``sidecar_of`` and every reader see it is not this
   file's and ignore it;
@@ -34,10 +34,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from facebatch.atomic import check_output_file, durable_replace, file_mode
-from facebatch.environment import environment, file_sha256
-from facebatch.leftovers import private_folder
-from facebatch.version import __version__
+from facebatch.core.atomic import check_output_file, durable_replace, file_mode
+from facebatch.core.environment import environment, file_sha256
+from facebatch.core.leftovers import private_folder
+from facebatch.core.version import __version__
 
 DRAFT_MARK = ".draft-"
 # The points between the steps of a publish; ``crash_point`` is called at each (a test kills the process there).

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from facebatch.filetypes import file_kind
+from facebatch.core.filetypes import file_kind
 
 # the operators that carry a network's arithmetic (counted by the FLOPs, chosen among by mixed INT8)
 COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")

@@ -4,7 +4,8 @@ number of items, and warnings, through the ``facebatch`` logger and a replaceabl
 A program that calls facebatch sees nothing unless it asks: the ``facebatch`` logger has only a
 ``NullHandler``, and the default ``LogReporter`` writes steps and progress as INFO records of
 ``facebatch.progress`` (``logging.basicConfig(level=logging.INFO)`` shows them). Warnings are
-WARNING records of ``facebatch``. ``reporting(reporter)`` routes steps and bars elsewhere for a
+WARNING records of ``facebatch``; notes (a choice the library made for the caller: which file it
+picked, which twin runs) are INFO records of ``facebatch.notes``. ``reporting(reporter)`` routes steps and bars elsewhere for a
 while (the command line installs a terminal renderer: spinners, bars, one line per step in logs).
 """
 
@@ -20,6 +21,7 @@ from typing import Protocol
 logger = logging.getLogger("facebatch")
 logger.addHandler(logging.NullHandler())
 progress_logger = logging.getLogger("facebatch.progress")
+notes_logger = logging.getLogger("facebatch.notes")
 
 Advance = Callable[[str], None]
 
@@ -87,3 +89,8 @@ def progress_bar(total: int, label: str) -> Iterator[Advance]:
 def warn(message: str) -> None:
     """Something the user should know that does not stop the work."""
     logger.warning(message)
+
+
+def note(message: str) -> None:
+    """A choice made on the caller's behalf that they may want to know (which file was picked, what runs)."""
+    notes_logger.info(message)

@@ -2,7 +2,7 @@
 
 import xml.etree.ElementTree as ET
 
-from facebatch.junit import gates_suite, merge_junit
+from facebatch.core.junit import gates_suite, merge_junit
 
 
 def test_suites_are_merged_and_counted():

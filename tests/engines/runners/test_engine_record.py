@@ -11,7 +11,8 @@ from facebatch.configs.arcface import arcface_spec
 from facebatch.configs.precision import Precision
 from facebatch.configs.scrfd import SCRFD_CONFIGS, head_layout, scrfd_spec
 from facebatch.configs.spec import ShapeRange
-from facebatch.engines.build.engine_record import (
+from facebatch.core.errors import SpecError
+from facebatch.engines.runners.engine_record import (
     BuildRecipe,
     EngineRecord,
     GpuInfo,
@@ -24,7 +25,6 @@ from facebatch.engines.build.engine_record import (
     sidecar_path,
     tensorrt_major,
 )
-from facebatch.errors import SpecError
 
 H200 = GpuInfo("NVIDIA H200", "9.0")
 
