@@ -28,7 +28,7 @@ REFERENCE        ?= torch
 ENGINES          ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv serve-env export fp16 engines verify bench bench-gallery large-photos release triton serve lint gpu-check test clean
+.PHONY: help venv serve-env export fp16 engines verify bench bench-gallery large-photos release triton serve lint gpu-check test test-fast test-slow clean
 
 help: ## list the targets
 	@echo "facebatch — make targets:"
@@ -183,8 +183,19 @@ large-photos: $(STAMP) ## the fixture photos upscaled to 12 MP-like JPEGs (long 
 gpu-check: ## where a CUDA GPU is: gpu tests, torch-CUDA FP16 bench (batch 1-32) of both defaults, the face pipeline → build/gpu-check/<device>/
 	@$(PYTHON) scripts/gpu_check.py --out $(BUILD)/gpu-check $(if $(WHEELS),--wheels $(WHEELS))
 
-test: $(STAMP) $(SERVE_STAMP) ## run the test suite (real fixtures from $(FIXTURES) when present; the Triton tests in .venv-serve); GPU=1: in .venv-gpu
-	FACEBATCH_SERVE_ENV=$(SERVE_ENV) $(BIN)/python -m pytest
+# The tiers (tests/conftest.py): a test is slow when it exports a model, starts a Triton server or a Ray cluster (the
+# fixtures it uses say so), or runs facebatch in a process of its own; make test = test-fast + test-slow.
+# PYTEST_ARGS: more for pytest, e.g. PYTEST_ARGS='--durations=15' or PYTEST_ARGS='-x tests/verify'.
+PYTEST_ARGS ?=
+
+test: $(STAMP) $(SERVE_STAMP) ## run the whole test suite (real fixtures from $(FIXTURES) when present; the Triton tests in .venv-serve); GPU=1: in .venv-gpu
+	FACEBATCH_SERVE_ENV=$(SERVE_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## the unit and contract tests only: no model export, no Triton server, no Ray cluster, no facebatch process
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(STAMP) $(SERVE_STAMP) ## the rest of make test: what make test-fast leaves out (exports, servers, Ray, facebatch processes)
+	FACEBATCH_SERVE_ENV=$(SERVE_ENV) $(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 clean: ## remove build outputs (keeps .venv and .venv-serve)
 	rm -rf $(BUILD) .pytest_cache

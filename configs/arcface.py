@@ -66,7 +66,7 @@ def arcface_network(name: str) -> str:
     known = [MODEL_PREFIX + n for n in ARCFACE_CONFIGS]
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"did you mean {' or '.join(close)}? " if close else ""
-    raise SpecError(f"unknown ArcFace network {name!r}; {hint}known: {', '.join(known)}")
+    raise SpecError(f"unknown ArcFace network {name!r}; {hint}known: {', '.join(known)}", field="model")
 
 
 def is_arcface_name(name: str) -> bool:
@@ -91,7 +91,7 @@ def arcface_spec(network: str, embedding_size: int = EMBEDDING_SIZE, seeded: boo
     named so."""
     network = arcface_network(network)
     if embedding_size < 1:
-        raise SpecError(f"embedding size must be positive, got {embedding_size}")
+        raise SpecError(f"embedding size must be positive, got {embedding_size}", field="embedding_size")
     release = RELEASES.get(network) if embedding_size == EMBEDDING_SIZE and not seeded else None
     stem = f"arcface_{release}_{network}" if release else f"arcface_{network}"
     size = ARCFACE_INPUT_SIZE

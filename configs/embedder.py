@@ -20,6 +20,7 @@ embedding size); what it states is checked against the graph.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -129,13 +130,25 @@ def read_embedder_mapping(path: Path) -> dict[str, Any]:
 
 
 def read_embedder_description(path: Path) -> EmbedderDescription:
-    """A spec given beside its model (--embedder-spec): what it says (the file it names under
-    ``model:``, which describe writes, is the caller's --embedder here)."""
+    """A spec given beside its model (an ``embedder_spec``): what it says (the file it names under
+    ``model:``, which describe writes, is the caller's embedder here)."""
     return EmbedderDescription.from_mapping(read_embedder_mapping(path), str(path))
 
 
+def stated_embedder(spec_file: Path | None, values: Mapping[str, Any]) -> tuple[EmbedderDescription, set[str]]:
+    """What a spec file and single ``values`` (keys of a spec: input_size, mean, std, color_order,
+    embedding_size, input, output; each given one wins over the file's) say about a foreign embedder,
+    and which keys were stated at all."""
+    stated_in_file = read_embedder_mapping(spec_file) if spec_file is not None else {}
+    mapping = EmbedderDescription.from_mapping(stated_in_file, str(spec_file)).to_mapping()
+    given = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items() if v is not None}
+    mapping.update(given)
+    stated = {k for k, v in stated_in_file.items() if v is not None} | set(given)
+    return EmbedderDescription.from_mapping(mapping, "embedder values"), stated
+
+
 def read_embedder_file(path: Path) -> tuple[Path, EmbedderDescription]:
-    """A spec that stands for its model (``facebatch embed --embedder mobilefacenet.yaml``): the
+    """A spec that stands for its model (given as the embedder itself, ``mobilefacenet.yaml``): the
     ONNX file it names under ``model:`` and what it says about it."""
     path = Path(path)
     data = dict(read_embedder_mapping(path))
@@ -143,7 +156,8 @@ def read_embedder_file(path: Path) -> tuple[Path, EmbedderDescription]:
     if not isinstance(model, str) or not model:
         raise SpecError(
             f"{path} does not name its ONNX file; add '{MODEL_KEY}: FILE.onnx' (relative to the spec), "
-            "or pass the .onnx as --embedder and the spec as --embedder-spec"
+            "or pass the .onnx as the embedder and this spec as its embedder_spec",
+            field="embedder_spec",
         )
     model_path = Path(model) if Path(model).is_absolute() else path.parent / model
     if not model_path.is_file():
@@ -192,7 +206,10 @@ def _pick(names: list[str], wanted: str | None, kind: str, source: str) -> str:
             raise SpecError(f"{source} has no {kind} {wanted!r}; its {kind}s are {', '.join(names)}")
         return wanted
     if len(names) != 1:
-        raise SpecError(f"{source} has {len(names)} {kind}s ({', '.join(names)}); name the embedding one with --{kind}")
+        raise SpecError(
+            f"{source} has {len(names)} {kind}s ({', '.join(names)}); name the embedding one as embedder_{kind}",
+            field=f"embedder_{kind}",
+        )
     return names[0]
 
 

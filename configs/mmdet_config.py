@@ -133,7 +133,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     """All top-level assignments of a config file, evaluated safely."""
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"config file {path} does not exist; pass an insightface SCRFD config .py to --config")
+        raise SpecError(f"config {path} does not exist; pass an insightface SCRFD config file (.py)", field="config")
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise SpecError(
             f"{path} is {path.stat().st_size} bytes; an SCRFD config is a few KB (at most {MAX_CONFIG_BYTES}): "

@@ -1,13 +1,13 @@
 """What is this ONNX file? A ``ModelFile`` carries the spec that verify, bench and the
 pipeline work from, whoever made the file.
 
-* our artifacts: the spec stored in ``metadata_props`` by the exporter; flags that describe
-  a model are refused, since the file describes itself;
+* our artifacts: the spec stored in ``metadata_props`` by the exporter; a description of a
+  foreign embedder is refused, since the file describes itself;
 * other SCRFD detectors (``detect_family``): a spec over the graph's own output names, the
-  head every released SCRFD has, and the input size from the graph, ``--size``, or
-  insightface's 640 when the graph leaves it symbolic;
-* other embedders (one output): a spec from ``--embedder-spec``/flags, else ArcFace's
-  preprocessing with a note that it was assumed.
+  head every released SCRFD has, and the input size from the graph, the caller's ``size``, or
+  insightface's 640 when the graph leaves it symbolic (``graph_size.detector_spec``);
+* other embedders (one output): a spec from an ``EmbedderDescription`` (a YAML spec, single
+  values), else ArcFace's preprocessing with a note that it was assumed.
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from pathlib import Path
 import onnx
 
 from facebatch.configs.embedder import EmbedderDescription, embedder_spec
-from facebatch.configs.family import describe_family, detect_family, scrfd_landmarks
-from facebatch.configs.scrfd import INSIGHTFACE_DET_SIZE, SCRFD_NORMALIZE, check_input_size, released_head_layout
-from facebatch.configs.spec import BATCH, Family, ModelSpec, TensorSpec, fp32_output
+from facebatch.configs.family import describe_family, detect_family
+from facebatch.configs.graph_size import detector_spec, shared_size_symbol, square_size_allowed
+from facebatch.configs.scrfd import check_input_size
+from facebatch.configs.spec import Family, ModelSpec
 from facebatch.configs.spec_io import stored_spec
 from facebatch.core.environment import INT8_CPU_CLASSES, file_sha256
 from facebatch.core.errors import SpecError
-from facebatch.core.onnx_graph import graph_input, io_dims, load_onnx
+from facebatch.core.onnx_graph import load_onnx
 from facebatch.core.publish import sidecar_of
 
 OUR_SPEC = "facebatch metadata"
@@ -171,36 +172,21 @@ class ModelFile:
         size = (int(size[0]), int(size[1]))
         square_size_allowed(self.path.name, self.shared_size_symbol, size)
         if self.fixed_size and size != self.spec.input_size:
-            how = " (exported without --dynamic-size)" if self.is_ours else ""
+            how = " (exported with a fixed height and width)" if self.is_ours else ""
             h, w = self.spec.input_size
-            raise SpecError(f"{self.path.name} runs at {h}x{w} only{how}; drop --size {size[0]}x{size[1]}")
+            raise SpecError(f"{self.path.name} runs at {h}x{w} only{how}; drop size {size[0]}x{size[1]}", field="size")
         if self.spec.head is not None:
             check_input_size(*size, self.spec.size_multiple)
         return size
 
 
-def fix_command(path: Path) -> str:
-    """The ``facebatch fix`` command line that repairs ``path``, runnable as printed (the repaired
-    file goes into the working folder: the input's may not be writable)."""
-    return f"facebatch fix {path} -o {Path(path).stem}_batch.onnx"
+REPAIRABLE = "fix repairs this graph by surgery"  # how a failing verify's note says fix can repair the file
 
 
-def shared_size_symbol(model: onnx.ModelProto) -> str | None:
-    """The one symbol an NCHW input uses for both height and width, if it does (``['1', 3, '?', '?']``)."""
-    dims = graph_input(model, SpecError)[1]
-    if len(dims) == 4 and isinstance(dims[2], str) and dims[2] and dims[2] == dims[3]:
-        return dims[2]
-    return None
-
-
-def square_size_allowed(name: str, symbol: str | None, size: tuple[int, int]) -> None:
-    """Refuse, in one line, a non-square size for a graph whose height and width share ``symbol``."""
-    if symbol is not None and size[0] != size[1]:
-        side = max(size)
-        raise SpecError(
-            f"{name} names its input height and width with one symbol {symbol!r}, so it takes square inputs only; "
-            f"pass a square --size such as {side} instead of {size[0]}x{size[1]}"
-        )
+def repaired_name(path: Path) -> str:
+    """Where fix's repair of ``path`` goes when the caller names no output: the working folder (the input's may
+    not be writable)."""
+    return f"{Path(path).stem}_batch.onnx"
 
 
 def load_model(path: Path) -> onnx.ModelProto:
@@ -208,41 +194,6 @@ def load_model(path: Path) -> onnx.ModelProto:
     if not model.graph.output:
         raise SpecError(f"{path} holds a graph without outputs; is it truncated or not an ONNX model?")
     return model
-
-
-def _symbolic_hw(dims: list) -> bool:
-    return len(dims) == 4 and any(not (isinstance(d, int) and d > 0) for d in dims[2:4])
-
-
-def _detector_target(path: Path, model: onnx.ModelProto, size: tuple[int, int] | None) -> ModelFile:
-    input_name, dims = graph_input(model, SpecError)
-    graph_hw = [d if isinstance(d, int) and d > 0 else None for d in dims[2:4]] if len(dims) == 4 else [None, None]
-    head = released_head_layout(bool(scrfd_landmarks(model)))
-    notes = []
-    if None not in graph_hw:
-        size = (graph_hw[0], graph_hw[1])  # a fixed graph runs at its own size (verify_job.check_sizes refuses others)
-    elif size is None:
-        size = (INSIGHTFACE_DET_SIZE, INSIGHTFACE_DET_SIZE)
-        notes.append(
-            f"input size is symbolic; checking at {size[0]}x{size[1]}, insightface's detection size (change with --size)"
-        )
-    else:
-        square_size_allowed(path.name, shared_size_symbol(model), size)
-    check_input_size(*size, head.size_multiple)
-    out_dims = io_dims(model)
-    outputs = tuple(
-        fp32_output(o.name, (BATCH, f"rows_{o.name}", out_dims[o.name][-1]), embedder=False) for o in model.graph.output
-    )
-    spec = ModelSpec(
-        name=path.stem,
-        family=Family.SCRFD,
-        inputs=(TensorSpec(input_name, (BATCH, 3, size[0], size[1])),),
-        outputs=outputs,
-        normalize=SCRFD_NORMALIZE,
-        input_size=size,
-        head=head,
-    )
-    return ModelFile(path, model, spec, "inferred: SCRFD detector (by its outputs)", not _symbolic_hw(dims), notes)
 
 
 def read_model_file(
@@ -260,13 +211,15 @@ def read_model_file(
     if embedder is not None and (stored is not None or family is not Family.EMBEDDER):
         what = "carries its own facebatch spec" if stored is not None else f"is {describe_family(family)}"
         raise SpecError(
-            f"{path.name} {what}; drop --embedder-spec/--mean/--std/--color-order/--embedding-size/--input/--output "
-            "(they describe a foreign embedder)"
+            f"{path.name} {what}; drop embedder_spec and the values that describe a foreign embedder (mean, std, "
+            "color_order, embedding_size, input, output)",
+            field="embedder_spec",
         )
     if stored is not None:
         return ModelFile(path, model, stored, OUR_SPEC, not stored.dynamic_size)
     if family is Family.SCRFD:
-        return _detector_target(path, model, size)
+        spec, fixed, notes = detector_spec(path, model, size)
+        return ModelFile(path, model, spec, "inferred: SCRFD detector (by its outputs)", fixed, notes)
     if family is Family.EMBEDDER:
         notes = []
         if embedder is None:
@@ -277,7 +230,9 @@ def read_model_file(
         spec = embedder_spec(model, embedder, path.name)
         source = "embedder spec" if not notes else "inferred: embedder (one output)"
         return ModelFile(path, model, spec, source, True, notes)
-    raise SpecError(f"{path.name} is {describe_family(family)}; describe an embedder with --embedder-spec")
+    raise SpecError(
+        f"{path.name} is {describe_family(family)}; describe an embedder with an embedder_spec", field="embedder_spec"
+    )
 
 
 # A face embedder maps an aligned face crop to a vector of 128 to 512 values (ArcFace, MobileFaceNet); a classifier's

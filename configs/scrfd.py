@@ -146,7 +146,7 @@ def scrfd_config(variant: str) -> dict[str, Any]:
         return SCRFD_CONFIGS[variant]
     close = difflib.get_close_matches(variant, list(SCRFD_CONFIGS), n=3, cutoff=0.5)
     hint = f"did you mean {' or '.join(close)}? " if close else ""
-    raise SpecError(f"unknown SCRFD variant {variant!r}; {hint}known: {', '.join(SCRFD_CONFIGS)}")
+    raise SpecError(f"unknown SCRFD variant {variant!r}; {hint}known: {', '.join(SCRFD_CONFIGS)}", field="model")
 
 
 def head_layout_from_head(anchor_generator: dict[str, Any], use_kps: bool) -> HeadLayout:
@@ -173,7 +173,8 @@ def check_input_size(height: int, width: int, multiple: int = max(STRIDES)) -> N
         if value <= 0 or value % multiple:
             raise SpecError(
                 f"input {label} {value} is not a positive multiple of {multiple} (SCRFD's coarsest stride); "
-                f"use e.g. {max(multiple, round(value / multiple) * multiple)}"
+                f"use e.g. {max(multiple, round(value / multiple) * multiple)}",
+                field="size",
             )
 
 

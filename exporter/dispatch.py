@@ -1,6 +1,6 @@
 """Which exporter a request goes to: an SCRFD detector or an ArcFace embedder, decided from
 the model name, a config file, or what ONNX weights are (``detect_family``); ``export_model``
-runs it (the command line's and the Python API's export)."""
+runs it (``facebatch.workflows.export`` is the command's use case)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE
 from facebatch.configs.spec import Family
 from facebatch.core.errors import SpecError, WeightsError
 from facebatch.core.onnx_graph import load_onnx
-from facebatch.exporter.settings import ExportSettings
+from facebatch.exporter.options import ArtifactOptions
 
 if TYPE_CHECKING:
     from facebatch.exporter.export_job import ExportResult
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def export_family(model: str | None, config: Path | None, weights: Path | None) -> Family:
     """SCRFD or ARCFACE; a named model and ONNX weights of the other family are refused."""
     if weights is not None and not Path(weights).is_file():
-        raise WeightsError(f"weights file {weights} does not exist")
+        raise WeightsError(f"weights file {weights} does not exist", field="weights")
     named = None
     if model is not None:
         named = Family.ARCFACE if is_arcface_name(model) else Family.SCRFD
@@ -31,19 +31,25 @@ def export_family(model: str | None, config: Path | None, weights: Path | None) 
         named = Family.SCRFD
     if weights is None or Path(weights).suffix.lower() != ".onnx":
         if named is None:
-            raise SpecError("name a model (see 'facebatch models'), or pass --config FILE.py or ONNX --weights")
+            raise SpecError(
+                "name a model (the models command lists them), or give a config file (.py) or ONNX weights",
+                field="model",
+            )
         return named
     found = detect_family(load_onnx(weights, "weights file", WeightsError))
     if found is None:
-        raise WeightsError(f"{Path(weights).name} is {describe_family(None)}; it cannot be re-exported")
+        raise WeightsError(
+            f"{Path(weights).name} is {describe_family(None)}; it cannot be re-exported", field="weights"
+        )
     exported = (
         Family.SCRFD if found is Family.SCRFD else Family.ARCFACE
     )  # any embedder file is tried as ArcFace weights
     if named is not None and named is not exported:
         wanted = "an ArcFace network" if named is Family.ARCFACE else "an SCRFD variant"
         raise SpecError(
-            f"{Path(weights).name} is {describe_family(found)}, but {model or '--config'} names {wanted}; "
-            "drop the name (it is inferred from the file)"
+            f"{Path(weights).name} is {describe_family(found)}, but {model or 'the config'} names {wanted}; "
+            "drop the name (it is inferred from the file)",
+            field="model",
         )
     return exported
 
@@ -56,33 +62,37 @@ def export_model(
     size: tuple[int, int] | None = None,
     dynamic_size: bool = False,
     embedding_size: int | None = None,
-    settings: ExportSettings | None = None,
+    settings: ArtifactOptions | None = None,
 ) -> ExportResult:
     """Export one model, proven, into ``settings.out_dir``: an SCRFD variant (``size`` H, W; default
     DEFAULT_SCRFD_SIZE square) or an ArcFace network, named or inferred from ONNX ``weights``;
     without weights, seeded ones (for checking and benchmarking only)."""
-    settings = settings or ExportSettings()
+    settings = settings or ArtifactOptions()
     common = asdict(settings)
     if export_family(model, config, weights) is Family.ARCFACE:
-        from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
+        from facebatch.exporter.arcface_export import ArcFaceExportOptions, export_arcface
 
         if size is not None and tuple(size) != (ARCFACE_INPUT_SIZE, ARCFACE_INPUT_SIZE):
             raise SpecError(
-                f"ArcFace networks take {ARCFACE_INPUT_SIZE}x{ARCFACE_INPUT_SIZE} (their fc expects a 7x7 grid); drop --size"
+                f"ArcFace networks take {ARCFACE_INPUT_SIZE}x{ARCFACE_INPUT_SIZE} (their fc expects a 7x7 grid); "
+                "drop size",
+                field="size",
             )
-        if config is not None or dynamic_size:
-            raise SpecError("--config and --dynamic-size apply to SCRFD detectors only")
-        request = ArcFaceExportRequest(
+        if config is not None:
+            raise SpecError("config applies to SCRFD detectors only", field="config")
+        if dynamic_size:
+            raise SpecError("dynamic_size applies to SCRFD detectors only", field="dynamic_size")
+        options = ArcFaceExportOptions(
             network=model, weights=weights, embedding_size=embedding_size or EMBEDDING_SIZE, **common
         )
-        return export_arcface(request)
-    from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
+        return export_arcface(options)
+    from facebatch.exporter.scrfd_export import ScrfdExportOptions, export_scrfd
 
     if embedding_size is not None:
-        raise SpecError("--embedding-size applies to ArcFace networks only")
+        raise SpecError("embedding_size applies to ArcFace networks only", field="embedding_size")
     height, width = size or (DEFAULT_SCRFD_SIZE, DEFAULT_SCRFD_SIZE)
     return export_scrfd(
-        ScrfdExportRequest(
+        ScrfdExportOptions(
             variant=model,
             config=config,
             height=height,

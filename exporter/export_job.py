@@ -5,22 +5,25 @@ simplified, proven, stamped artifact (``.onnx`` + sidecar ``.json``), published 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 from torch import nn
 
 from facebatch.configs.spec import ModelSpec
+from facebatch.configs.spec_io import spec_to_dict
 from facebatch.core.errors import ExportError
 from facebatch.core.progress import step, warn
 from facebatch.core.publish import draft, publish
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.torch_runner import TorchRunner
+from facebatch.exporter.defaults import PARITY_BATCH_SIZES, check_parity_batch_sizes
 from facebatch.exporter.metadata import SEEDED_WARNING, ArtifactRecord, WeightsInfo
-from facebatch.exporter.settings import PARITY_BATCH_SIZES, check_parity_batch_sizes
 from facebatch.exporter.simplify import simplify_onnx
 from facebatch.exporter.torch_to_onnx import onnx_from_torch
 from facebatch.exporter.weights.seeded import ParityGate, seeded_parity_gate
@@ -44,6 +47,39 @@ class ExportResult:
     def max_parity_diff(self) -> float:
         return max(r.max_abs_diff for r in self.parity)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "artifact": str(self.onnx_path),
+            "sidecar": str(self.sidecar_path),
+            "spec": spec_to_dict(self.spec),
+            "weights": self.weights.to_dict(),
+            "parity": [r.to_dict() for r in self.parity],
+            "parity_atol": self.parity_atol,
+            "parity_gate": None if self.parity_gate is None else self.parity_gate.note,
+            "max_parity_diff": self.max_parity_diff if self.parity else None,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+
+    def to_markdown(self) -> str:
+        spec = self.spec
+        lines = [
+            f"# facebatch export: `{self.onnx_path.name}`",
+            "",
+            f"- artifact: `{self.onnx_path}` (sidecar `{self.sidecar_path.name}`)",
+            f"- input: `{spec.input.name} {list(spec.input.dims)}`",
+            f"- outputs: {', '.join(f'`{t.name} {list(t.dims)}`' for t in spec.outputs)}",
+            f"- weights: {self.weights.describe()}",
+        ]
+        if self.weights.proof is not None:
+            lines.append(f"- import proof: {self.weights.proof.summary()}")
+        if self.parity_gate is not None:
+            lines.append(f"- parity gate: {self.parity_gate.note}")
+        lines += ["", "| parity torch vs onnxruntime | result |", "|---|---|"]
+        lines += [f"| {r.label} | {r.summary().split(': ', 1)[-1]} |" for r in self.parity]
+        return "\n".join(lines) + "\n"
+
 
 def artifact_name(spec: ModelSpec, name: str | None) -> str:
     name = name or spec.default_filename
@@ -64,12 +100,12 @@ def export_artifact(
     preprocessed, at least max(parity_batch_sizes) of them), write both artifacts."""
     check_parity_batch_sizes(parity_batch_sizes)
     if weights.kind == "seeded":
-        warn(f"no --weights given: {SEEDED_WARNING}")
+        warn(f"no weights given: {SEEDED_WARNING}")
     target = Path(out_dir) / artifact_name(spec, name)
     sidecar_target = target.with_suffix(".json")
     if target.exists():
         warn(f"{target} exists; it is replaced if this export passes its proofs (and kept if not)")
-    with draft(target, "--out") as candidate:
+    with draft(target, "out") as candidate:
         work = candidate.folder
         with step(f"export {spec.name} to ONNX (opset {opset}, batch symbolic)"):
             raw = onnx_from_torch(model, spec, work / "raw.onnx", opset)

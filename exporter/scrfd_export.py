@@ -17,7 +17,7 @@ from facebatch.engines.pipeline.preprocess import proof_frames
 from facebatch.exporter.export_job import ExportResult, export_artifact
 from facebatch.exporter.metadata import WeightsInfo
 from facebatch.exporter.models.scrfd import SCRFD, build_scrfd, seeded_init
-from facebatch.exporter.settings import ExportSettings
+from facebatch.exporter.options import ArtifactOptions
 from facebatch.exporter.weights.checkpoint import load_state_dict_strict, read_state_dict
 from facebatch.exporter.weights.scrfd_import import prove_scrfd_import, scrfd_from_onnx, source_input_size
 
@@ -25,7 +25,7 @@ IMPORT_PROOF_FRAMES = 4
 
 
 @dataclass
-class ScrfdExportRequest(ExportSettings):
+class ScrfdExportOptions(ArtifactOptions):
     variant: str | None = None  # a released config name; inferred from ONNX weights if None
     config: Path | None = None  # an insightface SCRFD config .py (custom-trained models)
     height: int = DEFAULT_SCRFD_SIZE
@@ -34,56 +34,64 @@ class ScrfdExportRequest(ExportSettings):
     weights: Path | None = None
 
 
-def _model_config(request: ScrfdExportRequest) -> tuple[str | None, dict[str, Any] | None]:
-    if request.config is not None:
-        return request.variant or Path(request.config).stem, read_scrfd_model_config(Path(request.config))
-    if request.variant is not None:
-        return request.variant, scrfd_config(request.variant)
+ScrfdExportRequest = ScrfdExportOptions  # alias for one release
+
+
+def _model_config(options: ScrfdExportOptions) -> tuple[str | None, dict[str, Any] | None]:
+    if options.config is not None:
+        return options.variant or Path(options.config).stem, read_scrfd_model_config(Path(options.config))
+    if options.variant is not None:
+        return options.variant, scrfd_config(options.variant)
     return None, None
 
 
-def scrfd_model_with_weights(request: ScrfdExportRequest) -> tuple[SCRFD, str, WeightsInfo]:
+def scrfd_model_with_weights(options: ScrfdExportOptions) -> tuple[SCRFD, str, WeightsInfo]:
     """Resolve variant/config and weights into a populated eval-mode model."""
-    variant, model_cfg = _model_config(request)
-    weights = request.weights
+    variant, model_cfg = _model_config(options)
+    weights = options.weights
     if weights is not None and not Path(weights).is_file():
-        raise WeightsError(f"weights file {weights} does not exist")
+        raise WeightsError(f"weights file {weights} does not exist", field="weights")
     if weights is not None and Path(weights).suffix.lower() == ".onnx":
         with step(f"import weights from {Path(weights).name}"):
             model, variant = scrfd_from_onnx(Path(weights), variant=variant, model_cfg=model_cfg)
-        h, w = source_input_size(Path(weights), fallback=(request.height, request.width))
-        frames = proof_frames(IMPORT_PROOF_FRAMES, h, w, SCRFD_NORMALIZE, request.photos, seed=request.seed)
+        h, w = source_input_size(Path(weights), fallback=(options.height, options.width))
+        frames = proof_frames(IMPORT_PROOF_FRAMES, h, w, SCRFD_NORMALIZE, options.photos, seed=options.seed)
         with step(f"prove the import reproduces {Path(weights).name} at {h}x{w}"):
             proof = prove_scrfd_import(model, Path(weights), frames)
         if not proof.passed:
-            raise VerificationFailed(f"imported weights do not reproduce {Path(weights).name}: {proof.summary()}")
+            raise VerificationFailed(
+                f"imported weights do not reproduce {Path(weights).name}: {proof.summary()}", field="weights"
+            )
         return model, variant, WeightsInfo("onnx", str(weights), file_sha256(Path(weights)), proof=proof)
     if variant is None or model_cfg is None:
-        raise SpecError("name a variant (e.g. scrfd_10g_bnkps) or pass --config; only ONNX weights can reveal it")
+        raise SpecError(
+            "name a variant (e.g. scrfd_10g_bnkps) or give its config file; only ONNX weights can reveal it",
+            field="model",
+        )
     model = build_scrfd(**model_cfg)
     if weights is None:
-        return seeded_init(model, request.seed).eval(), variant, WeightsInfo("seeded", seed=request.seed)
+        return seeded_init(model, options.seed).eval(), variant, WeightsInfo("seeded", seed=options.seed)
     with step(f"load checkpoint {Path(weights).name}"):
         load_state_dict_strict(model, read_state_dict(Path(weights)), Path(weights).name)
     return model.eval(), variant, WeightsInfo("checkpoint", str(weights), file_sha256(Path(weights)))
 
 
-def export_scrfd(request: ScrfdExportRequest) -> ExportResult:
-    check_input_size(request.height, request.width)
-    request.check()
-    out_dir = ensure_writable_dir(Path(request.out_dir))  # fail before the slow work
-    model, variant, weights = scrfd_model_with_weights(request)
+def export_scrfd(options: ScrfdExportOptions) -> ExportResult:
+    check_input_size(options.height, options.width)
+    options.check()
+    out_dir = ensure_writable_dir(Path(options.out_dir))  # fail before the slow work
+    model, variant, weights = scrfd_model_with_weights(options)
     spec = scrfd_spec(
         variant,
         model.layout,
-        request.height,
-        request.width,
-        dynamic_size=request.dynamic_size,
+        options.height,
+        options.width,
+        dynamic_size=options.dynamic_size,
         seeded=weights.kind == "seeded",
     )
     frames = proof_frames(
-        max(request.parity_batch_sizes), request.height, request.width, SCRFD_NORMALIZE, request.photos, request.seed
+        max(options.parity_batch_sizes), options.height, options.width, SCRFD_NORMALIZE, options.photos, options.seed
     )
     return export_artifact(
-        model, spec, weights, out_dir, request.name, request.opset, frames, request.parity_batch_sizes
+        model, spec, weights, out_dir, options.name, options.opset, frames, options.parity_batch_sizes
     )

@@ -1,9 +1,9 @@
-"""``verify --reference torch``: rebuild the PyTorch model an artifact was exported from,
-as a check-4 reference.
+"""The torch reference (``reference="torch"``): rebuild the PyTorch model an artifact was exported
+from, as a check-4 reference.
 
 The model comes from the artifact's metadata (variant or network, size) and its weights:
-the seed stored for seeded exports, else the weights file its sidecar names or
-``--reference-weights``, whose sha256 must be the one the artifact records. Seeded weights
+the seed stored for seeded exports, else the weights file its sidecar names or the caller's
+``reference_weights``, whose sha256 must be the one the artifact records. Seeded weights
 get the export's documented parity gate. This lives in the exporter, which owns the model
 definitions and loaders; verify only runs the reference it is handed.
 """
@@ -25,9 +25,9 @@ from facebatch.core.errors import SpecError, WeightsError
 from facebatch.core.progress import step
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.torch_runner import TorchRunner
-from facebatch.exporter.arcface_export import ArcFaceExportRequest, arcface_model_with_weights
+from facebatch.exporter.arcface_export import ArcFaceExportOptions, arcface_model_with_weights
 from facebatch.exporter.metadata import WeightsInfo
-from facebatch.exporter.scrfd_export import ScrfdExportRequest, scrfd_model_with_weights
+from facebatch.exporter.scrfd_export import ScrfdExportOptions, scrfd_model_with_weights
 from facebatch.exporter.weights.seeded import seeded_parity_gate
 from facebatch.verify.reference import Reference, ReferenceFactory, onnx_reference
 
@@ -61,7 +61,10 @@ def _weights_of(target: ModelFile, weights: Path | None) -> tuple[Path | None, i
     recorded = target.recorded_weights
     if kind == "seeded":
         if weights is not None:
-            raise SpecError(f"{target.path.name} was exported with seeded weights; drop --reference-weights")
+            raise SpecError(
+                f"{target.path.name} was exported with seeded weights; drop reference_weights",
+                field="reference_weights",
+            )
         seed = props.get("weights_seed", recorded.get("seed"))
         if seed is None:
             raise SpecError(
@@ -73,11 +76,13 @@ def _weights_of(target: ModelFile, weights: Path | None) -> tuple[Path | None, i
     if weights is None or not weights.is_file():
         where = f" (the sidecar names {weights}, which is not there)" if weights is not None else ""
         raise WeightsError(
-            f"pass --reference-weights: the {kind} file {target.path.name} was exported from, sha256 {expected_sha}{where}"
+            f"pass reference_weights: the {kind} file {target.path.name} was exported from, sha256 {expected_sha}{where}",
+            field="reference_weights",
         )
     if expected_sha and file_sha256(weights) != expected_sha:
         raise WeightsError(
-            f"{weights} is not the file {target.path.name} was exported from (sha256 {expected_sha}); pass that one"
+            f"{weights} is not the file {target.path.name} was exported from (sha256 {expected_sha}); pass that one",
+            field="reference_weights",
         )
     return weights, 0
 
@@ -88,8 +93,9 @@ def rebuild_torch_model(
     """The populated torch model of one of our artifacts."""
     if target.source != "facebatch metadata":
         raise SpecError(
-            f"--reference torch needs a facebatch artifact ({target.path.name} carries no facebatch spec); "
-            "compare with another ONNX file: --reference FILE"
+            f"reference torch needs a facebatch artifact ({target.path.name} carries no facebatch spec); "
+            "compare with another ONNX file as the reference",
+            field="reference",
         )
     weights, seed = _weights_of(target, weights)
     spec = target.spec
@@ -97,22 +103,25 @@ def rebuild_torch_model(
         onnx_weights = weights is not None and weights.suffix.lower() == ".onnx"
         if spec.name not in SCRFD_CONFIGS and config is None and not onnx_weights:
             raise SpecError(
-                f"{spec.name} is not a released SCRFD config; pass --reference-config with the config .py it was exported from"
+                f"{spec.name} is not a released SCRFD config; pass reference_config: the config .py it was exported from",
+                field="reference_config",
             )
         h, w = spec.input_size
-        request = ScrfdExportRequest(
+        options = ScrfdExportOptions(
             variant=spec.name, config=config, height=h, width=w, weights=weights, seed=seed, photos=photos
         )
-        model, _, info = scrfd_model_with_weights(request)
+        model, _, info = scrfd_model_with_weights(options)
         return model, info
     if spec.family is Family.ARCFACE:
-        build = ArcFaceExportRequest(
+        build = ArcFaceExportOptions(
             network=spec.name, weights=weights, embedding_size=spec.embedding_size, seed=seed, photos=photos
         )
         model, _, info = arcface_model_with_weights(build)
         return model, info
     raise SpecError(
-        f"--reference torch rebuilds SCRFD and ArcFace artifacts, not {spec.family.value} models; use --reference FILE"
+        f"reference torch rebuilds SCRFD and ArcFace artifacts, not {spec.family.value} models; compare with another "
+        "ONNX file as the reference",
+        field="reference",
     )
 
 
@@ -127,13 +136,21 @@ def torch_reference(weights: Path | None = None, config: Path | None = None) -> 
     return build
 
 
-def reference_from_argument(source: str, weights: Path | None = None, config: Path | None = None) -> ReferenceFactory:
-    """``--reference torch|FILE.onnx`` (with ``--reference-weights``/``--reference-config``)."""
-    if source == TORCH:
+def reference_from_argument(
+    source: str | Path | None, weights: Path | None = None, config: Path | None = None
+) -> ReferenceFactory | None:
+    """Check 4's reference as a caller names it: ``"torch"`` (with its ``weights`` and ``config`` where the
+    artifact does not name them), another ONNX file, or None (no reference: check 4 is skipped)."""
+    if source is not None and str(source) == TORCH:
         return torch_reference(weights, config)
-    if weights is not None or config is not None:
-        raise SpecError("--reference-weights and --reference-config belong to --reference torch")
+    for value, name in ((weights, "reference_weights"), (config, "reference_config")):
+        if value is not None:
+            raise SpecError(f"{name} applies to a torch reference only", field=name)
+    if source is None:
+        return None
     path = Path(source)
-    if not path.exists() and difflib.get_close_matches(source, [TORCH], n=1, cutoff=0.6):
-        raise SpecError(f"--reference {source!r} is neither 'torch' nor an existing file; did you mean torch?")
+    if not path.exists() and difflib.get_close_matches(str(source), [TORCH], n=1, cutoff=0.6):
+        raise SpecError(
+            f"reference {str(source)!r} is neither 'torch' nor an existing file; did you mean torch?", field="reference"
+        )
     return onnx_reference(path)

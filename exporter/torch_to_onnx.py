@@ -22,7 +22,7 @@ from torch import nn
 from facebatch.configs.spec import BATCH, HEIGHT, WIDTH, ModelSpec
 from facebatch.core.errors import ExportError
 from facebatch.core.interrupts import deferred
-from facebatch.exporter.settings import DEFAULT_OPSET, check_opset
+from facebatch.exporter.defaults import DEFAULT_OPSET, check_opset
 from facebatch.verify.layout import axis_problems
 
 MAX_SYMBOLIC_BATCH = 4096

@@ -1,8 +1,10 @@
 """facebatch: batch-safe ONNX re-exports of InsightFace face models, verified and benchmarked.
 
 The Python API (``facebatch.api``; importing this package stays light, each name loads on first
-use): ``export``, ``verify_model``, ``convert``, ``quantize``, ``fix``, ``bench``, ``release``,
-``check_release``, ``open_pipeline``, ``photos``, ``read_model_file`` and the result and option types.
+use): ``export``, ``verify_model``, ``fix``, ``convert``, ``quantize``, ``bench``, ``detect``, ``embed``,
+``compare``, ``index``, ``search``, ``triton``, ``serve``, ``release``, ``check_release``, ``open_pipeline``,
+``photos``, ``read_model_file`` and the result and option types: every command's use case, with the
+same proofs and refusals as the command line.
 """
 
 from __future__ import annotations
@@ -39,14 +41,22 @@ API = (
     "check_release",
     "index",
     "search",
+    "detect",
+    "embed",
+    "compare",
+    "triton",
+    "serve",
     "photos",
+    "Run",
     "open_pipeline",
     "FacePipeline",
+    "PipelineOptions",
     "PipelineSettings",
     "ImageFaces",
     "read_model_file",
     "ModelFile",
     "ReleaseOptions",
+    "ModelToExport",
     "ModelRequest",
     "ExportResult",
     "VerifyReport",
@@ -56,6 +66,13 @@ API = (
     "BenchReport",
     "ReleaseResult",
     "CheckResult",
+    "BenchOptions",
+    "BenchResult",
+    "TritonOptions",
+    "TritonResult",
+    "RepositoryOptions",
+    "ServeOptions",
+    "ServeResult",
 )
 __all__ = ["__version__", *API]
 

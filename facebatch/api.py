@@ -21,29 +21,36 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 from facebatch import API
+from facebatch.api_pipeline import compare, detect, embed, index, open_pipeline, search  # noqa: F401 (the API)
+from facebatch.configs.embedder import EmbedderDescription
 from facebatch.configs.model_file import ModelFile, read_model_file
-from facebatch.engines.bench.job import BenchOptions, bench_models
+from facebatch.core.run import Run  # noqa: F401 (with facebatch.Run(): the folders a run made, its reporter)
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.report import BenchReport
-from facebatch.engines.pipeline.face_pipeline import FacePipeline, ImageFaces, PipelineSettings
-from facebatch.engines.pipeline.face_pipeline import open_pipeline as open_faces
-from facebatch.engines.pipeline.preprocess import collect_images
-from facebatch.exporter.backends import make_runner
-from facebatch.exporter.dispatch import export_model
+from facebatch.engines.pipeline.face_pipeline import FacePipeline
+from facebatch.engines.pipeline.image_faces import ImageFaces
+from facebatch.engines.pipeline.options import PipelineOptions, PipelineSettings
+from facebatch.engines.pipeline.photo_files import collect_images
+from facebatch.engines.triton.options import RepositoryOptions  # noqa: F401
 from facebatch.exporter.export_job import ExportResult
-from facebatch.exporter.settings import ExportSettings
-from facebatch.exporter.torch_reference import reference_from_argument
 from facebatch.verify.report import VerifyReport
-from facebatch.verify.verify_job import VerifyOptions
-from facebatch.verify.verify_job import verify_model as run_checks
+from facebatch.workflows.bench import BenchOptions, BenchResult
+from facebatch.workflows.bench import bench as run_bench
 from facebatch.workflows.convert import ConvertOptions, ConvertResult, convert_fp16
-from facebatch.workflows.fix import FixResult, fix_onnx
+from facebatch.workflows.export import ExportOptions
+from facebatch.workflows.export import export as run_export
+from facebatch.workflows.fix import FixOptions, FixResult, fix_model
 from facebatch.workflows.quantize import QuantizeOptions, QuantizeResult, quantize_int8
 from facebatch.workflows.release.check import CheckResult, check_release
-from facebatch.workflows.release.options import ModelRequest, ReleaseOptions
+from facebatch.workflows.release.options import ModelRequest, ModelToExport, ReleaseOptions  # noqa: F401
 from facebatch.workflows.release.run import ReleaseResult, run_release
+from facebatch.workflows.serve import ServeOptions, ServeResult, serve  # noqa: F401 (serve(options, stop=event))
+from facebatch.workflows.triton import TritonOptions, TritonResult, triton  # noqa: F401 (triton(options))
+from facebatch.workflows.verify import VerifyModelOptions
+from facebatch.workflows.verify import verify as run_verify
 
 PathLike = str | Path
 
@@ -56,45 +63,23 @@ def photos(images: Sequence[PathLike]) -> list[Path]:
 _photos = photos  # the functions below take a parameter named photos, which hides the function
 
 
-def open_pipeline(
-    detector: PathLike | ModelFile,
-    embedder: PathLike | ModelFile | None = None,
-    *,
-    backend: str = "ort-cpu",
-    settings: PipelineSettings | None = None,
-) -> AbstractContextManager[FacePipeline]:
-    """The batched detect → align → embed pipeline over two ONNX files (ours, or official ones),
-    as a context manager; ``pipeline.run(paths)`` yields one ``ImageFaces`` per photo."""
-
-    def model(item: PathLike | ModelFile) -> ModelFile:
-        return item if isinstance(item, ModelFile) else read_model_file(Path(item))
-
-    return open_faces(
-        model(detector), None if embedder is None else model(embedder), backend=backend, settings=settings
-    )
-
-
 def export(
     model: str | None = None,
     *,
     weights: PathLike | None = None,
     size: tuple[int, int] | None = None,
-    out_dir: PathLike = ExportSettings.out_dir,
+    out_dir: PathLike = ExportOptions.out_dir,
     photos: Sequence[PathLike] = (),
     config: PathLike | None = None,
-    dynamic_size: bool = False,
+    dynamic_size: bool = ExportOptions.dynamic_size,
+    **more: Any,
 ) -> ExportResult:
-    """``facebatch export``: a catalog model (or one inferred from ONNX ``weights``) → a proven,
-    batch-safe ONNX and its sidecar in ``out_dir``; ``photos`` feed the import and parity proofs."""
-    settings = ExportSettings(out_dir=Path(out_dir), photos=_photos(photos))
-    return export_model(
-        model,
-        weights=None if weights is None else Path(weights),
-        config=None if config is None else Path(config),
-        size=size,
-        dynamic_size=dynamic_size,
-        settings=settings,
-    )
+    """``facebatch export``: a catalog model (or one inferred from ONNX ``weights`` or a ``config``) → a proven,
+    batch-safe ONNX and its sidecar in ``out_dir``; ``photos`` (photos or folders of them) feed the import and
+    parity proofs; ``more``: any other field of ``ExportOptions`` (embedding_size, name, opset, parity_batch_sizes,
+    seed). A failed proof raises and writes nothing."""
+    given = dict(weights=weights, size=size, out_dir=out_dir, photos=photos, config=config, dynamic_size=dynamic_size)
+    return run_export(ExportOptions(model=model, **given, **more))
 
 
 def verify_model(
@@ -102,22 +87,46 @@ def verify_model(
     *,
     reference: PathLike | None = None,
     photos: Sequence[PathLike] = (),
-    strict: bool = False,
-    batch_sizes: Sequence[int] = VerifyOptions.batch_sizes,
+    strict: bool = VerifyModelOptions.strict,
+    batch_sizes: Sequence[int] = VerifyModelOptions.batch_sizes,
     sizes: Sequence[tuple[int, int]] | None = None,
+    **more: Any,
 ) -> VerifyReport:
-    """``facebatch verify``: the six checks; ``reference`` is ``"torch"`` (our artifacts) or another
-    ONNX file for check 4. ``report.passed`` is the gate's verdict."""
-    factory = None if reference is None else reference_from_argument(str(reference))
-    options = VerifyOptions(
-        batch_sizes=tuple(batch_sizes), photos=_photos(photos), sizes=sizes, reference=factory, strict=strict
+    """``facebatch verify``: the six checks; ``reference`` is ``"torch"`` (our artifacts) or another ONNX file
+    for check 4; ``more``: any other field of ``VerifyModelOptions`` (seed, reference_weights, reference_config,
+    embedder_spec, embedder_values, det_thresh, nms_thresh, and json, markdown, junit to write the report).
+    ``report.passed`` is the gate's verdict, ``report.refusal()`` the error the command exits with."""
+    given = dict(reference=reference, photos=photos, strict=strict, batch_sizes=batch_sizes, sizes=sizes)
+    return run_verify(VerifyModelOptions(model=model, **given, **more))
+
+
+def convert(
+    model: PathLike,
+    out: PathLike | None = None,
+    *,
+    photos: Sequence[PathLike] = (),
+    fp16_io: bool = ConvertOptions.fp16_io,
+    batch_sizes: Sequence[int] = ConvertOptions.batch_sizes,
+    seed: int = ConvertOptions.seed,
+    size: tuple[int, int] | None = ConvertOptions.size,
+    embedder: EmbedderDescription | None = ConvertOptions.embedder,
+    det_thresh: float = ConvertOptions.det_thresh,
+    nms_thresh: float = ConvertOptions.nms_thresh,
+) -> ConvertResult:
+    """``facebatch convert --fp16``: the FP16 ONNX (default ``MODEL_fp16.onnx`` beside it), written only when it
+    passes its gate, verify --strict against ``model``: ``result.written``, and ``result.refusal()`` is the error
+    the command exits with when it did not. A trained detector needs ``photos`` that show faces."""
+    options = ConvertOptions(
+        fp16_io=fp16_io,
+        photos=_photos(photos),
+        batch_sizes=tuple(batch_sizes),
+        seed=seed,
+        size=size,
+        embedder=embedder,
+        det_thresh=det_thresh,
+        nms_thresh=nms_thresh,
     )
-    return run_checks(Path(model), options)
-
-
-def convert(model: PathLike, out: PathLike | None = None, *, photos: Sequence[PathLike] = ()) -> ConvertResult:
-    """``facebatch convert --fp16``: the FP16 ONNX, written only when it passes its gate."""
-    return convert_fp16(Path(model), None if out is None else Path(out), ConvertOptions(photos=_photos(photos)))
+    return convert_fp16(Path(model), None if out is None else Path(out), options)
 
 
 def quantize(
@@ -125,110 +134,88 @@ def quantize(
     photos: Sequence[PathLike],
     out: PathLike | None = None,
     *,
-    detector: PathLike | None = None,
-    bench: bool = False,
-    mixed: bool = False,
+    detector: PathLike | None = QuantizeOptions.detector,
+    per_channel: bool = QuantizeOptions.per_channel,
+    recipes: Sequence[str] = QuantizeOptions.recipes,
+    max_drop: float | None = QuantizeOptions.max_drop,
+    force: bool = QuantizeOptions.force,
+    mixed: bool = QuantizeOptions.mixed,
+    bench: bool = QuantizeOptions.bench,
+    bench_backends: Sequence[str] = QuantizeOptions.bench_backends,
+    bench_batch_sizes: Sequence[int] = QuantizeOptions.bench_batch_sizes,
+    budget: Budget | None = None,
+    threads: int | None = QuantizeOptions.threads,
 ) -> QuantizeResult:
-    """``facebatch quantize``: the CPU INT8 ONNX calibrated on ``photos``, written only when its
-    accuracy gate passes; embedders need the ``detector`` that finds the faces, and with ``mixed``
-    one that fails wholly in INT8 keeps FP32 only the layers the gate needs (``--mixed``)."""
+    """``facebatch quantize``: the CPU INT8 ONNX calibrated on ``photos`` (default ``MODEL_int8.onnx`` beside it),
+    written only when its accuracy gate passes (or ``force``): ``result.written``, and ``result.refusal()`` is the
+    error the command exits with when it was not. The recipes suited to this CPU class are each tried (or
+    ``recipes``), the most accurate kept; ``max_drop`` is the accuracy drop allowed; embedders need the
+    ``detector`` that finds the faces, and with ``mixed`` one that fails wholly in INT8 keeps FP32 only the layers
+    the gate needs. ``bench`` times FP32 and INT8 side by side (``budget``: bench's warm-up and seconds, default
+    ``QuantizeOptions``'). The defaults are ``QuantizeOptions``', as the command's."""
     options = QuantizeOptions(
-        photos=_photos(photos), detector=None if detector is None else Path(detector), bench=bench, mixed=mixed
+        photos=_photos(photos),
+        per_channel=per_channel,
+        recipes=tuple(recipes),
+        max_drop=max_drop,
+        force=force,
+        detector=None if detector is None else Path(detector),
+        bench=bench,
+        bench_backends=tuple(bench_backends),
+        bench_batch_sizes=tuple(bench_batch_sizes),
+        threads=threads,
+        mixed=mixed,
     )
+    if budget is not None:
+        options.budget = budget
     return quantize_int8(Path(model), options, None if out is None else Path(out))
 
 
-def fix(model: PathLike, out: PathLike, *, size: tuple[int, int] | None = None) -> FixResult:
-    """``facebatch fix``: repair a batch-1 ONNX by graph surgery, proven frame by frame."""
-    return fix_onnx(Path(model), Path(out), size=size)
-
-
-def bench(
-    models: Sequence[PathLike],
-    *,
-    backends: Sequence[str] = BenchOptions.backends,
-    batch_sizes: Sequence[int] = BenchOptions.batch_sizes,
-    seconds: float = Budget.seconds,
-    photos: Sequence[PathLike] = (),
-) -> BenchReport:
-    """``facebatch bench``: throughput per backend and batch size (p50/p90/p99, raw samples kept)."""
-    options = BenchOptions(
-        backends=tuple(backends), batch_sizes=tuple(batch_sizes), budget=Budget(seconds=seconds), photos=_photos(photos)
-    )
-    return bench_models([read_model_file(Path(m)) for m in models], options, make_runner)
-
-
-def index(
-    photos: Sequence[PathLike],
+def fix(
+    model: PathLike,
     out: PathLike,
     *,
-    detector: PathLike | ModelFile,
-    embedder: PathLike | ModelFile,
-    faces: str = "all",
-    subjects: PathLike | None = None,
-    index_type: str = "flat",
-    index_parameters: dict[str, int] | None = None,
-    backend: str = "ort-cpu",
-    settings: PipelineSettings | None = None,
-    ray: bool = False,
-    ray_address: str | None = None,
-):  # -> IndexSummary
-    """``facebatch index``: every face of ``photos`` into the gallery ``out`` (made if new; only new or
-    changed photos are run). Needs the ``index`` extra (``ray`` for ``ray=True``)."""
-    from facebatch.engines.gallery.faiss_index import IndexChoice
-    from facebatch.engines.gallery.index_job import IndexRequest, index_photos
-
-    def model(item: PathLike | ModelFile) -> ModelFile:
-        return item if isinstance(item, ModelFile) else read_model_file(Path(item))
-
-    request = IndexRequest(
-        photos=[Path(p) for p in photos],
-        out=Path(out),
-        detector=model(detector),
-        embedder=model(embedder),
-        faces=faces,
-        subjects_csv=None if subjects is None else Path(subjects),
-        index=IndexChoice(index_type, dict(index_parameters or {})),
-        backend=backend,
-        settings=settings or PipelineSettings(),
-        ray=ray,
-        ray_address=ray_address,
+    size: tuple[int, int] | None = None,
+    sizes: Sequence[tuple[int, int]] | None = FixOptions.sizes,
+    batch_sizes: Sequence[int] = FixOptions.batch_sizes,
+    photos: Sequence[PathLike] = (),
+    seed: int = FixOptions.seed,
+    det_thresh: float = FixOptions.det_thresh,
+    nms_thresh: float = FixOptions.nms_thresh,
+    strict: bool = FixOptions.strict,
+) -> FixResult:
+    """``facebatch fix``: repair a batch-1 ONNX by graph surgery, proven frame by frame, written, then verified
+    against ``model`` as the command verifies it (``result.verify``; ``result.passed`` is the verdict and
+    ``result.refusal()`` the error the command exits with when the checks fail). What surgery cannot repair
+    raises ``VerificationFailed`` and writes nothing. ``size``: the one input size (``sizes``: several, the first
+    the proof's); ``batch_sizes``, ``photos``, ``seed``, the thresholds and ``strict`` are the checks'."""
+    options = FixOptions(
+        sizes=sizes if sizes is not None else (None if size is None else [size]),
+        batch_sizes=tuple(batch_sizes),
+        photos=_photos(photos),
+        seed=seed,
+        det_thresh=det_thresh,
+        nms_thresh=nms_thresh,
+        strict=strict,
     )
-    return index_photos(request)
+    return fix_model(Path(model), Path(out), options)
 
 
-def search(
-    photos: Sequence[PathLike],
-    gallery: PathLike,
-    *,
-    top_k: int = 5,
-    threshold: float | None = None,
-    backend: str = "ort-cpu",
-    settings: PipelineSettings | None = None,
-):  # -> list[QueryFace]
-    """``facebatch search``: for each face of each photo, its top-k gallery faces (``QueryFace.matches``,
-    ``QueryFace.answer``), run through the models the gallery records. Photos without a face give none."""
-    from facebatch.engines.gallery.photos import collect_photos
-    from facebatch.engines.gallery.search import GallerySearch, check_gallery_models, photo_queries
-    from facebatch.engines.gallery.settings import DEFAULT_THRESHOLD
-
-    searcher = GallerySearch(Path(gallery))
-    manifest = searcher.gallery.manifest
-    detector, embedder = read_model_file(Path(manifest.detector.file)), read_model_file(Path(manifest.embedder.file))
-    check_gallery_models(searcher.gallery, detector, embedder)
-    with open_faces(detector, embedder, backend=backend, settings=settings) as pipeline:
-        found = photo_queries(pipeline, [Path(p.path) for p in collect_photos([Path(p) for p in photos])])
-    if found.vectors:
-        import numpy as np
-
-        cut = DEFAULT_THRESHOLD if threshold is None else threshold
-        for query, matches in zip(found.faces, searcher.search(np.stack(found.vectors), top_k, cut), strict=True):
-            query.matches = matches
-    return found.faces
+def bench(models: Sequence[PathLike] = (), **options: Any) -> BenchResult:
+    """``facebatch bench``: the artifacts' throughput per backend and batch size (p50/p90/p99, raw samples
+    kept; a ``BenchReport``), or with ``pipeline=FOLDER`` the face pipeline against the per-image loop and
+    insightface, or with ``triton=URL, triton_model=NAME`` a served model per concurrency. ``options`` are
+    every option of the command, named and defaulted as ``facebatch.workflows.bench.BenchOptions`` has them
+    (``backends``, ``batch_sizes``, ``warmup``, ``seconds``, ``iters``, ``photos``, ``baseline``,
+    ``published``, ``plot``, ``detector``, ``embedder``, ``rounds``, ``concurrency``, …), with the same
+    refusals as the command line's."""
+    return run_bench(BenchOptions(models=tuple(models), **options))
 
 
 def release(options: ReleaseOptions) -> ReleaseResult:
-    """``facebatch release``: every gate into one folder; ``result.passed`` and ``result.last_line()``."""
+    """``facebatch release``: every gate into one folder; ``result.passed`` and ``result.last_line()``. The models
+    to export as the command names them (without artifacts, the catalog's defaults):
+    ``facebatch.workflows.release.options.release_models``."""
     return run_release(options)
 
 

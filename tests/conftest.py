@@ -1,12 +1,22 @@
 """Shared fixtures: the real files in ../shared/fixtures (never copied into the project).
 Tests that need them skip with a reason when that folder is absent; under CI (``CI`` set) its
 absence fails the run at once, since a CI run that skipped them would prove nothing.
-``FACEBATCH_SHARED`` points elsewhere than ../shared."""
+``FACEBATCH_SHARED`` points elsewhere than ../shared.
+
+The tiers: a test is ``slow`` when it uses a fixture declared slow (``@slow_fixture``: it exports a model
+from torch, starts a Triton server or a Ray cluster), directly or through another fixture, or when it says
+so itself (``@pytest.mark.slow``: it exports a model, or runs facebatch in a process of its own). ``make
+test-fast`` runs the others (``-m "not slow"``), ``make test`` all. The promise is held where the work starts:
+a test left fast that exports a model from torch or starts ``python -m facebatch`` fails, saying to mark it."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -44,7 +54,7 @@ def models_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def photos() -> list[Path]:
-    from facebatch.engines.pipeline.preprocess import image_files
+    from facebatch.engines.pipeline.photo_files import image_files
 
     return image_files(_require(FIXTURES / "images"))
 
@@ -82,9 +92,88 @@ def gpu_problem(need: str) -> str | None:
     raise ValueError(f"unknown gpu need {need!r}: cuda, torch-cuda, ort-cuda, ort-trt or tensorrt")
 
 
+SLOW_FIXTURES: dict[str, str] = {}  # fixture name → what makes it slow
+Fixture = TypeVar("Fixture", bound=Callable)
+
+
+def slow_fixture(why: str) -> Callable[[Fixture], Fixture]:
+    """Declare the fixture below slow (``why``: it exports a model, starts a server or a cluster): every test that
+    uses it, directly or through another fixture, is marked ``slow``. Goes under ``@pytest.fixture``."""
+
+    def declare(fixture: Fixture) -> Fixture:
+        SLOW_FIXTURES[fixture.__name__] = why
+        return fixture
+
+    return declare
+
+
+def mark_slow(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses = [name for name in getattr(item, "fixturenames", ()) if name in SLOW_FIXTURES]
+        if uses:
+            item.add_marker(pytest.mark.slow(reason=f"{uses[0]}: {SLOW_FIXTURES[uses[0]]}"))
+
+
+def runs_facebatch(argv: object) -> bool:
+    """``argv`` starts the ``facebatch`` command line (``python -m facebatch …``, or through tests/data/tripwire.py)."""
+    words = [str(word) for word in argv] if isinstance(argv, list | tuple) else str(argv).split()
+    return any(a == "-m" and b == "facebatch" for a, b in zip(words, words[1:], strict=False)) or any(
+        word.endswith("tests/data/tripwire.py") for word in words
+    )
+
+
+_RUNNING: list[pytest.Item] = []  # the test being set up, run or torn down (its fixtures' work counts as its own)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    _RUNNING[:] = [item]
+    guard_the_fast_tier()  # torch may have been imported since (the command line imports it when a command runs)
+
+
+def refuse_in_a_fast_test(what: str) -> None:
+    """Fail the running test, unless it is slow: the fast tier's promise, held where the work starts."""
+    if _RUNNING and _RUNNING[0].get_closest_marker("slow") is None:
+        pytest.fail(
+            f"{_RUNNING[0].nodeid} {what}, and is not marked slow: mark it (@pytest.mark.slow), "
+            "or declare the fixture that does it slow (@slow_fixture)",
+            pytrace=False,
+        )
+
+
+def guard_the_fast_tier() -> None:
+    """A test not marked slow that exports a model from torch or runs facebatch in a process of its own fails at
+    that moment (before the export or the process starts), saying what to mark."""
+    start = subprocess.Popen.__init__
+    if not hasattr(start, "guarded"):
+
+        def guarded_start(self: subprocess.Popen, args: object, *more: object, **options: object) -> None:
+            if runs_facebatch(args):
+                refuse_in_a_fast_test("runs facebatch in a process of its own")
+            start(self, args, *more, **options)
+
+        guarded_start.guarded = True  # type: ignore[attr-defined]
+        subprocess.Popen.__init__ = guarded_start  # type: ignore[method-assign]
+    if "torch" not in sys.modules:
+        return  # nothing imported torch yet: nothing can export
+    import torch.onnx as onnx
+
+    if not hasattr(onnx.export, "guarded"):
+        export = onnx.export
+
+        def guarded_export(*args: object, **kwargs: object) -> object:
+            refuse_in_a_fast_test("exports a model from torch")
+            return export(*args, **kwargs)
+
+        guarded_export.guarded = True  # type: ignore[attr-defined]
+        onnx.export = guarded_export
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test marked ``gpu`` runs where what it names is here (``@pytest.mark.gpu("tensorrt")``; no name: a CUDA GPU),
-    and skips with the reason elsewhere; never gated on torch's CUDA unless it names torch-cuda."""
+    and skips with the reason elsewhere; never gated on torch's CUDA unless it names torch-cuda. A test that uses a
+    slow fixture is marked ``slow``."""
+    mark_slow(items)
     problems: dict[str, str | None] = {}
     for item in items:
         needs = [need for marker in item.iter_markers("gpu") for need in (marker.args or ("cuda",))]
@@ -97,6 +186,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
+@slow_fixture("exports SCRFD-500M from torch")
 def small_detector(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real SCRFD-500M weights (from det_500m.onnx) re-exported at 64×64: a real artifact
     of ours, small enough to run and time in a blink."""
@@ -110,6 +200,7 @@ def small_detector(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="session")
+@slow_fixture("exports SCRFD-2.5G from torch")
 def real_detector(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real SCRFD-2.5G weights (det_2.5g.onnx) re-exported by us at 640×640, batch 1–32:
     what the face pipeline is tested with (insightface's detection size)."""
@@ -136,12 +227,13 @@ SERVE_ENV = PROJECT / ".venv-serve"  # 'make serve-env': the python backend's en
 
 
 @pytest.fixture(scope="session")
+@slow_fixture("runs Triton's python backend")
 def serve_env():
     """The python environment Triton's python models run in: $FACEBATCH_SERVE_ENV or
     .venv-serve ('make serve-env', which 'make test' runs first)."""
     import os
 
-    from facebatch.engines.triton.server import python_env
+    from facebatch.engines.triton.install import python_env
 
     prefix = Path(os.environ.get("FACEBATCH_SERVE_ENV", SERVE_ENV))
     if not (prefix / "bin" / "python3").exists():

@@ -46,12 +46,14 @@ def test_the_blocks_that_need_tensorrt_are_marked():
     assert not any("facebatch build" in block for needs, block in blocks() if needs is None)
 
 
+@pytest.mark.slow  # every command of the instructions, each a process of its own
 @pytest.mark.gpu("tensorrt")
 def test_the_whole_path_runs_where_tensorrt_is(tmp_path: Path):
     printed = run_blocks(tmp_path / "project", with_tensorrt=True)
     assert "RELEASE PASS" in printed and list((tmp_path / "project" / "build" / "engines").glob("*.plan"))
 
 
+@pytest.mark.slow  # every command of the instructions, each a process of its own
 def test_every_command_in_the_instructions_runs(tmp_path: Path):
     assert len(blocks()) >= 6
     work = tmp_path / "project"

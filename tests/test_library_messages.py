@@ -74,3 +74,11 @@ def test_the_cli_names_the_flag_of_the_field():
         "--images: none found"
     )
     assert error_line(SpecError("plain"), embed) == "plain"
+
+
+def test_a_field_inside_a_path_stays_a_path():
+    parser = build_parser()._subparsers._group_actions[0].choices["index"]
+    error = SpecError("out build/out/gallery.json is one of the inputs", field="out")
+    assert error_line(error, parser) == "--out build/out/gallery.json is one of the inputs"
+    inside = SpecError("cannot write build/out: read-only", field="out")
+    assert error_line(inside, parser) == "--out: cannot write build/out: read-only"

@@ -23,7 +23,8 @@ import pytest
 from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
 from facebatch.exporter.torch_reference import torch_reference
 from facebatch.verify.reference import onnx_reference
-from facebatch.verify.verify_job import VerifyOptions, verify_model
+from facebatch.verify.verify_job import VerifyOptions
+from facebatch.verify.verify_job import run_checks as verify_model
 from facebatch.workflows.convert import ConvertOptions, convert_fp16
 from facebatch.workflows.fix import fix_onnx
 from tests.data.graphs import with_symbolic_batch
@@ -37,6 +38,7 @@ def statuses(report) -> dict[int, str]:
 
 
 @pytest.mark.parametrize("name", DETECTOR_FILES)
+@pytest.mark.slow  # exports a model from torch
 def test_a_real_detector_exported_at_320_passes_verify_strict_against_torch(
     models_dir: Path, photos: list[Path], tmp_path: Path, name: str
 ):

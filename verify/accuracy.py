@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from facebatch.engines.evaluation.agreement import labelled_faces, match_faces, recall
-from facebatch.engines.pipeline.face_pipeline import ImageFaces, cosine_similarity
+from facebatch.engines.pipeline.compare import cosine_similarity
+from facebatch.engines.pipeline.image_faces import ImageFaces
 from facebatch.engines.pipeline.scrfd_decode import box_iou
 
 PAIR_NAME = re.compile(r"^(?P<person>.*[A-Za-z])_(?P<n>\d{1,2})$")  # obama_1, rob_lowe_2 (not voc_2008_001009)

@@ -7,6 +7,7 @@ import onnx
 
 from facebatch.configs.spec import BATCH, ModelSpec
 from facebatch.core.onnx_graph import io_dims
+from facebatch.verify.lint import Finding
 
 
 def axis_problems(model: onnx.ModelProto, spec: ModelSpec) -> list[str]:
@@ -43,3 +44,29 @@ def symbol_reuse_problems(model: onnx.ModelProto) -> list[str]:
             if axis > 0 and d.dim_param == BATCH:
                 problems.append(f"{value.name} uses the symbol {BATCH!r} on axis {axis}, not only for the batch")
     return problems
+
+
+def io_findings(model: onnx.ModelProto) -> list[Finding]:
+    """Check 2, static: fixed batch axes and one symbol used for several meanings."""
+    findings = []
+    dims = io_dims(model)
+    output_names = {o.name for o in model.graph.output}
+    for name, shape in dims.items():
+        kind = "output" if name in output_names else "input"
+        if shape and isinstance(shape[0], int):
+            findings.append(Finding("layout", f"{kind} {name} has its batch axis fixed to {shape[0]} ({shape})"))
+    uses: dict[str, set[int]] = {}
+    for shape in dims.values():
+        for axis, dim in enumerate(shape):
+            if isinstance(dim, str):
+                uses.setdefault(dim, set()).add(axis)
+    for symbol, axes in sorted(uses.items()):
+        if 0 in axes and len(axes) > 1:
+            findings.append(
+                Finding(
+                    "layout",
+                    f"symbol {symbol!r} names the batch and also axes {sorted(axes - {0})}: one symbol "
+                    "means one value in the whole graph, so runtimes may tie the batch to the image size",
+                )
+            )
+    return findings

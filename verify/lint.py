@@ -4,21 +4,21 @@ The batch starts on axis 0 of the input. Walking the nodes in order, each tensor
 where its batch axis is, or which node folded it away. A Transpose that moves the batch, a
 Reshape/Flatten whose constant shape fixes or folds it, a reduction over it, and any
 normalisation computed on a tensor whose batch was folded are explained in words
-(check 6); graph outputs that do not carry the batch on axis 0, batch axes fixed to a
-number and symbols reused for different axes are layout findings (check 2).
+(check 6); graph outputs that do not carry the batch on axis 0 are layout findings (check 2;
+``layout.io_findings`` has its static half: batch axes fixed to a number, symbols reused).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
 
 from facebatch.configs.spec import BATCH
-from facebatch.core.onnx_graph import GraphView, attribute, inferred_shapes, io_dims, node_label
+from facebatch.core.onnx_graph import GraphView, attribute, inferred_shapes, node_label
 
 STATISTICS_OPS = {
     "InstanceNormalization",
@@ -102,32 +102,6 @@ def relaxed_batch(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def io_findings(model: onnx.ModelProto) -> list[Finding]:
-    """Check 2, static: fixed batch axes and one symbol used for several meanings."""
-    findings = []
-    dims = io_dims(model)
-    output_names = {o.name for o in model.graph.output}
-    for name, shape in dims.items():
-        kind = "output" if name in output_names else "input"
-        if shape and isinstance(shape[0], int):
-            findings.append(Finding("layout", f"{kind} {name} has its batch axis fixed to {shape[0]} ({shape})"))
-    uses: dict[str, set[int]] = {}
-    for shape in dims.values():
-        for axis, dim in enumerate(shape):
-            if isinstance(dim, str):
-                uses.setdefault(dim, set()).add(axis)
-    for symbol, axes in sorted(uses.items()):
-        if 0 in axes and len(axes) > 1:
-            findings.append(
-                Finding(
-                    "layout",
-                    f"symbol {symbol!r} names the batch and also axes {sorted(axes - {0})}: one symbol "
-                    "means one value in the whole graph, so runtimes may tie the batch to the image size",
-                )
-            )
-    return findings
-
-
 def _shape_text(values: np.ndarray) -> str:
     return "[" + ", ".join(str(int(v)) for v in values.reshape(-1)) + "]"
 
@@ -168,118 +142,168 @@ def pinned_concat(view: GraphView, node: onnx.NodeProto) -> tuple[onnx.NodeProto
     return built if built is not None and built[1] > 0 else None
 
 
-def lint_graph(model: onnx.ModelProto) -> list[Finding]:
-    """Check 6 (and output placement for check 2): follow the batch axis node by node."""
-    relaxed = relaxed_batch(model)
-    shapes = inferred_shapes(relaxed)
-    view = GraphView(relaxed)
-    initializers = {i.name for i in relaxed.graph.initializer}
-    states: dict[str, BatchState] = {v.name: BatchState(0) for v in relaxed.graph.input if v.name not in initializers}
-    findings: list[Finding] = []
-    producer_of: dict[str, onnx.NodeProto] = {}
+@dataclass
+class _Walk:
+    """What the walk through the graph knows so far: each tensor's batch state, who made each
+    tensor, the inferred shapes, and the findings."""
 
-    def flag(node: onnx.NodeProto, message: str) -> str:
-        findings.append(Finding("lint", message, node_label(node), node.op_type))
+    view: GraphView
+    shapes: dict
+    states: dict[str, BatchState]
+    findings: list[Finding] = field(default_factory=list)
+    producer_of: dict[str, onnx.NodeProto] = field(default_factory=dict)
+
+    def flag(self, node: onnx.NodeProto, message: str) -> str:
+        """A check-6 finding at ``node``; returns the node in words, the cause a folded state records."""
+        self.findings.append(Finding("lint", message, node_label(node), node.op_type))
         return f"{node.op_type} {node_label(node)}"
 
-    for node in view.nodes:
-        for out in node.output:
-            producer_of[out] = node
-        carried = [states[i] for i in node.input if i in states]
-        if not carried or node.op_type in ("Shape", "Size"):
-            continue
-        state = carried[0]
-        new = state
-        # constants that pin dim 0 are flagged even after an earlier fold: fix must repair each of them
-        if node.op_type == "Resize" and (sizes := pinned_sizes(view, node)) is not None:
-            message = (
-                f"Resize to constant sizes {_shape_text(sizes)} fixes dim 0 to {int(sizes[0])}: with a batch of N it "
-                "squeezes the frames into one (F.interpolate(size=…) in a fixed-size export)"
-            )
-            new = BatchState(None, flag(node, message))
-        elif node.op_type == "Reshape" and (built := pinned_concat(view, node)) is not None:
-            concat, first = built
-            message = (
-                f"Reshape's shape is Concat {node_label(concat)} of a constant {first} and other dims: dim 0 is pinned to "
-                f"{first} whatever the batch (x.view({first}, …) exported at batch 1)"
-            )
-            new = BatchState(None, flag(node, message))
-        elif state.axis is None:
-            if node.op_type in STATISTICS_OPS:
-                flag(
-                    node,
-                    f"{node.op_type} computes statistics over a tensor whose batch was folded by {state.cause}: "
-                    "the normalisation mixes frames (a norm exported at batch 1, e.g. GroupNorm as Reshape(1, G, -1))",
-                )
-        elif node.op_type == "Transpose":
-            perm = list(attribute(node, "perm", list(range(len(shapes.get(node.input[0], [])) or 0))[::-1]))
-            axis = perm.index(state.axis) if state.axis in perm else None
-            if axis != state.axis and state.axis == 0:
-                flag(node, f"Transpose(perm={perm}) moves the batch from axis 0 to axis {axis}")
-            new = BatchState(axis, state.cause)
-        elif node.op_type == "Reshape":
-            target = view.const(node.input[1])
-            if target is not None:
-                in_shape = shapes.get(node.input[0])
-                if state.axis == 0 and _reshape_keeps_batch(target, in_shape):
-                    new = BatchState(0)
-                else:
-                    text = _shape_text(target)
-                    before = producer_of.get(node.input[0])
-                    if state.axis != 0 and before is not None and before.op_type == "Transpose":
-                        perm = list(attribute(before, "perm", []))
-                        message = f"Reshape to {text} after Transpose(perm={perm}) folds the batch into the rows"
-                    elif target.size and target[0] > 0:
-                        message = (
-                            f"Reshape to constant {text} fixes dim 0 to {int(target[0])}: with a batch of N "
-                            "the frames are folded into the other axes"
-                        )
-                    else:
-                        message = f"Reshape to {text} folds the batch (axis {state.axis}) into other axes"
-                    new = BatchState(None, flag(node, message))
-        elif node.op_type == "Flatten":
-            axis = int(attribute(node, "axis", 1))
-            if not (state.axis == 0 and axis >= 1):
-                new = BatchState(None, flag(node, f"Flatten(axis={axis}) folds the batch into the rows"))
-        elif node.op_type == "Squeeze":
-            axes = _axes(view, node)
-            if axes is None or state.axis in [a % max(1, len(shapes.get(node.input[0], [0]))) for a in axes]:
-                new = BatchState(None, flag(node, "Squeeze removes the batch axis (it was 1 at export)"))
-        elif node.op_type in REDUCE_OPS:
-            axes = _axes(view, node)
-            rank = len(shapes.get(node.input[0], [])) or 1
-            if axes is None or state.axis in [a % rank for a in axes]:
-                new = BatchState(None, flag(node, f"{node.op_type} over axis {state.axis} (the batch) combines frames"))
-        elif node.op_type in SELECT_OPS:
-            axis = int(attribute(node, "axis", 0))
-            if node.op_type == "Slice":
-                axes = _axes(view, node) if len(node.input) > 3 and node.input[3] else None
-                hits = axes is None or state.axis in axes
-            else:
-                hits = axis == state.axis
-            if hits and node.op_type != "Concat":
-                new = BatchState(None, flag(node, f"{node.op_type} on the batch axis picks fixed frames"))
-            if (
-                node.op_type == "Concat"
-                and state.axis == 0
-                and axis % max(1, len(shapes.get(node.output[0], [0]))) != 0
-            ):
-                for tensor in node.input:
-                    maker = view.producers.get(tensor)
-                    if tensor in states or maker is None or (leading := pinned_leading(view, maker)) is None:
-                        continue
-                    what = "repeats" if maker.op_type == "Tile" else "shape"
-                    flag(
-                        node,
-                        f"Concat joins the frames with {maker.op_type} {node_label(maker)}'s output, whose dim 0 is fixed by "
-                        f"its constant {what} (dim 0: {leading}): with a batch of N the shapes disagree",
-                    )
-        elif node.op_type == "LayerNormalization" and int(attribute(node, "axis", -1)) == 0:  # normalises every axis
-            flag(node, "LayerNormalization from axis 0 computes statistics across frames")
-        for out in node.output:
-            states[out] = new
+    def rank(self, tensor: str, default: list) -> int:
+        return len(self.shapes.get(tensor, default))
 
-    for value in relaxed.graph.output:
+
+def _pinned(walk: _Walk, node: onnx.NodeProto) -> BatchState | None:
+    """Constants that pin dim 0, flagged even after an earlier fold (fix must repair each of them)."""
+    if node.op_type == "Resize" and (sizes := pinned_sizes(walk.view, node)) is not None:
+        message = (
+            f"Resize to constant sizes {_shape_text(sizes)} fixes dim 0 to {int(sizes[0])}: with a batch of N it "
+            "squeezes the frames into one (F.interpolate(size=…) in a fixed-size export)"
+        )
+        return BatchState(None, walk.flag(node, message))
+    if node.op_type == "Reshape" and (built := pinned_concat(walk.view, node)) is not None:
+        concat, first = built
+        message = (
+            f"Reshape's shape is Concat {node_label(concat)} of a constant {first} and other dims: dim 0 is pinned to "
+            f"{first} whatever the batch (x.view({first}, …) exported at batch 1)"
+        )
+        return BatchState(None, walk.flag(node, message))
+    return None
+
+
+def _statistics_after_fold(walk: _Walk, node: onnx.NodeProto, state: BatchState) -> BatchState:
+    if node.op_type in STATISTICS_OPS:
+        walk.flag(
+            node,
+            f"{node.op_type} computes statistics over a tensor whose batch was folded by {state.cause}: "
+            "the normalisation mixes frames (a norm exported at batch 1, e.g. GroupNorm as Reshape(1, G, -1))",
+        )
+    return state
+
+
+def _transpose(walk: _Walk, node: onnx.NodeProto, state: BatchState) -> BatchState:
+    perm = list(attribute(node, "perm", list(range(walk.rank(node.input[0], []) or 0))[::-1]))
+    axis = perm.index(state.axis) if state.axis in perm else None
+    if axis != state.axis and state.axis == 0:
+        walk.flag(node, f"Transpose(perm={perm}) moves the batch from axis 0 to axis {axis}")
+    return BatchState(axis, state.cause)
+
+
+def _reshape(walk: _Walk, node: onnx.NodeProto, state: BatchState) -> BatchState:
+    target = walk.view.const(node.input[1])
+    if target is None:
+        return state
+    if state.axis == 0 and _reshape_keeps_batch(target, walk.shapes.get(node.input[0])):
+        return BatchState(0)
+    text = _shape_text(target)
+    before = walk.producer_of.get(node.input[0])
+    if state.axis != 0 and before is not None and before.op_type == "Transpose":
+        perm = list(attribute(before, "perm", []))
+        message = f"Reshape to {text} after Transpose(perm={perm}) folds the batch into the rows"
+    elif target.size and target[0] > 0:
+        message = (
+            f"Reshape to constant {text} fixes dim 0 to {int(target[0])}: with a batch of N "
+            "the frames are folded into the other axes"
+        )
+    else:
+        message = f"Reshape to {text} folds the batch (axis {state.axis}) into other axes"
+    return BatchState(None, walk.flag(node, message))
+
+
+def _flatten(walk: _Walk, node: onnx.NodeProto, state: BatchState) -> BatchState:
+    axis = int(attribute(node, "axis", 1))
+    if state.axis == 0 and axis >= 1:
+        return state
+    return BatchState(None, walk.flag(node, f"Flatten(axis={axis}) folds the batch into the rows"))
+
+
+def _squeeze(walk: _Walk, node: onnx.NodeProto, state: BatchState) -> BatchState:
+    axes = _axes(walk.view, node)
+    if axes is None or state.axis in [a % max(1, walk.rank(node.input[0], [0])) for a in axes]:
+        return BatchState(None, walk.flag(node, "Squeeze removes the batch axis (it was 1 at export)"))
+    return state
+
+
+def _reduce(walk: _Walk, node: onnx.NodeProto, state: BatchState) -> BatchState:
+    axes = _axes(walk.view, node)
+    rank = walk.rank(node.input[0], []) or 1
+    if axes is None or state.axis in [a % rank for a in axes]:
+        return BatchState(None, walk.flag(node, f"{node.op_type} over axis {state.axis} (the batch) combines frames"))
+    return state
+
+
+def _select(walk: _Walk, node: onnx.NodeProto, state: BatchState) -> BatchState:
+    axis = int(attribute(node, "axis", 0))
+    if node.op_type == "Slice":
+        axes = _axes(walk.view, node) if len(node.input) > 3 and node.input[3] else None
+        hits = axes is None or state.axis in axes
+    else:
+        hits = axis == state.axis
+    if node.op_type != "Concat":
+        return (
+            BatchState(None, walk.flag(node, f"{node.op_type} on the batch axis picks fixed frames")) if hits else state
+        )
+    if state.axis == 0 and axis % max(1, walk.rank(node.output[0], [0])) != 0:
+        _concat_with_pinned_shapes(walk, node)
+    return state
+
+
+def _concat_with_pinned_shapes(walk: _Walk, node: onnx.NodeProto) -> None:
+    """A Concat off the batch axis that joins the frames with a tensor whose dim 0 a constant fixes."""
+    for tensor in node.input:
+        maker = walk.view.producers.get(tensor)
+        if tensor in walk.states or maker is None or (leading := pinned_leading(walk.view, maker)) is None:
+            continue
+        what = "repeats" if maker.op_type == "Tile" else "shape"
+        walk.flag(
+            node,
+            f"Concat joins the frames with {maker.op_type} {node_label(maker)}'s output, whose dim 0 is fixed by "
+            f"its constant {what} (dim 0: {leading}): with a batch of N the shapes disagree",
+        )
+
+
+def _layer_norm(walk: _Walk, node: onnx.NodeProto, state: BatchState) -> BatchState:
+    if int(attribute(node, "axis", -1)) == 0:  # normalises every axis
+        walk.flag(node, "LayerNormalization from axis 0 computes statistics across frames")
+    return state
+
+
+# op type → how it moves the batch (for a tensor that still carries one)
+RULES = {
+    "Transpose": _transpose,
+    "Reshape": _reshape,
+    "Flatten": _flatten,
+    "Squeeze": _squeeze,
+    **{op: _reduce for op in REDUCE_OPS},
+    **{op: _select for op in SELECT_OPS},
+    "LayerNormalization": _layer_norm,
+}
+
+
+def _next_state(walk: _Walk, node: onnx.NodeProto, state: BatchState) -> BatchState:
+    """The batch state of ``node``'s outputs, given its first batch-carrying input's."""
+    pinned = _pinned(walk, node)
+    if pinned is not None:
+        return pinned
+    if state.axis is None:
+        return _statistics_after_fold(walk, node, state)
+    rule = RULES.get(node.op_type)
+    return state if rule is None else rule(walk, node, state)
+
+
+def _output_findings(model: onnx.ModelProto, states: dict[str, BatchState]) -> list[Finding]:
+    """Check 2, from the walk: every output carries the batch on axis 0."""
+    findings = []
+    for value in model.graph.output:
         state = states.get(value.name)
         if state is None:
             findings.append(Finding("layout", f"output {value.name} does not depend on the input batch"))
@@ -288,3 +312,21 @@ def lint_graph(model: onnx.ModelProto) -> list[Finding]:
         elif state.axis != 0:
             findings.append(Finding("layout", f"output {value.name} carries the batch on axis {state.axis}, not 0"))
     return findings
+
+
+def lint_graph(model: onnx.ModelProto) -> list[Finding]:
+    """Check 6 (and output placement for check 2): follow the batch axis node by node."""
+    relaxed = relaxed_batch(model)
+    initializers = {i.name for i in relaxed.graph.initializer}
+    states = {v.name: BatchState(0) for v in relaxed.graph.input if v.name not in initializers}
+    walk = _Walk(GraphView(relaxed), inferred_shapes(relaxed), states)
+    for node in walk.view.nodes:
+        for out in node.output:
+            walk.producer_of[out] = node
+        carried = [walk.states[i] for i in node.input if i in walk.states]
+        if not carried or node.op_type in ("Shape", "Size"):
+            continue
+        new = _next_state(walk, node, carried[0])
+        for out in node.output:
+            walk.states[out] = new
+    return walk.findings + _output_findings(relaxed, walk.states)

@@ -9,9 +9,9 @@ A ``Reference`` is anything with a runner over the same preprocessed frames:
   (``facebatch.exporter.torch_reference``), which is why references reach verify as
   factories: verify runs them without knowing how they are built.
 
-Per-output atol/rtol come from the spec (cosine for embeddings), unless the reference sets
-a gate of its own (seeded torch weights); every output and batch size is compared before
-the check decides.
+Per-output atol/rtol come from the spec (cosine for embeddings); a reference may set a gate of
+its own (seeded torch weights) that loosens an output's atol where the spec's is smaller; every
+output and batch size is compared before the check decides.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ class Reference(ABC):
         """A fresh, not yet active runner."""
 
     def gate(self, frames: np.ndarray) -> tuple[float | None, str | None]:
-        """(atol replacing the spec's, why) for these frames; (None, None) keeps the spec's."""
+        """(atol, why) for these frames: an output whose spec atol is smaller is held to it instead
+        (a gate loosens, never tightens: ``parity.compare_outputs``); (None, None) keeps the spec's."""
         return None, None
 
 
@@ -96,7 +97,7 @@ def onnx_reference(path: Path, one_frame_at_a_time: bool = False) -> ReferenceFa
     try:
         model = load_model(path)
     except SpecError as exc:
-        raise SpecError(f"reference {exc}") from exc
+        raise SpecError(f"reference {exc}", field="reference") from exc
     reference = OnnxFileReference(path, model, one_frame_at_a_time)
     return lambda target, photos: reference
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from facebatch.core.environment import describe_environment
+from facebatch.core.errors import VerificationFailed
 from facebatch.core.junit import JUnitCase, junit_suite
 from facebatch.core.status import FAIL, NA, PASS, SKIP  # noqa: F401 - re-exported for the checks
 
@@ -66,9 +67,7 @@ class VerifyReport:
         lines = [f"{c.label} failed" for c in self.checks if c.failed]
         if self.strict:
             lines += [
-                f"{c.label} skipped ({c.summary}); --strict fails skipped checks"
-                for c in self.checks
-                if c.status == SKIP
+                f"{c.label} skipped ({c.summary}); strict fails skipped checks" for c in self.checks if c.status == SKIP
             ]
         return lines
 
@@ -87,10 +86,18 @@ class VerifyReport:
         if self.strict:
             skipped = [f"{named(c)} ({c.summary})" for c in self.checks if c.status == SKIP]
             if skipped:
-                parts.append(f"skipped under --strict: {'; '.join(skipped)}")
+                parts.append(f"skipped under strict: {'; '.join(skipped)}")
         if not self.checks:
             parts.append("ran no check")
         return f"{self.model} " + "; ".join(parts)
+
+    def refusal(self) -> VerificationFailed | None:
+        """The error of a failing verdict, for callers that stop on one (None when the gate passed); about
+        the ``strict`` field when it failed for a skipped check."""
+        if self.passed:
+            return None
+        skipped = self.strict and any(c.status == SKIP for c in self.checks)
+        return VerificationFailed(self.failure_line(), field="strict" if skipped else None)
 
     @property
     def verdict(self) -> str:
@@ -147,7 +154,7 @@ class VerifyReport:
         cases = []
         for c in self.checks:
             if c.status == SKIP and self.strict:
-                cases.append(JUnitCase(c.label, FAIL, f"skipped, and --strict fails skipped checks: {c.summary}"))
+                cases.append(JUnitCase(c.label, FAIL, f"skipped, and strict fails skipped checks: {c.summary}"))
             elif c.status == NA:
                 cases.append(JUnitCase(c.label, NA, f"not applicable: {c.summary}"))
             else:

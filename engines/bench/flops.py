@@ -174,6 +174,12 @@ def gemm_model(n: int = GEMM_SIZE, int8_weights: str | None = None) -> onnx.Mode
     return model
 
 
+def gemm_operations(n: int = GEMM_SIZE) -> float:
+    """What one probe call computes: an [n, n] @ [n, n] product is n³ multiply-adds, 2 operations each
+    (as a peak counts one FMA)."""
+    return 2.0 * n**3
+
+
 def measured_gemm(threads: int, int8_weights: str | None = None, calls: int = 5) -> float:
     """Operations per second (2 per multiply-add) of onnxruntime's matrix product at ``threads`` intra-op
     threads, FP32 or 8-bit (``gemm_model``); the best of ``calls`` after one warm-up: the ceiling, not a
@@ -187,7 +193,7 @@ def measured_gemm(threads: int, int8_weights: str | None = None, calls: int = 5)
         for _ in range(calls):
             runner.infer({"x": x})
             seconds.append(runner.last_inference_seconds)
-    return 2.0 * GEMM_SIZE**3 / min(seconds)
+    return gemm_operations(GEMM_SIZE) / min(seconds)
 
 
 # the 8-bit product each CPU class's INT8 recipes run on (int8_recipes: u8s8 where VNNI is, u8u8 elsewhere)

@@ -22,9 +22,10 @@ from types import TracebackType
 import numpy as np
 
 from facebatch.core.errors import EngineError, FacebatchError, SpecError
-from facebatch.engines.pipeline.face_pipeline import ImageFaces, l2_normalize
+from facebatch.engines.pipeline.image_faces import ImageFaces
 from facebatch.engines.pipeline.preprocess import load_image
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, Detections
+from facebatch.engines.pipeline.stages import l2_normalize
 from facebatch.engines.runners.onnxruntime_runner import CPU, session_options
 
 COMPARE_HINT = "pip install 'facebatch[compare]' && pip install --no-deps 'insightface>=2.1'"
@@ -56,7 +57,7 @@ class InsightFacePeer:
         spin_wait: bool = True,
     ) -> None:
         if not insightface_available():
-            raise SpecError(f"the insightface comparison needs insightface: {COMPARE_HINT}")
+            raise SpecError(f"the insightface comparison needs insightface: {COMPARE_HINT}", field="insightface")
         self.detector, self.embedder = Path(detector), Path(embedder)
         self.det_size = det_size
         self.det_thresh = det_thresh

@@ -1,39 +1,41 @@
 """``bench_models``: every artifact on every backend at every batch size, in one run, with
 the file an artifact replaces (``baseline``) and a published table (``published``) beside it.
 
-Runners come from a factory the caller passes in: the ONNX backends are built here
-(``onnx_runner_factory``); the torch backend needs the exporter to rebuild the model, so the
-exporter's factory covers it (``facebatch.exporter.backends``). Everything that can be refused
-is refused before the first measurement.
+Runners come from a factory the caller passes in: the ONNX backends are built by the one runner
+factory (``engines/runners/factory.make_onnx_runner``); the torch backend needs the exporter to
+rebuild the model, so the exporter's factory covers it (``facebatch.exporter.backends``).
+Everything that can be refused is refused before the first measurement (``check_models``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from facebatch.configs.model_file import ModelFile, fix_command, read_model_file
+import numpy as np
+
+from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.core.environment import environment
 from facebatch.core.errors import SpecError
 from facebatch.core.onnx_graph import graph_input
 from facebatch.core.progress import progress_bar
-from facebatch.engines.bench.flops import flops_per_frame, measured_peak
+from facebatch.engines.bench.defaults import DEFAULT_BACKENDS, DEFAULT_BENCH_BATCH_SIZES
+from facebatch.engines.bench.flops import ModelFlops, flops_per_frame, measured_peak
 from facebatch.engines.bench.measure import Budget, measure_alternating, measure_batch
-from facebatch.engines.bench.published import PublishedTable, compare
+from facebatch.engines.bench.published import Comparison, PublishedTable, compare
 from facebatch.engines.bench.report import Baseline, BenchReport, BenchRun
-from facebatch.engines.bench.settings import DEFAULT_BACKENDS, DEFAULT_BENCH_BATCH_SIZES
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.base import Runner
-from facebatch.engines.runners.registry import RunnerOptions, check_backend, onnx_runner
-
-# (backend, model, input size, options) → a runner, not yet active
-RunnerFactory = Callable[[str, ModelFile, tuple[int, int], RunnerOptions], Runner]
+from facebatch.engines.runners.factory import RunnerFactory, RunnerOptions, check_backend
 
 
 @dataclass
-class BenchOptions:
+class ModelBenchOptions:
+    """How ``bench_models`` times the models it is given (the bench use case's options for models,
+    ``facebatch.workflows.bench.BenchOptions``, become these)."""
+
     backends: Sequence[str] = DEFAULT_BACKENDS
     batch_sizes: Sequence[int] = DEFAULT_BENCH_BATCH_SIZES
     budget: Budget = field(default_factory=Budget)
@@ -58,11 +60,6 @@ class BenchOptions:
             "baseline": str(self.baseline) if self.baseline else None,
             "published": str(self.published.path) if self.published else None,
         }
-
-
-def make_onnx_runner(backend: str, model: ModelFile, size: tuple[int, int], options: RunnerOptions) -> Runner:
-    """The ``RunnerFactory`` of the ONNX backends."""
-    return onnx_runner(backend, model.path, model.spec, size, options)
 
 
 def backend_family(provider: str) -> str:
@@ -100,8 +97,9 @@ def check_batch_sizes(model: ModelFile, batch_sizes: Sequence[int]) -> None:
     fixed = dims[0] if dims and isinstance(dims[0], int) and dims[0] > 0 else None
     if fixed is not None and any(b != fixed for b in batch_sizes):
         raise SpecError(
-            f"{model.path.name} takes batch {fixed} only (its batch axis is fixed): bench it with --batch-sizes {fixed}, "
-            f"or repair it first ('{fix_command(model.path)}')"
+            f"{model.path.name} takes batch {fixed} only (its batch axis is fixed): bench it with batch_sizes {fixed}, "
+            f"or repair its batch axis first with fix (into {model.path.stem}_batch.onnx)",
+            field="batch_sizes",
         )
 
 
@@ -116,48 +114,48 @@ def _baselines(models: Sequence[ModelFile], path: Path, size: tuple[int, int] | 
             pairs[model.path] = baseline
     if not pairs:
         kind = "an embedder" if embedder else "a detector"
-        raise SpecError(f"--baseline {Path(path).name} is {kind}; none of the artifacts is")
+        raise SpecError(f"baseline {Path(path).name} is {kind}; none of the artifacts is", field="baseline")
     return pairs
 
 
-def bench_models(models: Sequence[ModelFile], options: BenchOptions, make_runner: RunnerFactory) -> BenchReport:
-    started = time.perf_counter()
+def check_models(models: Sequence[ModelFile], options: ModelBenchOptions) -> dict[Path, ModelFile]:
+    """Every refusal before the first measurement: no artifact, a backend this machine cannot run, a batch
+    size outside an artifact's profile, a baseline that cannot run beside one. Returns the baseline read
+    at each same-family artifact's size, by artifact path (empty without a baseline)."""
     if not models:
-        raise SpecError("name at least one artifact to benchmark")
+        raise SpecError("name at least one artifact to benchmark", field="models")
     for backend in options.backends:
         if backend != "torch":  # the torch runner is the exporter's; it says itself what it cannot rebuild
             check_backend(backend, options.runner)
-    sizes = {model.path: model.checked_size(options.size) for model in models}
+    for model in models:
+        model.checked_size(options.size)
     for model in models:
         check_batch_sizes(model, options.batch_sizes)
-    if options.baseline is not None and 1 not in options.batch_sizes:
-        raise SpecError("--baseline compares at batch 1 (the file it names cannot batch): include 1 in --batch-sizes")
-    baselines = _baselines(models, options.baseline, options.size) if options.baseline is not None else {}
+    if options.baseline is None:
+        return {}
+    if 1 not in options.batch_sizes:
+        raise SpecError(
+            "baseline compares at batch 1 (the file it names cannot batch): include 1 in the batch sizes",
+            field="baseline",
+        )
+    return _baselines(models, options.baseline, options.size)
+
+
+def bench_models(models: Sequence[ModelFile], options: ModelBenchOptions, make_runner: RunnerFactory) -> BenchReport:
+    started = time.perf_counter()
+    baselines = check_models(models, options)
     baseline_backends = [b for b in options.backends if b != "torch"]  # a foreign file has no torch model
     env = environment()
     report = BenchReport(options=options.to_dict(), environment=env, peak=measured_peak(options.runner.thread_count))
     cells = len(models) * len(options.backends) * len(options.batch_sizes) + len(baselines) * len(baseline_backends)
-    count = max(options.batch_sizes)
     with progress_bar(cells, "bench") as advance:
         for model in models:
-            size = sizes[model.path]
-            frames = model_frames(model, size, count, options.photos, options.seed)
+            size = model.checked_size(options.size)
+            frames = model_frames(model, size, max(options.batch_sizes), options.photos, options.seed)
             counted = flops_per_frame(model.path, size)
             for backend in options.backends:
                 with make_runner(backend, model, size, options.runner) as runner:
-                    run = BenchRun(
-                        model.path.name,
-                        model.spec.name,
-                        size,
-                        backend,
-                        runner.provider,
-                        runner.precision,
-                        runner.threads,
-                        hardware(runner.provider, env),
-                        flops_per_frame=counted.flops if counted else None,
-                        on_cpu=not runs_on_gpu(runner.provider),
-                        fp32_flops_per_frame=counted.kept_fp32 if counted else 0.0,
-                    )
+                    run = _new_run(model, size, backend, runner, env, counted)
                     for batch in options.batch_sizes:
                         run.timings.append(measure_batch(runner, frames, batch, options.budget))
                         advance(f"{model.path.name} {backend} batch {batch}: {run.timings[-1].fps:.1f} FPS")
@@ -166,38 +164,71 @@ def bench_models(models: Sequence[ModelFile], options: BenchOptions, make_runner
             if baseline is None:
                 continue
             baseline_frames = model_frames(baseline, size, 1, options.photos, options.seed)
-            taking_turns = replace(options.runner, spin_wait=False)  # two spinning thread pools would slow each other
             for backend in baseline_backends:
-                best = (
-                    next(r for r in report.runs if r.artifact == model.path.name and r.backend == backend).best().batch
-                )
-                with (
-                    make_runner(backend, model, size, taking_turns) as ours,
-                    make_runner(backend, baseline, size, taking_turns) as theirs,
-                ):
-                    entries = [(theirs, baseline_frames, 1), (ours, frames, 1)] + (
-                        [(ours, frames, best)] if best != 1 else []
-                    )
-                    theirs_1, ours_1, *rest = measure_alternating(entries, options.budget)
-                    ours_best = rest[0] if rest else ours_1
-                advance(f"{baseline.path.name} {backend} batch 1: {theirs_1.fps:.1f} FPS (ours {ours_1.fps:.1f})")
-                report.baselines.append(
-                    Baseline(baseline.path.name, model.path.name, backend, theirs_1, ours_1, ours_best)
+                best = next(r for r in report.runs if r.artifact == model.path.name and r.backend == backend).best()
+                pair = (model, frames, baseline, baseline_frames)
+                done = _against_baseline(pair, size, backend, best.batch, options, make_runner)
+                report.baselines.append(done)
+                advance(
+                    f"{baseline.path.name} {backend} batch 1: {done.baseline_timing.fps:.1f} FPS "
+                    f"(ours {done.artifact_batch1.fps:.1f})"
                 )
     if options.published is not None:
-        for run in report.runs:
-            report.comparisons.append(
-                compare(
-                    options.published,
-                    run.artifact,
-                    run.model,
-                    run.input_size,
-                    run.backend,
-                    backend_family(run.provider),
-                    run.hardware,
-                    run.precision,
-                    run.fps_by_batch(),
-                )
-            )
+        report.comparisons = [_compared(options.published, run) for run in report.runs]
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _new_run(
+    model: ModelFile, size: tuple[int, int], backend: str, runner: Runner, env: dict, counted: ModelFlops | None
+) -> BenchRun:
+    """One artifact on one backend, before its timings: what really runs, where, and its FLOPs."""
+    return BenchRun(
+        model.path.name,
+        model.spec.name,
+        size,
+        backend,
+        runner.provider,
+        runner.precision,
+        runner.threads,
+        hardware(runner.provider, env),
+        flops_per_frame=counted.flops if counted else None,
+        on_cpu=not runs_on_gpu(runner.provider),
+        fp32_flops_per_frame=counted.kept_fp32 if counted else 0.0,
+    )
+
+
+def _against_baseline(
+    pair: tuple[ModelFile, np.ndarray, ModelFile, np.ndarray],
+    size: tuple[int, int],
+    backend: str,
+    best: int,
+    options: ModelBenchOptions,
+    make_runner: RunnerFactory,
+) -> Baseline:
+    """The artifact (at batch 1 and at its fastest batch) against the batch-1 file it replaces, on one
+    backend, in alternating blocks so that a machine whose speed drifts slows both alike."""
+    model, frames, baseline, baseline_frames = pair
+    taking_turns = replace(options.runner, spin_wait=False)  # two spinning thread pools would slow each other
+    with (
+        make_runner(backend, model, size, taking_turns) as ours,
+        make_runner(backend, baseline, size, taking_turns) as theirs,
+    ):
+        entries = [(theirs, baseline_frames, 1), (ours, frames, 1)] + ([(ours, frames, best)] if best != 1 else [])
+        theirs_1, ours_1, *rest = measure_alternating(entries, options.budget)
+    return Baseline(baseline.path.name, model.path.name, backend, theirs_1, ours_1, rest[0] if rest else ours_1)
+
+
+def _compared(table: PublishedTable, run: BenchRun) -> Comparison:
+    """One run set beside the published table's entry for its model and size."""
+    return compare(
+        table,
+        run.artifact,
+        run.model,
+        run.input_size,
+        run.backend,
+        backend_family(run.provider),
+        run.hardware,
+        run.precision,
+        run.fps_by_batch(),
+    )

@@ -24,7 +24,8 @@ from facebatch.core.atomic import ensure_writable_dir, write_bytes_atomic, write
 from facebatch.core.errors import FacebatchError, SpecError
 from facebatch.core.progress import progress_bar
 from facebatch.engines.evaluation.agreement import GROUND_TRUTH
-from facebatch.engines.pipeline.preprocess import image_files, load_image
+from facebatch.engines.pipeline.photo_files import image_files
+from facebatch.engines.pipeline.preprocess import load_image
 
 LONG_SIDE = 4000  # a 12 MP photo's long side (4000 × 3000)
 JPEG_QUALITY = 92

@@ -28,8 +28,12 @@ class Budget:
     iters: int | None = None
 
     def __post_init__(self) -> None:
-        if self.warmup < 0 or self.seconds <= 0 or (self.iters is not None and self.iters < 1):
-            raise SpecError("--warmup must be 0 or more seconds, --seconds more than 0, --iters at least 1")
+        if self.warmup < 0:
+            raise SpecError(f"warmup must be 0 or more seconds, got {self.warmup:g}", field="warmup")
+        if self.seconds <= 0:
+            raise SpecError(f"seconds must be more than 0, got {self.seconds:g}", field="seconds")
+        if self.iters is not None and self.iters < 1:
+            raise SpecError(f"iters must be at least 1, got {self.iters}", field="iters")
 
 
 def _checked_feed(runner: Runner, frames: np.ndarray, batch: int) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ from facebatch.core.words import counted, percent
 from facebatch.engines.bench.process_time import ProcessTime
 from facebatch.engines.bench.timing import BatchTiming
 from facebatch.engines.evaluation.agreement import Agreement
-from facebatch.engines.pipeline.face_pipeline import STAGE_WORDS, STAGES
+from facebatch.engines.pipeline.image_faces import STAGE_WORDS, STAGES
 
 OURS = "facebatch pipeline"
 LOOP = "per-image loop"
@@ -213,26 +213,36 @@ class PipelineBenchReport:
         return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
 
     def to_markdown(self) -> str:
+        lines = self._summary_lines() + self._model_lines() + self._process_lines() + self._stage_lines()
+        lines += self._agreement_lines()
+        if self.notes:
+            lines += ["", "## Notes", ""] + [f"- {note}" for note in self.notes]
+        environment = describe_environment(self.environment)
+        if environment:
+            lines += ["", "## Environment", ""] + [f"- {line}" for line in environment]
+        return "\n".join(lines).rstrip() + "\n"
+
+    def _summary_lines(self) -> list[str]:
+        """The title, what ran, and the throughput table with each run in words."""
         ours = self.contender(OURS)
         lines = ["# facebatch bench --pipeline", ""]
         if self.command:
             lines.append(f"- command: `{self.command}`")
         lines.append(f"- detector {self.detector}, embedder {self.embedder}, backend {self.backend} ({self.provider})")
         if ours is not None:
+            passes = counted(len(ours.pass_seconds), "timed pass", "timed passes")
             lines.append(
-                f"- {ours.images} photos and {ours.faces} faces per pass; {counted(len(ours.pass_seconds), 'timed pass', 'timed passes')} per run, "
+                f"- {ours.images} photos and {ours.faces} faces per pass; {passes} per run, "
                 "the runs taking turns; speeds from the median pass"
             )
-        lines += [
-            f"- took {self.seconds:.1f} s",
-            "",
-            "## Throughput",
-            "",
-            "| " + " | ".join(self.HEADER) + " |",
-            "|" + "---|" * len(self.HEADER),
-        ]
+        lines += [f"- took {self.seconds:.1f} s", "", "## Throughput", ""]
+        lines += ["| " + " | ".join(self.HEADER) + " |", "|" + "---|" * len(self.HEADER)]
         lines += ["| " + " | ".join(row) + " |" for row in self.rows()]
-        lines += [""] + [f"- **{c.name}**: {c.description}" for c in self.contenders]
+        return lines + [""] + [f"- **{c.name}**: {c.description}" for c in self.contenders]
+
+    def _model_lines(self) -> list[str]:
+        """The models alone, what they allow together, and the arithmetic against the CPU's peak."""
+        lines = []
         bound = self.bound_images_per_second()
         if self.models:
             lines += [
@@ -261,30 +271,42 @@ class PipelineBenchReport:
                 f"Of peak: each model's operations per second, over the ceiling of the precision it runs in (detector {self.flops['detector'] / 1e9:.2f} GFLOPs per photo, "
                 f"embedder {self.flops['embedder'] / 1e9:.3f} per face) over the {self.peak.describe()}.",
             ]
-        if self.processes:
-            lines += [
-                "",
-                "## Whole process (fresh interpreter, start-up included)",
-                "",
-                "| command | photos | median s | runs s | insightface ÷ ours |",
-                "|---|---|---|---|---|",
-            ]
-            for p in self.processes:
-                ratio = self.process_ratio_of(p)
-                lines.append(
-                    f"| {p.name} | {p.photos} | {p.median_seconds:.2f} | {', '.join(f'{s:.2f}' for s in p.seconds)} | "
-                    f"{f'{ratio:.2f}×' if ratio else ''} |"
-                )
+        return lines
+
+    def _process_lines(self) -> list[str]:
+        if not self.processes:
+            return []
+        lines = [
+            "",
+            "## Whole process (fresh interpreter, start-up included)",
+            "",
+            "| command | photos | median s | runs s | insightface ÷ ours |",
+            "|---|---|---|---|---|",
+        ]
+        for p in self.processes:
+            ratio = self.process_ratio_of(p)
+            lines.append(
+                f"| {p.name} | {p.photos} | {p.median_seconds:.2f} | {', '.join(f'{s:.2f}' for s in p.seconds)} | "
+                f"{f'{ratio:.2f}×' if ratio else ''} |"
+            )
+        return lines
+
+    def _stage_lines(self) -> list[str]:
         stage_rows = self.stage_rows()
-        if stage_rows:
-            lines += [
-                "",
-                "## Where the pipeline's time goes (busy seconds per pass; the readers run beside the runtimes)",
-                "",
-                "| stage | s | of the wall time | what |",
-                "|---|---|---|---|",
-            ]
-            lines += ["| " + " | ".join(row) + " |" for row in stage_rows]
+        if not stage_rows:
+            return []
+        lines = [
+            "",
+            "## Where the pipeline's time goes (busy seconds per pass; the readers run beside the runtimes)",
+            "",
+            "| stage | s | of the wall time | what |",
+            "|---|---|---|---|",
+        ]
+        return lines + ["| " + " | ".join(row) + " |" for row in stage_rows]
+
+    def _agreement_lines(self) -> list[str]:
+        """Whether the runs found the same faces, and the hand-labelled ones."""
+        lines = []
         if self.agreements:
             lines += ["", "## Same faces?", ""] + [f"- {a.summary()}" for a in self.agreements]
             for a in self.agreements:
@@ -295,9 +317,4 @@ class PipelineBenchReport:
             problem = self.recall_problem()
             if problem:
                 lines.append(f"- **lost labelled faces**: {problem}")
-        if self.notes:
-            lines += ["", "## Notes", ""] + [f"- {note}" for note in self.notes]
-        environment = describe_environment(self.environment)
-        if environment:
-            lines += ["", "## Environment", ""] + [f"- {line}" for line in environment]
-        return "\n".join(lines).rstrip() + "\n"
+        return lines

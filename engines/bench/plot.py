@@ -19,7 +19,7 @@ def plot_png(report: BenchReport) -> bytes:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise SpecError(f"--plot needs matplotlib: {INSTALL_HINT}") from None
+        raise SpecError(f"the plot needs matplotlib: {INSTALL_HINT}", field="plot") from None
     from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
     artifacts = report.artifacts()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from facebatch.core.errors import EngineError
+from facebatch.engines.pipeline.options import PipelineOptions
 
 # What an insightface user runs: the pack links the same two ONNX files, the sessions get the same
 # onnxruntime options as ours (threads, no spinning), photos are read with cv2.imread.
@@ -91,6 +92,32 @@ class ProcessSides:
     det_size: tuple[int, int]
     threads: int
     det_thresh: float
+
+
+def embed_flags(
+    detector: Path,
+    embedder: Path,
+    backend: str,
+    settings: PipelineOptions,
+    threads: int | None = None,
+    size: tuple[int, int] | None = None,
+    embedder_spec: Path | None = None,
+) -> tuple[str, ...]:
+    """``facebatch embed``'s flags for the run a pipeline bench times in-process: the same models
+    (``embedder`` may be the spec file that names its ONNX), backend, batch sizes, readers, lanes and
+    threads, so the whole-process time is of the same work."""
+    flags = ["--detector", str(detector), "--embedder", str(embedder), "--backend", backend]
+    flags += ["--batch-size", str(settings.batch_size), "--embed-batch-size", str(settings.embed_batch_size)]
+    flags += ["--workers", str(settings.read_workers)]
+    if threads is not None:
+        flags += ["--threads", str(threads)]
+    if settings.lanes is not None:
+        flags += ["--lanes", str(settings.lanes)]
+    if size is not None:
+        flags += ["--size", f"{size[0]}x{size[1]}"]
+    if embedder_spec is not None:
+        flags += ["--embedder-spec", str(embedder_spec)]
+    return tuple(flags + (["--reduced-decode"] if settings.reduced_decode else []))
 
 
 def _run(command: Sequence[str], environment: dict[str, str]) -> float:

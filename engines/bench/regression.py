@@ -86,11 +86,11 @@ def read_bench_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise SpecError(f"--baseline-bench {path} does not exist") from None
+        raise SpecError(f"baseline_bench {path} does not exist", field="baseline_bench") from None
     except (OSError, ValueError) as exc:
-        raise SpecError(f"--baseline-bench {path} is not a readable bench JSON ({exc})") from None
+        raise SpecError(f"baseline_bench {path} is not a readable bench JSON ({exc})", field="baseline_bench") from None
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
-        raise SpecError(f"--baseline-bench {path} is not a 'facebatch bench --json' report (no runs)")
+        raise SpecError(f"baseline_bench {path} is not a bench report's JSON (it has no runs)", field="baseline_bench")
     return data
 
 
@@ -98,7 +98,7 @@ def compare_with_baseline(
     new: BenchReport, baseline: dict[str, Any], name: str, max_slowdown: float = DEFAULT_MAX_SLOWDOWN
 ) -> RegressionCheck:
     if not 0 < max_slowdown < 1:
-        raise SpecError(f"--max-slowdown must be between 0 and 1, got {max_slowdown}")
+        raise SpecError(f"max_slowdown must be between 0 and 1, got {max_slowdown}", field="max_slowdown")
     old_machine, new_machine = _machine(baseline.get("environment", {})), _machine(new.environment)
     if old_machine != new_machine:
         differ = [

@@ -24,15 +24,17 @@ from facebatch.configs.spec import Normalize
 from facebatch.core.environment import environment
 from facebatch.core.errors import EngineError, SpecError
 from facebatch.core.progress import progress_bar
+from facebatch.engines.bench.defaults import DEFAULT_REQUEST_BATCH
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.timing import Latency
 from facebatch.engines.bench.triton_report import ConcurrencyResult, LocalPipeline, TritonBenchReport
-from facebatch.engines.pipeline.face_pipeline import PipelineSettings, open_pipeline
+from facebatch.engines.pipeline.opening import open_pipeline
+from facebatch.engines.pipeline.options import PipelineSettings
 from facebatch.engines.pipeline.preprocess import proof_frames
 from facebatch.engines.runners.base import TensorMeta
-from facebatch.engines.runners.registry import RunnerOptions
+from facebatch.engines.runners.factory import RunnerOptions
 from facebatch.engines.runners.triton_client_runner import TritonClientRunner, parse_triton_url
-from facebatch.engines.triton.settings import DEFAULT_CONCURRENCY
+from facebatch.engines.triton.defaults import DEFAULT_CONCURRENCY
 
 NOISE_SIZE = 640  # frames made for an input whose size the server leaves open
 FRAME_NORMALIZE_MEAN, FRAME_NORMALIZE_STD = (
@@ -46,16 +48,16 @@ class TritonBenchOptions:
     url: str
     model: str
     concurrency: tuple[int, ...] = DEFAULT_CONCURRENCY
-    request_batch: int = 1  # rows (photos or frames) per request
+    request_batch: int = DEFAULT_REQUEST_BATCH  # rows (photos or frames) per request
     budget: Budget = field(default_factory=Budget)
     photos: tuple[Path, ...] = ()
     seed: int = 0
 
     def __post_init__(self) -> None:
         if not self.concurrency or min(self.concurrency) < 1:
-            raise SpecError("--concurrency takes positive numbers, e.g. 1,2,4,8,16")
+            raise SpecError("concurrency takes positive numbers, e.g. 1,2,4,8,16", field="concurrency")
         if self.request_batch < 1:
-            raise SpecError(f"--request-batch must be at least 1, got {self.request_batch}")
+            raise SpecError(f"request_batch must be at least 1, got {self.request_batch}", field="request_batch")
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,9 @@ def _request_rows(meta: TensorMeta, count: int, photos: Sequence[Path], seed: in
     frames (photos letterboxed to the input's size, then seeded noise) in its dtype."""
     if meta.dtype == np.dtype(object):
         if not photos:
-            raise SpecError(f"{meta.name} takes encoded photos; pass --images with a photo or a folder of them")
+            raise SpecError(
+                f"{meta.name} takes encoded photos; pass photos (a photo or a folder of them)", field="photos"
+            )
         encoded = [Path(p).read_bytes() for p in photos]
         return np.array([[encoded[i % len(encoded)]] for i in range(count)], dtype=object)
     dims = [d if isinstance(d, int) and d > 0 else None for d in meta.shape[1:]]
@@ -94,10 +98,13 @@ def _request_rows(meta: TensorMeta, count: int, photos: Sequence[Path], seed: in
 def _feeds(runner: TritonClientRunner, options: TritonBenchOptions, count: int) -> list[dict[str, np.ndarray]]:
     """``count`` request feeds of ``request_batch`` rows each, built once, cycled by the clients."""
     if runner.max_batch_size == 0 and options.request_batch != 1:
-        raise SpecError(f"{options.model} has no batch axis (max_batch_size 0); drop --request-batch")
+        raise SpecError(
+            f"{options.model} has no batch axis (max_batch_size 0); request_batch must be 1", field="request_batch"
+        )
     if runner.max_batch_size and options.request_batch > runner.max_batch_size:
         raise SpecError(
-            f"--request-batch {options.request_batch} is more than {options.model}'s max batch {runner.max_batch_size}"
+            f"request_batch {options.request_batch} is more than {options.model}'s max batch {runner.max_batch_size}",
+            field="request_batch",
         )
     rows_needed = count * options.request_batch
     columns = {m.name: _request_rows(m, rows_needed, options.photos, options.seed) for m in runner.inputs}
@@ -175,7 +182,8 @@ def _level(
     if not inside:
         raise EngineError(
             f"no request of {options.model} finished inside the {options.budget.seconds:g} s window at concurrency "
-            f"{concurrency}; give it more --seconds"
+            f"{concurrency}; raise seconds (the timed window per level)",
+            field="seconds",
         )
     latency = Latency(tuple(b - a for a, b in inside))
     return ConcurrencyResult(
@@ -238,7 +246,7 @@ def bench_triton(options: TritonBenchOptions, local: LocalPipelineOptions | None
             advance(f"concurrency {concurrency}")
     if local is not None:
         if not options.photos:
-            raise SpecError("the local pipeline runs over photos; pass --images")
+            raise SpecError("the local pipeline runs over photos; pass photos", field="photos")
         report.local = local_pipeline_speed(local, options.photos)
     report.seconds = time.perf_counter() - began
     return report

@@ -15,16 +15,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from facebatch.core.errors import EngineError
+from facebatch.core.errors import EngineError, SpecError
 from facebatch.engines.runners.base import first_line
 from facebatch.engines.runners.engine_record import BuildRecipe, EngineProfile
 from facebatch.engines.runners.tensorrt_runner import import_tensorrt
 
 
 @dataclass(frozen=True)
-class BuilderSettings:
+class BuilderOptions:
     workspace_gib: float | None = None  # None: TensorRT's default (the GPU's memory)
     timing_cache: Path | None = None  # read when it exists, written back after the build
+
+    def __post_init__(self) -> None:
+        if self.workspace_gib is not None and not self.workspace_gib > 0:
+            raise SpecError(f"workspace_gib must be positive, got {self.workspace_gib:g} GiB", field="workspace_gib")
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -49,9 +53,7 @@ def polygraphy_quiet() -> Iterator[None]:
         yield
 
 
-def build_engine(
-    onnx_path: Path, recipe: BuildRecipe, profile: EngineProfile, settings: BuilderSettings
-) -> BuiltEngine:
+def build_engine(onnx_path: Path, recipe: BuildRecipe, profile: EngineProfile, settings: BuilderOptions) -> BuiltEngine:
     trt = import_tensorrt()
     from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath, Profile
     from polygraphy.exception import PolygraphyException

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from facebatch.core.words import counted
-from facebatch.engines.pipeline.face_pipeline import ImageFaces, cosine_similarity
+from facebatch.engines.pipeline.compare import cosine_similarity
+from facebatch.engines.pipeline.image_faces import ImageFaces
 from facebatch.engines.pipeline.scrfd_decode import box_iou
 
 PIXEL_TOLERANCE = 1.0  # boxes and landmarks, in photo pixels

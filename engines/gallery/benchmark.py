@@ -146,9 +146,9 @@ INDEX_RUN = """
 import json, sys, time
 from pathlib import Path
 from facebatch.configs.model_file import read_model_file
-from facebatch.engines.gallery.index_job import IndexRequest, index_photos
+from facebatch.engines.gallery.index_job import IndexJob, index_photos
 photos, out, detector, embedder, ray = sys.argv[1:6]
-request = IndexRequest(photos=[Path(photos)], out=Path(out), detector=read_model_file(Path(detector)),
+request = IndexJob(photos=[Path(photos)], out=Path(out), detector=read_model_file(Path(detector)),
                        embedder=read_model_file(Path(embedder)), ray=ray == "ray")
 summary = index_photos(request)
 # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child of a big process would report the parent's

@@ -22,14 +22,15 @@ import numpy as np
 
 from facebatch.core.atomic import atomic_path
 from facebatch.core.errors import SpecError
-from facebatch.engines.gallery.settings import (
+from facebatch.engines.gallery.defaults import (
     INDEX_MIN_BYTES_PER_FACE,
     INDEX_PARAMETERS,
     INDEX_TYPES,
     MANIFEST,
     PRIVATE_FILE,
 )
-from facebatch.engines.gallery.store import GalleryError, GalleryReadError, open_regular
+from facebatch.engines.gallery.errors import GalleryError, GalleryReadError
+from facebatch.engines.gallery.layout import open_regular
 
 INDEX_EXTRA_HINT = "pip install 'facebatch[index]' (faiss-cpu, pyarrow)"
 
@@ -49,15 +50,17 @@ class IndexChoice:
 
     def __post_init__(self) -> None:
         if self.kind not in INDEX_TYPES:
-            raise SpecError(f"--index {self.kind} is not one of {', '.join(INDEX_TYPES)}")
+            raise SpecError(f"index {self.kind} is not one of {', '.join(INDEX_TYPES)}", field="index")
         known = INDEX_PARAMETERS[self.kind]
         unknown = sorted(set(self.parameters) - set(known))
         if unknown:
             takes = ", ".join(known) or "no parameters"
-            raise SpecError(f"--index {self.kind} has no parameter {', '.join(unknown)} (it takes {takes})")
+            raise SpecError(
+                f"index {self.kind} has no parameter {', '.join(unknown)} (it takes {takes})", field="index_parameters"
+            )
         for name, value in self.parameters.items():
             if value < 0:
-                raise SpecError(f"--index-param {name}={value}: must be at least 0")
+                raise SpecError(f"index parameter {name}={value} must be at least 0", field="index_parameters")
 
     def resolved(self, rows: int, dimension: int) -> dict[str, int]:
         """The parameters with the data's defaults filled in (what the manifest records)."""
@@ -72,7 +75,10 @@ class IndexChoice:
                     d for d in range(1, dimension + 1) if dimension % d == 0 and d <= max(1, dimension // 8)
                 )
             if dimension % values["m"]:
-                raise SpecError(f"--index-param m={values['m']} must divide the embedding size {dimension}")
+                raise SpecError(
+                    f"index parameter m={values['m']} must divide the embedding size {dimension}",
+                    field="index_parameters",
+                )
             # k-means over 2^nbits centroids wants at least that many training vectors
             values["nbits"] = max(1, min(values["nbits"], int(math.log2(max(rows, 2)))))
         return values
@@ -83,7 +89,9 @@ def parse_index_parameters(items: list[str]) -> dict[str, int]:
     for item in items:
         name, _, value = item.partition("=")
         if not name or not value.strip().isdigit():
-            raise SpecError(f"--index-param {item!r} is not NAME=INTEGER (for example nprobe=32)")
+            raise SpecError(
+                f"index parameter {item!r} is not NAME=INTEGER (for example nprobe=32)", field="index_parameters"
+            )
         values[name.strip().replace("-", "_")] = int(value)
     return values
 
@@ -131,7 +139,7 @@ def set_search_parameters(index, kind: str, values: dict[str, int]) -> None:
 def write_index(index, target: Path) -> int:
     """Write atomically (0600: a gallery is private); the file's size."""
     faiss = import_faiss()
-    with atomic_path(target, "--out", mode=PRIVATE_FILE) as tmp:
+    with atomic_path(target, "out", mode=PRIVATE_FILE) as tmp:
         faiss.write_index(index, str(tmp))
     return target.stat().st_size
 

@@ -20,28 +20,25 @@ from facebatch.configs.spec_io import spec_to_dict
 from facebatch.core.errors import SpecError
 from facebatch.core.progress import progress_bar, warn
 from facebatch.core.words import counted
+from facebatch.engines.gallery.defaults import DEFAULT_FACES, FACES_MODES, PHOTOS_PER_SHARD
+from facebatch.engines.gallery.errors import GalleryError, ShardDamaged
 from facebatch.engines.gallery.faiss_index import IndexChoice, build_index, import_faiss, index_description, write_index
+from facebatch.engines.gallery.manifest import ModelIdentity, ShardEntry
 from facebatch.engines.gallery.photos import Photo, collect_photos
-from facebatch.engines.gallery.settings import DEFAULT_FACES, PHOTOS_PER_SHARD
-from facebatch.engines.gallery.store import (
-    Gallery,
-    GalleryError,
-    ModelIdentity,
-    PhotoState,
-    ShardDamaged,
-    ShardEntry,
-    create_or_open,
-    photos_to_index,
-)
+from facebatch.engines.gallery.rows import PhotoState
+from facebatch.engines.gallery.store import Gallery, create_or_open, photos_to_index
 from facebatch.engines.gallery.table import shard_table
-from facebatch.engines.pipeline.face_pipeline import PipelineSettings, open_pipeline
-from facebatch.engines.runners.registry import RunnerOptions
+from facebatch.engines.pipeline.opening import open_pipeline
+from facebatch.engines.pipeline.options import PipelineSettings
+from facebatch.engines.runners.factory import RunnerOptions
 
 Advance = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class IndexRequest:
+class IndexJob:
+    """What ``index_photos`` indexes, into which gallery, with which models and pipeline."""
+
     photos: Sequence[Path]  # none: only rebuild the index from the shards
     out: Path
     detector: ModelFile
@@ -58,14 +55,21 @@ class IndexRequest:
     ray_actors: int = 0  # 0: one per GPU of the cluster, or one per 2 CPUs when it has none
 
     def __post_init__(self) -> None:
-        if self.faces not in ("best", "all"):
-            raise SpecError(f"--faces {self.faces} is not best or all")
+        if self.faces not in FACES_MODES:
+            raise SpecError(f"faces {self.faces} is not one of {', '.join(FACES_MODES)}", field="faces")
         if self.embedder.spec.embedding_size is None:
             raise SpecError(
-                f"{self.embedder.path.name} does not say its embedding size; describe it (facebatch describe)"
+                f"embedder {self.embedder.path.name} does not say its embedding size; describe it first (a "
+                "description of the embedder gives its size)",
+                field="embedder",
             )
         if self.photos_per_shard < 1:
-            raise SpecError("--photos-per-shard must be at least 1")
+            raise SpecError(
+                f"photos_per_shard must be at least 1, got {self.photos_per_shard}", field="photos_per_shard"
+            )
+
+
+IndexRequest = IndexJob  # alias for one release (the use case's options are workflows.gallery.IndexOptions)
 
 
 @dataclass
@@ -115,7 +119,7 @@ def model_identity(role: str, model: ModelFile) -> ModelIdentity:
     return ModelIdentity(role, model.spec.name, str(model.path.resolve()), model.sha256, spec_to_dict(model.spec))
 
 
-def pipeline_settings_record(request: IndexRequest) -> dict:
+def pipeline_settings_record(request: IndexJob) -> dict:
     s = request.settings
     return {
         "detector_size": list(request.detector.checked_size(None)),
@@ -126,7 +130,7 @@ def pipeline_settings_record(request: IndexRequest) -> dict:
     }
 
 
-def open_for(request: IndexRequest) -> Gallery:
+def open_for(request: IndexJob) -> Gallery:
     import_faiss()  # the extra is needed at the end: say so before the slow part
     return create_or_open(
         request.out,
@@ -165,7 +169,7 @@ def quarantine_damaged_shards(gallery: Gallery) -> None:
         gallery.save()
 
 
-def run_locally(request: IndexRequest, gallery: Gallery, todo: list[Photo], states: dict[str, PhotoState]) -> int:
+def run_locally(request: IndexJob, gallery: Gallery, todo: list[Photo], states: dict[str, PhotoState]) -> int:
     """Run the pipeline over ``todo``, committing a shard every ``photos_per_shard`` photos; the
     faces added."""
     size = int(request.embedder.spec.embedding_size or 0)
@@ -181,7 +185,7 @@ def run_locally(request: IndexRequest, gallery: Gallery, todo: list[Photo], stat
                 for result in pipeline.run([Path(p.path) for p in chunk]):
                     results.append(result)
                     if not result.ok:
-                        warn(f"skipped {result.path}: {result.error}")
+                        warn(f"skipped {result.path}: {result.error}", result.error_field)
                     advance(
                         f"{result.path.name}: {counted(len(result), 'face')}"
                         if result.ok
@@ -228,7 +232,7 @@ def index_is_current(gallery: Gallery, choice: IndexChoice) -> bool:
     return all(recorded.get("parameters", {}).get(k) == v for k, v in asked.items())
 
 
-def index_photos(request: IndexRequest) -> IndexSummary:
+def index_photos(request: IndexJob) -> IndexSummary:
     began = time.perf_counter()
     photos = collect_photos(request.photos, request.subjects_csv) if request.photos else []
     gallery = open_for(request)
@@ -255,7 +259,7 @@ def index_photos(request: IndexRequest) -> IndexSummary:
             summary.index = gallery.manifest.index["faiss"] if gallery.manifest.index else ""
         summary.index_seconds = time.perf_counter() - index_began
         if not gallery.manifest.faces and not photos:
-            raise GalleryError(f"{request.out} holds no face; index photos with faces into it")
+            raise GalleryError(f"gallery {request.out} holds no face; index photos with faces into it")
     summary.gallery_photos = gallery.manifest.photos
     summary.gallery_faces = gallery.manifest.faces
     summary.shards = len(gallery.manifest.shards)

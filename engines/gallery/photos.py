@@ -13,7 +13,7 @@ from pathlib import Path
 from facebatch.core.errors import SpecError
 from facebatch.core.progress import warn
 from facebatch.core.trusted_paths import printable
-from facebatch.engines.pipeline.preprocess import IMAGE_SUFFIXES
+from facebatch.engines.pipeline.photo_files import IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,16 @@ def _walk(folder: Path) -> list[Path]:
 def read_subjects_csv(path: Path) -> dict[str, str]:
     """``path,subject`` rows (a header row ``path,subject`` is allowed); paths relative to the CSV."""
     if not Path(path).is_file():
-        raise SpecError(f"--subjects {path} is not a file; pass a CSV of path,subject rows")
+        raise SpecError(f"subjects {path} is not a file; pass a CSV of path,subject rows", field="subjects")
     subjects = {}
     with open(path, newline="", encoding="utf-8") as handle:
         for number, row in enumerate(csv.reader(handle), start=1):
             if not row or (number == 1 and [c.strip().lower() for c in row] == ["path", "subject"]):
                 continue
             if len(row) != 2 or not row[0].strip() or not row[1].strip():
-                raise SpecError(f"--subjects {path} line {number} is not 'path,subject': {','.join(row)[:80]}")
+                raise SpecError(
+                    f"subjects {path} line {number} is not 'path,subject': {','.join(row)[:80]}", field="subjects"
+                )
             photo = Path(row[0].strip())
             photo = photo if photo.is_absolute() else Path(path).parent / photo
             subjects[str(photo.resolve())] = row[1].strip()

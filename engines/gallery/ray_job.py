@@ -37,9 +37,10 @@ import numpy as np
 
 from facebatch.core.errors import EngineError, SpecError
 from facebatch.core.words import counted
+from facebatch.engines.gallery.defaults import RAY_CONNECT_TIMEOUT_S, RAY_LOOPBACK, STAGING_PREFIX
 from facebatch.engines.gallery.photos import Photo
-from facebatch.engines.gallery.settings import RAY_CONNECT_TIMEOUT_S, RAY_LOOPBACK, STAGING_PREFIX
-from facebatch.engines.gallery.store import Gallery, PhotoState
+from facebatch.engines.gallery.rows import PhotoState
+from facebatch.engines.gallery.store import Gallery
 
 RAY_EXTRA_HINT = "pip install 'facebatch[ray]' (ray[data])"
 # Ray has no public switch for the address its processes bind: its loopback-only mode (the one it uses on macOS and
@@ -53,7 +54,7 @@ def import_ray():
         import ray
         import ray.data  # noqa: F401 - the Data library is a separate part of the wheel
     except ImportError:
-        raise SpecError(f"--ray needs Ray Data: {RAY_EXTRA_HINT}") from None
+        raise SpecError(f"ray needs Ray Data: {RAY_EXTRA_HINT}", field="ray") from None
     return ray
 
 
@@ -72,7 +73,10 @@ def check_address_answers(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S) 
     except ValueError:
         host = port = None
     if not host:
-        raise SpecError(f"--ray {address} is not an address (HOST:PORT, or ray://HOST:PORT for Ray Client)")
+        raise SpecError(
+            f"ray_address {address} is not an address (HOST:PORT, or ray://HOST:PORT for Ray Client)",
+            field="ray_address",
+        )
     deadline = time.monotonic() + timeout
     try:
         with socket.create_connection((host, port), timeout=timeout) as connection:
@@ -83,12 +87,15 @@ def check_address_answers(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S) 
     except OSError as exc:
         reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
         raise EngineError(
-            f"no Ray cluster answers at {address} ({reason}); start one ('ray start --head') or pass another --ray address"
+            f"no Ray cluster answers at {address} ({reason}); start one there (Ray's 'ray start' as the head node) "
+            "or pass another ray_address",
+            field="ray_address",
         ) from None
     if len(header) < 9 or header[3] != SETTINGS_FRAME:
         raise EngineError(
             f"{address} answers, but not as a Ray cluster (no gRPC); pass the head node's GCS address (HOST:6379) or "
-            "ray://HOST:10001"
+            "ray://HOST:10001 as ray_address",
+            field="ray_address",
         )
 
 
@@ -159,7 +166,7 @@ class _Reader:
     max_photo_pixels: int  # PipelineSettings.max_photo_pixels: the same limit as a local run
 
     def __call__(self, batch: dict) -> dict:
-        from facebatch.engines.pipeline.face_pipeline import prepare_photo
+        from facebatch.engines.pipeline.reader import prepare_photo
 
         out = {name: [] for name in ("path", "subject", "size", "mtime_ns", "image", "frame", "scale", "error")}
         for path, subject, size, mtime in zip(
@@ -191,7 +198,7 @@ class _Embedder:
     """The detect + align + embed stage: one FacePipeline per actor, for the actor's life."""
 
     def __init__(self, detector, embedder, backend, settings, runner_options, best_only: bool) -> None:
-        from facebatch.engines.pipeline.face_pipeline import open_pipeline
+        from facebatch.engines.pipeline.opening import open_pipeline
 
         self._stack = contextlib.ExitStack()
         # one lane: Ray runs the actors side by side, and calls the pipeline's stages, not its run()
@@ -202,7 +209,7 @@ class _Embedder:
 
     def __call__(self, batch: dict):
         from facebatch.engines.gallery.table import shard_table
-        from facebatch.engines.pipeline.face_pipeline import PreparedPhoto
+        from facebatch.engines.pipeline.reader import PreparedPhoto
 
         prepared, photos = [], []
         for i in range(len(batch["path"])):
@@ -228,11 +235,11 @@ class _Embedder:
 
 def run_on_ray(
     request, gallery: Gallery, todo: list[Photo], states: dict[str, PhotoState]
-) -> tuple[int, str]:  # IndexRequest
+) -> tuple[int, str]:  # IndexJob
     """Index ``todo`` with Ray Data; the staged shards are committed in one manifest write. The
     faces added, and the cluster that ran them."""
 
-    from facebatch.engines.pipeline.face_pipeline import FaceModels
+    from facebatch.engines.pipeline.options import FaceModels
 
     size = request.detector.checked_size(None)
     models = FaceModels(request.detector.spec, size, request.embedder.spec)

@@ -14,8 +14,9 @@ import numpy as np
 
 from facebatch.core.errors import SpecError
 from facebatch.core.trusted_paths import printable
+from facebatch.engines.gallery.errors import GalleryError
 from facebatch.engines.gallery.faiss_index import read_index, set_search_parameters
-from facebatch.engines.gallery.store import Gallery, GalleryError
+from facebatch.engines.gallery.store import Gallery
 
 UNKNOWN = "unknown"
 
@@ -72,9 +73,7 @@ class GallerySearch:
                 f"before it was built again); {hint}"
             )
         if not recorded.get("rows"):
-            raise GalleryError(
-                f"{root} holds no face; index photos with faces into it ('facebatch index PHOTOS --out {root}')"
-            )
+            raise GalleryError(f"gallery {root} holds no face; index photos with faces into it", field="gallery")
         self.index = read_index(self.gallery.index_path, recorded, hint)
         set_search_parameters(self.index, recorded["type"], recorded.get("parameters", {}))
 
@@ -84,7 +83,7 @@ class GallerySearch:
 
     def search(self, vectors: np.ndarray, top_k: int, threshold: float) -> list[list[Match]]:
         if top_k < 1:
-            raise SpecError(f"--top-k must be at least 1, got {top_k}")
+            raise SpecError(f"top_k must be at least 1, got {top_k}", field="top_k")
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
         if vectors.shape[1] != self.dimension:
             raise SpecError(f"the queries are {vectors.shape[1]}-d, the gallery's embeddings {self.dimension}-d")
@@ -109,22 +108,26 @@ def npz_queries(path: Path, gallery: Gallery) -> tuple[np.ndarray, list[int], li
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
     except (OSError, ValueError) as exc:
-        raise SpecError(f"{path} is not an .npz of embeddings ({exc}); make one with 'facebatch embed'") from None
+        raise SpecError(
+            f"query {path} is not an .npz of embeddings ({exc}); embed the photos into one", field="queries"
+        ) from None
     if "embeddings" not in arrays:
-        raise SpecError(f"{path} holds no 'embeddings'; make one with 'facebatch embed'")
+        raise SpecError(f"query {path} holds no 'embeddings'; embed the photos into an .npz", field="queries")
     manifest = gallery.manifest
     for role, identity in (("detector", manifest.detector), ("embedder", manifest.embedder)):
         recorded = arrays.get(f"{role}_sha256")
         if recorded is None:
             raise SpecError(
-                f"{path} does not say which {role} made it (an older facebatch embed); embed the photos again, or "
-                "search the photos themselves"
+                f"query {path} does not say which {role} made it (an older facebatch wrote it); embed the photos "
+                "again, or search the photos themselves",
+                field="queries",
             )
         if str(recorded) != identity.sha256:
             raise SpecError(
-                f"{path} was made with another {role} (sha256 {printable(str(recorded)[:12], 20)}…) than the gallery's "
-                f"{printable(identity.name, 80)} ({identity.sha256[:12]}…); embeddings of two models must "
-                "not mix"
+                f"query {path} was made with another {role} (sha256 {printable(str(recorded)[:12], 20)}…) than the "
+                f"gallery's {printable(identity.name, 80)} ({identity.sha256[:12]}…); embeddings of two models must "
+                "not mix",
+                field="queries",
             )
     boxes = arrays.get("boxes")
     rows = len(arrays["embeddings"])
@@ -144,9 +147,10 @@ def check_gallery_models(gallery: Gallery, detector, embedder) -> None:  # Model
     for model, identity in ((detector, manifest.detector), (embedder, manifest.embedder)):
         if model.sha256 != identity.sha256:
             raise SpecError(
-                f"{model.path} is not the {identity.role} the gallery was built with ({printable(identity.name, 80)}, "
+                f"{identity.role} {model.path} is not the one the gallery was built with ({printable(identity.name, 80)}, "
                 f"sha256 {identity.sha256[:12]}…): embeddings of two models must not mix; pass "
-                f"{printable(identity.file)}"
+                f"{printable(identity.file)}",
+                field=identity.role,
             )
 
 
@@ -163,7 +167,9 @@ def photo_queries(pipeline, paths: list[Path]) -> PhotoQueries:  # FacePipeline
     found = PhotoQueries()
     for result in pipeline.run(paths):
         if not result.ok:
-            found.unreadable.append({"photo": str(result.path), "error": str(result.error)})
+            found.unreadable.append(
+                {"photo": str(result.path), "error": str(result.error), "field": result.error_field or ""}
+            )
         elif not len(result):
             found.no_face.append(str(result.path))
         else:

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from facebatch.engines.gallery.photos import Photo
-from facebatch.engines.pipeline.face_pipeline import ImageFaces
+from facebatch.engines.pipeline.image_faces import ImageFaces
 
 NO_FACE = -1
 

@@ -118,10 +118,6 @@ class PhotoHeader:
         return (h <= height and w <= width) or (h <= width and w <= height)
 
 
-def _view(data: Encoded) -> memoryview:
-    return memoryview(data).cast("B")
-
-
 def _jpeg(view: memoryview) -> tuple[int, int] | None:
     """(width, height) of the first frame header libjpeg would read, or None where it reads none."""
     size, at = len(view), 2  # after SOI
@@ -243,7 +239,7 @@ def photo_header(data: Encoded) -> PhotoHeader:
     """The format and size ``data``'s header gives; ``PhotoRefused`` where it gives none, in a
     format facebatch accepts, or gives 0 pixels. Reads the whole of ``data`` when it has to (a JPEG's
     frame header may follow long EXIF, thumbnail and ICC segments), never decodes."""
-    view = _view(data)
+    view = memoryview(data).cast("B")
     head = bytes(view[:12])
     size, name = None, None
     if head[:3] == b"\xff\xd8\xff":  # OpenCV's JPEG signature
@@ -314,14 +310,11 @@ def file_size_problem(header: PhotoHeader, size: int) -> PhotoRefused | None:
 
 
 def what_to_change(refusal: PhotoRefused, served: bool) -> str:
-    """What the owner of a refused photo can do: a local command's user, or a client of the server."""
-    if served:
-        return (
-            "send it smaller, or serve with a larger --max-photo-pixels"
-            if refusal.too_large
-            else f"send {ACCEPTED} bytes"
-        )
-    return "shrink it, or pass a larger --max-photo-pixels" if refusal.too_large else f"pass a whole {ACCEPTED} file"
+    """What the owner of a refused photo can do: a local caller, or a client of the served model (its limit)."""
+    larger = "send it smaller, or serve with a larger" if served else "shrink it, or pass a larger"
+    if refusal.too_large:
+        return f"{larger} max_photo_pixels"
+    return f"send {ACCEPTED} bytes" if served else f"pass a whole {ACCEPTED} file"
 
 
 def opencv_pixel_cap() -> int:
@@ -341,14 +334,15 @@ def cap_opencv_decodes() -> None:
         os.environ.setdefault(OPENCV_PIXEL_CAP_VARIABLE, str(DEFAULT_MAX_PHOTO_PIXELS))
 
 
-def check_limit_against_opencv(max_pixels: int, flag: str = "--max-photo-pixels") -> None:
-    """Refuse a pixel limit that OpenCV's own cap in this process would undercut (the photos between
-    them would be refused by OpenCV as undecodable), saying which variable to raise."""
+def check_limit_against_opencv(max_pixels: int, field: str = "max_photo_pixels") -> None:
+    """Refuse a pixel limit (the option named ``field``) that OpenCV's own cap in this process would
+    undercut (the photos between them would be refused by OpenCV as undecodable), saying which variable to raise."""
     if max_pixels < 1:
-        raise SpecError(f"{flag} must be at least 1, got {max_pixels}")
+        raise SpecError(f"{field} must be at least 1, got {max_pixels}", field=field)
     cap = opencv_pixel_cap()
     if max_pixels > cap:
         raise SpecError(
-            f"{flag} {max_pixels} is above OpenCV's own decode cap in this process ({cap}, from "
-            f"{OPENCV_PIXEL_CAP_VARIABLE}); start it with {OPENCV_PIXEL_CAP_VARIABLE}={max_pixels} in the environment"
+            f"{field} {max_pixels} is above OpenCV's own decode cap in this process ({cap}, from "
+            f"{OPENCV_PIXEL_CAP_VARIABLE}); start it with {OPENCV_PIXEL_CAP_VARIABLE}={max_pixels} in the environment",
+            field=field,
         )

@@ -30,7 +30,6 @@ from facebatch.engines.pipeline.image_header import (
     what_to_change,
 )
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # libjpeg decodes straight to 1/2, 1/4 or 1/8 of the size (it drops DCT coefficients: 2–8× less work
 # than a full decode, and an area-like downscale); other formats would decode whole and resize
 JPEG_REDUCTIONS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
@@ -124,8 +123,12 @@ def _undecodable(path: Path) -> SpecError:
 
 
 def _refused(path: Path, refusal: PhotoRefused) -> SpecError:
-    """A photo refused before (or instead of) decoding, named, with what to change."""
-    return SpecError(f"image {printable(str(path))} {refusal}; {what_to_change(refusal, served=False)}")
+    """A photo refused before (or instead of) decoding, named, with what to change (a photo above the
+    limit: the limit, ``max_photo_pixels``, is the field)."""
+    return SpecError(
+        f"image {printable(str(path))} {refusal}; {what_to_change(refusal, served=False)}",
+        field="max_photo_pixels" if refusal.too_large else None,
+    )
 
 
 def _decoded(path: Path, data: np.ndarray, header: PhotoHeader, factor: int = 1) -> np.ndarray:
@@ -196,33 +199,6 @@ def decode_for_detector(
     # libjpeg's reduced size is the full size / factor rounded up; a turned photo swaps them
     upright = abs(image.shape[0] - -(-height // factor)) <= 1 and abs(image.shape[1] - -(-width // factor)) <= 1
     return DecodedPhoto(image, (height, width) if upright else (width, height), data, header)
-
-
-def image_files(path: Path) -> list[Path]:
-    """The photos a path names: the file itself, or a folder's images in name order."""
-    path = Path(path)
-    if path.is_file():
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise SpecError(
-                f"{path} is not an image file ({', '.join(IMAGE_SUFFIXES)}); pass a photo or a folder of photos"
-            )
-        return [path]
-    if not path.is_dir():
-        raise SpecError(f"{path} does not exist; pass a photo or a folder of photos")
-    return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-def collect_images(paths: Sequence[Path]) -> list[Path]:
-    """Every photo the arguments name, in their order (a folder's in name order), each once;
-    a file named outright is taken whatever its suffix (if it does not decode, the pipeline
-    says so and goes on); refuses paths that do not exist and arguments that name nothing."""
-    found: list[Path] = []
-    for path in map(Path, paths):
-        found += [path] if path.is_file() else image_files(path)
-    if not found:
-        named = ", ".join(str(p) for p in paths)
-        raise SpecError(f"no images found in {named} ({', '.join(IMAGE_SUFFIXES)}); pass photos or folders of photos")
-    return list(dict.fromkeys(found))
 
 
 def letterbox_size(image_hw: tuple[int, int], height: int, width: int) -> tuple[int, int]:

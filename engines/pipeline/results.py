@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from facebatch.core.errors import SpecError
-from facebatch.engines.pipeline.face_pipeline import ImageFaces
+from facebatch.engines.pipeline.image_faces import ImageFaces
 
 BOX_COLOUR = (0, 200, 0)  # BGR
 LANDMARK_COLOURS = ((0, 0, 255), (0, 255, 255), (255, 0, 255), (0, 255, 0), (255, 0, 0))  # eyes, nose, mouth corners

@@ -1,6 +1,6 @@
 """The backends by name, what each runs and what it needs installed. Kept free of any
 runtime import, so that the command line can list them in ``--help`` without paying for
-them; ``registry`` builds the runners."""
+them; ``factory`` builds the runners."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ BACKENDS = {
         ),
         Backend(
             "trt",
-            "the TensorRT engine 'facebatch build' made from the artifact (build/engines/NAME_fp16_b1-32.plan)",
-            "pip install 'facebatch[tensorrt]' on a CUDA machine, then 'facebatch build'",
+            "the TensorRT engine built from the artifact (build/engines/NAME_fp16_b1-32.plan)",
+            "pip install 'facebatch[tensorrt]' on a CUDA machine, then build the engine",
         ),
     )
 }
@@ -47,10 +47,10 @@ BACKENDS = {
 def parse_backends(text: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     if not names:
-        raise SpecError(f"no backend named; known: {', '.join(BACKENDS)}")
+        raise SpecError(f"no backend named; known: {', '.join(BACKENDS)}", field="backends")
     for name in names:
         if name not in BACKENDS:
             close = difflib.get_close_matches(name, list(BACKENDS), n=1, cutoff=0.5)
             hint = f"did you mean {close[0]}? " if close else ""
-            raise SpecError(f"unknown backend {name!r}; {hint}known: {', '.join(BACKENDS)}")
+            raise SpecError(f"unknown backend {name!r}; {hint}known: {', '.join(BACKENDS)}", field="backends")
     return names

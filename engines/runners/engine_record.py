@@ -92,23 +92,33 @@ def engine_profile(
     batch_max: int | None = None,
 ) -> EngineProfile:
     """The spec's batch range (1/16/32) unless overridden, at the spec's size; an artifact
-    exported with ``--dynamic-size`` has no size of its own to build at, so it needs one."""
+    exported with a dynamic size has no size of its own to build at, so it needs one."""
     if spec.dynamic_size and size is None:
         h, w = spec.input_size
         raise SpecError(
-            f"{spec.name} has a symbolic input size (exported with --dynamic-size): an engine is built for one; "
-            f"pass --size, e.g. --size {h}x{w}"
+            f"{spec.name} has a symbolic input shape, and an engine is built for one: pass size, e.g. {h}x{w}",
+            field="size",
         )
     if size is not None and not spec.dynamic_size and tuple(size) != tuple(spec.input_size):
         h, w = spec.input_size
-        raise SpecError(f"{spec.name} runs at {h}x{w} only; drop --size {size[0]}x{size[1]}")
+        raise SpecError(f"{spec.name} runs at {h}x{w} only; drop size {size[0]}x{size[1]}", field="size")
     low, high = batch_min or spec.batch.min, batch_max or spec.batch.max
     opt = batch_opt or min(max(spec.batch.opt, low), high)  # follows a moved min or max
     if not low <= opt <= high:
-        raise SpecError(f"the batch profile must satisfy --min <= --opt <= --max, got {low}/{opt}/{high}")
+        raise _profile_error(low, opt, high, batch_max is not None)
     batch = ShapeRange(low, opt, high)
     size = tuple(size) if size is not None else spec.input_size
     return EngineProfile(batch, size, replace(spec, batch=batch).batch_profile(size))
+
+
+def _profile_error(low: int, opt: int, high: int, max_given: bool) -> SpecError:
+    """A batch profile out of order, said of the bound to change: a max below the min (the given max, else
+    the min), or a given opt outside them."""
+    if low > high and max_given:
+        return SpecError(f"batch_max {high} is below batch_min {low}", field="batch_max")
+    if low > high:
+        return SpecError(f"batch_min {low} is above the spec's largest batch, {high}", field="batch_min")
+    return SpecError(f"batch_opt {opt} lies outside batch_min..batch_max ({low}..{high})", field="batch_opt")
 
 
 def engine_filename(artifact_stem: str, precision: Precision, batch: ShapeRange) -> str:
@@ -203,12 +213,12 @@ def read_engine_record(plan: Path) -> EngineRecord:
     """The sidecar beside ``plan``; one clear line when it is missing or unreadable."""
     plan = Path(plan)
     if not plan.is_file():
-        raise SpecError(f"engine {plan} does not exist; build it with 'facebatch build MODEL.onnx'")
+        raise SpecError(f"engine {plan} does not exist; build it from its ONNX file first")
     sidecar = sidecar_path(plan)
     if not sidecar.is_file():
         raise SpecError(
             f"engine {plan.name} has no sidecar {sidecar.name} beside it; facebatch needs it to know the "
-            "engine's spec, profile and the GPU it was built for: rebuild it with 'facebatch build'"
+            "engine's spec, profile and the GPU it was built for: rebuild it"
         )
     try:
         return EngineRecord.from_dict(json.loads(sidecar.read_text()))
@@ -217,7 +227,7 @@ def read_engine_record(plan: Path) -> EngineRecord:
 
 
 def find_engine(onnx_path: Path, reference_sha256: str, spec: ModelSpec, precision: Precision = Precision.FP16) -> Path:
-    """The engine ``facebatch build`` made from this ONNX with the spec's profile: in
+    """The engine the build made from this ONNX with the spec's profile: in
     ``engines/`` beside the ONNX's folder (build/onnx → build/engines) or in build/engines,
     with a sidecar that names exactly this file (sha256) as its FP32 reference."""
     onnx_path = Path(onnx_path)
@@ -226,7 +236,7 @@ def find_engine(onnx_path: Path, reference_sha256: str, spec: ModelSpec, precisi
         plan = folder / name
         if plan.is_file() and read_engine_record(plan).reference_onnx.get("sha256") == reference_sha256:
             return plan
-    raise SpecError(f"no TensorRT engine built from {onnx_path.name} ({name}); run 'facebatch build {onnx_path}' first")
+    raise SpecError(f"no TensorRT engine built from {onnx_path.name} ({name}); build the engine from {onnx_path} first")
 
 
 def check_engine_compatible(record: EngineRecord, tensorrt_version: str, gpu: GpuInfo) -> None:
@@ -241,6 +251,4 @@ def check_engine_compatible(record: EngineRecord, tensorrt_version: str, gpu: Gp
             f"this GPU is {gpu.compute_capability} ({gpu.name})"
         )
     if problems:
-        raise SpecError(
-            f"engine {record.engine} was built for {' and '.join(problems)}; rebuild it here with 'facebatch build'"
-        )
+        raise SpecError(f"engine {record.engine} was built for {' and '.join(problems)}; rebuild it here")

@@ -89,7 +89,7 @@ class TensorRtRunner(Runner):
         runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
         engine = runtime.deserialize_cuda_engine(self.plan.read_bytes())
         if engine is None:
-            raise EngineError(f"TensorRT cannot deserialise {self.label}; rebuild it with 'facebatch build'")
+            raise EngineError(f"TensorRT cannot deserialise {self.label}; rebuild it")
         context = engine.create_execution_context()
         inputs, outputs = [], []
         for index in range(engine.num_io_tensors):

@@ -1,5 +1,5 @@
 """A model on a running Triton server behind the runner protocol, through tritonclient
-(HTTP or gRPC): what ``facebatch bench --triton`` times and the serving tests compare.
+(HTTP or gRPC): what the served-model bench times and the serving tests compare.
 
     with TritonClientRunner("localhost:8000", "face_pipeline") as runner:
         runner.infer({"IMAGES": photos})
@@ -43,10 +43,12 @@ def parse_triton_url(url: str) -> tuple[str, str]:
         protocol, rest = "http", url
     protocol = protocol.lower()
     if protocol not in PROTOCOLS:
-        raise SpecError(f"--triton {url}: the scheme must be http:// or grpc://")
+        raise SpecError(f"triton URL {url}: the scheme must be http:// or grpc://", field="triton")
     host, _, port = rest.rstrip("/").rpartition(":")
     if not host or not port.isdigit():
-        raise SpecError(f"--triton {url}: give host:port, e.g. localhost:8000 (HTTP) or grpc://localhost:8001")
+        raise SpecError(
+            f"triton URL {url}: give host:port, e.g. localhost:8000 (HTTP) or grpc://localhost:8001", field="triton"
+        )
     return protocol, rest.rstrip("/")
 
 
@@ -88,7 +90,8 @@ class TritonClientRunner(Runner):
                 # the ready models, from the statistics API: the repository index is restricted on facebatch serve
                 served = ", ".join(sorted(self.statistics())) or "none"
                 raise SpecError(
-                    f"Triton at {self.address} serves no ready model {self.model!r} (it has: {served}); pick one with --model"
+                    f"Triton at {self.address} serves no ready model {self.model!r} (it has: {served}); pick one of those",
+                    field="model",
                 )
             metadata = self._as_dict(self._client.get_model_metadata(self.model))
             config = self._as_dict(self._client.get_model_config(self.model))

@@ -107,8 +107,12 @@ class ModelConfig:
             raise SpecError(
                 f"model {self.name}: instance kind must be one of {sorted(KINDS)}, got {self.instance_kind!r}"
             )
-        if self.instance_count < 1 or self.max_batch_size < 0:
-            raise SpecError(f"model {self.name}: --instances must be at least 1 and the max batch size not negative")
+        if self.instance_count < 1:
+            raise SpecError(
+                f"model {self.name}: instances must be at least 1, got {self.instance_count}", field="instances"
+            )
+        if self.max_batch_size < 0:
+            raise SpecError(f"model {self.name}: the max batch size cannot be negative, got {self.max_batch_size}")
 
     def to_pbtxt(self) -> str:
         lines = [

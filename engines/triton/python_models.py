@@ -28,7 +28,8 @@ import numpy as np
 from facebatch.configs.spec import BATCH
 from facebatch.configs.spec_io import spec_from_dict
 from facebatch.core.errors import FacebatchError, SpecError
-from facebatch.engines.pipeline.face_pipeline import FaceModels, FacePipeline, ImageFaces, PipelineSettings
+from facebatch.engines.pipeline.face_pipeline import FacePipeline
+from facebatch.engines.pipeline.image_faces import ImageFaces
 from facebatch.engines.pipeline.image_header import (
     ACCEPTED,
     DEFAULT_MAX_PHOTO_PIXELS,
@@ -39,12 +40,13 @@ from facebatch.engines.pipeline.image_header import (
     checked_header,
     what_to_change,
 )
+from facebatch.engines.pipeline.options import FaceModels, PipelineSettings
 from facebatch.engines.pipeline.preprocess import decode_within
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.engines.runners.base import Runner, TensorMeta, first_line
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.triton_bls_runner import TritonBlsRunner
-from facebatch.engines.triton.settings import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_FILE
+from facebatch.engines.triton.defaults import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_FILE
 
 
 class FacebatchModel:

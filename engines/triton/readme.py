@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from facebatch.engines.triton.settings import (
+from facebatch.engines.triton.defaults import (
     DEFAULT_GRPC_PORT,
     DEFAULT_HTTP_PORT,
     DEFAULT_METRICS_PORT,
@@ -61,6 +61,8 @@ def _perf_analyzer(repository: TritonRepository) -> list[str]:
 
 
 def repository_readme(repository: TritonRepository) -> str:
+    """The README.md of ``repository``: its models, how to serve it (facebatch, NVIDIA's container), the python
+    backend's environment, the face pipeline's inputs and outputs, and how to measure it."""
     python_models = any(m.config.backend == "python" for m in repository.models)
     pipeline = repository.model("pipeline")
     out = [
@@ -71,6 +73,18 @@ def repository_readme(repository: TritonRepository) -> str:
         "",
         *_model_rows(repository),
         "",
+        *_serve_section(repository, python_models),
+    ]
+    if python_models:
+        out += _python_backend_section()
+    if pipeline is not None:
+        out += _pipeline_section(pipeline.name)
+    out += _measure_section(repository)
+    return "\n".join(out)
+
+
+def _serve_section(repository: TritonRepository, python_models: bool) -> list[str]:
+    return [
         "## Serve it",
         "",
         "With facebatch (tritonserver from PATH, or the one inside the `nvidia-pytriton` wheel; Ctrl-C stops it):",
@@ -97,46 +111,53 @@ def repository_readme(repository: TritonRepository) -> str:
         "```",
         "",
     ]
-    if python_models:
-        out += [
-            "### The python backend",
-            "",
-            "The python models (`model.py`) run facebatch's own code, so the python backend's interpreter must import "
-            "facebatch and its runtime dependencies (onnxruntime, OpenCV, onnx, numpy, PyYAML, rich; not torch). Either "
-            "install them into the container's python (facebatch's source with `pip install --no-deps`, then those packages), or "
-            "pack an environment and name it in each python model's config:",
-            "",
-            "```text",
-            'parameters { key: "EXECUTION_ENV_PATH" value: { string_value: "$$TRITON_MODEL_DIRECTORY/facebatch_env.tar.gz" } }',
-            "```",
-            "",
-            "(a `conda-pack` archive of a Python with facebatch, as Triton's python backend documents). The python stub of "
-            "Triton 2.51 and older (the NGC 24.10 image; the `nvidia-pytriton` 0.7 wheel) was built for numpy 1 and "
-            "misreads numpy 2 arrays: give it an environment with `numpy<2` (`make serve-env` makes one for `facebatch serve`).",
-            "",
-        ]
-    if pipeline is not None:
-        out += [
-            "## The face pipeline",
-            "",
-            f"`{pipeline.name}` takes encoded photos (JPEG, PNG, BMP, WebP or TIFF bytes) as `{IMAGES_INPUT}` "
-            f"(BYTES, shape [photos, 1]) and returns one row per face: {', '.join(f'`{n}`' for n in FACE_OUTPUTS)} "
-            "(which photo of the request, box x1 y1 x2 y2 in the photo's pixels, score, 5 landmarks, unit-length "
-            "embedding). It decodes, letterboxes, decodes the heads, runs NMS and aligns with facebatch's code, and "
-            "calls the detector and the embedder models through BLS, so their batchers merge the work of every "
-            "pipeline instance.",
-            "",
-            "```python",
-            "import numpy as np, tritonclient.http as http",
-            f'client = http.InferenceServerClient("localhost:{DEFAULT_HTTP_PORT}")',
-            'photos = np.array([[open(p, "rb").read()] for p in ("a.jpg", "b.jpg")], dtype=object)',
-            f'images = http.InferInput("{IMAGES_INPUT}", list(photos.shape), "BYTES"); images.set_data_from_numpy(photos)',
-            f'result = client.infer("{pipeline.name}", [images])',
-            f'boxes, embeddings = result.as_numpy("{FACE_OUTPUTS[1]}"), result.as_numpy("{FACE_OUTPUTS[4]}")',
-            "```",
-            "",
-        ]
-    out += [
+
+
+def _python_backend_section() -> list[str]:
+    return [
+        "### The python backend",
+        "",
+        "The python models (`model.py`) run facebatch's own code, so the python backend's interpreter must import "
+        "facebatch and its runtime dependencies (onnxruntime, OpenCV, onnx, numpy, PyYAML, rich; not torch). Either "
+        "install them into the container's python (facebatch's source with `pip install --no-deps`, then those packages), or "
+        "pack an environment and name it in each python model's config:",
+        "",
+        "```text",
+        'parameters { key: "EXECUTION_ENV_PATH" value: { string_value: "$$TRITON_MODEL_DIRECTORY/facebatch_env.tar.gz" } }',
+        "```",
+        "",
+        "(a `conda-pack` archive of a Python with facebatch, as Triton's python backend documents). The python stub of "
+        "Triton 2.51 and older (the NGC 24.10 image; the `nvidia-pytriton` 0.7 wheel) was built for numpy 1 and "
+        "misreads numpy 2 arrays: give it an environment with `numpy<2` (`make serve-env` makes one for `facebatch serve`).",
+        "",
+    ]
+
+
+def _pipeline_section(name: str) -> list[str]:
+    return [
+        "## The face pipeline",
+        "",
+        f"`{name}` takes encoded photos (JPEG, PNG, BMP, WebP or TIFF bytes) as `{IMAGES_INPUT}` "
+        f"(BYTES, shape [photos, 1]) and returns one row per face: {', '.join(f'`{n}`' for n in FACE_OUTPUTS)} "
+        "(which photo of the request, box x1 y1 x2 y2 in the photo's pixels, score, 5 landmarks, unit-length "
+        "embedding). It decodes, letterboxes, decodes the heads, runs NMS and aligns with facebatch's code, and "
+        "calls the detector and the embedder models through BLS, so their batchers merge the work of every "
+        "pipeline instance.",
+        "",
+        "```python",
+        "import numpy as np, tritonclient.http as http",
+        f'client = http.InferenceServerClient("localhost:{DEFAULT_HTTP_PORT}")',
+        'photos = np.array([[open(p, "rb").read()] for p in ("a.jpg", "b.jpg")], dtype=object)',
+        f'images = http.InferInput("{IMAGES_INPUT}", list(photos.shape), "BYTES"); images.set_data_from_numpy(photos)',
+        f'result = client.infer("{name}", [images])',
+        f'boxes, embeddings = result.as_numpy("{FACE_OUTPUTS[1]}"), result.as_numpy("{FACE_OUTPUTS[4]}")',
+        "```",
+        "",
+    ]
+
+
+def _measure_section(repository: TritonRepository) -> list[str]:
+    out = [
         "## Measure it",
         "",
         "Client-side throughput and p50/p90/p99 latency per concurrency (tritonclient, no perf_analyzer needed):",
@@ -159,4 +180,4 @@ def repository_readme(repository: TritonRepository) -> str:
             "```",
             "",
         ]
-    return "\n".join(out)
+    return out

@@ -1,10 +1,7 @@
 """Start, watch and stop a real ``tritonserver`` on a model repository.
 
-The server is the one on PATH, or the one the ``nvidia-pytriton`` wheel ships (extra
-``serve``): a real Triton build with the python backend. That one needs its python stub for
-the interpreter the models run in put beside the backend, its bundled libraries on
-``LD_LIBRARY_PATH``, and the python environment's ``bin`` first on ``PATH`` (the stub's
-interpreter then imports that environment's packages: facebatch, onnxruntime, OpenCV).
+Which tritonserver and which python environment its python models run in: ``install.py``; the
+ports and the address: ``ports.py``.
 
     with TritonServer(repository, ServerPorts(8000, 8001, 8002)) as server:
         server.http_url  # ready: every model loaded
@@ -24,27 +21,20 @@ only, so local users can read it in /proc/PID/cmdline while it runs (docs/triton
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib.util
-import ipaddress
 import json
 import os
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from facebatch.core.errors import EngineError, SpecError
-from facebatch.engines.triton.settings import (
+from facebatch.engines.triton.defaults import (
     DEFAULT_ADDRESS,
     KEY_HEADER,
     MANIFEST,
@@ -52,170 +42,35 @@ from facebatch.engines.triton.settings import (
     RESTRICTED_APIS,
     STOP_TIMEOUT_S,
 )
+from facebatch.engines.triton.install import (
+    RESTRICTING_FLAGS,
+    PythonEnv,
+    TritonInstall,
+    backend_directory,
+    can_restrict,
+    check_backends,
+    find_tritonserver,
+    python_env,
+    python_stub,
+)
+from facebatch.engines.triton.ports import ServerPorts, check_ports_free
 from facebatch.engines.triton.stubs import python_stubs
 
-PYTRITON_HINT = (
-    "pip install --no-deps 'nvidia-pytriton>=0.7' (the Makefile's serve set-up), or put tritonserver on PATH"
-)
-# The python stub inside nvidia-pytriton 0.7 (tritonserver 2.51) was built for numpy 1: under numpy 2 it
-# hands the models arrays with the wrong values. Its models need an environment with numpy<2.
-PYTRITON_NUMPY_MAJOR = 1
-SERVE_ENV_HINT = "'make serve-env' makes one in .venv-serve; pass it with --python-env .venv-serve"
 # tritonserver prefixes the header of --grpc-restricted-protocol with this on gRPC (metadata keys)
 GRPC_KEY_PREFIX = "triton-grpc-protocol-"
-RESTRICTING_FLAGS = ("--http-restricted-api", "--grpc-restricted-protocol")
-
-
-def exposure(address: str) -> str | None:
-    """One line saying what a server listening on ``address`` opens to other hosts; None on loopback."""
-    try:
-        if ipaddress.ip_address(address).is_loopback:
-            return None
-    except ValueError:
-        pass  # a host name or "": not known to be loopback, so say it
-    return (
-        f"listening on {address}: inference, health, metadata, statistics and metrics are open to every host that "
-        f"reaches it; the {', '.join(api.replace('model-', '') for api in RESTRICTED_APIS[:-1])} and "
-        f"{RESTRICTED_APIS[-1]} APIs need a key only this process has"
-    )
-
-
-@functools.cache
-def _can_restrict(binary: str, environment: tuple[tuple[str, str], ...]) -> bool:
-    """Whether ``binary``'s --help names both restricting flags (asked once per binary and environment: every
-    server a process starts would otherwise run it again)."""
-    try:
-        usage = subprocess.run(
-            [binary, "--help"], env=dict(environment), capture_output=True, text=True, check=False, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return all(flag in usage.stdout + usage.stderr for flag in RESTRICTING_FLAGS)
-
-
-@dataclass(frozen=True)
-class TritonInstall:
-    """A tritonserver binary and what it needs to run python models."""
-
-    binary: Path
-    source: str  # "PATH" or "nvidia-pytriton"
-    backends: Path | None = None  # nvidia-pytriton: its backends folder (the stub is added per interpreter)
-    libraries: Path | None = None  # nvidia-pytriton: its bundled shared libraries
-    stubs: Path | None = None  # nvidia-pytriton: python stubs per interpreter version
-
-    @property
-    def bundled(self) -> bool:
-        return self.source == "nvidia-pytriton"
-
-
-def find_tritonserver() -> TritonInstall:
-    """tritonserver from PATH, else the one inside nvidia-pytriton (found without importing
-    pytriton, whose own imports need packages we do not)."""
-    on_path = shutil.which("tritonserver")
-    if on_path:
-        return TritonInstall(Path(on_path), "PATH")
-    spec = importlib.util.find_spec("pytriton")
-    if spec is not None and spec.submodule_search_locations:
-        root = Path(next(iter(spec.submodule_search_locations)))
-        binary = root / "tritonserver" / "bin" / "tritonserver"
-        if binary.is_file():
-            return TritonInstall(
-                binary,
-                "nvidia-pytriton",
-                root / "tritonserver" / "backends",
-                root.parent / "nvidia_pytriton.libs",
-                root / "tritonserver" / "python_backend_stubs",
-            )
-    raise SpecError(f"no tritonserver here: {PYTRITON_HINT}")
-
-
-@dataclass(frozen=True)
-class PythonEnv:
-    """The interpreter the python-backend models run in: a virtualenv or prefix with facebatch."""
-
-    prefix: Path
-    version: str  # "3.11"
-    numpy: str
-
-    @property
-    def bin(self) -> Path:
-        return self.prefix / "bin"
-
-
-def python_env(prefix: Path | None = None) -> PythonEnv:
-    """Describe ``prefix`` (default: the running interpreter's environment), refusing one that
-    cannot run facebatch's models."""
-    prefix = Path(prefix) if prefix is not None else Path(sys.prefix)
-    python = prefix / "bin" / "python3"
-    if not python.exists():
-        raise SpecError(
-            f"{prefix} is not a python environment (no bin/python3); pass a virtualenv with facebatch as --python-env"
-        )
-    probe = "import sys, numpy, facebatch.engines.triton.python_models; print(f'{sys.version_info[0]}.{sys.version_info[1]}', numpy.__version__)"
-    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SpecError(
-            f"the python environment {prefix} cannot import facebatch's Triton models ({last}); install facebatch "
-            f"there, or {SERVE_ENV_HINT}"
-        )
-    version, numpy_version = result.stdout.split()
-    return PythonEnv(prefix, version, numpy_version)
-
-
-@dataclass(frozen=True)
-class ServerPorts:
-    http: int
-    grpc: int
-    metrics: int | None = None  # None: no metrics endpoint
-
-    def named(self) -> list[tuple[str, int]]:
-        ports = [("--http-port", self.http), ("--grpc-port", self.grpc)]
-        return ports + ([("--metrics-port", self.metrics)] if self.metrics is not None else [])
-
-
-def check_ports_free(ports: ServerPorts, address: str) -> None:
-    """A busy port is refused up front, naming the flag that moves it (tritonserver would start,
-    fail to bind and exit with less to say)."""
-    seen = set()
-    for flag, port in ports.named():
-        if not 0 < port < 65536:
-            raise SpecError(f"{flag} {port} is not a port number")
-        if port in seen:
-            raise SpecError(f"{flag} {port} is also given to another endpoint; give each its own port")
-        seen.add(port)
-    for flag, port in ports.named():
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((address, port))
-            except OSError:
-                raise SpecError(f"port {port} on {address} is in use; pass another {flag}") from None
-
-
-def free_ports(count: int, address: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports the kernel says are free right now."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((address, 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def check_repository(repository: Path) -> None:
+    """A folder of Triton models: refused when it does not exist or holds no model."""
     repository = Path(repository)
     if not repository.is_dir():
         raise SpecError(
-            f"model repository {repository} does not exist; write one with 'facebatch triton ARTIFACT... --out {repository}'"
+            f"repository {repository} does not exist; write one first (a Triton repository from artifacts)",
+            field="repository",
         )
     if not any(p.is_dir() and (p / "config.pbtxt").is_file() for p in repository.iterdir()):
-        hint = "" if (repository / MANIFEST).is_file() else "; write one with 'facebatch triton'"
-        raise SpecError(f"{repository} holds no model (no */config.pbtxt){hint}")
+        hint = "" if (repository / MANIFEST).is_file() else "; write one from artifacts first"
+        raise SpecError(f"repository {repository} holds no model (no */config.pbtxt){hint}", field="repository")
 
 
 class TritonServer:
@@ -264,34 +119,13 @@ class TritonServer:
 
     # -- set-up ---------------------------------------------------------------------------------------
     def _backend_directory(self) -> Path | None:
-        """nvidia-pytriton's backends with the python stub for our interpreter beside the backend
-        (symlinks in a scratch folder; the wheel's own files are not touched)."""
-        install = self.install
-        if not install.bundled:
+        """nvidia-pytriton's backends with the python stub for our interpreter beside the backend, in a
+        scratch folder of this server's; None for a tritonserver from PATH."""
+        if not self.install.bundled:
             return None
-        assert install.backends is not None and install.stubs is not None
-        stub = install.stubs / self.env.version / "triton_python_backend_stub"
-        if not stub.is_file():
-            versions = sorted(p.name for p in install.stubs.iterdir() if p.is_dir())
-            raise SpecError(
-                f"nvidia-pytriton has no python stub for Python {self.env.version} (it has {', '.join(versions)}); "
-                "pass a --python-env with one of those versions"
-            )
-        if int(self.env.numpy.split(".")[0]) > PYTRITON_NUMPY_MAJOR:
-            raise SpecError(
-                f"the python stub of nvidia-pytriton's tritonserver misreads numpy 2 arrays, and {self.env.prefix} has "
-                f"numpy {self.env.numpy}; run its models in an environment with numpy<2: {SERVE_ENV_HINT}"
-            )
+        stub = python_stub(self.install, self.env)
         self._scratch = tempfile.TemporaryDirectory(prefix="facebatch-triton-")
-        backends = Path(self._scratch.name) / "backends"
-        for backend in install.backends.iterdir():
-            if backend.is_dir():
-                (backends / backend.name).mkdir(parents=True)
-                for item in backend.iterdir():
-                    if item.name != "__pycache__":
-                        (backends / backend.name / item.name).symlink_to(item)
-        (backends / "python" / stub.name).symlink_to(stub)
-        return backends
+        return backend_directory(self.install, stub, Path(self._scratch.name))
 
     def command(self, backends: Path | None) -> list[str]:
         """tritonserver's arguments. They hold this run's key: show them to no one."""
@@ -333,32 +167,15 @@ class TritonServer:
     def check_restrictable(self) -> None:
         """A tritonserver that cannot restrict its admin APIs (before 2.40, NGC 23.11) is refused: with
         explicit model control every client could load code into it."""
-        if not _can_restrict(str(self.install.binary), tuple(sorted(self.environment().items()))):
+        if not can_restrict(str(self.install.binary), tuple(sorted(self.environment().items()))):
             raise SpecError(
                 f"{self.install.binary} has no {' or '.join(RESTRICTING_FLAGS)}, so every client could load a model "
                 "into it; use tritonserver 2.40 (NGC 23.11) or newer, better the current release"
             )
 
-    def check_backends(self) -> None:
-        """nvidia-pytriton's build carries the python backend only: a repository of onnxruntime
-        or TensorRT models is refused up front, saying what would run it."""
-        if not self.install.bundled:
-            return
-        others = sorted(
-            p.name
-            for p in self.repository.iterdir()
-            if (p / "config.pbtxt").is_file() and 'backend: "python"' not in (p / "config.pbtxt").read_text()
-        )
-        if others:
-            raise SpecError(
-                f"nvidia-pytriton's tritonserver has the python backend only, and {', '.join(others)} need another; write "
-                "the repository with 'facebatch triton --runtime python', or serve it with NVIDIA's container "
-                "(its README.md has the command)"
-            )
-
     def start(self) -> TritonServer:
         check_repository(self.repository)
-        self.check_backends()
+        check_backends(self.install, self.repository)
         self.check_restrictable()
         check_ports_free(self.ports, self.address)
         backends = self._backend_directory()

@@ -1,6 +1,6 @@
 """SCRFD detector in plain PyTorch with mmdet/mmcv module names.
 
-Order as in timm: blocks (ConvModule, Scale, Integral), neck, head, detector, then the
+Order as in timm: blocks (ConvModule, Scale, Integral: ``mmcv_bricks``), neck, head, detector, then the
 builder that takes the arguments of an mmdet config's ``model=dict(...)`` and the
 per-variant presets. The head always emits the batch-keeping export layout
 ``[N, H*W*anchors, C]``, never the batch-folding one.
@@ -18,6 +18,7 @@ from torch import nn
 from facebatch.configs.scrfd import head_layout_from_head, scrfd_config
 from facebatch.configs.spec import HeadLayout
 from facebatch.core.errors import SpecError
+from facebatch.exporter.models.mmcv_bricks import ConvModule, DepthwiseSeparableConvModule, Integral, Scale
 from facebatch.exporter.models.scrfd_backbones import MobileNetV1, ResNetV1e
 from facebatch.exporter.weights.seeded import seeded_weights
 
@@ -61,80 +62,6 @@ def _checked_kwargs(part: str, kwargs: dict[str, Any], accepted: Iterable[str]) 
     if kwargs.get("conv_cfg") not in (None, {}):
         raise SpecError(f"{part} conv_cfg={kwargs['conv_cfg']!r} is not supported; SCRFD uses plain Conv2d")
     return {k: v for k, v in kwargs.items() if k in accepted}
-
-
-# ---------------------------------------------------------------- mmcv bricks
-def norm_layer(norm_cfg: dict[str, Any] | None, channels: int) -> tuple[str, nn.Module] | None:
-    """mmcv build_norm_layer naming: BN -> 'bn', GN -> 'gn'."""
-    if not norm_cfg:
-        return None
-    kind = norm_cfg.get("type")
-    if kind in ("BN", "SyncBN"):
-        return "bn", nn.BatchNorm2d(channels)
-    if kind == "GN":
-        groups = int(norm_cfg["num_groups"])
-        if channels % groups:
-            raise SpecError(f"GroupNorm with {groups} groups cannot normalise {channels} channels")
-        return "gn", nn.GroupNorm(groups, channels, eps=1e-5)
-    raise SpecError(f"norm type {kind!r} is not supported; SCRFD uses BN or GN")
-
-
-class ConvModule(nn.Module):
-    """mmcv ConvModule: conv (bias only without norm) → norm → ReLU (when act is on)."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        padding: int = 0,
-        groups: int = 1,
-        norm_cfg: dict[str, Any] | None = None,
-        activate: bool = True,
-    ) -> None:
-        super().__init__()
-        norm = norm_layer(norm_cfg, out_channels)
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=norm is None)
-        self.norm_name = norm[0] if norm else None
-        if norm:
-            self.add_module(norm[0], norm[1])
-        self.activate = nn.ReLU(inplace=True) if activate else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
-        if self.norm_name:
-            x = getattr(self, self.norm_name)(x)
-        return self.activate(x) if self.activate is not None else x
-
-
-class DepthwiseSeparableConvModule(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, norm_cfg: dict[str, Any] | None) -> None:
-        super().__init__()
-        self.depthwise_conv = ConvModule(in_channels, in_channels, 3, 1, 1, groups=in_channels, norm_cfg=norm_cfg)
-        self.pointwise_conv = ConvModule(in_channels, out_channels, 1, norm_cfg=norm_cfg)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pointwise_conv(self.depthwise_conv(x))
-
-
-class Scale(nn.Module):
-    """mmcv Scale: one learnable 0-dim factor."""
-
-    def __init__(self, scale: float = 1.0) -> None:
-        super().__init__()
-        self.scale = nn.Parameter(torch.tensor(scale, dtype=torch.float32))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale
-
-
-class Integral(nn.Module):
-    """Kept only for its checkpoint buffer ``project``; DFL is off in every SCRFD release."""
-
-    def __init__(self, reg_max: int = 8) -> None:
-        super().__init__()
-        self.register_buffer("project", torch.linspace(0, reg_max, reg_max + 1))
 
 
 # ---------------------------------------------------------------- neck

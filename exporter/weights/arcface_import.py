@@ -64,8 +64,9 @@ def infer_arcface_network(view: GraphView, source: str) -> str:
     counts = ", ".join(f"{n} {conv_count(n)}" for n in ARCFACE_CONFIGS)
     raise WeightsError(
         f"{source} is not an ArcFace network this tool knows: it has {len(graph_sig)} Conv nodes "
-        f"(known: {counts}) or their shapes differ. A foreign embedder cannot be re-exported, but 'facebatch describe' gives it a spec "
-        "so that verify and bench treat it like ours"
+        f"(known: {counts}) or their shapes differ. A foreign embedder cannot be re-exported, but describing it "
+        "(the describe command) gives it a spec so that verify and bench treat it like ours",
+        field="weights",
     )
 
 

@@ -80,7 +80,9 @@ def infer_scrfd_variant(view: GraphView, source: str) -> str:
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
-        raise WeightsError(f"{source} fits several SCRFD variants ({', '.join(matches)}); name one with --variant")
+        raise WeightsError(
+            f"{source} fits several SCRFD variants ({', '.join(matches)}); name one as the model", field="model"
+        )
 
     def agreement(v: str) -> tuple[int, int]:
         sig = variant_signature(v)
@@ -90,7 +92,8 @@ def infer_scrfd_variant(view: GraphView, source: str) -> str:
     raise WeightsError(
         f"{source} is not an SCRFD detector this tool knows ({len(graph_sig)} Conv nodes, {n_outputs} outputs); "
         f"closest is {closest}: {_first_difference(graph_sig, variant_signature(closest))}. "
-        "For a custom-trained SCRFD pass its config with --config"
+        "For a custom-trained SCRFD give its config file",
+        field="config",
     )
 
 

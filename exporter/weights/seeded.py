@@ -8,7 +8,7 @@ each normalised activation is O(1).
 A random network is still far less well-conditioned than a trained one (fp32 rounding
 compounds layer by layer), which is why parity on seeded weights is judged against the
 model's own fp32 error: ``seeded_parity_gate`` returns that gate as a value, and the export
-and ``verify --reference torch`` both apply it.
+and verify's torch reference both apply it.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def seeded_weights(
 
 @dataclass(frozen=True)
 class ParityGate:
-    """The atol a seeded model's parity is held to instead of the spec's, and why."""
+    """The atol that loosens a seeded model's parity, and why: each output is held to the larger of its
+    spec atol and this one (``verify.parity.compare_outputs``)."""
 
     atol: float
     spec_atol: float

@@ -34,16 +34,11 @@ from facebatch.cli import (
     triton,
     verify,
 )
-from facebatch.cli.errors import error_line
+from facebatch.cli.errors import error_line, flagged
 from facebatch.cli.terminal import terminal_output, visible
 from facebatch.core.errors import FacebatchError
-from facebatch.core.interrupts import (
-    Interrupted,
-    as_interrupted,
-    forget_created_folders,
-    interrupts_as_exceptions,
-    remove_empty_created_folders,
-)
+from facebatch.core.interrupts import Interrupted, as_interrupted, interrupts_as_exceptions
+from facebatch.core.run import Run
 from facebatch.core.version import __version__
 from facebatch.engines.runners.availability import check_onnxruntime_install
 
@@ -98,10 +93,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status (``entry`` is what the ``facebatch`` command runs)."""
     global _interrupted
     _interrupted = False
-    forget_created_folders()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # reports record the command line
+    with Run():  # at its end, a run that wrote nothing into the --out it made leaves no empty folder
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command ``args`` names, its errors and signals as one line on stderr and an exit status."""
+    global _interrupted
     try:
         with interrupts_as_exceptions(), warnings.catch_warnings():
             if args.verbose:
@@ -110,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 not sys.warnoptions
             ):  # libraries' warnings would come before our one error line; --verbose or -W shows them
                 warnings.simplefilter("ignore")
-            with terminal_output(args.verbose):
+            parser, aliases = getattr(args, "parser", None), getattr(args, "field_flags", None)
+            with terminal_output(args.verbose, lambda message, field: flagged(message, field, parser, aliases)):
                 check_onnxruntime_install()  # before any work: a mixed install gives wrong providers, not errors
                 return int(args.handler(args))
     except FacebatchError as exc:
@@ -123,8 +125,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _interrupted = True
         print(f"facebatch: interrupted ({signal.name}): stopped; nothing half-written was left", file=sys.stderr)
         return signal.exit_code
-    finally:
-        remove_empty_created_folders()  # a run that wrote nothing into the --out it made leaves no empty folder
 
 
 _interrupted = False

@@ -1,25 +1,34 @@
 """``facebatch bench``: throughput per batch size of artifacts on backends, side by side,
-with the file an artifact replaces and a published table beside them."""
+with the file an artifact replaces and a published table beside them; the face pipeline over
+photos; a served model per concurrency. The flags become one ``BenchOptions``; the library's
+``bench`` (facebatch/workflows/bench.py) does the rest; here it is shown and written."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facebatch.cli import arguments
-from facebatch.cli.render import console_for, show_bench, write_reports
-from facebatch.core.errors import SpecError
-from facebatch.engines.bench.measure import Budget
-from facebatch.engines.bench.settings import (
+from facebatch.cli.render import console_for, write_reports
+from facebatch.engines.bench.defaults import (
     DEFAULT_BACKENDS,
     DEFAULT_BENCH_BATCH_SIZES,
     DEFAULT_PIPELINE_ROUNDS,
     DEFAULT_PROCESS_RUNS,
+    DEFAULT_REQUEST_BATCH,
 )
-from facebatch.engines.pipeline.settings import DEFAULT_DETECT_BATCH, DEFAULT_EMBED_BATCH, DEFAULT_READ_WORKERS
+from facebatch.engines.bench.measure import Budget
+from facebatch.engines.pipeline.defaults import DEFAULT_DETECT_BATCH, DEFAULT_EMBED_BATCH, DEFAULT_READ_WORKERS
 from facebatch.engines.runners.backends import BACKENDS
-from facebatch.engines.triton.settings import DEFAULT_CONCURRENCY
+from facebatch.engines.triton.defaults import DEFAULT_CONCURRENCY
+
+if TYPE_CHECKING:
+    from facebatch.workflows.bench import BenchOptions
+
+# the fields whose flag has another name than the field (cli/errors.py names the flag in the library's messages)
+FIELD_FLAGS = {"photos": "--images", "backends": "--backend", "published": "--compare", "triton_model": "--model"}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -207,182 +216,76 @@ def register(commands: argparse._SubParsersAction) -> None:
     served.add_argument(
         "--request-batch",
         type=arguments.parse_batch_size,
-        default=1,
+        default=DEFAULT_REQUEST_BATCH,
         metavar="N",
-        help="photos or frames per request (default 1; Triton's batcher merges requests)",
+        help=f"photos or frames per request (default {DEFAULT_REQUEST_BATCH}; Triton's batcher merges requests)",
     )
-    parser.set_defaults(handler=run, junit=None)
+    parser.set_defaults(handler=run, junit=None, field_flags=FIELD_FLAGS)
+
+
+def bench_options(args: argparse.Namespace) -> BenchOptions:
+    """The flags as the library's options (the defaults are the library's: the flags' defaults are read from it)."""
+    from facebatch.workflows.bench import BenchOptions
+
+    described = arguments.embedder_description(args, None)[0] if arguments.embedder_flags_given(args) else None
+    return BenchOptions(
+        models=tuple(args.artifacts),
+        pipeline=args.pipeline,
+        triton=args.triton,
+        triton_model=args.model,
+        backends=tuple(args.backend.split(",")),
+        batch_sizes=args.batch_sizes,
+        warmup=args.warmup,
+        seconds=args.seconds,
+        iters=args.iters,
+        size=args.size,
+        threads=args.threads,
+        allow_fallback=args.allow_fallback,
+        trt_fp16=args.trt_fp16,
+        trt_cache=args.trt_cache,
+        photos=() if args.images is None else (args.images,),
+        seed=args.seed,
+        baseline=args.baseline,
+        published=args.compare,
+        plot=args.plot,
+        embedder_spec=args.embedder_spec,
+        embedder_description=described,
+        detector=args.detector,
+        embedder=args.embedder,
+        detect_batch=args.detect_batch,
+        embed_batch=args.embed_batch,
+        workers=args.workers,
+        lanes=args.lanes,
+        precision=args.precision,
+        reduced_decode=args.reduced_decode,
+        process_runs=args.process_runs,
+        rounds=args.rounds,
+        insightface=args.insightface,
+        concurrency=tuple(args.concurrency),
+        request_batch=args.request_batch,
+        command=arguments.command_line(args),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebatch.configs.model_file import read_model_file
-    from facebatch.core.atomic import check_output_file, write_bytes_atomic
-    from facebatch.engines.bench.job import BenchOptions, bench_models
-    from facebatch.engines.bench.published import load_published
-    from facebatch.engines.runners.backends import parse_backends
-    from facebatch.engines.runners.registry import RunnerOptions
-    from facebatch.exporter.backends import make_runner
+    from facebatch.cli.render import show_bench, show_pipeline_bench, show_triton_bench
+    from facebatch.engines.bench.pipeline_report import PipelineBenchReport
+    from facebatch.engines.bench.triton_report import TritonBenchReport
+    from facebatch.workflows.bench import bench
 
     arguments.check_report_targets(args)
-    if args.triton is not None or args.model is not None:
-        return run_triton(args)
-    if args.pipeline is not None:
-        return run_pipeline(args)
-    if not args.artifacts:
-        raise SpecError("name the artifacts to benchmark, or --pipeline DIR to time the face pipeline over photos")
-    if args.plot is not None:
-        check_output_file(args.plot, "--plot", arguments.input_files(args))
-    backends = parse_backends(args.backend)
-    embedder = arguments.embedder_description(args, None)[0] if arguments.embedder_flags_given(args) else None
-    models = [read_model_file(path, embedder, args.size) for path in args.artifacts]
-    runner = RunnerOptions(
-        threads=args.threads, allow_fallback=args.allow_fallback, trt_fp16=args.trt_fp16, trt_cache=args.trt_cache
-    )
-    options = BenchOptions(
-        backends=backends,
-        batch_sizes=args.batch_sizes,
-        budget=Budget(args.warmup, args.seconds, args.iters),
-        size=args.size,
-        photos=arguments.photos(args),
-        seed=args.seed,
-        runner=runner,
-        baseline=args.baseline,
-        published=load_published(args.compare) if args.compare is not None else None,
-    )
-    report = bench_models(models, options, make_runner)
-    report.command = arguments.command_line(args)
+    result = bench(bench_options(args))
     console = console_for(args)
-    show_bench(console, report)
-    write_reports(console, args, report)
+    if isinstance(result, PipelineBenchReport):
+        show_pipeline_bench(console, result)
+    elif isinstance(result, TritonBenchReport):
+        show_triton_bench(console, result)
+    else:
+        show_bench(console, result)
+    write_reports(console, args, result)
     if args.plot is not None:
-        from facebatch.engines.bench.plot import plot_png
-
-        write_bytes_atomic(args.plot, plot_png(report), "--plot")
         console.print(f"wrote {args.plot}")
-    return 0
-
-
-def run_pipeline(args: argparse.Namespace) -> int:
-    from facebatch.cli.render import show_pipeline_bench
-    from facebatch.engines.bench.pipeline_bench import PipelineBenchOptions, bench_pipeline
-    from facebatch.engines.pipeline.face_pipeline import PipelineSettings
-    from facebatch.engines.pipeline.preprocess import collect_images
-    from facebatch.engines.runners.backends import parse_backends
-    from facebatch.engines.runners.registry import RunnerOptions
-
-    if args.artifacts:
-        raise SpecError(
-            "--pipeline times the detector and embedder it is given (--detector, --embedder); drop the artifact arguments"
-        )
-    backends = parse_backends(args.backend)
-    if len(backends) != 1 or args.plot is not None:
-        raise SpecError("--pipeline runs on one --backend and draws no --plot")
-    if args.process_runs < 0:
-        raise SpecError("--process-runs must be 0 or more")
-    paths = collect_images([args.pipeline])
-    args.embedder_spec = getattr(args, "embedder_spec", None)
-    given = arguments.pipeline_models(args, embed=True, precision="fp32")  # what insightface runs
-    assert given[1] is not None
-    detector = arguments.with_precision(given[0], "--detector", args.precision, args.size)
-    embedder = arguments.with_precision(given[1], "--embedder", args.precision, None)
-    settings = PipelineSettings(
-        batch_size=args.detect_batch,
-        embed_batch_size=args.embed_batch,
-        read_workers=args.workers,
-        reduced_decode=args.reduced_decode,
-        lanes=args.lanes,
-    )
-    options = PipelineBenchOptions(
-        backend=backends[0],
-        settings=settings,
-        rounds=args.rounds,
-        insightface=args.insightface,
-        runner=RunnerOptions(threads=args.threads, allow_fallback=args.allow_fallback, spin_wait=False),
-        detector_size=args.size,
-        peer_detector=fp32_source(given[0]),
-        peer_embedder=fp32_source(given[1]),
-        process_repeats=args.process_runs,
-        process_flags=embed_flags(args, detector.path, embedder.path),
-    )
-    report = bench_pipeline(detector, embedder, paths, options)
-    report.command = arguments.command_line(args)
-    console = console_for(args)
-    show_pipeline_bench(console, report)
-    write_reports(console, args, report)
-    if not report.passed:
+    if isinstance(result, PipelineBenchReport) and not result.passed:
         print("facebatch: error: the runs did not find the same faces (see above)", file=sys.stderr)
         return 1
-    return 0
-
-
-def fp32_source(model) -> Path:  # ModelFile → the file insightface runs: an INT8 file's FP32 source
-    return model.source_file() if model.precision == "int8" else model.path
-
-
-def embed_flags(args: argparse.Namespace, detector: Path, embedder: Path) -> tuple[str, ...]:
-    """``facebatch embed``'s flags for the same run as this bench (the whole-process timing)."""
-    from facebatch.configs.embedder import read_embedder_file
-
-    described = args.embedder is not None and args.embedder.suffix.lower() in (".yaml", ".yml")
-    if described and read_embedder_file(args.embedder)[0].resolve() == embedder.resolve():
-        embedder = args.embedder  # the spec file, which says how to run its ONNX
-    flags = ["--detector", str(detector), "--embedder", str(embedder), "--backend", args.backend]
-    flags += ["--batch-size", str(args.detect_batch), "--embed-batch-size", str(args.embed_batch)]
-    flags += ["--workers", str(args.workers)]
-    if args.threads is not None:
-        flags += ["--threads", str(args.threads)]
-    if args.lanes is not None:
-        flags += ["--lanes", str(args.lanes)]
-    if args.size is not None:
-        flags += ["--size", f"{args.size[0]}x{args.size[1]}"]
-    if args.embedder_spec is not None:
-        flags += ["--embedder-spec", str(args.embedder_spec)]
-    return tuple(flags + (["--reduced-decode"] if args.reduced_decode else []))
-
-
-def run_triton(args: argparse.Namespace) -> int:
-    from facebatch.cli.render import show_triton_bench
-    from facebatch.engines.bench.triton_bench import LocalPipelineOptions, TritonBenchOptions, bench_triton
-    from facebatch.engines.pipeline.face_pipeline import PipelineSettings
-    from facebatch.engines.runners.backends import parse_backends
-
-    if args.triton is None or args.model is None:
-        raise SpecError("--triton URL and --model NAME go together: the server and the model on it to time")
-    if args.artifacts or args.pipeline is not None or args.plot is not None:
-        raise SpecError("--triton times a served model; drop the artifact arguments, --pipeline and --plot")
-    options = TritonBenchOptions(
-        url=args.triton,
-        model=args.model,
-        concurrency=tuple(args.concurrency),
-        request_batch=args.request_batch,
-        budget=Budget(args.warmup, args.seconds),
-        photos=tuple(arguments.photos(args)),
-        seed=args.seed,
-    )
-    local = None
-    if (
-        args.detector is not None or args.embedder is not None
-    ):  # the same photos through the local pipeline, for the ratio
-        backends = parse_backends(args.backend)
-        args.embedder_spec = getattr(args, "embedder_spec", None)
-        detector, embedder = arguments.pipeline_models(args, embed=True)
-        assert embedder is not None
-        local = LocalPipelineOptions(
-            detector,
-            embedder,
-            backends[0],
-            PipelineSettings(
-                batch_size=args.detect_batch,
-                embed_batch_size=args.embed_batch,
-                read_workers=args.workers,
-                lanes=args.lanes,
-            ),
-            arguments.runner_options(args),
-            rounds=args.rounds,
-        )
-    report = bench_triton(options, local)
-    report.command = arguments.command_line(args)
-    console = console_for(args)
-    show_triton_bench(console, report)
-    write_reports(console, args, report)
     return 0

@@ -10,16 +10,6 @@ from facebatch.cli import arguments
 from facebatch.cli.render import console_for
 
 
-def _gib(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GiB") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"the workspace must be positive, got {value:g} GiB")
-    return value
-
-
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "build",
@@ -55,7 +45,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="largest batch of the profile (default the spec's, 32)",
     )
     parser.add_argument(
-        "--workspace-gib", type=_gib, metavar="N", help="builder workspace limit in GiB (default TensorRT's)"
+        "--workspace-gib", type=float, metavar="N", help="builder workspace limit in GiB (default TensorRT's)"
     )
     parser.add_argument(
         "--timing-cache",
@@ -66,45 +56,34 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "-o",
         "--out",
-        dest="output_file",
+        dest="out",
         type=Path,
         metavar="OUT.plan",
         help="engine file (default build/engines/NAME_PRECISION_bMIN-MAX.plan)",
     )
     arguments.add_sizes_argument(parser, several=False)
     arguments.add_frames_arguments(parser, "the comparison with the FP32 ONNX")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, field_flags={"photos": "--images"})
 
 
 def run(args: argparse.Namespace) -> int:
     from facebatch.configs.precision import Precision
-    from facebatch.core.errors import SpecError
-    from facebatch.engines.build.tensorrt_engine import BuilderSettings
+    from facebatch.engines.build.tensorrt_engine import BuilderOptions
     from facebatch.workflows.build import BuildOptions, build_engine_job
 
-    if args.output_file is not None and args.output_file.suffix != ".plan":
-        raise SpecError(f"-o {args.output_file}: name a .plan file")
     options = BuildOptions(
         precision=Precision(args.precision),
         size=args.size,
         batch_min=args.batch_min,
         batch_opt=args.batch_opt,
         batch_max=args.batch_max,
-        settings=BuilderSettings(args.workspace_gib, args.timing_cache),
-        out=args.output_file,
+        settings=BuilderOptions(args.workspace_gib, args.timing_cache),
+        out=args.out,
         photos=arguments.photos(args),
         seed=args.seed,
     )
     result = build_engine_job(args.model_file, options)
     console = console_for(args)
-    record = result.record
-    for note in result.notes:
-        console.print(f"note: {note}")
-    for line in record.verification["summary"]:
-        console.print(f"vs {record.reference_onnx['file']}: {line}")
-    console.print(
-        f"TensorRT {record.tensorrt_version} on {record.gpu.name} (compute capability {record.gpu.compute_capability}), "
-        f"{record.recipe.describe()}, built in {record.build_seconds:.1f} s"
-    )
-    console.print(f"wrote {result.path} and {result.path.with_suffix('.json').name}")
+    for line in result.lines():
+        console.print(line)
     return 0

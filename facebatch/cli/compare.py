@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from facebatch.cli import arguments
-from facebatch.engines.pipeline.settings import DEFAULT_MATCH_THRESHOLD
+from facebatch.engines.pipeline.defaults import DEFAULT_MATCH_THRESHOLD
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -28,7 +28,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "-o",
         "--out",
-        dest="output_file",
+        dest="out",
         type=Path,
         metavar="OUT.onnx",
         help="the FP16 file (default: MODEL_fp16.onnx beside MODEL.onnx)",
@@ -47,11 +47,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     arguments.add_frames_arguments(parser, "the proof")
     arguments.add_report_arguments(parser)
     arguments.add_embedder_arguments(parser)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, field_flags={"photos": "--images"})
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebatch.core.errors import VerificationFailed
     from facebatch.workflows.convert import ConvertOptions, convert_fp16
 
     arguments.check_report_targets(args)
@@ -64,15 +63,14 @@ def run(args: argparse.Namespace) -> int:
         size=args.size,
         embedder=embedder,
     )
-    result = convert_fp16(args.model_file, args.output_file, options)
+    result = convert_fp16(args.model_file, args.out, options)
     console = console_for(args)
     result.report.command = arguments.command_line(args)
     show_verify(console, result.report)
-    write_reports(console, args, result.report)
-    console.print(f"FP16: {result.conversion.describe()}")
-    if not result.written:
-        raise VerificationFailed(f"{result.report.failure_line()}; nothing was written")
-    for note in result.notes:
-        console.print(f"note: {note}")
-    console.print(f"wrote {result.path} and {result.sidecar.name}")
+    write_reports(console, args, result.report)  # the reports are the FP16 graph's verify report
+    refusal = result.refusal()
+    for line in result.lines():
+        console.print(line)
+    if refusal is not None:
+        raise refusal
     return 0

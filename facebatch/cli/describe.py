@@ -29,7 +29,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebatch.configs.embedder import embedder_spec, embedder_yaml
+    from facebatch.configs.embedder import embedder_spec, embedder_yaml, stated_embedder
     from facebatch.configs.family import describe_family, detect_family
     from facebatch.configs.spec import Family
     from facebatch.configs.spec_io import stored_spec
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output_file is not None:
         from facebatch.core.atomic import check_output_file
 
-        check_output_file(args.output_file, "-o", arguments.input_files(args))  # never over the model it describes
+        check_output_file(args.output_file, "output_file", arguments.input_files(args))  # never over its model
     model = load_onnx(args.model_file, "model file", SpecError)
     ours, family = stored_spec(model) is not None, detect_family(model)
     if ours or family is not Family.EMBEDDER:
@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
             f"{args.model_file.name} {what}; describe writes specs of foreign face embedders (verify reads "
             "detectors by their outputs and our artifacts by their metadata)"
         )
-    description, stated = arguments.embedder_description(args, args.size)
+    values = arguments.embedder_values(args, args.size)
+    description, stated = stated_embedder(args.embedder_spec, values)
     spec = embedder_spec(model, description, args.model_file.name)
     resolved = description.with_overrides(
         name=description.name or spec.name,
@@ -65,6 +66,6 @@ def run(args: argparse.Namespace) -> int:
     if args.output_file is None:
         sys.stdout.write(text)
     else:
-        write_text_atomic(args.output_file, text, "-o")
+        write_text_atomic(args.output_file, text, "output_file")
         console_for(args).print(f"wrote {args.output_file}")
     return 0

@@ -23,12 +23,18 @@ def flag_for(parser: argparse.ArgumentParser | None, field: str, aliases: dict[s
 def error_line(
     exc: FacebatchError, parser: argparse.ArgumentParser | None, aliases: dict[str, str] | None = None
 ) -> str:
-    """``exc``'s message with its field named as the flag: the field's first mention becomes the flag, or the
-    flag leads the line where the message does not mention it."""
-    message = str(exc)
-    field = getattr(exc, "field", None)
+    """``exc``'s message with its field named as the flag (``flagged``)."""
+    return flagged(str(exc), getattr(exc, "field", None), parser, aliases)
+
+
+def flagged(
+    message: str, field: str | None, parser: argparse.ArgumentParser | None, aliases: dict[str, str] | None = None
+) -> str:
+    """``message`` about ``field`` as the command line says it: the field's first mention becomes the flag, or
+    the flag leads the line where the message does not mention it; where no flag sets the field, unchanged."""
     flag = flag_for(parser, field, aliases) if field else None
-    if flag is None:
+    if flag is None or field is None:
         return message
-    named, count = re.subn(rf"(?<![\w-]){re.escape(field)}(?![\w-])", flag, message, count=1)
+    # a whole word, never part of a path or a file name ('out' in build/out/x.onnx stays)
+    named, count = re.subn(rf"(?<![\w/.-]){re.escape(field)}(?![\w/.-])", flag, message, count=1)
     return named if count else f"{flag}: {message}"

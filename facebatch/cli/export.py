@@ -10,7 +10,7 @@ from facebatch.cli import arguments
 from facebatch.cli.render import console_for, show_export
 from facebatch.configs.arcface import ARCFACE_INPUT_SIZE
 from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE
-from facebatch.exporter.settings import DEFAULT_OPSET, DEFAULT_OUT_DIR, PARITY_BATCH_SIZES, ExportSettings
+from facebatch.exporter.defaults import DEFAULT_OPSET, DEFAULT_OUT_DIR, PARITY_BATCH_SIZES
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -75,28 +75,25 @@ def register(commands: argparse._SubParsersAction) -> None:
         help=f"batch sizes of the torch-vs-onnxruntime parity check (default {','.join(map(str, PARITY_BATCH_SIZES))})",
     )
     arguments.add_frames_arguments(parser, "the parity and import proofs")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, field_flags={"photos": "--images", "out_dir": "--out"})
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebatch.exporter.dispatch import export_model
+    from facebatch.workflows.export import ExportOptions, export
 
-    settings = ExportSettings(
-        out_dir=args.out,
-        name=args.name,
-        opset=args.opset,
-        parity_batch_sizes=args.parity_batch_sizes,
-        photos=arguments.photos(args),
-        seed=args.seed,
-    )
-    result = export_model(
-        args.model,
+    options = ExportOptions(
+        model=args.model,
         weights=args.weights,
         config=args.config,
         size=args.size,
         dynamic_size=args.dynamic_size,
         embedding_size=args.embedding_size,
-        settings=settings,
+        out_dir=args.out,
+        name=args.name,
+        opset=args.opset,
+        parity_batch_sizes=args.parity_batch_sizes,
+        photos=[] if args.images is None else [args.images],
+        seed=args.seed,
     )
-    show_export(console_for(args), result)
+    show_export(console_for(args), export(options))
     return 0

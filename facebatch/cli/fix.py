@@ -8,7 +8,6 @@ from pathlib import Path
 
 from facebatch.cli import arguments
 from facebatch.cli.render import console_for
-from facebatch.cli.verify import finish
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -25,49 +24,35 @@ def register(commands: argparse._SubParsersAction) -> None:
         "left alone (exit 0).",
     )
     parser.add_argument("model_file", type=Path, metavar="MODEL.onnx")
-    parser.add_argument("-o", "--out", dest="output_file", type=Path, required=True, metavar="OUT.onnx")
+    parser.add_argument("-o", "--out", dest="out", type=Path, required=True, metavar="OUT.onnx")
     arguments.add_sizes_argument(parser, several=True)
     arguments.add_verify_run_arguments(parser)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, field_flags={"photos": "--images", "size": "--size"})
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebatch.core.atomic import check_output_file
-    from facebatch.core.progress import step
-    from facebatch.verify.reference import onnx_reference
-    from facebatch.verify.verify_job import VerifyOptions, verify_model
-    from facebatch.workflows.fix import REPAIR_ATOL, fix_onnx
+    from facebatch.cli.render import show_verify, write_reports
+    from facebatch.workflows.fix import FixOptions, fix_model
 
-    check_output_file(args.output_file, "-o", [args.model_file])  # before the step line: refused, not started
-    arguments.check_report_targets(args, arguments.input_files(args, [args.output_file]))
-    console = console_for(args)
-    proof_size = args.sizes[0] if args.sizes else None
-    with step(f"repair {args.model_file.name} by graph surgery and prove it frame by frame"):
-        result = fix_onnx(args.model_file, args.output_file, size=proof_size)
-    if not result.written:
-        console.print(
-            f"nothing to fix: {args.model_file.name} carries a symbolic batch on every input and output and the lint "
-            f"finds nothing that folds, moves or pins it; nothing was written (verify it with 'facebatch verify')"
-        )
-        return 0
-    for change in result.changes:
-        console.print(f"fixed: {change}")
-    if result.renamed:
-        console.print("renamed outputs: " + ", ".join(f"{a} → {b}" for a, b in result.renamed.items()))
-    console.print(
-        f"proof: repaired per-frame outputs vs original single-frame outputs, max abs diff "
-        f"{result.proof_max_diff:.3g} (≤ {REPAIR_ATOL:g})"
-    )
-    console.print(f"wrote {result.path} and {result.sidecar.name} (the source's sha256, every repair, the proof)")
-    options = VerifyOptions(
+    arguments.check_report_targets(args, arguments.input_files(args, [args.out]))
+    options = FixOptions(
+        sizes=args.sizes,
         batch_sizes=args.batch_sizes,
         photos=arguments.photos(args),
         seed=args.seed,
-        sizes=args.sizes,
-        reference=onnx_reference(args.model_file, one_frame_at_a_time=True),
         det_thresh=args.det_thresh,
         nms_thresh=args.nms_thresh,
         strict=args.strict,
     )
-    finish(console, args, verify_model(result.path, options))
+    result = fix_model(args.model_file, args.out, options)
+    console = console_for(args)
+    for line in result.lines():
+        console.print(line)
+    if result.verify is not None:  # the reports are the written file's verify report
+        result.verify.command = arguments.command_line(args)
+        show_verify(console, result.verify)
+        write_reports(console, args, result.verify)
+    refusal = result.refusal()
+    if refusal is not None:
+        raise refusal
     return 0

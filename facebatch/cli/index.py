@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from facebatch.cli import arguments
-from facebatch.engines.gallery.settings import (
+from facebatch.engines.gallery.defaults import (
     DEFAULT_FACES,
     DEFAULT_INDEX,
     FACES_MODES,
@@ -93,44 +93,36 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--json", type=Path, metavar="FILE", help="write the run's summary as JSON ('-': standard output)"
     )
-    parser.set_defaults(handler=run, markdown=None, junit=None)
+    parser.set_defaults(
+        handler=run,
+        markdown=None,
+        junit=None,
+        field_flags={"index_parameters": "--index-param", "ray_address": "--ray"},
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from facebatch.cli.render import console_for
     from facebatch.cli.terminal import literal, visible
-    from facebatch.core.atomic import write_text_atomic
     from facebatch.core.words import counted
-    from facebatch.engines.gallery.faiss_index import IndexChoice, parse_index_parameters
-    from facebatch.engines.gallery.index_job import IndexRequest, index_photos
-    from facebatch.engines.gallery.store import read_manifest
+    from facebatch.engines.gallery.faiss_index import parse_index_parameters
+    from facebatch.workflows.gallery import IndexOptions, index
 
-    if args.json is not None and args.json != arguments.STDOUT:
-        from facebatch.core.atomic import check_output_file
-
-        # not a photo, not the models, not a file of the gallery being written
-        check_output_file(args.json, "--json", arguments.input_files(args, folders=[args.out]))
-    if not args.images:
-        read_manifest(args.out)  # only the index is rebuilt: the gallery must exist
-    choice = IndexChoice(args.index, parse_index_parameters(args.index_param))
-    detector, embedder = arguments.pipeline_models(args, embed=True)
-    request = IndexRequest(
+    options = IndexOptions(
         photos=args.images,
         out=args.out,
-        detector=detector,
-        embedder=embedder,
+        run=arguments.pipeline_run(args),
         faces=args.faces,
-        subjects_csv=args.subjects,
-        index=choice,
-        backend=args.backend,
-        settings=arguments.pipeline_settings(args),
-        runner_options=arguments.runner_options(args),
+        subjects=args.subjects,
+        index=args.index,
+        index_parameters=parse_index_parameters(args.index_param),
         photos_per_shard=args.photos_per_shard,
         ray=args.ray is not None,
         ray_address=args.ray or None,
         ray_actors=args.ray_actors,
+        json=None if args.json == arguments.STDOUT else args.json,
     )
-    summary = index_photos(request)
+    summary = index(options)
     console = console_for(args)
     rate = f", {summary.photos_per_second:.1f} photos/s" if summary.photos_run else ""
     where = f"ray: {summary.cluster}" if summary.cluster else summary.where
@@ -151,8 +143,6 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json == arguments.STDOUT:
         sys.stdout.write(json.dumps(summary.to_dict(), indent=2) + "\n")
-    elif args.json is not None:
-        write_text_atomic(args.json, json.dumps(summary.to_dict(), indent=2) + "\n", "--json")
     if summary.failed:
         print(
             f"facebatch: error: {len(summary.failed)} of {counted(summary.photos_run, 'photo')} could not be read "

@@ -9,12 +9,7 @@ from pathlib import Path
 from facebatch.cli import arguments
 from facebatch.configs.precision import INT8_MIN_COSINE
 from facebatch.engines.build.int8_recipes import RECIPES, RECIPES_FOR_CPU
-from facebatch.workflows.settings import (
-    QUANTIZE_BENCH_BACKENDS,
-    QUANTIZE_BENCH_BATCH_SIZES,
-    QUANTIZE_BENCH_SECONDS,
-    QUANTIZE_BENCH_WARMUP_S,
-)
+from facebatch.workflows.defaults import QUANTIZE_BENCH_BACKENDS, QUANTIZE_BENCH_BATCH_SIZES, QUANTIZE_BENCH_SECONDS
 
 _CANDIDATES = "; ".join(f"{cpu} {' and '.join(names)}" for cpu, names in RECIPES_FOR_CPU.items())
 
@@ -41,7 +36,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "-o",
         "--out",
-        dest="output_file",
+        dest="out",
         type=Path,
         metavar="OUT.onnx",
         help="the INT8 file (default: MODEL_int8.onnx beside MODEL.onnx)",
@@ -118,7 +113,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--markdown", type=Path, metavar="FILE", help="write the report as Markdown ('-': standard output)"
     )
-    parser.set_defaults(handler=run, junit=None)
+    parser.set_defaults(handler=run, junit=None, field_flags={"photos": "--images"})
 
 
 def _recipes(text: str) -> tuple[str, ...]:
@@ -130,9 +125,9 @@ def _recipes(text: str) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from facebatch.cli.render import console_for, show_quantize, write_reports
-    from facebatch.core.errors import VerificationFailed
-    from facebatch.engines.bench.measure import Budget
     from facebatch.engines.runners.backends import parse_backends
     from facebatch.workflows.quantize import QuantizeOptions, quantize_int8
 
@@ -147,20 +142,17 @@ def run(args: argparse.Namespace) -> int:
         bench=args.bench,
         bench_backends=parse_backends(args.backend),
         bench_batch_sizes=args.batch_sizes,
-        budget=Budget(warmup=QUANTIZE_BENCH_WARMUP_S, seconds=args.seconds),
         threads=args.threads,
         mixed=args.mixed,
     )
-    result = quantize_int8(args.model_file, options, args.output_file)
+    options.budget = replace(options.budget, seconds=args.seconds)  # its warm-up stays the library's
+    result = quantize_int8(args.model_file, options, args.out)
     result.command = arguments.command_line(args)
     console = console_for(args)
     show_quantize(console, result)
     write_reports(console, args, result)
-    if not result.written:
-        mixed = "; --mixed keeps FP32 only the layers the gate needs" if result.mixed_would_help(options) else ""
-        raise VerificationFailed(
-            f"the INT8 model of {result.source.name} failed its accuracy gate ({'; '.join(result.failures)}); "
-            f"nothing was written (--force writes it anyway{mixed})"
-        )
+    refusal = result.refusal()
+    if refusal is not None:
+        raise refusal
     console.print(f"wrote {result.path} and {result.sidecar.name}")
     return 0

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from facebatch.cli import arguments
 from facebatch.configs.arcface import DEFAULT_ARCFACE
 from facebatch.configs.scrfd import DEFAULT_SCRFD, DEFAULT_SCRFD_SIZE
 from facebatch.engines.bench.regression import DEFAULT_MAX_SLOWDOWN
-from facebatch.workflows.release.settings import (
+from facebatch.workflows.release.defaults import (
     RELEASE_BACKENDS,
     RELEASE_BENCH_BATCH_SIZES,
     RELEASE_BENCH_SECONDS,
-    RELEASE_BENCH_WARMUP_S,
     RELEASE_NAME,
     RELEASE_OUT,
     REQUIRABLE,
@@ -161,11 +161,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help=f"gates that must run and pass: one that skips (no TensorRT, no baseline…) fails the release "
         f"with its reason; of {', '.join(REQUIRABLE)}. Export and verify are always required",
     )
-    parser.set_defaults(handler=run, json=None, markdown=None, junit=None)
-
-
-def _default(weights: Path | None, name: str) -> str | None:
-    return None if weights is not None and weights.suffix.lower() == ".onnx" else name
+    parser.set_defaults(
+        handler=run,
+        json=None,
+        markdown=None,
+        junit=None,
+        field_flags={"photos": "--images", "version": "--version", "artifacts": "--artifact", "int8": "--int8"},
+    )
 
 
 def _gate_list(text: str) -> tuple[str, ...]:
@@ -190,50 +192,45 @@ def _artifact_reference(text: str) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from facebatch.core.errors import SpecError
+
+    if args.manifest_sha256 is not None and args.check is None:
+        raise SpecError("--manifest-sha256 goes with --check DIR (it anchors the check of a release folder)")
+    return _check(args) if args.check is not None else _release(args)
+
+
+def _check(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from facebatch.cli.render import console_for
     from facebatch.cli.terminal import visible
-    from facebatch.core.errors import SpecError
-    from facebatch.engines.bench.measure import Budget
-    from facebatch.engines.runners.backends import parse_backends
     from facebatch.workflows.release.check import check_release
     from facebatch.workflows.release.manifest import MANIFEST
-    from facebatch.workflows.release.options import ModelRequest, ReleaseOptions
+
+    result = check_release(args.check, arguments.photos(args), manifest_sha256=args.manifest_sha256)
+    console = console_for(args)
+    problems = [visible(problem) for problem in result.problems()]  # the folder's own words: one line each
+    for problem in problems:
+        console.print(f"[red]{escape(problem)}[/red]")
+    console.print(result.counts())
+    if result.manifest_sha256:
+        print(f"{MANIFEST} sha256 {result.manifest_sha256}", flush=True)
+    print(result.last_line(problems), flush=True)  # the verdict on one line that starts with it
+    return 0 if result.passed else 1
+
+
+def _release(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
+    from facebatch.cli.render import console_for
+    from facebatch.engines.runners.backends import parse_backends
+    from facebatch.workflows.release.manifest import MANIFEST
+    from facebatch.workflows.release.options import ReleaseOptions, release_models
     from facebatch.workflows.release.run import run_release
 
-    console = console_for(args)
-    photos = arguments.photos(args)
-    if args.manifest_sha256 is not None and args.check is None:
-        raise SpecError("--manifest-sha256 goes with --check DIR (it anchors the check of a release folder)")
-    if args.check is not None:
-        result = check_release(args.check, photos, manifest_sha256=args.manifest_sha256)
-        problems = [visible(problem) for problem in result.problems()]  # the folder's own words: one line each
-        for problem in problems:
-            console.print(f"[red]{escape(problem)}[/red]")
-        console.print(
-            f"{len(result.verified)} artifacts pass verify; {len(result.missing)} files missing, {len(result.changed)} "
-            f"changed, {len(result.unlisted)} not listed, {len(result.unsafe)} unsafe"
-        )
-        if result.manifest_sha256:
-            print(f"{MANIFEST} sha256 {result.manifest_sha256}", flush=True)
-        # the verdict on one line that starts with it: the problems quote the folder, their line breaks escaped
-        print("RELEASE CHECK PASS" if result.passed else f"RELEASE CHECK FAIL: {'; '.join(problems)}", flush=True)
-        return 0 if result.passed else 1
-    models = []
-    # ONNX weights name their own variant or network (export infers it); other weights need the name
-    if args.detector or args.detector_weights or not args.artifact:
-        models.append(
-            ModelRequest(
-                args.detector or _default(args.detector_weights, DEFAULT_SCRFD),
-                args.detector_weights,
-                (args.size, args.size),
-            )
-        )
-    if args.embedder or args.embedder_weights or not args.artifact:
-        models.append(
-            ModelRequest(args.embedder or _default(args.embedder_weights, DEFAULT_ARCFACE), args.embedder_weights)
-        )
+    models = release_models(
+        args.artifact, args.detector, args.detector_weights, args.size, args.embedder, args.embedder_weights
+    )
     references = {name: reference if reference == "torch" else Path(reference) for name, reference in args.references}
     options = ReleaseOptions(
         name=args.name,
@@ -243,18 +240,19 @@ def run(args: argparse.Namespace) -> int:
         artifacts=args.artifact,
         references=references,
         require=args.require,
-        photos=photos,
+        photos=arguments.photos(args),
         fp16=args.fp16,
         int8=args.int8,
         engines=args.engines,
         bench_backends=parse_backends(args.backend),
         bench_batch_sizes=args.batch_sizes,
-        budget=Budget(warmup=RELEASE_BENCH_WARMUP_S, seconds=args.seconds),
         baseline_bench=args.baseline_bench,
         max_slowdown=args.max_slowdown,
         triton=args.triton,
     )
+    options.budget = replace(options.budget, seconds=args.seconds)  # its warm-up stays the library's
     result = run_release(options)
+    console = console_for(args)
     colours = {"pass": "green", "fail": "red", "skip": "yellow"}
     for gate in result.gates:
         colour = colours[gate.status]

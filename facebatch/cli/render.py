@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from facebatch.engines.bench.pipeline_report import PipelineBenchReport
     from facebatch.engines.bench.report import BenchReport
     from facebatch.engines.bench.triton_report import TritonBenchReport
-    from facebatch.engines.pipeline.face_pipeline import ImageFaces, StageTimes
+    from facebatch.engines.pipeline.image_faces import ImageFaces, StageTimes
     from facebatch.engines.triton.repository import TritonRepository
     from facebatch.exporter.export_job import ExportResult
     from facebatch.exporter.models.catalog import ArcFaceEntry, ScrfdEntry

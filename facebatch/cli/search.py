@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from facebatch.cli import arguments
-from facebatch.engines.gallery.settings import DEFAULT_THRESHOLD, DEFAULT_TOP_K
+from facebatch.engines.gallery.defaults import DEFAULT_THRESHOLD, DEFAULT_TOP_K
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -41,67 +40,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run, markdown=None, junit=None)
 
 
-def _gallery_models(args: argparse.Namespace, gallery):  # (ModelFile, ModelFile)
-    """The gallery's detector and embedder: as given (and proven the same by sha256), or as its manifest records."""
-    from facebatch.core.errors import SpecError
-    from facebatch.engines.gallery.search import check_gallery_models
-
-    manifest = gallery.manifest
-    for flag, identity in (("detector", manifest.detector), ("embedder", manifest.embedder)):
-        if getattr(args, flag) is None:
-            if not Path(identity.file).is_file():
-                raise SpecError(
-                    f"the gallery's {flag} {identity.name} is no longer at {identity.file}; pass it as --{flag}"
-                )
-            setattr(args, flag, Path(identity.file))
-    detector, embedder = arguments.pipeline_models(args, embed=True)
-    check_gallery_models(gallery, detector, embedder)
-    return detector, embedder
-
-
 def run(args: argparse.Namespace) -> int:
     from facebatch.cli.render import console_for
     from facebatch.cli.terminal import literal, visible
-    from facebatch.core.atomic import write_text_atomic
-    from facebatch.core.errors import SpecError
-    from facebatch.core.progress import warn
     from facebatch.core.words import counted
-    from facebatch.engines.gallery.photos import collect_photos
-    from facebatch.engines.gallery.search import GallerySearch, QueryFace, npz_queries, photo_queries
+    from facebatch.workflows.gallery import SearchOptions, search
 
-    if args.top_k < 1:
-        raise SpecError(f"--top-k must be at least 1, got {args.top_k}")
-    if args.json is not None and args.json != arguments.STDOUT:
-        from facebatch.core.atomic import check_output_file
-
-        check_output_file(args.json, "--json", arguments.input_files(args))  # not a query, not the gallery
-    searcher = GallerySearch(args.gallery)
-    queries: list[QueryFace] = []
-    vectors = []
-    npz = [q for q in args.queries if q.suffix.lower() == ".npz"]
-    photos = [q for q in args.queries if q.suffix.lower() != ".npz"]
-    for path in npz:
-        if not path.is_file():
-            raise SpecError(f"{path} does not exist; pass photos, folders or an .npz from 'facebatch embed'")
-        embeddings, faces, boxes = npz_queries(path, searcher.gallery)
-        queries += [QueryFace(str(path), face, box) for face, box in zip(faces, boxes, strict=True)]
-        vectors += list(embeddings)
-    faceless, unreadable = [], []
-    if photos:
-        detector, embedder = _gallery_models(args, searcher.gallery)
-        paths = [Path(p.path) for p in collect_photos(photos)]
-        with arguments.open_pipeline(args, detector, embedder) as pipeline:
-            found = photo_queries(pipeline, paths)
-        for failure in found.unreadable:
-            warn(f"skipped {failure['photo']}: {failure['error']}")
-        queries += found.faces
-        vectors += found.vectors
-        faceless, unreadable = found.no_face, [f["photo"] for f in found.unreadable]
-    if vectors:
-        import numpy as np
-
-        for query, matches in zip(queries, searcher.search(np.stack(vectors), args.top_k, args.threshold), strict=True):
-            query.matches = matches
+    json_file = None if args.json == arguments.STDOUT else args.json
+    run = arguments.pipeline_run(args)
+    result = search(SearchOptions(args.queries, args.gallery, args.top_k, args.threshold, run, json_file))
+    queries = result.faces
     console = console_for(args)
     for query in queries:  # the gallery's strings (subjects, photo names) are shown literally, never as markup
         name = literal(Path(query.source).name)
@@ -120,18 +68,9 @@ def run(args: argparse.Namespace) -> int:
                 soft_wrap=True,
                 emoji=False,
             )
-    report = {
-        "gallery": str(args.gallery),
-        "threshold": args.threshold,
-        "top_k": args.top_k,
-        "faces": [q.to_dict() for q in queries],
-        "no_face": faceless,
-        "unreadable": unreadable,
-    }
     if args.json == arguments.STDOUT:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
-    elif args.json is not None:
-        write_text_atomic(args.json, json.dumps(report, indent=2) + "\n", "--json")
+        sys.stdout.write(result.to_json())
+    faceless, unreadable = result.no_face, [u["photo"] for u in result.unreadable]
     missing = faceless + unreadable
     if missing:
         what = []

@@ -1,19 +1,24 @@
-"""``facebatch serve``: a real tritonserver on a repository, until Ctrl-C."""
+"""``facebatch serve``: a real tritonserver on a repository, until Ctrl-C. The flags become one
+``ServeOptions``; the library's ``serve`` (facebatch/workflows/serve.py) refuses, starts, watches and stops;
+here what it serves and each model it loads again are shown."""
 
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from facebatch.engines.triton.settings import (
+from facebatch.engines.triton.defaults import (
     DEFAULT_ADDRESS,
     DEFAULT_GRPC_PORT,
     DEFAULT_HTTP_PORT,
     DEFAULT_METRICS_PORT,
     READY_TIMEOUT_S,
 )
+
+if TYPE_CHECKING:
+    from facebatch.engines.triton.supervisor import Recovery
+    from facebatch.workflows.serve import ServeOptions, ServeResult
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -69,50 +74,44 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run, json=None, markdown=None, junit=None)
 
 
-def run(args: argparse.Namespace) -> int:
-    from facebatch.cli.render import console_for
-    from facebatch.engines.triton.server import ServerPorts, TritonServer, exposure, python_env
-    from facebatch.engines.triton.supervisor import SUPERVISE_INTERVAL_S, ModelSupervisor
+def serve_options(args: argparse.Namespace) -> ServeOptions:
+    """The flags as the library's options."""
+    from facebatch.workflows.serve import ServeOptions
 
-    if args.log is not None:
-        from facebatch.cli import arguments
-        from facebatch.core.atomic import check_output_file
-
-        check_output_file(args.log, "--log", arguments.input_files(args))  # not into the repository it serves
-    ports = ServerPorts(args.http_port, args.grpc_port, args.metrics_port or None)
-    server = TritonServer(
-        args.repository,
-        ports,
-        args.address,
-        python_env(args.python_env),
-        log_file=args.log,
+    return ServeOptions(
+        repository=args.repository,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        address=args.address,
+        python_env=args.python_env,
+        log=args.log,
         ready_timeout=args.ready_timeout,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    from facebatch.cli.render import console_for
+    from facebatch.workflows.serve import serve
+
     console = console_for(args)
-    stopped = threading.Event()
-    with server:  # Ctrl-C while the models load: KeyboardInterrupt, and the server is stopped
-        # from here Ctrl-C and a service manager's stop end the same clean way (SIGINT is set explicitly:
-        # a shell starts background jobs with it ignored)
-        previous = {sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            console.print(f"serving {server.repository} with {server.install.binary} ({server.install.source})")
-            exposed = exposure(server.address)
-            if exposed is not None:
-                console.print(f"  {exposed}", soft_wrap=True)
-            console.print(
-                f"  HTTP {server.http_url}   gRPC {server.grpc_url}"
-                + (f"   metrics {server.host}:{ports.metrics}" if ports.metrics else "")
-            )
-            supervisor = ModelSupervisor(server)
-            console.print(f"  watching {len(supervisor.models)} models: one that stops serving is loaded again")
-            console.print("  Ctrl-C stops it")
-            console.file.flush()
-            while not stopped.wait(SUPERVISE_INTERVAL_S):
-                for recovery in supervisor.check():  # raises when the server itself has stopped
-                    console.print(recovery.line(), soft_wrap=True)
-                    console.file.flush()  # a service manager's log reads it now, not at exit
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+
+    def ready(result: ServeResult) -> None:
+        console.print(f"serving {result.repository} with {result.binary} ({result.source})")
+        if result.exposure is not None:
+            console.print(f"  {result.exposure}", soft_wrap=True)
+        console.print(
+            f"  HTTP {result.http_url}   gRPC {result.grpc_url}"
+            + (f"   metrics {result.metrics_url}" if result.metrics_url else "")
+        )
+        console.print(f"  watching {len(result.models)} models: one that stops serving is loaded again")
+        console.print("  Ctrl-C stops it")
+        console.file.flush()
+
+    def recovered(recovery: Recovery) -> None:
+        console.print(recovery.line(), soft_wrap=True)
+        console.file.flush()  # a service manager's log reads it now, not at exit
+
+    serve(serve_options(args), on_ready=ready, on_recovery=recovered)  # until Ctrl-C or SIGTERM
     console.print("tritonserver stopped")
     return 0

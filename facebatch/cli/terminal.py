@@ -8,7 +8,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.markup import escape
@@ -81,26 +81,34 @@ class TerminalReporter:
         self.console.print(f"[green]✓[/green] {literal(label)} [dim]({time.perf_counter() - start:.1f}s)[/dim]")
 
 
-class _WarningHandler(logging.Handler):
-    """The library's warnings in yellow, and its notes (``facebatch.core.progress.note``) as 'note:' lines."""
+FieldNamer = Callable[[str, "str | None"], str]  # (message, field) → the message with the field named as its flag
 
-    def __init__(self, out: Console) -> None:
+
+class _WarningHandler(logging.Handler):
+    """The library's warnings in yellow (a warning about one option names its flag), and its notes
+    (``facebatch.core.progress.note``) as 'note:' lines."""
+
+    def __init__(self, out: Console, name_field: FieldNamer | None = None) -> None:
         super().__init__(logging.INFO)
         self.console = out
+        self.name_field = name_field
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.WARNING:
-            self.console.print(f"[bold yellow]WARNING[/bold yellow] {literal(record.getMessage())}")
+            message, field = record.getMessage(), getattr(record, "facebatch_field", None)
+            if field and self.name_field is not None:
+                message = self.name_field(message, field)
+            self.console.print(f"[bold yellow]WARNING[/bold yellow] {literal(message)}")
         elif record.name == notes_logger.name:
             _line(f"note: {record.getMessage()}")
 
 
 @contextlib.contextmanager
-def terminal_output(verbose: bool = False) -> Iterator[None]:
+def terminal_output(verbose: bool = False, name_field: FieldNamer | None = None) -> Iterator[None]:
     """The library's steps, progress and warnings rendered on stderr for one command. Other
     libraries' log records (onnxruntime, onnxscript, …) are shown only with ``--verbose``: they
     would come before our one error line and say nothing a user can act on."""
-    handler = _WarningHandler(console)
+    handler = _WarningHandler(console, name_field)
     logger.addHandler(handler)
     level, logger.level = logger.level, logging.INFO  # notes are INFO records; steps and bars come as the reporter's
     logger.propagate = False  # ours are rendered here, not again by a root handler

@@ -1,12 +1,15 @@
-"""``facebatch triton``: a Triton model repository from artifacts, loadable as is."""
+"""``facebatch triton``: a Triton model repository from artifacts, loadable as is. The flags become one
+``TritonOptions``; the library's ``triton`` (facebatch/workflows/triton.py) reads, proves, refuses and writes;
+here the repository is shown."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facebatch.engines.pipeline.image_header import BATCH_PIXELS_IN_PHOTO_LIMITS, DEFAULT_MAX_PHOTO_PIXELS
-from facebatch.engines.triton.settings import (
+from facebatch.engines.triton.defaults import (
     DEFAULT_INSTANCES,
     DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_QUEUE_DELAY_US,
@@ -14,6 +17,9 @@ from facebatch.engines.triton.settings import (
     PIPELINE_MODEL,
     RUNTIMES,
 )
+
+if TYPE_CHECKING:
+    from facebatch.workflows.triton import TritonOptions
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -112,11 +118,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run, json=None, markdown=None, junit=None)
 
 
-def run(args: argparse.Namespace) -> int:
-    from facebatch.cli.render import console_for, show_repository
-    from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
+def triton_options(args: argparse.Namespace) -> TritonOptions:
+    """The flags as the library's options."""
+    from facebatch.workflows.triton import RepositoryOptions, TritonOptions
 
-    options = RepositoryOptions(
+    serving = RepositoryOptions(
         runtime=args.runtime,
         pipeline=args.pipeline,
         instances=args.instances,
@@ -129,6 +135,13 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         force=args.force,
     )
-    repository = triton_repository_from_artifacts(args.artifacts, args.out, options)
-    show_repository(console_for(args), repository)
+    return TritonOptions(args.artifacts, args.out, serving)
+
+
+def run(args: argparse.Namespace) -> int:
+    from facebatch.cli.render import console_for, show_repository
+    from facebatch.workflows.triton import triton
+
+    result = triton(triton_options(args))
+    show_repository(console_for(args), result.repository)
     return 0

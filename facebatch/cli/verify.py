@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from facebatch.cli import arguments
-from facebatch.cli.render import console_for, show_verify, write_reports
+from facebatch.cli.render import console_for, show_verify
 from facebatch.verify.independence import INDEPENDENCE_ATOL
-
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from facebatch.verify.report import VerifyReport
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -32,42 +28,61 @@ def register(commands: argparse._SubParsersAction) -> None:
     arguments.add_verify_run_arguments(parser)
     arguments.add_reference_arguments(parser)
     arguments.add_embedder_arguments(parser)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, field_flags={"photos": "--images", "size": "--size"})
 
 
-def finish(console: Console, args: argparse.Namespace, report: VerifyReport) -> None:
-    """Show, write and judge a verify report (verify, and fix after its repair)."""
-    from facebatch.core.errors import VerificationFailed
+def options_from(args: argparse.Namespace):  # VerifyModelOptions
+    """The flags as the use case's options (a report going to standard output is the CLI's to print)."""
+    from facebatch.workflows.verify import VerifyModelOptions
 
-    report.command = arguments.command_line(args)
-    show_verify(console, report)
-    write_reports(console, args, report)
-    if not report.passed:
-        raise VerificationFailed(report.failure_line())
-
-
-def run(args: argparse.Namespace) -> int:
-    from facebatch.verify.verify_job import VerifyOptions, verify_model
-
-    arguments.check_report_targets(args)
-    embedder = arguments.embedder_description(args, None)[0] if arguments.embedder_flags_given(args) else None
-    options = VerifyOptions(
+    values = arguments.embedder_values(args, None)
+    return VerifyModelOptions(
+        model=args.model_file,
         batch_sizes=args.batch_sizes,
-        photos=arguments.photos(args),
-        seed=args.seed,
-        embedder=embedder,
         sizes=args.sizes,
-        reference=arguments.reference_factory(args),
+        photos=[] if args.images is None else [args.images],
+        seed=args.seed,
+        reference=args.reference,
+        reference_weights=args.reference_weights,
+        reference_config=args.reference_config,
+        embedder_spec=args.embedder_spec,
+        embedder_values={key: value for key, value in values.items() if value is not None},
         det_thresh=args.det_thresh,
         nms_thresh=args.nms_thresh,
         strict=args.strict,
+        json=_file(args.json),
+        markdown=_file(args.markdown),
+        junit=_file(args.junit),
+        command=arguments.command_line(args),
     )
-    report = verify_model(args.model_file, options)
-    if not report.passed:
-        from facebatch.workflows.fix import repair_hint
 
-        hint = repair_hint(args.model_file)
-        if hint:
-            report.notes.append(hint)
-    finish(console_for(args), args, report)
+
+def _file(target: Path | None) -> Path | None:
+    return None if target == arguments.STDOUT else target
+
+
+def run(args: argparse.Namespace) -> int:
+    from facebatch.cli.terminal import literal
+    from facebatch.configs.model_file import REPAIRABLE, repaired_name
+    from facebatch.workflows.verify import verify
+
+    report = verify(options_from(args))
+    console = console_for(args)
+    show_verify(console, report)
+    for target, render in (
+        (args.json, report.to_json),
+        (args.markdown, report.to_markdown),
+        (args.junit, report.to_junit),
+    ):
+        if target == arguments.STDOUT:
+            sys.stdout.write(render())
+            sys.stdout.flush()
+        elif target is not None:
+            console.print(f"wrote {target}")
+    if any(note.startswith(REPAIRABLE) for note in report.notes):  # the repair, as a command that runs as printed
+        fix = shlex.join(["facebatch", "fix", str(args.model_file), "-o", repaired_name(args.model_file)])
+        console.print(f"repair: {literal(fix)}", soft_wrap=True)
+    refusal = report.refusal()
+    if refusal is not None:
+        raise refusal
     return 0

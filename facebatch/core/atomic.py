@@ -15,21 +15,27 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from facebatch.core.errors import OutputError
-from facebatch.core.interrupts import created_folder
+from facebatch.core.run import created_folder
 
 
-def ensure_writable_dir(directory: Path, flag: str = "--out") -> Path:
-    """Create ``directory`` if needed and prove we can write into it; ``flag`` is the option
+def field_of(name: str) -> str:
+    """The field an output is named by: ``out``, ``json`` (a caller may still say ``--out``: the CLI names the flag
+    from the field, the library's messages never do)."""
+    return name.lstrip("-").replace("-", "_")
+
+
+def ensure_writable_dir(directory: Path, field: str = "out") -> Path:
+    """Create ``directory`` if needed and prove we can write into it; ``field`` is the option
     that named it, so the message says what to change."""
-    directory = Path(directory)
+    directory, field = Path(directory), field_of(field)
     if directory.exists() and not directory.is_dir():
-        raise OutputError(f"output path {directory} exists and is not a directory; change {flag}")
+        raise OutputError(f"output path {directory} exists and is not a directory; change {field}", field=field)
     missing = [d for d in (directory, *directory.parents) if not d.exists()]
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(
-            f"cannot create output directory {directory}: {exc.strerror}; pass a writable {flag}"
+            f"cannot create output directory {directory}: {exc.strerror}; pass a writable {field}", field=field
         ) from exc
     for folder in missing:  # removed at the end of a run that left them empty
         created_folder(folder)
@@ -38,7 +44,7 @@ def ensure_writable_dir(directory: Path, flag: str = "--out") -> Path:
             pass
     except OSError as exc:
         raise OutputError(
-            f"output directory {directory} is not writable ({exc.strerror}); pass a writable {flag}"
+            f"output directory {directory} is not writable ({exc.strerror}); pass a writable {field}", field=field
         ) from exc
     return directory
 
@@ -86,44 +92,47 @@ def _as_inputs(inputs: Iterable[Path] | InputFiles) -> InputFiles:
     return inputs if isinstance(inputs, InputFiles) else InputFiles(inputs)
 
 
-def check_not_input(target: Path, flag: str, inputs: Iterable[Path] | InputFiles) -> None:
+def check_not_input(target: Path, field: str, inputs: Iterable[Path] | InputFiles) -> None:
     """Refuse an output ``target`` that is an existing folder or one of ``inputs`` (no other I/O)."""
-    target = Path(target)
+    target, field = Path(target), field_of(field)
     if target.is_dir():
-        raise OutputError(f"{flag} {target} is an existing folder; name a file (e.g. {target / 'out'}{target.suffix})")
+        raise OutputError(
+            f"{field} {target} is an existing folder; name a file (e.g. {target / 'out'}{target.suffix})", field=field
+        )
     if inputs and target in _as_inputs(inputs):  # no inputs (every atomic write): no lookup
         raise OutputError(
-            f"{flag} {target} is one of the inputs; facebatch never overwrites an input: name another file"
+            f"{field} {target} is one of the inputs; facebatch never overwrites an input: name another file",
+            field=field,
         )
 
 
-def check_output_file(target: Path, flag: str, inputs: Iterable[Path] | InputFiles = ()) -> Path:
+def check_output_file(target: Path, field: str, inputs: Iterable[Path] | InputFiles = ()) -> Path:
     """Refuse, before any work, an output file that cannot be what it should: an existing folder, one
     of the command's ``inputs`` (facebatch never overwrites what it reads), or in a folder that cannot
-    be written. ``flag`` names the option that chose ``target``, so the message says what to change."""
+    be written. ``field`` names the option that chose ``target``, so the message says what to change."""
     target = Path(target)
-    check_not_input(target, flag, inputs)
-    ensure_writable_dir(target.parent if str(target.parent) else Path("."), flag)
+    check_not_input(target, field, inputs)
+    ensure_writable_dir(target.parent if str(target.parent) else Path("."), field)
     return target
 
 
-def check_output_folder(folder: Path, flag: str) -> Path:
+def check_output_folder(folder: Path, field: str) -> Path:
     """Refuse, before any work, an output folder that is a file or cannot be written (its files are
     checked against the inputs one by one, by ``check_not_input``)."""
-    folder = Path(folder)
+    folder, field = Path(folder), field_of(field)
     if folder.exists() and not folder.is_dir():
-        raise OutputError(f"{flag} {folder} is a file; name a folder")
-    return ensure_writable_dir(folder, flag)
+        raise OutputError(f"{field} {folder} is a file; name a folder", field=field)
+    return ensure_writable_dir(folder, field)
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path, flag: str = "--out", mode: int | None = None) -> Iterator[Path]:
+def atomic_path(target: Path, field: str = "out", mode: int | None = None) -> Iterator[Path]:
     """Yield a temp path beside ``target``; on success rename it over ``target`` (durably), with
     ``mode`` (default: what the umask gives a new file).
 
     On any exception the temp file is removed and ``target`` is left untouched.
     """
-    target = check_output_file(target, flag)
+    target = check_output_file(target, field)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
@@ -174,10 +183,10 @@ def dir_mode() -> int:
     return 0o777 & ~_umask()
 
 
-def write_bytes_atomic(target: Path, data: bytes, flag: str = "--out", mode: int | None = None) -> None:
-    with atomic_path(target, flag, mode) as tmp:
+def write_bytes_atomic(target: Path, data: bytes, field: str = "out", mode: int | None = None) -> None:
+    with atomic_path(target, field, mode) as tmp:
         tmp.write_bytes(data)
 
 
-def write_text_atomic(target: Path, text: str, flag: str = "--out", mode: int | None = None) -> None:
-    write_bytes_atomic(target, text.encode("utf-8"), flag, mode)
+def write_text_atomic(target: Path, text: str, field: str = "out", mode: int | None = None) -> None:
+    write_bytes_atomic(target, text.encode("utf-8"), field, mode)

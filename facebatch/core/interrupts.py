@@ -5,11 +5,8 @@ and SIGHUP (a closed terminal) end the process on the spot, and every draft, sta
 folder stays behind. Inside ``interrupts_as_exceptions`` each of the three raises ``Interrupted``
 where the program is, so the ``finally`` blocks and context managers that remove those folders
 run; the first signal also sets all three to be ignored, so that a second Ctrl-C cannot cut the
-clean-up short. The handler itself does nothing but raise: no torch, no I/O.
-
-``created_folder`` records the output folders a run creates; ``remove_empty_created_folders``
-removes those that are still empty when the run ends, so a run that wrote nothing leaves no
-empty ``--out`` behind.
+clean-up short. The handler itself does nothing but raise: no torch, no I/O. (The output folders
+a run made, removed at its end when still empty, are the run's: ``facebatch.core.run``.)
 """
 
 from __future__ import annotations
@@ -18,10 +15,8 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 CAUGHT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-_created: list[Path] = []
 
 
 class Interrupted(BaseException):
@@ -95,24 +90,3 @@ def as_interrupted(exc: BaseException) -> Interrupted | None:
     if isinstance(exc, KeyboardInterrupt):
         return Interrupted(signal.SIGINT)
     return None
-
-
-def created_folder(folder: Path) -> None:
-    """``folder`` did not exist before this run made it."""
-    _created.append(Path(folder))
-
-
-def forget_created_folders() -> None:
-    """Start a run's record afresh (a process may run several commands: the tests, the API)."""
-    _created.clear()
-
-
-def remove_empty_created_folders() -> list[Path]:
-    """Remove the folders this run created that are still empty, deepest first; returns them."""
-    removed = []
-    for folder in sorted(set(_created), key=lambda p: len(p.parts), reverse=True):
-        with contextlib.suppress(OSError):  # not empty, gone already, or not ours to remove
-            folder.rmdir()
-            removed.append(folder)
-    _created.clear()
-    return removed

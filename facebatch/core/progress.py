@@ -6,7 +6,8 @@ A program that calls facebatch sees nothing unless it asks: the ``facebatch`` lo
 ``facebatch.progress`` (``logging.basicConfig(level=logging.INFO)`` shows them). Warnings are
 WARNING records of ``facebatch``; notes (a choice the library made for the caller: which file it
 picked, which twin runs) are INFO records of ``facebatch.notes``. ``reporting(reporter)`` routes steps and bars elsewhere for a
-while (the command line installs a terminal renderer: spinners, bars, one line per step in logs).
+while (the command line installs a terminal renderer: spinners, bars, one line per step in logs); the reporter is
+the calling thread's (a ``contextvars.ContextVar``), so two threads reporting to two reporters never mix.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from typing import Protocol
 
 logger = logging.getLogger("facebatch")
@@ -58,37 +60,44 @@ class LogReporter:
         progress_logger.info("✓ %s (%.1fs)", label, time.perf_counter() - start)
 
 
-_reporter: Reporter = LogReporter()
+_LOG_REPORTER = LogReporter()  # stateless: one serves every thread
+# per context, not per process: a thread (or a run in it, facebatch.core.run) reports to its own (None: the log)
+_reporter: ContextVar[Reporter | None] = ContextVar("facebatch_reporter", default=None)
+
+
+def current_reporter() -> Reporter:
+    """Where this thread's steps and progress go now."""
+    return _reporter.get() or _LOG_REPORTER
 
 
 @contextlib.contextmanager
 def reporting(reporter: Reporter) -> Iterator[Reporter]:
-    """Send steps and progress to ``reporter`` inside the block (the previous one after it)."""
-    global _reporter
-    previous, _reporter = _reporter, reporter
+    """Send this thread's steps and progress to ``reporter`` inside the block (the previous one after it)."""
+    token = _reporter.set(reporter)
     try:
         yield reporter
     finally:
-        _reporter = previous
+        _reporter.reset(token)
 
 
 @contextlib.contextmanager
 def step(label: str) -> Iterator[None]:
     """One step of long work: reported when it starts and, with its duration, when it ends."""
-    with _reporter.step(label):
+    with current_reporter().step(label):
         yield
 
 
 @contextlib.contextmanager
 def progress_bar(total: int, label: str) -> Iterator[Advance]:
     """Progress over ``total`` items; yields ``advance(what)``, called after each."""
-    with _reporter.bar(total, label) as advance:
+    with current_reporter().bar(total, label) as advance:
         yield advance
 
 
-def warn(message: str) -> None:
-    """Something the user should know that does not stop the work."""
-    logger.warning(message)
+def warn(message: str, field: str | None = None) -> None:
+    """Something the user should know that does not stop the work; ``field``: the option it is about (the
+    CLI names it as its flag, as it does for errors)."""
+    logger.warning(message, extra={"facebatch_field": field})
 
 
 def note(message: str) -> None:

@@ -12,17 +12,20 @@ sidecar renamed into place: a disagreeing engine leaves nothing behind.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.configs.precision import Precision, independence_atol
 from facebatch.core.environment import file_sha256
 from facebatch.core.errors import SpecError, VerificationFailed
 from facebatch.core.progress import step
-from facebatch.core.publish import draft, publish
-from facebatch.engines.build.tensorrt_engine import BuilderSettings, build_engine
+from facebatch.core.publish import draft, publish, sidecar_path
+from facebatch.engines.build.tensorrt_engine import BuilderOptions, build_engine
+from facebatch.engines.pipeline.defaults import DEFAULT_FRAME_SEED
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.availability import detect_runtimes
 from facebatch.engines.runners.engine_record import (
@@ -47,8 +50,8 @@ from facebatch.workflows.convert import ConvertOptions, convert_fp16, default_fp
 def no_tensorrt(problem: str) -> str:
     """Why no engine can be built here, and what can be made instead."""
     return (
-        f"{problem} ({TENSORRT_HINT}); 'facebatch convert --fp16 MODEL.onnx' makes the verified FP16 ONNX on any "
-        "machine, for TensorRT elsewhere or onnxruntime's CUDA and TensorRT providers"
+        f"{problem} ({TENSORRT_HINT}); converting the model to FP16 makes the verified FP16 ONNX on any machine, "
+        "for TensorRT elsewhere or onnxruntime's CUDA and TensorRT providers"
     )
 
 
@@ -59,18 +62,55 @@ class BuildOptions:
     batch_min: int | None = None
     batch_opt: int | None = None
     batch_max: int | None = None
-    settings: BuilderSettings = field(default_factory=BuilderSettings)
+    settings: BuilderOptions = field(default_factory=BuilderOptions)
     out: Path | None = None  # the plan's path; None: engine_filename inside out_dir
     out_dir: Path = DEFAULT_ENGINE_DIR  # where the plan goes when out is None (a release: its engines/ beside onnx/)
     photos: Sequence[Path] = ()
-    seed: int = 0
+    seed: int = DEFAULT_FRAME_SEED
+
+    def check(self) -> None:
+        """What the options alone can refuse, before the model is read."""
+        if self.out is not None and Path(self.out).suffix != ".plan":
+            raise SpecError(f"out must name a .plan file, not {self.out}", field="out")
 
 
 @dataclass
-class EngineResult:
+class BuildResult:
+    """A built engine: where it was written, its record (the sidecar: recipe, profile, GPU, the comparison with
+    the FP32 ONNX), and what was made on the way (``notes``)."""
+
     path: Path
     record: EngineRecord
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def sidecar(self) -> Path:
+        return sidecar_path(self.path)
+
+    def lines(self) -> list[str]:
+        """The build and its proof, a line each."""
+        record = self.record
+        return (
+            [f"note: {note}" for note in self.notes]
+            + [f"vs {record.reference_onnx['file']}: {line}" for line in record.verification.get("summary", [])]
+            + [
+                f"TensorRT {record.tensorrt_version} on {record.gpu.name} (compute capability "
+                f"{record.gpu.compute_capability}), {record.recipe.describe()}, built in {record.build_seconds:.1f} s",
+                f"wrote {self.path} and {self.sidecar.name}",
+            ]
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "notes": self.notes, "record": self.record.to_dict()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+
+    def to_markdown(self) -> str:
+        return "\n".join([f"# build: {self.path.name}", "", *(f"- {line}" for line in self.lines())]) + "\n"
+
+
+EngineResult = BuildResult  # alias for one release
 
 
 def engine_path(fp32: ModelFile, profile: EngineProfile, options: BuildOptions) -> Path:
@@ -104,9 +144,10 @@ def _fp16_artifact(fp32: ModelFile, photos: Sequence[Path], seed: int, notes: li
     return path
 
 
-def build_engine_job(model_path: Path, options: BuildOptions) -> EngineResult:
-    """The model and the profile are checked first, so bad input is named even where
-    TensorRT is missing; then the build, the comparison and the writes."""
+def build_engine_job(model_path: Path, options: BuildOptions) -> BuildResult:
+    """The use case. The options, the model and the profile are checked first, so bad input is named even
+    where TensorRT is missing; then the build, the comparison and the writes."""
+    options.check()
     fp32 = fp32_source(read_model_file(Path(model_path)))
     profile = engine_profile(fp32.spec, options.size, options.batch_min, options.batch_opt, options.batch_max)
     problem = detect_runtimes().tensorrt_problem()
@@ -141,7 +182,7 @@ def build_engine_job(model_path: Path, options: BuildOptions) -> EngineResult:
         builder=options.settings.to_dict(),
         build_seconds=round(built.seconds, 2),
     )
-    with draft(out, "-o", inputs=[fp32.path, parsed]) as candidate:
+    with draft(out, "out", inputs=[fp32.path, parsed]) as candidate:
         candidate.path.write_bytes(built.data)
         record.sha256 = file_sha256(candidate.path)
         record.verification = _check_engine(candidate.path, record, fp32, options)
@@ -154,7 +195,7 @@ def build_engine_job(model_path: Path, options: BuildOptions) -> EngineResult:
             candidate, "facebatch build", record.sidecar_body(), source=record.reference_onnx, proof=record.verification
         )
     record.created = published.record["created"]
-    return EngineResult(out, record, notes)
+    return BuildResult(out, record, notes)
 
 
 def _check_engine(plan: Path, record: EngineRecord, fp32: ModelFile, options: BuildOptions) -> dict:

@@ -10,6 +10,7 @@ verification as its proof), as every writer publishes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,15 +22,17 @@ from facebatch.configs.embedder import EmbedderDescription
 from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.configs.spec_io import spec_to_dict
 from facebatch.core.atomic import check_output_file
-from facebatch.core.errors import SpecError
+from facebatch.core.errors import SpecError, VerificationFailed
 from facebatch.core.progress import step, warn
 from facebatch.core.publish import draft, publish, sidecar_path
 from facebatch.engines.build.fp16 import Fp16Conversion, convert_to_fp16, stamp_fp16
+from facebatch.engines.pipeline.defaults import DEFAULT_FRAME_SEED
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.verify.independence import DEFAULT_BATCH_SIZES
 from facebatch.verify.reference import onnx_reference
 from facebatch.verify.report import VerifyReport
-from facebatch.verify.verify_job import VerifyOptions, verify_model
+from facebatch.verify.verify_job import VerifyOptions
+from facebatch.verify.verify_job import run_checks as verify_model
 
 FP16_SUFFIX = "_fp16"
 
@@ -39,7 +42,7 @@ class ConvertOptions:
     fp16_io: bool = False
     photos: Sequence[Path] = ()
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES
-    seed: int = 0
+    seed: int = DEFAULT_FRAME_SEED
     size: tuple[int, int] | None = None  # foreign SCRFD files with a symbolic size
     embedder: EmbedderDescription | None = None  # foreign embedders
     det_thresh: float = DET_THRESH
@@ -58,6 +61,42 @@ class ConvertResult:
     @property
     def sidecar(self) -> Path:
         return sidecar_path(self.path)
+
+    @property
+    def passed(self) -> bool:
+        return self.report.passed
+
+    def refusal(self) -> VerificationFailed | None:
+        """The error the command exits with when the FP16 graph fails its gate (nothing written); None when it passed."""
+        return None if self.written else VerificationFailed(f"{self.report.failure_line()}; nothing was written")
+
+    def lines(self) -> list[str]:
+        """The conversion and its outcome, a line each (the verify report is rendered apart)."""
+        lines = [f"FP16: {self.conversion.describe()}"]
+        if self.written:
+            lines += [f"note: {note}" for note in self.notes] + [f"wrote {self.path} and {self.sidecar.name}"]
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": str(self.source),
+            "artifact": self.path.name,
+            "path": str(self.path),
+            "written": self.written,
+            "passed": self.passed,
+            "conversion": self.conversion.describe(),
+            "notes": self.notes,
+            "verify": self.report.to_dict(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+
+    def to_markdown(self) -> str:
+        lines = [f"# convert to FP16: {self.source.name} → {self.path.name}", ""]
+        lines += [f"- {line}" for line in self.lines()]
+        lines += [f"- **not written**: {self.report.failure_line()}"] if not self.written else []
+        return "\n".join(lines) + "\n\n" + self.report.to_markdown()
 
 
 def default_fp16_path(source: Path) -> Path:
@@ -107,16 +146,17 @@ def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions 
     target = read_model_file(source, options.embedder, options.size)
     out = Path(out) if out is not None else default_fp16_path(source)
     if out.suffix != ".onnx":
-        raise SpecError(f"-o {out}: name an .onnx file")
+        raise SpecError(f"out must name an .onnx file, not {out}", field="out")
     if out.resolve() == source.resolve():
-        raise SpecError("-o must name a new file; convert never overwrites its source")
-    check_output_file(out, "-o", inputs=[source])
+        raise SpecError("out must name a new file; convert never overwrites its source", field="out")
+    check_output_file(out, "out", inputs=[source])
     target.spec.require_fp32(source.name)
     if target.spec.head is not None and not target.seeded and not options.photos:
         # the gate is strict and a trained detector finds no face in noise frames: check 3 would skip after all the work
         raise SpecError(
-            f"{source.name} is a trained detector: its FP16 gate compares the faces it finds, so pass --images "
-            "with photos that show faces"
+            f"{source.name} is a trained detector: its FP16 gate compares the faces it finds, so pass photos "
+            "that show faces",
+            field="photos",
         )
     model, conversion = _fp16_model(target, options)
     notes = [f"replaced the existing {out}"] if out.exists() else []
@@ -130,7 +170,7 @@ def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions 
         nms_thresh=options.nms_thresh,
         strict=True,
     )
-    with draft(out, "-o", inputs=[source]) as candidate:
+    with draft(out, "out", inputs=[source]) as candidate:
         with step(f"write the FP16 graph to a temp file beside {out.name}"):
             onnx.save(model, candidate.path)
         report = verify_model(candidate.path, verify_options)

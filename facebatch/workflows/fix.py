@@ -1,72 +1,77 @@
-"""``facebatch fix``: make batch-1 graphs batch-keeping by graph surgery, without PyTorch.
+"""``fix``: a batch-1 graph made batch-keeping by graph surgery, without PyTorch, proven, written, then verified.
 
-* the official SCRFD head, ``Transpose(perm=[2,3,0,1]) → Reshape([-1, K])``,
-  becomes ``Transpose(perm=[0,2,3,1]) → Reshape([0, -1, K])``: rows stay in (y, x, anchor)
-  order per frame, and the batch stays on axis 0;
-* a Reshape whose constant shape fixes dim 0 to the exported batch of 1 (``[1, -1]`` before a
-  recognition head, ``[1, G, -1]`` of a GroupNorm exported at batch 1) copies dim 0 instead;
-* the input's batch axis becomes the symbol ``batch`` (and a symbolic height/width that
-  shared one name with it get their own), outputs are re-inferred with ``batch`` on axis 0;
-* SCRFD outputs are renamed to the ``score_8 … kps_32`` convention.
+1. the surgery (``facebatch.workflows.fix_surgery``); what it cannot repair is refused, naming the node;
+2. the proof: on distinct frames, each frame's outputs from the repaired graph run as one batch equal the
+   original graph's single-frame outputs (≤ 1e-5); a repair that fails it writes nothing;
+3. the write: atomically, with its record (metadata and a sidecar: the source's sha256, every repair, the proof);
+4. the verification: the six checks on the written file, with the original (run one frame at a time) as
+   check 4's reference.
 
-Then the repair is *proven*: on distinct frames, each frame's outputs from the repaired
-graph run as one batch equal the original graph's single-frame outputs (≤ 1e-5).
+``fix_model`` is the use case, all four steps (the command and ``facebatch.fix`` both call it); ``fix_onnx``
+is steps 1–3, for callers that verify the file their own way.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
-from facebatch.configs.family import scrfd_landmarks
-from facebatch.configs.model_file import FIX_PROP, fix_command, load_model, read_model_file
-from facebatch.configs.scrfd import OUTPUT_CHANNELS, released_head_layout
-from facebatch.configs.spec import BATCH, HEIGHT, WIDTH
+from facebatch.configs.model_file import FIX_PROP, REPAIRABLE, load_model, read_model_file, repaired_name
 from facebatch.configs.spec_io import stored_spec
 from facebatch.core.atomic import check_output_file
 from facebatch.core.errors import VerificationFailed
-from facebatch.core.onnx_graph import GraphView, attribute, inferred_shapes, io_dims, node_label
+from facebatch.core.progress import step
 from facebatch.core.publish import draft, publish, sidecar_path
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.verify.independence import INDEPENDENCE_ATOL
-from facebatch.verify.lint import (
-    SHAPE_MAKERS,
-    Finding,
-    lint_graph,
-    pinned_concat,
-    pinned_leading,
-    pinned_sizes,
-    relaxed_batch,
-)
+from facebatch.verify.reference import onnx_reference
+from facebatch.verify.report import VerifyReport
+from facebatch.verify.verify_job import VerifyOptions
+from facebatch.verify.verify_job import run_checks as verify_model
+from facebatch.workflows.fix_surgery import Repair, plan_repair
 
-FOLDING_PERM = [2, 3, 0, 1]
-KEEPING_PERM = [0, 2, 3, 1]
 REPAIR_ATOL = INDEPENDENCE_ATOL  # the same gate as check 1: a frame inside a batch equals it alone
 PROOF_FRAMES = 4
-MAX_PASSES = 8
 
 
-@dataclass(frozen=True)
-class Repair:
-    """One surgical change: the node, what it had, what it has now, and why."""
+@dataclass
+class FixOptions:
+    """How ``fix_model`` proves and verifies the repair: the verifier's own defaults unless told."""
 
-    node: str
-    before: str
-    after: str
-    why: str
+    sizes: Sequence[tuple[int, int]] | None = (
+        None  # input sizes the checks run at, the first the proof's (None: its own)
+    )
+    batch_sizes: Sequence[int] = VerifyOptions.batch_sizes
+    photos: Sequence[Path] = ()
+    seed: int = VerifyOptions.seed
+    det_thresh: float = VerifyOptions.det_thresh
+    nms_thresh: float = VerifyOptions.nms_thresh
+    strict: bool = VerifyOptions.strict
 
-    def __str__(self) -> str:
-        return f"{self.node} {self.before} → {self.after}: {self.why}"
+    @property
+    def proof_size(self) -> tuple[int, int] | None:
+        return self.sizes[0] if self.sizes else None
 
-    def to_dict(self) -> dict[str, str]:
-        return {"node": self.node, "before": self.before, "after": self.after, "why": self.why}
+    def verify_options(self, original: Path) -> VerifyOptions:
+        """The checks of the repaired file: check 4 against ``original``, run one frame at a time (it may mix them)."""
+        return VerifyOptions(
+            batch_sizes=self.batch_sizes,
+            photos=self.photos,
+            seed=self.seed,
+            sizes=self.sizes,
+            reference=onnx_reference(original, one_frame_at_a_time=True),
+            det_thresh=self.det_thresh,
+            nms_thresh=self.nms_thresh,
+            strict=self.strict,
+        )
 
 
 @dataclass
@@ -78,6 +83,8 @@ class FixResult:
     proof_frames: int = 0
     source_sha256: str = ""
     written: bool = False  # False: nothing to fix, nothing written
+    source: Path | None = None
+    verify: VerifyReport | None = None  # the checks of the written file (fix_model; None: not verified)
 
     @property
     def changes(self) -> list[str]:
@@ -87,260 +94,71 @@ class FixResult:
     def sidecar(self) -> Path:
         return sidecar_path(self.path)
 
-
-def _set_const(model: onnx.ModelProto, tensor: str, value: np.ndarray, node: onnx.NodeProto) -> None:
-    """Give ``node`` its own constant (the original may be shared with nodes we do not touch)."""
-    name = f"{tensor}__facebatch_fixed_{node_label(node)}"
-    model.graph.initializer.append(numpy_helper.from_array(value.astype(np.int64), name))
-    node.input[1] = name
-
-
-class _Inserter:
-    """New nodes go right before the node that needs them, so the graph stays in topological order."""
-
-    def __init__(self, model: onnx.ModelProto) -> None:
-        self.model = model
-        self.count = 0
-
-    def before(self, anchor: onnx.NodeProto, nodes: list[onnx.NodeProto]) -> None:
-        graph = self.model.graph.node
-        index = next(
-            i
-            for i, n in enumerate(graph)
-            if n is anchor or (n.name == anchor.name and list(n.output) == list(anchor.output))
-        )
-        for offset, node in enumerate(nodes):
-            graph.insert(index + offset, node)
-
-    def const(self, value: np.ndarray, hint: str) -> str:
-        self.count += 1
-        name = f"facebatch_fix_{hint}_{self.count}"
-        self.model.graph.initializer.append(numpy_helper.from_array(np.asarray(value, np.int64), name))
-        return name
-
-    def batch_then(self, anchor: onnx.NodeProto, batch_of: str, rest: np.ndarray, hint: str) -> str:
-        """A 1-D int64 tensor [N, *rest]: N read at run time from ``batch_of``'s Shape."""
-        shape, first, joined = (f"facebatch_fix_{hint}_{k}_{self.count + 1}" for k in ("shape", "batch", "dims"))
-        starts, ends, tail = self.const([0], hint), self.const([1], hint), self.const(rest, hint)
-        self.before(
-            anchor,
-            [
-                onnx.helper.make_node("Shape", [batch_of], [shape], name=f"{shape}_node"),
-                onnx.helper.make_node("Slice", [shape, starts, ends], [first], name=f"{first}_node"),
-                onnx.helper.make_node("Concat", [first, tail], [joined], name=f"{joined}_node", axis=0),
-            ],
-        )
-        return joined
-
-
-def _fix_pinned_constants(model: onnx.ModelProto, view: GraphView, shapes: dict[str, list]) -> list[Repair]:
-    """Resize sizes, Concat-built reshapes and Expand/ConstantOfShape/Tile shapes whose dim 0
-    is the exported batch of 1 take the batch from the data at run time instead."""
-    insert = _Inserter(model)
-    carries = {name for name, dims in shapes.items() if dims and dims[0] == BATCH}
-    changes = []
-    for node in view.nodes:
-        if node.op_type == "Resize" and node.input[0] in carries:
-            sizes = pinned_sizes(view, node)
-            if sizes is not None and int(sizes[0]) == 1:
-                node.input[3] = insert.batch_then(node, node.input[0], sizes[1:], "resize_sizes")
-                changes.append(
-                    Repair(
-                        node_label(node),
-                        f"sizes {sizes.tolist()}",
-                        f"[N, {', '.join(map(str, sizes[1:].tolist()))}]",
-                        "N from the input's shape at run time: the Resize keeps every frame",
-                    )
-                )
-        elif node.op_type == "Reshape" and node.input[0] in carries:
-            built = pinned_concat(view, node)
-            if built is not None and built[1] == 1:
-                concat, _ = built
-                old = concat.input[0]
-                concat.input[0] = insert.const([0], "reshape_copies_batch")  # Reshape: 0 copies the input's dim
-                changes.append(
-                    Repair(
-                        node_label(concat),
-                        f"(the shape of {node_label(node)}) starts with the constant 1 ({old})",
-                        "starts with 0",
-                        "the Reshape copies dim 0, the batch",
-                    )
-                )
-        elif node.op_type == "Concat":
-            joined = [t for t in node.input if t in carries]
-            if not joined:
-                continue
-            for tensor in node.input:
-                maker = view.producers.get(tensor)
-                if tensor in carries or maker is None or pinned_leading(view, maker) != 1:
-                    continue
-                index = SHAPE_MAKERS[maker.op_type]
-                shape = view.const(maker.input[index])
-                if maker.op_type == "Tile" and (shapes.get(maker.input[0]) or [None])[0] != 1:
-                    continue  # tiling a tensor that is not one frame: left for lint to refuse by name
-                maker.input[index] = insert.batch_then(
-                    maker, joined[0], shape.reshape(-1)[1:], f"{maker.op_type.lower()}_shape"
-                )
-                changes.append(
-                    Repair(
-                        f"{maker.op_type} {node_label(maker)}",
-                        f"{'repeats' if maker.op_type == 'Tile' else 'shape'} {shape.tolist()}",
-                        "[N, …]",
-                        f"N from {joined[0]} at run time: it spans the batch it is joined with in {node_label(node)}",
-                    )
-                )
-    return changes
-
-
-def _fix_nodes(model: onnx.ModelProto) -> list[Repair]:
-    """Pass after pass until nothing changes: a repair upstream lets the batch reach the next
-    pinned constant (a Reshape to [1, C, H, W] before a Resize to [1, C, 2H, 2W])."""
-    changes: list[Repair] = []
-    for _ in range(MAX_PASSES):
-        new = _fix_reshapes(model)
-        new += _fix_pinned_constants(model, GraphView(model), inferred_shapes(model))
-        if not new:
-            break
-        changes += new
-    return changes
-
-
-def _fix_reshapes(model: onnx.ModelProto) -> list[Repair]:
-    view = GraphView(model)
-    shapes = inferred_shapes(model)
-    producers = {out: n for n in view.nodes for out in n.output}
-    changes = []
-    for node in view.nodes:
-        if node.op_type != "Reshape":
-            continue
-        target = view.const(node.input[1])
-        if target is None or target.ndim != 1 or target.size == 0:
-            continue
-        before = producers.get(node.input[0])
-        if (
-            before is not None
-            and before.op_type == "Transpose"
-            and list(attribute(before, "perm", [])) == FOLDING_PERM
-            and target[0] == -1
-        ):
-            for attr in before.attribute:
-                if attr.name == "perm":
-                    attr.ints[:] = KEEPING_PERM
-            _set_const(model, node.input[1], np.concatenate([[0, -1], target[1:]]), node)
-            changes.append(
-                Repair(node_label(before), f"perm {FOLDING_PERM}", f"{KEEPING_PERM}", "the head's rows stay per frame")
-            )
-            changes.append(
-                Repair(
-                    node_label(node),
-                    f"shape {target.tolist()}",
-                    f"{[0, -1, *target[1:].tolist()]}",
-                    "the head keeps the batch on axis 0",
-                )
-            )
-        elif target[0] == 1 and (shapes.get(node.input[0]) or [None])[0] == BATCH:
-            fixed = target.copy()
-            fixed[0] = 0
-            _set_const(model, node.input[1], fixed, node)
-            changes.append(
-                Repair(node_label(node), f"shape {target.tolist()}", f"{fixed.tolist()}", "dim 0 copies the batch")
-            )
-    return changes
-
-
-def _scrfd_names(model: onnx.ModelProto, shapes: dict[str, list]) -> dict[str, str]:
-    """Official order: scores s8/16/32, bboxes, then kps; checked by channels."""
-    use_kps = scrfd_landmarks(model)
-    if use_kps is None:
-        return {}
-    outputs = [o.name for o in model.graph.output]
-    names = released_head_layout(use_kps).output_names()
-    for old, new in zip(outputs, names, strict=False):
-        kind = new.split("_")[0]
-        if (shapes.get(old) or [None])[-1] != OUTPUT_CHANNELS[kind]:
-            return {}  # not in the official order: keep the names
-    return {old: new for old, new in zip(outputs, names, strict=False) if old != new}
-
-
-def _rename(model: onnx.ModelProto, renames: dict[str, str]) -> None:
-    for node in model.graph.node:
-        node.output[:] = [renames.get(o, o) for o in node.output]
-        node.input[:] = [renames.get(i, i) for i in node.input]
-    for value in model.graph.output:
-        value.name = renames.get(value.name, value.name)
-
-
-def _declare_outputs(model: onnx.ModelProto, declared: dict[str, list]) -> None:
-    """Re-infer output shapes; dim 0 is ``batch``; a dim inference cannot tell keeps what the
-    original declared (the proof checks it), else gets its own name. ``declared``: each
-    output's dims in the original graph (by its new name)."""
-    shapes = inferred_shapes(model)
-    for value in model.graph.output:
-        # shape inference cannot follow a shape computed at run time (Shape → … → Reshape); a type without
-        # a shape is not valid ONNX for a graph output, so the declared rank and fixed dims stand in
-        original = declared.get(value.name, [])
-        inferred = shapes.get(value.name) or [None] * len(original)
-        dims = [
-            d if isinstance(d, int) and d > 0 else (original[a] if a < len(original) else None)
-            for a, d in enumerate(inferred)
-        ]
-        value.type.tensor_type.ClearField("shape")
-        shape = value.type.tensor_type.shape
-        for axis, dim in enumerate(dims):
-            entry = shape.dim.add()
-            if axis == 0:
-                entry.dim_param = BATCH
-            elif isinstance(dim, int) and dim > 0:
-                entry.dim_value = dim
-            elif axis == 1 and value.name.split("_")[0] in OUTPUT_CHANNELS:
-                entry.dim_param = f"rows_{value.name.split('_')[-1]}"  # score_8 and bbox_8 share their row count
-            else:
-                entry.dim_param = f"{value.name}_dim{axis}"
-
-
-def _name_spatial_axes(model: onnx.ModelProto) -> None:
-    initializers = {i.name for i in model.graph.initializer}
-    for value in model.graph.input:
-        if value.name in initializers:
-            continue
-        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
-            if axis >= 2 and not dim.HasField("dim_value"):
-                dim.dim_param = (HEIGHT, WIDTH)[axis - 2] if axis < 4 else f"axis{axis}"
-
-
-@dataclass
-class RepairPlan:
-    """The repaired graph in memory, what changed, and what surgery could not repair."""
-
-    model: onnx.ModelProto
-    repairs: list[Repair]
-    renamed: dict[str, str]
-    remaining: list[Finding]
-    already_batched: bool = False  # every input and output already has a symbolic batch, and lint finds nothing
-
     @property
-    def changes(self) -> list[str]:
-        return [str(r) for r in self.repairs]
+    def passed(self) -> bool:
+        """Repaired and proven (or nothing to repair), and the written file passes its checks where they ran."""
+        return self.verify is None or self.verify.passed
 
-    @property
-    def repairs_everything(self) -> bool:
-        return bool(self.repairs or self.renamed) and not self.remaining
+    def refusal(self) -> VerificationFailed | None:
+        """The error the command exits with when the written file fails its checks; None when it passes."""
+        return None if self.passed else VerificationFailed(self.verify.failure_line())  # type: ignore[union-attr]
+
+    def lines(self) -> list[str]:
+        """What fix did, a line each."""
+        name = (self.source or self.path).name
+        if not self.written:
+            return [
+                f"nothing to fix: {name} carries a symbolic batch on every input and output and the lint finds "
+                "nothing that folds, moves or pins it; nothing was written (verify checks it as it is)"
+            ]
+        lines = [f"fixed: {change}" for change in self.changes]
+        if self.renamed:
+            lines.append("renamed outputs: " + ", ".join(f"{a} → {b}" for a, b in self.renamed.items()))
+        lines.append(
+            f"proof: repaired per-frame outputs vs original single-frame outputs, max abs diff "
+            f"{self.proof_max_diff:.3g} (≤ {REPAIR_ATOL:g})"
+        )
+        lines.append(f"wrote {self.path} and {self.sidecar.name} (the source's sha256, every repair, the proof)")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": None if self.source is None else str(self.source),
+            "source_sha256": self.source_sha256,
+            "artifact": self.path.name,
+            "path": str(self.path),
+            "written": self.written,
+            "passed": self.passed,
+            "repairs": [r.to_dict() for r in self.repairs],
+            "renamed_outputs": self.renamed,
+            "proof": {"max_abs_diff": self.proof_max_diff, "atol": REPAIR_ATOL, "frames": self.proof_frames},
+            "verify": None if self.verify is None else self.verify.to_dict(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+
+    def to_markdown(self) -> str:
+        lines = [f"# fix: {(self.source or self.path).name} → {self.path.name}", ""]
+        lines += [f"- {line}" for line in self.lines()]
+        if self.verify is not None:
+            lines += ["", self.verify.to_markdown()]
+        return "\n".join(lines) + "\n"
 
 
-def plan_repair(original: onnx.ModelProto) -> RepairPlan:
-    """Graph surgery on a copy; nothing is run or written."""
-    model = relaxed_batch(original)
-    _name_spatial_axes(model)
-    changes = _fix_nodes(model)
-    renames = _scrfd_names(original, inferred_shapes(relaxed_batch(original)))
-    _rename(model, renames)
-    dims = io_dims(original)  # inputs and outputs
-    _declare_outputs(model, {renames.get(o.name, o.name): dims.get(o.name, []) for o in original.graph.output})
-    remaining = [f for f in lint_graph(model) if f.check == "lint"]
-    model.producer_name = "facebatch fix"
-    symbolic = all(shape and isinstance(shape[0], str) for shape in dims.values())
-    already = symbolic and not changes and not renames and not lint_graph(original)
-    return RepairPlan(model, changes, renames, remaining, already)
+def fix_model(source: Path, out: Path, options: FixOptions | None = None) -> FixResult:
+    """The use case: repair ``source`` into ``out`` by surgery, prove it, write it, then verify the written
+    file against ``source`` (``result.verify``; ``result.passed`` is the verdict, ``result.refusal()`` the
+    error when it fails). What surgery cannot repair, or a repair the proof fails, raises
+    ``VerificationFailed`` and writes nothing; a file with nothing to repair is left alone (``written`` False)."""
+    options = options or FixOptions()
+    source, out = Path(source), Path(out)
+    check_output_file(out, "out", inputs=[source])  # refused before the step line: nothing started
+    with step(f"repair {source.name} by graph surgery and prove it frame by frame"):
+        result = fix_onnx(source, out, size=options.proof_size)
+    if result.written:
+        result.verify = verify_model(result.path, options.verify_options(source))
+    return result
 
 
 def prove_repair(original: Runner, repaired: Runner, renames: dict[str, str], frames: np.ndarray) -> float:
@@ -363,9 +181,9 @@ def prove_repair(original: Runner, repaired: Runner, renames: dict[str, str], fr
 def fix_onnx(
     source: Path, target: Path, size: tuple[int, int] | None = None, frames: np.ndarray | None = None
 ) -> FixResult:
-    """Repair ``source`` into ``target``; proven on ``frames`` (default: seeded frames at
-    ``size`` or the model's own size) before anything is written."""
-    check_output_file(Path(target), "-o", inputs=[Path(source)])
+    """Steps 1–3: repair ``source`` into ``target``, proven on ``frames`` (default: seeded frames at
+    ``size`` or the model's own size) before anything is written; not verified (``fix_model`` is)."""
+    check_output_file(Path(target), "out", inputs=[Path(source)])
     original = read_model_file(source, size=size)
     size = original.checked_size(size)
     plan = plan_repair(original.model)
@@ -375,7 +193,7 @@ def fix_onnx(
             f"{Path(source).name}: {len(plan.remaining)} batch problem(s) facebatch cannot repair by surgery; first: "
             f"{first.op_type} {first.node}: {first.message}"
         )
-    result = FixResult(Path(target), plan.repairs, plan.renamed, source_sha256=original.sha256)
+    result = FixResult(Path(target), plan.repairs, plan.renamed, source_sha256=original.sha256, source=Path(source))
     if plan.already_batched:
         return result  # nothing to fix: nothing is written
     onnx.checker.check_model(plan.model)
@@ -393,7 +211,7 @@ def fix_onnx(
     onnx.helper.set_model_props(
         plan.model, {p.key: p.value for p in plan.model.metadata_props} | {FIX_PROP: json.dumps(record)}
     )
-    with draft(Path(target), "-o", inputs=[Path(source)]) as candidate:
+    with draft(Path(target), "out", inputs=[Path(source)]) as candidate:
         onnx.save(plan.model, str(candidate.path))
         body = {k: v for k, v in record.items() if k not in ("source", "proof")}
         publish(candidate, "facebatch fix", body, source=record["source"], proof=record["proof"])
@@ -427,6 +245,6 @@ def repair_hint(path: Path) -> str | None:
     if not plan.repairs_everything:
         return None
     return (
-        f"{fix_command(path)} repairs this graph by surgery ({len(plan.changes)} change(s)) "
-        "and proves each frame's repaired outputs equal the original's"
+        f"{REPAIRABLE} ({len(plan.changes)} change(s)) into {repaired_name(path)} and proves each frame's repaired "
+        "outputs equal the original's"
     )

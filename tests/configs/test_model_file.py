@@ -17,8 +17,8 @@ from facebatch.configs.scrfd import released_head_layout, scrfd_spec
 from facebatch.configs.spec import Family
 from facebatch.configs.spec_io import SPEC_PROP, spec_to_dict
 from facebatch.core.errors import SpecError
-from facebatch.verify.verify_job import VerifyOptions, check_sizes, non_square_size, verify_model
-from tests.data.graphs import batch_mean_leak, folded_head
+from facebatch.verify.sizes import check_sizes
+from tests.data.graphs import folded_head
 
 
 def heads_only(path: Path, channels: list[int], size: int | str = "h") -> Path:
@@ -52,11 +52,13 @@ def test_our_artifacts_describe_themselves(tmp_path: Path):
     target = read_model_file(path)
     assert target.is_ours and target.fixed_size and target.spec.input_size == (320, 320)
     with pytest.raises(
-        SpecError, match=r"runs at 320x320 only \(exported without --dynamic-size\); drop --size 640x640"
-    ):
+        SpecError, match=r"runs at 320x320 only \(exported with a fixed height and width\); drop size 640x640"
+    ) as refused:
         check_sizes(target, [(640, 640)])
-    with pytest.raises(SpecError, match="carries its own facebatch spec; drop --embedder-spec/--mean"):
+    assert refused.value.field == "size"
+    with pytest.raises(SpecError, match="carries its own facebatch spec; drop embedder_spec and the values") as refused:
         read_model_file(path, EmbedderDescription(color_order="BGR"))
+    assert refused.value.field == "embedder_spec"
     dynamic = ours(
         tmp_path / "dyn.onnx", scrfd_spec("scrfd_500m_bnkps", released_head_layout(True), 320, 320, dynamic_size=True)
     )
@@ -70,19 +72,15 @@ def test_foreign_detectors_default_to_insightfaces_size_and_refuse_embedder_flag
         and not target.fixed_size
         and target.spec.head == released_head_layout(True)
     )
-    assert "checking at 640x640, insightface's detection size (change with --size)" in target.notes[0]
+    assert "checking at 640x640, insightface's detection size (give another size to check at it)" in target.notes[0]
     assert read_model_file(models_dir / "det_500m.onnx", size=(320, 320)).spec.input_size == (320, 320)
-    with pytest.raises(
-        SpecError, match=r"takes square inputs only; pass a square --size such as 480 instead of 320x480"
-    ):
+    with pytest.raises(SpecError, match=r"takes square inputs only; pass a square size such as 480 instead of 320x480"):
         read_model_file(models_dir / "det_500m.onnx", size=(320, 480))  # insightface names height and width '?'
-    with pytest.raises(SpecError, match="is an SCRFD face detector; drop --embedder-spec"):
+    with pytest.raises(SpecError, match="is an SCRFD face detector; drop embedder_spec"):
         read_model_file(models_dir / "det_500m.onnx", EmbedderDescription(mean=(0.0, 0.0, 0.0)))
     fixed = read_model_file(models_dir / "scrfd_500m_bnkps_640_keepbatch.onnx")
     assert fixed.fixed_size and fixed.notes == []
-    with pytest.raises(
-        SpecError, match="scrfd_500m_bnkps_640_keepbatch.onnx runs at 640x640 only; drop --size 320x320"
-    ):
+    with pytest.raises(SpecError, match="scrfd_500m_bnkps_640_keepbatch.onnx runs at 640x640 only; drop size 320x320"):
         check_sizes(read_model_file(models_dir / "scrfd_500m_bnkps_640_keepbatch.onnx", size=(320, 320)), [(320, 320)])
 
 
@@ -97,17 +95,3 @@ def test_embedders_and_files_that_are_neither(models_dir: Path, tmp_path: Path):
     assert described.notes == [] and not described.spec.normalize.rgb
     with pytest.raises(SpecError, match="is neither an SCRFD detector .* nor an embedder"):
         read_model_file(heads_only(tmp_path / "odd.onnx", [1, 4]))
-
-
-def test_check_sizes_and_the_batch_size_rule(models_dir: Path, tmp_path: Path):
-    assert non_square_size((320, 320), 32) == (320, 480) and non_square_size((256, 320), 32) == (320, 256)
-    official = read_model_file(models_dir / "det_500m.onnx")
-    assert check_sizes(official, None) == [(640, 640), (320, 320)]  # a shared symbol: checked at two square sizes
-    with pytest.raises(SpecError, match="not a positive multiple of 32"):
-        check_sizes(official, [(640, 640), (300, 300)])
-    embedder = read_model_file(models_dir / "mobilefacenet_128d.onnx")
-    assert check_sizes(embedder, None) == [(112, 112)]
-    with pytest.raises(SpecError, match="runs at 112x112 only; drop --size 128x128"):
-        check_sizes(embedder, [(128, 128)])
-    with pytest.raises(SpecError, match="give at least one batch size of 2 or more"):
-        verify_model(batch_mean_leak(tmp_path / "leak.onnx"), VerifyOptions(batch_sizes=(1,)))

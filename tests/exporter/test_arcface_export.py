@@ -14,14 +14,16 @@ from facebatch.cli import main
 from facebatch.configs.arcface import ALIGNMENT_TEMPLATE_112
 from facebatch.core.onnx_graph import io_dims
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
+from facebatch.exporter.arcface_export import ArcFaceExportOptions, export_arcface
 from facebatch.exporter.models.arcface import build_arcface, seeded_arcface
+from tests.conftest import slow_fixture
 from tests.data.official_layout import export_official_layout
 
 
 @pytest.fixture(scope="module")
+@slow_fixture("exports a model from torch")
 def r50_export(photos, tmp_path_factory):
-    return export_arcface(ArcFaceExportRequest(out_dir=tmp_path_factory.mktemp("r50"), photos=photos))
+    return export_arcface(ArcFaceExportOptions(out_dir=tmp_path_factory.mktemp("r50"), photos=photos))
 
 
 def test_default_artifact_name_and_io(r50_export):
@@ -64,9 +66,10 @@ def test_a_frame_alone_equals_the_frame_inside_a_batch(r50_export, photos):
     assert np.max(np.abs(together - alone)) < 1e-5
 
 
+@pytest.mark.slow  # exports a model from torch
 def test_export_from_an_official_layout_onnx(photos, tmp_path: Path):
     source = export_official_layout(seeded_arcface(build_arcface("mbf"), seed=21), tmp_path / "w600k_mbf.onnx")
-    result = export_arcface(ArcFaceExportRequest(network=None, weights=source, out_dir=tmp_path / "out", photos=photos))
+    result = export_arcface(ArcFaceExportOptions(network=None, weights=source, out_dir=tmp_path / "out", photos=photos))
     assert result.onnx_path.name == "arcface_w600k_mbf_batch.onnx"
     assert result.weights.kind == "onnx" and result.weights.proof.passed
     assert result.parity_atol is None and all(r.max_abs_diff <= 1e-4 for r in result.parity)
@@ -77,6 +80,7 @@ def test_export_from_an_official_layout_onnx(photos, tmp_path: Path):
         assert np.max(np.abs(ours.infer({"input.1": frames})["embedding"] - theirs)) <= 1e-4
 
 
+@pytest.mark.slow  # exports a model from torch
 def test_cli_export_from_a_backbone_pth(tmp_path: Path, capsys):
     model = seeded_arcface(build_arcface("r18"), seed=4)
     torch.save(model.state_dict(), tmp_path / "backbone.pth")

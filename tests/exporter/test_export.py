@@ -11,15 +11,17 @@ import pytest
 from facebatch.core.errors import OutputError, SpecError, WeightsError
 from facebatch.core.onnx_graph import io_dims
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
+from facebatch.exporter.scrfd_export import ScrfdExportOptions, export_scrfd
+from tests.conftest import slow_fixture
 
 NAMES_KPS = ["score_8", "score_16", "score_32", "bbox_8", "bbox_16", "bbox_32", "kps_8", "kps_16", "kps_32"]
 
 
 @pytest.fixture(scope="module")
+@slow_fixture("exports a model from torch")
 def det_500m_export(models_dir: Path, photos, tmp_path_factory) -> object:
     out = tmp_path_factory.mktemp("export500m")
-    return export_scrfd(ScrfdExportRequest(weights=models_dir / "det_500m.onnx", out_dir=out, photos=photos))
+    return export_scrfd(ScrfdExportOptions(weights=models_dir / "det_500m.onnx", out_dir=out, photos=photos))
 
 
 def test_real_weights_parity_at_every_batch_size(det_500m_export):
@@ -79,15 +81,17 @@ def test_batched_run_equals_single_frame_runs(det_500m_export, photos):
                 assert np.max(np.abs(batched[name][i] - single[name][0])) < 1e-5
 
 
+@pytest.mark.slow  # exports a model from torch
 def test_official_2_5g_at_640_parity(models_dir: Path, photos, tmp_path: Path):
     result = export_scrfd(
-        ScrfdExportRequest(weights=models_dir / "det_2.5g.onnx", height=640, width=640, out_dir=tmp_path, photos=photos)
+        ScrfdExportOptions(weights=models_dir / "det_2.5g.onnx", height=640, width=640, out_dir=tmp_path, photos=photos)
     )
     assert result.onnx_path.name == "scrfd_2.5g_640_batch.onnx"
     assert result.weights.proof is not None and result.weights.proof.passed
     assert all(r.passed for r in result.parity), [r.summary() for r in result.parity]
 
 
+@pytest.mark.slow  # exports a model from torch
 def test_keepbatch_reexport_checkpoint_and_dynamic_size(models_dir: Path, photos, tmp_path: Path):
     """Import the third-party re-export, save it as an mmdet-style .pth, export from the .pth
     with symbolic height/width, and run the artifact at two sizes."""
@@ -99,7 +103,7 @@ def test_keepbatch_reexport_checkpoint_and_dynamic_size(models_dir: Path, photos
     pth = tmp_path / "scrfd_500m_bnkps.pth"
     torch.save({"meta": {"epoch": 1}, "state_dict": model.state_dict()}, pth)
     result = export_scrfd(
-        ScrfdExportRequest(
+        ScrfdExportOptions(
             variant=variant,
             weights=pth,
             dynamic_size=True,
@@ -121,9 +125,10 @@ def test_keepbatch_reexport_checkpoint_and_dynamic_size(models_dir: Path, photos
             assert outs["bbox_8"].shape == (2, (h // 8) * (w // 8) * 2, 4)
 
 
+@pytest.mark.slow  # exports a model from torch
 def test_default_detector_seeded(tmp_path: Path, photos):
     """What 'make export' produces: scrfd_10g_bnkps at 320 with seeded weights, marked as such."""
-    result = export_scrfd(ScrfdExportRequest(variant="scrfd_10g_bnkps", out_dir=tmp_path, photos=photos))
+    result = export_scrfd(ScrfdExportOptions(variant="scrfd_10g_bnkps", out_dir=tmp_path, photos=photos))
     assert result.onnx_path.name == "scrfd_10g_320_seeded_batch.onnx"
     props = {p.key: p.value for p in onnx.load(str(result.onnx_path)).metadata_props}
     assert props["weights_source"] == "seeded" and "verification and benchmarking only" in props["warning"]
@@ -137,7 +142,7 @@ def test_failed_export_leaves_the_existing_artifact_untouched(models_dir: Path, 
     target.write_bytes(b"a good artifact from yesterday")
     with pytest.raises(WeightsError):
         export_scrfd(
-            ScrfdExportRequest(variant="scrfd_2.5g_bnkps", weights=models_dir / "det_500m.onnx", out_dir=tmp_path)
+            ScrfdExportOptions(variant="scrfd_2.5g_bnkps", weights=models_dir / "det_500m.onnx", out_dir=tmp_path)
         )
     assert target.read_bytes() == b"a good artifact from yesterday"
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]  # no temp files left
@@ -145,10 +150,10 @@ def test_failed_export_leaves_the_existing_artifact_untouched(models_dir: Path, 
 
 def test_bad_requests(tmp_path: Path):
     with pytest.raises(SpecError, match="multiple of 32"):
-        export_scrfd(ScrfdExportRequest(variant="scrfd_500m", height=330, out_dir=tmp_path))
+        export_scrfd(ScrfdExportOptions(variant="scrfd_500m", height=330, out_dir=tmp_path))
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(OutputError, match="not a directory"):
-        export_scrfd(ScrfdExportRequest(variant="scrfd_500m", out_dir=blocker))
+        export_scrfd(ScrfdExportOptions(variant="scrfd_500m", out_dir=blocker))
     with pytest.raises(SpecError, match="name a variant"):
-        export_scrfd(ScrfdExportRequest(out_dir=tmp_path))
+        export_scrfd(ScrfdExportOptions(out_dir=tmp_path))

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import facebatch
 from facebatch import api
 from tests.conftest import FIXTURES, PROJECT
@@ -31,6 +33,7 @@ def test_import_facebatch_is_light_and_names_the_api():
         assert getattr(api, name).__doc__, f"facebatch.{name} has no docstring"
 
 
+@pytest.mark.slow  # the README's pipeline, in a process of its own
 def test_the_readme_example_runs(models_dir: Path, tmp_path: Path):
     code = (
         readme_example().replace('"../shared/fixtures"', repr(str(FIXTURES))).replace('"build/api', f'"{tmp_path}/api')

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from facebatch.engines.evaluation.agreement import GROUND_TRUTH, labelled_faces
-from facebatch.engines.pipeline.face_pipeline import ImageFaces
+from facebatch.engines.pipeline.image_faces import ImageFaces
 from facebatch.engines.pipeline.scrfd_decode import Detections
 from facebatch.verify.accuracy import detector_accuracy, embedder_accuracy, pair_scores
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from facebatch.verify.lint import io_findings, lint_graph, relaxed_batch
+from facebatch.verify.layout import io_findings
+from facebatch.verify.lint import lint_graph, relaxed_batch
 from tests.data.graphs import folded_head, make_model
 
 X = [("x", ["batch", 3, 4, 4])]

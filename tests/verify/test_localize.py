@@ -72,10 +72,10 @@ def test_non_finite_values_are_named_as_such_not_as_mixing(tmp_path: Path):
     assert mixes is not None and mixes.node == "bad_sqrt" and mixes.kind == "non-finite" and folds is None
     assert "produces NaN or Inf" in mixes.describe() and "combines values" not in mixes.describe()
     assert mixes.detail.startswith("144 of 144 values non-finite in the batch")
-    from facebatch.verify.verify_job import VerifyOptions, verify_model
+    from facebatch.verify.verify_job import VerifyOptions, run_checks
 
     path = tmp_path / "nan.onnx"
     onnx.save(model, str(path))
-    report = verify_model(path, VerifyOptions(batch_sizes=(1, 2)))
+    report = run_checks(path, VerifyOptions(batch_sizes=(1, 2)))
     localisation = next(c for c in report.checks if c.number == 5)
     assert localisation.status == "fail" and "Sqrt bad_sqrt produces NaN or Inf" in localisation.summary

@@ -46,3 +46,14 @@ def test_failure_text_names_what_failed():
     assert "cosine 0.000000000 < 0.999" in report.summary() and ">" not in report.summary().split("cosine")[0]
     missing = compare_outputs("t", {}, ref, spec)
     assert "e missing or misshapen" in missing.summary()
+
+
+def test_a_gate_loosens_a_tighter_spec_atol_and_never_tightens_a_looser_one():
+    """A reference's gate (seeded weights' ``atol``) holds each output to the larger of the two."""
+    specs = (TensorSpec("tight", ("batch", 1), atol=1e-5), TensorSpec("loose", ("batch", 1), atol=1e-2))
+    ref = {name: np.zeros((1, 1), np.float32) for name in ("tight", "loose")}
+    got = {"tight": np.full((1, 1), 1e-3, np.float32), "loose": np.full((1, 1), 5e-3, np.float32)}
+    assert not compare_outputs("t", got, ref, specs).passed  # the spec alone: 1e-3 > 1e-5
+    report = compare_outputs("t", got, ref, specs, atol=2e-3)
+    assert [d.atol for d in report.diffs] == [2e-3, 1e-2]  # loosened; kept (a 2e-3 gate would fail 'loose')
+    assert report.passed

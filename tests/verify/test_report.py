@@ -35,12 +35,16 @@ def test_the_verdict_is_derived_from_the_checks():
     assert not report().passed  # no check ran: nothing was proven
     strict = report(PASS, NA, SKIP, strict=True)
     assert not strict.passed and strict.gate_failures() == [
-        "3. check 3 skipped (summary 3); --strict fails skipped checks"
+        "3. check 3 skipped (summary 3); strict fails skipped checks"
     ]
     assert report(PASS, NA, strict=True).passed  # n/a is not a skip
+    assert report(PASS, NA, strict=True).refusal() is None
+    failed = report(PASS, FAIL, SKIP, strict=True).refusal()  # the error of a failed verdict, about strict
+    assert failed is not None and failed.exit_code == 1 and failed.field == "strict"
+    assert report(PASS, FAIL, SKIP).refusal().field is None  # not strict: the skip is no reason
     assert (
         report(PASS, FAIL, SKIP, strict=True).failure_line()
-        == "m.onnx fails check(s) 2 check 2; skipped under --strict: 3 check 3 (summary 3)"
+        == "m.onnx fails check(s) 2 check 2; skipped under strict: 3 check 3 (summary 3)"
     )
 
 
@@ -70,6 +74,6 @@ def test_junit_fails_strict_skips_and_marks_inapplicable_checks():
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "2", "1")
     cases = {c.get("name"): c for c in suite}
     assert cases["2. check 2"].find("skipped").get("message") == "not applicable: summary 2"
-    assert cases["3. check 3"].find("failure").get("message").startswith("skipped, and --strict fails skipped checks")
+    assert cases["3. check 3"].find("failure").get("message").startswith("skipped, and strict fails skipped checks")
     lenient = ET.fromstring(report(PASS, SKIP).to_junit()).find("testsuite")
     assert (lenient.get("failures"), lenient.get("skipped")) == ("0", "1")

@@ -31,7 +31,7 @@ from facebatch.configs.embedder import EmbedderDescription
 from facebatch.core.onnx_graph import GraphView
 from facebatch.exporter.models.scrfd import scrfd_from_variant, seeded_init
 from facebatch.exporter.torch_reference import torch_reference
-from facebatch.verify.verify_job import VerifyOptions, verify_model
+from facebatch.verify.verify_job import VerifyOptions, run_checks
 from tests.data.graphs import batch_mean_leak, with_symbolic_batch
 
 QUICK = VerifyOptions(batch_sizes=(1, 2, 3), sizes=((320, 320),))
@@ -47,7 +47,7 @@ def test_official_detectors_made_dynamic_fail_and_the_head_is_named(
 ):
     naive = with_symbolic_batch(models_dir / name, tmp_path / name)
     with_faces = replace(QUICK, photos=photos[:3])  # biden_1, biden_2, gauss: one face each
-    report = verify_model(naive, with_faces)
+    report = run_checks(naive, with_faces)
     assert not report.passed
     assert statuses(report)[1] == "fail" and statuses(report)[2] == "fail" and statuses(report)[3] == "fail"
     decoded = next(c for c in report.checks if c.number == 3)
@@ -66,6 +66,7 @@ def test_official_detectors_made_dynamic_fail_and_the_head_is_named(
     assert not any("dim 0" in line for line in independence.details)  # check 2 lists those, not check 1 again
 
 
+@pytest.mark.slow  # exports a model from torch
 def test_groupnorm_exported_at_batch_1_is_caught_at_the_normalisation(tmp_path: Path):
     path = tmp_path / "scrfd_500m_gn_b1.onnx"
     with warnings.catch_warnings():
@@ -97,7 +98,7 @@ def test_groupnorm_exported_at_batch_1_is_caught_at_the_normalisation(tmp_path: 
     assert patched == 12  # 12 InstanceNormalization nodes in scrfd_500m (its GroupNorm heads, exported at batch 1)
     onnx.save(model, str(path))
     path = with_symbolic_batch(path, path)
-    report = verify_model(path, QUICK)
+    report = run_checks(path, QUICK)
     assert statuses(report)[1] == "fail"
     independence = next(c for c in report.checks if c.number == 1)
     assert "frames differ from their single runs" in independence.summary
@@ -109,7 +110,7 @@ def test_groupnorm_exported_at_batch_1_is_caught_at_the_normalisation(tmp_path: 
 def test_a_graph_that_leaks_the_batch_mean_is_caught_and_localised(tmp_path: Path):
     path = batch_mean_leak(tmp_path / "leak.onnx")
     options = VerifyOptions(batch_sizes=(1, 2, 3), embedder=EmbedderDescription(embedding_size=4 * 112 * 112))
-    report = verify_model(path, options)
+    report = run_checks(path, options)
     assert statuses(report) == {1: "fail", 2: "pass", 3: "n/a", 4: "skip", 5: "fail", 6: "fail"}
     culprit = next(c for c in report.checks if c.number == 5).data["culprits"][0]
     assert culprit["node"] == "batch_mean" and culprit["kind"] == "mixes"
@@ -117,17 +118,18 @@ def test_a_graph_that_leaks_the_batch_mean_is_caught_and_localised(tmp_path: Pat
     assert worst["max_abs_diff"] > 1e-5 and worst["frame"] is not None
 
 
+@pytest.mark.slow  # exports a model from torch
 def test_our_artifacts_pass_every_check(tmp_path: Path, photos: list[Path]):
-    from facebatch.exporter.arcface_export import ArcFaceExportRequest, export_arcface
-    from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
+    from facebatch.exporter.arcface_export import ArcFaceExportOptions, export_arcface
+    from facebatch.exporter.scrfd_export import ScrfdExportOptions, export_scrfd
 
     detector = export_scrfd(
-        ScrfdExportRequest(variant="scrfd_500m", height=160, width=160, out_dir=tmp_path, parity_batch_sizes=(1, 2))
+        ScrfdExportOptions(variant="scrfd_500m", height=160, width=160, out_dir=tmp_path, parity_batch_sizes=(1, 2))
     )
-    embedder = export_arcface(ArcFaceExportRequest(network="arcface_mbf", out_dir=tmp_path, parity_batch_sizes=(1, 2)))
+    embedder = export_arcface(ArcFaceExportOptions(network="arcface_mbf", out_dir=tmp_path, parity_batch_sizes=(1, 2)))
     options = VerifyOptions(photos=photos, reference=torch_reference(), strict=True)
     for artifact, decoded in ((detector.onnx_path, "pass"), (embedder.onnx_path, "n/a")):
-        report = verify_model(artifact, options)
+        report = run_checks(artifact, options)
         assert report.passed, [c.summary for c in report.checks]
         assert report.spec_source == "facebatch metadata"
         assert statuses(report) == {1: "pass", 2: "pass", 3: decoded, 4: "pass", 5: "n/a", 6: "pass"}

@@ -8,7 +8,7 @@ not a plain relative name, and an artifact or reference the file list does not h
 validated before they are joined to the folder, links are never followed, and no file outside the
 folder is read (an artifact's recorded source is looked for in the release only). The folder's own
 word can be anchored outside it: ``manifest_sha256``, the sha256 ``facebatch release`` printed,
-fails any other MANIFEST.json before anything in it is believed.
+fails any other MANIFEST.json before anything in it is believed. The artifacts are ``check_artifacts``'.
 """
 
 from __future__ import annotations
@@ -19,24 +19,16 @@ import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from os import stat_result
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from facebatch.configs.model_file import ModelFile, RecordedSource, read_model_file
-from facebatch.configs.precision import Precision
-from facebatch.core.environment import file_sha256, int8_cpu_class
-from facebatch.core.errors import FacebatchError, SpecError
-from facebatch.core.progress import step
+from facebatch.core.environment import file_sha256
+from facebatch.core.errors import SpecError
 from facebatch.core.trusted_paths import UntrustedNameError, printable, safe_relative, walk_files
-from facebatch.exporter.torch_reference import TORCH, torch_reference
-from facebatch.verify.reference import ReferenceFactory, onnx_reference
-from facebatch.verify.verify_job import VerifyOptions, verify_model
-from facebatch.workflows.quantize import recheck_int8
-from facebatch.workflows.release.gates import reference_for
+from facebatch.exporter.torch_reference import TORCH
+from facebatch.workflows.release.check_artifacts import verify_artifacts
+from facebatch.workflows.release.defaults import SHA256_HEX
 from facebatch.workflows.release.manifest import MANIFEST
-from facebatch.workflows.release.settings import SHA256_HEX
-
-SOURCE_FOLDERS = ("onnx", "references")  # where a release keeps the files its artifacts were made from
 
 
 @dataclass
@@ -82,6 +74,38 @@ class CheckResult:
             + [f"fails verify: {f}" for f in self.failing]
         )
 
+    def counts(self) -> str:
+        return (
+            f"{len(self.verified)} artifacts pass verify; {len(self.missing)} files missing, {len(self.changed)} "
+            f"changed, {len(self.unlisted)} not listed, {len(self.unsafe)} unsafe"
+        )
+
+    def last_line(self, problems: Sequence[str] | None = None) -> str:
+        """The verdict on one line that starts with it; ``problems``: the problems as the caller shows them
+        (the command escapes the folder's own words), by default as they are."""
+        shown = self.problems() if problems is None else problems
+        return "RELEASE CHECK PASS" if self.passed else f"RELEASE CHECK FAIL: {'; '.join(shown)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "passed": self.passed,
+            "manifest_sha256": self.manifest_sha256,
+            "expected_sha256": self.expected_sha256,
+            "verified": self.verified,
+            "problems": self.problems(),
+            **{k: getattr(self, k) for k in ("missing", "changed", "failing", "unlisted", "unsafe")},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def to_markdown(self) -> str:
+        lines = [f"# release check: {self.path.name}", "", f"**{'PASS' if self.passed else 'FAIL'}**", ""]
+        lines += [f"- {self.counts()}", f"- {MANIFEST} sha256 {self.manifest_sha256 or '(not read)'}"]
+        lines += [f"- {printable(problem)}" for problem in self.problems()]
+        return "\n".join(lines) + "\n"
+
 
 def manifest_anchor(text: str | None) -> str | None:
     """``--manifest-sha256``: 64 hexadecimal digits (any case), as ``release`` printed them; None: no anchor."""
@@ -89,8 +113,9 @@ def manifest_anchor(text: str | None) -> str | None:
         return None
     if not SHA256_HEX.fullmatch(text.strip()):
         raise SpecError(
-            f"--manifest-sha256 must be 64 hexadecimal digits (the sha256 'facebatch release' printed for its "
-            f"{MANIFEST}), got {printable(text)}"
+            f"manifest_sha256 must be 64 hexadecimal digits (the sha256 a release printed for its {MANIFEST}), "
+            f"got {printable(text)}",
+            field="manifest_sha256",
         )
     return text.strip().lower()
 
@@ -115,7 +140,9 @@ def check_release(folder: Path, photos: Sequence[Path] = (), *, manifest_sha256:
     artifacts, references = _artifacts_and_references(manifest, listed, result)
     if result.unsafe:  # the folder is not what a release writes: nothing more of it is read
         return result
-    _verify_artifacts(folder, artifacts, references, listed, photos, result)
+    unchanged = set(result.intact(listed))
+    verdicts = verify_artifacts(folder, artifacts, references, listed, unchanged, photos)
+    result.verified, result.failing = verdicts.verified, verdicts.failing
     return result
 
 
@@ -126,7 +153,7 @@ def _manifest_bytes(folder: Path, result: CheckResult) -> bytes | None:
     try:
         mode = path.lstat().st_mode
     except FileNotFoundError:
-        raise SpecError(f"{folder} holds no {MANIFEST}; is it a facebatch release folder?") from None
+        raise SpecError(f"{folder} holds no {MANIFEST}; is it a release folder facebatch made?") from None
     if not stat.S_ISREG(mode):
         kind = "a symlink" if stat.S_ISLNK(mode) else "not a regular file"
         result.unsafe.append(f"{MANIFEST} is {kind}; the check reads the folder's own file only, not followed")
@@ -220,133 +247,3 @@ def _artifacts_and_references(
                 "(or not an artifact's); not read"
             )
     return artifacts, references
-
-
-# -- the artifacts -------------------------------------------------------------------------------
-def _verify_artifacts(
-    folder: Path,
-    artifacts: Sequence[str],
-    references: Mapping[str, str],
-    listed: Mapping[str, dict[str, Any]],
-    photos: Sequence[Path],
-    result: CheckResult,
-) -> None:
-    intact = result.intact(artifacts)
-    for name in intact:
-        path = folder / name
-        try:
-            target = read_model_file(path)
-            unjudged = _made_on_another_cpu(target)
-            if unjudged and not photos:  # its verify would fail for want of faces; say what is needed
-                result.failing.append(f"{name} ({unjudged}: pass --images to re-check its accuracy here)")
-                continue
-            with step(f"verify {name}"):
-                reference = _reference(folder, name, target, references.get(name), listed, result)
-                report = verify_model(path, VerifyOptions(photos=list(photos), reference=reference, strict=True))
-        except FacebatchError as exc:  # e.g. its FP32 reference was tampered with
-            result.failing.append(f"{name} ({exc})")
-            continue
-        if not report.passed:
-            result.failing.append(f"{name} ({report.failure_line()})")
-            continue
-        problem = _recheck_int8_here(folder, name, intact, target, photos, listed, result)
-        (result.failing if problem else result.verified).append(f"{name} ({problem})" if problem else name)
-
-
-def _reference(
-    folder: Path,
-    name: str,
-    target: ModelFile,
-    given: str | None,
-    listed: Mapping[str, dict[str, Any]],
-    result: CheckResult,
-) -> ReferenceFactory | None:
-    """Check 4's reference, from inside the release only: the one the manifest names, else the file the
-    artifact records it was made from (found in the release by its sha256), else torch for ours."""
-    if given == TORCH or (given is None and target.recorded_source is None and target.is_ours):
-        return _torch_inside(folder, target, listed, result)
-    if given is not None:
-        return reference_for(target, folder / given)
-    recorded = target.recorded_source
-    if recorded is None:
-        return reference_for(target)
-    source = _recorded_source_inside(folder, name, recorded, listed, result)
-    return onnx_reference(source, one_frame_at_a_time=recorded.how == "fixed")
-
-
-def _torch_inside(
-    folder: Path, target: ModelFile, listed: Mapping[str, dict[str, Any]], result: CheckResult
-) -> ReferenceFactory:
-    """The torch reference of one of our artifacts, rebuilt from the weights the release holds in
-    references/ (found by the sha256 the artifact records), never from the path its sidecar names: that
-    path is the release's word, and may point anywhere."""
-    if target.props.get("weights_source") == "seeded":
-        return torch_reference()
-    expected = target.props.get("weights_sha256") or target.recorded_weights.get("sha256")
-    unchanged = result.intact(listed)
-    for candidate in unchanged:
-        if PurePosixPath(candidate).parts[0] == "references" and listed[candidate]["sha256"] == expected:
-            return torch_reference(weights=folder / candidate)
-    raise SpecError(
-        f"it was exported from weights (sha256 {str(expected)[:12]}…) that this release does not hold unchanged in "
-        "references/; --check reads nothing outside the folder"
-    )
-
-
-def _recorded_source_inside(
-    folder: Path,
-    name: str,
-    recorded: RecordedSource,
-    listed: Mapping[str, dict[str, Any]],
-    result: CheckResult,
-    places: Sequence[str] = SOURCE_FOLDERS,
-) -> Path:
-    """The file an artifact records it was made from, as the release holds it: beside the artifact or
-    in ``places``, listed, unchanged, with the recorded sha256. Never where the artifact says it was
-    when made (a path outside the folder)."""
-    source = recorded.name
-    if not isinstance(source, str) or "/" in source or source in ("", ".", ".."):
-        raise SpecError(f"it records its source as {printable(str(source))}, not a plain file name")
-    unchanged = result.intact(listed)
-    for place in dict.fromkeys([str(PurePosixPath(name).parent), *places]):
-        candidate = str(PurePosixPath(place) / source)
-        if candidate in unchanged and listed[candidate]["sha256"] == recorded.sha256:
-            return folder / candidate
-    where = " or ".join(["beside it", *(f"in {place}/" for place in places)])
-    raise SpecError(
-        f"it was {recorded.how} from {printable(source)} (sha256 {recorded.sha256[:12]}…), which this release does not "
-        f"hold unchanged {where}; --check reads nothing outside the folder"
-    )
-
-
-def _made_on_another_cpu(target: ModelFile) -> str | None:
-    """'quantised on a vnni CPU, this one is avx2' for an INT8 file gated on another CPU class, else None."""
-    made_on, here = target.int8_cpu_class, int8_cpu_class()
-    return None if made_on is None or made_on == here else f"quantised on a {made_on} CPU, this one is {here}"
-
-
-def _recheck_int8_here(
-    folder: Path,
-    name: str,
-    artifacts: Sequence[str],
-    target: ModelFile,
-    photos: Sequence[Path],
-    listed: Mapping[str, dict[str, Any]],
-    result: CheckResult,
-) -> str | None:
-    """An INT8 file made on another CPU class gets its accuracy gate again, here; what failed, or None."""
-    if _made_on_another_cpu(target) is None:
-        return None
-    try:  # recheck_int8 takes the FP32 source from beside the file: it must be the release's own, unchanged
-        recorded = target.recorded_source
-        if recorded is None:
-            raise SpecError("it records no FP32 source")
-        _recorded_source_inside(folder, name, recorded, listed, result, places=())
-    except SpecError as exc:
-        return f"its INT8 accuracy cannot be re-checked: {exc}"
-    made_on, here = target.int8_cpu_class, int8_cpu_class()
-    models = [read_model_file(folder / rel) for rel in artifacts if rel.endswith(".onnx")]  # each loaded once
-    detectors = [m.path for m in models if m.spec.head is not None and m.spec.precision is Precision.FP32]
-    with step(f"re-check {target.path.name}'s INT8 accuracy on this {here} CPU (made on {made_on})"):
-        _, failures = recheck_int8(target.path, photos, detectors[0] if detectors else None)
-    return f"its INT8 accuracy gate fails on this {here} CPU: {'; '.join(failures)}" if failures else None

@@ -13,24 +13,26 @@ from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.core.environment import file_sha256
 from facebatch.core.errors import FacebatchError
 from facebatch.core.status import FAIL, PASS, SKIP
-from facebatch.engines.bench.job import BenchOptions, bench_models
+from facebatch.engines.bench.job import ModelBenchOptions, bench_models
 from facebatch.engines.bench.regression import RegressionCheck, compare_with_baseline, read_bench_json
 from facebatch.engines.bench.report import BenchReport
 from facebatch.engines.runners.availability import detect_runtimes
-from facebatch.engines.runners.registry import RunnerOptions
-from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
+from facebatch.engines.runners.factory import RunnerOptions
+from facebatch.engines.triton.options import RepositoryOptions
+from facebatch.engines.triton.repository import triton_repository_from_artifacts
 from facebatch.exporter.backends import make_runner
 from facebatch.exporter.dispatch import export_model
-from facebatch.exporter.settings import ExportSettings
+from facebatch.exporter.options import ExportSettings
 from facebatch.exporter.torch_reference import TORCH, torch_reference
 from facebatch.verify.reference import ReferenceFactory, onnx_reference
 from facebatch.verify.report import VerifyReport
-from facebatch.verify.verify_job import VerifyOptions, verify_model
+from facebatch.verify.verify_job import VerifyOptions
+from facebatch.verify.verify_job import run_checks as verify_model
 from facebatch.workflows.build import BuildOptions, build_engine_job, no_tensorrt
 from facebatch.workflows.convert import ConvertOptions, convert_fp16
 from facebatch.workflows.quantize import QuantizeOptions, quantize_int8
-from facebatch.workflows.release.options import ModelRequest, ReleaseOptions
-from facebatch.workflows.release.settings import REQUIRABLE
+from facebatch.workflows.release.defaults import REQUIRABLE
+from facebatch.workflows.release.options import ModelToExport, ReleaseOptions
 
 
 @dataclass
@@ -150,7 +152,7 @@ def _stage_weights(release: ReleaseStaging, staged: Path) -> str:
     return f"; its weights copied into references/{target.name}"
 
 
-def export_gate(release: ReleaseStaging, request: ModelRequest) -> None:
+def export_gate(release: ReleaseStaging, request: ModelToExport) -> None:
     def run() -> tuple[str, str]:
         settings = ExportSettings(out_dir=release.onnx, photos=list(release.options.photos))
         result = export_model(request.model, weights=request.weights, size=request.size, settings=settings)
@@ -227,7 +229,7 @@ def int8_gate(release: ReleaseStaging, path: Path) -> None:
 
 def engines_gate(release: ReleaseStaging) -> None:
     if not release.options.engines:
-        release.gates.append(Gate("tensorrt engines", SKIP, "not asked for (--no-engines)"))
+        release.gates.append(Gate("tensorrt engines", SKIP, "not asked for (engines off)"))
         return
     problem = detect_runtimes().tensorrt_problem()
     if problem:
@@ -250,7 +252,7 @@ def bench_gate(release: ReleaseStaging) -> None:
     options = release.options
 
     def run() -> tuple[str, str]:
-        bench_options = BenchOptions(
+        bench_options = ModelBenchOptions(
             backends=options.bench_backends,
             batch_sizes=options.bench_batch_sizes,
             budget=options.budget,
@@ -311,11 +313,11 @@ def required_gates(gates: list[Gate], require: Sequence[str]) -> list[Gate]:
     for gate in gates:
         kinds = [k for k in require if gate.name.startswith(REQUIRABLE[k])]
         if kinds and gate.status == SKIP:
-            gate = Gate(gate.name, FAIL, f"required (--require {kinds[0]}) but {gate.summary}")
+            gate = Gate(gate.name, FAIL, f"required ({kinds[0]}) but {gate.summary}")
         judged.append(gate)
     for kind in require:
         if not any(g.name.startswith(REQUIRABLE[kind]) for g in gates):
             judged.append(
-                Gate(f"required {kind}", FAIL, f"required (--require {kind}) but it never ran (no artifact reached it)")
+                Gate(f"required {kind}", FAIL, f"required ({kind}) but it never ran (no artifact reached it)")
             )
     return judged

@@ -3,6 +3,7 @@ and SUMMARY.md."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -42,6 +43,30 @@ class ReleaseResult:
 
     def last_line(self) -> str:
         return "RELEASE PASS" if self.passed else f"RELEASE FAIL: {', '.join(self.failed_gates)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "path": str(self.path),
+            "passed": self.passed,
+            "result": self.last_line(),
+            "gates": [g.to_dict() for g in self.gates],
+            "files": self.files,
+            "manifest_sha256": self.manifest_sha256,
+            "seconds": self.seconds,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def to_markdown(self) -> str:
+        """The gates and the verdict (the folder's SUMMARY.md says more: artifacts, throughput, the baseline)."""
+        lines = [f"# Release {self.name} {self.version}", "", f"**{self.last_line()}**", ""]
+        lines += ["| gate | result | summary |", "|---|---|---|"]
+        lines += [f"| {g.name} | {g.status.upper()} | {g.summary.replace('|', '/')} |" for g in self.gates]
+        lines += ["", f"{self.path} ({len(self.files)} files); {MANIFEST} sha256 {self.manifest_sha256}"]
+        return "\n".join(lines) + "\n"
 
 
 def summary_markdown(result: ReleaseResult, release: ReleaseStaging) -> str:

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facebatch.configs.arcface import DEFAULT_ARCFACE
+from facebatch.configs.scrfd import DEFAULT_SCRFD, DEFAULT_SCRFD_SIZE
 from facebatch.core.environment import git_commit
 from facebatch.core.errors import SpecError
 from facebatch.core.trusted_paths import printable
@@ -14,7 +16,7 @@ from facebatch.core.version import __version__
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.regression import DEFAULT_MAX_SLOWDOWN
 from facebatch.exporter.torch_reference import TORCH
-from facebatch.workflows.release.settings import (
+from facebatch.workflows.release.defaults import (
     RELEASE_BACKENDS,
     RELEASE_BENCH_BATCH_SIZES,
     RELEASE_BENCH_SECONDS,
@@ -28,7 +30,7 @@ RELEASE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # a release folder is
 
 
 @dataclass(frozen=True)
-class ModelRequest:
+class ModelToExport:
     """A model to export: a catalog name, its weights (None: seeded), the detector size."""
 
     model: str | None  # None: inferred from ONNX weights
@@ -40,12 +42,15 @@ class ModelRequest:
         return self.model or Path(self.weights or "").name
 
 
+ModelRequest = ModelToExport  # alias for one release
+
+
 @dataclass
 class ReleaseOptions:
     name: str = RELEASE_NAME
     version: str | None = None  # None: facebatch's version and the git commit
     out: Path = RELEASE_OUT
-    models: Sequence[ModelRequest] = ()
+    models: Sequence[ModelToExport] = ()
     artifacts: Sequence[Path] = ()  # released as they are (no export)
     # check 4's reference per artifact (its file name → "torch" or an ONNX file); by default what reference_for picks
     references: Mapping[str, str | Path] = field(default_factory=dict)
@@ -62,43 +67,81 @@ class ReleaseOptions:
     require: Sequence[str] = ()  # REQUIRABLE gates that must run and pass: one that skips fails the release
 
     def __post_init__(self) -> None:
+        self._check_required()
+        if not self.models and not self.artifacts:
+            raise SpecError("a release needs models to export or artifacts to take as they are", field="artifacts")
+        for name, value in (("name", self.name), ("version", self.version)):
+            if value is not None and not RELEASE_PART.fullmatch(value):  # it names a folder inside out
+                raise SpecError(
+                    f"{name} {printable(value)}: letters, digits and . _ + - only, not starting with . _ + -",
+                    field=name,
+                )
+        if self.int8 and not self.photos:
+            raise SpecError("int8 calibrates on photos and judges accuracy on them: pass photos too", field="int8")
+        self._check_references()
+
+    def _check_required(self) -> None:
         unknown = sorted(set(self.require) - set(REQUIRABLE))
         if unknown:
-            raise SpecError(f"--require {','.join(unknown)}: not a gate; known: {', '.join(REQUIRABLE)}")
+            raise SpecError(f"require {','.join(unknown)}: not a gate; known: {', '.join(REQUIRABLE)}", field="require")
         if "int8" in self.require and not self.int8:
-            raise SpecError("--require int8 needs --int8 (the INT8 gate is off by default)")
+            raise SpecError("require int8 needs the INT8 gate turned on (it is off by default)", field="require")
         turned_off = [
             g
             for g, on in (("engines", self.engines), ("fp16", self.fp16), ("triton", self.triton))
             if g in self.require and not on
         ]
         if turned_off:
-            raise SpecError(f"--require {turned_off[0]} contradicts --no-{turned_off[0]}; drop one of them")
+            raise SpecError(
+                f"require {turned_off[0]} contradicts turning the {turned_off[0]} gate off; drop one of them",
+                field="require",
+            )
         if "performance" in self.require and self.baseline_bench is None:
             raise SpecError(
-                "--require performance needs --baseline-bench OLD/bench.json (the bench it is compared with)"
+                "require performance needs a baseline bench (an earlier release's reports/bench.json) to compare with",
+                field="require",
             )
-        if not self.models and not self.artifacts:
-            raise SpecError("a release needs models to export or --artifact files")
-        for flag, value in (("--name", self.name), ("--version", self.version)):
-            if value is not None and not RELEASE_PART.fullmatch(value):  # it names a folder inside --out
-                raise SpecError(
-                    f"{flag} {printable(value)}: letters, digits and . _ + - only, not starting with . _ + -"
-                )
-        if self.int8 and not self.photos:
-            raise SpecError("--int8 calibrates on photos and judges accuracy on them: pass --images")
+
+    def _check_references(self) -> None:
         names = {Path(a).name for a in self.artifacts}
         unknown = sorted(set(self.references) - names)
         if unknown:
             raise SpecError(
-                f"--reference names {', '.join(unknown)}, which is not an --artifact; use ARTIFACT.onnx=REFERENCE "
-                f"with one of: {', '.join(sorted(names)) or 'no --artifact given'}"
+                f"references: {', '.join(unknown)} is not the file name of an artifact; name one of: "
+                f"{', '.join(sorted(names)) or 'no artifact given'}",
+                field="references",
             )
         for name, reference in self.references.items():
             if str(reference) != TORCH and not Path(reference).is_file():
                 raise SpecError(
-                    f"--reference {name}={reference}: {reference} does not exist; pass 'torch' or an ONNX file"
+                    f"references: {name} → {reference}, which does not exist; give 'torch' or an ONNX file",
+                    field="references",
                 )
+
+
+def release_models(
+    artifacts: Sequence[Path] = (),
+    detector: str | None = None,
+    detector_weights: Path | None = None,
+    size: int = DEFAULT_SCRFD_SIZE,
+    embedder: str | None = None,
+    embedder_weights: Path | None = None,
+) -> list[ModelToExport]:
+    """The models a release exports: the detector and the embedder named (or whose weights are given), and
+    without artifacts both, the catalog's defaults where none is named. ONNX weights name their own variant
+    or network (export infers it); other weights need the name."""
+
+    def named(name: str | None, weights: Path | None, default: str) -> str | None:
+        if name is not None:
+            return name
+        return None if weights is not None and Path(weights).suffix.lower() == ".onnx" else default
+
+    models = []
+    if detector or detector_weights or not artifacts:
+        models.append(ModelToExport(named(detector, detector_weights, DEFAULT_SCRFD), detector_weights, (size, size)))
+    if embedder or embedder_weights or not artifacts:
+        models.append(ModelToExport(named(embedder, embedder_weights, DEFAULT_ARCFACE), embedder_weights))
+    return models
 
 
 def default_version() -> str:

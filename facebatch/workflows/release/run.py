@@ -60,7 +60,9 @@ def run_release(options: ReleaseOptions) -> ReleaseResult:
     final = out / f"{options.name}-{version}"
     if final.exists():
         raise SpecError(
-            f"release {final} exists; a release is never overwritten: pass another --version or move it away"
+            f"version {version}: release {final} exists; a release is never overwritten: pass another version or "
+            "move it away",
+            field="version",
         )
     staging = private_folder(out, f".{final.name}{STAGING_MARK}")  # removes those killed releases left
     os.chmod(staging, dir_mode())  # the release folder others read: not mkdtemp's 0700

@@ -6,13 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from facebatch.core.environment import PeakEstimate, estimated_peak
 from facebatch.core.errors import SpecError
-from facebatch.engines.bench.flops import measured_peak, model_flops
-from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
+from facebatch.engines.bench.flops import gemm_model, gemm_operations, measured_peak, model_flops
 
 
 def test_scrfd_counts_match_their_published_names(models_dir: Path, real_detector: Path):
@@ -53,34 +51,32 @@ def test_a_measured_gemm_above_the_nominal_peak_becomes_the_peak():
     assert slower.flops_per_second == nominal.nominal_flops_per_second and "an estimate" in slower.describe()
 
 
-def test_the_gemm_probe_measures_this_cpu_within_reason():
+@pytest.mark.parametrize("int8_weights", [None, "int8", "uint8"])
+def test_the_gemm_probe_counts_two_operations_per_multiply_add_of_its_graph(int8_weights: str | None):
+    """What the probe's rate is divided from, counted from the probe's own graph: [n, n] @ [n, n] is n³
+    multiply-adds, 2 operations each. (Before: its rate was set within 0.4-2x of the nominal peak, a
+    wall-clock bound a loaded machine could break; the measured-against-nominal figures are now the bench
+    report's, 'make bench', which prints both.)"""
+    graph = gemm_model(64, int8_weights).graph
+    (source,) = graph.input
+    rows, inner = (d.dim_value for d in source.type.tensor_type.shape.dim)
+    weight_inner, columns = graph.initializer[0].dims
+    assert (rows, inner, weight_inner, columns) == (64, 64, 64, 64)
+    assert gemm_operations(64) == 2 * rows * inner * columns
+
+
+def test_the_gemm_probe_measures_this_cpu_on_the_threads_it_is_given():
     peak = measured_peak(1)
     if peak is None:
         pytest.skip("/proc/cpuinfo names no clock here, so no nominal peak to set the probe against")
-    assert peak.cores == 1 and peak.measured_gemm is not None
-    # one core's FP32 GEMM lands near its nominal rate: measured here 1.2× (boost clock); a miscount of the
-    # FLOPs per product (n³ for 2n³) or of the threads would land outside
-    assert 0.4 < peak.measured_gemm / peak.nominal_flops_per_second < 2.0
-    # the 8-bit product: 4.4× the FP32 one with VNNI here (u8s8), and faster than FP32 on any class with AVX2
+    assert peak.cores == 1 and peak.measured_gemm is not None and peak.measured_gemm > 0
+    # the 8-bit product against the FP32 one, both measured in this run: 4.4× with VNNI here (u8s8), and faster
+    # than FP32 on any class with AVX2
     assert peak.measured_int8_gemm is not None and peak.measured_int8_gemm > peak.measured_gemm
     assert (
         peak.ops_per_second("int8") == peak.measured_int8_gemm
         and peak.ops_per_second("fp16 weights, fp32 compute") == peak.flops_per_second
     )
-
-
-def test_a_real_pipeline_uses_less_than_the_peak(real_detector: Path, models_dir: Path):
-    """The measured peak bounds what real models reach: the detector and MobileFaceNet, timed alone."""
-    peak = measured_peak()
-    if peak is None:
-        pytest.skip("/proc/cpuinfo names no clock here")
-    for path, size in ((real_detector, (640, 640)), (models_dir / "mobilefacenet_128d.onnx", (112, 112))):
-        frame = np.random.default_rng(0).random((1, 3, *size), dtype=np.float32)
-        with OnnxRuntimeRunner(path) as runner:
-            (source,) = runner.inputs
-            runner.infer({source.name: frame})
-            seconds = min(runner.infer({source.name: frame}) and runner.last_inference_seconds for _ in range(5))
-        assert 0 < peak.share(model_flops(path, size).flops, 1 / seconds) < 1, path.name
 
 
 def test_an_int8_files_fp32_layers_are_counted_from_its_metadata(small_detector: Path, photos: list[Path], tmp_path):

@@ -1,6 +1,8 @@
 """The measurement loop on a real onnxruntime runner: warm-up, the call budget, the samples
 being the runner's own timings, and alternating blocks."""
 
+import time
+
 import numpy as np
 import pytest
 from onnx import helper
@@ -21,9 +23,14 @@ def relu():
 
 def test_iters_gives_exactly_that_many_timed_calls_after_a_warm_up():
     with OnnxRuntimeRunner(relu()) as runner:
+        began = time.perf_counter()
         timing = measure_batch(runner, FRAMES, 4, Budget(warmup=0.0, iters=5))
+        wall = time.perf_counter() - began
     assert timing.batch == 4 and len(timing.latency.samples) == 5 and timing.warmup_calls == 1
-    assert all(0 < s < 1 for s in timing.latency.samples) and timing.fps == pytest.approx(4 / timing.latency.p50)
+    # the samples are the runner's own call times: each positive, together within the wall time of the same
+    # measurement (a bound measured in this run, not a figure that holds only on an idle machine)
+    assert all(s > 0 for s in timing.latency.samples) and sum(timing.latency.samples) <= wall
+    assert timing.fps == pytest.approx(4 / timing.latency.p50)
 
 
 def test_a_time_budget_still_takes_at_least_the_minimum_calls():
@@ -43,10 +50,20 @@ def test_alternating_blocks_measure_each_entry_alike():
         assert "alternating blocks" in timing.notes[0]
 
 
-def test_bad_budgets_and_batches_are_refused():
-    with pytest.raises(SpecError, match="--warmup must be 0 or more"):
-        Budget(warmup=-1)
-    with pytest.raises(SpecError, match="--iters at least 1"):
-        Budget(iters=0)
+@pytest.mark.parametrize(
+    "budget, field, message",
+    [
+        (dict(warmup=-1), "warmup", "warmup must be 0 or more seconds, got -1"),
+        (dict(seconds=0), "seconds", "seconds must be more than 0, got 0"),
+        (dict(iters=0), "iters", "iters must be at least 1, got 0"),
+    ],
+)
+def test_a_bad_budget_names_its_field(budget: dict, field: str, message: str):
+    with pytest.raises(SpecError, match=message) as refused:
+        Budget(**budget)
+    assert refused.value.field == field  # the command line names the flag: --warmup, --seconds, --iters
+
+
+def test_a_batch_the_frames_cannot_fill_is_refused():
     with OnnxRuntimeRunner(relu()) as runner, pytest.raises(SpecError, match="4 frames cannot fill batch size 8"):
         measure_batch(runner, FRAMES, 8, Budget(iters=1))

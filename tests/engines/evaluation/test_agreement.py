@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from facebatch.engines.evaluation.agreement import compare_runs
-from facebatch.engines.pipeline.face_pipeline import ImageFaces
+from facebatch.engines.pipeline.image_faces import ImageFaces
 from facebatch.engines.pipeline.scrfd_decode import Detections
 
 

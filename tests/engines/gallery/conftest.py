@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from facebatch.configs.model_file import read_model_file
-from facebatch.engines.gallery.index_job import IndexRequest, index_photos
+from facebatch.engines.gallery.index_job import IndexJob, index_photos
 from tests.data import procfs
 
 pytest.importorskip("faiss", reason="the index extra (faiss-cpu) builds the gallery's index")
@@ -44,8 +44,8 @@ def people(images_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def request(photos, out: Path, detector_file, embedder_file, **options) -> IndexRequest:
-    return IndexRequest(photos=photos, out=out, detector=detector_file, embedder=embedder_file, **options)
+def request(photos, out: Path, detector_file, embedder_file, **options) -> IndexJob:
+    return IndexJob(photos=photos, out=out, detector=detector_file, embedder=embedder_file, **options)
 
 
 @pytest.fixture(scope="session")

@@ -14,13 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from facebatch.core.errors import SpecError
+from facebatch.engines.gallery.defaults import DEFAULT_THRESHOLD, MANIFEST
+from facebatch.engines.gallery.errors import GalleryError
 from facebatch.engines.gallery.faiss_index import IndexChoice, parse_index_parameters
 from facebatch.engines.gallery.index_job import index_photos
 from facebatch.engines.gallery.photos import collect_photos
 from facebatch.engines.gallery.search import GallerySearch
-from facebatch.engines.gallery.settings import DEFAULT_THRESHOLD, MANIFEST
-from facebatch.engines.gallery.store import Gallery, GalleryError
-from facebatch.engines.pipeline.face_pipeline import open_pipeline
+from facebatch.engines.gallery.store import Gallery
+from facebatch.engines.pipeline.opening import open_pipeline
 
 from .conftest import IDENTITIES, NO_FACE, request
 
@@ -117,9 +118,11 @@ def test_a_gallery_of_other_models_or_faces_is_refused_by_name(
     from facebatch.configs.model_file import read_model_file
 
     other = read_model_file(models_dir / "det_500m.onnx")
-    with pytest.raises(GalleryError, match=r"was built with the detector .* not det_500m.*must not mix"):
+    with pytest.raises(
+        GalleryError, match=r"detector det_500m.* is not the one the gallery .* was built with: .*must not mix"
+    ):
         index_photos(request([people], enrolled, other, embedder_file, faces="best"))
-    with pytest.raises(GalleryError, match="was built with --faces best"):
+    with pytest.raises(GalleryError, match=r"faces all is not how the gallery .* was built \(faces best\)"):
         index_photos(request([people], enrolled, detector_file, embedder_file, faces="all"))
 
 
@@ -169,7 +172,9 @@ def test_damaged_shards_and_indexes_are_named_with_how_to_rebuild(
     gallery = tmp_path / "gallery"
     shutil.copytree(fixture_gallery, gallery)
     (gallery / "index.faiss").write_bytes(b"not an index")
-    with pytest.raises(GalleryError, match=r"index .*index.faiss is corrupt .*rebuild it with 'facebatch index --out"):
+    with pytest.raises(
+        GalleryError, match=r"index .*index.faiss is corrupt .*rebuild it by indexing into .* again \(no photos needed"
+    ):
         GallerySearch(gallery)
     index_photos(request([], gallery, detector_file, embedder_file))  # rebuilt from the shards, no photos
     assert GallerySearch(gallery).index.ntotal == 188
@@ -191,7 +196,7 @@ def test_a_gallery_path_that_is_a_file_or_not_a_gallery_or_empty_is_refused(
     (tmp_path / "file").write_text("x")
     with pytest.raises(GalleryError, match="is a file"):
         GallerySearch(tmp_path / "file")
-    with pytest.raises(GalleryError, match="is not a gallery .*make one with 'facebatch index"):
+    with pytest.raises(GalleryError, match="is not a gallery .*make one by indexing photos into it"):
         GallerySearch(tmp_path)
     out = tmp_path / "faceless"
     summary = index_photos(request([images_dir / n for n in NO_FACE], out, detector_file, embedder_file))

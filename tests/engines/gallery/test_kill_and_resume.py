@@ -1,28 +1,35 @@
-"""``facebatch index`` SIGKILLed at several moments (during start-up, between shard commits, while
-the index is built): every time, what the gallery names reads right — each shard whole, the index
+"""``facebatch index`` SIGKILLed at several moments (before its first commit, between shard commits, while
+the index is written): every time, what the gallery names reads right — each shard whole, the index
 either current or refused by search as behind — and the next run finishes the job. The result
-equals an uninterrupted run's: the same faces, the same embeddings."""
+equals an uninterrupted run's: the same faces, the same embeddings. The run kills itself at the moment
+(tests/data/tripwire.py), so each moment is the same on an idle machine and a loaded one."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from facebatch.engines.gallery.defaults import MANIFEST
+from facebatch.engines.gallery.errors import GalleryError
 from facebatch.engines.gallery.search import GallerySearch
-from facebatch.engines.gallery.settings import MANIFEST
-from facebatch.engines.gallery.store import Gallery, GalleryError
+from facebatch.engines.gallery.store import Gallery
+from tests.data import tripwire
 
-KILL_AFTER_SHARDS = (1, 3, 9)  # after the 1st, the 3rd and the last (9th) commit: then the index is being built
-KILL_AT_S = (0.3,)  # and during start-up, before any commit
+# moment → the shards committed by then (2 photos a shard; a photo's progress line comes before its shard's commit)
+KILL_AT = {
+    "line:… index [1/17]": 0,  # the models open and the gallery locked, nothing committed
+    "line:… index [3/17]": 1,
+    "line:… index [7/17]": 3,
+    "line:✓ index": 9,  # every shard committed, the index not built yet
+    "call:faiss:write_index": 9,  # the index being written
+}
 
 
 def command(images: Path, out: Path, detector: Path, embedder: Path) -> list[str]:
@@ -58,7 +65,7 @@ def assert_reads_right(out: Path) -> None:
     try:
         searcher = GallerySearch(out)
     except GalleryError as exc:
-        assert "index" in str(exc) and "facebatch index --out" in str(exc), exc
+        assert "index" in str(exc) and "rebuild it by indexing into" in str(exc), exc
         return
     assert searcher.index.ntotal == gallery.manifest.index["rows"]
 
@@ -72,30 +79,18 @@ def uninterrupted(images_dir: Path, real_detector: Path, batch_embedder: Path, t
     return faces_of(out)
 
 
-def kill(process: subprocess.Popen) -> None:
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-
-
-@pytest.mark.parametrize("moment", [f"after {n} shards" for n in KILL_AFTER_SHARDS] + [f"at {s} s" for s in KILL_AT_S])
+@pytest.mark.parametrize("moment", KILL_AT)
 def test_a_killed_run_loses_nothing_committed_and_the_next_one_finishes(
     moment: str, images_dir: Path, real_detector: Path, batch_embedder: Path, uninterrupted: dict, tmp_path: Path
 ) -> None:
     out = tmp_path / "gallery"
     run = command(images_dir, out, real_detector, batch_embedder)
-    process = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    began = time.monotonic()
-    number = float(moment.split()[1])
-    while process.poll() is None and time.monotonic() - began < 120:
-        if (moment.startswith("after") and shards_committed(out) >= number) or (
-            moment.startswith("at") and time.monotonic() - began >= number
-        ):
-            kill(process)
-            break
-        time.sleep(0.01)
-    else:
-        pytest.skip(f"the run ended before the kill ({moment}): nothing to prove")  # a fast machine
+    killed = subprocess.run(
+        tripwire.command(signal.SIGKILL, moment, *run[3:]), capture_output=True, text=True, timeout=300
+    )
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr[-2000:])
     committed = max(shards_committed(out), 0)
+    assert committed == KILL_AT[moment], f"killed at {moment} with {committed} shards committed"
     assert_reads_right(out)
 
     done = subprocess.run(run, capture_output=True, text=True, timeout=300)

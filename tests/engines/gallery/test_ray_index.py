@@ -19,7 +19,8 @@ from facebatch.engines.gallery.ray_job import check_address_answers
 from facebatch.engines.gallery.ray_job import local_ray as loopback_ray
 from facebatch.engines.gallery.search import GallerySearch
 from facebatch.engines.gallery.store import Gallery
-from facebatch.engines.pipeline.face_pipeline import PipelineSettings
+from facebatch.engines.pipeline.options import PipelineSettings
+from tests.conftest import slow_fixture
 
 from .conftest import request
 
@@ -27,6 +28,7 @@ ray = pytest.importorskip("ray", reason="the ray extra (ray[data]) runs index --
 
 
 @pytest.fixture(scope="module")
+@slow_fixture("starts a Ray cluster")
 def local_ray():
     with loopback_ray(num_cpus=2, log_to_driver=False, logging_level="ERROR"):  # as facebatch starts its own
         yield ray
@@ -67,7 +69,7 @@ def test_an_address_that_does_not_answer_is_refused_in_one_line() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # nothing listens once it is closed
-    with pytest.raises(EngineError, match=f"no Ray cluster answers at 127.0.0.1:{port} .*ray start --head"):
+    with pytest.raises(EngineError, match=f"no Ray cluster answers at 127.0.0.1:{port} .*'ray start' as the head node"):
         check_address_answers(f"127.0.0.1:{port}")
     with socket.socket() as silent:  # listens and accepts (the kernel does), never says a word: not gRPC
         silent.bind(("127.0.0.1", 0))

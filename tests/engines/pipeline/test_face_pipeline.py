@@ -19,15 +19,12 @@ from facebatch.core.errors import SpecError
 from facebatch.engines.bench.pipeline_bench import per_image_loop
 from facebatch.engines.evaluation.agreement import compare_runs, match_faces
 from facebatch.engines.pipeline.align import similarity_transforms, transform_scale
-from facebatch.engines.pipeline.face_pipeline import (
-    REDUCED_ALIGN_MAX_SCALE,
-    FaceModels,
-    PipelineSettings,
-    match_best_faces,
-    open_pipeline,
-)
+from facebatch.engines.pipeline.compare import match_best_faces
+from facebatch.engines.pipeline.opening import open_pipeline
+from facebatch.engines.pipeline.options import FaceModels, PipelineOptions
 from facebatch.engines.pipeline.preprocess import on_reduced_image
 from facebatch.engines.pipeline.scrfd_decode import box_iou
+from facebatch.engines.pipeline.stages import REDUCED_ALIGN_MAX_SCALE
 
 HAND_LABELLED_KEYPOINTS = {
     "newton.png": [(371, 143), (419, 145), (399, 177), (371, 197), (409, 199)],
@@ -83,7 +80,7 @@ def test_every_same_person_pair_scores_above_every_different_pair(results: dict)
 
 def test_batched_equals_one_by_one(real_detector: Path, batch_embedder: Path, photos: list[Path], results: dict):
     detector, embedder = read_model_file(real_detector), read_model_file(batch_embedder)
-    one_by_one = PipelineSettings(batch_size=1, embed_batch_size=1, read_workers=0)
+    one_by_one = PipelineOptions(batch_size=1, embed_batch_size=1, read_workers=0)
     with open_pipeline(detector, embedder, settings=one_by_one) as pipeline:
         single = per_image_loop(pipeline, photos)
     agreement = compare_runs(
@@ -133,7 +130,7 @@ def test_an_unreadable_photo_is_named_and_the_rest_completes(real_detector: Path
     truncated = tmp_path / "truncated.jpg"
     truncated.write_bytes((images_dir / "obama_2.jpg").read_bytes()[:30000])
     (tmp_path / "text.jpg").write_text("not a photo")
-    with open_pipeline(read_model_file(real_detector), settings=PipelineSettings(batch_size=2)) as pipeline:
+    with open_pipeline(read_model_file(real_detector), settings=PipelineOptions(batch_size=2)) as pipeline:
         got = list(pipeline.run([truncated, images_dir / "obama_1.jpg", tmp_path / "text.jpg", images_dir / "t1.jpg"]))
     assert [r.ok for r in got] == [False, True, False, True]
     assert "cannot be decoded" in got[0].error and len(got[3]) == 6
@@ -145,9 +142,10 @@ def test_models_that_do_not_fit_are_refused(real_detector: Path, batch_embedder:
         FaceModels(embedder.spec, (112, 112))
     with pytest.raises(SpecError, match="not an embedder"):
         FaceModels(detector.spec, (640, 640), detector.spec)
-    with pytest.raises(SpecError, match="outside .* profile 1–32"):
-        with open_pipeline(detector, settings=PipelineSettings(batch_size=64)):
+    with pytest.raises(SpecError, match="outside .* profile 1–32") as refused:
+        with open_pipeline(detector, settings=PipelineOptions(batch_size=64)):
             pass
+    assert refused.value.field == "batch_size"
 
 
 def test_same_faces_as_insightface_face_analysis(
@@ -188,7 +186,7 @@ def test_reduced_decode_finds_the_same_faces_within_its_stated_bound(
     models = read_model_file(real_detector), read_model_file(batch_embedder)
     with open_pipeline(*models) as pipeline:
         whole = list(pipeline.run(large_photos))
-    with open_pipeline(*models, settings=PipelineSettings(reduced_decode=True)) as pipeline:
+    with open_pipeline(*models, settings=PipelineOptions(reduced_decode=True)) as pipeline:
         prepared = pipeline.prepare(large_photos[0])
         assert prepared.reduction == 4 and prepared.photo_size == whole[0].image_size
         reduced = list(pipeline.run(large_photos))
@@ -219,7 +217,7 @@ def test_reduced_decode_aligns_each_face_from_the_same_pixels_alone_or_with_the_
     cv2.imwrite(str(tmp_path / "selfie.jpg"), cv2.resize(crowd, None, fx=4000 / 2048, fy=4000 / 2048))
     models = read_model_file(real_detector), read_model_file(batch_embedder)
     mixed = 0
-    with open_pipeline(*models, settings=PipelineSettings(reduced_decode=True)) as pipeline:
+    with open_pipeline(*models, settings=PipelineOptions(reduced_decode=True)) as pipeline:
         for path in [*large_photos, tmp_path / "selfie.jpg"]:
             prepared = pipeline.prepare(path)
             faces = pipeline.detect([prepared])[0]
@@ -243,7 +241,7 @@ def test_a_bomb_among_photos_is_skipped_with_its_reason_and_the_rest_found_as_be
     names = ["obama_1.jpg", "t1.jpg", "two_people.jpg", "newton.png"]
     paths = [images_dir / names[0], *bombs[:3], images_dir / names[1], images_dir / names[2], *bombs[3:]]
     paths.append(images_dir / names[3])
-    settings = PipelineSettings(batch_size=2)
+    settings = PipelineOptions(batch_size=2)
     with open_pipeline(read_model_file(real_detector), read_model_file(batch_embedder), settings=settings) as pipeline:
         got = {r.path.name: r for r in pipeline.run(paths)}
     for bomb in bombs:
@@ -260,10 +258,11 @@ def test_a_bomb_among_photos_is_skipped_with_its_reason_and_the_rest_found_as_be
 def test_max_photo_pixels_skips_a_larger_photo_in_every_lane(real_detector: Path, images_dir: Path):
     small, large = images_dir / "rob_lowe_1.jpg", images_dir / "t1.jpg"  # 250x250, 1280x886
     for lanes in (1, 2):
-        settings = PipelineSettings(max_photo_pixels=250 * 250, lanes=lanes, reduced_decode=lanes == 2)
+        settings = PipelineOptions(max_photo_pixels=250 * 250, lanes=lanes, reduced_decode=lanes == 2)
         with open_pipeline(read_model_file(real_detector), settings=settings) as pipeline:
             got = list(pipeline.run([small, large]))
         assert got[0].ok and len(got[0]) == 1
         assert not got[1].ok and "is 1280x886 (1.13 MP), above the limit of 0.0625 MP" in got[1].error
-    with pytest.raises(SpecError, match="--max-photo-pixels must be at least 1, got 0"):
-        PipelineSettings(max_photo_pixels=0)
+    with pytest.raises(SpecError, match="^max_photo_pixels must be at least 1, got 0$") as refused:
+        PipelineOptions(max_photo_pixels=0)
+    assert refused.value.field == "max_photo_pixels"

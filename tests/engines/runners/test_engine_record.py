@@ -78,16 +78,24 @@ def test_the_profile_comes_from_the_spec_unless_overridden():
     assert engine_profile(detector(), batch_min=4, batch_opt=4, batch_max=64).batch == ShapeRange(4, 4, 64)
     embedder = engine_profile(arcface_spec("arcface_r50"))
     assert embedder.shapes["input.1"][2] == (32, 3, 112, 112)
-    with pytest.raises(SpecError, match="--min <= --opt <= --max, got 8/4/4"):
+    with pytest.raises(SpecError, match="batch_max 4 is below batch_min 8") as refused:
         engine_profile(detector(), batch_min=8, batch_max=4)
+    assert refused.value.field == "batch_max"
+    with pytest.raises(SpecError, match="batch_min 64 is above the spec's largest batch, 32") as refused:
+        engine_profile(detector(), batch_min=64)
+    assert refused.value.field == "batch_min"
+    with pytest.raises(SpecError, match=r"batch_opt 64 lies outside batch_min..batch_max \(1..32\)") as refused:
+        engine_profile(detector(), batch_opt=64)
+    assert refused.value.field == "batch_opt"
 
 
 def test_a_dynamic_size_artifact_needs_a_size_and_a_fixed_one_refuses_another():
-    with pytest.raises(SpecError, match="symbolic input size .* pass --size, e.g. --size 320x320"):
+    with pytest.raises(SpecError, match="symbolic input shape, .* pass size, e.g. 320x320") as refused:
         engine_profile(detector(dynamic_size=True))
+    assert refused.value.field == "size"
     profile = engine_profile(detector(dynamic_size=True), size=(480, 640))
     assert profile.size == (480, 640) and profile.shapes["input.1"][1] == (16, 3, 480, 640)
-    with pytest.raises(SpecError, match="runs at 320x320 only; drop --size 640x640"):
+    with pytest.raises(SpecError, match="runs at 320x320 only; drop size 640x640"):
         engine_profile(detector(), size=(640, 640))
 
 
@@ -127,7 +135,7 @@ def test_the_sidecar_round_trips_through_json(tmp_path: Path):
 
 def test_unreadable_or_missing_sidecars_are_one_clear_line(tmp_path: Path):
     plan = tmp_path / "x.plan"
-    with pytest.raises(SpecError, match="does not exist; build it with 'facebatch build"):
+    with pytest.raises(SpecError, match="does not exist; build it from its ONNX file first"):
         read_engine_record(plan)
     plan.write_bytes(b"x")
     with pytest.raises(SpecError, match="has no sidecar x.json"):
@@ -157,7 +165,7 @@ def test_the_trt_backend_finds_the_engine_built_from_exactly_this_onnx(tmp_path:
     onnx_path.parent.mkdir()
     onnx_path.write_bytes(b"onnx")
     with pytest.raises(
-        SpecError, match="no TensorRT engine built from scrfd_10g_320_batch.onnx .*run 'facebatch build"
+        SpecError, match="no TensorRT engine built from scrfd_10g_320_batch.onnx .*; build the engine from .* first"
     ):
         find_engine(onnx_path, "cd" * 32, detector())
     plan = tmp_path / "engines" / "scrfd_10g_320_batch_fp16_b1-32.plan"

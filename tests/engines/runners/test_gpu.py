@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from facebatch.configs.model_file import read_model_file
-from facebatch.engines.bench.job import BenchOptions, bench_models
+from facebatch.engines.bench.job import ModelBenchOptions, bench_models
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.pipeline.preprocess import model_frames
+from facebatch.engines.runners.factory import RunnerOptions, make_onnx_runner
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
-from facebatch.engines.runners.registry import RunnerOptions, onnx_runner
 from facebatch.exporter.backends import make_runner
 from tests.engines.gpu_gate import assert_passes_the_fp16_gate
 
@@ -36,7 +36,7 @@ def test_onnxruntime_cuda_matches_the_cpu_and_keeps_frames_apart(small_detector:
     model = read_model_file(small_detector)
     frames = model_frames(model, model.spec.input_size, 4, photos[:4])
     with (
-        onnx_runner("ort-cuda", small_detector, model.spec, model.spec.input_size, RunnerOptions()) as gpu,
+        make_onnx_runner("ort-cuda", model, model.spec.input_size, RunnerOptions()) as gpu,
         OnnxRuntimeRunner(small_detector) as cpu,
     ):
         assert gpu.provider == "CUDAExecutionProvider"
@@ -56,7 +56,7 @@ def test_onnxruntime_tensorrt_runs_fp16_within_the_fp16_tolerances_and_keeps_fra
     model = read_model_file(small_detector)
     frames = model_frames(model, model.spec.input_size, 8, photos)
     options = RunnerOptions(trt_cache=tmp_path / "trt-cache")
-    with onnx_runner("ort-trt", small_detector, model.spec, model.spec.input_size, options) as gpu:
+    with make_onnx_runner("ort-trt", model, model.spec.input_size, options) as gpu:
         assert gpu.provider == "TensorrtExecutionProvider" and "TensorRT" in gpu.precision
         assert_passes_the_fp16_gate(model, gpu, frames, (1, 8))
     assert any((tmp_path / "trt-cache").iterdir())  # the engine went into the cache
@@ -71,7 +71,7 @@ def test_bench_runs_on_the_gpu_backends(small_detector: Path):
         backends += ("ort-cuda",)
     report = bench_models(
         [read_model_file(small_detector)],
-        BenchOptions(backends=backends, batch_sizes=(1, 8), budget=Budget(0.1, iters=5)),
+        ModelBenchOptions(backends=backends, batch_sizes=(1, 8), budget=Budget(0.1, iters=5)),
         make_runner,
     )
     assert all(("CUDA" in run.provider or "cuda" in run.provider) and run.hardware != "a GPU" for run in report.runs)

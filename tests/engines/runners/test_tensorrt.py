@@ -13,7 +13,8 @@ import pytest
 from facebatch.cli import main
 from facebatch.configs.model_file import read_model_file
 from facebatch.configs.precision import Precision
-from facebatch.engines.pipeline.face_pipeline import cosine_similarity, open_pipeline
+from facebatch.engines.pipeline.compare import cosine_similarity
+from facebatch.engines.pipeline.opening import open_pipeline
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.engine_record import STRONGLY_TYPED_FROM, read_engine_record, tensorrt_major
 from facebatch.engines.runners.tensorrt_runner import TensorRtRunner

@@ -14,10 +14,13 @@ import numpy as np
 import pytest
 
 from facebatch.configs.model_file import read_model_file
-from facebatch.engines.pipeline.face_pipeline import cosine_similarity, open_pipeline
-from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
-from facebatch.engines.triton.server import ServerPorts, TritonServer, free_ports
-from facebatch.engines.triton.settings import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_MODEL
+from facebatch.engines.pipeline.compare import cosine_similarity
+from facebatch.engines.pipeline.opening import open_pipeline
+from facebatch.engines.triton.defaults import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_MODEL
+from facebatch.engines.triton.options import RepositoryOptions
+from facebatch.engines.triton.ports import ServerPorts, free_ports
+from facebatch.engines.triton.repository import triton_repository_from_artifacts
+from facebatch.engines.triton.server import TritonServer
 from facebatch.engines.triton.stubs import python_stubs
 from tests.engines.pipeline.bombs import bombs
 

@@ -21,9 +21,10 @@ from facebatch.core.environment import file_sha256
 from facebatch.core.errors import OutputError, SpecError
 from facebatch.core.onnx_graph import io_dims
 from facebatch.engines.runners.engine_record import EngineRecord, GpuInfo, build_recipe, engine_profile
+from facebatch.engines.triton.defaults import FACE_OUTPUTS, MANIFEST, PIPELINE_FILE, PIPELINE_MODEL
 from facebatch.engines.triton.model_config import ModelConfig, TritonTensor, preferred_batch_sizes
-from facebatch.engines.triton.repository import RepositoryOptions, plan_repository, triton_repository_from_artifacts
-from facebatch.engines.triton.settings import FACE_OUTPUTS, MANIFEST, PIPELINE_FILE, PIPELINE_MODEL
+from facebatch.engines.triton.options import RepositoryOptions
+from facebatch.engines.triton.repository import plan_repository, triton_repository_from_artifacts
 
 model_config_pb2 = pytest.importorskip(
     "tritonclient.grpc.model_config_pb2", reason="the serve extra (tritonclient) parses Triton's schema"
@@ -133,7 +134,7 @@ def test_the_python_runtime_and_the_pipeline(python_repository: Path, real_detec
 def test_a_fixed_batch_axis_is_refused_pointing_to_fix(models_dir: Path, tmp_path: Path):
     with pytest.raises(
         SpecError,
-        match=r"det_500m.onnx has a fixed batch axis \(1\) on 'input.1'.*facebatch fix \S*det_500m.onnx -o det_500m_batch.onnx",
+        match=r"det_500m.onnx has a fixed batch axis \(1\) on 'input.1'.*repair it with fix .*det_500m_batch.onnx",
     ):
         plan_repository([models_dir / "det_500m.onnx"], tmp_path / "repo", RepositoryOptions())
     assert not (tmp_path / "repo").exists()
@@ -142,7 +143,7 @@ def test_a_fixed_batch_axis_is_refused_pointing_to_fix(models_dir: Path, tmp_pat
 def test_the_pipeline_needs_one_detector_with_landmarks_and_one_embedder(
     small_detector: Path, real_detector: Path, tmp_path: Path
 ):
-    with pytest.raises(SpecError, match="--pipeline needs exactly one embedder among the artifacts, got 0"):
+    with pytest.raises(SpecError, match="pipeline needs exactly one embedder among the artifacts, got 0"):
         plan_repository([small_detector], tmp_path, RepositoryOptions(pipeline=True))
     with pytest.raises(SpecError, match="exactly one detector .* got 2"):
         plan_repository([small_detector, real_detector], tmp_path, RepositoryOptions(pipeline=True))
@@ -153,11 +154,11 @@ def test_the_pipeline_needs_one_detector_with_landmarks_and_one_embedder(
 def test_options_that_cannot_work_are_refused():
     with pytest.raises(SpecError, match="TensorRT engines run on a GPU only"):
         RepositoryOptions(runtime="tensorrt", device="cpu")
-    with pytest.raises(SpecError, match="drop --device gpu"):
+    with pytest.raises(SpecError, match="drop device gpu"):
         RepositoryOptions(runtime="python", device="gpu")
-    with pytest.raises(SpecError, match="--instances must be at least 1"):
+    with pytest.raises(SpecError, match="^instances must be at least 1"):
         RepositoryOptions(instances=0)
-    with pytest.raises(SpecError, match="--runtime must be one of"):
+    with pytest.raises(SpecError, match="^runtime must be one of"):
         RepositoryOptions(runtime="tflite")
 
 
@@ -165,7 +166,7 @@ def test_an_existing_folder_is_refused_and_force_replaces_only_our_files(small_d
     out = tmp_path / "repo"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(OutputError, match="exists and is not empty; pass --force"):
+    with pytest.raises(OutputError, match="exists and is not empty; pass force"):
         triton_repository_from_artifacts([small_detector], out, RepositoryOptions())
     first = triton_repository_from_artifacts([small_detector], out, RepositoryOptions(force=True, max_batch=8))
     assert (out / "notes.txt").read_text() == "mine"
@@ -220,10 +221,10 @@ def test_an_engine_is_served_within_its_profile(small_detector: Path, tmp_path: 
     assert (out / plan.stem / "1" / "model.plan").read_bytes() == plan.read_bytes()
     assert model_config_pb2.ModelInstanceGroup.Kind.Name(config.instance_group[0].kind) == "KIND_GPU"
     with pytest.raises(
-        SpecError, match=r"built for batch 1-16, smaller than --max-batch 32; pass --max-batch 16 or rebuild it"
+        SpecError, match=r"max_batch 32 is more than engine .* takes \(built for batch 1-16\); ask for at most 16"
     ):
         plan_repository([plan], tmp_path / "refused", RepositoryOptions(runtime="tensorrt", max_batch=32))
-    with pytest.raises(SpecError, match="is a TensorRT engine; serve it with --runtime tensorrt"):
+    with pytest.raises(SpecError, match="is a TensorRT engine; serve it with the tensorrt runtime"):
         plan_repository([plan], tmp_path / "refused", RepositoryOptions())
     plan.write_bytes(b"another engine")
     with pytest.raises(SpecError, match="is not the one its sidecar .* describes"):
@@ -250,5 +251,5 @@ def test_a_model_config_renders_every_field_triton_reads():
 
 def test_a_batch_budget_below_one_photo_is_refused():
     assert RepositoryOptions(max_photo_pixels=10, max_batch_pixels=30).batch_pixels == 30
-    with pytest.raises(SpecError, match="--max-batch-pixels 5 is below --max-photo-pixels 10"):
+    with pytest.raises(SpecError, match=r"max_batch_pixels 5 is below the photo limit \(10 pixels\)"):
         RepositoryOptions(max_photo_pixels=10, max_batch_pixels=5)

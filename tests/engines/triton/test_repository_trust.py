@@ -16,8 +16,9 @@ from facebatch.cli import main
 from facebatch.core.environment import file_sha256
 from facebatch.core.errors import FacebatchError, OutputError
 from facebatch.core.trusted_paths import UntrustedNameError
-from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
-from facebatch.engines.triton.settings import MANIFEST
+from facebatch.engines.triton.defaults import MANIFEST
+from facebatch.engines.triton.options import RepositoryOptions
+from facebatch.engines.triton.repository import triton_repository_from_artifacts
 from tests.data.folders import snapshot
 
 
@@ -197,7 +198,7 @@ def test_an_artifact_inside_the_repository_is_refused_before_force_removes_it(
     model it was about to copy (the only copy), then died with a traceback."""
     inside = next(repository.glob("*/1/model.onnx"))
     before = snapshot(repository)
-    with pytest.raises(OutputError, match="is inside --out .*copy it out of the repository first"):
+    with pytest.raises(OutputError, match="holds the artifact .*copy the artifact out of the repository first"):
         triton_repository_from_artifacts([inside], repository, RepositoryOptions(device="cpu", max_batch=8, force=True))
     assert snapshot(repository) == before
 

@@ -16,11 +16,15 @@ import pytest
 
 from facebatch.configs.model_file import read_model_file
 from facebatch.core.errors import EngineError, SpecError
-from facebatch.engines.pipeline.face_pipeline import cosine_similarity, open_pipeline
+from facebatch.engines.pipeline.compare import cosine_similarity
+from facebatch.engines.pipeline.opening import open_pipeline
 from facebatch.engines.runners.triton_client_runner import TritonClientRunner, parse_triton_url
-from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
-from facebatch.engines.triton.server import ServerPorts, TritonServer, free_ports, python_env
-from facebatch.engines.triton.settings import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_MODEL
+from facebatch.engines.triton.defaults import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_MODEL
+from facebatch.engines.triton.install import python_env
+from facebatch.engines.triton.options import RepositoryOptions
+from facebatch.engines.triton.ports import ServerPorts, free_ports
+from facebatch.engines.triton.repository import triton_repository_from_artifacts
+from facebatch.engines.triton.server import TritonServer
 
 pytest.importorskip("tritonclient", reason="the serve extra (tritonclient) talks to the server")
 CLIENTS = 8
@@ -229,7 +233,7 @@ def test_a_busy_port_is_refused_before_the_server_starts(repository: Path, insta
         taken.listen()
         busy = taken.getsockname()[1]
         (free,) = free_ports(1)
-        with pytest.raises(SpecError, match=f"port {busy} on 127.0.0.1 is in use; pass another --grpc-port"):
+        with pytest.raises(SpecError, match=f"port {busy} on 127.0.0.1 is in use; pass another grpc_port"):
             TritonServer(
                 repository, ServerPorts(free, busy), address="127.0.0.1", env=serve_env, install=install
             ).start()
@@ -247,7 +251,7 @@ def test_numpy_2_is_refused_for_the_bundled_stub(repository: Path, install):
 
 
 def test_a_missing_repository_and_bad_urls_are_refused(tmp_path: Path, install, serve_env):
-    with pytest.raises(SpecError, match="does not exist; write one with 'facebatch triton"):
+    with pytest.raises(SpecError, match="^repository .* does not exist; write one first"):
         TritonServer(tmp_path / "none", ServerPorts(*free_ports(2)), env=serve_env, install=install).start()
     (tmp_path / "empty").mkdir()
     with pytest.raises(SpecError, match="holds no model"):

@@ -15,14 +15,17 @@ import numpy as np
 import pytest
 
 from facebatch.configs.model_file import read_model_file
-from facebatch.engines.pipeline.face_pipeline import open_pipeline
-from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
-from facebatch.engines.triton.server import ServerPorts, TritonServer, free_ports
-from facebatch.engines.triton.settings import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_MODEL
+from facebatch.engines.pipeline.opening import open_pipeline
+from facebatch.engines.triton.defaults import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_MODEL
+from facebatch.engines.triton.options import RepositoryOptions
+from facebatch.engines.triton.ports import ServerPorts, free_ports
+from facebatch.engines.triton.repository import triton_repository_from_artifacts
+from facebatch.engines.triton.server import TritonServer
 from tests.data import procfs
 
 grpcclient = pytest.importorskip("tritonclient.grpc", reason="the serve extra (tritonclient) talks to the server")
 QUEUE = 8  # --max-queue-size of this repository: small, so that 64 clients overflow it
+QUEUE_TIMEOUT_S = 2.0  # how long a request may wait in a queue before it is refused
 CLIENTS = 64
 OVERLOAD_S = 6.0  # how long the 64 clients keep sending
 
@@ -31,7 +34,7 @@ OVERLOAD_S = 6.0  # how long the 64 clients keep sending
 def server(real_detector: Path, batch_embedder: Path, serve_env, install, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("faults") / "repository"
     options = RepositoryOptions(
-        runtime="python", pipeline=True, instances=1, max_queue_size=QUEUE, queue_timeout_ms=2000
+        runtime="python", pipeline=True, instances=1, max_queue_size=QUEUE, queue_timeout_ms=int(QUEUE_TIMEOUT_S * 1000)
     )
     triton_repository_from_artifacts([real_detector, batch_embedder], out, options)
     log = out.parent / "tritonserver.log"
@@ -105,9 +108,13 @@ def test_a_bad_request_gets_one_error_and_the_next_is_answered(
         started = time.monotonic()
         with pytest.raises(grpcclient.InferenceServerException) as refused:
             client.infer(PIPELINE_MODEL, request, client_timeout=60)
+        refused_s = time.monotonic() - started
         assert message in refused.value.message(), refused.value.message()
-        assert time.monotonic() - started < 10  # refused, not worked through: the huge PNG is never decoded
+        started = time.monotonic()
         assert faces_in(client, photo) == expected_faces
+        answered_s = time.monotonic() - started
+    if case == "12000x12000 png":  # refused from its header, never decoded: sooner than a small photo is answered
+        assert refused_s < answered_s, (refused_s, answered_s)
 
 
 def server_memory(server: TritonServer) -> int:
@@ -150,12 +157,15 @@ def test_overload_is_rejected_quickly_nothing_hangs_and_memory_stays_flat(
     assert not any(thread.is_alive() for thread in threads), "a client still waits 40 s after the overload ended"
     assert not wrong and not other, (wrong[:3], other[:3])
     assert answered and full, f"{len(answered)} answered, {len(full)} refused: the queue never overflowed"
-    # a full queue refuses on arrival; a request the queue took waits at most its timeout, then is refused
-    refused_p99 = sorted(full)[int(0.99 * (len(full) - 1))]
-    assert refused_p99 < 1.0 and (not timed_out or max(timed_out) < 2.0 + 2.0), (refused_p99, timed_out[-3:])
 
     def ms(values: list[float], q: float) -> float:
         return 1000 * sorted(values)[int(q * (len(values) - 1))] if values else float("nan")
+
+    # against the answers of the same run, on the same loaded machine: a full queue refuses on arrival, sooner
+    # than a request the queue took is answered; one it took and could not start waits out its timeout and no
+    # more than the longest work it waited behind (the longest answer)
+    assert ms(full, 0.9) < ms(answered, 0.5), (ms(full, 0.9), ms(answered, 0.5))
+    assert not timed_out or max(timed_out) < QUEUE_TIMEOUT_S + max(answered), (timed_out[-3:], max(answered))
 
     print(
         f"\noverload, {CLIENTS} clients for {OVERLOAD_S:.0f} s: {len(answered)} answered (p50 {ms(answered, 0.5):.0f} ms, "
@@ -163,8 +173,10 @@ def test_overload_is_rejected_quickly_nothing_hangs_and_memory_stays_flat(
         f"p99 {ms(full, 0.99):.1f} ms), {len(timed_out)} after the queue timeout (p50 {ms(timed_out, 0.5):.0f} ms)"
     )
 
-    # memory: after the first 200 requests and after 2,000, at a concurrency the queue takes
-    def send(count: int) -> None:
+    # memory, at a concurrency the queue takes: once warm (the first thousand requests grow the allocators' pools:
+    # +118 MiB, 9 %, between the 200th and the 1,100th here), 900 more leave it flat (+1 to +19 MiB in three runs
+    # here); a server that kept each photo's decoded pixels (250x250x3 bytes) would grow by 160 MiB: half is the bar
+    def send(count: int) -> int:
         def worker(share: int) -> None:
             with grpcclient.InferenceServerClient(server.grpc_url) as connection:
                 for _ in range(share):
@@ -175,13 +187,15 @@ def test_overload_is_rejected_quickly_nothing_hangs_and_memory_stays_flat(
             thread.start()
         for thread in workers:
             thread.join(300)
+        return 8 * (count // 8)
 
-    send(200)
-    after_200 = server_memory(server)
-    send(1800)
-    after_2000 = server_memory(server)
-    print(f"server memory: {after_200 / 2**20:.0f} MiB after 200 requests, {after_2000 / 2**20:.0f} MiB after 2,000")
-    assert after_2000 <= 1.10 * after_200, (after_200, after_2000)
+    send(1100)
+    warm = server_memory(server)
+    later = send(900)
+    after = server_memory(server)
+    print(f"server memory: {warm / 2**20:.0f} MiB after 1,100 requests, {after / 2**20:.0f} MiB after {later} more")
+    kept = later * int(np.prod(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape))
+    assert after - warm < kept / 2, f"grew {(after - warm) / 2**20:.1f} MiB over {later} requests"
 
 
 def test_the_generated_config_bounds_every_queue(server: TritonServer):

@@ -17,8 +17,11 @@ from facebatch.core.errors import SpecError
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.triton_client_runner import TritonClientRunner
-from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
-from facebatch.engines.triton.server import ServerPorts, TritonInstall, TritonServer, find_tritonserver, free_ports
+from facebatch.engines.triton.install import TritonInstall, find_tritonserver
+from facebatch.engines.triton.options import RepositoryOptions
+from facebatch.engines.triton.ports import ServerPorts, free_ports
+from facebatch.engines.triton.repository import triton_repository_from_artifacts
+from facebatch.engines.triton.server import TritonServer
 from tests.engines.gpu_gate import assert_passes_the_fp16_gate
 
 pytest.importorskip("tritonclient", reason="the serve extra (tritonclient) talks to the server")

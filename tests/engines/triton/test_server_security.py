@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import sys
 import time
 import urllib.error
@@ -29,12 +27,15 @@ import pytest
 
 from facebatch.core.errors import SpecError
 from facebatch.engines.runners.triton_client_runner import TritonClientRunner
-from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
-from facebatch.engines.triton.server import ServerPorts, TritonInstall, TritonServer, exposure, free_ports
-from facebatch.engines.triton.settings import DEFAULT_ADDRESS
+from facebatch.engines.triton.defaults import DEFAULT_ADDRESS
+from facebatch.engines.triton.install import TritonInstall
+from facebatch.engines.triton.options import RepositoryOptions
+from facebatch.engines.triton.ports import ServerPorts, exposure, free_ports
+from facebatch.engines.triton.repository import triton_repository_from_artifacts
+from facebatch.engines.triton.server import TritonServer
 from facebatch.engines.triton.stubs import python_stubs
 from facebatch.engines.triton.supervisor import ModelSupervisor
-from tests.engines.triton.conftest import listening
+from tests.engines.triton.conftest import kill_stub, listening
 
 grpcclient = pytest.importorskip("tritonclient.grpc", reason="the serve extra (tritonclient) talks to the server")
 
@@ -278,8 +279,8 @@ def test_the_supervisor_holding_the_key_reloads_a_killed_stub(server: TritonServ
     supervisor = ModelSupervisor(server)  # reads the repository index: with the key
     assert supervisor.models == [model]
     (victim,) = supervisor.stubs(model)
-    os.kill(victim.pid, signal.SIGKILL)
-    time.sleep(0.2)
+    assert server.process is not None
+    kill_stub(server.process.pid, victim.pid)
     (recovery,) = supervisor.check()
     assert recovery.ok, recovery.line()
     assert server.process is not None

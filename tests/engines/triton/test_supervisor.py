@@ -20,13 +20,16 @@ import numpy as np
 import pytest
 
 from facebatch.configs.model_file import read_model_file
-from facebatch.engines.pipeline.face_pipeline import cosine_similarity, open_pipeline
-from facebatch.engines.triton.repository import RepositoryOptions, triton_repository_from_artifacts
-from facebatch.engines.triton.server import ServerPorts, TritonServer, free_ports
-from facebatch.engines.triton.settings import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_MODEL
+from facebatch.engines.pipeline.compare import cosine_similarity
+from facebatch.engines.pipeline.opening import open_pipeline
+from facebatch.engines.triton.defaults import FACE_OUTPUTS, IMAGES_INPUT, PIPELINE_MODEL
+from facebatch.engines.triton.options import RepositoryOptions
+from facebatch.engines.triton.ports import ServerPorts, free_ports
+from facebatch.engines.triton.repository import triton_repository_from_artifacts
+from facebatch.engines.triton.server import TritonServer
 from facebatch.engines.triton.stubs import python_stubs, stub_from_arguments
 from facebatch.engines.triton.supervisor import ModelSupervisor
-from tests.engines.triton.conftest import listening
+from tests.engines.triton.conftest import kill_stub, listening
 
 grpcclient = pytest.importorskip("tritonclient.grpc", reason="the serve extra (tritonclient) talks to the server")
 RECOVERY_LIMIT_S = 60.0  # measured here: ~1.5 s to load a python model again; a loaded 2-core runner is slower
@@ -203,7 +206,8 @@ def test_a_model_that_cannot_load_is_tried_again_later_and_serves_once_mended(
     with TritonServer(
         repository, ports, address="127.0.0.1", env=serve_env, install=install, log_file=tmp_path / "log"
     ) as server:
-        supervisor = ModelSupervisor(server)
+        now = [0.0]  # the supervisor's clock, moved by hand: its retry falls due when the test says, not after a sleep
+        supervisor = ModelSupervisor(server, clock=lambda: now[0])
         assert supervisor.models == sorted(p.parent.name for p in repository.glob("*/config.pbtxt"))
         assert len(supervisor.models) == 3
         assert supervisor.check() == []  # all serving: nothing to do
@@ -212,8 +216,7 @@ def test_a_model_that_cannot_load_is_tried_again_later_and_serves_once_mended(
         good = script.read_text()
         script.write_text(good + "\nraise RuntimeError('broken on purpose')\n")
         (victim,) = supervisor.stubs(PIPELINE_MODEL)
-        os.kill(victim.pid, signal.SIGKILL)
-        time.sleep(0.2)
+        kill_stub(server.process.pid, victim.pid)
         (failed,) = supervisor.check()
         assert not failed.ok and failed.retry_in_s == 2.0, failed
         assert failed.line().startswith(
@@ -223,9 +226,11 @@ def test_a_model_that_cannot_load_is_tried_again_later_and_serves_once_mended(
         print(failed.line())
         assert "\n" not in failed.line()
         assert supervisor.check() == []  # not due yet
+        now[0] += 1.9
+        assert supervisor.check() == []  # still not due
 
         script.write_text(good)
-        time.sleep(2.1)
+        now[0] += 0.1
         (mended,) = supervisor.check()
         assert mended.ok and mended.cause == "Triton reports it not ready", mended
         client = grpcclient.InferenceServerClient(server.grpc_url)

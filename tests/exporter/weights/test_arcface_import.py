@@ -15,6 +15,7 @@ from facebatch.engines.pipeline.preprocess import proof_frames
 from facebatch.exporter.models.arcface import build_arcface, seeded_arcface
 from facebatch.exporter.weights.arcface_import import arcface_from_onnx, conv_count, prove_arcface_import
 from facebatch.verify.layout import io_dims
+from tests.conftest import slow_fixture
 from tests.data.official_layout import export_official_layout
 
 # what arcface_torch's torch2onnx.py leaves in the graph (verified by re-exporting with it)
@@ -25,6 +26,7 @@ OFFICIAL_OPS = {
 
 
 @pytest.fixture(scope="module")
+@slow_fixture("exports a model from torch")
 def official_files(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("official")
     return {
@@ -64,7 +66,7 @@ def test_naming_the_wrong_network_says_what_the_file_is(official_files):
 
 
 def test_foreign_embedder_is_refused_with_the_conv_counts(models_dir: Path):
-    with pytest.raises(WeightsError, match=r"51 Conv nodes \(known: r18 21, .*mbf 49\).*facebatch describe"):
+    with pytest.raises(WeightsError, match=r"51 Conv nodes \(known: r18 21, .*mbf 49\).*the describe command"):
         arcface_from_onnx(models_dir / "mobilefacenet_128d.onnx")
 
 

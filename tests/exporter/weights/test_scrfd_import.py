@@ -12,7 +12,7 @@ import torch
 from facebatch.configs.scrfd import SCRFD_NORMALIZE
 from facebatch.core.errors import WeightsError
 from facebatch.engines.pipeline.preprocess import proof_frames
-from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
+from facebatch.exporter.scrfd_export import ScrfdExportOptions, export_scrfd
 from facebatch.exporter.weights.scrfd_import import prove_scrfd_import, scrfd_from_onnx, source_input_size
 
 FIXTURE_VARIANTS = {
@@ -91,10 +91,11 @@ def test_truncated_onnx_is_refused(models_dir: Path, tmp_path: Path):
         scrfd_from_onnx(cut)
 
 
+@pytest.mark.slow  # exports a model from torch
 def test_groupnorm_graph_round_trips(tmp_path: Path, photos):
     """GN heads survive export as InstanceNormalization patterns; import reads them back."""
     exported = export_scrfd(
-        ScrfdExportRequest(variant="scrfd_500m", height=128, width=128, out_dir=tmp_path, parity_batch_sizes=(1, 2))
+        ScrfdExportOptions(variant="scrfd_500m", height=128, width=128, out_dir=tmp_path, parity_batch_sizes=(1, 2))
     )
     model, variant = scrfd_from_onnx(exported.onnx_path, variant="scrfd_500m")
     frames = proof_frames(2, 128, 128, SCRFD_NORMALIZE, photos[:2])

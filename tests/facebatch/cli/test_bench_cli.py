@@ -89,19 +89,24 @@ def test_a_foreign_embedder_is_benchable_with_the_flags_verify_takes(models_dir:
     [
         (
             ["--backend", "ort-gpu"],
-            "unknown backend 'ort-gpu'; did you mean ort-cpu? known: ort-cpu, ort-cuda, ort-trt, openvino, torch, trt",
+            "'ort-gpu'; did you mean ort-cpu? known: ort-cpu, ort-cuda, ort-trt, openvino, torch, trt",
         ),
         (["--compare", "{tmp}/bad.yaml"], "bad.yaml lacks backend, hardware, models, precision, source"),
         (["--plot", "/proc/facebatch-nope/p.png"], "pass a writable --plot"),
         (["--batch-sizes", "1,48"], "batch size 48 is outside scrfd_500m_bnkps's profile 1–32"),
-        (["--mean", "0"], "carries its own facebatch spec; drop --embedder-spec/--mean"),
-        (["--iters", "0"], "--iters at least 1"),
+        (["--mean", "0"], "carries its own facebatch spec; drop --embedder-spec"),
+        (["--iters", "0"], "--iters must be at least 1, got 0"),
+        (["--baseline", "{tmp}/bad.yaml", "--batch-sizes", "2"], "--baseline compares at batch 1"),
+        (["--images", "{tmp}/empty"], "--images {tmp}/empty holds no .jpg/.png files"),
+        (["--pipeline", "{tmp}/empty"], "--pipeline times the detector and embedder it is given, not artifacts"),
+        (["--model", "face_pipeline"], "--triton is missing: the server that serves face_pipeline"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_no_report(
     extra, message, small_detector: Path, tmp_path: Path, capsys
 ):
     (tmp_path / "bad.yaml").write_text("note: not a table\n")
+    (tmp_path / "empty").mkdir()
     argv = [
         "bench",
         str(small_detector),
@@ -115,5 +120,5 @@ def test_bad_input_is_one_line_exit_2_and_writes_no_report(
     ]
     assert main(argv) == 2
     errors = error_lines(capsys)
-    assert len(errors) == 1 and message in errors[0], errors
+    assert len(errors) == 1 and message.format(tmp=tmp_path) in errors[0], errors
     assert not (tmp_path / "r.json").exists()

@@ -65,7 +65,7 @@ def test_a_failing_conversion_exits_1_and_writes_nothing(tmp_path: Path, capsys)
 def test_build_without_tensorrt_exits_2_and_points_to_convert(small_detector: Path, tmp_path: Path, capsys):
     assert main(["build", str(small_detector), "-o", str(tmp_path / "e.plan")]) == 2
     (line,) = error_lines(capsys)
-    assert "TensorRT is not installed here" in line and "'facebatch convert --fp16 MODEL.onnx'" in line
+    assert "TensorRT is not installed here" in line and "converting the model to FP16 makes the verified FP16" in line
     assert list(tmp_path.iterdir()) == []
 
 
@@ -73,8 +73,8 @@ def test_build_without_tensorrt_exits_2_and_points_to_convert(small_detector: Pa
     ("argv", "message"),
     [
         (["--size", "640"], "scrfd_500m_bnkps runs at 64x64 only; drop --size 640x640"),
-        (["--min", "8", "--max", "4"], "the batch profile must satisfy --min <= --opt <= --max, got 8/4/4"),
-        (["-o", "engine.onnx"], "-o engine.onnx: name a .plan file"),
+        (["--min", "8", "--max", "4"], "--max 4 is below batch_min 8"),
+        (["-o", "engine.onnx"], "--out must name a .plan file, not engine.onnx"),
     ],
 )
 def test_build_names_bad_input_before_looking_for_tensorrt(argv, message, small_detector: Path, capsys):

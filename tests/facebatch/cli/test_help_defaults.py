@@ -45,12 +45,11 @@ def field_default(cls: type, name: str) -> Any:
 def library_defaults() -> list[tuple[str, str, Any]]:
     """(command, flag, the library's default) for every flag whose default the library owns."""
     from facebatch.configs.scrfd import DEFAULT_SCRFD_SIZE
-    from facebatch.engines.bench.job import BenchOptions
-    from facebatch.engines.bench.measure import Budget
-    from facebatch.engines.pipeline.face_pipeline import PipelineSettings
-    from facebatch.engines.triton.repository import RepositoryOptions
-    from facebatch.exporter.settings import ExportSettings
+    from facebatch.engines.pipeline.options import PipelineSettings
+    from facebatch.engines.triton.options import RepositoryOptions
+    from facebatch.exporter.options import ExportSettings
     from facebatch.verify.verify_job import VerifyOptions
+    from facebatch.workflows.bench import BenchOptions
     from facebatch.workflows.convert import ConvertOptions
     from facebatch.workflows.quantize import QuantizeOptions
     from facebatch.workflows.release.options import ReleaseOptions
@@ -66,10 +65,11 @@ def library_defaults() -> list[tuple[str, str, Any]]:
         ("quantize", "--batch-sizes", field_default(QuantizeOptions, "bench_batch_sizes")),
         ("quantize", "--seconds", field_default(QuantizeOptions, "budget").seconds),
         ("bench", "--backend", ",".join(field_default(BenchOptions, "backends"))),
-        ("bench", "--batch-sizes", field_default(BenchOptions, "batch_sizes")),
-        ("bench", "--warmup", Budget().warmup),
-        ("bench", "--seconds", Budget().seconds),
-        ("bench", "--seed", field_default(BenchOptions, "seed")),
+        *[
+            ("bench", f"--{name.replace('_', '-')}", field_default(BenchOptions, name))
+            for name in ("batch_sizes", "warmup", "seconds", "seed", "detect_batch", "embed_batch", "workers")
+            + ("precision", "process_runs", "rounds", "concurrency", "request_batch", "trt_fp16")
+        ],
         ("triton", "--runtime", field_default(RepositoryOptions, "runtime")),
         ("triton", "--instances", field_default(RepositoryOptions, "instances")),
         ("triton", "--max-queue-delay-us", field_default(RepositoryOptions, "max_queue_delay_us")),
@@ -92,7 +92,7 @@ def library_defaults() -> list[tuple[str, str, Any]]:
             (command, "--det-thresh", field_default(VerifyOptions, "det_thresh")),
             (command, "--nms-thresh", field_default(VerifyOptions, "nms_thresh")),
         ]
-    from facebatch.engines.gallery import settings as gallery
+    from facebatch.engines.gallery import defaults as gallery
 
     rows += [
         ("index", "--photos-per-shard", gallery.PHOTOS_PER_SHARD),
@@ -113,11 +113,6 @@ def library_defaults() -> list[tuple[str, str, Any]]:
     rows += [
         (c, "--embed-batch-size", field_default(PipelineSettings, "embed_batch_size"))
         for c in ("embed", "compare", "index", "search")
-    ]
-    rows += [
-        ("bench", "--detect-batch", field_default(PipelineSettings, "batch_size")),
-        ("bench", "--embed-batch", field_default(PipelineSettings, "embed_batch_size")),
-        ("bench", "--workers", field_default(PipelineSettings, "read_workers")),
     ]
     return rows
 

@@ -3,7 +3,11 @@
 of export (inside torch's dynamo exporter among them), convert, quantize and release. Each must
 end with one line and exit 128 + the signal, and leave the tree as it was or with complete
 artifacts only: no draft or staging folder, no empty --out. A killed run's leftovers are removed by
-the next run, which says so. Each run is bounded (a deadline per run; about two minutes in all)."""
+the next run, which says so. Each run is bounded (a deadline per run; about two minutes in all).
+
+Each run sends itself the signal at a named moment (tests/data/tripwire.py): as a step or progress
+line is written, or as a function inside torch's exporter is called; the same moment every run, on
+an idle machine or a loaded one, so no run can end before its signal and no moment depends on a sleep."""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,47 +24,36 @@ from facebatch.configs.model_file import read_model_file
 from facebatch.core.interrupts import Interrupted, interrupts_as_exceptions
 from facebatch.core.leftovers import maker_gone, private_folder, remove_stale
 from tests.conftest import PROJECT
+from tests.data import tripwire
 
 RUN_DEADLINE_S = 90.0  # a run that neither finishes nor ends on the signal within this fails the test
+# moments inside torch's dynamo exporter (torch 2.13): its capture starts; a FakeTensorMode is entered (the trace:
+# a signal raised there once made torch enter a second one, a C++ abort); the ONNX program is optimised
+CAPTURE = "call:torch.onnx._internal.exporter._capture_strategies:CaptureStrategy.__call__"
+FAKE_MODE = "call:torch._subclasses.fake_tensor:FakeTensorMode.__enter__"
+OPTIMIZE = "call:torch.onnx._internal.exporter._onnx_program:ONNXProgram.optimize"
 
 
-def interrupt_at(argv: list[str], marker: str, sig: int, delay: float = 0.0) -> tuple[int, list[str]]:
-    """Run ``facebatch ARGV``; when a progress line containing ``marker`` appears on stderr, wait ``delay``
-    seconds and send ``sig``. Returns the exit status and stderr's lines."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "facebatch", *argv],
-        cwd=PROJECT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, COLUMNS="200"),
-    )
-    lines: list[str] = []
-    seen = threading.Event()
-
-    def read() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            lines.append(line.rstrip("\n"))
-            if marker in line:
-                seen.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    deadline = time.monotonic() + RUN_DEADLINE_S
-    while not seen.is_set() and process.poll() is None and time.monotonic() < deadline:
-        seen.wait(0.05)
-    if seen.is_set():
-        time.sleep(delay)
-        process.send_signal(sig)
+def interrupt_at(argv: list[str], moment: str, sig: int) -> tuple[int, list[str]]:
+    """Run ``facebatch ARGV``, which sends itself ``sig`` at ``moment`` (``line:TEXT``: as a line with TEXT is
+    written on stderr; ``call:MODULE:QUALNAME[@N]``: as that function is called). Returns the exit status and
+    stderr's lines."""
     try:
-        code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        done = subprocess.run(
+            tripwire.command(sig, moment, *argv),
+            cwd=PROJECT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, COLUMNS="200"),
+            timeout=RUN_DEADLINE_S,
+        )
     except subprocess.TimeoutExpired:
-        process.kill()
-        pytest.fail(f"facebatch {' '.join(argv)} did not end within {RUN_DEADLINE_S:.0f} s of the signal")
-    reader.join(5)
-    assert seen.is_set(), f"no progress line with {marker!r} before it ended (exit {code}): {lines[-3:]}"
-    return code, lines
+        pytest.fail(f"facebatch {' '.join(argv)} did not end within {RUN_DEADLINE_S:.0f} s")
+    lines = done.stderr.splitlines()
+    reached = f"tripwire: {signal.Signals(sig).name} at {moment}"
+    assert reached in lines, f"it ended (exit {done.returncode}) before {moment}: {lines[-3:]}"
+    return done.returncode, lines
 
 
 def assert_clean(folder: Path, existed: bool) -> None:
@@ -84,22 +76,25 @@ def assert_interrupted(code: int, lines: list[str], sig: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("sig", "marker", "delay"),
+    ("sig", "moment"),
     [
-        (signal.SIGINT, "… export scrfd_500m_bnkps to ONNX", 0.0),  # inside torch's dynamo exporter
-        (signal.SIGINT, "… export scrfd_500m_bnkps to ONNX", 0.7),
-        (signal.SIGINT, "… export scrfd_500m_bnkps to ONNX", 2.0),
-        (signal.SIGTERM, "… export scrfd_500m_bnkps to ONNX", 1.0),
-        (signal.SIGHUP, "… export scrfd_500m_bnkps to ONNX", 1.5),
-        (signal.SIGTERM, "… import weights", 0.5),
-        (signal.SIGTERM, "… parity torch vs onnxruntime", 0.0),
+        (signal.SIGINT, "line:… export scrfd_500m_bnkps to ONNX"),  # as the export step starts
+        (signal.SIGINT, CAPTURE),  # inside torch's dynamo exporter: held until torch returns
+        (signal.SIGINT, FAKE_MODE),
+        (signal.SIGTERM, f"{FAKE_MODE}@2"),
+        (signal.SIGHUP, OPTIMIZE),
+        (signal.SIGTERM, "line:… import weights"),
+        (signal.SIGTERM, "line:… parity torch vs onnxruntime"),
     ],
-    ids=["int-export-0", "int-export-0.7", "int-export-2", "term-export", "hup-export", "term-import", "term-parity"],
+    ids=["int-export", "int-capture", "int-trace", "term-trace", "hup-optimize", "term-import", "term-parity"],
 )
-def test_an_interrupted_export_ends_cleanly(models_dir: Path, tmp_path: Path, sig: int, marker: str, delay: float):
+@pytest.mark.slow  # facebatch export, in a process of its own
+def test_an_interrupted_export_ends_cleanly(models_dir: Path, tmp_path: Path, sig: int, moment: str):
     out = tmp_path / "new" / "out"  # two folders the run creates: neither may stay behind empty
     argv = ["export", "--weights", str(models_dir / "det_500m.onnx"), "--size", "64", "--out", str(out)]
-    code, lines = interrupt_at(argv, marker, sig, delay)
+    code, lines = interrupt_at(argv, moment, sig)
+    if moment.startswith("call:"):  # torch's exporter was running: the step that ran it is the last begun
+        assert [line for line in lines if line.startswith("… ")][-1].startswith("… export scrfd_500m_bnkps"), lines
     assert_interrupted(code, lines, sig)
     assert not (tmp_path / "new").exists()
 
@@ -123,7 +118,7 @@ def test_an_interrupted_conversion_leaves_the_folder_as_it_was(
     before = sorted(p.name for p in folder.iterdir())
     source = folder / small_detector.name
     argv = [command[0], str(source), *command[1:], "--images", str(photos[0].parent)]
-    code, lines = interrupt_at(argv, marker, sig)
+    code, lines = interrupt_at(argv, f"line:{marker}", sig)
     assert_interrupted(code, lines, sig)
     assert sorted(p.name for p in folder.iterdir()) == before
     assert_clean(folder, existed=True)
@@ -139,7 +134,7 @@ def test_an_interrupted_release_leaves_no_staging_folder(
     out = tmp_path / "release"
     argv = ["release", "--artifact", str(small_detector), "--out", str(out), "--version", "1", "--no-triton"]
     argv += ["--backend", "ort-cpu", "--batch-sizes", "1,4", "--seconds", "0.3", "--images", str(photos[0].parent)]
-    code, lines = interrupt_at(argv, marker, sig)
+    code, lines = interrupt_at(argv, f"line:{marker}", sig)
     assert_interrupted(code, lines, sig)
     assert not out.exists(), f"left behind: {sorted(p.name for p in out.iterdir())}"
 
@@ -205,14 +200,14 @@ def test_an_interrupted_index_keeps_what_it_committed(
     out = tmp_path / "new" / "gallery"
     argv = ["index", str(photos[0].parent), "--out", str(out), "--photos-per-shard", "2", "--workers", "1"]
     argv += ["--detector", str(real_detector), "--embedder", str(batch_embedder), "--threads", "1", "--batch-size", "1"]
-    code, lines = interrupt_at(argv, marker, sig)
-    if code == 0 and lines[-1].startswith("✓ index"):  # the whole run (~4 s) ended before the signal reached it
-        pytest.skip(f"the run finished before {signal.Signals(sig).name} arrived (a loaded machine): nothing to prove")
+    code, lines = interrupt_at(argv, f"line:{marker}", sig)  # the run (~4 s) goes no further than the line
     assert_interrupted(code, lines, sig)
     if not (out / "manifest.json").exists():  # stopped before the first commit: nothing left, not even folders
         assert not (tmp_path / "new").exists(), sorted(p.name for p in (tmp_path / "new").rglob("*"))
         return
     gallery = Gallery.open(out)
+    photo = int(marker.split("[")[1].split("/")[0])  # written before its shard (2 photos each) is committed
+    assert len(gallery.manifest.shards) == (photo - 1) // 2, gallery.manifest.shards
     for position in range(len(gallery.manifest.shards)):
         gallery.read_shard(position)  # every committed shard whole
     named = {entry.name for entry in gallery.manifest.shards}

@@ -78,6 +78,7 @@ def test_foreign_embedder_and_truncated_onnx(models_dir: Path, tmp_path: Path, c
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.onnx"]
 
 
+@pytest.mark.slow  # exports a model from torch
 def test_export_from_official_onnx_infers_the_variant(models_dir: Path, photos, tmp_path: Path, capsys):
     images = photos[0].parent
     argv = [

@@ -10,8 +10,8 @@ import pytest
 
 from facebatch.cli import main
 from facebatch.core.errors import SpecError
-from facebatch.engines.triton.server import find_tritonserver
-from facebatch.engines.triton.settings import MANIFEST
+from facebatch.engines.triton.defaults import MANIFEST
+from facebatch.engines.triton.install import find_tritonserver
 
 
 def error_line(capsys) -> str:
@@ -49,13 +49,14 @@ def test_a_fixed_batch_file_points_to_fix(models_dir: Path, tmp_path: Path, caps
     assert main(["triton", str(models_dir / "mobilefacenet_128d.onnx"), "--out", str(tmp_path / "repo")]) == 2
     assert (
         "has a fixed batch axis (1)" in (line := error_line(capsys))
-        and f"facebatch fix {models_dir / 'mobilefacenet_128d.onnx'} -o mobilefacenet_128d_batch.onnx" in line
+        and "repair it with fix (graph surgery that makes the batch axis symbolic: mobilefacenet_128d_batch.onnx)"
+        in line
     )
 
 
 def test_serve_refuses_a_missing_repository_and_a_busy_port(small_detector: Path, tmp_path: Path, capsys):
     assert main(["serve", str(tmp_path / "none")]) == 2
-    assert "does not exist; write one with 'facebatch triton" in error_line(capsys)
+    assert "repository " in (line := error_line(capsys)) and "does not exist; write one first" in line
     out = tmp_path / "repo"
     assert main(["triton", str(small_detector), "--out", str(out), "--device", "cpu"]) == 0
     capsys.readouterr()
@@ -83,7 +84,7 @@ def test_serve_refuses_a_missing_repository_and_a_busy_port(small_detector: Path
 
 def test_bench_triton_needs_a_model_and_a_reachable_server(capsys):
     assert main(["bench", "--triton", "localhost:1"]) == 2
-    assert "--triton URL and --model NAME go together" in error_line(capsys)
+    assert "--model is missing: name the served model to time" in error_line(capsys)
     pytest.importorskip("tritonclient", reason="the serve extra talks to Triton")
     assert main(["bench", "--triton", "127.0.0.1:1", "--model", "face_pipeline", "--seconds", "1"]) == 1
     assert "cannot reach Triton at http://127.0.0.1:1" in error_line(capsys)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from facebatch.core.publish import ARTIFACT_RENAMED, DRAFTED, PUBLISHED, draft, publish, sidecar_of, sidecar_path
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, slow_fixture
 
 # The child: crash_point kills it at the named step, then runs the writer's code.
 HARNESS = """
@@ -175,6 +175,7 @@ def writer_code(writer: str, source: Path, target: Path, photos: list[Path]) -> 
 
 
 @pytest.fixture(scope="module")
+@slow_fixture("exports SCRFD-500M from torch")
 def seeded_detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from facebatch.exporter.scrfd_export import ScrfdExportRequest, export_scrfd
 

@@ -21,7 +21,8 @@ from facebatch.core.errors import SpecError
 from facebatch.core.onnx_graph import io_dims
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.build.int8_recipes import RECIPES_FOR_CPU
-from facebatch.workflows.quantize import MIXED_MARGIN, QuantizeOptions, default_int8_path, quantize_int8
+from facebatch.workflows.quantize import QuantizeOptions, default_int8_path, quantize_int8
+from facebatch.workflows.quantize_search import MIXED_MARGIN
 
 
 @pytest.fixture(scope="module")
@@ -134,11 +135,11 @@ def test_bench_times_fp32_and_int8_in_the_same_run(small_detector: Path, photos:
 
 
 def test_what_cannot_be_quantised_is_refused(real_detector: Path, photos: list[Path], int8_detector, tmp_path: Path):
-    with pytest.raises(SpecError, match="INT8 calibration needs photos"):
+    with pytest.raises(SpecError, match="INT8 calibration needs a photo or a folder of them"):
         QuantizeOptions(photos=[])
-    with pytest.raises(SpecError, match="--max-drop must be in"):
+    with pytest.raises(SpecError, match=r"max_drop must be in \[0, 1\), got 1.5"):
         QuantizeOptions(photos=photos, max_drop=1.5)
-    with pytest.raises(SpecError, match="--recipe u9: unknown; known: u8s8, "):
+    with pytest.raises(SpecError, match="recipes: u9 is unknown; known: u8s8, "):
         QuantizeOptions(photos=photos, recipes=("u9",))
     with pytest.raises(SpecError, match="is int8; quantise its FP32 artifact"):
         quantize_int8(int8_detector.path, QuantizeOptions(photos=photos, bench=False))
@@ -167,7 +168,7 @@ def test_the_command_line_refuses_in_one_line(
     assert code == 1 and not out.exists()
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("facebatch: error:")]
     assert len(errors) == 1 and "failed its accuracy gate" in errors[0] and "--force writes it anyway" in errors[0]
-    assert "--mixed keeps FP32 only the layers the gate needs" in errors[0]
+    assert "a mixed search keeps FP32 only the layers the gate needs" in errors[0]
 
 
 def test_the_cpu_class_is_recorded_and_read_from_the_cpu_flags(int8_detector):
@@ -196,7 +197,7 @@ def test_the_pipeline_takes_the_int8_twin_only_where_the_gate_passed(
         main(["detect", str(photo), "--detector", str(fp32), "--precision", "int8", "--json", str(tmp_path / "d.json")])
         == 0
     )
-    assert f"--precision int8: --detector {int8.name}" in capsys.readouterr().err
+    assert f"precision int8: detector {int8.name}" in capsys.readouterr().err  # the note, in the library's words
     assert len(json.loads((tmp_path / "d.json").read_text())["images"][0]["faces"]) == 6
     assert read_model_file(int8).int8_refusal(int8_cpu_class()) is None
     other = "avx2" if int8_cpu_class() != "avx2" else "vnni"

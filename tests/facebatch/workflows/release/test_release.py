@@ -19,21 +19,23 @@ from facebatch.engines.bench.measure import Budget
 from facebatch.engines.runners.availability import detect_runtimes
 from facebatch.workflows.release.check import check_release
 from facebatch.workflows.release.manifest import MANIFEST
-from facebatch.workflows.release.options import ModelRequest, ReleaseOptions
+from facebatch.workflows.release.options import ModelToExport, ReleaseOptions
 from facebatch.workflows.release.run import run_release
+from tests.conftest import slow_fixture
 from tests.data.graphs import with_symbolic_batch
 
 QUICK = dict(bench_backends=("ort-cpu",), bench_batch_sizes=(1, 4), budget=Budget(warmup=0.1, seconds=0.3))
 
 
 @pytest.fixture(scope="module")
+@slow_fixture("exports a model from torch")
 def release(photos: list[Path], tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("release")
     options = ReleaseOptions(
         version="1.0",
         out=out,
         photos=photos[:4],
-        models=[ModelRequest("scrfd_500m_bnkps", None, (64, 64)), ModelRequest("arcface_mbf")],
+        models=[ModelToExport("scrfd_500m_bnkps", None, (64, 64)), ModelToExport("arcface_mbf")],
         **QUICK,
     )
     return run_release(options)
@@ -234,7 +236,7 @@ def test_int8_where_it_is_proven(int8_release, real_detector: Path, batch_embedd
         f"reports/{batch_embedder.stem}_int8.quantize.md" in manifest["files"]
     )  # the refusal's numbers are in the folder
     assert check_release(result.path, photos[:2]).passed  # the INT8 file verifies again against its FP32 source
-    with pytest.raises(SpecError, match="--int8 calibrates on photos"):
+    with pytest.raises(SpecError, match="int8 calibrates on photos and judges accuracy on them: pass photos too"):
         ReleaseOptions(artifacts=[real_detector], int8=True)
 
 
@@ -257,20 +259,20 @@ def test_a_required_int8_that_is_refused_fails_the_release(
     assert result.last_line() == f"RELEASE FAIL: int8 {batch_embedder.name}"
     gate = next(g for g in result.gates if g.name == f"int8 {batch_embedder.name}")
     assert gate.summary.startswith(
-        "required (--require int8) but mobilefacenet_128d_batch_int8.onnx refused by its accuracy gate"
+        "required (int8) but mobilefacenet_128d_batch_int8.onnx refused by its accuracy gate"
     )
 
 
 def test_check_re_judges_int8_made_on_another_cpu_class(int8_release, photos: list[Path], monkeypatch):
     """Integer kernels differ between CPU classes: --check re-runs the accuracy gate of an INT8 file made elsewhere."""
-    from facebatch.workflows.release import check as release_job
+    from facebatch.workflows.release import check_artifacts as release_job
 
     elsewhere = "baseline" if release_job.int8_cpu_class() != "baseline" else "vnni"
     monkeypatch.setattr(release_job, "int8_cpu_class", lambda: elsewhere)
     assert check_release(int8_release.path, photos).passed  # re-judged on these photos: still every labelled face
     without_photos = check_release(int8_release.path)
     assert not without_photos.passed and any(
-        "pass --images to re-check its accuracy here" in f for f in without_photos.failing
+        "photos are needed to re-check its accuracy here" in f for f in without_photos.failing
     )
 
 
@@ -315,7 +317,7 @@ def test_a_fixed_foreign_embedder_is_released_against_the_file_it_was_fixed_from
         )
     )
     assert wrong.last_line() == f"RELEASE FAIL: verify {batch_embedder.name}"
-    with pytest.raises(SpecError, match="--reference names other.onnx, which is not an --artifact"):
+    with pytest.raises(SpecError, match="references: other.onnx is not the file name of an artifact"):
         ReleaseOptions(artifacts=[batch_embedder], references={"other.onnx": "torch"})
 
 
@@ -338,13 +340,13 @@ def test_a_required_gate_that_skips_fails_the_release(small_detector: Path, phot
     if detect_runtimes().tensorrt_problem():  # where TensorRT can build, the engine is built and its gate named for it
         gate = next(g for g in result.gates if g.name == "tensorrt engines")
         assert result.last_line() == "RELEASE FAIL: tensorrt engines" and gate.summary.startswith(
-            "required (--require engines) but skipped"
+            "required (engines) but skipped"
         )
     assert json.loads((result.path / MANIFEST).read_text())["options"]["required"] == ["engines", "bench"]
     for argv, message in [
-        (["--require", "performance"], "--require performance needs --baseline-bench"),
-        (["--require", "int8"], "--require int8 needs --int8"),
-        (["--require", "fp16", "--no-fp16"], "--require fp16 contradicts --no-fp16"),
+        (["--require", "performance"], "--require performance needs a baseline bench"),
+        (["--require", "int8"], "--require int8 needs the INT8 gate turned on"),
+        (["--require", "fp16", "--no-fp16"], "--require fp16 contradicts turning the fp16 gate off"),
     ]:
         assert main(["release", "--artifact", str(small_detector), "--out", str(tmp_path / "cli"), *argv]) == 2
         assert message in capsys.readouterr().err
@@ -514,6 +516,7 @@ def test_a_version_or_name_that_is_no_plain_folder_name_is_refused(version: str,
         ReleaseOptions(name=version or "-", artifacts=[small_detector])
 
 
+@pytest.mark.slow  # exports a model from torch
 def test_check_rebuilds_torch_from_the_weights_the_release_holds(
     models_dir: Path, photos: list[Path], tmp_path: Path, monkeypatch
 ):
@@ -525,7 +528,7 @@ def test_check_rebuilds_torch_from_the_weights_the_release_holds(
         version="1.0",
         out=tmp_path / "out",
         photos=photos[:4],
-        models=[ModelRequest("scrfd_500m_bnkps", models_dir / "det_500m.onnx", (320, 320))],
+        models=[ModelToExport("scrfd_500m_bnkps", models_dir / "det_500m.onnx", (320, 320))],
         fp16=False,
         engines=False,
         triton=False,

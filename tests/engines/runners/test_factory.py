@@ -1,25 +1,27 @@
-"""Backends by name: known names, what is missing said up front (for a machine stated as data, so
-that no test changes meaning where GPU packages are installed), the TensorRT profile from the
-spec and the FP16 flag per TensorRT version, explicit threads."""
+"""The one runner factory: backends by name, what is missing said up front (for a machine stated as
+data, so that no test changes meaning where GPU packages are installed), the TensorRT profile from
+the spec and the FP16 flag per TensorRT version, explicit threads, the runner each backend builds."""
 
 import re
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from facebatch.configs.model_file import read_model_file
 from facebatch.configs.precision import Precision
 from facebatch.configs.scrfd import released_head_layout, scrfd_spec
 from facebatch.core.environment import physical_cores
 from facebatch.core.errors import SpecError
 from facebatch.engines.runners.availability import CPU, CUDA, TENSORRT_EP, Runtimes
 from facebatch.engines.runners.backends import BACKENDS, parse_backends
-from facebatch.engines.runners.registry import (
+from facebatch.engines.runners.factory import (
     RunnerOptions,
     _trt_options,
     backend_problem,
     check_backend,
-    onnx_runner,
+    make_onnx_runner,
     ort_trt_precision,
 )
 
@@ -131,8 +133,9 @@ def test_what_cannot_run_is_refused_before_any_work(small_detector: Path):
     check_backend(
         "ort-trt", RunnerOptions(allow_fallback=True, runtimes=Runtimes.cpu_only())
     )  # the runner says what ran
-    with pytest.raises(SpecError, match="does not run ONNX files directly"):
-        onnx_runner("torch", small_detector, None, (64, 64), RunnerOptions())  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match="backend torch does not run ONNX files directly") as refused:
+        make_onnx_runner("torch", read_model_file(small_detector), (64, 64), RunnerOptions())
+    assert refused.value.field == "backend"
     assert RunnerOptions().thread_count == physical_cores() and RunnerOptions(threads=3).thread_count == 3
 
 
@@ -148,11 +151,33 @@ def test_each_runner_names_the_precision_its_file_runs_in(small_detector: Path):
         (int8, "openvino"): "int8",
         (fp16, "openvino"): "fp16 weights, f32 compute",
     }
+    model = read_model_file(small_detector)
     for (spec, backend), precision in expected.items():
-        runner = onnx_runner(backend, small_detector, spec, (64, 64), RunnerOptions())
+        runner = make_onnx_runner(backend, replace(model, spec=spec), (64, 64), RunnerOptions())
         named = (
             runner.precision_by_provider.get("CPUExecutionProvider", runner.graph_precision)
             if backend == "ort-cpu"
             else runner.precision
         )
         assert named == precision, (spec.precision, backend)
+
+
+def test_a_missing_gpu_provider_names_the_fallback_as_a_field_not_a_flag():
+    """The library speaks Python: the fallback is ``allow_fallback`` (the CLI names its flag)."""
+    with pytest.raises(SpecError) as refused:
+        check_backend("ort-cuda", RunnerOptions(runtimes=Runtimes.cpu_only()))
+    assert refused.value.field == "allow_fallback"
+    assert str(refused.value).endswith("; or run on the CPU instead (allow_fallback)")
+    assert "--" not in str(refused.value)
+
+
+def test_the_factory_builds_the_runner_of_each_onnx_backend(small_detector: Path):
+    model = read_model_file(small_detector)
+    with make_onnx_runner("ort-cpu", model, (64, 64), RunnerOptions(threads=1)) as runner:
+        assert runner.provider == CPU and runner.threads == 1
+        frames = np.zeros((2, 3, 64, 64), np.float32)
+        assert all(len(output) == 2 for output in runner.infer({"input.1": frames}).values())
+    fallen_back = make_onnx_runner(
+        "ort-cuda", model, (64, 64), RunnerOptions(allow_fallback=True, runtimes=Runtimes.cpu_only())
+    )
+    assert fallen_back.providers == (CPU,)  # allowed: the CPU starts quietly, the runner says what ran

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 RUNTIMES = ("onnxruntime", "tensorrt", "python")
+DEVICES = ("cpu", "gpu")  # where a model's instances run (Triton's KIND_CPU, KIND_GPU)
 DEFAULT_INSTANCES = 1
 DEFAULT_QUEUE_DELAY_US = 2000  # how long the batcher may hold a request for company
 # Each model's queue is bounded: beyond it a request is rejected at once (Triton's "Exceeds maximum queue size"),

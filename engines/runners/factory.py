@@ -1,24 +1,29 @@
-"""Backends by name: which runner runs an ONNX artifact, with which provider and options.
+"""The one runner factory: ``make_onnx_runner(backend, model, size, options)`` builds the runner that
+runs an ONNX file on a backend, with its provider and options. Its signature is ``RunnerFactory``,
+what bench and the face pipeline take; the exporter extends it with the torch backend
+(``facebatch.exporter.backends.make_runner``), which needs the model rebuilt from its weights.
 
     ort-cpu    onnxruntime, CPU execution provider
     ort-cuda   onnxruntime, CUDA execution provider              (facebatch[gpu])
     ort-trt    onnxruntime, TensorRT execution provider: fp16, engine cache, the spec's batch profile
     openvino   OpenVINO on the CPU, f32                          (facebatch[openvino])
-    torch      the artifact's PyTorch model, rebuilt by the exporter (CUDA + FP16 autocast when present)
-    trt        the TensorRT engine ``facebatch build`` made from the artifact (fp16, batch 1-32)
+    trt        the TensorRT engine built from the ONNX file (fp16, batch 1-32)
+    torch      the exporter's: the artifact's PyTorch model (CUDA + FP16 autocast when present)
 
 ``check_backend`` refuses, before any work, a backend whose package is missing (naming what
 to install) unless the fallback to the CPU is allowed. Thread counts are explicit: the
-physical cores unless told otherwise, the same for onnxruntime and OpenVINO.
+physical cores unless told otherwise, the same for onnxruntime and OpenVINO. The backends'
+names and descriptions are ``backends.BACKENDS`` (light, for ``--help``).
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from facebatch.configs.model_file import ModelFile
 from facebatch.configs.precision import Precision
 from facebatch.configs.spec import ModelSpec
 from facebatch.core.environment import file_sha256, physical_cores
@@ -84,7 +89,7 @@ def check_backend(name: str, options: RunnerOptions) -> None:
     if name in ("ort-cuda", "ort-trt"):
         if options.allow_fallback:
             return
-        problem += "; or pass --allow-fallback to run on the CPU"
+        raise SpecError(f"{problem}; or run on the CPU instead (allow_fallback)", field="allow_fallback")
     raise SpecError(problem)
 
 
@@ -93,7 +98,7 @@ def _trt_options(
 ) -> dict[str, object]:
     """TensorRT-EP options; the optimisation profile comes from the spec's batch range. TensorRT's FP16 flag only
     where it exists (TensorRT < 11) and only for an FP32 graph: TensorRT 11 builds every network strongly typed,
-    so there FP16 comes from the FP16 artifact ('facebatch convert --fp16'), as in 'facebatch build'."""
+    so there FP16 comes from the FP16 artifact (the FP16 conversion), as in the engine build."""
     profile = spec.batch_profile(size)
 
     def shapes_at(which: int) -> str:  # 0 min, 1 opt, 2 max; "input.1:1x3x320x320"
@@ -126,40 +131,51 @@ def ort_trt_precision(spec: ModelSpec, options: RunnerOptions, tensorrt_version:
     return "fp32 (TensorRT)"
 
 
-def onnx_runner(name: str, path: Path, spec: ModelSpec, size: tuple[int, int], options: RunnerOptions) -> Runner:
-    """A runner for an ONNX file on a backend that runs ONNX (every one but torch); trt runs
-    the engine ``facebatch build`` made from it."""
-    check_backend(name, options)
-    here = options.here
-    threads = options.thread_count
-    if name == "trt":
+def make_onnx_runner(backend: str, model: ModelFile, size: tuple[int, int], options: RunnerOptions) -> Runner:
+    """The ``RunnerFactory`` of every backend that runs an ONNX file (all but torch, the exporter's): a
+    runner for ``model`` at input ``size``, not yet active; trt runs the engine built from the file."""
+    check_backend(backend, options)
+    path, spec = model.path, model.spec
+    if backend == "trt":
         from facebatch.engines.runners.engine_record import find_engine
         from facebatch.engines.runners.tensorrt_runner import TensorRtRunner
 
         return TensorRtRunner(find_engine(path, file_sha256(path), spec))
-    if name == "openvino":
+    if backend == "openvino":
         from facebatch.engines.runners.openvino_runner import OpenVinoRunner
 
-        runner = OpenVinoRunner(path, threads=threads)
+        runner = OpenVinoRunner(path, threads=options.thread_count)
         if spec.precision is Precision.FP16:
             runner.precision = "fp16 weights, f32 compute"  # inference precision is pinned to f32
         elif spec.precision is Precision.INT8:
             runner.precision = "int8"  # OpenVINO runs a QDQ graph's quantised operators on its integer kernels
         return runner
-    if name not in ORT_PROVIDERS:
-        raise SpecError(f"the {name} backend does not run ONNX files directly")
+    if backend not in ORT_PROVIDERS:
+        raise SpecError(
+            f"backend {backend} does not run ONNX files directly: it needs the model rebuilt from its weights "
+            "(facebatch.exporter.backends.make_runner)",
+            field="backend",
+        )
+    return _onnxruntime_runner(backend, path, spec, size, options)
+
+
+def _onnxruntime_runner(
+    backend: str, path: Path, spec: ModelSpec, size: tuple[int, int], options: RunnerOptions
+) -> OnnxRuntimeRunner:
+    """onnxruntime with the backend's providers (and the CPU behind them)."""
+    here = options.here
     providers: Sequence = [CPU]
     by_provider = {}
-    if name == "ort-cuda":
+    if backend == "ort-cuda":
         providers = ["CUDAExecutionProvider", CPU]
-    elif name == "ort-trt":
+    elif backend == "ort-trt":
         providers = [
             ("TensorrtExecutionProvider", _trt_options(spec, size, options, here.tensorrt)),
             "CUDAExecutionProvider",
             CPU,
         ]
         by_provider["TensorrtExecutionProvider"] = ort_trt_precision(spec, options, here.tensorrt)
-    if name in ("ort-cuda", "ort-trt") and here.provider_problem(ORT_PROVIDERS[name]) is not None:
+    if backend in ("ort-cuda", "ort-trt") and here.provider_problem(ORT_PROVIDERS[backend]) is not None:
         providers = [CPU]  # the fallback was allowed (check_backend): start the CPU, quietly, rather than fail loudly
     if (
         spec.precision is Precision.FP16
@@ -168,10 +184,14 @@ def onnx_runner(name: str, path: Path, spec: ModelSpec, size: tuple[int, int], o
     return OnnxRuntimeRunner(
         path,
         providers,
-        intra_op_threads=threads,
+        intra_op_threads=options.thread_count,
         allow_fallback=options.allow_fallback,
         precision=spec.precision.value,
-        install_hint=BACKENDS[name].install,
+        install_hint=BACKENDS[backend].install,
         precision_by_provider=by_provider,
         spin_wait=options.spin_wait,
     )
+
+
+# (backend, model, input size, options) → a runner, not yet active: what bench and the pipeline are given
+RunnerFactory = Callable[[str, ModelFile, tuple[int, int], RunnerOptions], Runner]

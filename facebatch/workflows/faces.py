@@ -1,0 +1,279 @@
+"""``detect``, ``embed`` and ``compare``: the face pipeline over photos, as use cases. The models are
+resolved and proven here (``workflows.models``: INT8 only where its gate passed, an embedder that is a face
+embedder), outputs are refused before the slow work when they would land on an input or cannot be
+written, unreadable photos are named in the result, and every file is written atomically."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facebatch.configs.model_file import ModelFile
+from facebatch.core.atomic import (
+    InputFiles,
+    check_not_input,
+    check_output_file,
+    check_output_folder,
+    write_bytes_atomic,
+    write_text_atomic,
+)
+from facebatch.core.errors import OutputError, SpecError
+from facebatch.core.progress import progress_bar, warn
+from facebatch.core.words import counted
+from facebatch.engines.pipeline.compare import FaceMatch, match_best_faces
+from facebatch.engines.pipeline.defaults import DEFAULT_BACKEND, DEFAULT_MATCH_THRESHOLD
+from facebatch.engines.pipeline.face_pipeline import FacePipeline
+from facebatch.engines.pipeline.image_faces import ImageFaces, StageTimes
+from facebatch.engines.pipeline.opening import open_pipeline as open_lanes
+from facebatch.engines.pipeline.options import PipelineOptions
+from facebatch.engines.pipeline.photo_files import IMAGE_SUFFIXES, collect_images
+from facebatch.engines.pipeline.preprocess import load_image
+from facebatch.engines.pipeline.results import (
+    detections_json,
+    draw_faces,
+    drawn_name,
+    embeddings_index,
+    embeddings_npz,
+    encode_image,
+)
+from facebatch.engines.runners.factory import RunnerOptions
+from facebatch.workflows.models import ModelOptions, pipeline_models
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """How the face pipeline runs: its models, the backend, the pipeline's options and the threads per runtime."""
+
+    models: ModelOptions = field(default_factory=ModelOptions)
+    backend: str = DEFAULT_BACKEND
+    pipeline: PipelineOptions = field(default_factory=PipelineOptions)
+    threads: int | None = None  # per runtime; None: the physical cores over the lanes
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise SpecError(f"threads must be at least 1, got {self.threads}", field="threads")
+
+    def runner_options(self) -> RunnerOptions:
+        # the detector and the embedder take turns on the same cores: spinning threads would slow each other
+        return RunnerOptions(threads=self.threads, spin_wait=False)
+
+    def input_paths(self) -> list[Path]:
+        """The model files this run reads (never an output)."""
+        named = (self.models.detector, self.models.embedder, self.models.embedder_spec)
+        return [item.path if isinstance(item, ModelFile) else Path(item) for item in named if item is not None]
+
+
+@contextmanager
+def open_faces(run: PipelineRun, embed: bool = True) -> Iterator[FacePipeline]:
+    """The pipeline over the models ``run`` names, proven (``pipeline_models``), for a ``with`` block."""
+    detector, embedder = pipeline_models(run.models, embed)
+    with open_models(detector, embedder, run) as pipeline:
+        yield pipeline
+
+
+def open_models(detector: ModelFile, embedder: ModelFile | None, run: PipelineRun):  # ctx[FacePipeline]
+    """The pipeline over models already resolved, with ``run``'s backend, options and threads."""
+    return open_lanes(detector, embedder, run.backend, run.pipeline, run.runner_options())
+
+
+def photo_inputs(photos: Sequence[Path], run: PipelineRun, folders: Sequence[Path] = ()) -> InputFiles:
+    """Everything a pipeline command reads: the photos (a folder by its photos' suffixes), the models, and
+    ``folders`` read whole (a gallery). What an output may never be."""
+    files = [p for p in photos if not Path(p).is_dir()] + run.input_paths()
+    photo_folders = [(Path(p), IMAGE_SUFFIXES) for p in photos if Path(p).is_dir()]
+    return InputFiles(files, photo_folders + [(Path(f), None) for f in folders])
+
+
+@dataclass
+class FacesResult:
+    """Every photo's faces (and embeddings), the stage times, what ran, and what was written."""
+
+    photos: list[ImageFaces]
+    times: StageTimes
+    about: dict[str, Any]
+    embedded: bool
+    written: list[Path] = field(default_factory=list)
+    drawn: int = 0
+    models: dict[str, str] = field(default_factory=dict)  # role → sha256 of the model that ran
+
+    @property
+    def failed(self) -> list[ImageFaces]:
+        """The photos that could not be read (each named with its reason)."""
+        return [r for r in self.photos if not r.ok]
+
+    @property
+    def faces(self) -> int:
+        return sum(len(r) for r in self.photos)
+
+    def to_json(self) -> str:
+        return detections_json(self.photos, self.about)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(self.to_json())
+
+    def to_markdown(self) -> str:
+        lines = ["| photo | faces | best score |", "|---|---:|---:|"]
+        for r in self.photos:
+            best = f"{float(r.faces.scores[0]):.3f}" if r.ok and len(r) and r.faces is not None else "-"
+            lines.append(f"| {r.path.name} | {len(r) if r.ok else 'unreadable'} | {best} |")
+        return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    photos: Sequence[Path]  # photo files and folders (a folder's photos in name order)
+    run: PipelineRun = field(default_factory=PipelineRun)
+    json: Path | None = None  # every photo's faces as JSON
+    draw: Path | None = None  # a folder for annotated copies of the photos
+    command: str | None = None  # the command line, recorded in the JSON
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    photos: Sequence[Path]
+    output: Path  # the .npz of every face's embedding
+    run: PipelineRun = field(default_factory=PipelineRun)
+    json: Path | None = None  # the index of the .npz rows
+    command: str | None = None
+
+
+def detect(options: DetectOptions) -> FacesResult:
+    """Every face of every photo (box, score, 5 landmarks), batched; annotated copies and JSON when asked."""
+    paths = collect_images([Path(p) for p in options.photos])
+    _check_targets(paths, options.run, [("json", options.json)], options.draw)
+    result = _run_faces(paths, options.run, False, options.draw, options.command)
+    if options.json is not None:
+        write_text_atomic(options.json, result.to_json(), "json")
+        result.written.append(options.json)
+    return result
+
+
+def embed(options: EmbedOptions) -> FacesResult:
+    """Every face of every photo, aligned and embedded (unit length) into an .npz; its row index as JSON."""
+    paths = collect_images([Path(p) for p in options.photos])
+    _check_targets(paths, options.run, [("output", options.output), ("json", options.json)], None)
+    result = _run_faces(paths, options.run, True, None, options.command)
+    write_bytes_atomic(options.output, embeddings_npz(result.photos, result.models), "output")
+    result.written.append(options.output)
+    if options.json is not None:
+        write_text_atomic(options.json, embeddings_index(result.photos, options.output.name, result.about), "json")
+        result.written.append(options.json)
+    return result
+
+
+def _check_targets(
+    photos: list[Path], run: PipelineRun, files: list[tuple[str, Path | None]], draw: Path | None
+) -> None:
+    """Refuse, before the slow work, outputs that are folders, unwritable, or would replace one of the photos or
+    models (an annotated copy written over its own original, say)."""
+    inputs = photo_inputs(photos, run)
+    for name, target in files:
+        if target is not None:
+            check_output_file(target, name, inputs)
+    if draw is None:
+        return
+    check_output_folder(draw, "draw")
+    taken: set[str] = set()
+    for photo in photos:  # each annotated copy's name: refused where it is a photo being read
+        target = draw / drawn_name(photo, taken)
+        if target in inputs:
+            raise OutputError(
+                f"draw {draw} would write the annotated copy of {photo.name} over {target}, one of the photos being "
+                "read; facebatch never overwrites an input: pass another folder",
+                field="draw",
+            )
+        check_not_input(target, "draw", ())  # a folder where the copy goes
+
+
+def _run_faces(paths: list[Path], run: PipelineRun, embed: bool, draw: Path | None, command: str | None) -> FacesResult:
+    drawn: set[str] = set()
+    photos = []
+    detector, embedder = pipeline_models(run.models, embed)
+    models = {"detector": detector.sha256} | ({"embedder": embedder.sha256} if embedder is not None else {})
+    with open_models(detector, embedder, run) as pipeline:
+        with progress_bar(len(paths), "embed" if embed else "detect") as advance:
+            for found in pipeline.run(paths):
+                photos.append(found)
+                if not found.ok:
+                    warn(f"skipped {found.path}: {found.error}", found.error_field)
+                elif draw is not None:
+                    name = drawn_name(found.path, drawn)
+                    image = draw_faces(load_image(found.path, run.pipeline.max_photo_pixels), found)
+                    write_bytes_atomic(draw / name, encode_image(image, name), "draw")
+                advance(
+                    f"{found.path.name}: {counted(len(found), 'face')}" if found.ok else f"{found.path.name}: skipped"
+                )
+        about = _about(pipeline, run, command)
+        times = pipeline.times
+    return FacesResult(photos, times, about, embed, drawn=len(drawn), models=models)
+
+
+def _about(pipeline: FacePipeline, run: PipelineRun, command: str | None) -> dict[str, Any]:
+    about: dict[str, Any] = {"command": command} if command else {}
+    about |= {
+        "detector": str(pipeline.detector.label),
+        "backend": run.backend,
+        "provider": pipeline.detector.provider,
+        "det_thresh": run.pipeline.det_thresh,
+        "nms_thresh": run.pipeline.nms_thresh,
+    }
+    if pipeline.embedder is not None:
+        about["embedder"] = str(pipeline.embedder.label)
+    return about
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    first: Path
+    second: Path
+    threshold: float = DEFAULT_MATCH_THRESHOLD  # cosine at or above which the faces are the same person
+    run: PipelineRun = field(default_factory=PipelineRun)
+    json: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.threshold <= 1.0:
+            raise SpecError(f"threshold is a cosine between -1 and 1, got {self.threshold}", field="threshold")
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """The best face of each photo compared."""
+
+    match: FaceMatch
+
+    @property
+    def same(self) -> bool:
+        return self.match.same
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.match.to_dict()
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def to_markdown(self) -> str:
+        m = self.match
+        verdict = "same person" if m.same else "different people"
+        return (
+            f"| photo A | photo B | cosine | threshold | verdict |\n|---|---|---:|---:|---|\n"
+            f"| {m.first.path.name} | {m.second.path.name} | {m.cosine:.4f} | {m.threshold:g} | {verdict} |\n"
+        )
+
+
+def compare(options: CompareOptions) -> CompareResult:
+    """Are the best faces of two photos the same person? (A photo without a face is an error.)"""
+    for name, path in (("first", options.first), ("second", options.second)):
+        if not Path(path).is_file():
+            raise SpecError(f"{name} {path} is not a file; compare takes two photos", field=name)
+    photos = [Path(options.first), Path(options.second)]
+    _check_targets(photos, options.run, [("json", options.json)], None)
+    with open_faces(options.run, embed=True) as pipeline:
+        first, second = pipeline.run(photos)
+    result = CompareResult(match_best_faces(first, second, options.threshold))
+    if options.json is not None:
+        write_text_atomic(options.json, result.to_json(), "json")
+    return result

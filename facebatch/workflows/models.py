@@ -1,0 +1,134 @@
+"""Which models the face pipeline runs, from what a caller names: the same answer, with the same proofs
+and refusals, for the command line and the Python API.
+
+- A model not named is the first one of its role with real weights in ``build/onnx`` (said in a note).
+- A detector must be an SCRFD detector, an embedder an embedder that looks like a face embedder (a
+  classifier's or a 16-value output would give cosines that mean nothing).
+- An INT8 file runs only where quantize's accuracy gate passed it on this CPU class; with precision
+  ``int8`` an FP32 file's gated INT8 twin beside it runs instead (or the FP32 file, with a note why).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from facebatch.configs.embedder import EmbedderDescription, read_embedder_description, read_embedder_file
+from facebatch.configs.family import describe_family
+from facebatch.configs.model_file import (
+    ModelFile,
+    default_artifact,
+    face_embedder_doubts,
+    int8_twin,
+    read_model_file,
+)
+from facebatch.core.environment import int8_cpu_class
+from facebatch.core.errors import SpecError
+from facebatch.core.progress import note
+from facebatch.engines.pipeline.defaults import DEFAULT_PRECISION, PRECISIONS
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+ModelLike = Path | str | ModelFile
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """The pipeline's models as a caller names them."""
+
+    detector: ModelLike | None = None  # an SCRFD ONNX; None: the first detector with real weights in build/onnx
+    embedder: ModelLike | None = None  # an embedder ONNX, or a spec .yaml naming it under 'model:'; None: as detector
+    embedder_spec: Path | None = None  # what a foreign embedder ONNX is (input size, mean, std, …)
+    embedder_description: EmbedderDescription | None = None  # the same, stated as a value (the CLI's single flags)
+    size: tuple[int, int] | None = None  # the detector's input size, for a detector that takes several
+    precision: str = DEFAULT_PRECISION  # fp32, or int8: each model's gated INT8 twin where there is one
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise SpecError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}", field="precision")
+
+
+def pipeline_models(options: ModelOptions, embed: bool = True) -> tuple[ModelFile, ModelFile | None]:
+    """The detector (and, with ``embed``, the embedder) ``options`` name, each proven to be what it is named
+    as, in the precision asked for."""
+    detector = _detector(options)
+    if not embed:
+        return detector, None
+    return detector, _embedder(options)
+
+
+def _detector(options: ModelOptions) -> ModelFile:
+    detector = _model_file(options.detector, "detector", size=options.size)
+    if detector.family.is_embedder:
+        raise SpecError(f"detector {detector.path.name} is an embedder; pass an SCRFD detector", field="detector")
+    return runnable(detector, "detector", options.precision, options.size)
+
+
+def _embedder(options: ModelOptions) -> ModelFile:
+    description = options.embedder_description
+    if isinstance(options.embedder, ModelFile):
+        embedder = options.embedder
+    else:
+        path = Path(options.embedder) if options.embedder is not None else _picked_default("embedder")
+        if path.suffix.lower() in SPEC_SUFFIXES:
+            if options.embedder_spec is not None:
+                raise SpecError(
+                    f"embedder {path.name} is a spec already; give no embedder_spec beside it", field="embedder_spec"
+                )
+            path, description = read_embedder_file(path)
+        elif options.embedder_spec is not None and description is None:
+            description = read_embedder_description(options.embedder_spec)
+        embedder = read_model_file(path, description)
+    if not embedder.family.is_embedder:
+        raise SpecError(
+            f"embedder {embedder.path.name} is {describe_family(embedder.family)}; pass an embedder", field="embedder"
+        )
+    doubts = face_embedder_doubts(embedder)
+    if doubts:
+        raise SpecError(
+            f"embedder {embedder.path.name} does not look like a face embedder: {'; '.join(doubts)}; its cosines "
+            "would mean nothing. Pass a face embedder (an ArcFace model, or one made batchable by fix)",
+            field="embedder",
+        )
+    for remark in embedder.notes:
+        note(f"{embedder.path.name}: {remark} (describe it with an embedder spec if it differs)")
+    return runnable(embedder, "embedder", options.precision, None)
+
+
+def _model_file(item: ModelLike | None, role: str, size: tuple[int, int] | None) -> ModelFile:
+    if isinstance(item, ModelFile):
+        return item
+    return read_model_file(Path(item) if item is not None else _picked_default(role), size=size)
+
+
+def _picked_default(role: str) -> Path:
+    """The model of ``role`` taken from build/onnx because none was named: say which."""
+    path = default_artifact(role)
+    note(f"{role}: using {path} (name another to run it)")
+    return path
+
+
+def runnable(
+    model: ModelFile, role: str, precision: str = DEFAULT_PRECISION, size: tuple[int, int] | None = None
+) -> ModelFile:
+    """``model`` as the pipeline may run it: an INT8 file only when quantize's gate passed it on this CPU
+    class (refused otherwise, in one line); with ``precision`` int8, an FP32 file's gated INT8 twin beside
+    it, or the FP32 file itself with a note saying why there is none."""
+    cpu_class = int8_cpu_class()
+    if model.precision == "int8":
+        refusal = model.int8_refusal(cpu_class)
+        if refusal is not None:
+            raise SpecError(
+                f"{role} {model.path.name}: {refusal}; the pipeline runs INT8 only where the gate passed: quantize "
+                "its FP32 source on this CPU class (with calibration photos), or pass the FP32 file",
+                field=role,
+            )
+        return model
+    if precision != "int8" or model.precision != "fp32":
+        return model
+    twin, why_not = int8_twin(model, cpu_class)
+    if twin is None:
+        note(f"precision int8: {why_not}; {model.path.name} runs in FP32 (quantize it with calibration photos)")
+        return model
+    note(f"precision int8: {role} {twin.name} (quantize's gate passed it on {cpu_class} CPUs)")
+    return read_model_file(twin, size=size)
