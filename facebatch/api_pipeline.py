@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from facebatch.configs.model_file import ModelFile
+from facebatch.engines.pipeline.defaults import DEFAULT_BACKEND, DEFAULT_PRECISION
 from facebatch.engines.pipeline.face_pipeline import FacePipeline
 from facebatch.engines.pipeline.options import PipelineOptions
 
@@ -40,9 +41,9 @@ def open_pipeline(
     detector: PathLike | ModelFile,
     embedder: PathLike | ModelFile | None = None,
     *,
-    backend: str = "ort-cpu",
+    backend: str = DEFAULT_BACKEND,
     settings: PipelineOptions | None = None,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     threads: int | None = None,
 ) -> AbstractContextManager[FacePipeline]:
     """The batched detect → align → embed pipeline over two ONNX files (ours, or official ones),
@@ -61,9 +62,9 @@ def detect(
     *,
     json: PathLike | None = None,
     draw: PathLike | None = None,
-    backend: str = "ort-cpu",
+    backend: str = DEFAULT_BACKEND,
     settings: PipelineOptions | None = None,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     threads: int | None = None,
 ):  # -> FacesResult
     """``facebatch detect``: every face of the photos (``result.photos``; unreadable ones in ``result.failed``);
@@ -82,9 +83,9 @@ def embed(
     embedder: PathLike | ModelFile | None = None,
     *,
     json: PathLike | None = None,
-    backend: str = "ort-cpu",
+    backend: str = DEFAULT_BACKEND,
     settings: PipelineOptions | None = None,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     threads: int | None = None,
     embedder_spec: PathLike | None = None,
 ):  # -> FacesResult
@@ -104,9 +105,9 @@ def compare(
     embedder: PathLike | ModelFile | None = None,
     *,
     threshold: float | None = None,
-    backend: str = "ort-cpu",
+    backend: str = DEFAULT_BACKEND,
     settings: PipelineOptions | None = None,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     threads: int | None = None,
     embedder_spec: PathLike | None = None,
 ):  # -> CompareResult
@@ -135,9 +136,9 @@ def index(
     subjects: PathLike | None = None,
     index_type: str | None = None,
     index_parameters: dict[str, int] | None = None,
-    backend: str = "ort-cpu",
+    backend: str = DEFAULT_BACKEND,
     settings: PipelineOptions | None = None,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     threads: int | None = None,
     ray: bool = False,
     ray_address: str | None = None,
@@ -172,9 +173,9 @@ def search(
     threshold: float | None = None,
     detector: PathLike | ModelFile | None = None,
     embedder: PathLike | ModelFile | None = None,
-    backend: str = "ort-cpu",
+    backend: str = DEFAULT_BACKEND,
     settings: PipelineOptions | None = None,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     threads: int | None = None,
     json: PathLike | None = None,
 ):  # -> SearchResult
