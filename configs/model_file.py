@@ -262,7 +262,6 @@ def default_artifact(role: str, directory: Path = DEFAULT_ARTIFACT_DIR) -> Path:
     ``role`` ("detector" or "embedder") in ``directory`` exported with real weights, read from
     the sidecars (cheap: the ONNX files are not opened). Seeded artifacts are never picked:
     their random weights find and recognise nothing."""
-    flag = f"--{role}"
     seeded = []
     for onnx_path in sorted(Path(directory).glob("*.onnx")):
         try:
@@ -290,7 +289,7 @@ def default_artifact(role: str, directory: Path = DEFAULT_ARTIFACT_DIR) -> Path:
         if role == "detector"
         else "w600k_r50.onnx, or a described embedder's .yaml"
     )
-    raise SpecError(f"{found}; pass {flag} FILE.onnx ({example}), or export one with real weights")
+    raise SpecError(f"{found}; name the {role} ONNX file ({example}), or export one with real weights", field=role)
 
 
 def int8_twin(model: ModelFile, cpu_class: str) -> tuple[Path | None, str]:

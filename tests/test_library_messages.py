@@ -23,8 +23,12 @@ SPEAKERS = {"warn", "note", "warning", "info", "step", "print", "error", "advise
 
 
 def _texts(node: ast.AST) -> list[str]:
-    """The literal text in an expression: string constants and the literal parts of f-strings."""
-    return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    """The literal text in an expression: string constants, and each f-string with its replacement fields as
+    ``xx`` (so ``f"--{role}"`` reads ``--xx``, a flag made at run time)."""
+    texts = [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    for joined in (n for n in ast.walk(node) if isinstance(n, ast.JoinedStr)):
+        texts.append("".join(v.value if isinstance(v, ast.Constant) else "xx" for v in joined.values))
+    return texts
 
 
 def spoken_texts(source: str) -> list[tuple[int, str]]:
@@ -60,6 +64,7 @@ def test_the_scan_catches_flags_and_commands():
     assert cli_words('raise SpecError(f"--lanes must be at least 1, got {n}")\n')
     assert cli_words("warn(f\"run 'facebatch quantize {path}' here\")\n")
     assert cli_words('raise SpecError(f"lanes must be at least 1, got {n}", field="lanes")\n') == []
+    assert cli_words('raise SpecError(f"pass --{role} FILE.onnx")\n')  # a flag made at run time
     assert cli_words('command = ["facebatch", "embed", "--images", str(folder)]\n') == []  # a command line it runs
 
 

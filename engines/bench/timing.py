@@ -77,7 +77,7 @@ class BatchTiming:
             return None
         return (
             f"batch {self.batch}: its {len(latency.samples)} samples spread from {latency.min:.3g} to {latency.max:.3g} s "
-            f"(p90/p10 {latency.spread:.2f} > {SPREAD_WARN:g}): something else ran; rerun it, or give it more --seconds"
+            f"(p90/p10 {latency.spread:.2f} > {SPREAD_WARN:g}): something else ran; rerun it, or give it more seconds"
         )
 
     @property

@@ -51,9 +51,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebatch.workflows.convert import ConvertOptions, convert_fp16
+    from facebatch.workflows.convert import ConvertOptions, convert_fp16, default_fp16_path
 
-    arguments.check_report_targets(args)
+    artifact = args.out if args.out is not None else default_fp16_path(args.model_file)
+    arguments.check_report_targets(args, written=[artifact, artifact.with_suffix(".json")])  # never over the result
     embedder = arguments.embedder_description(args, None)[0] if arguments.embedder_flags_given(args) else None
     options = ConvertOptions(
         fp16_io=args.fp16_io,

@@ -129,9 +129,10 @@ def run(args: argparse.Namespace) -> int:
 
     from facebatch.cli.render import console_for, show_quantize, write_reports
     from facebatch.engines.runners.backends import parse_backends
-    from facebatch.workflows.quantize import QuantizeOptions, quantize_int8
+    from facebatch.workflows.quantize import QuantizeOptions, default_int8_path, quantize_int8
 
-    arguments.check_report_targets(args)
+    artifact = args.out if args.out is not None else default_int8_path(args.model_file)
+    arguments.check_report_targets(args, written=[artifact, artifact.with_suffix(".json")])  # never over the result
     options = QuantizeOptions(
         photos=arguments.photos(args),
         per_channel=args.per_channel,

@@ -99,6 +99,7 @@ class FacesResult:
     written: list[Path] = field(default_factory=list)
     drawn: int = 0
     models: dict[str, str] = field(default_factory=dict)  # role → sha256 of the model that ran
+    npz_name: str | None = None  # embed: the .npz the JSON indexes (its rows)
 
     @property
     def failed(self) -> list[ImageFaces]:
@@ -110,6 +111,9 @@ class FacesResult:
         return sum(len(r) for r in self.photos)
 
     def to_json(self) -> str:
+        """detect: every photo's faces; embed: the index of the .npz rows (what each command writes as JSON)."""
+        if self.embedded and self.npz_name is not None:
+            return embeddings_index(self.photos, self.npz_name, self.about)
         return detections_json(self.photos, self.about)
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,8 +163,9 @@ def embed(options: EmbedOptions) -> FacesResult:
     result = _run_faces(paths, options.run, True, None, options.command)
     write_bytes_atomic(options.output, embeddings_npz(result.photos, result.models), "output")
     result.written.append(options.output)
+    result.npz_name = options.output.name
     if options.json is not None:
-        write_text_atomic(options.json, embeddings_index(result.photos, options.output.name, result.about), "json")
+        write_text_atomic(options.json, result.to_json(), "json")
         result.written.append(options.json)
     return result
 

@@ -164,3 +164,19 @@ def test_every_command_refuses_to_write_over_what_it_reads(
         main(["detect", str(photo_folder), "--detector", str(real_detector), "--json", str(photo_folder / "f.json")])
         == 0
     )
+
+
+@pytest.mark.parametrize("command", ["convert", "quantize"])
+@pytest.mark.parametrize("report", ["artifact", "sidecar"])
+def test_a_report_over_the_file_the_command_writes_is_refused_before_work(
+    models_dir: Path, photos: list[Path], tmp_path: Path, capsys, command: str, report: str
+):
+    """Before: --json/--markdown naming the artifact (or its sidecar) passed the check, and the report was written
+    over the artifact the command had just published."""
+    out = tmp_path / "out.onnx"
+    target = out if report == "artifact" else out.with_suffix(".json")
+    argv = [command, str(models_dir / "mobilefacenet_128d.onnx"), "-o", str(out), "--markdown", str(target)]
+    argv += ["--fp16"] if command == "convert" else ["--images", str(photos[0])]
+    assert main(argv) == 2
+    assert f"--markdown {target} is one of the inputs" in capsys.readouterr().err
+    assert sorted(tmp_path.iterdir()) == []  # refused before any work: nothing written

@@ -159,3 +159,20 @@ def test_search_refuses_another_detector_both_ways(gallery: Path, models_dir: Pa
         lambda: api.search([photo], gallery, detector=other),
         capsys,
     )
+
+
+def test_embed_prints_the_index_it_writes(
+    real_detector: Path, batch_embedder: Path, photos: list[Path], tmp_path: Path, capsys
+):
+    """Before: embed --json - printed the detections document, while --json FILE wrote the .npz rows' index."""
+    few = [str(photos[0])]
+    models = ["--detector", str(real_detector), "--embedder", str(batch_embedder)]
+    assert main(["embed", *few, *models, "-o", str(tmp_path / "a.npz"), "--json", "-", *FAST]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    settings = api.PipelineSettings(lanes=1)
+    api.embed(
+        few, tmp_path / "a.npz", real_detector, batch_embedder, json=tmp_path / "a.json", threads=1, settings=settings
+    )
+    written = json.loads((tmp_path / "a.json").read_text())
+    printed.pop("command", None)
+    assert printed == written and written["embeddings"] == "a.npz"
