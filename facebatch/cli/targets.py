@@ -42,13 +42,11 @@ def input_files(args: argparse.Namespace, photos: Sequence[Path] = (), folders: 
 
 
 def check_report_targets(args: argparse.Namespace, inputs=None, written: Sequence[Path] = ()) -> None:
-    """Refuse --json/--markdown/--junit paths that are folders, inputs (default: ``input_files(args)``), one of
-    the files the command itself ``written`` (its artifact and sidecar), or unwritable, before the slow work."""
-    from facebatch.core.atomic import InputFiles, check_output_file
+    """Refuse --json/--markdown/--junit paths that are folders, inputs (default: ``input_files(args)`` with the
+    files the command itself ``written``, its artifact and sidecar), or unwritable, before the slow work."""
+    from facebatch.core.atomic import check_output_file
 
     inputs = input_files(args, photos=written) if inputs is None else inputs
-    if written and not isinstance(inputs, InputFiles):
-        inputs = InputFiles([*inputs, *written])
     for flag, target in (("--json", args.json), ("--markdown", args.markdown), ("--junit", args.junit)):
         if target is not None and target != STDOUT:
             check_output_file(target, flag, inputs)

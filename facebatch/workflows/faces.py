@@ -231,6 +231,12 @@ def _about(pipeline: FacePipeline, run: PipelineRun, command: str | None) -> dic
     return about
 
 
+def check_cosine(value: float, field: str) -> None:
+    """A cosine threshold lies in [-1, 1] (compare's and search's, one rule)."""
+    if not -1.0 <= value <= 1.0:
+        raise SpecError(f"{field} is a cosine between -1 and 1, got {value}", field=field)
+
+
 @dataclass(frozen=True)
 class CompareOptions:
     first: Path
@@ -240,8 +246,7 @@ class CompareOptions:
     json: Path | None = None
 
     def __post_init__(self) -> None:
-        if not -1.0 <= self.threshold <= 1.0:
-            raise SpecError(f"threshold is a cosine between -1 and 1, got {self.threshold}", field="threshold")
+        check_cosine(self.threshold, "threshold")
 
 
 @dataclass(frozen=True)

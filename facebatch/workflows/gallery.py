@@ -27,7 +27,7 @@ from facebatch.engines.gallery.manifest import read_manifest
 from facebatch.engines.gallery.photos import collect_photos
 from facebatch.engines.gallery.search import GallerySearch, QueryFace, check_gallery_models, npz_queries, photo_queries
 from facebatch.engines.gallery.store import Gallery
-from facebatch.workflows.faces import PipelineRun, open_models, photo_inputs
+from facebatch.workflows.faces import PipelineRun, check_cosine, open_models, photo_inputs
 from facebatch.workflows.models import pipeline_models
 
 
@@ -98,8 +98,7 @@ class SearchOptions:
     def __post_init__(self) -> None:
         if self.top_k < 1:
             raise SpecError(f"top_k must be at least 1, got {self.top_k}", field="top_k")
-        if not -1.0 <= self.threshold <= 1.0:
-            raise SpecError(f"threshold is a cosine between -1 and 1, got {self.threshold}", field="threshold")
+        check_cosine(self.threshold, "threshold")
 
 
 @dataclass
