@@ -37,6 +37,7 @@ import its tool (``onnxruntime.quantization``) directly.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -145,6 +146,13 @@ def _with_activations(model: onnx.ModelProto, names: Sequence[str]) -> list[str]
     return [*names, *followers]
 
 
+def _caches() -> bool:
+    """Whether this onnxruntime's quantize_static keeps calibration ranges in a file (1.2x and later)."""
+    from onnxruntime.quantization import quantize_static
+
+    return "calibration_cache_path" in inspect.signature(quantize_static).parameters
+
+
 def quantize_to_int8(
     source: Path,
     spec: ModelSpec,
@@ -154,10 +162,17 @@ def quantize_to_int8(
     recipe: Int8Recipe = RECIPES["u8s8"],
     cpu_class: str = "",
     int8_nodes: Sequence[str] = (),
+    calibration_cache: Path | None = None,
 ) -> Int8Quantization:
     """Quantise ``source`` (an FP32 ONNX file) with ``frames`` [N, 3, H, W] as calibration, the
     ``recipe`` way; ``min_cosine``: the embedding cosine the INT8 spec will hold it to. A mixed
-    recipe quantises only the compute nodes named in ``int8_nodes`` (with their activations)."""
+    recipe quantises only the compute nodes named in ``int8_nodes`` (with their activations).
+
+    ``calibration_cache``: a file (in a folder the caller owns) for the activation ranges. The ranges
+    depend only on the source and the frames (min/max of every tensor an operator could quantise,
+    whatever the recipe or the nodes chosen), so candidates of one source and one calibration share
+    them: the first calibrates and writes the file, the others read it. Calibration was two thirds
+    of a mixed search's time (66 of 107 s for 54 candidates of mobilefacenet_128d)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -190,6 +205,7 @@ def quantize_to_int8(
                 only, excluded = None, _input_convs(graph) if recipe.input_convs_fp32 else []
                 kept = excluded
             weights = QuantType.QUInt8 if recipe.weights == "uint8" else QuantType.QInt8
+            cached = {"calibration_cache_path": str(calibration_cache)} if calibration_cache and _caches() else {}
             quantize_static(
                 str(prepared),
                 str(quantized),
@@ -201,6 +217,7 @@ def quantize_to_int8(
                 weight_type=weights,
                 nodes_to_exclude=excluded,
                 nodes_to_quantize=only,
+                **cached,
             )
         except Exception as exc:  # onnxruntime's tools raise their own and plain exceptions
             message = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

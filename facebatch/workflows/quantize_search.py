@@ -29,6 +29,9 @@ from facebatch.workflows.quantize_gate import Evidence, Judgement
 # keeps the choice from fitting them to the last digit.
 MIXED_MARGIN = 0.8
 
+# The activation ranges of the source on the calibration frames, shared by every candidate (in the draft folder)
+CALIBRATION_CACHE = "calibration-ranges.json"
+
 
 @dataclass
 class Candidate:
@@ -128,6 +131,7 @@ class RecipeSearch:
                 recipe,
                 self.cpu_class,
                 int8_nodes,
+                self.folder / CALIBRATION_CACHE,
             )
         path = self.folder / (folder or recipe.name) / self.name
         path.parent.mkdir(exist_ok=True)
