@@ -5,6 +5,7 @@ them; ``factory`` builds the runners."""
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from facebatch.core.errors import SpecError
@@ -44,13 +45,19 @@ BACKENDS = {
 }
 
 
-def parse_backends(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+def parse_backends(value: str | Sequence[str], field: str = "backends") -> tuple[str, ...]:
+    """Backend names, from a comma-separated string or a sequence of names (each may hold commas too), in
+    order and without repeats; an unknown name is refused, with the closest known one. ``field``: the option
+    the names came from, for the error."""
+    parts = [value] if isinstance(value, str) else list(value)
+    if not all(isinstance(part, str) for part in parts):
+        raise SpecError(f"{field}: expected backend names, got {value!r}", field=field)
+    names = tuple(dict.fromkeys(n.strip() for part in parts for n in part.split(",") if n.strip()))
     if not names:
-        raise SpecError(f"no backend named; known: {', '.join(BACKENDS)}", field="backends")
+        raise SpecError(f"{field}: no backend named; known: {', '.join(BACKENDS)}", field=field)
     for name in names:
         if name not in BACKENDS:
             close = difflib.get_close_matches(name, list(BACKENDS), n=1, cutoff=0.5)
             hint = f"did you mean {close[0]}? " if close else ""
-            raise SpecError(f"unknown backend {name!r}; {hint}known: {', '.join(BACKENDS)}", field="backends")
+            raise SpecError(f"unknown backend {name!r}; {hint}known: {', '.join(BACKENDS)}", field=field)
     return names

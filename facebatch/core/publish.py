@@ -1,7 +1,7 @@
 """Prove, then publish: the one way every command that writes an artifact writes it (export,
 convert, quantize, build, fix).
 
-    with draft(target, "-o") as candidate:       # a private folder beside the target
+    with draft(target, "out") as candidate:      # a private folder beside the target
         write candidate.path                      # the artifact under its final name: reports name it
         prove it (parity, verify, accuracy)       # leaving the block without publishing writes nothing
         publish(candidate, "facebatch convert --fp16", body, source=…, proof=…)
@@ -82,12 +82,12 @@ def sidecar_path(artifact: Path) -> Path:
 
 
 @contextlib.contextmanager
-def draft(target: Path, flag: str = "-o", inputs: Iterable[Path] = ()) -> Iterator[Draft]:
+def draft(target: Path, field: str = "out", inputs: Iterable[Path] = ()) -> Iterator[Draft]:
     """A private folder beside ``target`` for its candidate (and any scratch files); removed on
-    leaving, whatever happened. ``flag`` names the option that chose ``target``, for the error
+    leaving, whatever happened. ``field`` names the option that chose ``target``, for the error
     when it is a folder, one of the ``inputs`` or in a folder that is not writable (workflows
     call ``check_output_file`` before their work too: this is the backstop)."""
-    target = check_output_file(Path(target), flag, inputs)
+    target = check_output_file(Path(target), field, inputs)
     folder = private_folder(target.parent, f".{target.name}{DRAFT_MARK}")  # removes those killed runs left
     try:
         yield Draft(target, folder)

@@ -31,6 +31,13 @@ def test_backend_names_are_checked_and_deduplicated():
     with pytest.raises(SpecError, match="unknown backend 'openvno'; did you mean openvino\\?"):
         parse_backends("openvno")
     assert set(BACKENDS) == {"ort-cpu", "ort-cuda", "ort-trt", "openvino", "torch", "trt"}
+    # the Python API gives a sequence, or the command line's string: each is read as names, never as letters
+    assert parse_backends(["ort-cpu", "openvino, ort-cpu"]) == ("ort-cpu", "openvino")
+    with pytest.raises(SpecError, match="unknown backend 'o'") as refused:
+        parse_backends(tuple("ort-cpu"), "bench_backends")  # what tuple("ort-cpu") made of a string before
+    assert refused.value.field == "bench_backends"
+    with pytest.raises(SpecError, match="bench_backends: expected backend names, got"):
+        parse_backends([1, 2], "bench_backends")  # type: ignore[list-item]
 
 
 def test_the_tensorrt_profile_comes_from_the_spec():
