@@ -146,6 +146,23 @@ def _with_activations(model: onnx.ModelProto, names: Sequence[str]) -> list[str]
     return [*names, *followers]
 
 
+def _calibration_reader(frames: np.ndarray, input_name: str):  # an onnxruntime CalibrationDataReader
+    """The frames, CALIBRATION_BATCH at a time, as onnxruntime's calibrator reads them."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Frames(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches: Iterator[np.ndarray] = iter(
+                frames[i : i + CALIBRATION_BATCH] for i in range(0, len(frames), CALIBRATION_BATCH)
+            )
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+
+    return Frames()
+
+
 def _caches() -> bool:
     """Whether this onnxruntime's quantize_static keeps calibration ranges in a file (1.2x and later)."""
     from onnxruntime.quantization import quantize_static
@@ -173,22 +190,11 @@ def quantize_to_int8(
     whatever the recipe or the nodes chosen), so candidates of one source and one calibration share
     them: the first calibrates and writes the file, the others read it. Calibration was two thirds
     of a mixed search's time (66 of 107 s for 54 candidates of mobilefacenet_128d)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if len(frames) == 0:
         raise ExportError("INT8 calibration needs at least one frame")
-    input_name = spec.input.name
-
-    class Frames(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches: Iterator[np.ndarray] = iter(
-                frames[i : i + CALIBRATION_BATCH] for i in range(0, len(frames), CALIBRATION_BATCH)
-            )
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            batch = next(self.batches, None)
-            return None if batch is None else {input_name: np.ascontiguousarray(batch, dtype=np.float32)}
 
     with tempfile.TemporaryDirectory(prefix="facebatch-int8-") as scratch, onnxruntime_quiet():
         prepared, quantized = Path(scratch) / "prepared.onnx", Path(scratch) / "int8.onnx"
@@ -209,7 +215,7 @@ def quantize_to_int8(
             quantize_static(
                 str(prepared),
                 str(quantized),
-                Frames(),
+                _calibration_reader(frames, spec.input.name),
                 quant_format=QuantFormat.QDQ,
                 per_channel=per_channel,
                 reduce_range=recipe.reduce_range,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -25,47 +24,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     arguments.add_sizes_argument(parser, several=False)
     arguments.add_embedder_arguments(parser)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, field_flags={"out": "--out"})
 
 
 def run(args: argparse.Namespace) -> int:
-    from facebatch.configs.embedder import embedder_spec, embedder_yaml, stated_embedder
-    from facebatch.configs.family import describe_family, detect_family
-    from facebatch.configs.spec import Family
-    from facebatch.configs.spec_io import stored_spec
-    from facebatch.core.atomic import write_text_atomic
-    from facebatch.core.errors import SpecError
-    from facebatch.core.onnx_graph import load_onnx
+    from facebatch.workflows.describe import DescribeOptions, describe
 
-    if args.output_file is not None:
-        from facebatch.core.atomic import check_output_file
-
-        check_output_file(args.output_file, "output_file", arguments.input_files(args))  # never over its model
-    model = load_onnx(args.model_file, "model file", SpecError)
-    ours, family = stored_spec(model) is not None, detect_family(model)
-    if ours or family is not Family.EMBEDDER:
-        what = "carries its own facebatch spec" if ours else f"is {describe_family(family)}"
-        raise SpecError(
-            f"{args.model_file.name} {what}; describe writes specs of foreign face embedders (verify reads "
-            "detectors by their outputs and our artifacts by their metadata)"
-        )
-    values = arguments.embedder_values(args, args.size)
-    description, stated = stated_embedder(args.embedder_spec, values)
-    spec = embedder_spec(model, description, args.model_file.name)
-    resolved = description.with_overrides(
-        name=description.name or spec.name,
-        input_size=spec.input_size,
-        embedding_size=spec.embedding_size,
-        input=spec.input.name,
-        output=spec.outputs[0].name,
+    options = DescribeOptions(
+        model=args.model_file,
+        out=args.output_file,
+        embedder_spec=args.embedder_spec,
+        values=arguments.embedder_values(args, args.size),
     )
-    folder = Path(".") if args.output_file is None else args.output_file.parent  # model: is relative to the spec
-    text = embedder_yaml(
-        resolved, stated, args.model_file.name, os.path.relpath(args.model_file.resolve(), folder.resolve())
-    )
-    if args.output_file is None:
-        sys.stdout.write(text)
+    result = describe(options)
+    if result.written is None:
+        sys.stdout.write(result.yaml)
     else:
-        write_text_atomic(args.output_file, text, "output_file")
-        console_for(args).print(f"wrote {args.output_file}")
+        console_for(args).print(f"wrote {result.written}")
     return 0
