@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -24,6 +25,9 @@ PROJECT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FACEBATCH_SHARED", PROJECT.parent / "shared"))
 FIXTURES = SHARED / "fixtures"
 REFERENCE = SHARED / "reference"
+# compiled OpenVINO models (engines/runners/compile_cache.py) go to a folder of this test session, never the user's
+# cache; set here, before any test, so that facebatch processes the tests start inherit it
+os.environ["FACEBATCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="facebatch-tests-cache-")
 
 
 def under_ci() -> bool:

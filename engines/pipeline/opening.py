@@ -32,7 +32,7 @@ def open_pipeline(
     models = FaceModels(detector.spec, size, embedder.spec if embedder is not None else None)
     options = settings or PipelineOptions()
     # the detector and the embedder take turns: spinning threads would slow each other
-    runners = runner_options or RunnerOptions(spin_wait=False)
+    runners = runner_options or RunnerOptions(spin_wait=False, compile_cache=options.compile_cache)
     lanes, threads = LaneScheduler.plan(options.lanes, backend, runners.threads)
     runners = dataclasses.replace(runners, threads=threads)
     with contextlib.ExitStack() as stack:

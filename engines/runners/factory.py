@@ -6,7 +6,7 @@ what bench and the face pipeline take; the exporter extends it with the torch ba
     ort-cpu    onnxruntime, CPU execution provider
     ort-cuda   onnxruntime, CUDA execution provider              (facebatch[gpu])
     ort-trt    onnxruntime, TensorRT execution provider: fp16, engine cache, the spec's batch profile
-    openvino   OpenVINO on the CPU, f32                          (facebatch[openvino])
+    openvino   OpenVINO on the CPU, f32 (bf16 where asked)       (facebatch[openvino])
     trt        the TensorRT engine built from the ONNX file (fp16, batch 1-32)
     torch      the exporter's: the artifact's PyTorch model (CUDA + FP16 autocast when present)
 
@@ -18,6 +18,7 @@ names and descriptions are ``backends.BACKENDS`` (light, for ``--help``).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from facebatch.core.errors import SpecError
 from facebatch.engines.runners.availability import Runtimes, detect_runtimes
 from facebatch.engines.runners.backends import BACKENDS
 from facebatch.engines.runners.base import Runner
+from facebatch.engines.runners.compile_cache import CompileCache, default_cache_folder, usable_folder
 from facebatch.engines.runners.engine_record import STRONGLY_TYPED_FROM, tensorrt_major
 from facebatch.engines.runners.onnxruntime_runner import CPU, OnnxRuntimeRunner
 
@@ -47,6 +49,12 @@ class RunnerOptions:
         True  # onnxruntime's threads spin between calls; off when two sessions take turns (they would slow each other)
     )
     runtimes: Runtimes | None = None  # what the machine can run on; None: read from this one (detect_runtimes)
+    compile_cache: bool = True  # openvino: keep compiled models between runs (engines/runners/compile_cache.py)
+    bf16: bool = False  # openvino: compute in bfloat16 (the caller has checked each model's BF16 proof)
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:  # None is the default (the physical cores), 0 no value
+            raise SpecError(f"threads must be at least 1, got {self.threads}", field="threads")
 
     @property
     def thread_count(self) -> int:
@@ -55,6 +63,9 @@ class RunnerOptions:
     @property
     def here(self) -> Runtimes:
         return self.runtimes if self.runtimes is not None else detect_runtimes()
+
+
+CPU_ADVICE = "backend ort-cpu"  # what a caller whose GPU provider is missing chooses instead
 
 
 def backend_problem(name: str, here: Runtimes) -> str | None:
@@ -72,24 +83,23 @@ def backend_problem(name: str, here: Runtimes) -> str | None:
         problem = here.provider_problem(provider)
         if problem is None:
             return None
-        if provider not in here.ort_providers:
-            return (
-                f"the {name} backend needs onnxruntime's {provider}, which this installation lacks: {backend.install}"
-            )
-        return f"the {name} backend cannot start here: {problem}"
+        if provider not in here.ort_providers:  # "backend" is not said before the advice: the CLI names it a flag
+            return f"{name} needs onnxruntime's {provider}, which this installation lacks: {backend.install}"
+        return f"{name} cannot start here: {problem}"
     return None
 
 
 def check_backend(name: str, options: RunnerOptions) -> None:
-    """Refuse a backend that cannot run here, naming what to install (unless a fallback to the CPU is allowed
-    for an onnxruntime GPU provider: the runner then starts the CPU quietly and says so)."""
+    """Refuse a backend that cannot run here, naming what to install or the CPU backend to choose instead
+    (unless a fallback to the CPU is allowed for an onnxruntime GPU provider: the runner then starts the CPU
+    quietly and says so). The advice is the backend, which every caller chooses: only bench offers the fallback."""
     problem = backend_problem(name, options.here)
     if problem is None:
         return
     if name in ("ort-cuda", "ort-trt"):
         if options.allow_fallback:
             return
-        raise SpecError(f"{problem}; or run on the CPU instead (allow_fallback)", field="allow_fallback")
+        raise SpecError(f"{problem}; or run on the CPU: {CPU_ADVICE}", field="backend")
     raise SpecError(problem)
 
 
@@ -131,10 +141,22 @@ def ort_trt_precision(spec: ModelSpec, options: RunnerOptions, tensorrt_version:
     return "fp32 (TensorRT)"
 
 
+@functools.lru_cache(maxsize=4)  # one warning per folder that cannot be used, not one per runner
+def _cache_folder(folder: Path) -> Path | None:
+    return usable_folder(folder)
+
+
+def _compile_cache(wanted: bool) -> CompileCache | None:
+    folder = _cache_folder(default_cache_folder()) if wanted else None
+    return CompileCache(folder) if folder is not None else None
+
+
 def make_onnx_runner(backend: str, model: ModelFile, size: tuple[int, int], options: RunnerOptions) -> Runner:
     """The ``RunnerFactory`` of every backend that runs an ONNX file (all but torch, the exporter's): a
     runner for ``model`` at input ``size``, not yet active; trt runs the engine built from the file."""
     check_backend(backend, options)
+    if options.bf16 and backend != "openvino":
+        raise SpecError(f"precision bf16 runs on the openvino backend only, not on {backend}", field="precision")
     path, spec = model.path, model.spec
     if backend == "trt":
         from facebatch.engines.runners.engine_record import find_engine
@@ -144,7 +166,14 @@ def make_onnx_runner(backend: str, model: ModelFile, size: tuple[int, int], opti
     if backend == "openvino":
         from facebatch.engines.runners.openvino_runner import OpenVinoRunner
 
-        runner = OpenVinoRunner(path, threads=options.thread_count)
+        runner = OpenVinoRunner(
+            path,
+            threads=options.thread_count,
+            cache=_compile_cache(options.compile_cache),
+            precision="bf16" if options.bf16 else "f32",
+        )
+        if options.bf16:
+            return runner  # its label says bf16
         if spec.precision is Precision.FP16:
             runner.precision = "fp16 weights, f32 compute"  # inference precision is pinned to f32
         elif spec.precision is Precision.INT8:

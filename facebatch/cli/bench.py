@@ -169,7 +169,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help=f"reader threads (default {DEFAULT_READ_WORKERS})",
     )
     arguments.add_lanes_argument(pipeline)
-    arguments.add_precision_argument(pipeline)
+    arguments.add_precision_argument(pipeline, bf16=True)
     pipeline.add_argument(
         "--reduced-decode",
         action="store_true",

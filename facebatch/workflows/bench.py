@@ -227,7 +227,12 @@ def bench_faces(options: BenchOptions) -> PipelineBenchReport:
         settings=settings,
         rounds=options.rounds,
         insightface=options.insightface,
-        runner=RunnerOptions(threads=options.threads, allow_fallback=options.allow_fallback, spin_wait=False),
+        runner=RunnerOptions(
+            threads=options.threads,
+            allow_fallback=options.allow_fallback,
+            spin_wait=False,
+            bf16=options.precision == "bf16",  # each model's proof checked above (runnable)
+        ),
         detector_size=options.size,
         peer_detector=fp32_source(given[0]),
         peer_embedder=fp32_source(given[1]),
@@ -240,6 +245,7 @@ def bench_faces(options: BenchOptions) -> PipelineBenchReport:
             options.threads,
             options.size,
             options.embedder_spec,
+            bf16=options.precision == "bf16",
         ),
     )
     return bench_pipeline(detector, embedder, paths, job)
@@ -271,7 +277,7 @@ def bench_served(options: BenchOptions) -> TritonBenchReport:
             embedder,
             backends[0],
             _pipeline_options(options, reduced_decode=False),
-            RunnerOptions(threads=options.threads, spin_wait=False),
+            RunnerOptions(threads=options.threads, spin_wait=False, bf16=options.precision == "bf16"),
             rounds=options.rounds,
         )
     return bench_triton(served, local)

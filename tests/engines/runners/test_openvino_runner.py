@@ -42,3 +42,30 @@ def test_a_file_openvino_cannot_read_is_one_line(tmp_path: Path):
     with pytest.raises(EngineError) as info:
         OpenVinoRunner(broken).__enter__()
     assert "\n" not in str(info.value)
+
+
+def test_the_precision_is_a_parameter_f32_by_default(batch_embedder: Path):
+    from facebatch.engines.runners.factory import RunnerOptions, make_onnx_runner
+
+    model = read_model_file(batch_embedder)
+    default = make_onnx_runner("openvino", model, model.spec.input_size, RunnerOptions(threads=1, compile_cache=False))
+    asked = make_onnx_runner(
+        "openvino", model, model.spec.input_size, RunnerOptions(threads=1, compile_cache=False, bf16=True)
+    )
+    assert (default.inference_precision, default.precision) == ("f32", "fp32")
+    assert (asked.inference_precision, asked.precision) == ("bf16", "bf16")
+    with pytest.raises(SpecError, match="precision bf16 runs on the openvino backend only, not on ort-cpu") as raised:
+        make_onnx_runner("ort-cpu", model, model.spec.input_size, RunnerOptions(bf16=True))
+    assert raised.value.field == "precision"
+    with pytest.raises(SpecError, match="OpenVINO precision 'fp8' is not one of f32, bf16"):
+        OpenVinoRunner(batch_embedder, precision="fp8")
+
+
+def test_the_bf16_class_and_capability_are_read_from_the_cpu():
+    from facebatch.engines.runners.openvino_runner import OpenVinoCpu, bf16_cpu_class
+
+    assert bf16_cpu_class({"avx2", "avx512_bf16"}) == "avx512_bf16"
+    assert bf16_cpu_class({"avx2", "avx512_bf16", "amx_bf16"}) == "amx"
+    assert bf16_cpu_class({"avx2", "fma"}) == "none"
+    assert OpenVinoCpu("2026.4.1", ("BF16", "FP32")).bf16 and OpenVinoCpu("2026.4.1", ("BF16",)).bf16_problem() is None
+    assert not OpenVinoCpu(None, ("BF16",)).bf16
