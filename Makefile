@@ -47,7 +47,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[$(RUNTIME),test,openvino,plot,compare,serve]'
+	$(BIN)/python -m pip install --quiet -e '.[$(RUNTIME),test,openvino,plot,compare,serve,index]'
 	@# insightface (bench --pipeline's peer) asks for opencv-python, whose cv2 would replace opencv-python-headless's;
 	@# nvidia-pytriton (its tritonserver binary is what we use) pins numpy<2 for its own Python side: both without deps
 	$(BIN)/python -m pip install --quiet --no-deps 'insightface>=2.1' 'nvidia-pytriton>=0.7'
@@ -172,7 +172,7 @@ lint: $(STAMP) ## ruff: the rule set in pyproject.toml (F, I, E, B, UP) and the 
 # PYTHON=… picks the interpreter (it needs CUDA torch and onnxruntime), WHEELS=DIR brings pure-Python packages it lacks.
 WHEELS ?=
 
-bench-gallery: $(STAMP) ## FAISS index types on synthetic 512-d vectors (100k, 1M) and index throughput local vs Ray → build/reports/gallery.md
+bench-gallery: $(STAMP) ## FAISS index types on synthetic 512-d vectors (100k, 300k, 1M), tuned to the recall target, and index throughput local vs Ray → build/reports/gallery.md
 	@mkdir -p $(BUILD)/reports
 	$(BIN)/python -m facebatch.engines.gallery.benchmark --out $(BUILD)/reports/gallery.md --images $(FIXTURES)/images \
 		--detector $$(ls $(BUILD)/onnx/scrfd_*_batch.onnx | head -1) --embedder $$(ls $(BUILD)/onnx/*arcface*_batch.onnx $(BUILD)/onnx/*mobilefacenet*_batch.onnx 2>/dev/null | head -1)

@@ -22,21 +22,39 @@ PHOTOS_PER_SHARD = 256  # a shard is committed (and survives a kill) every this 
 FACES_MODES = ("best", "all")  # best: the highest-scoring face of each photo (enrolment); all: every face
 DEFAULT_FACES = "all"
 
-INDEX_TYPES = ("flat", "hnsw", "ivf", "ivfpq")
-DEFAULT_INDEX = "flat"  # exact inner product (IndexFlatIP): embeddings are unit length, so it ranks by cosine
-# Each approximate index's parameters and their defaults (--index-param NAME=VALUE)
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
+# auto: flat (exact inner product, IndexFlatIP: embeddings are unit length, so it ranks by cosine) for a gallery of
+# at most AUTO_FLAT_MAX_VALUES, else the approximate index of AUTO_CANDIDATES meeting the recall target fastest
+DEFAULT_INDEX = "auto"
+# Each index's parameters and their defaults (--index-param NAME=VALUE); 0 = chosen from the data, or tuned
 INDEX_PARAMETERS: dict[str, dict[str, int]] = {
+    "auto": {},
     "flat": {},
-    "hnsw": {"m": 32, "ef_construction": 80, "ef_search": 64},
-    "ivf": {"nlist": 0, "nprobe": 16},  # nlist 0: 4·√N, at least 1 and at most N/39 (FAISS wants ~39 per list)
-    "ivfpq": {"nlist": 0, "nprobe": 16, "m": 0, "nbits": 8},  # m 0: D/8 sub-quantisers (16 bytes per 128-d vector)
+    "hnsw": {"m": 32, "ef_construction": 80, "ef_search": 0},  # ef_search 0: tuned to the recall target
+    "ivf": {"nlist": 0, "nprobe": 0},  # nlist 0: 4·√N, at least 1 and at most N/39 (FAISS wants ~39 per list)
+    "ivfpq": {"nlist": 0, "nprobe": 0, "m": 0, "nbits": 8},  # m 0: D/8 sub-quantisers (16 bytes per 128-d vector)
 }
+# The search-time parameter each approximate index is tuned by: the smallest value whose measured recall@1
+# reaches the target (engines/gallery/recall.py)
+TUNED_PARAMETER = {"hnsw": "ef_search", "ivf": "nprobe", "ivfpq": "nprobe"}
+DEFAULT_RECALL = 0.99  # recall@1 against exact search an approximate index must measure, or it is refused
+RECALL_QUERIES = 500  # held-out queries (resolution 0.002; exact search for 500 queries over 1M × 512-d: ~35 s)
+LATENCY_QUERIES = 100  # of them, searched one at a time for the per-query latency
+RECALL_K = 10  # recall@10 is measured; HNSW's efSearch is tuned from this up (FAISS searches max(efSearch, k))
+HNSW_MAX_EF_SEARCH = 4096
+# A held-out query is a gallery embedding plus Gaussian noise of this much per dimension at 512-d (scaled by
+# √(512/D)), renormalised: cosine ~0.78 to the original, as a second photo of the same person (benchmark.py's)
+SECOND_PHOTO_NOISE = 0.035
+# auto takes flat up to rows × dimension = this: one exact query then takes ≤ ~3 ms. Measured on the 2-core Xeon
+# (one FAISS thread, IndexFlatIP, p50 of 200 queries): 512-d 20k rows 1.2 ms, 50k 4.1 ms, 100k 7.6 ms; 128-d 50k
+# 0.55 ms, 100k 1.9 ms, i.e. 0.10-0.16 ns per stored value: 20M values ≈ 2-3 ms (39k faces at 512-d, 156k at 128-d)
+AUTO_FLAT_MAX_VALUES = 20_000_000
+AUTO_CANDIDATES = ("ivf", "hnsw")  # exact vectors both; ivfpq is a memory choice, asked for by name
 # A face in index.faiss takes at least its 8-byte id: a manifest claiming more faces than that allows is a lie
 INDEX_MIN_BYTES_PER_FACE = 8
 
 DEFAULT_TOP_K = 5
-# cosine below which a gallery face is no match ("unknown"). ArcFace-loss embedders put one person's photos above
-# ~0.4 and different people below ~0.3 (the fixtures: obama/obama 0.72, obama/biden 0.07 with mobilefacenet_128d)
-DEFAULT_THRESHOLD = 0.35
+# the cosine below which a gallery face is no match ("unknown") is compare's: DEFAULT_MATCH_THRESHOLD, in
+# engines/pipeline/defaults.py with its measurement
 RAY_CONNECT_TIMEOUT_S = 30.0  # a Ray address that does not answer is refused within this
 RAY_LOOPBACK = "127.0.0.1"  # where a local Ray instance that facebatch starts listens and registers its node

@@ -22,14 +22,19 @@ import numpy as np
 
 from facebatch.core.atomic import atomic_path
 from facebatch.core.errors import SpecError
+from facebatch.core.trusted_paths import printable
 from facebatch.engines.gallery.defaults import (
+    DEFAULT_INDEX,
+    DEFAULT_RECALL,
     INDEX_MIN_BYTES_PER_FACE,
     INDEX_PARAMETERS,
     INDEX_TYPES,
     MANIFEST,
     PRIVATE_FILE,
+    RECALL_K,
+    TUNED_PARAMETER,
 )
-from facebatch.engines.gallery.errors import GalleryError, GalleryReadError
+from facebatch.engines.gallery.errors import GalleryError, GalleryReadError, clipped
 from facebatch.engines.gallery.layout import open_regular
 
 INDEX_EXTRA_HINT = "pip install 'facebatch[index]' (faiss-cpu, pyarrow)"
@@ -45,22 +50,36 @@ def import_faiss():
 
 @dataclass(frozen=True)
 class IndexChoice:
-    kind: str = "flat"
-    parameters: dict[str, int] = field(default_factory=dict)  # as asked; 0 = chosen from the data
+    kind: str = DEFAULT_INDEX  # auto: chosen from the data and the recall target (engines/gallery/recall.py)
+    parameters: dict[str, int] = field(default_factory=dict)  # as asked; 0 = chosen from the data, or tuned
+    recall: float = DEFAULT_RECALL  # the recall@1 an approximate index must measure (its search parameter is tuned)
 
     def __post_init__(self) -> None:
         if self.kind not in INDEX_TYPES:
             raise SpecError(f"index {self.kind} is not one of {', '.join(INDEX_TYPES)}", field="index")
+        if isinstance(self.recall, bool) or not isinstance(self.recall, int | float) or not 0 <= self.recall <= 1:
+            raise SpecError(
+                f"recall must be a fraction from 0 to 1 (recall@1 against exact search), got {self.recall}",
+                field="recall",
+            )
         known = INDEX_PARAMETERS[self.kind]
         unknown = sorted(set(self.parameters) - set(known))
         if unknown:
-            takes = ", ".join(known) or "no parameters"
+            takes = ", ".join(known) or (
+                "no parameters: name the index kind to set them" if self.kind == "auto" else "no parameters"
+            )
             raise SpecError(
                 f"index {self.kind} has no parameter {', '.join(unknown)} (it takes {takes})", field="index_parameters"
             )
         for name, value in self.parameters.items():
-            if value < 0:
-                raise SpecError(f"index parameter {name}={value} must be at least 0", field="index_parameters")
+            auto = known[name] == 0  # 0 lets the data choose it
+            if value < 1 and not (auto and value == 0):
+                lowest = "a positive integer, or 0 to choose it from the data" if auto else "a positive integer"
+                takes = ", ".join(f"{k} (default {_default_words(self.kind, k, v)})" for k, v in known.items())
+                raise SpecError(
+                    f"index parameter {name}={value} must be {lowest}; index {self.kind} takes {takes}",
+                    field="index_parameters",
+                )
 
     def resolved(self, rows: int, dimension: int) -> dict[str, int]:
         """The parameters with the data's defaults filled in (what the manifest records)."""
@@ -84,20 +103,35 @@ class IndexChoice:
         return values
 
 
+def _default_words(kind: str, name: str, value: int) -> str:
+    """A parameter's default as the refusal says it: its value, tuned to the recall target, or from the data."""
+    if value:
+        return str(value)
+    return "tuned to the recall target" if TUNED_PARAMETER.get(kind) == name else "from the data"
+
+
 def parse_index_parameters(items: list[str]) -> dict[str, int]:
+    """``NAME=INTEGER`` items as a dict (names with '-' or '_'); ``IndexChoice`` judges names and values."""
     values = {}
     for item in items:
         name, _, value = item.partition("=")
-        if not name or not value.strip().isdigit():
+        if not name.strip() or not re.fullmatch(r"[+-]?[0-9]+", value.strip()):
+            takes = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in INDEX_PARAMETERS.items() if names)
             raise SpecError(
-                f"index parameter {item!r} is not NAME=INTEGER (for example nprobe=32)", field="index_parameters"
+                f"index parameter {printable(item, 60)} is not NAME=INTEGER with a positive integer (for example "
+                f"nprobe=32); the parameters are {takes}",
+                field="index_parameters",
             )
         values[name.strip().replace("-", "_")] = int(value)
     return values
 
 
 def build_index(choice: IndexChoice, ids: np.ndarray, vectors: np.ndarray, threads: int = 0):
-    """A trained index holding ``vectors`` under ``ids``; and the parameters it was built with."""
+    """A trained index holding ``vectors`` under ``ids``; and the parameters it was built with (a search
+    parameter left 0 is still 0: ``recall.build_measured`` tunes it; until then the index searches with the
+    smallest useful one)."""
+    if choice.kind == "auto":
+        raise SpecError("index auto is chosen by measuring (build_measured), not built as such", field="index")
     faiss = import_faiss()
     if threads:
         faiss.omp_set_num_threads(threads)
@@ -110,7 +144,7 @@ def build_index(choice: IndexChoice, ids: np.ndarray, vectors: np.ndarray, threa
     elif choice.kind == "hnsw":
         inner = faiss.IndexHNSWFlat(dimension, values["m"], metric)
         inner.hnsw.efConstruction = values["ef_construction"]
-        inner.hnsw.efSearch = values["ef_search"]
+        inner.hnsw.efSearch = values["ef_search"] or RECALL_K
         index = faiss.IndexIDMap2(inner)
     else:
         quantizer = faiss.IndexFlatIP(dimension)
@@ -121,7 +155,7 @@ def build_index(choice: IndexChoice, ids: np.ndarray, vectors: np.ndarray, threa
         # (FAISS's Python wrapper keeps the quantiser alive as long as the index)
         if rows:
             index.train(vectors)
-        index.nprobe = values["nprobe"]
+        index.nprobe = values["nprobe"] or 1
     if rows:
         index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
     return index, values
@@ -164,7 +198,7 @@ def _faiss_reason(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "it asks for more memory than there is"
     lines = str(exc).strip().splitlines() or ["unreadable"]
-    return re.sub(r"^Error in .*? at \S+:\d+: ", "", lines[0])[:160]
+    return clipped(re.sub(r"^Error in .*? at \S+:\d+: ", "", lines[0]))
 
 
 def read_index(path: Path, recorded: dict[str, Any], hint: str):

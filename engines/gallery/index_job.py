@@ -22,9 +22,10 @@ from facebatch.core.progress import progress_bar, warn
 from facebatch.core.words import counted
 from facebatch.engines.gallery.defaults import DEFAULT_FACES, FACES_MODES, PHOTOS_PER_SHARD
 from facebatch.engines.gallery.errors import GalleryError, ShardDamaged
-from facebatch.engines.gallery.faiss_index import IndexChoice, build_index, import_faiss, index_description, write_index
+from facebatch.engines.gallery.faiss_index import IndexChoice, import_faiss, write_index
 from facebatch.engines.gallery.manifest import ModelIdentity, ShardEntry
 from facebatch.engines.gallery.photos import Photo, collect_photos
+from facebatch.engines.gallery.recall import build_measured
 from facebatch.engines.gallery.rows import PhotoState
 from facebatch.engines.gallery.store import Gallery, create_or_open, photos_to_index
 from facebatch.engines.gallery.table import shard_table
@@ -53,6 +54,7 @@ class IndexJob:
     ray: bool = False
     ray_address: str | None = None  # with ray: None = RAY_ADDRESS or a local instance
     ray_actors: int = 0  # 0: one per GPU of the cluster, or one per 2 CPUs when it has none
+    detector_size: tuple[int, int] | None = None  # a detector with a dynamic size runs at this one; None: its own
 
     def __post_init__(self) -> None:
         if self.faces not in FACES_MODES:
@@ -122,7 +124,7 @@ def model_identity(role: str, model: ModelFile) -> ModelIdentity:
 def pipeline_settings_record(request: IndexJob) -> dict:
     s = request.settings
     return {
-        "detector_size": list(request.detector.checked_size(None)),
+        "detector_size": list(request.detector.checked_size(request.detector_size)),
         "det_thresh": s.det_thresh,
         "nms_thresh": s.nms_thresh,
         "max_faces": s.max_faces,
@@ -176,7 +178,12 @@ def run_locally(request: IndexJob, gallery: Gallery, todo: list[Photo], states: 
     best_only = request.faces == "best"
     added = 0
     with open_pipeline(
-        request.detector, request.embedder, request.backend, request.settings, request.runner_options
+        request.detector,
+        request.embedder,
+        request.backend,
+        request.settings,
+        request.runner_options,
+        request.detector_size,
     ) as pipeline:
         with progress_bar(len(todo), "index") as advance:
             for start in range(0, len(todo), request.photos_per_shard):
@@ -205,13 +212,15 @@ def rebuild_index(gallery: Gallery, choice: IndexChoice, states: dict[str, Photo
     dimension = gallery.manifest.embedding_size
     all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
     all_vectors = np.concatenate(vectors) if vectors else np.zeros((0, dimension), np.float32)
-    index, values = build_index(choice, all_ids, all_vectors, threads)
-    size = write_index(index, gallery.index_path)
+    built = build_measured(choice, all_ids, all_vectors, threads)  # a recall target out of reach stops here
+    size = write_index(built.index, gallery.index_path)
     gallery.manifest.faces = len(all_ids)
     gallery.manifest.index = {
-        "type": choice.kind,
-        "faiss": index_description(choice.kind, values),
-        "parameters": values,
+        "type": built.kind,
+        "asked": choice.kind,  # auto, or the kind named
+        "faiss": built.description,
+        "parameters": built.values,
+        "recall": built.measured,  # measured on held-out queries (engines/gallery/recall.py); flat: exact
         "metric": "inner product (cosine: embeddings are unit length)",
         "rows": len(all_ids),
         "shards": len(gallery.manifest.shards),  # the shards it covers: fewer than the manifest's = stale
@@ -226,7 +235,13 @@ def index_is_current(gallery: Gallery, choice: IndexChoice) -> bool:
     recorded = gallery.manifest.index
     if recorded is None or not gallery.index_path.is_file():
         return False
-    if recorded.get("shards") != len(gallery.manifest.shards) or recorded.get("type") != choice.kind:
+    if (
+        recorded.get("shards") != len(gallery.manifest.shards)
+        or recorded.get("asked", recorded.get("type")) != choice.kind
+    ):
+        return False
+    target = recorded.get("recall", {}).get("target")
+    if target is not None and target != choice.recall:  # measured against another target: tune again
         return False
     asked = {k: v for k, v in choice.parameters.items() if v}
     return all(recorded.get("parameters", {}).get(k) == v for k, v in asked.items())

@@ -101,7 +101,26 @@ def _index_record(record: Any) -> dict[str, Any] | None:
         raise ValueError("index parameters are not NAME: INTEGER")
     if set(INDEX_PARAMETERS[record["type"]]) - set(parameters) or not isinstance(record.get("faiss", ""), str):
         raise ValueError("index parameters or description are incomplete")
+    if record.get("asked", record["type"]) not in INDEX_PARAMETERS:
+        raise ValueError("index asked is not one of facebatch's index types")
+    _recall_record(record.get("recall"))
     return record
+
+
+def _recall_record(measured: Any) -> None:
+    """The index's measured recall (absent in galleries written before it was measured): fractions and a
+    latency, shown by search."""
+    if measured is None:
+        return
+    if not isinstance(measured, dict):
+        raise ValueError("index recall is not a record")
+    for key in ("target", "at_1", "at_10"):
+        value = measured.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ValueError(f"index recall {key} is not a fraction")
+    latency = measured.get("latency_p50_ms", 0.0)
+    if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
+        raise ValueError("index recall latency_p50_ms is not a duration")
 
 
 def _failed(entries: Any) -> list[dict[str, str]]:
@@ -121,7 +140,7 @@ class Manifest:
     settings: dict[str, Any]
     shards: list[ShardEntry] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
-    index: dict[str, Any] | None = None  # type, parameters, rows, shards covered, bytes
+    index: dict[str, Any] | None = None  # type (asked: auto or it), parameters, recall, rows, shards covered, bytes
     photos: int = 0  # photos whose latest rows are read (with or without faces)
     faces: int = 0  # live face rows: what the index holds
     updated: str = ""

@@ -197,13 +197,15 @@ NO_SUBJECT = "\0"  # Ray's numpy batches carry strings, not None
 class _Embedder:
     """The detect + align + embed stage: one FacePipeline per actor, for the actor's life."""
 
-    def __init__(self, detector, embedder, backend, settings, runner_options, best_only: bool) -> None:
+    def __init__(self, detector, embedder, backend, settings, runner_options, best_only: bool, detector_size) -> None:
         from facebatch.engines.pipeline.opening import open_pipeline
 
         self._stack = contextlib.ExitStack()
         # one lane: Ray runs the actors side by side, and calls the pipeline's stages, not its run()
         one_lane = dataclasses.replace(settings, lanes=1)
-        self.pipeline = self._stack.enter_context(open_pipeline(detector, embedder, backend, one_lane, runner_options))
+        self.pipeline = self._stack.enter_context(
+            open_pipeline(detector, embedder, backend, one_lane, runner_options, detector_size)
+        )
         self.size = int(embedder.spec.embedding_size)
         self.best_only = best_only
 
@@ -241,7 +243,7 @@ def run_on_ray(
 
     from facebatch.engines.pipeline.options import FaceModels
 
-    size = request.detector.checked_size(None)
+    size = request.detector.checked_size(request.detector_size)
     models = FaceModels(request.detector.spec, size, request.embedder.spec)
     staging = Path(tempfile.mkdtemp(dir=gallery.root, prefix=f"{STAGING_PREFIX}{os.getpid()}-"))
     try:
@@ -271,6 +273,7 @@ def run_on_ray(
                     request.settings,
                     request.runner_options,
                     request.faces == "best",
+                    size,
                 ),
                 batch_size=batch,
                 batch_format="numpy",

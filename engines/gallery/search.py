@@ -6,6 +6,7 @@ them, by sha256) or an ``.npz`` that ``facebatch embed`` wrote with the same mod
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,14 @@ from typing import Any
 import numpy as np
 
 from facebatch.core.errors import SpecError
+from facebatch.core.filetypes import file_kind
 from facebatch.core.trusted_paths import printable
 from facebatch.engines.gallery.errors import GalleryError
 from facebatch.engines.gallery.faiss_index import read_index, set_search_parameters
 from facebatch.engines.gallery.store import Gallery
 
 UNKNOWN = "unknown"
+QUERIES_TAKEN = "search takes photos, folders of photos, or the .npz of embeddings that embed writes"
 
 
 @dataclass(frozen=True)
@@ -104,12 +107,15 @@ class GallerySearch:
 
 def npz_queries(path: Path, gallery: Gallery) -> tuple[np.ndarray, list[int], list[list[float] | None]]:
     """The embeddings of an ``embed`` .npz, refused unless made with the gallery's models."""
+    if not zipfile.is_zipfile(path):  # numpy would try it as a pickle, and advise loading it unsafely
+        kind = file_kind(path) or "not a zip archive"
+        raise SpecError(f"query {path} is not an .npz of embeddings (it is {kind}); {QUERIES_TAKEN}", field="queries")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise SpecError(
-            f"query {path} is not an .npz of embeddings ({exc}); embed the photos into one", field="queries"
+            f"query {path} is not an .npz of embeddings ({printable(str(exc), 120)}); {QUERIES_TAKEN}", field="queries"
         ) from None
     if "embeddings" not in arrays:
         raise SpecError(f"query {path} holds no 'embeddings'; embed the photos into an .npz", field="queries")

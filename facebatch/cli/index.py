@@ -12,16 +12,21 @@ from facebatch.cli import arguments
 from facebatch.engines.gallery.defaults import (
     DEFAULT_FACES,
     DEFAULT_INDEX,
+    DEFAULT_RECALL,
     FACES_MODES,
     INDEX_PARAMETERS,
     INDEX_TYPES,
     PHOTOS_PER_SHARD,
+    TUNED_PARAMETER,
 )
 
 
 def _parameters_help() -> str:
+    def default(kind: str, name: str, value: int) -> str:
+        return str(value) if value else ("tuned to --recall" if TUNED_PARAMETER.get(kind) == name else "from the data")
+
     return "; ".join(
-        f"{kind}: " + ", ".join(f"{name}={value or 'from the data'}" for name, value in values.items())
+        f"{kind}: " + ", ".join(f"{name}={default(kind, name, value)}" for name, value in values.items())
         for kind, values in INDEX_PARAMETERS.items()
         if values
     )
@@ -57,7 +62,18 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--index",
         choices=INDEX_TYPES,
         default=DEFAULT_INDEX,
-        help=f"the FAISS index: flat = exact inner product (IndexFlatIP); hnsw, ivf, ivfpq for large galleries (default {DEFAULT_INDEX})",
+        help="the FAISS index: flat = exact inner product (IndexFlatIP); hnsw, ivf, ivfpq for large galleries; auto = "
+        "flat while one exact query takes a few ms, else the one of ivf and hnsw that reaches --recall fastest "
+        f"(default {DEFAULT_INDEX})",
+    )
+    parser.add_argument(
+        "--recall",
+        type=float,
+        default=DEFAULT_RECALL,
+        metavar="FRACTION",
+        help="the recall@1 against exact search that an approximate index must measure on held-out queries (a sample "
+        "of the gallery, perturbed like a second photo); its nprobe/ef_search is tuned to the smallest value reaching "
+        f"it, and an index that cannot is refused with the best recall it reached (default {DEFAULT_RECALL:g})",
     )
     parser.add_argument(
         "--index-param",
@@ -116,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         subjects=args.subjects,
         index=args.index,
         index_parameters=parse_index_parameters(args.index_param),
+        recall=args.recall,
         photos_per_shard=args.photos_per_shard,
         ray=args.ray is not None,
         ray_address=args.ray or None,

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from facebatch.core.atomic import check_output_file, write_text_atomic
-from facebatch.core.errors import SpecError
+from facebatch.core.errors import FacebatchError, SpecError
+from facebatch.core.interrupts import keeping
 from facebatch.core.progress import warn
+from facebatch.core.words import counted
 from facebatch.engines.gallery.defaults import (
     DEFAULT_FACES,
     DEFAULT_INDEX,
-    DEFAULT_THRESHOLD,
+    DEFAULT_RECALL,
     DEFAULT_TOP_K,
     PHOTOS_PER_SHARD,
 )
@@ -25,10 +27,20 @@ from facebatch.engines.gallery.faiss_index import IndexChoice
 from facebatch.engines.gallery.index_job import IndexJob, IndexSummary, index_photos
 from facebatch.engines.gallery.manifest import read_manifest
 from facebatch.engines.gallery.photos import collect_photos
-from facebatch.engines.gallery.search import GallerySearch, QueryFace, check_gallery_models, npz_queries, photo_queries
+from facebatch.engines.gallery.search import (
+    QUERIES_TAKEN,
+    GallerySearch,
+    QueryFace,
+    check_gallery_models,
+    npz_queries,
+    photo_queries,
+)
 from facebatch.engines.gallery.store import Gallery
+from facebatch.engines.pipeline.defaults import DEFAULT_MATCH_THRESHOLD
 from facebatch.workflows.faces import PipelineRun, check_cosine, open_models, photo_inputs
 from facebatch.workflows.models import pipeline_models
+
+NOT_QUERIES = {".json": "JSON", ".csv": "a CSV table", ".txt": "text", ".md": "Markdown"}  # reports, not photos
 
 
 @dataclass(frozen=True)
@@ -40,8 +52,9 @@ class IndexOptions:
     run: PipelineRun = field(default_factory=PipelineRun)
     faces: str = DEFAULT_FACES  # all: every face; best: the highest-scoring face of each photo
     subjects: Path | None = None  # a CSV of path,subject rows (paths relative to it)
-    index: str = DEFAULT_INDEX  # flat, hnsw, ivf, ivfpq
+    index: str = DEFAULT_INDEX  # auto (flat when small, else the fastest meeting recall), flat, hnsw, ivf, ivfpq
     index_parameters: dict[str, int] = field(default_factory=dict)  # unset ones: the index kind's defaults
+    recall: float = DEFAULT_RECALL  # recall@1 an approximate index must measure; its search parameter is tuned to it
     photos_per_shard: int = PHOTOS_PER_SHARD
     ray: bool = False
     ray_address: str | None = None  # with ray: None = RAY_ADDRESS or a local instance
@@ -58,7 +71,7 @@ def index(options: IndexOptions) -> IndexSummary:
         check_output_file(options.json, "json", inputs)
     if not options.photos:
         read_manifest(options.out)  # only the index is rebuilt: the gallery must exist
-    choice = IndexChoice(options.index, dict(options.index_parameters))
+    choice = IndexChoice(options.index, dict(options.index_parameters), options.recall)
     detector, embedder = pipeline_models(options.run.models, embed=True)
     assert embedder is not None
     request = IndexJob(
@@ -76,8 +89,10 @@ def index(options: IndexOptions) -> IndexSummary:
         ray=options.ray,
         ray_address=options.ray_address,
         ray_actors=options.ray_actors,
+        detector_size=options.run.models.size,
     )
-    summary = index_photos(request)
+    with keeping(lambda: index_kept(Path(options.out))):
+        summary = index_photos(request)
     if options.json is not None:
         write_text_atomic(options.json, json.dumps(summary.to_dict(), indent=2) + "\n", "json")
     return summary
@@ -90,7 +105,7 @@ class SearchOptions:
     queries: Sequence[Path]  # photos, folders (walked recursively) and .npz files written by embed
     gallery: Path
     top_k: int = DEFAULT_TOP_K
-    threshold: float = DEFAULT_THRESHOLD  # cosine below which a match is unknown
+    threshold: float = DEFAULT_MATCH_THRESHOLD  # cosine below which a match is unknown (compare's, one default)
     # the models: None for detector/embedder takes the files the gallery records (they must be the same by sha256)
     run: PipelineRun = field(default_factory=PipelineRun)
     json: Path | None = None
@@ -112,6 +127,7 @@ class SearchResult:
     faces: list[QueryFace] = field(default_factory=list)
     no_face: list[str] = field(default_factory=list)
     unreadable: list[dict[str, str]] = field(default_factory=list)
+    index: dict[str, Any] = field(default_factory=dict)  # the manifest's record: type, parameters, measured recall
 
     @property
     def complete(self) -> bool:
@@ -144,6 +160,7 @@ class SearchResult:
         lines = ["| query | face | answer | cosine |", "|---|---:|---|---:|"]
         for query in self.faces:
             best = f"{query.matches[0].cosine:.3f}" if query.matches else "-"
+            best += f" (below {self.threshold:g})" if query.matches and not query.matches[0].known else ""
             lines.append(f"| {Path(query.source).name} | {query.face} | {query.answer} | {best} |")
         return "\n".join(lines) + "\n"
 
@@ -153,8 +170,10 @@ def search(options: SearchOptions) -> SearchResult:
     if options.json is not None:
         inputs = photo_inputs(list(options.queries), options.run, folders=[options.gallery])
         check_output_file(options.json, "json", inputs)  # not a query, not the gallery
+    check_queries(options.queries)
     searcher = GallerySearch(Path(options.gallery))
     result = SearchResult(Path(options.gallery), options.threshold, options.top_k)
+    result.index = dict(searcher.gallery.manifest.index or {})
     vectors: list = []
     npz = [Path(q) for q in options.queries if Path(q).suffix.lower() == ".npz"]
     photos = [Path(q) for q in options.queries if Path(q).suffix.lower() != ".npz"]
@@ -162,7 +181,8 @@ def search(options: SearchOptions) -> SearchResult:
         if not path.is_file():
             raise SpecError(f"query {path} does not exist; pass photos, folders or an .npz of embed", field="queries")
         embeddings, faces, boxes = npz_queries(path, searcher.gallery)
-        result.faces += [QueryFace(str(path), face, box) for face, box in zip(faces, boxes, strict=True)]
+        sources = npz_photos(path, len(faces))  # each row named by its photo, as a query photo is
+        result.faces += [QueryFace(s, face, box) for s, face, box in zip(sources, faces, boxes, strict=True)]
         vectors += list(embeddings)
     if photos:
         run = gallery_run(options.run, searcher.gallery)
@@ -186,8 +206,48 @@ def search(options: SearchOptions) -> SearchResult:
     return result
 
 
+def npz_photos(path: Path, rows: int) -> list[str]:
+    """The photo each row of an ``embed`` .npz came from (it records ``images`` and ``image_index``); the .npz
+    itself for rows it does not name."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:
+        if not {"images", "image_index"} <= set(data.files):
+            return [str(path)] * rows
+        images, index = data["images"].reshape(-1), data["image_index"].reshape(-1)
+    if len(index) != rows:
+        return [str(path)] * rows
+    return [str(images[i]) if 0 <= i < len(images) else str(path) for i in index.tolist()]
+
+
+def check_queries(queries: Sequence[Path]) -> None:
+    """Refuse, before the models are read, a query that is a report rather than a photo or an .npz (embed's JSON
+    only indexes the rows of its .npz)."""
+    for query in map(Path, queries):
+        if query.suffix.lower() in NOT_QUERIES and query.is_file():
+            raise SpecError(
+                f"query {query} is {NOT_QUERIES[query.suffix.lower()]}, not a photo; {QUERIES_TAKEN} (embed's JSON "
+                "indexes the rows of its .npz: pass the .npz)",
+                field="queries",
+            )
+
+
+def index_kept(out: Path) -> str | None:
+    """What an interrupted index leaves: the shards committed so far, each whole, which a run over the same
+    gallery keeps (only photos not in them are run again); None before the first commit."""
+    try:
+        shards = read_manifest(out).shards
+    except FacebatchError:
+        return None
+    if not shards:
+        return None
+    photos = counted(sum(entry.photos for entry in shards), "photo")
+    return f"{counted(len(shards), 'shard')} ({photos}) kept in {out}; run again to resume"
+
+
 def gallery_run(run: PipelineRun, gallery: Gallery) -> PipelineRun:
-    """``run`` with the gallery's own detector and embedder files where it names none."""
+    """``run`` with the gallery's own detector and embedder files where it names none, at the detector size the
+    gallery was indexed at where it names none."""
     models = run.models
     for role, identity in (("detector", gallery.manifest.detector), ("embedder", gallery.manifest.embedder)):
         if getattr(models, role) is None:
@@ -197,4 +257,7 @@ def gallery_run(run: PipelineRun, gallery: Gallery) -> PipelineRun:
                     field=role,
                 )
             models = replace(models, **{role: Path(identity.file)})
+    recorded = gallery.manifest.settings.get("detector_size")
+    if models.size is None and isinstance(recorded, list) and len(recorded) == 2:
+        models = replace(models, size=(int(recorded[0]), int(recorded[1])))  # the size the gallery was indexed at
     return replace(run, models=models)

@@ -14,13 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from facebatch.core.errors import SpecError
-from facebatch.engines.gallery.defaults import DEFAULT_THRESHOLD, MANIFEST
+from facebatch.engines.gallery.defaults import MANIFEST
 from facebatch.engines.gallery.errors import GalleryError
 from facebatch.engines.gallery.faiss_index import IndexChoice, parse_index_parameters
 from facebatch.engines.gallery.index_job import index_photos
 from facebatch.engines.gallery.photos import collect_photos
 from facebatch.engines.gallery.search import GallerySearch
 from facebatch.engines.gallery.store import Gallery
+from facebatch.engines.pipeline.defaults import DEFAULT_MATCH_THRESHOLD as DEFAULT_THRESHOLD
 from facebatch.engines.pipeline.opening import open_pipeline
 
 from .conftest import IDENTITIES, NO_FACE, request
@@ -159,11 +160,11 @@ def test_index_parameters_are_checked() -> None:
         parse_index_parameters(["nprobe"])
     with pytest.raises(SpecError, match="has no parameter nprobe .*takes m, ef_construction, ef_search"):
         IndexChoice("hnsw", {"nprobe": 4})
-    with pytest.raises(SpecError, match="is not one of flat, hnsw, ivf, ivfpq"):
+    with pytest.raises(SpecError, match="is not one of auto, flat, hnsw, ivf, ivfpq"):
         IndexChoice("lsh")
     with pytest.raises(SpecError, match="must divide the embedding size 128"):
         IndexChoice("ivfpq", {"m": 7}).resolved(1000, 128)
-    assert IndexChoice("ivfpq").resolved(188, 128) == {"nlist": 4, "nprobe": 16, "m": 16, "nbits": 7}
+    assert IndexChoice("ivfpq").resolved(188, 128) == {"nlist": 4, "nprobe": 0, "m": 16, "nbits": 7}
 
 
 def test_damaged_shards_and_indexes_are_named_with_how_to_rebuild(
@@ -183,7 +184,9 @@ def test_damaged_shards_and_indexes_are_named_with_how_to_rebuild(
     shard.write_bytes(shard.read_bytes()[:200])
     searcher = GallerySearch(gallery)  # the index reads; the damaged shard shows when a match is in it
     rows = [r for r in shard_rows(fixture_gallery) if r["face"] >= 0]
-    with pytest.raises(GalleryError, match="shard .*shard-00001.parquet is corrupt .*index the same photos again"):
+    with pytest.raises(
+        GalleryError, match="shard .*shard-00001.parquet is corrupt .*indexing the same photos into .* again repairs it"
+    ):
         searcher.search(np.array([r["embedding"] for r in rows], np.float32), 1, 0.0)
     repaired = index_photos(request([images_dir], gallery, detector_file, embedder_file, photos_per_shard=4))
     assert repaired.photos_run == 4 and repaired.gallery_faces == 188  # the dropped shard's photos, again

@@ -27,7 +27,7 @@ def people(photos: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path
     for subject in ("obama", "biden", "rob_lowe"):
         (root / subject).mkdir()
         photo = next(p for p in photos if p.name.startswith(f"{subject}_1."))
-        (root / subject / photo.name).symlink_to(photo)
+        shutil.copy2(photo, root / subject / photo.name)  # a link inside a photo folder is not followed
     return root
 
 
@@ -121,6 +121,14 @@ def test_unreadable_photos_are_recorded_and_the_rest_indexed(
             "no Ray cluster answers at 127.0.0.1:9",
         ),
         (["search", "x.jpg", "--gallery", "{gallery}", "--top-k", "0"], "--top-k must be at least 1"),
+        (
+            ["index", "{photos}", "--out", "{tmp}/g", "--recall", "1.5", "{models}"],
+            "--recall must be a fraction from 0 to 1 (recall@1 against exact search), got 1.5",
+        ),
+        (
+            ["index", "{photos}", "--out", "{tmp}/g", "--index-param", "nprobe=4", "{models}"],
+            "index auto has no parameter nprobe (it takes no parameters: name the index kind to set them)",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_a_non_zero_exit(
@@ -183,3 +191,33 @@ def test_gallery_strings_are_shown_literally(photos: list[Path], models, tmp_pat
     print(shown)
     assert "\x1b" not in shown  # no escape sequence reaches the terminal
     assert "→ [red]x[/red]\\x1b[2J (cosine" in shown and "[blue]who.jpg face 0" in shown
+
+
+def test_search_verbose_prints_the_index_and_its_measured_recall(
+    gallery: Path, photos: list[Path], models, tmp_path: Path, capsys
+) -> None:
+    """The default (auto) keeps a small gallery exact; an ivf built with --recall records what it measured on
+    held-out queries, and search --verbose prints it (before: neither was measured, nor shown)."""
+    obama = str(next(p for p in photos if p.name == "obama_2.jpg"))
+    capsys.readouterr()
+    assert main(["search", obama, "--gallery", str(gallery), "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "index: IndexFlatIP (exact), chosen by --index auto: exact search, recall@1 and recall@10 1\n"
+    )
+    approximate = tmp_path / "gallery"
+    shutil.copytree(gallery, approximate)
+    rebuild = ["index", "--out", str(approximate), "--faces", "best", "--index", "ivf", "--recall", "0.9", *models]
+    assert main(rebuild) == 0
+    recorded = json.loads((approximate / "manifest.json").read_text())["index"]
+    assert recorded["type"] == recorded["asked"] == "ivf" and recorded["parameters"]["nprobe"] >= 1
+    measured = recorded["recall"]
+    assert measured["target"] == 0.9 and measured["tuned"] == "nprobe" and measured["queries"] == 3
+    assert measured["at_1"] >= 0.9 and 0 <= measured["at_10"] <= 1 and measured["latency_p50_ms"] > 0
+    capsys.readouterr()
+    assert main(["search", obama, "--gallery", str(approximate), "--verbose"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == (
+        f"index: {recorded['faiss']}: recall@1 {measured['at_1']:.3f}, recall@10 {measured['at_10']:.3f} on 3 "
+        f"held-out queries (target 0.9, nprobe tuned to it), {measured['latency_p50_ms']:.2f} ms per query (p50)"
+    )
