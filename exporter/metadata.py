@@ -14,6 +14,7 @@ from typing import Any
 import onnx
 
 from facebatch.configs.arcface import arcface_network
+from facebatch.configs.license import License, license_of_weights
 from facebatch.configs.spec import Family, ModelSpec
 from facebatch.configs.spec_io import SPEC_PROP, spec_to_dict
 from facebatch.core.version import __version__
@@ -54,6 +55,11 @@ class WeightsInfo:
     seed: int | None = None
     proof: ParityReport | None = None
 
+    @property
+    def license(self) -> License:
+        """Whose weights these are, and on what terms (configs/license.py)."""
+        return license_of_weights(self.kind, self.path, self.sha256)
+
     def describe(self) -> str:
         if self.kind == "seeded":
             return f"{SEEDED_WARNING} (seed {self.seed})"
@@ -92,6 +98,7 @@ class ArtifactRecord:
             "weights_sha256": self.weights.sha256 or "",
             SPEC_PROP: json.dumps(spec_to_dict(spec), sort_keys=True),
             **readable_props(spec),
+            **self.weights.license.props(),
         }
         if self.weights.kind == "seeded":
             props["warning"] = SEEDED_WARNING
@@ -111,6 +118,7 @@ class ArtifactRecord:
             "opset": self.opset,
             "spec": spec_to_dict(self.spec),
             "weights": self.weights.to_dict() | ({"parity_note": self.parity_gate.note} if self.parity_gate else {}),
+            "license": self.weights.license.to_dict(),
         }
 
     def source(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from facebatch.configs.license import UNKNOWN, License, license_of
 from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.configs.spec import ModelSpec
 from facebatch.core.environment import file_sha256
@@ -56,6 +57,7 @@ class Artifact:
     profile_opt: int
     profile_max: int
     engine: Path | None = None  # tensorrt: the plan served
+    license: License = UNKNOWN  # of its weights: the README and config.pbtxt say it
 
     @property
     def role(self) -> str:
@@ -98,12 +100,22 @@ def _read_engine(plan: Path, max_batch: int | None) -> Artifact:
             field="max_batch",
         )
     source = _engine_source_onnx(plan, record)
-    _, inputs, outputs = _read_onnx(source)
+    target, inputs, outputs = _read_onnx(source)
     # an engine takes its profile's shape only (a --dynamic-size ONNX was built at one size)
     shapes = record.profile.shapes
     inputs = tuple(replace(t, dims=tuple(shapes[t.name][2][1:])) if t.name in shapes else t for t in inputs)
     size = record.profile.size
-    return Artifact(plan, record.spec, inputs, outputs, (int(size[0]), int(size[1])), batch.opt, batch.max, engine=plan)
+    return Artifact(
+        plan,
+        record.spec,
+        inputs,
+        outputs,
+        (int(size[0]), int(size[1])),
+        batch.opt,
+        batch.max,
+        engine=plan,
+        license=license_of(target),
+    )
 
 
 def read_artifact(path: Path, runtime: str, max_batch: int | None) -> Artifact:
@@ -120,4 +132,6 @@ def read_artifact(path: Path, runtime: str, max_batch: int | None) -> Artifact:
     if runtime == "tensorrt":
         return _read_engine(find_engine(path, target.sha256, target.spec), max_batch)
     spec = target.spec
-    return Artifact(path, spec, inputs, outputs, spec.input_size, spec.batch.opt, spec.batch.max)
+    return Artifact(
+        path, spec, inputs, outputs, spec.input_size, spec.batch.opt, spec.batch.max, license=license_of(target)
+    )

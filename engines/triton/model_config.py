@@ -99,6 +99,7 @@ class ModelConfig:
     instance_kind: str = "cpu"
     instance_count: int = 1
     parameters: dict[str, str] = field(default_factory=dict)
+    comment: str = ""  # one more comment line at the top (the weights' licence)
 
     def __post_init__(self) -> None:
         if bool(self.platform) == bool(self.backend):
@@ -117,6 +118,7 @@ class ModelConfig:
     def to_pbtxt(self) -> str:
         lines = [
             "# written by facebatch; Triton's ModelConfig schema (model_config.proto)",
+            *([f"# {' '.join(self.comment.split())}"] if self.comment else []),
             f"name: {json.dumps(self.name)}",
         ]
         lines.append(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facebatch.engines.triton.defaults import (
@@ -80,20 +82,68 @@ def repository_readme(repository: TritonRepository) -> str:
     if pipeline is not None:
         out += _pipeline_section(pipeline.name)
     out += _measure_section(repository)
+    out += _license_section(repository)
     return "\n".join(out)
+
+
+def _license_section(repository: TritonRepository) -> list[str]:
+    """Whose weights each model serves, on what terms (each config.pbtxt says it too)."""
+    rows = [f"- `{m.name}` ({Path(m.source).name}): {'; '.join(m.licenses) or 'unknown'}" for m in repository.models]
+    return ["## Licence of the weights", "", *rows, ""]
+
+
+def _serve_command(path: Path, python_models: bool) -> str:
+    return (
+        f"facebatch serve {shlex.quote(str(path))} --http-port {DEFAULT_HTTP_PORT} --grpc-port {DEFAULT_GRPC_PORT}"
+        + (" --python-env .venv-serve" if python_models else "")
+    )
+
+
+def _with_facebatch(repository: TritonRepository, python_models: bool) -> list[str]:
+    """How ``facebatch serve`` serves it: as it is where every model is a python model; otherwise the tritonserver
+    inside nvidia-pytriton (python backend only) refuses it, so the commands say what serves it with that one."""
+    if all(m.config.backend == "python" for m in repository.models):
+        head = (
+            "With facebatch (tritonserver from PATH, or the one inside the `nvidia-pytriton` wheel; Ctrl-C stops it):"
+        )
+        return [head, "", "```bash", _serve_command(repository.path, python_models), "```", ""]
+    lines = [
+        f"With facebatch and a tritonserver on PATH that has Triton's {repository.runtime} backend (NVIDIA's container "
+        "below has it; Ctrl-C stops it). The tritonserver inside the `nvidia-pytriton` wheel has the python backend "
+        "only and refuses these models.",
+        "",
+        "```bash",
+        _serve_command(repository.path, python_models),
+        "```",
+        "",
+    ]
+    sources = [Path(m.source).resolve() for m in repository.models if m.role != "pipeline"]
+    if any(p.suffix != ".onnx" for p in sources):  # TensorRT plans: the python runtime takes their ONNX artifacts
+        return lines + [
+            "To serve them with the wheel's, write the repository again from their ONNX artifacts with "
+            "`--runtime python`.",
+            "",
+        ]
+    again = repository.path.with_name(f"{repository.path.name}_python").resolve()
+    write = ["facebatch", "triton", *map(str, sources), "--runtime", "python", "--out", str(again)]
+    write += ["--pipeline"] if repository.model("pipeline") is not None else []
+    return lines + [
+        "To serve them with the wheel's instead, write the repository again with the python runtime (onnxruntime on "
+        "the CPU inside the python backend) and serve that:",
+        "",
+        "```bash",
+        shlex.join(write),
+        _serve_command(again, True),
+        "```",
+        "",
+    ]
 
 
 def _serve_section(repository: TritonRepository, python_models: bool) -> list[str]:
     return [
         "## Serve it",
         "",
-        "With facebatch (tritonserver from PATH, or the one inside the `nvidia-pytriton` wheel; Ctrl-C stops it):",
-        "",
-        "```bash",
-        f"facebatch serve {repository.path} --http-port {DEFAULT_HTTP_PORT} --grpc-port {DEFAULT_GRPC_PORT}"
-        + (" --python-env .venv-serve" if python_models else ""),
-        "```",
-        "",
+        *_with_facebatch(repository, python_models),
         "It listens on 127.0.0.1 and keeps Triton's repository, shared-memory, logging and trace APIs behind a key "
         "only it holds (`--address` opens inference and health to other hosts, and says so).",
         "",

@@ -33,6 +33,7 @@ class ServedModel:
     config: ModelConfig
     files: dict[str, Path | str] = field(default_factory=dict)
     source: str = ""  # the artifact it serves
+    licenses: tuple[str, ...] = ()  # of the weights it serves, as lines (configs/license.py)
 
 
 PYTHON_MODEL_CODE = """\
@@ -71,6 +72,7 @@ def served_model(artifact: Artifact, options: RepositoryOptions, name: str) -> S
         dynamic_batching=batching,
         instance_kind=options.instance_kind,
         instance_count=options.instances,
+        comment=license_comment([artifact]),
     )
     if options.runtime == "tensorrt":
         assert artifact.engine is not None
@@ -83,7 +85,12 @@ def served_model(artifact: Artifact, options: RepositoryOptions, name: str) -> S
         config = ModelConfig(backend="python", parameters={"onnx_file": "model.onnx", "threads": "0"}, **common)
         files = {"1/model.onnx": artifact.path, "1/model.py": python_model_code("OnnxModel")}
     files["config.pbtxt"] = config.to_pbtxt()
-    return ServedModel(name, artifact.role, config, files, str(artifact.path))
+    return ServedModel(name, artifact.role, config, files, str(artifact.path), (artifact.license.line(),))
+
+
+def license_comment(artifacts: list[Artifact]) -> str:
+    """config.pbtxt's licence line: whose weights the model serves, on what terms."""
+    return "weights licence: " + "; ".join(f"{a.path.name}: {a.license.line()}" for a in artifacts)
 
 
 def _tensor_dict(tensors: tuple[TritonTensor, ...]) -> list[dict]:
@@ -122,6 +129,7 @@ def pipeline_model(
         dynamic_batching=options.batching(preferred_batch_sizes(det.profile_opt, max_batch)),
         instance_kind="cpu",
         instance_count=options.instances,
+        comment=license_comment([det, emb]),
         parameters={
             "det_thresh": str(DET_THRESH),
             "nms_thresh": str(NMS_THRESH),
@@ -153,4 +161,11 @@ def pipeline_model(
         f"1/{PIPELINE_FILE}": json.dumps(description, indent=2) + "\n",
         "1/model.py": python_model_code("FacePipelineModel"),
     }
-    return ServedModel(PIPELINE_MODEL, "pipeline", config, files, f"{det.path.name} + {emb.path.name}")
+    return ServedModel(
+        PIPELINE_MODEL,
+        "pipeline",
+        config,
+        files,
+        f"{det.path.name} + {emb.path.name}",
+        (det.license.line(), emb.license.line()),
+    )

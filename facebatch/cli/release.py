@@ -11,6 +11,7 @@ from facebatch.configs.arcface import DEFAULT_ARCFACE
 from facebatch.configs.scrfd import DEFAULT_SCRFD, DEFAULT_SCRFD_SIZE
 from facebatch.engines.bench.regression import DEFAULT_MAX_SLOWDOWN
 from facebatch.workflows.release.defaults import (
+    ACCURACY_FLOOR,
     RELEASE_BACKENDS,
     RELEASE_BENCH_BATCH_SIZES,
     RELEASE_BENCH_SECONDS,
@@ -161,12 +162,32 @@ def register(commands: argparse._SubParsersAction) -> None:
         help=f"gates that must run and pass: one that skips (no TensorRT, no baseline…) fails the release "
         f"with its reason; of {', '.join(REQUIRABLE)}. Export and verify are always required",
     )
+    parser.add_argument(
+        "--license",
+        metavar="SPDX-OR-NAME",
+        help="the licence of weights facebatch does not recognise (not InsightFace's, not seeded), e.g. Apache-2.0: "
+        "a release refuses an artifact of unknown licence without it; a recognised licence is never replaced",
+    )
+    parser.add_argument(
+        "--accuracy-floor",
+        metavar="FIGURE=N[,…]",
+        help="what every FP16, INT8 and engine twin keeps against its FP32 artifact on --images, or the release fails "
+        "(reports/accuracy.json, the card's table): recall and pairs are shares of FP32's own recall on hand-labelled "
+        "faces and pair accuracy, missed a share of FP32's faces, landmark_px a mean error, cosine a minimum; any of "
+        f"them, the rest default (default {','.join(f'{k}={v:g}' for k, v in ACCURACY_FLOOR.items())})",
+    )
     parser.set_defaults(
         handler=run,
         json=None,
         markdown=None,
         junit=None,
-        field_flags={"photos": "--images", "version": "--version", "artifacts": "--artifact", "int8": "--int8"},
+        field_flags={
+            "photos": "--images",
+            "version": "--version",
+            "artifacts": "--artifact",
+            "int8": "--int8",
+            "bench_backends": "--backend",
+        },
     )
 
 
@@ -196,7 +217,33 @@ def run(args: argparse.Namespace) -> int:
 
     if args.manifest_sha256 is not None and args.check is None:
         raise SpecError("--manifest-sha256 goes with --check DIR (it anchors the check of a release folder)")
-    return _check(args) if args.check is not None else _release(args)
+    if args.check is None:
+        return _release(args)
+    ignored = _release_flags_given(args)
+    if ignored:  # before the folder is read: a flag that would be silently ignored is refused
+        raise SpecError(
+            f"--check DIR re-verifies a release folder and takes only --manifest-sha256 and --images; "
+            f"drop {', '.join(ignored)} (they make a release)"
+        )
+    return _check(args)
+
+
+CHECK_FLAGS = ("check", "manifest_sha256", "images", "verbose", "help")  # the dests --check takes (and every command)
+
+
+def _release_flags_given(args: argparse.Namespace) -> list[str]:
+    """The flags on the command line that make a release, as typed (an abbreviation as its full flag)."""
+    options = args.parser._option_string_actions
+    given = []
+    for token in args.argv:
+        name = token.split("=", 1)[0]
+        if not name.startswith("--") or name == "--":
+            continue
+        action = options.get(name) or next((a for flag, a in options.items() if flag.startswith(name)), None)
+        if action is not None and action.dest not in CHECK_FLAGS:
+            flag = name if name in options else max(action.option_strings, key=len)
+            given.append(flag)
+    return list(dict.fromkeys(given))
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -223,7 +270,6 @@ def _release(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from facebatch.cli.render import console_for
-    from facebatch.engines.runners.backends import parse_backends
     from facebatch.workflows.release.manifest import MANIFEST
     from facebatch.workflows.release.options import ReleaseOptions, release_models
     from facebatch.workflows.release.run import run_release
@@ -244,11 +290,13 @@ def _release(args: argparse.Namespace) -> int:
         fp16=args.fp16,
         int8=args.int8,
         engines=args.engines,
-        bench_backends=parse_backends(args.backend),
+        bench_backends=args.backend,  # the options read the names
         bench_batch_sizes=args.batch_sizes,
         baseline_bench=args.baseline_bench,
         max_slowdown=args.max_slowdown,
         triton=args.triton,
+        license=args.license,
+        **({"accuracy_floor": args.accuracy_floor} if args.accuracy_floor is not None else {}),
     )
     options.budget = replace(options.budget, seconds=args.seconds)  # its warm-up stays the library's
     result = run_release(options)
@@ -257,7 +305,7 @@ def _release(args: argparse.Namespace) -> int:
     for gate in result.gates:
         colour = colours[gate.status]
         console.print(f"[{colour}]{gate.status.upper():4}[/{colour}] {escape(gate.name)}: {escape(gate.summary)}")
-    console.print(f"wrote {result.path} ({len(result.files)} files; SUMMARY.md, MANIFEST.json, junit.xml)")
+    console.print(f"wrote {result.path} ({len(result.files)} files; README.md, SUMMARY.md, MANIFEST.json, junit.xml)")
     # keep it outside the folder: 'release --check DIR --manifest-sha256 HEX' then fails on any other manifest
     print(f"{MANIFEST} sha256 {result.manifest_sha256}", flush=True)
     print(result.last_line(), flush=True)  # the last line a pipeline greps

@@ -25,8 +25,9 @@ from typing import Any
 from facebatch.core.environment import file_sha256
 from facebatch.core.errors import SpecError
 from facebatch.core.trusted_paths import UntrustedNameError, printable, safe_relative, walk_files
+from facebatch.engines.pipeline.photo_files import proof_photos
 from facebatch.exporter.torch_reference import TORCH
-from facebatch.workflows.release.check_artifacts import verify_artifacts
+from facebatch.workflows.release.check_artifacts import photos_needed, verify_artifacts
 from facebatch.workflows.release.defaults import SHA256_HEX
 from facebatch.workflows.release.manifest import MANIFEST
 
@@ -125,6 +126,7 @@ def check_release(folder: Path, photos: Sequence[Path] = (), *, manifest_sha256:
     artifact through verify --strict (FP32 against torch, FP16 against the FP32 source beside it).
     ``manifest_sha256`` anchors the check outside the folder: any other MANIFEST.json fails."""
     folder = Path(folder)
+    photos = proof_photos(photos)  # photos or folders of them, as every command takes them
     result = CheckResult(folder, expected_sha256=manifest_anchor(manifest_sha256))
     raw = _manifest_bytes(folder, result)
     if raw is None:
@@ -141,9 +143,23 @@ def check_release(folder: Path, photos: Sequence[Path] = (), *, manifest_sha256:
     if result.unsafe:  # the folder is not what a release writes: nothing more of it is read
         return result
     unchanged = set(result.intact(listed))
+    reason = None if photos else photos_needed(folder, artifacts, unchanged)
+    if reason:  # before the slow work: the verdict would be a failure for want of faces
+        raise SpecError(f"photos are needed: {reason}; {_recorded_photos(manifest)}", field="photos")
     verdicts = verify_artifacts(folder, artifacts, references, listed, unchanged, photos)
     result.verified, result.failing = verdicts.verified, verdicts.failing
     return result
+
+
+def _recorded_photos(manifest: Mapping[str, Any]) -> str:
+    """Where the release's photos were when it was made, as its manifest says (the folder's word: shown, not read)."""
+    options = manifest.get("options")
+    recorded = options.get("photos") if isinstance(options, dict) else None
+    named = recorded if isinstance(recorded, list) else []
+    folders = sorted({str(Path(p).parent) for p in named if isinstance(p, str)})
+    if not folders:
+        return "give photos that show faces"
+    return f"give the photos it was made with (its manifest records them in {', '.join(map(printable, folders))})"
 
 
 # -- the folder and its manifest -------------------------------------------------------------------

@@ -9,6 +9,7 @@ INT8 file quantised on another CPU class gets its accuracy gate again, here.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -52,10 +53,6 @@ def verify_artifacts(
         path = folder / name
         try:
             target = read_model_file(path)
-            unjudged = _made_on_another_cpu(target)
-            if unjudged and not photos:  # its verify would fail for want of faces; say what is needed
-                verdicts.failing.append(f"{name} ({unjudged}: photos are needed to re-check its accuracy here)")
-                continue
             with step(f"verify {name}"):
                 reference = _reference(folder, name, target, references.get(name), listed, unchanged)
                 report = verify_model(path, VerifyOptions(photos=list(photos), reference=reference, strict=True))
@@ -68,6 +65,27 @@ def verify_artifacts(
         problem = _recheck_int8_here(folder, name, intact, target, photos, listed, unchanged)
         (verdicts.failing if problem else verdicts.verified).append(f"{name} ({problem})" if problem else name)
     return verdicts
+
+
+def photos_needed(folder: Path, artifacts: Sequence[str], unchanged: Collection[str]) -> str | None:
+    """Why checking these artifacts needs photos (the first that does), or None: a detector with trained weights
+    finds no face in noise frames (its decoded-independence check would skip, which strict fails), and an INT8
+    file made on another CPU class has its accuracy gate again here."""
+    read: dict[str, ModelFile] = {}
+    for name in (name for name in artifacts if name in unchanged):
+        with contextlib.suppress(FacebatchError):  # one that cannot be read: verify_artifacts says why
+            read[name] = read_model_file(folder / name)
+    for name, target in read.items():  # the accuracy gate first: it is what photos are for
+        elsewhere = _made_on_another_cpu(target)
+        if elsewhere:
+            return f"{name} was {elsewhere}, so its accuracy gate runs again here, on photos"
+    for name, target in read.items():
+        if target.spec.head is not None and not target.seeded:
+            return (
+                f"{name} is a face detector with trained weights, which finds no face in noise frames: its strict "
+                "verify compares the faces it decodes alone and in a batch"
+            )
+    return None
 
 
 def _reference(

@@ -19,7 +19,6 @@ from facebatch.engines.bench.report import BenchReport
 from facebatch.engines.runners.availability import detect_runtimes
 from facebatch.engines.runners.factory import RunnerOptions
 from facebatch.engines.triton.options import RepositoryOptions
-from facebatch.engines.triton.repository import triton_repository_from_artifacts
 from facebatch.exporter.backends import make_runner
 from facebatch.exporter.dispatch import export_model
 from facebatch.exporter.options import ExportSettings
@@ -33,6 +32,7 @@ from facebatch.workflows.convert import ConvertOptions, convert_fp16
 from facebatch.workflows.quantize import QuantizeOptions, quantize_int8
 from facebatch.workflows.release.defaults import REQUIRABLE
 from facebatch.workflows.release.options import ModelToExport, ReleaseOptions
+from facebatch.workflows.triton import TritonOptions, triton
 
 
 @dataclass
@@ -61,6 +61,8 @@ class ReleaseStaging:
         self.artifacts: list[Path] = []  # FP32 artifacts that passed verify
         self.fp16: list[Path] = []
         self.int8: list[Path] = []
+        self.quantized: dict[Path, tuple[Path, Path, bool]] = {}  # FP32 artifact → its quantize report, INT8, written
+        self.engines: dict[Path, tuple[Path, str]] = {}  # FP32 artifact → its TensorRT engine and its precision
         self.bench: BenchReport | None = None
         self.regression: RegressionCheck | None = None
         self.references: dict[Path, str | Path] = {}  # artifact → "torch" or its reference file inside the release
@@ -219,6 +221,7 @@ def int8_gate(release: ReleaseStaging, path: Path) -> None:
         result = quantize_int8(path, options)
         (release.reports / f"{result.path.stem}.quantize.json").write_text(result.to_json())
         (release.reports / f"{result.path.stem}.quantize.md").write_text(result.to_markdown())
+        release.quantized[path] = (release.reports / f"{result.path.stem}.quantize.json", result.path, result.written)
         if not result.written:
             return SKIP, f"{result.path.name} refused by its accuracy gate, not released ({'; '.join(result.failures)})"
         release.int8.append(result.path)
@@ -240,6 +243,7 @@ def engines_gate(release: ReleaseStaging) -> None:
 
         def run(path: Path = path) -> tuple[str, str]:
             result = build_engine_job(path, BuildOptions(out_dir=engines, photos=list(release.options.photos)))
+            release.engines[path] = (result.path, result.record.precision.value)
             return (
                 PASS,
                 f"{result.path.name} ({result.record.precision.value}, batch {result.record.profile.batch.min}-{result.record.profile.batch.max})",
@@ -301,7 +305,8 @@ def triton_gate(release: ReleaseStaging) -> None:
         embedders = [s for s in roles if s.family.is_embedder]
         pipeline = len(detectors) == 1 and len(embedders) == 1 and detectors[0].head.use_kps  # type: ignore[union-attr]
         options = RepositoryOptions(runtime="python", pipeline=pipeline)
-        repository = triton_repository_from_artifacts(release.artifacts, release.staging / "triton", options)
+        # the use case the triton command runs, with its proofs (an INT8 twin served only where its gate passed)
+        repository = triton(TritonOptions(release.artifacts, release.staging / "triton", options)).repository
         return PASS, f"{len(repository.models)} models ({', '.join(m.name for m in repository.models)}), python backend"
 
     release.gate("triton repository", run)

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from facebatch.configs.license import License
 from facebatch.core.environment import environment, file_sha256, git_commit
 from facebatch.core.status import FAIL
 from facebatch.core.version import __version__
@@ -110,7 +111,11 @@ def summary_markdown(result: ReleaseResult, release: ReleaseStaging) -> str:
 
 
 def manifest_record(
-    result: ReleaseResult, staging: Path, options: ReleaseOptions, references: Mapping[Path, str | Path]
+    result: ReleaseResult,
+    staging: Path,
+    options: ReleaseOptions,
+    references: Mapping[Path, str | Path],
+    licenses: Mapping[str, License] | None = None,
 ) -> dict[str, Any]:
     files = {}
     for path in sorted(p for p in staging.rglob("*") if p.is_file() and p.name != MANIFEST):
@@ -130,6 +135,7 @@ def manifest_record(
         "artifacts": artifacts,
         "files": files,
         "environment": environment(),
+        "licenses": {name: license.to_dict() for name, license in (licenses or {}).items()},
         "references": {
             str(a.relative_to(staging)): r if r == TORCH else str(Path(r).relative_to(staging))
             for a, r in references.items()
@@ -142,5 +148,6 @@ def manifest_record(
             "baseline_bench": str(options.baseline_bench) if options.baseline_bench else None,
             "required": list(options.require),
             "max_slowdown": options.max_slowdown,
+            "license": options.license,
         },
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,8 +16,11 @@ from facebatch.core.trusted_paths import printable
 from facebatch.core.version import __version__
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.regression import DEFAULT_MAX_SLOWDOWN
+from facebatch.engines.pipeline.photo_files import proof_photos
+from facebatch.engines.runners.backends import parse_backends
 from facebatch.exporter.torch_reference import TORCH
 from facebatch.workflows.release.defaults import (
+    ACCURACY_FLOOR,
     RELEASE_BACKENDS,
     RELEASE_BENCH_BATCH_SIZES,
     RELEASE_BENCH_SECONDS,
@@ -45,6 +49,55 @@ class ModelToExport:
 ModelRequest = ModelToExport  # alias for one release
 
 
+@dataclass(frozen=True)
+class AccuracyFloor:
+    """What every released twin (FP16, INT8, TensorRT engine) keeps against its FP32 source on the release's photos;
+    below it the release fails. The defaults and their measurements are in defaults.py."""
+
+    recall: float = ACCURACY_FLOOR["recall"]  # share of the hand-labelled faces FP32 finds that the twin finds too
+    landmark_px: float = ACCURACY_FLOOR["landmark_px"]  # mean landmark error against FP32, at most (pixels)
+    missed: float = ACCURACY_FLOOR["missed"]  # share of FP32's faces the twin does not find, at most
+    cosine: float = ACCURACY_FLOOR["cosine"]  # every face's cosine to its FP32 embedding, at least
+    pairs: float = ACCURACY_FLOOR["pairs"]  # share of FP32's same/different-pair accuracy the twin keeps
+
+    def __post_init__(self) -> None:
+        for name, value in self.to_dict().items():
+            top = math.inf if name == "landmark_px" else 1.0
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= top:
+                bound = "at least 0" if name == "landmark_px" else "in [0, 1]"
+                raise SpecError(f"accuracy_floor: {name} must be {bound}, got {value!r}", field="accuracy_floor")
+
+    @classmethod
+    def parse(cls, value: AccuracyFloor | str | Mapping[str, float]) -> AccuracyFloor:
+        """A floor from ``recall=1.0,landmark_px=2,cosine=0.99,pairs=1.0`` (any of them; the rest default) or a mapping."""
+        if isinstance(value, AccuracyFloor):
+            return value
+        items = dict(value) if isinstance(value, Mapping) else dict(_floor_item(part) for part in value.split(","))
+        unknown = sorted(set(items) - set(ACCURACY_FLOOR))
+        if unknown:
+            raise SpecError(
+                f"accuracy_floor: {unknown[0]} is not a figure; name some of {', '.join(ACCURACY_FLOOR)}",
+                field="accuracy_floor",
+            )
+        return cls(**items)
+
+    def to_dict(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in ACCURACY_FLOOR}
+
+
+def _floor_item(part: str) -> tuple[str, float]:
+    name, sep, number = part.partition("=")
+    try:
+        if not sep:
+            raise ValueError
+        return name.strip(), float(number)
+    except ValueError:
+        raise SpecError(
+            f"accuracy_floor: {part.strip()!r} is not NAME=NUMBER (e.g. recall=1.0,landmark_px=2,cosine=0.99,pairs=1.0)",
+            field="accuracy_floor",
+        ) from None
+
+
 @dataclass
 class ReleaseOptions:
     name: str = RELEASE_NAME
@@ -65,9 +118,14 @@ class ReleaseOptions:
     max_slowdown: float = DEFAULT_MAX_SLOWDOWN
     triton: bool = True
     require: Sequence[str] = ()  # REQUIRABLE gates that must run and pass: one that skips fails the release
+    # the licence of weights facebatch does not recognise (an SPDX id or a name); a known licence is never replaced
+    license: str | None = None
+    # what every released twin keeps against FP32 (AccuracyFloor, or its text: recall=1.0,landmark_px=2,…)
+    accuracy_floor: AccuracyFloor | str | Mapping[str, float] = field(default_factory=AccuracyFloor)
 
     def __post_init__(self) -> None:
         self._check_required()
+        self.accuracy_floor = AccuracyFloor.parse(self.accuracy_floor)
         if not self.models and not self.artifacts:
             raise SpecError("a release needs models to export or artifacts to take as they are", field="artifacts")
         for name, value in (("name", self.name), ("version", self.version)):
@@ -76,8 +134,11 @@ class ReleaseOptions:
                     f"{name} {printable(value)}: letters, digits and . _ + - only, not starting with . _ + -",
                     field=name,
                 )
+        # names, or one comma-separated string of them as the command line gives them
+        self.bench_backends = parse_backends(self.bench_backends, "bench_backends")
         if self.int8 and not self.photos:
             raise SpecError("int8 calibrates on photos and judges accuracy on them: pass photos too", field="int8")
+        self.photos = proof_photos(self.photos)  # photos or folders of them, as every command takes them
         self._check_references()
 
     def _check_required(self) -> None:

@@ -21,12 +21,16 @@ import stat
 import time
 from pathlib import Path
 
+from facebatch.configs.license import License
 from facebatch.core.atomic import dir_mode, durable_replace, ensure_writable_dir, fsync_path
 from facebatch.core.environment import file_sha256
 from facebatch.core.errors import SpecError
 from facebatch.core.junit import gates_suite, merge_junit
 from facebatch.core.leftovers import private_folder
 from facebatch.core.trusted_paths import walk_files
+from facebatch.workflows.release.accuracy import accuracy_gate
+from facebatch.workflows.release.card_text import CARD, model_card
+from facebatch.workflows.release.facts import artifact_facts, facts_record, write_facts
 from facebatch.workflows.release.gates import (
     ReleaseStaging,
     bench_gate,
@@ -39,6 +43,7 @@ from facebatch.workflows.release.gates import (
     triton_gate,
     verify_gate,
 )
+from facebatch.workflows.release.licenses import check_licenses, released_licenses
 from facebatch.workflows.release.manifest import (
     FAILED_SUFFIX,
     JUNIT,
@@ -64,6 +69,7 @@ def run_release(options: ReleaseOptions) -> ReleaseResult:
             "move it away",
             field="version",
         )
+    given = check_licenses(options)  # before any work: every artifact's licence known, or stated
     staging = private_folder(out, f".{final.name}{STAGING_MARK}")  # removes those killed releases left
     os.chmod(staging, dir_mode())  # the release folder others read: not mkdtemp's 0700
     try:
@@ -82,6 +88,7 @@ def run_release(options: ReleaseOptions) -> ReleaseResult:
             for path in fp32:
                 int8_gate(release, path)
         engines_gate(release)
+        accuracy_gate(release)  # every twin against FP32, held to the accuracy floor
         bench_gate(release)
         triton_gate(release)
         release.gates = required_gates(release.gates, options.require)
@@ -100,7 +107,8 @@ def run_release(options: ReleaseOptions) -> ReleaseResult:
             )
         )
         (staging / SUMMARY).write_text(summary_markdown(result, release))
-        manifest = manifest_record(result, staging, options, release.references)
+        licenses = _write_card(release, result, given)
+        manifest = manifest_record(result, staging, options, release.references, licenses)
         data = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
         (staging / MANIFEST).write_bytes(data)
         result.manifest_sha256 = hashlib.sha256(data).hexdigest()
@@ -112,6 +120,26 @@ def run_release(options: ReleaseOptions) -> ReleaseResult:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _write_card(release: ReleaseStaging, result: ReleaseResult, given: License | None) -> dict[str, License]:
+    """reports/release.json (what the card needs beyond the other reports), then README.md, the model card
+    generated from the reports alone; returns each released file's licence."""
+    models = [release.model(p) for p in release.artifacts + release.fp16 + release.int8]
+    licenses = released_licenses(models, release.staging, given)
+    names = {m.path.name: str(m.path.relative_to(release.staging)) for m in models}
+    facts = []
+    for model in models:
+        relative = str(model.path.relative_to(release.staging))
+        source = model.recorded_source
+        made_from = names.get(source.name) if source is not None and model.spec.precision.value != "fp32" else None
+        facts.append(artifact_facts(model, relative, licenses[relative], made_from))
+    gates = [g.to_dict() for g in result.gates]
+    write_facts(
+        release.staging, facts_record(result.name, result.version, gates, facts, release.bench, release.options)
+    )
+    (release.staging / CARD).write_text(model_card(release.staging))
+    return licenses
 
 
 def failed_folder(final: Path) -> Path:

@@ -20,6 +20,7 @@ from facebatch.engines.bench.measure import Budget
 from facebatch.workflows.release.options import ReleaseOptions, release_models
 from tests.facebatch.parity.both_ways import assert_same_refusal, command_parser
 from tests.facebatch.parity.test_convert import photo_folder
+from tests.facebatch.workflows.release.test_check import handmade_release
 
 GATES_OFF = ["--no-fp16", "--no-engines", "--no-triton"]  # export, verify and bench: the gates that run anywhere
 BENCH = ["--backend", "ort-cpu", "--batch-sizes", "1,2", "--seconds", "0.2"]
@@ -91,6 +92,14 @@ def test_bad_options_are_refused_the_same_way(both, small_detector: Path, tmp_pa
     )
     shown = error_line(error, command_parser("release"), aliases())
     assert error.field == "int8" and shown.startswith("--int8 calibrates on photos and judges accuracy on them")
+    error = assert_same_refusal(  # an accuracy floor that is no floor (issue 37)
+        [*cli, "--accuracy-floor", "recall=1.5"],
+        lambda: api.release(ReleaseOptions(artifacts=[small_detector], accuracy_floor="recall=1.5")),
+        capsys,
+        aliases(),
+    )
+    assert error.field == "accuracy_floor"
+    assert error_line(error, command_parser("release"), aliases()).startswith("--accuracy-floor: recall must be in")
     assert_same_refusal(
         [*cli, "--require", "fp16", "--no-fp16"],
         lambda: api.release(ReleaseOptions(artifacts=[small_detector], require=("fp16",), fp16=False)),
@@ -115,3 +124,35 @@ def test_the_models_a_release_exports_are_named_in_the_library():
     assert release_models([Path("a.onnx")]) == []
     (onnx_weights,) = release_models([Path("a.onnx")], detector_weights=Path("det_500m.onnx"))
     assert onnx_weights.model is None and onnx_weights.weights == Path("det_500m.onnx")  # export infers the variant
+
+
+def test_a_check_without_the_photos_it_needs_is_refused_the_same_way(models_dir: Path, photos, tmp_path: Path, capsys):
+    """A trained detector's strict verify needs faces: both ways refuse before verifying, naming --images / photos."""
+    folder = handmade_release(tmp_path / "r", models_dir / "scrfd_500m_bnkps_640_keepbatch.onnx", photos[:1])
+    error = assert_same_refusal(
+        ["release", "--check", str(folder)], lambda: api.check_release(folder), capsys, aliases()
+    )
+    shown = error_line(error, command_parser("release"), aliases())
+    assert error.field == "photos" and shown.startswith("--images are needed: onnx/scrfd_500m_bnkps_640_keepbatch.onnx")
+
+
+def test_card_gives_the_same_card_and_the_same_refusal_both_ways(both, tmp_path: Path, capsys):
+    """facebatch card and facebatch.card on the command's release: the same card (the one the release wrote); a
+    tampered copy refused the same way (the release check runs first)."""
+    from facebatch.workflows.release.card import CardOptions
+
+    _, _, folder, images = both
+    capsys.readouterr()
+    assert main(["card", str(folder), "--images", str(images)]) == 0
+    printed = capsys.readouterr().out
+    result = api.card(CardOptions(folder, photos=api.photos([images])))
+    assert printed == result.text == (folder / "README.md").read_text() and result.same_as_released
+    copy = Path(shutil.copytree(folder, tmp_path / "copy"))
+    (copy / "reports" / "bench.json").write_text("{}")
+    error = assert_same_refusal(
+        ["card", str(copy), "--images", str(images)],
+        lambda: api.card(CardOptions(copy, photos=api.photos([images]))),
+        capsys,
+        {},
+    )
+    assert error.field == "release" and "changed (sha256 or size): reports/bench.json" in str(error)
