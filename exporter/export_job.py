@@ -22,6 +22,7 @@ from facebatch.core.progress import step, warn
 from facebatch.core.publish import draft, publish
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.engines.runners.torch_runner import TorchRunner
+from facebatch.exporter.artifact_names import default_artifact_name
 from facebatch.exporter.defaults import PARITY_BATCH_SIZES, check_parity_batch_sizes
 from facebatch.exporter.metadata import SEEDED_WARNING, ArtifactRecord, WeightsInfo
 from facebatch.exporter.simplify import simplify_onnx
@@ -81,8 +82,9 @@ class ExportResult:
         return "\n".join(lines) + "\n"
 
 
-def artifact_name(spec: ModelSpec, name: str | None) -> str:
-    name = name or spec.default_filename
+def artifact_name(spec: ModelSpec, name: str | None, weights: WeightsInfo | None = None) -> str:
+    """``name`` (``.onnx`` added), or the default name for ``spec`` and its ``weights`` (``artifact_names``)."""
+    name = name or default_artifact_name(spec, weights)
     return name if name.endswith(".onnx") else name + ".onnx"
 
 
@@ -101,7 +103,7 @@ def export_artifact(
     check_parity_batch_sizes(parity_batch_sizes)
     if weights.kind == "seeded":
         warn(f"no weights given: {SEEDED_WARNING}")
-    target = Path(out_dir) / artifact_name(spec, name)
+    target = Path(out_dir) / artifact_name(spec, name, weights)
     sidecar_target = target.with_suffix(".json")
     if target.exists():
         warn(f"{target} exists; it is replaced if this export passes its proofs (and kept if not)")

@@ -1,8 +1,8 @@
 """facebatch: batch-safe ONNX re-exports of InsightFace face models, verified and benchmarked.
 
 The Python API (``facebatch.api``; importing this package stays light, each name loads on first
-use): ``export``, ``verify_model``, ``fix``, ``convert``, ``quantize``, ``bench``, ``detect``, ``embed``,
-``compare``, ``index``, ``search``, ``triton``, ``serve``, ``release``, ``check_release``, ``open_pipeline``,
+use): ``export``, ``verify_model``, ``fix``, ``convert``, ``quantize``, ``prove_bf16``, ``bench``, ``detect``, ``embed``,
+``compare``, ``compare_pairs``, ``index``, ``search``, ``triton``, ``serve``, ``release``, ``check_release``, ``open_pipeline``,
 ``photos``, ``read_model_file`` and the result and option types: every command's use case, with the
 same proofs and refusals as the command line.
 """
@@ -35,15 +35,20 @@ API = (
     "verify_model",
     "convert",
     "quantize",
+    "prove_bf16",
     "fix",
+    "build",
+    "describe",
     "bench",
     "release",
     "check_release",
+    "card",
     "index",
     "search",
     "detect",
     "embed",
     "compare",
+    "compare_pairs",
     "triton",
     "serve",
     "photos",
@@ -62,10 +67,14 @@ API = (
     "VerifyReport",
     "ConvertResult",
     "QuantizeResult",
+    "Bf16ProofOptions",
+    "Bf16ProofResult",
     "FixResult",
     "BenchReport",
     "ReleaseResult",
     "CheckResult",
+    "CardOptions",
+    "CardResult",
     "BenchOptions",
     "BenchResult",
     "TritonOptions",

@@ -24,12 +24,21 @@ from pathlib import Path
 from typing import Any
 
 from facebatch import API
-from facebatch.api_pipeline import compare, detect, embed, index, open_pipeline, search  # noqa: F401 (the API)
+from facebatch.api_pipeline import (  # noqa: F401 (the API)
+    compare,
+    compare_pairs,
+    detect,
+    embed,
+    index,
+    open_pipeline,
+    search,
+)
 from facebatch.configs.embedder import EmbedderDescription
 from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.core.run import Run  # noqa: F401 (with facebatch.Run(): the folders a run made, its reporter)
 from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.report import BenchReport
+from facebatch.engines.build.tensorrt_engine import BuilderOptions
 from facebatch.engines.pipeline.face_pipeline import FacePipeline
 from facebatch.engines.pipeline.image_faces import ImageFaces
 from facebatch.engines.pipeline.options import PipelineOptions, PipelineSettings
@@ -39,11 +48,18 @@ from facebatch.exporter.export_job import ExportResult
 from facebatch.verify.report import VerifyReport
 from facebatch.workflows.bench import BenchOptions, BenchResult
 from facebatch.workflows.bench import bench as run_bench
+from facebatch.workflows.bf16_proof import Bf16ProofOptions, Bf16ProofResult
+from facebatch.workflows.bf16_proof import prove_bf16 as run_prove_bf16
+from facebatch.workflows.build import BuildOptions, BuildResult, build_engine_job
 from facebatch.workflows.convert import ConvertOptions, ConvertResult, convert_fp16
+from facebatch.workflows.describe import DescribeOptions, DescribeResult
+from facebatch.workflows.describe import describe as run_describe
 from facebatch.workflows.export import ExportOptions
 from facebatch.workflows.export import export as run_export
 from facebatch.workflows.fix import FixOptions, FixResult, fix_model
 from facebatch.workflows.quantize import QuantizeOptions, QuantizeResult, quantize_int8
+from facebatch.workflows.release.card import CardOptions, CardResult
+from facebatch.workflows.release.card import card as run_card
 from facebatch.workflows.release.check import CheckResult, check_release
 from facebatch.workflows.release.options import ModelRequest, ModelToExport, ReleaseOptions  # noqa: F401
 from facebatch.workflows.release.run import ReleaseResult, run_release
@@ -118,7 +134,7 @@ def convert(
     the command exits with when it did not. A trained detector needs ``photos`` that show faces."""
     options = ConvertOptions(
         fp16_io=fp16_io,
-        photos=_photos(photos),
+        photos=photos,  # type: ignore[arg-type]  # photos or folders: the options resolve them
         batch_sizes=tuple(batch_sizes),
         seed=seed,
         size=size,
@@ -127,6 +143,28 @@ def convert(
         nms_thresh=nms_thresh,
     )
     return convert_fp16(Path(model), None if out is None else Path(out), options)
+
+
+def prove_bf16(
+    model: PathLike,
+    *,
+    photos: Sequence[PathLike],
+    detector: PathLike | None = Bf16ProofOptions.detector,
+    size: tuple[int, int] | None = Bf16ProofOptions.size,
+    embedder: EmbedderDescription | None = Bf16ProofOptions.embedder,
+    threads: int | None = Bf16ProofOptions.threads,
+) -> Bf16ProofResult:
+    """``facebatch prove-bf16``: ``model`` on OpenVINO in FP32 and in BF16 on ``photos``, judged by what users see;
+    the verdict (pass or fail) is written to ``MODEL.bf16.json`` beside it, which ``precision="bf16"`` needs.
+    ``result.passed``; ``result.refusal()`` is the error the command exits with when it failed."""
+    options = Bf16ProofOptions(
+        photos=photos,  # type: ignore[arg-type]  # photos or folders: the options resolve them
+        detector=None if detector is None else Path(detector),
+        size=size,
+        embedder=embedder,
+        threads=threads,
+    )
+    return run_prove_bf16(Path(model), options)
 
 
 def quantize(
@@ -154,14 +192,14 @@ def quantize(
     the gate needs. ``bench`` times FP32 and INT8 side by side (``budget``: bench's warm-up and seconds, default
     ``QuantizeOptions``'). The defaults are ``QuantizeOptions``', as the command's."""
     options = QuantizeOptions(
-        photos=_photos(photos),
+        photos=photos,  # type: ignore[arg-type]  # photos or folders: the options resolve them
         per_channel=per_channel,
         recipes=tuple(recipes),
         max_drop=max_drop,
         force=force,
         detector=None if detector is None else Path(detector),
         bench=bench,
-        bench_backends=tuple(bench_backends),
+        bench_backends=bench_backends,  # names, or one string "a,b": the options parse them
         bench_batch_sizes=tuple(bench_batch_sizes),
         threads=threads,
         mixed=mixed,
@@ -192,13 +230,54 @@ def fix(
     options = FixOptions(
         sizes=sizes if sizes is not None else (None if size is None else [size]),
         batch_sizes=tuple(batch_sizes),
-        photos=_photos(photos),
+        photos=photos,  # type: ignore[arg-type]  # photos or folders: the options resolve them
         seed=seed,
         det_thresh=det_thresh,
         nms_thresh=nms_thresh,
         strict=strict,
     )
     return fix_model(Path(model), Path(out), options)
+
+
+def build(
+    model: PathLike,
+    out: PathLike | None = None,
+    *,
+    precision: str = BuildOptions.precision.value,
+    size: tuple[int, int] | None = BuildOptions.size,
+    batch_min: int | None = BuildOptions.batch_min,
+    batch_opt: int | None = BuildOptions.batch_opt,
+    batch_max: int | None = BuildOptions.batch_max,
+    workspace_gib: float | None = None,
+    timing_cache: PathLike | None = None,
+    photos: Sequence[PathLike] = (),
+    seed: int = BuildOptions.seed,
+) -> BuildResult:
+    """``facebatch build``: a TensorRT engine (``out``, default build/engines/NAME_PRECISION_bMIN-MAX.plan) with one
+    batch profile (default the spec's), run at its min, opt and max against the FP32 ONNX and written only when it
+    agrees; ``photos`` feed that comparison. Needs TensorRT and a CUDA GPU: elsewhere it raises, saying that
+    ``convert`` makes the verified FP16 ONNX on any machine."""
+    options = BuildOptions(
+        precision=precision,  # type: ignore[arg-type]  # the options read "fp16"/"fp32" or a Precision
+        size=size,
+        batch_min=batch_min,
+        batch_opt=batch_opt,
+        batch_max=batch_max,
+        settings=BuilderOptions(workspace_gib, None if timing_cache is None else Path(timing_cache)),
+        out=None if out is None else Path(out),
+        photos=photos,  # type: ignore[arg-type]  # photos or folders: the options resolve them
+        seed=seed,
+    )
+    return build_engine_job(Path(model), options)
+
+
+def describe(
+    model: PathLike, out: PathLike | None = None, *, embedder_spec: PathLike | None = None, **values: Any
+) -> DescribeResult:
+    """``facebatch describe``: the spec (YAML, ``result.yaml``) of a foreign ONNX face embedder, written to ``out``
+    when given; ``values``: what you state (input_size, mean, std, color_order, embedding_size, input, output), over
+    the ``embedder_spec`` you started; the rest is read from the graph or assumed, each marked so."""
+    return run_describe(DescribeOptions(Path(model), None if out is None else Path(out), embedder_spec, values))
 
 
 def bench(models: Sequence[PathLike] = (), **options: Any) -> BenchResult:
@@ -217,6 +296,12 @@ def release(options: ReleaseOptions) -> ReleaseResult:
     to export as the command names them (without artifacts, the catalog's defaults):
     ``facebatch.workflows.release.options.release_models``."""
     return run_release(options)
+
+
+def card(options: CardOptions) -> CardResult:
+    """``facebatch card``: a release folder's model card generated again from its reports, after the release check
+    (a tampered folder is refused); ``options.published`` sets the throughput beside a published table."""
+    return run_card(options)
 
 
 __all__ = list(API)  # the names facebatch exports, listed once in facebatch/__init__.py

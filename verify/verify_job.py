@@ -28,7 +28,7 @@ from facebatch.core.onnx_graph import io_dims
 from facebatch.core.progress import step
 from facebatch.engines.pipeline.defaults import DEFAULT_FRAME_SEED
 from facebatch.engines.pipeline.preprocess import frame_sources, model_frames
-from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
+from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH, check_thresholds
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeIntermediateRunner, OnnxRuntimeRunner
 from facebatch.verify.check_results import (
@@ -66,14 +66,20 @@ class VerifyOptions:
         return self.atol if self.atol is not None else independence_atol(target.spec.precision)
 
     def check(self) -> None:
-        if not self.batch_sizes or min(self.batch_sizes) < 1:
-            raise SpecError("batch sizes must be positive integers, e.g. 1,2,7,32", field="batch_sizes")
-        if max(self.batch_sizes) < 2:
-            raise SpecError(
-                "check 1 compares each frame alone with the same frame inside a batch: "
-                "give at least one batch size of 2 or more, e.g. 1,2,7,32",
-                field="batch_sizes",
-            )
+        check_verify_values(self.batch_sizes, self.det_thresh, self.nms_thresh)
+
+
+def check_verify_values(batch_sizes: Sequence[int], det_thresh: float, nms_thresh: float) -> None:
+    """What the checks cannot run with, refused before any work (commands that write first call it first)."""
+    if not batch_sizes or min(batch_sizes) < 1:
+        raise SpecError("batch sizes must be positive integers, e.g. 1,2,7,32", field="batch_sizes")
+    if max(batch_sizes) < 2:
+        raise SpecError(
+            "check 1 compares each frame alone with the same frame inside a batch: "
+            "give at least one batch size of 2 or more, e.g. 1,2,7,32",
+            field="batch_sizes",
+        )
+    check_thresholds(det_thresh, nms_thresh)
 
 
 def _checks_at(

@@ -23,3 +23,16 @@ class ShardDamaged(GalleryError):
     def __init__(self, problem: str, remedy: str) -> None:
         super().__init__(f"{problem}; {remedy}")
         self.problem = problem  # what is wrong, without the remedy (index applies one itself)
+
+
+REASON_CHARS = 160  # another library's reason for damage, quoted in one line
+
+
+def clipped(text: str, limit: int = REASON_CHARS) -> str:
+    """The first line of another library's message (pyarrow's, FAISS's) for one line of ours: whole, or cut at
+    the last space before ``limit`` with "…" (never mid-word)."""
+    line = (text.strip().splitlines() or ["unreadable"])[0]
+    if len(line) <= limit:
+        return line
+    cut = line.rfind(" ", 0, limit)
+    return line[: cut if cut > 0 else limit].rstrip() + " …"

@@ -1,4 +1,5 @@
-"""What to index: every photo the arguments name (folders walked recursively), each with its
+"""What to index: every photo the arguments name (folders walked with their subfolders, by the one rule of
+``engines.pipeline.photo_files``: hidden entries and links inside a folder skipped, and said), each with its
 subject — from the folder layout (``PEOPLE/<subject>/…/<photo>``) or from a CSV (``path,subject``)
 — and what says whether it changed since it was indexed (size and modification time)."""
 
@@ -13,7 +14,8 @@ from pathlib import Path
 from facebatch.core.errors import SpecError
 from facebatch.core.progress import warn
 from facebatch.core.trusted_paths import printable
-from facebatch.engines.pipeline.photo_files import IMAGE_SUFFIXES
+from facebatch.core.words import counted
+from facebatch.engines.pipeline.photo_files import SHOWN, folder_photos, where_looked
 
 
 @dataclass(frozen=True)
@@ -27,14 +29,6 @@ class Photo:
     def key(self) -> tuple[int, int, str | None]:
         """What must be equal for the photo to count as already indexed."""
         return (self.size, self.mtime_ns, self.subject)
-
-
-def _walk(folder: Path) -> list[Path]:
-    found = []
-    for root, folders, files in os.walk(folder):
-        folders[:] = sorted(f for f in folders if not f.startswith("."))
-        found += [Path(root) / f for f in sorted(files) if Path(f).suffix.lower() in IMAGE_SUFFIXES]
-    return found
 
 
 def read_subjects_csv(path: Path) -> dict[str, str]:
@@ -67,7 +61,7 @@ def collect_photos(arguments: Sequence[Path], subjects_csv: Path | None = None) 
             pairs = [(argument, None)]
         elif argument.is_dir():
             pairs = []
-            for path in _walk(argument):
+            for path in folder_photos(argument):
                 relative = path.relative_to(argument).parts
                 pairs.append((path, relative[0] if len(relative) > 1 else None))
         else:
@@ -83,7 +77,31 @@ def collect_photos(arguments: Sequence[Path], subjects_csv: Path | None = None) 
                 continue
             subject = named.get(resolved) if named is not None else folder_subject
             photos[resolved] = Photo(resolved, subject, stat.st_size, stat.st_mtime_ns)
+    if named is not None and subjects_csv is not None:
+        check_subjects_matched(named, photos, Path(subjects_csv))
     if not photos:
-        shown = ", ".join(str(a) for a in arguments)
-        raise SpecError(f"no photos found in {shown} ({', '.join(IMAGE_SUFFIXES)}); pass photos or folders of photos")
+        raise SpecError(f"{where_looked([Path(a) for a in arguments])}; pass photos or folders of photos")
     return list(photos.values())
+
+
+def check_subjects_matched(named: dict[str, str], photos: dict[str, Photo], table: Path) -> None:
+    """Rows of the subjects CSV that name no photo being indexed: refused when no row matches (the gallery would
+    end unlabelled), else said in a warning that names a few (those subjects are not recorded)."""
+    unmatched = [path for path in named if path not in photos]
+    if not unmatched or not photos:
+        return
+    shown = ", ".join(printable(os.path.relpath(p, table.parent), 80) for p in unmatched[:SHOWN])
+    more = f" and {len(unmatched) - SHOWN} more" if len(unmatched) > SHOWN else ""
+    where = f"paths are read relative to the CSV's folder {table.parent}"
+    if len(unmatched) == len(named):
+        raise SpecError(
+            f"subjects {table}: none of its {counted(len(named), 'row')} names a photo being indexed ({shown}{more}); "
+            f"{where}: fix the paths, or index the photos the CSV names",
+            field="subjects",
+        )
+    warn(
+        f"subjects {table}: {len(unmatched)} of its {counted(len(named), 'row')} "
+        f"{'names' if len(unmatched) == 1 else 'name'} no photo being indexed "
+        f"({shown}{more}); those subjects are not recorded ({where})",
+        "subjects",
+    )

@@ -20,7 +20,7 @@ import numpy as np
 from facebatch.core.trusted_paths import printable
 from facebatch.core.words import counted
 from facebatch.engines.gallery.defaults import INDEX_FILE, MANIFEST, QUARANTINE, SHARDS
-from facebatch.engines.gallery.errors import GalleryError, GalleryReadError, ShardDamaged
+from facebatch.engines.gallery.errors import GalleryError, GalleryReadError, ShardDamaged, clipped
 from facebatch.engines.gallery.layout import open_regular
 from facebatch.engines.gallery.manifest import Manifest, ShardEntry, read_manifest
 
@@ -76,8 +76,8 @@ class GalleryRows:
 
     def _rebuild_shard_hint(self, name: str) -> str:
         return (
-            f"index the same photos again into {self.root} (that moves {name} to {self.quarantine_folder} and "
-            "embeds its photos again), or into a new gallery"
+            f"indexing the same photos into {self.root} again repairs it: it moves {name} to "
+            f"{self.quarantine_folder} and embeds those photos again (nothing to edit by hand)"
         )
 
     def _load_shard(self, position: int, columns: list[str] | None):  # (pa.Table, sha256)
@@ -94,7 +94,7 @@ class GalleryRows:
         try:
             table = pq.read_table(pa.BufferReader(data), columns=columns)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds for bad bytes (in memory: no I/O here)
-            reason = printable((str(exc).splitlines() or ["unreadable"])[0], 160)
+            reason = printable(clipped(str(exc)))
             raise ShardDamaged(f"shard {path} is corrupt ({reason})", rebuild) from None
         if table.num_rows != entry.rows:
             raise ShardDamaged(f"shard {path} has {table.num_rows} rows, the manifest says {entry.rows}", rebuild)

@@ -67,3 +67,80 @@ class NoFaceFound(FacebatchError):
     """A photo that had to show a face shows none."""
 
     exit_code = 1
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """Labelled pairs' cosines judged at a threshold: accuracy there, the threshold with the best accuracy, and
+    the ROC AUC (the chance that a same-person pair scores above a different-people pair; threshold-free)."""
+
+    pairs: int
+    same_pairs: int
+    threshold: float
+    accuracy: float  # at ``threshold``
+    correct: int
+    best_threshold: float
+    best_accuracy: float
+    roc_auc: float | None  # None: the pairs are all same or all different
+
+    def to_dict(self) -> dict:
+        return {
+            "pairs": self.pairs,
+            "same_pairs": self.same_pairs,
+            "different_pairs": self.pairs - self.same_pairs,
+            "threshold": self.threshold,
+            "accuracy": self.accuracy,
+            "correct": self.correct,
+            "best_threshold": self.best_threshold,
+            "best_accuracy": self.best_accuracy,
+            "roc_auc": self.roc_auc,
+        }
+
+
+def score_pairs(cosines: np.ndarray, same: np.ndarray, threshold: float) -> PairScores:
+    """Accuracy at ``threshold`` (same person where cosine ≥ it), the best threshold and the ROC AUC of labelled
+    pairs (``same``: True for a same-person pair)."""
+    cosines, same = np.asarray(cosines, np.float64), np.asarray(same, bool)
+    if not len(cosines):
+        raise ValueError("no labelled pair to score")
+    correct = int(np.sum((cosines >= threshold) == same))
+    best, best_accuracy = best_threshold(cosines, same)
+    return PairScores(
+        pairs=len(cosines),
+        same_pairs=int(same.sum()),
+        threshold=threshold,
+        accuracy=correct / len(cosines),
+        correct=correct,
+        best_threshold=best,
+        best_accuracy=best_accuracy,
+        roc_auc=roc_auc(cosines, same),
+    )
+
+
+def best_threshold(cosines: np.ndarray, same: np.ndarray) -> tuple[float, float]:
+    """The threshold of the highest accuracy, and that accuracy. Accuracy changes only at the cosines themselves,
+    so each gap between two neighbouring cosines (and the two ends, out to -1 and 1) is one candidate: of the gaps
+    with the highest accuracy the widest wins, and its middle is the threshold (the margin both ways is largest)."""
+    values = np.unique(cosines)
+    edges = np.concatenate([[min(-1.0, values[0])], values, [max(1.0, values[-1])]])
+    lows, highs = edges[:-1], edges[1:]  # gap k: thresholds in (lows[k], highs[k]] call values ≥ highs[k] same
+    predicted = cosines[None, :] >= highs[:, None]  # [gaps, pairs]: a threshold in gap k
+    accuracy = (predicted == same[None, :]).mean(axis=1)
+    best = np.flatnonzero(accuracy == accuracy.max())
+    widest = best[np.argmax(highs[best] - lows[best])]
+    return float((lows[widest] + highs[widest]) / 2), float(accuracy[widest])
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    """The area under the ROC curve from ranks (Mann-Whitney U over positives × negatives; ties count half), or
+    None when one class is absent."""
+    scores, positive = np.asarray(scores, np.float64), np.asarray(positive, bool)
+    positives, negatives = int(positive.sum()), int((~positive).sum())
+    if not positives or not negatives:
+        return None
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    _, tied, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ranks = (np.bincount(tied, weights=ranks) / counts)[tied]  # a tie's ranks averaged
+    return float((ranks[positive].sum() - positives * (positives + 1) / 2) / (positives * negatives))

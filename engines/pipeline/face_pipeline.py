@@ -36,7 +36,7 @@ from facebatch.engines.pipeline.face_detect import batch_limit
 from facebatch.engines.pipeline.image_faces import ImageFaces, StageTimes
 from facebatch.engines.pipeline.lanes import LaneScheduler
 from facebatch.engines.pipeline.options import FaceModels, PipelineOptions
-from facebatch.engines.pipeline.reader import PreparedPhoto, prefetched, prepare_photo
+from facebatch.engines.pipeline.reader import PhotoItem, PreparedPhoto, photo_items, prefetched, prepare_photo
 from facebatch.engines.pipeline.scrfd_decode import Detections
 from facebatch.engines.pipeline.stages import align_faces, detect_faces, embed_crops
 from facebatch.engines.runners.base import Runner
@@ -69,7 +69,7 @@ class FacePipeline:
         self.other_lanes: list[FacePipeline] = []  # open_pipeline's further lanes, which run() shares photos with
 
     # -- the stages, on photos already in memory -------------------------------------------------
-    def prepare(self, path: Path, image: np.ndarray | None = None) -> PreparedPhoto:
+    def prepare(self, path: PhotoItem, image: np.ndarray | None = None) -> PreparedPhoto:
         """Read (unless given) and letterbox one photo; a photo that cannot be read is an error
         in its result, not an exception."""
         return prepare_photo(self.models, path, image, self.options.reduced_decode, self.options.max_photo_pixels)
@@ -116,15 +116,20 @@ class FacePipeline:
         names = names or [Path(f"image_{i}") for i in range(len(images))]
         return self.finish([self.prepare(name, image) for name, image in zip(names, images, strict=False)])
 
-    def read_and_finish(self, paths: Sequence[Path]) -> list[ImageFaces]:
+    def read_and_finish(self, paths: Sequence[PhotoItem]) -> list[ImageFaces]:
         """Photos read and detected (and embedded) in the calling thread: one lane's chunk."""
         return self.finish([self.prepare(path) for path in paths])
 
     # -- the streaming run ----------------------------------------------------------------------------
-    def run(self, paths: Sequence[Path], on_result: Callable[[ImageFaces], None] | None = None) -> Iterator[ImageFaces]:
+    def run(
+        self, paths: Sequence[object], on_result: Callable[[ImageFaces], None] | None = None
+    ) -> Iterator[ImageFaces]:
         """Every photo in ``paths``, in order: with other lanes, shared among them (``LaneScheduler``);
         else readers prepare photos ahead while the detector and embedder work on the batch before
-        (``prefetched``). Yields one ``ImageFaces`` per photo."""
+        (``prefetched``). Yields one ``ImageFaces`` per photo. A photo is a path, a photo file's bytes or a
+        decoded BGR uint8 HxWx3 array, mixed as the caller likes (``reader.photo_items``: anything else is
+        refused before any work); one held in memory is named ``photos[i]`` in its result."""
+        paths = photo_items(paths)
         if self.other_lanes:
             yield from self._run_in_lanes(paths, on_result)
             return
@@ -138,7 +143,7 @@ class FacePipeline:
             self.times.wall += time.perf_counter() - began
 
     def _run_in_lanes(
-        self, paths: Sequence[Path], on_result: Callable[[ImageFaces], None] | None
+        self, paths: Sequence[PhotoItem], on_result: Callable[[ImageFaces], None] | None
     ) -> Iterator[ImageFaces]:
         began = time.perf_counter()
         lanes = [self, *self.other_lanes]

@@ -115,6 +115,15 @@ def _read_into(handle, view: memoryview) -> int:  # BinaryIO
     return done
 
 
+def _held_photo(name: Path, encoded: bytes, max_pixels: int) -> tuple[np.ndarray, PhotoHeader]:
+    """A photo file's bytes held in memory, and their header, refused as ``read_photo`` refuses a file's."""
+    header, refusal = _header_within(encoded, len(encoded), max_pixels)
+    if refusal is not None:
+        raise _refused(name, refusal)
+    assert header is not None
+    return np.frombuffer(encoded, dtype=np.uint8), header
+
+
 def _undecodable(path: Path) -> SpecError:
     return SpecError(
         f"image {printable(str(path))} is not a whole image: it cannot be decoded (truncated or corrupt); "
@@ -184,13 +193,14 @@ class DecodedPhoto:
 
 
 def decode_for_detector(
-    path: Path, target: tuple[int, int] | None, max_pixels: int = DEFAULT_MAX_PHOTO_PIXELS
+    path: Path, target: tuple[int, int] | None, max_pixels: int = DEFAULT_MAX_PHOTO_PIXELS, encoded: bytes | None = None
 ) -> DecodedPhoto:
     """Read a photo for a detector of input ``target`` (height, width): a JPEG at least twice the
     letterbox's size is decoded reduced (``jpeg_reduction``); anything else whole. ``target`` None:
     whole. Refused from its header (no size, a format not accepted, above ``max_pixels``) before
-    anything is decoded; errors as ``load_image``'s."""
-    data, header = read_photo(path, max_pixels)
+    anything is decoded; errors as ``load_image``'s. ``encoded``: the photo's bytes, held by the caller
+    (``path`` names them), checked and decoded as a file's."""
+    data, header = read_photo(path, max_pixels) if encoded is None else _held_photo(path, encoded, max_pixels)
     factor = jpeg_reduction(header.width, header.height, target) if target and header.format == "JPEG" else 1
     image = _decoded(path, data, header, factor)
     if factor == 1:

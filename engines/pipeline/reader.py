@@ -1,7 +1,11 @@
 """The readers: a photo read, decoded (whole, or reduced for the detector) and letterboxed into a
 ``PreparedPhoto`` (needs no runtime: Ray runs it as a task of its own), and ``prefetched``, the
 thread pool that prepares the next photos while the runtimes work on the batch before (OpenCV
-releases the GIL)."""
+releases the GIL).
+
+A photo is a file, or one the caller holds (``InMemoryPhoto``): decoded (a BGR uint8 HxWx3 array, as
+``cv2.imread`` and insightface's ``FaceAnalysis.get`` take) or encoded (the file's bytes). ``photo_items`` checks
+what a caller passes, before any work; an in-memory photo is named ``photos[i]`` by its place in the call."""
 
 from __future__ import annotations
 
@@ -14,12 +18,100 @@ from pathlib import Path
 import numpy as np
 
 from facebatch.core.errors import FacebatchError, SpecError
+from facebatch.core.trusted_paths import printable
 from facebatch.engines.pipeline.face_detect import detector_input
-from facebatch.engines.pipeline.image_header import DEFAULT_MAX_PHOTO_PIXELS, PhotoHeader, PhotoRefused
+from facebatch.engines.pipeline.image_header import (
+    DEFAULT_MAX_PHOTO_PIXELS,
+    PhotoHeader,
+    PhotoRefused,
+    megapixels,
+    what_to_change,
+)
 from facebatch.engines.pipeline.options import FaceModels
-from facebatch.engines.pipeline.preprocess import DecodedPhoto, decode_for_detector, decode_within
+from facebatch.engines.pipeline.photo_files import collect_images
+from facebatch.engines.pipeline.preprocess import DecodedPhoto, decode_for_detector, decode_within, load_image
 
 PREFETCH_BATCHES = 2  # how many detection batches the readers may run ahead
+ACCEPTED_ITEMS = "a path, a photo file's bytes, or a decoded BGR uint8 array of shape (height, width, 3)"
+
+
+@dataclass(frozen=True)
+class InMemoryPhoto:
+    """A photo the caller holds: ``image`` decoded (BGR uint8 HxWx3) or ``encoded`` (a photo file's bytes);
+    ``index``: its place among the photos of the call, which names it (``photos[2]``)."""
+
+    index: int
+    image: np.ndarray | None = None
+    encoded: bytes | None = None
+
+    @property
+    def path(self) -> Path:
+        """Its name in results and messages: not a file."""
+        return Path(f"photos[{self.index}]")
+
+
+PhotoItem = Path | InMemoryPhoto  # what the readers take
+
+
+def photo_item(item: object, index: int, folders: bool = False) -> PhotoItem:
+    """One thing a caller passed as a photo, checked: a path (a str must name an existing file, or folder where
+    ``folders``), encoded bytes, or a decoded BGR uint8 HxWx3 array; anything else is refused naming it
+    (``photos[index]``) and what is taken."""
+    where = f"photos[{index}]"
+    if isinstance(item, InMemoryPhoto | Path):
+        return item
+    if isinstance(item, str):
+        if not (Path(item).is_file() or (folders and Path(item).is_dir())):
+            raise SpecError(
+                f"{where} is the string {item[:80]!r}, which names no file; give {ACCEPTED_ITEMS}", field="photos"
+            )
+        return Path(item)
+    if isinstance(item, bytes | bytearray | memoryview):
+        return InMemoryPhoto(index, encoded=bytes(item))
+    if isinstance(item, np.ndarray):
+        if item.dtype != np.uint8 or item.ndim != 3 or item.shape[2] != 3 or 0 in item.shape:
+            raise SpecError(
+                f"{where} is a {item.dtype} array of shape {item.shape}; give a decoded BGR uint8 array of shape "
+                "(height, width, 3) (cv2.imread's; a PIL image: np.asarray(img.convert('RGB'))[:, :, ::-1]), "
+                "a path or a photo file's bytes",
+                field="photos",
+            )
+        return InMemoryPhoto(index, image=item)
+    raise SpecError(f"{where} is a {type(item).__name__}; give {ACCEPTED_ITEMS}", field="photos")
+
+
+def photo_items(items: Sequence[object], folders: bool = False) -> list[PhotoItem]:
+    """What a caller passed as photos, each checked (``photo_item``), in order; a lone str, bytes or array is
+    refused (a sequence of photos is taken)."""
+    if isinstance(items, str | bytes | bytearray | memoryview | np.ndarray | Path):
+        raise SpecError(f"photos is one {type(items).__name__}, not a list of photos: pass [photo]", field="photos")
+    return [photo_item(item, index, folders) for index, item in enumerate(items)]
+
+
+def collect_photos(items: Sequence[object]) -> list[PhotoItem]:
+    """The photos a caller names (``photo_items``), each folder walked in its place (``collect_images``: with
+    its subfolders; each file once); photos held in memory stay where they were given."""
+    checked = photo_items(items, folders=True)
+    if all(isinstance(item, Path) for item in checked):
+        return list(collect_images(checked, field="photos"))
+    found: list[PhotoItem] = []
+    for item in checked:
+        if isinstance(item, InMemoryPhoto):
+            found.append(item)
+        elif item not in found:
+            found += [p for p in collect_images([item], field="photos") if p not in found]
+    return found
+
+
+def photo_pixels(item: PhotoItem, max_pixels: int = DEFAULT_MAX_PHOTO_PIXELS) -> np.ndarray:
+    """A photo decoded whole, BGR (what an annotated copy is drawn on)."""
+    if isinstance(item, InMemoryPhoto):
+        return (
+            item.image
+            if item.image is not None
+            else decode_for_detector(item.path, None, max_pixels, item.encoded).image
+        )
+    return load_image(item, max_pixels)
 
 
 @dataclass
@@ -87,20 +179,25 @@ class PreparedPhoto:
 
 def prepare_photo(
     models: FaceModels,
-    path: Path,
+    path: PhotoItem,
     image: np.ndarray | None = None,
     reduced_decode: bool = False,
     max_pixels: int = DEFAULT_MAX_PHOTO_PIXELS,
 ) -> PreparedPhoto:
-    """What a reader does with one photo (needs no runtime: Ray runs it as a task of its own). A large
-    JPEG is decoded reduced (``decode_for_detector``) when ``reduced_decode``; a photo refused from its
-    header (above ``max_pixels``, no size, a format not accepted) is never decoded: its error says why."""
+    """What a reader does with one photo, a file or an ``InMemoryPhoto`` (needs no runtime: Ray runs it as a
+    task of its own). A large JPEG is decoded reduced (``decode_for_detector``) when ``reduced_decode``; a
+    photo refused from its header (above ``max_pixels``, no size, a format not accepted) is never decoded, a
+    decoded one above ``max_pixels`` not run: its error says why."""
     start = time.perf_counter()
+    if isinstance(path, InMemoryPhoto):
+        path, image, encoded = path.path, path.image, path.encoded
+    else:
+        encoded = None
     try:
         decoded = (
-            decode_for_detector(path, models.detector_size if reduced_decode else None, max_pixels)
+            decode_for_detector(path, models.detector_size if reduced_decode else None, max_pixels, encoded)
             if image is None
-            else DecodedPhoto(image, image.shape[:2])
+            else _held(path, image, max_pixels)
         )
     except FacebatchError as exc:
         return PreparedPhoto(path, error=str(exc), error_field=exc.field, read_seconds=time.perf_counter() - start)
@@ -120,8 +217,21 @@ def prepare_photo(
     )
 
 
+def _held(name: Path, image: np.ndarray, max_pixels: int) -> DecodedPhoto:
+    """A decoded photo the caller holds, within the pixel limit a file is held to."""
+    height, width = image.shape[:2]
+    if height * width > max_pixels:
+        refusal = PhotoRefused(
+            f"is {width}x{height} ({megapixels(height * width)} MP), above the limit of {megapixels(max_pixels)} MP",
+            too_large=True,
+        )
+        shown = printable(str(name))
+        raise SpecError(f"image {shown} {refusal}; {what_to_change(refusal, served=False)}", field="max_photo_pixels")
+    return DecodedPhoto(image, (height, width))
+
+
 def prefetched(
-    paths: Sequence[Path], prepare: Callable[[Path], PreparedPhoto], batch: int, workers: int
+    paths: Sequence[PhotoItem], prepare: Callable[[PhotoItem], PreparedPhoto], batch: int, workers: int
 ) -> Iterator[list[PreparedPhoto]]:
     """``paths`` prepared, ``batch`` photos at a time and in order: ``workers`` reader threads prepare
     up to ``PREFETCH_BATCHES`` batches ahead of the one in hand (0: each batch in the calling thread,

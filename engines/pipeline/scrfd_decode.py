@@ -19,6 +19,15 @@ from facebatch.core.errors import SpecError
 
 DET_THRESH = 0.5  # insightface SCRFD.det_thresh
 NMS_THRESH = 0.4  # insightface SCRFD.nms_thresh
+
+
+def check_thresholds(det_thresh: float, nms_thresh: float) -> None:
+    """Both thresholds in (0, 1]: a score of 0 keeps every anchor, an IoU of 0 suppresses every overlap."""
+    for name, value in (("det_thresh", det_thresh), ("nms_thresh", nms_thresh)):
+        if not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+            raise SpecError(f"{name} must be a number in (0, 1], got {value!r}", field=name)
+
+
 LANDMARKS = 5
 
 

@@ -124,7 +124,7 @@ class OnnxRuntimeRunner(Runner):
         if not self.allow_fallback:
             raise EngineError(
                 f"onnxruntime here has no {wanted} (it has {', '.join(available)}); {self.install_hint or 'install a build that has it'}, "
-                "or allow the fallback to the CPU"
+                "or run on the CPU (the ort-cpu backend)"
             )
         return [CPU]
 
@@ -153,7 +153,7 @@ class OnnxRuntimeRunner(Runner):
         if ran != wanted and not self.allow_fallback:  # onnxruntime itself fell back (e.g. no CUDA device or libraries)
             raise EngineError(
                 f"onnxruntime could not start {wanted} for {self.label} and runs {ran} instead; "
-                f"{self.install_hint or 'check the installation'}, or allow the fallback to the CPU"
+                f"{self.install_hint or 'check the installation'}, or run on the CPU (the ort-cpu backend)"
             )
         self.precision = self.precision_by_provider.get(ran, self.graph_precision)
         self.threads = self.intra_op_threads

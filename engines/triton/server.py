@@ -7,7 +7,9 @@ ports and the address: ``ports.py``.
         server.http_url  # ready: every model loaded
 
 Leaving the block (or Ctrl-C in ``facebatch serve``) stops the server and every process it
-started; nothing is left running.
+started; nothing is left running. Its log goes to ``log_file``; without one, to a scratch file removed when it
+stops (``show_log``: to this process's terminal), whose last lines a ``ServerFailed`` carries. ``bound()`` says
+where it really listens, read back from /proc.
 
 Who may do what: the server listens on 127.0.0.1 unless given another address. Inference,
 health, metadata and statistics are open to every client that reaches it; the APIs that change
@@ -34,6 +36,7 @@ from pathlib import Path
 from types import TracebackType
 
 from facebatch.core.errors import EngineError, SpecError
+from facebatch.core.interrupts import Interrupted
 from facebatch.engines.triton.defaults import (
     DEFAULT_ADDRESS,
     KEY_HEADER,
@@ -54,6 +57,8 @@ from facebatch.engines.triton.install import (
     python_stub,
 )
 from facebatch.engines.triton.ports import ServerPorts, check_ports_free
+from facebatch.engines.triton.server_log import ServerFailed, ServerLog
+from facebatch.engines.triton.server_sockets import bound_endpoints
 from facebatch.engines.triton.stubs import python_stubs
 
 # tritonserver prefixes the header of --grpc-restricted-protocol with this on gRPC (metadata keys)
@@ -85,17 +90,18 @@ class TritonServer:
         install: TritonInstall | None = None,
         log_file: Path | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
+        show_log: bool = False,
     ) -> None:
         self.repository = Path(repository).resolve()
         self.ports = ports
         self.address = address
         self.install = install or find_tritonserver()
         self.env = env or python_env()
-        self.log_file = log_file  # None: the server writes to this process's terminal
+        self.log_file = log_file  # None: a scratch file, removed when the server stops; or the terminal (show_log)
+        self.log = ServerLog(log_file, show_log)
         self.ready_timeout = ready_timeout
         self.process: subprocess.Popen | None = None
         self._scratch: tempfile.TemporaryDirectory | None = None
-        self._log = None
         self._key = secrets.token_urlsafe(32)  # this run's key to the restricted APIs; never written anywhere
 
     def key_headers(self, protocol: str = "http") -> dict[str, str]:
@@ -117,6 +123,14 @@ class TritonServer:
     def grpc_url(self) -> str:
         return f"{self.host}:{self.ports.grpc}"
 
+    def bound(self) -> dict[str, str]:
+        """Each endpoint (http, grpc, metrics) as the ``address:port`` the running server really listens on."""
+        assert self.process is not None
+        ports = {"http": self.ports.http, "grpc": self.ports.grpc}
+        return bound_endpoints(
+            self.process.pid, ports | ({"metrics": self.ports.metrics} if self.ports.metrics else {}), self.address
+        )
+
     # -- set-up ---------------------------------------------------------------------------------------
     def _backend_directory(self) -> Path | None:
         """nvidia-pytriton's backends with the python stub for our interpreter beside the backend, in a
@@ -124,7 +138,7 @@ class TritonServer:
         if not self.install.bundled:
             return None
         stub = python_stub(self.install, self.env)
-        self._scratch = tempfile.TemporaryDirectory(prefix="facebatch-triton-")
+        assert self._scratch is not None
         return backend_directory(self.install, stub, Path(self._scratch.name))
 
     def command(self, backends: Path | None) -> list[str]:
@@ -178,11 +192,9 @@ class TritonServer:
         check_backends(self.install, self.repository)
         self.check_restrictable()
         check_ports_free(self.ports, self.address)
+        self._scratch = tempfile.TemporaryDirectory(prefix="facebatch-triton-")  # the backends, the unkept log
         backends = self._backend_directory()
-        output = None
-        if self.log_file is not None:
-            self._log = open(self.log_file, "wb")  # open as long as the server runs
-            output = self._log
+        output = self.log.open(Path(self._scratch.name))  # open as long as the server runs
         # its own session: the python stubs it starts share its process group, so one signal reaches all
         self.process = subprocess.Popen(
             self.command(backends),
@@ -253,23 +265,19 @@ class TritonServer:
         while time.monotonic() < deadline:
             code = self.process.poll()
             if code is not None:
-                raise EngineError(f"tritonserver exited with code {code} before it was ready: {self.failure()}")
+                raise self.failed(f"tritonserver exited with code {code} before it was ready: {self.failure()}")
             if self.ready():
                 return
             time.sleep(0.25)
-        raise EngineError(f"tritonserver was not ready after {self.ready_timeout:.0f} s: {self.failure()}")
+        raise self.failed(f"tritonserver was not ready after {self.ready_timeout:.0f} s: {self.failure()}")
 
     def failure(self) -> str:
         """The server's first error line (its log says more), or where its log went."""
-        if self.log_file is None:
-            return "its log is above"
-        if self._log is not None:
-            self._log.flush()
-        lines = Path(self.log_file).read_text(errors="replace").splitlines()
-        noise = ("CudaDriverHelper", "Unable to allocate pinned system memory", "GPU metrics")
-        errors = [line for line in lines if line[:1] == "E" and not any(n in line for n in noise)]
-        errors += [line for line in lines if "error:" in line.lower() and line not in errors]
-        return f"{(errors or lines or ['no output'])[0].strip()[:400]} (log: {self.log_file})"
+        return self.log.first_error()
+
+    def failed(self, message: str) -> ServerFailed:
+        """``message`` with the log's last lines, read now (a scratch log goes when the server stops)."""
+        return self.log.failed(message)
 
     def stop(self) -> None:
         """SIGINT to the server (it unloads its models, which stops their python stubs, and
@@ -281,7 +289,7 @@ class TritonServer:
                 process.send_signal(signal.SIGINT)
             try:
                 process.wait(timeout=STOP_TIMEOUT_S + 5)
-            except (subprocess.TimeoutExpired, KeyboardInterrupt):  # a second Ctrl-C: no more waiting
+            except (subprocess.TimeoutExpired, KeyboardInterrupt, Interrupted):  # a second Ctrl-C: no more waiting
                 pass
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
@@ -291,9 +299,7 @@ class TritonServer:
                 with contextlib.suppress(OSError):
                     region.unlink()
             self.process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self.log.close()
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None

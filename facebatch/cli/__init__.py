@@ -18,6 +18,7 @@ from typing import NoReturn
 from facebatch.cli import (
     bench,
     build,
+    card,
     compare,
     convert,
     describe,
@@ -27,6 +28,7 @@ from facebatch.cli import (
     fix,
     index,
     models,
+    prove_bf16,
     quantize,
     release,
     search,
@@ -37,7 +39,7 @@ from facebatch.cli import (
 from facebatch.cli.errors import error_line, flagged
 from facebatch.cli.terminal import terminal_output, visible
 from facebatch.core.errors import FacebatchError
-from facebatch.core.interrupts import Interrupted, as_interrupted, interrupts_as_exceptions
+from facebatch.core.interrupts import Interrupted, as_interrupted, interrupts_as_exceptions, kept
 from facebatch.core.run import Run
 from facebatch.core.version import __version__
 from facebatch.engines.runners.availability import check_onnxruntime_install
@@ -49,6 +51,7 @@ COMMANDS = (
     fix,
     convert,
     quantize,
+    prove_bf16,
     build,
     bench,
     detect,
@@ -59,6 +62,7 @@ COMMANDS = (
     triton,
     serve,
     release,
+    card,
     describe,
 )
 
@@ -123,7 +127,8 @@ def _run(args: argparse.Namespace) -> int:
         signal = as_interrupted(exc)
         assert signal is not None
         _interrupted = True
-        print(f"facebatch: interrupted ({signal.name}): stopped; nothing half-written was left", file=sys.stderr)
+        said = f"{visible(kept(exc))}; " if kept(exc) else ""  # what the run kept, where it says
+        print(f"facebatch: interrupted ({signal.name}): stopped; {said}nothing half-written was left", file=sys.stderr)
         return signal.exit_code
 
 

@@ -31,7 +31,6 @@ from facebatch.cli.values import (  # noqa: F401
     parse_batch_sizes,
     parse_cosine,
     parse_floats,
-    parse_fraction,
     parse_opset,
     parse_size,
     parse_sizes,
@@ -107,14 +106,14 @@ def add_verify_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--det-thresh",
-        type=parse_fraction,
+        type=float,  # its range is the options' to check (check_thresholds), both ways alike
         default=DET_THRESH,
         metavar="P",
         help=f"check 3 (SCRFD): score threshold of the decoded detections (default {DET_THRESH:g}, as insightface)",
     )
     parser.add_argument(
         "--nms-thresh",
-        type=parse_fraction,
+        type=float,  # its range is the options' to check (check_thresholds), both ways alike
         default=NMS_THRESH,
         metavar="IOU",
         help=f"check 3 (SCRFD): NMS IoU threshold (default {NMS_THRESH:g}, as insightface)",
@@ -193,12 +192,9 @@ def add_embedder_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def photos(args: argparse.Namespace) -> list[Path]:
-    """The photos ``--images`` names (a photo or a folder of them), refused as the library refuses them."""
-    if args.images is None:
-        return []
-    from facebatch.engines.pipeline.photo_files import proof_photos
-
-    return proof_photos([args.images])
+    """What ``--images`` names (a photo or a folder of them), as given: the use case resolves it (``photo_files``),
+    the same for the command line and the Python API."""
+    return [] if args.images is None else [args.images]
 
 
 def embedder_flags_given(args: argparse.Namespace) -> bool:

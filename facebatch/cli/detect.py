@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from facebatch.cli import arguments
+from facebatch.cli.render import FACE_ROWS
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -23,6 +24,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--draw", type=Path, metavar="DIR", help="write annotated copies of the photos (boxes, scores, landmarks) here"
+    )
+    parser.add_argument(
+        "--all",
+        dest="all_rows",
+        action="store_true",
+        help=f"show every photo in the table (default: the first {FACE_ROWS}; the JSON has all)",
     )
     parser.set_defaults(handler=run, markdown=None, junit=None)
 

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from facebatch.cli import arguments
-from facebatch.cli.render import console_for, show_faces
+from facebatch.cli.render import FACE_ROWS, console_for, show_faces
 from facebatch.cli.terminal import literal, visible
 from facebatch.core.words import counted
 
@@ -32,7 +32,7 @@ def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
     else:
         result = run_detect(DetectOptions(args.images, run, json_file, args.draw, command))
     console = console_for(args)
-    show_faces(console, result.photos, result.times)
+    show_faces(console, result.photos, result.times, rows=None if args.all_rows else FACE_ROWS)
     if embed:
         console.print(f"wrote {args.output} ({result.faces} embeddings)")
     if args.json == arguments.STDOUT:
@@ -50,9 +50,9 @@ def run_pipeline_command(args: argparse.Namespace, embed: bool) -> int:
 def run_compare(args: argparse.Namespace) -> int:
     from facebatch.workflows.faces import CompareOptions, compare
 
-    json_file = None if args.json == arguments.STDOUT else args.json
-    options = CompareOptions(args.first, args.second, args.threshold, arguments.pipeline_run(args), json_file)
-    result = compare(options)
+    json_file, markdown_file = (None if t == arguments.STDOUT else t for t in (args.json, args.markdown))
+    run = arguments.pipeline_run(args)
+    result = compare(CompareOptions(args.first, args.second, args.threshold, run, json_file, markdown_file))
     match = result.match
     console = console_for(args)
     verdict = "same person" if match.same else "different people"
@@ -61,6 +61,49 @@ def run_compare(args: argparse.Namespace) -> int:
         f"({counted(len(match.second), 'face')}), best face of each: "
         f"cosine {match.cosine:.4f} → {verdict} (threshold {args.threshold:g})"
     )
-    if args.json == arguments.STDOUT:
-        sys.stdout.write(result.to_json())
+    _reports_to_stdout(args, result)
     return 0
+
+
+def _reports_to_stdout(args: argparse.Namespace, result) -> None:  # CompareResult | PairsResult
+    """--json - and --markdown -: the report on standard output (the use case wrote the files)."""
+    for target, render in ((args.json, result.to_json), (args.markdown, result.to_markdown)):
+        if target == arguments.STDOUT:
+            sys.stdout.write(render())
+
+
+def run_pairs(args: argparse.Namespace) -> int:
+    """compare --pairs: one line per pair, then accuracy, best threshold and AUC where the pairs are labelled."""
+    from facebatch.workflows.pairs import PairsOptions, compare_pairs
+
+    json_file, markdown_file = (None if t == arguments.STDOUT else t for t in (args.json, args.markdown))
+    run = arguments.pipeline_run(args)
+    result = compare_pairs(PairsOptions(args.pairs, args.threshold, run, json_file, markdown_file))
+    console = console_for(args)
+    for verdict in result.verdicts:
+        console.print(literal(_pair_line(verdict)), soft_wrap=True, emoji=False)
+    for line in result.summary():
+        console.print(literal(line), soft_wrap=True)
+    for target in (json_file, markdown_file):
+        if target is not None:
+            console.print(f"wrote {literal(str(target))}")
+    _reports_to_stdout(args, result)
+    if result.complete:
+        return 0
+    missing = [
+        f"{counted(len(names), 'photo')} {what}: {', '.join(map(visible, names))}"
+        for names, what in ((result.no_face, "with no face"), (result.unreadable, "could not be read"))
+        if names
+    ]
+    print(f"facebatch: error: {'; '.join(missing)} (their pairs were not judged)", file=sys.stderr)
+    return 1
+
+
+def _pair_line(verdict) -> str:  # PairVerdict
+    pair = verdict.pair
+    line = f"row {pair.row}: {pair.first} vs {pair.second}: "
+    line += verdict.verdict if verdict.cosine is None else f"cosine {verdict.cosine:.4f} → {verdict.verdict}"
+    if pair.label is not None:
+        mark = {True: " ✓", False: " ✗", None: ""}[verdict.correct]
+        line += f" (labelled {'same' if pair.label else 'different'}{mark})"
+    return line

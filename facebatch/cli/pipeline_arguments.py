@@ -6,18 +6,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facebatch.cli.values import parse_batch_size, parse_fraction, parse_size
+from facebatch.cli.values import parse_batch_size, parse_size
 from facebatch.engines.pipeline.defaults import DEFAULT_BACKEND, DEFAULT_MAX_FACES, DEFAULT_PRECISION, PRECISIONS
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 
 
-def add_precision_argument(group: argparse._ArgumentGroup) -> None:
+def add_precision_argument(group: argparse._ArgumentGroup, bf16: bool = False) -> None:
+    """--precision; ``bf16`` where the command runs its models through the pipeline's runners."""
     group.add_argument(
         "--precision",
-        choices=PRECISIONS,
+        choices=PRECISIONS if bf16 else tuple(p for p in PRECISIONS if p != "bf16"),
         default=DEFAULT_PRECISION,
         help="int8: run each model's INT8 twin beside it where quantize's accuracy gate passed it on this CPU "
-        f"class (about 2x the detector's speed), FP32 where none did (default {DEFAULT_PRECISION})",
+        f"class (about 2x the detector's speed), FP32 where none did (default {DEFAULT_PRECISION})"
+        + (
+            "; bf16 (--backend openvino): each model in bfloat16 where 'facebatch prove-bf16' passed it on this CPU "
+            "class, refused otherwise"
+            if bf16
+            else ""
+        ),
     )
 
 
@@ -90,10 +97,17 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, embed: bool) -> None
         help=f"threads that read and letterbox photos ahead of the detector (default {DEFAULT_READ_WORKERS}; 0: none)",
     )
     group.add_argument(
+        "--no-cache",
+        dest="compile_cache",
+        action="store_false",
+        help="openvino: compile the models afresh instead of importing them from the cache of compiled models "
+        "($FACEBATCH_CACHE_DIR, else ~/.cache/facebatch/openvino)",
+    )
+    group.add_argument(
         "--threads", type=int, metavar="N", help="CPU threads per runtime (default: the physical cores over the lanes)"
     )
     add_lanes_argument(group)
-    add_precision_argument(group)
+    add_precision_argument(group, bf16=True)
     group.add_argument(
         "--reduced-decode",
         action="store_true",
@@ -108,14 +122,14 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, embed: bool) -> None
     )
     group.add_argument(
         "--det-thresh",
-        type=parse_fraction,
+        type=float,  # its range is the options' to check (check_thresholds), both ways alike
         default=DET_THRESH,
         metavar="P",
         help=f"face score threshold (default {DET_THRESH:g})",
     )
     group.add_argument(
         "--nms-thresh",
-        type=parse_fraction,
+        type=float,  # its range is the options' to check (check_thresholds), both ways alike
         default=NMS_THRESH,
         metavar="IOU",
         help=f"NMS IoU threshold (default {NMS_THRESH:g})",
@@ -166,5 +180,6 @@ def pipeline_run(args: argparse.Namespace):  # PipelineRun
         args.reduced_decode,
         args.lanes,
         args.max_photo_pixels,
+        args.compile_cache,
     )
     return PipelineRun(model_options(args), args.backend, settings, args.threads)

@@ -113,7 +113,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--markdown", type=Path, metavar="FILE", help="write the report as Markdown ('-': standard output)"
     )
-    parser.set_defaults(handler=run, junit=None, field_flags={"photos": "--images"})
+    parser.set_defaults(handler=run, junit=None, field_flags={"photos": "--images", "bench_backends": "--backend"})
 
 
 def _recipes(text: str) -> tuple[str, ...]:
@@ -128,7 +128,6 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from facebatch.cli.render import console_for, show_quantize, write_reports
-    from facebatch.engines.runners.backends import parse_backends
     from facebatch.workflows.quantize import QuantizeOptions, default_int8_path, quantize_int8
 
     artifact = args.out if args.out is not None else default_int8_path(args.model_file)
@@ -141,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         detector=args.detector,
         bench=args.bench,
-        bench_backends=parse_backends(args.backend),
+        bench_backends=args.backend,  # the options read the names
         bench_batch_sizes=args.batch_sizes,
         threads=args.threads,
         mixed=args.mixed,

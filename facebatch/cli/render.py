@@ -13,7 +13,7 @@ from rich.table import Table
 
 from facebatch.cli.arguments import STDOUT, reports_to_stdout
 from facebatch.cli.terminal import literal
-from facebatch.core.words import counted, percent
+from facebatch.core.words import counted, natural_key, percent
 
 if TYPE_CHECKING:
     from facebatch.engines.bench.pipeline_report import PipelineBenchReport
@@ -148,12 +148,17 @@ def show_bench(console: Console, report: BenchReport) -> None:
             console.print(line)
 
 
-def show_faces(console: Console, results: list[ImageFaces], times: StageTimes) -> None:
-    """Per photo its faces (up to 40 rows; the JSON has all), then totals and stage times."""
+FACE_ROWS = 40  # photos in detect's and embed's table unless --all (the JSON has all)
+
+
+def show_faces(console: Console, results: list[ImageFaces], times: StageTimes, rows: int | None = FACE_ROWS) -> None:
+    """Per photo its faces in natural order (img1, img2, img10; ``rows`` of them, None: all), then totals and
+    stage times."""
     table = Table(title="faces", title_justify="left")
     for column in ("photo", "size (HxW)", "faces", "best score", "best box x1,y1,x2,y2"):
         table.add_column(column)
-    for result in results[:40]:
+    ordered = sorted(results, key=lambda r: natural_key(r.path))
+    for result in ordered if rows is None else ordered[:rows]:
         if not result.ok:
             table.add_row(literal(result.path.name), "", "[red]unreadable[/red]", "", "")
             continue
@@ -165,13 +170,18 @@ def show_faces(console: Console, results: list[ImageFaces], times: StageTimes) -
             literal(result.path.name), f"{result.image_size[0]}x{result.image_size[1]}", str(len(result)), score, box
         )
     console.print(table)
-    if len(results) > 40:
-        console.print(f"… and {len(results) - 40} more photos")
+    if rows is not None and len(results) > rows:
+        console.print(f"{len(results) - rows} more rows: --all")
     rate = f", {times.images / times.wall:.2f} photos/s" if times.wall > 0 else ""
     stages = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in times.seconds.items())
     console.print(
         f"{counted(times.faces, 'face')} in {counted(times.images, 'photo')} in {times.wall:.2f} s{rate} (busy per stage: {stages})"
     )
+    if sum(times.seconds.values()) > times.wall:
+        console.print(
+            "  (busy seconds are summed over the lanes and reader threads, which run at the same time: "
+            "so they add up past the wall time)"
+        )
 
 
 def show_pipeline_bench(console: Console, report: PipelineBenchReport) -> None:
@@ -242,9 +252,16 @@ def show_repository(console: Console, repository: TritonRepository) -> None:
             model.source,
         )
     console.print(table)
+    bundled = all(m.config.backend == "python" for m in repository.models)  # what nvidia-pytriton's server runs
+    serve = (
+        f"facebatch serve {repository.path}"
+        if bundled
+        else f"facebatch serve needs a tritonserver with Triton's {repository.runtime} backend, or these models "
+        "written again with --runtime python"
+    )
     console.print(
         f"wrote {counted(len(repository.written), 'file')}; {repository.path / 'README.md'} says how to serve and measure it "
-        f"(facebatch serve {repository.path})"
+        f"({serve})"
     )
 
 

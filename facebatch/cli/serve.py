@@ -1,10 +1,13 @@
 """``facebatch serve``: a real tritonserver on a repository, until Ctrl-C. The flags become one
 ``ServeOptions``; the library's ``serve`` (facebatch/workflows/serve.py) refuses, starts, watches and stops;
-here what it serves and each model it loads again are shown."""
+here what it serves, where it really listens and each model it loads again are shown, and a failed server's
+last log lines. Stopped by a signal, it exits as every command does: 128 + the signal (Ctrl-C: 130)."""
 
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +34,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "A model that stops serving (its python stub killed or crashed: Triton does not restart one) is loaded again "
         "through Triton's repository API, said in one line. Clients get inference, health, metadata and statistics; "
         "the repository, shared-memory, logging and trace APIs answer only this process, which holds a key made for "
-        f"the run. It listens on {DEFAULT_ADDRESS} unless --address says otherwise.",
+        f"the run. It listens on {DEFAULT_ADDRESS} unless --address says otherwise; the addresses shown are the ones "
+        "it really listens on. tritonserver's own log is kept only with --log (--verbose shows it here); when the "
+        "server fails, its last lines are shown. Ctrl-C exits 130, SIGTERM 143, as every command does.",
     )
     parser.add_argument("repository", type=Path, metavar="REPOSITORY")
     parser.add_argument(
@@ -62,7 +67,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         "nvidia-pytriton's server needs one with numpy<2: 'make serve-env' makes .venv-serve",
     )
     parser.add_argument(
-        "--log", type=Path, metavar="FILE", help="write tritonserver's log here instead of the terminal"
+        "--log",
+        type=Path,
+        metavar="FILE",
+        help="keep tritonserver's log in FILE (default: not kept, its last lines shown if the server fails; "
+        "--verbose shows it on the terminal)",
     )
     parser.add_argument(
         "--ready-timeout",
@@ -86,12 +95,15 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         address=args.address,
         python_env=args.python_env,
         log=args.log,
+        show_log=bool(args.verbose),
         ready_timeout=args.ready_timeout,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from facebatch.cli.render import console_for
+    from facebatch.core.interrupts import Interrupted
+    from facebatch.engines.triton.server_log import ServerFailed
     from facebatch.workflows.serve import serve
 
     console = console_for(args)
@@ -100,10 +112,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"serving {result.repository} with {result.binary} ({result.source})")
         if result.exposure is not None:
             console.print(f"  {result.exposure}", soft_wrap=True)
-        console.print(
-            f"  HTTP {result.http_url}   gRPC {result.grpc_url}"
-            + (f"   metrics {result.metrics_url}" if result.metrics_url else "")
-        )
+        console.print(f"  {result.endpoints()}", soft_wrap=True)  # as bound, read back from the server
         console.print(f"  watching {len(result.models)} models: one that stops serving is loaded again")
         console.print("  Ctrl-C stops it")
         console.file.flush()
@@ -112,6 +121,13 @@ def run(args: argparse.Namespace) -> int:
         console.print(recovery.line(), soft_wrap=True)
         console.file.flush()  # a service manager's log reads it now, not at exit
 
-    serve(serve_options(args), on_ready=ready, on_recovery=recovered)  # until Ctrl-C or SIGTERM
+    try:
+        result = serve(serve_options(args), on_ready=ready, on_recovery=recovered)  # until Ctrl-C or SIGTERM
+    except ServerFailed as exc:  # its log's last lines (unless shown already), then the one error line
+        if exc.log_tail:
+            print("tritonserver's last log lines:", *(f"  {line}" for line in exc.log_tail), sep="\n", file=sys.stderr)
+        raise
     console.print("tritonserver stopped")
+    if result.signal is not None:  # stopped by a signal: the exit status says which, as for every command
+        raise Interrupted(signal.Signals[result.signal])
     return 0

@@ -7,6 +7,10 @@ where the program is, so the ``finally`` blocks and context managers that remove
 run; the first signal also sets all three to be ignored, so that a second Ctrl-C cannot cut the
 clean-up short. The handler itself does nothing but raise: no torch, no I/O. (The output folders
 a run made, removed at its end when still empty, are the run's: ``facebatch.core.run``.)
+
+Work that keeps what it finished (annotated copies, a gallery's committed shards) says so through
+``keeping``: an interrupt leaving its block carries ``kept`` ("17 annotated copies written to out/"),
+which the command line adds to its one line.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 CAUGHT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -81,6 +85,25 @@ def interrupts_as_exceptions() -> Iterator[None]:
     finally:
         for caught, handler in previous.items():
             signal.signal(caught, handler)
+
+
+@contextlib.contextmanager
+def keeping(describe: Callable[[], str | None]) -> Iterator[None]:
+    """An interrupt (``Interrupted``, KeyboardInterrupt) leaving the block carries what the work kept so far:
+    ``describe()``, called then ("4 shards kept; run again to resume"; None: nothing to say). The innermost
+    block that has something to say wins; a ``describe`` that fails says nothing (the interrupt goes on)."""
+    try:
+        yield
+    except (Interrupted, KeyboardInterrupt) as exc:
+        if kept(exc) is None:
+            with contextlib.suppress(Exception):
+                exc.kept = describe()  # type: ignore[union-attr]
+        raise
+
+
+def kept(exc: BaseException) -> str | None:
+    """What the interrupted work kept, as ``keeping`` recorded it on ``exc`` (None: nothing said)."""
+    return getattr(exc, "kept", None)
 
 
 def as_interrupted(exc: BaseException) -> Interrupted | None:

@@ -26,6 +26,7 @@ from facebatch.core.progress import step
 from facebatch.core.publish import draft, publish, sidecar_path
 from facebatch.engines.build.tensorrt_engine import BuilderOptions, build_engine
 from facebatch.engines.pipeline.defaults import DEFAULT_FRAME_SEED
+from facebatch.engines.pipeline.photo_files import proof_photos
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.availability import detect_runtimes
 from facebatch.engines.runners.engine_record import (
@@ -68,10 +69,25 @@ class BuildOptions:
     photos: Sequence[Path] = ()
     seed: int = DEFAULT_FRAME_SEED
 
+    def __post_init__(self) -> None:
+        self.photos = proof_photos(self.photos)  # photos or folders of them, as every command takes them
+        self.check()
+
     def check(self) -> None:
         """What the options alone can refuse, before the model is read."""
         if self.out is not None and Path(self.out).suffix != ".plan":
             raise SpecError(f"out must name a .plan file, not {self.out}", field="out")
+        if str(getattr(self.precision, "value", self.precision)) not in ("fp16", "fp32"):  # INT8: TensorRT's calibrator
+            raise SpecError(
+                f"precision {getattr(self.precision, 'value', self.precision)!r}: engines are built in fp16 or fp32 "
+                "(the CPU INT8 model comes from quantising the FP32 ONNX)",
+                field="precision",
+            )
+        self.precision = Precision(getattr(self.precision, "value", self.precision))
+        for name in ("batch_min", "batch_opt", "batch_max"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise SpecError(f"{name} must be a whole number of at least 1, got {value!r}", field=name)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import Any
 import onnx
 
 from facebatch.configs.embedder import EmbedderDescription
+from facebatch.configs.license import license_of
 from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.configs.spec_io import spec_to_dict
 from facebatch.core.atomic import check_output_file
@@ -27,11 +28,12 @@ from facebatch.core.progress import step, warn
 from facebatch.core.publish import draft, publish, sidecar_path
 from facebatch.engines.build.fp16 import Fp16Conversion, convert_to_fp16, stamp_fp16
 from facebatch.engines.pipeline.defaults import DEFAULT_FRAME_SEED
+from facebatch.engines.pipeline.photo_files import proof_photos
 from facebatch.engines.pipeline.scrfd_decode import DET_THRESH, NMS_THRESH
 from facebatch.verify.independence import DEFAULT_BATCH_SIZES
 from facebatch.verify.reference import onnx_reference
 from facebatch.verify.report import VerifyReport
-from facebatch.verify.verify_job import VerifyOptions
+from facebatch.verify.verify_job import VerifyOptions, check_verify_values
 from facebatch.verify.verify_job import run_checks as verify_model
 
 FP16_SUFFIX = "_fp16"
@@ -47,6 +49,10 @@ class ConvertOptions:
     embedder: EmbedderDescription | None = None  # foreign embedders
     det_thresh: float = DET_THRESH
     nms_thresh: float = NMS_THRESH
+
+    def __post_init__(self) -> None:
+        self.photos = proof_photos(self.photos)  # photos or folders of them, as every command takes them
+        check_verify_values(self.batch_sizes, self.det_thresh, self.nms_thresh)  # before anything is written
 
 
 @dataclass
@@ -182,7 +188,7 @@ def convert_fp16(source: Path, out: Path | None = None, options: ConvertOptions 
         publish(
             candidate,
             "facebatch convert --fp16",
-            _fp16_record(result, target.recorded_weights),
+            _fp16_record(result, target.recorded_weights) | {"license": license_of(target).to_dict()},
             source=source_record(target),
             proof=report.proof_record(),
         )

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from facebatch.configs.model_file import ModelFile
 from facebatch.core.atomic import (
     InputFiles,
@@ -22,6 +24,7 @@ from facebatch.core.atomic import (
     write_text_atomic,
 )
 from facebatch.core.errors import OutputError, SpecError
+from facebatch.core.interrupts import keeping
 from facebatch.core.progress import progress_bar, warn
 from facebatch.core.words import counted
 from facebatch.engines.pipeline.compare import FaceMatch, match_best_faces
@@ -30,8 +33,8 @@ from facebatch.engines.pipeline.face_pipeline import FacePipeline
 from facebatch.engines.pipeline.image_faces import ImageFaces, StageTimes
 from facebatch.engines.pipeline.opening import open_pipeline as open_lanes
 from facebatch.engines.pipeline.options import PipelineOptions
-from facebatch.engines.pipeline.photo_files import IMAGE_SUFFIXES, collect_images
-from facebatch.engines.pipeline.preprocess import load_image
+from facebatch.engines.pipeline.photo_files import IMAGE_SUFFIXES
+from facebatch.engines.pipeline.reader import PhotoItem, collect_photos, photo_pixels
 from facebatch.engines.pipeline.results import (
     detections_json,
     draw_faces,
@@ -59,7 +62,12 @@ class PipelineRun:
 
     def runner_options(self) -> RunnerOptions:
         # the detector and the embedder take turns on the same cores: spinning threads would slow each other
-        return RunnerOptions(threads=self.threads, spin_wait=False)
+        return RunnerOptions(
+            threads=self.threads,
+            spin_wait=False,
+            compile_cache=self.pipeline.compile_cache,
+            bf16=self.models.precision == "bf16",  # each model's proof is checked by pipeline_models
+        )
 
     def input_paths(self) -> list[Path]:
         """The model files this run reads (never an output)."""
@@ -77,7 +85,7 @@ def open_faces(run: PipelineRun, embed: bool = True) -> Iterator[FacePipeline]:
 
 def open_models(detector: ModelFile, embedder: ModelFile | None, run: PipelineRun):  # ctx[FacePipeline]
     """The pipeline over models already resolved, with ``run``'s backend, options and threads."""
-    return open_lanes(detector, embedder, run.backend, run.pipeline, run.runner_options())
+    return open_lanes(detector, embedder, run.backend, run.pipeline, run.runner_options(), run.models.size)
 
 
 def photo_inputs(photos: Sequence[Path], run: PipelineRun, folders: Sequence[Path] = ()) -> InputFiles:
@@ -129,7 +137,9 @@ class FacesResult:
 
 @dataclass(frozen=True)
 class DetectOptions:
-    photos: Sequence[Path]  # photo files and folders (a folder's photos in name order)
+    # photo files and folders (walked with their subfolders: ``photo_files``), and photos held in memory: a photo
+    # file's bytes, a decoded BGR uint8 HxWx3 array (``reader.photo_items``; named photos[i] in the results)
+    photos: Sequence[Path | bytes | np.ndarray]
     run: PipelineRun = field(default_factory=PipelineRun)
     json: Path | None = None  # every photo's faces as JSON
     draw: Path | None = None  # a folder for annotated copies of the photos
@@ -138,7 +148,7 @@ class DetectOptions:
 
 @dataclass(frozen=True)
 class EmbedOptions:
-    photos: Sequence[Path]
+    photos: Sequence[Path | bytes | np.ndarray]  # as DetectOptions.photos
     output: Path  # the .npz of every face's embedding
     run: PipelineRun = field(default_factory=PipelineRun)
     json: Path | None = None  # the index of the .npz rows
@@ -147,8 +157,8 @@ class EmbedOptions:
 
 def detect(options: DetectOptions) -> FacesResult:
     """Every face of every photo (box, score, 5 landmarks), batched; annotated copies and JSON when asked."""
-    paths = collect_images([Path(p) for p in options.photos])
-    _check_targets(paths, options.run, [("json", options.json)], options.draw)
+    paths = collect_photos(options.photos)  # files, folders walked, and photos held in memory
+    _check_targets(_files(paths), options.run, [("json", options.json)], options.draw)
     result = _run_faces(paths, options.run, False, options.draw, options.command)
     if options.json is not None:
         write_text_atomic(options.json, result.to_json(), "json")
@@ -158,8 +168,8 @@ def detect(options: DetectOptions) -> FacesResult:
 
 def embed(options: EmbedOptions) -> FacesResult:
     """Every face of every photo, aligned and embedded (unit length) into an .npz; its row index as JSON."""
-    paths = collect_images([Path(p) for p in options.photos])
-    _check_targets(paths, options.run, [("output", options.output), ("json", options.json)], None)
+    paths = collect_photos(options.photos)
+    _check_targets(_files(paths), options.run, [("output", options.output), ("json", options.json)], None)
     result = _run_faces(paths, options.run, True, None, options.command)
     write_bytes_atomic(options.output, embeddings_npz(result.photos, result.models), "output")
     result.written.append(options.output)
@@ -194,27 +204,45 @@ def _check_targets(
         check_not_input(target, "draw", ())  # a folder where the copy goes
 
 
-def _run_faces(paths: list[Path], run: PipelineRun, embed: bool, draw: Path | None, command: str | None) -> FacesResult:
+def _files(photos: list[PhotoItem]) -> list[Path]:
+    """The photos that are files (what an output may not replace)."""
+    return [photo for photo in photos if isinstance(photo, Path)]
+
+
+def _run_faces(
+    paths: list[PhotoItem], run: PipelineRun, embed: bool, draw: Path | None, command: str | None
+) -> FacesResult:
     drawn: set[str] = set()
-    photos = []
+    photos, copies = [], []  # copies: the annotated copies written so far
     detector, embedder = pipeline_models(run.models, embed)
     models = {"detector": detector.sha256} | ({"embedder": embedder.sha256} if embedder is not None else {})
-    with open_models(detector, embedder, run) as pipeline:
+    with open_models(detector, embedder, run) as pipeline, keeping(lambda: _kept(embed, draw, len(copies))):
         with progress_bar(len(paths), "embed" if embed else "detect") as advance:
-            for found in pipeline.run(paths):
+            for item, found in zip(paths, pipeline.run(paths), strict=True):
                 photos.append(found)
                 if not found.ok:
                     warn(f"skipped {found.path}: {found.error}", found.error_field)
                 elif draw is not None:
-                    name = drawn_name(found.path, drawn)
-                    image = draw_faces(load_image(found.path, run.pipeline.max_photo_pixels), found)
+                    name = drawn_name(found.path if isinstance(item, Path) else found.path.with_suffix(".png"), drawn)
+                    image = draw_faces(photo_pixels(item, run.pipeline.max_photo_pixels), found)
                     write_bytes_atomic(draw / name, encode_image(image, name), "draw")
+                    copies.append(name)
                 advance(
                     f"{found.path.name}: {counted(len(found), 'face')}" if found.ok else f"{found.path.name}: skipped"
                 )
         about = _about(pipeline, run, command)
         times = pipeline.times
     return FacesResult(photos, times, about, embed, drawn=len(drawn), models=models)
+
+
+def _kept(embed: bool, draw: Path | None, copies: int) -> str | None:
+    """What an interrupted detect or embed leaves: the annotated copies written so far (each whole); the .npz and
+    the JSON are written once every photo is done, so an interrupted run writes neither."""
+    if embed:
+        return "no embeddings written (the .npz is written once every photo is done)"
+    if draw is not None:
+        return f"{counted(copies, 'annotated copy', 'annotated copies')} written to {draw}"
+    return None
 
 
 def _about(pipeline: FacePipeline, run: PipelineRun, command: str | None) -> dict[str, Any]:
@@ -244,6 +272,7 @@ class CompareOptions:
     threshold: float = DEFAULT_MATCH_THRESHOLD  # cosine at or above which the faces are the same person
     run: PipelineRun = field(default_factory=PipelineRun)
     json: Path | None = None
+    markdown: Path | None = None
 
     def __post_init__(self) -> None:
         check_cosine(self.threshold, "threshold")
@@ -280,10 +309,14 @@ def compare(options: CompareOptions) -> CompareResult:
         if not Path(path).is_file():
             raise SpecError(f"{name} {path} is not a file; compare takes two photos", field=name)
     photos = [Path(options.first), Path(options.second)]
-    _check_targets(photos, options.run, [("json", options.json)], None)
+    _check_targets(photos, options.run, [("json", options.json), ("markdown", options.markdown)], None)
     with open_faces(options.run, embed=True) as pipeline:
         first, second = pipeline.run(photos)
     result = CompareResult(match_best_faces(first, second, options.threshold))
-    if options.json is not None:
-        write_text_atomic(options.json, result.to_json(), "json")
+    for name, target, render in (
+        ("json", options.json, result.to_json),
+        ("markdown", options.markdown, result.to_markdown),
+    ):
+        if target is not None:
+            write_text_atomic(target, render(), name)
     return result

@@ -22,19 +22,21 @@ from typing import Any
 import numpy as np
 import onnx
 
+from facebatch.configs.license import license_of
 from facebatch.configs.model_file import FIX_PROP, REPAIRABLE, load_model, read_model_file, repaired_name
 from facebatch.configs.spec_io import stored_spec
 from facebatch.core.atomic import check_output_file
 from facebatch.core.errors import VerificationFailed
 from facebatch.core.progress import step
 from facebatch.core.publish import draft, publish, sidecar_path
+from facebatch.engines.pipeline.photo_files import proof_photos
 from facebatch.engines.pipeline.preprocess import model_frames
 from facebatch.engines.runners.base import Runner
 from facebatch.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 from facebatch.verify.independence import INDEPENDENCE_ATOL
 from facebatch.verify.reference import onnx_reference
 from facebatch.verify.report import VerifyReport
-from facebatch.verify.verify_job import VerifyOptions
+from facebatch.verify.verify_job import VerifyOptions, check_verify_values
 from facebatch.verify.verify_job import run_checks as verify_model
 from facebatch.workflows.fix_surgery import Repair, plan_repair
 
@@ -55,6 +57,10 @@ class FixOptions:
     det_thresh: float = VerifyOptions.det_thresh
     nms_thresh: float = VerifyOptions.nms_thresh
     strict: bool = VerifyOptions.strict
+
+    def __post_init__(self) -> None:
+        self.photos = proof_photos(self.photos)  # photos or folders of them, as every command takes them
+        check_verify_values(self.batch_sizes, self.det_thresh, self.nms_thresh)  # before anything is written
 
     @property
     def proof_size(self) -> tuple[int, int] | None:
@@ -214,6 +220,7 @@ def fix_onnx(
     with draft(Path(target), "out", inputs=[Path(source)]) as candidate:
         onnx.save(plan.model, str(candidate.path))
         body = {k: v for k, v in record.items() if k not in ("source", "proof")}
+        body["license"] = license_of(original).to_dict()  # the repaired file's weights are the original's
         publish(candidate, "facebatch fix", body, source=record["source"], proof=record["proof"])
     result.written = True
     return result

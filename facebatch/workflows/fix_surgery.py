@@ -218,6 +218,36 @@ def _fix_reshapes(model: onnx.ModelProto) -> list[Repair]:
     return changes
 
 
+def _declared_batch(original: onnx.ModelProto, repaired: onnx.ModelProto, renames: dict[str, str]) -> list[Repair]:
+    """The declared batch axis made symbolic (``relaxed_batch``, ``_declare_outputs``): one repair for the
+    inputs and one for the outputs, grouped by what dim 0 was, so that a file whose only fault is a batch
+    pinned to 1 in its declarations still says what changed."""
+    outputs = {o.name for o in original.graph.output}
+    after = io_dims(repaired)
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name, dims in io_dims(original).items():
+        if not dims or dims[0] == BATCH:
+            continue
+        kind = "output" if name in outputs else "input"
+        if len(after.get(renames.get(name, name), dims)) > len(dims):
+            before = "the batch folded into the rows"  # the official head's [rows, C] became [batch, rows, C]
+        elif isinstance(dims[0], int):
+            before = f"dim 0 fixed to {dims[0]}"
+        else:
+            before = "dim 0 unnamed" if dims[0] is None else f"dim 0 '{dims[0]}'"
+        groups.setdefault((kind, before), []).append(name)
+    why = {"input": "it takes any number of frames", "output": "one result per frame on axis 0"}
+    return [
+        Repair(
+            f"{kind}{'s' if len(names) > 1 else ''} {', '.join(names)}",
+            before,
+            f"symbolic dim 0 '{BATCH}'",
+            why[kind],
+        )
+        for (kind, before), names in sorted(groups.items())
+    ]
+
+
 def _scrfd_names(model: onnx.ModelProto, shapes: dict[str, list]) -> dict[str, str]:
     """Official order: scores s8/16/32, bboxes, then kps; checked by channels."""
     use_kps = scrfd_landmarks(model)
@@ -310,4 +340,5 @@ def plan_repair(original: onnx.ModelProto) -> RepairPlan:
     model.producer_name = "facebatch fix"
     symbolic = all(shape and isinstance(shape[0], str) for shape in dims.values())
     already = symbolic and not changes and not renames and not lint_graph(original)
-    return RepairPlan(model, changes, renames, remaining, already)
+    declared = [] if already else _declared_batch(original, model, renames)
+    return RepairPlan(model, changes + declared, renames, remaining, already)

@@ -6,6 +6,8 @@ and refusals, for the command line and the Python API.
   classifier's or a 16-value output would give cosines that mean nothing).
 - An INT8 file runs only where quantize's accuracy gate passed it on this CPU class; with precision
   ``int8`` an FP32 file's gated INT8 twin beside it runs instead (or the FP32 file, with a note why).
+- With precision ``bf16`` (OpenVINO) each model runs in bfloat16 only where its BF16 proof passed for this file
+  on this CPU class (``workflows.bf16_record``); refused in one line otherwise.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from facebatch.core.environment import int8_cpu_class
 from facebatch.core.errors import SpecError
 from facebatch.core.progress import note
 from facebatch.engines.pipeline.defaults import DEFAULT_PRECISION, PRECISIONS
+from facebatch.engines.runners.openvino_runner import OpenVinoCpu, detect_openvino_cpu
+from facebatch.workflows.bf16_record import bf16_refusal
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -41,7 +45,8 @@ class ModelOptions:
     embedder_spec: Path | None = None  # what a foreign embedder ONNX is (input size, mean, std, …)
     embedder_description: EmbedderDescription | None = None  # the same, stated as a value (the CLI's single flags)
     size: tuple[int, int] | None = None  # the detector's input size, for a detector that takes several
-    precision: str = DEFAULT_PRECISION  # fp32, or int8: each model's gated INT8 twin where there is one
+    precision: str = DEFAULT_PRECISION  # fp32; int8: each model's gated INT8 twin where there is one; bf16: proven
+    openvino: OpenVinoCpu | None = None  # bf16: what OpenVINO says of the CPU; None: read from this one
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -61,7 +66,25 @@ def _detector(options: ModelOptions) -> ModelFile:
     detector = _model_file(options.detector, "detector", size=options.size)
     if detector.family.is_embedder:
         raise SpecError(f"detector {detector.path.name} is an embedder; pass an SCRFD detector", field="detector")
-    return runnable(detector, "detector", options.precision, options.size)
+    check_detector_size(detector, options.size)
+    return runnable(detector, "detector", options.precision, options.size, options.openvino)
+
+
+def check_detector_size(detector: ModelFile, size: tuple[int, int] | None) -> None:
+    """Refuse a ``size`` the detector cannot run (a graph whose input size is fixed runs at that size only), saying
+    how to get a detector of that size, rather than run at its own size without a word."""
+    if size is None:
+        return
+    h, w = int(size[0]), int(size[1])
+    if detector.fixed_size and (h, w) != detector.spec.input_size:
+        fixed_h, fixed_w = detector.spec.input_size
+        raise SpecError(
+            f"detector {detector.path.name} runs at {fixed_h}x{fixed_w} only, not at size {h}x{w}: its input is fixed "
+            f"in the file. Drop it, or export a {h}x{w} detector from this file's weights (the export takes an ONNX "
+            "file as weights; with a dynamic size the export runs at any size)",
+            field="size",
+        )
+    detector.checked_size((h, w))  # a size the graph can take (square where one symbol names both, a stride's multiple)
 
 
 def _embedder(options: ModelOptions) -> ModelFile:
@@ -70,6 +93,7 @@ def _embedder(options: ModelOptions) -> ModelFile:
         embedder = options.embedder
     else:
         path = Path(options.embedder) if options.embedder is not None else _picked_default("embedder")
+        check_not_folder(path, "embedder")
         if path.suffix.lower() in SPEC_SUFFIXES:
             if options.embedder_spec is not None:
                 raise SpecError(
@@ -92,13 +116,26 @@ def _embedder(options: ModelOptions) -> ModelFile:
         )
     for remark in embedder.notes:
         note(f"{embedder.path.name}: {remark} (describe it with an embedder spec if it differs)")
-    return runnable(embedder, "embedder", options.precision, None)
+    return runnable(embedder, "embedder", options.precision, None, options.openvino)
 
 
 def _model_file(item: ModelLike | None, role: str, size: tuple[int, int] | None) -> ModelFile:
     if isinstance(item, ModelFile):
         return item
+    if item is not None:
+        check_not_folder(Path(item), role)
     return read_model_file(Path(item) if item is not None else _picked_default(role), size=size)
+
+
+def check_not_folder(path: Path, role: str) -> None:
+    """A folder named as a model is refused as a folder (not as a file that 'does not exist'), naming the .onnx
+    files in it that could be meant."""
+    if not path.is_dir():
+        return
+    what = {"detector": "an SCRFD detector's .onnx file", "embedder": "an embedder's .onnx file (or its spec .yaml)"}
+    inside = sorted(p.name for p in path.glob("*.onnx") if p.is_file())[:4]
+    there = f" (it holds {', '.join(inside)})" if inside else " (it holds no .onnx file)"
+    raise SpecError(f"{role} {path} is a folder; name {what.get(role, 'the .onnx file')} in it{there}", field=role)
 
 
 def _picked_default(role: str) -> Path:
@@ -109,11 +146,25 @@ def _picked_default(role: str) -> Path:
 
 
 def runnable(
-    model: ModelFile, role: str, precision: str = DEFAULT_PRECISION, size: tuple[int, int] | None = None
+    model: ModelFile,
+    role: str,
+    precision: str = DEFAULT_PRECISION,
+    size: tuple[int, int] | None = None,
+    openvino: OpenVinoCpu | None = None,
 ) -> ModelFile:
     """``model`` as the pipeline may run it: an INT8 file only when quantize's gate passed it on this CPU
     class (refused otherwise, in one line); with ``precision`` int8, an FP32 file's gated INT8 twin beside
-    it, or the FP32 file itself with a note saying why there is none."""
+    it, or the FP32 file itself with a note saying why there is none; with ``precision`` bf16, the file
+    itself where its BF16 proof passed on this CPU class (``openvino``; None: this machine's)."""
+    if precision == "bf16":
+        refusal = bf16_refusal(model, openvino or detect_openvino_cpu())
+        if refusal is not None:
+            raise SpecError(
+                f"{role} {model.path.name} cannot run in precision bf16: {refusal}. Prove it in BF16 on this CPU "
+                "class with photos that show faces, or run it in fp32",
+                field="precision",
+            )
+        return model
     cpu_class = int8_cpu_class()
     if model.precision == "int8":
         refusal = model.int8_refusal(cpu_class)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from facebatch.configs.license import license_of
 from facebatch.configs.model_file import ModelFile, read_model_file
 from facebatch.configs.precision import Precision
 from facebatch.configs.spec_io import spec_to_dict
@@ -36,7 +37,9 @@ from facebatch.engines.bench.measure import Budget
 from facebatch.engines.bench.report import BenchReport
 from facebatch.engines.build.int8 import calibration_hash
 from facebatch.engines.build.int8_recipes import RECIPES, RECIPES_FOR_CPU, Int8Recipe
+from facebatch.engines.pipeline.photo_files import proof_photos
 from facebatch.engines.pipeline.preprocess import proof_frames
+from facebatch.engines.runners.backends import parse_backends
 from facebatch.engines.runners.factory import RunnerOptions
 from facebatch.exporter.backends import make_runner
 from facebatch.verify.reference import onnx_reference
@@ -83,11 +86,16 @@ class QuantizeOptions:
     def __post_init__(self) -> None:
         if not self.photos:
             raise SpecError("photos: INT8 calibration needs a photo or a folder of them", field="photos")
+        self.photos = proof_photos(self.photos)  # photos or folders of them, as every command takes them
+        if self.threads is not None and self.threads < 1:  # before the slow work, not at its bench
+            raise SpecError(f"threads must be at least 1, got {self.threads}", field="threads")
         if self.max_drop is not None and not 0.0 <= self.max_drop < 1.0:
             raise SpecError(f"max_drop must be in [0, 1), got {self.max_drop}", field="max_drop")
         unknown = [r for r in self.recipes if r not in RECIPES]
         if unknown:
             raise SpecError(f"recipes: {unknown[0]} is unknown; known: {', '.join(RECIPES)}", field="recipes")
+        # names, or one comma-separated string of them as the command line gives them
+        self.bench_backends = parse_backends(self.bench_backends, "bench_backends")
 
     def candidates(self, cpu_class: str) -> list[Int8Recipe]:
         return [RECIPES[name] for name in (self.recipes or RECIPES_FOR_CPU[cpu_class])]
@@ -219,7 +227,7 @@ def _publish(candidate: Draft, kept: Path, result: QuantizeResult, target: Model
     publish(
         candidate,
         "facebatch quantize",
-        _int8_record(result, target.recorded_weights),
+        _int8_record(result, target.recorded_weights) | {"license": license_of(target).to_dict()},
         source=source_record(target),
         proof={
             "passed": result.passed,

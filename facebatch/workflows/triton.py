@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from facebatch.configs.model_file import read_model_file
+from facebatch.core.environment import int8_cpu_class
+from facebatch.core.errors import SpecError
+from facebatch.core.progress import note
 from facebatch.engines.triton.options import RepositoryOptions
 from facebatch.engines.triton.repository import TritonRepository, triton_repository_from_artifacts
 
@@ -91,9 +95,34 @@ class TritonResult:
         return "\n".join(lines)
 
 
+def check_int8_proofs(artifacts: Sequence[Path]) -> None:
+    """An INT8 ONNX is served only where quantize's accuracy gate passed it, unforced (its sidecar says so), as the
+    pipeline runs one; where it was judged on another CPU class than this one, a note says which class to serve
+    it on (a repository is made to be served elsewhere, so that alone does not refuse it)."""
+    cpu_class = int8_cpu_class()
+    for path in artifacts:
+        if path.suffix != ".onnx" or not path.is_file():
+            continue  # plans, and files the repository's own reading refuses by name
+        model = read_model_file(path)
+        if model.precision != "int8":
+            continue
+        refusal = model.int8_refusal(model.int8_cpu_class or cpu_class)
+        if refusal is not None:
+            raise SpecError(
+                f"artifacts {path.name}: {refusal}; a repository serves INT8 only where the gate passed: quantize "
+                "its FP32 source (with calibration photos), or serve the FP32 file",
+                field="artifacts",
+            )
+        if model.int8_cpu_class not in (None, cpu_class):
+            note(
+                f"{path.name} passed its INT8 gate on {model.int8_cpu_class} CPUs: serve it on one (this is {cpu_class})"
+            )
+
+
 def triton(options: TritonOptions) -> TritonResult:
     """Read every artifact and plan every model (nothing is written until all of them are sound), then write the
     repository: each file atomically, listed in its manifest before it is written, its sha256 recorded after."""
+    check_int8_proofs([Path(p) for p in options.artifacts])
     repository = triton_repository_from_artifacts(
         [Path(p) for p in options.artifacts], Path(options.out), options.serving
     )

@@ -25,6 +25,7 @@ from facebatch.verify.verify_job import VerifyOptions, run_checks
 from facebatch.workflows.fix import repair_hint
 
 REPORT_FIELDS = ("json", "markdown", "junit")  # the options that name a report file (and its format)
+REFERENCE_PARITY = 4  # the one check whose failure no surgery mends: the file disagrees with its reference
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def verify(options: VerifyModelOptions) -> VerifyReport:
     )
     report = run_checks(options.model, checks)
     report.command = options.command
-    if not report.passed:
+    if any(c.failed and c.number != REFERENCE_PARITY for c in report.checks):  # a batch fault: fix may mend it
         hint = repair_hint(options.model)
         if hint:
             report.notes.append(hint)

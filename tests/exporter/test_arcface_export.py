@@ -97,7 +97,9 @@ def test_cli_export_from_a_backbone_pth(tmp_path: Path, capsys):
     assert main(argv) == 0
     shown = capsys.readouterr().out
     assert "exported arcface_r18" in shown and "cos ≥" in shown
-    with OnnxRuntimeRunner(tmp_path / "out" / "arcface_r18_batch.onnx") as runner:
+    # backbone.pth is every arcface_torch run's name: the default name carries the weights' short sha256
+    (artifact,) = (tmp_path / "out").glob("arcface_r18_backbone-*_batch.onnx")
+    with OnnxRuntimeRunner(artifact) as runner:
         x = np.random.default_rng(0).standard_normal((2, 3, 112, 112)).astype(np.float32)
         with torch.no_grad():
             expected = model(torch.from_numpy(x)).numpy()

@@ -1,8 +1,10 @@
 """What the gallery tests share: the fixture identities laid out as PEOPLE/<subject>/<photo>
-(symlinks into ../shared/fixtures, nothing copied into the project), and galleries built once."""
+(copies in a temporary folder, nothing copied into the project: links inside a photo folder are not
+followed), and galleries built once."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,7 +42,7 @@ def people(images_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     for subject in IDENTITIES:
         (root / subject).mkdir()
         (photo,) = images_dir.glob(f"{subject}_1.*")
-        (root / subject / photo.name).symlink_to(photo)
+        shutil.copy2(photo, root / subject / photo.name)
     return root
 
 

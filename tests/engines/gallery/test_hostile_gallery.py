@@ -372,11 +372,15 @@ def test_a_manifest_nested_past_pythons_stack_is_one_line(enrolled: Path, tmp_pa
 def test_a_link_to_nothing_among_the_photos_is_skipped_by_name(
     people: Path, detector_file, embedder_file, tmp_path: Path, caplog
 ) -> None:
-    """A dangling symlink in an archive stopped index with a FileNotFoundError traceback."""
+    """A dangling symlink in an archive stopped index with a FileNotFoundError traceback; links inside a photo
+    folder are now never followed (engines/pipeline/photo_files.py), and the skip is said by name."""
     photos = tmp_path / "photos"
     shutil.copytree(people, photos)
     (photos / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
     with caplog.at_level(logging.WARNING, logger="facebatch"):
         summary = index_photos(request([photos], tmp_path / "gallery", detector_file, embedder_file, faces="best"))
     assert summary.photos_run == summary.photos_named > 0
-    assert any("gone.jpg" in r.getMessage() and "cannot be read" in r.getMessage() for r in caplog.records)
+    assert any(
+        "gone.jpg" in r.getMessage() and "links inside a photo folder are not followed" in r.getMessage()
+        for r in caplog.records
+    )

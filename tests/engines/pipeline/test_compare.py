@@ -49,3 +49,30 @@ def test_a_photo_without_a_face_names_the_threshold_to_lower():
 def test_cosine_similarity_is_scale_free_and_zero_for_a_zero_vector():
     assert cosine_similarity(np.array([3.0, 4.0]), np.array([6.0, 8.0])) == pytest.approx(1.0)
     assert cosine_similarity(np.array([1.0, 0.0]), np.array([0.0, 0.0])) == 0.0
+
+
+def test_roc_auc_is_the_share_of_same_over_different_pairs_ties_half():
+    from facebatch.engines.pipeline.compare import roc_auc
+
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.normal(size=40), 1)  # rounded: many ties
+    positive = rng.random(40) < 0.4
+    pos, neg = scores[positive], scores[~positive]
+    pairwise = ((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).mean()
+    assert roc_auc(scores, positive) == pytest.approx(pairwise)
+    assert roc_auc(np.array([0.9, 0.1]), np.array([True, False])) == 1.0
+    assert roc_auc(np.array([0.9, 0.1]), np.array([True, True])) is None  # one class: no AUC
+
+
+def test_the_best_threshold_sits_in_the_middle_of_the_widest_gap_of_best_accuracy():
+    from facebatch.engines.pipeline.compare import best_threshold, score_pairs
+
+    cosines = np.array([0.78, 0.58, 0.68, -0.03, 0.07, 0.32])
+    same = np.array([True, True, True, False, False, False])
+    threshold, accuracy = best_threshold(cosines, same)
+    assert accuracy == 1.0 and threshold == pytest.approx((0.32 + 0.58) / 2)
+    scores = score_pairs(cosines, same, 0.3)  # 0.32 is called "same" at 0.3
+    assert (scores.correct, scores.pairs, scores.same_pairs) == (5, 6, 3)
+    assert scores.accuracy == pytest.approx(5 / 6) and scores.roc_auc == 1.0
+    overlapping = best_threshold(np.array([0.2, 0.4, 0.6]), np.array([False, True, False]))
+    assert overlapping == (pytest.approx(0.8), pytest.approx(2 / 3))  # ties: the widest gap, (0.6, 1]

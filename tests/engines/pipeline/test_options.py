@@ -22,6 +22,9 @@ from facebatch.engines.pipeline.options import FaceModels, PipelineOptions, Pipe
         ({"read_workers": -1}, "workers", "workers cannot be negative (read_workers=-1)"),
         ({"max_faces": -2}, "max_faces", "max_faces cannot be negative, got -2"),
         ({"max_photo_pixels": 0}, "max_photo_pixels", "max_photo_pixels must be at least 1, got 0"),
+        ({"det_thresh": 0.0}, "det_thresh", "det_thresh must be a number in (0, 1], got 0.0"),
+        ({"nms_thresh": 1.5}, "nms_thresh", "nms_thresh must be a number in (0, 1], got 1.5"),
+        ({"det_thresh": "0.5"}, "det_thresh", "det_thresh must be a number in (0, 1], got '0.5'"),
     ],
 )
 def test_each_bad_option_is_refused_naming_its_field(options: dict, field: str, message: str):

@@ -87,17 +87,17 @@ GPU_MACHINE_WITHOUT_CUDNN = Runtimes(
         (
             "ort-cuda",
             Runtimes.cpu_only(),
-            "ort-cuda backend needs onnxruntime's CUDAExecutionProvider, which this installation lacks: pip install 'facebatch[gpu]'",
+            "ort-cuda needs onnxruntime's CUDAExecutionProvider, which this installation lacks: pip install 'facebatch[gpu]'",
         ),
         (
             "ort-trt",
             Runtimes.cpu_only(),
-            "ort-trt backend needs onnxruntime's TensorrtExecutionProvider, which this installation lacks",
+            "ort-trt needs onnxruntime's TensorrtExecutionProvider, which this installation lacks",
         ),
         (
             "ort-cuda",
             GPU_WHEEL_ON_A_CPU_MACHINE,
-            "ort-cuda backend cannot start here: CUDAExecutionProvider needs a CUDA GPU, and nvidia-smi sees none here",
+            "ort-cuda cannot start here: CUDAExecutionProvider needs a CUDA GPU, and nvidia-smi sees none here",
         ),
         (
             "ort-cuda",
@@ -135,7 +135,7 @@ def test_what_can_run_is_not_refused():
 
 def test_what_cannot_run_is_refused_before_any_work(small_detector: Path):
     cpu_only = RunnerOptions(runtimes=Runtimes.cpu_only())
-    with pytest.raises(SpecError, match="ort-trt backend needs onnxruntime's TensorrtExecutionProvider"):
+    with pytest.raises(SpecError, match="ort-trt needs onnxruntime's TensorrtExecutionProvider"):
         check_backend("ort-trt", cpu_only)
     check_backend(
         "ort-trt", RunnerOptions(allow_fallback=True, runtimes=Runtimes.cpu_only())
@@ -169,13 +169,16 @@ def test_each_runner_names_the_precision_its_file_runs_in(small_detector: Path):
         assert named == precision, (spec.precision, backend)
 
 
-def test_a_missing_gpu_provider_names_the_fallback_as_a_field_not_a_flag():
-    """The library speaks Python: the fallback is ``allow_fallback`` (the CLI names its flag)."""
+def test_a_missing_gpu_provider_advises_the_cpu_backend_as_a_field_not_a_flag():
+    """The library speaks Python: the advice is the backend every caller chooses (the CLI names its flag); it
+    used to be ``allow_fallback``, which only bench offers (detect, index and the rest printed it as it was)."""
     with pytest.raises(SpecError) as refused:
         check_backend("ort-cuda", RunnerOptions(runtimes=Runtimes.cpu_only()))
-    assert refused.value.field == "allow_fallback"
-    assert str(refused.value).endswith("; or run on the CPU instead (allow_fallback)")
-    assert "--" not in str(refused.value)
+    assert refused.value.field == "backend"
+    assert str(refused.value).endswith("; or run on the CPU: backend ort-cpu")
+    assert "--" not in str(refused.value) and str(refused.value).index("backend ort-cpu") == str(refused.value).index(
+        "backend"
+    )  # its first "backend" is the advice: the CLI names that one as its flag
 
 
 def test_the_factory_builds_the_runner_of_each_onnx_backend(small_detector: Path):

@@ -5,10 +5,14 @@ without hurting the rest, and stopping leaves nothing running."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
+import struct
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +144,45 @@ def test_a_bad_photo_gets_an_error_and_the_server_keeps_serving(server: TritonSe
         TritonClientRunner(server.http_url, "nope").__enter__()
 
 
+def plain_http_request(photo: Path, outputs: tuple[str, ...] = FACE_OUTPUTS) -> tuple[bytes, int]:
+    """The request docs/triton.md sends with curl (Triton's binary-data extension): a JSON header naming one BYTES
+    input of ``binary_data_size`` bytes (the photo's length as 4 bytes little-endian, then the photo file) and the
+    outputs wanted, answered as JSON; then those bytes. Returns the body and the header's length."""
+    data = photo.read_bytes()
+    size = {"binary_data_size": len(data) + 4}
+    header = {
+        "inputs": [{"name": IMAGES_INPUT, "shape": [1, 1], "datatype": "BYTES", "parameters": size}],
+        "outputs": [{"name": name} for name in outputs],
+    }
+    text = json.dumps(header, separators=(",", ":")).encode()
+    return text + struct.pack("<I", len(data)) + data, len(text)
+
+
+def test_a_plain_http_request_gets_what_tritonclient_and_the_local_pipeline_get(
+    server: TritonServer, local: dict, photos: list[Path]
+):
+    """No tritonclient: urllib posts what the curl of docs/triton.md posts, and reads the JSON answer."""
+    photo = next(p for p in photos if p.name == "two_people.jpg")
+    body, header_length = plain_http_request(photo)
+    request = urllib.request.Request(
+        f"http://{server.http_url}/v2/models/{PIPELINE_MODEL}/infer",
+        data=body,
+        headers={"Inference-Header-Content-Length": str(header_length)},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        answer = json.loads(response.read())
+    assert answer["model_name"] == PIPELINE_MODEL
+    with TritonClientRunner(server.http_url, PIPELINE_MODEL) as runner:
+        served = runner.infer({IMAGES_INPUT: encoded([photo])})
+    plain = {}
+    for output in answer["outputs"]:
+        expected = served[output["name"]]
+        plain[output["name"]] = np.array(output["data"], dtype=expected.dtype).reshape(expected.shape)
+        np.testing.assert_array_equal(plain[output["name"]], expected, err_msg=output["name"])  # JSON loses nothing
+    assert sorted(plain) == sorted(FACE_OUTPUTS) and len(plain[FACE_OUTPUTS[1]]) == 2  # two people
+    assert_same_faces(plain, local[photo.name], "the plain HTTP request")
+
+
 def test_bench_triton_reports_each_concurrency_with_triton_batching(
     server: TritonServer, photos: list[Path], tmp_path: Path, real_detector: Path, batch_embedder: Path
 ):
@@ -150,7 +193,7 @@ def test_bench_triton_reports_each_concurrency_with_triton_batching(
     folder = tmp_path / "photos"
     folder.mkdir()
     for photo in photos[:4]:
-        (folder / photo.name).symlink_to(photo)
+        shutil.copy2(photo, folder / photo.name)  # a link inside a photo folder is not followed
     report = tmp_path / "triton.json"
     markdown = tmp_path / "triton.md"
     code = main(

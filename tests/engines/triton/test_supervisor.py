@@ -185,7 +185,7 @@ def test_serve_loads_a_killed_model_again_and_it_answers_right(
             print(f"{model}: right answers again {seconds:.2f} s after SIGKILL of its stub ({failed} requests failed)")
 
         serve.send_signal(signal.SIGINT)
-        assert serve.wait(timeout=60) == 0
+        assert serve.wait(timeout=60) == 130  # as every command interrupted by Ctrl-C
         output.wait_for("tritonserver stopped", 5)
         assert not python_stubs(server), "stubs left running"
         assert key not in "\n".join(output.lines) and key not in (tmp_path / "tritonserver.log").read_text()

@@ -97,7 +97,10 @@ def test_a_foreign_embedder_is_benchable_with_the_flags_verify_takes(models_dir:
         (["--mean", "0"], "carries its own facebatch spec; drop --embedder-spec"),
         (["--iters", "0"], "--iters must be at least 1, got 0"),
         (["--baseline", "{tmp}/bad.yaml", "--batch-sizes", "2"], "--baseline compares at batch 1"),
-        (["--images", "{tmp}/empty"], "--images {tmp}/empty holds no .jpg/.png files"),
+        (
+            ["--images", "{tmp}/empty"],
+            "--images: no photos (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff) in {tmp}/empty or",
+        ),
         (["--pipeline", "{tmp}/empty"], "--pipeline times the detector and embedder it is given, not artifacts"),
         (["--model", "face_pipeline"], "--triton is missing: the server that serves face_pipeline"),
     ],

@@ -51,6 +51,8 @@ def library_defaults() -> list[tuple[str, str, Any]]:
     from facebatch.verify.verify_job import VerifyOptions
     from facebatch.workflows.bench import BenchOptions
     from facebatch.workflows.convert import ConvertOptions
+    from facebatch.workflows.faces import CompareOptions
+    from facebatch.workflows.gallery import SearchOptions
     from facebatch.workflows.quantize import QuantizeOptions
     from facebatch.workflows.release.options import ReleaseOptions
 
@@ -99,7 +101,8 @@ def library_defaults() -> list[tuple[str, str, Any]]:
         ("index", "--faces", gallery.DEFAULT_FACES),
         ("index", "--index", gallery.DEFAULT_INDEX),
         ("search", "--top-k", gallery.DEFAULT_TOP_K),
-        ("search", "--threshold", gallery.DEFAULT_THRESHOLD),
+        ("search", "--threshold", field_default(SearchOptions, "threshold")),
+        ("compare", "--threshold", field_default(CompareOptions, "threshold")),
     ]
     for command in ("detect", "embed", "compare", "index", "search"):
         rows += [

@@ -68,10 +68,12 @@ def assert_clean(folder: Path, existed: bool) -> None:
         assert any(folder.iterdir()), f"an empty {folder} was left by a run that wrote nothing"
 
 
-def assert_interrupted(code: int, lines: list[str], sig: int) -> None:
+def assert_interrupted(code: int, lines: list[str], sig: int, kept: str | None = None) -> None:
+    """Exit 128 + the signal, and one last line that says so (and what the run kept, where it kept something)."""
     name = signal.Signals(sig).name
+    said = f"{kept}; " if kept else ""
     assert code == 128 + sig, (code, lines[-5:])
-    assert lines[-1] == f"facebatch: interrupted ({name}): stopped; nothing half-written was left", lines[-5:]
+    assert lines[-1] == f"facebatch: interrupted ({name}): stopped; {said}nothing half-written was left", lines[-5:]
     assert not any("Traceback" in line or "terminate called" in line for line in lines), lines
 
 
@@ -139,6 +141,30 @@ def test_an_interrupted_release_leaves_no_staging_folder(
     assert not out.exists(), f"left behind: {sorted(p.name for p in out.iterdir())}"
 
 
+@pytest.mark.slow  # facebatch detect, in a process of its own
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_detect_says_how_many_annotated_copies_it_wrote(
+    models_dir: Path, photos: list[Path], tmp_path: Path, sig: int
+):
+    """Before: 'stopped; nothing half-written was left', with 5 whole copies in the folder and not a word of them."""
+    draw = tmp_path / "annotated"
+    argv = ["detect", str(photos[0].parent), "--detector", str(models_dir / "det_500m.onnx"), "--draw", str(draw)]
+    code, lines = interrupt_at([*argv, "--threads", "1"], "line:… detect [5/", sig)  # after the 5th copy
+    assert_interrupted(code, lines, sig, f"5 annotated copies written to {draw}")
+    assert len(list(draw.iterdir())) == 5 and not any(p.name.startswith(".") for p in draw.iterdir())
+
+
+def test_keeping_puts_what_was_kept_on_the_interrupt():
+    from facebatch.core.interrupts import keeping, kept
+
+    with pytest.raises(Interrupted) as caught, keeping(lambda: "outer"), keeping(lambda: "3 copies written"):
+        raise Interrupted(signal.SIGINT)
+    assert kept(caught.value) == "3 copies written"  # the innermost says
+    with pytest.raises(KeyboardInterrupt) as caught, keeping(lambda: 1 / 0):
+        raise KeyboardInterrupt
+    assert kept(caught.value) is None  # a describe that fails says nothing; the interrupt goes on
+
+
 def test_a_signal_inside_the_block_is_an_exception_and_the_handlers_come_back():
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Interrupted) as caught, interrupts_as_exceptions():
@@ -201,13 +227,16 @@ def test_an_interrupted_index_keeps_what_it_committed(
     argv = ["index", str(photos[0].parent), "--out", str(out), "--photos-per-shard", "2", "--workers", "1"]
     argv += ["--detector", str(real_detector), "--embedder", str(batch_embedder), "--threads", "1", "--batch-size", "1"]
     code, lines = interrupt_at(argv, f"line:{marker}", sig)  # the run (~4 s) goes no further than the line
-    assert_interrupted(code, lines, sig)
     if not (out / "manifest.json").exists():  # stopped before the first commit: nothing left, not even folders
+        assert_interrupted(code, lines, sig)
         assert not (tmp_path / "new").exists(), sorted(p.name for p in (tmp_path / "new").rglob("*"))
         return
     gallery = Gallery.open(out)
     photo = int(marker.split("[")[1].split("/")[0])  # written before its shard (2 photos each) is committed
-    assert len(gallery.manifest.shards) == (photo - 1) // 2, gallery.manifest.shards
+    shards = (photo - 1) // 2
+    assert len(gallery.manifest.shards) == shards, gallery.manifest.shards
+    kept = f"{shards} shards ({2 * shards} photos) kept in {out}; run again to resume"  # before: not said
+    assert_interrupted(code, lines, sig, kept)
     for position in range(len(gallery.manifest.shards)):
         gallery.read_shard(position)  # every committed shard whole
     named = {entry.name for entry in gallery.manifest.shards}

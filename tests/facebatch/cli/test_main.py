@@ -46,7 +46,9 @@ def test_every_subcommand_documents_itself():
         "triton",
         "serve",
         "quantize",
+        "prove-bf16",
         "release",
+        "card",
     }
     for sub in commands.choices.values():
         assert sub.description

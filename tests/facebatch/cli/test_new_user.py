@@ -277,3 +277,338 @@ def test_counts_read_as_sentences():
 def test_a_photo_passed_as_a_model_is_called_a_photo(photos: list[Path], capsys):
     assert main(["verify", str(photos[0])]) == 2
     assert f"{photos[0].name} is not an ONNX model (it is a JPEG image); pass the .onnx file" in error_lines(capsys)[0]
+
+
+def test_compare_and_search_share_one_match_threshold(capsys):
+    """Before: compare called two faces the same person at cosine 0.3, search at 0.35 (0.3 gave two false "same"
+    in 300 labelled pairs). One default, the library's, in both commands, the API and --help."""
+    import inspect
+
+    from facebatch import api
+    from facebatch.engines.pipeline.defaults import DEFAULT_MATCH_THRESHOLD
+    from facebatch.workflows.faces import CompareOptions
+    from facebatch.workflows.gallery import SearchOptions
+    from facebatch.workflows.pairs import PairsOptions
+
+    assert DEFAULT_MATCH_THRESHOLD == 0.35
+    assert CompareOptions(Path("a"), Path("b")).threshold == SearchOptions([], Path("g")).threshold == 0.35
+    assert PairsOptions(Path("p.csv")).threshold == 0.35
+    for function in (api.compare, api.compare_pairs, api.search):  # None: the options' default, never restated
+        assert inspect.signature(function).parameters["threshold"].default is None
+    for command in ("compare", "search"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "(default 0.35)" in " ".join(capsys.readouterr().out.split()), command
+
+
+def test_compare_pairs_reports_each_pair_and_the_scores_and_names_a_faceless_photo(
+    models_dir: Path, photos: list[Path], tmp_path: Path, capsys
+):
+    from tests.facebatch.workflows.test_pairs import labelled_pairs
+
+    csv = labelled_pairs(photos, tmp_path, extra="{obama_1},{no_face},0\n")
+    models = [
+        "--detector",
+        str(models_dir / "det_500m.onnx"),
+        "--embedder",
+        str(models_dir / "mobilefacenet_128d.onnx"),
+    ]
+    argv = ["compare", "--pairs", str(csv), *models, "--threads", "1", "--markdown", str(tmp_path / "r.md")]
+    assert main(argv) == 1  # every other pair judged; the photo with no face named, exit 1
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].startswith("row 2: ") and "obama_1.jpg vs " in lines[0]
+    assert "→ same person (labelled same ✓)" in lines[0]
+    assert lines[6].endswith("no_face.png: no face (labelled different)")
+    assert "accuracy at 0.35: 100 % (6/6 labelled pairs, 3 same, 3 different)" in out and "ROC AUC 1.0000" in out
+    faceless = photos[0].parent / "no_face.png"
+    assert err.splitlines()[-1] == f"facebatch: error: 1 photo with no face: {faceless} (their pairs were not judged)"
+    assert "| 8 |" in (tmp_path / "r.md").read_text()
+    with pytest.raises(SystemExit) as refused:
+        main(["compare", str(photos[0]), "--pairs", str(csv)])
+    assert (
+        refused.value.code == 2 and "compare takes two photos or --pairs FILE.csv, not both" in capsys.readouterr().err
+    )
+    assert main(["compare", "--pairs", str(tmp_path / "nope.csv")]) == 2
+    assert error_lines(capsys) == [
+        f"facebatch: error: --pairs {tmp_path / 'nope.csv'} is not a file; pass a CSV of file_x,file_y[,label] rows"
+    ]
+
+
+def test_search_marks_matches_below_the_threshold_and_names_an_npz_query_by_its_photo(
+    models_dir: Path, photos: list[Path], tmp_path: Path, capsys
+):
+    """Before: a match below the threshold read like any other, and a query from embed's .npz was called
+    'q.npz face 0' instead of the photo embed recorded for that row."""
+    pytest.importorskip("faiss", reason="the index extra (faiss-cpu) builds the gallery's index")
+    images = photos[0].parent
+    models = [
+        "--detector",
+        str(models_dir / "det_500m.onnx"),
+        "--embedder",
+        str(models_dir / "mobilefacenet_128d.onnx"),
+    ]
+    gallery, npz = tmp_path / "gallery", tmp_path / "q.npz"
+    assert (
+        main(["index", str(images / "obama_1.jpg"), str(images / "biden_1.jpg"), "--out", str(gallery), *models]) == 0
+    )
+    assert main(["embed", str(images / "obama_2.jpg"), "-o", str(npz), *models]) == 0
+    capsys.readouterr()
+    assert main(["search", str(npz), str(images / "rob_lowe_2.jpg"), "--gallery", str(gallery), "--top-k", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("obama_2.jpg face 0 → obama_1.jpg (cosine 0.7") and "below" not in lines[0]
+    assert lines[1].startswith("    2. -  cosine ") and lines[1].endswith(" below 0.35  biden_1.jpg face 0")
+    assert lines[2].startswith("rob_lowe_2.jpg face 0 → unknown (cosine ") and " below 0.35, " in lines[2]
+
+
+# -- advice that runs (issue 39, items 2, 3, 4): every command the CLI prints runs as printed --------------------------
+def printed_command(line: str, prefix: str = "") -> list[str]:
+    """The argv of a command line the CLI printed (``prefix`` and the leading 'facebatch' dropped)."""
+    import shlex
+
+    argv = shlex.split(line.removeprefix(prefix))
+    assert argv[0] == "facebatch", line
+    return argv[1:]
+
+
+def test_verify_names_the_fix_of_a_detector_that_keeps_a_batch_of_1_and_the_fix_runs_as_printed(
+    models_dir: Path, tmp_path: Path, capsys, monkeypatch
+):
+    """Outputs [1, HW*2, C] and Reshapes that keep the batch: verify failed check 2 with no repair line, and fix
+    said nothing of what it changed (its sidecar's repairs were [])."""
+    monkeypatch.chdir(tmp_path)  # the printed repair writes into the working folder
+    source = models_dir / "scrfd_500m_bnkps_640_keepbatch.onnx"
+    assert main(["verify", str(source), "--batch-sizes", "1,2"]) == 1
+    shown = capsys.readouterr().out
+    repair = next(line for line in shown.splitlines() if line.startswith("repair: "))
+    argv = printed_command(repair, "repair: ")
+    assert argv == ["fix", str(source), "-o", "scrfd_500m_bnkps_640_keepbatch_batch.onnx"]
+    assert main([*argv, "--batch-sizes", "1,2"]) == 0  # as printed (a quicker verify afterwards)
+    fixed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("fixed: ")]
+    assert fixed[0] == "fixed: input images dim 0 fixed to 1 → symbolic dim 0 'batch': it takes any number of frames"
+    sidecar = json.loads((tmp_path / "scrfd_500m_bnkps_640_keepbatch_batch.json").read_text())
+    assert [r["node"] for r in sidecar["repairs"]] == [
+        "input images",
+        "outputs " + ", ".join(f"out{i}" for i in range(9)),
+    ]
+
+
+def test_a_missing_gpu_provider_advises_a_backend_the_command_takes(models_dir: Path, photos, capsys):
+    """detect --backend ort-cuda on a machine without CUDA said "pass --allow-fallback", which only bench takes."""
+    from facebatch.engines.runners.availability import detect_runtimes
+
+    if detect_runtimes().provider_problem("CUDAExecutionProvider") is None:
+        pytest.skip("CUDA runs here: nothing is refused")
+    argv = ["detect", str(photos[0]), "--detector", str(models_dir / "det_500m.onnx"), "--backend", "ort-cuda"]
+    assert main(argv) == 2
+    (line,) = error_lines(capsys)
+    assert line.endswith("; or run on the CPU: --backend ort-cpu") and "fallback" not in line
+    advice = line.rsplit(": ", 1)[1].split()  # the flag and its value, as printed
+    assert main([*argv[:-2], *advice]) == 0
+    bench = ["bench", str(models_dir / "det_500m.onnx"), "--backend", "ort-cuda"]
+    assert main(bench) == 2 and error_lines(capsys)[0].endswith("; or run on the CPU: --backend ort-cpu")
+
+
+def test_the_serve_commands_a_written_repository_prints_run_with_facebatch_s_tritonserver(
+    models_dir: Path, batch_embedder: Path, tmp_path: Path, capsys
+):
+    """triton --pipeline on the default onnxruntime runtime wrote a README saying 'facebatch serve REPO', which the
+    tritonserver facebatch bundles (python backend only) refuses. Now the README's commands: each is accepted by
+    its command, the repository it says to write is written, and the bundled server takes what the last serves."""
+    import shlex
+
+    from facebatch.cli import build_parser
+    from facebatch.core.errors import SpecError
+    from facebatch.engines.triton.install import TritonInstall, check_backends
+    from facebatch.workflows.fix import fix_onnx
+
+    detector = fix_onnx(models_dir / "scrfd_500m_bnkps_640_keepbatch.onnx", tmp_path / "det_batch.onnx").path
+    repo = tmp_path / "repo"
+    assert main(["triton", str(detector), str(batch_embedder), "--pipeline", "--out", str(repo)]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "facebatch serve needs a tritonserver with Triton's onnxruntime backend, or these models" in shown
+    bundled = TritonInstall(binary=Path("tritonserver"), source="nvidia-pytriton")
+    with pytest.raises(SpecError, match="has the python backend only"):
+        check_backends(bundled, repo)
+    commands = [line for line in (repo / "README.md").read_text().splitlines() if line.startswith("facebatch ")]
+    for command in commands:  # argparse takes each as printed (PHOTOS/ stands for the reader's photos)
+        build_parser().parse_args(printed_command(command))
+    write = next(printed_command(c) for c in commands if c.startswith("facebatch triton "))
+    assert main(write) == 0
+    last = [c for c in commands if c.startswith("facebatch serve ")][-1]
+    serve = printed_command(last)
+    assert Path(serve[1]) == Path(write[write.index("--out") + 1]) and shlex.join(["facebatch", *serve]) == last
+    check_backends(bundled, Path(serve[1]))  # the bundled server serves what the README's last serve line names
+
+
+def test_release_check_refuses_the_flags_it_does_not_take_before_reading_the_folder(tmp_path: Path, capsys):
+    """--artifact given with --check was silently ignored."""
+    argv = ["release", "--check", str(tmp_path / "nowhere"), "--artifact", "x.onnx", "--no-fp16", "--images", "."]
+    assert main(argv) == 2
+    assert error_lines(capsys) == [
+        "facebatch: error: --check DIR re-verifies a release folder and takes only --manifest-sha256 and --images; "
+        "drop --artifact, --no-fp16 (they make a release)"
+    ]
+
+
+def test_every_command_takes_photos_in_subfolders_and_says_where_it_looked(
+    models_dir: Path, photos: list[Path], tmp_path: Path, capsys
+):
+    """Before: detect and embed said 'no images found in nest' for photos in nest/a/b, which index walked."""
+    nest, empty = tmp_path / "nest", tmp_path / "empty"
+    (nest / "a" / "b").mkdir(parents=True)
+    (empty / "a").mkdir(parents=True)
+    shutil.copy(photos[0].parent / "obama_1.jpg", nest / "a" / "b" / "obama_1.jpg")
+    (nest / "a" / "link.jpg").symlink_to(photos[0].parent / "biden_1.jpg")  # a link inside a folder: not followed
+    models = [
+        "--detector",
+        str(models_dir / "det_500m.onnx"),
+        "--embedder",
+        str(models_dir / "mobilefacenet_128d.onnx"),
+    ]
+    assert main(["detect", str(nest), *models[:2], "--json", str(tmp_path / "faces.json")]) == 0
+    found = json.loads((tmp_path / "faces.json").read_text())["images"]
+    assert [Path(p["path"]).relative_to(nest).as_posix() for p in found] == ["a/b/obama_1.jpg"]
+    assert "skipped 1 link in" in capsys.readouterr().err
+    assert main(["embed", str(nest), "-o", str(tmp_path / "faces.npz"), *models]) == 0
+    capsys.readouterr()
+    assert main(["detect", str(empty), *models[:2]]) == 2
+    assert error_lines(capsys) == [
+        f"facebatch: error: no photos (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff) in {empty} or its subfolders; "
+        "pass photos or folders of photos"
+    ]
+    assert main(["verify", str(models_dir / "det_500m.onnx"), "--images", str(empty)]) == 2
+    assert error_lines(capsys) == [
+        f"facebatch: error: --images: no photos (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff) in {empty} or its "
+        "subfolders; pass a photo or a folder of photos"
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["detect", "{photo}", "--detector", "{models}/scrfd_500m_bnkps_640_keepbatch.onnx", "--size", "320"],
+            "detector scrfd_500m_bnkps_640_keepbatch.onnx runs at 640x640 only, not at --size 320x320: its input is "
+            "fixed in the file. Drop it, or export a 320x320 detector from this file's weights",
+        ),
+        (["detect", "{photo}", "--detector", "{models}", "--threads", "2"], "--detector {models} is a folder; name an"),
+        (["bench", "{models}/det_500m.onnx", "--threads", "-2"], "--threads must be at least 1, got -2"),
+        (["bench", "{models}/det_500m.onnx", "--threads", "0"], "--threads must be at least 1, got 0"),
+        (["quantize", "{models}/det_500m.onnx", "--images", "{photo}", "--threads", "-2"], "--threads must be at"),
+        (
+            ["index", "{photo}", "--out", "{tmp}/g", "--index", "ivfpq", "--index-param", "m=-3"],
+            "--index-param: index parameter m=-3 must be a positive integer, or 0 to choose it from the data; index "
+            "ivfpq takes nlist (default from the data), nprobe (default tuned to the recall target), m (default from the data), nbits",
+        ),
+        (
+            ["index", "{photo}", "--out", "{tmp}/g", "--index-param", "m=three"],
+            "is not NAME=INTEGER with a positive integer (for example nprobe=32); the parameters are hnsw: m,",
+        ),
+        (
+            ["search", "{tmp}/faces.json", "--gallery", "{tmp}/g"],
+            "query {tmp}/faces.json is JSON, not a photo; search takes photos, folders of photos, or the .npz of "
+            "embeddings that embed writes",
+        ),
+        (
+            ["search", "{tmp}/faces.npz", "--gallery", "{tmp}/g"],
+            "query {tmp}/faces.npz is not an .npz of embeddings (it is not a zip archive); search takes photos,",
+        ),
+    ],
+)
+def test_silent_surprises_are_refused_in_one_line(argv, message, models_dir: Path, photos, tmp_path: Path, capsys):
+    """Before: --size 320 ran a fixed-640 detector at 640 without a word, --threads -2 was taken, m=-3 was 'not
+    NAME=INTEGER', a folder as a model 'does not exist', and a JSON query advised loading pickles."""
+    if argv[0] in ("index", "search"):
+        pytest.importorskip("faiss", reason="the index extra (faiss-cpu) builds the gallery's index")
+    if argv[0] == "search":  # a gallery to search, and a report where a query belongs
+        models = [
+            "--detector",
+            str(models_dir / "det_500m.onnx"),
+            "--embedder",
+            str(models_dir / "mobilefacenet_128d.onnx"),
+        ]
+        assert main(["index", str(photos[0].parent / "obama_1.jpg"), "--out", str(tmp_path / "g"), *models]) == 0
+        (tmp_path / "faces.json").write_text('{"images": []}\n')
+        (tmp_path / "faces.npz").write_text('{"images": []}\n')  # JSON named .npz: numpy would try it as a pickle
+        capsys.readouterr()
+    fill = {"tmp": tmp_path, "models": models_dir, "photo": photos[0].parent / "obama_1.jpg"}
+    assert main([a.format(**fill) for a in argv]) == 2
+    errors = error_lines(capsys)
+    assert len(errors) == 1 and message.format(**fill) in errors[0], errors
+    assert not (tmp_path / "g").exists() or argv[0] == "search"  # refused before the gallery was made
+
+
+def test_subjects_rows_that_match_no_photo_are_said_and_none_matching_is_refused(
+    models_dir: Path, photos: list[Path], tmp_path: Path, capsys
+):
+    """Before: a CSV whose paths matched no photo left the gallery unlabelled, exit 0, without a word."""
+    pytest.importorskip("faiss", reason="the index extra (faiss-cpu) builds the gallery's index")
+    images = photos[0].parent
+    table = tmp_path / "subjects.csv"
+    table.write_text("path,subject\nphotos/obama_1.jpg,Obama\nphotos/biden_1.jpg,Biden\n")  # wrong folder
+    models = [
+        "--detector",
+        str(models_dir / "det_500m.onnx"),
+        "--embedder",
+        str(models_dir / "mobilefacenet_128d.onnx"),
+    ]
+    argv = ["index", str(images / "obama_1.jpg"), "--out", str(tmp_path / "g"), "--subjects", str(table), *models]
+    assert main(argv) == 2
+    assert error_lines(capsys) == [
+        f"facebatch: error: --subjects {table}: none of its 2 rows names a photo being indexed ('photos/obama_1.jpg', "
+        f"'photos/biden_1.jpg'); paths are read relative to the CSV's folder {tmp_path}: fix the paths, or index the "
+        "photos the CSV names"
+    ]
+    assert not (tmp_path / "g").exists()  # refused before any work
+    table.write_text(f"path,subject\n{images / 'obama_1.jpg'},Obama\nphotos/biden_1.jpg,Biden\n")
+    assert main(argv) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"--subjects {table}: 1 of its 2 rows names no photo being indexed ('photos/biden_1.jpg')" in err
+
+
+def test_a_damaged_shard_is_named_with_the_index_run_that_repairs_it_and_that_run_does(
+    models_dir: Path, photos: list[Path], tmp_path: Path, capsys
+):
+    """search used to advise editing manifest.json by hand or a new gallery; indexing into the same gallery again
+    quarantines the shard and embeds its photos again, and now search says so (and the advice works)."""
+    pytest.importorskip("faiss", reason="the index extra (faiss-cpu) builds the gallery's index")
+    images = photos[0].parent
+    models = [
+        "--detector",
+        str(models_dir / "det_500m.onnx"),
+        "--embedder",
+        str(models_dir / "mobilefacenet_128d.onnx"),
+    ]
+    gallery, indexed = tmp_path / "gallery", [str(images / "obama_1.jpg"), str(images / "biden_1.jpg")]
+    assert main(["index", *indexed, "--out", str(gallery), *models]) == 0
+    shard = gallery / "shards" / "shard-00000.parquet"
+    shard.write_bytes(shard.read_bytes()[:-4] + b"XXXX")  # the same size, another sha256
+    search = ["search", str(images / "obama_2.jpg"), "--gallery", str(gallery), *models]
+    capsys.readouterr()
+    assert main(search) == 2
+    (line,) = error_lines(capsys)
+    assert line.endswith(
+        f"indexing the same photos into {gallery} again repairs it: it moves shard-00000.parquet to "
+        f"{gallery / 'quarantine'} and embeds those photos again (nothing to edit by hand)"
+    )
+    assert "new gallery" not in line and "manifest.json" not in line
+    assert main(["index", *indexed, "--out", str(gallery), *models]) == 0  # the repair, as said
+    assert main(search) == 0 and [p.name for p in (gallery / "quarantine").iterdir()][0].endswith("shard-00000.parquet")
+
+
+def test_the_default_install_has_the_index_extra_the_walkthrough_reaches():
+    """Issue 39, item 9: the README's walkthrough reaches index and search, which need the index extra (faiss-cpu,
+    pyarrow); make venv (the README's first line) installs it by name, not by way of the test extra."""
+    import re
+
+    from tests.conftest import PROJECT
+
+    makefile = (PROJECT / "Makefile").read_text()
+    (install,) = [line for line in makefile.splitlines() if "pip install" in line and "-e '.[" in line]
+    extras = set(re.search(r"-e '\.\[(.*?)\]'", install).group(1).split(","))
+    assert "index" in extras, install
+    (declared,) = re.findall(r"^index = \[(.*)\]$", (PROJECT / "pyproject.toml").read_text(), re.MULTILINE)
+    assert "faiss-cpu" in declared and "pyarrow" in declared, declared
+    pytest.importorskip("faiss", reason="the index extra is installed by make venv")
+    pytest.importorskip("pyarrow", reason="the index extra is installed by make venv")

@@ -134,7 +134,7 @@ def test_bad_arguments_are_one_line_and_exit_2(
     unnamed.write_text("mean: 127.5\n")
     cases = [
         (["detect", str(tmp_path / "nowhere")], "does not exist; pass a photo or a folder of photos"),
-        (["detect", str(tmp_path)], "no images found in"),
+        (["detect", str(tmp_path)], f"no photos (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff) in {tmp_path} or its"),
         (["detect", photo, "--detector", str(tmp_path / "missing.onnx")], "missing.onnx"),
         (
             ["detect", photo, "--detector", str(batch_embedder)],

@@ -127,7 +127,7 @@ def _refusals(models_dir: Path, tmp_path: Path) -> list[tuple[list[str], dict, s
             [official, "--images", empty],
             dict(models=[official], photos=[empty]),
             "photos",
-            f"--images {empty} holds no",
+            f"--images: no photos (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff) in {empty} or its subfolders",
         ),
         ([official, "--plot", empty], dict(models=[official], plot=empty), "plot", f"--plot {empty} is an existing"),
         (

@@ -33,6 +33,7 @@ def test_fix_writes_the_same_file_and_verifies_it_both_ways(models_dir: Path, tm
     for sidecar in sidecars:
         del sidecar["created"]
     assert sidecars[0] == sidecars[1]
+    assert sidecars[0]["license"]["name"] == "unknown"  # mobilefacenet_128d: weights facebatch does not know
     report = json.loads((tmp_path / "cli.json").read_text())
     assert result.verify is not None  # the API verifies what it wrote, against the original, as the command does
     checks = {c["number"]: c["status"] for c in report["checks"]}
@@ -53,6 +54,8 @@ def test_the_verification_of_the_repaired_file_refuses_the_same_way(models_dir: 
     result = api.fix(source, tmp_path / "api" / "d.onnx", size=(64, 64), batch_sizes=(1, 2), strict=True)
     refusal = result.refusal()
     assert result.written and not result.passed and isinstance(refusal, VerificationFailed)
+    # the repaired file's sidecar carries the licence of the original's weights (InsightFace's, by its sha256)
+    assert json.loads(result.sidecar.read_text())["license"]["name"] == "insightface-non-commercial"
     assert "3 decoded independence" in str(refusal)
     assert (code, lines) == (refusal.exit_code, [f"facebatch: error: {refusal}"])
 
@@ -67,6 +70,22 @@ def test_bad_input_is_refused_the_same_way(models_dir: Path, tmp_path: Path, cap
     out = tmp_path / "never.onnx"
     error = assert_same_refusal(["fix", str(picker), "-o", str(out)], lambda: api.fix(picker, out), capsys, aliases())
     assert isinstance(error, VerificationFailed) and "cannot repair by surgery" in str(error) and not out.exists()
+    # what the checks of the written file cannot run with is refused before the repair is written (it used to be
+    # written, then refused)
+    error = assert_same_refusal(
+        ["fix", str(source), "-o", str(out), "--batch-sizes", "1"],
+        lambda: api.fix(source, out, batch_sizes=(1,)),
+        capsys,
+        aliases(),
+    )
+    assert error.field == "batch_sizes" and "at least one batch size of 2" in str(error) and not out.exists()
+    error = assert_same_refusal(
+        ["fix", str(source), "-o", str(out), "--nms-thresh", "0"],
+        lambda: api.fix(source, out, nms_thresh=0.0),
+        capsys,
+        aliases(),
+    )
+    assert error.field == "nms_thresh" and not out.exists()
 
 
 @pytest.mark.parametrize("field, flag", [("out", "--out"), ("photos", "--images")])

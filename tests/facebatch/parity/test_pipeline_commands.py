@@ -137,6 +137,19 @@ def test_index_gives_the_same_gallery(
     }
 
 
+def test_index_refuses_a_recall_that_is_no_fraction_both_ways(
+    real_detector: Path, batch_embedder: Path, photos: list[Path], tmp_path: Path, capsys
+):
+    out = tmp_path / "never"
+    models = ["--detector", str(real_detector), "--embedder", str(batch_embedder)]
+    error = assert_same_refusal(
+        ["index", str(photos[0]), "--out", str(out), *models, "--recall", "1.5"],
+        lambda: api.index([photos[0]], out, detector=real_detector, embedder=batch_embedder, recall=1.5),
+        capsys,
+    )
+    assert error.field == "recall" and not out.exists()
+
+
 def test_search_names_an_unreadable_photo_both_ways(gallery: Path, photos: list[Path], tmp_path: Path, capsys):
     """Before: api.search dropped a query photo it could not read without a word; the CLI named it, exit 1."""
     broken = tmp_path / "broken.jpg"
@@ -176,3 +189,22 @@ def test_embed_prints_the_index_it_writes(
     written = json.loads((tmp_path / "a.json").read_text())
     printed.pop("command", None)
     assert printed == written and written["embeddings"] == "a.npz"
+
+
+def test_compare_pairs_gives_the_same_report_and_refusal_both_ways(
+    models_dir: Path, photos: list[Path], tmp_path: Path, capsys
+):
+    from tests.facebatch.workflows.test_pairs import labelled_pairs
+
+    detector, embedder = models_dir / "det_500m.onnx", models_dir / "mobilefacenet_128d.onnx"
+    models = ["--detector", str(detector), "--embedder", str(embedder)]
+    csv = labelled_pairs(photos, tmp_path, extra="{obama_1},{no_face},0\n")
+    assert main(["compare", "--pairs", str(csv), *models, "--json", "-", *FAST]) == 1  # the photo with no face
+    printed = json.loads(capsys.readouterr().out)
+    result = api.compare_pairs(csv, detector, embedder, threads=1, settings=api.PipelineSettings(lanes=1))
+    assert result.to_dict() == printed and not result.complete and printed["scores"]["accuracy"] == 1.0
+    bad = labelled_pairs(photos, tmp_path, extra="{obama_1},{obama_2},maybe\n")
+    error = assert_same_refusal(
+        ["compare", "--pairs", str(bad), *models], lambda: api.compare_pairs(bad, detector, embedder), capsys
+    )
+    assert error.field == "pairs" and "row 8: label 'maybe' is not one" in str(error)

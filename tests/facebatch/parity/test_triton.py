@@ -116,6 +116,33 @@ def test_a_fixed_batch_file_is_refused_the_same_way(models_dir: Path, tmp_path: 
     assert "has a fixed batch axis (1)" in str(error) and "repair it with fix" in str(error)
 
 
+def test_an_int8_file_is_served_only_where_its_gate_passed_the_same_way(
+    small_detector: Path, photos: list[Path], tmp_path: Path, capsys
+):
+    from facebatch.workflows.quantize import QuantizeOptions, quantize_int8
+
+    int8 = tmp_path / "made" / "small_int8.onnx"
+    int8.parent.mkdir()
+    made = quantize_int8(small_detector, QuantizeOptions(photos=photos[:4], bench=False, max_drop=0.5), int8)
+    assert made.passed and made.written
+    triton(TritonOptions([int8], tmp_path / "proven"))  # its gate passed on this CPU class: served
+    # the same bytes with no sidecar beside them, and with a sidecar that says the gate was forced: refused, nothing written
+    bare = tmp_path / "bare" / int8.name
+    bare.parent.mkdir()
+    shutil.copy(int8, bare)
+    sidecar = json.loads(int8.with_suffix(".json").read_text())
+    sidecar["proof"]["forced"] = True
+    int8.with_suffix(".json").write_text(json.dumps(sidecar))
+    for artifact, why in ((bare, "has no sidecar .json of its own"), (int8, "did not pass quantize's accuracy gate")):
+        out = tmp_path / f"never_{artifact.parent.name}"
+        error = assert_same_refusal(
+            ["triton", str(artifact), "--out", str(out)],
+            lambda a=artifact, o=out: triton(TritonOptions([a], o)),
+            capsys,
+        )
+        assert why in str(error) and "serves INT8 only where the gate passed" in str(error) and not out.exists()
+
+
 def test_serve_refuses_the_same_way_before_it_starts(small_detector: Path, tmp_path: Path, capsys):
     missing = tmp_path / "none"
     error = assert_same_refusal(["serve", str(missing)], lambda: serve(ServeOptions(missing)), capsys)

@@ -60,6 +60,8 @@ def test_the_int8_file_says_what_it_is(int8_detector, real_detector: Path):
     )
     assert json.loads(props["quantization"])["per_channel"] is True
     sidecar = json.loads(int8_detector.sidecar.read_text())
+    # InsightFace's weights, non-commercial: in the INT8 file's metadata (copied from its source) and its sidecar
+    assert props["license"] == sidecar["license"]["name"] == "insightface-non-commercial"
     assert sidecar["sha256"] == target.sha256 and sidecar["proof"]["accuracy"]["recall_candidate"] == 20
     assert sidecar["proof"]["passed"]
 
@@ -118,6 +120,14 @@ def test_a_mixed_search_keeps_in_int8_the_layers_the_gate_allows(
     recorded = json.loads(read_model_file(out).props["quantization"])
     assert recorded["recipe"].endswith("-mixed") and recorded["kept_fp32"] == list(kept)
     assert any("of the arithmetic" in note for note in result.notes)
+
+
+def test_bench_backends_are_read_as_names_from_a_string_or_a_sequence(photos: list[Path]):
+    assert QuantizeOptions(photos=photos, bench_backends="ort-cpu,openvino").bench_backends == ("ort-cpu", "openvino")
+    assert QuantizeOptions(photos=photos, bench_backends=["openvino"]).bench_backends == ("openvino",)
+    with pytest.raises(SpecError, match="unknown backend 'openvno'; did you mean openvino") as refused:
+        QuantizeOptions(photos=photos, bench_backends="ort-cpu,openvno")
+    assert refused.value.field == "bench_backends"  # the command line names it --backend
 
 
 def test_bench_times_fp32_and_int8_in_the_same_run(small_detector: Path, photos: list[Path], tmp_path: Path):

@@ -24,7 +24,10 @@ def test_paths_that_name_no_photo_are_refused_by_field(tmp_path: Path):
     (tmp_path / "notes.txt").write_text("not a photo")
     for path, words in (
         (tmp_path / "missing.jpg", "does not exist"),
-        (tmp_path / "empty", "holds no .jpg/.png files"),
+        (
+            tmp_path / "empty",
+            "no photos \\(.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff\\) in .*empty or its subfolders",
+        ),
         (tmp_path / "notes.txt", "is not an image file"),
     ):
         with pytest.raises(SpecError, match=words) as refused:
