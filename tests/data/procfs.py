@@ -4,9 +4,10 @@ their resident memory. Plain reads, links not followed; a process that ends mean
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 from pathlib import Path
+
+from facebatch.engines.triton.server_sockets import proc_address  # one parser: the banner's and the tests'
 
 
 def process_tree(root: int) -> set[int]:
@@ -23,17 +24,6 @@ def process_tree(root: int) -> set[int]:
         found |= more
         grown = bool(more)
     return found
-
-
-def proc_address(hex_address: str) -> tuple[str, int]:
-    """/proc/net/tcp{,6}'s ``HEXADDR:HEXPORT`` as (address, port): each 32-bit word of the address is printed
-    in host (little-endian) order, and an IPv4-mapped IPv6 address (``::ffff:127.0.0.1``) is its IPv4 one."""
-    address, port = hex_address.split(":")
-    raw = b"".join(bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, len(address), 8))
-    ip = ipaddress.ip_address(raw)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ip), int(port, 16)
 
 
 def tcp_listeners(pids: set[int]) -> set[tuple[str, str, int]]:
