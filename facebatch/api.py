@@ -72,11 +72,9 @@ PathLike = str | Path
 
 
 def photos(images: Sequence[PathLike]) -> list[Path]:
-    """Photo files and folders → the photo files, as ``--images`` reads them (a folder's in name order)."""
+    """Photo files and folders → the photo files, as ``--images`` reads them (a folder's with its subfolders, in
+    natural order)."""
     return collect_images([Path(item) for item in images]) if images else []
-
-
-_photos = photos  # the functions below take a parameter named photos, which hides the function
 
 
 def export(

@@ -77,13 +77,14 @@ class BuildOptions:
         """What the options alone can refuse, before the model is read."""
         if self.out is not None and Path(self.out).suffix != ".plan":
             raise SpecError(f"out must name a .plan file, not {self.out}", field="out")
-        if str(getattr(self.precision, "value", self.precision)) not in ("fp16", "fp32"):  # INT8: TensorRT's calibrator
+        named = str(getattr(self.precision, "value", self.precision))  # a Precision, or "fp16"/"fp32" as text
+        if named not in ("fp16", "fp32"):  # INT8: TensorRT's calibrator
             raise SpecError(
-                f"precision {getattr(self.precision, 'value', self.precision)!r}: engines are built in fp16 or fp32 "
+                f"precision {named!r}: engines are built in fp16 or fp32 "
                 "(the CPU INT8 model comes from quantising the FP32 ONNX)",
                 field="precision",
             )
-        self.precision = Precision(getattr(self.precision, "value", self.precision))
+        self.precision = Precision(named)
         for name in ("batch_min", "batch_opt", "batch_max"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):

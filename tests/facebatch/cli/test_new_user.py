@@ -11,6 +11,11 @@ import pytest
 from facebatch.cli import main
 
 
+def official_models(models_dir: Path) -> list[str]:
+    """The flags that name the official small files as the pipeline's models: quick, and never seen by a fixture."""
+    return ["--detector", str(models_dir / "det_500m.onnx"), "--embedder", str(models_dir / "mobilefacenet_128d.onnx")]
+
+
 def error_lines(capsys) -> list[str]:
     return [line for line in capsys.readouterr().err.splitlines() if line.startswith("facebatch: error:")]
 
@@ -307,12 +312,7 @@ def test_compare_pairs_reports_each_pair_and_the_scores_and_names_a_faceless_pho
     from tests.facebatch.workflows.test_pairs import labelled_pairs
 
     csv = labelled_pairs(photos, tmp_path, extra="{obama_1},{no_face},0\n")
-    models = [
-        "--detector",
-        str(models_dir / "det_500m.onnx"),
-        "--embedder",
-        str(models_dir / "mobilefacenet_128d.onnx"),
-    ]
+    models = official_models(models_dir)
     argv = ["compare", "--pairs", str(csv), *models, "--threads", "1", "--markdown", str(tmp_path / "r.md")]
     assert main(argv) == 1  # every other pair judged; the photo with no face named, exit 1
     out, err = capsys.readouterr()
@@ -342,12 +342,7 @@ def test_search_marks_matches_below_the_threshold_and_names_an_npz_query_by_its_
     'q.npz face 0' instead of the photo embed recorded for that row."""
     pytest.importorskip("faiss", reason="the index extra (faiss-cpu) builds the gallery's index")
     images = photos[0].parent
-    models = [
-        "--detector",
-        str(models_dir / "det_500m.onnx"),
-        "--embedder",
-        str(models_dir / "mobilefacenet_128d.onnx"),
-    ]
+    models = official_models(models_dir)
     gallery, npz = tmp_path / "gallery", tmp_path / "q.npz"
     assert (
         main(["index", str(images / "obama_1.jpg"), str(images / "biden_1.jpg"), "--out", str(gallery), *models]) == 0
@@ -460,12 +455,7 @@ def test_every_command_takes_photos_in_subfolders_and_says_where_it_looked(
     (empty / "a").mkdir(parents=True)
     shutil.copy(photos[0].parent / "obama_1.jpg", nest / "a" / "b" / "obama_1.jpg")
     (nest / "a" / "link.jpg").symlink_to(photos[0].parent / "biden_1.jpg")  # a link inside a folder: not followed
-    models = [
-        "--detector",
-        str(models_dir / "det_500m.onnx"),
-        "--embedder",
-        str(models_dir / "mobilefacenet_128d.onnx"),
-    ]
+    models = official_models(models_dir)
     assert main(["detect", str(nest), *models[:2], "--json", str(tmp_path / "faces.json")]) == 0
     found = json.loads((tmp_path / "faces.json").read_text())["images"]
     assert [Path(p["path"]).relative_to(nest).as_posix() for p in found] == ["a/b/obama_1.jpg"]
@@ -547,12 +537,7 @@ def test_subjects_rows_that_match_no_photo_are_said_and_none_matching_is_refused
     images = photos[0].parent
     table = tmp_path / "subjects.csv"
     table.write_text("path,subject\nphotos/obama_1.jpg,Obama\nphotos/biden_1.jpg,Biden\n")  # wrong folder
-    models = [
-        "--detector",
-        str(models_dir / "det_500m.onnx"),
-        "--embedder",
-        str(models_dir / "mobilefacenet_128d.onnx"),
-    ]
+    models = official_models(models_dir)
     argv = ["index", str(images / "obama_1.jpg"), "--out", str(tmp_path / "g"), "--subjects", str(table), *models]
     assert main(argv) == 2
     assert error_lines(capsys) == [
@@ -574,12 +559,7 @@ def test_a_damaged_shard_is_named_with_the_index_run_that_repairs_it_and_that_ru
     quarantines the shard and embeds its photos again, and now search says so (and the advice works)."""
     pytest.importorskip("faiss", reason="the index extra (faiss-cpu) builds the gallery's index")
     images = photos[0].parent
-    models = [
-        "--detector",
-        str(models_dir / "det_500m.onnx"),
-        "--embedder",
-        str(models_dir / "mobilefacenet_128d.onnx"),
-    ]
+    models = official_models(models_dir)
     gallery, indexed = tmp_path / "gallery", [str(images / "obama_1.jpg"), str(images / "biden_1.jpg")]
     assert main(["index", *indexed, "--out", str(gallery), *models]) == 0
     shard = gallery / "shards" / "shard-00000.parquet"
