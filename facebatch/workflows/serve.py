@@ -97,6 +97,20 @@ class ServeResult:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
+    def to_markdown(self) -> str:
+        lines = [
+            f"# Served {self.repository}",
+            "",
+            f"tritonserver {self.binary} ({self.source}); {self.endpoints(', ')}",
+            "",
+            f"Models: {', '.join(self.models) or 'none'}; served {self.seconds:.0f} s"
+            + (f", stopped by {self.signal}." if self.signal else "."),
+        ]
+        if self.exposure:
+            lines += ["", self.exposure]
+        lines += ["", *(f"- {r.line()}" for r in self.recoveries)] if self.recoveries else []
+        return "\n".join(lines) + "\n"
+
     def endpoints(self, separator: str = "   ") -> str:
         """Where each endpoint listens, as bound (``HTTP 0.0.0.0:8000``), with the address a client on this
         machine uses where that differs."""
