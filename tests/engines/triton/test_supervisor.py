@@ -174,7 +174,14 @@ def test_serve_loads_a_killed_model_again_and_it_answers_right(
         for model in ("scrfd_2.5g_640_batch", PIPELINE_MODEL):  # a model the pipeline calls, then the pipeline
             (victim,) = [stub for stub in python_stubs(server) if stub.model == model]
             os.kill(victim.pid, signal.SIGKILL)
-            measured[model] = until_answered_right(client, photo, expected, RECOVERY_LIMIT_S)
+            try:
+                measured[model] = until_answered_right(client, photo, expected, RECOVERY_LIMIT_S)
+            except pytest.fail.Exception as exc:  # what serve said and the server's log: why it did not come back
+                log = (tmp_path / "tritonserver.log").read_text(errors="replace").splitlines()
+                said = "\n".join(output.lines)
+                pytest.fail(
+                    f"{exc}\nafter killing {victim}; serve said:\n{said}\nthe log's end:\n" + "\n".join(log[-60:])
+                )
             line = output.wait_for(f"{model}: its python stub {victim.instance} (pid {victim.pid}) is gone", 10)
             assert line.endswith("serving again"), line
             (new,) = [stub for stub in python_stubs(server) if stub.model == model]
