@@ -12,6 +12,7 @@ a test left fast that exports a model from torch or starts ``python -m facebatch
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,14 @@ FIXTURES = SHARED / "fixtures"
 REFERENCE = SHARED / "reference"
 # compiled OpenVINO models (engines/runners/compile_cache.py) go to a folder of this test session, never the user's
 # cache; set here, before any test, so that facebatch processes the tests start inherit it
-os.environ["FACEBATCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="facebatch-tests-cache-")
+# (each pytest-xdist worker makes its own: its conftest runs once per process); removed when the session ends
+TEST_CACHE_DIR = tempfile.mkdtemp(prefix="facebatch-tests-cache-")
+os.environ["FACEBATCH_CACHE_DIR"] = TEST_CACHE_DIR
+# Tests of one file share a worker under pytest-xdist (their module fixtures are made once); the files in one of these
+# groups share one worker too, because what they start cannot run twice at once on one machine
+SHARED_WORKER = {
+    "ray": ("tests/engines/gallery/test_ray_",),  # Ray instances and clusters of the same machine, /tmp/ray
+}
 
 
 def under_ci() -> bool:
@@ -135,6 +143,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     guard_the_fast_tier()  # torch may have been imported since (the command line imports it when a command runs)
 
 
+def worker_group(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    return next((group for group, starts in SHARED_WORKER.items() if path.startswith(starts)), path)
+
+
 def refuse_in_a_fast_test(what: str) -> None:
     """Fail the running test, unless it is slow: the fast tier's promise, held where the work starts."""
     if _RUNNING and _RUNNING[0].get_closest_marker("slow") is None:
@@ -173,11 +186,18 @@ def guard_the_fast_tier() -> None:
         onnx.export = guarded_export
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(TEST_CACHE_DIR, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test marked ``gpu`` runs where what it names is here (``@pytest.mark.gpu("tensorrt")``; no name: a CUDA GPU),
     and skips with the reason elsewhere; never gated on torch's CUDA unless it names torch-cuda. A test that uses a
-    slow fixture is marked ``slow``."""
+    slow fixture is marked ``slow``. Each test gets its pytest-xdist group (``--dist loadgroup``): its file's, or
+    the shared one its file is in."""
     mark_slow(items)
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(worker_group(item.nodeid)))
     problems: dict[str, str | None] = {}
     for item in items:
         needs = [need for marker in item.iter_markers("gpu") for need in (marker.args or ("cuda",))]
