@@ -55,10 +55,11 @@ $(STAMP): pyproject.toml
 
 # The python environment Triton's python-backend models run in ('facebatch serve --python-env'): the stub inside
 # nvidia-pytriton 0.7 was built for numpy 1 and misreads numpy 2 arrays, so numpy<2 here, with the same onnxruntime,
-# onnx and OpenCV as .venv (OpenCV without its numpy>=2 pin: the serving tests prove the results equal) and facebatch
-# itself (no torch: the served models never import it).
+# onnx and OpenCV as .venv (OpenCV without its numpy>=2 pin: the serving tests prove the results equal), FAISS and
+# pyarrow for face_search, and facebatch itself (no torch: the served models never import it).
 SERVE_ENV   := $(VENV)-serve
-SERVE_STAMP := $(SERVE_ENV)/.installed
+# .installed-2: with faiss-cpu and pyarrow (an env made before them is brought up to date once)
+SERVE_STAMP := $(SERVE_ENV)/.installed-2
 VERSION_OF   = $$($(BIN)/python -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' $(1))
 
 $(SERVE_STAMP): $(STAMP)
@@ -67,11 +68,14 @@ $(SERVE_STAMP): $(STAMP)
 	$(SERVE_ENV)/bin/python -m pip install --quiet 'numpy<2' "$(ORT_DIST)==$(call VERSION_OF,$(ORT_DIST))" \
 		"onnx==$(call VERSION_OF,onnx)" pyyaml rich
 	$(SERVE_ENV)/bin/python -m pip install --quiet --no-deps "opencv-python-headless==$(call VERSION_OF,opencv-python-headless)"
+	@# face_search reads galleries: .venv's faiss-cpu (it takes numpy>=1.25), and the newest pyarrow that still takes
+	@# numpy 1 (pyarrow 26 needs numpy>=2); the served-search tests read .venv's shards and index with them
+	$(SERVE_ENV)/bin/python -m pip install --quiet "faiss-cpu==$(call VERSION_OF,faiss-cpu)" 'pyarrow==25.0.1'
 	$(SERVE_ENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $(SERVE_STAMP)
 
 serve-env: $(SERVE_STAMP) ## the python backend's environment for facebatch serve (.venv-serve: numpy<2, facebatch, onnxruntime)
-	@$(SERVE_ENV)/bin/python -c 'import numpy, facebatch.engines.triton.python_models; print("$(SERVE_ENV): numpy", numpy.__version__)'
+	@$(SERVE_ENV)/bin/python -c 'import numpy, facebatch.engines.triton.python_models, facebatch.engines.served_search.model; print("$(SERVE_ENV): numpy", numpy.__version__)'
 
 venv: $(STAMP) ## create or refresh .venv
 	@$(BIN)/facebatch --version
@@ -186,16 +190,20 @@ gpu-check: ## where a CUDA GPU is: gpu tests, torch-CUDA FP16 bench (batch 1-32)
 # The tiers (tests/conftest.py): a test is slow when it exports a model, starts a Triton server or a Ray cluster (the
 # fixtures it uses say so), or runs facebatch in a process of its own; make test = test-fast + test-slow.
 # PYTEST_ARGS: more for pytest, e.g. PYTEST_ARGS='--durations=15' or PYTEST_ARGS='-x tests/verify'.
+# TEST_WORKERS: pytest-xdist processes (the suite waits on servers and processes a third of its time: two keep both
+# cores of a 2-core machine busy); each file's tests stay in one worker (tests/conftest.py), 0 runs in this process.
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadgroup)
 
 test: $(STAMP) $(SERVE_STAMP) ## run the whole test suite (real fixtures from $(FIXTURES) when present; the Triton tests in .venv-serve); GPU=1: in .venv-gpu
-	FACEBATCH_SERVE_ENV=$(SERVE_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	FACEBATCH_SERVE_ENV=$(SERVE_ENV) $(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## the unit and contract tests only: no model export, no Triton server, no Ray cluster, no facebatch process
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 test-slow: $(STAMP) $(SERVE_STAMP) ## the rest of make test: what make test-fast leaves out (exports, servers, Ray, facebatch processes)
-	FACEBATCH_SERVE_ENV=$(SERVE_ENV) $(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+	FACEBATCH_SERVE_ENV=$(SERVE_ENV) $(BIN)/python -m pytest -m slow $(XDIST) $(PYTEST_ARGS)
 
 clean: ## remove build outputs (keeps .venv and .venv-serve)
 	rm -rf $(BUILD) .pytest_cache

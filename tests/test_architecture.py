@@ -2,7 +2,7 @@
 
     core  ←  configs  ←  engines  ←  verify  ←  exporter  ←  workflows  ←  api  ←  cli
 
-and inside engines:  runners  ←  build  ←  pipeline  ←  evaluation  ←  {gallery, triton}  ←  bench.
+and inside engines:  runners  ←  build  ←  pipeline  ←  evaluation  ←  {gallery, triton}  ←  {bench, served_search}.
 
 A module's layer follows from its path: facebatch/<layer>/… or the folder pyproject.toml maps to
 it (configs/, engines/, verify/, exporter/; read from its package-dir, not listed here); the
@@ -26,7 +26,9 @@ from tests.conftest import PROJECT
 
 LAYERS = ["core", "configs", "engines", "verify", "exporter", "workflows", "api", "cli"]
 # engines' sub-packages by rank: a module may import a lower rank or its own sub-package, never a higher or equal one
+# served_search: face_search, a gallery (engines/gallery) searched from Triton (engines/triton), above both
 ENGINE_RANKS = {"runners": 0, "build": 1, "pipeline": 2, "evaluation": 3, "gallery": 4, "triton": 4, "bench": 5}
+ENGINE_RANKS["served_search"] = 5
 # Leaves import nothing of ours; the ONNX graph helpers import nothing of ours but leaves.
 LEAVES = ("facebatch.core.filetypes",)
 GRAPH_AND_LEAVES = ("facebatch.core.onnx_graph", *LEAVES)
@@ -186,6 +188,11 @@ def test_the_checker_catches_what_it_forbids():
     assert violations("from facebatch.engines.bench import job\n", "facebatch.engines.pipeline.align")
     assert violations("from facebatch.engines.evaluation import agreement\n", "facebatch.engines.bench.report") == []
     assert violations("from facebatch.engines.runners import base\n", "facebatch.engines.pipeline.align") == []
+    # served_search sits above gallery and triton: it imports both, neither imports it
+    search = "from facebatch.engines.gallery import search\nfrom facebatch.engines.triton import python_models\n"
+    assert violations(search, "facebatch.engines.served_search.model") == []
+    assert violations("from facebatch.engines.served_search import plan\n", "facebatch.engines.triton.repository")
+    assert violations("from facebatch.engines.served_search import plan\n", "facebatch.engines.gallery.store")
 
 
 def test_the_command_line_starts_without_heavy_libraries():

@@ -12,6 +12,10 @@ DEFAULT_MAX_QUEUE_SIZE = 64  # requests waiting per model
 DEFAULT_QUEUE_TIMEOUT_MS = 5000
 MANIFEST = ".facebatch-triton.json"  # the files facebatch wrote into a repository
 
+# face_search (--pipeline with a gallery): its code is engines/served_search's, which reads galleries (a layer above
+# this package); its folder holds 1/search.json: the gallery's absolute path and the models' sha256 it must match
+SEARCH_MODEL = "face_search"
+SEARCH_FILE = "search.json"
 PIPELINE_MODEL = "face_pipeline"
 PIPELINE_FILE = "pipeline.json"  # the detector's and the embedder's specs and served tensors
 IMAGES_INPUT = "IMAGES"  # encoded photos (JPEG, PNG, …), one per batch row

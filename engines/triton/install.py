@@ -88,6 +88,10 @@ class PythonEnv:
     prefix: Path
     version: str  # "3.11"
     numpy: str
+    # the folder of the interpreter's own libpython, where it has one beside its standard library (pyenv, a
+    # source build): the stub must load that one, not the system's of the same minor version, whose symbols the
+    # environment's compiled modules may outgrow (3.11.7's _ssl needs _PyModule_Add, which Debian's 3.11.2 lacks)
+    libpython: Path | None = None
 
     @property
     def bin(self) -> Path:
@@ -104,7 +108,10 @@ def python_env(prefix: Path | None = None) -> PythonEnv:
             f"python_env {prefix} is not a python environment (no bin/python3); pass a virtualenv with facebatch",
             field="python_env",
         )
-    probe = "import sys, numpy, facebatch.engines.triton.python_models; print(f'{sys.version_info[0]}.{sys.version_info[1]}', numpy.__version__)"
+    probe = (
+        "import sys, sysconfig, numpy, facebatch.engines.triton.python_models; "
+        "print(f'{sys.version_info[0]}.{sys.version_info[1]}', numpy.__version__, sysconfig.get_config_var('LIBDIR'))"
+    )
     result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
@@ -113,8 +120,14 @@ def python_env(prefix: Path | None = None) -> PythonEnv:
             f"use another: {SERVE_ENV_HINT}",
             field="python_env",
         )
-    version, numpy_version = result.stdout.split()
-    return PythonEnv(prefix, version, numpy_version)
+    version, numpy_version, libdir = result.stdout.split(maxsplit=2)
+    return PythonEnv(prefix, version, numpy_version, _own_libpython(Path(libdir.strip()), version))
+
+
+def _own_libpython(libdir: Path, version: str) -> Path | None:
+    """``libdir`` when it holds the shared libpython of ``version`` (a system interpreter's sits in a multiarch
+    folder the loader searches anyway: None)."""
+    return libdir if (libdir / f"libpython{version}.so.1.0").is_file() else None
 
 
 def python_stub(install: TritonInstall, env: PythonEnv) -> Path:

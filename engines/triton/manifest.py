@@ -24,12 +24,19 @@ from facebatch.core.environment import file_sha256
 from facebatch.core.errors import OutputError
 from facebatch.core.trusted_paths import SHA256, member, refuse_symlinked_folder, refuse_symlinks
 from facebatch.engines.triton.artifacts import PLAN_SUFFIX
-from facebatch.engines.triton.defaults import MANIFEST, PIPELINE_FILE
+from facebatch.engines.triton.defaults import MANIFEST, PIPELINE_FILE, SEARCH_FILE
 from facebatch.engines.triton.served_models import MODEL_NAME_PATTERN
 
 # The names facebatch writes in a repository: a manifest listing anything else was not written by
 # facebatch (or was edited), and force refuses it rather than remove what it names.
-MODEL_FILES = ("config.pbtxt", "1/model.onnx", f"1/model{PLAN_SUFFIX}", "1/model.py", f"1/{PIPELINE_FILE}")
+MODEL_FILES = (
+    "config.pbtxt",
+    "1/model.onnx",
+    f"1/model{PLAN_SUFFIX}",
+    "1/model.py",
+    f"1/{PIPELINE_FILE}",
+    f"1/{SEARCH_FILE}",
+)
 REPOSITORY_FILE = re.compile(
     rf"README\.md|{MODEL_NAME_PATTERN}/(?:{'|'.join(re.escape(name) for name in MODEL_FILES)})"
 )

@@ -4,6 +4,7 @@ dynamic batcher's queue, the face pipeline's photo limits; each checked when it 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from facebatch.core.errors import SpecError
 from facebatch.engines.pipeline.image_header import DEFAULT_MAX_PHOTO_PIXELS, batch_pixel_budget
@@ -33,6 +34,7 @@ class RepositoryOptions:
     max_batch: int | None = None  # None: each artifact's profile max
     device: str | None = None  # cpu | gpu; None: gpu for onnxruntime and tensorrt, cpu for python
     force: bool = False
+    gallery: Path | None = None  # with pipeline: face_search over this gallery (referenced by its absolute path)
 
     @property
     def batch_pixels(self) -> int:
@@ -44,6 +46,12 @@ class RepositoryOptions:
             raise SpecError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}", field="runtime")
         self._check_counts()
         self._check_device()
+        if self.gallery is not None and not self.pipeline:
+            raise SpecError(
+                "gallery is searched with the faces that face_pipeline finds: add the face pipeline to the "
+                "repository too, or leave the gallery out",
+                field="gallery",
+            )
 
     def _check_counts(self) -> None:
         at_least_one = {"instances": self.instances, "max_photo_pixels": self.max_photo_pixels}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,7 +13,9 @@ from facebatch.engines.triton.defaults import (
     DEFAULT_METRICS_PORT,
     FACE_OUTPUTS,
     IMAGES_INPUT,
+    SEARCH_FILE,
 )
+from facebatch.engines.triton.served_models import ServedModel
 
 if TYPE_CHECKING:  # the repository writer calls this module
     from facebatch.engines.triton.repository import TritonRepository
@@ -47,7 +50,7 @@ def _model_rows(repository: TritonRepository) -> list[str]:
 def _perf_analyzer(repository: TritonRepository) -> list[str]:
     lines = []
     for model in repository.models:
-        if model.role == "pipeline":
+        if model.role in ("pipeline", "search"):
             continue
         shapes = " ".join(
             f"--shape {t.name}:{','.join(str(d) for d in t.dims)}" for t in model.config.inputs if -1 in t.dims
@@ -81,6 +84,9 @@ def repository_readme(repository: TritonRepository) -> str:
         out += _python_backend_section()
     if pipeline is not None:
         out += _pipeline_section(pipeline.name)
+    search = repository.model("search")
+    if search is not None:
+        out += _search_section(search.name, _search_gallery(search))
     out += _measure_section(repository)
     out += _license_section(repository)
     return "\n".join(out)
@@ -117,7 +123,7 @@ def _with_facebatch(repository: TritonRepository, python_models: bool) -> list[s
         "```",
         "",
     ]
-    sources = [Path(m.source).resolve() for m in repository.models if m.role != "pipeline"]
+    sources = [Path(m.source).resolve() for m in repository.models if m.role in ("detector", "embedder")]
     if any(p.suffix != ".onnx" for p in sources):  # TensorRT plans: the python runtime takes their ONNX artifacts
         return lines + [
             "To serve them with the wheel's, write the repository again from their ONNX artifacts with "
@@ -127,6 +133,8 @@ def _with_facebatch(repository: TritonRepository, python_models: bool) -> list[s
     again = repository.path.with_name(f"{repository.path.name}_python").resolve()
     write = ["facebatch", "triton", *map(str, sources), "--runtime", "python", "--out", str(again)]
     write += ["--pipeline"] if repository.model("pipeline") is not None else []
+    search = repository.model("search")
+    write += ["--gallery", _search_gallery(search)] if search is not None else []
     return lines + [
         "To serve them with the wheel's instead, write the repository again with the python runtime (onnxruntime on "
         "the CPU inside the python backend) and serve that:",
@@ -201,6 +209,35 @@ def _pipeline_section(name: str) -> list[str]:
         f'images = http.InferInput("{IMAGES_INPUT}", list(photos.shape), "BYTES"); images.set_data_from_numpy(photos)',
         f'result = client.infer("{name}", [images])',
         f'boxes, embeddings = result.as_numpy("{FACE_OUTPUTS[1]}"), result.as_numpy("{FACE_OUTPUTS[4]}")',
+        "```",
+        "",
+    ]
+
+
+def _search_gallery(search: ServedModel) -> str:
+    """The gallery face_search reads (its search.json records the absolute path)."""
+    return str(json.loads(str(search.files[f"1/{SEARCH_FILE}"]))["gallery"])
+
+
+def _search_section(name: str, gallery: str) -> list[str]:
+    return [
+        "## Search",
+        "",
+        f"`{name}` takes the same `{IMAGES_INPUT}` as the face pipeline (it hands them to it through BLS, so its photo "
+        "limits and queue bounds hold) and returns `MATCHES` (BYTES, shape [photos, 1]): per photo a JSON document, "
+        '`{"photo": i, "faces": [{"face", "box", "score", "answer", "matches": [{"rank", "cosine", "match", "row", '
+        '"photo", "face", "subject", "box", "score"}]}]}`, found in the gallery with the code, index and search '
+        f"parameters of `facebatch search`. The gallery is read where it is ({gallery}), not copied: a new version "
+        "that `facebatch index` commits while the server runs is answered from on the next request once it is whole. "
+        "`top_k` and `threshold` are parameters of its config.pbtxt.",
+        "",
+        "```python",
+        "import json, numpy as np, tritonclient.http as http",
+        f'client = http.InferenceServerClient("localhost:{DEFAULT_HTTP_PORT}")',
+        'photos = np.array([[open("query.jpg", "rb").read()]], dtype=object)',
+        f'images = http.InferInput("{IMAGES_INPUT}", list(photos.shape), "BYTES"); images.set_data_from_numpy(photos)',
+        f'answers = [json.loads(row[0]) for row in client.infer("{name}", [images]).as_numpy("MATCHES")]',
+        'print([(face["answer"], face["matches"][0]["cosine"]) for face in answers[0]["faces"]])',
         "```",
         "",
     ]

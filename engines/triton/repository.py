@@ -9,6 +9,9 @@
       face_pipeline/            --pipeline: images in, faces out (python backend, BLS)
         config.pbtxt
         1/model.py  1/pipeline.json
+      face_search/              --pipeline with a gallery: images in, each face's gallery matches out (BLS to
+        config.pbtxt            face_pipeline; planned by engines/served_search, added before the repository is
+        1/model.py  1/search.json   written)
 
 Every tensor's dims come from the real graph (or the engine's sidecar), without the batch
 axis; ``max_batch_size`` is the profile's max, and a graph whose batch axis is fixed is
@@ -23,7 +26,7 @@ from pathlib import Path
 from facebatch.core.atomic import ensure_writable_dir
 from facebatch.core.errors import SpecError
 from facebatch.engines.triton.artifacts import read_artifact
-from facebatch.engines.triton.defaults import PIPELINE_MODEL
+from facebatch.engines.triton.defaults import PIPELINE_MODEL, SEARCH_MODEL
 from facebatch.engines.triton.manifest import (
     REPOSITORY_FILE,
     clear_for_writing,
@@ -33,7 +36,12 @@ from facebatch.engines.triton.manifest import (
 )
 from facebatch.engines.triton.options import RepositoryOptions
 from facebatch.engines.triton.readme import repository_readme
-from facebatch.engines.triton.served_models import ServedModel, model_name, pipeline_model, served_model
+from facebatch.engines.triton.served_models import (
+    ServedModel,
+    model_name,
+    pipeline_model,
+    served_model,
+)
 
 
 @dataclass
@@ -58,7 +66,7 @@ def plan_repository(artifacts: list[Path], out: Path, options: RepositoryOptions
     models: list[ServedModel] = []
     for artifact in read:
         name = model_name(artifact.engine or artifact.path)
-        if name in (m.name for m in models) or name == PIPELINE_MODEL:
+        if name in (m.name for m in models) or name in (PIPELINE_MODEL, SEARCH_MODEL):
             raise SpecError(f"two artifacts would both be served as {name!r}; rename one of the files")
         models.append(served_model(artifact, options, name))
     if options.pipeline:
@@ -78,7 +86,14 @@ def plan_repository(artifacts: list[Path], out: Path, options: RepositoryOptions
 
 
 def triton_repository_from_artifacts(artifacts: list[Path], out: Path, options: RepositoryOptions) -> TritonRepository:
-    """``facebatch triton``: plan every model, then write them."""
+    """``facebatch triton``: plan every model, then write them (face_search, over a gallery, is planned by the
+    triton use case, which checks the gallery first)."""
+    if options.gallery is not None:
+        raise SpecError(
+            "gallery: face_search is planned with the gallery's checks by facebatch.workflows.triton.triton; write "
+            "this repository with that function",
+            field="gallery",
+        )
     return write_repository(plan_repository(artifacts, out, options), options)
 
 

@@ -29,7 +29,7 @@ class ServedModel:
     the source file to copy, or the text to write)."""
 
     name: str
-    role: str  # detector | embedder | pipeline
+    role: str  # detector | embedder | pipeline | search
     config: ModelConfig
     files: dict[str, Path | str] = field(default_factory=dict)
     source: str = ""  # the artifact it serves
@@ -50,8 +50,8 @@ class TritonPythonModel({cls}):
 PYTHON_MODELS = "facebatch.engines.triton.python_models"
 
 
-def python_model_code(cls: str) -> str:
-    return PYTHON_MODEL_CODE.format(module=PYTHON_MODELS, cls=cls)
+def python_model_code(cls: str, module: str = PYTHON_MODELS) -> str:
+    return PYTHON_MODEL_CODE.format(module=module, cls=cls)
 
 
 def model_name(path: Path) -> str:

@@ -170,10 +170,10 @@ class TritonServer:
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PATH"] = f"{self.env.bin}{os.pathsep}{env.get('PATH', '')}"
-        if self.install.libraries is not None:
-            env["LD_LIBRARY_PATH"] = os.pathsep.join(
-                p for p in (env.get("LD_LIBRARY_PATH", ""), str(self.install.libraries)) if p
-            )
+        first = str(self.env.libpython) if self.env.libpython is not None else ""  # the stub's own interpreter's
+        last = str(self.install.libraries) if self.install.libraries is not None else ""
+        if libraries := os.pathsep.join(p for p in (first, env.get("LD_LIBRARY_PATH", ""), last) if p):
+            env["LD_LIBRARY_PATH"] = libraries
         env.pop("PYTHONPATH", None)  # the stub imports what the python environment has, nothing else
         return env
 

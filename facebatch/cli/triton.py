@@ -31,7 +31,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "model.onnx + model.py (--runtime python: onnxruntime inside the python backend). Dims come from the real "
         "graph without the batch axis; max_batch_size is the profile's max; dynamic batching prefers the profile's opt "
         f"and max. --pipeline adds {PIPELINE_MODEL}: encoded photos in, per face its photo index, box, score, 5 landmarks "
-        "and embedding out, with facebatch's decode and alignment, calling the detector and embedder through BLS. "
+        "and embedding out, with facebatch's decode and alignment, calling the detector and embedder through BLS; "
+        "--gallery then adds face_search: photos in, each face's matches in that gallery out. "
         "The repository's README.md says how to serve and measure it.",
     )
     parser.add_argument(
@@ -55,6 +56,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--pipeline",
         action="store_true",
         help=f"add {PIPELINE_MODEL} (needs one detector with landmarks and one embedder)",
+    )
+    parser.add_argument(
+        "--gallery",
+        type=Path,
+        metavar="DIR",
+        help="with --pipeline, add face_search: photos in, each face's top-k matches in this gallery out (a gallery "
+        "'facebatch index' wrote with the same detector and embedder files; read where it is, and reloaded when index "
+        "commits to it)",
     )
     parser.add_argument(
         "--instances",
@@ -134,6 +143,7 @@ def triton_options(args: argparse.Namespace) -> TritonOptions:
         max_batch=args.max_batch,
         device=args.device,
         force=args.force,
+        gallery=args.gallery,
     )
     return TritonOptions(args.artifacts, args.out, serving)
 

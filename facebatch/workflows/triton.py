@@ -2,7 +2,8 @@
 
 One model per artifact (its config from the real graph, the batch axis symbolic or refused; a TensorRT
 plan only as its sidecar describes it, within its profile), and with ``pipeline`` the face pipeline as a
-python-backend model over the detector and the embedder. A folder that is not empty is refused unless
+python-backend model over the detector and the embedder; with a ``gallery`` too, ``face_search`` over it (the
+gallery one facebatch wrote, with the very models served, by sha256: else refused before anything is written). A folder that is not empty is refused unless
 ``force``, and then only what facebatch wrote there before, unchanged since, is replaced (every name the
 folder's manifest lists checked first: facebatch's own, inside the folder, through no link).
 """
@@ -19,8 +20,9 @@ from facebatch.configs.model_file import read_model_file
 from facebatch.core.environment import int8_cpu_class
 from facebatch.core.errors import SpecError
 from facebatch.core.progress import note
+from facebatch.engines.served_search.plan import search_model
 from facebatch.engines.triton.options import RepositoryOptions
-from facebatch.engines.triton.repository import TritonRepository, triton_repository_from_artifacts
+from facebatch.engines.triton.repository import TritonRepository, plan_repository, write_repository
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,8 @@ def triton(options: TritonOptions) -> TritonResult:
     """Read every artifact and plan every model (nothing is written until all of them are sound), then write the
     repository: each file atomically, listed in its manifest before it is written, its sha256 recorded after."""
     check_int8_proofs([Path(p) for p in options.artifacts])
-    repository = triton_repository_from_artifacts(
-        [Path(p) for p in options.artifacts], Path(options.out), options.serving
-    )
-    return TritonResult(repository)
+    serving = options.serving
+    repository = plan_repository([Path(p) for p in options.artifacts], Path(options.out), serving)
+    if serving.gallery is not None:
+        repository.models.append(search_model(repository, Path(serving.gallery), serving))
+    return TritonResult(write_repository(repository, serving))

@@ -94,6 +94,7 @@ def test_the_trust_refusals_are_the_same_both_ways(small_detector: Path, tmp_pat
             "max_batch_pixels",
         ),
         (["--pipeline"], {"pipeline": True}, "pipeline"),
+        (["--gallery", "gallery"], {"gallery": Path("gallery")}, "gallery"),  # face_search needs the pipeline
     ],
 )
 def test_options_that_cannot_work_are_refused_the_same_way(
@@ -105,6 +106,19 @@ def test_options_that_cannot_work_are_refused_the_same_way(
         argv, lambda: triton(TritonOptions([small_detector], out, RepositoryOptions(**options))), capsys
     )
     assert error.field == field and not out.exists()
+
+
+def test_a_folder_that_is_no_gallery_is_refused_the_same_way(
+    real_detector: Path, batch_embedder: Path, tmp_path: Path, capsys
+):
+    out, artifacts = tmp_path / "repository", [real_detector, batch_embedder]
+    (tmp_path / "notes").mkdir()
+    argv = ["triton", *map(str, artifacts), "--out", str(out), "--runtime", "python", "--pipeline"]
+    serving = RepositoryOptions(runtime="python", pipeline=True, gallery=tmp_path / "notes")
+    error = assert_same_refusal(
+        [*argv, "--gallery", str(tmp_path / "notes")], lambda: triton(TritonOptions(artifacts, out, serving)), capsys
+    )
+    assert error.field == "gallery" and "is not a gallery" in str(error) and not out.exists()
 
 
 def test_a_fixed_batch_file_is_refused_the_same_way(models_dir: Path, tmp_path: Path, capsys):

@@ -1,0 +1,63 @@
+"""face_search's answer shaping (no server): one JSON document per photo of the request, its faces in the
+pipeline's order with the matches ``search`` gives the same embeddings, a photo without a face answered with none;
+pipeline rows that are not one per face of the request's photos refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facebatch.core.errors import SpecError
+from facebatch.engines.gallery.search import GallerySearch
+from facebatch.engines.served_search.answers import photo_answers, photo_count
+from tests.engines.served_search.galleries import commit, new_gallery, unit
+
+
+def pipeline_rows(image_index: list[int], embeddings: np.ndarray) -> dict[str, np.ndarray]:
+    faces = len(image_index)
+    return {
+        "FACE_IMAGE_INDEX": np.array(image_index, np.int32),
+        "BOXES": np.arange(faces * 4, dtype=np.float32).reshape(faces, 4) + 0.123,
+        "SCORES": np.linspace(0.9, 0.8, faces, dtype=np.float32),
+        "EMBEDDINGS": embeddings,
+    }
+
+
+def test_each_photo_gets_its_faces_and_their_matches(tmp_path: Path):
+    root = tmp_path / "gallery"
+    commit(new_gallery(root), {"ada": unit(1), "bob": unit(2), "cyd": unit(3)})
+    search = GallerySearch(root)
+    queries = np.stack([unit(2), unit(3)])
+    rows = pipeline_rows([1, 1], queries)  # photo 0: no face; photo 1: two faces
+
+    answers = photo_answers(rows, 3, lambda vectors: search.search(vectors, 2, 0.35))
+    assert answers.shape == (3, 1) and answers.dtype == object
+    documents = [json.loads(row[0]) for row in answers]
+    assert [d["photo"] for d in documents] == [0, 1, 2] and documents[0]["faces"] == documents[2]["faces"] == []
+    faces = documents[1]["faces"]
+    assert [f["face"] for f in faces] == [0, 1] and [f["answer"] for f in faces] == ["bob", "cyd"]
+    assert faces[0]["box"] == [0.12, 1.12, 2.12, 3.12] and faces[1]["score"] == 0.8
+    expected = search.search(queries, 2, 0.35)
+    for face, matches in zip(faces, expected, strict=True):
+        assert face["matches"] == [m.to_dict() for m in matches] and len(face["matches"]) == 2
+
+
+def test_a_request_without_faces_is_answered_without_searching():
+    def never(_vectors):
+        raise AssertionError("nothing to search")
+
+    answers = photo_answers(pipeline_rows([], np.zeros((0, 8), np.float32)), 2, never)
+    assert [json.loads(row[0]) for row in answers] == [{"photo": 0, "faces": []}, {"photo": 1, "faces": []}]
+
+
+def test_rows_that_are_not_one_per_face_of_the_photos_are_refused():
+    with pytest.raises(SpecError, match="not one per face of the request's 1 photos"):
+        photo_answers(pipeline_rows([0, 1], np.zeros((2, 8), np.float32)), 1, lambda v: [[], []])
+    rows = pipeline_rows([0], np.zeros((2, 8), np.float32))
+    with pytest.raises(SpecError, match="not one per face"):
+        photo_answers(rows, 1, lambda v: [[]])
+    with pytest.raises(SpecError, match="holds no photo"):
+        photo_count(np.zeros((0, 1), dtype=object))
