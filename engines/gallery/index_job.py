@@ -89,6 +89,7 @@ class IndexSummary:
     index_built: bool = False
     where: str = "local"
     cluster: str = ""  # with Ray: the cluster the job used (a local instance on 127.0.0.1, or the address given)
+    ray_nodes: list[dict] = field(default_factory=list)  # with Ray: [{node, address, photos}] each node's actors ran
     seconds: float = 0.0
     index_seconds: float = 0.0
 
@@ -112,6 +113,7 @@ class IndexSummary:
             "index_built": self.index_built,
             "where": self.where,
             "cluster": self.cluster,
+            "ray_nodes": self.ray_nodes,
             "seconds": round(self.seconds, 3),
             "photos_per_second": round(self.photos_per_second, 3),
         }
@@ -260,7 +262,8 @@ def index_photos(request: IndexJob) -> IndexSummary:
         if todo and request.ray:
             from facebatch.engines.gallery.ray_job import run_on_ray
 
-            summary.faces_added, summary.cluster = run_on_ray(request, gallery, todo, states)
+            ran = run_on_ray(request, gallery, todo, states)
+            summary.faces_added, summary.cluster, summary.ray_nodes = ran.faces, ran.cluster, ran.nodes
         elif todo:
             summary.faces_added = run_locally(request, gallery, todo, states)
         summary.photos_run = len(todo)

@@ -10,17 +10,17 @@ local run does. Each stage calls the pipeline's own steps (``FacePipeline.prepar
 ``FacePipeline.finish``), so the rows equal the local run's.
 
 The gallery folder and the model files must be paths every node sees (a shared filesystem); the
-photos too. Ray is an optional extra, imported here only.
+photos too. Ray is an optional extra, imported here and in what the workers run (ray_stages.py) only.
 
 A local instance that facebatch starts (no address given) listens on and registers 127.0.0.1 only,
 with no dashboard: Ray's processes otherwise open unauthenticated gRPC ports on every interface
-while the job runs. A cluster named by address is the user's, as it is.
+while the job runs. A cluster named by address is the user's, as it is: it is sent Ray's token where one is
+found (Ray's token authentication, which 'ray start' turns on), and one that refuses it is said in one line.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib
 import logging
 import os
@@ -33,12 +33,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import numpy as np
-
 from facebatch.core.errors import EngineError, SpecError
 from facebatch.core.words import counted
 from facebatch.engines.gallery.defaults import RAY_CONNECT_TIMEOUT_S, RAY_LOOPBACK, STAGING_PREFIX
 from facebatch.engines.gallery.photos import Photo
+from facebatch.engines.gallery.ray_stages import NO_SUBJECT, PipelineStage, ReadStage, start_tally
 from facebatch.engines.gallery.rows import PhotoState
 from facebatch.engines.gallery.store import Gallery
 
@@ -99,6 +98,83 @@ def check_address_answers(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S) 
         )
 
 
+RAY_AUTH_MODE = "RAY_AUTH_MODE"  # Ray's switch: token, disabled, or unset
+TOKEN_PLACES = "RAY_AUTH_TOKEN, or Ray's token file (~/.ray/auth_token, or the file RAY_AUTH_TOKEN_PATH names)"
+
+
+def ray_token() -> str | None:
+    """The token Ray's own loader finds (RAY_AUTH_TOKEN, then RAY_AUTH_TOKEN_PATH's file, then ~/.ray/auth_token)."""
+    from ray._raylet import AuthenticationTokenLoader
+
+    loader = AuthenticationTokenLoader.instance()
+    loader.reset_cache()  # read the places now: the variables may have changed since Ray was imported
+    return loader.get_raw_token(ignore_auth_mode=True) if loader.has_token(ignore_auth_mode=True) else None
+
+
+def check_token(address: str, token: str | None, timeout: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Refuse at once a cluster with token authentication that refuses this process's token (or its lack of one):
+    ray.init would retry for 20 s and then say only that it failed to connect. Asks the GCS for the cluster's id,
+    as ray.init does first; any other failure is left for ray.init to say."""
+    import grpc
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    metadata = [("authorization", f"Bearer {token}")] if token else []
+    with grpc.insecure_channel(address) as channel:
+        try:
+            gcs = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+            gcs.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), metadata=metadata, timeout=timeout)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAUTHENTICATED:
+                return
+            if token is None:
+                raise SpecError(
+                    f"the Ray cluster at {address} asks for its token (Ray's token authentication) and none was "
+                    f"found here; give the cluster's token in {TOKEN_PLACES}",
+                    field="ray",
+                ) from None
+            raise SpecError(
+                f"the Ray cluster at {address} refused the token found here (Ray's token authentication); give the "
+                f"cluster's own token in {TOKEN_PLACES}",
+                field="ray",
+            ) from None
+
+
+def sent_token() -> str | None:
+    """The token ray.init will send: the one found, unless RAY_AUTH_MODE turns token authentication off."""
+    import_ray()
+    mode = os.environ.get(RAY_AUTH_MODE)
+    return ray_token() if mode is None or mode.lower() == "token" else None
+
+
+def check_cluster(address: str | None) -> None:
+    """Refuse, before any work, a cluster address (``address``, else RAY_ADDRESS) where no Ray answers, or one that
+    refuses this process's token; a Ray Client address (ray://) is asked only whether it answers."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if not address or address in ("local", "auto"):
+        return
+    check_address_answers(address)
+    if "://" not in address:
+        check_token(address if ":" in address else f"{address}:6379", sent_token())  # Ray's default GCS port
+
+
+@contextlib.contextmanager
+def token_mode() -> Iterator[None]:
+    """Ray sends its token only in token mode, which it turns on by itself for a cluster it finds, never for one
+    named by address: with a token found and RAY_AUTH_MODE unset, token mode for the block."""
+    from ray._raylet import Config
+
+    if os.environ.get(RAY_AUTH_MODE) is not None or sent_token() is None:
+        yield
+        return
+    os.environ[RAY_AUTH_MODE] = "token"
+    Config.initialize("")  # Ray's config reads the mode from the environment
+    try:
+        yield
+    finally:
+        os.environ.pop(RAY_AUTH_MODE, None)
+        Config.initialize("")
+
+
 @contextlib.contextmanager
 def local_ray(**options: Any) -> Iterator[Any]:
     """A local Ray instance on loopback only, for the ``with`` block: every process listens on and registers
@@ -133,12 +209,13 @@ def ray_session(address: str | None) -> Iterator[tuple[Any, str]]:
     address = address or os.environ.get("RAY_ADDRESS") or None
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
     if address and address != "local":
-        check_address_answers(address)
-        ray.init(address=address, include_dashboard=False, **quiet)
-        try:
-            yield ray, f"the Ray cluster at {address}"
-        finally:
-            ray.shutdown()
+        check_cluster(address)
+        with token_mode():
+            ray.init(address=address, include_dashboard=False, **quiet)
+            try:
+                yield ray, f"the Ray cluster at {address}"
+            finally:
+                ray.shutdown()
         return
     with local_ray(**quiet) as local:
         gcs = local.get_runtime_context().gcs_address
@@ -159,87 +236,14 @@ def actor_resources(ray, wanted: int) -> tuple[int, float, float]:
 
 
 @dataclass
-class _Reader:
-    """The read + letterbox stage, as Ray tasks: FacePipeline.prepare without the runtimes."""
-
-    models: object  # FaceModels
-    max_photo_pixels: int  # PipelineSettings.max_photo_pixels: the same limit as a local run
-
-    def __call__(self, batch: dict) -> dict:
-        from facebatch.engines.pipeline.reader import prepare_photo
-
-        out = {name: [] for name in ("path", "subject", "size", "mtime_ns", "image", "frame", "scale", "error")}
-        for path, subject, size, mtime in zip(
-            batch["path"], batch["subject"], batch["size"], batch["mtime_ns"], strict=True
-        ):
-            prepared = prepare_photo(self.models, Path(str(path)), max_pixels=self.max_photo_pixels)
-            out["path"].append(str(path))
-            out["subject"].append(str(subject))
-            out["size"].append(int(size))
-            out["mtime_ns"].append(int(mtime))
-            empty = np.zeros((1, 1, 3), np.uint8)
-            out["image"].append(prepared.image if prepared.image is not None else empty)
-            height, width = self.models.detector_size
-            out["frame"].append(
-                prepared.frame if prepared.frame is not None else np.zeros((3, height, width), np.float32)
-            )
-            out["scale"].append(prepared.scale)
-            out["error"].append(prepared.error or "")
-        return {
-            k: (np.array(v, dtype=object) if k in ("image", "path", "subject", "error") else np.array(v))
-            for k, v in out.items()
-        }
+class RayRun:
+    faces: int  # added to the gallery
+    cluster: str  # which cluster ran it, in words
+    nodes: list[dict]  # [{node, address, photos}]: the photos each node's pipeline actors ran
 
 
-NO_SUBJECT = "\0"  # Ray's numpy batches carry strings, not None
-
-
-class _Embedder:
-    """The detect + align + embed stage: one FacePipeline per actor, for the actor's life."""
-
-    def __init__(self, detector, embedder, backend, settings, runner_options, best_only: bool, detector_size) -> None:
-        from facebatch.engines.pipeline.opening import open_pipeline
-
-        self._stack = contextlib.ExitStack()
-        # one lane: Ray runs the actors side by side, and calls the pipeline's stages, not its run()
-        one_lane = dataclasses.replace(settings, lanes=1)
-        self.pipeline = self._stack.enter_context(
-            open_pipeline(detector, embedder, backend, one_lane, runner_options, detector_size)
-        )
-        self.size = int(embedder.spec.embedding_size)
-        self.best_only = best_only
-
-    def __call__(self, batch: dict):
-        from facebatch.engines.gallery.table import shard_table
-        from facebatch.engines.pipeline.reader import PreparedPhoto
-
-        prepared, photos = [], []
-        for i in range(len(batch["path"])):
-            path = str(batch["path"][i])
-            error = str(batch["error"][i]) or None
-            prepared.append(
-                PreparedPhoto(
-                    Path(path),
-                    None if error else np.asarray(batch["image"][i]),
-                    None if error else np.asarray(batch["frame"][i], dtype=np.float32),
-                    float(batch["scale"][i]),
-                    error,
-                )
-            )
-            subject = str(batch["subject"][i])
-            photos.append(
-                Photo(
-                    path, None if subject == NO_SUBJECT else subject, int(batch["size"][i]), int(batch["mtime_ns"][i])
-                )
-            )
-        return shard_table(self.pipeline.finish(prepared), photos, self.size, self.best_only)
-
-
-def run_on_ray(
-    request, gallery: Gallery, todo: list[Photo], states: dict[str, PhotoState]
-) -> tuple[int, str]:  # IndexJob
-    """Index ``todo`` with Ray Data; the staged shards are committed in one manifest write. The
-    faces added, and the cluster that ran them."""
+def run_on_ray(request, gallery: Gallery, todo: list[Photo], states: dict[str, PhotoState]) -> RayRun:  # IndexJob
+    """Index ``todo`` with Ray Data; the staged shards are committed in one manifest write."""
 
     from facebatch.engines.pipeline.options import FaceModels
 
@@ -249,6 +253,7 @@ def run_on_ray(
     try:
         with ray_session(request.ray_address) as (ray, cluster):
             actors, gpus, cpus = actor_resources(ray, request.ray_actors)
+            tally = start_tally(ray)
             items = [
                 {
                     "path": p.path,
@@ -262,10 +267,10 @@ def run_on_ray(
             dataset = ray.data.from_items(items, override_num_blocks=blocks)
             batch = min(request.photos_per_shard, 32)
             dataset = dataset.map_batches(
-                _Reader(models, request.settings.max_photo_pixels), batch_size=batch, batch_format="numpy"
+                ReadStage(models, request.settings.max_photo_pixels), batch_size=batch, batch_format="numpy"
             )
             dataset = dataset.map_batches(
-                _Embedder,
+                PipelineStage,
                 fn_constructor_args=(
                     request.detector,
                     request.embedder,
@@ -274,6 +279,7 @@ def run_on_ray(
                     request.runner_options,
                     request.faces == "best",
                     size,
+                    tally,
                 ),
                 batch_size=batch,
                 batch_format="numpy",
@@ -282,7 +288,8 @@ def run_on_ray(
                 num_cpus=cpus,
             )
             dataset.write_parquet(str(staging), min_rows_per_file=request.photos_per_shard)
-        return gallery.commit(sorted(staging.glob("*.parquet")), states), cluster
+            nodes = ray.get(tally.counts.remote())
+        return RayRun(gallery.commit(sorted(staging.glob("*.parquet")), states), cluster, nodes)
     finally:
         import shutil
 

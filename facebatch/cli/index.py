@@ -150,6 +150,9 @@ def run(args: argparse.Namespace) -> int:
         soft_wrap=True,
         emoji=False,
     )
+    if summary.ray_nodes:  # the work each Ray node's pipeline actors did
+        nodes = ", ".join(f"{node['address']} {counted(node['photos'], 'photo')}" for node in summary.ray_nodes)
+        console.print(f"ray nodes: {literal(nodes)}", soft_wrap=True, emoji=False)
     built = "built" if summary.index_built else "current"
     console.print(  # the gallery's own strings (the index's description) are shown literally, never as markup
         f"gallery {literal(str(summary.gallery))}: {counted(summary.gallery_photos, 'photo')}, "

@@ -71,6 +71,10 @@ def index(options: IndexOptions) -> IndexSummary:
         check_output_file(options.json, "json", inputs)
     if not options.photos:
         read_manifest(options.out)  # only the index is rebuilt: the gallery must exist
+    if options.ray:
+        from facebatch.engines.gallery.ray_job import check_cluster
+
+        check_cluster(options.ray_address)  # answers as Ray and takes our token: said before any work
     choice = IndexChoice(options.index, dict(options.index_parameters), options.recall)
     detector, embedder = pipeline_models(options.run.models, embed=True)
     assert embedder is not None
