@@ -196,6 +196,30 @@ def measured_gemm(threads: int, int8_weights: str | None = None, calls: int = 5)
     return gemm_operations(GEMM_SIZE) / min(seconds)
 
 
+def measured_bf16_gemm(threads: int, calls: int = 5) -> float | None:
+    """Operations per second (2 per multiply-add) of OpenVINO's FP32 matrix product computed in bfloat16
+    (``INFERENCE_PRECISION_HINT=bf16``) at ``threads``, the best of ``calls`` after one warm-up: the ceiling a
+    model running in BF16 is set against, measured like the 8-bit one. None where it cannot run (no OpenVINO,
+    no BF16: the cell then has no share rather than a guessed one)."""
+    import tempfile
+
+    from facebatch.engines.runners.openvino_runner import OpenVinoRunner, detect_openvino_cpu
+
+    if not detect_openvino_cpu().bf16:
+        return None
+    x = np.random.default_rng(1).random((GEMM_SIZE, GEMM_SIZE), dtype=np.float32)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "gemm_probe.onnx"
+        onnx.save(gemm_model(GEMM_SIZE), str(path))
+        with OpenVinoRunner(path, threads=threads, precision="bf16") as runner:
+            runner.infer({"x": x})
+            seconds = []
+            for _ in range(calls):
+                runner.infer({"x": x})
+                seconds.append(runner.last_inference_seconds)
+    return gemm_operations(GEMM_SIZE) / min(seconds)
+
+
 # the 8-bit product each CPU class's INT8 recipes run on (int8_recipes: u8s8 where VNNI is, u8u8 elsewhere)
 INT8_WEIGHTS_BY_CLASS = {"vnni": "int8", "avx2": "uint8", "baseline": "uint8"}
 

@@ -23,7 +23,7 @@ from facebatch.core.environment import environment
 from facebatch.core.errors import SpecError
 from facebatch.core.progress import progress_bar
 from facebatch.engines.bench.defaults import DEFAULT_PIPELINE_ROUNDS, DEFAULT_PROCESS_RUNS
-from facebatch.engines.bench.flops import flops_per_frame, measured_peak
+from facebatch.engines.bench.flops import flops_per_frame, measured_bf16_gemm, measured_peak
 from facebatch.engines.bench.insightface_peer import (
     COMPARE_HINT,
     InsightFacePeer,
@@ -265,6 +265,8 @@ def _count_arithmetic(
 ) -> None:
     """FLOPs per frame of both models and this CPU's ceilings, for each run's share of the peak."""
     report.peak = measured_peak(threads)
+    if any(precision == "bf16" for run in report.precisions.values() for precision in run.values()):
+        report.bf16_peak = measured_bf16_gemm(threads)
     counted = {
         "detector": flops_per_frame(detector.path, size),
         "embedder": flops_per_frame(embedder.path, embedder.spec.input_size),

@@ -92,6 +92,7 @@ class PipelineBenchReport:
     recall_reference: str | None = None  # the run whose labelled recall ours must keep (when unlike it)
     precisions: dict[str, dict[str, str]] = field(default_factory=dict)  # per run: detector's, embedder's (else fp32)
     fp32_flops: dict[str, dict[str, float]] = field(default_factory=dict)  # per run: of an INT8 model, what stays FP32
+    bf16_peak: float | None = None  # ops/s of OpenVINO's 1024² product in BF16: what BF16 models are set against
 
     def contender(self, name: str) -> Contender | None:
         return next((c for c in self.contenders if c.name == name), None)
@@ -125,10 +126,17 @@ class PipelineBenchReport:
         precisions, kept = self.precisions.get(contender.name, {}), self.fp32_flops.get(contender.name, {})
         rates = {"detector": contender.images_per_second, "embedder": contender.faces_per_second}
         shares = [
-            self.peak.share(self.flops[role], rate, precisions.get(role, "fp32"), kept.get(role, 0.0))
-            for role, rate in rates.items()
+            self._share(role, rate, precisions.get(role, "fp32"), kept.get(role, 0.0)) for role, rate in rates.items()
         ]
         return None if None in shares else sum(shares)
+
+    def _share(self, role: str, rate: float, precision: str, kept: float) -> float | None:
+        """One model's share of the ceiling of its precision: BF16 against the measured BF16 product (None where
+        it was not measured: no ceiling is guessed), the others as ``PeakEstimate.share`` sets them."""
+        assert self.peak is not None
+        if precision == "bf16":
+            return self.flops[role] * rate / self.bf16_peak if self.bf16_peak else None
+        return self.peak.share(self.flops[role], rate, precision, kept)
 
     def process_ratio_of(self, process: ProcessTime) -> float | None:
         """For one of our whole-process runs, insightface's over the same photos ÷ it (None for theirs)."""
@@ -198,6 +206,7 @@ class PipelineBenchReport:
             "process_ratios": {label: self.process_ratio(label) for label in ("folder", "first photo")},
             "flops_per_frame": self.flops,
             "peak": self.peak.to_dict() if self.peak else None,
+            "bf16_peak": self.bf16_peak,
             "share_of_peak": {c.name: self.share_of_peak(c) for c in self.contenders},
             "precisions": self.precisions,
             "fp32_flops": self.fp32_flops,
@@ -269,7 +278,14 @@ class PipelineBenchReport:
             lines += [
                 "",
                 f"Of peak: each model's operations per second, over the ceiling of the precision it runs in (detector {self.flops['detector'] / 1e9:.2f} GFLOPs per photo, "
-                f"embedder {self.flops['embedder'] / 1e9:.3f} per face) over the {self.peak.describe()}.",
+                f"embedder {self.flops['embedder'] / 1e9:.3f} per face) over the {self.peak.describe()}"
+                + (
+                    f"; BF16 models against the {self.bf16_peak / 1e9:.0f} GFLOP/s a 1024² product in BF16 measured "
+                    "on OpenVINO"
+                    if self.bf16_peak
+                    else ""
+                )
+                + ".",
             ]
         return lines
 

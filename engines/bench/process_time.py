@@ -103,11 +103,12 @@ def embed_flags(
     size: tuple[int, int] | None = None,
     embedder_spec: Path | None = None,
     bf16: bool = False,
+    precision: str | None = None,
 ) -> tuple[str, ...]:
     """``facebatch embed``'s flags for the run a pipeline bench times in-process: the same models
     (``embedder`` may be the spec file that names its ONNX), backend, batch sizes, readers, lanes,
-    threads and BF16 compute (an INT8 twin is named by its path), so the whole-process time is of the
-    same work."""
+    threads and BF16 compute (an INT8 twin is named by its path; ``precision`` auto chooses again, per
+    model, what the bench chose), so the whole-process time is of the same work."""
     flags = ["--detector", str(detector), "--embedder", str(embedder), "--backend", backend]
     flags += ["--batch-size", str(settings.batch_size), "--embed-batch-size", str(settings.embed_batch_size)]
     flags += ["--workers", str(settings.read_workers)]
@@ -119,8 +120,9 @@ def embed_flags(
         flags += ["--size", f"{size[0]}x{size[1]}"]
     if embedder_spec is not None:
         flags += ["--embedder-spec", str(embedder_spec)]
-    if bf16:
-        flags += ["--precision", "bf16"]
+    asked = precision if precision in ("bf16", "auto") else "bf16" if bf16 else None
+    if asked is not None:
+        flags += ["--precision", asked]
     return tuple(flags + (["--reduced-decode"] if settings.reduced_decode else []))
 
 

@@ -15,7 +15,13 @@ DEFAULT_READ_WORKERS = 2  # threads reading and letterboxing photos ahead of the
 # know with another embedder (compare's pairs report gives the best threshold).
 DEFAULT_MATCH_THRESHOLD = 0.35
 DEFAULT_BACKEND = "ort-cpu"  # the pipeline's runtime when none is named
-PRECISIONS = ("fp32", "int8", "bf16")  # FP32, each model's gated INT8 twin, or BF16 where proven (openvino)
-DEFAULT_PRECISION = "fp32"
+# FP32, each model's gated INT8 twin, BF16 where proven (openvino), or auto: per model the first of AUTO_ORDER proven
+PRECISIONS = ("fp32", "int8", "bf16", "auto")
+# auto's order, fastest first, as measured on OpenVINO: det_2.5g at 640, the 17 fixture photos, 2 threads, 1 lane,
+# the four alternating in one process, 8 rounds (2-core AMD EPYC Zen 5, AVX-512 BF16, OpenVINO 2026.4.1, a shared
+# machine): fp32 11.3-17.6 photos/s, bf16 20.4-29.7 (1.3-1.8x fp32 in each round), int8 27.4-59.0 (1.1-2.6x bf16).
+# An INT8 file with BF16 for its kept layers was not faster than INT8 (0.36-1.21x, median 0.91x): not offered.
+AUTO_ORDER = ("int8", "bf16", "fp32")
+DEFAULT_PRECISION = "fp32"  # not auto: docs/bf16.md says why (an embed .npz and a gallery must agree in precision)
 DEFAULT_MAX_FACES = 0  # faces kept per photo; 0 keeps all (insightface's max_num)
 DEFAULT_FRAME_SEED = 0  # the seed of the noise frames that fill a proof's batch beside the photos

@@ -51,6 +51,7 @@ class RunnerOptions:
     runtimes: Runtimes | None = None  # what the machine can run on; None: read from this one (detect_runtimes)
     compile_cache: bool = True  # openvino: keep compiled models between runs (engines/runners/compile_cache.py)
     bf16: bool = False  # openvino: compute in bfloat16 (the caller has checked each model's BF16 proof)
+    bf16_files: frozenset[Path] = frozenset()  # openvino: these files compute in bfloat16 (each proven), the rest f32
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:  # None is the default (the physical cores), 0 no value
@@ -59,6 +60,10 @@ class RunnerOptions:
     @property
     def thread_count(self) -> int:
         return self.threads or physical_cores()
+
+    def runs_bf16(self, model: ModelFile) -> bool:
+        """Whether ``model`` computes in bfloat16: all models (``bf16``) or this file (``bf16_files``)."""
+        return self.bf16 or model.path in self.bf16_files
 
     @property
     def here(self) -> Runtimes:
@@ -155,7 +160,8 @@ def make_onnx_runner(backend: str, model: ModelFile, size: tuple[int, int], opti
     """The ``RunnerFactory`` of every backend that runs an ONNX file (all but torch, the exporter's): a
     runner for ``model`` at input ``size``, not yet active; trt runs the engine built from the file."""
     check_backend(backend, options)
-    if options.bf16 and backend != "openvino":
+    bf16 = options.runs_bf16(model)
+    if bf16 and backend != "openvino":
         raise SpecError(f"precision bf16 runs on the openvino backend only, not on {backend}", field="precision")
     path, spec = model.path, model.spec
     if backend == "trt":
@@ -170,9 +176,9 @@ def make_onnx_runner(backend: str, model: ModelFile, size: tuple[int, int], opti
             path,
             threads=options.thread_count,
             cache=_compile_cache(options.compile_cache),
-            precision="bf16" if options.bf16 else "f32",
+            precision="bf16" if bf16 else "f32",
         )
-        if options.bf16:
+        if bf16:
             return runner  # its label says bf16
         if spec.precision is Precision.FP16:
             runner.precision = "fp16 weights, f32 compute"  # inference precision is pinned to f32

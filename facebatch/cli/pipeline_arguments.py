@@ -15,13 +15,14 @@ def add_precision_argument(group: argparse._ArgumentGroup, bf16: bool = False) -
     """--precision; ``bf16`` where the command runs its models through the pipeline's runners."""
     group.add_argument(
         "--precision",
-        choices=PRECISIONS if bf16 else tuple(p for p in PRECISIONS if p != "bf16"),
+        choices=PRECISIONS if bf16 else tuple(p for p in PRECISIONS if p not in ("bf16", "auto")),
         default=DEFAULT_PRECISION,
         help="int8: run each model's INT8 twin beside it where quantize's accuracy gate passed it on this CPU "
         f"class (about 2x the detector's speed), FP32 where none did (default {DEFAULT_PRECISION})"
         + (
             "; bf16 (--backend openvino): each model in bfloat16 where 'facebatch prove-bf16' passed it on this CPU "
-            "class, refused otherwise"
+            "class, refused otherwise; auto: each model in the fastest precision proven on this CPU class (its "
+            "INT8 twin, else bf16 on --backend openvino, else fp32), each choice said in a note"
             if bf16
             else ""
         ),

@@ -209,7 +209,8 @@ def show_pipeline_bench(console: Console, report: PipelineBenchReport) -> None:
             + ", ".join(f"{stage} {seconds}s ({share})" for stage, seconds, share, _ in stage_rows)
         )
     if report.peak is not None:
-        console.print(f"  of peak: FLOPs per second over the {report.peak.describe()}")
+        bf16 = f"; BF16 models over {report.bf16_peak / 1e9:.0f} GFLOP/s in BF16" if report.bf16_peak else ""
+        console.print(f"  of peak: FLOPs per second over the {report.peak.describe()}{bf16}")
     for process in report.processes:
         ratio = report.process_ratio_of(process)
         console.print(

@@ -110,7 +110,8 @@ def terminal_output(verbose: bool = False, name_field: FieldNamer | None = None)
     would come before our one error line and say nothing a user can act on."""
     handler = _WarningHandler(console, name_field)
     logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO  # notes are INFO records; steps and bars come as the reporter's
+    level = logger.level
+    logger.setLevel(logging.INFO)  # notes are INFO records (setLevel: it clears logging's cached checks too)
     logger.propagate = False  # ours are rendered here, not again by a root handler
     root = logging.getLogger()
     others: logging.Handler = logging.StreamHandler(sys.stderr) if verbose else logging.NullHandler()

@@ -34,7 +34,7 @@ from facebatch.engines.pipeline.photo_files import IMAGE_SUFFIXES, collect_image
 from facebatch.engines.runners.backends import parse_backends
 from facebatch.engines.runners.factory import RunnerOptions
 from facebatch.exporter.backends import make_runner
-from facebatch.workflows.models import SPEC_SUFFIXES, ModelOptions, pipeline_models, runnable
+from facebatch.workflows.models import SPEC_SUFFIXES, ModelOptions, PipelineModels, choose, pipeline_models
 
 # What bench returns: the report of the mode it ran (artifacts, the face pipeline, a served model)
 BenchResult = BenchReport | PipelineBenchReport | TritonBenchReport
@@ -219,8 +219,11 @@ def bench_faces(options: BenchOptions) -> PipelineBenchReport:
     named = ModelOptions(options.detector, options.embedder, options.embedder_spec, size=options.size)
     given = pipeline_models(named)  # in FP32: what insightface runs
     assert given[1] is not None
-    detector = runnable(given[0], "detector", options.precision, options.size)
-    embedder = runnable(given[1], "embedder", options.precision, None)
+    chosen = PipelineModels(  # each model's own precision on this backend (auto: a BF16 detector beside FP32)
+        choose(given[0], "detector", options.precision, options.size, backend=backends[0]),
+        choose(given[1], "embedder", options.precision, None, backend=backends[0]),
+    )
+    detector, embedder = chosen.detector.file, chosen.embedder.file
     settings = _pipeline_options(options)
     job = PipelineBenchOptions(
         backend=backends[0],
@@ -231,7 +234,8 @@ def bench_faces(options: BenchOptions) -> PipelineBenchReport:
             threads=options.threads,
             allow_fallback=options.allow_fallback,
             spin_wait=False,
-            bf16=options.precision == "bf16",  # each model's proof checked above (runnable)
+            bf16=options.precision == "bf16",  # each model's proof checked above (choose)
+            bf16_files=chosen.bf16_files,
         ),
         detector_size=options.size,
         peer_detector=fp32_source(given[0]),
@@ -245,7 +249,7 @@ def bench_faces(options: BenchOptions) -> PipelineBenchReport:
             options.threads,
             options.size,
             options.embedder_spec,
-            bf16=options.precision == "bf16",
+            precision=options.precision,
         ),
     )
     return bench_pipeline(detector, embedder, paths, job)

@@ -44,7 +44,7 @@ from facebatch.engines.pipeline.results import (
     encode_image,
 )
 from facebatch.engines.runners.factory import RunnerOptions
-from facebatch.workflows.models import ModelOptions, pipeline_models
+from facebatch.workflows.models import ModelOptions, PipelineModels, choose_models
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,15 @@ class PipelineRun:
         if self.threads is not None and self.threads < 1:
             raise SpecError(f"threads must be at least 1, got {self.threads}", field="threads")
 
-    def runner_options(self) -> RunnerOptions:
+    def runner_options(self, chosen: PipelineModels | None = None) -> RunnerOptions:
+        """The runners' options; ``chosen``: each model's own precision (auto's BF16 detector beside FP32)."""
         # the detector and the embedder take turns on the same cores: spinning threads would slow each other
         return RunnerOptions(
             threads=self.threads,
             spin_wait=False,
             compile_cache=self.pipeline.compile_cache,
             bf16=self.models.precision == "bf16",  # each model's proof is checked by pipeline_models
+            bf16_files=chosen.bf16_files if chosen is not None else frozenset(),
         )
 
     def input_paths(self) -> list[Path]:
@@ -77,15 +79,20 @@ class PipelineRun:
 
 @contextmanager
 def open_faces(run: PipelineRun, embed: bool = True) -> Iterator[FacePipeline]:
-    """The pipeline over the models ``run`` names, proven (``pipeline_models``), for a ``with`` block."""
-    detector, embedder = pipeline_models(run.models, embed)
-    with open_models(detector, embedder, run) as pipeline:
+    """The pipeline over the models ``run`` names, proven, each in its precision (``choose_models``), for a
+    ``with`` block."""
+    chosen = choose_models(run.models, embed, run.backend)
+    with open_models(*chosen.files, run, chosen) as pipeline:
         yield pipeline
 
 
-def open_models(detector: ModelFile, embedder: ModelFile | None, run: PipelineRun):  # ctx[FacePipeline]
-    """The pipeline over models already resolved, with ``run``'s backend, options and threads."""
-    return open_lanes(detector, embedder, run.backend, run.pipeline, run.runner_options(), run.models.size)
+def open_models(
+    detector: ModelFile, embedder: ModelFile | None, run: PipelineRun, chosen: PipelineModels | None = None
+):  # ctx[FacePipeline]
+    """The pipeline over models already resolved, with ``run``'s backend, options and threads (``chosen``: each
+    model's precision)."""
+    options = run.runner_options(chosen)
+    return open_lanes(detector, embedder, run.backend, run.pipeline, options, run.models.size)
 
 
 def photo_inputs(photos: Sequence[Path], run: PipelineRun, folders: Sequence[Path] = ()) -> InputFiles:
@@ -214,9 +221,10 @@ def _run_faces(
 ) -> FacesResult:
     drawn: set[str] = set()
     photos, copies = [], []  # copies: the annotated copies written so far
-    detector, embedder = pipeline_models(run.models, embed)
+    chosen = choose_models(run.models, embed, run.backend)
+    detector, embedder = chosen.files
     models = {"detector": detector.sha256} | ({"embedder": embedder.sha256} if embedder is not None else {})
-    with open_models(detector, embedder, run) as pipeline, keeping(lambda: _kept(embed, draw, len(copies))):
+    with open_models(detector, embedder, run, chosen) as pipeline, keeping(lambda: _kept(embed, draw, len(copies))):
         with progress_bar(len(paths), "embed" if embed else "detect") as advance:
             for item, found in zip(paths, pipeline.run(paths), strict=True):
                 photos.append(found)
@@ -230,7 +238,7 @@ def _run_faces(
                 advance(
                     f"{found.path.name}: {counted(len(found), 'face')}" if found.ok else f"{found.path.name}: skipped"
                 )
-        about = _about(pipeline, run, command)
+        about = _about(pipeline, run, command) | {"precision": chosen.to_dict()}  # per model: what it ran in, why
         times = pipeline.times
     return FacesResult(photos, times, about, embed, drawn=len(drawn), models=models)
 
@@ -283,13 +291,14 @@ class CompareResult:
     """The best face of each photo compared."""
 
     match: FaceMatch
+    precision: dict[str, Any] = field(default_factory=dict)  # per model: the precision it ran in and why
 
     @property
     def same(self) -> bool:
         return self.match.same
 
     def to_dict(self) -> dict[str, Any]:
-        return self.match.to_dict()
+        return self.match.to_dict() | ({"precision": self.precision} if self.precision else {})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
@@ -310,9 +319,10 @@ def compare(options: CompareOptions) -> CompareResult:
             raise SpecError(f"{name} {path} is not a file; compare takes two photos", field=name)
     photos = [Path(options.first), Path(options.second)]
     _check_targets(photos, options.run, [("json", options.json), ("markdown", options.markdown)], None)
-    with open_faces(options.run, embed=True) as pipeline:
+    chosen = choose_models(options.run.models, True, options.run.backend)
+    with open_models(*chosen.files, options.run, chosen) as pipeline:
         first, second = pipeline.run(photos)
-    result = CompareResult(match_best_faces(first, second, options.threshold))
+    result = CompareResult(match_best_faces(first, second, options.threshold), chosen.to_dict())
     for name, target, render in (
         ("json", options.json, result.to_json),
         ("markdown", options.markdown, result.to_markdown),

@@ -8,12 +8,15 @@ and refusals, for the command line and the Python API.
   ``int8`` an FP32 file's gated INT8 twin beside it runs instead (or the FP32 file, with a note why).
 - With precision ``bf16`` (OpenVINO) each model runs in bfloat16 only where its BF16 proof passed for this file
   on this CPU class (``workflows.bf16_record``); refused in one line otherwise.
+- With precision ``auto`` each model runs in the fastest precision this CPU class has a passing proof for
+  (``defaults.AUTO_ORDER``), each choice said in a note and recorded (``PipelineModels.to_dict``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from facebatch.configs.embedder import EmbedderDescription, read_embedder_description, read_embedder_file
 from facebatch.configs.family import describe_family
@@ -45,29 +48,74 @@ class ModelOptions:
     embedder_spec: Path | None = None  # what a foreign embedder ONNX is (input size, mean, std, …)
     embedder_description: EmbedderDescription | None = None  # the same, stated as a value (the CLI's single flags)
     size: tuple[int, int] | None = None  # the detector's input size, for a detector that takes several
-    precision: str = DEFAULT_PRECISION  # fp32; int8: each model's gated INT8 twin where there is one; bf16: proven
-    openvino: OpenVinoCpu | None = None  # bf16: what OpenVINO says of the CPU; None: read from this one
+    # fp32; int8: each model's gated INT8 twin where there is one; bf16: proven; auto: the fastest proven of these
+    precision: str = DEFAULT_PRECISION
+    openvino: OpenVinoCpu | None = None  # bf16, auto: what OpenVINO says of the CPU; None: read from this one
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise SpecError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}", field="precision")
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """One model as the pipeline runs it: the file, what it computes in (``fp32``, ``int8``, ``bf16``, or an FP16
+    file's ``fp16``) and why, in words (said in a note under ``auto``)."""
+
+    role: str  # "detector" or "embedder"
+    file: ModelFile
+    precision: str
+    why: str
+
+    @property
+    def bf16(self) -> bool:
+        """The runner computes in bfloat16 (OpenVINO's hint): its proof was checked."""
+        return self.precision == "bf16"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"file": self.file.path.name, "precision": self.precision, "why": self.why}
+
+
+@dataclass(frozen=True)
+class PipelineModels:
+    """The pipeline's models, each with its own precision (a BF16 detector beside an FP32 embedder)."""
+
+    detector: ModelChoice
+    embedder: ModelChoice | None = None
+
+    @property
+    def files(self) -> tuple[ModelFile, ModelFile | None]:
+        return self.detector.file, self.embedder.file if self.embedder is not None else None
+
+    @property
+    def bf16_files(self) -> frozenset[Path]:
+        """The files the runners compute in bfloat16 (``RunnerOptions.bf16_files``)."""
+        return frozenset(c.file.path for c in (self.detector, self.embedder) if c is not None and c.bf16)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Per role, the file, the precision it ran in and why (a report's ``precision`` field)."""
+        return {c.role: c.to_dict() for c in (self.detector, self.embedder) if c is not None}
+
+
 def pipeline_models(options: ModelOptions, embed: bool = True) -> tuple[ModelFile, ModelFile | None]:
     """The detector (and, with ``embed``, the embedder) ``options`` name, each proven to be what it is named
-    as, in the precision asked for."""
-    detector = _detector(options)
-    if not embed:
-        return detector, None
-    return detector, _embedder(options)
+    as, in the precision asked for (``auto`` without a backend: never BF16, see ``choose_models``)."""
+    return choose_models(options, embed).files
 
 
-def _detector(options: ModelOptions) -> ModelFile:
+def choose_models(options: ModelOptions, embed: bool = True, backend: str | None = None) -> PipelineModels:
+    """The models ``options`` name, proven, each with the precision it runs in on ``backend`` (BF16 only on
+    openvino; None: a caller whose runners compute in FP32 whatever is chosen, so ``auto`` never picks BF16)."""
+    detector = _detector(options, backend)
+    return PipelineModels(detector, _embedder(options, backend) if embed else None)
+
+
+def _detector(options: ModelOptions, backend: str | None) -> ModelChoice:
     detector = _model_file(options.detector, "detector", size=options.size)
     if detector.family.is_embedder:
         raise SpecError(f"detector {detector.path.name} is an embedder; pass an SCRFD detector", field="detector")
     check_detector_size(detector, options.size)
-    return runnable(detector, "detector", options.precision, options.size, options.openvino)
+    return choose(detector, "detector", options.precision, options.size, options.openvino, backend)
 
 
 def check_detector_size(detector: ModelFile, size: tuple[int, int] | None) -> None:
@@ -87,7 +135,7 @@ def check_detector_size(detector: ModelFile, size: tuple[int, int] | None) -> No
     detector.checked_size((h, w))  # a size the graph can take (square where one symbol names both, a stride's multiple)
 
 
-def _embedder(options: ModelOptions) -> ModelFile:
+def _embedder(options: ModelOptions, backend: str | None) -> ModelChoice:
     description = options.embedder_description
     if isinstance(options.embedder, ModelFile):
         embedder = options.embedder
@@ -116,7 +164,7 @@ def _embedder(options: ModelOptions) -> ModelFile:
         )
     for remark in embedder.notes:
         note(f"{embedder.path.name}: {remark} (describe it with an embedder spec if it differs)")
-    return runnable(embedder, "embedder", options.precision, None, options.openvino)
+    return choose(embedder, "embedder", options.precision, None, options.openvino, backend)
 
 
 def _model_file(item: ModelLike | None, role: str, size: tuple[int, int] | None) -> ModelFile:
@@ -156,6 +204,20 @@ def runnable(
     class (refused otherwise, in one line); with ``precision`` int8, an FP32 file's gated INT8 twin beside
     it, or the FP32 file itself with a note saying why there is none; with ``precision`` bf16, the file
     itself where its BF16 proof passed on this CPU class (``openvino``; None: this machine's)."""
+    return choose(model, role, precision, size, openvino).file
+
+
+def choose(
+    model: ModelFile,
+    role: str,
+    precision: str = DEFAULT_PRECISION,
+    size: tuple[int, int] | None = None,
+    openvino: OpenVinoCpu | None = None,
+    backend: str | None = None,
+) -> ModelChoice:
+    """``runnable``'s answer with the precision the model runs in and why; with ``precision`` auto, the first
+    of ``defaults.AUTO_ORDER`` this CPU class has a passing proof for (BF16 only on the openvino ``backend``), said in a
+    note."""
     if precision == "bf16":
         refusal = bf16_refusal(model, openvino or detect_openvino_cpu())
         if refusal is not None:
@@ -164,7 +226,7 @@ def runnable(
                 "class with photos that show faces, or run it in fp32",
                 field="precision",
             )
-        return model
+        return ModelChoice(role, model, "bf16", "its BF16 proof passed on this CPU class")
     cpu_class = int8_cpu_class()
     if model.precision == "int8":
         refusal = model.int8_refusal(cpu_class)
@@ -174,12 +236,36 @@ def runnable(
                 "its FP32 source on this CPU class (with calibration photos), or pass the FP32 file",
                 field=role,
             )
-        return model
-    if precision != "int8" or model.precision != "fp32":
-        return model
+        return _said(precision, ModelChoice(role, model, "int8", f"quantize's gate passed it on {cpu_class} CPUs"))
+    if precision == "fp32" or model.precision != "fp32":
+        why = "asked for" if precision == "fp32" else f"an {model.precision.upper()} file runs as it is"
+        return _said(precision, ModelChoice(role, model, model.precision, why))
     twin, why_not = int8_twin(model, cpu_class)
-    if twin is None:
+    if twin is not None:
+        if precision == "int8":
+            note(f"precision int8: {role} {twin.name} (quantize's gate passed it on {cpu_class} CPUs)")
+        twin_file = read_model_file(twin, size=size)
+        return _said(precision, ModelChoice(role, twin_file, "int8", f"quantize's gate passed it on {cpu_class} CPUs"))
+    if precision == "int8":
         note(f"precision int8: {why_not}; {model.path.name} runs in FP32 (quantize it with calibration photos)")
-        return model
-    note(f"precision int8: {role} {twin.name} (quantize's gate passed it on {cpu_class} CPUs)")
-    return read_model_file(twin, size=size)
+        return ModelChoice(role, model, "fp32", why_not)
+    not_bf16 = _bf16_refusal_on(model, openvino, backend)
+    if not_bf16 is None:
+        return _said(precision, ModelChoice(role, model, "bf16", "its BF16 proof passed on this CPU class"))
+    return _said(precision, ModelChoice(role, model, "fp32", f"{why_not}; not bf16: {not_bf16}"))
+
+
+def _bf16_refusal_on(model: ModelFile, openvino: OpenVinoCpu | None, backend: str | None) -> str | None:
+    """Why ``auto`` does not run ``model`` in BF16 on ``backend``; None where it may (OpenVINO is read only then)."""
+    if backend is None:
+        return "BF16 is not chosen for a gallery or a benchmark, whose runners compute in FP32 or INT8"
+    if backend != "openvino":
+        return f"BF16 runs on the openvino backend only, not on {backend}"
+    return bf16_refusal(model, openvino or detect_openvino_cpu())
+
+
+def _said(precision: str, choice: ModelChoice) -> ModelChoice:
+    """Under ``auto``, the choice in one note line (``detector det_2.5g.onnx: bf16 (its BF16 proof passed …)``)."""
+    if precision == "auto":
+        note(f"{choice.role} {choice.file.path.name}: {choice.precision} ({choice.why})")
+    return choice

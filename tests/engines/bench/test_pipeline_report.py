@@ -79,6 +79,18 @@ def test_an_int8_detector_is_set_against_the_integer_ceiling():
     assert unmeasured.share_of_peak(unmeasured.contender(OURS)) is None  # no INT8 ceiling is guessed
 
 
+def test_a_bf16_detector_is_set_against_the_measured_bf16_ceiling():
+    peak = PeakEstimate(2, 2.5, 32, "AVX2 + FMA", measured_gemm=200e9)
+    made = report(peak=peak, flops={"detector": 5e9, "embedder": 0.5e9}, bf16_peak=400e9)
+    made.precisions = {OURS: {"detector": "bf16", "embedder": "fp32"}}  # auto: a proven detector beside FP32
+    # 10 photos/s × 5 GFLOPs of the 400 GFLOP/s BF16 product + 100 faces/s × 0.5 GFLOPs of 200 GFLOP/s
+    assert made.share_of_peak(made.contender(OURS)) == pytest.approx(50 / 400 + 50 / 200)
+    assert "BF16 models against the 400 GFLOP/s a 1024² product in BF16 measured on OpenVINO" in made.to_markdown()
+    assert made.to_dict()["bf16_peak"] == 400e9
+    unmeasured = report(peak=peak, flops=made.flops, precisions=made.precisions)
+    assert unmeasured.share_of_peak(unmeasured.contender(OURS)) is None  # no BF16 ceiling is guessed
+
+
 def test_an_int8_models_fp32_layers_are_set_against_the_fp32_peak():
     peak = PeakEstimate(2, 2.5, 32, "AVX2 + FMA", measured_gemm=200e9, measured_int8_gemm=800e9)
     made = report(peak=peak, flops={"detector": 5e9, "embedder": 0.5e9})

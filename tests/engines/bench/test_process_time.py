@@ -22,3 +22,10 @@ def test_the_embed_flags_say_every_setting_the_bench_ran_with_bf16_included():
         True,
     )
     assert "--precision" not in embed_flags(Path("d.onnx"), Path("e.onnx"), "ort-cpu", settings)  # FP32: the default
+
+
+def test_auto_is_passed_on_so_the_process_chooses_per_model_what_the_bench_chose():
+    settings = PipelineOptions()
+    flags = embed_flags(Path("d.onnx"), Path("e.onnx"), "openvino", settings, precision="auto")
+    assert build_parser().parse_args(["embed", "photos", "-o", "e.npz", *flags]).precision == "auto"
+    assert "--precision" not in embed_flags(Path("d.onnx"), Path("e.onnx"), "openvino", settings, precision="int8")
