@@ -55,7 +55,8 @@ def open_pipeline(
     and decoded BGR uint8 HxWx3 arrays (``cv2.imread``'s, what insightface's ``FaceAnalysis.get`` takes), mixed
     in one call; one held in memory is named ``photos[i]`` in its result. The models are
     proven as the command line proves them: an INT8 file runs only where its accuracy gate passed on this
-    CPU class (``precision="int8"`` takes each model's gated INT8 twin), an embedder must look like a face
+    CPU class (``precision="int8"`` takes each model's gated INT8 twin; ``"auto"``, the default, each model's
+    fastest precision proven on this CPU class, FP32 where none is), an embedder must look like a face
     embedder; no embedder: detection only."""
     from facebatch.workflows.faces import open_faces
 

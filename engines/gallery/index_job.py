@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from facebatch.configs.model_file import ModelFile
 from facebatch.configs.spec_io import spec_to_dict
 from facebatch.core.errors import SpecError
 from facebatch.core.progress import progress_bar, warn
+from facebatch.core.trusted_paths import printable
 from facebatch.core.words import counted
 from facebatch.engines.gallery.defaults import DEFAULT_FACES, FACES_MODES, PHOTOS_PER_SHARD
 from facebatch.engines.gallery.errors import GalleryError, ShardDamaged
@@ -119,8 +120,35 @@ class IndexSummary:
         }
 
 
-def model_identity(role: str, model: ModelFile) -> ModelIdentity:
-    return ModelIdentity(role, model.spec.name, str(model.path.resolve()), model.sha256, spec_to_dict(model.spec))
+def model_identity(role: str, model: ModelFile, options: RunnerOptions | None = None) -> ModelIdentity:
+    """``model`` as a manifest records it, with the precision it computes in under the runners' ``options``."""
+    precision = computed_precision(model, options or RunnerOptions())
+    spec = spec_to_dict(model.spec)
+    return ModelIdentity(role, model.spec.name, str(model.path.resolve()), model.sha256, spec, precision)
+
+
+def computed_precision(model: ModelFile, options: RunnerOptions) -> str:
+    """What the runner computes ``model`` in: bf16 where the runners are told to (its proof was checked by the
+    caller), else the file's own precision (fp32, int8 or fp16)."""
+    return "bf16" if options.runs_bf16(model) else model.precision
+
+
+def refuse_other_precision(gallery: Gallery, given: Sequence[ModelIdentity]) -> None:
+    """Embeddings computed in two precisions never mix: a model the gallery recorded in bf16 runs in bf16 again, one
+    it recorded in its own precision (or before precisions were recorded) never in bf16. A gallery that predates
+    the record gets it with this run's next commit."""
+    manifest = gallery.manifest
+    for identity in given:
+        recorded: ModelIdentity = getattr(manifest, identity.role)
+        if (recorded.precision == "bf16") != (identity.precision == "bf16"):
+            raise GalleryError(
+                f"the gallery {gallery.root} was indexed with its {identity.role} {printable(recorded.name, 80)} "
+                f"computing in {recorded.computed}, this run computes it in {identity.precision}; embeddings of two "
+                f"precisions must not mix: index with precision {recorded.precision or 'fp32'}, or into another folder",
+                field="precision",
+            )
+        if not recorded.precision:
+            setattr(manifest, identity.role, replace(recorded, precision=identity.precision))
 
 
 def pipeline_settings_record(request: IndexJob) -> dict:
@@ -136,14 +164,19 @@ def pipeline_settings_record(request: IndexJob) -> dict:
 
 def open_for(request: IndexJob) -> Gallery:
     import_faiss()  # the extra is needed at the end: say so before the slow part
-    return create_or_open(
+    models = [
+        model_identity("detector", request.detector, request.runner_options),
+        model_identity("embedder", request.embedder, request.runner_options),
+    ]
+    gallery = create_or_open(
         request.out,
-        model_identity("detector", request.detector),
-        model_identity("embedder", request.embedder),
+        *models,
         int(request.embedder.spec.embedding_size or 0),
         request.faces,
         pipeline_settings_record(request),
     )
+    refuse_other_precision(gallery, models)
+    return gallery
 
 
 def quarantine_damaged_shards(gallery: Gallery) -> None:

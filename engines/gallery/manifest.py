@@ -1,5 +1,5 @@
-"""A gallery's manifest: the models (sha256, spec), the embedding size, the shards (each with its
-sha256), the failed photos and the index, read strictly (a manifest may come from anyone: every field
+"""A gallery's manifest: the models (sha256, spec, the precision each computed in), the embedding size, the
+shards (each with its sha256), the failed photos and the index, read strictly (a manifest may come from anyone: every field
 a value of its type, every shard name one facebatch writes, inside ``shards/``, through no symlink)
 and written atomically, private to its owner."""
 
@@ -24,6 +24,8 @@ from facebatch.engines.gallery.defaults import (
 )
 from facebatch.engines.gallery.errors import GalleryError, GalleryReadError
 from facebatch.engines.gallery.layout import SHARD, open_regular, refuse_layout_links
+
+RECORDED_PRECISIONS = ("", "fp32", "int8", "fp16", "bf16")  # "": not recorded (an older gallery)
 
 
 def _text(data: dict[str, Any], key: str) -> str:
@@ -50,9 +52,18 @@ class ModelIdentity:
     file: str
     sha256: str
     spec: dict[str, Any]
+    # what it computed in: fp32, int8 or fp16 (the file's own arithmetic) or bf16 (OpenVINO's hint, proven);
+    # "" in a gallery written before it was recorded, which only ran a file in its own arithmetic by default
+    precision: str = ""
+
+    @property
+    def computed(self) -> str:
+        """The precision it computed in, the file's own where the manifest predates the record."""
+        return self.precision or "its file's own precision"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "file": self.file, "sha256": self.sha256, "spec": self.spec}
+        identity = {"name": self.name, "file": self.file, "sha256": self.sha256, "spec": self.spec}
+        return identity | ({"precision": self.precision} if self.precision else {})
 
     @classmethod
     def from_dict(cls, role: str, data: dict[str, Any]) -> ModelIdentity:
@@ -61,7 +72,10 @@ class ModelIdentity:
             raise ValueError(f"the {role}'s spec is not an object")
         if not SHA256.fullmatch(_text(data, "sha256")):
             raise ValueError(f"the {role}'s sha256 is not 64 hexadecimal digits")
-        return cls(role, _text(data, "name"), _text(data, "file"), data["sha256"], spec)
+        precision = data.get("precision", "")
+        if precision not in RECORDED_PRECISIONS:
+            raise ValueError(f"the {role}'s precision is not one of {', '.join(RECORDED_PRECISIONS[1:])}")
+        return cls(role, _text(data, "name"), _text(data, "file"), data["sha256"], spec, precision)
 
 
 @dataclass(frozen=True)

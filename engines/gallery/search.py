@@ -7,6 +7,7 @@ them, by sha256) or an ``.npz`` that ``facebatch embed`` wrote with the same mod
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from facebatch.core.filetypes import file_kind
 from facebatch.core.trusted_paths import printable
 from facebatch.engines.gallery.errors import GalleryError
 from facebatch.engines.gallery.faiss_index import read_index, set_search_parameters
+from facebatch.engines.gallery.manifest import RECORDED_PRECISIONS, ModelIdentity
 from facebatch.engines.gallery.store import Gallery
 
 UNKNOWN = "unknown"
@@ -135,6 +137,15 @@ def npz_queries(path: Path, gallery: Gallery) -> tuple[np.ndarray, list[int], li
                 "not mix",
                 field="queries",
             )
+        precision = str(arrays.get(f"{role}_precision", ""))  # absent: an older embed, the file's own
+        if precision not in RECORDED_PRECISIONS:
+            raise SpecError(
+                f"query {path} records a {role} precision facebatch does not write ({printable(precision, 20)}); "
+                "embed the photos again",
+                field="queries",
+            )
+        computed = precision or "its file's own precision"
+        check_precision(identity, precision, f"query {path} computed it in {computed}", "embed the photos again with")
     boxes = arrays.get("boxes")
     rows = len(arrays["embeddings"])
     image_index = arrays.get("image_index", np.zeros(rows, np.int32))
@@ -147,8 +158,9 @@ def npz_queries(path: Path, gallery: Gallery) -> tuple[np.ndarray, list[int], li
     return arrays["embeddings"], faces, shown
 
 
-def check_gallery_models(gallery: Gallery, detector, embedder) -> None:  # ModelFile, ModelFile
-    """Refuse models other than those the gallery was built with (by sha256)."""
+def check_gallery_models(gallery: Gallery, detector, embedder, computed: Mapping[str, str] | None = None) -> None:
+    """Refuse models other than those the gallery was built with (by sha256), or computing in another precision
+    than it recorded (``computed``: per role what the query's runner computes in; bf16 or not must agree)."""
     manifest = gallery.manifest
     for model, identity in ((detector, manifest.detector), (embedder, manifest.embedder)):
         if model.sha256 != identity.sha256:
@@ -158,6 +170,20 @@ def check_gallery_models(gallery: Gallery, detector, embedder) -> None:  # Model
                 f"{printable(identity.file)}",
                 field=identity.role,
             )
+        precision = (computed or {}).get(identity.role, model.precision)
+        check_precision(identity, precision, f"search would compute it in {precision}", "search with")
+
+
+def check_precision(identity: ModelIdentity, precision: str, query: str, advice: str) -> None:
+    """Embeddings computed in BF16 and in the file's own precision never mix: refused in one line (``query``: what
+    the query did; ``advice``: what to run again, ending before the precision)."""
+    if (identity.precision == "bf16") != (precision == "bf16"):
+        asked = "bf16 (on the openvino backend)" if identity.precision == "bf16" else "fp32, int8 or auto"
+        raise SpecError(
+            f"the gallery's {identity.role} {printable(identity.name, 80)} computed in {identity.computed} when it was "
+            f"indexed; {query}: embeddings of two precisions must not mix; {advice} precision {asked}",
+            field="precision",
+        )
 
 
 @dataclass

@@ -22,6 +22,8 @@ PRECISIONS = ("fp32", "int8", "bf16", "auto")
 # machine): fp32 11.3-17.6 photos/s, bf16 20.4-29.7 (1.3-1.8x fp32 in each round), int8 27.4-59.0 (1.1-2.6x bf16).
 # An INT8 file with BF16 for its kept layers was not faster than INT8 (0.36-1.21x, median 0.91x): not offered.
 AUTO_ORDER = ("int8", "bf16", "fp32")
-DEFAULT_PRECISION = "fp32"  # not auto: docs/bf16.md says why (an embed .npz and a gallery must agree in precision)
+# auto: with no INT8 twin beside a model and no BF16 proof it is fp32. Galleries stay consistent: a manifest records
+# each model's precision and search follows it or refuses; an embed .npz records it too (docs/gallery.md)
+DEFAULT_PRECISION = "auto"
 DEFAULT_MAX_FACES = 0  # faces kept per photo; 0 keeps all (insightface's max_num)
 DEFAULT_FRAME_SEED = 0  # the seed of the noise frames that fill a proof's batch beside the photos

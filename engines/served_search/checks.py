@@ -22,8 +22,9 @@ class OtherModels(GalleryError):
 def check_gallery_models(
     root: Path, manifest: Manifest, sha256: Mapping[str, str], detector_size: Sequence[int]
 ) -> None:
-    """Refuse a gallery whose detector or embedder is not the one served (by sha256), or that was indexed at another
-    detector size: its embeddings and the served faces' must come from the same models, the same way."""
+    """Refuse a gallery whose detector or embedder is not the one served (by sha256), computed in BF16 (the served
+    pipeline never does), or that was indexed at another detector size: its embeddings and the served faces' must
+    come from the same models, the same way."""
     for role in ROLES:
         recorded = getattr(manifest, role)
         if recorded.sha256 != sha256[role]:
@@ -32,6 +33,13 @@ def check_gallery_models(
                 f"{recorded.sha256[:12]}…) than the one served (sha256 {sha256[role][:12]}…): embeddings of two models "
                 f"must not mix; serve {printable(Path(recorded.file).name, 80)}, or index the photos again with the "
                 "served models",
+                field="gallery",
+            )
+        if recorded.precision == "bf16":  # the served pipeline computes in its files' own precision, never BF16
+            raise OtherModels(
+                f"gallery {root} was indexed with its {role} computing in bf16, and the served pipeline computes it in "
+                f"its file's own precision: embeddings of two precisions must not mix; index the photos again in fp32 "
+                "to serve them",
                 field="gallery",
             )
     indexed = manifest.settings.get("detector_size")

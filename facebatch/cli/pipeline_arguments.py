@@ -16,15 +16,17 @@ def add_precision_argument(group: argparse._ArgumentGroup, bf16: bool = False) -
     group.add_argument(
         "--precision",
         choices=PRECISIONS if bf16 else tuple(p for p in PRECISIONS if p not in ("bf16", "auto")),
-        default=DEFAULT_PRECISION,
+        default=DEFAULT_PRECISION if bf16 else "fp32",
         help="int8: run each model's INT8 twin beside it where quantize's accuracy gate passed it on this CPU "
-        f"class (about 2x the detector's speed), FP32 where none did (default {DEFAULT_PRECISION})"
+        "class (about 2x the detector's speed), FP32 where none did"
         + (
             "; bf16 (--backend openvino): each model in bfloat16 where 'facebatch prove-bf16' passed it on this CPU "
             "class, refused otherwise; auto: each model in the fastest precision proven on this CPU class (its "
-            "INT8 twin, else bf16 on --backend openvino, else fp32), each choice said in a note"
+            "INT8 twin, else bf16 on --backend openvino, else fp32; fp32 where nothing is proven), each choice said "
+            "in a note; index never picks bf16, and search follows the precisions the gallery recorded "
+            f"(default {DEFAULT_PRECISION})"
             if bf16
-            else ""
+            else " (default fp32)"
         ),
     )
 

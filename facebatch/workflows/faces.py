@@ -5,7 +5,9 @@ written, unreadable photos are named in the result, and every file is written at
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -178,13 +180,24 @@ def embed(options: EmbedOptions) -> FacesResult:
     paths = collect_photos(options.photos)
     _check_targets(_files(paths), options.run, [("output", options.output), ("json", options.json)], None)
     result = _run_faces(paths, options.run, True, None, options.command)
-    write_bytes_atomic(options.output, embeddings_npz(result.photos, result.models), "output")
+    write_bytes_atomic(options.output, _npz(result), "output")
     result.written.append(options.output)
     result.npz_name = options.output.name
     if options.json is not None:
         write_text_atomic(options.json, result.to_json(), "json")
         result.written.append(options.json)
     return result
+
+
+def _npz(result: FacesResult) -> bytes:
+    """embed's .npz with, per model, its sha256 and the precision it computed in (``detector_precision``): what
+    search checks against a gallery's record."""
+    data = io.BytesIO(embeddings_npz(result.photos, result.models))
+    with zipfile.ZipFile(data, "a") as archive:
+        for role, choice in result.about.get("precision", {}).items():
+            with archive.open(f"{role}_precision.npy", "w") as member:
+                np.lib.format.write_array(member, np.array(choice["precision"]))
+    return data.getvalue()
 
 
 def _check_targets(

@@ -38,7 +38,7 @@ from facebatch.engines.gallery.search import (
 from facebatch.engines.gallery.store import Gallery
 from facebatch.engines.pipeline.defaults import DEFAULT_MATCH_THRESHOLD
 from facebatch.workflows.faces import PipelineRun, check_cosine, open_models, photo_inputs
-from facebatch.workflows.models import pipeline_models
+from facebatch.workflows.models import choose_models
 
 NOT_QUERIES = {".json": "JSON", ".csv": "a CSV table", ".txt": "text", ".md": "Markdown"}  # reports, not photos
 
@@ -76,7 +76,8 @@ def index(options: IndexOptions) -> IndexSummary:
 
         check_cluster(options.ray_address)  # answers as Ray and takes our token: said before any work
     choice = IndexChoice(options.index, dict(options.index_parameters), options.recall)
-    detector, embedder = pipeline_models(options.run.models, embed=True)
+    chosen = choose_models(options.run.models, embed=True)  # auto never picks BF16 for a gallery (no backend)
+    detector, embedder = chosen.files
     assert embedder is not None
     request = IndexJob(
         photos=[Path(p) for p in options.photos],
@@ -88,7 +89,7 @@ def index(options: IndexOptions) -> IndexSummary:
         index=choice,
         backend=options.run.backend,
         settings=options.run.pipeline,
-        runner_options=options.run.runner_options(),
+        runner_options=options.run.runner_options(chosen),  # the manifest records what each computes in
         photos_per_shard=options.photos_per_shard,
         ray=options.ray,
         ray_address=options.ray_address,
@@ -190,9 +191,11 @@ def search(options: SearchOptions) -> SearchResult:
         vectors += list(embeddings)
     if photos:
         run = gallery_run(options.run, searcher.gallery)
-        detector, embedder = pipeline_models(run.models, embed=True)
-        check_gallery_models(searcher.gallery, detector, embedder)
-        with open_models(detector, embedder, run) as pipeline:
+        chosen = choose_models(run.models, True, asked=gallery_precisions(run.models.precision, searcher.gallery))
+        detector, embedder = chosen.files
+        computed = {c.role: c.precision for c in (chosen.detector, chosen.embedder) if c is not None}
+        check_gallery_models(searcher.gallery, detector, embedder, computed)
+        with open_models(detector, embedder, run, chosen) as pipeline:
             found = photo_queries(pipeline, [Path(p.path) for p in collect_photos(photos)])
         for failure in found.unreadable:
             warn(f"skipped {failure['photo']}: {failure['error']}", failure["field"] or None)
@@ -247,6 +250,16 @@ def index_kept(out: Path) -> str | None:
         return None
     photos = counted(sum(entry.photos for entry in shards), "photo")
     return f"{counted(len(shards), 'shard')} ({photos}) kept in {out}; run again to resume"
+
+
+def gallery_precisions(precision: str, gallery: Gallery) -> dict[str, str]:
+    """Under ``auto``, per model the precision the gallery recorded it computing in (bf16, int8: its INT8 twin,
+    else fp32), so search embeds as index did; another precision asked is checked against the record instead."""
+    if precision != "auto":
+        return {}
+    follow = {"bf16": "bf16", "int8": "int8"}
+    manifest = gallery.manifest
+    return {i.role: follow.get(i.precision, "fp32") for i in (manifest.detector, manifest.embedder)}
 
 
 def gallery_run(run: PipelineRun, gallery: Gallery) -> PipelineRun:

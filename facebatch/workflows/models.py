@@ -14,7 +14,8 @@ and refusals, for the command line and the Python API.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +104,19 @@ def pipeline_models(options: ModelOptions, embed: bool = True) -> tuple[ModelFil
     return choose_models(options, embed).files
 
 
-def choose_models(options: ModelOptions, embed: bool = True, backend: str | None = None) -> PipelineModels:
+def choose_models(
+    options: ModelOptions, embed: bool = True, backend: str | None = None, asked: Mapping[str, str] | None = None
+) -> PipelineModels:
     """The models ``options`` name, proven, each with the precision it runs in on ``backend`` (BF16 only on
-    openvino; None: a caller whose runners compute in FP32 whatever is chosen, so ``auto`` never picks BF16)."""
-    detector = _detector(options, backend)
-    return PipelineModels(detector, _embedder(options, backend) if embed else None)
+    openvino; None: a gallery or a benchmark, so ``auto`` never picks BF16); ``asked``: per role a precision
+    instead of ``options.precision`` (search following its gallery's record)."""
+    asked = asked or {}
+    detector = _detector(replace(options, precision=asked.get("detector", options.precision)), backend)
+    if not embed:
+        return PipelineModels(detector)
+    return PipelineModels(
+        detector, _embedder(replace(options, precision=asked.get("embedder", options.precision)), backend)
+    )
 
 
 def _detector(options: ModelOptions, backend: str | None) -> ModelChoice:

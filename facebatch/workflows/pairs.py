@@ -23,7 +23,8 @@ from facebatch.engines.pipeline.compare import PairScores, cosine_similarity, sc
 from facebatch.engines.pipeline.defaults import DEFAULT_MATCH_THRESHOLD
 from facebatch.engines.pipeline.image_faces import ImageFaces
 from facebatch.engines.pipeline.photo_files import IMAGE_SUFFIXES
-from facebatch.workflows.faces import PipelineRun, check_cosine, open_faces, photo_inputs
+from facebatch.workflows.faces import PipelineRun, check_cosine, open_models, photo_inputs
+from facebatch.workflows.models import PipelineModels, choose_models
 
 LABELS = {"1": True, "same": True, "0": False, "different": False}  # a pair's label, lower-cased
 SAME, DIFFERENT, NO_FACE, UNREADABLE = "same person", "different people", "no face", "unreadable"
@@ -87,6 +88,7 @@ class PairsResult:
     scores: PairScores | None = None  # None: no labels, or no labelled pair with two faces
     no_face: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    precision: dict[str, Any] = field(default_factory=dict)  # per model: the precision it ran in and why (compare's)
 
     @property
     def complete(self) -> bool:
@@ -124,7 +126,7 @@ class PairsResult:
             "scores": None if self.scores is None else self.scores.to_dict(),
             "no_face": self.no_face,
             "unreadable": self.unreadable,
-        }
+        } | ({"precision": self.precision} if self.precision else {})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
@@ -149,9 +151,10 @@ def compare_pairs(options: PairsOptions) -> PairsResult:
     for name, target in (("json", options.json), ("markdown", options.markdown)):
         if target is not None:
             check_output_file(target, name, inputs)
-    found = _embed_once(photos, options.run)
+    chosen = choose_models(options.run.models, True, options.run.backend)  # auto: said in notes, recorded
+    found = _embed_once(photos, options.run, chosen)
     verdicts = [_judge(row, found[row.first_path], found[row.second_path], options.threshold) for row in rows]
-    result = PairsResult(Path(options.pairs), options.threshold, verdicts, len(photos))
+    result = PairsResult(Path(options.pairs), options.threshold, verdicts, len(photos), precision=chosen.to_dict())
     result.no_face = [str(p) for p in photos if found[p].ok and not len(found[p])]
     result.unreadable = [str(p) for p in photos if not found[p].ok]
     scored = [v for v in verdicts if v.pair.label is not None and v.cosine is not None]
@@ -226,9 +229,9 @@ def _pair_row(number: int, cells: list[str], path: Path) -> PairRow:
     return PairRow(number, cells[0], cells[1], label, found[0], found[1])
 
 
-def _embed_once(photos: list[Path], run: PipelineRun) -> dict[Path, ImageFaces]:
+def _embed_once(photos: list[Path], run: PipelineRun, chosen: PipelineModels) -> dict[Path, ImageFaces]:
     found: dict[Path, ImageFaces] = {}
-    with open_faces(run, embed=True) as pipeline, progress_bar(len(photos), "compare") as advance:
+    with open_models(*chosen.files, run, chosen) as pipeline, progress_bar(len(photos), "compare") as advance:
         for photo, result in zip(photos, pipeline.run(photos), strict=True):
             found[photo] = result
             if not result.ok:

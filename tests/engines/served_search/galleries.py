@@ -46,9 +46,10 @@ def shard(subjects: dict[str, np.ndarray]) -> pa.Table:
     return pa.table({field.name: pa.array(columns[field.name], field.type) for field in schema}, schema=schema)
 
 
-def new_gallery(root: Path, sha256: dict[str, str] = SHA256) -> Gallery:
+def new_gallery(root: Path, sha256: dict[str, str] = SHA256, precision: str = "fp32") -> Gallery:
     identities = {
-        role: ModelIdentity(role, f"{role}-model", f"/models/{role}.onnx", sha, {}) for role, sha in sha256.items()
+        role: ModelIdentity(role, f"{role}-model", f"/models/{role}.onnx", sha, {}, precision)
+        for role, sha in sha256.items()
     }
     settings = {"detector_size": DETECTOR_SIZE}
     return create_or_open(root, identities["detector"], identities["embedder"], DIMENSION, "all", settings)

@@ -73,3 +73,11 @@ def test_the_first_load_of_a_gallery_that_is_not_whole_fails(tmp_path: Path):
     commit(new_gallery(root), {"ada": unit(1)}, index=False)
     with pytest.raises(GalleryError, match="has no index yet"):
         ServedGallery(root, SHA256, DETECTOR_SIZE).current()
+
+
+def test_a_gallery_indexed_in_bf16_is_refused(tmp_path: Path):
+    root = tmp_path / "gallery"
+    commit(new_gallery(root, precision="bf16"), {"ada": unit(1)})
+    with pytest.raises(OtherModels, match="detector computing in bf16.*two precisions must not mix") as refused:
+        ServedGallery(root, SHA256, [640, 640]).current()
+    assert "\n" not in str(refused.value)

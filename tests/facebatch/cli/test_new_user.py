@@ -592,3 +592,14 @@ def test_the_default_install_has_the_index_extra_the_walkthrough_reaches():
     assert "faiss-cpu" in declared and "pyarrow" in declared, declared
     pytest.importorskip("faiss", reason="the index extra is installed by make venv")
     pytest.importorskip("pyarrow", reason="the index extra is installed by make venv")
+
+
+def test_the_pipeline_commands_default_to_precision_auto_and_say_so():
+    """A new user gets each model's fastest proven precision (fp32 where nothing is proven) without asking."""
+    from facebatch.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for command in ("detect", "embed", "compare", "index", "search", "bench"):
+        (flag,) = [a for a in commands[command]._actions if "--precision" in a.option_strings]
+        assert flag.default == "auto" and "(default auto)" in flag.help, command
+        assert "search follows the precisions the gallery recorded" in flag.help, command

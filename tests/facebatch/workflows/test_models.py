@@ -142,7 +142,7 @@ def test_strict_bf16_still_refuses_when_one_model_is_not_proven(proven):
 
 def test_fp32_is_said_nowhere_and_recorded_as_asked(proven, caplog: pytest.LogCaptureFixture):
     caplog.set_level(logging.INFO, logger="facebatch.notes")
-    chosen = choose_models(ModelOptions(*proven, size=SIZE, openvino=HERE), backend="openvino")
+    chosen = choose_models(ModelOptions(*proven, size=SIZE, precision="fp32", openvino=HERE), backend="openvino")
     assert chosen.to_dict()["embedder"]["precision"] == "fp32" and not chosen.bf16_files and not notes(caplog)
 
 

@@ -111,3 +111,19 @@ def test_bad_rows_are_refused_before_the_pipeline_starts(photos: list[Path], tmp
         compare_pairs(PairsOptions(csv, run=run))
     with pytest.raises(SpecError, match="threshold is a cosine between -1 and 1, got 2"):
         PairsOptions(csv, threshold=2)
+
+
+def test_the_precision_each_model_ran_in_is_recorded_as_compare_records_it(
+    models_dir: Path, photos: list[Path], tmp_path: Path
+):
+    """Under auto (the default), with no twin and no BF16 proof beside the official files: fp32, and why."""
+    csv = tmp_path / "pairs.csv"
+    csv.write_text(f"{photos[0]},{photos[1]}\n")
+    result = compare_pairs(PairsOptions(csv, run=official_run(models_dir), json=tmp_path / "r.json"))
+    recorded = json.loads((tmp_path / "r.json").read_text())["precision"]
+    assert {role: (r["file"], r["precision"]) for role, r in recorded.items()} == {
+        "detector": ("det_500m.onnx", "fp32"),
+        "embedder": ("mobilefacenet_128d.onnx", "fp32"),
+    }
+    assert "not bf16: BF16 runs on the openvino backend only, not on ort-cpu" in recorded["embedder"]["why"]
+    assert result.to_dict()["precision"] == recorded
