@@ -140,7 +140,7 @@ def refuse_other_precision(gallery: Gallery, given: Sequence[ModelIdentity]) -> 
     manifest = gallery.manifest
     for identity in given:
         recorded: ModelIdentity = getattr(manifest, identity.role)
-        if (recorded.precision == "bf16") != (identity.precision == "bf16"):
+        if recorded.mixes_with(identity.precision):
             raise GalleryError(
                 f"the gallery {gallery.root} was indexed with its {identity.role} {printable(recorded.name, 80)} "
                 f"computing in {recorded.computed}, this run computes it in {identity.precision}; embeddings of two "

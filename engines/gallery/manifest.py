@@ -56,6 +56,11 @@ class ModelIdentity:
     # "" in a gallery written before it was recorded, which only ran a file in its own arithmetic by default
     precision: str = ""
 
+    def mixes_with(self, precision: str) -> bool:
+        """Whether embeddings computed in ``precision`` would mix with this record's: BF16 and a file's own
+        arithmetic never meet in one gallery (an INT8 twin is a file of its own: its sha256 tells it apart)."""
+        return (self.precision == "bf16") != (precision == "bf16")
+
     @property
     def computed(self) -> str:
         """The precision it computed in, the file's own where the manifest predates the record."""

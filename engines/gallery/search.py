@@ -177,7 +177,7 @@ def check_gallery_models(gallery: Gallery, detector, embedder, computed: Mapping
 def check_precision(identity: ModelIdentity, precision: str, query: str, advice: str) -> None:
     """Embeddings computed in BF16 and in the file's own precision never mix: refused in one line (``query``: what
     the query did; ``advice``: what to run again, ending before the precision)."""
-    if (identity.precision == "bf16") != (precision == "bf16"):
+    if identity.mixes_with(precision):
         asked = "bf16 (on the openvino backend)" if identity.precision == "bf16" else "fp32, int8 or auto"
         raise SpecError(
             f"the gallery's {identity.role} {printable(identity.name, 80)} computed in {identity.computed} when it was "

@@ -54,11 +54,14 @@ def detections_json(results: Sequence[ImageFaces], about: dict[str, Any]) -> str
     )
 
 
-def embeddings_npz(results: Sequence[ImageFaces], models: dict[str, str] | None = None) -> bytes:
+def embeddings_npz(
+    results: Sequence[ImageFaces], models: dict[str, str] | None = None, precisions: dict[str, str] | None = None
+) -> bytes:
     """Every face of every photo, one row each: ``embeddings`` [F, D] (unit length),
     ``image_index`` [F] into ``images``, ``boxes`` [F, 4], ``scores`` [F], ``landmarks`` [F, 5, 2];
-    and ``detector_sha256`` / ``embedder_sha256`` from ``models`` (what search checks against a
-    gallery: embeddings of two models must not mix)."""
+    ``detector_sha256`` / ``embedder_sha256`` from ``models`` and ``detector_precision`` /
+    ``embedder_precision`` (what each computed in) from ``precisions``: what search checks against a
+    gallery (embeddings of two models, or of BF16 and another precision, must not mix)."""
     read = [r for r in results if r.ok]
     width = next((r.embeddings.shape[1] for r in read if r.embeddings is not None and r.embeddings.ndim == 2), 0)
     rows = [r.embeddings for r in read if r.embeddings is not None and len(r)]
@@ -82,6 +85,8 @@ def embeddings_npz(results: Sequence[ImageFaces], models: dict[str, str] | None 
     }
     for role, sha256 in (models or {}).items():
         arrays[f"{role}_sha256"] = np.array(sha256)
+    for role, precision in (precisions or {}).items():
+        arrays[f"{role}_precision"] = np.array(precision)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()

@@ -5,9 +5,7 @@ written, unreadable photos are named in the result, and every file is written at
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -83,18 +81,15 @@ class PipelineRun:
 def open_faces(run: PipelineRun, embed: bool = True) -> Iterator[FacePipeline]:
     """The pipeline over the models ``run`` names, proven, each in its precision (``choose_models``), for a
     ``with`` block."""
-    chosen = choose_models(run.models, embed, run.backend)
-    with open_models(*chosen.files, run, chosen) as pipeline:
+    with open_models(choose_models(run.models, embed, run.backend), run) as pipeline:
         yield pipeline
 
 
-def open_models(
-    detector: ModelFile, embedder: ModelFile | None, run: PipelineRun, chosen: PipelineModels | None = None
-):  # ctx[FacePipeline]
-    """The pipeline over models already resolved, with ``run``'s backend, options and threads (``chosen``: each
-    model's precision)."""
-    options = run.runner_options(chosen)
-    return open_lanes(detector, embedder, run.backend, run.pipeline, options, run.models.size)
+def open_models(chosen: PipelineModels, run: PipelineRun):  # ctx[FacePipeline]
+    """The pipeline over models already chosen (``choose_models``: each in its precision), with ``run``'s backend,
+    options and threads."""
+    detector, embedder = chosen.files
+    return open_lanes(detector, embedder, run.backend, run.pipeline, run.runner_options(chosen), run.models.size)
 
 
 def photo_inputs(photos: Sequence[Path], run: PipelineRun, folders: Sequence[Path] = ()) -> InputFiles:
@@ -116,6 +111,7 @@ class FacesResult:
     written: list[Path] = field(default_factory=list)
     drawn: int = 0
     models: dict[str, str] = field(default_factory=dict)  # role → sha256 of the model that ran
+    precisions: dict[str, str] = field(default_factory=dict)  # role → the precision it computed in
     npz_name: str | None = None  # embed: the .npz the JSON indexes (its rows)
 
     @property
@@ -180,24 +176,13 @@ def embed(options: EmbedOptions) -> FacesResult:
     paths = collect_photos(options.photos)
     _check_targets(_files(paths), options.run, [("output", options.output), ("json", options.json)], None)
     result = _run_faces(paths, options.run, True, None, options.command)
-    write_bytes_atomic(options.output, _npz(result), "output")
+    write_bytes_atomic(options.output, embeddings_npz(result.photos, result.models, result.precisions), "output")
     result.written.append(options.output)
     result.npz_name = options.output.name
     if options.json is not None:
         write_text_atomic(options.json, result.to_json(), "json")
         result.written.append(options.json)
     return result
-
-
-def _npz(result: FacesResult) -> bytes:
-    """embed's .npz with, per model, its sha256 and the precision it computed in (``detector_precision``): what
-    search checks against a gallery's record."""
-    data = io.BytesIO(embeddings_npz(result.photos, result.models))
-    with zipfile.ZipFile(data, "a") as archive:
-        for role, choice in result.about.get("precision", {}).items():
-            with archive.open(f"{role}_precision.npy", "w") as member:
-                np.lib.format.write_array(member, np.array(choice["precision"]))
-    return data.getvalue()
 
 
 def _check_targets(
@@ -237,7 +222,7 @@ def _run_faces(
     chosen = choose_models(run.models, embed, run.backend)
     detector, embedder = chosen.files
     models = {"detector": detector.sha256} | ({"embedder": embedder.sha256} if embedder is not None else {})
-    with open_models(detector, embedder, run, chosen) as pipeline, keeping(lambda: _kept(embed, draw, len(copies))):
+    with open_models(chosen, run) as pipeline, keeping(lambda: _kept(embed, draw, len(copies))):
         with progress_bar(len(paths), "embed" if embed else "detect") as advance:
             for item, found in zip(paths, pipeline.run(paths), strict=True):
                 photos.append(found)
@@ -253,7 +238,7 @@ def _run_faces(
                 )
         about = _about(pipeline, run, command) | {"precision": chosen.to_dict()}  # per model: what it ran in, why
         times = pipeline.times
-    return FacesResult(photos, times, about, embed, drawn=len(drawn), models=models)
+    return FacesResult(photos, times, about, embed, drawn=len(drawn), models=models, precisions=chosen.precisions)
 
 
 def _kept(embed: bool, draw: Path | None, copies: int) -> str | None:
@@ -333,7 +318,7 @@ def compare(options: CompareOptions) -> CompareResult:
     photos = [Path(options.first), Path(options.second)]
     _check_targets(photos, options.run, [("json", options.json), ("markdown", options.markdown)], None)
     chosen = choose_models(options.run.models, True, options.run.backend)
-    with open_models(*chosen.files, options.run, chosen) as pipeline:
+    with open_models(chosen, options.run) as pipeline:
         first, second = pipeline.run(photos)
     result = CompareResult(match_best_faces(first, second, options.threshold), chosen.to_dict())
     for name, target, render in (

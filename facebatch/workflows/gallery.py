@@ -192,10 +192,8 @@ def search(options: SearchOptions) -> SearchResult:
     if photos:
         run = gallery_run(options.run, searcher.gallery)
         chosen = choose_models(run.models, True, asked=gallery_precisions(run.models.precision, searcher.gallery))
-        detector, embedder = chosen.files
-        computed = {c.role: c.precision for c in (chosen.detector, chosen.embedder) if c is not None}
-        check_gallery_models(searcher.gallery, detector, embedder, computed)
-        with open_models(detector, embedder, run, chosen) as pipeline:
+        check_gallery_models(searcher.gallery, *chosen.files, chosen.precisions)
+        with open_models(chosen, run) as pipeline:
             found = photo_queries(pipeline, [Path(p.path) for p in collect_photos(photos)])
         for failure in found.unreadable:
             warn(f"skipped {failure['photo']}: {failure['error']}", failure["field"] or None)

@@ -93,6 +93,11 @@ class PipelineModels:
         """The files the runners compute in bfloat16 (``RunnerOptions.bf16_files``)."""
         return frozenset(c.file.path for c in (self.detector, self.embedder) if c is not None and c.bf16)
 
+    @property
+    def precisions(self) -> dict[str, str]:
+        """Per role, the precision it computes in (what a gallery or an embed .npz records)."""
+        return {c.role: c.precision for c in (self.detector, self.embedder) if c is not None}
+
     def to_dict(self) -> dict[str, Any]:
         """Per role, the file, the precision it ran in and why (a report's ``precision`` field)."""
         return {c.role: c.to_dict() for c in (self.detector, self.embedder) if c is not None}

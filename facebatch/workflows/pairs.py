@@ -231,7 +231,7 @@ def _pair_row(number: int, cells: list[str], path: Path) -> PairRow:
 
 def _embed_once(photos: list[Path], run: PipelineRun, chosen: PipelineModels) -> dict[Path, ImageFaces]:
     found: dict[Path, ImageFaces] = {}
-    with open_models(*chosen.files, run, chosen) as pipeline, progress_bar(len(photos), "compare") as advance:
+    with open_models(chosen, run) as pipeline, progress_bar(len(photos), "compare") as advance:
         for photo, result in zip(photos, pipeline.run(photos), strict=True):
             found[photo] = result
             if not result.ok:
