@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Ray's steady state against a local run on one node (issue 36): photos/s once started, and the start-up apart.
+"""Ray's steady state against a local run on one node: photos/s once started, and the start-up apart.
 
 Each of local and Ray indexes a small and a large copy set of the fixture photos into a new gallery, each run in a
 fresh process (engines/gallery/benchmark.py's index_run: Ray starts its local instance inside the run). The fixed
