@@ -22,7 +22,7 @@ PHOTOS_PER_SHARD = 256  # a shard is committed (and survives a kill) every this 
 FACES_MODES = ("best", "all")  # best: the highest-scoring face of each photo (enrolment); all: every face
 DEFAULT_FACES = "all"
 
-INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq", "ivfpq_refine")
 # auto: flat (exact inner product, IndexFlatIP: embeddings are unit length, so it ranks by cosine) for a gallery of
 # at most AUTO_FLAT_MAX_VALUES, else the approximate index of AUTO_CANDIDATES meeting the recall target fastest
 DEFAULT_INDEX = "auto"
@@ -33,12 +33,15 @@ INDEX_PARAMETERS: dict[str, dict[str, int]] = {
     "hnsw": {"m": 32, "ef_construction": 80, "ef_search": 0},  # ef_search 0: tuned to the recall target
     "ivf": {"nlist": 0, "nprobe": 0},  # nlist 0: 4·√N, at least 1 and at most N/39 (FAISS wants ~39 per list)
     "ivfpq": {"nlist": 0, "nprobe": 0, "m": 0, "nbits": 8},  # m 0: D/8 sub-quantisers (16 bytes per 128-d vector)
+    # ivfpq's codes in memory, its best `rerank` candidates per query re-ranked exactly from the full vectors,
+    # memory-mapped from the index file (engines/gallery/refine.py): the memory-bounded index
+    "ivfpq_refine": {"nlist": 0, "nprobe": 0, "m": 0, "nbits": 8, "rerank": 100},
 }
 # The search-time parameter each approximate index is tuned by: the smallest value whose measured recall@1
 # reaches the target (engines/gallery/recall.py)
-TUNED_PARAMETER = {"hnsw": "ef_search", "ivf": "nprobe", "ivfpq": "nprobe"}
+TUNED_PARAMETER = {"hnsw": "ef_search", "ivf": "nprobe", "ivfpq": "nprobe", "ivfpq_refine": "nprobe"}
 DEFAULT_RECALL = 0.99  # recall@1 against exact search an approximate index must measure, or it is refused
-RECALL_QUERIES = 500  # held-out queries (resolution 0.002; exact search for 500 queries over 1M × 512-d: ~35 s)
+RECALL_QUERIES = 1000  # held-out queries (standard error 0.003 at recall 0.99; exact search over 1M × 512-d: seconds)
 LATENCY_QUERIES = 100  # of them, searched one at a time for the per-query latency
 RECALL_K = 10  # recall@10 is measured; HNSW's efSearch is tuned from this up (FAISS searches max(efSearch, k))
 HNSW_MAX_EF_SEARCH = 4096
@@ -49,7 +52,10 @@ SECOND_PHOTO_NOISE = 0.035
 # (one FAISS thread, IndexFlatIP, p50 of 200 queries): 512-d 20k rows 1.2 ms, 50k 4.1 ms, 100k 7.6 ms; 128-d 50k
 # 0.55 ms, 100k 1.9 ms, i.e. 0.10-0.16 ns per stored value: 20M values ≈ 2-3 ms (39k faces at 512-d, 156k at 128-d)
 AUTO_FLAT_MAX_VALUES = 20_000_000
-AUTO_CANDIDATES = ("ivf", "hnsw")  # exact vectors both; ivfpq is a memory choice, asked for by name
+AUTO_CANDIDATES = ("ivf", "hnsw")  # exact vectors both; ivfpq(_refine) is a memory choice, asked for by name
+# auto keeps ivf without building hnsw when ivf reaches the target within this per query: hnsw's build takes
+# 2-3× ivf's (100k: 87 s against 24 s; at 1M ~13 min), which only a slow ivf justifies
+AUTO_FAST_ENOUGH_MS = 2.0
 # A face in index.faiss takes at least its 8-byte id: a manifest claiming more faces than that allows is a lie
 INDEX_MIN_BYTES_PER_FACE = 8
 

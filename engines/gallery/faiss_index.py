@@ -1,5 +1,6 @@
 """The gallery's FAISS index over unit-length embeddings, by inner product (= cosine): exact
-(``IndexFlatIP``) or approximate (HNSW, IVF, IVF-PQ) with parameters recorded in the manifest.
+(``IndexFlatIP``) or approximate (HNSW, IVF, IVF-PQ; IVF-PQ re-ranked from memory-mapped vectors, refine.py)
+with parameters recorded in the manifest.
 The ids are the gallery's global row numbers. FAISS is imported here only (the ``index`` extra).
 
 An index file may come from someone else: it is read only if it is the size the manifest records,
@@ -36,6 +37,7 @@ from facebatch.engines.gallery.defaults import (
 )
 from facebatch.engines.gallery.errors import GalleryError, GalleryReadError, clipped
 from facebatch.engines.gallery.layout import open_regular
+from facebatch.engines.gallery.refine import RerankedIndex, expected_size, map_vectors, sorted_by_id, write_reranked
 
 INDEX_EXTRA_HINT = "pip install 'facebatch[index]' (faiss-cpu, pyarrow)"
 
@@ -88,7 +90,7 @@ class IndexChoice:
             if not values["nlist"]:
                 values["nlist"] = int(max(1, min(4 * math.sqrt(max(rows, 1)), rows // 39 or 1)))
             values["nlist"] = max(1, min(values["nlist"], max(rows, 1)))
-        if self.kind == "ivfpq":
+        if self.kind in ("ivfpq", "ivfpq_refine"):
             if not values["m"]:
                 values["m"] = max(
                     d for d in range(1, dimension + 1) if dimension % d == 0 and d <= max(1, dimension // 8)
@@ -152,12 +154,16 @@ def build_index(choice: IndexChoice, ids: np.ndarray, vectors: np.ndarray, threa
             index = faiss.IndexIVFFlat(quantizer, dimension, values["nlist"], metric)
         else:
             index = faiss.IndexIVFPQ(quantizer, dimension, values["nlist"], values["m"], values["nbits"], metric)
+            index.pq.cp.min_points_per_centroid = 1  # 2^nbits ≤ rows already (resolved); FAISS would warn below 39
         # (FAISS's Python wrapper keeps the quantiser alive as long as the index)
+        index.cp.min_points_per_centroid = 1  # nlist ≤ rows/39 unless asked for: a warning of FAISS's is no help
         if rows:
             index.train(vectors)
         index.nprobe = values["nprobe"] or 1
     if rows:
         index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+    if choice.kind == "ivfpq_refine":  # the full vectors beside the codes, by id, to re-rank from
+        return RerankedIndex(index, *sorted_by_id(ids, vectors), values["rerank"]), values
     return index, values
 
 
@@ -168,14 +174,22 @@ def set_search_parameters(index, kind: str, values: dict[str, int]) -> None:
         faiss.downcast_index(index.index).hnsw.efSearch = values["ef_search"]
     elif kind in ("ivf", "ivfpq"):
         faiss.extract_index_ivf(index).nprobe = values["nprobe"]
+    elif kind == "ivfpq_refine":
+        faiss.extract_index_ivf(index.index).nprobe = values["nprobe"]
+        index.rerank = values["rerank"]
 
 
-def write_index(index, target: Path) -> int:
-    """Write atomically (0600: a gallery is private); the file's size."""
+def write_index(index, target: Path) -> dict[str, int]:
+    """Write atomically (0600: a gallery is private); what the manifest records of the file: its ``bytes``,
+    and for a re-ranked index where its vectors begin (``vectors_offset``)."""
     faiss = import_faiss()
+    written = {}
     with atomic_path(target, "out", mode=PRIVATE_FILE) as tmp:
-        faiss.write_index(index, str(tmp))
-    return target.stat().st_size
+        if isinstance(index, RerankedIndex):
+            written["vectors_offset"] = write_reranked(index, faiss.serialize_index(index.index), tmp)
+        else:
+            faiss.write_index(index, str(tmp))
+    return {"bytes": target.stat().st_size, **written}
 
 
 @contextlib.contextmanager
@@ -215,22 +229,46 @@ def read_index(path: Path, recorded: dict[str, Any], hint: str):
                 raise GalleryError(f"{damaged} (it is {actual} bytes, {MANIFEST} records {size}); {hint}")
             if rows * INDEX_MIN_BYTES_PER_FACE > size:
                 raise GalleryError(f"{damaged} ({MANIFEST} says {rows} faces, more than {size} bytes can hold); {hint}")
+            reranked = recorded["type"] == "ivfpq_refine"
+            if reranked:
+                check_vectors_size(recorded, damaged, hint)
             with deserialization_caps(faiss, vector_bytes=size + 1, loops=max(rows, 1)):
                 index = faiss.read_index(faiss.PyCallbackIOReader(handle.read))
+            if reranked:
+                ids, vectors = map_vectors(handle, int(recorded["vectors_offset"]), rows, int(recorded["dimension"]))
+                index = RerankedIndex(index, ids, vectors, int(recorded["parameters"]["rerank"]))
     except FileNotFoundError:
         raise GalleryError(f"the gallery's index {path} is missing; {hint}") from None
     except OSError as exc:
         raise GalleryReadError(
             f"cannot read the gallery's index {path} ({exc.strerror or exc}); fix its permissions and run again"
         ) from None
-    except (RuntimeError, MemoryError) as exc:
+    except (RuntimeError, MemoryError, ValueError) as exc:
         raise GalleryError(f"{damaged} ({_faiss_reason(exc)}); {hint}") from None
     if index.ntotal != rows:
         raise GalleryError(f"the gallery's index {path} holds {index.ntotal} faces, the manifest says {rows}; {hint}")
     return index
 
 
+def check_vectors_size(recorded: dict[str, Any], damaged: str, hint: str) -> None:
+    """A re-ranked index's file must hold, after the codes, exactly the recorded rows of recorded dimension."""
+    offset, dimension = recorded.get("vectors_offset"), recorded.get("dimension")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (offset, dimension)):
+        raise GalleryError(f"{damaged} ({MANIFEST} does not say where its vectors are); {hint}")
+    if expected_size(offset, int(recorded["rows"]), dimension) != int(recorded["bytes"]):
+        raise GalleryError(
+            f"{damaged} ({recorded['rows']} vectors of {dimension} from byte {offset} are not its "
+            f"{recorded['bytes']} bytes); {hint}"
+        )
+
+
 def index_description(kind: str, values: dict[str, Any]) -> str:
-    names = {"flat": "IndexFlatIP (exact)", "hnsw": "IndexHNSWFlat", "ivf": "IndexIVFFlat", "ivfpq": "IndexIVFPQ"}
+    names = {
+        "flat": "IndexFlatIP (exact)",
+        "hnsw": "IndexHNSWFlat",
+        "ivf": "IndexIVFFlat",
+        "ivfpq": "IndexIVFPQ",
+        "ivfpq_refine": "IndexIVFPQ re-ranked exactly from memory-mapped vectors",
+    }
     shown = ", ".join(f"{k}={v}" for k, v in values.items())
     return names[kind] + (f" ({shown})" if shown else "")

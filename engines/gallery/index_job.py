@@ -248,7 +248,7 @@ def rebuild_index(gallery: Gallery, choice: IndexChoice, states: dict[str, Photo
     all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
     all_vectors = np.concatenate(vectors) if vectors else np.zeros((0, dimension), np.float32)
     built = build_measured(choice, all_ids, all_vectors, threads)  # a recall target out of reach stops here
-    size = write_index(built.index, gallery.index_path)
+    written = write_index(built.index, gallery.index_path)  # bytes (and where a re-ranked index's vectors begin)
     gallery.manifest.faces = len(all_ids)
     gallery.manifest.index = {
         "type": built.kind,
@@ -259,7 +259,8 @@ def rebuild_index(gallery: Gallery, choice: IndexChoice, states: dict[str, Photo
         "metric": "inner product (cosine: embeddings are unit length)",
         "rows": len(all_ids),
         "shards": len(gallery.manifest.shards),  # the shards it covers: fewer than the manifest's = stale
-        "bytes": size,
+        "dimension": dimension,
+        **written,
     }
     gallery.refresh_counts(states)
     gallery.save()

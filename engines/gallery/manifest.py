@@ -113,6 +113,9 @@ def _index_record(record: Any) -> dict[str, Any] | None:
         raise ValueError("index is not a record of one of facebatch's index types")
     for key in ("rows", "shards", "bytes"):
         _count(record, key)
+    if record["type"] == "ivfpq_refine":  # its vectors follow the codes in the same file (refine.py)
+        for key in ("vectors_offset", "dimension"):
+            _count(record, key)
     parameters = record.get("parameters", {})
     if not isinstance(parameters, dict) or not all(
         isinstance(value, int) and not isinstance(value, bool) for value in parameters.values()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from facebatch.cli import arguments
 from facebatch.engines.gallery.defaults import (
+    AUTO_FAST_ENOUGH_MS,
     DEFAULT_FACES,
     DEFAULT_INDEX,
     DEFAULT_RECALL,
@@ -62,8 +63,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--index",
         choices=INDEX_TYPES,
         default=DEFAULT_INDEX,
-        help="the FAISS index: flat = exact inner product (IndexFlatIP); hnsw, ivf, ivfpq for large galleries; auto = "
-        "flat while one exact query takes a few ms, else the one of ivf and hnsw that reaches --recall fastest "
+        help="the FAISS index: flat = exact inner product (IndexFlatIP); hnsw, ivf, ivfpq for large galleries; "
+        "ivfpq_refine = IVF-PQ codes in memory, their best candidates re-ranked exactly from the vectors memory-mapped "
+        "from the index file (a fraction of flat's memory); auto = flat while one exact query takes a few ms, else ivf "
+        f"if it reaches --recall within {AUTO_FAST_ENOUGH_MS:g} ms a query, else the faster of ivf and hnsw that reaches it "
         f"(default {DEFAULT_INDEX})",
     )
     parser.add_argument(

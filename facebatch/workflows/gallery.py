@@ -52,7 +52,7 @@ class IndexOptions:
     run: PipelineRun = field(default_factory=PipelineRun)
     faces: str = DEFAULT_FACES  # all: every face; best: the highest-scoring face of each photo
     subjects: Path | None = None  # a CSV of path,subject rows (paths relative to it)
-    index: str = DEFAULT_INDEX  # auto (flat when small, else the fastest meeting recall), flat, hnsw, ivf, ivfpq
+    index: str = DEFAULT_INDEX  # auto (flat when small, else ivf or hnsw meeting recall), flat, hnsw, ivf, ivfpq…
     index_parameters: dict[str, int] = field(default_factory=dict)  # unset ones: the index kind's defaults
     recall: float = DEFAULT_RECALL  # recall@1 an approximate index must measure; its search parameter is tuned to it
     photos_per_shard: int = PHOTOS_PER_SHARD

@@ -13,8 +13,8 @@ import pytest
 
 from facebatch.core.errors import SpecError
 from facebatch.engines.gallery import recall
-from facebatch.engines.gallery.benchmark import synthetic_gallery
-from facebatch.engines.gallery.defaults import MANIFEST, TUNED_PARAMETER
+from facebatch.engines.gallery.defaults import MANIFEST, RECALL_QUERIES, TUNED_PARAMETER
+from facebatch.engines.gallery.faiss_bench import synthetic_gallery
 from facebatch.engines.gallery.faiss_index import IndexChoice, set_search_parameters
 from facebatch.engines.gallery.manifest import read_manifest
 
@@ -37,13 +37,14 @@ def test_the_tuned_parameter_is_the_smallest_reaching_the_target(gallery, kind: 
     name = TUNED_PARAMETER[kind]
     value = built.values[name]
     assert built.kind == kind and built.reached and built.measured["tuned"] == name
-    assert built.measured["at_1"] >= 0.95 and built.measured["queries"] == 500
+    assert built.measured["queries"] == RECALL_QUERIES
+    assert built.measured["at_1"] - built.measured["standard_error"] >= 0.95
     held = recall.held_out(ids, vectors)  # the same queries (seeded): measured again, and one step lower
     assert recall.measure(built.index, held).at_1 == pytest.approx(built.measured["at_1"], abs=1e-9)
     lowest = recall.tuning_range(kind, built.values, len(vectors))[0]
     assert value > lowest, f"{kind} reached 0.95 at its lowest {name}: the test gallery is too easy"
     set_search_parameters(built.index, kind, {**built.values, name: value - 1})
-    assert recall.measure(built.index, held).at_1 < 0.95
+    assert not recall.measure(built.index, held).reaches(0.95)
     print(f"{kind}: {name}={value}, recall@1 {built.measured['at_1']}, recall@10 {built.measured['at_10']}")
 
 
@@ -67,15 +68,33 @@ def test_a_pinned_search_parameter_is_measured_not_tuned(gallery, caplog) -> Non
     assert "leave nprobe unset to tune it" in caplog.text
 
 
-def test_auto_takes_flat_for_a_small_gallery_and_the_fastest_reaching_index_above(gallery, monkeypatch) -> None:
+def test_reaching_the_target_leaves_a_margin_of_one_standard_error() -> None:
+    """0.990 measured on 1,000 queries (standard error 0.0031) may be 0.984 on fresh photos: not reached."""
+    assert not recall.Recall(0.990, 1.0, 0.1, queries=1000).reaches(0.99)
+    assert recall.Recall(0.995, 1.0, 0.1, queries=1000).reaches(0.99)  # 0.995 - 0.0022
+    assert recall.Recall(1.0, 1.0, 0.1, queries=10).reaches(0.99)  # none missed: no spread to allow for
+    assert not recall.Recall(0.99, 1.0, 0.1, queries=100).reaches(0.985)  # 0.99 - 0.0099
+
+
+def test_auto_takes_flat_for_a_small_gallery_and_ivf_when_it_is_fast_enough(gallery, monkeypatch) -> None:
+    """ivf answers this gallery in well under AUTO_FAST_ENOUGH_MS: hnsw (2-3× ivf's build) is not built."""
     ids, vectors = gallery
     small = recall.build_measured(IndexChoice("auto"), ids, vectors, threads=1)
     assert small.kind == "flat" and small.measured == {"exact": True, "at_1": 1.0, "at_10": 1.0}
     monkeypatch.setattr(recall, "AUTO_FLAT_MAX_VALUES", vectors.size - 1)  # the same gallery, one value too big
+    quick = recall.build_measured(IndexChoice("auto", recall=0.95), ids, vectors, threads=1)
+    assert quick.kind == "ivf" and [c["type"] for c in quick.measured["auto"]] == ["ivf"]
+    assert quick.measured["latency_p50_ms"] <= recall.AUTO_FAST_ENOUGH_MS
+
+
+def test_auto_builds_hnsw_too_when_ivf_is_slow_and_keeps_the_fastest(gallery, monkeypatch) -> None:
+    ids, vectors = gallery
+    monkeypatch.setattr(recall, "AUTO_FLAT_MAX_VALUES", vectors.size - 1)
+    monkeypatch.setattr(recall, "AUTO_FAST_ENOUGH_MS", 0.0)  # no index is fast enough: both are built
     large = recall.build_measured(IndexChoice("auto", recall=0.95), ids, vectors, threads=1)
     considered = large.measured["auto"]
     assert [c["type"] for c in considered] == ["ivf", "hnsw"] and large.kind in ("ivf", "hnsw")
-    assert all(c["at_1"] >= 0.95 for c in considered)
+    assert all(c["at_1"] - c["standard_error"] >= 0.95 for c in considered)
     fastest = min(considered, key=lambda c: c["latency_p50_ms"])
     assert large.kind == fastest["type"] and large.measured["latency_p50_ms"] == fastest["latency_p50_ms"]
 
