@@ -14,12 +14,46 @@ from typing import Any
 import numpy as np
 
 from facebatch.core.errors import SpecError
+from facebatch.core.trusted_paths import printable
 from facebatch.engines.gallery.search import Match, QueryFace
 
 MATCHES_OUTPUT = "MATCHES"  # face_search's one output: per photo, its faces and their matches as JSON (BYTES)
 # the face pipeline's outputs face_search asks for: which photo, box, score, embedding
 PIPELINE_OUTPUTS = ("FACE_IMAGE_INDEX", "BOXES", "SCORES", "EMBEDDINGS")
 Searcher = Callable[[np.ndarray], list[list[Match]]]  # embeddings → each one's matches
+MAX_TOP_K = 100  # a request's top_k at most: each match is ~0.3 KB of JSON per face, and the answer is bounded too
+# Triton's own request parameters (its parameters extension reserves these and every "triton_" name)
+TRITON_PARAMETERS = ("sequence_id", "priority", "timeout", "sequence_start", "sequence_end", "headers")
+
+
+def request_choices(parameters: str, top_k: int, threshold: float) -> tuple[int, float]:
+    """A request's own ``top_k`` and ``threshold`` (Triton request parameters, as the python backend gives them:
+    JSON), else the model's; anything else a client sends is refused by name."""
+    try:
+        given = json.loads(parameters or "{}")
+    except ValueError:
+        given = None
+    if not isinstance(given, dict):
+        raise SpecError("the request's parameters are not a JSON object of names and values")
+    takes = f"face_search takes the request parameters top_k (1 to {MAX_TOP_K}) and threshold (a cosine, -1 to 1)"
+    unknown = sorted(
+        k for k in given if k not in ("top_k", "threshold", *TRITON_PARAMETERS) and not k.startswith("triton_")
+    )
+    if unknown:
+        raise SpecError(f"{takes}, not {', '.join(printable(k, 40) for k in unknown[:3])}")
+    top_k = given.get("top_k", top_k)
+    if isinstance(top_k, str) and top_k.strip().isdigit():
+        top_k = int(top_k)
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+        raise SpecError(f"{takes}; top_k {printable(str(top_k), 40)} is not a whole number from 1 to {MAX_TOP_K}")
+    threshold = given.get("threshold", threshold)
+    try:
+        threshold = float(threshold) if not isinstance(threshold, bool) else None
+    except (TypeError, ValueError):
+        threshold = None
+    if threshold is None or not -1.0 <= threshold <= 1.0:
+        raise SpecError(f"{takes}; threshold {printable(str(given['threshold']), 40)} is not a cosine from -1 to 1")
+    return top_k, threshold
 
 
 def photo_count(images: np.ndarray) -> int:

@@ -9,6 +9,7 @@ same threshold), in the gallery's newest whole version (``ServedGallery``: check
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +19,14 @@ import numpy as np
 from facebatch.core.errors import FacebatchError, SpecError
 from facebatch.engines.gallery.defaults import DEFAULT_TOP_K
 from facebatch.engines.pipeline.defaults import DEFAULT_MATCH_THRESHOLD
-from facebatch.engines.served_search.answers import MATCHES_OUTPUT, PIPELINE_OUTPUTS, photo_answers, photo_count
+from facebatch.engines.served_search.answers import (
+    MATCHES_OUTPUT,
+    MAX_TOP_K,
+    PIPELINE_OUTPUTS,
+    photo_answers,
+    photo_count,
+    request_choices,
+)
 from facebatch.engines.served_search.served_gallery import ServedGallery
 from facebatch.engines.triton.defaults import IMAGES_INPUT, SEARCH_FILE
 from facebatch.engines.triton.python_models import FacebatchModel
@@ -33,8 +41,8 @@ class FaceSearchModel(FacebatchModel):
         self.pipeline_model = description["pipeline"]
         self.top_k = int(self.parameter("top_k", str(DEFAULT_TOP_K)))
         self.threshold = float(self.parameter("threshold", str(DEFAULT_MATCH_THRESHOLD)))
-        if self.top_k < 1 or not -1.0 <= self.threshold <= 1.0:
-            raise SpecError(f"top_k {self.top_k} must be at least 1 and threshold {self.threshold} a cosine")
+        if not 1 <= self.top_k <= MAX_TOP_K or not -1.0 <= self.threshold <= 1.0:
+            raise SpecError(f"top_k {self.top_k} must be 1 to {MAX_TOP_K} and threshold {self.threshold} a cosine")
         self.gallery = ServedGallery(description["gallery"], description["sha256"], description["detector_size"])
         self.gallery.current()  # at load: a gallery that is not whole, or made with other models, fails the load
 
@@ -59,15 +67,13 @@ class FaceSearchModel(FacebatchModel):
 
     def answer(self, requests: Sequence[Any]) -> list[Any]:
         search = self.gallery.current()  # a newer committed version, once whole; raises a gallery refused
-
-        def searched(embeddings: np.ndarray):
-            return search.search(embeddings, self.top_k, self.threshold)
-
         responses = []
         for request in requests:
             try:
+                top_k, threshold = request_choices(request.parameters(), self.top_k, self.threshold)
                 images = self.input_array(request, IMAGES_INPUT)
-                answers = photo_answers(self.faces(images), photo_count(images), searched)
+                searcher = functools.partial(search.search, top_k=top_k, threshold=threshold)
+                answers = photo_answers(self.faces(images), photo_count(images), searcher)
             except FacebatchError as exc:
                 responses.append(self.error_response(str(exc)))
                 continue

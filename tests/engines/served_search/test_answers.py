@@ -12,7 +12,7 @@ import pytest
 
 from facebatch.core.errors import SpecError
 from facebatch.engines.gallery.search import GallerySearch
-from facebatch.engines.served_search.answers import photo_answers, photo_count
+from facebatch.engines.served_search.answers import photo_answers, photo_count, request_choices
 from tests.engines.served_search.galleries import commit, new_gallery, unit
 
 
@@ -61,3 +61,35 @@ def test_rows_that_are_not_one_per_face_of_the_photos_are_refused():
         photo_answers(rows, 1, lambda v: [[]])
     with pytest.raises(SpecError, match="holds no photo"):
         photo_count(np.zeros((0, 1), dtype=object))
+
+
+def test_a_request_may_choose_its_own_top_k_and_threshold():
+    """Triton hands the python backend a request's parameters as JSON; absent, the model's own apply."""
+    assert request_choices("{}", 5, 0.35) == (5, 0.35)
+    assert request_choices("", 5, 0.35) == (5, 0.35)
+    assert request_choices('{"top_k": 1, "threshold": 0.9}', 5, 0.35) == (1, 0.9)
+    assert request_choices('{"top_k": "3", "threshold": "-0.5"}', 5, 0.35) == (3, -0.5)  # strings, as some send
+    assert request_choices('{"priority": 2, "triton_enable_empty_final_response": true}', 5, 0.35) == (5, 0.35)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "says"),
+    [
+        ('{"top_k": 0}', "top_k '0' is not a whole number from 1 to 100"),
+        ('{"top_k": 101}', "top_k '101' is not a whole number from 1 to 100"),
+        ('{"top_k": 2.5}', "top_k '2.5' is not a whole number"),
+        ('{"top_k": true}', "top_k 'True' is not a whole number"),
+        ('{"threshold": 1.5}', "threshold '1.5' is not a cosine from -1 to 1"),
+        ('{"threshold": "near"}', "threshold 'near' is not a cosine"),
+        (
+            '{"topk": 3}',
+            "face_search takes the request parameters top_k (1 to 100) and threshold (a cosine, -1 to 1), not 'topk'",
+        ),
+        ("[1]", "the request's parameters are not a JSON object"),
+        ("{", "the request's parameters are not a JSON object"),
+    ],
+)
+def test_a_request_parameter_out_of_bounds_is_refused_in_one_line(parameters: str, says: str):
+    with pytest.raises(SpecError) as refused:
+        request_choices(parameters, 5, 0.35)
+    assert says in str(refused.value) and "\n" not in str(refused.value)

@@ -70,9 +70,9 @@ def request_of(photos: list[Path]):
     return [data]
 
 
-def served(server: TritonServer, photos: list[Path]) -> list[dict]:
+def served(server: TritonServer, photos: list[Path], parameters: dict | None = None) -> list[dict]:
     with grpcclient.InferenceServerClient(server.grpc_url) as client:
-        result = client.infer(SEARCH_MODEL, request_of(photos), client_timeout=120)
+        result = client.infer(SEARCH_MODEL, request_of(photos), client_timeout=120, parameters=parameters)
     return [json.loads(row[0]) for row in result.as_numpy("MATCHES")]
 
 
@@ -97,6 +97,28 @@ def test_served_answers_equal_local_search(server: TritonServer, gallery: Path, 
         assert np.abs(cosines).max() <= 1e-5, key
         assert np.allclose(face["box"], query.box, atol=0.02), key
     assert [served_faces[(n, 0)]["answer"] for n in QUERIES[:3]] == ["obama", "biden", "unknown"]
+
+
+def test_a_request_chooses_its_own_top_k_and_threshold_as_search_would(
+    server: TritonServer, gallery: Path, photos: list[Path]
+):
+    """gRPC request parameters (an integer and a double): top_k 1 and a threshold above obama's own cosine make
+    his photo unknown with one match; a bad value is that request's one-line error, and the next request answers."""
+    queries = named(photos, ("obama_2.jpg", "biden_2.jpg"))
+    local = search(SearchOptions(queries, gallery, top_k=1, threshold=0.99))
+    answers = served(server, queries, {"top_k": 1, "threshold": 0.99})
+    for answer, query in zip(answers, local, strict=True):
+        (face,) = answer["faces"]
+        assert len(face["matches"]) == 1 and face["answer"] == query.answer == "unknown"
+        assert face["matches"][0]["row"] == query.matches[0].record["row"]
+    with grpcclient.InferenceServerClient(server.grpc_url) as client:
+        with pytest.raises(grpcclient.InferenceServerException) as refused:
+            client.infer(SEARCH_MODEL, request_of(queries[:1]), client_timeout=120, parameters={"top_k": 1000})
+    assert refused.value.message() == (
+        f"{SEARCH_MODEL}: face_search takes the request parameters top_k (1 to 100) and threshold (a cosine, -1 to 1)"
+        "; top_k '1000' is not a whole number from 1 to 100"
+    )
+    assert len(served(server, queries[:1])[0]["faces"][0]["matches"]) == 2  # the model's top_k 5, of 2 faces
 
 
 def test_the_repository_names_face_search_and_its_gallery(server: TritonServer, gallery: Path):
