@@ -235,6 +235,8 @@ def read_index(path: Path, recorded: dict[str, Any], hint: str):
             with deserialization_caps(faiss, vector_bytes=size + 1, loops=max(rows, 1)):
                 index = faiss.read_index(faiss.PyCallbackIOReader(handle.read))
             if reranked:
+                if index.d != recorded["dimension"]:
+                    raise ValueError(f"its codes are {index.d}-d, its vectors {recorded['dimension']}-d")
                 ids, vectors = map_vectors(handle, int(recorded["vectors_offset"]), rows, int(recorded["dimension"]))
                 index = RerankedIndex(index, ids, vectors, int(recorded["parameters"]["rerank"]))
     except FileNotFoundError:

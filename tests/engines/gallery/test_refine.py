@@ -78,7 +78,9 @@ def test_read_back_it_maps_the_vectors_and_answers_as_built(gallery, tmp_path: P
     np.testing.assert_allclose(scores, np.einsum("qkd,qd->qk", vectors[rows], queries), atol=1e-5)
 
 
-@pytest.mark.parametrize("damage", ["offset", "dimension", "ids out of order", "missing offset"])
+@pytest.mark.parametrize(
+    "damage", ["offset", "dimension", "dimension the size allows", "ids out of order", "missing offset"]
+)
 def test_a_file_that_disagrees_with_its_record_is_refused_as_corrupt(gallery, tmp_path: Path, damage: str) -> None:
     _, record = written(gallery, tmp_path)
     path = tmp_path / "index.faiss"
@@ -86,6 +88,9 @@ def test_a_file_that_disagrees_with_its_record_is_refused_as_corrupt(gallery, tm
         record["vectors_offset"] += 4096
     elif damage == "dimension":
         record["dimension"] = 32
+    elif damage == "dimension the size allows":  # 32-d vectors from further on fill the file too: the codes are 64-d
+        record["dimension"] = 32
+        record["vectors_offset"] += record["rows"] * 32 * 4
     elif damage == "missing offset":
         del record["vectors_offset"]
     else:
