@@ -41,13 +41,10 @@ INDEX_PARAMETERS: dict[str, dict[str, int]] = {
 # reaches the target (engines/gallery/recall.py)
 TUNED_PARAMETER = {"hnsw": "ef_search", "ivf": "nprobe", "ivfpq": "nprobe", "ivfpq_refine": "nprobe"}
 DEFAULT_RECALL = 0.99  # recall@1 against exact search an approximate index must measure, or it is refused
-RECALL_QUERIES = 1000  # held-out queries (standard error 0.003 at recall 0.99; exact search over 1M × 512-d: seconds)
+RECALL_QUERIES = 1000  # held-out queries, leave one out (standard error 0.003 at recall 0.99; exact search over 1M × 512-d: seconds)
 LATENCY_QUERIES = 100  # of them, searched one at a time for the per-query latency
 RECALL_K = 10  # recall@10 is measured; HNSW's efSearch is tuned from this up (FAISS searches max(efSearch, k))
 HNSW_MAX_EF_SEARCH = 4096
-# A held-out query is a gallery embedding plus Gaussian noise of this much per dimension at 512-d (scaled by
-# √(512/D)), renormalised: cosine ~0.78 to the original, as a second photo of the same person (benchmark.py's)
-SECOND_PHOTO_NOISE = 0.035
 # auto takes flat up to rows × dimension = this: one exact query then takes ≤ ~3 ms. Measured on the 2-core Xeon
 # (one FAISS thread, IndexFlatIP, p50 of 200 queries): 512-d 20k rows 1.2 ms, 50k 4.1 ms, 100k 7.6 ms; 128-d 50k
 # 0.55 ms, 100k 1.9 ms, i.e. 0.10-0.16 ns per stored value: 20M values ≈ 2-3 ms (39k faces at 512-d, 156k at 128-d)

@@ -75,7 +75,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=DEFAULT_RECALL,
         metavar="FRACTION",
         help="the recall@1 against exact search that an approximate index must measure, less one standard error, on "
-        "held-out queries (a sample of the gallery, perturbed like a second photo); its nprobe/ef_search is tuned to "
+        "held-out queries (a sample of the gallery, each searched among the rest); its nprobe/ef_search is tuned to "
         "the smallest value reaching "
         f"it, and an index that cannot is refused with the best recall it reached (default {DEFAULT_RECALL:g})",
     )

@@ -31,7 +31,7 @@ def gallery() -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize(("kind", "parameters"), [("ivf", {}), ("hnsw", {"m": 4})])
 def test_the_tuned_parameter_is_the_smallest_reaching_the_target(gallery, kind: str, parameters: dict) -> None:
     """hnsw with m 4: at its default 32 this gallery is found at efSearch 10 already (recall@1 1.000);
-    with 4 links a node, recall@1 climbs 0.77 (ef 10), 0.93 (20), 0.97 (32): tuned to 23."""
+    with 4 links a node, recall@1 (leave one out) climbs 0.89 (ef 10), 0.975 (20), 0.993 (32): tuned to 17."""
     ids, vectors = gallery
     built = recall.build_measured(IndexChoice(kind, parameters, recall=0.95), ids, vectors, threads=1)
     name = TUNED_PARAMETER[kind]
@@ -50,7 +50,7 @@ def test_the_tuned_parameter_is_the_smallest_reaching_the_target(gallery, kind: 
 
 def test_a_target_out_of_reach_is_refused_with_the_best_recall_reached(gallery) -> None:
     """IVF-PQ ranks by compressed codes: ten near-equal photos of one person reorder, so recall@1 1 is out of
-    reach even probing every list (measured 0.77 here)."""
+    reach even probing every list (measured 0.35 here)."""
     ids, vectors = gallery
     with pytest.raises(SpecError) as refused:
         recall.build_measured(IndexChoice("ivfpq", recall=1.0), ids, vectors, threads=1)
@@ -127,7 +127,7 @@ def test_an_index_out_of_reach_is_refused_before_it_is_written(
     fixture_gallery, detector_file, embedder_file, tmp_path
 ) -> None:
     """On the real fixture gallery (188 faces): ivfpq at recall 1 is refused; the index and the manifest are the
-    ones before (search reads them as before), and the shards are kept. Best recall@1 measured: 0.904."""
+    ones before (search reads them as before), and the shards are kept. Best recall@1 measured: 0.729."""
     import shutil
 
     from facebatch.engines.gallery.index_job import index_photos
@@ -141,5 +141,6 @@ def test_an_index_out_of_reach_is_refused_before_it_is_written(
     with pytest.raises(SpecError, match=r"^recall 1 is out of reach .*ivfpq reaches recall@1 0\.\d{3} at best") as no:
         index_photos(request([], gallery, detector_file, embedder_file, index=IndexChoice("ivfpq", recall=1.0)))
     assert no.value.field == "recall"
+    print(no.value)
     assert {name: (gallery / name).read_bytes() for name in before} == before
     assert GallerySearch(gallery).index.ntotal == 188
