@@ -41,7 +41,9 @@ INDEX_PARAMETERS: dict[str, dict[str, int]] = {
 # reaches the target (engines/gallery/recall.py)
 TUNED_PARAMETER = {"hnsw": "ef_search", "ivf": "nprobe", "ivfpq": "nprobe", "ivfpq_refine": "nprobe"}
 DEFAULT_RECALL = 0.99  # recall@1 against exact search an approximate index must measure, or it is refused
-RECALL_QUERIES = 1000  # held-out queries, leave one out (standard error 0.003 at recall 0.99; exact search over 1M × 512-d: seconds)
+RECALL_QUERIES = (
+    1000  # held-out queries, leave one out (standard error 0.003 at recall 0.99; exact search over 1M × 512-d: seconds)
+)
 LATENCY_QUERIES = 100  # of them, searched one at a time for the per-query latency
 RECALL_K = 10  # recall@10 is measured; HNSW's efSearch is tuned from this up (FAISS searches max(efSearch, k))
 HNSW_MAX_EF_SEARCH = 4096

@@ -128,10 +128,13 @@ def parse_index_parameters(items: list[str]) -> dict[str, int]:
     return values
 
 
-def build_index(choice: IndexChoice, ids: np.ndarray, vectors: np.ndarray, threads: int = 0):
-    """A trained index holding ``vectors`` under ``ids``; and the parameters it was built with (a search
-    parameter left 0 is still 0: ``recall.build_measured`` tunes it; until then the index searches with the
-    smallest useful one)."""
+def build_index(
+    choice: IndexChoice, ids: np.ndarray, vectors: np.ndarray, threads: int = 0, later: np.ndarray | None = None
+):
+    """A trained index holding ``vectors`` under ``ids``, but for the rows ``later`` marks (held out to measure
+    recall on: ``add_rows`` adds them once measured); and the parameters it was built with (a search parameter
+    left 0 is still 0: ``recall.build_measured`` tunes it; until then the index searches with the smallest useful
+    one). An IVF index is trained on every row."""
     if choice.kind == "auto":
         raise SpecError("index auto is chosen by measuring (build_measured), not built as such", field="index")
     faiss = import_faiss()
@@ -160,11 +163,25 @@ def build_index(choice: IndexChoice, ids: np.ndarray, vectors: np.ndarray, threa
         if rows:
             index.train(vectors)
         index.nprobe = values["nprobe"] or 1
-    if rows:
-        index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
     if choice.kind == "ivfpq_refine":  # the full vectors beside the codes, by id, to re-rank from
-        return RerankedIndex(index, *sorted_by_id(ids, vectors), values["rerank"]), values
+        index = RerankedIndex(index, *sorted_by_id(ids, vectors), values["rerank"])
+    add_rows(index, ids, vectors, None if later is None else ~later)
     return index, values
+
+
+ADD_BLOCK = 65536  # rows added at a time: a held-out mask then copies a block, not the gallery
+
+
+def add_rows(index, ids: np.ndarray, vectors: np.ndarray, which: np.ndarray | None = None) -> None:
+    """Add the rows ``which`` marks (all when None) to ``index``, under their ids."""
+    target = index.index if isinstance(index, RerankedIndex) else index  # its vectors are all there already
+    ids = np.asarray(ids, dtype=np.int64)
+    for start in range(0, len(ids), ADD_BLOCK):
+        block = slice(start, start + ADD_BLOCK)
+        chosen = slice(None) if which is None else which[block]
+        block_ids = np.ascontiguousarray(ids[block][chosen])
+        if len(block_ids):
+            target.add_with_ids(np.ascontiguousarray(vectors[block][chosen], dtype=np.float32), block_ids)
 
 
 def set_search_parameters(index, kind: str, values: dict[str, int]) -> None:
