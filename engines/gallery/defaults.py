@@ -34,7 +34,7 @@ INDEX_PARAMETERS: dict[str, dict[str, int]] = {
     "ivf": {"nlist": 0, "nprobe": 0},  # nlist 0: 4·√N, at least 1 and at most N/39 (FAISS wants ~39 per list)
     "ivfpq": {"nlist": 0, "nprobe": 0, "m": 0, "nbits": 8},  # m 0: D/8 sub-quantisers (16 bytes per 128-d vector)
     # ivfpq's codes in memory, its best `rerank` candidates per query re-ranked exactly from the full vectors,
-    # memory-mapped from the index file (engines/gallery/refine.py): the memory-bounded index
+    # read from the index file on disk, only theirs (engines/gallery/refine.py): the memory-bounded index
     "ivfpq_refine": {"nlist": 0, "nprobe": 0, "m": 0, "nbits": 8, "rerank": 100},
 }
 # The search-time parameter each approximate index is tuned by: the smallest value whose measured recall@1

@@ -70,7 +70,7 @@ class IndexMeasurement:
     held_out_at_1: float = 1.0  # recall@1 index measured on its held-out queries at the tuned value
     reached: bool = True  # the held-out recall@1 reached the target
     # a search process that read the index from disk as search does (flat, ivfpq_refine: the memory bound's
-    # reference and subject): its resident growth, anonymous and file-backed (the memory-mapped vectors' pages)
+    # reference and subject): its resident growth, anonymous and file-backed
     search_anon_mib: float | None = None
     search_file_mib: float | None = None
 
@@ -247,6 +247,6 @@ def faiss_markdown(measured: list[IndexMeasurement], dimension: int, queries: in
         "target is out of reach, `index` would refuse it; the row shows the best setting). RSS growth is the "
         "building process's. For flat and ivfpq_refine the index is also written as `index` writes it and a fresh "
         "process reads and searches it as `search` does: search process MiB is its resident growth, anonymous + "
-        "file-backed (the memory-mapped vectors' pages it touched), and the latencies and recall in their rows are "
+        "file-backed (pages of files mapped into it), and the latencies and recall in their rows are "
         "that process's (the written file in the page cache).\n"
     )

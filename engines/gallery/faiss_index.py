@@ -1,5 +1,5 @@
 """The gallery's FAISS index over unit-length embeddings, by inner product (= cosine): exact
-(``IndexFlatIP``) or approximate (HNSW, IVF, IVF-PQ; IVF-PQ re-ranked from memory-mapped vectors, refine.py)
+(``IndexFlatIP``) or approximate (HNSW, IVF, IVF-PQ; IVF-PQ re-ranked from the vectors on disk, refine.py)
 with parameters recorded in the manifest.
 The ids are the gallery's global row numbers. FAISS is imported here only (the ``index`` extra).
 
@@ -37,7 +37,7 @@ from facebatch.engines.gallery.defaults import (
 )
 from facebatch.engines.gallery.errors import GalleryError, GalleryReadError, clipped
 from facebatch.engines.gallery.layout import open_regular
-from facebatch.engines.gallery.refine import RerankedIndex, expected_size, map_vectors, sorted_by_id, write_reranked
+from facebatch.engines.gallery.refine import RerankedIndex, expected_size, open_vectors, sorted_by_id, write_reranked
 
 INDEX_EXTRA_HINT = "pip install 'facebatch[index]' (faiss-cpu, pyarrow)"
 
@@ -254,7 +254,7 @@ def read_index(path: Path, recorded: dict[str, Any], hint: str):
             if reranked:
                 if index.d != recorded["dimension"]:
                     raise ValueError(f"its codes are {index.d}-d, its vectors {recorded['dimension']}-d")
-                ids, vectors = map_vectors(handle, int(recorded["vectors_offset"]), rows, int(recorded["dimension"]))
+                ids, vectors = open_vectors(handle, int(recorded["vectors_offset"]), rows, int(recorded["dimension"]))
                 index = RerankedIndex(index, ids, vectors, int(recorded["parameters"]["rerank"]))
     except FileNotFoundError:
         raise GalleryError(f"the gallery's index {path} is missing; {hint}") from None
@@ -287,7 +287,7 @@ def index_description(kind: str, values: dict[str, Any]) -> str:
         "hnsw": "IndexHNSWFlat",
         "ivf": "IndexIVFFlat",
         "ivfpq": "IndexIVFPQ",
-        "ivfpq_refine": "IndexIVFPQ re-ranked exactly from memory-mapped vectors",
+        "ivfpq_refine": "IndexIVFPQ re-ranked exactly from the vectors on disk",
     }
     shown = ", ".join(f"{k}={v}" for k, v in values.items())
     return names[kind] + (f" ({shown})" if shown else "")

@@ -14,7 +14,7 @@ so duplicate photos are no misses), and the search-time parameter (nprobe, efSea
 smallest value reaching the target (less one standard error of the sample). A pinned value (asked for
 by name) is measured, not tuned. ``auto`` takes flat for a small gallery, else builds ``AUTO_CANDIDATES`` in
 turn, stopping at one that meets the target within ``AUTO_FAST_ENOUGH_MS``, and keeps the fastest that meets
-it. ``ivfpq_refine`` re-ranks IVF-PQ's candidates from memory-mapped vectors (refine.py). FAISS's
+it. ``ivfpq_refine`` re-ranks IVF-PQ's candidates from the vectors on disk (refine.py). FAISS's
 ``ParameterSpace``/``OperatingPoints`` explore every parameter combination for a criterion on ids; here one monotone parameter is searched (doubling, then bisection) against a tie-aware
 criterion, which takes a few evaluations.
 """

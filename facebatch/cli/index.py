@@ -64,8 +64,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         choices=INDEX_TYPES,
         default=DEFAULT_INDEX,
         help="the FAISS index: flat = exact inner product (IndexFlatIP); hnsw, ivf, ivfpq for large galleries; "
-        "ivfpq_refine = IVF-PQ codes in memory, their best candidates re-ranked exactly from the vectors memory-mapped "
-        "from the index file (a fraction of flat's memory); auto = flat while one exact query takes a few ms, else ivf "
+        "ivfpq_refine = IVF-PQ codes in memory, their best candidates re-ranked exactly from the vectors read from "
+        "the index file (a fraction of flat's memory); auto = flat while one exact query takes a few ms, else ivf "
         f"if it reaches --recall within {AUTO_FAST_ENOUGH_MS:g} ms a query, else the faster of ivf and hnsw that reaches it "
         f"(default {DEFAULT_INDEX})",
     )

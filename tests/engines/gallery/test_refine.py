@@ -1,5 +1,5 @@
 """The memory-bounded index (engines/gallery/refine.py): IVF-PQ's candidates re-ranked exactly from the full
-vectors, memory-mapped from the index file. It reaches the recall IVF-PQ alone cannot, reads back answering as
+vectors, read from the index file on disk. It reaches the recall IVF-PQ alone cannot, reads back answering as
 built, and a file or manifest that disagrees with itself is refused as corrupt in one line."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from facebatch.engines.gallery.errors import GalleryError
 from facebatch.engines.gallery.faiss_bench import synthetic_gallery
 from facebatch.engines.gallery.faiss_index import IndexChoice, read_index, set_search_parameters, write_index
 from facebatch.engines.gallery.manifest import read_manifest
-from facebatch.engines.gallery.refine import RerankedIndex
+from facebatch.engines.gallery.refine import RerankedIndex, VectorFile
 
 pytest.importorskip("faiss", reason="the index extra (faiss-cpu) builds the gallery's index")
 
@@ -65,7 +65,7 @@ def test_read_back_it_maps_the_vectors_and_answers_as_built(gallery, tmp_path: P
     assert record["bytes"] == record["vectors_offset"] + len(ids) * (8 + 64 * 4)
     read = read_index(tmp_path / "index.faiss", record, "rebuild it")
     set_search_parameters(read, "ivfpq_refine", record["parameters"])
-    assert isinstance(read.vectors, np.memmap) and read.ntotal == len(ids)
+    assert isinstance(read.vectors, VectorFile) and read.ntotal == len(ids)
     np.testing.assert_array_equal(read.ids, ids)
     queries = vectors[::97] + 0.01
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
