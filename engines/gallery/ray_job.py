@@ -1,13 +1,12 @@
 """``facebatch index --ray``: the same job on a Ray cluster with Ray Data.
 
-    photos (a dataset of paths)  →  read + letterbox  (CPU tasks)
-                                 →  detect + align + embed  (an actor pool: one FacePipeline per actor,
-                                    num_gpus=1 each where the cluster has GPUs, CPU actors otherwise)
+    photos (a dataset of paths)  →  read + letterbox + detect + align + embed  (an actor pool: one FacePipeline
+                                    per actor, run in lanes as a local run; num_gpus=1 each where the cluster
+                                    has GPUs, CPU actors otherwise)
                                  →  Parquet shards  (written by the workers into a staging folder)
 
 and the driver commits the staged shards into the gallery and builds the index, exactly as the
-local run does. Each stage calls the pipeline's own steps (``FacePipeline.prepare`` and
-``FacePipeline.finish``), so the rows equal the local run's.
+local run does. The actors run the pipeline's own ``FacePipeline.run``, so the rows equal the local run's.
 
 The gallery folder and the model files must be paths every node sees (a shared filesystem); the
 photos too. Ray is an optional extra, imported here and in what the workers run (ray_stages.py) only.
@@ -21,6 +20,7 @@ found (Ray's token authentication, which 'ray start' turns on), and one that ref
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import logging
 import os
@@ -37,9 +37,11 @@ from facebatch.core.errors import EngineError, SpecError
 from facebatch.core.words import counted
 from facebatch.engines.gallery.defaults import RAY_CONNECT_TIMEOUT_S, RAY_LOOPBACK, STAGING_PREFIX
 from facebatch.engines.gallery.photos import Photo
-from facebatch.engines.gallery.ray_stages import NO_SUBJECT, PipelineStage, ReadStage, start_tally
+from facebatch.engines.gallery.ray_stages import NO_SUBJECT, PipelineStage, start_tally
 from facebatch.engines.gallery.rows import PhotoState
 from facebatch.engines.gallery.store import Gallery
+
+RAY_BATCH = 64  # photos an actor runs in one call (at most photos_per_shard): its lanes idle at each call's end
 
 RAY_EXTRA_HINT = "pip install 'facebatch[ray]' (ray[data])"
 # Ray has no public switch for the address its processes bind: its loopback-only mode (the one it uses on macOS and
@@ -223,16 +225,18 @@ def ray_session(address: str | None) -> Iterator[tuple[Any, str]]:
         yield local, f"a local Ray instance on {RAY_LOOPBACK} (GCS {gcs}, {counted(cpus, 'CPU')})"
 
 
-def actor_resources(ray, wanted: int) -> tuple[int, float, float]:
-    """How many pipeline actors, and the GPUs and CPUs each takes."""
+def actor_resources(ray, wanted: int) -> tuple[int, float, float, int]:
+    """How many pipeline actors, the GPUs and CPUs each reserves, and the CPUs each runs on (its pipeline's lanes)."""
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     cpus = max(1, int(resources.get("CPU", 1)))
     if gpus:
-        return (wanted or gpus), 1.0, 1.0
-    # CPU actors: one per 2 CPUs, each reserving 1 so that the read tasks always find a CPU too (an actor
-    # reserving all of a 2-CPU machine starves them: the job waits forever); the runtime's threads are not capped
-    return (wanted or max(1, cpus // 2)), 0.0, 1.0
+        return (wanted or gpus), 1.0, 1.0, 1
+    # CPU actors: one per 2 CPUs, each running its pipeline on its share of the CPUs (a lane per CPU, as a local
+    # run) but reserving 1, so that Ray's own tasks (the Parquet writes) always find a CPU too: an actor reserving
+    # all of a 2-CPU machine starves them and the job waits forever
+    actors = wanted or max(1, cpus // 2)
+    return actors, 0.0, 1.0, max(1, cpus // actors)
 
 
 @dataclass
@@ -245,14 +249,11 @@ class RayRun:
 def run_on_ray(request, gallery: Gallery, todo: list[Photo], states: dict[str, PhotoState]) -> RayRun:  # IndexJob
     """Index ``todo`` with Ray Data; the staged shards are committed in one manifest write."""
 
-    from facebatch.engines.pipeline.options import FaceModels
-
     size = request.detector.checked_size(request.detector_size)
-    models = FaceModels(request.detector.spec, size, request.embedder.spec)
     staging = Path(tempfile.mkdtemp(dir=gallery.root, prefix=f"{STAGING_PREFIX}{os.getpid()}-"))
     try:
         with ray_session(request.ray_address) as (ray, cluster):
-            actors, gpus, cpus = actor_resources(ray, request.ray_actors)
+            actors, gpus, cpus, lanes = actor_resources(ray, request.ray_actors)
             tally = start_tally(ray)
             items = [
                 {
@@ -265,17 +266,17 @@ def run_on_ray(request, gallery: Gallery, todo: list[Photo], states: dict[str, P
             ]
             blocks = max(1, -(-len(items) // request.photos_per_shard))
             dataset = ray.data.from_items(items, override_num_blocks=blocks)
-            batch = min(request.photos_per_shard, 32)
-            dataset = dataset.map_batches(
-                ReadStage(models, request.settings.max_photo_pixels), batch_size=batch, batch_format="numpy"
-            )
+            batch = min(request.photos_per_shard, RAY_BATCH)
+            settings = request.settings
+            if settings.lanes is None and not gpus:
+                settings = dataclasses.replace(settings, lanes=lanes)
             dataset = dataset.map_batches(
                 PipelineStage,
                 fn_constructor_args=(
                     request.detector,
                     request.embedder,
                     request.backend,
-                    request.settings,
+                    settings,
                     request.runner_options,
                     request.faces == "best",
                     size,
