@@ -183,7 +183,7 @@ bench-gallery: $(STAMP) ## FAISS index types on synthetic 512-d vectors (100k, 3
 
 bench-ray: $(STAMP) ## Ray's steady state against a local run on one node: photos/s after start-up, start-up apart (copies of the fixture photos; a quiet machine) → build/reports/ray_steady.md
 	@mkdir -p $(BUILD)/reports
-	$(BIN)/python scripts/bench_ray_steady.py --images $(FIXTURES)/images --copies 6 60 --out $(BUILD)/reports/ray_steady.md \
+	$(BIN)/python scripts/bench_ray_steady.py --images $(FIXTURES)/images --copies 6 60 --repeats 3 --out $(BUILD)/reports/ray_steady.md \
 		--detector $$(ls $(BUILD)/onnx/scrfd_*_batch.onnx | head -1) --embedder $$(ls $(BUILD)/onnx/*arcface*_batch.onnx $(BUILD)/onnx/*mobilefacenet*_batch.onnx 2>/dev/null | head -1)
 
 large-photos: $(STAMP) ## the fixture photos upscaled to 12 MP-like JPEGs (long side 4000) with their labels scaled → build/large_photos
