@@ -6,6 +6,7 @@ photo set. Measurements, not tests: the report says what was run and where.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-hnsw-above", type=int, default=100_000, help="HNSW's build is the slow one (minutes at 1M on 2 cores)"
     )
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()  # other work on the machine shows here: the latencies mean something on a quiet one
     sizes = [int(s) for s in args.sizes.split(",")]
     measured = []
     for rows in sizes:
@@ -128,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         [
             "# Gallery benchmarks (facebatch index / search)",
             "",
-            f"CPU: {env.get('cpu')} ({env.get('usable_cpus', '?')} CPUs, INT8 class {env.get('int8_cpu_class')}); {time.strftime('%Y-%m-%d')}; FAISS threads {args.threads}.",
-            f"Models: {args.detector.name}, {args.embedder.name}. Command: `make bench-gallery`.",
+            f"CPU: {env.get('cpu')} ({env.get('usable_cpus', '?')} CPUs, INT8 class {env.get('int8_cpu_class')}); {time.strftime('%Y-%m-%d')}; FAISS threads {args.threads}; load average (1, 5, 15 min) before {', '.join(f'{v:.2f}' for v in load_before)}, after {', '.join(f'{v:.2f}' for v in os.getloadavg())}.",
+            ("" if args.skip_throughput else f"Models: {args.detector.name}, {args.embedder.name}. ")
+            + f"Command: `python -m facebatch.engines.gallery.benchmark {shlex.join(sys.argv[1:] if argv is None else argv)}`.",
             "",
             "## FAISS on synthetic unit vectors",
             "",

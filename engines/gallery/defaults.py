@@ -51,10 +51,12 @@ HNSW_MAX_EF_SEARCH = 4096
 # (one FAISS thread, IndexFlatIP, p50 of 200 queries): 512-d 20k rows 1.2 ms, 50k 4.1 ms, 100k 7.6 ms; 128-d 50k
 # 0.55 ms, 100k 1.9 ms, i.e. 0.10-0.16 ns per stored value: 20M values ≈ 2-3 ms (39k faces at 512-d, 156k at 128-d)
 AUTO_FLAT_MAX_VALUES = 20_000_000
-AUTO_CANDIDATES = ("ivf", "hnsw")  # exact vectors both; ivfpq(_refine) is a memory choice, asked for by name
-# auto keeps ivf without building hnsw when ivf reaches the target within this per query: hnsw's build takes
-# 2-3× ivf's (100k: 87 s against 24 s; at 1M ~13 min), which only a slow ivf justifies
-AUTO_FAST_ENOUGH_MS = 2.0
+# auto builds these in turn and stops at the first that reaches the target within AUTO_FAST_ENOUGH_MS a query (else
+# keeps the fastest that reaches it). Measured on the quiet 2-core EPYC, 512-d (docs/gallery.md, "Measured"): ivf
+# answers 100k-300k in 0.05-0.8 ms; at 1M it needs 7.2 ms where ivfpq_refine needs 2.4 (in 5 % of the memory);
+# hnsw builds 2-4× slower than either (419 s at 1M) and comes last
+AUTO_CANDIDATES = ("ivf", "ivfpq_refine", "hnsw")
+AUTO_FAST_ENOUGH_MS = 5.0  # the per-query latency the gallery's targets ask for at a million faces
 # A face in index.faiss takes at least its 8-byte id: a manifest claiming more faces than that allows is a lie
 INDEX_MIN_BYTES_PER_FACE = 8
 

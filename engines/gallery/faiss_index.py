@@ -40,6 +40,7 @@ from facebatch.engines.gallery.layout import open_regular
 from facebatch.engines.gallery.refine import RerankedIndex, expected_size, open_vectors, sorted_by_id, write_reranked
 
 INDEX_EXTRA_HINT = "pip install 'facebatch[index]' (faiss-cpu, pyarrow)"
+IVF_PARALLEL_OVER_LISTS = 1  # FAISS's IndexIVF.parallel_mode 1: threads share one query's lists (set_search_parameters)
 
 
 def import_faiss():
@@ -163,6 +164,7 @@ def build_index(
         if rows:
             index.train(vectors)
         index.nprobe = values["nprobe"] or 1
+        index.parallel_mode = IVF_PARALLEL_OVER_LISTS  # as set_search_parameters sets it
     if choice.kind == "ivfpq_refine":  # the full vectors beside the codes, by id, to re-rank from
         index = RerankedIndex(index, *sorted_by_id(ids, vectors), values["rerank"])
     add_rows(index, ids, vectors, None if later is None else ~later)
@@ -185,15 +187,18 @@ def add_rows(index, ids: np.ndarray, vectors: np.ndarray, which: np.ndarray | No
 
 
 def set_search_parameters(index, kind: str, values: dict[str, int]) -> None:
-    """What a read index forgets: HNSW's efSearch, IVF's nprobe."""
+    """What a read index forgets: HNSW's efSearch, IVF's nprobe and how it shares a search among threads."""
     faiss = import_faiss()
     if kind == "hnsw":
         faiss.downcast_index(index.index).hnsw.efSearch = values["ef_search"]
-    elif kind in ("ivf", "ivfpq"):
-        faiss.extract_index_ivf(index).nprobe = values["nprobe"]
-    elif kind == "ivfpq_refine":
-        faiss.extract_index_ivf(index.index).nprobe = values["nprobe"]
-        index.rerank = values["rerank"]
+    elif kind in ("ivf", "ivfpq", "ivfpq_refine"):
+        ivf = faiss.extract_index_ivf(index.index if kind == "ivfpq_refine" else index)
+        ivf.nprobe = values["nprobe"]
+        # threads split the probed lists, not the queries (FAISS's default): one query then uses every thread.
+        # Measured at 300k × 512-d, 2 threads, nprobe 147: ivf 1.61 → 1.02 ms a query, 64 queries 59.7 → 61.6 ms
+        ivf.parallel_mode = IVF_PARALLEL_OVER_LISTS
+        if kind == "ivfpq_refine":
+            index.rerank = values["rerank"]
 
 
 def write_index(index, target: Path) -> dict[str, int]:

@@ -247,7 +247,7 @@ def build_measured(choice: IndexChoice, ids: np.ndarray, vectors: np.ndarray, th
             raise SpecError(out_of_reach(choice.recall, [built]), field="recall")
         return built
     tried = []
-    for kind in AUTO_CANDIDATES:  # fastest to build first; the next only if this one is short or slow
+    for kind in AUTO_CANDIDATES:  # in turn; the next only if this one is short of the target or slow
         tried.append(build_one(IndexChoice(kind, recall=choice.recall), ids, vectors, held, threads))
         if tried[-1].reached and tried[-1].measured["latency_p50_ms"] <= AUTO_FAST_ENOUGH_MS:
             break

@@ -66,7 +66,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="the FAISS index: flat = exact inner product (IndexFlatIP); hnsw, ivf, ivfpq for large galleries; "
         "ivfpq_refine = IVF-PQ codes in memory, their best candidates re-ranked exactly from the vectors read from "
         "the index file (a fraction of flat's memory); auto = flat while one exact query takes a few ms, else ivf "
-        f"if it reaches --recall within {AUTO_FAST_ENOUGH_MS:g} ms a query, else the faster of ivf and hnsw that reaches it "
+        f"if it reaches --recall within {AUTO_FAST_ENOUGH_MS:g} ms a query, else ivfpq_refine if that does, else the "
+        "fastest of the three that reaches it "
         f"(default {DEFAULT_INDEX})",
     )
     parser.add_argument(

@@ -78,7 +78,7 @@ def index_line(record: dict) -> str:
     tuned = f", {measured['tuned']} tuned to it" if measured.get("tuned") else ""
     return (
         f"{line}: recall@1 {measured.get('at_1', 0):.3f}, recall@10 {measured.get('at_10', 0):.3f} on "
-        f"{measured.get('queries', '?')} held-out queries (target {measured.get('target', 0):g}{tuned}), "
+        f"{held_out_queries(measured.get('queries'))} (target {measured.get('target', 0):g}{tuned}), "
         f"{measured.get('latency_p50_ms', 0):.2f} ms per query (p50)"
     )
 
@@ -113,3 +113,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"facebatch: error: {'; '.join(what)}", file=sys.stderr)
         return 1
     return 0
+
+
+def held_out_queries(count) -> str:
+    from facebatch.core.words import counted
+
+    return counted(count, "held-out query", "held-out queries") if isinstance(count, int) else "? held-out queries"

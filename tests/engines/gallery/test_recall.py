@@ -84,7 +84,7 @@ def test_reaching_the_target_leaves_a_margin_of_one_standard_error() -> None:
 
 
 def test_auto_takes_flat_for_a_small_gallery_and_ivf_when_it_is_fast_enough(gallery, monkeypatch) -> None:
-    """ivf answers this gallery in well under AUTO_FAST_ENOUGH_MS: hnsw (2-3× ivf's build) is not built."""
+    """ivf answers this gallery in well under AUTO_FAST_ENOUGH_MS: neither ivfpq_refine nor hnsw is built."""
     ids, vectors = gallery
     small = recall.build_measured(IndexChoice("auto"), ids, vectors, threads=1)
     assert small.kind == "flat" and small.measured == {"exact": True, "at_1": 1.0, "at_10": 1.0}
@@ -94,13 +94,13 @@ def test_auto_takes_flat_for_a_small_gallery_and_ivf_when_it_is_fast_enough(gall
     assert quick.measured["latency_p50_ms"] <= recall.AUTO_FAST_ENOUGH_MS
 
 
-def test_auto_builds_hnsw_too_when_ivf_is_slow_and_keeps_the_fastest(gallery, monkeypatch) -> None:
+def test_auto_builds_the_others_when_ivf_is_slow_and_keeps_the_fastest(gallery, monkeypatch) -> None:
     ids, vectors = gallery
     monkeypatch.setattr(recall, "AUTO_FLAT_MAX_VALUES", vectors.size - 1)
-    monkeypatch.setattr(recall, "AUTO_FAST_ENOUGH_MS", 0.0)  # no index is fast enough: both are built
+    monkeypatch.setattr(recall, "AUTO_FAST_ENOUGH_MS", 0.0)  # no index is fast enough: all three are built
     large = recall.build_measured(IndexChoice("auto", recall=0.95), ids, vectors, threads=1)
     considered = large.measured["auto"]
-    assert [c["type"] for c in considered] == ["ivf", "hnsw"] and large.kind in ("ivf", "hnsw")
+    assert [c["type"] for c in considered] == ["ivf", "ivfpq_refine", "hnsw"]
     assert all(c["at_1"] - c["standard_error"] >= 0.95 for c in considered)
     fastest = min(considered, key=lambda c: c["latency_p50_ms"])
     assert large.kind == fastest["type"] and large.measured["latency_p50_ms"] == fastest["latency_p50_ms"]

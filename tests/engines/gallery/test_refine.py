@@ -20,7 +20,7 @@ from facebatch.engines.gallery.faiss_index import IndexChoice, read_index, set_s
 from facebatch.engines.gallery.manifest import read_manifest
 from facebatch.engines.gallery.refine import RerankedIndex, VectorFile
 
-pytest.importorskip("faiss", reason="the index extra (faiss-cpu) builds the gallery's index")
+faiss = pytest.importorskip("faiss", reason="the index extra (faiss-cpu) builds the gallery's index")
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,8 @@ def test_read_back_it_maps_the_vectors_and_answers_as_built(gallery, tmp_path: P
     read = read_index(tmp_path / "index.faiss", record, "rebuild it")
     set_search_parameters(read, "ivfpq_refine", record["parameters"])
     assert isinstance(read.vectors, VectorFile) and read.ntotal == len(ids)
+    ivf = faiss.extract_index_ivf(read.index)  # what a read index forgets, set again
+    assert ivf.nprobe == record["parameters"]["nprobe"] and ivf.parallel_mode == 1  # threads share one query
     np.testing.assert_array_equal(read.ids, ids)
     queries = vectors[::97] + 0.01
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
