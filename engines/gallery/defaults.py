@@ -37,6 +37,9 @@ INDEX_PARAMETERS: dict[str, dict[str, int]] = {
     # read from the index file on disk, only theirs (engines/gallery/refine.py): the memory-bounded index
     "ivfpq_refine": {"nlist": 0, "nprobe": 0, "m": 0, "nbits": 8, "rerank": 100},
 }
+MAX_RERANK = (
+    4096  # candidates an ivfpq_refine query may read from disk (8 MiB at 512-d): a manifest asking more is corrupt
+)
 # The search-time parameter each approximate index is tuned by: the smallest value whose measured recall@1
 # reaches the target (engines/gallery/recall.py)
 TUNED_PARAMETER = {"hnsw": "ef_search", "ivf": "nprobe", "ivfpq": "nprobe", "ivfpq_refine": "nprobe"}

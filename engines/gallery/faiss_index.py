@@ -31,13 +31,21 @@ from facebatch.engines.gallery.defaults import (
     INDEX_PARAMETERS,
     INDEX_TYPES,
     MANIFEST,
+    MAX_RERANK,
     PRIVATE_FILE,
     RECALL_K,
     TUNED_PARAMETER,
 )
 from facebatch.engines.gallery.errors import GalleryError, GalleryReadError, clipped
 from facebatch.engines.gallery.layout import open_regular
-from facebatch.engines.gallery.refine import RerankedIndex, expected_size, open_vectors, sorted_by_id, write_reranked
+from facebatch.engines.gallery.refine import (
+    PAGE,
+    RerankedIndex,
+    expected_size,
+    open_vectors,
+    sorted_by_id,
+    write_reranked,
+)
 
 INDEX_EXTRA_HINT = "pip install 'facebatch[index]' (faiss-cpu, pyarrow)"
 IVF_PARALLEL_OVER_LISTS = 1  # FAISS's IndexIVF.parallel_mode 1: threads share one query's lists (set_search_parameters)
@@ -73,6 +81,12 @@ class IndexChoice:
             )
             raise SpecError(
                 f"index {self.kind} has no parameter {', '.join(unknown)} (it takes {takes})", field="index_parameters"
+            )
+        if self.parameters.get("rerank", 0) > MAX_RERANK:
+            raise SpecError(
+                f"index parameter rerank={self.parameters['rerank']} is more candidates than {MAX_RERANK} a query "
+                "reads from disk; re-rank fewer",
+                field="index_parameters",
             )
         for name, value in self.parameters.items():
             auto = known[name] == 0  # 0 lets the data choose it
@@ -254,13 +268,11 @@ def read_index(path: Path, recorded: dict[str, Any], hint: str):
             reranked = recorded["type"] == "ivfpq_refine"
             if reranked:
                 check_vectors_size(recorded, damaged, hint)
+            # (capped by the file's size, not FAISS's part of it: IVF-PQ's precomputed table is made on reading)
             with deserialization_caps(faiss, vector_bytes=size + 1, loops=max(rows, 1)):
                 index = faiss.read_index(faiss.PyCallbackIOReader(handle.read))
             if reranked:
-                if index.d != recorded["dimension"]:
-                    raise ValueError(f"its codes are {index.d}-d, its vectors {recorded['dimension']}-d")
-                ids, vectors = open_vectors(handle, int(recorded["vectors_offset"]), rows, int(recorded["dimension"]))
-                index = RerankedIndex(index, ids, vectors, int(recorded["parameters"]["rerank"]))
+                index = reranked_from(faiss, index, handle, recorded)
     except FileNotFoundError:
         raise GalleryError(f"the gallery's index {path} is missing; {hint}") from None
     except OSError as exc:
@@ -275,15 +287,34 @@ def read_index(path: Path, recorded: dict[str, Any], hint: str):
 
 
 def check_vectors_size(recorded: dict[str, Any], damaged: str, hint: str) -> None:
-    """A re-ranked index's file must hold, after the codes, exactly the recorded rows of recorded dimension."""
+    """A re-ranked index's file must hold, after the codes, exactly the recorded rows of recorded dimension, and
+    re-rank a bounded number of candidates."""
     offset, dimension = recorded.get("vectors_offset"), recorded.get("dimension")
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (offset, dimension)):
         raise GalleryError(f"{damaged} ({MANIFEST} does not say where its vectors are); {hint}")
+    if offset % PAGE:
+        raise GalleryError(f"{damaged} (its vectors do not begin at a page, as facebatch writes them); {hint}")
+    rerank = recorded.get("parameters", {}).get("rerank")
+    if not isinstance(rerank, int) or isinstance(rerank, bool) or not 1 <= rerank <= MAX_RERANK:
+        raise GalleryError(f"{damaged} (rerank {rerank!r} is not 1 to {MAX_RERANK} candidates); {hint}")
     if expected_size(offset, int(recorded["rows"]), dimension) != int(recorded["bytes"]):
         raise GalleryError(
             f"{damaged} ({recorded['rows']} vectors of {dimension} from byte {offset} are not its "
             f"{recorded['bytes']} bytes); {hint}"
         )
+
+
+def reranked_from(faiss, index, handle, recorded: dict[str, Any]) -> RerankedIndex:
+    """The IVF-PQ codes just read from ``handle``, with the ids and vectors that follow them, checked (ValueError)."""
+    rows, dimension = int(recorded["rows"]), int(recorded["dimension"])
+    if not isinstance(index, faiss.IndexIVFPQ):
+        raise ValueError(f"its codes are a {type(index).__name__}, not the IndexIVFPQ facebatch writes")
+    if index.d != dimension:
+        raise ValueError(f"its codes are {index.d}-d, its vectors {dimension}-d")
+    if index.ntotal != rows:
+        raise ValueError(f"its codes hold {index.ntotal} faces, the manifest says {rows}")
+    ids, vectors = open_vectors(handle, int(recorded["vectors_offset"]), rows, dimension)
+    return RerankedIndex(index, ids, vectors, int(recorded["parameters"]["rerank"]))
 
 
 def index_description(kind: str, values: dict[str, Any]) -> str:

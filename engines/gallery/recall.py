@@ -231,7 +231,9 @@ def build_measured(choice: IndexChoice, ids: np.ndarray, vectors: np.ndarray, th
     search parameter below the target is kept with a warning."""
     rows, dimension = vectors.shape
     kind = choice.kind
-    if kind == "flat" or not rows or (kind == "auto" and rows * dimension <= AUTO_FLAT_MAX_VALUES):
+    if kind not in ("flat", "auto") and rows == 1:
+        note(f"a gallery of one face is searched exactly (flat): index {kind} has no other face to be measured on")
+    if kind == "flat" or rows < 2 or (kind == "auto" and rows * dimension <= AUTO_FLAT_MAX_VALUES):
         return build_one(IndexChoice("flat", recall=choice.recall), ids, vectors, None, threads)
     held = held_out(ids, vectors)
     if kind != "auto":

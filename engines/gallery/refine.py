@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facebatch.engines.gallery.errors import GalleryReadError
+
 PAGE = 4096  # the ids begin at a page boundary
 
 
@@ -38,11 +40,16 @@ class VectorFile:
         self.row_bytes = dimension * 4
 
     def __getitem__(self, positions: np.ndarray) -> np.ndarray:
-        read = b"".join(
-            os.pread(self.descriptor, self.row_bytes, self.offset + int(p) * self.row_bytes) for p in positions
-        )
+        try:
+            read = b"".join(
+                os.pread(self.descriptor, self.row_bytes, self.offset + int(p) * self.row_bytes) for p in positions
+            )
+        except OSError as exc:
+            raise GalleryReadError(f"cannot read the gallery's index vectors ({exc.strerror or exc})") from None
         if len(read) != len(positions) * self.row_bytes:
-            raise OSError("the index file is shorter than its vectors")
+            raise GalleryReadError(
+                "the gallery's index file was cut short while it was open (changed in place, not rebuilt by index)"
+            )
         return np.frombuffer(read, dtype="<f4").reshape(len(positions), self.dimension)
 
     def __len__(self) -> int:
@@ -66,6 +73,10 @@ class RerankedIndex:
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
+
+    @property
+    def d(self) -> int:
+        return int(self.index.d)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
@@ -123,4 +134,6 @@ def open_vectors(handle, offset: int, rows: int, dimension: int) -> tuple[np.nda
     ids = np.frombuffer(handle.read(rows * 8), dtype="<i8").astype(np.int64)
     if len(ids) != rows or (rows > 1 and not np.all(ids[1:] > ids[:-1])):
         raise ValueError("its face ids are not in ascending order")
+    if rows and ids[0] < 0:
+        raise ValueError("its face ids are not row numbers")
     return ids, VectorFile(handle.fileno(), offset + rows * 8, rows, dimension)

@@ -80,6 +80,11 @@ class GallerySearch:
         if not recorded.get("rows"):
             raise GalleryError(f"gallery {root} holds no face; index photos with faces into it", field="gallery")
         self.index = read_index(self.gallery.index_path, recorded, hint)
+        if self.index.d != manifest.embedding_size:  # else a query of the manifest's size trips FAISS's assert
+            raise GalleryError(
+                f"the gallery's index {self.gallery.index_path} is corrupt (it holds {self.index.d}-d faces, the "
+                f"manifest {manifest.embedding_size}-d embeddings); {hint}"
+            )
         set_search_parameters(self.index, recorded["type"], recorded.get("parameters", {}))
 
     @property

@@ -8,6 +8,7 @@ tensors that would be several padded arrays per field, and a subject or a path h
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,7 @@ def request_choices(parameters: str, top_k: int, threshold: float) -> tuple[int,
     JSON), else the model's; anything else a client sends is refused by name."""
     try:
         given = json.loads(parameters or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         given = None
     if not isinstance(given, dict):
         raise SpecError("the request's parameters are not a JSON object of names and values")
@@ -42,14 +43,14 @@ def request_choices(parameters: str, top_k: int, threshold: float) -> tuple[int,
     if unknown:
         raise SpecError(f"{takes}, not {', '.join(printable(k, 40) for k in unknown[:3])}")
     top_k = given.get("top_k", top_k)
-    if isinstance(top_k, str) and top_k.strip().isdigit():
+    if isinstance(top_k, str) and re.fullmatch(r"\s*[0-9]{1,4}\s*", top_k):  # ASCII digits ("²".isdigit() is true)
         top_k = int(top_k)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
         raise SpecError(f"{takes}; top_k {printable(str(top_k), 40)} is not a whole number from 1 to {MAX_TOP_K}")
     threshold = given.get("threshold", threshold)
     try:
         threshold = float(threshold) if not isinstance(threshold, bool) else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer past a float's range
         threshold = None
     if threshold is None or not -1.0 <= threshold <= 1.0:
         raise SpecError(f"{takes}; threshold {printable(str(given['threshold']), 40)} is not a cosine from -1 to 1")

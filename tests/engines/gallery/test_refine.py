@@ -5,6 +5,7 @@ built, and a file or manifest that disagrees with itself is refused as corrupt i
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -139,3 +140,71 @@ def test_a_real_gallery_indexed_so_searches_as_the_exact_one(
     scores, found = refined.index.search(faces, 5)
     np.testing.assert_allclose(scores[:, 0], expected_scores[:, 0], atol=1e-5)
     np.testing.assert_array_equal(found[:, 0], expected[:, 0])
+
+
+@pytest.mark.parametrize("damage", ["rerank too large", "rerank zero", "offset off a page", "codes not ivfpq"])
+def test_a_record_or_codes_facebatch_never_writes_are_corrupt(gallery, tmp_path: Path, damage: str) -> None:
+    """A crafted manifest may ask every query to read the whole file (rerank), or put codes of another kind
+    before the vectors: refused in one line before any search."""
+    ids, vectors = gallery
+    if damage == "codes not ivfpq":  # a flat index where the IVF-PQ codes belong, every size consistent
+        flat = faiss.IndexIDMap2(faiss.IndexFlatIP(64))
+        flat.add_with_ids(vectors, ids)
+        record = {"type": "ivfpq_refine", "rows": len(ids), "dimension": 64}
+        record["parameters"] = {"nlist": 1, "nprobe": 1, "m": 8, "nbits": 8, "rerank": 100}
+        record.update(write_index(RerankedIndex(flat, ids, vectors, 100), tmp_path / "index.faiss"))
+    else:
+        _, record = written(gallery, tmp_path)
+    if damage == "rerank too large":
+        record["parameters"]["rerank"] = 10**9
+    elif damage == "rerank zero":
+        record["parameters"]["rerank"] = 0
+    elif damage == "offset off a page":
+        record["vectors_offset"] -= 8
+        record["bytes"] -= 8
+        (tmp_path / "index.faiss").write_bytes((tmp_path / "index.faiss").read_bytes()[8:])
+    with pytest.raises(GalleryError) as refused:
+        read_index(tmp_path / "index.faiss", record, "rebuild it")
+    line = str(refused.value)
+    assert "\n" not in line and "is corrupt" in line, line
+    print(f"{damage}: {line}")
+
+
+def test_rerank_is_bounded_when_asked_for() -> None:
+    with pytest.raises(SpecError, match="rerank=5000 is more candidates than 4096") as refused:
+        IndexChoice("ivfpq_refine", {"rerank": 5000})
+    assert refused.value.field == "index_parameters"
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw", "ivfpq", "ivfpq_refine"])
+def test_a_gallery_of_one_to_five_faces_builds_with_any_index(kind: str, caplog) -> None:
+    """One face: nothing to measure an approximate index on, so it is exact (said in a note); 2-5 faces hold one
+    out and measure on it."""
+    caplog.set_level(logging.DEBUG)
+    vectors, _ = synthetic_gallery(5, 64, 1, seed=1)
+    for rows in range(1, 6):
+        built = recall.build_measured(IndexChoice(kind, recall=0.0), np.arange(rows) * 2, vectors[:rows], threads=1)
+        assert built.index.ntotal == rows
+        assert built.kind == ("flat" if rows == 1 else kind)
+        scores, found = built.index.search(vectors[:1], 1)
+        assert found[0, 0] == 0  # itself (ivfpq's score is its codes' estimate, the others exact)
+        assert built.kind == "ivfpq" or scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    assert f"a gallery of one face is searched exactly (flat): index {kind}" in caplog.text
+
+
+def test_an_index_of_another_dimension_than_the_manifests_is_corrupt(fixture_gallery, tmp_path) -> None:
+    """Every size consistent, but 64-d faces in a gallery of the embedder's size: a query would trip FAISS's own
+    assert (a traceback); refused in one line when the gallery is opened."""
+    from facebatch.engines.gallery.search import GallerySearch
+
+    gallery = tmp_path / "gallery"
+    shutil.copytree(fixture_gallery, gallery)
+    data = json.loads((gallery / MANIFEST).read_text())
+    rows = data["index"]["rows"]
+    vectors, _ = synthetic_gallery(rows, 64, 1)
+    flat = faiss.IndexIDMap2(faiss.IndexFlatIP(64))
+    flat.add_with_ids(vectors, np.arange(rows, dtype=np.int64))
+    data["index"].update(write_index(flat, gallery / "index.faiss"))
+    (gallery / MANIFEST).write_text(json.dumps(data))
+    with pytest.raises(GalleryError, match=r"is corrupt \(it holds 64-d faces, the manifest \d+-d embeddings\)"):
+        GallerySearch(gallery)

@@ -93,3 +93,20 @@ def test_a_request_parameter_out_of_bounds_is_refused_in_one_line(parameters: st
     with pytest.raises(SpecError) as refused:
         request_choices(parameters, 5, 0.35)
     assert says in str(refused.value) and "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        '{"top_k": "²"}',
+        '{"top_k": "' + "9" * 5000 + '"}',
+        '{"threshold": ' + "9" * 400 + "}",
+        "[" * 100_000 + "]" * 100_000,
+    ],
+)
+def test_parameters_python_would_choke_on_are_one_line_refusals(parameters: str):
+    """A superscript digit (str.isdigit says yes, int() no), a number past a float, JSON nested past Python's stack:
+    each a SpecError (the request's own error), never an exception that fails the other requests of its batch."""
+    with pytest.raises(SpecError) as refused:
+        request_choices(parameters, 5, 0.35)
+    assert "\n" not in str(refused.value) and len(str(refused.value)) < 300
