@@ -37,9 +37,10 @@ INDEX_PARAMETERS: dict[str, dict[str, int]] = {
     # read from the index file on disk, only theirs (engines/gallery/refine.py): the memory-bounded index
     "ivfpq_refine": {"nlist": 0, "nprobe": 0, "m": 0, "nbits": 8, "rerank": 100},
 }
-MAX_RERANK = (
-    4096  # candidates an ivfpq_refine query may read from disk (8 MiB at 512-d): a manifest asking more is corrupt
-)
+# candidates an ivfpq_refine query may read from disk (8 MiB at 512-d): a manifest asking more is corrupt
+MAX_RERANK = 4096
+# rows handled at a time where the gallery's vectors are copied, masked or written (a block is copied, not 1M × 512)
+ROW_BLOCK = 65536
 # The search-time parameter each approximate index is tuned by: the smallest value whose measured recall@1
 # reaches the target (engines/gallery/recall.py)
 TUNED_PARAMETER = {"hnsw": "ef_search", "ivf": "nprobe", "ivfpq": "nprobe", "ivfpq_refine": "nprobe"}

@@ -34,6 +34,7 @@ from facebatch.engines.gallery.defaults import (
     MAX_RERANK,
     PRIVATE_FILE,
     RECALL_K,
+    ROW_BLOCK,
     TUNED_PARAMETER,
 )
 from facebatch.engines.gallery.errors import GalleryError, GalleryReadError, clipped
@@ -185,15 +186,12 @@ def build_index(
     return index, values
 
 
-ADD_BLOCK = 65536  # rows added at a time: a held-out mask then copies a block, not the gallery
-
-
 def add_rows(index, ids: np.ndarray, vectors: np.ndarray, which: np.ndarray | None = None) -> None:
     """Add the rows ``which`` marks (all when None) to ``index``, under their ids."""
     target = index.index if isinstance(index, RerankedIndex) else index  # its vectors are all there already
     ids = np.asarray(ids, dtype=np.int64)
-    for start in range(0, len(ids), ADD_BLOCK):
-        block = slice(start, start + ADD_BLOCK)
+    for start in range(0, len(ids), ROW_BLOCK):  # a held-out mask then copies a block, not the gallery
+        block = slice(start, start + ROW_BLOCK)
         chosen = slice(None) if which is None else which[block]
         block_ids = np.ascontiguousarray(ids[block][chosen])
         if len(block_ids):

@@ -15,8 +15,9 @@ smallest value reaching the target (less one standard error of the sample). A pi
 by name) is measured, not tuned. ``auto`` takes flat for a small gallery, else builds ``AUTO_CANDIDATES`` in
 turn, stopping at one that meets the target within ``AUTO_FAST_ENOUGH_MS``, and keeps the fastest that meets
 it. ``ivfpq_refine`` re-ranks IVF-PQ's candidates from the vectors on disk (refine.py). FAISS's
-``ParameterSpace``/``OperatingPoints`` explore every parameter combination for a criterion on ids; here one monotone parameter is searched (doubling, then bisection) against a tie-aware
-criterion, which takes a few evaluations.
+``ParameterSpace``/``OperatingPoints`` explore every parameter combination for a criterion on ids; here one
+monotone parameter is searched (doubling, then bisection) against a tie-aware criterion, which takes a few
+evaluations.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from facebatch.engines.gallery.defaults import (
     LATENCY_QUERIES,
     RECALL_K,
     RECALL_QUERIES,
+    ROW_BLOCK,
     TUNED_PARAMETER,
 )
 from facebatch.engines.gallery.faiss_index import (
@@ -117,17 +119,14 @@ def held_out(ids: np.ndarray, vectors: np.ndarray, seed: int = 0) -> HeldOut:
     return HeldOut(queries, exact, vectors, np.asarray(ids, np.int64)[order], order, left_out)
 
 
-EXACT_BLOCK = 65536  # gallery rows searched exactly at a time (a block of the kept rows is copied, not the gallery)
-
-
 def exact_among(queries: np.ndarray, vectors: np.ndarray, kept: np.ndarray, k: int) -> np.ndarray:
     """The cosines [Q, k] of each query's exact top ``k`` among the rows ``kept`` marks, best first."""
     faiss = import_faiss()
     best = np.full((len(queries), k), -np.inf, np.float32)
-    for start in range(0, len(vectors), EXACT_BLOCK):
-        chosen = kept[start : start + EXACT_BLOCK]
+    for start in range(0, len(vectors), ROW_BLOCK):  # a block of the kept rows is copied, not the gallery
+        chosen = kept[start : start + ROW_BLOCK]
         if chosen.any():
-            block = np.ascontiguousarray(vectors[start : start + EXACT_BLOCK][chosen], dtype=np.float32)
+            block = np.ascontiguousarray(vectors[start : start + ROW_BLOCK][chosen], dtype=np.float32)
             found, _ = faiss.knn(queries, block, min(k, len(block)), metric=faiss.METRIC_INNER_PRODUCT)
             merged = np.concatenate([best, found], axis=1)
             best = -np.sort(-merged, axis=1)[:, :k]
@@ -249,8 +248,8 @@ def build_measured(choice: IndexChoice, ids: np.ndarray, vectors: np.ndarray, th
             raise SpecError(out_of_reach(choice.recall, [built]), field="recall")
         return built
     tried = []
-    for kind in AUTO_CANDIDATES:  # in turn; the next only if this one is short of the target or slow
-        tried.append(build_one(IndexChoice(kind, recall=choice.recall), ids, vectors, held, threads))
+    for candidate in AUTO_CANDIDATES:  # in turn; the next only if this one is short of the target or slow
+        tried.append(build_one(IndexChoice(candidate, recall=choice.recall), ids, vectors, held, threads))
         if tried[-1].reached and tried[-1].measured["latency_p50_ms"] <= AUTO_FAST_ENOUGH_MS:
             break
     reaching = [b for b in tried if b.reached]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facebatch.engines.gallery.defaults import ROW_BLOCK
 from facebatch.engines.gallery.errors import GalleryReadError
 
 PAGE = 4096  # the ids begin at a page boundary
@@ -33,10 +34,9 @@ class VectorFile:
     """The vectors of an index file, read a row at a time: ``rows[positions]`` is [n, D] float32. Holds its own
     descriptor of the file it was opened from (a gallery rebuilt meanwhile renames a new file over the name)."""
 
-    def __init__(self, descriptor: int, offset: int, rows: int, dimension: int) -> None:
+    def __init__(self, descriptor: int, offset: int, dimension: int) -> None:
         self.descriptor = os.dup(descriptor)
         self.offset, self.dimension = offset, dimension
-        self.shape = (rows, dimension)
         self.row_bytes = dimension * 4
 
     def __getitem__(self, positions: np.ndarray) -> np.ndarray:
@@ -51,9 +51,6 @@ class VectorFile:
                 "the gallery's index file was cut short while it was open (changed in place, not rebuilt by index)"
             )
         return np.frombuffer(read, dtype="<f4").reshape(len(positions), self.dimension)
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __del__(self) -> None:
         with contextlib.suppress(OSError):
@@ -97,10 +94,15 @@ class RerankedIndex:
 
 def sorted_by_id(ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ids = np.asarray(ids, np.int64)
-    if len(ids) > 1 and not np.all(ids[1:] > ids[:-1]):
+    if not ascending(ids):
         order = np.argsort(ids, kind="stable")
         return ids[order], np.ascontiguousarray(vectors[order], dtype=np.float32)
     return ids, np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def ascending(ids: np.ndarray) -> bool:
+    """Strictly: the order the file keeps them in, and searchsorted's."""
+    return bool(np.all(ids[1:] > ids[:-1]))
 
 
 def vectors_offset(serialized_bytes: int) -> int:
@@ -116,8 +118,8 @@ def write_reranked(index: RerankedIndex, serialized: np.ndarray, path: Path) -> 
         out.write(serialized.tobytes())
         out.write(bytes(offset - len(serialized)))
         out.write(np.ascontiguousarray(index.ids, dtype="<i8").tobytes())
-        for start in range(0, len(index.ids), 65536):  # in blocks: a copy of 1M × 512 floats would be 2 GB
-            out.write(np.ascontiguousarray(index.vectors[start : start + 65536], dtype="<f4").tobytes())
+        for start in range(0, len(index.ids), ROW_BLOCK):  # in blocks: a copy of 1M × 512 floats would be 2 GB
+            out.write(np.ascontiguousarray(index.vectors[start : start + ROW_BLOCK], dtype="<f4").tobytes())
         out.flush()
         os.fsync(out.fileno())
     return offset
@@ -132,8 +134,8 @@ def open_vectors(handle, offset: int, rows: int, dimension: int) -> tuple[np.nda
     whose size the caller has checked against ``expected_size``. ValueError when the ids are not ascending."""
     handle.seek(offset)
     ids = np.frombuffer(handle.read(rows * 8), dtype="<i8").astype(np.int64)
-    if len(ids) != rows or (rows > 1 and not np.all(ids[1:] > ids[:-1])):
+    if len(ids) != rows or not ascending(ids):
         raise ValueError("its face ids are not in ascending order")
     if rows and ids[0] < 0:
         raise ValueError("its face ids are not row numbers")
-    return ids, VectorFile(handle.fileno(), offset + rows * 8, rows, dimension)
+    return ids, VectorFile(handle.fileno(), offset + rows * 8, dimension)
